@@ -1,0 +1,69 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { MailroomError } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import { validate } from '../shared/validation.js';
+import { newId, type Store } from '../store/store.js';
+import { ApiTokenInput, type ApiTokenView } from './schemas.js';
+import { tenantNotFound } from './server-service.js';
+import { apiTokenView } from './views.js';
+
+/** Who a request acts for: the administrator (every tenant) or one tenant's administrator. */
+export type Principal =
+  { kind: 'admin'; tokenId: string | null } | { kind: 'tenant'; tenantId: string; tokenId: string };
+
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('hex');
+}
+
+/**
+ * API tokens stored in the database (only their SHA-256): tenant-scoped ones for a tenant's
+ * administrators, and further administrator tokens. The configured MAILROOM_API_TOKEN is
+ * checked by the API itself and is never stored.
+ */
+export class ApiTokenService {
+  constructor(
+    private readonly store: Store,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Creates a token; the returned `token` is shown this once. */
+  async create(tenantId: string | null, body: unknown): Promise<ApiTokenView & { token: string }> {
+    const input = validate(ApiTokenInput, body);
+    if (tenantId !== null && !(await this.store.tenants.get(tenantId))) throw tenantNotFound(tenantId);
+    const token = `mr_${randomBytes(24).toString('base64url')}`;
+    const row = await this.store.apiTokens.insert({
+      id: newId(),
+      tenantId,
+      name: input.name.trim(),
+      tokenHash: hashToken(token),
+    });
+    this.logger.info({ tenantId, tokenId: row.id }, 'API token created');
+    return { ...apiTokenView(row), token };
+  }
+
+  async list(tenantId?: string): Promise<ApiTokenView[]> {
+    return (await this.store.apiTokens.list(tenantId)).map(apiTokenView);
+  }
+
+  async revoke(tokenId: string, tenantId?: string): Promise<void> {
+    const rows = await this.store.apiTokens.list(tenantId);
+    if (!rows.some((r) => r.id === tokenId)) {
+      throw new MailroomError('TOKEN_NOT_FOUND', `API token ${tokenId} does not exist`);
+    }
+    await this.store.apiTokens.delete(tokenId);
+    this.logger.info({ tenantId, tokenId }, 'API token revoked');
+  }
+
+  /** The principal of a stored token, or undefined. */
+  async resolve(token: string): Promise<Principal | undefined> {
+    const row = await this.store.apiTokens.findByHash(hashToken(token));
+    if (!row) return undefined;
+    const now = new Date();
+    if (!row.lastUsedAt || now.getTime() - row.lastUsedAt.getTime() > 60_000) {
+      await this.store.apiTokens.touch(row.id, now);
+    }
+    return row.tenantId === null
+      ? { kind: 'admin', tokenId: row.id }
+      : { kind: 'tenant', tenantId: row.tenantId, tokenId: row.id };
+  }
+}

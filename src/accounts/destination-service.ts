@@ -1,0 +1,161 @@
+import { MailroomError } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import { validate } from '../shared/validation.js';
+import type { DestinationRow } from '../store/rows.js';
+import { newId, uniqueViolationOf, type NewRow, type Store, type StoreSession } from '../store/store.js';
+import { DestinationCopy, DestinationInput, DestinationPatch, type DestinationView } from './schemas.js';
+import { normalizeKey } from './server-form.js';
+import { tenantNotFound } from './server-service.js';
+import { destinationView } from './views.js';
+
+type Fields = Omit<NewRow<DestinationRow>, 'id' | 'tenantId'>;
+
+function fieldsOf(input: DestinationInput): Fields {
+  return {
+    name: input.name.trim(),
+    nameKey: normalizeKey(input.name),
+    address: input.address.trim(),
+    addressKey: normalizeKey(input.address),
+    description: input.description ?? '',
+    fromText: input.fromText ?? '',
+    monitored: input.monitored ?? true,
+    outgoing: input.outgoing ?? true,
+    serverId: input.serverId,
+  };
+}
+
+function formOf(row: DestinationRow): DestinationInput {
+  return {
+    name: row.name,
+    address: row.address,
+    description: row.description,
+    fromText: row.fromText,
+    monitored: row.monitored,
+    outgoing: row.outgoing,
+    serverId: row.serverId,
+  };
+}
+
+/** Destinations: the monitored addresses of a tenant and the e-mail server each one uses. */
+export class DestinationService {
+  constructor(
+    private readonly store: Store,
+    private readonly logger: Logger,
+  ) {}
+
+  async list(tenantId: string): Promise<DestinationView[]> {
+    if (!(await this.store.tenants.get(tenantId))) throw tenantNotFound(tenantId);
+    return (await this.store.destinations.listByTenant(tenantId)).map(destinationView);
+  }
+
+  async get(tenantId: string, destinationId: string): Promise<DestinationView> {
+    return destinationView(await this.require(this.store, tenantId, destinationId));
+  }
+
+  async create(tenantId: string, body: unknown): Promise<DestinationView> {
+    const input = validate(DestinationInput, body);
+    const row = await this.write(tenantId, async (tx) => {
+      const fields = await this.check(tx, tenantId, undefined, fieldsOf(input));
+      return tx.destinations.insert({ id: newId(), tenantId, ...fields });
+    });
+    this.logger.info({ tenantId, destinationId: row.id, destination: row.name }, 'destination created');
+    return destinationView(row);
+  }
+
+  async update(tenantId: string, destinationId: string, body: unknown): Promise<DestinationView> {
+    const patch = validate(DestinationPatch, body);
+    const row = await this.write(tenantId, async (tx) => {
+      const current = await this.require(tx, tenantId, destinationId);
+      const input = validate(DestinationInput, { ...formOf(current), ...patch });
+      const fields = await this.check(tx, tenantId, destinationId, fieldsOf(input));
+      return tx.destinations.replace({ id: destinationId, tenantId, ...fields });
+    });
+    this.logger.info({ tenantId, destinationId, destination: row.name }, 'destination updated');
+    return destinationView(row);
+  }
+
+  /** A new destination with the source's settings under a new name and address. */
+  async copy(tenantId: string, destinationId: string, body: unknown): Promise<DestinationView> {
+    const overrides = validate(DestinationCopy, body);
+    const row = await this.write(tenantId, async (tx) => {
+      const source = await this.require(tx, tenantId, destinationId);
+      const input = validate(DestinationInput, { ...formOf(source), ...overrides });
+      const fields = await this.check(tx, tenantId, undefined, fieldsOf(input));
+      return tx.destinations.insert({ id: newId(), tenantId, ...fields });
+    });
+    this.logger.info({ tenantId, destinationId: row.id, copiedFrom: destinationId }, 'destination copied');
+    return destinationView(row);
+  }
+
+  async delete(tenantId: string, destinationId: string): Promise<void> {
+    await this.write(tenantId, async (tx) => {
+      await this.require(tx, tenantId, destinationId);
+      await tx.destinations.delete(tenantId, destinationId);
+    });
+    this.logger.info({ tenantId, destinationId }, 'destination deleted');
+  }
+
+  private async check(tx: StoreSession, tenantId: string, selfId: string | undefined, fields: Fields): Promise<Fields> {
+    if (fields.serverId !== null) {
+      const server = await tx.servers.get(tenantId, fields.serverId);
+      if (!server) {
+        throw new MailroomError('VALIDATION_FAILED', `'serverId' names no e-mail server of this tenant`, {
+          field: 'serverId',
+        });
+      }
+    } else if (fields.monitored || fields.outgoing) {
+      throw new MailroomError(
+        'VALIDATION_FAILED',
+        `'serverId' is required while the destination is monitored or available for outgoing mail`,
+        { field: 'serverId' },
+      );
+    }
+    const sameName = await tx.destinations.findByName(tenantId, fields.nameKey);
+    if (sameName && sameName.id !== selfId) {
+      throw new MailroomError('DUPLICATE_NAME', `this tenant already has a destination named '${sameName.name}'`, {
+        field: 'name',
+        details: { destinationId: sameName.id },
+      });
+    }
+    const sameAddress = await tx.destinations.findByAddress(tenantId, fields.addressKey);
+    if (sameAddress && sameAddress.id !== selfId) {
+      throw new MailroomError(
+        'DUPLICATE_ADDRESS',
+        `destination '${sameAddress.name}' of this tenant already has the address ${sameAddress.address}`,
+        { field: 'address', details: { destinationId: sameAddress.id } },
+      );
+    }
+    return fields;
+  }
+
+  private async write<T>(tenantId: string, fn: (tx: StoreSession) => Promise<T>): Promise<T> {
+    try {
+      return await this.store.transaction(async (tx) => {
+        if (!(await tx.tenants.lock(tenantId))) throw tenantNotFound(tenantId);
+        return fn(tx);
+      });
+    } catch (err) {
+      const index = uniqueViolationOf(err);
+      if (index === 'destinations_tenant_name_uq') {
+        throw new MailroomError('DUPLICATE_NAME', 'another destination of this tenant has this name', {
+          field: 'name',
+        });
+      }
+      if (index === 'destinations_tenant_address_uq') {
+        throw new MailroomError('DUPLICATE_ADDRESS', 'another destination of this tenant has this address', {
+          field: 'address',
+        });
+      }
+      throw err;
+    }
+  }
+
+  private async require(session: StoreSession, tenantId: string, destinationId: string): Promise<DestinationRow> {
+    const row = await session.destinations.get(tenantId, destinationId);
+    if (row) return row;
+    if (!(await session.tenants.get(tenantId))) throw tenantNotFound(tenantId);
+    throw new MailroomError('DESTINATION_NOT_FOUND', `destination ${destinationId} does not exist in this tenant`, {
+      details: { destinationId },
+    });
+  }
+}

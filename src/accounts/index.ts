@@ -1,0 +1,26 @@
+import type { Logger } from '../shared/logger.js';
+import type { SecretSealer } from '../shared/sealed-secrets.js';
+import type { Store } from '../store/store.js';
+import { ApiTokenService } from './api-token-service.js';
+import { DestinationService } from './destination-service.js';
+import { ServerService } from './server-service.js';
+import { TenantService } from './tenant-service.js';
+
+export type { Principal } from './api-token-service.js';
+
+/** The administrator's model: tenants, their e-mail servers and destinations, API tokens. */
+export interface Accounts {
+  tenants: TenantService;
+  servers: ServerService;
+  destinations: DestinationService;
+  apiTokens: ApiTokenService;
+}
+
+export function createAccounts(store: Store, sealer: SecretSealer, logger: Logger): Accounts {
+  return {
+    tenants: new TenantService(store, logger),
+    servers: new ServerService(store, sealer, logger),
+    destinations: new DestinationService(store, logger),
+    apiTokens: new ApiTokenService(store, logger),
+  };
+}

@@ -1,0 +1,222 @@
+import { Type, type Static } from '@sinclair/typebox';
+
+/**
+ * Input and output shapes of tenants, e-mail servers and destinations. The API declares them
+ * (and publishes them in its OpenAPI document); the services validate with the same schemas,
+ * so the CLI and the API accept exactly the same input. Schemas carry no defaults (a PATCH must
+ * not grow fields it did not send): the services fill them in, as the comments say.
+ */
+
+const strict = { additionalProperties: false } as const;
+const Name = Type.String({ minLength: 1, maxLength: 100, pattern: '\\S' });
+const Host = Type.String({ format: 'host', maxLength: 253 });
+const Port = Type.Integer({ minimum: 1, maximum: 65535 });
+const Email = Type.String({ format: 'email', maxLength: 320 });
+const Secret = Type.String({ minLength: 1, maxLength: 4096 });
+const Id = Type.String({ format: 'uuid' });
+
+export const MAX_SERVERS_PER_TENANT = 5;
+export const DEFAULT_AUTHORITY_HOST = 'https://login.microsoftonline.com';
+
+// ---- tenants ---------------------------------------------------------------------------------
+
+export const TenantInput = Type.Object({ name: Name }, strict);
+export type TenantInput = Static<typeof TenantInput>;
+export const TenantPatch = Type.Partial(TenantInput, strict);
+export type TenantPatch = Static<typeof TenantPatch>;
+
+export const TenantView = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  createdAt: Type.String({ format: 'date-time' }),
+  updatedAt: Type.String({ format: 'date-time' }),
+});
+export type TenantView = Static<typeof TenantView>;
+
+// ---- e-mail servers --------------------------------------------------------------------------
+
+const OAuthFields = {
+  /** Application (client) ID of the app registration. */
+  clientId: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  /** Directory (tenant) ID: a GUID or a verified domain. Never `common` when known. */
+  directoryId: Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9.-]+$' })),
+  flow: Type.Optional(Type.Union([Type.Literal('device-code'), Type.Literal('client-credentials')])),
+  clientSecret: Type.Optional(Secret),
+  authorityHost: Type.Optional(Type.String({ format: 'uri', pattern: '^https://', maxLength: 500 })),
+};
+
+export const ImapAuthInput = Type.Object(
+  {
+    method: Type.Union([Type.Literal('password'), Type.Literal('oauth2')]),
+    password: Type.Optional(Secret),
+    confirmPassword: Type.Optional(Secret),
+    ...OAuthFields,
+  },
+  strict,
+);
+
+export const SmtpAuthInput = Type.Object(
+  {
+    /** none: no authentication; imap: the IMAP settings' credentials; custom: the fields below. */
+    mode: Type.Union([Type.Literal('none'), Type.Literal('imap'), Type.Literal('custom')]),
+    method: Type.Optional(Type.Union([Type.Literal('password'), Type.Literal('oauth2')])),
+    user: Type.Optional(Type.String({ minLength: 1, maxLength: 320 })),
+    password: Type.Optional(Secret),
+    confirmPassword: Type.Optional(Secret),
+    ...OAuthFields,
+  },
+  strict,
+);
+
+export const ServerInput = Type.Object(
+  {
+    name: Name,
+    enabled: Type.Optional(Type.Boolean()),
+    imap: Type.Object(
+      {
+        host: Host,
+        /** Default 993 with `secure`, 143 without. */
+        port: Type.Optional(Port),
+        /** Implicit TLS; without it STARTTLS is used when the server offers it. */
+        secure: Type.Optional(Type.Boolean()),
+        user: Type.String({ minLength: 1, maxLength: 320 }),
+        auth: ImapAuthInput,
+        /** 0 = the engine's default. */
+        maxSessions: Type.Optional(Type.Integer({ minimum: 0, maximum: 50 })),
+      },
+      strict,
+    ),
+    smtp: Type.Object(
+      {
+        host: Host,
+        port: Port,
+        /** Implicit TLS (port 465 style); default true for port 465, else false (STARTTLS when offered). */
+        secure: Type.Optional(Type.Boolean()),
+        auth: SmtpAuthInput,
+        heartbeatAddress: Type.Optional(Type.Union([Email, Type.Null()])),
+        /** Messages per sliding hour; 0 = no limit. */
+        rateLimitPerHour: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
+      },
+      strict,
+    ),
+    /** What happens to a message in the mailbox after it is stored: `seen`, `delete` or `move:<folder>`. */
+    postProcess: Type.Optional(Type.String({ pattern: '^(seen|delete|move:[^\\r\\n]{1,200})$' })),
+  },
+  strict,
+);
+export type ServerInput = Static<typeof ServerInput>;
+
+/** A PATCH body: any part of a server, merged into the stored one. */
+export const ServerPatch = Type.Object(
+  {
+    name: Type.Optional(Name),
+    enabled: Type.Optional(Type.Boolean()),
+    imap: Type.Optional(Type.Partial(ServerInput.properties.imap, strict)),
+    smtp: Type.Optional(Type.Partial(ServerInput.properties.smtp, strict)),
+    postProcess: Type.Optional(ServerInput.properties.postProcess),
+  },
+  strict,
+);
+export type ServerPatch = Static<typeof ServerPatch>;
+
+/** A copy: a new name, and any other changes (usually the account's user name and password). */
+export const ServerCopy = Type.Composite([Type.Object({ name: Name }), Type.Omit(ServerPatch, ['name'])], strict);
+export type ServerCopy = Static<typeof ServerCopy>;
+
+const OAuthView = Type.Object({
+  clientId: Type.String(),
+  directoryId: Type.String(),
+  flow: Type.String(),
+  authorityHost: Type.String(),
+  hasClientSecret: Type.Boolean(),
+});
+
+export const ServerView = Type.Object({
+  id: Type.String(),
+  tenantId: Type.String(),
+  name: Type.String(),
+  enabled: Type.Boolean(),
+  imap: Type.Object({
+    host: Type.String(),
+    port: Type.Integer(),
+    secure: Type.Boolean(),
+    user: Type.String(),
+    auth: Type.Object({
+      method: Type.String(),
+      hasPassword: Type.Boolean(),
+      oauth2: Type.Union([OAuthView, Type.Null()]),
+    }),
+    maxSessions: Type.Integer(),
+  }),
+  smtp: Type.Object({
+    host: Type.String(),
+    port: Type.Integer(),
+    secure: Type.Boolean(),
+    auth: Type.Object({
+      mode: Type.String(),
+      method: Type.Union([Type.String(), Type.Null()]),
+      user: Type.Union([Type.String(), Type.Null()]),
+      hasPassword: Type.Boolean(),
+      oauth2: Type.Union([OAuthView, Type.Null()]),
+    }),
+    heartbeatAddress: Type.Union([Type.String(), Type.Null()]),
+    rateLimitPerHour: Type.Integer(),
+  }),
+  postProcess: Type.String(),
+  createdAt: Type.String({ format: 'date-time' }),
+  updatedAt: Type.String({ format: 'date-time' }),
+});
+export type ServerView = Static<typeof ServerView>;
+
+// ---- destinations ----------------------------------------------------------------------------
+
+export const DestinationInput = Type.Object(
+  {
+    name: Name,
+    address: Email,
+    description: Type.Optional(Type.String({ maxLength: 1000 })),
+    /** Display name in the From header of replies, e.g. "ACME Support". */
+    fromText: Type.Optional(Type.String({ maxLength: 200, pattern: '^[^\\r\\n]*$' })),
+    monitored: Type.Optional(Type.Boolean()),
+    outgoing: Type.Optional(Type.Boolean()),
+    /** The e-mail server whose mailbox receives (and whose SMTP sends) this address's mail. */
+    serverId: Type.Union([Id, Type.Null()]),
+  },
+  strict,
+);
+export type DestinationInput = Static<typeof DestinationInput>;
+export const DestinationPatch = Type.Partial(DestinationInput, strict);
+export type DestinationPatch = Static<typeof DestinationPatch>;
+export const DestinationCopy = Type.Composite(
+  [Type.Object({ name: Name, address: Email }), Type.Omit(DestinationPatch, ['name', 'address'])],
+  strict,
+);
+export type DestinationCopy = Static<typeof DestinationCopy>;
+
+export const DestinationView = Type.Object({
+  id: Type.String(),
+  tenantId: Type.String(),
+  name: Type.String(),
+  address: Type.String(),
+  description: Type.String(),
+  fromText: Type.String(),
+  monitored: Type.Boolean(),
+  outgoing: Type.Boolean(),
+  serverId: Type.Union([Type.String(), Type.Null()]),
+  createdAt: Type.String({ format: 'date-time' }),
+  updatedAt: Type.String({ format: 'date-time' }),
+});
+export type DestinationView = Static<typeof DestinationView>;
+
+// ---- API tokens ------------------------------------------------------------------------------
+
+export const ApiTokenInput = Type.Object({ name: Name }, strict);
+export type ApiTokenInput = Static<typeof ApiTokenInput>;
+export const ApiTokenView = Type.Object({
+  id: Type.String(),
+  tenantId: Type.Union([Type.String(), Type.Null()]),
+  name: Type.String(),
+  createdAt: Type.String({ format: 'date-time' }),
+  lastUsedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+});
+export type ApiTokenView = Static<typeof ApiTokenView>;

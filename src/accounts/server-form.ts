@@ -1,0 +1,254 @@
+import { MailroomError } from '../shared/errors.js';
+import type { EmailServerRow, OAuthSettings } from '../store/rows.js';
+import { DEFAULT_AUTHORITY_HOST, type ServerInput, type ServerPatch } from './schemas.js';
+
+/**
+ * Pure rules of the e-mail server form: cross-field checks the schema cannot express, defaults,
+ * the merge of a PATCH into the stored server, and which stored secrets survive a change.
+ */
+
+type AuthFields = ServerInput['imap']['auth'] | ServerInput['smtp']['auth'];
+const OAUTH_FIELDS = ['clientId', 'directoryId', 'flow', 'clientSecret', 'authorityHost'] as const;
+const PASSWORD_FIELDS = ['password', 'confirmPassword'] as const;
+
+function fieldError(field: string, message: string): MailroomError {
+  return new MailroomError('VALIDATION_FAILED', message, { field });
+}
+
+function refuse(auth: AuthFields, prefix: string, fields: readonly string[], why: string): void {
+  for (const f of fields) {
+    if ((auth as Record<string, unknown>)[f] !== undefined)
+      throw fieldError(`${prefix}.${f}`, `'${prefix}.${f}' ${why}`);
+  }
+}
+
+/** Checks one side's credentials fields; `hasStoredSecret` says whether a secret can be kept. */
+function checkCredentials(
+  auth: AuthFields,
+  method: 'password' | 'oauth2',
+  prefix: string,
+  stored: { password: boolean; clientSecret: boolean },
+): void {
+  if (method === 'password') {
+    refuse(auth, prefix, OAUTH_FIELDS, 'is only used with method oauth2');
+    if (auth.password === undefined && !stored.password) {
+      throw fieldError(`${prefix}.password`, `'${prefix}.password' is required`);
+    }
+    if (auth.confirmPassword !== undefined && auth.confirmPassword !== auth.password) {
+      throw fieldError(`${prefix}.confirmPassword`, `'${prefix}.confirmPassword' does not match the password`);
+    }
+    return;
+  }
+  refuse(auth, prefix, PASSWORD_FIELDS, 'is only used with method password');
+  if (auth.clientId === undefined)
+    throw fieldError(`${prefix}.clientId`, `'${prefix}.clientId' is required for OAuth 2.0`);
+  if (auth.directoryId === undefined) {
+    throw fieldError(
+      `${prefix}.directoryId`,
+      `'${prefix}.directoryId' is required for OAuth 2.0 (the Directory (tenant) ID)`,
+    );
+  }
+  if ((auth.flow ?? 'device-code') === 'client-credentials') {
+    if (auth.clientSecret === undefined && !stored.clientSecret) {
+      throw fieldError(
+        `${prefix}.clientSecret`,
+        `'${prefix}.clientSecret' is required for the client-credentials flow`,
+      );
+    }
+  } else if (auth.clientSecret !== undefined) {
+    throw fieldError(`${prefix}.clientSecret`, `'${prefix}.clientSecret' is only used with flow client-credentials`);
+  }
+}
+
+export interface StoredSecrets {
+  imapPassword: boolean;
+  imapClientSecret: boolean;
+  smtpPassword: boolean;
+  smtpClientSecret: boolean;
+}
+
+export const NO_STORED_SECRETS: StoredSecrets = {
+  imapPassword: false,
+  imapClientSecret: false,
+  smtpPassword: false,
+  smtpClientSecret: false,
+};
+
+/** Cross-field rules; `stored` says which secrets the server already has and may keep. */
+export function checkServerInput(input: ServerInput, stored: StoredSecrets = NO_STORED_SECRETS): void {
+  const imap = input.imap.auth;
+  checkCredentials(imap, imap.method, 'imap.auth', {
+    password: stored.imapPassword,
+    clientSecret: stored.imapClientSecret,
+  });
+  const smtp = input.smtp.auth;
+  if (smtp.mode === 'custom') {
+    if (smtp.user === undefined) throw fieldError('smtp.auth.user', `'smtp.auth.user' is required when mode is custom`);
+    checkCredentials(smtp, smtp.method ?? 'password', 'smtp.auth', {
+      password: stored.smtpPassword,
+      clientSecret: stored.smtpClientSecret,
+    });
+  } else {
+    const why = `is only used with mode custom (mode '${smtp.mode}' ${smtp.mode === 'imap' ? 'uses the IMAP credentials' : 'sends without authentication'})`;
+    refuse(smtp, 'smtp.auth', ['method', 'user', ...PASSWORD_FIELDS, ...OAUTH_FIELDS], why);
+  }
+}
+
+export function normalizeKey(value: string): string {
+  return value.trim().toLowerCase();
+}
+
+export function accountKeyOf(imapHost: string, imapUser: string): string {
+  return `${normalizeKey(imapHost).replace(/\.$/, '')}\n${normalizeKey(imapUser)}`;
+}
+
+function oauthOf(auth: AuthFields): OAuthSettings {
+  return {
+    clientId: auth.clientId as string,
+    directoryId: auth.directoryId as string,
+    flow: auth.flow ?? 'device-code',
+    authorityHost: (auth.authorityHost ?? DEFAULT_AUTHORITY_HOST).replace(/\/+$/, ''),
+  };
+}
+
+/** The row's non-secret columns for a validated input (defaults applied). */
+export function rowFieldsOf(
+  input: ServerInput,
+): Omit<
+  EmailServerRow,
+  | 'id'
+  | 'tenantId'
+  | 'createdAt'
+  | 'updatedAt'
+  | 'imapPasswordSealed'
+  | 'imapClientSecretSealed'
+  | 'smtpPasswordSealed'
+  | 'smtpClientSecretSealed'
+> {
+  const imapSecure = input.imap.secure ?? true;
+  const smtpAuth = input.smtp.auth;
+  const custom = smtpAuth.mode === 'custom';
+  const smtpMethod = custom ? (smtpAuth.method ?? 'password') : null;
+  return {
+    name: input.name.trim(),
+    nameKey: normalizeKey(input.name),
+    enabled: input.enabled ?? true,
+    imapHost: input.imap.host,
+    imapPort: input.imap.port ?? (imapSecure ? 993 : 143),
+    imapSecure,
+    imapUser: input.imap.user,
+    imapAuthMethod: input.imap.auth.method,
+    imapOAuth: input.imap.auth.method === 'oauth2' ? oauthOf(input.imap.auth) : null,
+    imapMaxSessions: input.imap.maxSessions ?? 0,
+    accountKey: accountKeyOf(input.imap.host, input.imap.user),
+    smtpHost: input.smtp.host,
+    smtpPort: input.smtp.port,
+    smtpSecure: input.smtp.secure ?? input.smtp.port === 465,
+    smtpAuthMode: smtpAuth.mode,
+    smtpAuthMethod: smtpMethod,
+    smtpUser: custom ? (smtpAuth.user ?? null) : null,
+    smtpOAuth: smtpMethod === 'oauth2' ? oauthOf(smtpAuth) : null,
+    smtpHeartbeatAddress: input.smtp.heartbeatAddress ?? null,
+    smtpRateLimitPerHour: input.smtp.rateLimitPerHour ?? 0,
+    postProcess: input.postProcess ?? 'seen',
+  };
+}
+
+function oauthInputOf(o: OAuthSettings | null): Partial<AuthFields> {
+  return o ? { clientId: o.clientId, directoryId: o.directoryId, flow: o.flow, authorityHost: o.authorityHost } : {};
+}
+
+/** The stored server as a form (secrets left out), ready to take a PATCH. */
+export function formOf(row: EmailServerRow): ServerInput {
+  const smtpAuth: ServerInput['smtp']['auth'] =
+    row.smtpAuthMode === 'custom'
+      ? {
+          mode: 'custom',
+          method: row.smtpAuthMethod ?? 'password',
+          user: row.smtpUser ?? '',
+          ...oauthInputOf(row.smtpOAuth),
+        }
+      : { mode: row.smtpAuthMode };
+  return {
+    name: row.name,
+    enabled: row.enabled,
+    imap: {
+      host: row.imapHost,
+      port: row.imapPort,
+      secure: row.imapSecure,
+      user: row.imapUser,
+      auth: { method: row.imapAuthMethod, ...oauthInputOf(row.imapOAuth) },
+      maxSessions: row.imapMaxSessions,
+    },
+    smtp: {
+      host: row.smtpHost,
+      port: row.smtpPort,
+      secure: row.smtpSecure,
+      auth: smtpAuth,
+      heartbeatAddress: row.smtpHeartbeatAddress,
+      rateLimitPerHour: row.smtpRateLimitPerHour,
+    },
+    postProcess: row.postProcess,
+  };
+}
+
+function mergeAuth<A extends AuthFields>(current: A, patch: Partial<A> | undefined, kind: 'method' | 'mode'): A {
+  if (!patch) return current;
+  const switching =
+    (patch as Record<string, unknown>)[kind] !== undefined &&
+    (patch as Record<string, unknown>)[kind] !== (current as Record<string, unknown>)[kind];
+  if (kind === 'mode' && !switching && patch.method !== undefined && patch.method !== current.method) {
+    return { mode: 'custom', ...patch } as A; // custom credentials changing method: start afresh
+  }
+  return (switching ? { ...patch } : { ...current, ...patch }) as A;
+}
+
+/** Applies a PATCH (or copy overrides) to a form. Changing an auth method replaces that auth object. */
+export function mergeServer(current: ServerInput, patch: ServerPatch): ServerInput {
+  const imapPatch = patch.imap ?? {};
+  const smtpPatch = patch.smtp ?? {};
+  const merged: ServerInput = {
+    ...current,
+    ...(patch.name !== undefined && { name: patch.name }),
+    ...(patch.enabled !== undefined && { enabled: patch.enabled }),
+    ...(patch.postProcess !== undefined && { postProcess: patch.postProcess }),
+    imap: { ...current.imap, ...imapPatch, auth: mergeAuth(current.imap.auth, imapPatch.auth, 'method') },
+    smtp: { ...current.smtp, ...smtpPatch, auth: mergeAuth(current.smtp.auth, smtpPatch.auth, 'mode') },
+  };
+  // A port that was only the default follows a change of `secure`.
+  if (imapPatch.secure !== undefined && imapPatch.port === undefined && [993, 143].includes(current.imap.port ?? 0)) {
+    merged.imap.port = imapPatch.secure ? 993 : 143;
+  }
+  return merged;
+}
+
+/**
+ * Which stored secrets the changed server may keep. A secret stays only while it would go to
+ * the same place: the same host and user name (and, for a client secret, the same app
+ * registration). Pointing an account elsewhere needs the secret entered again, so that no one
+ * can redirect a stored password to a host of their choosing.
+ */
+export function keepableSecrets(row: EmailServerRow, next: ReturnType<typeof rowFieldsOf>): StoredSecrets {
+  const sameImap = normalizeKey(row.imapHost) === normalizeKey(next.imapHost) && row.imapUser === next.imapUser;
+  const sameSmtpTarget = normalizeKey(row.smtpHost) === normalizeKey(next.smtpHost) && row.smtpUser === next.smtpUser;
+  const sameApp = (a: OAuthSettings | null, b: OAuthSettings | null): boolean =>
+    a !== null &&
+    b !== null &&
+    a.clientId === b.clientId &&
+    a.directoryId === b.directoryId &&
+    a.authorityHost === b.authorityHost;
+  return {
+    imapPassword:
+      sameImap &&
+      row.imapAuthMethod === 'password' &&
+      next.imapAuthMethod === 'password' &&
+      row.imapPasswordSealed !== null,
+    imapClientSecret: sameApp(row.imapOAuth, next.imapOAuth) && row.imapClientSecretSealed !== null,
+    smtpPassword:
+      sameSmtpTarget &&
+      row.smtpAuthMethod === 'password' &&
+      next.smtpAuthMethod === 'password' &&
+      row.smtpPasswordSealed !== null,
+    smtpClientSecret: sameApp(row.smtpOAuth, next.smtpOAuth) && row.smtpClientSecretSealed !== null,
+  };
+}

@@ -1,0 +1,256 @@
+import { MailroomError } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import type { SecretSealer } from '../shared/sealed-secrets.js';
+import { validate } from '../shared/validation.js';
+import type { EmailServerRow } from '../store/rows.js';
+import { newId, uniqueViolationOf, type Store, type StoreSession } from '../store/store.js';
+import { MAX_SERVERS_PER_TENANT, ServerCopy, ServerInput, ServerPatch, type ServerView } from './schemas.js';
+import {
+  checkServerInput,
+  formOf,
+  keepableSecrets,
+  mergeServer,
+  NO_STORED_SECRETS,
+  rowFieldsOf,
+  type StoredSecrets,
+} from './server-form.js';
+import { serverView } from './views.js';
+
+type SealedColumns = Pick<
+  EmailServerRow,
+  'imapPasswordSealed' | 'imapClientSecretSealed' | 'smtpPasswordSealed' | 'smtpClientSecretSealed'
+>;
+
+/**
+ * E-mail servers of a tenant: at most five per tenant, one account (IMAP host + user name)
+ * in one place only, no delete while destinations use it, secrets sealed per row.
+ */
+export class ServerService {
+  constructor(
+    private readonly store: Store,
+    private readonly sealer: SecretSealer,
+    private readonly logger: Logger,
+  ) {}
+
+  async list(tenantId: string): Promise<ServerView[]> {
+    await this.requireTenant(this.store, tenantId);
+    return (await this.store.servers.listByTenant(tenantId)).map(serverView);
+  }
+
+  async get(tenantId: string, serverId: string): Promise<ServerView> {
+    return serverView(await this.requireServer(this.store, tenantId, serverId));
+  }
+
+  async create(tenantId: string, body: unknown): Promise<ServerView> {
+    const input = validate(ServerInput, body);
+    checkServerInput(input);
+    const row = await this.write(tenantId, async (tx) => {
+      await this.checkLimit(tx, tenantId);
+      const id = newId();
+      const fields = rowFieldsOf(input);
+      await this.checkUnique(tx, tenantId, id, fields);
+      return tx.servers.insert({ id, tenantId, ...fields, ...this.sealAll(tenantId, id, input, NO_STORED_SECRETS) });
+    });
+    this.logger.info({ tenantId, serverId: row.id, server: row.name }, 'e-mail server created');
+    return serverView(row);
+  }
+
+  async update(tenantId: string, serverId: string, body: unknown): Promise<ServerView> {
+    const patch = validate(ServerPatch, body);
+    const row = await this.write(tenantId, async (tx) => {
+      const current = await this.requireServer(tx, tenantId, serverId);
+      const input = validate(ServerInput, mergeServer(formOf(current), patch));
+      const fields = rowFieldsOf(input);
+      const keep = keepableSecrets(current, fields);
+      checkServerInput(input, keep);
+      await this.checkUnique(tx, tenantId, serverId, fields);
+      const sealed = this.sealAll(tenantId, serverId, input, keep, current);
+      return tx.servers.replace({ id: serverId, tenantId, ...fields, ...sealed });
+    });
+    this.logger.info({ tenantId, serverId, server: row.name }, 'e-mail server updated');
+    return serverView(row);
+  }
+
+  /** A new server with the source's settings, a new name and the given changes. */
+  async copy(tenantId: string, serverId: string, body: unknown): Promise<ServerView> {
+    const overrides = validate(ServerCopy, body);
+    const row = await this.write(tenantId, async (tx) => {
+      const source = await this.requireServer(tx, tenantId, serverId);
+      await this.checkLimit(tx, tenantId);
+      const input = validate(ServerInput, mergeServer(formOf(source), overrides));
+      const fields = rowFieldsOf(input);
+      const keep = keepableSecrets(source, fields);
+      checkServerInput(input, keep);
+      const id = newId();
+      await this.checkUnique(tx, tenantId, id, fields);
+      return tx.servers.insert({ id, tenantId, ...fields, ...this.sealAll(tenantId, id, input, keep, source) });
+    });
+    this.logger.info({ tenantId, serverId: row.id, copiedFrom: serverId, server: row.name }, 'e-mail server copied');
+    return serverView(row);
+  }
+
+  async delete(tenantId: string, serverId: string): Promise<void> {
+    await this.write(tenantId, async (tx) => {
+      const row = await this.requireServer(tx, tenantId, serverId);
+      const users = await tx.destinations.listByServer(serverId);
+      if (users.length > 0) {
+        const names = users.map((d) => `'${d.name}'`).join(', ');
+        throw new MailroomError(
+          'SERVER_IN_USE',
+          `e-mail server '${row.name}' is used by destination${users.length > 1 ? 's' : ''} ${names}; ` +
+            `assign ${users.length > 1 ? 'them' : 'it'} to another server (or none) before deleting`,
+          { details: { destinations: users.map((d) => ({ id: d.id, name: d.name })) } },
+        );
+      }
+      await tx.servers.delete(tenantId, serverId);
+    });
+    this.logger.info({ tenantId, serverId }, 'e-mail server deleted');
+  }
+
+  /** Runs a change in a transaction holding the tenant's lock; maps unique-index collisions. */
+  private async write<T>(tenantId: string, fn: (tx: StoreSession) => Promise<T>): Promise<T> {
+    try {
+      return await this.store.transaction(async (tx) => {
+        if (!(await tx.tenants.lock(tenantId))) throw tenantNotFound(tenantId);
+        return fn(tx);
+      });
+    } catch (err) {
+      const index = uniqueViolationOf(err);
+      if (index === 'email_servers_account_key_uq') {
+        // Another transaction won a race for the same account; report it as the check would.
+        throw new MailroomError('ACCOUNT_IN_USE', 'this account (IMAP host and user name) is already configured', {
+          field: 'imap.user',
+        });
+      }
+      if (index === 'email_servers_tenant_name_uq') {
+        throw new MailroomError('DUPLICATE_NAME', 'another e-mail server of this tenant has this name', {
+          field: 'name',
+        });
+      }
+      throw err;
+    }
+  }
+
+  private async checkLimit(tx: StoreSession, tenantId: string): Promise<void> {
+    const count = await tx.servers.countByTenant(tenantId);
+    if (count >= MAX_SERVERS_PER_TENANT) {
+      const tenant = await tx.tenants.get(tenantId);
+      throw new MailroomError(
+        'SERVER_LIMIT_REACHED',
+        `tenant '${tenant?.name ?? tenantId}' already has ${count} e-mail servers, the most a tenant may have ` +
+          `(${MAX_SERVERS_PER_TENANT}); delete one before adding another`,
+        { details: { limit: MAX_SERVERS_PER_TENANT } },
+      );
+    }
+  }
+
+  private async checkUnique(
+    tx: StoreSession,
+    tenantId: string,
+    serverId: string,
+    fields: Pick<EmailServerRow, 'nameKey' | 'name' | 'accountKey' | 'imapHost' | 'imapUser'>,
+  ): Promise<void> {
+    const sameName = await tx.servers.findByName(tenantId, fields.nameKey);
+    if (sameName && sameName.id !== serverId) {
+      throw new MailroomError('DUPLICATE_NAME', `this tenant already has an e-mail server named '${sameName.name}'`, {
+        field: 'name',
+        details: { serverId: sameName.id },
+      });
+    }
+    const sameAccount = await tx.servers.findByAccountKey(fields.accountKey);
+    if (sameAccount && sameAccount.id !== serverId) {
+      const account = `account '${fields.imapUser}' on ${fields.imapHost}`;
+      if (sameAccount.tenantId === tenantId) {
+        throw new MailroomError(
+          'ACCOUNT_IN_USE',
+          `${account} is already configured in this tenant as e-mail server '${sameAccount.name}'; use another user name`,
+          { field: 'imap.user', details: { serverId: sameAccount.id } },
+        );
+      }
+      const other = await tx.tenants.get(sameAccount.tenantId);
+      throw new MailroomError(
+        'ACCOUNT_IN_USE',
+        `${account} is already configured in tenant '${other?.name ?? sameAccount.tenantId}'; ` +
+          `an account may belong to one tenant only`,
+        { field: 'imap.user', details: { tenantId: sameAccount.tenantId, tenantName: other?.name ?? null } },
+      );
+    }
+  }
+
+  /** Seals the secrets given in `input`, keeping (re-sealed for this row) stored ones where allowed. */
+  private sealAll(
+    tenantId: string,
+    rowId: string,
+    input: ServerInput,
+    keep: StoredSecrets,
+    source?: EmailServerRow,
+  ): SealedColumns {
+    const imap = input.imap.auth;
+    const smtp = input.smtp.auth;
+    const smtpCustom = smtp.mode === 'custom';
+    const smtpMethod = smtp.method ?? 'password';
+    const pick = (
+      field: string,
+      given: string | undefined,
+      wanted: boolean,
+      mayKeep: boolean,
+      stored: string | null | undefined,
+    ): string | null => {
+      if (!wanted) return null;
+      const ctx = { tenantId, rowId, field };
+      if (given !== undefined) return this.sealer.seal(given, ctx);
+      if (mayKeep && source && stored) {
+        const plain = this.sealer.open(stored, { tenantId: source.tenantId, rowId: source.id, field });
+        return this.sealer.seal(plain, ctx);
+      }
+      return null;
+    };
+    return {
+      imapPasswordSealed: pick(
+        'imap.password',
+        imap.password,
+        imap.method === 'password',
+        keep.imapPassword,
+        source?.imapPasswordSealed,
+      ),
+      imapClientSecretSealed: pick(
+        'imap.clientSecret',
+        imap.clientSecret,
+        imap.method === 'oauth2' && imap.flow === 'client-credentials',
+        keep.imapClientSecret,
+        source?.imapClientSecretSealed,
+      ),
+      smtpPasswordSealed: pick(
+        'smtp.password',
+        smtp.password,
+        smtpCustom && smtpMethod === 'password',
+        keep.smtpPassword,
+        source?.smtpPasswordSealed,
+      ),
+      smtpClientSecretSealed: pick(
+        'smtp.clientSecret',
+        smtp.clientSecret,
+        smtpCustom && smtpMethod === 'oauth2' && smtp.flow === 'client-credentials',
+        keep.smtpClientSecret,
+        source?.smtpClientSecretSealed,
+      ),
+    };
+  }
+
+  private async requireTenant(session: StoreSession, tenantId: string): Promise<void> {
+    if (!(await session.tenants.get(tenantId))) throw tenantNotFound(tenantId);
+  }
+
+  private async requireServer(session: StoreSession, tenantId: string, serverId: string): Promise<EmailServerRow> {
+    const row = await session.servers.get(tenantId, serverId);
+    if (row) return row;
+    await this.requireTenant(session, tenantId);
+    throw new MailroomError('SERVER_NOT_FOUND', `e-mail server ${serverId} does not exist in this tenant`, {
+      details: { serverId },
+    });
+  }
+}
+
+export function tenantNotFound(tenantId: string): MailroomError {
+  return new MailroomError('TENANT_NOT_FOUND', `tenant ${tenantId} does not exist`, { details: { tenantId } });
+}

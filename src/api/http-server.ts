@@ -1,0 +1,167 @@
+import fastifySwagger from '@fastify/swagger';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+} from 'fastify';
+import type { ErrorObject } from 'ajv';
+import type { Accounts, Principal } from '../accounts/index.js';
+import { ERROR_CODES, isMailroomError, MailroomError, type ErrorCode } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import { bodyAjv, paramsAjv, validationError } from '../shared/validation.js';
+import { ROUTES } from './routes/index.js';
+import type { RouteContext, RouteDef, RouteRequest } from './route.js';
+
+export interface ApiOptions {
+  accounts: Accounts;
+  logger: Logger;
+  /** The administrator token from the configuration (never stored). */
+  adminToken: string;
+  /** [1048576] largest accepted request body, in bytes. */
+  bodyLimit?: number;
+}
+
+function sha256(text: string): Buffer {
+  return createHash('sha256').update(text, 'utf8').digest();
+}
+
+export function sendError(reply: FastifyReply, err: MailroomError): FastifyReply {
+  const body: { code: string; message: string; field?: string; details?: Record<string, unknown> } = {
+    code: err.code,
+    message: err.message,
+  };
+  if (err.field !== undefined) body.field = err.field;
+  if (err.details !== undefined) body.details = err.details;
+  return reply.code(err.status).send({ error: body });
+}
+
+/** Turns whatever a handler or fastify threw into the API's error shape. */
+function toMailroomError(err: FastifyError | Error): MailroomError {
+  if (isMailroomError(err)) return err;
+  const fe = err as FastifyError & { validation?: ErrorObject[]; validationContext?: string };
+  if (fe.validation) {
+    const converted = validationError(fe.validation);
+    if (fe.validationContext === 'body' && converted.field === '') {
+      return new MailroomError('VALIDATION_FAILED', 'the request body must be a JSON object', { field: '' });
+    }
+    return converted;
+  }
+  const byStatus: Record<number, ErrorCode> = {
+    400: 'VALIDATION_FAILED',
+    413: 'PAYLOAD_TOO_LARGE',
+    415: 'UNSUPPORTED_MEDIA_TYPE',
+    404: 'NOT_FOUND',
+  };
+  const code = fe.statusCode !== undefined ? byStatus[fe.statusCode] : undefined;
+  if (code === 'VALIDATION_FAILED') {
+    return new MailroomError(code, `the request body is not valid JSON: ${fe.message}`);
+  }
+  if (code) return new MailroomError(code, ERROR_CODES[code].text);
+  return new MailroomError('INTERNAL', 'an internal error occurred; the engine log has the details', { cause: err });
+}
+
+/** Builds the HTTP API: every route of ROUTES with its schema, access rule and error mapping. */
+export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
+  const { accounts, logger } = options;
+  const adminHash = sha256(options.adminToken);
+  const app = Fastify({
+    loggerInstance: logger.child({ component: 'api' }) as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: options.bodyLimit ?? 1_048_576,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  });
+
+  app.setValidatorCompiler(({ schema, httpPart }) => {
+    const ajv = httpPart === 'body' ? bodyAjv : paramsAjv;
+    return ajv.compile(schema as object) as ReturnType<Parameters<typeof app.setValidatorCompiler>[0]>;
+  });
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'Mailroom',
+        version: '1',
+        description: 'E-mail channel engine: tenants, e-mail servers, destinations.',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    },
+  });
+
+  const authenticate = async (request: RouteRequest): Promise<Principal> => {
+    const header = request.headers.authorization;
+    const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+    if (!match) {
+      throw new MailroomError('UNAUTHORIZED', 'send the API token as "Authorization: Bearer <token>"');
+    }
+    const token = match[1] as string;
+    if (timingSafeEqual(sha256(token), adminHash)) return { kind: 'admin', tokenId: null };
+    const principal = await accounts.apiTokens.resolve(token);
+    if (!principal) throw new MailroomError('UNAUTHORIZED', 'the API token is not valid (revoked or mistyped)');
+    return principal;
+  };
+
+  const ctx: RouteContext = { accounts, openapi: () => app.swagger() };
+
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    const error = toMailroomError(err);
+    if (error.code === 'INTERNAL') {
+      request.log.error({ err, method: request.method, url: request.routeOptions.url }, 'request failed');
+    }
+    return sendError(reply, error);
+  });
+  app.setNotFoundHandler((request, reply) =>
+    sendError(reply, new MailroomError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)),
+  );
+
+  for (const route of ROUTES) registerRoute(app, route, ctx, authenticate);
+  await app.ready();
+  return app;
+}
+
+function registerRoute(
+  app: FastifyInstance,
+  route: RouteDef,
+  ctx: RouteContext,
+  authenticate: (request: RouteRequest) => Promise<Principal>,
+): void {
+  app.route({
+    method: route.method,
+    url: route.url,
+    schema: {
+      summary: route.summary,
+      tags: route.tags,
+      ...(route.access !== 'public' && { security: [{ bearer: [] }] }),
+      ...(route.schema.params && { params: route.schema.params }),
+      ...(route.schema.querystring && { querystring: route.schema.querystring }),
+      ...(route.schema.body && { body: route.schema.body }),
+      response: route.schema.response,
+    },
+    // Authentication runs before body validation: an anonymous caller learns nothing of the schema.
+    onRequest:
+      route.access === 'public'
+        ? undefined
+        : async (request: RouteRequest) => {
+            request.principal = await authenticate(request);
+            if (route.access === 'admin' && request.principal.kind !== 'admin') {
+              throw new MailroomError('FORBIDDEN', 'this operation needs an administrator token');
+            }
+          },
+    // Scope check after params are validated: a tenant token sees other tenants as absent.
+    preHandler:
+      route.access === 'tenant'
+        ? async (request: RouteRequest) => {
+            const principal = request.principal;
+            const tenantId = (request.params as { tenantId?: string }).tenantId;
+            if (principal?.kind === 'tenant' && tenantId !== undefined && tenantId !== principal.tenantId) {
+              throw new MailroomError('TENANT_NOT_FOUND', `tenant ${tenantId} does not exist`);
+            }
+          }
+        : undefined,
+    handler: (request, reply) => route.handler(request as RouteRequest, reply, ctx),
+  });
+}

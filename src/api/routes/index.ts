@@ -1,0 +1,15 @@
+import type { RouteDef } from '../route.js';
+import { destinationRoutes } from './destinations.js';
+import { healthRoutes } from './health.js';
+import { serverRoutes } from './servers.js';
+import { tenantRoutes } from './tenants.js';
+import { tokenRoutes } from './tokens.js';
+
+/** Every route of the API. A route is added to one of these files and nowhere else. */
+export const ROUTES: readonly RouteDef[] = [
+  ...healthRoutes,
+  ...tenantRoutes,
+  ...serverRoutes,
+  ...destinationRoutes,
+  ...tokenRoutes,
+];

@@ -1,0 +1,84 @@
+import { Type } from '@sinclair/typebox';
+import { ServerCopy, ServerInput, ServerPatch, ServerView } from '../../accounts/schemas.js';
+import { NoContent, ServerParams, TenantParams } from '../params.js';
+import type { RouteDef } from '../route.js';
+
+const tags = ['e-mail servers'];
+const base = '/api/v1/tenants/:tenantId/servers';
+
+export const serverRoutes: RouteDef[] = [
+  {
+    method: 'POST',
+    url: base,
+    access: 'tenant',
+    summary: 'Add an e-mail server (IMAP + SMTP account); at most five per tenant.',
+    tags,
+    schema: { params: TenantParams, body: ServerInput, response: { 201: ServerView } },
+    handler: async (req, reply, { accounts }) => {
+      reply.code(201);
+      return accounts.servers.create((req.params as TenantParams).tenantId, req.body);
+    },
+  },
+  {
+    method: 'GET',
+    url: base,
+    access: 'tenant',
+    summary: "List a tenant's e-mail servers.",
+    tags,
+    schema: { params: TenantParams, response: { 200: Type.Object({ servers: Type.Array(ServerView) }) } },
+    handler: async (req, _reply, { accounts }) => ({
+      servers: await accounts.servers.list((req.params as TenantParams).tenantId),
+    }),
+  },
+  {
+    method: 'GET',
+    url: `${base}/:serverId`,
+    access: 'tenant',
+    summary: 'Get an e-mail server (secrets appear only as hasPassword / hasClientSecret).',
+    tags,
+    schema: { params: ServerParams, response: { 200: ServerView } },
+    handler: async (req, _reply, { accounts }) => {
+      const p = req.params as ServerParams;
+      return accounts.servers.get(p.tenantId, p.serverId);
+    },
+  },
+  {
+    method: 'PATCH',
+    url: `${base}/:serverId`,
+    access: 'tenant',
+    summary: 'Change any settings of an e-mail server. A changed host or user name needs the password again.',
+    tags,
+    schema: { params: ServerParams, body: ServerPatch, response: { 200: ServerView } },
+    handler: async (req, _reply, { accounts }) => {
+      const p = req.params as ServerParams;
+      return accounts.servers.update(p.tenantId, p.serverId, req.body);
+    },
+  },
+  {
+    method: 'DELETE',
+    url: `${base}/:serverId`,
+    access: 'tenant',
+    summary: 'Delete an e-mail server that no destination uses.',
+    tags,
+    schema: { params: ServerParams, response: { 204: NoContent } },
+    handler: async (req, reply, { accounts }) => {
+      const p = req.params as ServerParams;
+      await accounts.servers.delete(p.tenantId, p.serverId);
+      reply.code(204);
+      return null;
+    },
+  },
+  {
+    method: 'POST',
+    url: `${base}/:serverId/copy`,
+    access: 'tenant',
+    summary: 'Copy an e-mail server under a new name, with optional changes (usually user name and password).',
+    tags,
+    schema: { params: ServerParams, body: ServerCopy, response: { 201: ServerView } },
+    handler: async (req, reply, { accounts }) => {
+      const p = req.params as ServerParams;
+      reply.code(201);
+      return accounts.servers.copy(p.tenantId, p.serverId, req.body);
+    },
+  },
+];

@@ -1,0 +1,50 @@
+import type { Accounts } from '../accounts/index.js';
+import { loadConfig } from '../config/config.js';
+import { MailroomError } from '../shared/errors.js';
+import { createLogger } from '../shared/logger.js';
+import { openServices } from '../main.js';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Runs a CLI command against the services directly (not over HTTP). With the embedded
+ * database the engine must not be running at the same time: PGlite is single-process.
+ */
+export async function withAccounts<T>(fn: (accounts: Accounts) => Promise<T>): Promise<T> {
+  const config = loadConfig();
+  const logger = createLogger({
+    level: process.env.MAILROOM_LOG_LEVEL ?? 'warn',
+    pretty: config.logPretty,
+    stderr: true,
+  });
+  const services = await openServices(config, logger);
+  try {
+    return await fn(services.accounts);
+  } finally {
+    await services.close();
+  }
+}
+
+/** A tenant given by id or by name. */
+export async function tenantIdOf(accounts: Accounts, ref: string): Promise<string> {
+  if (UUID.test(ref)) return ref;
+  const match = (await accounts.tenants.list()).find((t) => t.name.toLowerCase() === ref.toLowerCase());
+  if (!match) throw new MailroomError('TENANT_NOT_FOUND', `no tenant is named '${ref}'`);
+  return match.id;
+}
+
+/** An e-mail server of a tenant given by id or by name. */
+export async function serverIdOf(accounts: Accounts, tenantId: string, ref: string): Promise<string> {
+  if (UUID.test(ref)) return ref;
+  const match = (await accounts.servers.list(tenantId)).find((s) => s.name.toLowerCase() === ref.toLowerCase());
+  if (!match) throw new MailroomError('SERVER_NOT_FOUND', `this tenant has no e-mail server named '${ref}'`);
+  return match.id;
+}
+
+/** A destination of a tenant given by id or by name. */
+export async function destinationIdOf(accounts: Accounts, tenantId: string, ref: string): Promise<string> {
+  if (UUID.test(ref)) return ref;
+  const match = (await accounts.destinations.list(tenantId)).find((d) => d.name.toLowerCase() === ref.toLowerCase());
+  if (!match) throw new MailroomError('DESTINATION_NOT_FOUND', `this tenant has no destination named '${ref}'`);
+  return match.id;
+}

@@ -1,0 +1,103 @@
+import { resolve } from 'node:path';
+import { MailroomError } from '../shared/errors.js';
+import { isHost } from '../shared/validation.js';
+
+/** The engine's configuration, validated once at start and then passed around as typed values. */
+export interface Config {
+  /** `postgres://…` selects PostgreSQL; absent means the embedded PGlite database in `dataDir`. */
+  databaseUrl: string | undefined;
+  /** [./data] embedded database, generated secret key and API token. */
+  dataDir: string;
+  /** [./spool] outbound spool folders. */
+  spoolDir: string;
+  /** [./templates] response files. */
+  templatesDir: string;
+  /** base64 32-byte key; generated into dataDir for the embedded database when absent. */
+  secretKey: string | undefined;
+  /** Older keys (comma-separated) still accepted when opening sealed values. */
+  previousSecretKeys: string[];
+  /** Administrator API token; generated into dataDir for the embedded database when absent. */
+  apiToken: string | undefined;
+  /** [127.0.0.1] */
+  httpHost: string;
+  /** [8025] */
+  httpPort: number;
+  /** [info] */
+  logLevel: string;
+  /** [false unless stdout is a terminal] */
+  logPretty: boolean;
+  /** [10000] milliseconds a graceful stop may take before work in flight is abandoned. */
+  shutdownTimeoutMs: number;
+}
+
+export type Env = Record<string, string | undefined>;
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+function intVar(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new MailroomError('CONFIG_INVALID', `${name} must be a whole number from ${min} to ${max} (got '${raw}')`, {
+      field: name,
+    });
+  }
+  return value;
+}
+
+function boolVar(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (['1', 'true', 'yes', 'on'].includes(raw.toLowerCase())) return true;
+  if (['0', 'false', 'no', 'off'].includes(raw.toLowerCase())) return false;
+  throw new MailroomError('CONFIG_INVALID', `${name} must be true or false (got '${raw}')`, { field: name });
+}
+
+function nonEmpty(env: Env, name: string): string | undefined {
+  const raw = env[name]?.trim();
+  return raw === undefined || raw === '' ? undefined : raw;
+}
+
+/** Reads `MAILROOM_*` variables. Throws CONFIG_INVALID naming the variable at fault. */
+export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): Config {
+  const databaseUrl = nonEmpty(env, 'MAILROOM_DATABASE_URL');
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new MailroomError('CONFIG_INVALID', 'MAILROOM_DATABASE_URL must start with postgres:// or postgresql://', {
+      field: 'MAILROOM_DATABASE_URL',
+    });
+  }
+  const httpHost = nonEmpty(env, 'MAILROOM_HTTP_HOST') ?? '127.0.0.1';
+  if (!isHost(httpHost)) {
+    throw new MailroomError(
+      'CONFIG_INVALID',
+      `MAILROOM_HTTP_HOST must be a host name or IP address (got '${httpHost}')`,
+      {
+        field: 'MAILROOM_HTTP_HOST',
+      },
+    );
+  }
+  const logLevel = nonEmpty(env, 'MAILROOM_LOG_LEVEL') ?? 'info';
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new MailroomError('CONFIG_INVALID', `MAILROOM_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`, {
+      field: 'MAILROOM_LOG_LEVEL',
+    });
+  }
+  return {
+    databaseUrl,
+    dataDir: resolve(cwd, nonEmpty(env, 'MAILROOM_DATA_DIR') ?? 'data'),
+    spoolDir: resolve(cwd, nonEmpty(env, 'MAILROOM_SPOOL_DIR') ?? 'spool'),
+    templatesDir: resolve(cwd, nonEmpty(env, 'MAILROOM_TEMPLATES_DIR') ?? 'templates'),
+    secretKey: nonEmpty(env, 'MAILROOM_SECRET_KEY'),
+    previousSecretKeys: (nonEmpty(env, 'MAILROOM_PREVIOUS_SECRET_KEYS') ?? '')
+      .split(',')
+      .map((k) => k.trim())
+      .filter((k) => k !== ''),
+    apiToken: nonEmpty(env, 'MAILROOM_API_TOKEN'),
+    httpHost,
+    httpPort: intVar(env, 'MAILROOM_HTTP_PORT', 8025, 0, 65535),
+    logLevel,
+    logPretty: boolVar(env, 'MAILROOM_LOG_PRETTY', Boolean(process.stdout.isTTY)),
+    shutdownTimeoutMs: intVar(env, 'MAILROOM_SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
+  };
+}

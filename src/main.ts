@@ -1,0 +1,127 @@
+import type { FastifyInstance } from 'fastify';
+import { join } from 'node:path';
+import { createAccounts, type Accounts } from './accounts/index.js';
+import { buildApi } from './api/http-server.js';
+import type { Config } from './config/config.js';
+import { resolveSecrets } from './config/local-secrets.js';
+import type { Logger } from './shared/logger.js';
+import { SecretSealer } from './shared/sealed-secrets.js';
+import { Store } from './store/store.js';
+
+/**
+ * The composition root: config → secrets → store → services → API. Nothing runs at import;
+ * `openServices` is what the CLI uses, `Engine` adds the HTTP API and the lifecycle.
+ */
+
+export interface Services {
+  config: Config;
+  logger: Logger;
+  store: Store;
+  sealer: SecretSealer;
+  accounts: Accounts;
+  apiToken: string;
+  close(): Promise<void>;
+}
+
+export async function openServices(config: Config, logger: Logger): Promise<Services> {
+  const secrets = await resolveSecrets(config);
+  if (secrets.generated.secretKeyFile) {
+    logger.warn(
+      { file: secrets.generated.secretKeyFile },
+      'generated a new secret key for sealing credentials; back it up with the database (without it stored passwords cannot be read)',
+    );
+  }
+  if (secrets.generated.apiTokenFile) {
+    logger.warn(
+      { file: secrets.generated.apiTokenFile },
+      'generated the administrator API token (printed once on the console)',
+    );
+    process.stderr.write(
+      `\nMailroom administrator API token (kept in ${secrets.generated.apiTokenFile}):\n  ${secrets.apiToken}\n\n`,
+    );
+  }
+  const sealer = new SecretSealer(secrets.secretKey, secrets.previousKeys);
+  const store = await Store.open(
+    { databaseUrl: config.databaseUrl, pgliteDir: config.databaseUrl ? undefined : join(config.dataDir, 'pglite') },
+    logger,
+  );
+  const accounts = createAccounts(store, sealer, logger);
+  return { config, logger, store, sealer, accounts, apiToken: secrets.apiToken, close: () => store.close() };
+}
+
+export type EngineState = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+/** The long-running service. `start` and `stop` are idempotent; `stop` reuses a stop in progress. */
+export class Engine {
+  private state: EngineState = 'new';
+  private services: Services | undefined;
+  private api: FastifyInstance | undefined;
+  private stopping: Promise<void> | undefined;
+  private address: { host: string; port: number } | undefined;
+
+  constructor(
+    private readonly config: Config,
+    private readonly logger: Logger,
+  ) {}
+
+  get status(): EngineState {
+    return this.state;
+  }
+
+  /** The API's listening address (port 0 in the config means any free port). */
+  get httpAddress(): { host: string; port: number } {
+    if (!this.address) throw new Error('engine is not running');
+    return this.address;
+  }
+
+  get accounts(): Accounts {
+    if (!this.services) throw new Error('engine is not running');
+    return this.services.accounts;
+  }
+
+  async start(): Promise<void> {
+    if (this.state !== 'new') return;
+    this.state = 'starting';
+    try {
+      this.services = await openServices(this.config, this.logger);
+      this.api = await buildApi({
+        accounts: this.services.accounts,
+        logger: this.logger,
+        adminToken: this.services.apiToken,
+      });
+      await this.api.listen({ host: this.config.httpHost, port: this.config.httpPort });
+      const bound = this.api.server.address();
+      this.address = {
+        host: this.config.httpHost,
+        port: typeof bound === 'object' && bound ? bound.port : this.config.httpPort,
+      };
+      this.state = 'running';
+      this.logger.info({ url: `http://${this.address.host}:${this.address.port}` }, 'mailroom is running');
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+  }
+
+  /** Stops taking requests, lets those in flight finish (up to the shutdown timeout), closes the database. */
+  stop(): Promise<void> {
+    this.stopping ??= this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<void> {
+    this.state = 'stopping';
+    this.logger.info('stopping');
+    const deadline = new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, this.config.shutdownTimeoutMs);
+      timer.unref();
+    });
+    try {
+      if (this.api) await Promise.race([this.api.close(), deadline]);
+    } finally {
+      await this.services?.close();
+      this.state = 'stopped';
+      this.logger.info('stopped');
+    }
+  }
+}

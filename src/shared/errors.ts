@@ -1,0 +1,60 @@
+/**
+ * Every error code Mailroom reports, with the HTTP status the API answers and a sentence
+ * describing it. Codes are stable: clients and alerts match on them. A unit test pins this list.
+ */
+export const ERROR_CODES = {
+  VALIDATION_FAILED: { status: 400, text: 'A field of the request is missing or invalid.' },
+  UNAUTHORIZED: { status: 401, text: 'The request carries no valid API token.' },
+  FORBIDDEN: { status: 403, text: 'The API token may not perform this operation.' },
+  NOT_FOUND: { status: 404, text: 'No such route.' },
+  TENANT_NOT_FOUND: { status: 404, text: 'The tenant does not exist or is not visible to this token.' },
+  SERVER_NOT_FOUND: { status: 404, text: 'The e-mail server does not exist in this tenant.' },
+  DESTINATION_NOT_FOUND: { status: 404, text: 'The destination does not exist in this tenant.' },
+  TOKEN_NOT_FOUND: { status: 404, text: 'The API token does not exist.' },
+  PAYLOAD_TOO_LARGE: { status: 413, text: 'The request body is larger than the engine accepts.' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, text: 'The request body must be JSON (Content-Type: application/json).' },
+  SERVER_LIMIT_REACHED: { status: 409, text: 'The tenant already has the maximum number of e-mail servers.' },
+  ACCOUNT_IN_USE: { status: 409, text: 'The same account (IMAP host and user name) is already configured.' },
+  SERVER_IN_USE: { status: 409, text: 'The e-mail server is used by destinations and cannot be deleted.' },
+  TENANT_NOT_EMPTY: { status: 409, text: 'The tenant still has e-mail servers or destinations.' },
+  DUPLICATE_NAME: { status: 409, text: 'Another object of the same kind already has this name.' },
+  DUPLICATE_ADDRESS: { status: 409, text: 'Another destination of this tenant already has this address.' },
+  CONFLICT: { status: 409, text: 'The object was changed concurrently; retry.' },
+  SECRET_UNREADABLE: { status: 500, text: 'A sealed secret failed authentication (wrong key or tampered data).' },
+  SECRET_KEY_MISSING: { status: 500, text: 'No secret key is configured for sealing credentials.' },
+  CONFIG_INVALID: { status: 500, text: 'The engine configuration is invalid.' },
+  UNAVAILABLE: { status: 503, text: 'The engine is starting or stopping.' },
+  INTERNAL: { status: 500, text: 'An unexpected internal error occurred.' },
+} as const satisfies Record<string, { status: number; text: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface MailroomErrorOptions {
+  /** Dotted path of the input field at fault, e.g. `imap.port`. */
+  field?: string;
+  /** Extra machine-readable facts, e.g. the conflicting tenant or the destinations in use. */
+  details?: Record<string, unknown>;
+  cause?: unknown;
+}
+
+export class MailroomError extends Error {
+  readonly code: ErrorCode;
+  readonly field?: string;
+  readonly details?: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, options: MailroomErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'MailroomError';
+    this.code = code;
+    if (options.field !== undefined) this.field = options.field;
+    if (options.details !== undefined) this.details = options.details;
+  }
+
+  get status(): number {
+    return ERROR_CODES[this.code].status;
+  }
+}
+
+export function isMailroomError(err: unknown, code?: ErrorCode): err is MailroomError {
+  return err instanceof MailroomError && (code === undefined || err.code === code);
+}

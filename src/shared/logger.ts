@@ -1,0 +1,54 @@
+import { pino, type DestinationStream, type Logger } from 'pino';
+
+export type { Logger } from 'pino';
+
+/**
+ * Paths that must never reach a log line, whatever object a caller hands to the logger.
+ * Secrets are also never put into log objects on purpose; this list is the second fence.
+ */
+export const REDACT_PATHS = [
+  'password',
+  '*.password',
+  '*.*.password',
+  '*.*.*.password',
+  'clientSecret',
+  '*.clientSecret',
+  '*.*.clientSecret',
+  '*.*.*.clientSecret',
+  'accessToken',
+  '*.accessToken',
+  'refreshToken',
+  '*.refreshToken',
+  'token',
+  '*.token',
+  'authorization',
+  '*.authorization',
+  'req.headers.authorization',
+  'headers.authorization',
+];
+
+export interface LoggerOptions {
+  /** [level='info'] pino level name. */
+  level?: string;
+  /** [pretty=false] human-readable output (for a terminal); JSON otherwise. */
+  pretty?: boolean;
+  /** Where JSON lines go; stdout when absent. Tests pass a capturing stream. */
+  destination?: DestinationStream;
+  /** [false] write to stderr instead of stdout (the CLI keeps stdout for its output). */
+  stderr?: boolean;
+}
+
+export function createLogger(options: LoggerOptions = {}): Logger {
+  const base = {
+    level: options.level ?? 'info',
+    base: { service: 'mailroom' },
+    redact: { paths: REDACT_PATHS, censor: '******' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+  };
+  if (options.destination) return pino(base, options.destination);
+  const fd = options.stderr ? 2 : 1;
+  if (options.pretty) {
+    return pino({ ...base, transport: { target: 'pino-pretty', options: { colorize: true, destination: fd } } });
+  }
+  return pino(base, pino.destination({ fd, sync: false }));
+}

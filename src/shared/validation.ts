@@ -1,0 +1,106 @@
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import { isIP } from 'node:net';
+import type { TSchema, Static } from '@sinclair/typebox';
+import { MailroomError } from './errors.js';
+
+// ajv-formats ships CommonJS with a default export.
+const addFormats = addFormatsModule as unknown as (ajv: Ajv, formats?: string[]) => Ajv;
+
+const HOSTNAME_LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/i;
+
+/** A DNS host name (letters, digits, hyphens, dots), an IPv4 or an IPv6 address. */
+export function isHost(value: string): boolean {
+  if (isIP(value) !== 0) return true;
+  if (value.length === 0 || value.length > 253) return false;
+  const name = value.endsWith('.') ? value.slice(0, -1) : value;
+  return name.split('.').every((label) => HOSTNAME_LABEL.test(label));
+}
+
+/**
+ * One ajv instance for every input: no type coercion, no silent removal of unknown fields. `allErrors` is off so the first fault is reported, naming its field.
+ */
+function buildAjv(coerceTypes: boolean): Ajv {
+  const ajv = new Ajv({
+    allErrors: false,
+    removeAdditional: false,
+    coerceTypes,
+    strict: false,
+  });
+  addFormats(ajv, ['email', 'uri', 'date-time', 'uuid']);
+  ajv.addFormat('host', { type: 'string', validate: isHost });
+  return ajv;
+}
+
+/** Validates JSON bodies and service inputs. */
+export const bodyAjv = buildAjv(false);
+/** Validates path parameters and query strings, which arrive as text. */
+export const paramsAjv = buildAjv(true);
+
+/** Dotted field path of an ajv error, e.g. `/imap/port` → `imap.port`. */
+export function fieldOf(error: ErrorObject, prefix?: string): string {
+  const parts = error.instancePath.split('/').filter((p) => p !== '');
+  const params = error.params as Record<string, unknown>;
+  if (error.keyword === 'required' && typeof params.missingProperty === 'string') {
+    parts.push(params.missingProperty);
+  }
+  if (error.keyword === 'additionalProperties' && typeof params.additionalProperty === 'string') {
+    parts.push(params.additionalProperty);
+  }
+  if (prefix) parts.unshift(prefix);
+  return parts.join('.');
+}
+
+/** A sentence an administrator understands, naming the field. */
+export function messageOf(error: ErrorObject, field: string): string {
+  const params = error.params as Record<string, unknown>;
+  const name = field === '' ? 'the request' : `'${field}'`;
+  switch (error.keyword) {
+    case 'required':
+      return `${name} is required`;
+    case 'additionalProperties':
+      return `${name} is not a known field`;
+    case 'enum':
+      return `${name} must be one of: ${(params.allowedValues as unknown[]).map(String).join(', ')}`;
+    case 'format':
+      return `${name} must be a valid ${String(params.format === 'host' ? 'host name or IP address' : params.format)}`;
+    case 'type':
+      return `${name} must be of type ${String(params.type)}`;
+    case 'minimum':
+    case 'maximum':
+      return `${name} must be ${error.keyword === 'minimum' ? '>=' : '<='} ${String(params.limit)}`;
+    case 'minLength':
+      return params.limit === 1
+        ? `${name} must not be empty`
+        : `${name} must have at least ${String(params.limit)} characters`;
+    case 'maxLength':
+      return `${name} must have at most ${String(params.limit)} characters`;
+    case 'pattern':
+      return `${name} has an invalid format`;
+    default:
+      return `${name} ${error.message ?? 'is invalid'}`;
+  }
+}
+
+export function validationError(errors: ErrorObject[] | null | undefined, prefix?: string): MailroomError {
+  const first = errors?.[0];
+  if (!first) return new MailroomError('VALIDATION_FAILED', 'the request is invalid');
+  const field = fieldOf(first, prefix);
+  return new MailroomError('VALIDATION_FAILED', messageOf(first, field), { field });
+}
+
+const compiled = new WeakMap<TSchema, ValidateFunction>();
+
+/**
+ * Checks `input` against `schema` and returns it typed.
+ * Throws VALIDATION_FAILED naming the first field at fault.
+ */
+export function validate<S extends TSchema>(schema: S, input: unknown): Static<S> {
+  let check = compiled.get(schema);
+  if (!check) {
+    check = bodyAjv.compile(schema);
+    compiled.set(schema, check);
+  }
+  if (!check(input)) throw validationError(check.errors);
+  return input as Static<S>;
+}

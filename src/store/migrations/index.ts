@@ -1,0 +1,4 @@
+import { InitialSchema1764000000001 } from './0001-initial-schema.js';
+
+/** Every migration, oldest first. A new one is a new file here plus one line below. */
+export const MIGRATIONS = [InitialSchema1764000000001];

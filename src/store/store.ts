@@ -1,0 +1,206 @@
+import { randomUUID } from 'node:crypto';
+import { DataSource, EntityManager, QueryFailedError } from 'typeorm';
+import type { Logger } from '../shared/logger.js';
+import { createDataSource, migrate, type DataSourceOptions, type StoreKind } from './data-source.js';
+import { ApiTokenEntity, DestinationEntity, EmailServerEntity, TenantEntity } from './entities.js';
+import type { ApiTokenRow, DestinationRow, EmailServerRow, TenantRow } from './rows.js';
+
+export type NewRow<R> = Omit<R, 'createdAt' | 'updatedAt' | 'lastUsedAt'>;
+
+/** The name of the unique index a failed INSERT/UPDATE collided with, if that is why it failed. */
+export function uniqueViolationOf(err: unknown): string | undefined {
+  const driverError: unknown = err instanceof QueryFailedError ? err.driverError : err;
+  if (typeof driverError !== 'object' || driverError === null) return undefined;
+  const { code, constraint } = driverError as { code?: unknown; constraint?: unknown };
+  return code === '23505' && typeof constraint === 'string' ? constraint : undefined;
+}
+
+export function newId(): string {
+  return randomUUID();
+}
+
+export class TenantRepository {
+  constructor(private readonly em: EntityManager) {}
+
+  list(): Promise<TenantRow[]> {
+    return this.em.find(TenantEntity, { order: { nameKey: 'ASC' } });
+  }
+  get(id: string): Promise<TenantRow | null> {
+    return this.em.findOneBy(TenantEntity, { id });
+  }
+  async insert(row: NewRow<TenantRow>): Promise<TenantRow> {
+    await this.em.insert(TenantEntity, row);
+    return (await this.get(row.id)) as TenantRow;
+  }
+  async update(id: string, patch: Partial<NewRow<TenantRow>>): Promise<void> {
+    await this.em.update(TenantEntity, { id }, patch);
+  }
+  async delete(id: string): Promise<boolean> {
+    return ((await this.em.delete(TenantEntity, { id })).affected ?? 0) > 0;
+  }
+  /** Takes the tenant's row lock until the transaction ends: serialises rule checks per tenant. */
+  async lock(id: string): Promise<boolean> {
+    const rows: unknown[] = await this.em.query('SELECT id FROM tenants WHERE id = $1 FOR UPDATE', [id]);
+    return rows.length > 0;
+  }
+}
+
+export class ServerRepository {
+  constructor(private readonly em: EntityManager) {}
+
+  listByTenant(tenantId: string): Promise<EmailServerRow[]> {
+    return this.em.find(EmailServerEntity, { where: { tenantId }, order: { nameKey: 'ASC' } });
+  }
+  listAll(): Promise<EmailServerRow[]> {
+    return this.em.find(EmailServerEntity, { order: { createdAt: 'ASC' } });
+  }
+  get(tenantId: string, id: string): Promise<EmailServerRow | null> {
+    return this.em.findOneBy(EmailServerEntity, { tenantId, id });
+  }
+  countByTenant(tenantId: string): Promise<number> {
+    return this.em.countBy(EmailServerEntity, { tenantId });
+  }
+  findByAccountKey(accountKey: string): Promise<EmailServerRow | null> {
+    return this.em.findOneBy(EmailServerEntity, { accountKey });
+  }
+  findByName(tenantId: string, nameKey: string): Promise<EmailServerRow | null> {
+    return this.em.findOneBy(EmailServerEntity, { tenantId, nameKey });
+  }
+  async insert(row: NewRow<EmailServerRow>): Promise<EmailServerRow> {
+    await this.em.insert(EmailServerEntity, row);
+    return (await this.get(row.tenantId, row.id)) as EmailServerRow;
+  }
+  async replace(row: NewRow<EmailServerRow>): Promise<EmailServerRow> {
+    const { id, tenantId, ...rest } = row;
+    await this.em.update(EmailServerEntity, { id, tenantId }, rest);
+    return (await this.get(tenantId, id)) as EmailServerRow;
+  }
+  async delete(tenantId: string, id: string): Promise<boolean> {
+    return ((await this.em.delete(EmailServerEntity, { tenantId, id })).affected ?? 0) > 0;
+  }
+}
+
+export class DestinationRepository {
+  constructor(private readonly em: EntityManager) {}
+
+  listByTenant(tenantId: string): Promise<DestinationRow[]> {
+    return this.em.find(DestinationEntity, { where: { tenantId }, order: { nameKey: 'ASC' } });
+  }
+  listByServer(serverId: string): Promise<DestinationRow[]> {
+    return this.em.find(DestinationEntity, { where: { serverId }, order: { nameKey: 'ASC' } });
+  }
+  countByTenant(tenantId: string): Promise<number> {
+    return this.em.countBy(DestinationEntity, { tenantId });
+  }
+  get(tenantId: string, id: string): Promise<DestinationRow | null> {
+    return this.em.findOneBy(DestinationEntity, { tenantId, id });
+  }
+  findByName(tenantId: string, nameKey: string): Promise<DestinationRow | null> {
+    return this.em.findOneBy(DestinationEntity, { tenantId, nameKey });
+  }
+  findByAddress(tenantId: string, addressKey: string): Promise<DestinationRow | null> {
+    return this.em.findOneBy(DestinationEntity, { tenantId, addressKey });
+  }
+  async insert(row: NewRow<DestinationRow>): Promise<DestinationRow> {
+    await this.em.insert(DestinationEntity, row);
+    return (await this.get(row.tenantId, row.id)) as DestinationRow;
+  }
+  async replace(row: NewRow<DestinationRow>): Promise<DestinationRow> {
+    const { id, tenantId, ...rest } = row;
+    await this.em.update(DestinationEntity, { id, tenantId }, rest);
+    return (await this.get(tenantId, id)) as DestinationRow;
+  }
+  async delete(tenantId: string, id: string): Promise<boolean> {
+    return ((await this.em.delete(DestinationEntity, { tenantId, id })).affected ?? 0) > 0;
+  }
+}
+
+export class ApiTokenRepository {
+  constructor(private readonly em: EntityManager) {}
+
+  findByHash(tokenHash: string): Promise<ApiTokenRow | null> {
+    return this.em.findOneBy(ApiTokenEntity, { tokenHash });
+  }
+  list(tenantId?: string): Promise<ApiTokenRow[]> {
+    return this.em.find(ApiTokenEntity, {
+      where: tenantId === undefined ? {} : { tenantId },
+      order: { createdAt: 'ASC' },
+    });
+  }
+  async insert(row: Omit<ApiTokenRow, 'createdAt' | 'lastUsedAt'>): Promise<ApiTokenRow> {
+    await this.em.insert(ApiTokenEntity, row);
+    return (await this.em.findOneBy(ApiTokenEntity, { id: row.id })) as ApiTokenRow;
+  }
+  async touch(id: string, at: Date): Promise<void> {
+    await this.em.update(ApiTokenEntity, { id }, { lastUsedAt: at });
+  }
+  async delete(id: string): Promise<boolean> {
+    return ((await this.em.delete(ApiTokenEntity, { id })).affected ?? 0) > 0;
+  }
+}
+
+/** Repositories bound to one EntityManager: the data source's, or a transaction's. */
+export class StoreSession {
+  readonly tenants: TenantRepository;
+  readonly servers: ServerRepository;
+  readonly destinations: DestinationRepository;
+  readonly apiTokens: ApiTokenRepository;
+
+  constructor(protected readonly em: EntityManager) {
+    this.tenants = new TenantRepository(em);
+    this.servers = new ServerRepository(em);
+    this.destinations = new DestinationRepository(em);
+    this.apiTokens = new ApiTokenRepository(em);
+  }
+}
+
+/**
+ * The database: PostgreSQL when a URL is given, embedded PGlite otherwise. The only place
+ * TypeORM is visible; everything else works with the row types and repositories.
+ */
+export class Store extends StoreSession {
+  private closed = false;
+
+  private constructor(
+    private readonly dataSource: DataSource,
+    readonly kind: StoreKind,
+  ) {
+    super(dataSource.manager);
+  }
+
+  /** Connects and runs pending migrations. */
+  static async open(options: DataSourceOptions, logger: Logger): Promise<Store> {
+    const { dataSource, kind } = createDataSource(options);
+    await dataSource.initialize();
+    try {
+      await migrate(dataSource, kind, logger);
+    } catch (err) {
+      await dataSource.destroy();
+      throw err;
+    }
+    logger.info({ store: kind }, 'database ready');
+    return new Store(dataSource, kind);
+  }
+
+  /** Runs `fn` in one transaction; repositories of the session it gets see and write only inside it. */
+  transaction<T>(fn: (tx: StoreSession) => Promise<T>): Promise<T> {
+    return this.dataSource.transaction((em) => fn(new StoreSession(em)));
+  }
+
+  /** Plain SQL, for checks and maintenance (tests, health). */
+  query<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {
+    return this.dataSource.query(sql, params);
+  }
+
+  /** SQL statements that would bring the schema in line with the entities; empty when migrations match. */
+  async pendingSchemaChanges(): Promise<string[]> {
+    const log = await this.dataSource.driver.createSchemaBuilder().log();
+    return log.upQueries.map((q) => q.query);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.dataSource.destroy();
+  }
+}

@@ -16,6 +16,13 @@ import {
 } from './server-form.js';
 import { serverView } from './views.js';
 
+export interface ServerCredentials {
+  imapPassword: string | null;
+  imapClientSecret: string | null;
+  smtpPassword: string | null;
+  smtpClientSecret: string | null;
+}
+
 type SealedColumns = Pick<
   EmailServerRow,
   'imapPasswordSealed' | 'imapClientSecretSealed' | 'smtpPasswordSealed' | 'smtpClientSecretSealed'
@@ -39,6 +46,22 @@ export class ServerService {
 
   async get(tenantId: string, serverId: string): Promise<ServerView> {
     return serverView(await this.requireServer(this.store, tenantId, serverId));
+  }
+
+  /**
+   * The server's stored secrets, opened. For the engine's own IMAP/SMTP sessions only: never
+   * returned by the API and never logged. A tampered or foreign value fails with SECRET_UNREADABLE.
+   */
+  async credentials(tenantId: string, serverId: string): Promise<ServerCredentials> {
+    const row = await this.requireServer(this.store, tenantId, serverId);
+    const open = (field: string, sealed: string | null): string | null =>
+      sealed === null ? null : this.sealer.open(sealed, { tenantId, rowId: row.id, field });
+    return {
+      imapPassword: open('imap.password', row.imapPasswordSealed),
+      imapClientSecret: open('imap.clientSecret', row.imapClientSecretSealed),
+      smtpPassword: open('smtp.password', row.smtpPasswordSealed),
+      smtpClientSecret: open('smtp.clientSecret', row.smtpClientSecretSealed),
+    };
   }
 
   async create(tenantId: string, body: unknown): Promise<ServerView> {

@@ -5,6 +5,8 @@ import { createDataSource, migrate, type DataSourceOptions, type StoreKind } fro
 import { ApiTokenEntity, DestinationEntity, EmailServerEntity, TenantEntity } from './entities.js';
 import type { ApiTokenRow, DestinationRow, EmailServerRow, TenantRow } from './rows.js';
 
+export type { StoreKind } from './data-source.js';
+
 export type NewRow<R> = Omit<R, 'createdAt' | 'updatedAt' | 'lastUsedAt'>;
 
 /** The name of the unique index a failed INSERT/UPDATE collided with, if that is why it failed. */

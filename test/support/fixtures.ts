@@ -1,0 +1,27 @@
+/** Request bodies for tests: a valid e-mail server and destination, with overrides. */
+
+export const CANARY_PASSWORD = 'canary-Pa55w0rd-7f3e9b';
+
+export function serverBody(n: number | string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    name: `Server ${n}`,
+    imap: {
+      host: 'imap.example.com',
+      user: `agent${n}@example.com`,
+      auth: { method: 'password', password: CANARY_PASSWORD, confirmPassword: CANARY_PASSWORD },
+    },
+    smtp: { host: 'smtp.example.com', port: 587, auth: { mode: 'imap' } },
+    ...overrides,
+  };
+}
+
+export function destinationBody(n: number | string, serverId: string | null, overrides: Record<string, unknown> = {}) {
+  return {
+    name: `Destination ${n}`,
+    address: `support${n}@example.com`,
+    description: 'Customer support',
+    fromText: 'ACME Support',
+    serverId,
+    ...overrides,
+  };
+}

@@ -1,0 +1,8 @@
+import { runCleanups } from './cleanup.js';
+
+/** Mocha root hooks: whatever a test file registered with addCleanup is stopped at the very end. */
+export const mochaHooks = {
+  async afterAll(): Promise<void> {
+    await runCleanups();
+  },
+};

@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import {
+  accountKeyOf,
+  checkServerInput,
+  formOf,
+  keepableSecrets,
+  mergeServer,
+  rowFieldsOf,
+} from '../../../src/accounts/server-form.js';
+import type { ServerInput } from '../../../src/accounts/schemas.js';
+import type { EmailServerRow } from '../../../src/store/rows.js';
+
+const input: ServerInput = {
+  name: 'Main',
+  imap: { host: 'imap.example.com', user: 'a@example.com', auth: { method: 'password', password: 'p' } },
+  smtp: { host: 'smtp.example.com', port: 465, auth: { mode: 'imap' } },
+};
+
+function rowOf(i: ServerInput): EmailServerRow {
+  return {
+    id: 's1',
+    tenantId: 't1',
+    ...rowFieldsOf(i),
+    imapPasswordSealed: 'sealed',
+    imapClientSecretSealed: null,
+    smtpPasswordSealed: null,
+    smtpClientSecretSealed: null,
+    createdAt: new Date(),
+    updatedAt: new Date(),
+  };
+}
+
+describe('server form', () => {
+  it('applies the defaults of the reference', () => {
+    const f = rowFieldsOf(input);
+    assert.equal(f.imapPort, 993);
+    assert.equal(f.imapSecure, true);
+    assert.equal(f.smtpSecure, true, 'port 465 is implicit TLS');
+    assert.equal(f.postProcess, 'seen');
+    assert.equal(f.smtpRateLimitPerHour, 0);
+    assert.equal(rowFieldsOf({ ...input, imap: { ...input.imap, secure: false } }).imapPort, 143);
+  });
+
+  it('keys an account by host and user, ignoring case and a trailing dot', () => {
+    assert.equal(accountKeyOf('IMAP.Example.com.', 'A@Example.com'), accountKeyOf('imap.example.com', 'a@example.com'));
+    assert.notEqual(accountKeyOf('imap.example.com', 'a'), accountKeyOf('imap.example.com', 'b'));
+  });
+
+  it('round-trips a row to a form', () => {
+    const row = rowOf(input);
+    const again = rowFieldsOf(formOf(row));
+    assert.deepEqual(again, rowFieldsOf(input));
+  });
+
+  it('merges a patch deeply, replacing auth when its method changes', () => {
+    const form = formOf(rowOf(input));
+    const merged = mergeServer(form, { imap: { port: 10993 } });
+    assert.equal(merged.imap.port, 10993);
+    assert.equal(merged.imap.host, 'imap.example.com');
+    const switched = mergeServer(form, { imap: { auth: { method: 'oauth2', clientId: 'c', directoryId: 'd' } } });
+    assert.deepEqual(switched.imap.auth, { method: 'oauth2', clientId: 'c', directoryId: 'd' });
+    const insecure = mergeServer(form, { imap: { secure: false } });
+    assert.equal(insecure.imap.port, 143, 'a default port follows the TLS switch');
+  });
+
+  it('keeps a stored password only while host and user stay', () => {
+    const row = rowOf(input);
+    assert.equal(keepableSecrets(row, rowFieldsOf(input)).imapPassword, true);
+    const moved = { ...input, imap: { ...input.imap, host: 'elsewhere.example.net' } };
+    assert.equal(keepableSecrets(row, rowFieldsOf(moved)).imapPassword, false);
+    const otherUser = { ...input, imap: { ...input.imap, user: 'b@example.com' } };
+    assert.equal(keepableSecrets(row, rowFieldsOf(otherUser)).imapPassword, false);
+  });
+
+  it('lets a kept password satisfy the password rule', () => {
+    const noPassword: ServerInput = { ...input, imap: { ...input.imap, auth: { method: 'password' } } };
+    assert.throws(() => checkServerInput(noPassword), /imap.auth.password' is required/);
+    checkServerInput(noPassword, {
+      imapPassword: true,
+      imapClientSecret: false,
+      smtpPassword: false,
+      smtpClientSecret: false,
+    });
+  });
+});

@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../../../src/config/config.js';
+import { resolveSecrets } from '../../../src/config/local-secrets.js';
+import { isMailroomError } from '../../../src/shared/errors.js';
+
+describe('config', () => {
+  it('has the documented defaults', () => {
+    const config = loadConfig({}, '/srv/mailroom');
+    assert.equal(config.databaseUrl, undefined);
+    assert.equal(config.dataDir, '/srv/mailroom/data');
+    assert.equal(config.spoolDir, '/srv/mailroom/spool');
+    assert.equal(config.httpHost, '127.0.0.1');
+    assert.equal(config.httpPort, 8025);
+    assert.equal(config.logLevel, 'info');
+  });
+
+  it('names the variable at fault', () => {
+    const cases: Array<[Record<string, string>, string]> = [
+      [{ MAILROOM_HTTP_PORT: '70000' }, 'MAILROOM_HTTP_PORT'],
+      [{ MAILROOM_HTTP_PORT: 'abc' }, 'MAILROOM_HTTP_PORT'],
+      [{ MAILROOM_DATABASE_URL: 'mysql://x' }, 'MAILROOM_DATABASE_URL'],
+      [{ MAILROOM_LOG_LEVEL: 'loud' }, 'MAILROOM_LOG_LEVEL'],
+      [{ MAILROOM_HTTP_HOST: 'not a host' }, 'MAILROOM_HTTP_HOST'],
+    ];
+    for (const [env, field] of cases) {
+      assert.throws(
+        () => loadConfig(env, '/x'),
+        (err: unknown) => isMailroomError(err, 'CONFIG_INVALID') && err.field === field,
+        field,
+      );
+    }
+  });
+
+  describe('secrets', () => {
+    let dir: string;
+    beforeEach(async () => {
+      dir = await mkdtemp(join(tmpdir(), 'mailroom-config-'));
+    });
+    afterEach(async () => {
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    it('generates a key and a token for the embedded database, mode 0600, once', async () => {
+      const config = loadConfig({}, dir);
+      const first = await resolveSecrets(config);
+      assert.equal(first.secretKey.length, 32);
+      assert.ok(first.generated.secretKeyFile && first.generated.apiTokenFile);
+      assert.equal((await stat(join(dir, 'data', 'secret.key'))).mode & 0o777, 0o600);
+      assert.equal((await stat(join(dir, 'data', 'api-token'))).mode & 0o777, 0o600);
+      const second = await resolveSecrets(config);
+      assert.deepEqual(second.generated, {});
+      assert.ok(second.secretKey.equals(first.secretKey));
+      assert.equal(second.apiToken, (await readFile(join(dir, 'data', 'api-token'), 'utf8')).trim());
+    });
+
+    it('refuses to start on PostgreSQL without a key, saying how to make one', async () => {
+      const config = loadConfig({ MAILROOM_DATABASE_URL: 'postgres://x/y', MAILROOM_API_TOKEN: 't' }, dir);
+      await assert.rejects(
+        resolveSecrets(config),
+        (err: unknown) => isMailroomError(err, 'SECRET_KEY_MISSING') && /openssl rand -base64 32/.test(err.message),
+      );
+    });
+
+    it('refuses a key of the wrong size', async () => {
+      const config = loadConfig({ MAILROOM_SECRET_KEY: 'c2hvcnQ=' }, dir);
+      await assert.rejects(resolveSecrets(config), /MAILROOM_SECRET_KEY must be 32 random bytes/);
+    });
+  });
+});

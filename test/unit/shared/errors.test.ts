@@ -1,0 +1,44 @@
+import assert from 'node:assert/strict';
+import { ERROR_CODES, MailroomError } from '../../../src/shared/errors.js';
+
+describe('error codes', () => {
+  it('pins the list of codes and their HTTP statuses (changing one is a breaking change)', () => {
+    const pinned = Object.fromEntries(Object.entries(ERROR_CODES).map(([code, { status }]) => [code, status]));
+    assert.deepEqual(pinned, {
+      VALIDATION_FAILED: 400,
+      UNAUTHORIZED: 401,
+      FORBIDDEN: 403,
+      NOT_FOUND: 404,
+      TENANT_NOT_FOUND: 404,
+      SERVER_NOT_FOUND: 404,
+      DESTINATION_NOT_FOUND: 404,
+      TOKEN_NOT_FOUND: 404,
+      PAYLOAD_TOO_LARGE: 413,
+      UNSUPPORTED_MEDIA_TYPE: 415,
+      SERVER_LIMIT_REACHED: 409,
+      ACCOUNT_IN_USE: 409,
+      SERVER_IN_USE: 409,
+      TENANT_NOT_EMPTY: 409,
+      DUPLICATE_NAME: 409,
+      DUPLICATE_ADDRESS: 409,
+      CONFLICT: 409,
+      SECRET_UNREADABLE: 500,
+      SECRET_KEY_MISSING: 500,
+      CONFIG_INVALID: 500,
+      UNAVAILABLE: 503,
+      INTERNAL: 500,
+    });
+  });
+
+  it('gives every code a sentence', () => {
+    for (const [code, { text }] of Object.entries(ERROR_CODES)) assert.match(text, /^[A-Z].+\.$/, code);
+  });
+
+  it('carries code, field, details and status', () => {
+    const err = new MailroomError('SERVER_LIMIT_REACHED', 'too many', { field: 'name', details: { limit: 5 } });
+    assert.equal(err.status, 409);
+    assert.equal(err.field, 'name');
+    assert.deepEqual(err.details, { limit: 5 });
+    assert.ok(err instanceof Error);
+  });
+});

@@ -1,0 +1,46 @@
+import assert from 'node:assert/strict';
+import { Type } from '@sinclair/typebox';
+import { isMailroomError, type MailroomError } from '../../../src/shared/errors.js';
+import { isHost, validate } from '../../../src/shared/validation.js';
+
+function failure(fn: () => unknown): MailroomError {
+  try {
+    fn();
+  } catch (err) {
+    if (isMailroomError(err, 'VALIDATION_FAILED')) return err;
+    throw err;
+  }
+  assert.fail('expected VALIDATION_FAILED');
+}
+
+describe('validation', () => {
+  it('accepts host names and IP addresses, refuses the rest', () => {
+    for (const ok of ['imap.example.com', 'localhost', '127.0.0.1', '::1', 'a-b.c', 'mail.example.com.']) {
+      assert.ok(isHost(ok), ok);
+    }
+    for (const bad of ['', 'exa mple.com', '-a.com', 'a..b', 'http://x', 'x'.repeat(64) + '.com', 'a_b.com']) {
+      assert.ok(!isHost(bad), bad);
+    }
+  });
+
+  const schema = Type.Object(
+    {
+      port: Type.Integer({ minimum: 1, maximum: 65535 }),
+      nested: Type.Object({ host: Type.String({ format: 'host' }) }),
+    },
+    { additionalProperties: false },
+  );
+
+  it('names the field at fault in dotted form', () => {
+    assert.equal(failure(() => validate(schema, { port: 0, nested: { host: 'a' } })).field, 'port');
+    assert.equal(failure(() => validate(schema, { port: 1, nested: { host: 'bad host' } })).field, 'nested.host');
+    assert.equal(failure(() => validate(schema, { port: 1 })).field, 'nested');
+    const unknown = failure(() => validate(schema, { port: 1, nested: { host: 'a' }, extra: true }));
+    assert.equal(unknown.field, 'extra');
+    assert.match(unknown.message, /'extra' is not a known field/);
+  });
+
+  it('does not coerce types', () => {
+    assert.equal(failure(() => validate(schema, { port: '993', nested: { host: 'a' } })).field, 'port');
+  });
+});

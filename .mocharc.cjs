@@ -5,6 +5,6 @@ module.exports = {
   require: ['test/support/root-hooks.ts'],
   timeout: 30000,
   slow: 2000,
-  reporter: 'spec',
+  reporter: './test/support/summary-reporter.cjs',
   exit: false,
 };

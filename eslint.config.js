@@ -14,7 +14,8 @@ export default tseslint.config(
     },
   },
   {
-    files: ['.mocharc.cjs'],
-    languageOptions: { globals: { module: 'writable' } },
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { module: 'writable', require: 'readonly', process: 'readonly' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
 );

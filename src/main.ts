@@ -2,6 +2,9 @@ import type { FastifyInstance } from 'fastify';
 import { join } from 'node:path';
 import { createAccounts, type Accounts } from './accounts/index.js';
 import { buildApi } from './api/http-server.js';
+import { CredentialService } from './auth/credentials.js';
+import { createInbound, type Inbound, type InboundOptions } from './inbound/index.js';
+import { DEFAULT_PARSE_LIMITS } from './inbound/message/parse.js';
 import type { Config } from './config/config.js';
 import { resolveSecrets } from './config/local-secrets.js';
 import type { Logger } from './shared/logger.js';
@@ -49,12 +52,22 @@ export async function openServices(config: Config, logger: Logger): Promise<Serv
   return { config, logger, store, sealer, accounts, apiToken: secrets.apiToken, close: () => store.close() };
 }
 
+/** The inbound tunables the configuration sets. */
+function inboundOptionsOf(config: Config): Partial<InboundOptions> {
+  const { maxMessageBytes, ...rest } = config.imap;
+  return {
+    ...rest,
+    ...(maxMessageBytes !== undefined && { parseLimits: { ...DEFAULT_PARSE_LIMITS, maxBytes: maxMessageBytes } }),
+  };
+}
+
 export type EngineState = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
 
 /** The long-running service. `start` and `stop` are idempotent; `stop` reuses a stop in progress. */
 export class Engine {
   private state: EngineState = 'new';
   private services: Services | undefined;
+  private inbound: Inbound | undefined;
   private api: FastifyInstance | undefined;
   private stopping: Promise<void> | undefined;
   private address: { host: string; port: number } | undefined;
@@ -62,6 +75,7 @@ export class Engine {
   constructor(
     private readonly config: Config,
     private readonly logger: Logger,
+    private readonly tuning: { inbound?: Partial<InboundOptions> } = {},
   ) {}
 
   get status(): EngineState {
@@ -74,6 +88,11 @@ export class Engine {
     return this.address;
   }
 
+  get inboundService(): Inbound {
+    if (!this.inbound) throw new Error('engine is not running');
+    return this.inbound;
+  }
+
   get accounts(): Accounts {
     if (!this.services) throw new Error('engine is not running');
     return this.services.accounts;
@@ -84,12 +103,21 @@ export class Engine {
     this.state = 'starting';
     try {
       this.services = await openServices(this.config, this.logger);
+      const { store, sealer, accounts } = this.services;
+      this.inbound = createInbound({
+        store,
+        credentials: new CredentialService(sealer),
+        logger: this.logger,
+        options: { ...inboundOptionsOf(this.config), ...this.tuning.inbound },
+      });
       this.api = await buildApi({
-        accounts: this.services.accounts,
+        accounts,
+        inbound: this.inbound,
         logger: this.logger,
         adminToken: this.services.apiToken,
       });
       await this.api.listen({ host: this.config.httpHost, port: this.config.httpPort });
+      await this.inbound.start();
       const bound = this.api.server.address();
       this.address = {
         host: this.config.httpHost,
@@ -103,7 +131,10 @@ export class Engine {
     }
   }
 
-  /** Stops taking requests, lets those in flight finish (up to the shutdown timeout), closes the database. */
+  /**
+   * Stops taking requests, lets those in flight finish (up to the shutdown timeout), stops the
+   * mailbox watchers (each finishes the message in hand and logs out), closes the database.
+   */
   stop(): Promise<void> {
     this.stopping ??= this.doStop();
     return this.stopping;
@@ -118,6 +149,7 @@ export class Engine {
     });
     try {
       if (this.api) await Promise.race([this.api.close(), deadline]);
+      if (this.inbound) await Promise.race([this.inbound.stop(), deadline]);
     } finally {
       await this.services?.close();
       this.state = 'stopped';

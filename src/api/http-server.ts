@@ -13,10 +13,11 @@ import { ERROR_CODES, isMailroomError, MailroomError, type ErrorCode } from '../
 import type { Logger } from '../shared/logger.js';
 import { bodyAjv, paramsAjv, validationError } from '../shared/validation.js';
 import { ROUTES } from './routes/index.js';
-import type { RouteContext, RouteDef, RouteRequest } from './route.js';
+import type { InboundApi, RouteContext, RouteDef, RouteRequest } from './route.js';
 
 export interface ApiOptions {
   accounts: Accounts;
+  inbound: InboundApi;
   logger: Logger;
   /** The administrator token from the configuration (never stored). */
   adminToken: string;
@@ -105,7 +106,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     return principal;
   };
 
-  const ctx: RouteContext = { accounts, openapi: () => app.swagger() };
+  const ctx: RouteContext = { accounts, inbound: options.inbound, openapi: () => app.swagger() };
 
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const error = toMailroomError(err);

@@ -1,6 +1,8 @@
 import type { TSchema } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Accounts, Principal } from '../accounts/index.js';
+import type { WatcherStatus } from '../inbound/server-watcher.js';
+import type { MessageFeed } from '../inbound/message-feed.js';
 
 /**
  * Who may call a route: anyone (`public`), the administrator only (`admin`), or also a token
@@ -8,8 +10,15 @@ import type { Accounts, Principal } from '../accounts/index.js';
  */
 export type Access = 'public' | 'admin' | 'tenant';
 
+/** What the API needs of the inbound side. */
+export interface InboundApi {
+  status(serverId: string): WatcherStatus;
+  feed: MessageFeed;
+}
+
 export interface RouteContext {
   accounts: Accounts;
+  inbound: InboundApi;
   /** The OpenAPI document of every declared route. */
   openapi: () => unknown;
 }

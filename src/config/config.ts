@@ -28,6 +28,21 @@ export interface Config {
   logPretty: boolean;
   /** [10000] milliseconds a graceful stop may take before work in flight is abandoned. */
   shutdownTimeoutMs: number;
+  /** Inbound tunables; absent ones keep the engine's defaults. */
+  imap: {
+    /** MAILROOM_IMAP_POLL_INTERVAL_MS [60000]: polling on servers without IDLE. */
+    pollIntervalMs?: number;
+    /** MAILROOM_IMAP_SAFETY_POLL_MS [300000]: safety sync while idling. */
+    safetyPollMs?: number;
+    /** MAILROOM_RECONCILE_INTERVAL_MS [5000]: how often server changes are picked up. */
+    reconcileIntervalMs?: number;
+    /** MAILROOM_MAX_MESSAGE_BYTES [26214400]: larger messages are quarantined without fetching. */
+    maxMessageBytes?: number;
+    /** MAILROOM_MESSAGE_ID_DOMAIN [mailroom.invalid]: domain of generated Message-IDs. */
+    messageIdDomain?: string;
+    /** MAILROOM_IMAP_BATCH_MESSAGES [100]: messages fetched and committed together. */
+    batchMaxCount?: number;
+  };
 }
 
 export type Env = Record<string, string | undefined>;
@@ -44,6 +59,17 @@ function intVar(env: Env, name: string, fallback: number, min: number, max: numb
     });
   }
   return value;
+}
+
+function optionalInt<K extends string>(
+  env: Env,
+  name: string,
+  key: K,
+  min: number,
+  max: number,
+): Partial<Record<K, number>> {
+  if (env[name] === undefined || env[name] === '') return {};
+  return { [key]: intVar(env, name, 0, min, max) } as Partial<Record<K, number>>;
 }
 
 function boolVar(env: Env, name: string, fallback: boolean): boolean {
@@ -99,5 +125,15 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     logLevel,
     logPretty: boolVar(env, 'MAILROOM_LOG_PRETTY', Boolean(process.stdout.isTTY)),
     shutdownTimeoutMs: intVar(env, 'MAILROOM_SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
+    imap: {
+      ...optionalInt(env, 'MAILROOM_IMAP_POLL_INTERVAL_MS', 'pollIntervalMs', 100, 86_400_000),
+      ...optionalInt(env, 'MAILROOM_IMAP_SAFETY_POLL_MS', 'safetyPollMs', 1_000, 3_600_000),
+      ...optionalInt(env, 'MAILROOM_RECONCILE_INTERVAL_MS', 'reconcileIntervalMs', 100, 3_600_000),
+      ...optionalInt(env, 'MAILROOM_MAX_MESSAGE_BYTES', 'maxMessageBytes', 1_024, 1_073_741_824),
+      ...optionalInt(env, 'MAILROOM_IMAP_BATCH_MESSAGES', 'batchMaxCount', 1, 10_000),
+      ...(nonEmpty(env, 'MAILROOM_MESSAGE_ID_DOMAIN') !== undefined && {
+        messageIdDomain: nonEmpty(env, 'MAILROOM_MESSAGE_ID_DOMAIN') as string,
+      }),
+    },
   };
 }

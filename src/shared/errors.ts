@@ -20,6 +20,12 @@ export const ERROR_CODES = {
   DUPLICATE_NAME: { status: 409, text: 'Another object of the same kind already has this name.' },
   DUPLICATE_ADDRESS: { status: 409, text: 'Another destination of this tenant already has this address.' },
   CONFLICT: { status: 409, text: 'The object was changed concurrently; retry.' },
+  CREDENTIALS_UNAVAILABLE: {
+    status: 409,
+    text: 'The account has no usable credentials yet (for OAuth 2.0: the sign-in is not complete).',
+  },
+  MESSAGE_NOT_FOUND: { status: 404, text: 'The message does not exist for this destination.' },
+  ALREADY_CLAIMED: { status: 409, text: 'Another agent has already claimed the message.' },
   SECRET_UNREADABLE: { status: 500, text: 'A sealed secret failed authentication (wrong key or tampered data).' },
   SECRET_KEY_MISSING: { status: 500, text: 'No secret key is configured for sealing credentials.' },
   CONFIG_INVALID: { status: 500, text: 'The engine configuration is invalid.' },

@@ -1,5 +1,14 @@
 import { EntitySchema, type EntitySchemaColumnOptions } from 'typeorm';
-import type { ApiTokenRow, DestinationRow, EmailServerRow, TenantRow } from './rows.js';
+import type {
+  AlertRow,
+  ApiTokenRow,
+  CheckpointRow,
+  DeliveryRow,
+  DestinationRow,
+  EmailServerRow,
+  InboundMessageRow,
+  TenantRow,
+} from './rows.js';
 
 // Column types are always explicit: no decorator metadata is needed, so tsx and tsc agree.
 const id: EntitySchemaColumnOptions = { type: 'uuid', primary: true };
@@ -8,6 +17,16 @@ const bool = (name: string): EntitySchemaColumnOptions => ({ type: 'boolean', na
 const int = (name: string): EntitySchemaColumnOptions => ({ type: 'integer', name });
 const created: EntitySchemaColumnOptions = { type: 'timestamptz', name: 'created_at', createDate: true };
 const updated: EntitySchemaColumnOptions = { type: 'timestamptz', name: 'updated_at', updateDate: true };
+/** int8 columns arrive as text from pg; UIDs and sequence numbers fit a JS number. */
+const bigintAsNumber = { to: (v: unknown) => v, from: (v: unknown) => (v === null ? null : Number(v)) };
+const int8 = (name: string, extra: Partial<EntitySchemaColumnOptions> = {}): EntitySchemaColumnOptions => ({
+  type: 'bigint',
+  name,
+  transformer: bigintAsNumber,
+  ...extra,
+});
+const json = (name: string, nullable = false): EntitySchemaColumnOptions => ({ type: 'jsonb', name, nullable });
+const time = (name: string, nullable = false): EntitySchemaColumnOptions => ({ type: 'timestamptz', name, nullable });
 
 export const TenantEntity = new EntitySchema<TenantRow>({
   name: 'Tenant',
@@ -127,4 +146,157 @@ export const ApiTokenEntity = new EntitySchema<ApiTokenRow & { tenant?: TenantRo
   indices: [{ name: 'api_tokens_hash_uq', columns: ['tokenHash'], unique: true }],
 });
 
-export const ENTITIES = [TenantEntity, EmailServerEntity, DestinationEntity, ApiTokenEntity];
+export const CheckpointEntity = new EntitySchema<CheckpointRow>({
+  name: 'MailboxCheckpoint',
+  tableName: 'mailbox_checkpoints',
+  columns: {
+    serverId: { type: 'uuid', name: 'server_id', primary: true },
+    mailbox: { type: 'text', primary: true },
+    uidValidity: int8('uid_validity'),
+    lastUid: int8('last_uid'),
+    updatedAt: updated,
+  },
+  relations: {
+    server: {
+      type: 'many-to-one',
+      target: 'EmailServer',
+      joinColumn: { name: 'server_id', foreignKeyConstraintName: 'mailbox_checkpoints_server_fk' },
+      onDelete: 'CASCADE',
+    },
+  } as object,
+});
+
+export const InboundMessageEntity = new EntitySchema<InboundMessageRow>({
+  name: 'InboundMessage',
+  tableName: 'inbound_messages',
+  columns: {
+    id,
+    tenantId: { type: 'uuid', name: 'tenant_id' },
+    serverId: { type: 'uuid', name: 'server_id' },
+    mailbox: text('mailbox'),
+    uidValidity: int8('uid_validity'),
+    uid: int8('uid'),
+    status: text('status'),
+    quarantineReason: text('quarantine_reason', true),
+    messageIdHeader: text('message_id_header', true),
+    dedupeKey: text('dedupe_key'),
+    conversationId: { type: 'uuid', name: 'conversation_id' },
+    subject: text('subject'),
+    fromAddress: text('from_address', true),
+    fromName: text('from_name', true),
+    recipients: json('recipients'),
+    sentAt: time('sent_at', true),
+    receivedAt: time('received_at'),
+    ingestedAt: { type: 'timestamptz', name: 'ingested_at', createDate: true },
+    size: int('size'),
+    classification: json('classification'),
+    inReplyTo: text('in_reply_to', true),
+    references: json('message_references'),
+    bodyText: text('body_text', true),
+    bodyHtml: text('body_html', true),
+    attachments: json('attachments'),
+    postProcessedAt: time('post_processed_at', true),
+  },
+  relations: {
+    server: {
+      type: 'many-to-one',
+      target: 'EmailServer',
+      joinColumn: { name: 'server_id', foreignKeyConstraintName: 'inbound_messages_server_fk' },
+      onDelete: 'CASCADE',
+    },
+  } as object,
+  indices: [
+    { name: 'inbound_messages_uid_uq', columns: ['serverId', 'mailbox', 'uidValidity', 'uid'], unique: true },
+    { name: 'inbound_messages_dedupe_idx', columns: ['serverId', 'dedupeKey'] },
+    { name: 'inbound_messages_message_id_idx', columns: ['tenantId', 'messageIdHeader'] },
+    { name: 'inbound_messages_status_idx', columns: ['serverId', 'status'] },
+  ],
+});
+
+export interface InboundRawRow {
+  messageId: string;
+  raw: Buffer;
+}
+
+export const InboundRawEntity = new EntitySchema<InboundRawRow>({
+  name: 'InboundRaw',
+  tableName: 'inbound_raw',
+  columns: {
+    messageId: { type: 'uuid', name: 'message_id', primary: true },
+    raw: { type: 'bytea' },
+  },
+  relations: {
+    message: {
+      type: 'one-to-one',
+      target: 'InboundMessage',
+      joinColumn: { name: 'message_id', foreignKeyConstraintName: 'inbound_raw_message_fk' },
+      onDelete: 'CASCADE',
+    },
+  } as object,
+});
+
+export const DeliveryEntity = new EntitySchema<DeliveryRow>({
+  name: 'InboundDelivery',
+  tableName: 'inbound_deliveries',
+  columns: {
+    destinationId: { type: 'uuid', name: 'destination_id', primary: true },
+    seq: int8('seq', { primary: true }),
+    messageId: { type: 'uuid', name: 'message_id' },
+    tenantId: { type: 'uuid', name: 'tenant_id' },
+    createdAt: created,
+    claimedBy: text('claimed_by', true),
+    claimedAt: time('claimed_at', true),
+    ackedAt: time('acked_at', true),
+  },
+  relations: {
+    destination: {
+      type: 'many-to-one',
+      target: 'Destination',
+      joinColumn: { name: 'destination_id', foreignKeyConstraintName: 'inbound_deliveries_destination_fk' },
+      onDelete: 'CASCADE',
+    },
+    message: {
+      type: 'many-to-one',
+      target: 'InboundMessage',
+      joinColumn: { name: 'message_id', foreignKeyConstraintName: 'inbound_deliveries_message_fk' },
+      onDelete: 'CASCADE',
+    },
+  } as object,
+  indices: [{ name: 'inbound_deliveries_message_uq', columns: ['destinationId', 'messageId'], unique: true }],
+});
+
+export const AlertEntity = new EntitySchema<AlertRow>({
+  name: 'Alert',
+  tableName: 'alerts',
+  columns: {
+    id,
+    tenantId: { type: 'uuid', name: 'tenant_id' },
+    serverId: { type: 'uuid', name: 'server_id', nullable: true },
+    kind: text('kind'),
+    message: text('message'),
+    details: json('details'),
+    createdAt: created,
+  },
+  relations: {
+    server: {
+      type: 'many-to-one',
+      target: 'EmailServer',
+      nullable: true,
+      joinColumn: { name: 'server_id', foreignKeyConstraintName: 'alerts_server_fk' },
+      onDelete: 'CASCADE',
+    },
+  } as object,
+  indices: [{ name: 'alerts_server_idx', columns: ['serverId'] }],
+});
+
+export const ENTITIES = [
+  TenantEntity,
+  EmailServerEntity,
+  DestinationEntity,
+  ApiTokenEntity,
+  CheckpointEntity,
+  InboundMessageEntity,
+  InboundRawEntity,
+  DeliveryEntity,
+  AlertEntity,
+];

@@ -86,3 +86,87 @@ export interface ApiTokenRow {
   createdAt: Date;
   lastUsedAt: Date | null;
 }
+
+export interface CheckpointRow {
+  serverId: string;
+  mailbox: string;
+  uidValidity: number;
+  lastUid: number;
+  updatedAt: Date;
+}
+
+export type InboundStatus = 'routed' | 'unrouted' | 'quarantined' | 'duplicate' | 'heartbeat';
+
+export interface MessageAddress {
+  address: string;
+  name: string;
+}
+
+export interface Classification {
+  autoReply: boolean;
+  bounce: boolean;
+  loop: boolean;
+  reasons: string[];
+}
+
+export interface AttachmentInfo {
+  index: number;
+  filename: string | null;
+  contentType: string;
+  size: number;
+  contentId: string | null;
+  checksum: string;
+  inline: boolean;
+}
+
+export interface InboundMessageRow {
+  id: string;
+  tenantId: string;
+  serverId: string;
+  mailbox: string;
+  uidValidity: number;
+  uid: number;
+  status: InboundStatus;
+  quarantineReason: string | null;
+  messageIdHeader: string | null;
+  /** Message-ID, or a hash of the header block and size when it is missing. */
+  dedupeKey: string;
+  conversationId: string;
+  subject: string;
+  fromAddress: string | null;
+  fromName: string | null;
+  recipients: { to: MessageAddress[]; cc: MessageAddress[]; deliveredTo: string[]; xOriginalTo: string[] };
+  sentAt: Date | null;
+  receivedAt: Date;
+  ingestedAt: Date;
+  size: number;
+  classification: Classification;
+  inReplyTo: string | null;
+  references: string[];
+  bodyText: string | null;
+  bodyHtml: string | null;
+  attachments: AttachmentInfo[];
+  postProcessedAt: Date | null;
+}
+
+export interface DeliveryRow {
+  destinationId: string;
+  /** Position in the destination's queue: 1, 2, 3… in arrival order, never reused. */
+  seq: number;
+  messageId: string;
+  tenantId: string;
+  createdAt: Date;
+  claimedBy: string | null;
+  claimedAt: Date | null;
+  ackedAt: Date | null;
+}
+
+export interface AlertRow {
+  id: string;
+  tenantId: string;
+  serverId: string | null;
+  kind: string;
+  message: string;
+  details: Record<string, unknown>;
+  createdAt: Date;
+}

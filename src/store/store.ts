@@ -3,6 +3,12 @@ import { DataSource, EntityManager, QueryFailedError } from 'typeorm';
 import type { Logger } from '../shared/logger.js';
 import { createDataSource, migrate, type DataSourceOptions, type StoreKind } from './data-source.js';
 import { ApiTokenEntity, DestinationEntity, EmailServerEntity, TenantEntity } from './entities.js';
+import {
+  AlertRepository,
+  CheckpointRepository,
+  DeliveryRepository,
+  InboundMessageRepository,
+} from './inbound-repositories.js';
 import type { ApiTokenRow, DestinationRow, EmailServerRow, TenantRow } from './rows.js';
 
 export type { StoreKind } from './data-source.js';
@@ -147,12 +153,20 @@ export class StoreSession {
   readonly servers: ServerRepository;
   readonly destinations: DestinationRepository;
   readonly apiTokens: ApiTokenRepository;
+  readonly checkpoints: CheckpointRepository;
+  readonly messages: InboundMessageRepository;
+  readonly deliveries: DeliveryRepository;
+  readonly alerts: AlertRepository;
 
   constructor(protected readonly em: EntityManager) {
     this.tenants = new TenantRepository(em);
     this.servers = new ServerRepository(em);
     this.destinations = new DestinationRepository(em);
     this.apiTokens = new ApiTokenRepository(em);
+    this.checkpoints = new CheckpointRepository(em);
+    this.messages = new InboundMessageRepository(em);
+    this.deliveries = new DeliveryRepository(em);
+    this.alerts = new AlertRepository(em);
   }
 }
 

@@ -18,7 +18,7 @@ forEachBackend('store', (kind) => {
     const rows = await store.query<{ name: string }>('SELECT name FROM mailroom_migrations ORDER BY id');
     assert.deepEqual(
       rows.map((r) => r.name),
-      ['InitialSchema1764000000001'],
+      ['InitialSchema1764000000001', 'Inbound1764000000002'],
     );
   });
 

@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { createAccounts, type Accounts } from '../../src/accounts/index.js';
 import { buildApi } from '../../src/api/http-server.js';
+import { CredentialService } from '../../src/auth/credentials.js';
+import { createInbound, type Inbound, type InboundOptions } from '../../src/inbound/index.js';
 import { SecretSealer } from '../../src/shared/sealed-secrets.js';
 import type { Store, StoreKind } from '../../src/store/store.js';
 import { isPostgresReachable, resetStore, sharedStore } from './database.js';
@@ -20,6 +22,9 @@ export interface ApiHarness {
   app: FastifyInstance;
   adminToken: string;
   logLines: string[];
+  inbound: Inbound;
+  /** A second inbound side over the same database, as after an engine restart. */
+  restartInbound(): Inbound;
   call<T = Record<string, unknown>>(
     method: string,
     url: string,
@@ -33,14 +38,32 @@ export interface ApiHarness {
  * The real API (fastify, schemas, services, store) on one backend, driven through
  * fastify's inject (the whole HTTP stack but the socket). Logs are captured.
  */
-export async function openApiHarness(kind: StoreKind): Promise<ApiHarness> {
+/** Inbound timings for tests: quick polls and retries. */
+export const FAST_INBOUND: Partial<InboundOptions> = {
+  reconcileIntervalMs: 200,
+  pollIntervalMs: 300,
+  safetyPollMs: 5_000,
+  reconnectMinMs: 100,
+  reconnectMaxMs: 1_000,
+  authRetryMinMs: 500,
+  authRetryMaxMs: 2_000,
+  socketTimeoutMs: 10_000,
+};
+
+export async function openApiHarness(
+  kind: StoreKind,
+  inboundOptions: Partial<InboundOptions> = FAST_INBOUND,
+): Promise<ApiHarness> {
   const store = await sharedStore(kind);
   await resetStore(store);
   const { logger, lines } = capturingLogger('debug');
   const sealer = new SecretSealer(randomBytes(32));
   const accounts = createAccounts(store, sealer, logger);
   const adminToken = `admin-${randomBytes(8).toString('hex')}`;
-  const app = await buildApi({ accounts, logger, adminToken });
+  const credentials = new CredentialService(sealer);
+  const newInbound = (): Inbound => createInbound({ store, credentials, logger, options: inboundOptions });
+  const inbound = newInbound();
+  const app = await buildApi({ accounts, inbound, logger, adminToken });
   return {
     kind,
     store,
@@ -60,7 +83,12 @@ export async function openApiHarness(kind: StoreKind): Promise<ApiHarness> {
       });
       return { status: res.statusCode, body: (res.body === '' ? {} : res.json()) as T, raw: res.body };
     },
-    close: () => app.close(),
+    inbound,
+    restartInbound: newInbound,
+    async close() {
+      await app.close();
+      await inbound.stop();
+    },
   };
 }
 

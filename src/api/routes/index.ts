@@ -1,6 +1,7 @@
 import type { RouteDef } from '../route.js';
 import { destinationRoutes } from './destinations.js';
 import { healthRoutes } from './health.js';
+import { messageRoutes } from './messages.js';
 import { serverRoutes } from './servers.js';
 import { tenantRoutes } from './tenants.js';
 import { tokenRoutes } from './tokens.js';
@@ -12,4 +13,5 @@ export const ROUTES: readonly RouteDef[] = [
   ...serverRoutes,
   ...destinationRoutes,
   ...tokenRoutes,
+  ...messageRoutes,
 ];

@@ -1,0 +1,165 @@
+import { Type } from '@sinclair/typebox';
+import { FeedItemView, MessageDetailView, MessageSummaryView } from '../../inbound/views.js';
+import { DestinationParams, ServerParams } from '../params.js';
+import type { RouteDef } from '../route.js';
+
+const tags = ['inbound messages'];
+const base = '/api/v1/tenants/:tenantId/destinations/:destinationId/messages';
+const Id = Type.String({ format: 'uuid' });
+const MessageParams = Type.Object({ tenantId: Id, destinationId: Id, messageId: Id }, { additionalProperties: false });
+type MessageParams = { tenantId: string; destinationId: string; messageId: string };
+const AttachmentParams = Type.Object(
+  { tenantId: Id, destinationId: Id, messageId: Id, index: Type.Integer({ minimum: 0 }) },
+  { additionalProperties: false },
+);
+const Agent = Type.Object({ agent: Type.String({ minLength: 1, maxLength: 200 }) }, { additionalProperties: false });
+
+export const messageRoutes: RouteDef[] = [
+  {
+    method: 'GET',
+    url: base,
+    access: 'tenant',
+    summary:
+      "A destination's messages in arrival order after a cursor (`after` = last `seq` seen); " +
+      '`wait` long-polls up to that many seconds when nothing is new.',
+    tags,
+    schema: {
+      params: DestinationParams,
+      querystring: Type.Object(
+        {
+          after: Type.Optional(Type.Integer({ minimum: 0 })),
+          limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
+          wait: Type.Optional(Type.Integer({ minimum: 0, maximum: 60 })),
+        },
+        { additionalProperties: false },
+      ),
+      response: { 200: Type.Object({ messages: Type.Array(FeedItemView), next: Type.Integer() }) },
+    },
+    handler: async (req, _reply, { inbound }) => {
+      const p = req.params as DestinationParams;
+      const q = req.query as { after?: number; limit?: number; wait?: number };
+      return inbound.feed.list(p.tenantId, p.destinationId, q.after ?? 0, q.limit ?? 100, (q.wait ?? 0) * 1000);
+    },
+  },
+  {
+    method: 'GET',
+    url: `${base}/:messageId`,
+    access: 'tenant',
+    summary: 'One message: headers, text, HTML, attachment list, classification, conversation.',
+    tags,
+    schema: { params: MessageParams, response: { 200: MessageDetailView } },
+    handler: async (req, _reply, { inbound }) => {
+      const p = req.params as MessageParams;
+      return inbound.feed.get(p.tenantId, p.destinationId, p.messageId);
+    },
+  },
+  {
+    method: 'GET',
+    url: `${base}/:messageId/raw`,
+    access: 'tenant',
+    summary: 'The message as received (RFC 822).',
+    tags,
+    schema: { params: MessageParams, response: { 200: Type.Any({ description: 'message/rfc822' }) } },
+    handler: async (req, reply, { inbound }) => {
+      const p = req.params as MessageParams;
+      const raw = await inbound.feed.raw(p.tenantId, p.destinationId, p.messageId);
+      reply.type('message/rfc822').header('content-disposition', `attachment; filename="${p.messageId}.eml"`);
+      return raw;
+    },
+  },
+  {
+    method: 'GET',
+    url: `${base}/:messageId/attachments/:index`,
+    access: 'tenant',
+    summary: 'One attachment of the message, by its index in the attachment list.',
+    tags,
+    schema: { params: AttachmentParams, response: { 200: Type.Any({ description: 'the attachment' }) } },
+    handler: async (req, reply, { inbound }) => {
+      const p = req.params as MessageParams & { index: number };
+      const found = await inbound.feed.attachment(p.tenantId, p.destinationId, p.messageId, p.index);
+      const filename = (found.filename ?? `attachment-${p.index}`).replace(/["\r\n\\]/g, '_');
+      reply.type(found.contentType).header('content-disposition', `attachment; filename="${filename}"`);
+      return found.content;
+    },
+  },
+  {
+    method: 'POST',
+    url: `${base}/:messageId/claim`,
+    access: 'tenant',
+    summary: 'Claim the message for an agent system; another claimant gets 409 ALREADY_CLAIMED.',
+    tags,
+    schema: { params: MessageParams, body: Agent, response: { 200: FeedItemView } },
+    handler: async (req, _reply, { inbound }) => {
+      const p = req.params as MessageParams;
+      return inbound.feed.claim(p.tenantId, p.destinationId, p.messageId, (req.body as { agent: string }).agent);
+    },
+  },
+  {
+    method: 'POST',
+    url: `${base}/:messageId/ack`,
+    access: 'tenant',
+    summary: 'Acknowledge that the message was taken over.',
+    tags,
+    schema: {
+      params: MessageParams,
+      body: Type.Object({}, { additionalProperties: false }),
+      response: { 200: FeedItemView },
+    },
+    handler: async (req, _reply, { inbound }) => {
+      const p = req.params as MessageParams;
+      return inbound.feed.ack(p.tenantId, p.destinationId, p.messageId);
+    },
+  },
+  {
+    method: 'GET',
+    url: '/api/v1/tenants/:tenantId/servers/:serverId/messages',
+    access: 'tenant',
+    summary: "A server's quarantined, unrouted or duplicate messages (newest first).",
+    tags,
+    schema: {
+      params: ServerParams,
+      querystring: Type.Object(
+        {
+          status: Type.Union([Type.Literal('quarantined'), Type.Literal('unrouted'), Type.Literal('duplicate')]),
+          limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
+        },
+        { additionalProperties: false },
+      ),
+      response: { 200: Type.Object({ messages: Type.Array(MessageSummaryView) }) },
+    },
+    handler: async (req, _reply, { inbound }) => {
+      const p = req.params as ServerParams;
+      const q = req.query as { status: string; limit?: number };
+      return { messages: await inbound.feed.byStatus(p.tenantId, p.serverId, q.status, q.limit ?? 100) };
+    },
+  },
+  {
+    method: 'GET',
+    url: '/api/v1/tenants/:tenantId/servers/:serverId/status',
+    access: 'tenant',
+    summary: "The server's connection state, last error in plain words, last contact and UID progress.",
+    tags: ['e-mail servers'],
+    schema: {
+      params: ServerParams,
+      response: {
+        200: Type.Object({
+          inbound: Type.Object({
+            state: Type.String(),
+            lastError: Type.Union([Type.String(), Type.Null()]),
+            lastErrorAt: Type.Union([Type.String(), Type.Null()]),
+            lastContactAt: Type.Union([Type.String(), Type.Null()]),
+            lastUid: Type.Record(Type.String(), Type.Integer()),
+            idleSupported: Type.Union([Type.Boolean(), Type.Null()]),
+            reconnects: Type.Integer(),
+            nextAttemptAt: Type.Union([Type.String(), Type.Null()]),
+          }),
+        }),
+      },
+    },
+    handler: async (req, _reply, { accounts, inbound }) => {
+      const p = req.params as ServerParams;
+      await accounts.servers.get(p.tenantId, p.serverId);
+      return { inbound: inbound.status(p.serverId) };
+    },
+  },
+];

@@ -1,0 +1,32 @@
+import type { MessageMeta } from './imap-session.js';
+
+/**
+ * Splits new messages into fetch batches bounded by count and total bytes, in UID order. A
+ * message larger than the byte budget travels alone; messages over `maxMessageBytes` are set
+ * apart (they are quarantined from their header without fetching the body).
+ */
+export function planBatches(
+  messages: readonly MessageMeta[],
+  limits: { maxCount: number; maxBytes: number; maxMessageBytes: number },
+): Array<{ fetch: MessageMeta[]; tooLarge: MessageMeta[] }> {
+  const batches: Array<{ fetch: MessageMeta[]; tooLarge: MessageMeta[] }> = [];
+  let current = { fetch: [] as MessageMeta[], tooLarge: [] as MessageMeta[] };
+  let bytes = 0;
+  const flush = (): void => {
+    if (current.fetch.length + current.tooLarge.length > 0) batches.push(current);
+    current = { fetch: [], tooLarge: [] };
+    bytes = 0;
+  };
+  for (const m of messages) {
+    if (m.size > limits.maxMessageBytes) {
+      current.tooLarge.push(m);
+      continue;
+    }
+    if (current.fetch.length >= limits.maxCount || (current.fetch.length > 0 && bytes + m.size > limits.maxBytes))
+      flush();
+    current.fetch.push(m);
+    bytes += m.size;
+  }
+  flush();
+  return batches;
+}

@@ -1,0 +1,209 @@
+import { EventEmitter } from 'node:events';
+import { ImapFlow, type ImapFlowOptions } from 'imapflow';
+import type { LoginCredentials } from '../auth/credentials.js';
+import type { Logger } from '../shared/logger.js';
+
+/**
+ * The one place imapflow is used: a connection to one mailbox server, reduced to what the
+ * inbound pipeline needs. Everything is by UID; nothing relies on \Seen or sequence numbers.
+ */
+
+export interface ImapSessionOptions {
+  host: string;
+  port: number;
+  /** Implicit TLS; without it imapflow upgrades with STARTTLS whenever the server offers it. */
+  secure: boolean;
+  login: LoginCredentials;
+  /** Extra CA certificates to trust for this server (verification always stays on). */
+  ca?: Buffer | string;
+  logger: Logger;
+  /** [90000] TCP/TLS connect budget, ms. */
+  connectionTimeoutMs?: number;
+  /** [16000] wait for the greeting, ms. */
+  greetingTimeoutMs?: number;
+  /** [300000] socket inactivity before the connection is declared dead, ms. */
+  socketTimeoutMs?: number;
+}
+
+export interface MailboxState {
+  uidValidity: number;
+  uidNext: number;
+  exists: number;
+}
+
+export interface MessageMeta {
+  uid: number;
+  size: number;
+  internalDate: Date;
+}
+
+export interface MessageSource extends MessageMeta {
+  source: Buffer;
+}
+
+/** imapflow's error facts the watcher needs to tell a bad password from a bad network. */
+export function isAuthFailure(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  const e = err as { authenticationFailed?: boolean; serverResponseCode?: string };
+  return e.authenticationFailed === true || e.serverResponseCode === 'AUTHENTICATIONFAILED';
+}
+
+export class ImapSession extends EventEmitter<{ exists: [count: number]; close: [] }> {
+  private closed = false;
+
+  private constructor(private readonly client: ImapFlow) {
+    super();
+    client.on('exists', (event: { count: number }) => this.emit('exists', event.count));
+    client.on('close', () => {
+      this.closed = true;
+      this.emit('close');
+    });
+    // imapflow emits 'error' for socket problems; 'close' follows, which is what the watcher acts on.
+    client.on('error', () => undefined);
+  }
+
+  static async connect(options: ImapSessionOptions): Promise<ImapSession> {
+    const auth =
+      'pass' in options.login
+        ? { user: options.login.user, pass: options.login.pass }
+        : { user: options.login.user, accessToken: options.login.accessToken };
+    const flowOptions: ImapFlowOptions = {
+      host: options.host,
+      port: options.port,
+      secure: options.secure,
+      auth,
+      logger: false,
+      disableAutoIdle: true,
+      connectionTimeout: options.connectionTimeoutMs ?? 90_000,
+      greetingTimeout: options.greetingTimeoutMs ?? 16_000,
+      socketTimeout: options.socketTimeoutMs ?? 300_000,
+      tls: options.ca ? { ca: options.ca, rejectUnauthorized: true } : { rejectUnauthorized: true },
+      clientInfo: { name: 'Mailroom' },
+    };
+    const client = new ImapFlow(flowOptions);
+    const session = new ImapSession(client);
+    try {
+      await client.connect();
+    } catch (err) {
+      client.close();
+      throw err;
+    }
+    return session;
+  }
+
+  get usable(): boolean {
+    return !this.closed && this.client.usable;
+  }
+
+  get supportsIdle(): boolean {
+    return this.client.capabilities.has('IDLE');
+  }
+
+  /**
+   * Selects the mailbox, or when it is selected already, asks STATUS for fresh values: a
+   * selected mailbox's cached UIDVALIDITY would hide a mailbox that was recreated meanwhile.
+   */
+  async openMailbox(path: string): Promise<MailboxState> {
+    const current = this.client.mailbox;
+    if (current && current.path === path) {
+      const status = await this.client.status(path, { uidValidity: true, uidNext: true, messages: true });
+      if (status && status.uidValidity !== undefined && status.uidNext !== undefined) {
+        return { uidValidity: Number(status.uidValidity), uidNext: status.uidNext, exists: status.messages ?? 0 };
+      }
+    }
+    const box = await this.client.mailboxOpen(path);
+    return { uidValidity: Number(box.uidValidity), uidNext: box.uidNext, exists: box.exists };
+  }
+
+  /** UIDs above `afterUid`, with sizes and arrival dates, ascending. */
+  async listSince(afterUid: number): Promise<MessageMeta[]> {
+    const found: MessageMeta[] = [];
+    for await (const m of this.client.fetch(
+      `${afterUid + 1}:*`,
+      { uid: true, size: true, internalDate: true },
+      { uid: true },
+    )) {
+      // `N:*` also names the highest message when N is above it: keep only what is new.
+      if (m.uid > afterUid) {
+        found.push({ uid: m.uid, size: m.size ?? 0, internalDate: toDate(m.internalDate) });
+      }
+    }
+    return found.sort((a, b) => a.uid - b.uid);
+  }
+
+  /** Full sources of these UIDs (BODY.PEEK[]: reading does not set \Seen), ascending. */
+  async *fetchSources(uids: number[]): AsyncGenerator<MessageSource> {
+    if (uids.length === 0) return;
+    const fetched: MessageSource[] = [];
+    for await (const m of this.client.fetch(
+      uids.join(','),
+      { uid: true, size: true, internalDate: true, source: true },
+      { uid: true },
+    )) {
+      if (m.source)
+        fetched.push({
+          uid: m.uid,
+          size: m.size ?? m.source.length,
+          internalDate: toDate(m.internalDate),
+          source: m.source,
+        });
+    }
+    fetched.sort((a, b) => a.uid - b.uid);
+    yield* fetched;
+  }
+
+  /** The header block only, for messages too large to fetch whole. */
+  async fetchHeader(uid: number): Promise<Buffer | null> {
+    for await (const m of this.client.fetch(String(uid), { uid: true, headers: true }, { uid: true })) {
+      if (m.uid === uid && m.headers) return m.headers;
+    }
+    return null;
+  }
+
+  async markSeen(uids: number[]): Promise<void> {
+    if (uids.length > 0) await this.client.messageFlagsAdd(uids.join(','), ['\\Seen'], { uid: true });
+  }
+
+  async move(uids: number[], folder: string): Promise<void> {
+    if (uids.length > 0) await this.client.messageMove(uids.join(','), folder, { uid: true });
+  }
+
+  async delete(uids: number[]): Promise<void> {
+    if (uids.length > 0) await this.client.messageDelete(uids.join(','), { uid: true });
+  }
+
+  async noop(): Promise<void> {
+    await this.client.noop();
+  }
+
+  /** Starts IDLE in the background; the next command ends it. New mail arrives as 'exists'. */
+  idle(): void {
+    if (!this.supportsIdle || !this.usable) return;
+    this.client.idle().catch(() => undefined);
+  }
+
+  /** Logs out (bounded by `timeoutMs`), then drops the socket. Idempotent. */
+  async close(timeoutMs = 2000): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.client.logout().catch(() => undefined),
+        new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs))),
+      ]);
+    } finally {
+      clearTimeout(timer);
+      this.client.close();
+    }
+  }
+}
+
+function toDate(value: Date | string | undefined): Date {
+  if (value instanceof Date) return value;
+  if (typeof value === 'string') {
+    const parsed = new Date(value);
+    if (!Number.isNaN(parsed.getTime())) return parsed;
+  }
+  return new Date();
+}

@@ -1,0 +1,120 @@
+import { EventEmitter } from 'node:events';
+import type { CredentialService } from '../auth/credentials.js';
+import type { Logger } from '../shared/logger.js';
+import type { EmailServerRow } from '../store/rows.js';
+import type { Store } from '../store/store.js';
+import { MailboxSync, type RoutedEvent } from './mailbox-sync.js';
+import type { MessageParser } from './message-record.js';
+import { DEFAULT_INBOUND_OPTIONS, type InboundOptions } from './options.js';
+import { ServerWatcher, type WatcherStatus } from './server-watcher.js';
+
+export interface InboundDeps {
+  store: Store;
+  credentials: CredentialService;
+  parser: MessageParser;
+  logger: Logger;
+  options?: Partial<InboundOptions>;
+}
+
+/**
+ * The inbound side: one watcher per enabled e-mail server, kept in line with the database
+ * (servers added, changed, disabled or deleted are picked up on the next reconcile).
+ */
+export class InboundService {
+  /** 'routed' fires after each commit that delivered a message to destinations. */
+  readonly events = new EventEmitter<{ routed: [RoutedEvent] }>();
+  readonly options: InboundOptions;
+  private readonly watchers = new Map<string, { watcher: ServerWatcher; version: number }>();
+  private readonly sync: MailboxSync;
+  private timer: NodeJS.Timeout | undefined;
+  private reconciling: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(private readonly deps: InboundDeps) {
+    this.options = { ...DEFAULT_INBOUND_OPTIONS, ...deps.options };
+    this.events.setMaxListeners(0);
+    this.sync = new MailboxSync({
+      store: deps.store,
+      parser: deps.parser,
+      logger: deps.logger,
+      options: this.options,
+      onRouted: (event) => this.events.emit('routed', event),
+    });
+  }
+
+  async start(): Promise<void> {
+    await this.reconcile();
+    const tick = (): void => {
+      this.timer = setTimeout(() => {
+        this.reconcile()
+          .catch((err: unknown) => this.deps.logger.error({ err }, 'reconcile failed'))
+          .finally(() => {
+            if (!this.stopped) tick();
+          });
+      }, this.options.reconcileIntervalMs);
+      this.timer.unref();
+    };
+    tick();
+  }
+
+  /** Starts watchers for new or changed enabled servers, stops those removed or disabled. */
+  reconcile(): Promise<void> {
+    this.reconciling ??= this.doReconcile().finally(() => (this.reconciling = undefined));
+    return this.reconciling;
+  }
+
+  private async doReconcile(): Promise<void> {
+    if (this.stopped) return;
+    const servers = await this.deps.store.servers.listAll();
+    const wanted = new Map<string, EmailServerRow>(servers.filter((s) => s.enabled).map((s) => [s.id, s]));
+    for (const [id, entry] of this.watchers) {
+      const row = wanted.get(id);
+      if (!row || row.updatedAt.getTime() !== entry.version) {
+        this.watchers.delete(id);
+        await entry.watcher.stop();
+      }
+    }
+    for (const [id, row] of wanted) {
+      if (this.watchers.has(id) || this.stopped) continue;
+      const watcher = new ServerWatcher(row, {
+        credentials: this.deps.credentials,
+        sync: this.sync,
+        logger: this.deps.logger,
+        options: this.options,
+      });
+      this.watchers.set(id, { watcher, version: row.updatedAt.getTime() });
+      watcher.start();
+    }
+  }
+
+  /** The watcher's status; `disabled` for a server that is not watched. */
+  status(serverId: string): WatcherStatus {
+    const entry = this.watchers.get(serverId);
+    if (entry) return entry.watcher.snapshot();
+    return {
+      state: 'disabled',
+      lastError: null,
+      lastErrorAt: null,
+      lastContactAt: null,
+      lastUid: {},
+      idleSupported: null,
+      reconnects: 0,
+      nextAttemptAt: null,
+    };
+  }
+
+  /** Asks a server's watcher to sync now. */
+  poke(serverId: string): void {
+    this.watchers.get(serverId)?.watcher.poke();
+  }
+
+  /** Stops every watcher (each finishes the message in hand and logs out). Idempotent. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.reconciling?.catch(() => undefined);
+    const all = [...this.watchers.values()];
+    this.watchers.clear();
+    await Promise.all(all.map((e) => e.watcher.stop()));
+  }
+}

@@ -1,0 +1,49 @@
+import type { CredentialService } from '../auth/credentials.js';
+import type { Logger } from '../shared/logger.js';
+import type { Store } from '../store/store.js';
+import { InboundService } from './inbound-service.js';
+import { MessageFeed } from './message-feed.js';
+import { ParsePool } from './message/parse-pool.js';
+import type { InboundOptions } from './options.js';
+import type { WatcherStatus } from './server-watcher.js';
+
+export type { InboundOptions } from './options.js';
+export type { WatcherStatus } from './server-watcher.js';
+
+/** The inbound side as the composition root sees it. */
+export interface Inbound {
+  service: InboundService;
+  feed: MessageFeed;
+  status(serverId: string): WatcherStatus;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function createInbound(deps: {
+  store: Store;
+  credentials: CredentialService;
+  logger: Logger;
+  options?: Partial<InboundOptions>;
+  /** [2] parser worker threads. */
+  parserThreads?: number;
+}): Inbound {
+  const parser = new ParsePool({ size: deps.parserThreads ?? 2, limits: deps.options?.parseLimits });
+  const service = new InboundService({
+    store: deps.store,
+    credentials: deps.credentials,
+    parser,
+    logger: deps.logger,
+    options: deps.options,
+  });
+  const feed = new MessageFeed(deps.store, parser, service.events);
+  return {
+    service,
+    feed,
+    status: (serverId) => service.status(serverId),
+    start: () => service.start(),
+    async stop() {
+      await service.stop();
+      await parser.close();
+    },
+  };
+}

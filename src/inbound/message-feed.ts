@@ -1,0 +1,143 @@
+import type { EventEmitter } from 'node:events';
+import { MailroomError } from '../shared/errors.js';
+import type { DeliveryRow, InboundMessageRow } from '../store/rows.js';
+import type { Store } from '../store/store.js';
+import type { RoutedEvent } from './mailbox-sync.js';
+import type { ExtractedAttachment } from './message/parse.js';
+import { feedItemView, messageDetailView, messageSummaryView, type FeedItemView } from './views.js';
+
+export interface AttachmentExtractor {
+  extractAttachment(raw: Buffer, index: number): Promise<ExtractedAttachment | null>;
+}
+
+/** [1000] how often a long poll re-reads the database (another instance may have routed), ms. */
+const LONG_POLL_RECHECK_MS = 1000;
+
+/**
+ * What agents' systems read: each destination's messages in arrival order behind a cursor that
+ * never skips or repeats (`seq`), with long polling, and claim/acknowledge so that one agent
+ * system takes a message exactly once.
+ */
+export class MessageFeed {
+  constructor(
+    private readonly store: Store,
+    private readonly attachments: AttachmentExtractor,
+    private readonly events: EventEmitter<{ routed: [RoutedEvent] }>,
+  ) {}
+
+  async list(
+    tenantId: string,
+    destinationId: string,
+    after: number,
+    limit: number,
+    waitMs: number,
+  ): Promise<{ messages: FeedItemView[]; next: number }> {
+    await this.requireDestination(tenantId, destinationId);
+    let rows = await this.store.deliveries.listAfter(destinationId, after, limit);
+    if (rows.length === 0 && waitMs > 0) {
+      await this.waitFor(destinationId, waitMs, async () => {
+        rows = await this.store.deliveries.listAfter(destinationId, after, limit);
+        return rows.length > 0;
+      });
+    }
+    const messages: FeedItemView[] = [];
+    for (const d of rows) {
+      const m = await this.store.messages.get(tenantId, d.messageId);
+      if (m) messages.push(feedItemView(d, m));
+    }
+    return { messages, next: rows.length > 0 ? (rows[rows.length - 1] as DeliveryRow).seq : after };
+  }
+
+  async get(tenantId: string, destinationId: string, messageId: string): Promise<ReturnType<typeof messageDetailView>> {
+    return messageDetailView(await this.requireMessage(tenantId, destinationId, messageId));
+  }
+
+  async raw(tenantId: string, destinationId: string, messageId: string): Promise<Buffer> {
+    await this.requireMessage(tenantId, destinationId, messageId);
+    const raw = await this.store.messages.raw(messageId);
+    if (!raw) throw new MailroomError('MESSAGE_NOT_FOUND', 'the raw source of this message was not kept (too large)');
+    return raw;
+  }
+
+  async attachment(
+    tenantId: string,
+    destinationId: string,
+    messageId: string,
+    index: number,
+  ): Promise<ExtractedAttachment> {
+    const raw = await this.raw(tenantId, destinationId, messageId);
+    const found = await this.attachments.extractAttachment(raw, index);
+    if (!found) throw new MailroomError('MESSAGE_NOT_FOUND', `the message has no attachment ${index}`);
+    return found;
+  }
+
+  /** Claims the message for `agent`; a second claim by another agent is refused (409). */
+  async claim(tenantId: string, destinationId: string, messageId: string, agent: string): Promise<FeedItemView> {
+    const m = await this.requireMessage(tenantId, destinationId, messageId);
+    const d = await this.store.deliveries.claim(destinationId, messageId, agent, new Date());
+    if (!d) throw notFound(messageId);
+    if (d.claimedBy !== agent) {
+      throw new MailroomError(
+        'ALREADY_CLAIMED',
+        `the message was claimed by '${d.claimedBy}' at ${d.claimedAt?.toISOString()}`,
+        {
+          details: { claimedBy: d.claimedBy },
+        },
+      );
+    }
+    return feedItemView(d, m);
+  }
+
+  async ack(tenantId: string, destinationId: string, messageId: string): Promise<FeedItemView> {
+    const m = await this.requireMessage(tenantId, destinationId, messageId);
+    await this.store.deliveries.ack(destinationId, messageId, new Date());
+    const d = await this.store.deliveries.get(destinationId, messageId);
+    if (!d) throw notFound(messageId);
+    return feedItemView(d, m);
+  }
+
+  /** A server's quarantined, unrouted or duplicate messages, newest first. */
+  async byStatus(tenantId: string, serverId: string, status: string, limit: number) {
+    const server = await this.store.servers.get(tenantId, serverId);
+    if (!server) throw new MailroomError('SERVER_NOT_FOUND', `e-mail server ${serverId} does not exist in this tenant`);
+    return (await this.store.messages.listByStatus(tenantId, serverId, status, limit)).map(messageSummaryView);
+  }
+
+  private async waitFor(destinationId: string, waitMs: number, check: () => Promise<boolean>): Promise<void> {
+    const deadline = Date.now() + waitMs;
+    while (Date.now() < deadline) {
+      const remaining = Math.min(LONG_POLL_RECHECK_MS, deadline - Date.now());
+      await new Promise<void>((resolve) => {
+        const onRouted = (event: RoutedEvent): void => {
+          if (event.destinationIds.includes(destinationId)) done();
+        };
+        const timer = setTimeout(() => done(), remaining);
+        const done = (): void => {
+          clearTimeout(timer);
+          this.events.off('routed', onRouted);
+          resolve();
+        };
+        this.events.on('routed', onRouted);
+      });
+      if (await check()) return;
+    }
+  }
+
+  private async requireDestination(tenantId: string, destinationId: string): Promise<void> {
+    if (!(await this.store.destinations.get(tenantId, destinationId))) {
+      throw new MailroomError('DESTINATION_NOT_FOUND', `destination ${destinationId} does not exist in this tenant`);
+    }
+  }
+
+  private async requireMessage(tenantId: string, destinationId: string, messageId: string): Promise<InboundMessageRow> {
+    await this.requireDestination(tenantId, destinationId);
+    const delivery = await this.store.deliveries.get(destinationId, messageId);
+    const message = delivery ? await this.store.messages.get(tenantId, messageId) : null;
+    if (!message) throw notFound(messageId);
+    return message;
+  }
+}
+
+function notFound(messageId: string): MailroomError {
+  return new MailroomError('MESSAGE_NOT_FOUND', `message ${messageId} was not delivered to this destination`);
+}

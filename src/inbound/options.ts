@@ -1,0 +1,45 @@
+import { DEFAULT_PARSE_LIMITS, type ParseLimits } from './message/parse.js';
+
+/** Tunables of the inbound side; every one has a default that suits production. */
+export interface InboundOptions {
+  /** [['INBOX']] mailboxes watched on every server. */
+  mailboxes: string[];
+  /** [60000] ms between polls on servers without IDLE. */
+  pollIntervalMs: number;
+  /** [300000] ms between safety syncs while idling (also re-issues IDLE well inside 10 minutes). */
+  safetyPollMs: number;
+  /** [5000] ms between checks of the server list for added, changed or removed servers. */
+  reconcileIntervalMs: number;
+  /** [52428800] most bytes of message sources fetched in one batch. */
+  batchMaxBytes: number;
+  /** [100] most messages fetched in one batch. */
+  batchMaxCount: number;
+  /** [1000, 300000] reconnect delay range after a connection error, ms. */
+  reconnectMinMs: number;
+  reconnectMaxMs: number;
+  /** [60000, 1800000] reconnect delay range after a refused login, ms (no hammering of lockout policies). */
+  authRetryMinMs: number;
+  authRetryMaxMs: number;
+  /** [300000] IMAP socket inactivity before the connection counts as dead, ms. */
+  socketTimeoutMs: number;
+  /** Parser bounds (size, header size, MIME depth, part count). */
+  parseLimits: ParseLimits;
+  /** ['mailroom.invalid'] domain of Message-IDs Mailroom generates; mail naming it is a loop candidate. */
+  messageIdDomain: string;
+}
+
+export const DEFAULT_INBOUND_OPTIONS: Readonly<InboundOptions> = Object.freeze({
+  mailboxes: ['INBOX'],
+  pollIntervalMs: 60_000,
+  safetyPollMs: 300_000,
+  reconcileIntervalMs: 5_000,
+  batchMaxBytes: 50 * 1024 * 1024,
+  batchMaxCount: 100,
+  reconnectMinMs: 1_000,
+  reconnectMaxMs: 300_000,
+  authRetryMinMs: 60_000,
+  authRetryMaxMs: 1_800_000,
+  socketTimeoutMs: 300_000,
+  parseLimits: DEFAULT_PARSE_LIMITS,
+  messageIdDomain: 'mailroom.invalid',
+});

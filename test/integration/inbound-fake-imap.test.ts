@@ -1,0 +1,273 @@
+import assert from 'node:assert/strict';
+import { startFakeImap, type FakeImapServer } from '../../src/harness/fake-imap/index.js';
+import { forEachBackend, openApiHarness, type ApiHarness } from '../support/api-harness.js';
+import { eventually, rawMail } from '../support/mail.js';
+
+type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON answers in tests
+
+forEachBackend('inbound with the fake IMAP server', (kind) => {
+  let h: ApiHarness;
+  let imap: FakeImapServer;
+  let tenantId: string;
+
+  beforeEach(async () => {
+    h = await openApiHarness(kind);
+    imap = await startFakeImap({
+      users: [
+        { user: 'support@example.com', password: 'imap-pass' },
+        { user: 'other@example.com', password: 'imap-pass' },
+      ],
+    });
+    tenantId = (await h.call<Obj>('POST', '/api/v1/tenants', { name: 'Inbound' })).body.id;
+  });
+  afterEach(async function () {
+    if (this.currentTest?.state === 'failed') {
+      process.stdout.write(`--- engine log of the failed test:\n${h.logLines.slice(-40).join('\n')}\n`);
+    }
+    await h.close();
+    await imap.close();
+  });
+
+  async function addServer(name: string, user: string, overrides: Obj = {}): Promise<string> {
+    const res = await h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/servers`, {
+      name,
+      imap: {
+        host: '127.0.0.1',
+        port: imap.port,
+        secure: false,
+        user,
+        auth: { method: 'password', password: 'imap-pass' },
+        ...overrides,
+      },
+      smtp: { host: '127.0.0.1', port: 2525, auth: { mode: 'none' } },
+    });
+    assert.equal(res.status, 201, res.raw);
+    return res.body.id;
+  }
+
+  async function addDestination(serverId: string, name: string, address: string): Promise<string> {
+    const res = await h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/destinations`, { name, address, serverId });
+    assert.equal(res.status, 201, res.raw);
+    return res.body.id;
+  }
+
+  async function feed(destinationId: string, after = 0, wait = 0): Promise<{ messages: Obj[]; next: number }> {
+    const res = await h.call<Obj>(
+      'GET',
+      `/api/v1/tenants/${tenantId}/destinations/${destinationId}/messages?after=${after}&wait=${wait}`,
+    );
+    assert.equal(res.status, 200, res.raw);
+    return res.body as { messages: Obj[]; next: number };
+  }
+
+  async function feedUntil(destinationId: string, count: number, timeoutMs = 10_000): Promise<Obj[]> {
+    return eventually(async () => {
+      const got = await feed(destinationId);
+      return got.messages.length >= count ? got.messages : undefined;
+    }, timeoutMs);
+  }
+
+  it('routes each message to its destinations exactly once, including mail already read elsewhere', async () => {
+    const serverId = await addServer('Main', 'support@example.com');
+    const support = await addDestination(serverId, 'Support', 'support@example.com');
+    const billing = await addDestination(serverId, 'Billing', 'Billing@Example.com');
+    imap.append('support@example.com', 'INBOX', rawMail({ to: 'support@example.com', subject: 'one' }));
+    imap.append('support@example.com', 'INBOX', rawMail({ to: 'billing@example.com', subject: 'two' }));
+    imap.append(
+      'support@example.com',
+      'INBOX',
+      rawMail({ to: 'support@example.com', cc: 'billing@example.com', subject: 'both' }),
+    );
+    imap.append('support@example.com', 'INBOX', rawMail({ to: 'nobody@example.com', subject: 'lost' }));
+    imap.append('support@example.com', 'INBOX', rawMail({ to: 'support@example.com', subject: 'read in Outlook' }), {
+      flags: ['\\Seen'],
+    });
+    imap.append('support@example.com', 'INBOX', rawMail({ to: 'support@example.com.evil.test', subject: 'lookalike' }));
+
+    await h.inbound.start();
+    const supportMessages = await feedUntil(support, 3);
+    const billingMessages = await feedUntil(billing, 2);
+    assert.deepEqual(
+      supportMessages.map((m) => m.subject),
+      ['one', 'both', 'read in Outlook'],
+    );
+    assert.deepEqual(
+      billingMessages.map((m) => m.subject),
+      ['two', 'both'],
+    );
+    assert.deepEqual(
+      supportMessages.map((m) => m.seq),
+      [1, 2, 3],
+    );
+
+    const unrouted = await eventually(async () => {
+      const res = await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/servers/${serverId}/messages?status=unrouted`);
+      return res.body.messages.length === 2 ? (res.body.messages as Obj[]) : undefined;
+    });
+    assert.deepEqual(unrouted.map((m) => m.subject).sort(), ['lookalike', 'lost']);
+
+    // Post-processing ran after the commit: everything is \Seen now.
+    await eventually(async () =>
+      imap.messages('support@example.com', 'INBOX').every((m) => m.flags.includes('\\Seen')) ? true : undefined,
+    );
+    const status = await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/servers/${serverId}/status`);
+    assert.equal(status.body.inbound.state, 'idle');
+    assert.equal(status.body.inbound.lastUid.INBOX, 6);
+
+    // A restart of the inbound side routes nothing again.
+    await h.inbound.service.stop();
+    const rows = await h.store.query<{ n: string }>('SELECT count(*) AS n FROM inbound_deliveries');
+    assert.equal(Number(rows[0]?.n), 5);
+  });
+
+  it('picks up a new message through IDLE while watching', async () => {
+    const serverId = await addServer('Main', 'support@example.com');
+    const support = await addDestination(serverId, 'Support', 'support@example.com');
+    await h.inbound.start();
+    await eventually(async () => (h.inbound.status(serverId).state === 'idle' ? true : undefined));
+    const started = Date.now();
+    imap.append('support@example.com', 'INBOX', rawMail({ subject: 'live' }));
+    const got = await feed(support, 0, 10);
+    assert.equal(got.messages[0]?.subject, 'live');
+    assert.ok(Date.now() - started < 3000, `routed in ${Date.now() - started} ms`);
+  });
+
+  it('keeps one account working while another has a wrong password and a third an unreachable host', async () => {
+    const good = await addServer('Good', 'support@example.com');
+    const support = await addDestination(good, 'Support', 'support@example.com');
+    const bad = await addServer('Bad password', 'other@example.com', {
+      auth: { method: 'password', password: 'wrong' },
+    });
+    const unreachable = await addServer('Unreachable', 'x@example.com', { port: 1 });
+    await h.inbound.start();
+    imap.append('support@example.com', 'INBOX', rawMail({ subject: 'still routed' }));
+    await feedUntil(support, 1, 5_000);
+    await eventually(async () => (h.inbound.status(bad).state === 'authError' ? true : undefined));
+    await eventually(async () => (h.inbound.status(unreachable).state === 'connectError' ? true : undefined));
+    const badStatus = await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/servers/${bad}/status`);
+    assert.match(badStatus.body.inbound.lastError, /refused the login/);
+    const downStatus = await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/servers/${unreachable}/status`);
+    assert.match(downStatus.body.inbound.lastError, /refused the connection/);
+    assert.ok(!JSON.stringify(badStatus.body).includes('wrong'), 'no password in the status');
+  });
+
+  it('routes nothing twice after a UIDVALIDITY reset, and raises one alert', async () => {
+    const serverId = await addServer('Main', 'support@example.com');
+    const support = await addDestination(serverId, 'Support', 'support@example.com');
+    for (let i = 0; i < 3; i++) imap.append('support@example.com', 'INBOX', rawMail({ subject: `before ${i}` }));
+    await h.inbound.start();
+    await feedUntil(support, 3);
+    imap.resetUidValidity('support@example.com', 'INBOX');
+    imap.append('support@example.com', 'INBOX', rawMail({ subject: 'after' }));
+    const t0 = Date.now();
+    const all = await feedUntil(support, 4);
+    assert.ok(Date.now() - t0 < 3000, 'the reset is noticed through IDLE, not a safety poll');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const again = await feed(support);
+    assert.deepEqual(
+      again.messages.map((m) => m.subject),
+      ['before 0', 'before 1', 'before 2', 'after'],
+    );
+    assert.equal(all.length, 4);
+    const alerts = await h.store.alerts.listByServer(serverId);
+    assert.equal(alerts.length, 1);
+    assert.equal(alerts[0]?.kind, 'uidvalidity-changed');
+  });
+
+  it('quarantines what cannot be parsed and routes the messages around it', async () => {
+    const serverId = await addServer('Main', 'support@example.com');
+    const support = await addDestination(serverId, 'Support', 'support@example.com');
+    imap.append('support@example.com', 'INBOX', rawMail({ subject: 'first' }));
+    const deep =
+      'From: a@example.net\r\nTo: support@example.com\r\nSubject: deep\r\nMIME-Version: 1.0\r\n' +
+      Array.from({ length: 300 }, (_, i) => `Content-Type: multipart/mixed; boundary="b${i}"\r\n\r\n--b${i}\r\n`).join(
+        '',
+      );
+    imap.append('support@example.com', 'INBOX', deep);
+    imap.append(
+      'support@example.com',
+      'INBOX',
+      `Subject: huge header\r\nX-Big: ${'a'.repeat(2 * 1024 * 1024)}\r\n\r\nbody`,
+    );
+    imap.append(
+      'support@example.com',
+      'INBOX',
+      rawMail({ subject: 'bad charset', headers: { 'Content-Transfer-Encoding': '8bit' } }).replace(
+        'charset=utf-8',
+        'charset=x-unknown-charset',
+      ) + '\xff\xfe broken bytes',
+    );
+    imap.append('support@example.com', 'INBOX', rawMail({ subject: 'last' }));
+    await h.inbound.start();
+    const routed = await feedUntil(support, 3);
+    assert.deepEqual(
+      routed.map((m) => m.subject),
+      ['first', 'bad charset', 'last'],
+    );
+    const quarantined = await h.call<Obj>(
+      'GET',
+      `/api/v1/tenants/${tenantId}/servers/${serverId}/messages?status=quarantined`,
+    );
+    const reasons = quarantined.body.messages.map((m: Obj) => String(m.quarantineReason).split(':')[0]).sort();
+    assert.deepEqual(reasons, ['header-too-large', 'mime-too-deep']);
+    await eventually(async () => (h.inbound.status(serverId).lastUid.INBOX === 5 ? true : undefined));
+  });
+
+  it('serves a message, its raw source and attachments, and lets one agent claim it', async () => {
+    const serverId = await addServer('Main', 'support@example.com');
+    const support = await addDestination(serverId, 'Support', 'support@example.com');
+    const withAttachment = [
+      'From: Customer <customer@example.net>',
+      'To: support@example.com',
+      'Subject: invoice',
+      'Message-ID: <att-1@example.net>',
+      'MIME-Version: 1.0',
+      'Content-Type: multipart/mixed; boundary="XX"',
+      '',
+      '--XX',
+      'Content-Type: text/plain; charset=utf-8',
+      '',
+      'See attached.',
+      '--XX',
+      'Content-Type: application/pdf; name="invoice.pdf"',
+      'Content-Disposition: attachment; filename="invoice.pdf"',
+      'Content-Transfer-Encoding: base64',
+      '',
+      Buffer.from('%PDF-1.4 fake').toString('base64'),
+      '--XX--',
+      '',
+    ].join('\r\n');
+    imap.append('support@example.com', 'INBOX', withAttachment);
+    await h.inbound.start();
+    const [item] = await feedUntil(support, 1);
+    const base = `/api/v1/tenants/${tenantId}/destinations/${support}/messages/${item?.id}`;
+    const detail = await h.call<Obj>('GET', base);
+    assert.equal(detail.body.text.trim(), 'See attached.');
+    assert.equal(detail.body.messageId, 'att-1@example.net');
+    assert.equal(detail.body.attachments[0].filename, 'invoice.pdf');
+    const raw = await h.app.inject({
+      method: 'GET',
+      url: `${base}/raw`,
+      headers: { authorization: `Bearer ${h.adminToken}` },
+    });
+    assert.equal(raw.body, withAttachment);
+    const attachment = await h.app.inject({
+      method: 'GET',
+      url: `${base}/attachments/0`,
+      headers: { authorization: `Bearer ${h.adminToken}` },
+    });
+    assert.equal(attachment.headers['content-type'], 'application/pdf');
+    assert.equal(attachment.body, '%PDF-1.4 fake');
+    assert.equal((await h.call<Obj>('POST', `${base}/claim`, { agent: 'desk-1' })).status, 200);
+    assert.equal(
+      (await h.call<Obj>('POST', `${base}/claim`, { agent: 'desk-1' })).status,
+      200,
+      'claiming again is idempotent',
+    );
+    const second = await h.call<Obj>('POST', `${base}/claim`, { agent: 'desk-2' });
+    assert.equal(second.status, 409);
+    assert.equal(second.body.error.code, 'ALREADY_CLAIMED');
+    const acked = await h.call<Obj>('POST', `${base}/ack`, {});
+    assert.ok(acked.body.ackedAt);
+  });
+});

@@ -3,12 +3,16 @@ import { join } from 'node:path';
 import { createAccounts, type Accounts } from './accounts/index.js';
 import { buildApi } from './api/http-server.js';
 import { CredentialService } from './auth/credentials.js';
+import { OAuthService, type OAuthOptions } from './auth/oauth/index.js';
 import { createInbound, type Inbound, type InboundOptions } from './inbound/index.js';
 import { DEFAULT_PARSE_LIMITS } from './inbound/message/parse.js';
+import type { OutboundOptions } from './outbound/options.js';
+import { OutboundService, type ResponseRenderer } from './outbound/outbound-service.js';
 import type { Config } from './config/config.js';
 import { resolveSecrets } from './config/local-secrets.js';
 import type { Logger } from './shared/logger.js';
 import { SecretSealer } from './shared/sealed-secrets.js';
+import { createTemplates, type Templates } from './templates/index.js';
 import { Store } from './store/store.js';
 
 /**
@@ -52,6 +56,14 @@ export async function openServices(config: Config, logger: Logger): Promise<Serv
   return { config, logger, store, sealer, accounts, apiToken: secrets.apiToken, close: () => store.close() };
 }
 
+/** Response files for replies: the outbound side's view of the templates module. */
+function renderWith(templates: Templates): ResponseRenderer {
+  return async (request) => {
+    const rendered = await templates.render(request);
+    return { text: rendered.text, html: rendered.html, attachments: rendered.attachments };
+  };
+}
+
 /** The inbound tunables the configuration sets. */
 function inboundOptionsOf(config: Config): Partial<InboundOptions> {
   const { maxMessageBytes, ...rest } = config.imap;
@@ -68,6 +80,9 @@ export class Engine {
   private state: EngineState = 'new';
   private services: Services | undefined;
   private inbound: Inbound | undefined;
+  private oauth: OAuthService | undefined;
+  private templates: Templates | undefined;
+  private outbound: OutboundService | undefined;
   private api: FastifyInstance | undefined;
   private stopping: Promise<void> | undefined;
   private address: { host: string; port: number } | undefined;
@@ -75,7 +90,12 @@ export class Engine {
   constructor(
     private readonly config: Config,
     private readonly logger: Logger,
-    private readonly tuning: { inbound?: Partial<InboundOptions> } = {},
+    private readonly tuning: {
+      inbound?: Partial<InboundOptions>;
+      outbound?: Partial<OutboundOptions>;
+      /** e.g. a private identity provider's CA (issue 5). */
+      oauth?: OAuthOptions;
+    } = {},
   ) {}
 
   get status(): EngineState {
@@ -93,6 +113,12 @@ export class Engine {
     return this.inbound;
   }
 
+  /** Response files: what outbound renders replies with. */
+  get templatesService(): Templates {
+    if (!this.templates) throw new Error('engine is not running');
+    return this.templates;
+  }
+
   get accounts(): Accounts {
     if (!this.services) throw new Error('engine is not running');
     return this.services.accounts;
@@ -104,17 +130,41 @@ export class Engine {
     try {
       this.services = await openServices(this.config, this.logger);
       const { store, sealer, accounts } = this.services;
+      this.templates = createTemplates({
+        store,
+        logger: this.logger,
+        catalog: { dir: this.config.templatesDir, remoteSrc: this.config.templatesRemoteSrc },
+      });
+      await this.templates.start();
+      this.oauth = new OAuthService(store, sealer, this.logger, this.tuning.oauth);
+      const credentials = new CredentialService(sealer, this.oauth);
+      const messageIdDomain = this.config.imap.messageIdDomain;
+      const outbound = new OutboundService({
+        store,
+        credentials,
+        logger: this.logger,
+        spoolDir: this.config.spoolDir,
+        instanceId: this.config.instanceId,
+        renderResponse: renderWith(this.templates),
+        options: { ...(messageIdDomain && { messageIdDomain }), ...this.tuning.outbound },
+      });
+      this.outbound = outbound;
+      await outbound.start();
       this.inbound = createInbound({
         store,
-        credentials: new CredentialService(sealer),
+        credentials,
         logger: this.logger,
         options: { ...inboundOptionsOf(this.config), ...this.tuning.inbound },
+        onHeartbeat: (e) => outbound.heartbeatReceived(e.serverId, e.token, e.receivedAt.getTime()),
       });
       this.api = await buildApi({
         accounts,
         inbound: this.inbound,
+        outbound,
         logger: this.logger,
         adminToken: this.services.apiToken,
+        templates: this.templates,
+        oauth: this.oauth,
       });
       await this.api.listen({ host: this.config.httpHost, port: this.config.httpPort });
       await this.inbound.start();
@@ -150,6 +200,9 @@ export class Engine {
     try {
       if (this.api) await Promise.race([this.api.close(), deadline]);
       if (this.inbound) await Promise.race([this.inbound.stop(), deadline]);
+      if (this.outbound) await Promise.race([this.outbound.stop(), deadline]);
+      if (this.templates) await this.templates.stop();
+      if (this.oauth) await this.oauth.stop();
     } finally {
       await this.services?.close();
       this.state = 'stopped';

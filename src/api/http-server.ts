@@ -9,15 +9,22 @@ import Fastify, {
 } from 'fastify';
 import type { ErrorObject } from 'ajv';
 import type { Accounts, Principal } from '../accounts/index.js';
+import type { OutboundService } from '../outbound/outbound-service.js';
 import { ERROR_CODES, isMailroomError, MailroomError, type ErrorCode } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { bodyAjv, paramsAjv, validationError } from '../shared/validation.js';
+import type { Templates } from '../templates/index.js';
 import { ROUTES } from './routes/index.js';
-import type { InboundApi, RouteContext, RouteDef, RouteRequest } from './route.js';
+import type { InboundApi, OAuthApi, RouteContext, RouteDef, RouteRequest } from './route.js';
 
 export interface ApiOptions {
   accounts: Accounts;
   inbound: InboundApi;
+  outbound: OutboundService;
+  /** Response files (issue 6); without them the responses routes answer UNAVAILABLE. */
+  templates?: Templates;
+  /** OAuth 2.0 sign-ins (issue 5); without them the OAuth routes answer UNAVAILABLE. */
+  oauth?: OAuthApi;
   logger: Logger;
   /** The administrator token from the configuration (never stored). */
   adminToken: string;
@@ -106,7 +113,14 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     return principal;
   };
 
-  const ctx: RouteContext = { accounts, inbound: options.inbound, openapi: () => app.swagger() };
+  const ctx: RouteContext = {
+    accounts,
+    inbound: options.inbound,
+    outbound: options.outbound,
+    ...(options.templates && { templates: options.templates }),
+    ...(options.oauth && { oauth: options.oauth }),
+    openapi: () => app.swagger(),
+  };
 
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const error = toMailroomError(err);

@@ -1,8 +1,11 @@
 import type { TSchema } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Accounts, Principal } from '../accounts/index.js';
+import type { OAuthService } from '../auth/oauth/index.js';
 import type { WatcherStatus } from '../inbound/server-watcher.js';
 import type { MessageFeed } from '../inbound/message-feed.js';
+import type { Templates } from '../templates/index.js';
+import type { OutboundService } from '../outbound/outbound-service.js';
 
 /**
  * Who may call a route: anyone (`public`), the administrator only (`admin`), or also a token
@@ -16,9 +19,17 @@ export interface InboundApi {
   feed: MessageFeed;
 }
 
+/** What the API needs of OAuth 2.0: device-code sign-in and the sign-in status. */
+export type OAuthApi = Pick<OAuthService, 'startDeviceCode' | 'status' | 'test'>;
+
 export interface RouteContext {
   accounts: Accounts;
   inbound: InboundApi;
+  /** Absent where OAuth 2.0 is not wired (its routes answer UNAVAILABLE). */
+  oauth?: OAuthApi;
+  outbound: OutboundService;
+  /** Response files; routes answer UNAVAILABLE when the engine was built without them. */
+  templates?: Templates;
   /** The OpenAPI document of every declared route. */
   openapi: () => unknown;
 }
@@ -28,7 +39,7 @@ export interface RouteRequest extends FastifyRequest {
 }
 
 export interface RouteDef {
-  method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   url: string;
   access: Access;
   summary: string;

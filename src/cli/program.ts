@@ -6,6 +6,9 @@ import { generateSecretKey } from '../shared/sealed-secrets.js';
 import { readBody, type BodyOptions } from './input.js';
 import { print, printError, type OutputOptions } from './output.js';
 import { destinationIdOf, serverIdOf, tenantIdOf, withAccounts } from './services.js';
+import { addHarnessCommand } from './harness-command.js';
+import { addOAuthCommands } from './oauth-command.js';
+import { addTemplatesCommands } from './templates-command.js';
 
 type Opts = OutputOptions & BodyOptions & { name?: string; address?: string; tenant?: string };
 
@@ -259,5 +262,8 @@ export function buildProgram(): Command {
         }),
       ),
     );
+  addTemplatesCommands(program);
+  addHarnessCommand(program);
+  addOAuthCommands(program);
   return program;
 }

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { MailroomError } from '../shared/errors.js';
 import { isHost } from '../shared/validation.js';
@@ -12,6 +13,8 @@ export interface Config {
   spoolDir: string;
   /** [./templates] response files. */
   templatesDir: string;
+  /** [false] MAILROOM_TEMPLATES_REMOTE_SRC: fetch http/https `Src` of response files (off: such responses are unavailable). */
+  templatesRemoteSrc: boolean;
   /** base64 32-byte key; generated into dataDir for the embedded database when absent. */
   secretKey: string | undefined;
   /** Older keys (comma-separated) still accepted when opening sealed values. */
@@ -28,6 +31,8 @@ export interface Config {
   logPretty: boolean;
   /** [10000] milliseconds a graceful stop may take before work in flight is abandoned. */
   shutdownTimeoutMs: number;
+  /** [host name] this instance's name: in the loop header of sent mail and on the spool it owns. */
+  instanceId: string;
   /** Inbound tunables; absent ones keep the engine's defaults. */
   imap: {
     /** MAILROOM_IMAP_POLL_INTERVAL_MS [60000]: polling on servers without IDLE. */
@@ -114,6 +119,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     dataDir: resolve(cwd, nonEmpty(env, 'MAILROOM_DATA_DIR') ?? 'data'),
     spoolDir: resolve(cwd, nonEmpty(env, 'MAILROOM_SPOOL_DIR') ?? 'spool'),
     templatesDir: resolve(cwd, nonEmpty(env, 'MAILROOM_TEMPLATES_DIR') ?? 'templates'),
+    templatesRemoteSrc: boolVar(env, 'MAILROOM_TEMPLATES_REMOTE_SRC', false),
     secretKey: nonEmpty(env, 'MAILROOM_SECRET_KEY'),
     previousSecretKeys: (nonEmpty(env, 'MAILROOM_PREVIOUS_SECRET_KEYS') ?? '')
       .split(',')
@@ -125,6 +131,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     logLevel,
     logPretty: boolVar(env, 'MAILROOM_LOG_PRETTY', Boolean(process.stdout.isTTY)),
     shutdownTimeoutMs: intVar(env, 'MAILROOM_SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
+    instanceId: nonEmpty(env, 'MAILROOM_INSTANCE_ID') ?? hostname(),
     imap: {
       ...optionalInt(env, 'MAILROOM_IMAP_POLL_INTERVAL_MS', 'pollIntervalMs', 100, 86_400_000),
       ...optionalInt(env, 'MAILROOM_IMAP_SAFETY_POLL_MS', 'safetyPollMs', 1_000, 3_600_000),

@@ -178,6 +178,7 @@ class LocalSmtpHarness implements SmtpHarness {
     const handlers = createHandlers({
       users,
       accessTokens,
+      verifyAccessToken: this.options.verifyAccessToken,
       faults: this.faults,
       destroySession: (session) => this.destroySession(session),
       record: (message) => this.record(message),
@@ -189,7 +190,9 @@ class LocalSmtpHarness implements SmtpHarness {
       disableReverseLookup: true,
       authMethods: ['PLAIN', 'LOGIN', 'XOAUTH2'],
       allowInsecureAuth: true,
-      authOptional: this.options.authOptional ?? (users.length === 0 && Object.keys(accessTokens).length === 0),
+      authOptional:
+        this.options.authOptional ??
+        (users.length === 0 && Object.keys(accessTokens).length === 0 && !this.options.verifyAccessToken),
       socketTimeout: this.options.socketTimeoutMs ?? DEFAULT_SOCKET_TIMEOUT_MS,
       ...(this.options.size !== undefined ? { size: this.options.size, rejectOversized: true } : {}),
       ...(tls ? { key: tls.key, cert: tls.cert, secure: tls.secure ?? false } : { disabledCommands: ['STARTTLS'] }),

@@ -14,6 +14,8 @@ export interface InboundDeps {
   parser: MessageParser;
   logger: Logger;
   options?: Partial<InboundOptions>;
+  /** A heartbeat token arrived in a watched mailbox (the outbound side measures the round trip). */
+  onHeartbeat?: (event: { serverId: string; token: string; receivedAt: Date }) => void;
 }
 
 /**
@@ -39,6 +41,7 @@ export class InboundService {
       logger: deps.logger,
       options: this.options,
       onRouted: (event) => this.events.emit('routed', event),
+      ...(deps.onHeartbeat && { onHeartbeat: deps.onHeartbeat }),
     });
   }
 

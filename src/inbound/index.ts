@@ -26,6 +26,7 @@ export function createInbound(deps: {
   options?: Partial<InboundOptions>;
   /** [2] parser worker threads. */
   parserThreads?: number;
+  onHeartbeat?: (event: { serverId: string; token: string; receivedAt: Date }) => void;
 }): Inbound {
   const parser = new ParsePool({ size: deps.parserThreads ?? 2, limits: deps.options?.parseLimits });
   const service = new InboundService({
@@ -34,6 +35,7 @@ export function createInbound(deps: {
     parser,
     logger: deps.logger,
     options: deps.options,
+    ...(deps.onHeartbeat && { onHeartbeat: deps.onHeartbeat }),
   });
   const feed = new MessageFeed(deps.store, parser, service.events);
   return {

@@ -26,10 +26,29 @@ export const ERROR_CODES = {
   },
   MESSAGE_NOT_FOUND: { status: 404, text: 'The message does not exist for this destination.' },
   ALREADY_CLAIMED: { status: 409, text: 'Another agent has already claimed the message.' },
+  TEMPLATE_NOT_FOUND: {
+    status: 404,
+    text: 'The response file or response does not exist or is not enabled for this destination.',
+  },
+  TEMPLATE_UNAVAILABLE: {
+    status: 422,
+    text: 'The response cannot be used: its Src is missing, refused or not fetched (see templates check).',
+  },
   SECRET_UNREADABLE: { status: 500, text: 'A sealed secret failed authentication (wrong key or tampered data).' },
   SECRET_KEY_MISSING: { status: 500, text: 'No secret key is configured for sealing credentials.' },
   CONFIG_INVALID: { status: 500, text: 'The engine configuration is invalid.' },
   UNAVAILABLE: { status: 503, text: 'The engine is starting or stopping.' },
+  SPOOL_FULL: { status: 507, text: 'The spool disk is full; the message was not accepted.' },
+  SPOOL_UNAVAILABLE: { status: 503, text: 'The spool cannot be written; the message was not accepted.' },
+  SPOOL_LOCKED: { status: 500, text: 'Another process holds the spool folder.' },
+  SPOOL_CORRUPT: { status: 500, text: 'A spool file failed its checksum and was set aside.' },
+  NOT_AVAILABLE_FOR_OUTGOING: { status: 409, text: 'The destination is not available for outgoing mail.' },
+  OUTBOUND_NOT_FOUND: { status: 404, text: 'The outgoing message does not exist.' },
+  OAUTH_NOT_CONFIGURED: {
+    status: 409,
+    text: 'This side of the e-mail server does not use an OAuth 2.0 flow that needs this operation.',
+  },
+  OAUTH_FAILED: { status: 502, text: 'The identity provider could not be reached or refused the OAuth 2.0 request.' },
   INTERNAL: { status: 500, text: 'An unexpected internal error occurred.' },
 } as const satisfies Record<string, { status: number; text: string }>;
 

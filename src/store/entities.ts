@@ -1,4 +1,6 @@
 import { EntitySchema, type EntitySchemaColumnOptions } from 'typeorm';
+import { OAuthGrantEntity } from './oauth-grants.js';
+import { ResponseFileSettingsEntity } from './response-file-settings.js';
 import type {
   AlertRow,
   ApiTokenRow,
@@ -7,6 +9,7 @@ import type {
   DestinationRow,
   EmailServerRow,
   InboundMessageRow,
+  OutboundMessageRow,
   TenantRow,
 } from './rows.js';
 
@@ -289,6 +292,54 @@ export const AlertEntity = new EntitySchema<AlertRow>({
   indices: [{ name: 'alerts_server_idx', columns: ['serverId'] }],
 });
 
+export const OutboundMessageEntity = new EntitySchema<OutboundMessageRow>({
+  name: 'OutboundMessage',
+  tableName: 'outbound_messages',
+  columns: {
+    id,
+    tenantId: { type: 'uuid', name: 'tenant_id' },
+    destinationId: { type: 'uuid', name: 'destination_id' },
+    serverId: { type: 'uuid', name: 'server_id' },
+    status: text('status'),
+    messageIdHeader: text('message_id_header'),
+    conversationId: { type: 'uuid', name: 'conversation_id', nullable: true },
+    subject: text('subject'),
+    recipients: json('recipients'),
+    attempts: { type: 'integer', name: 'attempts', default: 0 },
+    lastReply: text('last_reply', true),
+    lastResponseCode: { type: 'integer', name: 'last_response_code', nullable: true },
+    nextAttemptAt: time('next_attempt_at', true),
+    createdAt: created,
+    updatedAt: updated,
+    firstAttemptAt: time('first_attempt_at', true),
+    sentAt: time('sent_at', true),
+    instanceId: text('instance_id'),
+  },
+  indices: [
+    { name: 'outbound_messages_server_idx', columns: ['serverId', 'status'] },
+    { name: 'outbound_messages_message_id_idx', columns: ['tenantId', 'messageIdHeader'] },
+  ],
+});
+
+export interface SendLogRow {
+  id: string;
+  serverId: string;
+  sentAt: Date;
+  outboundId: string | null;
+}
+
+export const SendLogEntity = new EntitySchema<SendLogRow>({
+  name: 'SmtpSendLog',
+  tableName: 'smtp_send_log',
+  columns: {
+    id: { type: 'bigint', primary: true, generated: 'increment' },
+    serverId: { type: 'uuid', name: 'server_id' },
+    sentAt: time('sent_at'),
+    outboundId: { type: 'uuid', name: 'outbound_id', nullable: true },
+  },
+  indices: [{ name: 'smtp_send_log_server_time_idx', columns: ['serverId', 'sentAt'] }],
+});
+
 export const ENTITIES = [
   TenantEntity,
   EmailServerEntity,
@@ -299,4 +350,8 @@ export const ENTITIES = [
   InboundRawEntity,
   DeliveryEntity,
   AlertEntity,
+  OutboundMessageEntity,
+  SendLogEntity,
+  OAuthGrantEntity,
+  ResponseFileSettingsEntity,
 ];

@@ -170,3 +170,27 @@ export interface AlertRow {
   details: Record<string, unknown>;
   createdAt: Date;
 }
+
+export type OutboundStatus = 'queued' | 'sending' | 'sent' | 'deferred' | 'failed';
+
+export interface OutboundMessageRow {
+  id: string;
+  tenantId: string;
+  destinationId: string;
+  serverId: string;
+  status: OutboundStatus;
+  messageIdHeader: string;
+  conversationId: string | null;
+  subject: string;
+  recipients: string[];
+  attempts: number;
+  lastReply: string | null;
+  lastResponseCode: number | null;
+  nextAttemptAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+  firstAttemptAt: Date | null;
+  sentAt: Date | null;
+  /** The instance whose spool holds the message. */
+  instanceId: string;
+}

@@ -9,6 +9,9 @@ import {
   DeliveryRepository,
   InboundMessageRepository,
 } from './inbound-repositories.js';
+import { OutboundMessageRepository, SendLogRepository } from './outbound-repositories.js';
+import { OAuthGrantRepository } from './oauth-grants.js';
+import { ResponseFileSettingsRepository } from './response-file-settings.js';
 import type { ApiTokenRow, DestinationRow, EmailServerRow, TenantRow } from './rows.js';
 
 export type { StoreKind } from './data-source.js';
@@ -157,6 +160,10 @@ export class StoreSession {
   readonly messages: InboundMessageRepository;
   readonly deliveries: DeliveryRepository;
   readonly alerts: AlertRepository;
+  readonly oauthGrants: OAuthGrantRepository;
+  readonly outbound: OutboundMessageRepository;
+  readonly sendLog: SendLogRepository;
+  readonly responseFiles: ResponseFileSettingsRepository;
 
   constructor(protected readonly em: EntityManager) {
     this.tenants = new TenantRepository(em);
@@ -167,6 +174,10 @@ export class StoreSession {
     this.messages = new InboundMessageRepository(em);
     this.deliveries = new DeliveryRepository(em);
     this.alerts = new AlertRepository(em);
+    this.oauthGrants = new OAuthGrantRepository(em);
+    this.outbound = new OutboundMessageRepository(em);
+    this.sendLog = new SendLogRepository(em);
+    this.responseFiles = new ResponseFileSettingsRepository(em);
   }
 }
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { forEachBackend } from '../support/api-harness.js';
 import { resetStore, sharedStore } from '../support/database.js';
+import { MIGRATIONS } from '../../src/store/migrations/index.js';
 import { newId, uniqueViolationOf, type Store } from '../../src/store/store.js';
 
 forEachBackend('store', (kind) => {
@@ -18,7 +19,7 @@ forEachBackend('store', (kind) => {
     const rows = await store.query<{ name: string }>('SELECT name FROM mailroom_migrations ORDER BY id');
     assert.deepEqual(
       rows.map((r) => r.name),
-      ['InitialSchema1764000000001', 'Inbound1764000000002'],
+      MIGRATIONS.map((M) => new M().name),
     );
   });
 

@@ -1,10 +1,17 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { OutboundOptions } from '../../src/outbound/options.js';
+import { OutboundService } from '../../src/outbound/outbound-service.js';
 import type { FastifyInstance } from 'fastify';
 import { createAccounts, type Accounts } from '../../src/accounts/index.js';
 import { buildApi } from '../../src/api/http-server.js';
 import { CredentialService } from '../../src/auth/credentials.js';
+import { OAuthService, type OAuthOptions } from '../../src/auth/oauth/index.js';
 import { createInbound, type Inbound, type InboundOptions } from '../../src/inbound/index.js';
 import { SecretSealer } from '../../src/shared/sealed-secrets.js';
+import { createTemplates, type Templates } from '../../src/templates/index.js';
 import type { Store, StoreKind } from '../../src/store/store.js';
 import { isPostgresReachable, resetStore, sharedStore } from './database.js';
 import { capturingLogger } from './log-capture.js';
@@ -23,6 +30,14 @@ export interface ApiHarness {
   adminToken: string;
   logLines: string[];
   inbound: Inbound;
+  /** OAuth 2.0 (only when `oauthOptions` were given) and the sealer it and the credentials use. */
+  oauth: OAuthService | undefined;
+  sealer: SecretSealer;
+  /** The outbound side (not started: call `outbound.start()`), with a temporary spool. */
+  outbound: OutboundService;
+  spoolDir: string;
+  /** Response files from `templateOptions.dir` (the shipped `templates/` by default); no watching: call `reload()`. */
+  templates: Templates;
   /** A second inbound side over the same database, as after an engine restart. */
   restartInbound(): Inbound;
   call<T = Record<string, unknown>>(
@@ -53,6 +68,9 @@ export const FAST_INBOUND: Partial<InboundOptions> = {
 export async function openApiHarness(
   kind: StoreKind,
   inboundOptions: Partial<InboundOptions> = FAST_INBOUND,
+  outboundOptions: Partial<OutboundOptions> = {},
+  templateOptions: { dir?: string; now?: () => Date } = {},
+  oauthOptions?: OAuthOptions,
 ): Promise<ApiHarness> {
   const store = await sharedStore(kind);
   await resetStore(store);
@@ -60,10 +78,38 @@ export async function openApiHarness(
   const sealer = new SecretSealer(randomBytes(32));
   const accounts = createAccounts(store, sealer, logger);
   const adminToken = `admin-${randomBytes(8).toString('hex')}`;
-  const credentials = new CredentialService(sealer);
-  const newInbound = (): Inbound => createInbound({ store, credentials, logger, options: inboundOptions });
+  const oauth = oauthOptions ? new OAuthService(store, sealer, logger, oauthOptions) : undefined;
+  const credentials = new CredentialService(sealer, oauth);
+  const newInbound = (): Inbound =>
+    createInbound({
+      store,
+      credentials,
+      logger,
+      options: inboundOptions,
+      onHeartbeat: (e) => outbound.heartbeatReceived(e.serverId, e.token, e.receivedAt.getTime()),
+    });
+  const spoolDir = await mkdtemp(join(tmpdir(), 'mailroom-spool-'));
+  const outbound = new OutboundService({
+    store,
+    credentials,
+    logger,
+    spoolDir,
+    instanceId: 'test-instance',
+    renderResponse: async (request) => {
+      const rendered = await templates.render(request);
+      return { text: rendered.text, html: rendered.html, attachments: rendered.attachments };
+    },
+    options: { fsync: false, probeIntervalMs: 300, authRetryMs: 500, heartbeatIntervalMs: 0, ...outboundOptions },
+  });
+  const templates = createTemplates({
+    store,
+    logger,
+    catalog: { dir: templateOptions.dir ?? join(process.cwd(), 'templates'), watch: false, pollIntervalMs: 0 },
+    options: { ...(templateOptions.now && { now: templateOptions.now }) },
+  });
+  await templates.start();
   const inbound = newInbound();
-  const app = await buildApi({ accounts, inbound, logger, adminToken });
+  const app = await buildApi({ accounts, inbound, outbound, logger, adminToken, templates, oauth });
   return {
     kind,
     store,
@@ -85,9 +131,18 @@ export async function openApiHarness(
     },
     inbound,
     restartInbound: newInbound,
+    oauth,
+    sealer,
+    outbound,
+    spoolDir,
+    templates,
     async close() {
       await app.close();
       await inbound.stop();
+      await outbound.stop();
+      await oauth?.stop();
+      await templates.stop();
+      await rm(spoolDir, { recursive: true, force: true });
     },
   };
 }

@@ -2,6 +2,9 @@ import type { RouteDef } from '../route.js';
 import { destinationRoutes } from './destinations.js';
 import { healthRoutes } from './health.js';
 import { messageRoutes } from './messages.js';
+import { oauthRoutes } from './oauth.js';
+import { outboundRoutes } from './outbound.js';
+import { responseRoutes } from './responses.js';
 import { serverRoutes } from './servers.js';
 import { tenantRoutes } from './tenants.js';
 import { tokenRoutes } from './tokens.js';
@@ -14,4 +17,7 @@ export const ROUTES: readonly RouteDef[] = [
   ...destinationRoutes,
   ...tokenRoutes,
   ...messageRoutes,
+  ...responseRoutes,
+  ...outboundRoutes,
+  ...oauthRoutes,
 ];

@@ -153,13 +153,36 @@ export const messageRoutes: RouteDef[] = [
             reconnects: Type.Integer(),
             nextAttemptAt: Type.Union([Type.String(), Type.Null()]),
           }),
+          outbound: Type.Object({
+            queue: Type.Union([
+              Type.Object({
+                state: Type.String(),
+                depth: Type.Integer(),
+                oldestQueuedAt: Type.Union([Type.String(), Type.Null()]),
+                lastReply: Type.Union([Type.String(), Type.Null()]),
+                lastErrorAt: Type.Union([Type.String(), Type.Null()]),
+                resumeAt: Type.Union([Type.String(), Type.Null()]),
+                rateLimitedUntil: Type.Union([Type.String(), Type.Null()]),
+              }),
+              Type.Null(),
+            ]),
+            heartbeat: Type.Union([
+              Type.Object({
+                health: Type.String(),
+                lastHeartbeatAt: Type.Union([Type.String(), Type.Null()]),
+                lastResult: Type.Union([Type.String(), Type.Null()]),
+                roundTripMs: Type.Union([Type.Integer(), Type.Null()]),
+              }),
+              Type.Null(),
+            ]),
+          }),
         }),
       },
     },
-    handler: async (req, _reply, { accounts, inbound }) => {
+    handler: async (req, _reply, { accounts, inbound, outbound }) => {
       const p = req.params as ServerParams;
       await accounts.servers.get(p.tenantId, p.serverId);
-      return { inbound: inbound.status(p.serverId) };
+      return { inbound: inbound.status(p.serverId), outbound: outbound.status(p.serverId) };
     },
   },
 ];

@@ -25,6 +25,8 @@ export interface FakeImapOptions {
   users?: FakeImapUser[];
   /** Advertise SASL-IR, letting AUTHENTICATE carry its first response [default true]. */
   saslIr?: boolean;
+  /** Also accept XOAUTH2 tokens this callback approves (e.g. `FakeIdp.verifyAccessToken`). */
+  verifyAccessToken?: (user: string, token: string) => boolean;
   /** Advertise and accept IDLE [default true]; `faults.disableIdle()` changes it later. */
   idle?: boolean;
   /** Time a client gets to close its end after `close()` says BYE [ms, default 200]. */
@@ -193,7 +195,7 @@ class FakeImap implements FakeImapServer {
       id: this.nextSessionId++,
       store: this.store,
       faults: this.faults,
-      settings: { saslIr: this.options.saslIr ?? true },
+      settings: { saslIr: this.options.saslIr ?? true, verifyAccessToken: this.options.verifyAccessToken },
       trace: this.options.trace,
     });
     this.sessions.add(session);

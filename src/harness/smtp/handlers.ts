@@ -16,6 +16,7 @@ type AuthDone = (err: Error | null | undefined, response?: SMTPServerAuthenticat
 export interface HandlerContext {
   users: readonly SmtpHarnessUser[];
   accessTokens: Readonly<Record<string, string>>;
+  verifyAccessToken?: (user: string, token: string) => boolean;
   faults: SmtpFaults;
   /** Closes the TCP connection of a session at once, without a reply. */
   destroySession(session: SMTPServerSession): void;
@@ -53,6 +54,8 @@ export function createHandlers(ctx: HandlerContext): SmtpHandlers {
       if (auth.method === 'XOAUTH2') {
         const expected = Object.hasOwn(ctx.accessTokens, username) ? ctx.accessTokens[username] : undefined;
         if (expected !== undefined && auth.accessToken === expected) return callback(null, { user: username });
+        if (ctx.verifyAccessToken?.(username, auth.accessToken ?? '') === true)
+          return callback(null, { user: username });
         // The client gets this JSON as a 334 challenge, then 535 (RFC 7628 style).
         return callback(null, { data: { status: '401', schemes: 'bearer', scope: 'https://mail.google.com/' } });
       }

@@ -23,6 +23,8 @@ export interface SmtpHarnessOptions {
   users?: SmtpHarnessUser[];
   /** Valid XOAUTH2 bearer tokens by user name. [accessTokens={}] */
   accessTokens?: Record<string, string>;
+  /** Also accept XOAUTH2 tokens this callback approves (e.g. `FakeIdp.verifyAccessToken`). */
+  verifyAccessToken?: (user: string, token: string) => boolean;
   /**
    * Accept MAIL FROM without AUTH. [authOptional=true when neither `users` nor
    * `accessTokens` is given, false otherwise]

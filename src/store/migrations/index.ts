@@ -1,5 +1,14 @@
 import { InitialSchema1764000000001 } from './0001-initial-schema.js';
 import { Inbound1764000000002 } from './0002-inbound.js';
+import { Outbound1764000000003 } from './0003-outbound.js';
+import { Templates1764000000004 } from './0004-templates.js';
+import { OAuth1764000000005 } from './0005-oauth.js';
 
 /** Every migration, oldest first. A new one is a new file here plus one line below. */
-export const MIGRATIONS = [InitialSchema1764000000001, Inbound1764000000002];
+export const MIGRATIONS = [
+  InitialSchema1764000000001,
+  Inbound1764000000002,
+  Outbound1764000000003,
+  Templates1764000000004,
+  OAuth1764000000005,
+];

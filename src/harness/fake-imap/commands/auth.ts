@@ -86,7 +86,8 @@ async function xoauth2(ctx: CommandContext, initial: string | undefined): Promis
     return bad('Malformed XOAUTH2 response');
   }
   const user = ctx.store.findUser(userName);
-  if (ctx.faults.loginsRefused || !user || !user.accessTokens.has(token)) {
+  const accepted = user?.accessTokens.has(token) === true || ctx.settings.verifyAccessToken?.(userName, token) === true;
+  if (ctx.faults.loginsRefused || !user || !accepted) {
     // The error travels in a challenge, and the client answers it with an empty line
     await ctx.continuation(XOAUTH2_ERROR);
     return refused();

@@ -20,6 +20,8 @@ export interface Completion {
 export interface ServerSettings {
   /** Whether AUTHENTICATE accepts an initial response on the command line (RFC 4959). */
   saslIr: boolean;
+  /** Accepts XOAUTH2 tokens beyond the users' static lists (e.g. the fake identity provider's). */
+  verifyAccessToken?: (user: string, token: string) => boolean;
 }
 
 export interface CommandContext {

@@ -1,0 +1,148 @@
+import type { Clock } from '../../shared/clock.js';
+import { systemClock } from '../../shared/clock.js';
+import { MailroomError } from '../../shared/errors.js';
+import type { Logger } from '../../shared/logger.js';
+import type { SecretSealer } from '../../shared/sealed-secrets.js';
+import type { OAuthPurpose, OAuthStatus } from '../../store/oauth-grants.js';
+import type { EmailServerRow, OAuthFlow } from '../../store/rows.js';
+import type { Store } from '../../store/store.js';
+import { describeOAuthError } from './describe-error.js';
+import { DeviceCodeFlows, type DeviceCodeStart } from './device-code-flows.js';
+import { OAuthGrants } from './grants.js';
+import { HttpClient } from './http-client.js';
+import { MsalApps } from './msal-apps.js';
+import { oauthTarget } from './settings.js';
+import { grantKeyOf, TokenProvider, type AccessToken, type TokenOptions } from './token-provider.js';
+
+export interface OAuthOptions {
+  /** Extra CA certificates (PEM) trusted for the identity provider only (a private or test provider). */
+  identityProviderCa?: string;
+  /** [900] longest a device code is polled for, seconds. */
+  deviceCodeLifetimeSeconds?: number;
+  /** [systemClock] time for device-code polling. */
+  clock?: Clock;
+}
+
+/** The sign-in state of one purpose of a server, as the API shows it (never a token or secret). */
+export interface OAuthPurposeView {
+  status: OAuthStatus;
+  flow: OAuthFlow;
+  /** The signed-in account, or `app <client id>` for client credentials. */
+  account: string | null;
+  /** PENDING: when the code expires; otherwise when the current access token expires. */
+  expiresAt: string | null;
+  error: string | null;
+  /** SMTP with `mode: imap`: the IMAP sign-in is used. */
+  sharesImapSignIn: boolean;
+}
+
+export interface OAuthStatusView {
+  imap: OAuthPurposeView | null;
+  smtp: OAuthPurposeView | null;
+}
+
+/**
+ * OAuth 2.0 for e-mail servers: device-code sign-ins, client credentials, and access tokens
+ * from the sealed token cache. msal-node is used only inside `auth/oauth`.
+ */
+export class OAuthService {
+  readonly flows: DeviceCodeFlows;
+  private readonly tokens: TokenProvider;
+  private readonly grants: OAuthGrants;
+
+  constructor(
+    private readonly store: Store,
+    sealer: SecretSealer,
+    logger: Logger,
+    options: OAuthOptions = {},
+  ) {
+    const network = new HttpClient({ ca: options.identityProviderCa });
+    const apps = new MsalApps(network, logger);
+    this.grants = new OAuthGrants(store, sealer);
+    this.tokens = new TokenProvider({ apps, grants: this.grants, sealer, logger });
+    this.flows = new DeviceCodeFlows({
+      apps,
+      grants: this.grants,
+      network,
+      clock: options.clock ?? systemClock,
+      logger,
+      lifetimeSeconds: options.deviceCodeLifetimeSeconds,
+    });
+  }
+
+  private async server(tenantId: string, serverId: string): Promise<EmailServerRow> {
+    const row = await this.store.servers.get(tenantId, serverId);
+    if (!row) throw new MailroomError('SERVER_NOT_FOUND', `e-mail server ${serverId} does not exist in this tenant`);
+    return row;
+  }
+
+  /** "Get Code": starts a device-code sign-in (cancelling one in progress) and returns the code to show. */
+  async startDeviceCode(tenantId: string, serverId: string, purpose: OAuthPurpose): Promise<DeviceCodeStart> {
+    const row = await this.server(tenantId, serverId);
+    const target = oauthTarget(row, purpose);
+    if (!target || target.settings.flow !== 'device-code') {
+      throw new MailroomError(
+        'OAUTH_NOT_CONFIGURED',
+        target
+          ? `${purpose.toUpperCase()} of '${row.name}' uses client credentials: no sign-in is needed`
+          : `${purpose.toUpperCase()} of '${row.name}' does not use OAuth 2.0`,
+        { field: 'purpose' },
+      );
+    }
+    try {
+      return await this.flows.start(grantKeyOf(row, target), target);
+    } catch (err) {
+      if (err instanceof MailroomError) throw err;
+      const failure = describeOAuthError(err);
+      throw new MailroomError('OAUTH_FAILED', `no device code was issued: ${failure.message}`, {
+        details: { code: failure.code },
+      });
+    }
+  }
+
+  async status(tenantId: string, serverId: string): Promise<OAuthStatusView> {
+    const row = await this.server(tenantId, serverId);
+    return { imap: await this.purposeView(row, 'imap'), smtp: await this.purposeView(row, 'smtp') };
+  }
+
+  private async purposeView(row: EmailServerRow, purpose: OAuthPurpose): Promise<OAuthPurposeView | null> {
+    const target = oauthTarget(row, purpose);
+    if (!target) return null;
+    const key = grantKeyOf(row, target);
+    const stored = await this.grants.get(row.id, target.purpose);
+    const grant = stored?.appKey === key.appKey ? stored : null;
+    const live = this.flows.snapshot(row.id, target.purpose);
+    const view: OAuthPurposeView = {
+      status: grant?.status ?? 'INCOMPLETE',
+      flow: target.settings.flow,
+      account: grant?.account ?? null,
+      expiresAt: grant?.expiresAt?.toISOString() ?? null,
+      error: grant?.error ?? null,
+      sharesImapSignIn: purpose === 'smtp' && target.purpose === 'imap',
+    };
+    if (live?.status === 'PENDING') {
+      return { ...view, status: 'PENDING', expiresAt: live.expiresAt?.toISOString() ?? null, error: null };
+    }
+    if (live && live.status !== 'COMPLETE' && view.status !== 'COMPLETE') {
+      return { ...view, status: live.status, error: live.error };
+    }
+    return view;
+  }
+
+  /** An access token for the engine's own IMAP or SMTP session. */
+  accessToken(row: EmailServerRow, purpose: OAuthPurpose, options?: TokenOptions): Promise<AccessToken> {
+    return this.tokens.accessToken(row, purpose, options);
+  }
+
+  /** Acquires a token now and reports the result (the "test connection" of the sign-in part). */
+  async test(tenantId: string, serverId: string, purpose: OAuthPurpose): Promise<OAuthPurposeView | null> {
+    const row = await this.server(tenantId, serverId);
+    await this.tokens.accessToken(row, purpose, { forceRefresh: true }).catch(() => undefined);
+    return this.purposeView(row, purpose);
+  }
+
+  /** Cancels device-code sign-ins in progress. */
+  stop(): Promise<void> {
+    return this.flows.stop();
+  }
+}

@@ -1,0 +1,45 @@
+import type { EmailServerRow, OAuthSettings } from '../../store/rows.js';
+import type { OAuthPurpose } from '../../store/oauth-grants.js';
+
+/** Delegated scopes a person grants with the device code: both protocols at once, and a refresh token. */
+export const IMAP_SCOPE = 'https://outlook.office.com/IMAP.AccessAsUser.All';
+export const SMTP_SCOPE = 'https://outlook.office.com/SMTP.Send';
+export const DEVICE_CODE_SCOPES = [IMAP_SCOPE, SMTP_SCOPE, 'offline_access'];
+/** App-only access (client credentials) to Exchange Online IMAP and SMTP. */
+export const APP_SCOPE = 'https://outlook.office365.com/.default';
+
+/** The scope a silent acquisition asks for, per purpose. */
+export function scopesFor(purpose: OAuthPurpose): string[] {
+  return [purpose === 'imap' ? IMAP_SCOPE : SMTP_SCOPE];
+}
+
+/** The authority of a directory: `<host>/<directory id>`, never `/common`. */
+export function authorityOf(settings: OAuthSettings): string {
+  return `${settings.authorityHost.replace(/\/+$/, '')}/${settings.directoryId}`;
+}
+
+/** The identity of the app a grant belongs to; a grant made for another app is void. */
+export function appKeyOf(settings: OAuthSettings): string {
+  return `${authorityOf(settings)}|${settings.clientId}|${settings.flow}`;
+}
+
+/** What OAuth 2.0 means for one side of a server, after `mode: imap` is resolved. */
+export interface OAuthTarget {
+  /** The purpose whose grant is used (SMTP with `mode: imap` uses the IMAP grant). */
+  purpose: OAuthPurpose;
+  settings: OAuthSettings;
+  /** The mailbox user name for XOAUTH2. */
+  user: string;
+}
+
+/** The OAuth 2.0 target of a server's side, or null when that side does not use OAuth 2.0. */
+export function oauthTarget(row: EmailServerRow, purpose: OAuthPurpose): OAuthTarget | null {
+  if (purpose === 'smtp' && row.smtpAuthMode === 'imap') return oauthTarget(row, 'imap');
+  if (purpose === 'imap') {
+    return row.imapAuthMethod === 'oauth2' && row.imapOAuth
+      ? { purpose, settings: row.imapOAuth, user: row.imapUser }
+      : null;
+  }
+  if (row.smtpAuthMode !== 'custom' || row.smtpAuthMethod !== 'oauth2' || !row.smtpOAuth) return null;
+  return { purpose, settings: row.smtpOAuth, user: row.smtpUser ?? row.imapUser };
+}

@@ -1,0 +1,201 @@
+import { createHash } from 'node:crypto';
+import type { ConfidentialClientApplication, PublicClientApplication } from '@azure/msal-node';
+import { MailroomError } from '../../shared/errors.js';
+import type { Logger } from '../../shared/logger.js';
+import type { SecretSealer } from '../../shared/sealed-secrets.js';
+import type { OAuthPurpose } from '../../store/oauth-grants.js';
+import type { EmailServerRow } from '../../store/rows.js';
+import { describeOAuthError, type OAuthFailure } from './describe-error.js';
+import type { GrantKey, OAuthGrants } from './grants.js';
+import type { MsalApps } from './msal-apps.js';
+import { SealedCachePlugin } from './sealed-cache-plugin.js';
+import { APP_SCOPE, appKeyOf, oauthTarget, scopesFor, type OAuthTarget } from './settings.js';
+
+/** An access token for XOAUTH2, with the mailbox user name it is presented for. */
+export interface AccessToken {
+  user: string;
+  accessToken: string;
+  expiresAt: Date | null;
+}
+
+export interface TokenOptions {
+  /** Ignore a cached access token (the server just refused it): refresh now. */
+  forceRefresh?: boolean;
+}
+
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'ETIMEDOUT', 'ECONNRESET']);
+
+export function grantKeyOf(row: EmailServerRow, target: OAuthTarget): GrantKey {
+  return { serverId: row.id, tenantId: row.tenantId, purpose: target.purpose, appKey: appKeyOf(target.settings) };
+}
+
+function unavailable(row: EmailServerRow, purpose: OAuthPurpose, why: string, reason: string): MailroomError {
+  return new MailroomError(
+    'CREDENTIALS_UNAVAILABLE',
+    `${purpose.toUpperCase()} OAuth 2.0 credentials of e-mail server '${row.name}' are not usable: ${why}`,
+    { details: { serverId: row.id, purpose, reason } },
+  );
+}
+
+/**
+ * Access tokens for the engine's own sessions. Delegated grants (device code) come from the
+ * sealed MSAL cache: msal-node hands out the cached token until five minutes before it expires,
+ * then refreshes with the refresh token and the rotated one is written back. `invalid_grant`
+ * marks the grant REAUTH_REQUIRED: that account waits for a person, no other is affected.
+ * App-only grants (client credentials) use the sealed client secret, opened only to build the
+ * msal-node application. One acquisition per grant at a time.
+ */
+export class TokenProvider {
+  private readonly publicApps = new Map<string, { appKey: string; app: PublicClientApplication }>();
+  private readonly confidentialApps = new Map<string, { fingerprint: string; app: ConfidentialClientApplication }>();
+  private readonly inFlight = new Map<string, Promise<AccessToken>>();
+  /** Last status written per client-credentials grant, to write only changes. */
+  private readonly appStatus = new Map<string, string>();
+
+  constructor(private readonly deps: { apps: MsalApps; grants: OAuthGrants; sealer: SecretSealer; logger: Logger }) {}
+
+  accessToken(row: EmailServerRow, purpose: OAuthPurpose, options: TokenOptions = {}): Promise<AccessToken> {
+    const target = oauthTarget(row, purpose);
+    if (!target) throw unavailable(row, purpose, 'this side does not use OAuth 2.0', 'NOT_OAUTH');
+    const id = `${row.id}|${purpose}|${options.forceRefresh === true}`;
+    const running = this.inFlight.get(id);
+    if (running) return running;
+    const key = grantKeyOf(row, target);
+    const work = (
+      target.settings.flow === 'client-credentials'
+        ? this.appToken(row, key, target, options)
+        : this.userToken(row, key, target, purpose, options)
+    ).finally(() => this.inFlight.delete(id));
+    this.inFlight.set(id, work);
+    return work;
+  }
+
+  /** Drops the in-memory applications of a server (its settings changed or it was deleted). */
+  forget(serverId: string): void {
+    for (const map of [this.publicApps, this.confidentialApps]) {
+      for (const id of map.keys()) if (id.startsWith(`${serverId}|`)) map.delete(id);
+    }
+  }
+
+  private log(key: GrantKey): Logger {
+    return this.deps.logger.child({
+      tenantId: key.tenantId,
+      serverId: key.serverId,
+      purpose: key.purpose,
+      component: 'oauth',
+    });
+  }
+
+  private publicApp(key: GrantKey, target: OAuthTarget): PublicClientApplication {
+    const id = `${key.serverId}|${key.purpose}`;
+    const known = this.publicApps.get(id);
+    if (known?.appKey === key.appKey) return known.app;
+    const app = this.deps.apps.publicApp(target.settings, new SealedCachePlugin(this.deps.grants, key));
+    this.publicApps.set(id, { appKey: key.appKey, app });
+    return app;
+  }
+
+  private async userToken(
+    row: EmailServerRow,
+    key: GrantKey,
+    target: OAuthTarget,
+    /** What the token is for: SMTP may use the IMAP grant, but asks for the SMTP scope. */
+    purpose: OAuthPurpose,
+    options: TokenOptions,
+  ): Promise<AccessToken> {
+    const grant = await this.deps.grants.get(key.serverId, key.purpose);
+    if (!grant || grant.appKey !== key.appKey || grant.cacheSealed === null) {
+      throw unavailable(row, key.purpose, 'nobody has signed in yet: request a device code', 'INCOMPLETE');
+    }
+    if (grant.status === 'REAUTH_REQUIRED') {
+      throw unavailable(row, key.purpose, grant.error ?? 'sign in again with a new device code', 'REAUTH_REQUIRED');
+    }
+    const app = this.publicApp(key, target);
+    const [account] = await app.getTokenCache().getAllAccounts();
+    if (!account) throw unavailable(row, key.purpose, 'the stored sign-in holds no account', 'INCOMPLETE');
+    try {
+      const result = await app.acquireTokenSilent({
+        account,
+        scopes: scopesFor(purpose),
+        forceRefresh: options.forceRefresh === true,
+      });
+      const expiresAt = result.expiresOn ?? null;
+      if (grant.status !== 'COMPLETE' || grant.expiresAt?.getTime() !== expiresAt?.getTime()) {
+        await this.deps.grants.setStatus(key, {
+          status: 'COMPLETE',
+          error: grant.status === 'COMPLETE' ? grant.error : null,
+          expiresAt,
+        });
+      }
+      return { user: target.user, accessToken: result.accessToken, expiresAt };
+    } catch (err) {
+      throw await this.failed(row, key, err);
+    }
+  }
+
+  private async appToken(
+    row: EmailServerRow,
+    key: GrantKey,
+    target: OAuthTarget,
+    options: TokenOptions,
+  ): Promise<AccessToken> {
+    const sealed = key.purpose === 'imap' ? row.imapClientSecretSealed : row.smtpClientSecretSealed;
+    if (sealed === null) throw unavailable(row, key.purpose, 'no client secret is stored', 'INCOMPLETE');
+    const secret = this.deps.sealer.open(sealed, {
+      tenantId: row.tenantId,
+      rowId: row.id,
+      field: `${key.purpose}.clientSecret`,
+    });
+    const fingerprint = `${key.appKey}|${createHash('sha256').update(secret).digest('hex')}`;
+    const id = `${key.serverId}|${key.purpose}`;
+    let known = this.confidentialApps.get(id);
+    if (known?.fingerprint !== fingerprint) {
+      known = { fingerprint, app: this.deps.apps.confidentialApp(target.settings, secret) };
+      this.confidentialApps.set(id, known);
+    }
+    const account = `app ${target.settings.clientId}`;
+    try {
+      const result = await known.app.acquireTokenByClientCredential({
+        scopes: [APP_SCOPE],
+        skipCache: options.forceRefresh === true,
+      });
+      if (!result) throw new Error('the identity provider returned no token');
+      const expiresAt = result.expiresOn ?? null;
+      if (this.appStatus.get(id) !== `COMPLETE|${expiresAt?.getTime()}`) {
+        this.appStatus.set(id, `COMPLETE|${expiresAt?.getTime()}`);
+        await this.deps.grants.setStatus(key, { status: 'COMPLETE', account, error: null, expiresAt });
+      }
+      return { user: target.user, accessToken: result.accessToken, expiresAt };
+    } catch (err) {
+      throw await this.failed(row, key, err, account);
+    }
+  }
+
+  /** Records a failed acquisition and turns it into the error the caller acts on. */
+  private async failed(row: EmailServerRow, key: GrantKey, err: unknown, account?: string): Promise<MailroomError> {
+    if (err instanceof MailroomError) return err;
+    const failure: OAuthFailure = describeOAuthError(err);
+    const network = NETWORK_CODES.has(failure.code);
+    const statusId = `${key.serverId}|${key.purpose}`;
+    const seen = `${failure.status}|${failure.message}`;
+    // Delegated grants change state once (REAUTH_REQUIRED stops further attempts); app grants may repeat.
+    if (!network && (account === undefined || this.appStatus.get(statusId) !== seen)) {
+      if (account !== undefined) this.appStatus.set(statusId, seen);
+      await this.deps.grants.setStatus(key, {
+        status: failure.status,
+        error: failure.message,
+        ...(account !== undefined && { account }),
+      });
+    }
+    this.log(key).warn(
+      { code: failure.code, status: failure.status, error: failure.message },
+      'OAuth 2.0 token refused',
+    );
+    if (network) {
+      return new MailroomError('OAUTH_FAILED', `the identity provider could not be asked: ${failure.message}`, {
+        details: { serverId: row.id, purpose: key.purpose, code: failure.code },
+      });
+    }
+    return unavailable(row, key.purpose, failure.message, failure.status);
+  }
+}

@@ -1,0 +1,64 @@
+import type { Command } from 'commander';
+import { startFakeImap } from '../harness/fake-imap/index.js';
+import { startSmtpHarness } from '../harness/smtp-harness.js';
+import { printError } from './output.js';
+
+interface HarnessOptions {
+  imapPort: string;
+  smtpPort: string;
+  user: string;
+  password: string;
+}
+
+/**
+ * `mailroom harness`: a local fake IMAP server and SMTP server in one command, so an administrator
+ * can try routing without a real mail server. Mail received over SMTP is appended to the user's
+ * INBOX, so a reply sent through Mailroom shows up in the watched mailbox too.
+ */
+export function addHarnessCommand(program: Command): void {
+  program
+    .command('harness')
+    .description('run a local fake IMAP server and SMTP server for trying routing (Ctrl-C stops)')
+    .option('--imap-port <port>', 'IMAP port on 127.0.0.1', '1143')
+    .option('--smtp-port <port>', 'SMTP port on 127.0.0.1', '2525')
+    .option('--user <user>', 'the mailbox user', 'support@example.com')
+    .option('--password <password>', 'its password', 'support')
+    .action(async (opts: HarnessOptions) => {
+      try {
+        const imap = await startFakeImap({
+          port: Number(opts.imapPort),
+          users: [{ user: opts.user, password: opts.password }],
+        });
+        const smtp = await startSmtpHarness({
+          port: Number(opts.smtpPort),
+          users: [{ user: opts.user, password: opts.password }],
+        });
+        let delivered = 0;
+        const timer = setInterval(() => {
+          for (const message of smtp.messages.slice(delivered)) imap.append(opts.user, 'INBOX', message.raw);
+          delivered = smtp.messages.length;
+        }, 200);
+        process.stdout.write(
+          [
+            'Mailroom test harness running on 127.0.0.1 (plain text, no TLS):',
+            `  IMAP  port ${imap.port}   user ${opts.user}   password ${opts.password}`,
+            `  SMTP  port ${smtp.port}   same credentials; received mail is appended to the INBOX`,
+            'An e-mail server for it: {"imap": {"host": "127.0.0.1", "port": ' +
+              `${imap.port}, "secure": false, ...}, "smtp": {"host": "127.0.0.1", "port": ${smtp.port}, ...}}`,
+            'Ctrl-C stops.',
+            '',
+          ].join('\n'),
+        );
+        const stop = async (): Promise<void> => {
+          clearInterval(timer);
+          await smtp.close();
+          await imap.close();
+          process.exit(0);
+        };
+        process.once('SIGINT', () => void stop());
+        process.once('SIGTERM', () => void stop());
+      } catch (err) {
+        process.exitCode = printError(err);
+      }
+    });
+}

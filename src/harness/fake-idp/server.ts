@@ -1,0 +1,168 @@
+import { createServer, type Server } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { makeTestCertificates } from './certificates.js';
+import { Directory, type DeviceCodeInfo, type FakeIdpApp, type Reply, type TokenRequestRecord } from './directory.js';
+
+export interface FakeIdpOptions {
+  /** Address to listen on. [host='127.0.0.1'] */
+  host?: string;
+  /** Port; 0 picks a free one. [port=0] */
+  port?: number;
+  /** App registrations that may use the client-credentials grant. [apps=[]] */
+  apps?: FakeIdpApp[];
+  /** Directory (tenant) ids the provider knows; others answer `invalid_tenant`. [directories=any] */
+  directories?: string[];
+  /** Access token lifetime in seconds. [accessTokenLifetimeSeconds=3600] */
+  accessTokenLifetimeSeconds?: number;
+  /** Device code lifetime in seconds. [deviceCodeLifetimeSeconds=900] */
+  deviceCodeLifetimeSeconds?: number;
+  /** Polling interval asked of device-code clients, seconds. [pollIntervalSeconds=5] */
+  pollIntervalSeconds?: number;
+  /** The provider's clock, ms since the epoch. [now=Date.now] */
+  now?: () => number;
+}
+
+export interface FakeIdp {
+  /** `https://127.0.0.1:<port>`: the authority host to configure. */
+  readonly url: string;
+  /** `127.0.0.1:<port>`. */
+  readonly hostPort: string;
+  /** PEM of the CA that signed the server certificate: what clients must trust. */
+  readonly ca: string;
+  /** Every token-endpoint request so far, oldest first. */
+  readonly tokenRequests: readonly TokenRequestRecord[];
+  /** Every access and refresh token issued so far. */
+  readonly issuedTokens: readonly string[];
+  addApp(app: FakeIdpApp): void;
+  /** Device codes waiting for a person, oldest first. */
+  pendingCodes(): DeviceCodeInfo[];
+  /** Resolves with the next (or a current) pending device code. */
+  waitForCode(timeoutMs?: number): Promise<DeviceCodeInfo>;
+  /** The person signs in as `user` and enters `userCode`. */
+  approve(userCode: string, user: string): boolean;
+  deny(userCode: string): boolean;
+  expireDeviceCode(userCode: string): void;
+  /** The next `count` device-code polls answer `slow_down`. */
+  slowDown(count?: number): void;
+  /** Revokes the user's refresh and access tokens: the next refresh gets `invalid_grant`. */
+  revoke(user: string): void;
+  refuseRefresh(user: string): void;
+  allowRefresh(user: string): void;
+  expireAccessTokens(): void;
+  /** The user (or `app:<clientId>`) a still-valid access token belongs to. */
+  isValidAccessToken(token: string): string | undefined;
+  /** Whether the token opens `user`'s mailbox: hand this to the fake IMAP and SMTP servers. */
+  verifyAccessToken(user: string, token: string): boolean;
+  close(): Promise<void>;
+}
+
+const FORM_LIMIT = 64 * 1024; // bytes
+
+async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > FORM_LIMIT) throw new Error('request body too large');
+    chunks.push(chunk as Buffer);
+  }
+  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+}
+
+function send(res: ServerResponse, reply: Reply): void {
+  const body = JSON.stringify(reply.body);
+  res.writeHead(reply.status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+  res.end(body);
+}
+
+const ROUTE =
+  /^\/([A-Za-z0-9.-]+)\/(v2\.0\/\.well-known\/openid-configuration|oauth2\/v2\.0\/devicecode|oauth2\/v2\.0\/token|discovery\/v2\.0\/keys)$/;
+
+async function route(directory: Directory, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const path = new URL(req.url ?? '/', 'https://idp.invalid').pathname;
+  const match = ROUTE.exec(path);
+  if (!match) return send(res, { status: 404, body: { error: 'not_found', error_description: `no route ${path}` } });
+  const [, directoryId = '', endpoint] = match;
+  if (endpoint === 'discovery/v2.0/keys') return send(res, { status: 200, body: { keys: [] } });
+  if (endpoint?.endsWith('openid-configuration')) {
+    return send(res, directory.openIdConfiguration(directoryId));
+  }
+  if (req.method !== 'POST') {
+    return send(res, { status: 405, body: { error: 'invalid_request', error_description: 'use POST' } });
+  }
+  const form = await readForm(req);
+  send(
+    res,
+    endpoint?.endsWith('devicecode') ? directory.deviceCode(directoryId, form) : directory.token(directoryId, form),
+  );
+}
+
+/**
+ * Starts a fake Microsoft identity platform (v2.0 endpoints) over HTTPS on loopback, with its
+ * own CA made at start. It serves the OpenID configuration, the device-code endpoint and the
+ * token endpoint (device code, refresh token and client-credentials grants).
+ */
+export async function startFakeIdp(options: FakeIdpOptions = {}): Promise<FakeIdp> {
+  const certs = makeTestCertificates();
+  const host = options.host ?? '127.0.0.1';
+  const holder: { server?: Server } = {};
+  const port = (): number => (holder.server?.address() as AddressInfo | null)?.port ?? 0;
+  const directory = new Directory({
+    baseUrl: () => `https://${host}:${port()}`,
+    directories: options.directories,
+    accessTokenLifetimeSeconds: options.accessTokenLifetimeSeconds ?? 3600,
+    deviceCodeLifetimeSeconds: options.deviceCodeLifetimeSeconds ?? 900,
+    pollIntervalSeconds: options.pollIntervalSeconds ?? 5,
+    now: options.now ?? Date.now,
+  });
+  for (const app of options.apps ?? []) directory.apps.set(app.clientId, app);
+
+  const https = createServer({ key: certs.key, cert: certs.cert }, (req, res) => {
+    route(directory, req, res).catch((err: unknown) =>
+      send(res, { status: 500, body: { error: 'server_error', error_description: String(err) } }),
+    );
+  });
+  holder.server = https;
+  await new Promise<void>((resolve, reject) => {
+    https.once('error', reject);
+    https.listen(options.port ?? 0, host, () => resolve());
+  });
+  let closing: Promise<void> | undefined;
+
+  return {
+    url: `https://${host}:${port()}`,
+    hostPort: `${host}:${port()}`,
+    ca: certs.ca,
+    tokenRequests: directory.tokenRequests,
+    issuedTokens: directory.issued,
+    addApp: (app) => directory.apps.set(app.clientId, app),
+    pendingCodes: () => directory.pendingCodes(),
+    async waitForCode(timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const code = directory.pendingCodes().find((c) => c.state === 'pending');
+        if (code) return code;
+        if (Date.now() > deadline) throw new Error('no device code was requested in time');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    },
+    approve: (code, user) => directory.approve(code, user),
+    deny: (code) => directory.deny(code),
+    expireDeviceCode: (code) => directory.expireDeviceCode(code),
+    slowDown: (count) => directory.slowDown(count),
+    revoke: (user) => directory.revoke(user),
+    refuseRefresh: (user) => directory.refuseRefresh(user),
+    allowRefresh: (user) => directory.allowRefresh(user),
+    expireAccessTokens: () => directory.expireAccessTokens(),
+    isValidAccessToken: (token) => directory.principalOf(token),
+    verifyAccessToken: (user, token) => directory.allows(user, token),
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        https.close(() => resolve());
+        https.closeAllConnections();
+      });
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,71 @@
+/**
+ * Decides what a failed SMTP delivery means, from the reply code first and the library's error
+ * code second (after EmailEngine's delivery-error). Pure and table-tested.
+ *
+ * - `permanent`: the server refused this message for good (5xx): dead-letter it.
+ * - `transient`: try this message again later (4xx): it backs off on its own, the queue goes on.
+ * - `auth`: the account's credentials were refused: hold the account's queue, dead-letter nothing.
+ * - `unreachable`: no usable connection: pause the account's queue and probe the relay.
+ */
+export type FailureKind = 'permanent' | 'transient' | 'auth' | 'unreachable';
+
+export interface DeliveryFailure {
+  kind: FailureKind;
+  /** SMTP reply code when the server gave one. */
+  responseCode: number | null;
+  /** The server's reply (or the library's message), for the status and the dead letter. */
+  reply: string;
+  /** 4.7.x: throttling or policy; retried after a longer delay. */
+  throttled: boolean;
+}
+
+interface SmtpErrorLike {
+  code?: unknown;
+  responseCode?: unknown;
+  response?: unknown;
+  command?: unknown;
+  message?: unknown;
+}
+
+const UNREACHABLE_CODES = new Set([
+  'ECONNECTION',
+  'ESOCKET',
+  'ETIMEDOUT',
+  'EDNS',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EPIPE',
+  'ETLS',
+  'EPROTOCOL',
+]);
+
+export function classifyDeliveryError(err: unknown): DeliveryFailure {
+  const e = (typeof err === 'object' && err !== null ? err : {}) as SmtpErrorLike;
+  const responseCode = typeof e.responseCode === 'number' ? e.responseCode : null;
+  const reply = String(e.response ?? e.message ?? err).slice(0, 1000);
+  const code = typeof e.code === 'string' ? e.code : '';
+  const throttled = /\b4\.7\.\d+\b/.test(reply);
+  const result = (kind: FailureKind): DeliveryFailure => ({ kind, responseCode, reply, throttled });
+
+  if (code === 'EAUTH' || responseCode === 535 || responseCode === 534 || responseCode === 530) return result('auth');
+  if (responseCode !== null) {
+    // A 421 greeting or shutdown notice means the service is not there right now.
+    if (responseCode === 421) return result('unreachable');
+    if (responseCode >= 500) return result('permanent');
+    if (responseCode >= 400) return result('transient');
+  }
+  if (UNREACHABLE_CODES.has(code)) return result('unreachable');
+  // Anything else (an unexpected library error): retry rather than lose the message.
+  return result('transient');
+}
+
+/**
+ * Delay before retrying a message after its `attempt`-th transient failure: 1, 2, 4 … minutes,
+ * capped at an hour; throttling replies (4.7.x) wait at least 15 minutes.
+ */
+export function retryDelayMs(attempt: number, throttled: boolean): number {
+  const base = Math.min(60 * 60_000, 60_000 * 2 ** Math.max(0, attempt - 1));
+  return throttled ? Math.max(base, 15 * 60_000) : base;
+}

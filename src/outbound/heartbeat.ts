@@ -1,0 +1,121 @@
+import { randomUUID } from 'node:crypto';
+import type { Clock } from '../shared/clock.js';
+import type { Logger } from '../shared/logger.js';
+import type { EmailServerRow } from '../store/rows.js';
+import { composeMessage } from './compose.js';
+
+export const HEARTBEAT_HEADER = 'X-Mailroom-Heartbeat';
+
+export type Health = 'ok' | 'degraded' | 'down' | 'unknown';
+
+export interface HeartbeatStatus {
+  health: Health;
+  lastHeartbeatAt: string | null;
+  lastResult: string | null;
+  /** Time from sending to the heartbeat arriving in a watched mailbox, when it does. */
+  roundTripMs: number | null;
+}
+
+/**
+ * Proves an account works: a small message with a unique token header to the heartbeat address.
+ * The server's 250 makes the account `ok`; a refusal or no connection makes it `down`. When the
+ * address is a mailbox Mailroom watches, inbound reports the token and the round trip is recorded.
+ */
+export class Heartbeat {
+  private readonly pending = new Map<string, number>();
+  private readonly state: HeartbeatStatus = {
+    health: 'unknown',
+    lastHeartbeatAt: null,
+    lastResult: null,
+    roundTripMs: null,
+  };
+  private timer: unknown;
+  private stopped = false;
+
+  constructor(
+    private server: EmailServerRow,
+    private readonly deps: {
+      clock: Clock;
+      logger: Logger;
+      intervalMs: number;
+      messageIdDomain: string;
+      loopValue: string;
+      send: (server: EmailServerRow, envelope: { from: string; to: string[] }, raw: Buffer) => Promise<string>;
+    },
+  ) {}
+
+  snapshot(): HeartbeatStatus {
+    return { ...this.state };
+  }
+
+  update(server: EmailServerRow): void {
+    this.server = server;
+  }
+
+  start(): void {
+    if (this.deps.intervalMs <= 0) return;
+    const tick = (): void => {
+      this.timer = this.deps.clock.setTimeout(() => {
+        void this.beat().finally(() => {
+          if (!this.stopped) tick();
+        });
+      }, this.deps.intervalMs);
+    };
+    void this.beat().finally(() => {
+      if (!this.stopped) tick();
+    });
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.deps.clock.clearTimeout(this.timer);
+  }
+
+  /** Sends one heartbeat now. */
+  async beat(): Promise<Health> {
+    const address = this.server.smtpHeartbeatAddress;
+    if (!address) return this.state.health;
+    const token = randomUUID();
+    const { raw, envelope } = await composeMessage({
+      from: { name: 'Mailroom heartbeat', address },
+      to: [address],
+      cc: [],
+      bcc: [],
+      subject: `Mailroom heartbeat ${token}`,
+      text: 'This message checks that the account can send mail. It is removed when it arrives.',
+      attachments: [],
+      messageId: `${token}@${this.deps.messageIdDomain}`,
+      date: new Date(this.deps.clock.now()),
+      loopValue: this.deps.loopValue,
+      extraHeaders: { [HEARTBEAT_HEADER]: token },
+    });
+    const sentAt = this.deps.clock.now();
+    this.state.lastHeartbeatAt = new Date(sentAt).toISOString();
+    try {
+      this.state.lastResult = await this.deps.send(this.server, envelope, raw);
+      this.pending.set(token, sentAt);
+      this.state.health = 'ok';
+    } catch (err) {
+      this.state.lastResult = (err as { response?: string; message?: string }).response ?? (err as Error).message;
+      this.state.health = 'down';
+      this.deps.logger.warn(
+        {
+          tenantId: this.server.tenantId,
+          serverId: this.server.id,
+          event: 'heartbeat-failed',
+          reply: this.state.lastResult,
+        },
+        'heartbeat failed',
+      );
+    }
+    return this.state.health;
+  }
+
+  /** Inbound saw our token arrive: records the round trip. */
+  received(token: string, at: number): void {
+    const sentAt = this.pending.get(token);
+    if (sentAt === undefined) return;
+    this.pending.delete(token);
+    this.state.roundTripMs = Math.max(0, at - sentAt);
+  }
+}

@@ -1,0 +1,30 @@
+/** Tunables of the outbound side. */
+export interface OutboundOptions {
+  /** [30000] while the relay is unreachable, how often it is probed, ms (the reference: every 30 s). */
+  probeIntervalMs: number;
+  /** [300000] after refused credentials, how long the account's queue is held before trying again, ms. */
+  authRetryMs: number;
+  /** [432000000] a message still failing with 4xx after this long (5 days) is dead-lettered, ms. */
+  maxLifetimeMs: number;
+  /** [14400000] a message still undelivered after this long (4 h) raises a warning event, ms. */
+  warnAfterMs: number;
+  /** [900000] heartbeat period per account with a heartbeat address, ms (0 = off). */
+  heartbeatIntervalMs: number;
+  /** [10485760] largest sum of attachment bytes accepted by the send API. */
+  maxAttachmentBytes: number;
+  /** ['mailroom.invalid'] domain of the Message-IDs Mailroom generates. */
+  messageIdDomain: string;
+  /** [true] fsync spool files (off only for throwaway test spools). */
+  fsync: boolean;
+}
+
+export const DEFAULT_OUTBOUND_OPTIONS: Readonly<OutboundOptions> = Object.freeze({
+  probeIntervalMs: 30_000,
+  authRetryMs: 300_000,
+  maxLifetimeMs: 5 * 24 * 3600_000,
+  warnAfterMs: 4 * 3600_000,
+  heartbeatIntervalMs: 900_000,
+  maxAttachmentBytes: 10 * 1024 * 1024,
+  messageIdDomain: 'mailroom.invalid',
+  fsync: true,
+});

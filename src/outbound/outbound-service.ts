@@ -1,0 +1,343 @@
+import { randomUUID } from 'node:crypto';
+import type { CredentialService } from '../auth/credentials.js';
+import { systemClock, type Clock } from '../shared/clock.js';
+import { MailroomError } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import { validate } from '../shared/validation.js';
+import type { EmailServerRow, OutboundMessageRow } from '../store/rows.js';
+import type { Store } from '../store/store.js';
+import { AccountQueue, type QueueStatus } from './account-queue.js';
+import { composeMessage } from './compose.js';
+import { Heartbeat, type HeartbeatStatus } from './heartbeat.js';
+import { DEFAULT_OUTBOUND_OPTIONS, type OutboundOptions } from './options.js';
+import { SendInput, type OutboundView } from './schemas.js';
+import { SmtpTransport } from './smtp-transport.js';
+import { Spool } from './spool.js';
+
+/** Fills a response file for a reply (the templates module); absent until it is wired. */
+export type ResponseRenderer = (request: {
+  tenantId: string;
+  destinationId: string;
+  file: string;
+  name: string;
+  messageId?: string | undefined;
+  agent?: SendInput['agent'];
+}) => Promise<{
+  text?: string | undefined;
+  html?: string | undefined;
+  attachments: Array<{ filename: string; contentType: string; content: Buffer; cid?: string | undefined }>;
+}>;
+
+export interface OutboundDeps {
+  store: Store;
+  credentials: CredentialService;
+  logger: Logger;
+  spoolDir: string;
+  /** This instance's id: written into the loop header and the status rows. */
+  instanceId: string;
+  options?: Partial<OutboundOptions>;
+  clock?: Clock;
+  renderResponse?: ResponseRenderer;
+  /** Makes SMTP transports; tests may wrap it. */
+  transportFactory?: ConstructorParameters<typeof AccountQueue>[1]['transportFactory'];
+}
+
+function outboundView(row: OutboundMessageRow): OutboundView {
+  return {
+    id: row.id,
+    destinationId: row.destinationId,
+    serverId: row.serverId,
+    status: row.status,
+    messageId: row.messageIdHeader,
+    conversationId: row.conversationId,
+    subject: row.subject,
+    recipients: row.recipients,
+    attempts: row.attempts,
+    lastReply: row.lastReply,
+    lastResponseCode: row.lastResponseCode,
+    nextAttemptAt: row.nextAttemptAt ? row.nextAttemptAt.toISOString() : null,
+    createdAt: row.createdAt.toISOString(),
+    sentAt: row.sentAt ? row.sentAt.toISOString() : null,
+  };
+}
+
+/**
+ * The outbound side: accepts messages only once they are safe in the disk spool, delivers each
+ * account's queue in order under its rate limit, sends heartbeats, keeps dead letters.
+ */
+export class OutboundService {
+  readonly options: OutboundOptions;
+  readonly spool: Spool;
+  private readonly clock: Clock;
+  private readonly queues = new Map<string, AccountQueue>();
+  private readonly heartbeats = new Map<string, Heartbeat>();
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(private readonly deps: OutboundDeps) {
+    this.options = { ...DEFAULT_OUTBOUND_OPTIONS, ...deps.options };
+    this.clock = deps.clock ?? systemClock;
+    this.spool = new Spool(deps.spoolDir, { fsync: this.options.fsync });
+  }
+
+  async start(): Promise<void> {
+    await this.spool.open();
+    await this.reconcile();
+    const tick = (): void => {
+      this.timer = setTimeout(() => {
+        this.reconcile()
+          .catch((err: unknown) => this.deps.logger.error({ err }, 'outbound reconcile failed'))
+          .finally(() => {
+            if (!this.stopped) tick();
+          });
+      }, 5_000);
+      this.timer.unref();
+    };
+    tick();
+  }
+
+  /** Queues for every server (and any spool folder left by a deleted one is kept, not sent). */
+  async reconcile(): Promise<void> {
+    if (this.stopped) return;
+    const servers = await this.deps.store.servers.listAll();
+    for (const server of servers) {
+      const queue = this.queues.get(server.id);
+      if (queue) queue.updateServer(server);
+      else this.queueFor(server).kick();
+      const beat = this.heartbeats.get(server.id);
+      if (beat) beat.update(server);
+      else if (server.smtpHeartbeatAddress && server.enabled) this.startHeartbeat(server);
+    }
+  }
+
+  /** Accepts a message for sending: 202 semantics — it is on disk when this resolves. */
+  async accept(tenantId: string, destinationId: string, body: unknown): Promise<OutboundView> {
+    const input = validate(SendInput, body);
+    const { store } = this.deps;
+    const destination = await store.destinations.get(tenantId, destinationId);
+    if (!destination)
+      throw new MailroomError('DESTINATION_NOT_FOUND', `destination ${destinationId} does not exist in this tenant`);
+    if (!destination.outgoing || destination.serverId === null) {
+      throw new MailroomError(
+        'NOT_AVAILABLE_FOR_OUTGOING',
+        `destination '${destination.name}' is not available for outgoing mail; enable "outgoing" and give it an e-mail server`,
+      );
+    }
+    const server = await store.servers.get(tenantId, destination.serverId);
+    if (!server) throw new MailroomError('SERVER_NOT_FOUND', 'the destination’s e-mail server does not exist');
+
+    let to = input.to ?? [];
+    let subject = input.subject ?? '';
+    let inReplyTo: string | undefined;
+    let references: string[] | undefined;
+    let conversationId: string | null = null;
+    if (input.inReplyTo) {
+      const original = await store.messages.get(tenantId, input.inReplyTo);
+      if (!original) {
+        throw new MailroomError('VALIDATION_FAILED', `'inReplyTo' names no inbound message of this tenant`, {
+          field: 'inReplyTo',
+        });
+      }
+      conversationId = original.conversationId;
+      if (original.messageIdHeader) {
+        inReplyTo = original.messageIdHeader;
+        references = [...original.references, original.messageIdHeader];
+      }
+      if (to.length === 0 && original.fromAddress) to = [original.fromAddress];
+      const base = input.subject ?? original.subject;
+      subject = /^\s*re\s*:/i.test(base) ? base : `Re: ${base}`;
+    }
+    const recipients = [...to, ...(input.cc ?? []), ...(input.bcc ?? [])];
+    if (recipients.length === 0)
+      throw new MailroomError('VALIDATION_FAILED', `'to' needs at least one address`, { field: 'to' });
+
+    let text = input.text;
+    let html = input.html;
+    const attachments: Array<{ filename: string; contentType: string; content: Buffer; cid?: string | undefined }> = (
+      input.attachments ?? []
+    ).map((a) => ({
+      filename: a.filename,
+      contentType: a.contentType,
+      content: Buffer.from(a.contentBase64, 'base64'),
+    }));
+    if (input.response) {
+      if (!this.deps.renderResponse) {
+        throw new MailroomError('VALIDATION_FAILED', 'response files are not available in this engine', {
+          field: 'response',
+        });
+      }
+      const rendered = await this.deps.renderResponse({
+        tenantId,
+        destinationId,
+        file: input.response.file,
+        name: input.response.name,
+        messageId: input.inReplyTo,
+        agent: input.agent,
+      });
+      text = text ?? rendered.text;
+      html = html ?? rendered.html;
+      attachments.push(...rendered.attachments);
+    }
+    if (text === undefined && html === undefined) {
+      throw new MailroomError('VALIDATION_FAILED', `give 'text', 'html' or a 'response'`, { field: 'text' });
+    }
+    const total = attachments.reduce((n, a) => n + a.content.length, 0);
+    if (total > this.options.maxAttachmentBytes) {
+      throw new MailroomError(
+        'VALIDATION_FAILED',
+        `attachments total ${total} bytes, more than ${this.options.maxAttachmentBytes}`,
+        {
+          field: 'attachments',
+        },
+      );
+    }
+
+    const id = randomUUID();
+    const messageId = `${id}@${this.options.messageIdDomain}`;
+    const { raw, envelope } = await composeMessage({
+      from: { name: destination.fromText || destination.name, address: destination.address },
+      to,
+      cc: input.cc ?? [],
+      bcc: input.bcc ?? [],
+      subject,
+      text,
+      html,
+      attachments,
+      messageId,
+      date: new Date(this.clock.now()),
+      inReplyTo,
+      references,
+      loopValue: this.deps.instanceId,
+    });
+    await this.spool.enqueue(
+      {
+        id,
+        tenantId,
+        accountId: server.id,
+        destinationId,
+        instanceId: this.deps.instanceId,
+        envelope,
+        messageId,
+        createdAt: new Date(this.clock.now()).toISOString(),
+      },
+      raw,
+    );
+    await store.outbound.insert({
+      id,
+      tenantId,
+      destinationId,
+      serverId: server.id,
+      status: 'queued',
+      messageIdHeader: messageId,
+      conversationId,
+      subject: subject.replace(/[\r\n]+/g, ' '),
+      recipients,
+      attempts: 0,
+      lastReply: null,
+      lastResponseCode: null,
+      nextAttemptAt: null,
+      firstAttemptAt: null,
+      sentAt: null,
+      instanceId: this.deps.instanceId,
+    });
+    this.queueFor(server).kick();
+    return outboundView((await store.outbound.byId(id)) as OutboundMessageRow);
+  }
+
+  async get(tenantId: string, destinationId: string, id: string): Promise<OutboundView> {
+    const row = await this.deps.store.outbound.get(tenantId, id);
+    if (!row || row.destinationId !== destinationId) {
+      throw new MailroomError('OUTBOUND_NOT_FOUND', `outgoing message ${id} does not exist for this destination`);
+    }
+    return outboundView(row);
+  }
+
+  status(serverId: string): { queue: QueueStatus | null; heartbeat: HeartbeatStatus | null } {
+    return {
+      queue: this.queues.get(serverId)?.snapshot() ?? null,
+      heartbeat: this.heartbeats.get(serverId)?.snapshot() ?? null,
+    };
+  }
+
+  async deadLetters(serverId: string) {
+    return (await this.spool.listDead(serverId)).map((d) => ({
+      id: d.id,
+      reply: d.info?.reply ?? null,
+      responseCode: d.info?.responseCode ?? null,
+      attempts: d.info?.attempts ?? 0,
+      failedAt: d.info?.failedAt ?? null,
+    }));
+  }
+
+  async requeueDeadLetter(serverId: string, id: string): Promise<void> {
+    if (!(await this.spool.requeueDead(serverId, id))) {
+      throw new MailroomError('OUTBOUND_NOT_FOUND', `no dead letter ${id} for this server`);
+    }
+    await this.deps.store.outbound.update(id, {
+      status: 'queued',
+      nextAttemptAt: null,
+      firstAttemptAt: null,
+      attempts: 0,
+    });
+    this.queues.get(serverId)?.kick();
+  }
+
+  async deleteDeadLetter(serverId: string, id: string): Promise<void> {
+    if (!(await this.spool.deleteDead(serverId, id))) {
+      throw new MailroomError('OUTBOUND_NOT_FOUND', `no dead letter ${id} for this server`);
+    }
+  }
+
+  /** Inbound recognised a heartbeat token in a watched mailbox. */
+  heartbeatReceived(serverId: string, token: string, at: number): void {
+    for (const beat of this.heartbeats.values()) beat.received(token, at);
+    void serverId;
+  }
+
+  /** Finishes each account's message in flight, stops. Accepted mail stays in the spool. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    for (const beat of this.heartbeats.values()) beat.stop();
+    await Promise.all([...this.queues.values()].map((q) => q.stop()));
+    await this.spool.close();
+  }
+
+  private queueFor(server: EmailServerRow): AccountQueue {
+    let queue = this.queues.get(server.id);
+    if (!queue) {
+      queue = new AccountQueue(server, {
+        spool: this.spool,
+        store: this.deps.store,
+        credentials: this.deps.credentials,
+        clock: this.clock,
+        logger: this.deps.logger,
+        options: this.options,
+        ...(this.deps.transportFactory && { transportFactory: this.deps.transportFactory }),
+      });
+      this.queues.set(server.id, queue);
+    }
+    return queue;
+  }
+
+  private startHeartbeat(server: EmailServerRow): void {
+    const beat = new Heartbeat(server, {
+      clock: this.clock,
+      logger: this.deps.logger,
+      intervalMs: this.options.heartbeatIntervalMs,
+      messageIdDomain: this.options.messageIdDomain,
+      loopValue: this.deps.instanceId,
+      send: async (row, envelope, raw) => {
+        const login = await this.deps.credentials.smtpLogin(row);
+        const transport = new SmtpTransport({ host: row.smtpHost, port: row.smtpPort, secure: row.smtpSecure, login });
+        try {
+          return (await transport.send(envelope, raw)).response;
+        } finally {
+          transport.close();
+        }
+      },
+    });
+    this.heartbeats.set(server.id, beat);
+    beat.start();
+  }
+}

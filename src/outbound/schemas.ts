@@ -1,0 +1,76 @@
+import { Type, type Static } from '@sinclair/typebox';
+
+const Email = Type.String({ format: 'email', maxLength: 320 });
+const Recipients = Type.Array(Email, { maxItems: 100 });
+
+export const SendInput = Type.Object(
+  {
+    to: Type.Optional(Recipients),
+    cc: Type.Optional(Recipients),
+    bcc: Type.Optional(Recipients),
+    subject: Type.Optional(Type.String({ maxLength: 998 })),
+    text: Type.Optional(Type.String({ maxLength: 5_000_000 })),
+    html: Type.Optional(Type.String({ maxLength: 10_000_000 })),
+    attachments: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            filename: Type.String({ minLength: 1, maxLength: 255 }),
+            contentType: Type.String({ minLength: 3, maxLength: 255, pattern: '^[\\w.+-]+/[\\w.+-]+$' }),
+            contentBase64: Type.String({ pattern: '^[A-Za-z0-9+/=\\s]*$' }),
+          },
+          { additionalProperties: false },
+        ),
+        { maxItems: 50 },
+      ),
+    ),
+    /** An inbound message id: In-Reply-To/References, "Re: " subject, the customer as recipient, its conversation. */
+    inReplyTo: Type.Optional(Type.String({ format: 'uuid' })),
+    /** A response file entry, filled in with the message's and agent's values. */
+    response: Type.Optional(
+      Type.Object(
+        { file: Type.String({ minLength: 1 }), name: Type.String({ minLength: 1 }) },
+        { additionalProperties: false },
+      ),
+    ),
+    agent: Type.Optional(
+      Type.Object(
+        {
+          name: Type.String({ minLength: 1, maxLength: 200 }),
+          firstName: Type.Optional(Type.String({ maxLength: 200 })),
+          lastName: Type.Optional(Type.String({ maxLength: 200 })),
+          chatName: Type.Optional(Type.String({ maxLength: 200 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type SendInput = Static<typeof SendInput>;
+
+export const OutboundView = Type.Object({
+  id: Type.String(),
+  destinationId: Type.String(),
+  serverId: Type.String(),
+  status: Type.String(),
+  messageId: Type.String(),
+  conversationId: Type.Union([Type.String(), Type.Null()]),
+  subject: Type.String(),
+  recipients: Type.Array(Type.String()),
+  attempts: Type.Integer(),
+  lastReply: Type.Union([Type.String(), Type.Null()]),
+  lastResponseCode: Type.Union([Type.Integer(), Type.Null()]),
+  nextAttemptAt: Type.Union([Type.String(), Type.Null()]),
+  createdAt: Type.String(),
+  sentAt: Type.Union([Type.String(), Type.Null()]),
+});
+export type OutboundView = Static<typeof OutboundView>;
+
+export const DeadLetterView = Type.Object({
+  id: Type.String(),
+  reply: Type.Union([Type.String(), Type.Null()]),
+  responseCode: Type.Union([Type.Integer(), Type.Null()]),
+  attempts: Type.Integer(),
+  failedAt: Type.Union([Type.String(), Type.Null()]),
+});

@@ -1,0 +1,254 @@
+import { createHash } from 'node:crypto';
+import { constants } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { MailroomError } from '../shared/errors.js';
+
+/**
+ * The outbound disk spool, Maildir style (after Haraka's qfile): a message is written to `tmp/`
+ * with an exclusive create, fsynced, renamed into its account's queue and the folder fsynced.
+ * Only then is it accepted. Files carry a header line with a checksum; one that fails it goes to
+ * `corrupt/` and is never sent. A LOCK file keeps a second process away from the same spool.
+ *
+ *   <dir>/LOCK
+ *   <dir>/tmp/<id>
+ *   <dir>/queue/<accountId>/<seq>-<id>.msg     FIFO by name
+ *   <dir>/dead/<accountId>/<seq>-<id>.msg      + .json with the reason
+ *   <dir>/corrupt/<file>
+ */
+
+export interface SpoolHeader {
+  v: 1;
+  id: string;
+  tenantId: string;
+  accountId: string;
+  destinationId: string;
+  instanceId: string;
+  envelope: { from: string; to: string[] };
+  messageId: string;
+  createdAt: string;
+  size: number;
+  sha256: string;
+}
+
+export interface SpoolItem {
+  accountId: string;
+  id: string;
+  file: string;
+  /** Order within the account's queue. */
+  name: string;
+}
+
+export interface DeadLetterInfo {
+  reply: string;
+  responseCode: number | null;
+  attempts: number;
+  firstAttemptAt: string | null;
+  failedAt: string;
+}
+
+export interface SpoolOptions {
+  /** [true] fsync files and folders (turn off only for throwaway test spools). */
+  fsync?: boolean;
+}
+
+function spoolError(err: unknown, what: string): MailroomError {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new MailroomError('SPOOL_FULL', `the spool disk is full; nothing was accepted (${what})`, { cause: err });
+  }
+  return new MailroomError('SPOOL_UNAVAILABLE', `the spool cannot be written (${what}: ${code ?? String(err)})`, {
+    cause: err,
+  });
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export class Spool {
+  private lastMs = 0;
+  private locked = false;
+  private readonly fsync: boolean;
+
+  constructor(
+    readonly dir: string,
+    options: SpoolOptions = {},
+  ) {
+    this.fsync = options.fsync ?? true;
+  }
+
+  /** Creates the folders and takes the lock (refused while another live process holds it). */
+  async open(): Promise<void> {
+    for (const sub of ['tmp', 'queue', 'dead', 'corrupt']) await mkdir(join(this.dir, sub), { recursive: true });
+    const lock = join(this.dir, 'LOCK');
+    try {
+      await writeFile(lock, `${process.pid}\n`, { flag: 'wx' });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw spoolError(err, 'lock');
+      const holder = Number((await readFile(lock, 'utf8')).trim());
+      if (Number.isInteger(holder) && holder !== process.pid && isAlive(holder)) {
+        throw new MailroomError('SPOOL_LOCKED', `the spool ${this.dir} is in use by process ${holder}`);
+      }
+      await writeFile(lock, `${process.pid}\n`);
+    }
+    this.locked = true;
+    await rm(join(this.dir, 'tmp'), { recursive: true, force: true });
+    await mkdir(join(this.dir, 'tmp'), { recursive: true });
+  }
+
+  async close(): Promise<void> {
+    if (!this.locked) return;
+    this.locked = false;
+    await rm(join(this.dir, 'LOCK'), { force: true });
+  }
+
+  /** Writes a message durably into its account's queue. Resolves only once it is safe on disk. */
+  async enqueue(header: Omit<SpoolHeader, 'v' | 'size' | 'sha256'>, raw: Buffer): Promise<SpoolItem> {
+    const full: SpoolHeader = {
+      v: 1,
+      ...header,
+      size: raw.length,
+      sha256: createHash('sha256').update(raw).digest('hex'),
+    };
+    const name = `${this.nextSeq()}-${header.id}.msg`;
+    const tmp = join(this.dir, 'tmp', header.id);
+    const queueDir = join(this.dir, 'queue', header.accountId);
+    try {
+      await mkdir(queueDir, { recursive: true });
+      const handle = await open(tmp, 'wx');
+      try {
+        await handle.writeFile(Buffer.concat([Buffer.from(`${JSON.stringify(full)}\n`), raw]));
+        if (this.fsync) await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(tmp, join(queueDir, name));
+      if (this.fsync) await this.syncDir(queueDir);
+    } catch (err) {
+      await rm(tmp, { force: true }).catch(() => undefined);
+      throw spoolError(err, 'enqueue');
+    }
+    return { accountId: header.accountId, id: header.id, file: join(queueDir, name), name };
+  }
+
+  /** The accounts that have a queue folder. */
+  async accounts(): Promise<string[]> {
+    return (await readdir(join(this.dir, 'queue'), { withFileTypes: true }))
+      .filter((d) => d.isDirectory())
+      .map((d) => d.name);
+  }
+
+  /** An account's queued messages, oldest first. */
+  async list(accountId: string): Promise<SpoolItem[]> {
+    return this.listIn(join(this.dir, 'queue', accountId), accountId);
+  }
+
+  /** Reads and verifies a queued file; a file failing its checksum moves to corrupt/ and this throws. */
+  async read(item: SpoolItem): Promise<{ header: SpoolHeader; raw: Buffer }> {
+    const data = await readFile(item.file);
+    const nl = data.indexOf(0x0a);
+    try {
+      if (nl < 0) throw new Error('no header line');
+      const header = JSON.parse(data.subarray(0, nl).toString('utf8')) as SpoolHeader;
+      const raw = data.subarray(nl + 1);
+      const sum = createHash('sha256').update(raw).digest('hex');
+      if (header.v !== 1 || raw.length !== header.size || sum !== header.sha256) throw new Error('checksum mismatch');
+      return { header, raw };
+    } catch (err) {
+      await rename(item.file, join(this.dir, 'corrupt', `${item.accountId}-${item.name}`)).catch(() => undefined);
+      throw new MailroomError(
+        'SPOOL_CORRUPT',
+        `spool file ${item.name} is damaged (${(err as Error).message}); moved to corrupt/`,
+      );
+    }
+  }
+
+  /** Deletes a delivered message. */
+  async remove(item: SpoolItem): Promise<void> {
+    await rm(item.file, { force: true });
+    if (this.fsync) await this.syncDir(join(this.dir, 'queue', item.accountId)).catch(() => undefined);
+  }
+
+  /** Moves a message to the account's dead letters, with why. */
+  async deadLetter(item: SpoolItem, info: DeadLetterInfo): Promise<void> {
+    const deadDir = join(this.dir, 'dead', item.accountId);
+    await mkdir(deadDir, { recursive: true });
+    await writeFile(join(deadDir, `${item.name}.json`), JSON.stringify(info));
+    await rename(item.file, join(deadDir, item.name));
+    if (this.fsync) await this.syncDir(deadDir);
+  }
+
+  async listDead(accountId: string): Promise<Array<SpoolItem & { info: DeadLetterInfo | null }>> {
+    const deadDir = join(this.dir, 'dead', accountId);
+    const items = await this.listIn(deadDir, accountId);
+    return Promise.all(
+      items.map(async (item) => ({
+        ...item,
+        info: await readFile(join(deadDir, `${item.name}.json`), 'utf8')
+          .then((t) => JSON.parse(t) as DeadLetterInfo)
+          .catch(() => null),
+      })),
+    );
+  }
+
+  /** Puts a dead letter back at the end of its account's queue. */
+  async requeueDead(accountId: string, id: string): Promise<boolean> {
+    const item = (await this.listDead(accountId)).find((d) => d.id === id);
+    if (!item) return false;
+    const queueDir = join(this.dir, 'queue', accountId);
+    await mkdir(queueDir, { recursive: true });
+    await rename(item.file, join(queueDir, `${this.nextSeq()}-${id}.msg`));
+    await rm(`${item.file}.json`, { force: true });
+    if (this.fsync) await this.syncDir(queueDir);
+    return true;
+  }
+
+  async deleteDead(accountId: string, id: string): Promise<boolean> {
+    const item = (await this.listDead(accountId)).find((d) => d.id === id);
+    if (!item) return false;
+    await rm(item.file, { force: true });
+    await rm(`${item.file}.json`, { force: true });
+    return true;
+  }
+
+  private async listIn(dir: string, accountId: string): Promise<SpoolItem[]> {
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+    return names
+      .filter((n) => n.endsWith('.msg'))
+      .sort()
+      .map((name) => ({
+        accountId,
+        name,
+        file: join(dir, name),
+        id: name.slice(name.indexOf('-') + 1, -'.msg'.length),
+      }));
+  }
+
+  /** Increasing, fixed-width names: microseconds since the epoch, unique within the process. */
+  private nextSeq(): string {
+    const now = Date.now() * 1000;
+    this.lastMs = Math.max(now, this.lastMs + 1);
+    return String(this.lastMs).padStart(17, '0');
+  }
+
+  private async syncDir(dir: string): Promise<void> {
+    const handle = await open(dir, constants.O_RDONLY);
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  }
+}

@@ -1,0 +1,132 @@
+import { posix } from 'node:path';
+import { compileTemplate } from './compile.js';
+import { kindOfPath } from './content-types.js';
+import { escapeHtml } from './escape.js';
+import { imageOf, inlineImages } from './html-images.js';
+import { fetchRemote } from './remote-src.js';
+import { parseResponseXml, ResponseFileError, type XmlItem, type XmlResponse } from './response-xml.js';
+import { classifySrc, readConfined, SrcError } from './src-path.js';
+import type { LoadedFile, LoadedResponse, TemplateProblem, TreeItem } from './types.js';
+
+export interface LoaderOptions {
+  /** [false] fetch `http`/`https` Src (MAILROOM_TEMPLATES_REMOTE_SRC); off, such responses are unavailable. */
+  remoteSrc?: boolean;
+  /** [5242880] largest Src file or remote body, bytes. */
+  maxSrcBytes?: number;
+  /** [1048576] largest response (XML) file, bytes. */
+  maxFileBytes?: number;
+  /** [10000] time a remote Src may take, milliseconds. */
+  remoteTimeoutMs?: number;
+}
+
+/** The outcome of loading one response file. */
+export interface FileLoad {
+  file: string;
+  /** Absent when the file itself is unusable (see problems). */
+  loaded?: LoadedFile;
+  problems: TemplateProblem[];
+  /** Local files read besides the XML (relative paths), so a change to them reloads it. */
+  dependencies: string[];
+}
+
+interface Reader {
+  read(path: string): Promise<Buffer>;
+  options: Required<LoaderOptions>;
+}
+
+export function loaderDefaults(options: LoaderOptions = {}): Required<LoaderOptions> {
+  return {
+    remoteSrc: options.remoteSrc ?? false,
+    maxSrcBytes: options.maxSrcBytes ?? 5_242_880,
+    maxFileBytes: options.maxFileBytes ?? 1_048_576,
+    remoteTimeoutMs: options.remoteTimeoutMs ?? 10_000,
+  };
+}
+
+/**
+ * Loads one response file of the templates directory with every Src it references.
+ * @param realRoot the templates directory after `realpath`
+ * @param file its path relative to that directory, `/`-separated
+ */
+export async function loadResponseFile(realRoot: string, file: string, options: LoaderOptions = {}): Promise<FileLoad> {
+  const opts = loaderDefaults(options);
+  const dependencies = new Set<string>();
+  let items: XmlItem[];
+  try {
+    const xml = await readConfined(realRoot, file, opts.maxFileBytes);
+    items = parseResponseXml(xml.toString('utf8'));
+  } catch (err) {
+    const line = err instanceof ResponseFileError ? err.line : 0;
+    return { file, problems: [{ file, line, severity: 'error', reason: (err as Error).message }], dependencies: [] };
+  }
+  const problems: TemplateProblem[] = [];
+  const reader: Reader = {
+    options: opts,
+    read: (path) => {
+      dependencies.add(path);
+      return readConfined(realRoot, path, opts.maxSrcBytes);
+    },
+  };
+  const build = async (list: XmlItem[]): Promise<TreeItem[]> => {
+    const out: TreeItem[] = [];
+    for (const item of list) {
+      if (item.type === 'group') out.push({ ...item, items: await build(item.items) });
+      else out.push(await responseOf(file, item, reader, problems));
+    }
+    return out;
+  };
+  const tree = await build(items);
+  return { file, loaded: { file, items: tree }, problems, dependencies: [...dependencies] };
+}
+
+async function responseOf(
+  file: string,
+  xml: XmlResponse,
+  reader: Reader,
+  problems: TemplateProblem[],
+): Promise<LoadedResponse> {
+  const base = { type: 'response' as const, name: xml.name, line: xml.line, images: [] };
+  if (xml.src === undefined) {
+    return {
+      ...base,
+      kind: 'text',
+      src: null,
+      description: xml.description ?? xml.text,
+      template: compileTemplate(xml.text),
+    };
+  }
+  const target = classifySrc(xml.src, posix.dirname(file));
+  const path = target.kind === 'local' ? target.path : target.kind === 'remote' ? target.url.pathname : xml.src;
+  const { kind } = kindOfPath(path);
+  const response: LoadedResponse = { ...base, kind, src: xml.src, description: xml.description ?? '' };
+  const unavailable = (reason: string, severity: 'error' | 'warning' = 'error'): LoadedResponse => {
+    problems.push({ file, line: xml.line, response: xml.name, severity, reason });
+    return { ...response, unavailable: reason };
+  };
+  if (target.kind === 'refused') return unavailable(target.reason);
+  if (target.kind === 'remote' && !reader.options.remoteSrc) {
+    return unavailable(
+      `remote Src ${target.url.href} is not fetched (MAILROOM_TEMPLATES_REMOTE_SRC is off)`,
+      'warning',
+    );
+  }
+  try {
+    const content =
+      target.kind === 'remote'
+        ? await fetchRemote(target.url, reader.options.remoteTimeoutMs, reader.options.maxSrcBytes)
+        : await reader.read(target.path);
+    if (kind === 'image') {
+      const image = imageOf(path, content);
+      return { ...response, images: [image], template: [`<img src="cid:${image.cid}" alt="${escapeHtml(xml.name)}">`] };
+    }
+    const text = content.toString('utf8').replace(/^\uFEFF/, '');
+    if (kind === 'text' || target.kind === 'remote') return { ...response, template: compileTemplate(text) };
+    const { html, images } = await inlineImages(text, posix.dirname(target.path), reader.read);
+    return { ...response, images, template: compileTemplate(html) };
+  } catch (err) {
+    if (err instanceof SrcError) return unavailable(`Src '${xml.src}': ${err.message}`);
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP') return unavailable(`Src '${xml.src}': symbolic links are refused here`);
+    return unavailable(`Src '${xml.src}' could not be read: ${(err as Error).message}`);
+  }
+}

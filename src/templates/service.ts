@@ -1,0 +1,169 @@
+import { MailroomError } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import type { ResponseFileSettingsRow } from '../store/response-file-settings.js';
+import type { DestinationRow } from '../store/rows.js';
+import type { Store } from '../store/store.js';
+import type { TemplateCatalog } from './catalog.js';
+import { checkLocale, type AgentInfo, type RenderContext } from './identifiers.js';
+import { renderResponse, type RenderedResponse } from './renderer.js';
+import { walkResponses } from './types.js';
+import { problemView, settingsView, treeView, type ResponsesView, type SettingsView } from './views.js';
+
+export interface RenderRequest {
+  tenantId: string;
+  destinationId: string;
+  /** Response file, relative to the templates directory, e.g. `support.xml`. */
+  file: string;
+  /** Response name; with duplicates, the first in document order. */
+  name: string;
+  /** The incoming message replied to: `$Subject$`, `$From…$`, `$Received…$`, `$CallID$`. */
+  messageId?: string;
+  agent?: AgentInfo;
+  /** Defaults to the sender of the incoming message. */
+  customer?: { name?: string; email?: string };
+  /** Overrides the destination's locale and time zone. */
+  locale?: string;
+  timeZone?: string;
+}
+
+export interface TemplateServiceOptions {
+  /** [en-US] locale when neither the request nor the destination names one. */
+  defaultLocale?: string;
+  /** [UTC] time zone when neither the request nor the destination names one. */
+  defaultTimeZone?: string;
+  /** [() => new Date()] the clock for `$Date$` and `$Time$`. */
+  now?: () => Date;
+  logger?: Logger;
+}
+
+/** Response files per destination: the tree, the selection, rendering with a message's values. */
+export class TemplateService {
+  private readonly now: () => Date;
+
+  constructor(
+    private readonly store: Store,
+    private readonly catalog: TemplateCatalog,
+    private readonly options: TemplateServiceOptions = {},
+  ) {
+    this.now = options.now ?? (() => new Date());
+  }
+
+  /** The response files the destination offers, as a tree, with their current problems. */
+  async responses(tenantId: string, destinationId: string): Promise<ResponsesView> {
+    await this.destination(tenantId, destinationId);
+    const settings = await this.store.responseFiles.get(tenantId, destinationId);
+    const files = this.catalog.files().filter((f) => settings?.files == null || settings.files.includes(f));
+    return {
+      settings: settingsView(settings),
+      responseFiles: files.flatMap((file) => {
+        const loaded = this.catalog.get(file);
+        return loaded ? [{ file, items: treeView(loaded.items) }] : [];
+      }),
+      problems: this.catalog
+        .problems()
+        .filter((p) => files.includes(p.file))
+        .map(problemView),
+    };
+  }
+
+  /**
+   * Chooses the destination's response files (null: all of them) and, when given, its locale and
+   * time zone (null: the engine default; omitted: unchanged).
+   */
+  async configure(
+    tenantId: string,
+    destinationId: string,
+    input: { files: string[] | null; locale?: string | null; timeZone?: string | null },
+  ): Promise<SettingsView> {
+    await this.destination(tenantId, destinationId);
+    const known = new Set(this.catalog.files());
+    const unknown = (input.files ?? []).find((f) => !known.has(f));
+    if (unknown !== undefined) {
+      throw new MailroomError('VALIDATION_FAILED', `'${unknown}' is not a response file of the templates directory`, {
+        field: 'files',
+        details: { known: [...known] },
+      });
+    }
+    const current = await this.store.responseFiles.get(tenantId, destinationId);
+    const row = {
+      tenantId,
+      destinationId,
+      files: input.files === null ? null : [...new Set(input.files)],
+      locale: input.locale === undefined ? (current?.locale ?? null) : input.locale,
+      timeZone: input.timeZone === undefined ? (current?.timeZone ?? null) : input.timeZone,
+    };
+    validLocale(row.locale ?? 'en-US', row.timeZone ?? 'UTC');
+    if (row.files === null && row.locale === null && row.timeZone === null) {
+      await this.store.responseFiles.delete(tenantId, destinationId);
+    } else {
+      await this.store.responseFiles.put(row);
+    }
+    return settingsView({ ...row, updatedAt: new Date() });
+  }
+
+  /** Renders a response for a reply from this destination. */
+  async render(request: RenderRequest): Promise<RenderedResponse> {
+    const { tenantId, destinationId, file, name } = request;
+    const destination = await this.destination(tenantId, destinationId);
+    const settings = await this.store.responseFiles.get(tenantId, destinationId);
+    const response = this.find(settings, file, name);
+    const message = request.messageId === undefined ? null : await this.store.messages.get(tenantId, request.messageId);
+    if (request.messageId !== undefined && !message) {
+      throw new MailroomError('MESSAGE_NOT_FOUND', `message ${request.messageId} does not exist in this tenant`, {
+        field: 'messageId',
+      });
+    }
+    const locale = request.locale ?? settings?.locale ?? this.options.defaultLocale ?? 'en-US';
+    const timeZone = request.timeZone ?? settings?.timeZone ?? this.options.defaultTimeZone ?? 'UTC';
+    validLocale(locale, timeZone);
+    const ctx: RenderContext = {
+      now: this.now(),
+      locale,
+      timeZone,
+      serviceGroup: { name: destination.name, address: destination.address },
+      ...(message && { callId: message.id, message }),
+      ...(request.agent && { agent: request.agent }),
+      ...(request.customer && { customer: request.customer }),
+    };
+    const rendered = renderResponse(response, ctx);
+    if (rendered.unknownIdentifiers.length > 0) {
+      this.options.logger?.warn(
+        { tenantId, destinationId, file, response: name, identifiers: rendered.unknownIdentifiers },
+        'response uses unknown identifiers; they were left as written',
+      );
+    }
+    return rendered;
+  }
+
+  private find(settings: ResponseFileSettingsRow | null, file: string, name: string) {
+    const loaded = settings?.files != null && !settings.files.includes(file) ? undefined : this.catalog.get(file);
+    if (!loaded) {
+      throw new MailroomError('TEMPLATE_NOT_FOUND', `response file '${file}' is not available for this destination`, {
+        field: 'file',
+      });
+    }
+    for (const { response } of walkResponses(loaded.items)) if (response.name === name) return response;
+    throw new MailroomError('TEMPLATE_NOT_FOUND', `'${file}' has no response named '${name}'`, { field: 'name' });
+  }
+
+  private async destination(tenantId: string, destinationId: string): Promise<DestinationRow> {
+    const destination = await this.store.destinations.get(tenantId, destinationId);
+    if (!destination) {
+      throw new MailroomError('DESTINATION_NOT_FOUND', `destination ${destinationId} does not exist in this tenant`);
+    }
+    return destination;
+  }
+}
+
+function validLocale(locale: string, timeZone: string): void {
+  for (const [field, value, check] of [
+    ['locale', locale, () => checkLocale(locale, 'UTC')],
+    ['timeZone', timeZone, () => checkLocale('en-US', timeZone)],
+  ] as const) {
+    try {
+      check();
+    } catch {
+      throw new MailroomError('VALIDATION_FAILED', `'${field}' ${value} is not known`, { field });
+    }
+  }
+}

@@ -1,0 +1,261 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { simpleParser } from 'mailparser';
+import { startSmtpHarness, type SmtpHarness } from '../../src/harness/smtp-harness.js';
+import { forEachBackend, openApiHarness, type ApiHarness } from '../support/api-harness.js';
+import { eventually } from '../support/mail.js';
+
+type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON answers in tests
+
+forEachBackend('outbound', (kind) => {
+  let h: ApiHarness;
+  let smtp: SmtpHarness;
+  let tenantId: string;
+
+  beforeEach(async () => {
+    h = await openApiHarness(kind);
+    smtp = await startSmtpHarness({ users: [{ user: 'relay', password: 'relay-pass' }] });
+    tenantId = (await h.call<Obj>('POST', '/api/v1/tenants', { name: 'Outbound' })).body.id;
+  });
+  afterEach(async () => {
+    await h.close();
+    await smtp.close();
+  });
+
+  async function account(n: number, smtpOverrides: Obj = {}): Promise<{ serverId: string; destinationId: string }> {
+    const server = await h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/servers`, {
+      name: `Account ${n}`,
+      imap: { host: '127.0.0.1', port: 1, user: `box${n}@example.com`, auth: { method: 'password', password: 'x' } },
+      smtp: {
+        host: '127.0.0.1',
+        port: smtp.port,
+        auth: { mode: 'custom', user: 'relay', password: 'relay-pass' },
+        ...smtpOverrides,
+      },
+      enabled: false,
+    });
+    assert.equal(server.status, 201, server.raw);
+    const destination = await h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/destinations`, {
+      name: `Support ${n}`,
+      address: `support${n}@example.com`,
+      fromText: 'ACME Support',
+      serverId: server.body.id,
+    });
+    return { serverId: server.body.id, destinationId: destination.body.id };
+  }
+
+  function send(destinationId: string, body: Obj) {
+    return h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/destinations/${destinationId}/outbound`, body);
+  }
+
+  async function statusOf(destinationId: string, id: string): Promise<Obj> {
+    return (await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/destinations/${destinationId}/outbound/${id}`)).body;
+  }
+
+  it('accepts a message into the spool (202) and delivers it from the destination', async () => {
+    const { destinationId } = await account(1);
+    await h.outbound.start();
+    const accepted = await send(destinationId, { to: ['customer@example.net'], subject: 'Hello', text: 'Body' });
+    assert.equal(accepted.status, 202, accepted.raw);
+    const [received] = await smtp.waitFor(1);
+    assert.deepEqual(received?.envelope.to, ['customer@example.net']);
+    const parsed = await simpleParser(received?.raw as Buffer);
+    assert.equal(parsed.from?.text, '"ACME Support" <support1@example.com>');
+    assert.equal(parsed.messageId, `<${accepted.body.id}@mailroom.invalid>`);
+    assert.equal(parsed.headers.get('x-mailroom-loop'), 'test-instance');
+    const done = await eventually(async () => {
+      const s = await statusOf(destinationId, accepted.body.id);
+      return s.status === 'sent' ? s : undefined;
+    });
+    assert.match(done.lastReply, /^250/);
+    assert.equal(done.attempts, 1);
+  });
+
+  it('replies to an inbound message with a response file: threading, Re:, customer, identifiers', async () => {
+    const { serverId, destinationId } = await account(1);
+    const inboundId = randomUUID();
+    const conversationId = randomUUID();
+    await h.store.messages.insertBatch([
+      {
+        row: {
+          id: inboundId,
+          tenantId,
+          serverId,
+          mailbox: 'INBOX',
+          uidValidity: 1,
+          uid: 1,
+          status: 'routed',
+          quarantineReason: null,
+          messageIdHeader: 'question-1@example.net',
+          dedupeKey: 'mid:question-1@example.net',
+          conversationId,
+          subject: 'Where is my order?',
+          fromAddress: 'jane@example.net',
+          fromName: 'Jane Doe',
+          recipients: { to: [], cc: [], deliveredTo: [], xOriginalTo: [] },
+          sentAt: null,
+          receivedAt: new Date('2026-03-04T10:00:00Z'),
+          size: 100,
+          classification: { autoReply: false, bounce: false, loop: false, reasons: [] },
+          inReplyTo: null,
+          references: ['earlier@example.net'],
+          bodyText: 'Hello?',
+          bodyHtml: null,
+          attachments: [],
+          postProcessedAt: null,
+        },
+        raw: null,
+      },
+    ]);
+    await h.outbound.start();
+    const res = await send(destinationId, {
+      inReplyTo: inboundId,
+      response: { file: 'support.xml', name: 'Acknowledgement' },
+      agent: { name: 'Max Agent', firstName: 'Max' },
+    });
+    assert.equal(res.status, 202, res.raw);
+    assert.equal(res.body.conversationId, conversationId);
+    const [received] = await smtp.waitFor(1);
+    assert.deepEqual(received?.envelope.to, ['jane@example.net']);
+    const parsed = await simpleParser(received?.raw as Buffer);
+    assert.equal(parsed.subject, 'Re: Where is my order?');
+    assert.equal(parsed.inReplyTo, '<question-1@example.net>');
+    assert.deepEqual(parsed.references, ['<earlier@example.net>', '<question-1@example.net>']);
+    assert.match(parsed.text ?? '', /Dear Jane Doe,/);
+    assert.match(parsed.text ?? '', /"Where is my order\?"/);
+    assert.match(parsed.text ?? '', new RegExp(`case number is ${inboundId}`));
+    assert.match(parsed.text ?? '', /Max Agent, Support 1/);
+  });
+
+  it('never lets CR/LF in a subject or name create headers or recipients', async () => {
+    const { destinationId } = await account(1);
+    await h.outbound.start();
+    const res = await send(destinationId, {
+      to: ['customer@example.net'],
+      subject: 'Hi\r\nBcc: x@evil.test',
+      text: 'x',
+      attachments: [{ filename: 'a\r\nBcc: y@evil.test.txt', contentType: 'text/plain', contentBase64: 'aGk=' }],
+    });
+    assert.equal(res.status, 202, res.raw);
+    const [received] = await smtp.waitFor(1);
+    assert.deepEqual(received?.envelope.to, ['customer@example.net']);
+    const text = (received?.raw as Buffer).toString('utf8');
+    assert.equal(text.match(/^Subject:/gim)?.length, 1);
+    assert.doesNotMatch(text, /^Bcc:/im);
+  });
+
+  it('refuses a destination not available for outgoing mail, and invalid input by field', async () => {
+    const { destinationId } = await account(1);
+    await h.call('PATCH', `/api/v1/tenants/${tenantId}/destinations/${destinationId}`, { outgoing: false });
+    const refused = await send(destinationId, { to: ['a@example.net'], text: 'x' });
+    assert.equal(refused.status, 409);
+    assert.equal(refused.body.error.code, 'NOT_AVAILABLE_FOR_OUTGOING');
+    await h.call('PATCH', `/api/v1/tenants/${tenantId}/destinations/${destinationId}`, { outgoing: true });
+    assert.equal((await send(destinationId, { to: ['not an address'], text: 'x' })).body.error.field, 'to.0');
+    assert.equal((await send(destinationId, { to: ['a@example.net'] })).body.error.field, 'text');
+  });
+
+  it('keeps 1,000 messages of two accounts through an outage and delivers each once, in order', async () => {
+    const a = await account(1);
+    const b = await account(2);
+    await smtp.stop();
+    await h.outbound.start();
+    const ids: Record<string, string[]> = { [a.destinationId]: [], [b.destinationId]: [] };
+    for (let i = 0; i < 500; i++) {
+      for (const d of [a.destinationId, b.destinationId]) {
+        const res = await send(d, { to: ['customer@example.net'], subject: `${d} #${i}`, text: `n=${i}` });
+        assert.equal(res.status, 202);
+        ids[d]?.push(res.body.id);
+      }
+    }
+    await smtp.start();
+    const received = await smtp.waitFor(1000, 60_000);
+    assert.equal(received.length, 1000);
+    for (const d of [a.destinationId, b.destinationId]) {
+      const order = received
+        .map((m) => (m.raw as Buffer).toString('utf8').match(/^Subject: (.*)$/m)?.[1] ?? '')
+        .filter((s) => s.startsWith(d))
+        .map((s) => Number(s.split('#')[1]));
+      assert.deepEqual(
+        order,
+        Array.from({ length: 500 }, (_, i) => i),
+        'in order, each once',
+      );
+    }
+    for (const serverId of [a.serverId, b.serverId]) {
+      await eventually(async () => ((await h.outbound.spool.list(serverId)).length === 0 ? true : undefined));
+    }
+  });
+
+  describe('failures end in the right state', () => {
+    const cases: Array<[string, (s: SmtpHarness) => void, string, RegExp]> = [
+      ['451 at MAIL', (s) => s.faults.replyAt('mailFrom', 451, '4.3.0 try later'), 'deferred', /451/],
+      ['452 at RCPT', (s) => s.faults.rejectRecipient('*', 452, '4.5.3 too many'), 'deferred', /452/],
+      ['550 at RCPT', (s) => s.faults.rejectRecipient('*', 550, '5.1.1 no such user'), 'failed', /550/],
+      ['554 after DATA', (s) => s.faults.replyAt('data', 554, '5.7.1 rejected'), 'failed', /554/],
+    ];
+    for (const [what, fault, status, reply] of cases) {
+      it(`${what} → ${status}`, async () => {
+        const { serverId, destinationId } = await account(1);
+        fault(smtp);
+        await h.outbound.start();
+        const res = await send(destinationId, { to: ['customer@example.net'], text: 'x' });
+        const final = await eventually(async () => {
+          const s = await statusOf(destinationId, res.body.id);
+          return s.status === status ? s : undefined;
+        });
+        assert.match(final.lastReply, reply);
+        if (status === 'failed') {
+          const dead = await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/servers/${serverId}/dead-letters`);
+          assert.equal(dead.body.deadLetters.length, 1);
+          assert.match(dead.body.deadLetters[0].reply, reply);
+        } else {
+          assert.ok(final.nextAttemptAt, 'a retry is scheduled');
+        }
+      });
+    }
+
+    it('a refused login holds the queue without dead-lettering, and a fixed password releases it', async () => {
+      const { serverId, destinationId } = await account(1, {
+        auth: { mode: 'custom', user: 'relay', password: 'wrong' },
+      });
+      await h.outbound.start();
+      const res = await send(destinationId, { to: ['customer@example.net'], text: 'x' });
+      const status = await eventually(async () => {
+        const s = await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/servers/${serverId}/status`);
+        return s.body.outbound.queue?.state === 'held' ? s.body : undefined;
+      });
+      assert.match(status.outbound.queue.lastReply, /535|auth/i);
+      assert.equal((await statusOf(destinationId, res.body.id)).status, 'deferred');
+      await h.call('PATCH', `/api/v1/tenants/${tenantId}/servers/${serverId}`, {
+        smtp: { auth: { mode: 'custom', user: 'relay', password: 'relay-pass' } },
+      });
+      await h.outbound.reconcile();
+      await smtp.waitFor(1, 10_000);
+      await eventually(async () => ((await statusOf(destinationId, res.body.id)).status === 'sent' ? true : undefined));
+    });
+
+    it('a refused connection pauses the queue and the probe resumes it', async () => {
+      const { serverId, destinationId } = await account(1);
+      await smtp.stop();
+      await h.outbound.start();
+      const res = await send(destinationId, { to: ['customer@example.net'], text: 'x' });
+      await eventually(async () => {
+        const s = await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/servers/${serverId}/status`);
+        return s.body.outbound.queue?.state === 'paused' ? true : undefined;
+      });
+      await smtp.start();
+      await smtp.waitFor(1, 10_000);
+      await eventually(async () => ((await statusOf(destinationId, res.body.id)).status === 'sent' ? true : undefined));
+    });
+
+    it('a connection dropped mid-DATA is retried and delivered', async () => {
+      const { destinationId } = await account(1);
+      smtp.faults.dropAt('midData', { times: 1 });
+      await h.outbound.start();
+      const res = await send(destinationId, { to: ['customer@example.net'], text: 'x'.repeat(50_000) });
+      await smtp.waitFor(1, 10_000);
+      await eventually(async () => ((await statusOf(destinationId, res.body.id)).status === 'sent' ? true : undefined));
+    });
+  });
+});

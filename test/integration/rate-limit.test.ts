@@ -1,0 +1,99 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createAccounts } from '../../src/accounts/index.js';
+import { CredentialService } from '../../src/auth/credentials.js';
+import { startSmtpHarness, type SmtpHarness } from '../../src/harness/smtp-harness.js';
+import { OutboundService } from '../../src/outbound/outbound-service.js';
+import { RATE_WINDOW_MS } from '../../src/outbound/rate-limit.js';
+import { SecretSealer } from '../../src/shared/sealed-secrets.js';
+import type { Store } from '../../src/store/store.js';
+import { quietLogger, resetStore, sharedStore } from '../support/database.js';
+import { FakeClock } from '../support/fake-clock.js';
+
+/** 30 messages an hour, 100 queued, a fake clock, a restart in the middle. */
+describe('hourly rate limit across a restart [pglite]', () => {
+  let store: Store;
+  let smtp: SmtpHarness;
+  let spoolDir: string;
+
+  before(async () => {
+    store = await sharedStore('pglite');
+    await resetStore(store);
+    smtp = await startSmtpHarness({});
+    spoolDir = await mkdtemp(join(tmpdir(), 'mailroom-rate-'));
+  });
+  after(async () => {
+    await smtp.close();
+    await rm(spoolDir, { recursive: true, force: true });
+  });
+
+  it('never sends more than 30 in any 60-minute window', async () => {
+    const sealer = new SecretSealer(randomBytes(32));
+    const accounts = createAccounts(store, sealer, quietLogger);
+    const tenant = await accounts.tenants.create({ name: 'Rate' });
+    const server = await accounts.servers.create(tenant.id, {
+      name: 'Limited',
+      enabled: false,
+      imap: { host: '127.0.0.1', port: 1, user: 'rate@example.com', auth: { method: 'password', password: 'x' } },
+      smtp: { host: '127.0.0.1', port: smtp.port, auth: { mode: 'none' }, rateLimitPerHour: 30 },
+    });
+    const destination = await accounts.destinations.create(tenant.id, {
+      name: 'Rate',
+      address: 'rate@example.com',
+      serverId: server.id,
+    });
+    const clock = new FakeClock();
+    const make = (): OutboundService =>
+      new OutboundService({
+        store,
+        credentials: new CredentialService(sealer),
+        logger: quietLogger,
+        spoolDir,
+        instanceId: 'rate-test',
+        clock,
+        options: { fsync: false, heartbeatIntervalMs: 0 },
+      });
+    let outbound = make();
+    await outbound.start();
+    for (let i = 0; i < 100; i++) {
+      await outbound.accept(tenant.id, destination.id, { to: ['c@example.net'], subject: `#${i}`, text: 'x' });
+    }
+    const settle = async (count: number): Promise<void> => {
+      await smtp.waitFor(count, 20_000);
+      await new Promise((resolve) => setTimeout(resolve, 300)); // nothing more may follow
+      assert.equal(smtp.messages.length, count);
+    };
+    await settle(30);
+    assert.ok(outbound.status(server.id).queue?.rateLimitedUntil, 'the status says why mail waits');
+    clock.advance(30 * 60_000);
+    await settle(30);
+    clock.advance(30 * 60_000 + 1000);
+    await settle(60);
+
+    // Restart: the new service reads the window from the send log, not from memory.
+    await outbound.stop();
+    outbound = make();
+    await outbound.start();
+    await settle(60);
+    clock.advance(RATE_WINDOW_MS);
+    await settle(90);
+    clock.advance(RATE_WINDOW_MS);
+    await settle(100);
+    await outbound.stop();
+
+    const sends = (await store.sendLog.since(server.id, new Date(0))).map((d) => d.getTime());
+    assert.equal(sends.length, 100);
+    for (const start of sends) {
+      const inWindow = sends.filter((t) => t >= start && t < start + RATE_WINDOW_MS).length;
+      assert.ok(inWindow <= 30, `${inWindow} sends in the hour from ${new Date(start).toISOString()}`);
+    }
+    const order = smtp.messages.map((m) => Number(m.raw.toString().match(/^Subject: #(\d+)/m)?.[1]));
+    assert.deepEqual(
+      order,
+      Array.from({ length: 100 }, (_, i) => i),
+    );
+  });
+});

@@ -1,0 +1,42 @@
+import assert from 'node:assert/strict';
+import { classifyDeliveryError, retryDelayMs, type FailureKind } from '../../../src/outbound/delivery-error.js';
+
+describe('delivery error classification', () => {
+  const table: Array<[string, Record<string, unknown>, FailureKind, boolean?]> = [
+    ['550 at RCPT', { code: 'EENVELOPE', responseCode: 550, response: '550 5.1.1 no such user' }, 'permanent'],
+    ['554 after DATA', { code: 'EMESSAGE', responseCode: 554, response: '554 5.7.1 rejected' }, 'permanent'],
+    ['552 too big', { code: 'EMESSAGE', responseCode: 552, response: '552 message too large' }, 'permanent'],
+    ['451 at MAIL', { code: 'EENVELOPE', responseCode: 451, response: '451 4.3.0 try later' }, 'transient'],
+    ['452 at RCPT', { code: 'EENVELOPE', responseCode: 452, response: '452 4.5.3 too many recipients' }, 'transient'],
+    [
+      '450 too much mail',
+      { code: 'EENVELOPE', responseCode: 450, response: '450 4.7.1 too much mail' },
+      'transient',
+      true,
+    ],
+    ['421 greeting', { code: 'EPROTOCOL', responseCode: 421, response: '421 service not available' }, 'unreachable'],
+    ['535 auth', { code: 'EAUTH', responseCode: 535, response: '535 5.7.8 bad credentials' }, 'auth'],
+    ['EAUTH without code', { code: 'EAUTH' }, 'auth'],
+    ['refused', { code: 'ESOCKET', message: 'connect ECONNREFUSED 127.0.0.1:1' }, 'unreachable'],
+    ['dropped', { code: 'ECONNECTION', message: 'Connection closed unexpectedly' }, 'unreachable'],
+    ['timeout', { code: 'ETIMEDOUT', message: 'Greeting never received' }, 'unreachable'],
+    ['DNS', { code: 'EDNS', message: 'getaddrinfo ENOTFOUND' }, 'unreachable'],
+    ['unknown library error', { code: 'ESTRANGE', message: 'odd' }, 'transient'],
+    ['not an object', {}, 'transient'],
+  ];
+  for (const [what, err, kind, throttled] of table) {
+    it(`${what} → ${kind}`, () => {
+      const got = classifyDeliveryError(err);
+      assert.equal(got.kind, kind);
+      assert.equal(got.throttled, throttled ?? false);
+      if (typeof err.responseCode === 'number') assert.equal(got.responseCode, err.responseCode);
+    });
+  }
+
+  it('backs off exponentially, capped, and longer for throttling', () => {
+    assert.equal(retryDelayMs(1, false), 60_000);
+    assert.equal(retryDelayMs(3, false), 240_000);
+    assert.equal(retryDelayMs(30, false), 3_600_000);
+    assert.equal(retryDelayMs(1, true), 900_000);
+  });
+});

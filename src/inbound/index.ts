@@ -42,7 +42,10 @@ export function createInbound(deps: {
     service,
     feed,
     status: (serverId) => service.status(serverId),
-    start: () => service.start(),
+    start: async () => {
+      parser.warm();
+      await service.start();
+    },
     async stop() {
       await service.stop();
       await parser.close();

@@ -32,6 +32,12 @@ interface Fetched {
   header: Buffer | null;
 }
 
+/** A batch fetched and parsed, ready to be decided and stored. */
+interface Prepared {
+  fetched: Fetched[];
+  parsed: ParseResult[];
+}
+
 export interface RoutedEvent {
   tenantId: string;
   serverId: string;
@@ -85,7 +91,9 @@ export class MailboxSync {
       maxBytes: options.batchMaxBytes,
       maxMessageBytes: options.parseLimits.maxBytes,
     });
-    for (const batch of batches) {
+    // Pipelined: batch k+1 is fetched and parsed while batch k is stored and post-processed.
+    // Commits stay strictly in UID order (the checkpoint only moves forward).
+    const prepare = async (batch: (typeof batches)[number]): Promise<Prepared> => {
       const sources = new Map<number, Buffer>();
       for await (const m of session.fetchSources(batch.fetch.map((x) => x.uid))) sources.set(m.uid, m.source);
       const tooLarge = new Set(batch.tooLarge.map((m) => m.uid));
@@ -96,8 +104,20 @@ export class MailboxSync {
         const header = tooLarge.has(meta.uid) ? await session.fetchHeader(meta.uid) : null;
         fetched.push({ meta, source, header });
       }
-      const done = await this.ingestBatch(server, mailbox, state.uidValidity, fetched, destinations, result, log);
-      lastUid = (ordered[ordered.length - 1] as MessageMeta).uid;
+      const parsed = await Promise.all(
+        fetched.map((f) => parseFetched(this.deps.parser, f.source, f.meta.size, options.parseLimits.maxBytes)),
+      );
+      return { fetched, parsed };
+    };
+    let next: Promise<Prepared> | undefined = batches[0] ? prepare(batches[0]) : undefined;
+    for (let i = 0; next; i++) {
+      const prepared = await next;
+      const following = batches[i + 1];
+      next = following ? prepare(following) : undefined;
+      // A failure of the next batch surfaces when it is awaited, not as an unhandled rejection.
+      next?.catch(() => undefined);
+      const done = await this.ingestBatch(server, mailbox, state.uidValidity, prepared, destinations, result, log);
+      lastUid = (prepared.fetched[prepared.fetched.length - 1] as Fetched).meta.uid;
       await this.postProcess(session, server, done, log);
     }
     result.lastUid = lastUid;
@@ -154,15 +174,13 @@ export class MailboxSync {
     server: EmailServerRow,
     mailbox: string,
     uidValidity: number,
-    fetched: Fetched[],
+    prepared: Prepared,
     destinations: DestinationRow[],
     result: SyncResult,
     log: Logger,
   ): Promise<InboundMessageRow[]> {
-    const { store, parser, options } = this.deps;
-    const parsed = await Promise.all(
-      fetched.map((f) => parseFetched(parser, f.source, f.meta.size, options.parseLimits.maxBytes)),
-    );
+    const { store, options } = this.deps;
+    const { fetched, parsed } = prepared;
     const keys = parsed.map(lookupKeysOf);
     const known = await store.messages.existingDedupeKeys(
       server.id,
@@ -254,7 +272,9 @@ export class MailboxSync {
         for (const d of b.destinationIds) perDestination.set(d, [...(perDestination.get(d) ?? []), b.row.id]);
       }
       for (const [destinationId, ids] of [...perDestination].sort(([a], [b]) => a.localeCompare(b))) {
-        await tx.deliveries.append(destinationId, server.tenantId, ids);
+        const seqs = await tx.deliveries.append(destinationId, server.tenantId, ids);
+        // Webhooks (push delivery): the outbox rows commit with the deliveries; a no-op without a webhook URL.
+        await tx.webhooks.enqueue(destinationId, seqs);
       }
       await tx.checkpoints.put(server.id, mailbox, uidValidity, lastUid);
       return inserted;

@@ -1,0 +1,148 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { simpleParser } from 'mailparser';
+import nodemailer from 'nodemailer';
+import { loadConfig } from '../../src/config/config.js';
+import { startFakeImap, type FakeImapServer } from '../../src/harness/fake-imap/index.js';
+import { startSmtpHarness, type SmtpHarness } from '../../src/harness/smtp-harness.js';
+import { Engine } from '../../src/main.js';
+import { createTestDatabase, isPostgresReachable, quietLogger } from '../support/database.js';
+import { eventually } from '../support/mail.js';
+import { PROJECT_ROOT } from '../support/processes.js';
+
+type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON answers in tests
+
+/**
+ * The README's five-minute walkthrough, step by step, against the whole engine (composition
+ * root, HTTP API, inbound, outbound, response files) and the harness the README starts.
+ */
+describe('README walkthrough (whole engine, harness mail server)', function () {
+  this.timeout(120_000);
+  let imap: FakeImapServer;
+  let smtp: SmtpHarness;
+  let engine: Engine;
+  let relay: NodeJS.Timeout;
+  let dir: string;
+  let base: string;
+  const token = 'walkthrough-token';
+
+  before(async function () {
+    if (!(await isPostgresReachable())) {
+      if (process.env.CI === 'true') throw new Error('PostgreSQL is required when CI=true');
+      process.stdout.write('skipped: PostgreSQL is not reachable on 127.0.0.1:5432\n');
+      this.skip();
+    }
+    const user = { user: 'support@example.com', password: 'support' };
+    imap = await startFakeImap({ users: [user] });
+    smtp = await startSmtpHarness({ users: [user] });
+    let copied = 0;
+    relay = setInterval(() => {
+      for (const m of smtp.messages.slice(copied)) imap.append(user.user, 'INBOX', m.raw);
+      copied = smtp.messages.length;
+    }, 50);
+    dir = await mkdtemp(join(tmpdir(), 'mailroom-walkthrough-'));
+    const config = loadConfig(
+      {
+        MAILROOM_DATABASE_URL: await createTestDatabase(),
+        MAILROOM_SECRET_KEY: randomBytes(32).toString('base64'),
+        MAILROOM_API_TOKEN: token,
+        MAILROOM_HTTP_PORT: '0',
+        MAILROOM_SPOOL_DIR: join(dir, 'spool'),
+        MAILROOM_TEMPLATES_DIR: join(PROJECT_ROOT, 'templates'),
+        MAILROOM_RECONCILE_INTERVAL_MS: '200',
+      },
+      dir,
+    );
+    engine = new Engine(config, quietLogger);
+    await engine.start();
+    base = `http://127.0.0.1:${engine.httpAddress.port}/api/v1`;
+  });
+
+  after(async () => {
+    clearInterval(relay);
+    await engine?.stop();
+    await smtp?.close();
+    await imap?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: Obj }> {
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body !== undefined && { 'content-type': 'application/json' }) },
+      ...(body !== undefined && { body: JSON.stringify(body) }),
+    });
+    return { status: res.status, body: (await res.json()) as Obj };
+  }
+
+  it('adds a tenant and an account, sees a message arrive, replies with a response file', async () => {
+    const tenant = (await api('POST', '/tenants', { name: 'Support EMEA' })).body.id as string;
+    const server = await api('POST', `/tenants/${tenant}/servers`, {
+      name: 'Main mailbox',
+      imap: {
+        host: '127.0.0.1',
+        port: imap.port,
+        secure: false,
+        user: 'support@example.com',
+        auth: { method: 'password', password: 'support', confirmPassword: 'support' },
+      },
+      smtp: { host: '127.0.0.1', port: smtp.port, auth: { mode: 'imap' }, rateLimitPerHour: 600 },
+    });
+    assert.equal(server.status, 201, JSON.stringify(server.body));
+    const dest = await api('POST', `/tenants/${tenant}/destinations`, {
+      name: 'Support',
+      address: 'support@example.com',
+      fromText: 'ACME Support',
+      description: 'First-level support',
+      serverId: server.body.id,
+    });
+    assert.equal(dest.status, 201);
+
+    // A customer writes in.
+    const customer = nodemailer.createTransport({
+      host: '127.0.0.1',
+      port: smtp.port,
+      secure: false,
+      auth: { user: 'support@example.com', pass: 'support' },
+    });
+    await customer.sendMail({
+      from: 'Jane Doe <jane@example.net>',
+      to: 'support@example.com',
+      subject: 'Where is my order?',
+      text: 'Hello, order 4711 has not arrived.',
+    });
+    customer.close();
+
+    const feed = await api('GET', `/tenants/${tenant}/destinations/${dest.body.id}/messages?after=0&wait=20`);
+    const message = feed.body.messages[0] as Obj;
+    assert.equal(message.subject, 'Where is my order?');
+    assert.deepEqual(message.from, { address: 'jane@example.net', name: 'Jane Doe' });
+
+    const out = await api('POST', `/tenants/${tenant}/destinations/${dest.body.id}/outbound`, {
+      inReplyTo: message.id,
+      response: { file: 'support.xml', name: 'Acknowledgement' },
+      agent: { name: 'Max Agent', firstName: 'Max' },
+    });
+    assert.equal(out.status, 202, JSON.stringify(out.body));
+    const sent = await eventually(async () => {
+      const s = await api('GET', `/tenants/${tenant}/destinations/${dest.body.id}/outbound/${out.body.id}`);
+      return s.body.status === 'sent' ? s.body : undefined;
+    }, 20_000);
+    assert.match(sent.lastReply, /^250/);
+    const reply = smtp.messages.find((m) => m.envelope.to.includes('jane@example.net'));
+    const parsed = await simpleParser(reply?.raw as Buffer);
+    const text = parsed.text ?? '';
+    assert.equal(parsed.subject, 'Re: Where is my order?');
+    assert.match(text, /Dear Jane Doe,/);
+    assert.match(text, new RegExp(`case number is ${message.id}`));
+
+    const status = await api('GET', `/tenants/${tenant}/servers/${server.body.id}/status`);
+    assert.equal(status.body.inbound.state, 'idle');
+    assert.equal(status.body.outbound.queue.state, 'ok');
+    const refused = await api('DELETE', `/tenants/${tenant}/servers/${server.body.id}`);
+    assert.equal(refused.body.error.code, 'SERVER_IN_USE');
+  });
+});

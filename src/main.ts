@@ -5,6 +5,7 @@ import { buildApi } from './api/http-server.js';
 import { CredentialService } from './auth/credentials.js';
 import { OAuthService, type OAuthOptions } from './auth/oauth/index.js';
 import { createInbound, type Inbound, type InboundOptions } from './inbound/index.js';
+import { createWebhooks, type WebhookOptions, type Webhooks } from './inbound/webhooks/index.js';
 import { DEFAULT_PARSE_LIMITS } from './inbound/message/parse.js';
 import type { OutboundOptions } from './outbound/options.js';
 import { OutboundService, type ResponseRenderer } from './outbound/outbound-service.js';
@@ -83,6 +84,7 @@ export class Engine {
   private oauth: OAuthService | undefined;
   private templates: Templates | undefined;
   private outbound: OutboundService | undefined;
+  private webhooks: Webhooks | undefined;
   private api: FastifyInstance | undefined;
   private stopping: Promise<void> | undefined;
   private address: { host: string; port: number } | undefined;
@@ -95,6 +97,7 @@ export class Engine {
       outbound?: Partial<OutboundOptions>;
       /** e.g. a private identity provider's CA (issue 5). */
       oauth?: OAuthOptions;
+      webhooks?: Partial<WebhookOptions>;
     } = {},
   ) {}
 
@@ -157,6 +160,13 @@ export class Engine {
         options: { ...inboundOptionsOf(this.config), ...this.tuning.inbound },
         onHeartbeat: (e) => outbound.heartbeatReceived(e.serverId, e.token, e.receivedAt.getTime()),
       });
+      this.webhooks = createWebhooks({
+        store,
+        sealer,
+        logger: this.logger,
+        events: this.inbound.service.events,
+        options: this.tuning.webhooks,
+      });
       this.api = await buildApi({
         accounts,
         inbound: this.inbound,
@@ -165,9 +175,11 @@ export class Engine {
         adminToken: this.services.apiToken,
         templates: this.templates,
         oauth: this.oauth,
+        webhooks: this.webhooks,
       });
       await this.api.listen({ host: this.config.httpHost, port: this.config.httpPort });
       await this.inbound.start();
+      this.webhooks.start();
       const bound = this.api.server.address();
       this.address = {
         host: this.config.httpHost,
@@ -200,6 +212,8 @@ export class Engine {
     try {
       if (this.api) await Promise.race([this.api.close(), deadline]);
       if (this.inbound) await Promise.race([this.inbound.stop(), deadline]);
+      // Webhooks: no new POSTs; the ones in flight finish (bounded by their request timeout).
+      if (this.webhooks) await Promise.race([this.webhooks.stop(), deadline]);
       if (this.outbound) await Promise.race([this.outbound.stop(), deadline]);
       if (this.templates) await this.templates.stop();
       if (this.oauth) await this.oauth.stop();

@@ -1,5 +1,6 @@
 import { MailroomError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
+import type { SecretSealer } from '../shared/sealed-secrets.js';
 import { validate } from '../shared/validation.js';
 import type { DestinationRow } from '../store/rows.js';
 import { newId, uniqueViolationOf, type NewRow, type Store, type StoreSession } from '../store/store.js';
@@ -7,8 +8,9 @@ import { DestinationCopy, DestinationInput, DestinationPatch, type DestinationVi
 import { normalizeKey } from './server-form.js';
 import { tenantNotFound } from './server-service.js';
 import { destinationView } from './views.js';
+import { webhookColumnsOf } from './destination-webhook.js';
 
-type Fields = Omit<NewRow<DestinationRow>, 'id' | 'tenantId'>;
+type Fields = Omit<NewRow<DestinationRow>, 'id' | 'tenantId' | 'webhookUrl' | 'webhookSecretSealed'>;
 
 function fieldsOf(input: DestinationInput): Fields {
   return {
@@ -41,6 +43,7 @@ export class DestinationService {
   constructor(
     private readonly store: Store,
     private readonly logger: Logger,
+    private readonly sealer: SecretSealer,
   ) {}
 
   async list(tenantId: string): Promise<DestinationView[]> {
@@ -56,7 +59,9 @@ export class DestinationService {
     const input = validate(DestinationInput, body);
     const row = await this.write(tenantId, async (tx) => {
       const fields = await this.check(tx, tenantId, undefined, fieldsOf(input));
-      return tx.destinations.insert({ id: newId(), tenantId, ...fields });
+      const id = newId();
+      const webhook = webhookColumnsOf(this.sealer, { tenantId, rowId: id }, input, null);
+      return tx.destinations.insert({ id, tenantId, ...fields, ...webhook });
     });
     this.logger.info({ tenantId, destinationId: row.id, destination: row.name }, 'destination created');
     return destinationView(row);
@@ -68,7 +73,8 @@ export class DestinationService {
       const current = await this.require(tx, tenantId, destinationId);
       const input = validate(DestinationInput, { ...formOf(current), ...patch });
       const fields = await this.check(tx, tenantId, destinationId, fieldsOf(input));
-      return tx.destinations.replace({ id: destinationId, tenantId, ...fields });
+      const webhook = webhookColumnsOf(this.sealer, { tenantId, rowId: destinationId }, input, current);
+      return tx.destinations.replace({ id: destinationId, tenantId, ...fields, ...webhook });
     });
     this.logger.info({ tenantId, destinationId, destination: row.name }, 'destination updated');
     return destinationView(row);
@@ -81,7 +87,9 @@ export class DestinationService {
       const source = await this.require(tx, tenantId, destinationId);
       const input = validate(DestinationInput, { ...formOf(source), ...overrides });
       const fields = await this.check(tx, tenantId, undefined, fieldsOf(input));
-      return tx.destinations.insert({ id: newId(), tenantId, ...fields });
+      const id = newId();
+      const webhook = webhookColumnsOf(this.sealer, { tenantId, rowId: id }, input, null);
+      return tx.destinations.insert({ id, tenantId, ...fields, ...webhook });
     });
     this.logger.info({ tenantId, destinationId: row.id, copiedFrom: destinationId }, 'destination copied');
     return destinationView(row);

@@ -20,7 +20,7 @@ export function createAccounts(store: Store, sealer: SecretSealer, logger: Logge
   return {
     tenants: new TenantService(store, logger),
     servers: new ServerService(store, sealer, logger),
-    destinations: new DestinationService(store, logger),
+    destinations: new DestinationService(store, logger, sealer),
     apiTokens: new ApiTokenService(store, logger),
   };
 }

@@ -181,6 +181,12 @@ export const DestinationInput = Type.Object(
     outgoing: Type.Optional(Type.Boolean()),
     /** The e-mail server whose mailbox receives (and whose SMTP sends) this address's mail. */
     serverId: Type.Union([Id, Type.Null()]),
+    /** http(s) URL each routed message is POSTed to as a signed JSON event; null removes the webhook. */
+    webhookUrl: Type.Optional(
+      Type.Union([Type.String({ format: 'uri', pattern: '^[Hh][Tt][Tt][Pp][Ss]?://', maxLength: 2000 }), Type.Null()]),
+    ),
+    /** Write-only HMAC-SHA256 signing secret, required with the first `webhookUrl`; sealed, never shown. */
+    webhookSecret: Type.Optional(Type.String({ minLength: 16, maxLength: 4096 })),
   },
   strict,
 );
@@ -203,6 +209,8 @@ export const DestinationView = Type.Object({
   monitored: Type.Boolean(),
   outgoing: Type.Boolean(),
   serverId: Type.Union([Type.String(), Type.Null()]),
+  webhookUrl: Type.Union([Type.String(), Type.Null()]),
+  hasWebhookSecret: Type.Boolean(),
   createdAt: Type.String({ format: 'date-time' }),
   updatedAt: Type.String({ format: 'date-time' }),
 });

@@ -60,6 +60,8 @@ export function destinationView(row: DestinationRow): DestinationView {
     monitored: row.monitored,
     outgoing: row.outgoing,
     serverId: row.serverId,
+    webhookUrl: row.webhookUrl,
+    hasWebhookSecret: row.webhookSecretSealed !== null,
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
   };

@@ -25,6 +25,8 @@ export interface ApiOptions {
   templates?: Templates;
   /** OAuth 2.0 sign-ins (issue 5); without them the OAuth routes answer UNAVAILABLE. */
   oauth?: OAuthApi;
+  /** Webhook status and test sends; without them the webhook routes answer UNAVAILABLE. */
+  webhooks?: RouteContext['webhooks'];
   logger: Logger;
   /** The administrator token from the configuration (never stored). */
   adminToken: string;
@@ -119,6 +121,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     outbound: options.outbound,
     ...(options.templates && { templates: options.templates }),
     ...(options.oauth && { oauth: options.oauth }),
+    ...(options.webhooks && { webhooks: options.webhooks }),
     openapi: () => app.swagger(),
   };
 

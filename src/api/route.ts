@@ -4,6 +4,7 @@ import type { Accounts, Principal } from '../accounts/index.js';
 import type { OAuthService } from '../auth/oauth/index.js';
 import type { WatcherStatus } from '../inbound/server-watcher.js';
 import type { MessageFeed } from '../inbound/message-feed.js';
+import type { Webhooks } from '../inbound/webhooks/index.js';
 import type { Templates } from '../templates/index.js';
 import type { OutboundService } from '../outbound/outbound-service.js';
 
@@ -30,6 +31,8 @@ export interface RouteContext {
   outbound: OutboundService;
   /** Response files; routes answer UNAVAILABLE when the engine was built without them. */
   templates?: Templates;
+  /** Webhook status and test sends; routes answer UNAVAILABLE without them. */
+  webhooks?: Pick<Webhooks, 'status' | 'test'>;
   /** The OpenAPI document of every declared route. */
   openapi: () => unknown;
 }

@@ -8,6 +8,7 @@ import { print, printError, type OutputOptions } from './output.js';
 import { destinationIdOf, serverIdOf, tenantIdOf, withAccounts } from './services.js';
 import { addHarnessCommand } from './harness-command.js';
 import { addOAuthCommands } from './oauth-command.js';
+import { addOutboundCommands } from './outbound-command.js';
 import { addTemplatesCommands } from './templates-command.js';
 
 type Opts = OutputOptions & BodyOptions & { name?: string; address?: string; tenant?: string };
@@ -265,5 +266,6 @@ export function buildProgram(): Command {
   addTemplatesCommands(program);
   addHarnessCommand(program);
   addOAuthCommands(program);
+  addOutboundCommands(program);
   return program;
 }

@@ -2,7 +2,7 @@ import type { Accounts } from '../accounts/index.js';
 import { loadConfig } from '../config/config.js';
 import { MailroomError } from '../shared/errors.js';
 import { createLogger } from '../shared/logger.js';
-import { openServices } from '../main.js';
+import { openServices, type Services } from '../main.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -47,4 +47,20 @@ export async function destinationIdOf(accounts: Accounts, tenantId: string, ref:
   const match = (await accounts.destinations.list(tenantId)).find((d) => d.name.toLowerCase() === ref.toLowerCase());
   if (!match) throw new MailroomError('DESTINATION_NOT_FOUND', `this tenant has no destination named '${ref}'`);
   return match.id;
+}
+
+/** Like `withAccounts`, with everything `openServices` opens (store, sealer, config) for commands that need more. */
+export async function withServices<T>(fn: (services: Services) => Promise<T>): Promise<T> {
+  const config = loadConfig();
+  const logger = createLogger({
+    level: process.env.MAILROOM_LOG_LEVEL ?? 'warn',
+    pretty: config.logPretty,
+    stderr: true,
+  });
+  const services = await openServices(config, logger);
+  try {
+    return await fn(services);
+  } finally {
+    await services.close();
+  }
 }

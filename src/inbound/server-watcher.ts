@@ -38,6 +38,8 @@ export interface WatcherDeps {
  */
 export class ServerWatcher {
   private stopped = false;
+  /** The next login asks the identity provider for a new token (the last one was refused). */
+  private forceRefresh = false;
   private session: ImapSession | undefined;
   private syncing: Promise<void> | undefined;
   private dirty = false;
@@ -98,9 +100,14 @@ export class ServerWatcher {
         const auth = isAuthFailure(err) || isMailroomError(err, 'CREDENTIALS_UNAVAILABLE');
         this.fail(auth ? 'authError' : 'connectError', err);
         const { options } = this.deps;
-        const delay = auth
-          ? backoffDelay(attempt, { minMs: options.authRetryMinMs, maxMs: options.authRetryMaxMs })
-          : backoffDelay(attempt, { minMs: options.reconnectMinMs, maxMs: options.reconnectMaxMs });
+        // An OAuth token the server refused: one quick retry with a freshly acquired token first.
+        const refreshFirst = isAuthFailure(err) && this.server.imapAuthMethod === 'oauth2' && !this.forceRefresh;
+        this.forceRefresh = refreshFirst;
+        const delay = refreshFirst
+          ? options.reconnectMinMs
+          : auth
+            ? backoffDelay(attempt, { minMs: options.authRetryMinMs, maxMs: options.authRetryMaxMs })
+            : backoffDelay(attempt, { minMs: options.reconnectMinMs, maxMs: options.reconnectMaxMs });
         this.status.nextAttemptAt = new Date(Date.now() + delay).toISOString();
         await this.sleep(delay);
         this.status.nextAttemptAt = null;
@@ -113,7 +120,7 @@ export class ServerWatcher {
     const { server } = this;
     const { options } = this.deps;
     this.status.state = 'connecting';
-    const login = await this.deps.credentials.imapLogin(server);
+    const login = await this.deps.credentials.imapLogin(server, { forceRefresh: this.forceRefresh });
     const session = await ImapSession.connect({
       host: server.imapHost,
       port: server.imapPort,
@@ -127,6 +134,7 @@ export class ServerWatcher {
       return;
     }
     this.session = session;
+    this.forceRefresh = false;
     connected();
     const closed = new Promise<void>((resolve) => session.once('close', resolve));
     try {

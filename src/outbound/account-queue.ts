@@ -1,4 +1,4 @@
-import type { CredentialService } from '../auth/credentials.js';
+import type { CredentialService, LoginCredentials } from '../auth/credentials.js';
 import type { Clock } from '../shared/clock.js';
 import { isMailroomError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
@@ -8,7 +8,7 @@ import { classifyDeliveryError, retryDelayMs, type DeliveryFailure } from './del
 import type { OutboundOptions } from './options.js';
 import { nextSendAllowedAt, RATE_WINDOW_MS } from './rate-limit.js';
 import { SmtpTransport } from './smtp-transport.js';
-import type { Spool, SpoolHeader, SpoolItem } from './spool.js';
+import { seqTimeOf, type Spool, type SpoolHeader, type SpoolItem } from './spool.js';
 
 export type QueueState = 'ok' | 'paused' | 'held';
 
@@ -63,6 +63,16 @@ export class AccountQueue {
     rateLimitedUntil: null,
   };
   private resumeAt = 0;
+  /** The login the current transport was built with (to know whether a refused login may be an expired token). */
+  private login: LoginCredentials | null = null;
+  /**
+   * The account's queue folder as last listed, oldest first: filled from disk once, then kept up to
+   * date by `enqueued()` and by this queue's own deliveries. Re-read from disk whenever it is empty
+   * (so files put back by another tool are found) and after `refresh()`.
+   */
+  private readonly pending: SpoolItem[] = [];
+  private readonly pendingNames = new Set<string>();
+  private listingStale = true;
 
   constructor(
     server: EmailServerRow,
@@ -76,12 +86,23 @@ export class AccountQueue {
     return { ...this.status };
   }
 
+  /** A message just spooled for this account: joins the queue without listing the folder. */
+  enqueued(item: SpoolItem): void {
+    this.addPending(item);
+    this.kick();
+  }
+
+  /** The folder changed behind the queue's back (a dead letter put back): list it again. */
+  refresh(): void {
+    this.listingStale = true;
+    this.kick();
+  }
+
   /** New settings (e.g. a corrected password): rebuild the transport and try at once. */
   updateServer(server: EmailServerRow): void {
     if (server.updatedAt.getTime() === this.server.updatedAt.getTime()) return;
     this.server = server;
-    this.transport?.close();
-    this.transport = undefined;
+    this.dropTransport();
     this.resumeAt = 0;
     this.status.state = 'ok';
     this.kick();
@@ -134,9 +155,13 @@ export class AccountQueue {
       const now = clock.now();
       // While paused or held, new messages only join the queue: no listing, no probing before time.
       if (this.status.state !== 'ok' && now < this.resumeAt) return this.schedule(this.resumeAt);
-      const items = await spool.list(this.server.id);
+      if (this.listingStale || this.pending.length === 0) {
+        this.listingStale = false;
+        for (const found of await spool.list(this.server.id)) this.addPending(found);
+      }
+      const items = this.pending;
       this.status.depth = items.length;
-      this.status.oldestQueuedAt = items.length > 0 ? await this.createdAtOf(items[0] as SpoolItem) : null;
+      this.status.oldestQueuedAt = items.length > 0 ? seqTimeOf(items[0] as SpoolItem) : null;
       if (items.length === 0) return;
       if (this.status.state !== 'ok' && !(await this.probe())) return;
       const item = items.find((i) => (this.notBefore.get(i.id) ?? 0) <= now);
@@ -167,34 +192,51 @@ export class AccountQueue {
     try {
       read = await spool.read(item);
     } catch (err) {
-      this.log.error({ err, file: item.name }, 'spool file damaged; set aside in corrupt/');
+      this.removePending(item);
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true; // removed by someone else
+      this.log.error(
+        { err, outboundId: item.id, file: item.name, alert: 'spool_corrupt' },
+        'spool file damaged; set aside in corrupt/ and not sent',
+      );
       await store.outbound
-        .update(item.id, { status: 'failed', lastReply: (err as Error).message })
+        .update(item.id, { status: 'failed', lastReply: (err as Error).message, nextAttemptAt: null })
         .catch(() => undefined);
       return true;
     }
     const row = await store.outbound.byId(item.id);
+    if (row?.status === 'sent') {
+      // Recorded as sent, but the file outlived it (the process or the machine stopped in between).
+      await spool.remove(item);
+      this.removePending(item);
+      return true;
+    }
     if (!row) await store.outbound.insert(this.rowFromHeader(read.header));
     const attempts = (row?.attempts ?? 0) + 1;
     const firstAttemptAt = row?.firstAttemptAt ?? new Date(clock.now());
-    await store.outbound.update(item.id, { status: 'sending', attempts, firstAttemptAt });
+    // The attempt is recorded while the message is on its way (two round trips in the time of one).
+    const marking = store.outbound.update(item.id, { status: 'sending', attempts, firstAttemptAt });
     try {
-      const transport = await this.transportFor();
-      const result = await transport.send(read.header.envelope, read.raw);
+      const { envelope } = read.header;
+      const sending = this.withLogin((transport) => transport.send(envelope, read.raw));
+      const [result] = await Promise.all([sending, marking.catch(() => undefined)]);
       const sentAt = new Date(clock.now());
-      await store.sendLog.record(this.server.id, sentAt, item.id);
-      await store.outbound.update(item.id, {
-        status: 'sent',
-        sentAt,
-        lastReply: result.response,
-        lastResponseCode: Number.parseInt(result.response, 10) || 250,
-        nextAttemptAt: null,
-      });
+      await Promise.all([
+        store.sendLog.record(this.server.id, sentAt, item.id),
+        store.outbound.update(item.id, {
+          status: 'sent',
+          sentAt,
+          lastReply: result.response,
+          lastResponseCode: Number.parseInt(result.response, 10) || 250,
+          nextAttemptAt: null,
+        }),
+      ]);
       await spool.remove(item);
+      this.removePending(item);
       this.notBefore.delete(item.id);
       this.status.lastReply = result.response;
       return true;
     } catch (err) {
+      await marking.catch(() => undefined); // settled before the failure is written over it
       const failure = classifyDeliveryError(err);
       this.status.lastReply = failure.reply;
       this.status.lastErrorAt = new Date(clock.now()).toISOString();
@@ -222,6 +264,7 @@ export class AccountQueue {
         failedAt: new Date(now).toISOString(),
       });
       await store.outbound.update(item.id, { status: 'failed', nextAttemptAt: null, ...common });
+      this.removePending(item);
       this.notBefore.delete(item.id);
       this.log.warn({ outboundId: item.id, reply: failure.reply, attempts }, 'message dead-lettered');
       return true;
@@ -237,15 +280,14 @@ export class AccountQueue {
       return true;
     }
     // The account itself cannot send: nothing is dead-lettered, the whole queue waits.
-    const held = failure.kind === 'auth' || isMailroomError(err, 'CREDENTIALS_UNAVAILABLE');
+    const held = failure.kind === 'auth';
     this.status.state = held ? 'held' : 'paused';
     this.resumeAt = now + (held ? options.authRetryMs : options.probeIntervalMs);
     this.status.resumeAt = new Date(this.resumeAt).toISOString();
     await store.outbound.update(item.id, { status: 'deferred', nextAttemptAt: new Date(this.resumeAt), ...common });
-    this.transport?.close();
-    this.transport = undefined;
+    this.dropTransport();
     this.log.warn(
-      { state: this.status.state, reply: failure.reply },
+      { state: this.status.state, reply: failure.reply, reason: reasonOf(err) },
       held ? 'SMTP login refused; queue held' : 'relay unreachable; queue paused',
     );
     this.schedule(this.resumeAt);
@@ -256,30 +298,46 @@ export class AccountQueue {
   private async probe(): Promise<boolean> {
     const { clock, options } = this.deps;
     try {
-      const transport = await this.transportFor();
-      await transport.verify();
+      await this.withLogin((transport) => transport.verify());
       this.log.info({ was: this.status.state }, 'relay reachable again; resuming');
       this.status.state = 'ok';
       this.status.resumeAt = null;
       return true;
     } catch (err) {
       const failure = classifyDeliveryError(err);
-      const held = failure.kind === 'auth' || isMailroomError(err, 'CREDENTIALS_UNAVAILABLE');
+      const held = failure.kind === 'auth';
       this.status.state = held ? 'held' : 'paused';
       this.status.lastReply = failure.reply;
       this.status.lastErrorAt = new Date(clock.now()).toISOString();
       this.resumeAt = clock.now() + (held ? options.authRetryMs : options.probeIntervalMs);
       this.status.resumeAt = new Date(this.resumeAt).toISOString();
-      this.transport?.close();
-      this.transport = undefined;
+      this.dropTransport();
       this.schedule(this.resumeAt);
       return false;
     }
   }
 
-  private async transportFor(): Promise<SmtpTransport> {
+  /**
+   * Runs `op` on the account's transport. When the server refuses an OAuth 2.0 access token, the
+   * token may just have expired: get a fresh one once and try again before the caller holds the queue.
+   */
+  private async withLogin<T>(op: (transport: SmtpTransport) => Promise<T>): Promise<T> {
+    const transport = await this.transportFor();
+    try {
+      return await op(transport);
+    } catch (err) {
+      if (!this.login || !('accessToken' in this.login) || classifyDeliveryError(err).kind !== 'auth') throw err;
+      this.log.info({ reply: classifyDeliveryError(err).reply }, 'SMTP refused the access token; refreshing it once');
+      this.dropTransport();
+      return op(await this.transportFor({ forceRefresh: true }));
+    }
+  }
+
+  private async transportFor(loginOptions: { forceRefresh?: boolean } = {}): Promise<SmtpTransport> {
     if (this.transport) return this.transport;
-    const login = await this.deps.credentials.smtpLogin(this.server);
+    const login = await this.deps.credentials.smtpLogin(this.server, loginOptions);
+    const timeouts = this.deps.options.smtpTimeouts;
+    this.login = login;
     this.transport = this.deps.transportFactory
       ? this.deps.transportFactory(this.server, login)
       : new SmtpTransport({
@@ -287,8 +345,32 @@ export class AccountQueue {
           port: this.server.smtpPort,
           secure: this.server.smtpSecure,
           login,
+          ...(timeouts.connectionMs !== undefined && { connectionTimeoutMs: timeouts.connectionMs }),
+          ...(timeouts.greetingMs !== undefined && { greetingTimeoutMs: timeouts.greetingMs }),
+          ...(timeouts.socketMs !== undefined && { socketTimeoutMs: timeouts.socketMs }),
         });
     return this.transport;
+  }
+
+  private dropTransport(): void {
+    this.transport?.close();
+    this.transport = undefined;
+    this.login = null;
+  }
+
+  /** Keeps `pending` sorted by name (the FIFO order) and free of duplicates. */
+  private addPending(item: SpoolItem): void {
+    if (this.pendingNames.has(item.name)) return;
+    this.pendingNames.add(item.name);
+    let i = this.pending.length;
+    while (i > 0 && (this.pending[i - 1] as SpoolItem).name > item.name) i -= 1;
+    this.pending.splice(i, 0, item);
+  }
+
+  private removePending(item: SpoolItem): void {
+    if (!this.pendingNames.delete(item.name)) return;
+    const i = this.pending.findIndex((p) => p.name === item.name);
+    if (i >= 0) this.pending.splice(i, 1);
   }
 
   /** A status row rebuilt from the spool header (the engine stopped between spooling and recording). */
@@ -312,9 +394,9 @@ export class AccountQueue {
       instanceId: h.instanceId,
     };
   }
+}
 
-  private async createdAtOf(item: SpoolItem): Promise<string | null> {
-    const row = await this.deps.store.outbound.byId(item.id);
-    return row ? row.createdAt.toISOString() : null;
-  }
+/** Why credentials were unusable (e.g. REAUTH_REQUIRED: a person must sign in again), for the log. */
+function reasonOf(err: unknown): unknown {
+  return isMailroomError(err, 'CREDENTIALS_UNAVAILABLE') ? err.details?.['reason'] : undefined;
 }

@@ -4,7 +4,7 @@
  *
  * - `permanent`: the server refused this message for good (5xx): dead-letter it.
  * - `transient`: try this message again later (4xx): it backs off on its own, the queue goes on.
- * - `auth`: the account's credentials were refused: hold the account's queue, dead-letter nothing.
+ * - `auth`: the account's credentials were refused or cannot be had: hold the account's queue, dead-letter nothing.
  * - `unreachable`: no usable connection: pause the account's queue and probe the relay.
  */
 export type FailureKind = 'permanent' | 'transient' | 'auth' | 'unreachable';
@@ -49,6 +49,8 @@ export function classifyDeliveryError(err: unknown): DeliveryFailure {
   const throttled = /\b4\.7\.\d+\b/.test(reply);
   const result = (kind: FailureKind): DeliveryFailure => ({ kind, responseCode, reply, throttled });
 
+  // Mailroom's own: the account's credentials cannot be had (e.g. a person must sign in again).
+  if (code === 'CREDENTIALS_UNAVAILABLE') return result('auth');
   if (code === 'EAUTH' || responseCode === 535 || responseCode === 534 || responseCode === 530) return result('auth');
   if (responseCode !== null) {
     // A 421 greeting or shutdown notice means the service is not there right now.

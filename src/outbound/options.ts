@@ -1,3 +1,13 @@
+/** SMTP client time budgets, ms; each unset one keeps the transport's default. */
+export interface SmtpTimeouts {
+  /** [30000] connect budget, ms. */
+  connectionMs?: number;
+  /** [30000] wait for the greeting, ms. */
+  greetingMs?: number;
+  /** [120000] socket inactivity during a transaction, ms. */
+  socketMs?: number;
+}
+
 /** Tunables of the outbound side. */
 export interface OutboundOptions {
   /** [30000] while the relay is unreachable, how often it is probed, ms (the reference: every 30 s). */
@@ -16,6 +26,8 @@ export interface OutboundOptions {
   messageIdDomain: string;
   /** [true] fsync spool files (off only for throwaway test spools). */
   fsync: boolean;
+  /** [{}] SMTP client timeouts (the transport's defaults: 30 s connect, 30 s greeting, 120 s socket). */
+  smtpTimeouts: SmtpTimeouts;
 }
 
 export const DEFAULT_OUTBOUND_OPTIONS: Readonly<OutboundOptions> = Object.freeze({
@@ -27,4 +39,5 @@ export const DEFAULT_OUTBOUND_OPTIONS: Readonly<OutboundOptions> = Object.freeze
   maxAttachmentBytes: 10 * 1024 * 1024,
   messageIdDomain: 'mailroom.invalid',
   fsync: true,
+  smtpTimeouts: Object.freeze({}),
 });

@@ -102,8 +102,10 @@ export class OutboundService {
     const servers = await this.deps.store.servers.listAll();
     for (const server of servers) {
       const queue = this.queues.get(server.id);
-      if (queue) queue.updateServer(server);
-      else this.queueFor(server).kick();
+      if (queue) {
+        queue.updateServer(server);
+        queue.kick(); // cheap when idle; finds files another tool put back into the folder
+      } else this.queueFor(server).kick();
       const beat = this.heartbeats.get(server.id);
       if (beat) beat.update(server);
       else if (server.smtpHeartbeatAddress && server.enabled) this.startHeartbeat(server);
@@ -209,7 +211,7 @@ export class OutboundService {
       references,
       loopValue: this.deps.instanceId,
     });
-    await this.spool.enqueue(
+    const item = await this.spool.enqueue(
       {
         id,
         tenantId,
@@ -240,7 +242,7 @@ export class OutboundService {
       sentAt: null,
       instanceId: this.deps.instanceId,
     });
-    this.queueFor(server).kick();
+    this.queueFor(server).enqueued(item);
     return outboundView((await store.outbound.byId(id)) as OutboundMessageRow);
   }
 
@@ -279,7 +281,7 @@ export class OutboundService {
       firstAttemptAt: null,
       attempts: 0,
     });
-    this.queues.get(serverId)?.kick();
+    this.queues.get(serverId)?.refresh();
   }
 
   async deleteDeadLetter(serverId: string, id: string): Promise<void> {
@@ -329,7 +331,16 @@ export class OutboundService {
       loopValue: this.deps.instanceId,
       send: async (row, envelope, raw) => {
         const login = await this.deps.credentials.smtpLogin(row);
-        const transport = new SmtpTransport({ host: row.smtpHost, port: row.smtpPort, secure: row.smtpSecure, login });
+        const t = this.options.smtpTimeouts;
+        const transport = new SmtpTransport({
+          host: row.smtpHost,
+          port: row.smtpPort,
+          secure: row.smtpSecure,
+          login,
+          ...(t.connectionMs !== undefined && { connectionTimeoutMs: t.connectionMs }),
+          ...(t.greetingMs !== undefined && { greetingTimeoutMs: t.greetingMs }),
+          ...(t.socketMs !== undefined && { socketTimeoutMs: t.socketMs }),
+        });
         try {
           return (await transport.send(envelope, raw)).response;
         } finally {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MailroomError } from '../shared/errors.js';
 
@@ -62,6 +62,12 @@ function spoolError(err: unknown, what: string): MailroomError {
   });
 }
 
+/** When a queued file was spooled, from its name (microseconds since the epoch), as ISO 8601. */
+export function seqTimeOf(item: Pick<SpoolItem, 'name'>): string | null {
+  const micros = Number(item.name.slice(0, item.name.indexOf('-')));
+  return Number.isFinite(micros) && micros > 0 ? new Date(Math.floor(micros / 1000)).toISOString() : null;
+}
+
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -74,6 +80,7 @@ function isAlive(pid: number): boolean {
 export class Spool {
   private lastMs = 0;
   private locked = false;
+  private readonly dirSyncs = new Map<string, { running: Promise<void> | null; next: Promise<void> | null }>();
   private readonly fsync: boolean;
 
   constructor(
@@ -123,7 +130,7 @@ export class Spool {
       await mkdir(queueDir, { recursive: true });
       const handle = await open(tmp, 'wx');
       try {
-        await handle.writeFile(Buffer.concat([Buffer.from(`${JSON.stringify(full)}\n`), raw]));
+        await this.writeTemp(handle, Buffer.concat([Buffer.from(`${JSON.stringify(full)}\n`), raw]));
         if (this.fsync) await handle.sync();
       } finally {
         await handle.close();
@@ -169,10 +176,12 @@ export class Spool {
     }
   }
 
-  /** Deletes a delivered message. */
+  /**
+   * Deletes a delivered message. The folder is not fsynced: the status row already says `sent`,
+   * and a file that comes back after a power loss is recognised by it and removed unsent.
+   */
   async remove(item: SpoolItem): Promise<void> {
     await rm(item.file, { force: true });
-    if (this.fsync) await this.syncDir(join(this.dir, 'queue', item.accountId)).catch(() => undefined);
   }
 
   /** Moves a message to the account's dead letters, with why. */
@@ -217,6 +226,11 @@ export class Spool {
     return true;
   }
 
+  /** Writes a temp file's bytes; a seam for tests that need a full disk (ENOSPC). */
+  protected async writeTemp(handle: FileHandle, data: Buffer): Promise<void> {
+    await handle.writeFile(data);
+  }
+
   private async listIn(dir: string, accountId: string): Promise<SpoolItem[]> {
     let names: string[];
     try {
@@ -243,7 +257,30 @@ export class Spool {
     return String(this.lastMs).padStart(17, '0');
   }
 
-  private async syncDir(dir: string): Promise<void> {
+  /**
+   * fsyncs a folder; callers arriving while a sync of the same folder runs share the next one
+   * (group commit: one fsync covers every rename done before it started).
+   */
+  private syncDir(dir: string): Promise<void> {
+    const state = this.dirSyncs.get(dir) ?? { running: null, next: null };
+    this.dirSyncs.set(dir, state);
+    if (!state.running) {
+      state.running = this.syncDirNow(dir).finally(() => {
+        state.running = null;
+        if (!state.next) this.dirSyncs.delete(dir);
+      });
+      return state.running;
+    }
+    state.next ??= state.running
+      .catch(() => undefined)
+      .then(() => {
+        state.next = null;
+        return this.syncDir(dir);
+      });
+    return state.next;
+  }
+
+  private async syncDirNow(dir: string): Promise<void> {
     const handle = await open(dir, constants.O_RDONLY);
     try {
       await handle.sync();

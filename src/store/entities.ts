@@ -1,6 +1,7 @@
 import { EntitySchema, type EntitySchemaColumnOptions } from 'typeorm';
 import { OAuthGrantEntity } from './oauth-grants.js';
 import { ResponseFileSettingsEntity } from './response-file-settings.js';
+import { WebhookDeliveryEntity } from './webhook-deliveries.js';
 import type {
   AlertRow,
   ApiTokenRow,
@@ -101,6 +102,9 @@ export const DestinationEntity = new EntitySchema<DestinationRow & { tenant?: Te
     monitored: bool('monitored'),
     outgoing: bool('outgoing'),
     serverId: { type: 'uuid', name: 'server_id', nullable: true },
+    // Webhooks (migration 0006): the URL events are POSTed to and the sealed signing secret.
+    webhookUrl: text('webhook_url', true),
+    webhookSecretSealed: text('webhook_secret_sealed', true),
     createdAt: created,
     updatedAt: updated,
   },
@@ -354,4 +358,5 @@ export const ENTITIES = [
   SendLogEntity,
   OAuthGrantEntity,
   ResponseFileSettingsEntity,
+  WebhookDeliveryEntity,
 ];

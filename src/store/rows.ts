@@ -72,6 +72,10 @@ export interface DestinationRow {
   monitored: boolean;
   outgoing: boolean;
   serverId: string | null;
+  /** http(s) URL routed messages are POSTed to; null = no webhook. */
+  webhookUrl: string | null;
+  /** HMAC-SHA256 signing secret of the webhook, sealed (`SecretSealer`, field `webhookSecret`). */
+  webhookSecretSealed: string | null;
   createdAt: Date;
   updatedAt: Date;
 }

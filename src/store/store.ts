@@ -13,6 +13,7 @@ import { OutboundMessageRepository, SendLogRepository } from './outbound-reposit
 import { OAuthGrantRepository } from './oauth-grants.js';
 import { ResponseFileSettingsRepository } from './response-file-settings.js';
 import type { ApiTokenRow, DestinationRow, EmailServerRow, TenantRow } from './rows.js';
+import { WebhookDeliveryRepository } from './webhook-deliveries.js';
 
 export type { StoreKind } from './data-source.js';
 
@@ -164,6 +165,7 @@ export class StoreSession {
   readonly outbound: OutboundMessageRepository;
   readonly sendLog: SendLogRepository;
   readonly responseFiles: ResponseFileSettingsRepository;
+  readonly webhooks: WebhookDeliveryRepository;
 
   constructor(protected readonly em: EntityManager) {
     this.tenants = new TenantRepository(em);
@@ -178,6 +180,7 @@ export class StoreSession {
     this.outbound = new OutboundMessageRepository(em);
     this.sendLog = new SendLogRepository(em);
     this.responseFiles = new ResponseFileSettingsRepository(em);
+    this.webhooks = new WebhookDeliveryRepository(em);
   }
 }
 

@@ -1,8 +1,14 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { simpleParser } from 'mailparser';
+import type { CredentialService } from '../../src/auth/credentials.js';
+import { OutboundService } from '../../src/outbound/outbound-service.js';
+import { MailroomError } from '../../src/shared/errors.js';
 import { startSmtpHarness, type SmtpHarness } from '../../src/harness/smtp-harness.js';
 import { forEachBackend, openApiHarness, type ApiHarness } from '../support/api-harness.js';
+import { quietLogger } from '../support/database.js';
 import { eventually } from '../support/mail.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON answers in tests
@@ -155,7 +161,8 @@ forEachBackend('outbound', (kind) => {
     assert.equal((await send(destinationId, { to: ['a@example.net'] })).body.error.field, 'text');
   });
 
-  it('keeps 1,000 messages of two accounts through an outage and delivers each once, in order', async () => {
+  it('keeps 1,000 messages of two accounts through an outage and delivers each once, in order', async function () {
+    this.timeout(180_000);
     const a = await account(1);
     const b = await account(2);
     await smtp.stop();
@@ -256,6 +263,197 @@ forEachBackend('outbound', (kind) => {
       const res = await send(destinationId, { to: ['customer@example.net'], text: 'x'.repeat(50_000) });
       await smtp.waitFor(1, 10_000);
       await eventually(async () => ((await statusOf(destinationId, res.body.id)).status === 'sent' ? true : undefined));
+    });
+
+    async function queueState(serverId: string, state: string): Promise<Obj> {
+      return eventually(async () => {
+        const s = await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/servers/${serverId}/status`);
+        return s.body.outbound.queue?.state === state ? s.body.outbound.queue : undefined;
+      });
+    }
+
+    it('a 421 greeting pauses the queue, and the message is delivered after recovery', async () => {
+      const { serverId, destinationId } = await account(1);
+      smtp.faults.replyAt('connect', 421, '4.3.2 Service busy, come back later');
+      await h.outbound.start();
+      const res = await send(destinationId, { to: ['customer@example.net'], text: 'x' });
+      const queue = await queueState(serverId, 'paused');
+      assert.match(queue.lastReply, /421/);
+      const deferred = await statusOf(destinationId, res.body.id);
+      assert.equal(deferred.status, 'deferred');
+      assert.match(deferred.lastReply, /421/);
+      assert.equal(smtp.messages.length, 0);
+      smtp.faults.clear();
+      await smtp.waitFor(1, 10_000);
+      await eventually(async () => ((await statusOf(destinationId, res.body.id)).status === 'sent' ? true : undefined));
+      await queueState(serverId, 'ok');
+    });
+
+    it('a connection dropped after the final dot is retried: a recorded duplicate, then sent', async () => {
+      const { destinationId } = await account(1);
+      smtp.faults.dropAt('afterData', { times: 1 });
+      await h.outbound.start();
+      const res = await send(destinationId, { to: ['customer@example.net'], text: 'x' });
+      const [first, second] = await smtp.waitFor(2, 10_000);
+      assert.equal(first?.acknowledged, false, 'the server kept the first copy but never answered 250');
+      assert.equal(second?.acknowledged, true);
+      const messageIdOf = (m: typeof first) => (m?.raw as Buffer).toString('utf8').match(/^Message-ID: (.*)$/im)?.[1];
+      assert.equal(messageIdOf(first), `<${res.body.id}@mailroom.invalid>`, 'the same message both times');
+      assert.equal(messageIdOf(second), messageIdOf(first));
+      const done = await eventually(async () => {
+        const s = await statusOf(destinationId, res.body.id);
+        return s.status === 'sent' ? s : undefined;
+      });
+      assert.equal(done.attempts, 2, 'the retry is counted');
+    });
+
+    it('a server answering one byte per second times out as unreachable, and the message is kept', async () => {
+      await h.close();
+      h = await openApiHarness(kind, undefined, {
+        smtpTimeouts: { connectionMs: 1_000, greetingMs: 1_000, socketMs: 1_000 },
+      });
+      tenantId = (await h.call<Obj>('POST', '/api/v1/tenants', { name: 'Outbound' })).body.id;
+      const { serverId, destinationId } = await account(1);
+      smtp.faults.slow({ trickle: { chunkBytes: 1, intervalMs: 1_000 } });
+      await h.outbound.start();
+      const res = await send(destinationId, { to: ['customer@example.net'], text: 'x' });
+      const queue = await queueState(serverId, 'paused');
+      assert.match(queue.lastReply, /greeting|timed? ?out|timeout/i);
+      const deferred = await statusOf(destinationId, res.body.id);
+      assert.equal(deferred.status, 'deferred');
+      assert.equal((await h.outbound.spool.list(serverId)).length, 1, 'still in the spool');
+      smtp.faults.slow(undefined);
+      await smtp.waitFor(1, 10_000);
+      await eventually(async () => ((await statusOf(destinationId, res.body.id)).status === 'sent' ? true : undefined));
+    });
+  });
+
+  describe('spool integrity', () => {
+    it('a spool file with a flipped byte goes to corrupt/, is never sent, and says so', async () => {
+      const { serverId, destinationId } = await account(1);
+      await smtp.stop();
+      await h.outbound.start();
+      const bad = await send(destinationId, { to: ['customer@example.net'], subject: 'damaged', text: 'x' });
+      const good = await send(destinationId, { to: ['customer@example.net'], subject: 'intact', text: 'y' });
+      const [badItem] = (await h.outbound.spool.list(serverId)).filter((i) => i.id === bad.body.id);
+      assert.ok(badItem, 'the message is spooled');
+      const bytes = await readFile(badItem.file);
+      const at = bytes.length - 3; // in the message body, after the header line
+      bytes[at] = (bytes[at] as number) ^ 0x01;
+      await writeFile(badItem.file, bytes);
+      await smtp.start();
+
+      const [received] = await smtp.waitFor(1, 10_000);
+      assert.match((received?.raw as Buffer).toString('utf8'), /^Subject: intact$/m);
+      const failed = await eventually(async () => {
+        const s = await statusOf(destinationId, bad.body.id);
+        return s.status === 'failed' ? s : undefined;
+      });
+      assert.match(failed.lastReply, /damaged.*corrupt/);
+      await eventually(async () =>
+        (await statusOf(destinationId, good.body.id)).status === 'sent' ? true : undefined,
+      );
+      assert.deepEqual(
+        (await readdir(join(h.spoolDir, 'corrupt'))).filter((f) => f.includes(bad.body.id)).length,
+        1,
+        'set aside in corrupt/',
+      );
+      assert.equal(smtp.messages.length, 1, 'the damaged message was never sent');
+      assert.ok(
+        h.logLines.some((l) => /spool file damaged/.test(l) && l.includes(bad.body.id)),
+        'an error line names the message',
+      );
+    });
+
+    it('answers 507 SPOOL_FULL when the disk is full, and records nothing as accepted', async () => {
+      const { serverId, destinationId } = await account(1);
+      await h.outbound.start();
+      const spool = h.outbound.spool as unknown as { writeTemp: (...args: unknown[]) => Promise<void> };
+      spool.writeTemp = async () => {
+        throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+      };
+      const refused = await send(destinationId, { to: ['customer@example.net'], text: 'x' });
+      assert.equal(refused.status, 507, refused.raw);
+      assert.equal(refused.body.error.code, 'SPOOL_FULL');
+      const [count] = await h.store.query<{ n: string }>('SELECT count(*) AS n FROM outbound_messages');
+      assert.equal(Number(count?.n), 0, 'no status row');
+      assert.deepEqual(await h.outbound.spool.list(serverId), []);
+      assert.deepEqual(await readdir(join(h.spoolDir, 'tmp')), [], 'no temp file left behind');
+
+      delete (spool as Partial<typeof spool>).writeTemp; // the disk has room again
+      const accepted = await send(destinationId, { to: ['customer@example.net'], text: 'x' });
+      assert.equal(accepted.status, 202, accepted.raw);
+      await smtp.waitFor(1, 10_000);
+      assert.equal(smtp.messages.length, 1);
+    });
+  });
+
+  describe('OAuth 2.0 on SMTP', () => {
+    let oauthSmtp: SmtpHarness;
+    let extra: OutboundService | undefined;
+    beforeEach(async () => {
+      oauthSmtp = await startSmtpHarness({ accessTokens: { 'agent@example.com': 'fresh-token' } });
+    });
+    afterEach(async () => {
+      await extra?.stop();
+      extra = undefined;
+      await oauthSmtp.close();
+    });
+
+    /** An outbound side whose credentials are the given token source (as an OAuth account's would be). */
+    async function oauthOutbound(
+      smtpLogin: (options: { forceRefresh?: boolean }) => Promise<{ user: string; accessToken: string }>,
+    ): Promise<{ serverId: string; destinationId: string; outbound: OutboundService }> {
+      const ids = await account(1, { port: oauthSmtp.port });
+      const credentials = {
+        smtpLogin: (_row: unknown, options: { forceRefresh?: boolean } = {}) => smtpLogin(options),
+      } as unknown as CredentialService;
+      const spoolDir = join(h.spoolDir, 'oauth');
+      extra = new OutboundService({
+        store: h.store,
+        credentials,
+        logger: quietLogger,
+        spoolDir,
+        instanceId: 'test-instance',
+        options: { fsync: false, probeIntervalMs: 300, authRetryMs: 300, heartbeatIntervalMs: 0, maxLifetimeMs: 1 },
+      });
+      await extra.start();
+      return { ...ids, outbound: extra };
+    }
+
+    it('a refused access token is refreshed once and the message is sent', async () => {
+      const calls: boolean[] = [];
+      const { destinationId, outbound } = await oauthOutbound(async (options) => {
+        calls.push(options.forceRefresh === true);
+        return { user: 'agent@example.com', accessToken: options.forceRefresh ? 'fresh-token' : 'stale-token' };
+      });
+      const view = await outbound.accept(tenantId, destinationId, { to: ['customer@example.net'], text: 'x' });
+      const [received] = await oauthSmtp.waitFor(1, 10_000);
+      assert.equal(received?.user, 'agent@example.com');
+      assert.deepEqual(calls, [false, true], 'one refresh');
+      await eventually(async () =>
+        (await outbound.get(tenantId, destinationId, view.id)).status === 'sent' ? true : undefined,
+      );
+      assert.equal(outbound.status(view.serverId).queue?.state, 'ok');
+    });
+
+    it('REAUTH_REQUIRED holds the queue: the message stays queued, never dead-lettered', async () => {
+      const { serverId, destinationId, outbound } = await oauthOutbound(async () => {
+        throw new MailroomError('CREDENTIALS_UNAVAILABLE', 'SMTP credentials are not usable: sign in again', {
+          details: { reason: 'REAUTH_REQUIRED' },
+        });
+      });
+      const view = await outbound.accept(tenantId, destinationId, { to: ['customer@example.net'], text: 'x' });
+      await eventually(async () => (outbound.status(serverId).queue?.state === 'held' ? true : undefined));
+      // Several retries later (maxLifetimeMs is 1 ms), still held, still in the queue.
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      const row = await outbound.get(tenantId, destinationId, view.id);
+      assert.equal(row.status, 'deferred');
+      assert.match(row.lastReply ?? '', /sign in again/);
+      assert.equal(outbound.status(serverId).queue?.state, 'held');
+      assert.deepEqual(await outbound.deadLetters(serverId), []);
+      assert.equal((await outbound.spool.list(serverId)).length, 1);
+      assert.equal(oauthSmtp.messages.length, 0);
     });
   });
 });

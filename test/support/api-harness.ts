@@ -10,6 +10,7 @@ import { buildApi } from '../../src/api/http-server.js';
 import { CredentialService } from '../../src/auth/credentials.js';
 import { OAuthService, type OAuthOptions } from '../../src/auth/oauth/index.js';
 import { createInbound, type Inbound, type InboundOptions } from '../../src/inbound/index.js';
+import { createWebhooks, type Webhooks } from '../../src/inbound/webhooks/index.js';
 import { SecretSealer } from '../../src/shared/sealed-secrets.js';
 import { createTemplates, type Templates } from '../../src/templates/index.js';
 import type { Store, StoreKind } from '../../src/store/store.js';
@@ -38,6 +39,8 @@ export interface ApiHarness {
   spoolDir: string;
   /** Response files from `templateOptions.dir` (the shipped `templates/` by default); no watching: call `reload()`. */
   templates: Templates;
+  /** Webhook push delivery with FAST_WEBHOOKS timings (not started: call `webhooks.start()`). */
+  webhooks: Webhooks;
   /** A second inbound side over the same database, as after an engine restart. */
   restartInbound(): Inbound;
   call<T = Record<string, unknown>>(
@@ -63,6 +66,15 @@ export const FAST_INBOUND: Partial<InboundOptions> = {
   authRetryMinMs: 500,
   authRetryMaxMs: 2_000,
   socketTimeoutMs: 10_000,
+};
+
+/** Webhook timings for tests: retries after 50-100 ms, `failing` after 3 failed attempts. */
+export const FAST_WEBHOOKS = {
+  retryMinMs: 100,
+  retryMaxMs: 400,
+  failingAfterAttempts: 3,
+  requestTimeoutMs: 2_000,
+  pollIntervalMs: 500,
 };
 
 export async function openApiHarness(
@@ -109,7 +121,8 @@ export async function openApiHarness(
   });
   await templates.start();
   const inbound = newInbound();
-  const app = await buildApi({ accounts, inbound, outbound, logger, adminToken, templates, oauth });
+  const webhooks = createWebhooks({ store, sealer, logger, events: inbound.service.events, options: FAST_WEBHOOKS });
+  const app = await buildApi({ accounts, inbound, outbound, logger, adminToken, templates, oauth, webhooks });
   return {
     kind,
     store,
@@ -130,6 +143,7 @@ export async function openApiHarness(
       return { status: res.statusCode, body: (res.body === '' ? {} : res.json()) as T, raw: res.body };
     },
     inbound,
+    webhooks,
     restartInbound: newInbound,
     oauth,
     sealer,
@@ -139,6 +153,7 @@ export async function openApiHarness(
     async close() {
       await app.close();
       await inbound.stop();
+      await webhooks.stop();
       await outbound.stop();
       await oauth?.stop();
       await templates.stop();

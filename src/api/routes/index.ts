@@ -8,6 +8,7 @@ import { responseRoutes } from './responses.js';
 import { serverRoutes } from './servers.js';
 import { tenantRoutes } from './tenants.js';
 import { tokenRoutes } from './tokens.js';
+import { webhookRoutes } from './webhooks.js';
 
 /** Every route of the API. A route is added to one of these files and nowhere else. */
 export const ROUTES: readonly RouteDef[] = [
@@ -20,4 +21,5 @@ export const ROUTES: readonly RouteDef[] = [
   ...responseRoutes,
   ...outboundRoutes,
   ...oauthRoutes,
+  ...webhookRoutes,
 ];

@@ -3,6 +3,7 @@ import { Inbound1764000000002 } from './0002-inbound.js';
 import { Outbound1764000000003 } from './0003-outbound.js';
 import { Templates1764000000004 } from './0004-templates.js';
 import { OAuth1764000000005 } from './0005-oauth.js';
+import { Webhooks1764000000006 } from './0006-webhooks.js';
 
 /** Every migration, oldest first. A new one is a new file here plus one line below. */
 export const MIGRATIONS = [
@@ -11,4 +12,5 @@ export const MIGRATIONS = [
   Outbound1764000000003,
   Templates1764000000004,
   OAuth1764000000005,
+  Webhooks1764000000006,
 ];

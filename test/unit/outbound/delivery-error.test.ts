@@ -17,6 +17,11 @@ describe('delivery error classification', () => {
     ['421 greeting', { code: 'EPROTOCOL', responseCode: 421, response: '421 service not available' }, 'unreachable'],
     ['535 auth', { code: 'EAUTH', responseCode: 535, response: '535 5.7.8 bad credentials' }, 'auth'],
     ['EAUTH without code', { code: 'EAUTH' }, 'auth'],
+    [
+      'credentials unavailable (sign in again)',
+      { code: 'CREDENTIALS_UNAVAILABLE', details: { reason: 'REAUTH_REQUIRED' } },
+      'auth',
+    ],
     ['refused', { code: 'ESOCKET', message: 'connect ECONNREFUSED 127.0.0.1:1' }, 'unreachable'],
     ['dropped', { code: 'ECONNECTION', message: 'Connection closed unexpectedly' }, 'unreachable'],
     ['timeout', { code: 'ETIMEDOUT', message: 'Greeting never received' }, 'unreachable'],

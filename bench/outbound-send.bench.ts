@@ -1,0 +1,260 @@
+/**
+ * Outbound sending: 10,000 messages (BENCH_SEND_MESSAGES) through the send API (fastify `inject`,
+ * the whole HTTP stack but the socket) into the disk spool with fsync on, delivered to the SMTP
+ * harness. Prints JSON lines (bench/README.md):
+ *
+ * - throughput: first POST until the harness has every message, next to the baseline of a bare
+ *   pooled nodemailer transport (maxConnections 1) sending as many similar messages to the same
+ *   harness. Target: ratio >= 0.7.
+ * - drain: with the harness stopped, as many messages are accepted; the harness starts again and
+ *   the spool drains (from start until the last message arrives), next to the same baseline.
+ * - accept latency p50 / p99 of the throughput run (BENCH_SEND_CONCURRENCY requests in flight),
+ *   next to the latency of a bare durable write of the same bytes (open exclusively, write, fsync,
+ *   rename, fsync the folder), one at a time.
+ *
+ * Needs PostgreSQL on 127.0.0.1:5432 (MAILROOM_TEST_POSTGRES_URL); not Dovecot.
+ */
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { mkdtemp, open, rename, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import nodemailer from 'nodemailer';
+import pg from 'pg';
+import { createAccounts } from '../src/accounts/index.js';
+import { buildApi } from '../src/api/http-server.js';
+import { CredentialService } from '../src/auth/credentials.js';
+import { startSmtpHarness, type SmtpHarness } from '../src/harness/smtp-harness.js';
+import { createInbound } from '../src/inbound/index.js';
+import { OutboundService } from '../src/outbound/outbound-service.js';
+import { SecretSealer } from '../src/shared/sealed-secrets.js';
+import { Store } from '../src/store/store.js';
+import { addCleanup, runCleanups } from '../test/support/cleanup.js';
+import { POSTGRES_ADMIN_URL, createTestDatabase, quietLogger } from '../test/support/database.js';
+import { within } from './support/environment.js';
+import { compare, emit, percentile, progress } from './support/report.js';
+
+const BENCH = 'outbound-send';
+const MESSAGES = Number(process.env.BENCH_SEND_MESSAGES ?? 10_000);
+/** Send API requests in flight at a time. */
+const CONCURRENCY = Number(process.env.BENCH_SEND_CONCURRENCY ?? 16);
+/** Longest wait for a phase, ms. */
+const PHASE_TIMEOUT_MS = 10 * 60_000;
+/** Bare durable writes measured for the latency baseline. */
+const LATENCY_BASELINE_WRITES = 1_000;
+const TEXT = 'Hello,\n\nthank you for your message. We are looking into it.\n\nACME Support\n'.repeat(4);
+
+async function missingRequirement(): Promise<string | null> {
+  const client = new pg.Client({ connectionString: POSTGRES_ADMIN_URL, connectionTimeoutMillis: 3_000 });
+  try {
+    await client.connect();
+    return null;
+  } catch (err) {
+    return `PostgreSQL not reachable at ${POSTGRES_ADMIN_URL}: ${(err as Error).message}`;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** Bare pooled nodemailer, one connection: the baseline throughput, msg/s. */
+async function baselineThroughput(smtp: SmtpHarness): Promise<number> {
+  const transport = nodemailer.createTransport({
+    host: smtp.host,
+    port: smtp.port,
+    secure: false,
+    pool: true,
+    maxConnections: 1,
+    maxMessages: Infinity,
+    logger: false,
+  });
+  try {
+    const t = performance.now();
+    await Promise.all(
+      Array.from({ length: MESSAGES }, (_, n) =>
+        transport.sendMail({
+          from: '"ACME Support" <support@bench.example>',
+          to: 'customer@example.net',
+          subject: `Baseline ${n}`,
+          text: TEXT,
+        }),
+      ),
+    );
+    return MESSAGES / ((performance.now() - t) / 1000);
+  } finally {
+    transport.close();
+  }
+}
+
+/** One-at-a-time durable writes of a message-sized file: the floor of an accept, ms each. */
+async function bareDurableWrites(dir: string, bytes: number): Promise<number[]> {
+  const data = randomBytes(bytes);
+  const samples: number[] = [];
+  for (let n = 0; n < LATENCY_BASELINE_WRITES; n += 1) {
+    const t = performance.now();
+    const tmp = join(dir, `tmp-${n}`);
+    const handle = await open(tmp, 'wx');
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(tmp, join(dir, `${n}.msg`));
+    const folder = await open(dir, constants.O_RDONLY);
+    try {
+      await folder.sync();
+    } finally {
+      await folder.close();
+    }
+    samples.push(performance.now() - t);
+  }
+  return samples;
+}
+
+async function main(): Promise<void> {
+  const smtp = await startSmtpHarness();
+  addCleanup(() => smtp.close());
+
+  progress(BENCH, `baseline: bare pooled nodemailer, ${MESSAGES} messages`);
+  const baseline = await baselineThroughput(smtp);
+  progress(BENCH, `baseline: ${baseline.toFixed(1)} msg/s`);
+  smtp.messages.length = 0;
+
+  const databaseUrl = await createTestDatabase();
+  const store = await Store.open({ databaseUrl }, quietLogger);
+  addCleanup(() => store.close(), 'first');
+  const spoolDir = await mkdtemp(join(tmpdir(), 'mailroom-bench-spool-'));
+  addCleanup(() => rm(spoolDir, { recursive: true, force: true }));
+  const sealer = new SecretSealer(randomBytes(32));
+  const accounts = createAccounts(store, sealer, quietLogger);
+  const credentials = new CredentialService(sealer);
+  const outbound = new OutboundService({
+    store,
+    credentials,
+    logger: quietLogger,
+    spoolDir,
+    instanceId: 'bench',
+    // fsync stays on (the default); a quick probe so that the drain starts soon after the outage.
+    options: { probeIntervalMs: 100, heartbeatIntervalMs: 0 },
+  });
+  const inbound = createInbound({ store, credentials, logger: quietLogger });
+  const adminToken = randomBytes(16).toString('hex');
+  const app = await buildApi({ accounts, inbound, outbound, logger: quietLogger, adminToken });
+  addCleanup(() => app.close(), 'first');
+  addCleanup(() => outbound.stop(), 'first');
+
+  const tenant = await accounts.tenants.create({ name: 'Bench' });
+  const server = await accounts.servers.create(tenant.id, {
+    name: 'Bench relay',
+    imap: { host: '127.0.0.1', port: 1, user: 'bench@bench.example', auth: { method: 'password', password: 'x' } },
+    smtp: { host: smtp.host, port: smtp.port, auth: { mode: 'none' } },
+    enabled: false,
+  });
+  const destination = await accounts.destinations.create(tenant.id, {
+    name: 'Support',
+    address: 'support@bench.example',
+    fromText: 'ACME Support',
+    serverId: server.id,
+  });
+  const url = `/api/v1/tenants/${tenant.id}/destinations/${destination.id}/outbound`;
+  await outbound.start();
+
+  /** Sends `MESSAGES` through the API, CONCURRENCY at a time; returns each request's latency, ms. */
+  async function sendAll(label: string): Promise<number[]> {
+    const latencies: number[] = [];
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      for (let n = next++; n < MESSAGES; n = next++) {
+        const t = performance.now();
+        const res = await app.inject({
+          method: 'POST',
+          url,
+          headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+          payload: JSON.stringify({ to: ['customer@example.net'], subject: `${label} ${n}`, text: TEXT }),
+        });
+        latencies.push(performance.now() - t);
+        if (res.statusCode !== 202) throw new Error(`POST answered ${res.statusCode}: ${res.body}`);
+      }
+    };
+    await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+    return latencies;
+  }
+
+  progress(BENCH, `mailroom: ${MESSAGES} messages through the send API, ${CONCURRENCY} in flight`);
+  let t = performance.now();
+  const latencies = await sendAll('Mailroom');
+  const acceptedMs = performance.now() - t;
+  await within(smtp.waitFor(MESSAGES, PHASE_TIMEOUT_MS), PHASE_TIMEOUT_MS, 'delivery');
+  const mailroomMs = performance.now() - t;
+  const throughput = MESSAGES / (mailroomMs / 1000);
+  progress(BENCH, `mailroom: ${throughput.toFixed(1)} msg/s (all accepted after ${Math.round(acceptedMs)} ms)`);
+  emit(
+    compare(
+      BENCH,
+      'throughput',
+      'msg/s',
+      throughput,
+      baseline,
+      { ratioAtLeast: 0.7 },
+      {
+        messages: MESSAGES,
+        concurrency: CONCURRENCY,
+        fsync: 'on',
+        mailroomMs: Math.round(mailroomMs),
+        acceptedMs: Math.round(acceptedMs),
+      },
+    ),
+  );
+
+  const bytes = 1_200; // about one composed message with its spool header
+  const bareDir = await mkdtemp(join(tmpdir(), 'mailroom-bench-bare-'));
+  addCleanup(() => rm(bareDir, { recursive: true, force: true }));
+  const bare = await bareDurableWrites(bareDir, bytes);
+  for (const p of [50, 99]) {
+    emit(
+      compare(BENCH, `accept-latency-p${p}`, 'ms', percentile(latencies, p), percentile(bare, p), null, {
+        requests: latencies.length,
+        concurrency: CONCURRENCY,
+        baselineWrites: bare.length,
+        baselineBytes: bytes,
+      }),
+    );
+  }
+
+  progress(BENCH, `drain: relay stopped, ${MESSAGES} messages accepted into the spool`);
+  smtp.messages.length = 0;
+  await smtp.stop();
+  await sendAll('Drain');
+  const spooled = (await outbound.spool.list(server.id)).length;
+  if (spooled !== MESSAGES) throw new Error(`expected ${MESSAGES} spooled messages, found ${spooled}`);
+  t = performance.now();
+  await smtp.start();
+  await within(smtp.waitFor(MESSAGES, PHASE_TIMEOUT_MS), PHASE_TIMEOUT_MS, 'drain');
+  const drainMs = performance.now() - t;
+  const drain = MESSAGES / (drainMs / 1000);
+  progress(BENCH, `drain: ${drain.toFixed(1)} msg/s`);
+  emit(
+    compare(BENCH, 'drain', 'msg/s', drain, baseline, null, {
+      messages: MESSAGES,
+      drainMs: Math.round(drainMs),
+      probeIntervalMs: 100,
+    }),
+  );
+}
+
+void (async () => {
+  let code = 0;
+  try {
+    const missing = await missingRequirement();
+    if (missing) emit({ bench: BENCH, skipped: missing });
+    else await main();
+  } catch (err) {
+    progress(BENCH, `failed: ${(err as Error).stack ?? String(err)}`);
+    code = 1;
+  } finally {
+    await runCleanups();
+  }
+  process.exitCode = code;
+  setTimeout(() => process.exit(code), 5_000).unref();
+})();

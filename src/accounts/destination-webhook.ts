@@ -1,0 +1,59 @@
+import { MailroomError } from '../shared/errors.js';
+import type { SecretSealer } from '../shared/sealed-secrets.js';
+import type { DestinationRow } from '../store/rows.js';
+import { WEBHOOK_SECRET_FIELD } from '../store/webhook-deliveries.js';
+import type { DestinationInput } from './schemas.js';
+
+export type WebhookColumns = Pick<DestinationRow, 'webhookUrl' | 'webhookSecretSealed'>;
+
+const invalid = (field: string, message: string): MailroomError =>
+  new MailroomError('VALIDATION_FAILED', message, { field });
+
+/**
+ * The webhook columns of a destination after a create, update or copy. The secret is write-only:
+ * it is required with the first URL (there is no generated secret to show), kept when a later
+ * change omits it, and dropped with the URL (`webhookUrl: null`). A copy starts without a webhook
+ * unless the copy request names one (with its secret): the sealed secret is bound to its row.
+ */
+export function webhookColumnsOf(
+  sealer: SecretSealer,
+  target: { tenantId: string; rowId: string },
+  input: Pick<DestinationInput, 'webhookUrl' | 'webhookSecret'>,
+  stored: WebhookColumns | null,
+): WebhookColumns {
+  const url = input.webhookUrl !== undefined ? input.webhookUrl : (stored?.webhookUrl ?? null);
+  if (url === null) {
+    if (input.webhookSecret !== undefined) {
+      throw invalid('webhookSecret', `'webhookSecret' is only accepted together with a 'webhookUrl'`);
+    }
+    return { webhookUrl: null, webhookSecretSealed: null };
+  }
+  checkWebhookUrl(url);
+  const sealed =
+    input.webhookSecret !== undefined
+      ? sealer.seal(input.webhookSecret, { ...target, field: WEBHOOK_SECRET_FIELD })
+      : (stored?.webhookSecretSealed ?? null);
+  if (sealed === null) {
+    throw invalid(
+      'webhookSecret',
+      `'webhookSecret' is required with a 'webhookUrl': every event is signed with it (HMAC-SHA256)`,
+    );
+  }
+  return { webhookUrl: url, webhookSecretSealed: sealed };
+}
+
+/** An absolute http(s) URL without credentials (they would be shown in the API and logs). */
+export function checkWebhookUrl(url: string): void {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw invalid('webhookUrl', `'webhookUrl' is not a valid URL`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    throw invalid('webhookUrl', `'webhookUrl' must be an http:// or https:// URL`);
+  }
+  if (parsed.username || parsed.password) {
+    throw invalid('webhookUrl', `'webhookUrl' must not carry a user name or password; the events are signed instead`);
+  }
+}

@@ -1,0 +1,75 @@
+import type { Command } from 'commander';
+import { CredentialService } from '../auth/credentials.js';
+import type { Services } from '../main.js';
+import { OutboundService } from '../outbound/outbound-service.js';
+import { print, printError, type OutputOptions } from './output.js';
+import { serverIdOf, tenantIdOf, withServices } from './services.js';
+
+/**
+ * The outbound side over the spool folder (MAILROOM_SPOOL_DIR) and the database, without starting
+ * it: nothing is sent from here. A running engine finds a re-queued message within seconds.
+ */
+async function withDeadLetters<T>(
+  tenantRef: string,
+  serverRef: string,
+  fn: (outbound: OutboundService, serverId: string) => Promise<T>,
+): Promise<T> {
+  return withServices(async (services: Services) => {
+    const tenantId = await tenantIdOf(services.accounts, tenantRef);
+    const serverId = await serverIdOf(services.accounts, tenantId, serverRef);
+    await services.accounts.servers.get(tenantId, serverId); // the server belongs to the tenant
+    const outbound = new OutboundService({
+      store: services.store,
+      credentials: new CredentialService(services.sealer),
+      logger: services.logger,
+      spoolDir: services.config.spoolDir,
+      instanceId: services.config.instanceId,
+    });
+    return fn(outbound, serverId);
+  });
+}
+
+function action(fn: (args: string[]) => Promise<unknown>) {
+  return async (...args: unknown[]): Promise<void> => {
+    const command = args[args.length - 1] as Command;
+    try {
+      const result = await fn(args.slice(0, -2) as string[]);
+      print(result, command.optsWithGlobals<OutputOptions>());
+    } catch (err) {
+      process.exitCode = printError(err);
+    }
+  };
+}
+
+/** `mailroom dead-letters list|requeue|delete`: messages a server refused for good or that outlived their retries. */
+export function addOutboundCommands(program: Command): void {
+  const dead = program
+    .command('dead-letters')
+    .description("an e-mail server's dead letters in the spool (MAILROOM_SPOOL_DIR)");
+  dead
+    .command('list <tenant> <server>')
+    .description('list dead letters with the last SMTP reply, attempts and when they failed')
+    .action(action(([t, s]) => withDeadLetters(t as string, s as string, (o, serverId) => o.deadLetters(serverId))));
+  dead
+    .command('requeue <tenant> <server> <id>')
+    .description('put a dead letter back at the end of its queue (attempts start again)')
+    .action(
+      action(([t, s, id]) =>
+        withDeadLetters(t as string, s as string, async (o, serverId) => {
+          await o.requeueDeadLetter(serverId, id as string);
+          return { requeued: id };
+        }),
+      ),
+    );
+  dead
+    .command('delete <tenant> <server> <id>')
+    .description('delete a dead letter for good')
+    .action(
+      action(([t, s, id]) =>
+        withDeadLetters(t as string, s as string, async (o, serverId) => {
+          await o.deleteDeadLetter(serverId, id as string);
+          return { deleted: id };
+        }),
+      ),
+    );
+}

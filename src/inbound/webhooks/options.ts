@@ -1,0 +1,24 @@
+/** Webhook dispatcher tunables. Every delay is in milliseconds. */
+export interface WebhookOptions {
+  /** [5000] delay before the first retry; later retries double it (with jitter). */
+  retryMinMs: number;
+  /** [900000] longest delay between two attempts (15 min): a failing receiver gets one attempt per period. */
+  retryMaxMs: number;
+  /** [8] attempts after which the destination's webhook shows `failing` and retries run at `retryMaxMs`. */
+  failingAfterAttempts: number;
+  /** [10000] how long one POST may take, connection included. */
+  requestTimeoutMs: number;
+  /** [5000] how often the outbox is read even without a `routed` event (other engines, restarts). */
+  pollIntervalMs: number;
+  /** [16] POSTs in flight at once, each to a different destination. */
+  maxInFlight: number;
+}
+
+export const DEFAULT_WEBHOOK_OPTIONS: WebhookOptions = {
+  retryMinMs: 5_000,
+  retryMaxMs: 900_000,
+  failingAfterAttempts: 8,
+  requestTimeoutMs: 10_000,
+  pollIntervalMs: 5_000,
+  maxInFlight: 16,
+};

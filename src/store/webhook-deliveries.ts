@@ -1,0 +1,210 @@
+import { EntitySchema, type EntityManager } from 'typeorm';
+
+/** The sealing field of a destination's webhook secret (`destinations.webhook_secret_sealed`). */
+export const WEBHOOK_SECRET_FIELD = 'webhookSecret';
+
+/**
+ * The webhook outbox: one row per (destination, seq) of a destination with a webhook, written in
+ * the transaction that routes the message, so a crash loses nothing. A row is pending until a
+ * POST answered 2xx (`deliveredAt`); it is never dropped.
+ */
+export interface WebhookDeliveryRow {
+  destinationId: string;
+  /** The message's position in the destination's queue (`inbound_deliveries.seq`). */
+  seq: number;
+  tenantId: string;
+  messageId: string;
+  /** POSTs made so far, the successful one included. */
+  attempts: number;
+  nextAttemptAt: Date;
+  /** While set and in the future, one dispatcher holds the row (a crashed one's lease expires). */
+  leaseUntil: Date | null;
+  lastAttemptAt: Date | null;
+  /** HTTP status of the last answer; null when there was none (refused, timed out). */
+  lastStatus: number | null;
+  /** The last failure in words; kept after a later success, as history. */
+  lastError: string | null;
+  lastErrorAt: Date | null;
+  deliveredAt: Date | null;
+  createdAt: Date;
+}
+
+const bigintAsNumber = { to: (v: unknown) => v, from: (v: unknown) => (v === null ? null : Number(v)) };
+const time = (name: string, nullable = true) => ({ type: 'timestamptz', name, nullable }) as const;
+
+export const WebhookDeliveryEntity = new EntitySchema<WebhookDeliveryRow>({
+  name: 'WebhookDelivery',
+  tableName: 'webhook_deliveries',
+  columns: {
+    destinationId: { type: 'uuid', name: 'destination_id', primary: true },
+    seq: { type: 'bigint', name: 'seq', primary: true, transformer: bigintAsNumber },
+    tenantId: { type: 'uuid', name: 'tenant_id' },
+    messageId: { type: 'uuid', name: 'message_id' },
+    attempts: { type: 'integer', name: 'attempts', default: 0 },
+    nextAttemptAt: { type: 'timestamptz', name: 'next_attempt_at', default: () => 'now()' },
+    leaseUntil: time('lease_until'),
+    lastAttemptAt: time('last_attempt_at'),
+    lastStatus: { type: 'integer', name: 'last_status', nullable: true },
+    lastError: { type: 'text', name: 'last_error', nullable: true },
+    lastErrorAt: time('last_error_at'),
+    deliveredAt: time('delivered_at'),
+    createdAt: { type: 'timestamptz', name: 'created_at', createDate: true },
+  },
+  relations: {
+    destination: {
+      type: 'many-to-one',
+      target: 'Destination',
+      joinColumn: { name: 'destination_id', foreignKeyConstraintName: 'webhook_deliveries_destination_fk' },
+      onDelete: 'CASCADE',
+    },
+    message: {
+      type: 'many-to-one',
+      target: 'InboundMessage',
+      joinColumn: { name: 'message_id', foreignKeyConstraintName: 'webhook_deliveries_message_fk' },
+      onDelete: 'CASCADE',
+    },
+  } as object,
+  indices: [{ name: 'webhook_deliveries_pending_idx', columns: ['deliveredAt', 'nextAttemptAt'] }],
+});
+
+type RawRow = Record<string, unknown>;
+const dateOrNull = (v: unknown): Date | null => (v === null || v === undefined ? null : new Date(v as string));
+
+function rowOf(r: RawRow): WebhookDeliveryRow {
+  return {
+    destinationId: r.destination_id as string,
+    seq: Number(r.seq),
+    tenantId: r.tenant_id as string,
+    messageId: r.message_id as string,
+    attempts: Number(r.attempts),
+    nextAttemptAt: new Date(r.next_attempt_at as string),
+    leaseUntil: dateOrNull(r.lease_until),
+    lastAttemptAt: dateOrNull(r.last_attempt_at),
+    lastStatus: r.last_status === null ? null : Number(r.last_status),
+    lastError: (r.last_error as string | null) ?? null,
+    lastErrorAt: dateOrNull(r.last_error_at),
+    deliveredAt: dateOrNull(r.delivered_at),
+    createdAt: new Date(r.created_at as string),
+  };
+}
+
+export interface WebhookQueueSummary {
+  pending: number;
+  delivered: number;
+  lastDeliveredAt: Date | null;
+  /** The oldest pending row: the one every later row of the destination waits behind. */
+  head: WebhookDeliveryRow | null;
+}
+
+export class WebhookDeliveryRepository {
+  constructor(private readonly em: EntityManager) {}
+
+  /** Queues the given deliveries of a destination, if (and only if) it has a webhook URL. */
+  async enqueue(destinationId: string, seqs: number[]): Promise<void> {
+    if (seqs.length === 0) return;
+    await this.em.query(
+      `INSERT INTO webhook_deliveries (destination_id, seq, tenant_id, message_id)
+       SELECT d.destination_id, d.seq, d.tenant_id, d.message_id
+         FROM inbound_deliveries d JOIN destinations t ON t.id = d.destination_id
+        WHERE d.destination_id = $1 AND d.seq = ANY($2::bigint[]) AND t.webhook_url IS NOT NULL
+       ON CONFLICT (destination_id, seq) DO NOTHING`,
+      [destinationId, seqs],
+    );
+  }
+
+  /**
+   * Leases up to `limit` due rows, each the oldest pending row of its destination (so a
+   * destination's events go out in seq order, one at a time). `SKIP LOCKED` and the lease keep
+   * two engines from posting the same row at once.
+   */
+  async claimDue(now: Date, leaseUntil: Date, limit: number): Promise<WebhookDeliveryRow[]> {
+    const rows: RawRow[] = await this.em.query(
+      `WITH claimed AS (
+         UPDATE webhook_deliveries w SET lease_until = $2
+          WHERE (w.destination_id, w.seq) IN (
+            SELECT c.destination_id, c.seq FROM webhook_deliveries c
+              JOIN destinations t ON t.id = c.destination_id AND t.webhook_url IS NOT NULL
+             WHERE c.delivered_at IS NULL AND c.next_attempt_at <= $1
+               AND (c.lease_until IS NULL OR c.lease_until <= $1)
+               AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e
+                                WHERE e.destination_id = c.destination_id AND e.delivered_at IS NULL AND e.seq < c.seq)
+             ORDER BY c.next_attempt_at, c.seq
+             LIMIT $3
+             FOR UPDATE OF c SKIP LOCKED)
+          RETURNING w.*)
+       SELECT * FROM claimed ORDER BY next_attempt_at, seq`,
+      [now, leaseUntil, limit],
+    );
+    return rows.map(rowOf);
+  }
+
+  async recordSuccess(destinationId: string, seq: number, at: Date, status: number): Promise<void> {
+    await this.em.query(
+      `UPDATE webhook_deliveries
+          SET attempts = attempts + 1, delivered_at = $3, last_attempt_at = $3, last_status = $4, lease_until = NULL
+        WHERE destination_id = $1 AND seq = $2`,
+      [destinationId, seq, at, status],
+    );
+  }
+
+  async recordFailure(
+    destinationId: string,
+    seq: number,
+    failure: { at: Date; status: number | null; error: string; nextAttemptAt: Date },
+  ): Promise<void> {
+    await this.em.query(
+      `UPDATE webhook_deliveries
+          SET attempts = attempts + 1, last_attempt_at = $3, last_status = $4, last_error = $5, last_error_at = $3,
+              next_attempt_at = $6, lease_until = NULL
+        WHERE destination_id = $1 AND seq = $2`,
+      [destinationId, seq, failure.at, failure.status, failure.error, failure.nextAttemptAt],
+    );
+  }
+
+  /** When the earliest claimable row (a destination's oldest pending one) falls due; null when none. */
+  async nextDueAt(): Promise<Date | null> {
+    const rows: RawRow[] = await this.em.query(
+      `SELECT MIN(GREATEST(c.next_attempt_at, COALESCE(c.lease_until, c.next_attempt_at))) AS due
+         FROM webhook_deliveries c JOIN destinations t ON t.id = c.destination_id AND t.webhook_url IS NOT NULL
+        WHERE c.delivered_at IS NULL
+          AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e
+                           WHERE e.destination_id = c.destination_id AND e.delivered_at IS NULL AND e.seq < c.seq)`,
+    );
+    return dateOrNull(rows[0]?.due);
+  }
+
+  async summary(destinationId: string): Promise<WebhookQueueSummary> {
+    const counts: RawRow[] = await this.em.query(
+      `SELECT COUNT(*) FILTER (WHERE delivered_at IS NULL) AS pending,
+              COUNT(*) FILTER (WHERE delivered_at IS NOT NULL) AS delivered,
+              MAX(delivered_at) AS last_delivered_at
+         FROM webhook_deliveries WHERE destination_id = $1`,
+      [destinationId],
+    );
+    const head: RawRow[] = await this.em.query(
+      `SELECT * FROM webhook_deliveries WHERE destination_id = $1 AND delivered_at IS NULL ORDER BY seq LIMIT 1`,
+      [destinationId],
+    );
+    const c = counts[0] ?? {};
+    return {
+      pending: Number(c.pending ?? 0),
+      delivered: Number(c.delivered ?? 0),
+      lastDeliveredAt: dateOrNull(c.last_delivered_at),
+      head: head[0] ? rowOf(head[0]) : null,
+    };
+  }
+
+  /** Rows that failed at least once, most recent failure first. */
+  async recentFailures(destinationId: string, limit: number): Promise<WebhookDeliveryRow[]> {
+    const rows: RawRow[] = await this.em.query(
+      `SELECT * FROM webhook_deliveries WHERE destination_id = $1 AND last_error_at IS NOT NULL
+        ORDER BY last_error_at DESC, seq DESC LIMIT $2`,
+      [destinationId, limit],
+    );
+    return rows.map(rowOf);
+  }
+
+  get(destinationId: string, seq: number): Promise<WebhookDeliveryRow | null> {
+    return this.em.findOneBy(WebhookDeliveryEntity, { destinationId, seq });
+  }
+}

@@ -1,0 +1,237 @@
+import assert from 'node:assert/strict';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { startFakeImap, type FakeImapServer } from '../../src/harness/fake-imap/index.js';
+import { verifySignature } from '../../src/inbound/webhooks/signature.js';
+import { forEachBackend, openApiHarness, type ApiHarness } from '../support/api-harness.js';
+import { eventually, rawMail } from '../support/mail.js';
+
+type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON answers in tests
+
+const SECRET = 'canary-webhook-secret-7f3a9c1e';
+
+interface Received {
+  headers: IncomingHttpHeaders;
+  body: string;
+  answered: number;
+}
+
+/** A real HTTP receiver on 127.0.0.1:0 that answers 500 `failures` times, then 200. */
+async function startReceiver(
+  failures: number,
+): Promise<{ url: string; got: Received[]; server: Server; fail: (n: number) => void }> {
+  const got: Received[] = [];
+  let remaining = failures;
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const answered = remaining > 0 ? 500 : 200;
+      if (remaining > 0) remaining -= 1;
+      got.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), answered });
+      res.writeHead(answered, { 'content-type': 'text/plain' }).end(answered === 200 ? 'ok' : 'receiver down');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}/hooks/mailroom`, got, server, fail: (n) => (remaining = n) };
+}
+
+forEachBackend('webhooks', (kind) => {
+  let h: ApiHarness;
+  let imap: FakeImapServer;
+  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let tenantId: string;
+  let serverId: string;
+
+  beforeEach(async () => {
+    h = await openApiHarness(kind);
+    imap = await startFakeImap({ users: [{ user: 'support@example.com', password: 'imap-pass' }] });
+    tenantId = (await h.call<Obj>('POST', '/api/v1/tenants', { name: 'Hooks' })).body.id;
+    const server = await h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/servers`, {
+      name: 'Main',
+      imap: {
+        host: '127.0.0.1',
+        port: imap.port,
+        secure: false,
+        user: 'support@example.com',
+        auth: { method: 'password', password: 'imap-pass' },
+      },
+      smtp: { host: '127.0.0.1', port: 2525, auth: { mode: 'none' } },
+    });
+    assert.equal(server.status, 201, server.raw);
+    serverId = server.body.id;
+  });
+  afterEach(async function () {
+    if (this.currentTest?.state === 'failed') {
+      process.stdout.write(`--- engine log of the failed test:\n${h.logLines.slice(-40).join('\n')}\n`);
+    }
+    await h.close();
+    await imap.close();
+    receiver?.server.close();
+  });
+
+  async function addDestination(body: Obj): Promise<Obj> {
+    const res = await h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/destinations`, {
+      name: 'Support',
+      address: 'support@example.com',
+      serverId,
+      ...body,
+    });
+    assert.equal(res.status, 201, res.raw);
+    return res.body;
+  }
+
+  const statusOf = async (destinationId: string): Promise<Obj> => {
+    const res = await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/destinations/${destinationId}/webhook`);
+    assert.equal(res.status, 200, res.raw);
+    return res.body;
+  };
+
+  it('signs, retries through a receiver that fails three times, and delivers once it answers 2xx', async () => {
+    receiver = await startReceiver(3);
+    const destination = await addDestination({ webhookUrl: receiver.url, webhookSecret: SECRET });
+    assert.equal(destination.webhookUrl, receiver.url);
+    assert.equal(destination.hasWebhookSecret, true);
+    await h.inbound.start();
+    h.webhooks.start();
+    imap.append('support@example.com', 'INBOX', rawMail({ to: 'support@example.com', subject: 'hook me' }));
+
+    await eventually(async () => (receiver.got.some((r) => r.answered === 200) ? true : undefined), 15_000);
+    const status = await eventually(async () => {
+      const s = await statusOf(destination.id);
+      return s.pending === 0 && s.delivered === 1 ? s : undefined;
+    });
+    // A little longer: nothing more arrives once a 2xx was answered.
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    assert.deepEqual(
+      receiver.got.map((r) => r.answered),
+      [500, 500, 500, 200],
+    );
+    const keys = new Set(receiver.got.map((r) => r.headers['idempotency-key']));
+    assert.deepEqual([...keys], [`${destination.id}:1`]);
+    for (const r of receiver.got) {
+      const ok = verifySignature({
+        secret: SECRET,
+        body: r.body,
+        timestamp: r.headers['x-mailroom-timestamp'] as string,
+        signature: r.headers['x-mailroom-signature'] as string,
+        nowSeconds: Math.floor(Date.now() / 1000),
+      });
+      assert.equal(ok, true, 'signature verifies');
+      assert.equal(r.headers['content-type'], 'application/json');
+    }
+    const event = JSON.parse((receiver.got[3] as Received).body) as Obj;
+    assert.equal(event.type, 'message.routed');
+    assert.equal(event.id, `${destination.id}:1`);
+    assert.equal(event.seq, 1);
+    assert.equal(event.tenantId, tenantId);
+    assert.equal(event.destinationId, destination.id);
+    assert.equal(event.message.subject, 'hook me');
+    assert.equal(event.message.seq, 1);
+
+    assert.equal(status.state, 'ok');
+    assert.equal(status.head, null);
+    assert.match(status.lastError, /HTTP 500: receiver down/);
+    assert.equal(status.recentFailures.length, 1);
+    assert.equal(status.recentFailures[0].attempts, 4);
+    assert.equal(status.recentFailures[0].seq, 1);
+    assert.notEqual(status.recentFailures[0].deliveredAt, null);
+    const [row] = await h.store.query<{ attempts: number; last_status: number }>(
+      'SELECT attempts, last_status FROM webhook_deliveries WHERE destination_id = $1',
+      [destination.id],
+    );
+    assert.equal(row?.attempts, 4);
+    assert.equal(row?.last_status, 200);
+
+    // Canary: the secret never leaves sealed.
+    const answers = [
+      (await h.call('GET', `/api/v1/tenants/${tenantId}/destinations/${destination.id}`)).raw,
+      (await h.call('GET', `/api/v1/tenants/${tenantId}/destinations`)).raw,
+      JSON.stringify(status),
+    ];
+    for (const text of answers) assert.ok(!text.includes(SECRET), 'secret in an API answer');
+    assert.ok(!h.logLines.join('\n').includes(SECRET), 'secret in the log');
+    const dump = await h.store.query<{ t: string }>(
+      `SELECT (SELECT string_agg(d::text, '|') FROM destinations d) || (SELECT string_agg(w::text, '|') FROM webhook_deliveries w) AS t`,
+    );
+    assert.ok(dump[0]?.t.length, 'dump is not empty');
+    assert.ok(!dump[0]?.t.includes(SECRET), 'secret in the database in clear');
+  });
+
+  it('shows a receiver that keeps failing as failing, keeps the event, and delivers in order once it recovers', async () => {
+    receiver = await startReceiver(1_000);
+    const destination = await addDestination({ webhookUrl: receiver.url, webhookSecret: SECRET });
+    await h.inbound.start();
+    h.webhooks.start();
+    imap.append('support@example.com', 'INBOX', rawMail({ to: 'support@example.com', subject: 'first' }));
+    imap.append('support@example.com', 'INBOX', rawMail({ to: 'support@example.com', subject: 'second' }));
+    const failing = await eventually(async () => {
+      const s = await statusOf(destination.id);
+      return s.state === 'failing' ? s : undefined;
+    });
+    assert.equal(failing.pending, 2);
+    assert.equal(failing.head.seq, 1);
+    // Strict order: nothing of seq 2 is posted while seq 1 is pending.
+    assert.ok(receiver.got.every((r) => r.headers['idempotency-key'] === `${destination.id}:1`));
+    receiver.fail(0);
+    await eventually(async () => ((await statusOf(destination.id)).pending === 0 ? true : undefined), 10_000);
+    const delivered = receiver.got.filter((r) => r.answered === 200).map((r) => (JSON.parse(r.body) as Obj).seq);
+    assert.deepEqual(delivered, [1, 2]);
+    assert.equal((await statusOf(destination.id)).state, 'ok');
+  });
+
+  it('validates webhook settings and sends a signed test event', async () => {
+    receiver = await startReceiver(0);
+    const bad = await h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/destinations`, {
+      name: 'Support',
+      address: 'support@example.com',
+      serverId,
+      webhookUrl: receiver.url,
+    });
+    assert.equal(bad.status, 400, bad.raw);
+    assert.equal(bad.body.error.field, 'webhookSecret');
+    const ftp = await h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/destinations`, {
+      name: 'Support',
+      address: 'support@example.com',
+      serverId,
+      webhookUrl: 'ftp://127.0.0.1/x',
+      webhookSecret: SECRET,
+    });
+    assert.equal(ftp.status, 400, ftp.raw);
+    const plain = await addDestination({});
+    assert.equal((await statusOf(plain.id)).state, 'disabled');
+    const patched = await h.call<Obj>('PATCH', `/api/v1/tenants/${tenantId}/destinations/${plain.id}`, {
+      webhookUrl: receiver.url,
+      webhookSecret: SECRET,
+    });
+    assert.equal(patched.status, 200, patched.raw);
+    assert.equal(patched.body.hasWebhookSecret, true);
+    // A later change keeps the secret.
+    const renamed = await h.call<Obj>('PATCH', `/api/v1/tenants/${tenantId}/destinations/${plain.id}`, {
+      name: 'Help',
+    });
+    assert.equal(renamed.body.hasWebhookSecret, true);
+    const test = await h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/destinations/${plain.id}/webhook/test`);
+    assert.equal(test.status, 200, test.raw);
+    assert.equal(test.body.ok, true);
+    const sent = receiver.got[0] as Received;
+    assert.equal((JSON.parse(sent.body) as Obj).type, 'webhook.test');
+    assert.equal(
+      verifySignature({
+        secret: SECRET,
+        body: sent.body,
+        timestamp: sent.headers['x-mailroom-timestamp'] as string,
+        signature: sent.headers['x-mailroom-signature'] as string,
+        nowSeconds: Math.floor(Date.now() / 1000),
+      }),
+      true,
+    );
+    const removed = await h.call<Obj>('PATCH', `/api/v1/tenants/${tenantId}/destinations/${plain.id}`, {
+      webhookUrl: null,
+    });
+    assert.equal(removed.body.webhookUrl, null);
+    assert.equal(removed.body.hasWebhookSecret, false);
+    assert.ok(!JSON.stringify([patched.body, renamed.body, test.body]).includes(SECRET));
+  });
+});

@@ -210,7 +210,7 @@ export class AccountQueue {
       this.removePending(item);
       return true;
     }
-    if (!row) await store.outbound.insert(this.rowFromHeader(read.header));
+    if (!row) await store.outbound.insertMissing(this.rowFromHeader(read.header));
     const attempts = (row?.attempts ?? 0) + 1;
     const firstAttemptAt = row?.firstAttemptAt ?? new Date(clock.now());
     // The attempt is recorded while the message is on its way (two round trips in the time of one).

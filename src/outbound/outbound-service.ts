@@ -211,19 +211,8 @@ export class OutboundService {
       references,
       loopValue: this.deps.instanceId,
     });
-    const item = await this.spool.enqueue(
-      {
-        id,
-        tenantId,
-        accountId: server.id,
-        destinationId,
-        instanceId: this.deps.instanceId,
-        envelope,
-        messageId,
-        createdAt: new Date(this.clock.now()).toISOString(),
-      },
-      raw,
-    );
+    // The status row first, then the spool: once the file is in the queue the drainer may take it
+    // at once. If the spool refuses the message, the row goes again and nothing was accepted.
     await store.outbound.insert({
       id,
       tenantId,
@@ -242,6 +231,25 @@ export class OutboundService {
       sentAt: null,
       instanceId: this.deps.instanceId,
     });
+    let item;
+    try {
+      item = await this.spool.enqueue(
+        {
+          id,
+          tenantId,
+          accountId: server.id,
+          destinationId,
+          instanceId: this.deps.instanceId,
+          envelope,
+          messageId,
+          createdAt: new Date(this.clock.now()).toISOString(),
+        },
+        raw,
+      );
+    } catch (err) {
+      await store.outbound.delete(id).catch(() => undefined);
+      throw err;
+    }
     this.queueFor(server).enqueued(item);
     return outboundView((await store.outbound.byId(id)) as OutboundMessageRow);
   }

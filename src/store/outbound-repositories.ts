@@ -8,6 +8,19 @@ export class OutboundMessageRepository {
   async insert(row: Omit<OutboundMessageRow, 'createdAt' | 'updatedAt'>): Promise<void> {
     await this.em.insert(OutboundMessageEntity, row as Parameters<EntityManager['insert']>[1]);
   }
+  /** Inserts unless a row with this id exists (recovering a row from a spool header). */
+  async insertMissing(row: Omit<OutboundMessageRow, 'createdAt' | 'updatedAt'>): Promise<void> {
+    await this.em
+      .createQueryBuilder()
+      .insert()
+      .into(OutboundMessageEntity)
+      .values(row as Parameters<EntityManager['insert']>[1])
+      .orIgnore()
+      .execute();
+  }
+  async delete(id: string): Promise<void> {
+    await this.em.delete(OutboundMessageEntity, { id });
+  }
   get(tenantId: string, id: string): Promise<OutboundMessageRow | null> {
     return this.em.findOneBy(OutboundMessageEntity, { tenantId, id });
   }

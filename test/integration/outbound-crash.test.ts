@@ -85,6 +85,7 @@ describe('outbound crash safety (SIGKILL while accepting and delivering)', funct
             next += 1;
           } else {
             refused.add(`crash ${n}`);
+            process.stdout.write(`refused ${res.status} ${JSON.stringify(body)}\n`);
             next += 1;
           }
         } catch {

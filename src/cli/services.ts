@@ -10,19 +10,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  * Runs a CLI command against the services directly (not over HTTP). With the embedded
  * database the engine must not be running at the same time: PGlite is single-process.
  */
-export async function withAccounts<T>(fn: (accounts: Accounts) => Promise<T>): Promise<T> {
-  const config = loadConfig();
-  const logger = createLogger({
-    level: process.env.MAILROOM_LOG_LEVEL ?? 'warn',
-    pretty: config.logPretty,
-    stderr: true,
-  });
-  const services = await openServices(config, logger);
-  try {
-    return await fn(services.accounts);
-  } finally {
-    await services.close();
-  }
+export function withAccounts<T>(fn: (accounts: Accounts) => Promise<T>): Promise<T> {
+  return withServices((services) => fn(services.accounts));
 }
 
 /** A tenant given by id or by name. */

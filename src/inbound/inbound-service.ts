@@ -6,7 +6,7 @@ import type { Store } from '../store/store.js';
 import { MailboxSync, type RoutedEvent } from './mailbox-sync.js';
 import type { MessageParser } from './message-record.js';
 import { DEFAULT_INBOUND_OPTIONS, type InboundOptions } from './options.js';
-import { ServerWatcher, type WatcherStatus } from './server-watcher.js';
+import { idleStatus, ServerWatcher, type WatcherStatus } from './server-watcher.js';
 
 export interface InboundDeps {
   store: Store;
@@ -94,16 +94,7 @@ export class InboundService {
   status(serverId: string): WatcherStatus {
     const entry = this.watchers.get(serverId);
     if (entry) return entry.watcher.snapshot();
-    return {
-      state: 'disabled',
-      lastError: null,
-      lastErrorAt: null,
-      lastContactAt: null,
-      lastUid: {},
-      idleSupported: null,
-      reconnects: 0,
-      nextAttemptAt: null,
-    };
+    return idleStatus('disabled');
   }
 
   /** Asks a server's watcher to sync now. */

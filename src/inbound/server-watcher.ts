@@ -23,6 +23,20 @@ export interface WatcherStatus {
   nextAttemptAt: string | null;
 }
 
+/** The status of a server nobody watches yet (or any more). */
+export function idleStatus(state: WatcherState): WatcherStatus {
+  return {
+    state,
+    lastError: null,
+    lastErrorAt: null,
+    lastContactAt: null,
+    lastUid: {},
+    idleSupported: null,
+    reconnects: 0,
+    nextAttemptAt: null,
+  };
+}
+
 export interface WatcherDeps {
   credentials: CredentialService;
   sync: MailboxSync;
@@ -47,16 +61,7 @@ export class ServerWatcher {
   private wake: (() => void) | undefined;
   private running: Promise<void> | undefined;
   private readonly log: Logger;
-  private readonly status: WatcherStatus = {
-    state: 'connecting',
-    lastError: null,
-    lastErrorAt: null,
-    lastContactAt: null,
-    lastUid: {},
-    idleSupported: null,
-    reconnects: 0,
-    nextAttemptAt: null,
-  };
+  private readonly status: WatcherStatus = idleStatus('connecting');
 
   constructor(
     readonly server: EmailServerRow,

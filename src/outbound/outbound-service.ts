@@ -82,6 +82,7 @@ export class OutboundService {
 
   async start(): Promise<void> {
     await this.spool.open();
+    await this.sweepUnspooled();
     await this.reconcile();
     const tick = (): void => {
       this.timer = setTimeout(() => {
@@ -94,6 +95,34 @@ export class OutboundService {
       this.timer.unref();
     };
     tick();
+  }
+
+  /**
+   * A status row is written just before its spool file; an engine stopped between the two leaves
+   * a `queued` row with no file (the sender got no 202). Such rows are marked failed, with why.
+   */
+  private async sweepUnspooled(): Promise<void> {
+    const { store, logger } = this.deps;
+    const rows = await store.outbound.listQueuedOf(this.deps.instanceId);
+    const spooled = new Map<string, Set<string>>();
+    for (const row of rows) {
+      let ids = spooled.get(row.serverId);
+      if (!ids) {
+        const queued = await this.spool.list(row.serverId);
+        const dead = await this.spool.listDead(row.serverId);
+        ids = new Set([...queued, ...dead].map((i) => i.id));
+        spooled.set(row.serverId, ids);
+      }
+      if (ids.has(row.id)) continue;
+      await store.outbound.update(row.id, {
+        status: 'failed',
+        lastReply: 'not accepted: the engine stopped before the message reached the spool (the sender got no 202)',
+      });
+      logger.warn(
+        { tenantId: row.tenantId, serverId: row.serverId, outboundId: row.id },
+        'unspooled message marked failed',
+      );
+    }
   }
 
   /** Queues for every server (and any spool folder left by a deleted one is kept, not sent). */

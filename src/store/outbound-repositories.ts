@@ -30,6 +30,10 @@ export class OutboundMessageRepository {
   async update(id: string, patch: Partial<Omit<OutboundMessageRow, 'id'>>): Promise<void> {
     await this.em.update(OutboundMessageEntity, { id }, patch as Parameters<EntityManager['update']>[2]);
   }
+  /** Messages of this instance never attempted yet: each should have a spool file. */
+  listQueuedOf(instanceId: string): Promise<OutboundMessageRow[]> {
+    return this.em.find(OutboundMessageEntity, { where: { instanceId, status: 'queued', attempts: 0 } });
+  }
   listDeferred(serverId: string): Promise<OutboundMessageRow[]> {
     return this.em.find(OutboundMessageEntity, { where: { serverId, status: 'deferred' } });
   }

@@ -133,6 +133,37 @@ forEachBackend('outbound', (kind) => {
     assert.match(parsed.text ?? '', /Max Agent, Support 1/);
   });
 
+  it('marks a status row whose message never reached the spool as failed at start', async () => {
+    const { serverId, destinationId } = await account(1);
+    const orphan = randomUUID();
+    await h.store.outbound.insert({
+      id: orphan,
+      tenantId,
+      destinationId,
+      serverId,
+      status: 'queued',
+      messageIdHeader: `${orphan}@mailroom.invalid`,
+      conversationId: null,
+      subject: 'lost before the spool',
+      recipients: ['c@example.net'],
+      attempts: 0,
+      lastReply: null,
+      lastResponseCode: null,
+      nextAttemptAt: null,
+      firstAttemptAt: null,
+      sentAt: null,
+      instanceId: 'test-instance',
+    });
+    await h.outbound.start();
+    const kept = await send(destinationId, { to: ['c@example.net'], text: 'kept' });
+    assert.equal(kept.status, 202);
+    const swept = await statusOf(destinationId, orphan);
+    assert.equal(swept.status, 'failed');
+    assert.match(swept.lastReply, /never|before the message reached the spool/);
+    await smtp.waitFor(1);
+    assert.equal(smtp.messages.length, 1, 'only the spooled message is sent');
+  });
+
   it('never lets CR/LF in a subject or name create headers or recipients', async () => {
     const { destinationId } = await account(1);
     await h.outbound.start();

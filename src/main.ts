@@ -158,7 +158,7 @@ export class Engine {
         credentials,
         logger: this.logger,
         options: { ...inboundOptionsOf(this.config), ...this.tuning.inbound },
-        onHeartbeat: (e) => outbound.heartbeatReceived(e.serverId, e.token, e.receivedAt.getTime()),
+        onHeartbeat: (e) => outbound.heartbeatReceived(e.token, e.receivedAt.getTime()),
       });
       this.webhooks = createWebhooks({
         store,

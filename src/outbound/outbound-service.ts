@@ -328,9 +328,10 @@ export class OutboundService {
   }
 
   /** Inbound recognised a heartbeat token in a watched mailbox. */
-  heartbeatReceived(serverId: string, token: string, at: number): void {
+  heartbeatReceived(token: string, at: number): void {
+    // The token arrives in whichever watched mailbox the heartbeat address belongs to, often not
+    // the sending account's own: every account's heartbeat checks whether the token is its own.
     for (const beat of this.heartbeats.values()) beat.received(token, at);
-    void serverId;
   }
 
   /** Finishes each account's message in flight, stops. Accepted mail stays in the spool. */

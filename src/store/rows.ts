@@ -110,16 +110,23 @@ export interface Classification {
   autoReply: boolean;
   bounce: boolean;
   loop: boolean;
+  /** Short machine-readable codes of every rule that matched, e.g. `precedence:bulk`, `null-sender`. */
   reasons: string[];
 }
 
+/** An attachment without its content (the parser's description, stored with the message). */
 export interface AttachmentInfo {
+  /** Position in mailparser's attachment list; stable for the same raw message. */
   index: number;
   filename: string | null;
   contentType: string;
+  /** Decoded size in bytes. */
   size: number;
+  /** Content-ID without angle brackets (what `cid:` URLs in `html` name), or null. */
   contentId: string | null;
+  /** SHA-256 of the decoded content, hex. */
   checksum: string;
+  /** Disposition `inline`, or an embedded part of multipart/related. */
   inline: boolean;
 }
 

@@ -98,7 +98,7 @@ export async function openApiHarness(
       credentials,
       logger,
       options: inboundOptions,
-      onHeartbeat: (e) => outbound.heartbeatReceived(e.serverId, e.token, e.receivedAt.getTime()),
+      onHeartbeat: (e) => outbound.heartbeatReceived(e.token, e.receivedAt.getTime()),
     });
   const spoolDir = await mkdtemp(join(tmpdir(), 'mailroom-spool-'));
   const outbound = new OutboundService({

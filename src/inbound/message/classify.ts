@@ -1,3 +1,4 @@
+import type { Classification as StoredClassification } from '../../store/rows.js';
 import type { ParsedMessage } from './parsed-message.js';
 
 /** The header Mailroom adds to every message it sends; seeing it come back in means a mail loop. */
@@ -29,13 +30,8 @@ export interface ClassifyEnvelope {
   sender?: string | null;
 }
 
-export interface Classification {
-  autoReply: boolean;
-  bounce: boolean;
-  loop: boolean;
-  /** Short machine-readable codes of every rule that matched, e.g. `precedence:bulk`, `null-sender`. */
-  reasons: string[];
-}
+/** What `classifyMessage` decides; stored with the message as it is. */
+export type Classification = StoredClassification;
 
 /**
  * Classifies a message as auto-reply, bounce/delivery report and/or mail loop. Pure; consumers

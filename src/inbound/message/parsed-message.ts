@@ -1,3 +1,4 @@
+import type { AttachmentInfo } from '../../store/rows.js';
 /**
  * The shape of a parsed message and of parse failures, the limits, and the messages exchanged with
  * the parse worker. Plain types and constants: importing this never loads mailparser.
@@ -53,20 +54,7 @@ export interface ParsedAddress {
 }
 
 /** An attachment without its content; fetch the bytes with `extractAttachment(raw, index)`. */
-export interface ParsedAttachment {
-  /** Position in mailparser's attachment list; stable for the same raw message. */
-  index: number;
-  filename: string | null;
-  contentType: string;
-  /** Decoded size in bytes. */
-  size: number;
-  /** Content-ID without angle brackets (what `cid:` URLs in `html` name), or null. */
-  contentId: string | null;
-  /** SHA-256 of the decoded content, hex. */
-  checksum: string;
-  /** Disposition `inline`, or an embedded part of multipart/related. */
-  inline: boolean;
-}
+export type ParsedAttachment = AttachmentInfo;
 
 /** Headers copied verbatim (unfolded, trimmed, first occurrence) for classification and display. */
 export const SELECTED_HEADERS = [

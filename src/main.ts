@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { join } from 'node:path';
 import { createAccounts, type Accounts } from './accounts/index.js';
 import { buildApi } from './api/http-server.js';
+import { LeaseKeeper, type LeaseOptions } from './cluster/lease-keeper.js';
 import { CredentialService } from './auth/credentials.js';
 import { OAuthService, type OAuthOptions } from './auth/oauth/index.js';
 import { createInbound, type Inbound, type InboundOptions } from './inbound/index.js';
@@ -11,6 +12,9 @@ import type { OutboundOptions } from './outbound/options.js';
 import { OutboundService, type ResponseRenderer } from './outbound/outbound-service.js';
 import type { Config } from './config/config.js';
 import { resolveSecrets } from './config/local-secrets.js';
+import { engineStateCollector } from './engine-metrics.js';
+import type { OperationsApi } from './api/route.js';
+import { offCollect, onCollect, renderMetrics } from './shared/metrics.js';
 import type { Logger } from './shared/logger.js';
 import { SecretSealer } from './shared/sealed-secrets.js';
 import { createTemplates, type Templates } from './templates/index.js';
@@ -85,8 +89,10 @@ export class Engine {
   private templates: Templates | undefined;
   private outbound: OutboundService | undefined;
   private webhooks: Webhooks | undefined;
+  private leases: LeaseKeeper | undefined;
   private api: FastifyInstance | undefined;
   private stopping: Promise<void> | undefined;
+  private collector: (() => Promise<void>) | undefined;
   private address: { host: string; port: number } | undefined;
 
   constructor(
@@ -98,6 +104,7 @@ export class Engine {
       /** e.g. a private identity provider's CA (issue 5). */
       oauth?: OAuthOptions;
       webhooks?: Partial<WebhookOptions>;
+      leases?: Partial<LeaseOptions>;
     } = {},
   ) {}
 
@@ -153,12 +160,24 @@ export class Engine {
       });
       this.outbound = outbound;
       await outbound.start();
+      // Which servers this instance watches: those it holds the lease of (all, when it is alone).
+      const leases = new LeaseKeeper({
+        store,
+        logger: this.logger,
+        instanceId: this.config.instanceId,
+        options: { ttlMs: this.config.leaseTtlMs, ...this.tuning.leases },
+        onChange: async () => {
+          if (this.inbound && this.state === 'running') await this.inbound.service.reconcile();
+        },
+      });
+      this.leases = leases;
       this.inbound = createInbound({
         store,
         credentials,
         logger: this.logger,
         options: { ...inboundOptionsOf(this.config), ...this.tuning.inbound },
         onHeartbeat: (e) => outbound.heartbeatReceived(e.token, e.receivedAt.getTime()),
+        owns: (serverId) => leases.owns(serverId),
       });
       this.webhooks = createWebhooks({
         store,
@@ -167,6 +186,8 @@ export class Engine {
         events: this.inbound.service.events,
         options: this.tuning.webhooks,
       });
+      this.collector = engineStateCollector({ store, inbound: this.inbound, leases });
+      onCollect(this.collector);
       this.api = await buildApi({
         accounts,
         inbound: this.inbound,
@@ -176,8 +197,10 @@ export class Engine {
         templates: this.templates,
         oauth: this.oauth,
         webhooks: this.webhooks,
+        operations: this.operations(),
       });
       await this.api.listen({ host: this.config.httpHost, port: this.config.httpPort });
+      await leases.start();
       await this.inbound.start();
       this.webhooks.start();
       const bound = this.api.server.address();
@@ -191,6 +214,35 @@ export class Engine {
       await this.stop();
       throw err;
     }
+  }
+
+  /** Readiness checks, metrics and the cluster view for the API. */
+  private operations(): OperationsApi {
+    return {
+      readiness: async () => {
+        const checks: Array<{ name: string; ok: boolean; detail: string }> = [];
+        checks.push({ name: 'engine', ok: this.state === 'running', detail: this.state });
+        try {
+          await this.services?.store.query('SELECT 1');
+          checks.push({ name: 'database', ok: true, detail: 'answers' });
+        } catch (err) {
+          checks.push({ name: 'database', ok: false, detail: (err as Error).message });
+        }
+        const since = this.leases?.sinceRenewalMs ?? Infinity;
+        const ttl = this.config.leaseTtlMs;
+        checks.push({
+          name: 'leases',
+          ok: since < ttl,
+          detail: since === Infinity ? 'not renewed yet' : `renewed ${Math.round(since)} ms ago`,
+        });
+        return { ready: checks.every((c) => c.ok), checks };
+      },
+      metrics: () => renderMetrics(),
+      cluster: () => {
+        if (!this.leases) throw new Error('engine is not running');
+        return this.leases.view();
+      },
+    };
   }
 
   /**
@@ -212,12 +264,15 @@ export class Engine {
     try {
       if (this.api) await Promise.race([this.api.close(), deadline]);
       if (this.inbound) await Promise.race([this.inbound.stop(), deadline]);
+      // Watchers are stopped: hand the servers to the other instances now rather than at expiry.
+      if (this.leases) await Promise.race([this.leases.stop(), deadline]);
       // Webhooks: no new POSTs; the ones in flight finish (bounded by their request timeout).
       if (this.webhooks) await Promise.race([this.webhooks.stop(), deadline]);
       if (this.outbound) await Promise.race([this.outbound.stop(), deadline]);
       if (this.templates) await this.templates.stop();
       if (this.oauth) await this.oauth.stop();
     } finally {
+      if (this.collector) offCollect(this.collector);
       await this.services?.close();
       this.state = 'stopped';
       this.logger.info('stopped');

@@ -27,6 +27,8 @@ export interface ApiOptions {
   oauth?: OAuthApi;
   /** Webhook status and test sends; without them the webhook routes answer UNAVAILABLE. */
   webhooks?: RouteContext['webhooks'];
+  /** Readiness, metrics and cluster view; without them those routes answer UNAVAILABLE. */
+  operations?: RouteContext['operations'];
   logger: Logger;
   /** The administrator token from the configuration (never stored). */
   adminToken: string;
@@ -122,6 +124,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     ...(options.templates && { templates: options.templates }),
     ...(options.oauth && { oauth: options.oauth }),
     ...(options.webhooks && { webhooks: options.webhooks }),
+    ...(options.operations && { operations: options.operations }),
     openapi: () => app.swagger(),
   };
 
@@ -153,6 +156,7 @@ function registerRoute(
     schema: {
       summary: route.summary,
       tags: route.tags,
+      ...(route.hidden && { hide: true }),
       ...(route.access !== 'public' && { security: [{ bearer: [] }] }),
       ...(route.schema.params && { params: route.schema.params }),
       ...(route.schema.querystring && { querystring: route.schema.querystring }),

@@ -2,6 +2,7 @@ import type { TSchema } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Accounts, Principal } from '../accounts/index.js';
 import type { OAuthService } from '../auth/oauth/index.js';
+import type { ClusterView } from '../cluster/lease-keeper.js';
 import type { WatcherStatus } from '../inbound/server-watcher.js';
 import type { MessageFeed } from '../inbound/message-feed.js';
 import type { Webhooks } from '../inbound/webhooks/index.js';
@@ -23,6 +24,13 @@ export interface InboundApi {
 /** What the API needs of OAuth 2.0: device-code sign-in and the sign-in status. */
 export type OAuthApi = Pick<OAuthService, 'startDeviceCode' | 'status' | 'test'>;
 
+/** Readiness, metrics and the instances sharing the database (the engine provides them). */
+export interface OperationsApi {
+  readiness(): Promise<{ ready: boolean; checks: Array<{ name: string; ok: boolean; detail: string }> }>;
+  metrics(): Promise<{ contentType: string; body: string }>;
+  cluster(): Promise<ClusterView>;
+}
+
 export interface RouteContext {
   accounts: Accounts;
   inbound: InboundApi;
@@ -33,6 +41,8 @@ export interface RouteContext {
   templates?: Templates;
   /** Webhook status and test sends; routes answer UNAVAILABLE without them. */
   webhooks?: Pick<Webhooks, 'status' | 'test'>;
+  /** Absent in an API built without an engine (readiness and metrics answer UNAVAILABLE). */
+  operations?: OperationsApi;
   /** The OpenAPI document of every declared route. */
   openapi: () => unknown;
 }
@@ -47,6 +57,8 @@ export interface RouteDef {
   access: Access;
   summary: string;
   tags: string[];
+  /** Left out of the OpenAPI document (the web console's files are not part of the API). */
+  hidden?: boolean;
   schema: {
     params?: TSchema;
     querystring?: TSchema;

@@ -33,6 +33,12 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** [host name] this instance's name: in the loop header of sent mail and on the spool it owns. */
   instanceId: string;
+  /**
+   * MAILROOM_LEASE_TTL_MS [20000]: with several instances on one database, a server whose
+   * instance stopped renewing its lease is taken over by another within about this long (plus a
+   * quarter of it for the next renewal).
+   */
+  leaseTtlMs: number;
   /** Inbound tunables; absent ones keep the engine's defaults. */
   imap: {
     /** MAILROOM_IMAP_POLL_INTERVAL_MS [60000]: polling on servers without IDLE. */
@@ -132,6 +138,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     logPretty: boolVar(env, 'MAILROOM_LOG_PRETTY', Boolean(process.stdout.isTTY)),
     shutdownTimeoutMs: intVar(env, 'MAILROOM_SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     instanceId: nonEmpty(env, 'MAILROOM_INSTANCE_ID') ?? hostname(),
+    leaseTtlMs: intVar(env, 'MAILROOM_LEASE_TTL_MS', 20_000, 1_000, 600_000),
     imap: {
       ...optionalInt(env, 'MAILROOM_IMAP_POLL_INTERVAL_MS', 'pollIntervalMs', 100, 86_400_000),
       ...optionalInt(env, 'MAILROOM_IMAP_SAFETY_POLL_MS', 'safetyPollMs', 1_000, 3_600_000),

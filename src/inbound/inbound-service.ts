@@ -14,6 +14,11 @@ export interface InboundDeps {
   parser: MessageParser;
   logger: Logger;
   options?: Partial<InboundOptions>;
+  /**
+   * Whether this instance watches a server (it holds the server's lease, see `src/cluster`);
+   * without it every enabled server is watched.
+   */
+  owns?: (serverId: string) => boolean;
   /** A heartbeat token arrived in a watched mailbox (the outbound side measures the round trip). */
   onHeartbeat?: (event: { serverId: string; token: string; receivedAt: Date }) => void;
 }
@@ -30,6 +35,7 @@ export class InboundService {
   private readonly sync: MailboxSync;
   private timer: NodeJS.Timeout | undefined;
   private reconciling: Promise<void> | undefined;
+  private reconcileQueued: Promise<void> | undefined;
   private stopped = false;
 
   constructor(private readonly deps: InboundDeps) {
@@ -60,23 +66,42 @@ export class InboundService {
     tick();
   }
 
-  /** Starts watchers for new or changed enabled servers, stops those removed or disabled. */
+  /**
+   * Starts watchers for new or changed enabled servers, stops those removed, disabled or no longer
+   * owned. Runs one at a time; a call during a run gets the next run (which sees its change).
+   */
   reconcile(): Promise<void> {
-    this.reconciling ??= this.doReconcile().finally(() => (this.reconciling = undefined));
-    return this.reconciling;
+    if (this.reconcileQueued) return this.reconcileQueued;
+    const run = (): Promise<void> => {
+      this.reconciling = this.doReconcile().finally(() => (this.reconciling = undefined));
+      return this.reconciling;
+    };
+    if (!this.reconciling) return run();
+    this.reconcileQueued = this.reconciling
+      .catch(() => undefined)
+      .then(() => {
+        this.reconcileQueued = undefined;
+        return run();
+      });
+    return this.reconcileQueued;
   }
 
   private async doReconcile(): Promise<void> {
     if (this.stopped) return;
     const servers = await this.deps.store.servers.listAll();
-    const wanted = new Map<string, EmailServerRow>(servers.filter((s) => s.enabled).map((s) => [s.id, s]));
+    const owns = this.deps.owns ?? (() => true);
+    const wanted = new Map<string, EmailServerRow>(
+      servers.filter((s) => s.enabled && owns(s.id)).map((s) => [s.id, s]),
+    );
+    const stopping: Array<Promise<void>> = [];
     for (const [id, entry] of this.watchers) {
       const row = wanted.get(id);
       if (!row || row.updatedAt.getTime() !== entry.version) {
         this.watchers.delete(id);
-        await entry.watcher.stop();
+        stopping.push(entry.watcher.stop());
       }
     }
+    await Promise.all(stopping);
     for (const [id, row] of wanted) {
       if (this.watchers.has(id) || this.stopped) continue;
       const watcher = new ServerWatcher(row, {

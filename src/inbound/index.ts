@@ -27,6 +27,8 @@ export function createInbound(deps: {
   /** [2] parser worker threads. */
   parserThreads?: number;
   onHeartbeat?: (event: { serverId: string; token: string; receivedAt: Date }) => void;
+  /** Which servers this instance watches (its leases); all enabled ones without it. */
+  owns?: (serverId: string) => boolean;
 }): Inbound {
   const parser = new ParsePool({ size: deps.parserThreads ?? 2, limits: deps.options?.parseLimits });
   const service = new InboundService({
@@ -36,6 +38,7 @@ export function createInbound(deps: {
     logger: deps.logger,
     options: deps.options,
     ...(deps.onHeartbeat && { onHeartbeat: deps.onHeartbeat }),
+    ...(deps.owns && { owns: deps.owns }),
   });
   const feed = new MessageFeed(deps.store, parser, service.events);
   return {

@@ -2,6 +2,7 @@ import { EntitySchema, type EntitySchemaColumnOptions } from 'typeorm';
 import { OAuthGrantEntity } from './oauth-grants.js';
 import { ResponseFileSettingsEntity } from './response-file-settings.js';
 import { WebhookDeliveryEntity } from './webhook-deliveries.js';
+import { EngineInstanceEntity, ServerLeaseEntity } from './leases.js';
 import type {
   AlertRow,
   ApiTokenRow,
@@ -359,4 +360,6 @@ export const ENTITIES = [
   OAuthGrantEntity,
   ResponseFileSettingsEntity,
   WebhookDeliveryEntity,
+  EngineInstanceEntity,
+  ServerLeaseEntity,
 ];

@@ -73,6 +73,11 @@ export class OAuthGrantRepository {
     return this.em.find(OAuthGrantEntity, { where: { serverId }, order: { purpose: 'ASC' } });
   }
 
+  /** Every grant's status (no secrets): for metrics. */
+  listStatuses(): Promise<Array<Pick<OAuthGrantRow, 'serverId' | 'tenantId' | 'purpose' | 'status'>>> {
+    return this.em.find(OAuthGrantEntity, { select: { serverId: true, tenantId: true, purpose: true, status: true } });
+  }
+
   /** Replaces the sealed token cache in one statement (a rotated refresh token is saved whole or not at all). */
   async saveCache(key: GrantKey, cacheSealed: string): Promise<void> {
     await this.em.query(

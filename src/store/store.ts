@@ -14,6 +14,7 @@ import { OAuthGrantRepository } from './oauth-grants.js';
 import { ResponseFileSettingsRepository } from './response-file-settings.js';
 import type { ApiTokenRow, DestinationRow, EmailServerRow, TenantRow } from './rows.js';
 import { WebhookDeliveryRepository } from './webhook-deliveries.js';
+import { LeaseRepository } from './leases.js';
 
 export type { StoreKind } from './data-source.js';
 
@@ -166,6 +167,7 @@ export class StoreSession {
   readonly sendLog: SendLogRepository;
   readonly responseFiles: ResponseFileSettingsRepository;
   readonly webhooks: WebhookDeliveryRepository;
+  readonly leases: LeaseRepository;
 
   constructor(protected readonly em: EntityManager) {
     this.tenants = new TenantRepository(em);
@@ -181,6 +183,7 @@ export class StoreSession {
     this.sendLog = new SendLogRepository(em);
     this.responseFiles = new ResponseFileSettingsRepository(em);
     this.webhooks = new WebhookDeliveryRepository(em);
+    this.leases = new LeaseRepository(em);
   }
 }
 

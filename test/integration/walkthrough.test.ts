@@ -144,5 +144,39 @@ describe('README walkthrough (whole engine, harness mail server)', function () {
     assert.equal(status.body.outbound.queue.state, 'ok');
     const refused = await api('DELETE', `/tenants/${tenant}/servers/${server.body.id}`);
     assert.equal(refused.body.error.code, 'SERVER_IN_USE');
+
+    // Operations: readiness, the lease of the server (one instance: this one), the metrics.
+    const origin = base.replace(/\/api\/v1$/, '');
+    const ready = await fetch(`${origin}/readyz`);
+    assert.equal(ready.status, 200);
+    const readiness = (await ready.json()) as Obj;
+    assert.deepEqual(
+      (readiness.checks as Obj[]).map((c) => [c.name, c.ok]),
+      [
+        ['engine', true],
+        ['database', true],
+        ['leases', true],
+      ],
+    );
+    const cluster = await api('GET', '/cluster');
+    assert.equal(cluster.body.instances.length, 1);
+    assert.deepEqual(
+      (cluster.body.leases as Obj[]).map((l) => [l.serverId, l.owner]),
+      [[server.body.id, cluster.body.self.owner]],
+    );
+    assert.equal((await fetch(`${origin}/metrics`)).status, 401, 'metrics need the administrator token');
+    const scrape = await fetch(`${origin}/metrics`, { headers: { authorization: `Bearer ${token}` } });
+    assert.match(scrape.headers.get('content-type') ?? '', /^text\/plain/);
+    const metrics = await scrape.text();
+    const sample = (name: string, labels: string): number => {
+      const line = metrics.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(labels));
+      assert.ok(line, `metric ${name} with ${labels} in:\n${metrics.slice(0, 4000)}`);
+      return Number(line.split(' ').pop());
+    };
+    const serverLabel = `server_id="${server.body.id}"`;
+    assert.equal(sample('mailroom_server_lease_owned', serverLabel), 1);
+    assert.equal(sample('mailroom_imap_session_state', `${serverLabel},state="idle"`), 1);
+    assert.match(metrics, /^mailroom_live_instances 1$/m);
+    assert.match(metrics, /^mailroom_process_resident_memory_bytes \d+/m);
   });
 });

@@ -1,0 +1,197 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from '../shared/logger.js';
+import { leaseChanges } from '../shared/metrics.js';
+import type { Store } from '../store/store.js';
+
+/** The instances sharing the database and the lease of each e-mail server. */
+export interface ClusterView {
+  self: { instanceId: string; owner: string };
+  instances: Array<{ owner: string; instanceId: string; startedAt: string; expiresAt: string; servers: number }>;
+  leases: Array<{ serverId: string; owner: string; instanceId: string | null; expiresAt: string }>;
+}
+
+export interface LeaseOptions {
+  /** [20000] a lease not renewed for this long is free for another instance to take, ms. */
+  ttlMs: number;
+  /** [ttl / 4] how often leases are renewed and the share is checked, ms. */
+  renewIntervalMs: number;
+  /** [10] at most this many servers handed over per renewal when rebalancing. */
+  rebalanceStep: number;
+}
+
+export const DEFAULT_LEASE_OPTIONS: LeaseOptions = { ttlMs: 20_000, renewIntervalMs: 5_000, rebalanceStep: 10 };
+
+export interface LeaseKeeperDeps {
+  store: Store;
+  logger: Logger;
+  /** The configured instance name (`MAILROOM_INSTANCE_ID`); several processes may share it. */
+  instanceId: string;
+  /**
+   * Called (and awaited) after the set of owned servers changed. Before a lease is given up this
+   * has run, so the watcher of that server is stopped before another instance may start one.
+   */
+  onChange: (owned: ReadonlySet<string>) => Promise<void>;
+  options?: Partial<LeaseOptions>;
+}
+
+/**
+ * Shares the e-mail servers among the engine instances on one database. Each instance holds a
+ * lease per server it watches (a row renewed every few seconds, times from the database), takes
+ * free or expired leases up to its fair share (enabled servers ÷ live instances, rounded up),
+ * and hands a few over per renewal when another instance has fewer than its share. An instance
+ * that dies stops renewing; its leases expire after `ttlMs` and the others take them. An
+ * instance that cannot reach the database for nearly a ttl gives up its servers on its own, so
+ * two watchers of one server overlap at most briefly (and the inbound checkpoint makes that
+ * harmless: a message is stored and routed once whoever fetches it).
+ */
+export class LeaseKeeper {
+  /** Unique per process: a restarted instance never mistakes its predecessor's leases for its own. */
+  readonly owner: string;
+  readonly options: LeaseOptions;
+  private owned = new Set<string>();
+  private lastRenewedAt = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private ticking: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(private readonly deps: LeaseKeeperDeps) {
+    const ttlMs = deps.options?.ttlMs ?? DEFAULT_LEASE_OPTIONS.ttlMs;
+    this.options = {
+      ...DEFAULT_LEASE_OPTIONS,
+      renewIntervalMs: Math.max(100, Math.floor(ttlMs / 4)),
+      ...deps.options,
+    };
+    this.owner = `${deps.instanceId}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  }
+
+  /** Whether this instance holds the server's lease now. */
+  owns(serverId: string): boolean {
+    return this.owned.has(serverId);
+  }
+
+  get ownedServers(): ReadonlySet<string> {
+    return this.owned;
+  }
+
+  /** Milliseconds since the last successful renewal (Infinity before the first). */
+  get sinceRenewalMs(): number {
+    return this.lastRenewedAt === 0 ? Infinity : performance.now() - this.lastRenewedAt;
+  }
+
+  /** The instances on the database and who holds each lease. */
+  async view(): Promise<ClusterView> {
+    const [instances, leases] = await Promise.all([
+      this.deps.store.leases.instances(),
+      this.deps.store.leases.holders(),
+    ]);
+    const count = new Map<string, number>();
+    for (const lease of leases) count.set(lease.owner, (count.get(lease.owner) ?? 0) + 1);
+    return {
+      self: { instanceId: this.deps.instanceId, owner: this.owner },
+      instances: instances.map((i) => ({
+        owner: i.owner,
+        instanceId: i.instanceId,
+        startedAt: new Date(i.startedAt).toISOString(),
+        expiresAt: new Date(i.expiresAt).toISOString(),
+        servers: count.get(i.owner) ?? 0,
+      })),
+      leases: leases.map((l) => ({ ...l, expiresAt: l.expiresAt.toISOString() })),
+    };
+  }
+
+  /** Announces this instance and takes its first share; then renews on a timer. */
+  async start(): Promise<void> {
+    await this.tick();
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.ticking = this.tick().finally(() => {
+        this.ticking = undefined;
+        this.schedule();
+      });
+    }, this.options.renewIntervalMs);
+    this.timer.unref();
+  }
+
+  /** One renewal: say we are alive, keep our leases, take or hand over to reach the fair share. */
+  async tick(): Promise<void> {
+    const { store, logger } = this.deps;
+    const { ttlMs } = this.options;
+    try {
+      await store.leases.announce(this.owner, this.deps.instanceId, ttlMs);
+      const renewed = new Set(await store.leases.renew(this.owner, ttlMs));
+      this.lastRenewedAt = performance.now();
+      const lost = [...this.owned].filter((id) => !renewed.has(id));
+      if (lost.length > 0) {
+        leaseChanges.inc({ change: 'lost' }, lost.length);
+        logger.warn({ owner: this.owner, servers: lost }, 'leases lost to another instance (not renewed in time)');
+        await this.setOwned(renewed);
+      }
+      if (this.stopped) return;
+
+      const census = await store.leases.census();
+      const instances = Math.max(1, census.instances);
+      const share = Math.ceil(census.servers / instances);
+      if (this.owned.size < share) {
+        const taken = await store.leases.acquire(this.owner, ttlMs, share - this.owned.size);
+        if (taken.length > 0 && !this.stopped) {
+          leaseChanges.inc({ change: 'acquired' }, taken.length);
+          logger.info({ owner: this.owner, count: taken.length, share }, 'e-mail servers taken over');
+          await this.setOwned(new Set([...this.owned, ...taken]));
+        } else if (taken.length > 0) {
+          await store.leases.release(this.owner, taken);
+        }
+      } else if (this.owned.size > share) {
+        const floor = Math.floor(census.servers / instances);
+        const holders = [...census.leasesByOwner.values()];
+        const someoneShort = holders.length < instances || holders.some((n) => n < floor);
+        if (someoneShort) {
+          const count = Math.min(this.owned.size - share, this.options.rebalanceStep);
+          const handOver = [...this.owned].slice(0, count);
+          const keep = new Set(this.owned);
+          for (const id of handOver) keep.delete(id);
+          await this.setOwned(keep); // watchers stop before the lease is given up
+          await store.leases.release(this.owner, handOver);
+          leaseChanges.inc({ change: 'released' }, handOver.length);
+          logger.info({ owner: this.owner, count: handOver.length, share }, 'e-mail servers handed over to rebalance');
+        }
+      }
+    } catch (err) {
+      logger.error({ err, owner: this.owner }, 'lease renewal failed');
+      // Without a renewal our leases lapse at the database; stop watching before another instance may start.
+      const sinceRenew = performance.now() - this.lastRenewedAt;
+      if (this.owned.size > 0 && sinceRenew > this.options.ttlMs - this.options.renewIntervalMs) {
+        leaseChanges.inc({ change: 'lost' }, this.owned.size);
+        logger.warn(
+          { owner: this.owner, count: this.owned.size },
+          'giving up e-mail servers: leases could not be renewed',
+        );
+        await this.setOwned(new Set()).catch(() => undefined);
+      }
+    }
+  }
+
+  private async setOwned(next: Set<string>): Promise<void> {
+    this.owned = next;
+    await this.deps.onChange(this.owned);
+  }
+
+  /**
+   * Stops renewing and gives every lease back (call after the watchers stopped), so the other
+   * instances take over at their next renewal instead of waiting for the leases to expire.
+   */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.ticking?.catch(() => undefined);
+    this.owned = new Set();
+    try {
+      await this.deps.store.leases.leave(this.owner);
+    } catch (err) {
+      this.deps.logger.warn({ err, owner: this.owner }, 'could not give leases back; they expire on their own');
+    }
+  }
+}

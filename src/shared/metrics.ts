@@ -1,0 +1,143 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * The engine's Prometheus metrics, in one registry (served by `GET /metrics`).
+ *
+ * Counters are incremented where the event happens (inbound, outbound, webhooks, leases); gauges
+ * that describe current state (watcher state, spool depth, OAuth status, lease ownership) are
+ * filled at scrape time by collectors the composition root registers (`onCollect`), so nothing
+ * keeps a second copy of that state. Labels are ids only (tenant, server), never addresses or
+ * subjects: they are bounded and carry no personal data.
+ */
+export const metricsRegistry = new Registry();
+collectDefaultMetrics({ register: metricsRegistry, prefix: 'mailroom_' });
+
+const registers = [metricsRegistry];
+
+/** Inbound messages by outcome: `routed` (to ≥ 1 destination), `unrouted`, `quarantined`, `duplicate` (UIDVALIDITY rescan). */
+export const inboundMessages = new Counter({
+  name: 'mailroom_inbound_messages_total',
+  help: 'Inbound messages stored, by outcome (routed, unrouted, quarantined, duplicate).',
+  labelNames: ['tenant_id', 'server_id', 'outcome'] as const,
+  registers,
+});
+
+/** IMAP connections that failed or dropped and were retried. */
+export const imapReconnects = new Counter({
+  name: 'mailroom_imap_reconnects_total',
+  help: 'IMAP sessions that failed or dropped and are retried with backoff.',
+  labelNames: ['tenant_id', 'server_id', 'reason'] as const,
+  registers,
+});
+
+/** Outbound messages by outcome: `sent`, `deferred` (temporary failure, retried), `dead_lettered` (failed for good). */
+export const outboundMessages = new Counter({
+  name: 'mailroom_outbound_messages_total',
+  help: 'Outbound delivery attempts by outcome (sent, deferred, dead_lettered).',
+  labelNames: ['tenant_id', 'server_id', 'outcome'] as const,
+  registers,
+});
+
+/** A message waited because the account's hourly limit was reached. */
+export const rateLimitWaits = new Counter({
+  name: 'mailroom_rate_limit_waits_total',
+  help: 'Times an outgoing message waited for the account hourly rate limit.',
+  labelNames: ['tenant_id', 'server_id'] as const,
+  registers,
+});
+
+export const heartbeatRoundTrip = new Gauge({
+  name: 'mailroom_heartbeat_round_trip_seconds',
+  help: 'Last heartbeat round trip (SMTP send to IMAP arrival), seconds.',
+  labelNames: ['tenant_id', 'server_id'] as const,
+  registers,
+});
+
+export const webhookFailures = new Counter({
+  name: 'mailroom_webhook_failures_total',
+  help: 'Webhook deliveries that failed (retried with backoff).',
+  labelNames: ['tenant_id', 'destination_id'] as const,
+  registers,
+});
+
+export const oauthReauthRequired = new Counter({
+  name: 'mailroom_oauth_reauth_required_total',
+  help: 'OAuth sign-ins that turned REAUTH_REQUIRED (a person must sign in again).',
+  labelNames: ['tenant_id', 'server_id', 'purpose'] as const,
+  registers,
+});
+
+export const leaseChanges = new Counter({
+  name: 'mailroom_lease_changes_total',
+  help: 'E-mail server leases this instance acquired, released or lost.',
+  labelNames: ['change'] as const,
+  registers,
+});
+
+export const ingestBatchSeconds = new Histogram({
+  name: 'mailroom_inbound_batch_seconds',
+  help: 'Time to fetch, parse and commit one batch of inbound messages.',
+  buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+  registers,
+});
+
+// State gauges: filled at scrape time (see `onCollect`), reset before each fill.
+
+export const imapSessionState = new Gauge({
+  name: 'mailroom_imap_session_state',
+  help: 'IMAP watcher state of each e-mail server this instance watches (1 for the current state).',
+  labelNames: ['tenant_id', 'server_id', 'state'] as const,
+  registers,
+});
+
+export const serverLeaseOwned = new Gauge({
+  name: 'mailroom_server_lease_owned',
+  help: 'E-mail servers whose lease this instance holds (1 each).',
+  labelNames: ['tenant_id', 'server_id'] as const,
+  registers,
+});
+
+export const liveInstances = new Gauge({
+  name: 'mailroom_live_instances',
+  help: 'Engine instances renewing their presence in the shared database.',
+  registers,
+});
+
+export const oauthStatus = new Gauge({
+  name: 'mailroom_oauth_status',
+  help: 'OAuth 2.0 sign-in status per e-mail server and purpose (1 for the current status).',
+  labelNames: ['tenant_id', 'server_id', 'purpose', 'status'] as const,
+  registers,
+});
+
+export const spoolDepth = new Gauge({
+  name: 'mailroom_spool_depth',
+  help: 'Messages waiting in this instance’s disk spool, per e-mail server.',
+  labelNames: ['tenant_id', 'server_id'] as const,
+  registers,
+});
+
+export const spoolOldestAge = new Gauge({
+  name: 'mailroom_spool_oldest_age_seconds',
+  help: 'Age of the oldest message waiting in this instance’s spool, per e-mail server.',
+  labelNames: ['tenant_id', 'server_id'] as const,
+  registers,
+});
+
+/** Registers a function run before every scrape (to fill state gauges). */
+export function onCollect(collect: () => Promise<void> | void): void {
+  collectors.add(collect);
+}
+
+/** Removes a collector (an engine that stops). */
+export function offCollect(collect: () => Promise<void> | void): void {
+  collectors.delete(collect);
+}
+
+const collectors = new Set<() => Promise<void> | void>();
+
+/** The Prometheus text exposition, after running the collectors. */
+export async function renderMetrics(): Promise<{ contentType: string; body: string }> {
+  for (const collect of collectors) await collect();
+  return { contentType: metricsRegistry.contentType, body: await metricsRegistry.metrics() };
+}

@@ -1,0 +1,168 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { createAccounts } from '../../src/accounts/index.js';
+import { LeaseKeeper } from '../../src/cluster/lease-keeper.js';
+import { SecretSealer } from '../../src/shared/sealed-secrets.js';
+import type { Store } from '../../src/store/store.js';
+import { forEachBackend } from '../support/api-harness.js';
+import { quietLogger, resetStore, sharedStore } from '../support/database.js';
+
+const SERVERS = 12;
+const TTL_MS = 1_500;
+
+/**
+ * Leases between instances, with the renewals driven by hand (no timers): fair shares, no
+ * server ever held twice, takeover after a crash (leases that stop being renewed), hand-over
+ * when an instance joins, and give-back on a graceful stop.
+ */
+forEachBackend('server leases between instances', (kind) => {
+  let store: Store;
+  let serverIds: string[];
+
+  before(async () => {
+    store = await sharedStore(kind);
+  });
+
+  beforeEach(async () => {
+    await resetStore(store);
+    const accounts = createAccounts(store, new SecretSealer(randomBytes(32)), quietLogger);
+    serverIds = [];
+    // Five servers per tenant at most: three tenants.
+    for (let t = 0; t * 5 < SERVERS; t++) {
+      const tenant = await accounts.tenants.create({ name: `Lease tenant ${t}` });
+      for (let i = t * 5; i < Math.min(SERVERS, t * 5 + 5); i++) {
+        const server = await accounts.servers.create(tenant.id, {
+          name: `Box ${i}`,
+          imap: {
+            host: '127.0.0.1',
+            port: 1,
+            secure: false,
+            user: `u${i}`,
+            auth: { method: 'password', password: 'pw' },
+          },
+          smtp: { host: '127.0.0.1', port: 2, auth: { mode: 'none' } },
+        });
+        serverIds.push(server.id);
+      }
+    }
+  });
+
+  /** A keeper whose ownership changes are recorded; renewals only when the test calls tick(). */
+  function keeper(name: string): { keeper: LeaseKeeper; changes: number } {
+    const entry = { keeper: undefined as unknown as LeaseKeeper, changes: 0 };
+    entry.keeper = new LeaseKeeper({
+      store,
+      logger: quietLogger,
+      instanceId: name,
+      options: { ttlMs: TTL_MS, renewIntervalMs: 60_000, rebalanceStep: 10 },
+      onChange: async () => {
+        entry.changes++;
+      },
+    });
+    return entry;
+  }
+
+  /** Every server is held by at most one keeper, per the database and per the keepers' own view. */
+  async function assertExclusive(keepers: LeaseKeeper[]): Promise<void> {
+    const seen = new Map<string, string>();
+    for (const k of keepers) {
+      for (const id of k.ownedServers) {
+        assert.ok(!seen.has(id), `server ${id} held by ${seen.get(id)} and ${k.owner}`);
+        seen.set(id, k.owner);
+      }
+    }
+    const holders = await store.leases.holders();
+    for (const h of holders) {
+      const local = seen.get(h.serverId);
+      if (local !== undefined) assert.equal(local, h.owner, `server ${h.serverId}: database and keeper disagree`);
+    }
+  }
+
+  const sizes = (keepers: LeaseKeeper[]): number[] => keepers.map((k) => k.ownedServers.size);
+
+  it('shares the servers fairly, hands over when one joins, takes over when one dies', async () => {
+    const a = keeper('a').keeper;
+    const b = keeper('b').keeper;
+    const c = keeper('c').keeper;
+    await a.tick(); // alone: takes everything
+    assert.equal(a.ownedServers.size, SERVERS);
+    await b.tick();
+    await c.tick();
+    await assertExclusive([a, b, c]);
+    assert.deepEqual(sizes([b, c]), [0, 0], 'the others find every server held');
+    await a.tick(); // sees three instances: hands over down to its share
+    assert.equal(a.ownedServers.size, SERVERS / 3);
+    await b.tick();
+    await c.tick();
+    assert.deepEqual(sizes([a, b, c]), [4, 4, 4]);
+    await assertExclusive([a, b, c]);
+    assert.deepEqual(new Set([...a.ownedServers, ...b.ownedServers, ...c.ownedServers]), new Set(serverIds));
+
+    // c dies: it stops renewing. Until its leases expire nobody takes its servers.
+    await a.tick();
+    await b.tick();
+    assert.deepEqual(sizes([a, b]), [4, 4]);
+    // The survivors keep renewing (as their timers would) while c's leases run out.
+    const until = Date.now() + TTL_MS + 200;
+    while (Date.now() < until) {
+      await a.tick();
+      await b.tick();
+      await new Promise((r) => setTimeout(r, TTL_MS / 5));
+    }
+    await a.tick();
+    await b.tick();
+    assert.deepEqual(sizes([a, b]), [6, 6], 'the survivors split the dead instance’s servers');
+    await assertExclusive([a, b]);
+
+    // c comes back (a new process): the others hand over until the load is even again.
+    const c2 = keeper('c').keeper;
+    await c2.tick();
+    assert.equal(c2.ownedServers.size, 0);
+    await a.tick();
+    await b.tick();
+    await c2.tick();
+    assert.deepEqual(sizes([a, b, c2]), [4, 4, 4]);
+    await assertExclusive([a, b, c2]);
+
+    // A graceful stop gives the leases back at once: no waiting for expiry.
+    await c2.stop();
+    await a.tick();
+    await b.tick();
+    assert.deepEqual(sizes([a, b]), [6, 6]);
+    await a.stop();
+    await b.stop();
+    assert.deepEqual(await store.leases.holders(), []);
+  });
+
+  it('never gives one server to two instances that renew at the same moment', async () => {
+    const keepers = Array.from({ length: 5 }, (_, i) => keeper(`racer-${i}`).keeper);
+    for (let round = 0; round < 6; round++) {
+      await Promise.all(keepers.map((k) => k.tick()));
+      await assertExclusive(keepers);
+    }
+    const total = keepers.reduce((n, k) => n + k.ownedServers.size, 0);
+    assert.equal(total, SERVERS, 'every server is held once the shares settled');
+    assert.ok(Math.max(...sizes(keepers)) <= Math.ceil(SERVERS / 5), `shares: ${sizes(keepers).join(', ')}`);
+    await Promise.all(keepers.map((k) => k.stop()));
+  });
+
+  it('lets go of a disabled server and tells its owner when a lease was taken', async () => {
+    const a = keeper('a');
+    await a.keeper.tick();
+    assert.equal(a.keeper.ownedServers.size, SERVERS);
+    const [first] = serverIds as [string];
+    await store.query('UPDATE email_servers SET enabled = false WHERE id = $1', [first]);
+    await a.keeper.tick();
+    assert.equal(a.keeper.ownedServers.has(first), false);
+    assert.equal(a.keeper.ownedServers.size, SERVERS - 1);
+
+    // Another instance steals a lease (as after a long pause of this one): the owner notices.
+    const [second] = serverIds.slice(1) as [string];
+    await store.query(`UPDATE server_leases SET owner = 'someone-else' WHERE server_id = $1`, [second]);
+    const before = a.changes;
+    await a.keeper.tick();
+    assert.equal(a.keeper.owns(second), false);
+    assert.ok(a.changes > before, 'the owner was told of the change');
+    await a.keeper.stop();
+  });
+});

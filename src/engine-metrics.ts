@@ -32,10 +32,11 @@ export function engineStateCollector(deps: {
     imapSessionState.reset();
     serverLeaseOwned.reset();
     for (const server of servers) {
-      if (!deps.leases.owns(server.id)) continue;
       const labels = { tenant_id: server.tenantId, server_id: server.id };
-      serverLeaseOwned.set(labels, 1);
-      imapSessionState.set({ ...labels, state: deps.inbound.status(server.id).state }, 1);
+      if (deps.leases.owns(server.id)) serverLeaseOwned.set(labels, 1);
+      // Every server this instance has a watcher for (normally exactly the leased ones).
+      const state = deps.inbound.status(server.id).state;
+      if (state !== 'disabled') imapSessionState.set({ ...labels, state }, 1);
     }
     liveInstances.set((await deps.store.leases.census()).instances);
     oauthStatus.reset();

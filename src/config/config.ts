@@ -51,8 +51,13 @@ export interface Config {
     maxMessageBytes?: number;
     /** MAILROOM_MESSAGE_ID_DOMAIN [mailroom.invalid]: domain of generated Message-IDs. */
     messageIdDomain?: string;
-    /** MAILROOM_IMAP_BATCH_MESSAGES [100]: messages fetched and committed together. */
+    /** MAILROOM_IMAP_BATCH_MESSAGES [500]: messages fetched and committed together. */
     batchMaxCount?: number;
+    /**
+     * MAILROOM_IMAP_CONNECT_CONCURRENCY [32] and MAILROOM_IMAP_CONNECTS_PER_HOST [8]: IMAP
+     * connection set-ups in progress at once, in all and towards one host.
+     */
+    connectLimits?: { concurrency: number; perHost: number };
   };
 }
 
@@ -145,6 +150,12 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       ...optionalInt(env, 'MAILROOM_RECONCILE_INTERVAL_MS', 'reconcileIntervalMs', 100, 3_600_000),
       ...optionalInt(env, 'MAILROOM_MAX_MESSAGE_BYTES', 'maxMessageBytes', 1_024, 1_073_741_824),
       ...optionalInt(env, 'MAILROOM_IMAP_BATCH_MESSAGES', 'batchMaxCount', 1, 10_000),
+      ...((env.MAILROOM_IMAP_CONNECT_CONCURRENCY || env.MAILROOM_IMAP_CONNECTS_PER_HOST) && {
+        connectLimits: {
+          concurrency: intVar(env, 'MAILROOM_IMAP_CONNECT_CONCURRENCY', 32, 1, 10_000),
+          perHost: intVar(env, 'MAILROOM_IMAP_CONNECTS_PER_HOST', 8, 1, 10_000),
+        },
+      }),
       ...(nonEmpty(env, 'MAILROOM_MESSAGE_ID_DOMAIN') !== undefined && {
         messageIdDomain: nonEmpty(env, 'MAILROOM_MESSAGE_ID_DOMAIN') as string,
       }),

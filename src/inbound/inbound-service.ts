@@ -3,6 +3,7 @@ import type { CredentialService } from '../auth/credentials.js';
 import type { Logger } from '../shared/logger.js';
 import type { EmailServerRow } from '../store/rows.js';
 import type { Store } from '../store/store.js';
+import { ConnectGate } from './connect-gate.js';
 import { MailboxSync, type RoutedEvent } from './mailbox-sync.js';
 import type { MessageParser } from './message-record.js';
 import { DEFAULT_INBOUND_OPTIONS, type InboundOptions } from './options.js';
@@ -33,6 +34,7 @@ export class InboundService {
   readonly options: InboundOptions;
   private readonly watchers = new Map<string, { watcher: ServerWatcher; version: number }>();
   private readonly sync: MailboxSync;
+  private readonly connectGate: ConnectGate;
   private timer: NodeJS.Timeout | undefined;
   private reconciling: Promise<void> | undefined;
   private reconcileQueued: Promise<void> | undefined;
@@ -41,6 +43,7 @@ export class InboundService {
   constructor(private readonly deps: InboundDeps) {
     this.options = { ...DEFAULT_INBOUND_OPTIONS, ...deps.options };
     this.events.setMaxListeners(0);
+    this.connectGate = new ConnectGate(this.options.connectLimits);
     this.sync = new MailboxSync({
       store: deps.store,
       parser: deps.parser,
@@ -109,6 +112,7 @@ export class InboundService {
         sync: this.sync,
         logger: this.deps.logger,
         options: this.options,
+        connectGate: this.connectGate,
       });
       this.watchers.set(id, { watcher, version: row.updatedAt.getTime() });
       watcher.start();

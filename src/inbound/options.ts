@@ -1,3 +1,4 @@
+import { DEFAULT_CONNECT_LIMITS, type ConnectLimits } from './connect-gate.js';
 import { DEFAULT_PARSE_LIMITS, type ParseLimits } from './message/parse.js';
 
 /** Tunables of the inbound side; every one has a default that suits production. */
@@ -12,7 +13,10 @@ export interface InboundOptions {
   reconcileIntervalMs: number;
   /** [52428800] most bytes of message sources fetched in one batch. */
   batchMaxBytes: number;
-  /** [100] most messages fetched in one batch. */
+  /**
+   * [500] most messages fetched in one batch (one transaction each: the commit's round trips and
+   * fsync are paid per batch, so larger batches ingest a backlog faster).
+   */
   batchMaxCount: number;
   /** [1000, 300000] reconnect delay range after a connection error, ms. */
   reconnectMinMs: number;
@@ -26,6 +30,8 @@ export interface InboundOptions {
   parseLimits: ParseLimits;
   /** ['mailroom.invalid'] domain of Message-IDs Mailroom generates; mail naming it is a loop candidate. */
   messageIdDomain: string;
+  /** [32 in all, 8 per host] IMAP connection set-ups in progress at once. */
+  connectLimits: ConnectLimits;
 }
 
 export const DEFAULT_INBOUND_OPTIONS: Readonly<InboundOptions> = Object.freeze({
@@ -34,7 +40,7 @@ export const DEFAULT_INBOUND_OPTIONS: Readonly<InboundOptions> = Object.freeze({
   safetyPollMs: 300_000,
   reconcileIntervalMs: 5_000,
   batchMaxBytes: 50 * 1024 * 1024,
-  batchMaxCount: 100,
+  batchMaxCount: 500,
   reconnectMinMs: 1_000,
   reconnectMaxMs: 300_000,
   authRetryMinMs: 60_000,
@@ -42,4 +48,5 @@ export const DEFAULT_INBOUND_OPTIONS: Readonly<InboundOptions> = Object.freeze({
   socketTimeoutMs: 300_000,
   parseLimits: DEFAULT_PARSE_LIMITS,
   messageIdDomain: 'mailroom.invalid',
+  connectLimits: DEFAULT_CONNECT_LIMITS,
 });

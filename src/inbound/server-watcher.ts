@@ -1,5 +1,6 @@
 import type { CredentialService } from '../auth/credentials.js';
 import { backoffDelay } from '../shared/backoff.js';
+import type { ConnectGate } from './connect-gate.js';
 import { isMailroomError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { EmailServerRow } from '../store/rows.js';
@@ -42,6 +43,8 @@ export interface WatcherDeps {
   sync: MailboxSync;
   logger: Logger;
   options: InboundOptions;
+  /** Bounds concurrent connection set-ups (all watchers of the engine share one). */
+  connectGate?: ConnectGate;
 }
 
 /**
@@ -125,15 +128,20 @@ export class ServerWatcher {
     const { server } = this;
     const { options } = this.deps;
     this.status.state = 'connecting';
-    const login = await this.deps.credentials.imapLogin(server, { forceRefresh: this.forceRefresh });
-    const session = await ImapSession.connect({
-      host: server.imapHost,
-      port: server.imapPort,
-      secure: server.imapSecure,
-      login,
-      logger: this.log,
-      socketTimeoutMs: options.socketTimeoutMs,
-    });
+    const setUp = async (): Promise<ImapSession | undefined> => {
+      if (this.stopped) return undefined; // stopped while waiting for a connect slot
+      const login = await this.deps.credentials.imapLogin(server, { forceRefresh: this.forceRefresh });
+      return ImapSession.connect({
+        host: server.imapHost,
+        port: server.imapPort,
+        secure: server.imapSecure,
+        login,
+        logger: this.log,
+        socketTimeoutMs: options.socketTimeoutMs,
+      });
+    };
+    const session = await (this.deps.connectGate ? this.deps.connectGate.run(server.imapHost, setUp) : setUp());
+    if (!session) return;
     if (this.stopped) {
       await session.close();
       return;

@@ -15,6 +15,14 @@ describe('config', () => {
     assert.equal(config.httpHost, '127.0.0.1');
     assert.equal(config.httpPort, 8025);
     assert.equal(config.logLevel, 'info');
+    assert.equal(config.leaseTtlMs, 20_000);
+    assert.equal(config.imap.connectLimits, undefined, 'the inbound defaults apply');
+  });
+
+  it('reads the scaling settings', () => {
+    const config = loadConfig({ MAILROOM_LEASE_TTL_MS: '6000', MAILROOM_IMAP_CONNECTS_PER_HOST: '2' }, '/srv/mailroom');
+    assert.equal(config.leaseTtlMs, 6_000);
+    assert.deepEqual(config.imap.connectLimits, { concurrency: 32, perHost: 2 });
   });
 
   it('names the variable at fault', () => {
@@ -24,6 +32,8 @@ describe('config', () => {
       [{ MAILROOM_DATABASE_URL: 'mysql://x' }, 'MAILROOM_DATABASE_URL'],
       [{ MAILROOM_LOG_LEVEL: 'loud' }, 'MAILROOM_LOG_LEVEL'],
       [{ MAILROOM_HTTP_HOST: 'not a host' }, 'MAILROOM_HTTP_HOST'],
+      [{ MAILROOM_LEASE_TTL_MS: '10' }, 'MAILROOM_LEASE_TTL_MS'],
+      [{ MAILROOM_IMAP_CONNECT_CONCURRENCY: '0' }, 'MAILROOM_IMAP_CONNECT_CONCURRENCY'],
     ];
     for (const [env, field] of cases) {
       assert.throws(

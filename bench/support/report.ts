@@ -29,7 +29,8 @@ export interface BenchSkip {
   skipped: string;
 }
 
-export type Target = { ratioAtLeast: number } | { deltaAtMost: number } | null;
+/** A target on the ratio to the baseline, on the difference, or on Mailroom's figure alone. */
+export type Target = { ratioAtLeast: number } | { deltaAtMost: number } | { valueAtMost: number } | null;
 
 export function emit(line: BenchResult | BenchSkip): void {
   process.stdout.write(`${JSON.stringify(line)}\n`);
@@ -58,9 +59,12 @@ export function compare(
   if (target && 'ratioAtLeast' in target) {
     expression = `ratio >= ${target.ratioAtLeast}`;
     pass = ratio >= target.ratioAtLeast;
-  } else if (target) {
+  } else if (target && 'deltaAtMost' in target) {
     expression = `delta <= ${target.deltaAtMost}`;
     pass = delta <= target.deltaAtMost;
+  } else if (target) {
+    expression = `value <= ${target.valueAtMost}`;
+    pass = value <= target.valueAtMost;
   }
   return {
     bench,

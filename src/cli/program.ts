@@ -38,7 +38,7 @@ function withBody(cmd: Command): Command {
 
 async function startEngine(): Promise<void> {
   const config = loadConfig();
-  const logger = createLogger({ level: config.logLevel, pretty: config.logPretty });
+  const logger = createLogger({ level: config.logLevel, pretty: config.logPretty, instanceId: config.instanceId });
   const engine = new Engine(config, logger);
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {

@@ -36,12 +36,14 @@ export interface LoggerOptions {
   destination?: DestinationStream;
   /** [false] write to stderr instead of stdout (the CLI keeps stdout for its output). */
   stderr?: boolean;
+  /** This engine instance's name, on every line (several instances share one database). */
+  instanceId?: string;
 }
 
 export function createLogger(options: LoggerOptions = {}): Logger {
   const base = {
     level: options.level ?? 'info',
-    base: { service: 'mailroom' },
+    base: { service: 'mailroom', ...(options.instanceId !== undefined && { instanceId: options.instanceId }) },
     redact: { paths: REDACT_PATHS, censor: '******' },
     timestamp: pino.stdTimeFunctions.isoTime,
   };

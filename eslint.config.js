@@ -21,4 +21,25 @@ export default tseslint.config(
     },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
+  {
+    // The web console: plain ES modules that run in the browser as they are (no build step).
+    files: ['console/**/*.js'],
+    languageOptions: {
+      sourceType: 'module',
+      globals: Object.fromEntries(
+        [
+          'window',
+          'document',
+          'location',
+          'navigator',
+          'sessionStorage',
+          'fetch',
+          'setInterval',
+          'clearInterval',
+          'Node',
+          'HTMLElement',
+        ].map((name) => [name, 'readonly']),
+      ),
+    },
+  },
 );

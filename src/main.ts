@@ -167,7 +167,8 @@ export class Engine {
         instanceId: this.config.instanceId,
         options: { ttlMs: this.config.leaseTtlMs, ...this.tuning.leases },
         onChange: async () => {
-          if (this.inbound && this.state === 'running') await this.inbound.service.reconcile();
+          // Watchers of servers given up stop before the lease is released; new ones start.
+          if (this.inbound) await this.inbound.service.reconcile();
         },
       });
       this.leases = leases;

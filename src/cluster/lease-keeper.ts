@@ -7,7 +7,7 @@ import type { Store } from '../store/store.js';
 export interface ClusterView {
   self: { instanceId: string; owner: string };
   instances: Array<{ owner: string; instanceId: string; startedAt: string; expiresAt: string; servers: number }>;
-  leases: Array<{ serverId: string; owner: string; instanceId: string | null; expiresAt: string }>;
+  leases: Array<{ serverId: string; owner: string; instanceId: string; expiresAt: string }>;
 }
 
 export interface LeaseOptions {
@@ -36,7 +36,8 @@ export interface LeaseKeeperDeps {
 
 /**
  * Shares the e-mail servers among the engine instances on one database. Each instance holds a
- * lease per server it watches (a row renewed every few seconds, times from the database), takes
+ * lease per server it watches (valid while the instance renews its own row, every few seconds,
+ * times from the database), takes
  * free or expired leases up to its fair share (enabled servers ÷ live instances, rounded up),
  * and hands a few over per renewal when another instance has fewer than its share. An instance
  * that dies stops renewing; its leases expire after `ttlMs` and the others take them. An
@@ -50,6 +51,7 @@ export class LeaseKeeper {
   readonly options: LeaseOptions;
   private owned = new Set<string>();
   private lastRenewedAt = 0;
+  private ticks = 0;
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
   private stopped = false;
@@ -122,21 +124,24 @@ export class LeaseKeeper {
     const { ttlMs } = this.options;
     try {
       await store.leases.announce(this.owner, this.deps.instanceId, ttlMs);
-      const renewed = new Set(await store.leases.renew(this.owner, ttlMs));
       this.lastRenewedAt = performance.now();
-      const lost = [...this.owned].filter((id) => !renewed.has(id));
+      if (++this.ticks % 720 === 1) await store.leases.forgetDeparted();
+      const held = new Set(await store.leases.held(this.owner));
+      const lost = [...this.owned].filter((id) => !held.has(id));
+      // Leases in the database we do not know of (a release that failed halfway) are kept: they are ours.
+      const found = [...held].filter((id) => !this.owned.has(id));
       if (lost.length > 0) {
         leaseChanges.inc({ change: 'lost' }, lost.length);
         logger.warn({ owner: this.owner, servers: lost }, 'leases lost to another instance (not renewed in time)');
-        await this.setOwned(renewed);
       }
+      if (lost.length > 0 || found.length > 0) await this.setOwned(held);
       if (this.stopped) return;
 
       const census = await store.leases.census();
       const instances = Math.max(1, census.instances);
       const share = Math.ceil(census.servers / instances);
       if (this.owned.size < share) {
-        const taken = await store.leases.acquire(this.owner, ttlMs, share - this.owned.size);
+        const taken = await store.leases.acquire(this.owner, share - this.owned.size);
         if (taken.length > 0 && !this.stopped) {
           leaseChanges.inc({ change: 'acquired' }, taken.length);
           logger.info({ owner: this.owner, count: taken.length, share }, 'e-mail servers taken over');

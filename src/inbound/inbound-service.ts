@@ -38,6 +38,8 @@ export class InboundService {
   private timer: NodeJS.Timeout | undefined;
   private reconciling: Promise<void> | undefined;
   private reconcileQueued: Promise<void> | undefined;
+  /** The server list's fingerprint at the last full reconcile. */
+  private appliedFingerprint: string | undefined;
   private stopped = false;
 
   constructor(private readonly deps: InboundDeps) {
@@ -58,7 +60,7 @@ export class InboundService {
     await this.reconcile();
     const tick = (): void => {
       this.timer = setTimeout(() => {
-        this.reconcile()
+        this.reconcile({ ifChanged: true })
           .catch((err: unknown) => this.deps.logger.error({ err }, 'reconcile failed'))
           .finally(() => {
             if (!this.stopped) tick();
@@ -73,10 +75,10 @@ export class InboundService {
    * Starts watchers for new or changed enabled servers, stops those removed, disabled or no longer
    * owned. Runs one at a time; a call during a run gets the next run (which sees its change).
    */
-  reconcile(): Promise<void> {
+  reconcile(options: { ifChanged?: boolean } = {}): Promise<void> {
     if (this.reconcileQueued) return this.reconcileQueued;
     const run = (): Promise<void> => {
-      this.reconciling = this.doReconcile().finally(() => (this.reconciling = undefined));
+      this.reconciling = this.doReconcile(options.ifChanged === true).finally(() => (this.reconciling = undefined));
       return this.reconciling;
     };
     if (!this.reconciling) return run();
@@ -89,8 +91,11 @@ export class InboundService {
     return this.reconcileQueued;
   }
 
-  private async doReconcile(): Promise<void> {
+  private async doReconcile(ifChanged: boolean): Promise<void> {
     if (this.stopped) return;
+    // The periodic check reads one row when no server changed (a thousand servers stay cheap at rest).
+    const fingerprint = await this.deps.store.servers.fingerprint();
+    if (ifChanged && fingerprint === this.appliedFingerprint) return;
     const servers = await this.deps.store.servers.listAll();
     const owns = this.deps.owns ?? (() => true);
     const wanted = new Map<string, EmailServerRow>(
@@ -117,6 +122,7 @@ export class InboundService {
       this.watchers.set(id, { watcher, version: row.updatedAt.getTime() });
       watcher.start();
     }
+    this.appliedFingerprint = fingerprint;
   }
 
   /** The watcher's status; `disabled` for a server that is not watched. */

@@ -1,7 +1,10 @@
 import { EntitySchema, type EntityManager } from 'typeorm';
 
 /**
- * Leases of e-mail servers between engine instances sharing one database. Every time here is the
+ * Leases of e-mail servers between engine instances sharing one database. An instance renews one
+ * row (`engine_instances.expires_at`); a server's lease (`server_leases`) is valid while its
+ * owner's row is, so renewing costs one statement however many servers an instance holds, and
+ * all leases of an instance that stopped renewing lapse together. Every time here is the
  * database's (`now()`), so instances with skewed clocks still agree on who holds what.
  */
 
@@ -13,12 +16,11 @@ export interface EngineInstanceRow {
   expiresAt: Date;
 }
 
-/** The instance (`owner`) that watches an e-mail server until `expiresAt`, unless it renews. */
+/** The instance (`owner`) that watches an e-mail server, as long as that instance is alive. */
 export interface ServerLeaseRow {
   serverId: string;
   owner: string;
   acquiredAt: Date;
-  expiresAt: Date;
 }
 
 export const EngineInstanceEntity = new EntitySchema<EngineInstanceRow>({
@@ -39,7 +41,6 @@ export const ServerLeaseEntity = new EntitySchema<ServerLeaseRow>({
     serverId: { type: 'uuid', name: 'server_id', primary: true },
     owner: { type: 'text' },
     acquiredAt: { type: 'timestamptz', name: 'acquired_at', default: () => 'now()' },
-    expiresAt: { type: 'timestamptz', name: 'expires_at' },
   },
   relations: {
     server: {
@@ -55,53 +56,67 @@ export const ServerLeaseEntity = new EntitySchema<ServerLeaseRow>({
 /** `now() + ttl`: the ttl parameter is in milliseconds. */
 const UNTIL = (param: string): string => `now() + (${param}::integer * interval '1 millisecond')`;
 
+/** The lease's owner is alive (`l` is the lease row). */
+const OWNER_LIVE = `EXISTS (SELECT 1 FROM engine_instances i WHERE i.owner = l.owner AND i.expires_at > now())`;
+
 export class LeaseRepository {
   constructor(private readonly em: EntityManager) {}
 
-  /** Says this process is alive until now + ttl; forgets processes gone for more than a day. */
+  /**
+   * Says this process is alive until now + ttl (this renews all its leases at once); forgets
+   * processes gone for more than a day, with their leases.
+   */
   async announce(owner: string, instanceId: string, ttlMs: number): Promise<void> {
     await this.em.query(
       `INSERT INTO engine_instances (owner, instance_id, expires_at) VALUES ($1, $2, ${UNTIL('$3')})
        ON CONFLICT (owner) DO UPDATE SET expires_at = EXCLUDED.expires_at`,
       [owner, instanceId, ttlMs],
     );
+  }
+
+  /** Removes instances gone for more than a day and their leases (occasional housekeeping). */
+  async forgetDeparted(): Promise<void> {
+    await this.em.query(
+      `DELETE FROM server_leases l WHERE l.owner IN
+         (SELECT owner FROM engine_instances WHERE expires_at < now() - interval '1 day')`,
+    );
     await this.em.query(`DELETE FROM engine_instances WHERE expires_at < now() - interval '1 day'`);
   }
 
-  /** Extends this owner's leases of enabled servers; returns the server ids it still holds. */
-  async renew(owner: string, ttlMs: number): Promise<string[]> {
-    // A lease of a server that was disabled or whose lease expired and was taken is not renewed.
+  /**
+   * The enabled servers this owner holds; leases of disabled servers are given up. A lease taken
+   * by another instance (while this one failed to renew in time) is simply no longer listed.
+   */
+  async held(owner: string): Promise<string[]> {
     await this.em.query(
       `DELETE FROM server_leases l USING email_servers s WHERE s.id = l.server_id AND l.owner = $1 AND NOT s.enabled`,
       [owner],
     );
     const rows: Array<{ server_id: string }> = await this.em.query(
-      // Through a CTE: TypeORM answers a bare UPDATE with [rows, count] instead of the rows.
-      `WITH renewed AS (UPDATE server_leases SET expires_at = ${UNTIL('$2')} WHERE owner = $1 RETURNING server_id)
-       SELECT server_id FROM renewed`,
-      [owner, ttlMs],
+      `SELECT server_id FROM server_leases WHERE owner = $1`,
+      [owner],
     );
     return rows.map((r) => r.server_id);
   }
 
   /**
-   * Takes up to `limit` enabled servers that nobody holds (or whose lease expired), in random
-   * order so that instances starting together spread out. Two instances racing for the same
-   * server: the second one's insert meets the first one's live lease and takes nothing.
+   * Takes up to `limit` enabled servers that nobody holds or whose holder is no longer alive, in
+   * random order so that instances starting together spread out. Two instances racing for the
+   * same server: the second one's insert meets the first one's live lease and takes nothing.
    */
-  async acquire(owner: string, ttlMs: number, limit: number): Promise<string[]> {
+  async acquire(owner: string, limit: number): Promise<string[]> {
     if (limit <= 0) return [];
     const rows: Array<{ server_id: string }> = await this.em.query(
-      `INSERT INTO server_leases (server_id, owner, expires_at)
-         SELECT s.id, $1, ${UNTIL('$2')}
-           FROM email_servers s LEFT JOIN server_leases l ON l.server_id = s.id
-          WHERE s.enabled AND (l.server_id IS NULL OR l.expires_at <= now())
-          ORDER BY random() LIMIT $3
-       ON CONFLICT (server_id) DO UPDATE
-         SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at, acquired_at = now()
-         WHERE server_leases.expires_at <= now()
+      `INSERT INTO server_leases AS l (server_id, owner)
+         SELECT s.id, $1 FROM email_servers s
+          WHERE s.enabled AND NOT EXISTS (
+            SELECT 1 FROM server_leases l JOIN engine_instances i ON i.owner = l.owner
+             WHERE l.server_id = s.id AND i.expires_at > now())
+          ORDER BY random() LIMIT $2
+       ON CONFLICT (server_id) DO UPDATE SET owner = EXCLUDED.owner, acquired_at = now()
+         WHERE NOT ${OWNER_LIVE}
        RETURNING server_id`,
-      [owner, ttlMs, limit],
+      [owner, limit],
     );
     return rows.map((r) => r.server_id);
   }
@@ -131,7 +146,9 @@ export class LeaseRepository {
               (SELECT count(*) FROM email_servers WHERE enabled) AS servers`,
     );
     const byOwner: Array<{ owner: string; n: string }> = await this.em.query(
-      `SELECT owner, count(*) AS n FROM server_leases WHERE expires_at > now() GROUP BY owner`,
+      `SELECT l.owner, count(*) AS n FROM server_leases l
+         JOIN engine_instances i ON i.owner = l.owner AND i.expires_at > now()
+        GROUP BY l.owner`,
     );
     return {
       instances: Number(counts?.instances ?? 0),
@@ -148,13 +165,13 @@ export class LeaseRepository {
     );
   }
 
-  /** Every live lease with its holder's configured instance id (for the API and metrics). */
-  async holders(): Promise<Array<{ serverId: string; owner: string; instanceId: string | null; expiresAt: Date }>> {
-    const rows: Array<{ server_id: string; owner: string; instance_id: string | null; expires_at: Date }> =
+  /** Every live lease with its holder's configured instance id and expiry (for the API and metrics). */
+  async holders(): Promise<Array<{ serverId: string; owner: string; instanceId: string; expiresAt: Date }>> {
+    const rows: Array<{ server_id: string; owner: string; instance_id: string; expires_at: Date }> =
       await this.em.query(
-        `SELECT l.server_id, l.owner, i.instance_id, l.expires_at
-           FROM server_leases l LEFT JOIN engine_instances i ON i.owner = l.owner
-          WHERE l.expires_at > now()`,
+        `SELECT l.server_id, l.owner, i.instance_id, i.expires_at
+           FROM server_leases l JOIN engine_instances i ON i.owner = l.owner
+          WHERE i.expires_at > now()`,
       );
     return rows.map((r) => ({
       serverId: r.server_id,

@@ -67,6 +67,16 @@ export class ServerRepository {
   listAll(): Promise<EmailServerRow[]> {
     return this.em.find(EmailServerEntity, { order: { createdAt: 'ASC' } });
   }
+  /**
+   * Changes whenever a server is added, changed or deleted (count and latest update time): lets a
+   * periodic check skip reading every row when nothing changed.
+   */
+  async fingerprint(): Promise<string> {
+    const [row]: Array<{ n: string; latest: string | null }> = await this.em.query(
+      `SELECT count(*) AS n, max(updated_at)::text AS latest FROM email_servers`,
+    );
+    return `${row?.n ?? 0}/${row?.latest ?? ''}`;
+  }
   get(tenantId: string, id: string): Promise<EmailServerRow | null> {
     return this.em.findOneBy(EmailServerEntity, { tenantId, id });
   }

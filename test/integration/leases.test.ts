@@ -158,6 +158,9 @@ forEachBackend('server leases between instances', (kind) => {
 
     // Another instance steals a lease (as after a long pause of this one): the owner notices.
     const [second] = serverIds.slice(1) as [string];
+    await store.query(
+      `INSERT INTO engine_instances (owner, instance_id, expires_at) VALUES ('someone-else', 'x', now() + interval '1 minute')`,
+    );
     await store.query(`UPDATE server_leases SET owner = 'someone-else' WHERE server_id = $1`, [second]);
     const before = a.changes;
     await a.keeper.tick();

@@ -28,7 +28,7 @@ const ClusterView = Type.Object({
     Type.Object({
       serverId: Type.String({ format: 'uuid' }),
       owner: Type.String(),
-      instanceId: Type.Union([Type.String(), Type.Null()]),
+      instanceId: Type.String(),
       expiresAt: Type.String({ format: 'date-time' }),
     }),
   ),

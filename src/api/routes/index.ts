@@ -1,4 +1,5 @@
 import type { RouteDef } from '../route.js';
+import { consoleRoutes } from './console.js';
 import { destinationRoutes } from './destinations.js';
 import { healthRoutes } from './health.js';
 import { messageRoutes } from './messages.js';
@@ -22,4 +23,5 @@ export const ROUTES: readonly RouteDef[] = [
   ...outboundRoutes,
   ...oauthRoutes,
   ...webhookRoutes,
+  ...consoleRoutes,
 ];

@@ -1,9 +1,10 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
 
 /**
- * Several engine instances on one database: each e-mail server is watched by the instance that
- * holds its lease (renewed on a heartbeat, taken over when it expires), and each instance says
- * it is alive in `engine_instances` so the others know how many share the work.
+ * Several engine instances on one database: each instance says it is alive in `engine_instances`
+ * (one row renewed on a heartbeat), and each e-mail server is watched by the instance named in its
+ * `server_leases` row. A lease is valid while its owner's row is; when the owner stops renewing,
+ * all its leases lapse at once and the other instances take them.
  */
 export class Leases1764000000008 implements MigrationInterface {
   name = 'Leases1764000000008';
@@ -22,7 +23,6 @@ export class Leases1764000000008 implements MigrationInterface {
         server_id uuid NOT NULL,
         owner text NOT NULL,
         acquired_at timestamptz NOT NULL DEFAULT now(),
-        expires_at timestamptz NOT NULL,
         CONSTRAINT server_leases_pk PRIMARY KEY (server_id),
         CONSTRAINT server_leases_server_fk FOREIGN KEY (server_id) REFERENCES email_servers (id) ON DELETE CASCADE
       )`);

@@ -20,9 +20,9 @@ describe('API route table', () => {
     }
   });
 
-  it('keeps only health, readiness and the OpenAPI document public', () => {
+  it('keeps only health, readiness, the OpenAPI document and the web console files public', () => {
     const open = ROUTES.filter((r) => r.access === 'public').map((r) => r.url);
-    assert.deepEqual(open.sort(), ['/api/v1/openapi.json', '/healthz', '/readyz']);
+    assert.deepEqual(open.sort(), ['/', '/api/v1/openapi.json', '/console/*', '/healthz', '/readyz']);
   });
 
   it('has the paths the issue asks for', () => {

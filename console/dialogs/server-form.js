@@ -1,0 +1,382 @@
+/**
+ * The e-mail server form of the Web Manager: IMAP settings, SMTP settings (authentication
+ * "None / Use IMAP settings / Use settings below"), password + confirmation, OAuth 2.0 fields,
+ * heartbeat address, rate limit, maximum IMAP sessions. Inputs are named by the API's field
+ * paths; `body()` builds the API's request and `check()` the checks worth making before sending.
+ */
+import { h } from '../lib/dom.js';
+import { checkbox, input, select, value } from '../lib/forms.js';
+
+const EMAIL = /^[^\s@]+@[^\s@]+$/;
+
+function authFields(prefix, auth, mode, panelSlot) {
+  const oauth = auth?.oauth2 ?? null;
+  const stored = mode !== 'add' && auth?.hasPassword;
+  const password = h(
+    'div',
+    { class: 'group', 'data-auth': `${prefix}:password` },
+    input({
+      label: 'Password',
+      name: `${prefix}.password`,
+      type: 'password',
+      placeholder: stored ? 'unchanged' : undefined,
+      hint: stored ? 'Leave empty to keep the stored password (while host and user name stay the same).' : undefined,
+    }),
+    input({ label: 'Confirm password', name: `${prefix}.confirmPassword`, type: 'password' }),
+  );
+  const flow = oauth?.flow ?? 'device-code';
+  const clientSecret = h(
+    'div',
+    { class: 'group', 'data-flow': `${prefix}:client-credentials` },
+    input({
+      label: 'Client secret',
+      name: `${prefix}.clientSecret`,
+      type: 'password',
+      placeholder: mode !== 'add' && oauth?.hasClientSecret ? 'unchanged' : undefined,
+    }),
+  );
+  const oauthGroup = h(
+    'div',
+    { class: 'group', 'data-auth': `${prefix}:oauth2` },
+    input({ label: 'OAuth client ID', name: `${prefix}.clientId`, value: oauth?.clientId, required: true }),
+    input({
+      label: 'OAuth tenant ID',
+      name: `${prefix}.directoryId`,
+      value: oauth?.directoryId,
+      required: true,
+      hint: 'The Directory (tenant) ID of the app registration, or a verified domain.',
+    }),
+    select({
+      label: 'Flow',
+      name: `${prefix}.flow`,
+      value: flow,
+      options: [
+        ['device-code', 'Sign in with a code (Get Code)'],
+        ['client-credentials', 'Application (client secret)'],
+      ],
+    }),
+    clientSecret,
+    input({
+      label: 'Authority host',
+      name: `${prefix}.authorityHost`,
+      value: oauth?.authorityHost,
+      placeholder: 'https://login.microsoftonline.com',
+      hint: 'Only for sovereign or custom clouds.',
+    }),
+    h('div', { class: 'group', 'data-flow': `${prefix}:device-code` }, panelSlot),
+  );
+  return [password, oauthGroup];
+}
+
+/**
+ * server: a ServerView (edit, copy) or null (add). panels: { imap, smtp } elements of the
+ * Get Code panels, placed where OAuth device-code sign-in is chosen.
+ */
+export function serverForm(server, mode, panels) {
+  let stored = server;
+  const imap = server?.imap;
+  const smtp = server?.smtp;
+  const smtpAuth = smtp?.auth;
+  const postProcess = server?.postProcess ?? 'seen';
+  const moveFolder = postProcess.startsWith('move:') ? postProcess.slice(5) : '';
+
+  const form = h(
+    'form',
+    { class: 'server-form', novalidate: true },
+    input({
+      label: 'E-mail server name',
+      name: 'name',
+      value: mode === 'copy' ? '' : server?.name,
+      required: true,
+      hint: mode === 'copy' ? `A new name for the copy of '${server.name}'.` : undefined,
+    }),
+    checkbox({ label: 'Enabled (watch the mailbox and send)', name: 'enabled', checked: server?.enabled ?? true }),
+    h(
+      'fieldset',
+      {},
+      h('legend', {}, 'IMAP settings'),
+      h(
+        'div',
+        { class: 'columns' },
+        input({ label: 'Host name', name: 'imap.host', value: imap?.host, required: true }),
+        input({
+          label: 'Port number',
+          name: 'imap.port',
+          type: 'number',
+          min: 1,
+          max: 65535,
+          value: imap?.port,
+          hint: 'Empty: 993 with SSL, 143 without.',
+        }),
+      ),
+      checkbox({ label: 'Use SSL', name: 'imap.secure', checked: imap?.secure ?? true }),
+      input({ label: 'User name', name: 'imap.user', value: imap?.user, required: true }),
+      select({
+        label: 'Authentication',
+        name: 'imap.auth.method',
+        value: imap?.auth.method ?? 'password',
+        options: [
+          ['password', 'Password'],
+          ['oauth2', 'OAuth 2.0'],
+        ],
+      }),
+      authFields('imap.auth', imap?.auth, mode, panels.imap),
+      input({
+        label: 'Maximum IMAP sessions',
+        name: 'imap.maxSessions',
+        type: 'number',
+        min: 0,
+        max: 50,
+        value: imap?.maxSessions ?? 0,
+        hint: "0 = the engine's default.",
+      }),
+    ),
+    h(
+      'fieldset',
+      {},
+      h('legend', {}, 'SMTP settings'),
+      h(
+        'div',
+        { class: 'columns' },
+        input({ label: 'Host name', name: 'smtp.host', value: smtp?.host, required: true }),
+        input({
+          label: 'Port number',
+          name: 'smtp.port',
+          type: 'number',
+          min: 1,
+          max: 65535,
+          value: smtp?.port,
+          required: true,
+        }),
+      ),
+      checkbox({ label: 'Use SSL', name: 'smtp.secure', checked: smtp?.secure ?? false }),
+      select({
+        label: 'Authentication',
+        name: 'smtp.auth.mode',
+        value: smtpAuth?.mode ?? 'imap',
+        options: [
+          ['none', 'None'],
+          ['imap', 'Use IMAP settings'],
+          ['custom', 'Use settings below'],
+        ],
+      }),
+      h(
+        'div',
+        { class: 'group', 'data-mode': 'custom' },
+        select({
+          label: 'Method',
+          name: 'smtp.auth.method',
+          value: smtpAuth?.method ?? 'password',
+          options: [
+            ['password', 'Password'],
+            ['oauth2', 'OAuth 2.0'],
+          ],
+        }),
+        input({ label: 'User name', name: 'smtp.auth.user', value: smtpAuth?.user, required: true }),
+        authFields('smtp.auth', smtpAuth, mode, panels.smtp),
+      ),
+      input({
+        label: 'Heartbeat e-mail address',
+        name: 'smtp.heartbeatAddress',
+        type: 'email',
+        value: smtp?.heartbeatAddress,
+        hint: 'A test message goes here every 15 minutes to check the connection.',
+      }),
+      input({
+        label: 'Message rate limit (per hour)',
+        name: 'smtp.rateLimitPerHour',
+        type: 'number',
+        min: 0,
+        value: smtp?.rateLimitPerHour ?? 0,
+        hint: '0 = no limit.',
+      }),
+    ),
+    h(
+      'fieldset',
+      {},
+      h('legend', {}, 'After a message is stored'),
+      select({
+        label: 'In the mailbox',
+        name: 'postProcess',
+        value: postProcess.startsWith('move:') ? 'move' : postProcess,
+        options: [
+          ['seen', 'Mark it as seen'],
+          ['delete', 'Delete it'],
+          ['move', 'Move it to a folder'],
+        ],
+      }),
+      h(
+        'div',
+        { class: 'group', 'data-post': 'move' },
+        input({ label: 'Folder', name: 'moveFolder', value: moveFolder }),
+      ),
+    ),
+  );
+
+  const v = (name) => value(form, name);
+  const text = (name) => (v(name) ?? '').trim();
+
+  /** Shows the groups that the selects ask for. */
+  function sync() {
+    const smtpMethod = v('smtp.auth.mode') === 'custom' ? v('smtp.auth.method') : null;
+    const shown = {
+      'imap.auth:password': v('imap.auth.method') === 'password',
+      'imap.auth:oauth2': v('imap.auth.method') === 'oauth2',
+      'smtp.auth:password': smtpMethod === 'password',
+      'smtp.auth:oauth2': smtpMethod === 'oauth2',
+    };
+    for (const el of form.querySelectorAll('[data-auth]')) el.hidden = !shown[el.dataset.auth];
+    for (const el of form.querySelectorAll('[data-flow]')) {
+      const [prefix, flow] = el.dataset.flow.split(':');
+      el.hidden = v(`${prefix}.flow`) !== flow;
+    }
+    for (const el of form.querySelectorAll('[data-mode]')) el.hidden = v('smtp.auth.mode') !== el.dataset.mode;
+    for (const el of form.querySelectorAll('[data-post]')) el.hidden = v('postProcess') !== el.dataset.post;
+  }
+  form.addEventListener('change', (event) => {
+    if (event.target.name === 'smtp.port' && event.target.value === '465')
+      form.elements.namedItem('smtp.secure').checked = true;
+    sync();
+  });
+  sync();
+
+  function authBody(prefix, method) {
+    if (method === 'password') {
+      const out = { method: 'password' };
+      if (v(`${prefix}.password`)) {
+        out.password = v(`${prefix}.password`);
+        out.confirmPassword = v(`${prefix}.confirmPassword`);
+      }
+      return out;
+    }
+    const out = { method: 'oauth2', flow: v(`${prefix}.flow`) };
+    for (const key of ['clientId', 'directoryId', 'authorityHost'])
+      if (text(`${prefix}.${key}`)) out[key] = text(`${prefix}.${key}`);
+    if (out.flow === 'client-credentials' && v(`${prefix}.clientSecret`))
+      out.clientSecret = v(`${prefix}.clientSecret`);
+    return out;
+  }
+
+  const integer = (name, fallback) => (text(name) === '' ? fallback : Number(text(name)));
+
+  /** The request body for POST (add), PATCH (edit) or POST …/copy. */
+  function body() {
+    const mode = v('smtp.auth.mode');
+    const smtpAuthBody =
+      mode === 'custom'
+        ? { mode, user: text('smtp.auth.user'), ...authBody('smtp.auth', v('smtp.auth.method')) }
+        : { mode };
+    const imapBody = {
+      host: text('imap.host'),
+      secure: v('imap.secure'),
+      user: text('imap.user'),
+      auth: authBody('imap.auth', v('imap.auth.method')),
+      maxSessions: integer('imap.maxSessions', 0),
+    };
+    if (text('imap.port') !== '') imapBody.port = integer('imap.port');
+    const post = v('postProcess');
+    return {
+      name: text('name'),
+      enabled: v('enabled'),
+      imap: imapBody,
+      smtp: {
+        host: text('smtp.host'),
+        port: integer('smtp.port'),
+        secure: v('smtp.secure'),
+        auth: smtpAuthBody,
+        heartbeatAddress: text('smtp.heartbeatAddress') || null,
+        rateLimitPerHour: integer('smtp.rateLimitPerHour', 0),
+      },
+      postProcess: post === 'move' ? `move:${text('moveFolder')}` : post,
+    };
+  }
+
+  /**
+   * A password is needed unless a stored one stays valid (same host and user name): the edited
+   * server's, or for a copy the original's.
+   */
+  function needsPassword(side, currentMode) {
+    if (currentMode === 'add' || !stored) return true;
+    if (side === 'imap') {
+      const a = stored.imap;
+      return !(
+        a.auth.method === 'password' &&
+        a.auth.hasPassword &&
+        a.host === text('imap.host') &&
+        a.user === text('imap.user')
+      );
+    }
+    const a = stored.smtp;
+    return !(
+      a.auth.mode === 'custom' &&
+      a.auth.method === 'password' &&
+      a.auth.hasPassword &&
+      a.host === text('smtp.host') &&
+      a.auth.user === text('smtp.auth.user')
+    );
+  }
+
+  /** Checks made before sending: required fields, numbers, the password confirmation. */
+  function check(currentMode) {
+    const errors = [];
+    const required = (name, message) => {
+      if (text(name) === '') errors.push({ field: name, message });
+    };
+    const range = (name, min, max) => {
+      const n = Number(text(name));
+      if (text(name) !== '' && (!Number.isInteger(n) || n < min || n > max)) {
+        errors.push({ field: name, message: `Enter a whole number from ${min} to ${max}.` });
+      }
+    };
+    const credentials = (prefix, side, method) => {
+      if (method === 'password') {
+        const pw = v(`${prefix}.password`);
+        if (!pw && needsPassword(side, currentMode))
+          errors.push({ field: `${prefix}.password`, message: 'Enter the password.' });
+        if (pw && v(`${prefix}.confirmPassword`) !== pw) {
+          errors.push({
+            field: `${prefix}.confirmPassword`,
+            message: v(`${prefix}.confirmPassword`) ? 'The passwords do not match.' : 'Confirm the password.',
+          });
+        }
+        return;
+      }
+      required(`${prefix}.clientId`, 'Enter the Application (client) ID.');
+      required(`${prefix}.directoryId`, 'Enter the Directory (tenant) ID.');
+      const host = text(`${prefix}.authorityHost`);
+      if (host && !/^https:\/\/[^\s/]+/.test(host)) {
+        errors.push({ field: `${prefix}.authorityHost`, message: 'The authority host starts with https://.' });
+      }
+    };
+    required('name', 'Enter a name for the e-mail server.');
+    required('imap.host', 'Enter the IMAP host name.');
+    range('imap.port', 1, 65535);
+    required('imap.user', 'Enter the IMAP user name.');
+    credentials('imap.auth', 'imap', v('imap.auth.method'));
+    range('imap.maxSessions', 0, 50);
+    required('smtp.host', 'Enter the SMTP host name.');
+    required('smtp.port', 'Enter the SMTP port number.');
+    range('smtp.port', 1, 65535);
+    if (v('smtp.auth.mode') === 'custom') {
+      required('smtp.auth.user', 'Enter the SMTP user name.');
+      credentials('smtp.auth', 'smtp', v('smtp.auth.method'));
+    }
+    const heartbeat = text('smtp.heartbeatAddress');
+    if (heartbeat && !EMAIL.test(heartbeat)) {
+      errors.push({ field: 'smtp.heartbeatAddress', message: 'Enter an e-mail address (or leave it empty).' });
+    }
+    range('smtp.rateLimitPerHour', 0, 1_000_000);
+    if (v('postProcess') === 'move') required('moveFolder', 'Enter the folder to move messages to.');
+    return errors;
+  }
+
+  return {
+    form,
+    body,
+    check,
+    /** The server as saved now (after a Get Code saved it), for the password rules. */
+    setStored(view) {
+      stored = view;
+    },
+  };
+}

@@ -1,0 +1,73 @@
+/** A destination's recent inbound messages (newest first). */
+import { api, path } from '../lib/api.js';
+import { h, when } from '../lib/dom.js';
+import { breadcrumbs, failure, heading } from '../lib/layout.js';
+import { href } from '../lib/router.js';
+
+/** How many messages the page shows. */
+const SHOWN = 50;
+/** Page size of the feed, and the most pages read (the feed is read from its start). */
+const PAGE = 500;
+const MAX_PAGES = 20;
+
+async function recent(base) {
+  let after = 0;
+  let last = [];
+  for (let i = 0; i < MAX_PAGES; i += 1) {
+    const { messages, next } = await api('GET', `${base}/messages?after=${after}&limit=${PAGE}`);
+    if (messages.length > 0) last = [...last, ...messages].slice(-SHOWN);
+    if (messages.length < PAGE) break;
+    after = next;
+  }
+  return last.reverse();
+}
+
+export async function renderDestinationMessages(main, { tenantId, destinationId }) {
+  const base = path('tenants', tenantId, 'destinations', destinationId);
+  let tenant, destination, messages;
+  try {
+    [tenant, destination] = await Promise.all([api('GET', path('tenants', tenantId)), api('GET', base)]);
+    messages = await recent(base);
+  } catch (err) {
+    breadcrumbs([['Tenants', '#/'], ['Destination']]);
+    failure(main, err);
+    return;
+  }
+  breadcrumbs([['Tenants', '#/'], [tenant.name, href('tenants', tenantId)], [destination.name]]);
+  heading(main, `${destination.name}: recent messages`);
+  main.append(h('p', {}, `${destination.address}${destination.monitored ? '' : ' (not monitored)'}`));
+  if (messages.length === 0) {
+    main.append(h('p', { class: 'empty' }, 'No messages have arrived at this destination yet.'));
+    return;
+  }
+  main.append(
+    h(
+      'table',
+      { class: 'list', 'aria-label': 'Recent messages' },
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          ['Received', 'From', 'Subject', 'Claimed by', 'Acknowledged'].map((t) => h('th', { scope: 'col' }, t)),
+        ),
+      ),
+      h(
+        'tbody',
+        {},
+        messages.map((m) =>
+          h(
+            'tr',
+            {},
+            h('td', {}, when(m.receivedAt)),
+            h('td', {}, m.from ? (m.from.name ? `${m.from.name} <${m.from.address}>` : m.from.address) : '—'),
+            h('td', {}, m.subject || '(no subject)'),
+            h('td', {}, m.claimedBy ?? '—'),
+            h('td', {}, when(m.ackedAt)),
+          ),
+        ),
+      ),
+    ),
+  );
+}

@@ -1,0 +1,192 @@
+/**
+ * A server's status: IMAP connection state and last error in plain words, OAuth 2.0 sign-in,
+ * outbound queue (spool depth), heartbeat round trip, and dead letters with re-queue / delete.
+ */
+import { api, path } from '../lib/api.js';
+import { h, replace, when } from '../lib/dom.js';
+import { confirmDialog } from '../lib/dialog.js';
+import { breadcrumbs, failure, heading } from '../lib/layout.js';
+import { href } from '../lib/router.js';
+import { CONNECTION, HEALTH, QUEUE, tone } from '../lib/words.js';
+
+/** [5000] how often connection and queue refresh while the page is open, in milliseconds. */
+const REFRESH_MS = 5000;
+
+function facts(rows) {
+  return h(
+    'dl',
+    { class: 'facts' },
+    rows.filter(Boolean).map(([term, detail]) => [h('dt', {}, term), h('dd', {}, detail ?? '—')]),
+  );
+}
+
+function badge(state, words) {
+  return h('span', { class: tone(state) }, words[state] ?? state);
+}
+
+function signIn(state) {
+  const words = state.error ?? (state.account ? `as ${state.account}` : '');
+  return h('span', {}, badge(state.status, {}), words ? ` ${words}` : '');
+}
+
+export async function renderServerStatus(main, { tenantId, serverId }) {
+  const base = path('tenants', tenantId, 'servers', serverId);
+  let tenant, server;
+  try {
+    [tenant, server] = await Promise.all([api('GET', path('tenants', tenantId)), api('GET', base)]);
+  } catch (err) {
+    breadcrumbs([['Tenants', '#/'], ['E-mail server']]);
+    failure(main, err);
+    return;
+  }
+  breadcrumbs([['Tenants', '#/'], [tenant.name, href('tenants', tenantId)], [server.name]]);
+  const refreshButton = h('button', { type: 'button', onclick: () => void refresh() }, 'Refresh');
+  heading(main, `${server.name}: status`, refreshButton);
+
+  const connection = h('section', { 'aria-labelledby': 'connection-title' });
+  const outbound = h('section', { 'aria-labelledby': 'outbound-title' });
+  const dead = h('section', { 'aria-labelledby': 'dead-title' });
+  const problem = h('p', { class: 'error', role: 'alert', hidden: true });
+  main.append(problem, h('div', { class: 'cards' }, connection, outbound), dead);
+
+  /** Reloads the status; the dead letters (which hold buttons) only when asked, not on the timer. */
+  async function refresh({ withDeadLetters = true } = {}) {
+    try {
+      const oauthWanted = server.imap.auth.method === 'oauth2' || server.smtp.auth.method === 'oauth2';
+      const [status, oauth, dead] = await Promise.all([
+        api('GET', `${base}/status`),
+        oauthWanted ? api('GET', `${base}/oauth`) : null,
+        withDeadLetters ? api('GET', `${base}/dead-letters`) : null,
+      ]);
+      problem.hidden = true;
+      showConnection(status.inbound, oauth);
+      showOutbound(status.outbound);
+      if (dead) showDeadLetters(dead.deadLetters);
+    } catch (err) {
+      problem.textContent = err.message;
+      problem.hidden = false;
+    }
+  }
+
+  function showConnection(inbound, oauth) {
+    replace(
+      connection,
+      h('h2', { id: 'connection-title' }, 'Mailbox (IMAP)'),
+      facts([
+        ['Account', `${server.imap.user} at ${server.imap.host}:${server.imap.port}`],
+        ['Connection', badge(inbound.state, CONNECTION)],
+        ['Last error', inbound.lastError ? h('span', { class: 'last-error' }, inbound.lastError) : 'none'],
+        inbound.lastErrorAt && ['Last error at', when(inbound.lastErrorAt)],
+        ['Last contact', when(inbound.lastContactAt)],
+        ['Reconnects', String(inbound.reconnects)],
+        inbound.nextAttemptAt && ['Next attempt', when(inbound.nextAttemptAt)],
+        oauth?.imap && ['IMAP sign-in', signIn(oauth.imap)],
+        oauth?.smtp && ['SMTP sign-in', signIn(oauth.smtp)],
+      ]),
+    );
+  }
+
+  function showOutbound({ queue, heartbeat }) {
+    replace(
+      outbound,
+      h('h2', { id: 'outbound-title' }, 'Sending (SMTP)'),
+      facts([
+        ['Queue', queue ? badge(queue.state, QUEUE) : 'Not started'],
+        ['Spool depth', h('span', { class: 'spool-depth' }, String(queue?.depth ?? 0))],
+        queue?.oldestQueuedAt && ['Oldest queued', when(queue.oldestQueuedAt)],
+        queue?.lastReply && ['Last SMTP reply', queue.lastReply],
+        queue?.resumeAt && ['Resumes at', when(queue.resumeAt)],
+        queue?.rateLimitedUntil && ['Rate limited until', when(queue.rateLimitedUntil)],
+        [
+          'Heartbeat',
+          heartbeat
+            ? badge(heartbeat.health, HEALTH)
+            : server.smtp.heartbeatAddress
+              ? 'Not checked yet'
+              : 'No heartbeat address',
+        ],
+        heartbeat && ['Last heartbeat', when(heartbeat.lastHeartbeatAt)],
+        heartbeat?.lastResult && ['Last result', heartbeat.lastResult],
+        heartbeat && ['Round trip', heartbeat.roundTripMs === null ? '—' : `${heartbeat.roundTripMs} ms`],
+      ]),
+    );
+  }
+
+  function showDeadLetters(deadLetters) {
+    const rows = deadLetters.map((d) =>
+      h(
+        'tr',
+        { 'data-dead-letter': d.id },
+        h('td', {}, when(d.failedAt)),
+        h('td', {}, d.reply ?? '—'),
+        h('td', {}, String(d.attempts)),
+        h(
+          'td',
+          { class: 'row-actions' },
+          h(
+            'button',
+            {
+              type: 'button',
+              class: 'small',
+              'aria-label': `Re-queue dead letter ${d.id}`,
+              onclick: async (event) => {
+                event.currentTarget.disabled = true;
+                try {
+                  await api('POST', `${base}/dead-letters${path(d.id)}/requeue`, {});
+                } catch (err) {
+                  problem.textContent = err.message;
+                  problem.hidden = false;
+                }
+                await refresh();
+                document.getElementById('dead-title')?.focus(); // the row and its button are gone
+              },
+            },
+            'Re-queue',
+          ),
+          h(
+            'button',
+            {
+              type: 'button',
+              class: 'small danger',
+              'aria-label': `Delete dead letter ${d.id}`,
+              onclick: () =>
+                confirmDialog({
+                  title: 'Delete dead letter',
+                  question: 'Delete this message for good? It will not be sent.',
+                  action: () => api('DELETE', `${base}/dead-letters${path(d.id)}`),
+                  onDone: () => void refresh().then(() => document.getElementById('dead-title')?.focus()),
+                }),
+            },
+            'Delete',
+          ),
+        ),
+      ),
+    );
+    replace(
+      dead,
+      h('h2', { id: 'dead-title', tabindex: '-1' }, `Dead letters (${deadLetters.length})`),
+      deadLetters.length === 0
+        ? h('p', { class: 'empty' }, 'No dead letters: nothing was refused for good.')
+        : h(
+            'table',
+            { class: 'list', 'aria-label': 'Dead letters' },
+            h(
+              'thead',
+              {},
+              h(
+                'tr',
+                {},
+                ['Failed at', 'SMTP reply', 'Attempts', ''].map((t) => h('th', { scope: 'col' }, t)),
+              ),
+            ),
+            h('tbody', {}, rows),
+          ),
+    );
+  }
+
+  await refresh();
+  const timer = setInterval(() => {
+    if (!document.querySelector('dialog[open]')) void refresh({ withDeadLetters: false });
+  }, REFRESH_MS);
+  return () => clearInterval(timer);
+}

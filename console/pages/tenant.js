@@ -1,0 +1,250 @@
+/** One tenant: its e-mail servers (state and health) and its destinations, with their dialogs. */
+import { api, path } from '../lib/api.js';
+import { h } from '../lib/dom.js';
+import { confirmDialog } from '../lib/dialog.js';
+import { breadcrumbs, failure, heading } from '../lib/layout.js';
+import { href } from '../lib/router.js';
+import { CONNECTION, HEALTH, smtpAuthWords, tone } from '../lib/words.js';
+import { openDestinationDialog } from '../dialogs/destination-dialog.js';
+import { openServerDialog } from '../dialogs/server-dialog.js';
+
+const MAX_SERVERS = 5;
+
+export async function renderTenant(main, { tenantId }) {
+  const base = path('tenants', tenantId);
+  let tenant, servers, destinations;
+  try {
+    [tenant, { servers }, { destinations }] = await Promise.all([
+      api('GET', base),
+      api('GET', `${base}/servers`),
+      api('GET', `${base}/destinations`),
+    ]);
+  } catch (err) {
+    breadcrumbs([['Tenants', '#/'], ['Tenant']]);
+    failure(main, err);
+    return;
+  }
+  const reload = () => {
+    main.replaceChildren();
+    void renderTenant(main, { tenantId });
+  };
+  breadcrumbs([['Tenants', '#/'], [tenant.name]]);
+  heading(main, tenant.name);
+
+  const usesOAuth = (s) => s.imap.auth.method === 'oauth2' || s.smtp.auth.method === 'oauth2';
+  const [statuses, signIns] = await Promise.all([
+    Promise.all(servers.map((s) => api('GET', `${base}/servers${path(s.id)}/status`).catch(() => null))),
+    Promise.all(
+      servers.map((s) => (usesOAuth(s) ? api('GET', `${base}/servers${path(s.id)}/oauth`).catch(() => null) : null)),
+    ),
+  ]);
+  const serverName = new Map(servers.map((s) => [s.id, s.name]));
+
+  main.append(
+    h(
+      'section',
+      { 'aria-labelledby': 'servers-title' },
+      h(
+        'div',
+        { class: 'section-head' },
+        h('h2', { id: 'servers-title' }, `E-mail servers (${servers.length} of ${MAX_SERVERS})`),
+        h(
+          'button',
+          {
+            type: 'button',
+            class: 'primary',
+            id: 'add-server',
+            onclick: () => openServerDialog({ tenantId, mode: 'add', onChanged: reload }),
+          },
+          'Add e-mail server',
+        ),
+      ),
+      servers.length === 0
+        ? h('p', { class: 'empty' }, 'No e-mail servers yet.')
+        : serverTable(tenantId, servers, statuses, signIns, reload),
+    ),
+    h(
+      'section',
+      { 'aria-labelledby': 'destinations-title' },
+      h(
+        'div',
+        { class: 'section-head' },
+        h('h2', { id: 'destinations-title' }, 'Destinations'),
+        h(
+          'button',
+          {
+            type: 'button',
+            class: 'primary',
+            id: 'add-destination',
+            onclick: () => openDestinationDialog({ tenantId, mode: 'add', servers, onChanged: reload }),
+          },
+          'Add destination',
+        ),
+      ),
+      destinations.length === 0
+        ? h('p', { class: 'empty' }, 'No destinations yet.')
+        : destinationTable(tenantId, destinations, servers, serverName, reload),
+    ),
+  );
+}
+
+function actions(label, handlers) {
+  return h(
+    'td',
+    { class: 'row-actions' },
+    handlers.map(([text, fn, cls]) =>
+      h('button', { type: 'button', class: cls ?? 'small', 'aria-label': `${text} ${label}`, onclick: fn }, text),
+    ),
+  );
+}
+
+/** The OAuth 2.0 sign-in of a server's sides, e.g. "IMAP sign-in: COMPLETE". */
+function signInBadges(oauth) {
+  if (!oauth) return null;
+  return ['imap', 'smtp']
+    .filter((side) => oauth[side] && !(side === 'smtp' && oauth.smtp.sharesImapSignIn))
+    .map((side) =>
+      h(
+        'div',
+        { class: 'sub' },
+        `${side.toUpperCase()} sign-in: `,
+        h('span', { class: tone(oauth[side].status) }, oauth[side].status),
+      ),
+    );
+}
+
+function serverTable(tenantId, servers, statuses, signIns, reload) {
+  const base = path('tenants', tenantId, 'servers');
+  return h(
+    'table',
+    { class: 'list', 'aria-label': 'E-mail servers' },
+    h(
+      'thead',
+      {},
+      h(
+        'tr',
+        {},
+        ['Name', 'IMAP account', 'SMTP', 'Connection', 'Heartbeat', 'Queue', ''].map((t) =>
+          h('th', { scope: 'col' }, t),
+        ),
+      ),
+    ),
+    h(
+      'tbody',
+      {},
+      servers.map((s, i) => {
+        const st = statuses[i];
+        const state = st?.inbound.state ?? 'unknown';
+        const heartbeat = st?.outbound.heartbeat;
+        const queue = st?.outbound.queue;
+        const label = `e-mail server ${s.name}`;
+        return h(
+          'tr',
+          { 'data-server': s.name },
+          h(
+            'td',
+            {},
+            h('a', { href: href('tenants', tenantId, 'servers', s.id) }, s.name),
+            s.enabled ? '' : ' (disabled)',
+          ),
+          h(
+            'td',
+            {},
+            `${s.imap.user} at ${s.imap.host}:${s.imap.port}`,
+            s.imap.auth.method === 'oauth2' ? ' (OAuth 2.0)' : '',
+          ),
+          h('td', {}, `${s.smtp.host}:${s.smtp.port}, ${smtpAuthWords(s.smtp.auth)}`),
+          h(
+            'td',
+            {},
+            h('span', { class: tone(state), title: st?.inbound.lastError ?? '' }, CONNECTION[state] ?? state),
+            signInBadges(signIns[i]),
+          ),
+          h(
+            'td',
+            {},
+            heartbeat
+              ? h('span', { class: tone(heartbeat.health) }, HEALTH[heartbeat.health] ?? heartbeat.health)
+              : s.smtp.heartbeatAddress
+                ? 'Not checked yet'
+                : 'No heartbeat address',
+          ),
+          h('td', {}, queue ? `${queue.depth} queued` : '0 queued'),
+          actions(label, [
+            ['Edit', () => openServerDialog({ tenantId, mode: 'edit', server: s, onChanged: reload })],
+            ['Copy', () => openServerDialog({ tenantId, mode: 'copy', server: s, onChanged: reload })],
+            [
+              'Delete',
+              () =>
+                confirmDialog({
+                  title: 'Delete e-mail server',
+                  question: `Delete the e-mail server '${s.name}'?`,
+                  action: () => api('DELETE', `${base}${path(s.id)}`),
+                  onDone: reload,
+                }),
+              'small danger',
+            ],
+          ]),
+        );
+      }),
+    ),
+  );
+}
+
+function destinationTable(tenantId, destinations, servers, serverName, reload) {
+  const base = path('tenants', tenantId, 'destinations');
+  const yes = (b) => (b ? 'Yes' : 'No');
+  return h(
+    'table',
+    { class: 'list', 'aria-label': 'Destinations' },
+    h(
+      'thead',
+      {},
+      h(
+        'tr',
+        {},
+        ['Name', 'E-mail address', 'From text', 'Monitored', 'Outgoing', 'E-mail server', ''].map((t) =>
+          h('th', { scope: 'col' }, t),
+        ),
+      ),
+    ),
+    h(
+      'tbody',
+      {},
+      destinations.map((d) => {
+        const label = `destination ${d.name}`;
+        return h(
+          'tr',
+          { 'data-destination': d.name },
+          h('td', {}, h('a', { href: href('tenants', tenantId, 'destinations', d.id) }, d.name)),
+          h('td', {}, d.address),
+          h('td', {}, d.fromText),
+          h('td', {}, yes(d.monitored)),
+          h('td', {}, yes(d.outgoing)),
+          h('td', {}, d.serverId ? (serverName.get(d.serverId) ?? d.serverId) : '(none)'),
+          actions(label, [
+            [
+              'Edit',
+              () => openDestinationDialog({ tenantId, mode: 'edit', destination: d, servers, onChanged: reload }),
+            ],
+            [
+              'Copy',
+              () => openDestinationDialog({ tenantId, mode: 'copy', destination: d, servers, onChanged: reload }),
+            ],
+            [
+              'Delete',
+              () =>
+                confirmDialog({
+                  title: 'Delete destination',
+                  question: `Delete the destination '${d.name}'?`,
+                  action: () => api('DELETE', `${base}${path(d.id)}`),
+                  onDone: reload,
+                }),
+              'small danger',
+            ],
+          ]),
+        );
+      }),
+    ),
+  );
+}

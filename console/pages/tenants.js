@@ -1,0 +1,71 @@
+/** The tenants (business units): list and create. */
+import { api } from '../lib/api.js';
+import { h, when } from '../lib/dom.js';
+import { openDialog } from '../lib/dialog.js';
+import { clearErrors, generalError, input, showApiError, showErrors } from '../lib/forms.js';
+import { breadcrumbs, failure, heading } from '../lib/layout.js';
+import { go, href } from '../lib/router.js';
+
+export async function renderTenants(main) {
+  breadcrumbs([['Tenants']]);
+  heading(
+    main,
+    'Tenants',
+    h('button', { type: 'button', class: 'primary', onclick: () => createTenant() }, 'Add tenant'),
+  );
+  let tenants;
+  try {
+    ({ tenants } = await api('GET', '/tenants'));
+  } catch (err) {
+    failure(main, err);
+    return;
+  }
+  if (tenants.length === 0) {
+    main.append(h('p', { class: 'empty' }, 'No tenants yet. Add one to configure its e-mail servers.'));
+    return;
+  }
+  main.append(
+    h(
+      'table',
+      { class: 'list', 'aria-label': 'Tenants' },
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Name'), h('th', { scope: 'col' }, 'Created'))),
+      h(
+        'tbody',
+        {},
+        tenants.map((t) =>
+          h('tr', {}, h('td', {}, h('a', { href: href('tenants', t.id) }, t.name)), h('td', {}, when(t.createdAt))),
+        ),
+      ),
+    ),
+  );
+}
+
+function createTenant() {
+  const general = generalError();
+  const form = h(
+    'form',
+    { novalidate: true },
+    input({ label: 'Name', name: 'name', required: true, hint: 'The business unit, e.g. "Support EMEA".' }),
+    general,
+    h(
+      'div',
+      { class: 'actions' },
+      h('button', { type: 'submit', class: 'primary' }, 'Add'),
+      h('button', { type: 'button', onclick: () => dlg.close() }, 'Cancel'),
+    ),
+  );
+  const dlg = openDialog({ title: 'Add tenant', body: form });
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    clearErrors(form, general);
+    const name = form.elements.namedItem('name').value.trim();
+    if (!name) return showErrors(form, general, [{ field: 'name', message: 'Enter a name.' }]);
+    try {
+      const tenant = await api('POST', '/tenants', { name });
+      dlg.close();
+      go(href('tenants', tenant.id));
+    } catch (err) {
+      showApiError(form, general, err);
+    }
+  });
+}

@@ -4,7 +4,7 @@
  * bare imapflow clients (one per account, IDLE on INBOX, the same 32-at-a-time connect limit):
  *   - time from process start to every account idling (Mailroom: its /metrics say `idle`);
  *   - resident memory once all are idling;
- *   - CPU use at rest over one minute (share of one core);
+ *   - CPU use at rest over one minute (share of one core), after 10 s of settling;
  *   - arrival-to-routed latency for messages appended to random accounts, one at a time
  *     (Mailroom: append → delivery row committed, by the database's clock; baseline: append →
  *     the client's `exists` notice).
@@ -12,6 +12,7 @@
  * latency p99 ≤ 2 s. The fake IMAP server runs in this process, not in the measured ones.
  *
  *   BENCH_SCALE_ACCOUNTS [1000], BENCH_SCALE_REST_MS [60000], BENCH_SCALE_MESSAGES [100]
+ *   MAILROOM_ENGINE_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the engine process.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -39,6 +40,8 @@ const ACCOUNTS = Number(process.env.BENCH_SCALE_ACCOUNTS ?? 1_000);
 const REST_MS = Number(process.env.BENCH_SCALE_REST_MS ?? 60_000);
 const MESSAGES = Number(process.env.BENCH_SCALE_MESSAGES ?? 100);
 const CONNECT_TIMEOUT_MS = 180_000;
+/** Quiet time after all accounts idle before CPU at rest is measured, ms. */
+const SETTLE_MS = 10_000;
 const TOKEN = 'scale-bench-token';
 const CLOCK_TICKS = 100; // USER_HZ on Linux
 const BASELINE_SCRIPT = fileURLToPath(new URL('./support/idle-clients.ts', import.meta.url));
@@ -121,6 +124,7 @@ runBench(BENCH, async () => {
   const baselineConnectS = (performance.now() - baselineStart) / 1000;
   const baselineRss = await rssMb(baseline.pid as number);
   progress(BENCH, `baseline: all idling after ${baselineConnectS.toFixed(1)} s; CPU at rest for ${REST_MS} ms`);
+  await sleep(SETTLE_MS);
   const baselineCpu = await cpuAtRest(baseline.pid as number, REST_MS);
   const baselineLatency = await latencies(users, append, (user) => new Promise((r) => notices.set(user, r)));
   await stopChild(baseline);
@@ -187,6 +191,7 @@ runBench(BENCH, async () => {
   const engineConnectS = (performance.now() - engineStart) / 1000;
   const engineRss = await rssMb(engine.pid as number);
   progress(BENCH, `mailroom: all idling after ${engineConnectS.toFixed(1)} s; CPU at rest for ${REST_MS} ms`);
+  await sleep(SETTLE_MS); // the last first syncs' post-processing and start-up work finish
   const engineCpu = await cpuAtRest(engine.pid as number, REST_MS);
   const engineLatency = await latencies(users, append, async (_user, subject) => {
     for (;;) {

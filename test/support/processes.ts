@@ -33,7 +33,9 @@ export function startEngineProcess(
   env: Record<string, string>,
   cwd: string,
 ): { child: ChildProcess; output: () => string } {
-  const child = spawn(process.execPath, ['--import', TSX_LOADER, CLI_ENTRY, 'start'], {
+  // MAILROOM_ENGINE_NODE_ARGS: extra node flags for the engine process (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
+  const nodeArgs = (process.env.MAILROOM_ENGINE_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, '--import', TSX_LOADER, CLI_ENTRY, 'start'], {
     cwd,
     env: { ...process.env, MAILROOM_LOG_PRETTY: 'false', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -243,6 +243,7 @@ export class Engine {
         if (!this.leases) throw new Error('engine is not running');
         return this.leases.view();
       },
+      watcherOf: async (serverId) => (this.leases ? this.leases.watcherOf(serverId) : null),
     };
   }
 

@@ -59,7 +59,7 @@ export async function renderServerStatus(main, { tenantId, serverId }) {
         withDeadLetters ? api('GET', `${base}/dead-letters`) : null,
       ]);
       problem.hidden = true;
-      showConnection(status.inbound, oauth);
+      showConnection(status.inbound, oauth, status.watchedBy);
       showOutbound(status.outbound);
       if (dead) showDeadLetters(dead.deadLetters);
     } catch (err) {
@@ -68,12 +68,20 @@ export async function renderServerStatus(main, { tenantId, serverId }) {
     }
   }
 
-  function showConnection(inbound, oauth) {
+  function showConnection(inbound, oauth, watchedBy) {
+    // With several engine instances, the mailbox is watched by the one holding its lease.
+    const elsewhere = watchedBy && !watchedBy.thisInstance;
     replace(
       connection,
       h('h2', { id: 'connection-title' }, 'Mailbox (IMAP)'),
       facts([
         ['Account', `${server.imap.user} at ${server.imap.host}:${server.imap.port}`],
+        watchedBy && [
+          'Watched by',
+          elsewhere
+            ? `instance ${watchedBy.instanceId} (the state below is this instance's)`
+            : `this instance (${watchedBy.instanceId})`,
+        ],
         ['Connection', badge(inbound.state, CONNECTION)],
         ['Last error', inbound.lastError ? h('span', { class: 'last-error' }, inbound.lastError) : 'none'],
         inbound.lastErrorAt && ['Last error at', when(inbound.lastErrorAt)],

@@ -29,6 +29,8 @@ export interface OperationsApi {
   readiness(): Promise<{ ready: boolean; checks: Array<{ name: string; ok: boolean; detail: string }> }>;
   metrics(): Promise<{ contentType: string; body: string }>;
   cluster(): Promise<ClusterView>;
+  /** Which instance watches a server's mailbox. */
+  watcherOf(serverId: string): Promise<{ instanceId: string; thisInstance: boolean } | null>;
 }
 
 export interface RouteContext {

@@ -80,6 +80,12 @@ export class LeaseKeeper {
     return this.lastRenewedAt === 0 ? Infinity : performance.now() - this.lastRenewedAt;
   }
 
+  /** Which instance watches a server (null: none right now, e.g. disabled or being taken over). */
+  async watcherOf(serverId: string): Promise<{ instanceId: string; thisInstance: boolean } | null> {
+    const holder = await this.deps.store.leases.holderOf(serverId);
+    return holder ? { instanceId: holder.instanceId, thisInstance: holder.owner === this.owner } : null;
+  }
+
   /** The instances on the database and who holds each lease. */
   async view(): Promise<ClusterView> {
     const [instances, leases] = await Promise.all([

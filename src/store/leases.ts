@@ -165,6 +165,17 @@ export class LeaseRepository {
     );
   }
 
+  /** The live holder of one server's lease, if any. */
+  async holderOf(serverId: string): Promise<{ owner: string; instanceId: string } | null> {
+    const rows: Array<{ owner: string; instance_id: string }> = await this.em.query(
+      `SELECT l.owner, i.instance_id FROM server_leases l JOIN engine_instances i ON i.owner = l.owner
+        WHERE l.server_id = $1 AND i.expires_at > now()`,
+      [serverId],
+    );
+    const row = rows[0];
+    return row ? { owner: row.owner, instanceId: row.instance_id } : null;
+  }
+
   /** Every live lease with its holder's configured instance id and expiry (for the API and metrics). */
   async holders(): Promise<Array<{ serverId: string; owner: string; instanceId: string; expiresAt: Date }>> {
     const rows: Array<{ server_id: string; owner: string; instance_id: string; expires_at: Date }> =

@@ -141,6 +141,7 @@ describe('README walkthrough (whole engine, harness mail server)', function () {
 
     const status = await api('GET', `/tenants/${tenant}/servers/${server.body.id}/status`);
     assert.equal(status.body.inbound.state, 'idle');
+    assert.equal(status.body.watchedBy.thisInstance, true, 'this (only) instance watches the mailbox');
     assert.equal(status.body.outbound.queue.state, 'ok');
     const refused = await api('DELETE', `/tenants/${tenant}/servers/${server.body.id}`);
     assert.equal(refused.body.error.code, 'SERVER_IN_USE');

@@ -137,12 +137,18 @@ export const messageRoutes: RouteDef[] = [
     method: 'GET',
     url: '/api/v1/tenants/:tenantId/servers/:serverId/status',
     access: 'tenant',
-    summary: "The server's connection state, last error in plain words, last contact and UID progress.",
+    summary:
+      "The server's connection state, last error in plain words, last contact and UID progress; which instance watches it.",
     tags: ['e-mail servers'],
     schema: {
       params: ServerParams,
       response: {
         200: Type.Object({
+          /** With several instances, the one watching this mailbox (`inbound` describes this instance's view). */
+          watchedBy: Type.Union([
+            Type.Object({ instanceId: Type.String(), thisInstance: Type.Boolean() }),
+            Type.Null(),
+          ]),
           inbound: Type.Object({
             state: Type.String(),
             lastError: Type.Union([Type.String(), Type.Null()]),
@@ -179,10 +185,11 @@ export const messageRoutes: RouteDef[] = [
         }),
       },
     },
-    handler: async (req, _reply, { accounts, inbound, outbound }) => {
+    handler: async (req, _reply, { accounts, inbound, outbound, operations }) => {
       const p = req.params as ServerParams;
       await accounts.servers.get(p.tenantId, p.serverId);
-      return { inbound: inbound.status(p.serverId), outbound: outbound.status(p.serverId) };
+      const watchedBy = operations ? await operations.watcherOf(p.serverId) : null;
+      return { watchedBy, inbound: inbound.status(p.serverId), outbound: outbound.status(p.serverId) };
     },
   },
 ];

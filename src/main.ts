@@ -159,6 +159,7 @@ export class Engine {
         options: { ...(messageIdDomain && { messageIdDomain }), ...this.tuning.outbound },
       });
       this.outbound = outbound;
+      this.oauth.onSignIn((serverId) => outbound.credentialsRenewed(serverId));
       await outbound.start();
       // Which servers this instance watches: those it holds the lease of (all, when it is alone).
       const leases = new LeaseKeeper({
@@ -187,7 +188,12 @@ export class Engine {
         events: this.inbound.service.events,
         options: this.tuning.webhooks,
       });
-      this.collector = engineStateCollector({ store, inbound: this.inbound, leases });
+      this.collector = engineStateCollector({
+        store,
+        inbound: this.inbound,
+        leases,
+        spoolStats: () => outbound.spoolStats(),
+      });
       onCollect(this.collector);
       this.api = await buildApi({
         accounts,

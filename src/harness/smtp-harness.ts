@@ -13,7 +13,7 @@ import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp
 import { SmtpFaults } from './smtp/faults.js';
 import { createHandlers } from './smtp/handlers.js';
 import { slowDownWrites, TimerSet } from './smtp/slow-socket.js';
-import type { ReceivedMessage, SmtpHarnessOptions } from './smtp/types.js';
+import type { AuthAttempt, ReceivedMessage, SmtpHarnessOptions } from './smtp/types.js';
 
 export { ANY_RECIPIENT, SmtpFaults } from './smtp/faults.js';
 export type {
@@ -24,7 +24,13 @@ export type {
   SmtpReply,
   SmtpReplyPhase,
 } from './smtp/faults.js';
-export type { ReceivedMessage, SmtpHarnessOptions, SmtpHarnessTls, SmtpHarnessUser } from './smtp/types.js';
+export type {
+  AuthAttempt,
+  ReceivedMessage,
+  SmtpHarnessOptions,
+  SmtpHarnessTls,
+  SmtpHarnessUser,
+} from './smtp/types.js';
 
 /** Default wait of `waitFor`, in milliseconds. */
 const DEFAULT_WAIT_MS = 5_000;
@@ -37,6 +43,8 @@ export interface SmtpHarness {
   readonly port: number;
   /** Messages received so far, oldest first. Tests may empty it with `messages.length = 0`. */
   readonly messages: ReceivedMessage[];
+  /** AUTH commands answered so far, oldest first (to see a refused token and the retry). */
+  readonly authentications: AuthAttempt[];
   /** Runtime fault injection; see `SmtpFaults`. */
   readonly faults: SmtpFaults;
   /** True while the listener accepts connections. */
@@ -46,6 +54,11 @@ export interface SmtpHarness {
    * `timeoutMs` milliseconds. [timeoutMs=5000]
    */
   waitFor(count: number, timeoutMs?: number): Promise<ReceivedMessage[]>;
+  /**
+   * Cuts every open connection but keeps listening: clients must connect and authenticate again
+   * (e.g. with an access token that has expired meanwhile). Resolves once the sockets are closed.
+   */
+  dropConnections(): Promise<void>;
   /** Outage: stop listening (clients get ECONNREFUSED) and cut every open connection. */
   stop(): Promise<void>;
   /** Recovery: listen again on the same port after `stop()`. No-op while listening. */
@@ -70,6 +83,7 @@ export async function startSmtpHarness(options: SmtpHarnessOptions = {}): Promis
 class LocalSmtpHarness implements SmtpHarness {
   readonly host: string;
   readonly messages: ReceivedMessage[] = [];
+  readonly authentications: AuthAttempt[] = [];
   readonly faults = new SmtpFaults();
   private boundPort: number;
   private server: SMTPServer | undefined;
@@ -143,6 +157,14 @@ class LocalSmtpHarness implements SmtpHarness {
     this.server = server;
   }
 
+  async dropConnections(): Promise<void> {
+    const closing = [...this.sockets].map(
+      (socket) => new Promise<void>((resolve) => (socket.closed ? resolve() : socket.once('close', () => resolve()))),
+    );
+    for (const socket of this.sockets) socket.destroy();
+    await Promise.all(closing);
+  }
+
   async stop(): Promise<void> {
     const server = this.server;
     if (!server) return;
@@ -182,6 +204,7 @@ class LocalSmtpHarness implements SmtpHarness {
       faults: this.faults,
       destroySession: (session) => this.destroySession(session),
       record: (message) => this.record(message),
+      recordAuth: (attempt) => this.authentications.push(attempt),
     });
     return {
       ...handlers,

@@ -2,13 +2,16 @@ import type { CredentialService, LoginCredentials } from '../auth/credentials.js
 import type { Clock } from '../shared/clock.js';
 import { isMailroomError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
+import { outboundMessages, rateLimitWaits } from '../shared/metrics.js';
+import type { SentRecord } from '../store/outbound-repositories.js';
 import type { EmailServerRow } from '../store/rows.js';
 import type { Store } from '../store/store.js';
 import { classifyDeliveryError, retryDelayMs, type DeliveryFailure } from './delivery-error.js';
 import type { OutboundOptions } from './options.js';
 import { nextSendAllowedAt, RATE_WINDOW_MS } from './rate-limit.js';
 import { SmtpTransport } from './smtp-transport.js';
-import { seqTimeOf, type Spool, type SpoolHeader, type SpoolItem } from './spool.js';
+import { queuedAtOf, seqTimeOf, type Spool, type SpoolHeader, type SpoolItem } from './spool.js';
+import { WaitingWarning } from './waiting-warning.js';
 
 export type QueueState = 'ok' | 'paused' | 'held';
 
@@ -24,6 +27,15 @@ export interface QueueStatus {
   rateLimitedUntil: string | null;
 }
 
+/** What the metrics collector reads per account: queued messages and the age of the oldest. */
+export interface QueueStats {
+  serverId: string;
+  tenantId: string;
+  depth: number;
+  /** How long the oldest queued message has waited, ms (0 when none waits). */
+  oldestAgeMs: number;
+}
+
 export interface QueueDeps {
   spool: Spool;
   store: Store;
@@ -31,6 +43,10 @@ export interface QueueDeps {
   clock: Clock;
   logger: Logger;
   options: OutboundOptions;
+  /** Records a delivery (status `sent` + send log); group-committed across accounts, asynchronous commit. */
+  recordSent: (record: SentRecord) => Promise<void>;
+  /** Resolves once the record of this delivery is durable (a later synchronous commit). */
+  confirmSent: (id: string) => Promise<void>;
   /** Makes the transport; tests may count or wrap it. */
   transportFactory?: (
     server: EmailServerRow,
@@ -73,6 +89,19 @@ export class AccountQueue {
   private readonly pending: SpoolItem[] = [];
   private readonly pendingNames = new Set<string>();
   private listingStale = true;
+  /** Attempts so far per message, known without reading its row (accepted here, or read once). */
+  private readonly facts = new Map<string, { attempts: number; firstAttemptAt: Date | null }>();
+  /** The last delivery whose record is still being written: the next message's final dot waits for it. */
+  private recording: Promise<void> | null = null;
+  /** Records being written and the file removals that follow them (awaited by `stop`). */
+  private readonly settling = new Set<Promise<void>>();
+  /** Files of delivered messages not yet removed: a listing of the folder must not queue them again. */
+  private readonly finishing = new Set<string>();
+  /** A file read ahead of its turn. */
+  private ahead: { item: SpoolItem; read: ReturnType<Spool['read']> } | null = null;
+  /** The message on its way to the server now. */
+  private sendingId: string | null = null;
+  private readonly waiting: WaitingWarning;
 
   constructor(
     server: EmailServerRow,
@@ -80,14 +109,44 @@ export class AccountQueue {
   ) {
     this.server = server;
     this.log = deps.logger.child({ tenantId: server.tenantId, serverId: server.id, component: 'outbound' });
+    this.waiting = new WaitingWarning({
+      clock: deps.clock,
+      store: deps.store,
+      log: this.log,
+      tenantId: server.tenantId,
+      serverId: server.id,
+      warnAfterMs: deps.options.warnAfterMs,
+      describe: () => ({ state: this.status.state, lastReply: this.status.lastReply }),
+    });
   }
 
   snapshot(): QueueStatus {
     return { ...this.status };
   }
 
-  /** A message just spooled for this account: joins the queue without listing the folder. */
+  /** Depth and age of the oldest waiting message, from memory (cheap enough for every scrape). */
+  stats(now: number): QueueStats {
+    const oldest = this.pending[0] ? queuedAtOf(this.pending[0]) : null;
+    return {
+      serverId: this.server.id,
+      tenantId: this.server.tenantId,
+      depth: this.pending.length,
+      oldestAgeMs: oldest === null ? 0 : Math.max(0, now - oldest),
+    };
+  }
+
+  get tenantId(): string {
+    return this.server.tenantId;
+  }
+
+  /** Whether this message is on its way to the server right now. */
+  isSending(id: string): boolean {
+    return this.sendingId === id;
+  }
+
+  /** A message just spooled for this account: joins the queue without listing the folder or reading its row. */
   enqueued(item: SpoolItem): void {
+    this.facts.set(item.id, { attempts: 0, firstAttemptAt: null });
     this.addPending(item);
     this.kick();
   }
@@ -108,6 +167,13 @@ export class AccountQueue {
     this.kick();
   }
 
+  /** The credentials may work again (a new sign-in): a held queue tries at once instead of at its next probe. */
+  resumeNow(): void {
+    if (this.status.state !== 'held') return;
+    this.resumeAt = 0;
+    this.kick();
+  }
+
   /** Asks for a drain as soon as possible. */
   kick(): void {
     if (this.stopped) return;
@@ -119,6 +185,7 @@ export class AccountQueue {
       .catch((err: unknown) => this.log.error({ err }, 'outbound queue failed; retrying'))
       .finally(() => {
         this.draining = undefined;
+        this.waiting.check(this.pending);
         if (this.again && !this.stopped) {
           this.again = false;
           this.kick();
@@ -130,7 +197,9 @@ export class AccountQueue {
   async stop(): Promise<void> {
     this.stopped = true;
     this.deps.clock.clearTimeout(this.timer);
+    this.waiting.stop();
     await this.draining;
+    await Promise.all([...this.settling]);
     this.transport?.close();
   }
 
@@ -170,11 +239,13 @@ export class AccountQueue {
       }
       const limit = this.server.smtpRateLimitPerHour;
       if (limit > 0) {
+        await this.recording?.catch(() => undefined); // the last send must be in the log it reads
         const sends = (await store.sendLog.since(this.server.id, new Date(now - RATE_WINDOW_MS))).map((d) =>
           d.getTime(),
         );
         const allowedAt = nextSendAllowedAt(sends, limit, now);
         if (allowedAt > now) {
+          if (this.status.rateLimitedUntil === null) rateLimitWaits.inc(this.labels());
           this.status.rateLimitedUntil = new Date(allowedAt).toISOString();
           return this.schedule(allowedAt);
         }
@@ -190,7 +261,7 @@ export class AccountQueue {
     const { clock, spool, store } = this.deps;
     let read;
     try {
-      read = await spool.read(item);
+      read = await this.readSpooled(item);
     } catch (err) {
       this.removePending(item);
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true; // removed by someone else
@@ -203,45 +274,114 @@ export class AccountQueue {
         .catch(() => undefined);
       return true;
     }
-    const row = await store.outbound.byId(item.id);
-    if (row?.status === 'sent') {
-      // Recorded as sent, but the file outlived it (the process or the machine stopped in between).
-      await spool.remove(item);
-      this.removePending(item);
-      return true;
+    let facts = this.facts.get(item.id);
+    if (!facts) {
+      // Found on disk (a restart, a requeued dead letter): the row says how far it got.
+      const row = await store.outbound.byId(item.id);
+      if (row?.status === 'sent') {
+        // Recorded as sent, but the file outlived it (the process or the machine stopped in between).
+        await spool.remove(item);
+        this.removePending(item);
+        return true;
+      }
+      if (!row) await store.outbound.insertMissing(this.rowFromHeader(read.header));
+      facts = { attempts: row?.attempts ?? 0, firstAttemptAt: row?.firstAttemptAt ?? null };
+      this.facts.set(item.id, facts);
     }
-    if (!row) await store.outbound.insertMissing(this.rowFromHeader(read.header));
-    const attempts = (row?.attempts ?? 0) + 1;
-    const firstAttemptAt = row?.firstAttemptAt ?? new Date(clock.now());
-    // The attempt is recorded while the message is on its way (two round trips in the time of one).
-    const marking = store.outbound.update(item.id, { status: 'sending', attempts, firstAttemptAt });
+    const attempts = facts.attempts + 1;
+    const firstAttemptAt = facts.firstAttemptAt ?? new Date(clock.now());
+    facts.attempts = attempts;
+    facts.firstAttemptAt = firstAttemptAt;
+    this.sendingId = item.id;
     try {
       const { envelope } = read.header;
-      const sending = this.withLogin((transport) => transport.send(envelope, read.raw));
-      const [result] = await Promise.all([sending, marking.catch(() => undefined)]);
-      const sentAt = new Date(clock.now());
-      await Promise.all([
-        store.sendLog.record(this.server.id, sentAt, item.id),
-        store.outbound.update(item.id, {
-          status: 'sent',
-          sentAt,
-          lastReply: result.response,
-          lastResponseCode: Number.parseInt(result.response, 10) || 250,
-          nextAttemptAt: null,
-        }),
-      ]);
-      await spool.remove(item);
+      const gate = this.recording ?? undefined;
+      const sending = this.withLogin((transport) => transport.send(envelope, read.raw, gate));
+      this.readAhead(item);
+      const result = await sending;
+      this.track(item, {
+        id: item.id,
+        sentAt: new Date(clock.now()),
+        reply: result.response,
+        responseCode: Number.parseInt(result.response, 10) || 250,
+        attempts,
+        firstAttemptAt,
+      });
       this.removePending(item);
       this.notBefore.delete(item.id);
+      this.facts.delete(item.id);
       this.status.lastReply = result.response;
+      outboundMessages.inc({ ...this.labels(), outcome: 'sent' });
       return true;
     } catch (err) {
-      await marking.catch(() => undefined); // settled before the failure is written over it
       const failure = classifyDeliveryError(err);
       this.status.lastReply = failure.reply;
       this.status.lastErrorAt = new Date(clock.now()).toISOString();
       return this.handleFailure(item, failure, attempts, firstAttemptAt, err);
+    } finally {
+      this.sendingId = null;
     }
+  }
+
+  /**
+   * After the server's 250: the delivery is recorded (group-committed with others, asynchronous
+   * commit), made durable (a later synchronous commit, shared too), then the file is deleted. The
+   * queue goes on at once; the next message's final dot waits only for the record, so at most one
+   * delivered message is ever unrecorded (one duplicate at most when the engine is killed).
+   */
+  private track(item: SpoolItem, record: SentRecord): void {
+    const recording = this.deps.recordSent(record);
+    this.recording = recording;
+    this.finishing.add(item.name);
+    let retry = false;
+    const settled = recording
+      .then(
+        async () => {
+          await this.deps.confirmSent(item.id);
+          await this.deps.spool.remove(item);
+        },
+        (err: unknown) => {
+          // The server has the message but nothing says so: the file stays and is sent again
+          // (a duplicate rather than a loss).
+          this.log.error(
+            { err, outboundId: item.id },
+            'recording a delivered message failed; it stays in the spool and will be sent again',
+          );
+          retry = true;
+        },
+      )
+      .catch((err: unknown) =>
+        this.log.error(
+          { err, outboundId: item.id },
+          'making a delivery durable or removing its spool file failed; the file goes at the next listing, unsent',
+        ),
+      )
+      .finally(() => {
+        this.settling.delete(settled);
+        this.finishing.delete(item.name);
+        if (this.recording === recording) this.recording = null;
+        if (retry) this.refresh();
+      });
+    this.settling.add(settled);
+  }
+
+  /** The next message's file, read while the current one is on its way (one at a time). */
+  private readAhead(current: SpoolItem): void {
+    const next = this.pending.find((i) => i !== current && (this.notBefore.get(i.id) ?? 0) <= this.deps.clock.now());
+    if (!next || this.ahead?.item === next) return;
+    const read = this.deps.spool.read(next);
+    read.catch(() => undefined); // handled when the message's turn comes
+    this.ahead = { item: next, read };
+  }
+
+  private readSpooled(item: SpoolItem): ReturnType<Spool['read']> {
+    const ahead = this.ahead;
+    this.ahead = null;
+    return ahead?.item === item ? ahead.read : this.deps.spool.read(item);
+  }
+
+  private labels(): { tenant_id: string; server_id: string } {
+    return { tenant_id: this.server.tenantId, server_id: this.server.id };
   }
 
   private async handleFailure(
@@ -253,7 +393,7 @@ export class AccountQueue {
   ): Promise<boolean> {
     const { clock, spool, store, options } = this.deps;
     const now = clock.now();
-    const common = { lastReply: failure.reply, lastResponseCode: failure.responseCode };
+    const common = { lastReply: failure.reply, lastResponseCode: failure.responseCode, attempts, firstAttemptAt };
     const expired = now - firstAttemptAt.getTime() >= options.maxLifetimeMs;
     if (failure.kind === 'permanent' || (failure.kind === 'transient' && expired)) {
       await spool.deadLetter(item, {
@@ -266,6 +406,8 @@ export class AccountQueue {
       await store.outbound.update(item.id, { status: 'failed', nextAttemptAt: null, ...common });
       this.removePending(item);
       this.notBefore.delete(item.id);
+      this.facts.delete(item.id);
+      outboundMessages.inc({ ...this.labels(), outcome: 'dead_lettered' });
       this.log.warn({ outboundId: item.id, reply: failure.reply, attempts }, 'message dead-lettered');
       return true;
     }
@@ -273,6 +415,7 @@ export class AccountQueue {
       const at = now + retryDelayMs(attempts, failure.throttled);
       this.notBefore.set(item.id, at);
       await store.outbound.update(item.id, { status: 'deferred', nextAttemptAt: new Date(at), ...common });
+      outboundMessages.inc({ ...this.labels(), outcome: 'deferred' });
       this.log.info(
         { outboundId: item.id, reply: failure.reply, retryAt: new Date(at).toISOString() },
         'message deferred',
@@ -281,10 +424,13 @@ export class AccountQueue {
     }
     // The account itself cannot send: nothing is dead-lettered, the whole queue waits.
     const held = failure.kind === 'auth';
+    const resumeAt = now + (held ? options.authRetryMs : options.probeIntervalMs);
+    // The message's row first: whoever sees the queue paused or held sees the message deferred.
+    await store.outbound.update(item.id, { status: 'deferred', nextAttemptAt: new Date(resumeAt), ...common });
     this.status.state = held ? 'held' : 'paused';
-    this.resumeAt = now + (held ? options.authRetryMs : options.probeIntervalMs);
-    this.status.resumeAt = new Date(this.resumeAt).toISOString();
-    await store.outbound.update(item.id, { status: 'deferred', nextAttemptAt: new Date(this.resumeAt), ...common });
+    this.resumeAt = resumeAt;
+    this.status.resumeAt = new Date(resumeAt).toISOString();
+    outboundMessages.inc({ ...this.labels(), outcome: 'deferred' });
     this.dropTransport();
     this.log.warn(
       { state: this.status.state, reply: failure.reply, reason: reasonOf(err) },
@@ -360,7 +506,7 @@ export class AccountQueue {
 
   /** Keeps `pending` sorted by name (the FIFO order) and free of duplicates. */
   private addPending(item: SpoolItem): void {
-    if (this.pendingNames.has(item.name)) return;
+    if (this.pendingNames.has(item.name) || this.finishing.has(item.name)) return;
     this.pendingNames.add(item.name);
     let i = this.pending.length;
     while (i > 0 && (this.pending[i - 1] as SpoolItem).name > item.name) i -= 1;
@@ -368,6 +514,7 @@ export class AccountQueue {
   }
 
   private removePending(item: SpoolItem): void {
+    this.waiting.forget(item.id);
     if (!this.pendingNames.delete(item.name)) return;
     const i = this.pending.findIndex((p) => p.name === item.name);
     if (i >= 0) this.pending.splice(i, 1);

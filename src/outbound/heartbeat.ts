@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
+import { heartbeatRoundTrip } from '../shared/metrics.js';
 import type { EmailServerRow } from '../store/rows.js';
 import { composeMessage } from './compose.js';
 
@@ -117,5 +118,9 @@ export class Heartbeat {
     if (sentAt === undefined) return;
     this.pending.delete(token);
     this.state.roundTripMs = Math.max(0, at - sentAt);
+    heartbeatRoundTrip.set(
+      { tenant_id: this.server.tenantId, server_id: this.server.id },
+      this.state.roundTripMs / 1000,
+    );
   }
 }

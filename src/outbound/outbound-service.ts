@@ -6,8 +6,10 @@ import type { Logger } from '../shared/logger.js';
 import { validate } from '../shared/validation.js';
 import type { EmailServerRow, OutboundMessageRow } from '../store/rows.js';
 import type { Store } from '../store/store.js';
-import { AccountQueue, type QueueStatus } from './account-queue.js';
+import type { SentRecord } from '../store/outbound-repositories.js';
+import { AccountQueue, type QueueStats, type QueueStatus } from './account-queue.js';
 import { composeMessage } from './compose.js';
+import { GroupCommit } from './group-commit.js';
 import { Heartbeat, type HeartbeatStatus } from './heartbeat.js';
 import { DEFAULT_OUTBOUND_OPTIONS, type OutboundOptions } from './options.js';
 import { SendInput, type OutboundView } from './schemas.js';
@@ -73,11 +75,20 @@ export class OutboundService {
   private readonly heartbeats = new Map<string, Heartbeat>();
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** Status rows of accepted messages, inserted together when requests arrive together. */
+  private readonly accepted: GroupCommit<OutboundMessageRow>;
+  /** Deliveries of every account, recorded together (status `sent` + send log). */
+  private readonly delivered: GroupCommit<SentRecord>;
+  /** Recorded deliveries made durable together, before their spool files go. */
+  private readonly confirmed: GroupCommit<string>;
 
   constructor(private readonly deps: OutboundDeps) {
     this.options = { ...DEFAULT_OUTBOUND_OPTIONS, ...deps.options };
     this.clock = deps.clock ?? systemClock;
-    this.spool = new Spool(deps.spoolDir, { fsync: this.options.fsync });
+    this.spool = new Spool(deps.spoolDir, { fsync: this.options.fsync, now: () => this.clock.now() });
+    this.accepted = new GroupCommit((rows) => deps.store.outbound.insertMany(rows));
+    this.delivered = new GroupCommit((records) => deps.store.outbound.recordSent(records));
+    this.confirmed = new GroupCommit((ids) => deps.store.outbound.confirmSent(ids));
   }
 
   async start(): Promise<void> {
@@ -154,8 +165,14 @@ export class OutboundService {
         `destination '${destination.name}' is not available for outgoing mail; enable "outgoing" and give it an e-mail server`,
       );
     }
-    const server = await store.servers.get(tenantId, destination.serverId);
-    if (!server) throw new MailroomError('SERVER_NOT_FOUND', 'the destination’s e-mail server does not exist');
+    // A server in use by a destination cannot be deleted: an existing queue of this tenant's is proof enough.
+    const known = this.queues.get(destination.serverId);
+    const queue =
+      known?.tenantId === tenantId
+        ? known
+        : await store.servers.get(tenantId, destination.serverId).then((row) => row && this.queueFor(row));
+    if (!queue) throw new MailroomError('SERVER_NOT_FOUND', 'the destination’s e-mail server does not exist');
+    const server = { id: destination.serverId };
 
     let to = input.to ?? [];
     let subject = input.subject ?? '';
@@ -242,7 +259,7 @@ export class OutboundService {
     });
     // The status row first, then the spool: once the file is in the queue the drainer may take it
     // at once. If the spool refuses the message, the row goes again and nothing was accepted.
-    await store.outbound.insert({
+    const row: OutboundMessageRow = {
       id,
       tenantId,
       destinationId,
@@ -259,7 +276,10 @@ export class OutboundService {
       firstAttemptAt: null,
       sentAt: null,
       instanceId: this.deps.instanceId,
-    });
+      createdAt: new Date(this.clock.now()),
+      updatedAt: new Date(this.clock.now()),
+    };
+    await this.accepted.add(row);
     let item;
     try {
       item = await this.spool.enqueue(
@@ -279,8 +299,8 @@ export class OutboundService {
       await store.outbound.delete(id).catch(() => undefined);
       throw err;
     }
-    this.queueFor(server).enqueued(item);
-    return outboundView((await store.outbound.byId(id)) as OutboundMessageRow);
+    queue.enqueued(item);
+    return outboundView(row);
   }
 
   async get(tenantId: string, destinationId: string, id: string): Promise<OutboundView> {
@@ -288,7 +308,15 @@ export class OutboundService {
     if (!row || row.destinationId !== destinationId) {
       throw new MailroomError('OUTBOUND_NOT_FOUND', `outgoing message ${id} does not exist for this destination`);
     }
-    return outboundView(row);
+    // `sending` is not written (it lasts milliseconds); the queue knows which message is on its way.
+    const sending = row.status !== 'sent' && this.queues.get(row.serverId)?.isSending(id) === true;
+    return outboundView(sending ? { ...row, status: 'sending' } : row);
+  }
+
+  /** Per account: messages waiting in the spool and the age of the oldest, from memory (for /metrics). */
+  spoolStats(): Array<{ serverId: string; tenantId?: string; depth: number; oldestAgeMs: number }> {
+    const now = this.clock.now();
+    return [...this.queues.values()].map((q): QueueStats => q.stats(now));
   }
 
   status(serverId: string): { queue: QueueStatus | null; heartbeat: HeartbeatStatus | null } {
@@ -327,6 +355,11 @@ export class OutboundService {
     }
   }
 
+  /** A server's credentials work again outside its settings (a new OAuth sign-in): a held queue retries now. */
+  credentialsRenewed(serverId: string): void {
+    this.queues.get(serverId)?.resumeNow();
+  }
+
   /** Inbound recognised a heartbeat token in a watched mailbox. */
   heartbeatReceived(token: string, at: number): void {
     // The token arrives in whichever watched mailbox the heartbeat address belongs to, often not
@@ -353,6 +386,8 @@ export class OutboundService {
         clock: this.clock,
         logger: this.deps.logger,
         options: this.options,
+        recordSent: (record) => this.delivered.add(record),
+        confirmSent: (id) => this.confirmed.add(id),
         ...(this.deps.transportFactory && { transportFactory: this.deps.transportFactory }),
       });
       this.queues.set(server.id, queue);

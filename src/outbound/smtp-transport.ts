@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import nodemailer, { type Transporter } from 'nodemailer';
 import type { LoginCredentials } from '../auth/credentials.js';
 
@@ -52,9 +53,16 @@ export class SmtpTransport {
     });
   }
 
-  /** Sends raw RFC 5322 bytes; resolves after the server's 250 to the final dot. */
-  async send(envelope: { from: string; to: string[] }, raw: Buffer): Promise<SendResult> {
-    const info = (await this.transport.sendMail({ envelope, raw })) as {
+  /**
+   * Sends raw RFC 5322 bytes; resolves after the server's 250 to the final dot. With `beforeDot`
+   * the whole message goes out at once but the final dot waits for that promise (the previous
+   * message's delivery being on record): the transfer overlaps the bookkeeping, yet the server
+   * never holds more than one message the engine has not recorded. A rejected `beforeDot`
+   * aborts the transaction before the dot.
+   */
+  async send(envelope: { from: string; to: string[] }, raw: Buffer, beforeDot?: Promise<unknown>): Promise<SendResult> {
+    const body = beforeDot ? heldBeforeDot(raw, beforeDot) : raw;
+    const info = (await this.transport.sendMail({ envelope, raw: body })) as {
       response?: string;
       accepted?: Array<string | { address: string }>;
       rejected?: Array<string | { address: string }>;
@@ -72,4 +80,20 @@ export class SmtpTransport {
   close(): void {
     this.transport.close();
   }
+}
+
+/** The message bytes as a stream that ends (and so lets the final dot go) only once `gate` settles. */
+function heldBeforeDot(raw: Buffer, gate: Promise<unknown>): Readable {
+  let started = false;
+  return new Readable({
+    read() {
+      if (started) return;
+      started = true;
+      this.push(raw);
+      gate.then(
+        () => this.push(null),
+        (err: unknown) => this.destroy(err instanceof Error ? err : new Error(String(err))),
+      );
+    },
+  });
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MailroomError } from '../shared/errors.js';
 
@@ -50,6 +50,8 @@ export interface DeadLetterInfo {
 export interface SpoolOptions {
   /** [true] fsync files and folders (turn off only for throwaway test spools). */
   fsync?: boolean;
+  /** [Date.now] the clock the queue file names (and so the queued times) come from, ms. */
+  now?: () => number;
 }
 
 function spoolError(err: unknown, what: string): MailroomError {
@@ -62,10 +64,16 @@ function spoolError(err: unknown, what: string): MailroomError {
   });
 }
 
-/** When a queued file was spooled, from its name (microseconds since the epoch), as ISO 8601. */
-export function seqTimeOf(item: Pick<SpoolItem, 'name'>): string | null {
+/** When a queued file was spooled, from its name (microseconds since the epoch), ms; null if unreadable. */
+export function queuedAtOf(item: Pick<SpoolItem, 'name'>): number | null {
   const micros = Number(item.name.slice(0, item.name.indexOf('-')));
-  return Number.isFinite(micros) && micros > 0 ? new Date(Math.floor(micros / 1000)).toISOString() : null;
+  return Number.isFinite(micros) && micros > 0 ? Math.floor(micros / 1000) : null;
+}
+
+/** When a queued file was spooled, from its name, as ISO 8601. */
+export function seqTimeOf(item: Pick<SpoolItem, 'name'>): string | null {
+  const ms = queuedAtOf(item);
+  return ms === null ? null : new Date(ms).toISOString();
 }
 
 function isAlive(pid: number): boolean {
@@ -82,12 +90,16 @@ export class Spool {
   private locked = false;
   private readonly dirSyncs = new Map<string, { running: Promise<void> | null; next: Promise<void> | null }>();
   private readonly fsync: boolean;
+  private readonly now: () => number;
+  /** Queue folders known to exist (created once, not on every message). */
+  private readonly queueDirs = new Set<string>();
 
   constructor(
     readonly dir: string,
     options: SpoolOptions = {},
   ) {
     this.fsync = options.fsync ?? true;
+    this.now = options.now ?? Date.now;
   }
 
   /** Creates the folders and takes the lock (refused while another live process holds it). */
@@ -127,17 +139,22 @@ export class Spool {
     const tmp = join(this.dir, 'tmp', header.id);
     const queueDir = join(this.dir, 'queue', header.accountId);
     try {
-      await mkdir(queueDir, { recursive: true });
+      if (!this.queueDirs.has(queueDir)) {
+        await mkdir(queueDir, { recursive: true });
+        this.queueDirs.add(queueDir);
+      }
       const handle = await open(tmp, 'wx');
       try {
         await this.writeTemp(handle, Buffer.concat([Buffer.from(`${JSON.stringify(full)}\n`), raw]));
-        if (this.fsync) await handle.sync();
+        // The data and the size; the name becomes durable with the folder's (shared) fsync below.
+        if (this.fsync) await handle.datasync();
       } finally {
         await handle.close();
       }
       await rename(tmp, join(queueDir, name));
       if (this.fsync) await this.syncDir(queueDir);
     } catch (err) {
+      this.queueDirs.delete(queueDir); // made again next time, should it have gone
       await rm(tmp, { force: true }).catch(() => undefined);
       throw spoolError(err, 'enqueue');
     }
@@ -181,7 +198,9 @@ export class Spool {
    * and a file that comes back after a power loss is recognised by it and removed unsent.
    */
   async remove(item: SpoolItem): Promise<void> {
-    await rm(item.file, { force: true });
+    await unlink(item.file).catch((err: unknown) => {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    });
   }
 
   /** Moves a message to the account's dead letters, with why. */
@@ -252,7 +271,7 @@ export class Spool {
 
   /** Increasing, fixed-width names: microseconds since the epoch, unique within the process. */
   private nextSeq(): string {
-    const now = Date.now() * 1000;
+    const now = this.now() * 1000;
     this.lastMs = Math.max(now, this.lastMs + 1);
     return String(this.lastMs).padStart(17, '0');
   }

@@ -2,11 +2,99 @@ import type { EntityManager } from 'typeorm';
 import { OutboundMessageEntity, SendLogEntity } from './entities.js';
 import type { OutboundMessageRow } from './rows.js';
 
+/** One delivery the server acknowledged with 250, as `recordSent` writes it. */
+export interface SentRecord {
+  id: string;
+  sentAt: Date;
+  reply: string;
+  responseCode: number;
+  attempts: number;
+  firstAttemptAt: Date;
+}
+
 export class OutboundMessageRepository {
   constructor(private readonly em: EntityManager) {}
 
   async insert(row: Omit<OutboundMessageRow, 'createdAt' | 'updatedAt'>): Promise<void> {
     await this.em.insert(OutboundMessageEntity, row as Parameters<EntityManager['insert']>[1]);
+  }
+  /**
+   * Inserts several accepted messages in one statement (group commit of concurrent sends); each
+   * row's `createdAt` is given, so the answer to the sender needs no second read.
+   */
+  async insertMany(rows: ReadonlyArray<Omit<OutboundMessageRow, 'updatedAt'>>): Promise<void> {
+    if (rows.length === 0) return;
+    const params: unknown[] = [];
+    const tuples = rows.map((r) => {
+      const values = [
+        r.id,
+        r.tenantId,
+        r.destinationId,
+        r.serverId,
+        r.status,
+        r.messageIdHeader,
+        r.conversationId,
+        r.subject,
+        JSON.stringify(r.recipients),
+        r.attempts,
+        r.lastReply,
+        r.lastResponseCode,
+        r.nextAttemptAt,
+        r.createdAt,
+        r.firstAttemptAt,
+        r.sentAt,
+        r.instanceId,
+      ];
+      const first = params.length + 1;
+      params.push(...values);
+      return `(${values.map((_, i) => `$${first + i}${i === 8 ? '::jsonb' : ''}`).join(', ')})`;
+    });
+    await this.em.query(
+      `INSERT INTO outbound_messages (id, tenant_id, destination_id, server_id, status, message_id_header,
+         conversation_id, subject, recipients, attempts, last_reply, last_response_code, next_attempt_at,
+         created_at, first_attempt_at, sent_at, instance_id)
+       VALUES ${tuples.join(', ')}`,
+      params,
+    );
+  }
+  /**
+   * Records several deliveries (the server's 250) in one statement: each status row becomes
+   * `sent` and the send log the hourly rate limit reads gets one line per message.
+   *
+   * The commit is asynchronous (`synchronous_commit = off` for this statement only): it is
+   * visible at once and survives the engine stopping at any moment, but a crash of the database
+   * server itself may lose it until the WAL is flushed. So the spool file of such a message is
+   * deleted only after `confirmSent`, whose synchronous commit flushes everything before it.
+   */
+  async recordSent(entries: ReadonlyArray<SentRecord>): Promise<void> {
+    if (entries.length === 0) return;
+    const params: unknown[] = [];
+    const tuples = entries.map((e) => {
+      const n = params.length;
+      params.push(e.id, e.sentAt, e.reply, e.responseCode, e.attempts, e.firstAttemptAt);
+      return `($${n + 1}::uuid, $${n + 2}::timestamptz, $${n + 3}::text, $${n + 4}::integer, $${n + 5}::integer, $${n + 6}::timestamptz)`;
+    });
+    await this.em.query(
+      `WITH cfg AS (SELECT set_config('synchronous_commit', 'off', true) AS off),
+       v (id, sent_at, reply, code, attempts, first_attempt_at) AS (VALUES ${tuples.join(', ')}),
+       done AS (
+         UPDATE outbound_messages o SET status = 'sent', sent_at = v.sent_at, last_reply = v.reply,
+           last_response_code = v.code, attempts = v.attempts, first_attempt_at = v.first_attempt_at,
+           next_attempt_at = NULL, updated_at = now()
+         FROM v WHERE o.id = v.id
+         RETURNING o.id, o.server_id, v.sent_at)
+       INSERT INTO smtp_send_log (server_id, sent_at, outbound_id) SELECT server_id, sent_at, id FROM done, cfg`,
+      params,
+    );
+  }
+  /**
+   * Makes recorded deliveries durable: a synchronous commit that writes (it touches the rows), so
+   * the WAL up to it, with every earlier asynchronous commit, is on disk when this resolves.
+   */
+  async confirmSent(ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return;
+    const list = ids.map((_, i) => `$${i + 1}::uuid`).join(', ');
+    await this.em.query(`UPDATE outbound_messages SET updated_at = now() WHERE id IN (${list})`, [...ids]);
   }
   /** Inserts unless a row with this id exists (recovering a row from a spool header). */
   async insertMissing(row: Omit<OutboundMessageRow, 'createdAt' | 'updatedAt'>): Promise<void> {

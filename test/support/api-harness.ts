@@ -113,6 +113,7 @@ export async function openApiHarness(
     },
     options: { fsync: false, probeIntervalMs: 300, authRetryMs: 500, heartbeatIntervalMs: 0, ...outboundOptions },
   });
+  oauth?.onSignIn((serverId) => outbound.credentialsRenewed(serverId));
   const templates = createTemplates({
     store,
     logger,

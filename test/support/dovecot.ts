@@ -37,6 +37,11 @@ export interface StartDovecotOptions {
   users?: DovecotUser[];
   /** Path of the dovecot binary. [binary=dovecotBinary()] */
   binary?: string;
+  /**
+   * Also accept XOAUTH2 and OAUTHBEARER, checking each token at this RFC 7662 introspection URL
+   * (plain HTTP, e.g. `FakeIdp.introspectionUrl`). [oauth2IntrospectionUrl=undefined: passwords only]
+   */
+  oauth2IntrospectionUrl?: string;
 }
 
 export interface DovecotInstance {
@@ -97,7 +102,10 @@ export async function startDovecot(options: StartDovecotOptions = {}): Promise<D
       PASSWD_FILE: paths.passwd,
       MAIL_DIR: paths.mail,
     });
-    await writeFile(paths.config, config);
+    await writeFile(
+      paths.config,
+      options.oauth2IntrospectionUrl ? config + (await oauth2Passdb(dir, options.oauth2IntrospectionUrl)) : config,
+    );
 
     child = spawn(binary, ['-F', '-c', paths.config], { stdio: ['ignore', 'ignore', 'pipe'] });
     const running = child;
@@ -214,4 +222,31 @@ function greets(port: number): Promise<boolean> {
     socket.once('error', () => done(false));
     socket.once('data', (data) => done(String(data).startsWith('* OK')));
   });
+}
+
+/** The oauth2 passdb (the commented example in the template), appended when tokens are wanted. */
+async function oauth2Passdb(dir: string, introspectionUrl: string): Promise<string> {
+  const args = path.join(dir, 'oauth2.conf.ext');
+  await writeFile(
+    args,
+    [
+      'introspection_mode = post',
+      `introspection_url = ${introspectionUrl}`,
+      'username_attribute = username',
+      'active_attribute = active',
+      'active_value = true',
+      '',
+    ].join('\n'),
+    { mode: 0o644 },
+  );
+  return [
+    '',
+    'auth_mechanisms = plain login xoauth2 oauthbearer',
+    'passdb {',
+    '  driver = oauth2',
+    '  mechanisms = xoauth2 oauthbearer',
+    `  args = ${args}`,
+    '}',
+    '',
+  ].join('\n');
 }

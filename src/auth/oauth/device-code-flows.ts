@@ -34,6 +34,8 @@ export interface DeviceCodeFlowsDeps {
   logger: Logger;
   /** [900] longest a code is polled for, seconds (the reference's "expires in 900 seconds"). */
   lifetimeSeconds?: number;
+  /** Told after a sign-in completed and its grant was stored (e.g. to resume a held queue at once). */
+  onSignedIn?: (key: GrantKey) => void;
 }
 
 interface Flow {
@@ -114,6 +116,7 @@ export class DeviceCodeFlows {
               expiresAt: result?.expiresOn ?? null,
             });
             log.info({ account }, 'OAuth 2.0 sign-in complete');
+            this.deps.onSignedIn?.(key);
           },
           async (err: unknown) => {
             if (abort.signal.aborted) return;

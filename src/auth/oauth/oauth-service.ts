@@ -49,6 +49,7 @@ export class OAuthService {
   readonly flows: DeviceCodeFlows;
   private readonly tokens: TokenProvider;
   private readonly grants: OAuthGrants;
+  private readonly signInListeners = new Set<(serverId: string, purpose: OAuthPurpose) => void>();
 
   constructor(
     private readonly store: Store,
@@ -67,7 +68,18 @@ export class OAuthService {
       clock: options.clock ?? systemClock,
       logger,
       lifetimeSeconds: options.deviceCodeLifetimeSeconds,
+      onSignedIn: (key) => {
+        for (const listener of this.signInListeners) listener(key.serverId, key.purpose);
+      },
     });
+  }
+
+  /**
+   * Calls `listener` after each completed device-code sign-in (SMTP with `mode: imap` signs in as
+   * `imap`): the composition root resumes that server's held outbound queue without waiting.
+   */
+  onSignIn(listener: (serverId: string, purpose: OAuthPurpose) => void): void {
+    this.signInListeners.add(listener);
   }
 
   private async server(tenantId: string, serverId: string): Promise<EmailServerRow> {

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { ConfidentialClientApplication, PublicClientApplication } from '@azure/msal-node';
 import { MailroomError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
+import { oauthReauthRequired } from '../../shared/metrics.js';
 import type { SecretSealer } from '../../shared/sealed-secrets.js';
 import type { OAuthPurpose } from '../../store/oauth-grants.js';
 import type { EmailServerRow } from '../../store/rows.js';
@@ -186,6 +187,14 @@ export class TokenProvider {
         error: failure.message,
         ...(account !== undefined && { account }),
       });
+      if (failure.status === 'REAUTH_REQUIRED') {
+        // The one moment a person must act: an error line, a metric (an alert rule), the status in the API.
+        oauthReauthRequired.inc({ tenant_id: key.tenantId, server_id: key.serverId, purpose: key.purpose });
+        this.log(key).error(
+          { event: 'oauth-reauth-required', code: failure.code, error: failure.message },
+          'OAuth 2.0 sign-in no longer valid: REAUTH_REQUIRED; this account waits until someone signs in again with a new device code',
+        );
+      }
     }
     this.log(key).warn(
       { code: failure.code, status: failure.status, error: failure.message },

@@ -1,5 +1,10 @@
 import { createServer, type Server } from 'node:https';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server as HttpServer,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { makeTestCertificates } from './certificates.js';
 import { Directory, type DeviceCodeInfo, type FakeIdpApp, type Reply, type TokenRequestRecord } from './directory.js';
@@ -21,6 +26,11 @@ export interface FakeIdpOptions {
   pollIntervalSeconds?: number;
   /** The provider's clock, ms since the epoch. [now=Date.now] */
   now?: () => number;
+  /**
+   * Also serve RFC 7662 token introspection over plain HTTP on loopback (what Dovecot's oauth2
+   * passdb asks, `introspection_mode = post`), at `introspectionUrl`. [introspection=false]
+   */
+  introspection?: boolean;
 }
 
 export interface FakeIdp {
@@ -30,6 +40,12 @@ export interface FakeIdp {
   readonly hostPort: string;
   /** PEM of the CA that signed the server certificate: what clients must trust. */
   readonly ca: string;
+  /**
+   * With `introspection: true`: `http://127.0.0.1:<port>/introspect`, answering a form
+   * `token=...` with `{"active": true, "username": "<user>"}` for a valid access token, else
+   * `{"active": false}`.
+   */
+  readonly introspectionUrl: string | undefined;
   /** Every token-endpoint request so far, oldest first. */
   readonly tokenRequests: readonly TokenRequestRecord[];
   /** Every access and refresh token issued so far. */
@@ -128,12 +144,14 @@ export async function startFakeIdp(options: FakeIdpOptions = {}): Promise<FakeId
     https.once('error', reject);
     https.listen(options.port ?? 0, host, () => resolve());
   });
+  const introspection = options.introspection ? await startIntrospection(directory, host) : undefined;
   let closing: Promise<void> | undefined;
 
   return {
     url: `https://${host}:${port()}`,
     hostPort: `${host}:${port()}`,
     ca: certs.ca,
+    introspectionUrl: introspection?.url,
     tokenRequests: directory.tokenRequests,
     issuedTokens: directory.issued,
     addApp: (app) => directory.apps.set(app.clientId, app),
@@ -158,11 +176,46 @@ export async function startFakeIdp(options: FakeIdpOptions = {}): Promise<FakeId
     isValidAccessToken: (token) => directory.principalOf(token),
     verifyAccessToken: (user, token) => directory.allows(user, token),
     close() {
-      closing ??= new Promise<void>((resolve) => {
-        https.close(() => resolve());
-        https.closeAllConnections();
-      });
+      closing ??= Promise.all([
+        new Promise<void>((resolve) => {
+          https.close(() => resolve());
+          https.closeAllConnections();
+        }),
+        introspection?.close(),
+      ]).then(() => undefined);
       return closing;
     },
+  };
+}
+
+/** RFC 7662 introspection over plain HTTP on loopback (Dovecot's oauth2 passdb speaks HTTP here). */
+async function startIntrospection(
+  directory: Directory,
+  host: string,
+): Promise<{ url: string; close: () => Promise<void> }> {
+  const http: HttpServer = createHttpServer((req, res) => {
+    void (async () => {
+      if (req.method !== 'POST' || !(req.url ?? '').startsWith('/introspect')) {
+        return send(res, { status: 404, body: { error: 'not_found' } });
+      }
+      const token = (await readForm(req)).get('token') ?? '';
+      const principal = directory.principalOf(token);
+      send(res, { status: 200, body: principal ? { active: true, username: principal } : { active: false } });
+    })().catch((err: unknown) =>
+      send(res, { status: 500, body: { error: 'server_error', error_description: String(err) } }),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(0, host, () => resolve());
+  });
+  const port = (http.address() as AddressInfo).port;
+  return {
+    url: `http://${host}:${port}/introspect`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        http.close(() => resolve());
+        http.closeAllConnections();
+      }),
   };
 }

@@ -7,7 +7,7 @@ import type {
   SMTPServerSession,
 } from 'smtp-server';
 import type { SmtpFaults } from './faults.js';
-import type { ReceivedMessage, SmtpHarnessUser } from './types.js';
+import type { AuthAttempt, ReceivedMessage, SmtpHarnessUser } from './types.js';
 
 type Done = (err?: Error | null) => void;
 type AuthDone = (err: Error | null | undefined, response?: SMTPServerAuthenticationResponse) => void;
@@ -22,6 +22,8 @@ export interface HandlerContext {
   destroySession(session: SMTPServerSession): void;
   /** Records a received message. */
   record(message: ReceivedMessage): void;
+  /** Records an AUTH attempt and whether it was accepted. */
+  recordAuth(attempt: AuthAttempt): void;
 }
 
 /** The smtp-server callbacks (`onConnect`, `onAuth`, …) that implement the harness. */
@@ -51,18 +53,23 @@ export function createHandlers(ctx: HandlerContext): SmtpHandlers {
 
     onAuth(auth, _session, callback) {
       const username = auth.username ?? '';
+      const accept = (): void => {
+        ctx.recordAuth({ method: auth.method, user: username, accepted: true });
+        callback(null, { user: username });
+      };
       if (auth.method === 'XOAUTH2') {
         const expected = Object.hasOwn(ctx.accessTokens, username) ? ctx.accessTokens[username] : undefined;
-        if (expected !== undefined && auth.accessToken === expected) return callback(null, { user: username });
-        if (ctx.verifyAccessToken?.(username, auth.accessToken ?? '') === true)
-          return callback(null, { user: username });
+        if (expected !== undefined && auth.accessToken === expected) return accept();
+        if (ctx.verifyAccessToken?.(username, auth.accessToken ?? '') === true) return accept();
+        ctx.recordAuth({ method: auth.method, user: username, accepted: false });
         // The client gets this JSON as a 334 challenge, then 535 (RFC 7628 style).
         return callback(null, { data: { status: '401', schemes: 'bearer', scope: 'https://mail.google.com/' } });
       }
       if (auth.method === 'PLAIN' || auth.method === 'LOGIN') {
         const ok = ctx.users.some((u) => u.user === username && u.password === auth.password);
-        if (ok) return callback(null, { user: username });
+        if (ok) return accept();
       }
+      ctx.recordAuth({ method: auth.method, user: username, accepted: false });
       callback(smtpError(535, 'Authentication credentials invalid'));
     },
 

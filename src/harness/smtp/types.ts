@@ -62,3 +62,12 @@ export interface ReceivedMessage {
    */
   acknowledged: boolean;
 }
+
+/** An AUTH command the harness answered (never the password or token itself). */
+export interface AuthAttempt {
+  /** PLAIN, LOGIN or XOAUTH2. */
+  method: string;
+  user: string;
+  /** False when the harness answered 535. */
+  accepted: boolean;
+}

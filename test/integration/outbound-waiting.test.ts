@@ -1,0 +1,117 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createAccounts } from '../../src/accounts/index.js';
+import { CredentialService } from '../../src/auth/credentials.js';
+import { startSmtpHarness, type SmtpHarness } from '../../src/harness/smtp-harness.js';
+import { OutboundService } from '../../src/outbound/outbound-service.js';
+import { SecretSealer } from '../../src/shared/sealed-secrets.js';
+import type { Store } from '../../src/store/store.js';
+import { quietLogger, resetStore, sharedStore } from '../support/database.js';
+import { FakeClock } from '../support/fake-clock.js';
+import { capturingLogger } from '../support/log-capture.js';
+import { eventually } from '../support/mail.js';
+
+type Line = Record<string, unknown>;
+
+const HOUR = 3_600_000;
+
+/** Mail that waits in the spool longer than the warning age (4 h) raises a warning, once per message. */
+describe('outbound: a warning after 4 hours of waiting [pglite]', () => {
+  let store: Store;
+  let smtp: SmtpHarness;
+  let spoolDir: string;
+  let outbound: OutboundService | undefined;
+
+  before(async () => {
+    store = await sharedStore('pglite');
+    await resetStore(store);
+    smtp = await startSmtpHarness({});
+    await smtp.stop(); // the relay is unreachable throughout
+    spoolDir = await mkdtemp(join(tmpdir(), 'mailroom-waiting-'));
+  });
+  after(async () => {
+    await outbound?.stop();
+    await smtp.close();
+    await rm(spoolDir, { recursive: true, force: true });
+  });
+
+  it('warns (log line and alert) for each message once it has waited 4 hours, on an injected clock', async () => {
+    const sealer = new SecretSealer(randomBytes(32));
+    const accounts = createAccounts(store, sealer, quietLogger);
+    const tenant = await accounts.tenants.create({ name: 'Waiting' });
+    const server = await accounts.servers.create(tenant.id, {
+      name: 'Down',
+      enabled: false,
+      imap: { host: '127.0.0.1', port: 1, user: 'wait@example.com', auth: { method: 'password', password: 'x' } },
+      smtp: { host: '127.0.0.1', port: smtp.port, auth: { mode: 'none' } },
+    });
+    const destination = await accounts.destinations.create(tenant.id, {
+      name: 'Wait',
+      address: 'wait@example.com',
+      serverId: server.id,
+    });
+    const clock = new FakeClock();
+    const { logger, lines } = capturingLogger('info');
+    outbound = new OutboundService({
+      store,
+      credentials: new CredentialService(sealer),
+      logger,
+      spoolDir,
+      instanceId: 'waiting-test',
+      clock,
+      options: { fsync: false, heartbeatIntervalMs: 0 }, // warnAfterMs: the default, 4 h
+    });
+    await outbound.start();
+    const warnings = (): Line[] =>
+      lines.map((l) => JSON.parse(l) as Line).filter((l) => l.event === 'outbound-waiting');
+    const paused = async (): Promise<void> => {
+      await eventually(async () => (outbound?.status(server.id).queue?.state === 'paused' ? true : undefined));
+      await new Promise((resolve) => setImmediate(resolve)); // the queue's pass has ended
+    };
+
+    const first = await outbound.accept(tenant.id, destination.id, { to: ['c@example.net'], text: 'one' });
+    await paused();
+    clock.advance(HOUR);
+    const second = await outbound.accept(tenant.id, destination.id, { to: ['c@example.net'], text: 'two' });
+    await paused();
+
+    clock.advance(3 * HOUR - 1_000); // the first has waited 4 h less a second
+    await paused();
+    assert.deepEqual(warnings(), [], 'no warning before 4 hours');
+
+    clock.advance(2_000);
+    const [warning] = await eventually(async () => (warnings().length > 0 ? warnings() : undefined));
+    assert.equal(warning?.outboundId, first.id);
+    assert.equal(warning?.level, 40, 'a warn line');
+    assert.equal(warning?.tenantId, tenant.id);
+    assert.equal(warning?.serverId, server.id);
+    assert.ok(Number(warning?.waitedMs) >= 4 * HOUR);
+
+    clock.advance(HOUR);
+    await eventually(async () => (warnings().length === 2 ? true : undefined));
+    assert.equal(warnings()[1]?.outboundId, second.id);
+    clock.advance(5 * HOUR);
+    await paused();
+    assert.equal(warnings().length, 2, 'once per message');
+
+    const alerts = await eventually(async () => {
+      const rows = await store.alerts.listByServer(server.id);
+      return rows.length === 2 ? rows : undefined;
+    });
+    assert.deepEqual(
+      alerts.map((a) => a.kind),
+      ['outbound_waiting', 'outbound_waiting'],
+    );
+    assert.match(alerts.map((a) => a.message).join('\n'), /has waited \d+(\.\d)? h in the spool/);
+
+    // Still waiting, not dead-lettered; the stats the /metrics collector reads say how long.
+    assert.equal((await outbound.spool.list(server.id)).length, 2);
+    const [stats] = outbound.spoolStats().filter((s) => s.serverId === server.id);
+    assert.equal(stats?.depth, 2);
+    assert.equal(stats?.tenantId, tenant.id);
+    assert.ok((stats?.oldestAgeMs ?? 0) >= 10 * HOUR - 1_000, JSON.stringify(stats));
+  });
+});

@@ -1,0 +1,40 @@
+import assert from 'node:assert/strict';
+import { GroupCommit } from '../../../src/outbound/group-commit.js';
+
+describe('GroupCommit', () => {
+  it('writes the first item at once and the items that arrive meanwhile together', async () => {
+    const writes: number[][] = [];
+    let release: () => void = () => undefined;
+    const group = new GroupCommit<number>(async (items) => {
+      writes.push(items);
+      if (writes.length === 1) await new Promise<void>((resolve) => (release = resolve));
+    });
+    const first = group.add(1);
+    await new Promise((resolve) => setImmediate(resolve)); // the first write is running
+    const rest = [group.add(2), group.add(3), group.add(4)];
+    release();
+    await Promise.all([first, ...rest]);
+    assert.deepEqual(writes, [[1], [2, 3, 4]]);
+  });
+
+  it('rejects the callers of a failed batch only, and keeps going', async () => {
+    let fail = true;
+    const group = new GroupCommit<string>(async () => {
+      if (fail) {
+        fail = false;
+        throw new Error('disk on fire');
+      }
+    });
+    await assert.rejects(group.add('a'), /disk on fire/);
+    await group.add('b');
+  });
+
+  it('splits large batches at maxBatch', async () => {
+    const sizes: number[] = [];
+    const group = new GroupCommit<number>(async (items) => {
+      sizes.push(items.length);
+    }, 2);
+    await Promise.all([1, 2, 3, 4, 5].map((n) => group.add(n)));
+    assert.deepEqual(sizes, [2, 2, 1]);
+  });
+});

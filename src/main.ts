@@ -157,6 +157,8 @@ export class Engine {
         instanceId: this.config.instanceId,
         renderResponse: renderWith(this.templates),
         options: { ...(messageIdDomain && { messageIdDomain }), ...this.tuning.outbound },
+        // Heartbeats go from the instance watching the mailbox they must arrive in.
+        owns: (serverId) => this.leases?.owns(serverId) ?? false,
       });
       this.outbound = outbound;
       this.oauth.onSignIn((serverId) => outbound.credentialsRenewed(serverId));
@@ -170,6 +172,8 @@ export class Engine {
         onChange: async () => {
           // Watchers of servers given up stop before the lease is released; new ones start.
           if (this.inbound) await this.inbound.service.reconcile();
+          // Heartbeats follow the leases (they must arrive in a mailbox this instance watches).
+          await this.outbound?.reconcile();
         },
       });
       this.leases = leases;

@@ -42,7 +42,15 @@ export interface OutboundDeps {
   renderResponse?: ResponseRenderer;
   /** Makes SMTP transports; tests may wrap it. */
   transportFactory?: ConstructorParameters<typeof AccountQueue>[1]['transportFactory'];
+  /**
+   * Whether this instance sends a server's heartbeats (it holds the server's lease, so the
+   * heartbeat arrives in the mailbox this instance watches); without it, every server's.
+   */
+  owns?: (serverId: string) => boolean;
 }
+
+/** Idle queues look at their spool folder again every this many reconciles (files put back by the CLI). */
+const SWEEP_EVERY = 12;
 
 function outboundView(row: OutboundMessageRow): OutboundView {
   return {
@@ -73,6 +81,8 @@ export class OutboundService {
   private readonly clock: Clock;
   private readonly queues = new Map<string, AccountQueue>();
   private readonly heartbeats = new Map<string, Heartbeat>();
+  private reconciles = 0;
+  private appliedFingerprint: string | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   /** Status rows of accepted messages, inserted together when requests arrive together. */
@@ -97,7 +107,7 @@ export class OutboundService {
     await this.reconcile();
     const tick = (): void => {
       this.timer = setTimeout(() => {
-        this.reconcile()
+        this.reconcile({ ifChanged: true })
           .catch((err: unknown) => this.deps.logger.error({ err }, 'outbound reconcile failed'))
           .finally(() => {
             if (!this.stopped) tick();
@@ -137,19 +147,37 @@ export class OutboundService {
   }
 
   /** Queues for every server (and any spool folder left by a deleted one is kept, not sent). */
-  async reconcile(): Promise<void> {
+  async reconcile(options: { ifChanged?: boolean } = {}): Promise<void> {
     if (this.stopped) return;
+    // The periodic call reads one row while no server changed, and sweeps idle queues' folders
+    // only every SWEEP_EVERY calls: a thousand accounts cost next to nothing at rest.
+    const sweep = this.reconciles++ % SWEEP_EVERY === 0 || options.ifChanged !== true;
+    const fingerprint = await this.deps.store.servers.fingerprint();
+    if (!sweep && fingerprint === this.appliedFingerprint) return;
     const servers = await this.deps.store.servers.listAll();
+    const owns = this.deps.owns ?? (() => true);
+    const present = new Set<string>();
     for (const server of servers) {
+      present.add(server.id);
       const queue = this.queues.get(server.id);
       if (queue) {
         queue.updateServer(server);
-        queue.kick(); // cheap when idle; finds files another tool put back into the folder
+        if (sweep) queue.kick(); // finds files another tool put back into the folder
       } else this.queueFor(server).kick();
+      const wanted = Boolean(server.smtpHeartbeatAddress) && server.enabled && owns(server.id);
       const beat = this.heartbeats.get(server.id);
-      if (beat) beat.update(server);
-      else if (server.smtpHeartbeatAddress && server.enabled) this.startHeartbeat(server);
+      if (beat && !wanted) {
+        beat.stop();
+        this.heartbeats.delete(server.id);
+      } else if (beat) beat.update(server);
+      else if (wanted) this.startHeartbeat(server);
     }
+    for (const [id, beat] of this.heartbeats) {
+      if (present.has(id)) continue;
+      beat.stop();
+      this.heartbeats.delete(id);
+    }
+    this.appliedFingerprint = fingerprint;
   }
 
   /** Accepts a message for sending: 202 semantics — it is on disk when this resolves. */

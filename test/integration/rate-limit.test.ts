@@ -14,7 +14,7 @@ import { quietLogger, resetStore, sharedStore } from '../support/database.js';
 import { FakeClock } from '../support/fake-clock.js';
 
 /** 30 messages an hour, 100 queued, a fake clock, a restart in the middle. */
-describe('hourly rate limit across a restart [pglite]', () => {
+describe('hourly rate limit across a restart and across instances [pglite]', () => {
   let store: Store;
   let smtp: SmtpHarness;
   let spoolDir: string;
@@ -95,5 +95,61 @@ describe('hourly rate limit across a restart [pglite]', () => {
       order,
       Array.from({ length: 100 }, (_, i) => i),
     );
+  });
+
+  it('holds one hourly limit for an account whose mail two instances accepted', async () => {
+    // Two engine instances: each spools what it accepted on its own disk and delivers it itself;
+    // the limit is read from the send log both share, so together they stay within it.
+    await resetStore(store);
+    const before = smtp.messages.length;
+    const sealer = new SecretSealer(randomBytes(32));
+    const accounts = createAccounts(store, sealer, quietLogger);
+    const tenant = await accounts.tenants.create({ name: 'Shared limit' });
+    const server = await accounts.servers.create(tenant.id, {
+      name: 'Limited',
+      enabled: false,
+      imap: { host: '127.0.0.1', port: 1, user: 'shared@example.com', auth: { method: 'password', password: 'x' } },
+      smtp: { host: '127.0.0.1', port: smtp.port, auth: { mode: 'none' }, rateLimitPerHour: 5 },
+    });
+    const destination = await accounts.destinations.create(tenant.id, {
+      name: 'Shared',
+      address: 'shared@example.com',
+      serverId: server.id,
+    });
+    const clock = new FakeClock();
+    const instance = (name: string): OutboundService =>
+      new OutboundService({
+        store,
+        credentials: new CredentialService(sealer),
+        logger: quietLogger,
+        spoolDir: join(spoolDir, name),
+        instanceId: name,
+        clock,
+        options: { fsync: false, heartbeatIntervalMs: 0 },
+      });
+    const a = instance('instance-a');
+    const b = instance('instance-b');
+    await a.start();
+    await b.start();
+    try {
+      for (let i = 0; i < 4; i++) {
+        await a.accept(tenant.id, destination.id, { to: ['c@example.net'], subject: `a${i}`, text: 'x' });
+      }
+      await smtp.waitFor(before + 4, 20_000);
+      for (let i = 0; i < 4; i++) {
+        await b.accept(tenant.id, destination.id, { to: ['c@example.net'], subject: `b${i}`, text: 'x' });
+      }
+      await smtp.waitFor(before + 5, 20_000);
+      await new Promise((resolve) => setTimeout(resolve, 500)); // nothing more may follow
+      assert.equal(smtp.messages.length - before, 5, 'five an hour, both instances together');
+      assert.ok(b.status(server.id).queue?.rateLimitedUntil, 'the second instance says why its mail waits');
+      clock.advance(RATE_WINDOW_MS + 1000);
+      await smtp.waitFor(before + 8, 20_000);
+      const subjects = smtp.messages.slice(before).map((m) => m.raw.toString().match(/^Subject: (\S+)/m)?.[1]);
+      assert.deepEqual(subjects, ['a0', 'a1', 'a2', 'a3', 'b0', 'b1', 'b2', 'b3']);
+    } finally {
+      await a.stop();
+      await b.stop();
+    }
   });
 });

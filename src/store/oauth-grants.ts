@@ -69,6 +69,14 @@ export class OAuthGrantRepository {
     return this.em.findOneBy(OAuthGrantEntity, { serverId, purpose });
   }
 
+  /**
+   * The grant row, locked (`SELECT … FOR UPDATE`) until the surrounding transaction ends: another
+   * instance asking for it waits. Only inside `Store.transaction`.
+   */
+  getForUpdate(serverId: string, purpose: OAuthPurpose): Promise<OAuthGrantRow | null> {
+    return this.em.findOne(OAuthGrantEntity, { where: { serverId, purpose }, lock: { mode: 'pessimistic_write' } });
+  }
+
   listByServer(serverId: string): Promise<OAuthGrantRow[]> {
     return this.em.find(OAuthGrantEntity, { where: { serverId }, order: { purpose: 'ASC' } });
   }

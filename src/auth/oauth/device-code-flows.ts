@@ -84,7 +84,7 @@ export class DeviceCodeFlows {
       signal: abort.signal,
       maxLifetimeMs: (this.deps.lifetimeSeconds ?? 900) * 1000,
     });
-    const app = this.deps.apps.publicApp(target.settings, new SealedCachePlugin(this.deps.grants, key, true), polling);
+    const app = this.deps.apps.publicApp(target.settings, new SealedCachePlugin(this.deps.grants, key), polling);
 
     return new Promise<DeviceCodeStart>((resolve, reject) => {
       let issued = false;

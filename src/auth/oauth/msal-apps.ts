@@ -7,6 +7,7 @@ import {
 } from '@azure/msal-node';
 import type { Logger } from '../../shared/logger.js';
 import type { OAuthSettings } from '../../store/rows.js';
+import { RefreshGate } from './refresh-gate.js';
 import { authorityOf } from './settings.js';
 
 /**
@@ -44,13 +45,25 @@ export class MsalApps {
     };
   }
 
-  /** A public client (device code, refresh), with its token cache in `cachePlugin`. */
-  publicApp(settings: OAuthSettings, cachePlugin: ICachePlugin, network: INetworkModule = this.network) {
+  /**
+   * A public client (device code, refresh), with its token cache in `cachePlugin`, or without
+   * one when the caller loads and saves the cache itself.
+   */
+  publicApp(settings: OAuthSettings, cachePlugin?: ICachePlugin, network: INetworkModule = this.network) {
     return new PublicClientApplication({
       auth: this.auth(settings),
-      cache: { cachePlugin },
+      ...(cachePlugin && { cache: { cachePlugin } }),
       system: this.system(network),
     });
+  }
+
+  /**
+   * A public client for an existing grant, without a cache plugin (the caller loads and saves the
+   * cache), whose refreshes pass only while `gate.refreshAllowed` is set.
+   */
+  gatedPublicApp(settings: OAuthSettings): { app: PublicClientApplication; gate: RefreshGate } {
+    const gate = new RefreshGate(this.network);
+    return { app: this.publicApp(settings, undefined, gate), gate };
   }
 
   /** A confidential client (client credentials) holding the opened client secret in memory only. */

@@ -1,5 +1,10 @@
 import { createHash } from 'node:crypto';
-import type { ConfidentialClientApplication, PublicClientApplication } from '@azure/msal-node';
+import type {
+  AccountInfo,
+  AuthenticationResult,
+  ConfidentialClientApplication,
+  PublicClientApplication,
+} from '@azure/msal-node';
 import { MailroomError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import { oauthReauthRequired } from '../../shared/metrics.js';
@@ -9,7 +14,8 @@ import type { EmailServerRow } from '../../store/rows.js';
 import { describeOAuthError, type OAuthFailure } from './describe-error.js';
 import type { GrantKey, OAuthGrants } from './grants.js';
 import type { MsalApps } from './msal-apps.js';
-import { SealedCachePlugin } from './sealed-cache-plugin.js';
+import { KeyedLock } from './keyed-lock.js';
+import { RefreshGate } from './refresh-gate.js';
 import { APP_SCOPE, appKeyOf, oauthTarget, scopesFor, type OAuthTarget } from './settings.js';
 
 /** An access token for XOAUTH2, with the mailbox user name it is presented for. */
@@ -22,6 +28,13 @@ export interface AccessToken {
 export interface TokenOptions {
   /** Ignore a cached access token (the server just refused it): refresh now. */
   forceRefresh?: boolean;
+}
+
+/** A grant's msal-node application (no cache plugin) and the gate its refreshes pass. */
+interface GatedApp {
+  appKey: string;
+  app: PublicClientApplication;
+  gate: RefreshGate;
 }
 
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'ETIMEDOUT', 'ECONNRESET']);
@@ -41,13 +54,16 @@ function unavailable(row: EmailServerRow, purpose: OAuthPurpose, why: string, re
 /**
  * Access tokens for the engine's own sessions. Delegated grants (device code) come from the
  * sealed MSAL cache: msal-node hands out the cached token until five minutes before it expires,
- * then refreshes with the refresh token and the rotated one is written back. `invalid_grant`
+ * then refreshes with the refresh token under the grant's refresh lock (held across every
+ * instance on the database), and the rotated one is written back before the lock is released,
+ * so no instance ever spends a refresh token another has already rotated away. `invalid_grant`
  * marks the grant REAUTH_REQUIRED: that account waits for a person, no other is affected.
  * App-only grants (client credentials) use the sealed client secret, opened only to build the
  * msal-node application. One acquisition per grant at a time.
  */
 export class TokenProvider {
-  private readonly publicApps = new Map<string, { appKey: string; app: PublicClientApplication }>();
+  private readonly publicApps = new Map<string, GatedApp>();
+  private readonly perGrant = new KeyedLock();
   private readonly confidentialApps = new Map<string, { fingerprint: string; app: ConfidentialClientApplication }>();
   private readonly inFlight = new Map<string, Promise<AccessToken>>();
   /** Last status written per client-credentials grant, to write only changes. */
@@ -87,16 +103,23 @@ export class TokenProvider {
     });
   }
 
-  private publicApp(key: GrantKey, target: OAuthTarget): PublicClientApplication {
+  private publicApp(key: GrantKey, target: OAuthTarget): GatedApp {
     const id = `${key.serverId}|${key.purpose}`;
     const known = this.publicApps.get(id);
-    if (known?.appKey === key.appKey) return known.app;
-    const app = this.deps.apps.publicApp(target.settings, new SealedCachePlugin(this.deps.grants, key));
-    this.publicApps.set(id, { appKey: key.appKey, app });
-    return app;
+    if (known?.appKey === key.appKey) return known;
+    const gated: GatedApp = { appKey: key.appKey, ...this.deps.apps.gatedPublicApp(target.settings) };
+    this.publicApps.set(id, gated);
+    return gated;
   }
 
-  private async userToken(
+  /**
+   * A delegated grant's token. Fast path, without a lock: the stored cache holds an access token
+   * valid for more than msal-node's five minutes. Otherwise the refresh runs under the grant's
+   * refresh lock (all instances), from the cache as stored at that moment, and the rotated
+   * refresh token is saved before the lock is released. One acquisition per grant at a time in
+   * this process (they share the msal-node application).
+   */
+  private userToken(
     row: EmailServerRow,
     key: GrantKey,
     target: OAuthTarget,
@@ -104,22 +127,25 @@ export class TokenProvider {
     purpose: OAuthPurpose,
     options: TokenOptions,
   ): Promise<AccessToken> {
-    const grant = await this.deps.grants.get(key.serverId, key.purpose);
-    if (!grant || grant.appKey !== key.appKey || grant.cacheSealed === null) {
-      throw unavailable(row, key.purpose, 'nobody has signed in yet: request a device code', 'INCOMPLETE');
-    }
-    if (grant.status === 'REAUTH_REQUIRED') {
-      throw unavailable(row, key.purpose, grant.error ?? 'sign in again with a new device code', 'REAUTH_REQUIRED');
-    }
-    const app = this.publicApp(key, target);
-    const [account] = await app.getTokenCache().getAllAccounts();
-    if (!account) throw unavailable(row, key.purpose, 'the stored sign-in holds no account', 'INCOMPLETE');
-    try {
-      const result = await app.acquireTokenSilent({
-        account,
-        scopes: scopesFor(purpose),
-        forceRefresh: options.forceRefresh === true,
-      });
+    return this.perGrant.run(`${key.serverId}|${key.purpose}`, async () => {
+      const grant = await this.deps.grants.get(key.serverId, key.purpose);
+      const stored = this.deps.grants.openCache(grant, key);
+      if (!grant || stored === null) {
+        throw unavailable(row, key.purpose, 'nobody has signed in yet: request a device code', 'INCOMPLETE');
+      }
+      if (grant.status === 'REAUTH_REQUIRED') {
+        throw unavailable(row, key.purpose, grant.error ?? 'sign in again with a new device code', 'REAUTH_REQUIRED');
+      }
+      const client = this.publicApp(key, target);
+      const scopes = scopesFor(purpose);
+      let result: AuthenticationResult;
+      try {
+        result =
+          (options.forceRefresh === true ? null : await this.cachedToken(row, key, client, stored, scopes)) ??
+          (await this.refreshedToken(row, key, client, scopes, options.forceRefresh === true));
+      } catch (err) {
+        throw await this.failed(row, key, err);
+      }
       const expiresAt = result.expiresOn ?? null;
       if (grant.status !== 'COMPLETE' || grant.expiresAt?.getTime() !== expiresAt?.getTime()) {
         await this.deps.grants.setStatus(key, {
@@ -129,9 +155,61 @@ export class TokenProvider {
         });
       }
       return { user: target.user, accessToken: result.accessToken, expiresAt };
+    });
+  }
+
+  /** The cached access token, if still valid; null when a refresh is needed (no lock taken, nothing sent). */
+  private async cachedToken(
+    row: EmailServerRow,
+    key: GrantKey,
+    client: GatedApp,
+    serialized: string,
+    scopes: string[],
+  ): Promise<AuthenticationResult | null> {
+    const account = await this.load(row, key, client, serialized);
+    client.gate.refreshAllowed = false;
+    try {
+      return await client.app.acquireTokenSilent({ account, scopes });
     } catch (err) {
-      throw await this.failed(row, key, err);
+      if (RefreshGate.refused(err)) return null;
+      throw err;
     }
+  }
+
+  /** Refreshes under the grant's refresh lock, from the cache stored now; saves what changed before unlocking. */
+  private refreshedToken(
+    row: EmailServerRow,
+    key: GrantKey,
+    client: GatedApp,
+    scopes: string[],
+    forceRefresh: boolean,
+  ): Promise<AuthenticationResult> {
+    return this.deps.grants.withRefreshLock(key, async (locked) => {
+      if (locked.serialized === null) {
+        throw unavailable(row, key.purpose, 'nobody has signed in yet: request a device code', 'INCOMPLETE');
+      }
+      const account = await this.load(row, key, client, locked.serialized);
+      const cache = client.app.getTokenCache();
+      cache.serialize(); // clears msal-node's "changed" flag: from here on it means "changed by this refresh"
+      client.gate.refreshAllowed = true;
+      try {
+        // Another instance may have refreshed while this one waited: its access token is used as is.
+        const result = await client.app.acquireTokenSilent({ account, scopes, forceRefresh });
+        if (cache.hasChanged()) await locked.save(cache.serialize());
+        return result;
+      } finally {
+        client.gate.refreshAllowed = false;
+      }
+    });
+  }
+
+  /** Puts a stored cache into the application (replacing what it held) and returns its account. */
+  private async load(row: EmailServerRow, key: GrantKey, client: GatedApp, serialized: string): Promise<AccountInfo> {
+    const cache = client.app.getTokenCache();
+    cache.deserialize(serialized);
+    const [account] = await cache.getAllAccounts();
+    if (!account) throw unavailable(row, key.purpose, 'the stored sign-in holds no account', 'INCOMPLETE');
+    return account;
   }
 
   private async appToken(

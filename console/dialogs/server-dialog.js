@@ -8,8 +8,11 @@ import { serverForm } from './server-form.js';
 
 const TITLES = { add: 'Add e-mail server', edit: 'Edit e-mail server', copy: 'Copy e-mail server' };
 
-/** mode: 'add' | 'edit' | 'copy'; server: the ServerView to edit or copy. onChanged runs after the dialog closes. */
-export function openServerDialog({ tenantId, mode, server = null, onChanged }) {
+/**
+ * mode: 'add' | 'edit' | 'copy'; server: the ServerView to edit or copy; destinations: the tenant's
+ * (an edited server may name one that uses it as its default). onChanged runs after the dialog closes.
+ */
+export function openServerDialog({ tenantId, mode, server = null, destinations = [], onChanged }) {
   let currentMode = mode;
   let saved = mode === 'edit' ? server : null;
   let changed = false;
@@ -18,7 +21,7 @@ export function openServerDialog({ tenantId, mode, server = null, onChanged }) {
     imap: deviceCodePanel({ tenantId, purpose: 'imap', saveFirst: () => saveAndStay() }),
     smtp: deviceCodePanel({ tenantId, purpose: 'smtp', saveFirst: () => saveAndStay() }),
   };
-  const f = serverForm(server, mode, { imap: panels.imap.element, smtp: panels.smtp.element });
+  const f = serverForm(server, mode, { imap: panels.imap.element, smtp: panels.smtp.element }, destinations);
   const general = generalError();
   const submit = h('button', { type: 'submit', class: 'primary' }, mode === 'edit' ? 'Save' : 'Add');
   f.form.append(

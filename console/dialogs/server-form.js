@@ -72,12 +72,14 @@ function authFields(prefix, auth, mode, panelSlot) {
  * server: a ServerView (edit, copy) or null (add). panels: { imap, smtp } elements of the
  * Get Code panels, placed where OAuth device-code sign-in is chosen.
  */
-export function serverForm(server, mode, panels) {
+export function serverForm(server, mode, panels, destinations = []) {
   let stored = server;
   const imap = server?.imap;
   const smtp = server?.smtp;
   const smtpAuth = smtp?.auth;
   const postProcess = server?.postProcess ?? 'seen';
+  // Only an edited server has destinations that use it (its default must be one of them).
+  const usable = mode === 'edit' && server ? destinations.filter((d) => d.serverId === server.id) : [];
   const moveFolder = postProcess.startsWith('move:') ? postProcess.slice(5) : '';
 
   const form = h(
@@ -121,6 +123,13 @@ export function serverForm(server, mode, panels) {
         ],
       }),
       authFields('imap.auth', imap?.auth, mode, panels.imap),
+      input({
+        label: 'Trusted CA file',
+        name: 'imap.caFile',
+        value: imap?.caFile,
+        placeholder: '/etc/mailroom/private-ca.pem',
+        hint: "Optional: a PEM file on the engine's host, for a server with a private CA. Certificates are always verified.",
+      }),
       input({
         label: 'Maximum IMAP sessions',
         name: 'imap.maxSessions',
@@ -210,6 +219,13 @@ export function serverForm(server, mode, panels) {
         { class: 'group', 'data-post': 'move' },
         input({ label: 'Folder', name: 'moveFolder', value: moveFolder }),
       ),
+      usable.length > 0 &&
+        select({
+          label: 'Mail that matches no destination goes to',
+          name: 'defaultDestinationId',
+          value: server?.defaultDestinationId ?? '',
+          options: [['', 'No destination (the unrouted list)'], ...usable.map((d) => [d.id, d.name])],
+        }),
     ),
   );
 
@@ -272,6 +288,7 @@ export function serverForm(server, mode, panels) {
       user: text('imap.user'),
       auth: authBody('imap.auth', v('imap.auth.method')),
       maxSessions: integer('imap.maxSessions', 0),
+      caFile: text('imap.caFile') || null,
     };
     if (text('imap.port') !== '') imapBody.port = integer('imap.port');
     const post = v('postProcess');
@@ -288,6 +305,7 @@ export function serverForm(server, mode, panels) {
         rateLimitPerHour: integer('smtp.rateLimitPerHour', 0),
       },
       postProcess: post === 'move' ? `move:${text('moveFolder')}` : post,
+      ...(usable.length > 0 && { defaultDestinationId: v('defaultDestinationId') || null }),
     };
   }
 

@@ -61,7 +61,7 @@ export async function renderTenant(main, { tenantId }) {
       ),
       servers.length === 0
         ? h('p', { class: 'empty' }, 'No e-mail servers yet.')
-        : serverTable(tenantId, servers, statuses, signIns, reload),
+        : serverTable(tenantId, servers, destinations, statuses, signIns, reload),
     ),
     h(
       'section',
@@ -113,7 +113,7 @@ function signInBadges(oauth) {
     );
 }
 
-function serverTable(tenantId, servers, statuses, signIns, reload) {
+function serverTable(tenantId, servers, destinations, statuses, signIns, reload) {
   const base = path('tenants', tenantId, 'servers');
   return h(
     'table',
@@ -171,7 +171,7 @@ function serverTable(tenantId, servers, statuses, signIns, reload) {
           ),
           h('td', {}, queue ? `${queue.depth} queued` : '0 queued'),
           actions(label, [
-            ['Edit', () => openServerDialog({ tenantId, mode: 'edit', server: s, onChanged: reload })],
+            ['Edit', () => openServerDialog({ tenantId, mode: 'edit', server: s, destinations, onChanged: reload })],
             ['Copy', () => openServerDialog({ tenantId, mode: 'copy', server: s, onChanged: reload })],
             [
               'Delete',

@@ -74,6 +74,10 @@ export class DestinationService {
       const input = validate(DestinationInput, { ...formOf(current), ...patch });
       const fields = await this.check(tx, tenantId, destinationId, fieldsOf(input));
       const webhook = webhookColumnsOf(this.sealer, { tenantId, rowId: destinationId }, input, current);
+      // A server's default destination must use that server: moving it elsewhere ends that role.
+      if (fields.serverId !== current.serverId) {
+        await tx.servers.clearDefaultDestinationUnlessUsed(destinationId, fields.serverId);
+      }
       return tx.destinations.replace({ id: destinationId, tenantId, ...fields, ...webhook });
     });
     this.logger.info({ tenantId, destinationId, destination: row.name }, 'destination updated');

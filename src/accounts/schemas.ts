@@ -83,6 +83,11 @@ export const ServerInput = Type.Object(
         auth: ImapAuthInput,
         /** 0 = the engine's default. */
         maxSessions: Type.Optional(Type.Integer({ minimum: 0, maximum: 50 })),
+        /**
+         * Absolute path of a PEM file with CA certificates to trust for this server's TLS, besides
+         * the usual roots (a private CA); null = none. Certificate verification always stays on.
+         */
+        caFile: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 4096, pattern: '^/' }), Type.Null()])),
       },
       strict,
     ),
@@ -101,6 +106,11 @@ export const ServerInput = Type.Object(
     ),
     /** What happens to a message in the mailbox after it is stored: `seen`, `delete` or `move:<folder>`. */
     postProcess: Type.Optional(Type.String({ pattern: '^(seen|delete|move:[^\\r\\n]{1,200})$' })),
+    /**
+     * A destination that uses this server, receiving the messages that match no monitored
+     * destination; null (default) puts them on the server's unrouted list.
+     */
+    defaultDestinationId: Type.Optional(Type.Union([Id, Type.Null()])),
   },
   strict,
 );
@@ -114,6 +124,7 @@ export const ServerPatch = Type.Object(
     imap: Type.Optional(Type.Partial(ServerInput.properties.imap, strict)),
     smtp: Type.Optional(Type.Partial(ServerInput.properties.smtp, strict)),
     postProcess: Type.Optional(ServerInput.properties.postProcess),
+    defaultDestinationId: Type.Optional(ServerInput.properties.defaultDestinationId),
   },
   strict,
 );
@@ -147,6 +158,7 @@ export const ServerView = Type.Object({
       oauth2: Type.Union([OAuthView, Type.Null()]),
     }),
     maxSessions: Type.Integer(),
+    caFile: Type.Union([Type.String(), Type.Null()]),
   }),
   smtp: Type.Object({
     host: Type.String(),
@@ -163,6 +175,7 @@ export const ServerView = Type.Object({
     rateLimitPerHour: Type.Integer(),
   }),
   postProcess: Type.String(),
+  defaultDestinationId: Type.Union([Type.String(), Type.Null()]),
   createdAt: Type.String({ format: 'date-time' }),
   updatedAt: Type.String({ format: 'date-time' }),
 });

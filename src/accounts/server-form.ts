@@ -151,6 +151,8 @@ export function rowFieldsOf(
     smtpHeartbeatAddress: input.smtp.heartbeatAddress ?? null,
     smtpRateLimitPerHour: input.smtp.rateLimitPerHour ?? 0,
     postProcess: input.postProcess ?? 'seen',
+    imapCaFile: input.imap.caFile ?? null,
+    defaultDestinationId: input.defaultDestinationId ?? null,
   };
 }
 
@@ -179,6 +181,7 @@ export function formOf(row: EmailServerRow): ServerInput {
       user: row.imapUser,
       auth: { method: row.imapAuthMethod, ...oauthInputOf(row.imapOAuth) },
       maxSessions: row.imapMaxSessions,
+      caFile: row.imapCaFile,
     },
     smtp: {
       host: row.smtpHost,
@@ -189,6 +192,7 @@ export function formOf(row: EmailServerRow): ServerInput {
       rateLimitPerHour: row.smtpRateLimitPerHour,
     },
     postProcess: row.postProcess,
+    defaultDestinationId: row.defaultDestinationId,
   };
 }
 
@@ -212,6 +216,7 @@ export function mergeServer(current: ServerInput, patch: ServerPatch): ServerInp
     ...(patch.name !== undefined && { name: patch.name }),
     ...(patch.enabled !== undefined && { enabled: patch.enabled }),
     ...(patch.postProcess !== undefined && { postProcess: patch.postProcess }),
+    ...(patch.defaultDestinationId !== undefined && { defaultDestinationId: patch.defaultDestinationId }),
     imap: { ...current.imap, ...imapPatch, auth: mergeAuth(current.imap.auth, imapPatch.auth, 'method') },
     smtp: { ...current.smtp, ...smtpPatch, auth: mergeAuth(current.smtp.auth, smtpPatch.auth, 'mode') },
   };

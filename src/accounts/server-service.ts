@@ -1,3 +1,4 @@
+import { readCaFile } from '../shared/ca-file.js';
 import { MailroomError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { SecretSealer } from '../shared/sealed-secrets.js';
@@ -72,6 +73,7 @@ export class ServerService {
       const id = newId();
       const fields = rowFieldsOf(input);
       await this.checkUnique(tx, tenantId, id, fields);
+      await this.checkLinks(tx, tenantId, id, fields);
       return tx.servers.insert({ id, tenantId, ...fields, ...this.sealAll(tenantId, id, input, NO_STORED_SECRETS) });
     });
     this.logger.info({ tenantId, serverId: row.id, server: row.name }, 'e-mail server created');
@@ -87,6 +89,7 @@ export class ServerService {
       const keep = keepableSecrets(current, fields);
       checkServerInput(input, keep);
       await this.checkUnique(tx, tenantId, serverId, fields);
+      await this.checkLinks(tx, tenantId, serverId, fields);
       const sealed = this.sealAll(tenantId, serverId, input, keep, current);
       return tx.servers.replace({ id: serverId, tenantId, ...fields, ...sealed });
     });
@@ -100,12 +103,15 @@ export class ServerService {
     const row = await this.write(tenantId, async (tx) => {
       const source = await this.requireServer(tx, tenantId, serverId);
       await this.checkLimit(tx, tenantId);
-      const input = validate(ServerInput, mergeServer(formOf(source), overrides));
+      // The source's default destination uses the source, not the copy: a copy starts without one.
+      const form = { ...formOf(source), defaultDestinationId: null };
+      const input = validate(ServerInput, mergeServer(form, overrides));
       const fields = rowFieldsOf(input);
       const keep = keepableSecrets(source, fields);
       checkServerInput(input, keep);
       const id = newId();
       await this.checkUnique(tx, tenantId, id, fields);
+      await this.checkLinks(tx, tenantId, id, fields);
       return tx.servers.insert({ id, tenantId, ...fields, ...this.sealAll(tenantId, id, input, keep, source) });
     });
     this.logger.info({ tenantId, serverId: row.id, copiedFrom: serverId, server: row.name }, 'e-mail server copied');
@@ -197,6 +203,40 @@ export class ServerService {
           `an account may belong to one tenant only`,
         { field: 'imap.user', details: { tenantId: sameAccount.tenantId, tenantName: other?.name ?? null } },
       );
+    }
+  }
+
+  /**
+   * What the server refers to must be usable: the CA file exists and holds PEM certificates, and
+   * the default destination is a destination of this tenant that uses this server.
+   */
+  private async checkLinks(
+    tx: StoreSession,
+    tenantId: string,
+    serverId: string,
+    fields: Pick<EmailServerRow, 'imapCaFile' | 'defaultDestinationId'>,
+  ): Promise<void> {
+    if (fields.imapCaFile !== null) {
+      try {
+        await readCaFile(fields.imapCaFile);
+      } catch (err) {
+        throw new MailroomError('VALIDATION_FAILED', `'imap.caFile': ${(err as Error).message}`, {
+          field: 'imap.caFile',
+        });
+      }
+    }
+    if (fields.defaultDestinationId !== null) {
+      const destination = await tx.destinations.get(tenantId, fields.defaultDestinationId);
+      if (!destination || destination.serverId !== serverId) {
+        throw new MailroomError(
+          'VALIDATION_FAILED',
+          destination
+            ? `'defaultDestinationId': destination '${destination.name}' does not use this e-mail server; ` +
+                'assign it to this server first'
+            : `'defaultDestinationId' names no destination of this tenant`,
+          { field: 'defaultDestinationId', details: { destinationId: fields.defaultDestinationId } },
+        );
+      }
     }
   }
 

@@ -28,6 +28,7 @@ export function serverView(row: EmailServerRow): ServerView {
         oauth2: oauthView(row.imapOAuth, row.imapClientSecretSealed),
       },
       maxSessions: row.imapMaxSessions,
+      caFile: row.imapCaFile,
     },
     smtp: {
       host: row.smtpHost,
@@ -44,6 +45,7 @@ export function serverView(row: EmailServerRow): ServerView {
       rateLimitPerHour: row.smtpRateLimitPerHour,
     },
     postProcess: row.postProcess,
+    defaultDestinationId: row.defaultDestinationId,
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
   };

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { rootCertificates } from 'node:tls';
 import { ImapFlow, type ImapFlowOptions } from 'imapflow';
 import type { LoginCredentials } from '../auth/credentials.js';
 import type { Logger } from '../shared/logger.js';
@@ -14,8 +15,8 @@ export interface ImapSessionOptions {
   /** Implicit TLS; without it imapflow upgrades with STARTTLS whenever the server offers it. */
   secure: boolean;
   login: LoginCredentials;
-  /** Extra CA certificates to trust for this server (verification always stays on). */
-  ca?: Buffer | string;
+  /** Extra CA certificates (PEM) to trust for this server, besides the usual roots; verification always stays on. */
+  ca?: string;
   logger: Logger;
   /** [90000] TCP/TLS connect budget, ms. */
   connectionTimeoutMs?: number;
@@ -23,6 +24,8 @@ export interface ImapSessionOptions {
   greetingTimeoutMs?: number;
   /** [300000] socket inactivity before the connection is declared dead, ms. */
   socketTimeoutMs?: number;
+  /** [none] ends and re-issues IDLE after this long, ms (a connection that only idles needs it). */
+  maxIdleTimeMs?: number;
 }
 
 export interface MailboxState {
@@ -77,8 +80,11 @@ export class ImapSession extends EventEmitter<{ exists: [count: number]; close: 
       connectionTimeout: options.connectionTimeoutMs ?? 90_000,
       greetingTimeout: options.greetingTimeoutMs ?? 16_000,
       socketTimeout: options.socketTimeoutMs ?? 300_000,
-      tls: options.ca ? { ca: options.ca, rejectUnauthorized: true } : { rejectUnauthorized: true },
+      tls: options.ca
+        ? { ca: [...rootCertificates, options.ca], rejectUnauthorized: true }
+        : { rejectUnauthorized: true },
       clientInfo: { name: 'Mailroom' },
+      ...(options.maxIdleTimeMs !== undefined && { maxIdleTime: options.maxIdleTimeMs }),
     };
     const client = new ImapFlow(flowOptions);
     const session = new ImapSession(client);
@@ -180,6 +186,25 @@ export class ImapSession extends EventEmitter<{ exists: [count: number]; close: 
   idle(): void {
     if (!this.supportsIdle || !this.usable) return;
     this.client.idle().catch(() => undefined);
+  }
+
+  /**
+   * Keeps the connection in IDLE until it closes, re-entering IDLE whenever it ends (after
+   * `maxIdleTimeMs`, or a keep-alive NOOP): for a connection that only watches the selected mailbox.
+   */
+  keepIdling(): void {
+    if (!this.supportsIdle) return;
+    const again = (): void => {
+      if (!this.usable) return;
+      this.client.idle().then(
+        () => {
+          // Still idling means another IDLE started meanwhile: that one carries on.
+          if (!this.client.idling) again();
+        },
+        () => undefined,
+      );
+    };
+    again();
   }
 
   /** Logs out (bounded by `timeoutMs`), then drops the socket. Idempotent. */

@@ -1,5 +1,7 @@
+import { performance } from 'node:perf_hooks';
 import type { Logger } from '../shared/logger.js';
-import type { DestinationRow, EmailServerRow, InboundMessageRow } from '../store/rows.js';
+import { inboundMessages, ingestBatchSeconds } from '../shared/metrics.js';
+import type { DestinationRow, EmailServerRow, InboundMessageRow, InboundStatus } from '../store/rows.js';
 import { newId, type Store } from '../store/store.js';
 import { planBatches } from './batches.js';
 import type { ImapSession, MailboxState, MessageMeta } from './imap-session.js';
@@ -32,10 +34,60 @@ interface Fetched {
   header: Buffer | null;
 }
 
-/** A batch fetched and parsed, ready to be decided and stored. */
-interface Prepared {
+type Batch = ReturnType<typeof planBatches>[number];
+
+/** A batch fetched and parsed, with what the database knew of its keys. */
+interface LookedUp {
+  /** When its fetch began (`performance.now()`), for the batch duration metric. */
+  startedAt: number;
   fetched: Fetched[];
   parsed: ParseResult[];
+  /** Dedupe keys of the batch already stored for this server. */
+  known: Set<string>;
+  /** Conversation of stored messages named by the batch's In-Reply-To and References. */
+  conversations: Map<string, string>;
+}
+
+/** A batch fetched, parsed and decided (status, destinations, conversation), ready to be stored. */
+interface Prepared {
+  /** When its fetch began (`performance.now()`), for the batch duration metric. */
+  startedAt: number;
+  fetched: Fetched[];
+  built: BuiltMessage[];
+}
+
+/**
+ * What the batches of one pass stored so far. A batch is looked up in the database while the
+ * batch before it is still being committed, so the keys of earlier batches of the pass are
+ * remembered here (this watcher is the only writer for its server).
+ */
+interface PassMemory {
+  keys: Set<string>;
+  conversations: Map<string, string>;
+}
+
+/** The `outcome` label of `inboundMessages` for each stored status (heartbeats are not counted). */
+const OUTCOME_OF_STATUS: Record<InboundStatus, 'routed' | 'unrouted' | 'quarantined' | 'duplicate' | null> = {
+  routed: 'routed',
+  unrouted: 'unrouted',
+  quarantined: 'quarantined',
+  duplicate: 'duplicate',
+  heartbeat: null,
+};
+
+/** Where the messages of a pass may go: the server's monitored destinations and its default one. */
+interface Routing {
+  destinations: DestinationRow[];
+  defaultDestinationId: string | null;
+}
+
+/**
+ * The routing of a pass, from the server's destinations as stored now: the default destination
+ * counts only while it exists and still uses this server (the watcher's server row may be older).
+ */
+function routingOf(server: EmailServerRow, destinations: DestinationRow[]): Routing {
+  const fallback = destinations.find((d) => d.id === server.defaultDestinationId && d.serverId === server.id);
+  return { destinations: destinations.filter((d) => d.monitored), defaultDestinationId: fallback?.id ?? null };
 }
 
 export interface RoutedEvent {
@@ -85,41 +137,38 @@ export class MailboxSync {
       return result;
     }
     const fresh = await session.listSince(lastUid);
-    const destinations = (await store.destinations.listByServer(server.id)).filter((d) => d.monitored);
+    const routing = routingOf(server, await store.destinations.listByServer(server.id));
     const batches = planBatches(fresh, {
       maxCount: options.batchMaxCount,
       maxBytes: options.batchMaxBytes,
       maxMessageBytes: options.parseLimits.maxBytes,
     });
-    // Pipelined: batch k+1 is fetched and parsed while batch k is stored and post-processed.
-    // Commits stay strictly in UID order (the checkpoint only moves forward).
-    const prepare = async (batch: (typeof batches)[number]): Promise<Prepared> => {
-      const sources = new Map<number, Buffer>();
-      for await (const m of session.fetchSources(batch.fetch.map((x) => x.uid))) sources.set(m.uid, m.source);
-      const tooLarge = new Set(batch.tooLarge.map((m) => m.uid));
-      const ordered = [...batch.fetch, ...batch.tooLarge].sort((a, b) => a.uid - b.uid);
-      const fetched: Fetched[] = [];
-      for (const meta of ordered) {
-        const source = tooLarge.has(meta.uid) ? null : (sources.get(meta.uid) ?? null);
-        const header = tooLarge.has(meta.uid) ? await session.fetchHeader(meta.uid) : null;
-        fetched.push({ meta, source, header });
-      }
-      const parsed = await Promise.all(
-        fetched.map((f) => parseFetched(this.deps.parser, f.source, f.meta.size, options.parseLimits.maxBytes)),
-      );
-      return { fetched, parsed };
+    // Pipelined: batch k+1 is fetched, parsed, looked up and decided while batch k is stored, and
+    // batch k is post-processed while batch k+1 is stored. Commits stay strictly in UID order (the
+    // checkpoint only moves forward); a batch's post-processing starts only after its commit.
+    const memory: PassMemory = { keys: new Set(), conversations: new Map() };
+    // Batch k+1 is prepared only once batch k is: decisions run in batch order, each one seeing
+    // the keys of the batches before it in `memory`.
+    const prepare = async (batch: Batch): Promise<Prepared> => {
+      const lookedUp = await this.lookUpBatch(session, server, batch);
+      const built = this.decideBatch(server, mailbox, state.uidValidity, lookedUp, memory, routing);
+      return { startedAt: lookedUp.startedAt, fetched: lookedUp.fetched, built };
     };
     let next: Promise<Prepared> | undefined = batches[0] ? prepare(batches[0]) : undefined;
+    // postProcess never rejects (a failed action is retried on the next pass).
+    let posting: Promise<void> = Promise.resolve();
     for (let i = 0; next; i++) {
       const prepared = await next;
       const following = batches[i + 1];
       next = following ? prepare(following) : undefined;
       // A failure of the next batch surfaces when it is awaited, not as an unhandled rejection.
       next?.catch(() => undefined);
-      const done = await this.ingestBatch(server, mailbox, state.uidValidity, prepared, destinations, result, log);
+      const done = await this.ingestBatch(server, mailbox, state.uidValidity, prepared, result, log);
       lastUid = (prepared.fetched[prepared.fetched.length - 1] as Fetched).meta.uid;
-      await this.postProcess(session, server, done, log);
+      await posting;
+      posting = this.postProcess(session, server, done, log);
     }
+    await posting;
     result.lastUid = lastUid;
     if (result.stored > 0) {
       log.info(
@@ -164,23 +213,23 @@ export class MailboxSync {
     return 0;
   }
 
-  /**
-   * Parses a batch (in parallel, in the worker pool), decides each message in UID order, then
-   * stores the whole batch and the new checkpoint in one transaction. Should that transaction
-   * fail (a message the database refuses), the batch is stored message by message, and a message
-   * that still cannot be stored is kept as quarantined: the mailbox never stalls behind it.
-   */
-  private async ingestBatch(
-    server: EmailServerRow,
-    mailbox: string,
-    uidValidity: number,
-    prepared: Prepared,
-    destinations: DestinationRow[],
-    result: SyncResult,
-    log: Logger,
-  ): Promise<InboundMessageRow[]> {
+  /** Fetches a batch, parses it (in the worker pool) and looks up what the database knows of its keys. */
+  private async lookUpBatch(session: ImapSession, server: EmailServerRow, batch: Batch): Promise<LookedUp> {
     const { store, options } = this.deps;
-    const { fetched, parsed } = prepared;
+    const startedAt = performance.now();
+    const sources = new Map<number, Buffer>();
+    for await (const m of session.fetchSources(batch.fetch.map((x) => x.uid))) sources.set(m.uid, m.source);
+    const tooLarge = new Set(batch.tooLarge.map((m) => m.uid));
+    const ordered = [...batch.fetch, ...batch.tooLarge].sort((a, b) => a.uid - b.uid);
+    const fetched: Fetched[] = [];
+    for (const meta of ordered) {
+      const source = tooLarge.has(meta.uid) ? null : (sources.get(meta.uid) ?? null);
+      const header = tooLarge.has(meta.uid) ? await session.fetchHeader(meta.uid) : null;
+      fetched.push({ meta, source, header });
+    }
+    const parsed = await Promise.all(
+      fetched.map((f) => parseFetched(this.deps.parser, f.source, f.meta.size, options.parseLimits.maxBytes)),
+    );
     const keys = parsed.map(lookupKeysOf);
     const known = await store.messages.existingDedupeKeys(
       server.id,
@@ -189,7 +238,25 @@ export class MailboxSync {
     const conversations = await store.messages.conversationsOf(server.tenantId, [
       ...new Set(keys.flatMap((k) => k.threadIds)),
     ]);
-    const built: BuiltMessage[] = fetched.map((f, i) => {
+    return { startedAt, fetched, parsed, known, conversations };
+  }
+
+  /**
+   * Decides each message of a batch in UID order (pure but for `memory`, which later batches of the
+   * pass read): classification, dedupe, conversation, destinations.
+   */
+  private decideBatch(
+    server: EmailServerRow,
+    mailbox: string,
+    uidValidity: number,
+    lookedUp: LookedUp,
+    memory: PassMemory,
+    routing: Routing,
+  ): BuiltMessage[] {
+    const { options } = this.deps;
+    const { fetched, parsed, known, conversations } = lookedUp;
+    const conversationOf = (id: string): string | undefined => conversations.get(id) ?? memory.conversations.get(id);
+    return fetched.map((f, i) => {
       const message = buildMessageRow({
         server,
         mailbox,
@@ -198,18 +265,37 @@ export class MailboxSync {
         source: f.source,
         header: f.header,
         parsed: parsed[i] as ParseResult,
-        destinations,
+        destinations: routing.destinations,
+        defaultDestinationId: routing.defaultDestinationId,
         messageIdDomain: options.messageIdDomain,
         lookups: {
-          isDuplicate: (key) => known.has(key),
-          conversationOf: (ids) => ids.map((id) => conversations.get(id)).find((c) => c !== undefined) ?? null,
+          isDuplicate: (key) => known.has(key) || memory.keys.has(key),
+          conversationOf: (ids) => ids.map(conversationOf).find((c) => c !== undefined) ?? null,
         },
       });
-      // Later messages of the same batch see this one as stored.
-      known.add(message.row.dedupeKey);
-      if (message.row.messageIdHeader) conversations.set(message.row.messageIdHeader, message.row.conversationId);
+      // Later messages of the pass see this one as stored.
+      memory.keys.add(message.row.dedupeKey);
+      if (message.row.messageIdHeader) {
+        memory.conversations.set(message.row.messageIdHeader, message.row.conversationId);
+      }
       return message;
     });
+  }
+
+  /**
+   * Stores a decided batch and the new checkpoint in one transaction. Should that transaction
+   * fail (a message the database refuses), the batch is stored message by message, and a message
+   * that still cannot be stored is kept as quarantined: the mailbox never stalls behind it.
+   */
+  private async ingestBatch(
+    server: EmailServerRow,
+    mailbox: string,
+    uidValidity: number,
+    prepared: Prepared,
+    result: SyncResult,
+    log: Logger,
+  ): Promise<InboundMessageRow[]> {
+    const { fetched, built } = prepared;
     const lastUid = (fetched[fetched.length - 1] as Fetched).meta.uid;
     let inserted: Set<string>;
     try {
@@ -230,10 +316,13 @@ export class MailboxSync {
         }
       }
     }
+    ingestBatchSeconds.observe((performance.now() - prepared.startedAt) / 1000);
     const done: InboundMessageRow[] = [];
     for (const message of built) {
       if (!inserted.has(message.row.id)) continue;
       done.push({ ...message.row, ingestedAt: new Date() });
+      const outcome = OUTCOME_OF_STATUS[message.row.status];
+      if (outcome) inboundMessages.inc({ tenant_id: server.tenantId, server_id: server.id, outcome });
       result.stored += 1;
       if (message.row.status === 'quarantined') result.quarantined += 1;
       if (message.row.status === 'duplicate') result.duplicates += 1;

@@ -27,6 +27,8 @@ export interface BuildInput {
   parsed: ParseResult;
   /** The server's monitored destinations. */
   destinations: DestinationRow[];
+  /** Where a message matching none of them goes (a destination of this server), or null: unrouted. */
+  defaultDestinationId: string | null;
   messageIdDomain: string;
   lookups: {
     /** Whether a message with this dedupe key is already stored (or earlier in the same batch). */
@@ -139,7 +141,7 @@ export function buildMessageRow(input: BuildInput): BuiltMessage {
     const decision = routeMessage(
       recipientAddresses(m),
       input.destinations.map((d) => ({ id: d.id, addressKey: d.address, monitored: d.monitored })),
-      null,
+      input.defaultDestinationId,
     );
     destinationIds = decision.destinationIds;
     status = decision.unrouted ? 'unrouted' : 'routed';

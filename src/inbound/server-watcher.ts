@@ -1,10 +1,12 @@
 import type { CredentialService } from '../auth/credentials.js';
 import { backoffDelay } from '../shared/backoff.js';
+import { readCaFile } from '../shared/ca-file.js';
 import type { ConnectGate } from './connect-gate.js';
 import { isMailroomError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
+import { imapReconnects } from '../shared/metrics.js';
 import type { EmailServerRow } from '../store/rows.js';
-import { ImapSession, isAuthFailure } from './imap-session.js';
+import { ImapSession, isAuthFailure, type ImapSessionOptions } from './imap-session.js';
 import type { MailboxSync } from './mailbox-sync.js';
 import type { InboundOptions } from './options.js';
 
@@ -38,6 +40,9 @@ export function idleStatus(state: WatcherState): WatcherStatus {
   };
 }
 
+/** [2] IMAP sessions per server when its "maximum IMAP sessions" is 0 (the engine's default). */
+export const DEFAULT_MAX_SESSIONS = 2;
+
 export interface WatcherDeps {
   credentials: CredentialService;
   sync: MailboxSync;
@@ -49,15 +54,20 @@ export interface WatcherDeps {
 
 /**
  * Watches one e-mail server: connects, syncs each mailbox, then waits on IDLE (with a safety
- * sync every few minutes) or polls where IDLE is absent. Errors never leave this object: a refused
- * login or an unreachable host sets the state and retries with jittered exponential backoff,
- * without touching any other server.
+ * sync every few minutes) or polls where IDLE is absent. When the server allows two sessions, a
+ * second connection stays in IDLE on the first mailbox all the time while the first one fetches:
+ * new mail is announced without waiting for the fetching connection to re-enter IDLE (servers
+ * such as Dovecot report changes only some time after IDLE starts). Errors never leave this
+ * object: a refused login or an unreachable host sets the state and retries with jittered
+ * exponential backoff, without touching any other server.
  */
 export class ServerWatcher {
   private stopped = false;
   /** The next login asks the identity provider for a new token (the last one was refused). */
   private forceRefresh = false;
   private session: ImapSession | undefined;
+  /** The second connection, which only idles (absent with one session allowed, or without IDLE). */
+  private idler: ImapSession | undefined;
   private syncing: Promise<void> | undefined;
   private dirty = false;
   private timer: NodeJS.Timeout | undefined;
@@ -88,7 +98,7 @@ export class ServerWatcher {
     clearTimeout(this.timer);
     this.wake?.();
     await this.syncing?.catch(() => undefined);
-    await this.session?.close();
+    await Promise.all([this.session?.close(), this.idler?.close()]);
     await this.running;
   }
 
@@ -107,6 +117,11 @@ export class ServerWatcher {
         attempt += 1;
         const auth = isAuthFailure(err) || isMailroomError(err, 'CREDENTIALS_UNAVAILABLE');
         this.fail(auth ? 'authError' : 'connectError', err);
+        imapReconnects.inc({
+          tenant_id: this.server.tenantId,
+          server_id: this.server.id,
+          reason: auth ? 'auth' : 'connect',
+        });
         const { options } = this.deps;
         // An OAuth token the server refused: one quick retry with a freshly acquired token first.
         const refreshFirst = isAuthFailure(err) && this.server.imapAuthMethod === 'oauth2' && !this.forceRefresh;
@@ -128,19 +143,25 @@ export class ServerWatcher {
     const { server } = this;
     const { options } = this.deps;
     this.status.state = 'connecting';
-    const setUp = async (): Promise<ImapSession | undefined> => {
+    const setUp = async (extra: Partial<ImapSessionOptions> = {}): Promise<ImapSession | undefined> => {
       if (this.stopped) return undefined; // stopped while waiting for a connect slot
       const login = await this.deps.credentials.imapLogin(server, { forceRefresh: this.forceRefresh });
+      // A CA file that went missing or bad shows as a connection error naming the file.
+      const ca = server.imapCaFile === null ? undefined : await readCaFile(server.imapCaFile);
       return ImapSession.connect({
         host: server.imapHost,
         port: server.imapPort,
         secure: server.imapSecure,
         login,
+        ...(ca !== undefined && { ca }),
         logger: this.log,
         socketTimeoutMs: options.socketTimeoutMs,
+        ...extra,
       });
     };
-    const session = await (this.deps.connectGate ? this.deps.connectGate.run(server.imapHost, setUp) : setUp());
+    const gated = (extra?: Partial<ImapSessionOptions>): Promise<ImapSession | undefined> =>
+      this.deps.connectGate ? this.deps.connectGate.run(server.imapHost, () => setUp(extra)) : setUp(extra);
+    const session = await gated();
     if (!session) return;
     if (this.stopped) {
       await session.close();
@@ -149,7 +170,7 @@ export class ServerWatcher {
     this.session = session;
     this.forceRefresh = false;
     connected();
-    const closed = new Promise<void>((resolve) => session.once('close', resolve));
+    let closed = new Promise<void>((resolve) => session.once('close', resolve));
     try {
       this.status.idleSupported = session.supportsIdle;
       this.markContact();
@@ -168,13 +189,49 @@ export class ServerWatcher {
       };
       tick();
       session.idle();
+      const idler = session.supportsIdle ? await this.startIdler(gated) : undefined;
+      if (idler) closed = Promise.race([closed, new Promise<void>((resolve) => idler.once('close', resolve))]);
       await Promise.race([closed, new Promise<void>((resolve) => (this.wake = resolve))]);
       if (!this.stopped) throw new Error('the server closed the connection');
     } finally {
       clearTimeout(this.timer);
       this.session = undefined;
+      const idler = this.idler;
+      this.idler = undefined;
+      await idler?.close();
       await session.close();
     }
+  }
+
+  /**
+   * Opens the second connection, which idles on the first mailbox for good, when the server's
+   * "maximum IMAP sessions" allows two (0 means the engine's default). A server that refuses the
+   * second connection is watched with one, as with a maximum of 1.
+   */
+  private async startIdler(
+    connect: (extra: Partial<ImapSessionOptions>) => Promise<ImapSession | undefined>,
+  ): Promise<ImapSession | undefined> {
+    const allowed = this.server.imapMaxSessions === 0 ? DEFAULT_MAX_SESSIONS : this.server.imapMaxSessions;
+    const mailbox = this.deps.options.mailboxes[0];
+    if (allowed < 2 || mailbox === undefined || this.stopped) return undefined;
+    let idler: ImapSession | undefined;
+    try {
+      idler = await connect({ maxIdleTimeMs: this.deps.options.safetyPollMs });
+      if (!idler) return undefined;
+      await idler.openMailbox(mailbox);
+    } catch (err) {
+      await idler?.close();
+      this.log.warn({ err }, 'a second IMAP session for IDLE could not be opened; watching with one');
+      return undefined;
+    }
+    if (this.stopped) {
+      await idler.close();
+      return undefined;
+    }
+    this.idler = idler;
+    idler.on('exists', () => this.requestSync());
+    idler.keepIdling();
+    return idler;
   }
 
   /** A sync request from an event or a timer; a failure drops the connection (the loop reconnects). */

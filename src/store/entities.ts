@@ -40,7 +40,9 @@ export const TenantEntity = new EntitySchema<TenantRow>({
   indices: [{ name: 'tenants_name_key_uq', columns: ['nameKey'], unique: true }],
 });
 
-export const EmailServerEntity = new EntitySchema<EmailServerRow & { tenant?: TenantRow }>({
+export const EmailServerEntity = new EntitySchema<
+  EmailServerRow & { tenant?: TenantRow; defaultDestination?: DestinationRow }
+>({
   name: 'EmailServer',
   tableName: 'email_servers',
   columns: {
@@ -71,6 +73,9 @@ export const EmailServerEntity = new EntitySchema<EmailServerRow & { tenant?: Te
     smtpHeartbeatAddress: text('smtp_heartbeat_address', true),
     smtpRateLimitPerHour: int('smtp_rate_limit_per_hour'),
     postProcess: text('post_process'),
+    // Migration 0007: a CA file trusted for IMAP TLS, and the default destination.
+    imapCaFile: text('imap_ca_file', true),
+    defaultDestinationId: { type: 'uuid', name: 'default_destination_id', nullable: true },
     createdAt: created,
     updatedAt: updated,
   },
@@ -80,6 +85,13 @@ export const EmailServerEntity = new EntitySchema<EmailServerRow & { tenant?: Te
       target: 'Tenant',
       joinColumn: { name: 'tenant_id', foreignKeyConstraintName: 'email_servers_tenant_fk' },
       onDelete: 'RESTRICT',
+    },
+    defaultDestination: {
+      type: 'many-to-one',
+      target: 'Destination',
+      nullable: true,
+      joinColumn: { name: 'default_destination_id', foreignKeyConstraintName: 'email_servers_default_destination_fk' },
+      onDelete: 'SET NULL',
     },
   },
   indices: [

@@ -21,17 +21,89 @@ export class CheckpointRepository {
 
 export type NewInboundMessage = Omit<InboundMessageRow, 'ingestedAt'>;
 
+/** String methods of ES2024 that Node 20 has (the project's lib is ES2023). */
+type Es2024String = string & { isWellFormed(): boolean; toWellFormed(): string };
+
 /**
- * PostgreSQL refuses U+0000 in text and jsonb; hostile mail carries it. Strings are stored
- * without it (the raw source keeps every byte).
+ * PostgreSQL refuses U+0000 in text and jsonb, and lone UTF-16 surrogates in jsonb; hostile mail
+ * carries both. Strings are stored without U+0000 and with lone surrogates as U+FFFD (the raw
+ * source keeps every byte).
  */
 export function withoutNul<T>(value: T): T {
-  if (typeof value === 'string') return (value.includes('\u0000') ? value.replaceAll('\u0000', '') : value) as T;
+  if (typeof value === 'string') {
+    const clean = value.includes('\u0000') ? value.replaceAll('\u0000', '') : value;
+    return ((clean as Es2024String).isWellFormed() ? clean : (clean as Es2024String).toWellFormed()) as T;
+  }
   if (Array.isArray(value)) return value.map((v: unknown) => withoutNul(v)) as T;
   if (value !== null && typeof value === 'object' && !(value instanceof Date) && !Buffer.isBuffer(value)) {
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, withoutNul(v)])) as T;
   }
   return value;
+}
+
+/** Columns of `inbound_messages` written by `insertBatch` (ingested_at takes its default), with their SQL types. */
+const MESSAGE_COLUMNS = [
+  ['id', 'uuid'],
+  ['tenant_id', 'uuid'],
+  ['server_id', 'uuid'],
+  ['mailbox', 'text'],
+  ['uid_validity', 'bigint'],
+  ['uid', 'bigint'],
+  ['status', 'text'],
+  ['quarantine_reason', 'text'],
+  ['message_id_header', 'text'],
+  ['dedupe_key', 'text'],
+  ['conversation_id', 'uuid'],
+  ['subject', 'text'],
+  ['from_address', 'text'],
+  ['from_name', 'text'],
+  ['recipients', 'jsonb'],
+  ['sent_at', 'timestamptz'],
+  ['received_at', 'timestamptz'],
+  ['size', 'integer'],
+  ['classification', 'jsonb'],
+  ['in_reply_to', 'text'],
+  ['message_references', 'jsonb'],
+  ['body_text', 'text'],
+  ['body_html', 'text'],
+  ['attachments', 'jsonb'],
+  ['post_processed_at', 'timestamptz'],
+] as const;
+
+type MessageColumn = (typeof MESSAGE_COLUMNS)[number][0];
+
+/** [500] raw sources per INSERT statement (two parameters each; PostgreSQL allows 65,535). */
+const RAW_ROWS_PER_STATEMENT = 500;
+
+/** A message row keyed by column name, as `jsonb_to_recordset` reads it (dates as ISO strings). */
+function messageRecord(row: NewInboundMessage): Record<MessageColumn, unknown> {
+  return {
+    id: row.id,
+    tenant_id: row.tenantId,
+    server_id: row.serverId,
+    mailbox: row.mailbox,
+    uid_validity: row.uidValidity,
+    uid: row.uid,
+    status: row.status,
+    quarantine_reason: row.quarantineReason,
+    message_id_header: row.messageIdHeader,
+    dedupe_key: row.dedupeKey,
+    conversation_id: row.conversationId,
+    subject: row.subject,
+    from_address: row.fromAddress,
+    from_name: row.fromName,
+    recipients: row.recipients,
+    sent_at: row.sentAt?.toISOString() ?? null,
+    received_at: row.receivedAt.toISOString(),
+    size: row.size,
+    classification: row.classification,
+    in_reply_to: row.inReplyTo,
+    message_references: row.references,
+    body_text: row.bodyText,
+    body_html: row.bodyHtml,
+    attachments: row.attachments,
+    post_processed_at: row.postProcessedAt?.toISOString() ?? null,
+  };
 }
 
 export class InboundMessageRepository {
@@ -45,24 +117,28 @@ export class InboundMessageRepository {
 
   /**
    * Inserts messages and their raw sources; rows whose (server, mailbox, UIDVALIDITY, UID) is
-   * already stored are skipped. Returns the ids actually inserted.
+   * already stored are skipped. Returns the ids actually inserted. Two statements whatever the
+   * batch size: the rows travel as one JSON document (`jsonb_to_recordset`, the same on PostgreSQL
+   * and PGlite), the raw sources as binary parameters of one multi-row VALUES list.
    */
   async insertBatch(items: Array<{ row: NewInboundMessage; raw: Buffer | null }>): Promise<Set<string>> {
     if (items.length === 0) return new Set();
-    const result = await this.em
-      .createQueryBuilder()
-      .insert()
-      .into(InboundMessageEntity)
-      .values(items.map((i) => withoutNul(i.row)))
-      .orIgnore()
-      .returning(['id'])
-      .execute();
-    const inserted = new Set((result.raw as Array<{ id: string }>).map((r) => r.id));
+    const rows = items.map((i) => messageRecord(withoutNul(i.row)));
+    const result: Array<{ id: string }> = await this.em.query(
+      `INSERT INTO inbound_messages (${MESSAGE_COLUMNS.map(([name]) => name).join(', ')})
+       SELECT ${MESSAGE_COLUMNS.map(([name]) => `r.${name}`).join(', ')}
+         FROM jsonb_to_recordset($1::jsonb) AS r(${MESSAGE_COLUMNS.map(([name, type]) => `${name} ${type}`).join(', ')})
+       ON CONFLICT DO NOTHING
+       RETURNING id`,
+      [JSON.stringify(rows)],
+    );
+    const inserted = new Set(result.map((r) => r.id));
     const raws = items.filter((i) => i.raw !== null && inserted.has(i.row.id));
-    if (raws.length > 0) {
-      await this.em.insert(
-        InboundRawEntity,
-        raws.map((i) => ({ messageId: i.row.id, raw: i.raw as Buffer })),
+    for (let start = 0; start < raws.length; start += RAW_ROWS_PER_STATEMENT) {
+      const chunk = raws.slice(start, start + RAW_ROWS_PER_STATEMENT);
+      await this.em.query(
+        `INSERT INTO inbound_raw (message_id, raw) VALUES ${chunk.map((_, i) => `($${2 * i + 1}::uuid, $${2 * i + 2}::bytea)`).join(', ')}`,
+        chunk.flatMap((i) => [i.row.id, i.raw as Buffer]),
       );
     }
     return inserted;
@@ -72,7 +148,7 @@ export class InboundMessageRepository {
   async existingDedupeKeys(serverId: string, keys: string[]): Promise<Set<string>> {
     if (keys.length === 0) return new Set();
     const rows: Array<{ dedupe_key: string }> = await this.em.query(
-      'SELECT DISTINCT dedupe_key FROM inbound_messages WHERE server_id = $1 AND dedupe_key = ANY($2::text[])',
+      'SELECT dedupe_key FROM inbound_messages WHERE server_id = $1 AND dedupe_key = ANY($2::text[])',
       [serverId, keys],
     );
     return new Set(rows.map((r) => r.dedupe_key));
@@ -158,14 +234,16 @@ export class DeliveryRepository {
   async append(destinationId: string, tenantId: string, messageIds: string[]): Promise<number[]> {
     if (messageIds.length === 0) return [];
     await this.em.query('SELECT id FROM destinations WHERE id = $1 FOR UPDATE', [destinationId]);
-    const rows: Array<{ next: string }> = await this.em.query(
-      'SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM inbound_deliveries WHERE destination_id = $1',
-      [destinationId],
+    const rows: Array<{ seq: string | number }> = await this.em.query(
+      `INSERT INTO inbound_deliveries (destination_id, seq, message_id, tenant_id)
+       SELECT $1, last.seq + m.ord, m.message_id, $2
+         FROM (SELECT COALESCE(MAX(seq), 0) AS seq FROM inbound_deliveries WHERE destination_id = $1) AS last,
+              unnest($3::uuid[]) WITH ORDINALITY AS m(message_id, ord)
+        ORDER BY m.ord
+       RETURNING seq`,
+      [destinationId, tenantId, messageIds],
     );
-    const first = Number(rows[0]?.next ?? 1);
-    const values = messageIds.map((messageId, i) => ({ destinationId, seq: first + i, messageId, tenantId }));
-    await this.em.insert(DeliveryEntity, values);
-    return values.map((v) => v.seq);
+    return rows.map((r) => Number(r.seq)).sort((a, b) => a - b);
   }
   /** Deliveries after `afterSeq`, oldest first. */
   listAfter(destinationId: string, afterSeq: number, limit: number): Promise<DeliveryRow[]> {

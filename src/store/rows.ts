@@ -55,6 +55,10 @@ export interface EmailServerRow {
   smtpRateLimitPerHour: number;
   /** 'seen' | 'delete' | 'move:<folder>' */
   postProcess: string;
+  /** Absolute path of a PEM file of CA certificates trusted (besides the usual roots) for IMAP TLS; null = none. */
+  imapCaFile: string | null;
+  /** Destination (of this server) receiving messages that match no monitored destination; null = the unrouted list. */
+  defaultDestinationId: string | null;
   createdAt: Date;
   updatedAt: Date;
 }

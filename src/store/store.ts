@@ -101,6 +101,14 @@ export class ServerRepository {
   async delete(tenantId: string, id: string): Promise<boolean> {
     return ((await this.em.delete(EmailServerEntity, { tenantId, id })).affected ?? 0) > 0;
   }
+  /** Servers whose default destination is `destinationId` but which it no longer uses get none. */
+  async clearDefaultDestinationUnlessUsed(destinationId: string, usedServerId: string | null): Promise<void> {
+    await this.em.query(
+      `UPDATE email_servers SET default_destination_id = NULL, updated_at = now()
+        WHERE default_destination_id = $1 AND id IS DISTINCT FROM $2::uuid`,
+      [destinationId, usedServerId],
+    );
+  }
 }
 
 export class DestinationRepository {

@@ -132,6 +132,22 @@ forEachBackend('inbound with the fake IMAP server', (kind) => {
     assert.ok(Date.now() - started < 3000, `routed in ${Date.now() - started} ms`);
   });
 
+  it('keeps a second connection in IDLE when two sessions are allowed, and uses one when one is', async () => {
+    const two = await addServer('Two sessions', 'support@example.com');
+    const support = await addDestination(two, 'Support', 'support@example.com');
+    const one = await addServer('One session', 'other@example.com', { maxSessions: 1 });
+    const other = await addDestination(one, 'Other', 'other@example.com');
+    await h.inbound.start();
+    await eventually(async () => (imap.connections === 3 ? true : undefined));
+    for (let n = 0; n < 3; n++) {
+      imap.append('support@example.com', 'INBOX', rawMail({ subject: `two ${n}` }));
+      imap.append('other@example.com', 'INBOX', rawMail({ to: 'other@example.com', subject: `one ${n}` }));
+      await feedUntil(support, n + 1);
+      await feedUntil(other, n + 1);
+    }
+    assert.equal(imap.connections, 3, 'two for the first server, one for the second');
+  });
+
   it('keeps one account working while another has a wrong password and a third an unreachable host', async () => {
     const good = await addServer('Good', 'support@example.com');
     const support = await addDestination(good, 'Support', 'support@example.com');

@@ -180,6 +180,7 @@ describe('README walkthrough (whole engine, harness mail server)', function () {
     assert.match(metrics, /^mailroom_live_instances 1$/m);
     assert.equal(sample('mailroom_spool_depth', serverLabel), 0, 'the reply left the spool');
     assert.equal(sample('mailroom_outbound_messages_total', `${serverLabel},outcome="sent"`), 1);
+    assert.ok(sample('mailroom_inbound_messages_total', `${serverLabel},outcome="routed"`) >= 1);
     assert.match(metrics, /^mailroom_process_resident_memory_bytes \d+/m);
   });
 });

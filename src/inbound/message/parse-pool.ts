@@ -23,9 +23,32 @@ export interface ParsePoolOptions {
   limits?: Partial<ParseLimits>;
   /** [maxHeapMb=512] old-generation heap of each worker, in MiB; a worker that needs more dies (`worker-crashed`). */
   maxHeapMb?: number;
+  /** How small messages are grouped into one worker request; each one left out takes its default. */
+  batch?: Partial<BatchLimits>;
+  /**
+   * [inlineMaxBytes=32768] messages up to this many bytes are parsed on the calling thread (0: none):
+   * a small message parses in well under a millisecond, less than a round trip to a worker costs,
+   * and bounded input cannot hold the event loop for long. Larger ones always go to a worker.
+   */
+  inlineMaxBytes?: number;
 }
 
-type Outcome = Exclude<WorkerResponse, { type: 'ready' }>;
+export interface BatchLimits {
+  /** [messageMaxBytes=65536] messages up to this many bytes are batched; larger ones travel alone. */
+  messageMaxBytes: number;
+  /** [maxCount=50] most messages in one batch. */
+  maxCount: number;
+  /** [maxBytes=1048576] most bytes in one batch. */
+  maxBytes: number;
+}
+
+const DEFAULT_BATCH_LIMITS: Readonly<BatchLimits> = Object.freeze({
+  messageMaxBytes: 64 * 1024,
+  maxCount: 50,
+  maxBytes: 1024 * 1024,
+});
+
+type Outcome = Exclude<WorkerResponse, { type: 'ready' } | { type: 'parsed-batch' }>;
 type JobRequest = { kind: 'parse' } | { kind: 'extract'; index: number };
 
 interface Job {
@@ -33,13 +56,16 @@ interface Job {
   raw: Buffer;
   settle: (outcome: Outcome) => void;
   abort: (err: Error) => void;
+  /** Never batched: it was in a batch that timed out or crashed, and is retried on its own. */
+  alone: boolean;
 }
 
 interface Slot {
   worker: Worker;
   ready: boolean;
-  job: Job | null;
-  /** Whether `job` has been posted to the worker (it may still be being copied). */
+  /** The jobs in the worker: one, or a batch of small parse jobs posted together. */
+  jobs: Job[] | null;
+  /** Whether `jobs` have been posted to the worker (they may still be being copied). */
   sent: boolean;
   timer: NodeJS.Timeout | null;
   retired: boolean;
@@ -47,8 +73,12 @@ interface Slot {
 
 /**
  * Parses raw messages with mailparser in worker threads, so that no message, however hostile, can
- * hold the main event loop. Messages over the limits are refused before parsing; a message that
+ * hold the main event loop (small ones, up to `inlineMaxBytes`, are parsed in place: within the
+ * MIME limits checked first, they cannot take long). Messages over the limits are refused before parsing; a message that
  * takes longer than `timeoutMs` gets `parse-timeout` and its worker is terminated and replaced.
+ * Small messages waiting together go to a worker in one batch (one copy, one message each way:
+ * per-message round trips cost more than parsing a small message); when a batch times out or
+ * its worker dies, each of its messages is retried alone, so only the culprit fails.
  * Workers start on first use. Failures of a message resolve as `{ ok: false }`; only a pool that
  * is closed or whose workers cannot start rejects (the message is then not to blame).
  */
@@ -57,22 +87,34 @@ export class ParsePool {
   private readonly timeoutMs: number;
   private readonly limits: ParseLimits;
   private readonly maxHeapMb: number;
+  private readonly batch: BatchLimits;
+  private readonly inlineMaxBytes: number;
+  /** `parse.js`, loaded on the first inline parse (so that a pool without inline parsing never loads mailparser here). */
+  private inline: Promise<typeof import('./parse.js')> | undefined;
   private readonly slots: Slot[] = [];
   private readonly queue: Job[] = [];
   private nextId = 1;
   private closing: Promise<void> | null = null;
+  private dispatchScheduled = false;
 
   constructor(options: ParsePoolOptions = {}) {
     this.size = Math.max(1, Math.floor(options.size ?? 2));
     this.timeoutMs = options.timeoutMs ?? 10_000;
     this.limits = { ...DEFAULT_PARSE_LIMITS, ...options.limits };
     this.maxHeapMb = options.maxHeapMb ?? 512;
+    this.batch = { ...DEFAULT_BATCH_LIMITS, ...options.batch };
+    this.inlineMaxBytes = Math.max(0, options.inlineMaxBytes ?? 32 * 1024);
   }
 
   /** Parses one raw RFC 822 message. Resolves with the message or with why it was not parsed. */
   async parse(raw: Buffer): Promise<ParseResult> {
     const early = this.tooLarge(raw);
     if (early) return early;
+    if (raw.length <= this.inlineMaxBytes) {
+      if (this.closing) throw new Error('ParsePool is closed');
+      this.inline ??= import('./parse.js');
+      return (await this.inline).parseMessage(raw, this.limits);
+    }
     const outcome = await this.submit({ kind: 'parse' }, raw);
     if (outcome.type === 'parsed') return outcome.result;
     if (outcome.type === 'failed') return outcome.failure;
@@ -108,7 +150,7 @@ export class ParsePool {
     const slots = this.slots.splice(0);
     for (const slot of slots) {
       this.retire(slot);
-      slot.job?.abort(stopped);
+      for (const job of slot.jobs ?? []) job.abort(stopped);
     }
     this.closing = Promise.all(slots.map((slot) => slot.worker.terminate())).then(() => undefined);
     return this.closing;
@@ -128,36 +170,65 @@ export class ParsePool {
     return new Promise<Outcome>((settle, abort) => {
       // Spawning may throw (a broken install): the promise then rejects before the job is queued.
       while (this.slots.length < this.size) this.spawn();
-      this.queue.push({ request, raw, settle, abort });
-      this.dispatch();
+      this.queue.push({ request, raw, settle, abort, alone: false });
+      // Dispatch once the caller's synchronous loop has queued everything it has: they batch.
+      if (!this.dispatchScheduled) {
+        this.dispatchScheduled = true;
+        queueMicrotask(() => {
+          this.dispatchScheduled = false;
+          this.dispatch();
+        });
+      }
     });
   }
 
   private dispatch(): void {
     for (const slot of this.slots) {
       if (this.queue.length === 0) return;
-      if (!slot.ready || slot.job !== null) continue;
-      const job = this.queue.shift() as Job;
-      slot.job = job;
-      this.send(slot, job).catch((err: unknown) => {
-        // Only resources can fail here (no memory for the copy): the message is not to blame.
-        if (slot.job !== job) return;
-        slot.job = null;
-        job.abort(err instanceof Error ? err : new Error(String(err)));
+      if (!slot.ready || slot.jobs !== null) continue;
+      const jobs = this.takeWork();
+      slot.jobs = jobs;
+      this.send(slot, jobs).catch((err: unknown) => {
+        // Only resources can fail here (no memory for the copy): the messages are not to blame.
+        if (slot.jobs !== jobs) return;
+        slot.jobs = null;
+        for (const job of jobs) job.abort(err instanceof Error ? err : new Error(String(err)));
         this.dispatch();
       });
     }
   }
 
-  /** Copies the message for the worker (without holding the event loop) and posts it; the clock starts then. */
-  private async send(slot: Slot, job: Job): Promise<void> {
-    const raw = await transferableCopy(job.raw);
-    if (slot.retired || slot.job !== job) return;
+  /** The next job, with the small parse jobs queued behind it when it is one too. */
+  private takeWork(): Job[] {
+    const batchable = (job: Job): boolean =>
+      job.request.kind === 'parse' && !job.alone && job.raw.length <= this.batch.messageMaxBytes;
+    const first = this.queue.shift() as Job;
+    if (!batchable(first)) return [first];
+    const jobs = [first];
+    let bytes = first.raw.length;
+    for (let i = 0; i < this.queue.length && jobs.length < this.batch.maxCount;) {
+      const job = this.queue[i] as Job;
+      if (batchable(job) && bytes + job.raw.length <= this.batch.maxBytes) {
+        jobs.push(job);
+        bytes += job.raw.length;
+        this.queue.splice(i, 1);
+      } else i += 1;
+    }
+    return jobs;
+  }
+
+  /** Copies the messages for the worker (without holding the event loop) and posts them; the clock starts then. */
+  private async send(slot: Slot, jobs: Job[]): Promise<void> {
+    const job = jobs[0] as Job;
+    const raw = jobs.length === 1 ? await transferableCopy(job.raw) : concatenated(jobs.map((j) => j.raw));
+    if (slot.retired || slot.jobs !== jobs) return;
     const id = this.nextId++;
     const message: WorkerRequest =
-      job.request.kind === 'parse'
-        ? { id, kind: 'parse', raw, limits: this.limits }
-        : { id, kind: 'extract', raw, index: job.request.index, limits: this.limits };
+      jobs.length > 1
+        ? { id, kind: 'parse-batch', raw, lengths: jobs.map((j) => j.raw.length), limits: this.limits }
+        : job.request.kind === 'parse'
+          ? { id, kind: 'parse', raw, limits: this.limits }
+          : { id, kind: 'extract', raw, index: job.request.index, limits: this.limits };
     slot.sent = true;
     slot.timer = setTimeout(() => this.onTimeout(slot), this.timeoutMs);
     slot.worker.postMessage(message, [raw]);
@@ -169,7 +240,7 @@ export class ParsePool {
       eval: entry.eval,
       resourceLimits: { maxOldGenerationSizeMb: this.maxHeapMb },
     });
-    const slot: Slot = { worker, ready: false, job: null, sent: false, timer: null, retired: false };
+    const slot: Slot = { worker, ready: false, jobs: null, sent: false, timer: null, retired: false };
     worker.on('message', (response: WorkerResponse) => this.onMessage(slot, response));
     worker.on('error', (err: Error) => this.onExit(slot, err.message));
     worker.on('exit', (code: number) => this.onExit(slot, `worker exited with code ${code}`));
@@ -180,35 +251,55 @@ export class ParsePool {
     if (slot.retired) return;
     if (response.type === 'ready') slot.ready = true;
     else {
-      const job = slot.job;
+      const jobs = slot.jobs ?? [];
       this.clearTimer(slot);
-      slot.job = null;
+      slot.jobs = null;
       slot.sent = false;
-      job?.settle(response);
+      if (response.type === 'parsed-batch') {
+        for (const [i, job] of jobs.entries()) {
+          const result = response.results[i];
+          job.settle(
+            result
+              ? { type: 'parsed', id: response.id, result }
+              : { type: 'failed', id: response.id, failure: missingResult() },
+          );
+        }
+      } else jobs[0]?.settle(response);
     }
     this.dispatch();
   }
 
   private onTimeout(slot: Slot): void {
-    const job = slot.job;
+    const jobs = slot.jobs ?? [];
     this.retire(slot);
     void slot.worker.terminate();
-    job?.settle({
-      type: 'failed',
-      id: 0,
-      failure: { ok: false, reason: 'parse-timeout', detail: `parsing took longer than ${this.timeoutMs} ms` },
-    });
+    if (!this.retryAlone(jobs)) {
+      jobs[0]?.settle({
+        type: 'failed',
+        id: 0,
+        failure: { ok: false, reason: 'parse-timeout', detail: `parsing took longer than ${this.timeoutMs} ms` },
+      });
+    }
     this.replace();
+  }
+
+  /** A batch that failed as a whole: each of its messages goes back to the queue, to be parsed alone. */
+  private retryAlone(jobs: Job[]): boolean {
+    if (jobs.length < 2) return false;
+    this.queue.unshift(...jobs.map((job) => ({ ...job, alone: true })));
+    return true;
   }
 
   private onExit(slot: Slot, detail: string): void {
     if (slot.retired) return;
-    const job = slot.job;
+    const jobs = slot.jobs ?? [];
     const started = slot.ready;
     this.retire(slot);
-    // A job still being copied never reached the worker: it goes back to the front of the queue.
-    if (job && !slot.sent) this.queue.unshift(job);
-    else if (job) job.settle({ type: 'failed', id: 0, failure: { ok: false, reason: 'worker-crashed', detail } });
+    // Jobs still being copied never reached the worker: they go back to the front of the queue.
+    if (jobs.length > 0 && !slot.sent) this.queue.unshift(...jobs);
+    else if (!this.retryAlone(jobs)) {
+      jobs[0]?.settle({ type: 'failed', id: 0, failure: { ok: false, reason: 'worker-crashed', detail } });
+    }
     if (!started) {
       // A worker that dies before it is ready is broken, not the message: refuse what waits, and
       // try again on the next call rather than in a loop.
@@ -236,6 +327,21 @@ export class ParsePool {
     if (slot.timer !== null) clearTimeout(slot.timer);
     slot.timer = null;
   }
+}
+
+function missingResult(): ParseFailure {
+  return { ok: false, reason: 'worker-crashed', detail: 'the worker answered a batch without this message' };
+}
+
+/** Small messages back to back in one ArrayBuffer of their own, to be transferred to a worker. */
+function concatenated(raws: Buffer[]): ArrayBuffer {
+  const copy = new Uint8Array(raws.reduce((sum, raw) => sum + raw.length, 0));
+  let offset = 0;
+  for (const raw of raws) {
+    copy.set(raw, offset);
+    offset += raw.length;
+  }
+  return copy.buffer;
 }
 
 /** Bytes copied per event-loop turn: first touches of fresh memory cost ~3 ms per MiB on small VMs. */

@@ -1,6 +1,6 @@
 /**
- * Worker thread entry of `ParsePool`: parses messages and extracts attachments one request at a
- * time, off the main event loop. Started only by `parse-pool.ts`; importing it elsewhere throws.
+ * Worker thread entry of `ParsePool`: parses messages (one, or a batch of small ones) and extracts
+ * attachments, one request at a time, off the main event loop. Started only by `parse-pool.ts`; importing it elsewhere throws.
  */
 import { parentPort, type MessagePort, type TransferListItem } from 'node:worker_threads';
 import {
@@ -8,6 +8,7 @@ import {
   errorText,
   extractAttachment,
   parseMessage,
+  type ParseResult,
   type WorkerRequest,
   type WorkerResponse,
 } from './parse.js';
@@ -22,6 +23,15 @@ port.postMessage({ type: 'ready' } satisfies WorkerResponse);
 
 async function handle(request: WorkerRequest): Promise<{ response: WorkerResponse; transfer: TransferListItem[] }> {
   const raw = Buffer.from(request.raw);
+  if (request.kind === 'parse-batch') {
+    const results: ParseResult[] = [];
+    let offset = 0;
+    for (const length of request.lengths) {
+      results.push(await parseMessage(raw.subarray(offset, offset + length), request.limits));
+      offset += length;
+    }
+    return { response: { type: 'parsed-batch', id: request.id, results }, transfer: [] };
+  }
   if (request.kind === 'parse') {
     return {
       response: { type: 'parsed', id: request.id, result: await parseMessage(raw, request.limits) },

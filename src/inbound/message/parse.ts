@@ -1,6 +1,7 @@
 /**
  * Parsing a raw message with mailparser, within limits. Runs inside the parse worker
- * (`parse-worker.ts`); the main thread uses `ParsePool` and never loads mailparser.
+ * (`parse-worker.ts`); the main thread goes through `ParsePool`, which loads this module itself
+ * only to parse small messages in place.
  */
 import { createHash } from 'node:crypto';
 import { simpleParser, type AddressObject, type ParsedMail, type SimpleParserOptions } from 'mailparser';

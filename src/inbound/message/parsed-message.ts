@@ -126,12 +126,15 @@ export function errorText(err: unknown): string {
 /** Main thread to worker. `raw` is a transferred copy of the message. */
 export type WorkerRequest =
   | { id: number; kind: 'parse'; raw: ArrayBuffer; limits: ParseLimits }
+  /** Several small messages in one transfer: `raw` holds them back to back, `lengths` says where each ends. */
+  | { id: number; kind: 'parse-batch'; raw: ArrayBuffer; lengths: number[]; limits: ParseLimits }
   | { id: number; kind: 'extract'; raw: ArrayBuffer; index: number; limits: ParseLimits };
 
 /** Worker to main thread. */
 export type WorkerResponse =
   | { type: 'ready' }
   | { type: 'parsed'; id: number; result: ParseResult }
+  | { type: 'parsed-batch'; id: number; results: ParseResult[] }
   | {
       type: 'extracted';
       id: number;

@@ -4,6 +4,7 @@ import { Outbound1764000000003 } from './0003-outbound.js';
 import { Templates1764000000004 } from './0004-templates.js';
 import { OAuth1764000000005 } from './0005-oauth.js';
 import { Webhooks1764000000006 } from './0006-webhooks.js';
+import { ServerDefaultDestinationCa1764000000007 } from './0007-server-default-destination-ca.js';
 import { Leases1764000000008 } from './0008-leases.js';
 
 /** Every migration, oldest first. A new one is a new file here plus one line below. */
@@ -14,5 +15,6 @@ export const MIGRATIONS = [
   Templates1764000000004,
   OAuth1764000000005,
   Webhooks1764000000006,
+  ServerDefaultDestinationCa1764000000007,
   Leases1764000000008,
 ];

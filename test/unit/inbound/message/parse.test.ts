@@ -253,6 +253,29 @@ describe('inbound parse pool', function () {
       assert.equal(parsed(await fragile.parse(simpleMessage([], 'next one'))).text?.trim(), 'next one');
     });
 
+    it('retries the messages of a batch that timed out one by one: only the culprit fails', async () => {
+      const batching = new ParsePool({
+        size: 1,
+        timeoutMs: 500,
+        inlineMaxBytes: 0,
+        batch: { messageMaxBytes: 64 * 1024 * 1024, maxBytes: 64 * 1024 * 1024 },
+      });
+      try {
+        parsed(await batching.parse(simpleMessage([], 'warm up')));
+        const results = await Promise.all(
+          [simpleMessage([], 'before'), slowMessage(450_000), simpleMessage([], 'after')].map((raw) =>
+            batching.parse(raw),
+          ),
+        );
+        assert.deepEqual(
+          results.map((r) => (r.ok ? r.message.text?.trim() : r.reason)),
+          ['before', 'parse-timeout', 'after'],
+        );
+      } finally {
+        await batching.close();
+      }
+    });
+
     it('reports worker-crashed when a worker runs out of memory, and keeps working', async () => {
       const result = await starved.parse(slowMessage());
       assert.equal(failure(result).reason, 'worker-crashed');

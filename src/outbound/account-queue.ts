@@ -13,6 +13,14 @@ import { SmtpTransport } from './smtp-transport.js';
 import { queuedAtOf, seqTimeOf, type Spool, type SpoolHeader, type SpoolItem } from './spool.js';
 import { WaitingWarning } from './waiting-warning.js';
 
+/** A budget of message bytes held in memory between spooling and delivery (see `QueueDeps.memory`). */
+export interface SpooledInMemory {
+  /** Bytes held now. */
+  used: number;
+  /** Most bytes held at once; messages beyond it are read back from the spool. */
+  readonly limit: number;
+}
+
 export type QueueState = 'ok' | 'paused' | 'held';
 
 export interface QueueStatus {
@@ -47,6 +55,11 @@ export interface QueueDeps {
   recordSent: (record: SentRecord) => Promise<void>;
   /** Resolves once the record of this delivery is durable (a later synchronous commit). */
   confirmSent: (id: string) => Promise<void>;
+  /**
+   * Bytes of accepted messages kept in memory for their delivery, shared by every queue: a message
+   * accepted by this process is sent from the bytes it was spooled with instead of being read back.
+   */
+  memory: SpooledInMemory;
   /** Makes the transport; tests may count or wrap it. */
   transportFactory?: (
     server: EmailServerRow,
@@ -97,6 +110,8 @@ export class AccountQueue {
   private readonly settling = new Set<Promise<void>>();
   /** Files of delivered messages not yet removed: a listing of the folder must not queue them again. */
   private readonly finishing = new Set<string>();
+  /** Messages accepted by this process, by file name: the bytes that were spooled, to send without reading them back. */
+  private readonly spooled = new Map<string, { header: SpoolHeader; raw: Buffer }>();
   /** A file read ahead of its turn. */
   private ahead: { item: SpoolItem; read: ReturnType<Spool['read']> } | null = null;
   /** The message on its way to the server now. */
@@ -144,9 +159,18 @@ export class AccountQueue {
     return this.sendingId === id;
   }
 
-  /** A message just spooled for this account: joins the queue without listing the folder or reading its row. */
-  enqueued(item: SpoolItem): void {
+  /**
+   * A message just spooled for this account: joins the queue without listing the folder or reading
+   * its row. With `message` (the header and bytes just written durably), it is sent from memory
+   * while the shared budget allows.
+   */
+  enqueued(item: SpoolItem, message?: { header: SpoolHeader; raw: Buffer }): void {
     this.facts.set(item.id, { attempts: 0, firstAttemptAt: null });
+    const memory = this.deps.memory;
+    if (message && memory.used + message.raw.length <= memory.limit) {
+      memory.used += message.raw.length;
+      this.spooled.set(item.name, message);
+    }
     this.addPending(item);
     this.kick();
   }
@@ -294,9 +318,9 @@ export class AccountQueue {
     facts.firstAttemptAt = firstAttemptAt;
     this.sendingId = item.id;
     try {
-      const { envelope } = read.header;
+      const { envelope, messageId } = read.header;
       const gate = this.recording ?? undefined;
-      const sending = this.withLogin((transport) => transport.send(envelope, read.raw, gate));
+      const sending = this.withLogin((transport) => transport.send(envelope, read.raw, gate, messageId));
       this.readAhead(item);
       const result = await sending;
       this.track(item, {
@@ -368,13 +392,15 @@ export class AccountQueue {
   /** The next message's file, read while the current one is on its way (one at a time). */
   private readAhead(current: SpoolItem): void {
     const next = this.pending.find((i) => i !== current && (this.notBefore.get(i.id) ?? 0) <= this.deps.clock.now());
-    if (!next || this.ahead?.item === next) return;
+    if (!next || this.ahead?.item === next || this.spooled.has(next.name)) return;
     const read = this.deps.spool.read(next);
     read.catch(() => undefined); // handled when the message's turn comes
     this.ahead = { item: next, read };
   }
 
   private readSpooled(item: SpoolItem): ReturnType<Spool['read']> {
+    const held = this.takeSpooled(item);
+    if (held) return Promise.resolve(held);
     const ahead = this.ahead;
     this.ahead = null;
     return ahead?.item === item ? ahead.read : this.deps.spool.read(item);
@@ -513,7 +539,17 @@ export class AccountQueue {
     this.pending.splice(i, 0, item);
   }
 
+  /** The bytes of `item` held in memory, if any; they leave the budget. */
+  private takeSpooled(item: SpoolItem): { header: SpoolHeader; raw: Buffer } | undefined {
+    const held = this.spooled.get(item.name);
+    if (!held) return undefined;
+    this.spooled.delete(item.name);
+    this.deps.memory.used -= held.raw.length;
+    return held;
+  }
+
   private removePending(item: SpoolItem): void {
+    this.takeSpooled(item);
     this.waiting.forget(item.id);
     if (!this.pendingNames.delete(item.name)) return;
     const i = this.pending.findIndex((p) => p.name === item.name);

@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { CredentialService } from '../auth/credentials.js';
 import { systemClock, type Clock } from '../shared/clock.js';
-import { MailroomError } from '../shared/errors.js';
+import { isMailroomError, MailroomError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { validate } from '../shared/validation.js';
 import type { EmailServerRow, OutboundMessageRow } from '../store/rows.js';
 import type { Store } from '../store/store.js';
-import type { SentRecord } from '../store/outbound-repositories.js';
-import { AccountQueue, type QueueStats, type QueueStatus } from './account-queue.js';
+import type { AcceptedRow, SendingDestination, SentRecord } from '../store/outbound-repositories.js';
+import { AccountQueue, type QueueStats, type QueueStatus, type SpooledInMemory } from './account-queue.js';
 import { composeMessage } from './compose.js';
 import { GroupCommit } from './group-commit.js';
 import { Heartbeat, type HeartbeatStatus } from './heartbeat.js';
@@ -49,6 +49,19 @@ export interface OutboundDeps {
   owns?: (serverId: string) => boolean;
 }
 
+/**
+ * How long a confirmation of recorded deliveries waits for more to join it, ms. Only the removal
+ * of their spool files waits for it (until then a file's row already says `sent`, so a restart
+ * removes it unsent), and one synchronous commit (a WAL flush) covers several deliveries.
+ */
+const CONFIRM_DELAY_MS = 10;
+
+/** [67108864] most bytes of accepted messages held in memory for their delivery, in all (64 MiB). */
+const SPOOLED_IN_MEMORY_BYTES = 64 * 1024 * 1024;
+
+/** Most destinations remembered for accepts (the copies are dropped all at once beyond it). */
+const DESTINATION_CACHE_SIZE = 10_000;
+
 /** Idle queues look at their spool folder again every this many reconciles (files put back by the CLI). */
 const SWEEP_EVERY = 12;
 
@@ -86,7 +99,14 @@ export class OutboundService {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   /** Status rows of accepted messages, inserted together when requests arrive together. */
-  private readonly accepted: GroupCommit<OutboundMessageRow>;
+  private readonly accepted: GroupCommit<AcceptedRow, Set<string>>;
+  /**
+   * Destinations as last read by an accept, by `tenantId/destinationId`: the next accept composes
+   * from the copy, and its status row is inserted only if the row version is unchanged.
+   */
+  private readonly destinations = new Map<string, SendingDestination>();
+  /** Accepted messages' bytes kept for their delivery (the queues share the budget). */
+  private readonly inMemory: SpooledInMemory = { used: 0, limit: SPOOLED_IN_MEMORY_BYTES };
   /** Deliveries of every account, recorded together (status `sent` + send log). */
   private readonly delivered: GroupCommit<SentRecord>;
   /** Recorded deliveries made durable together, before their spool files go. */
@@ -98,7 +118,7 @@ export class OutboundService {
     this.spool = new Spool(deps.spoolDir, { fsync: this.options.fsync, now: () => this.clock.now() });
     this.accepted = new GroupCommit((rows) => deps.store.outbound.insertMany(rows));
     this.delivered = new GroupCommit((records) => deps.store.outbound.recordSent(records));
-    this.confirmed = new GroupCommit((ids) => deps.store.outbound.confirmSent(ids));
+    this.confirmed = new GroupCommit((ids) => deps.store.outbound.confirmSent(ids), 500, CONFIRM_DELAY_MS);
   }
 
   async start(): Promise<void> {
@@ -183,11 +203,44 @@ export class OutboundService {
   /** Accepts a message for sending: 202 semantics — it is on disk when this resolves. */
   async accept(tenantId: string, destinationId: string, body: unknown): Promise<OutboundView> {
     const input = validate(SendInput, body);
-    const { store } = this.deps;
-    const destination = await store.destinations.get(tenantId, destinationId);
+    const key = `${tenantId}/${destinationId}`;
+    const remembered = this.destinations.get(key);
+    if (remembered) {
+      // Composed from the remembered destination; the status row goes in only if the destination
+      // row is still that version. Otherwise it is read again and the message composed again.
+      const view = await this.acceptFor(tenantId, input, remembered, remembered.version).catch((err: unknown) => {
+        // The remembered server may be gone with a change of the destination: decided on a fresh read.
+        if (isMailroomError(err, 'SERVER_NOT_FOUND')) return null;
+        throw err;
+      });
+      if (view) return view;
+      this.destinations.delete(key);
+    }
+    const destination = await this.deps.store.outbound.sendingDestination(tenantId, destinationId);
     if (!destination)
       throw new MailroomError('DESTINATION_NOT_FOUND', `destination ${destinationId} does not exist in this tenant`);
+    if (this.destinations.size >= DESTINATION_CACHE_SIZE) this.destinations.clear();
+    this.destinations.set(key, destination);
+    // Read just now: inserted without the version check, as any read-then-insert.
+    const view = await this.acceptFor(tenantId, input, destination, null);
+    if (!view) throw new Error('status row not inserted without a version check');
+    return view;
+  }
+
+  /**
+   * Accepts `input` from `destination`; null (nothing written) when `version` is given and the
+   * destination row no longer has it.
+   */
+  private async acceptFor(
+    tenantId: string,
+    input: SendInput,
+    destination: SendingDestination,
+    version: string | null,
+  ): Promise<OutboundView | null> {
+    const { store } = this.deps;
+    const destinationId = destination.id;
     if (!destination.outgoing || destination.serverId === null) {
+      this.destinations.delete(`${tenantId}/${destinationId}`);
       throw new MailroomError(
         'NOT_AVAILABLE_FOR_OUTGOING',
         `destination '${destination.name}' is not available for outgoing mail; enable "outgoing" and give it an e-mail server`,
@@ -307,10 +360,11 @@ export class OutboundService {
       createdAt: new Date(this.clock.now()),
       updatedAt: new Date(this.clock.now()),
     };
-    await this.accepted.add(row);
-    let item;
+    const inserted = await this.accepted.add({ ...row, destinationVersion: version });
+    if (!inserted.has(id)) return null;
+    let spooled;
     try {
-      item = await this.spool.enqueue(
+      spooled = await this.spool.enqueue(
         {
           id,
           tenantId,
@@ -327,7 +381,7 @@ export class OutboundService {
       await store.outbound.delete(id).catch(() => undefined);
       throw err;
     }
-    queue.enqueued(item);
+    queue.enqueued(spooled.item, { header: spooled.header, raw });
     return outboundView(row);
   }
 
@@ -416,6 +470,7 @@ export class OutboundService {
         options: this.options,
         recordSent: (record) => this.delivered.add(record),
         confirmSent: (id) => this.confirmed.add(id),
+        memory: this.inMemory,
         ...(this.deps.transportFactory && { transportFactory: this.deps.transportFactory }),
       });
       this.queues.set(server.id, queue);

@@ -58,11 +58,21 @@ export class SmtpTransport {
    * the whole message goes out at once but the final dot waits for that promise (the previous
    * message's delivery being on record): the transfer overlaps the bookkeeping, yet the server
    * never holds more than one message the engine has not recorded. A rejected `beforeDot`
-   * aborts the transaction before the dot.
+   * aborts the transaction before the dot. `messageId` (the one in `raw`, without angle brackets)
+   * spares nodemailer making up one of its own for the raw message it never changes.
    */
-  async send(envelope: { from: string; to: string[] }, raw: Buffer, beforeDot?: Promise<unknown>): Promise<SendResult> {
+  async send(
+    envelope: { from: string; to: string[] },
+    raw: Buffer,
+    beforeDot?: Promise<unknown>,
+    messageId?: string,
+  ): Promise<SendResult> {
     const body = beforeDot ? heldBeforeDot(raw, beforeDot) : raw;
-    const info = (await this.transport.sendMail({ envelope, raw: body })) as {
+    const info = (await this.transport.sendMail({
+      envelope,
+      raw: body,
+      ...(messageId !== undefined && { messageId: `<${messageId}>` }),
+    })) as {
       response?: string;
       accepted?: Array<string | { address: string }>;
       rejected?: Array<string | { address: string }>;

@@ -54,6 +54,9 @@ export interface SpoolOptions {
   now?: () => number;
 }
 
+/** Flags of a new spool file with fsync on: created exclusively, written synchronously to disk (data and size). */
+const CREATE_DSYNC = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC;
+
 function spoolError(err: unknown, what: string): MailroomError {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ENOSPC' || code === 'EDQUOT') {
@@ -127,8 +130,14 @@ export class Spool {
     await rm(join(this.dir, 'LOCK'), { force: true });
   }
 
-  /** Writes a message durably into its account's queue. Resolves only once it is safe on disk. */
-  async enqueue(header: Omit<SpoolHeader, 'v' | 'size' | 'sha256'>, raw: Buffer): Promise<SpoolItem> {
+  /**
+   * Writes a message durably into its account's queue. Resolves only once it is safe on disk, with
+   * the file and the header written into it.
+   */
+  async enqueue(
+    header: Omit<SpoolHeader, 'v' | 'size' | 'sha256'>,
+    raw: Buffer,
+  ): Promise<{ item: SpoolItem; header: SpoolHeader }> {
     const full: SpoolHeader = {
       v: 1,
       ...header,
@@ -143,11 +152,12 @@ export class Spool {
         await mkdir(queueDir, { recursive: true });
         this.queueDirs.add(queueDir);
       }
-      const handle = await open(tmp, 'wx');
+      // With fsync on, the file is opened O_DSYNC: each write returns once its data and the file
+      // size are on disk (as write + fdatasync, one call fewer). The name becomes durable with
+      // the folder's (shared) fsync below.
+      const handle = await open(tmp, this.fsync ? CREATE_DSYNC : 'wx');
       try {
         await this.writeTemp(handle, Buffer.concat([Buffer.from(`${JSON.stringify(full)}\n`), raw]));
-        // The data and the size; the name becomes durable with the folder's (shared) fsync below.
-        if (this.fsync) await handle.datasync();
       } finally {
         await handle.close();
       }
@@ -158,7 +168,7 @@ export class Spool {
       await rm(tmp, { force: true }).catch(() => undefined);
       throw spoolError(err, 'enqueue');
     }
-    return { accountId: header.accountId, id: header.id, file: join(queueDir, name), name };
+    return { item: { accountId: header.accountId, id: header.id, file: join(queueDir, name), name }, header: full };
   }
 
   /** The accounts that have a queue folder. */

@@ -12,6 +12,44 @@ export interface SentRecord {
   firstAttemptAt: Date;
 }
 
+/** What the send API needs of a destination, and the version of its row. */
+export interface SendingDestination {
+  id: string;
+  tenantId: string;
+  name: string;
+  fromText: string;
+  address: string;
+  outgoing: boolean;
+  serverId: string | null;
+  /** The row's `xmin`: changes whenever the row is updated. */
+  version: string;
+}
+
+/** An accepted message's status row; with `destinationVersion`, inserted only while the destination has it. */
+export type AcceptedRow = Omit<OutboundMessageRow, 'updatedAt'> & { destinationVersion: string | null };
+
+/** SQL types of the VALUES columns of `insertMany`, in order. */
+const ACCEPTED_COLUMN_TYPES = [
+  'uuid',
+  'uuid',
+  'uuid',
+  'uuid',
+  'text',
+  'text',
+  'uuid',
+  'text',
+  'jsonb',
+  'integer',
+  'text',
+  'integer',
+  'timestamptz',
+  'timestamptz',
+  'timestamptz',
+  'timestamptz',
+  'text',
+  'text',
+] as const;
+
 export class OutboundMessageRepository {
   constructor(private readonly em: EntityManager) {}
 
@@ -19,11 +57,45 @@ export class OutboundMessageRepository {
     await this.em.insert(OutboundMessageEntity, row as Parameters<EntityManager['insert']>[1]);
   }
   /**
-   * Inserts several accepted messages in one statement (group commit of concurrent sends); each
-   * row's `createdAt` is given, so the answer to the sender needs no second read.
+   * A destination as the send API reads it, with its row version (PostgreSQL's `xmin`, which
+   * changes with every update of the row): an accept may compose with a remembered copy and have
+   * `insertMany` check that the row has not changed since.
    */
-  async insertMany(rows: ReadonlyArray<Omit<OutboundMessageRow, 'updatedAt'>>): Promise<void> {
-    if (rows.length === 0) return;
+  async sendingDestination(tenantId: string, id: string): Promise<SendingDestination | null> {
+    const rows: Array<{
+      name: string;
+      from_text: string;
+      address: string;
+      outgoing: boolean;
+      server_id: string | null;
+      version: string;
+    }> = await this.em.query(
+      `SELECT name, from_text, address, outgoing, server_id, xmin::text AS version
+         FROM destinations WHERE tenant_id = $1 AND id = $2`,
+      [tenantId, id],
+    );
+    const row = rows[0];
+    if (!row) return null;
+    return {
+      id,
+      tenantId,
+      name: row.name,
+      fromText: row.from_text,
+      address: row.address,
+      outgoing: row.outgoing,
+      serverId: row.server_id,
+      version: row.version,
+    };
+  }
+  /**
+   * Inserts several accepted messages in one statement (group commit of concurrent sends); each
+   * row's `createdAt` is given, so the answer to the sender needs no second read. A row with a
+   * `destinationVersion` is inserted only while its destination still has that version (it was
+   * composed from a remembered copy of the destination). Resolves with the ids inserted.
+   */
+  async insertMany(rows: ReadonlyArray<AcceptedRow>): Promise<Set<string>> {
+    if (rows.length === 0) return new Set();
+    const types = ACCEPTED_COLUMN_TYPES;
     const params: unknown[] = [];
     const tuples = rows.map((r) => {
       const values = [
@@ -44,18 +116,29 @@ export class OutboundMessageRepository {
         r.firstAttemptAt,
         r.sentAt,
         r.instanceId,
+        r.destinationVersion,
       ];
       const first = params.length + 1;
       params.push(...values);
-      return `(${values.map((_, i) => `$${first + i}${i === 8 ? '::jsonb' : ''}`).join(', ')})`;
+      return `(${values.map((_, i) => `$${first + i}::${types[i] as string}`).join(', ')})`;
     });
-    await this.em.query(
+    const inserted: Array<{ id: string }> = await this.em.query(
       `INSERT INTO outbound_messages (id, tenant_id, destination_id, server_id, status, message_id_header,
          conversation_id, subject, recipients, attempts, last_reply, last_response_code, next_attempt_at,
          created_at, first_attempt_at, sent_at, instance_id)
-       VALUES ${tuples.join(', ')}`,
+       SELECT id, tenant_id, destination_id, server_id, status, message_id_header, conversation_id, subject,
+         recipients, attempts, last_reply, last_response_code, next_attempt_at, created_at, first_attempt_at,
+         sent_at, instance_id
+       FROM (VALUES ${tuples.join(', ')}) AS v (id, tenant_id, destination_id, server_id, status,
+         message_id_header, conversation_id, subject, recipients, attempts, last_reply, last_response_code,
+         next_attempt_at, created_at, first_attempt_at, sent_at, instance_id, destination_version)
+       WHERE v.destination_version IS NULL
+          OR EXISTS (SELECT 1 FROM destinations d
+                      WHERE d.id = v.destination_id AND d.xmin::text = v.destination_version)
+       RETURNING id`,
       params,
     );
+    return new Set(inserted.map((r) => r.id));
   }
   /**
    * Records several deliveries (the server's 250) in one statement: each status row becomes

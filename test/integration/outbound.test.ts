@@ -192,6 +192,31 @@ forEachBackend('outbound', (kind) => {
     assert.equal((await send(destinationId, { to: ['a@example.net'] })).body.error.field, 'text');
   });
 
+  it('composes from a remembered destination only while its row is unchanged', async () => {
+    const { destinationId } = await account(1);
+    await h.outbound.start();
+    const fromOf = async (n: number): Promise<string | undefined> =>
+      (await simpleParser((await smtp.waitFor(n))[n - 1]?.raw as Buffer)).from?.text;
+    assert.equal((await send(destinationId, { to: ['a@example.net'], text: '1' })).status, 202);
+    assert.equal(await fromOf(1), '"ACME Support" <support1@example.com>');
+    // Changed behind the engine's back (another instance, or SQL): the remembered copy is stale.
+    await h.store.query(`UPDATE destinations SET from_text = 'ACME Help' WHERE id = $1`, [destinationId]);
+    assert.equal((await send(destinationId, { to: ['a@example.net'], text: '2' })).status, 202);
+    assert.equal(await fromOf(2), '"ACME Help" <support1@example.com>');
+    await h.store.query(`UPDATE destinations SET outgoing = false WHERE id = $1`, [destinationId]);
+    const refused = await send(destinationId, { to: ['a@example.net'], text: '3' });
+    assert.equal(refused.status, 409, refused.raw);
+    assert.equal(refused.body.error.code, 'NOT_AVAILABLE_FOR_OUTGOING');
+    await h.store.query(`UPDATE destinations SET outgoing = true WHERE id = $1`, [destinationId]);
+    assert.equal((await send(destinationId, { to: ['a@example.net'], text: '4' })).status, 202);
+    await h.store.query(`DELETE FROM destinations WHERE id = $1`, [destinationId]);
+    const gone = await send(destinationId, { to: ['a@example.net'], text: '5' });
+    assert.equal(gone.status, 404, gone.raw);
+    assert.equal(gone.body.error.code, 'DESTINATION_NOT_FOUND');
+    await smtp.waitFor(3);
+    assert.equal(smtp.messages.length, 3);
+  });
+
   it('keeps 1,000 messages of two accounts through an outage and delivers each once, in order', async function () {
     this.timeout(180_000);
     const a = await account(1);

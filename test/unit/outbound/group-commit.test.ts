@@ -37,4 +37,29 @@ describe('GroupCommit', () => {
     await Promise.all([1, 2, 3, 4, 5].map((n) => group.add(n)));
     assert.deepEqual(sizes, [2, 2, 1]);
   });
+
+  it('gives every caller of a batch what its write returned', async () => {
+    const group = new GroupCommit<number, number[]>(async (items) => items.map((n) => n * 2));
+    const results = await Promise.all([1, 2, 3].map((n) => group.add(n)));
+    assert.deepEqual(results, [
+      [2, 4, 6],
+      [2, 4, 6],
+      [2, 4, 6],
+    ]);
+  });
+
+  it('with delayMs, lets items that arrive within the delay join the write', async () => {
+    const writes: number[][] = [];
+    const group = new GroupCommit<number>(
+      async (items) => {
+        writes.push(items);
+      },
+      500,
+      30,
+    );
+    const first = group.add(1);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await Promise.all([first, group.add(2)]);
+    assert.deepEqual(writes, [[1, 2]]);
+  });
 });

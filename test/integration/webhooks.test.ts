@@ -5,6 +5,7 @@ import { startFakeImap, type FakeImapServer } from '../../src/harness/fake-imap/
 import { verifySignature } from '../../src/inbound/webhooks/signature.js';
 import { forEachBackend, openApiHarness, type ApiHarness } from '../support/api-harness.js';
 import { eventually, rawMail } from '../support/mail.js';
+import { webhookFailures } from '../../src/shared/metrics.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON answers in tests
 
@@ -110,6 +111,8 @@ forEachBackend('webhooks', (kind) => {
     );
     const keys = new Set(receiver.got.map((r) => r.headers['idempotency-key']));
     assert.deepEqual([...keys], [`${destination.id}:1`]);
+    const failures = (await webhookFailures.get()).values.find((v) => v.labels.destination_id === destination.id);
+    assert.equal(failures?.value, 3, 'each failed POST is counted in the metrics');
     for (const r of receiver.got) {
       const ok = verifySignature({
         secret: SECRET,

@@ -1,5 +1,6 @@
 import type { Clock } from '../../shared/clock.js';
 import type { Logger } from '../../shared/logger.js';
+import { webhookFailures } from '../../shared/metrics.js';
 import type { SecretSealer } from '../../shared/sealed-secrets.js';
 import type { DestinationRow } from '../../store/rows.js';
 import type { Store } from '../../store/store.js';
@@ -168,6 +169,7 @@ export class WebhookDispatcher {
         error,
         nextAttemptAt: new Date(at.getTime() + delay),
       });
+      webhookFailures.inc({ tenant_id: row.tenantId, destination_id: row.destinationId });
       log.warn({ attempts, status: outcome.status, error, retryInMs: delay }, 'webhook POST failed; will retry');
     } catch (err) {
       // The outcome is lost; the lease runs out and the event is posted again (at least once).

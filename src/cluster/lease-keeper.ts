@@ -53,6 +53,7 @@ export class LeaseKeeper {
   private lastRenewedAt = 0;
   private ticks = 0;
   private timer: NodeJS.Timeout | undefined;
+  private watchdog: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
   private stopped = false;
 
@@ -111,6 +112,23 @@ export class LeaseKeeper {
   async start(): Promise<void> {
     await this.tick();
     this.schedule();
+    // A renewal that hangs (database unreachable, no answer) must not keep the watchers running
+    // after the leases lapsed: checked on its own timer, not only when a renewal fails.
+    this.watchdog = setInterval(() => void this.giveUpIfLapsing(), this.options.renewIntervalMs);
+    this.watchdog.unref();
+  }
+
+  /** Stops watching everything when the last renewal is about to be a ttl old. */
+  private async giveUpIfLapsing(): Promise<void> {
+    if (this.stopped || this.owned.size === 0) return;
+    const sinceRenew = performance.now() - this.lastRenewedAt;
+    if (sinceRenew <= this.options.ttlMs - this.options.renewIntervalMs) return;
+    leaseChanges.inc({ change: 'lost' }, this.owned.size);
+    this.deps.logger.warn(
+      { owner: this.owner, count: this.owned.size, sinceRenewMs: Math.round(sinceRenew) },
+      'giving up e-mail servers: leases could not be renewed in time',
+    );
+    await this.setOwned(new Set()).catch(() => undefined);
   }
 
   private schedule(): void {
@@ -173,15 +191,7 @@ export class LeaseKeeper {
     } catch (err) {
       logger.error({ err, owner: this.owner }, 'lease renewal failed');
       // Without a renewal our leases lapse at the database; stop watching before another instance may start.
-      const sinceRenew = performance.now() - this.lastRenewedAt;
-      if (this.owned.size > 0 && sinceRenew > this.options.ttlMs - this.options.renewIntervalMs) {
-        leaseChanges.inc({ change: 'lost' }, this.owned.size);
-        logger.warn(
-          { owner: this.owner, count: this.owned.size },
-          'giving up e-mail servers: leases could not be renewed',
-        );
-        await this.setOwned(new Set()).catch(() => undefined);
-      }
+      await this.giveUpIfLapsing();
     }
   }
 
@@ -197,6 +207,7 @@ export class LeaseKeeper {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearInterval(this.watchdog);
     await this.ticking?.catch(() => undefined);
     this.owned = new Set();
     try {

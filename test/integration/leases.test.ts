@@ -146,6 +146,43 @@ forEachBackend('server leases between instances', (kind) => {
     await Promise.all(keepers.map((k) => k.stop()));
   });
 
+  it('stops watching when a renewal hangs for nearly a ttl, and takes its servers back once it answers', async () => {
+    const owned: Array<ReadonlySet<string>> = [];
+    const k = new LeaseKeeper({
+      store,
+      logger: quietLogger,
+      instanceId: 'hanging',
+      options: { ttlMs: TTL_MS, renewIntervalMs: 300 },
+      onChange: async (set) => {
+        owned.push(new Set(set));
+      },
+    });
+    await k.start();
+    assert.equal(k.ownedServers.size, SERVERS);
+    // The database stops answering the renewal (as a dropped network would leave it).
+    const announce = store.leases.announce.bind(store.leases);
+    let answer: (() => void) | undefined;
+    store.leases.announce = async (...args) => {
+      await new Promise<void>((resolve) => (answer = resolve));
+      return announce(...args);
+    };
+    try {
+      const started = Date.now();
+      while (k.ownedServers.size > 0 && Date.now() - started < 5_000) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(k.ownedServers.size, 0, 'the watchers stopped while the renewal hung');
+      // Due at ttl − one renewal interval after the last renewal (timers may run late on a busy machine).
+      assert.ok(Date.now() - started < 2 * TTL_MS, `gave up after ${Date.now() - started} ms`);
+    } finally {
+      store.leases.announce = announce;
+      answer?.();
+    }
+    // The renewal answers after all: nobody took the servers, so they are this instance's again.
+    const started = Date.now();
+    while (k.ownedServers.size < SERVERS && Date.now() - started < 5_000) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(k.ownedServers.size, SERVERS);
+    await k.stop();
+  });
+
   it('lets go of a disabled server and tells its owner when a lease was taken', async () => {
     const a = keeper('a');
     await a.keeper.tick();

@@ -1,16 +1,15 @@
-import type { MessageMeta } from './imap-session.js';
-
 /**
  * Splits new messages into fetch batches bounded by count and total bytes, in UID order. A
  * message larger than the byte budget travels alone; messages over `maxMessageBytes` are set
- * apart (they are quarantined from their header without fetching the body).
+ * apart (they are quarantined from their header without fetching the body). `size` may be an
+ * upper bound (a message known to be small).
  */
-export function planBatches(
-  messages: readonly MessageMeta[],
+export function planBatches<T extends { size: number }>(
+  messages: readonly T[],
   limits: { maxCount: number; maxBytes: number; maxMessageBytes: number },
-): Array<{ fetch: MessageMeta[]; tooLarge: MessageMeta[] }> {
-  const batches: Array<{ fetch: MessageMeta[]; tooLarge: MessageMeta[] }> = [];
-  let current = { fetch: [] as MessageMeta[], tooLarge: [] as MessageMeta[] };
+): Array<{ fetch: T[]; tooLarge: T[] }> {
+  const batches: Array<{ fetch: T[]; tooLarge: T[] }> = [];
+  let current = { fetch: [] as T[], tooLarge: [] as T[] };
   let bytes = 0;
   const flush = (): void => {
     if (current.fetch.length + current.tooLarge.length > 0) batches.push(current);

@@ -40,8 +40,10 @@ export interface MessageMeta {
   internalDate: Date;
 }
 
-export interface MessageSource extends MessageMeta {
+export interface MessageSource {
+  uid: number;
   source: Buffer;
+  internalDate: Date;
 }
 
 /** imapflow's error facts the watcher needs to tell a bad password from a bad network. */
@@ -121,38 +123,41 @@ export class ImapSession extends EventEmitter<{ exists: [count: number]; close: 
     return { uidValidity: Number(box.uidValidity), uidNext: box.uidNext, exists: box.exists };
   }
 
-  /** UIDs above `afterUid`, with sizes and arrival dates, ascending. */
-  async listSince(afterUid: number): Promise<MessageMeta[]> {
+  /**
+   * UIDs above `afterUid`, ascending, optionally only those larger than `largerThan` bytes: one
+   * `UID SEARCH`, a line of numbers however many messages wait.
+   */
+  async uidsSince(afterUid: number, largerThan?: number): Promise<number[]> {
+    const query = { uid: `${afterUid + 1}:*`, ...(largerThan !== undefined && { larger: largerThan }) };
+    const found = await this.client.search(query, { uid: true });
+    // `N:*` also names the highest message when N is above it: keep only what is new.
+    return (found || []).filter((uid) => uid > afterUid).sort((a, b) => a - b);
+  }
+
+  /** Sizes and arrival dates of these UIDs (those still there), ascending. */
+  async describe(uids: number[]): Promise<MessageMeta[]> {
+    if (uids.length === 0) return [];
     const found: MessageMeta[] = [];
     for await (const m of this.client.fetch(
-      `${afterUid + 1}:*`,
+      uidSet(uids),
       { uid: true, size: true, internalDate: true },
       { uid: true },
     )) {
-      // `N:*` also names the highest message when N is above it: keep only what is new.
-      if (m.uid > afterUid) {
-        found.push({ uid: m.uid, size: m.size ?? 0, internalDate: toDate(m.internalDate) });
-      }
+      found.push({ uid: m.uid, size: m.size ?? 0, internalDate: toDate(m.internalDate) });
     }
     return found.sort((a, b) => a.uid - b.uid);
   }
 
-  /** Full sources of these UIDs (BODY.PEEK[]: reading does not set \Seen), ascending. */
+  /**
+   * Full sources of these UIDs (BODY.PEEK[]: reading does not set \Seen) with their arrival
+   * dates, ascending; a UID no longer in the mailbox is left out.
+   */
   async *fetchSources(uids: number[]): AsyncGenerator<MessageSource> {
     if (uids.length === 0) return;
     const fetched: MessageSource[] = [];
-    for await (const m of this.client.fetch(
-      uids.join(','),
-      { uid: true, size: true, internalDate: true, source: true },
-      { uid: true },
-    )) {
-      if (m.source)
-        fetched.push({
-          uid: m.uid,
-          size: m.size ?? m.source.length,
-          internalDate: toDate(m.internalDate),
-          source: m.source,
-        });
+    const query = { uid: true, internalDate: true, source: true };
+    for await (const m of this.client.fetch(uidSet(uids), query, { uid: true })) {
+      if (m.source) fetched.push({ uid: m.uid, source: m.source, internalDate: toDate(m.internalDate) });
     }
     fetched.sort((a, b) => a.uid - b.uid);
     yield* fetched;
@@ -167,15 +172,16 @@ export class ImapSession extends EventEmitter<{ exists: [count: number]; close: 
   }
 
   async markSeen(uids: number[]): Promise<void> {
-    if (uids.length > 0) await this.client.messageFlagsAdd(uids.join(','), ['\\Seen'], { uid: true });
+    // .SILENT: no FETCH response per message back (a batch is hundreds of them).
+    if (uids.length > 0) await this.client.messageFlagsAdd(uidSet(uids), ['\\Seen'], { uid: true, silent: true });
   }
 
   async move(uids: number[], folder: string): Promise<void> {
-    if (uids.length > 0) await this.client.messageMove(uids.join(','), folder, { uid: true });
+    if (uids.length > 0) await this.client.messageMove(uidSet(uids), folder, { uid: true });
   }
 
   async delete(uids: number[]): Promise<void> {
-    if (uids.length > 0) await this.client.messageDelete(uids.join(','), { uid: true });
+    if (uids.length > 0) await this.client.messageDelete(uidSet(uids), { uid: true });
   }
 
   async noop(): Promise<void> {
@@ -222,6 +228,20 @@ export class ImapSession extends EventEmitter<{ exists: [count: number]; close: 
       this.client.close();
     }
   }
+}
+
+/** An IMAP sequence set naming these UIDs, runs written as ranges (`1:500,502`). */
+export function uidSet(uids: readonly number[]): string {
+  const sorted = [...uids].sort((a, b) => a - b);
+  const parts: string[] = [];
+  for (let i = 0; i < sorted.length;) {
+    const first = sorted[i] as number;
+    let last = first;
+    while (i + 1 < sorted.length && (sorted[i + 1] as number) <= last + 1) last = sorted[++i] as number;
+    parts.push(first === last ? String(first) : `${first}:${last}`);
+    i += 1;
+  }
+  return parts.join(',');
 }
 
 function toDate(value: Date | string | undefined): Date {

@@ -45,10 +45,9 @@ export function createInbound(deps: {
     service,
     feed,
     status: (serverId) => service.status(serverId),
-    start: async () => {
-      parser.warm();
-      await service.start();
-    },
+    // The parse workers start when a message first needs one (small messages parse in place):
+    // starting them here would cost every start-up a second of CPU, taken from the first sync.
+    start: () => service.start(),
     async stop() {
       await service.stop();
       await parser.close();

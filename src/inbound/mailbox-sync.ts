@@ -2,9 +2,10 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from '../shared/logger.js';
 import { inboundMessages, ingestBatchSeconds } from '../shared/metrics.js';
 import type { DestinationRow, EmailServerRow, InboundMessageRow, InboundStatus } from '../store/rows.js';
+import { mapLimited } from '../shared/map-limited.js';
 import { newId, type Store } from '../store/store.js';
 import { planBatches } from './batches.js';
-import type { ImapSession, MailboxState, MessageMeta } from './imap-session.js';
+import type { ImapSession, MailboxState, MessageMeta, MessageSource } from './imap-session.js';
 import type { ParseResult } from './message/parse.js';
 import {
   buildMessageRow,
@@ -15,6 +16,12 @@ import {
   type MessageParser,
 } from './message-record.js';
 import type { InboundOptions } from './options.js';
+
+/** [4] messages of a batch being parsed at once (enough to keep the parse workers busy). */
+const PARSE_CONCURRENCY = 4;
+
+/** What post-processing needs of a stored message. */
+type StoredMessage = Pick<InboundMessageRow, 'id' | 'uid' | 'status'>;
 
 /** What one sync pass did, for logs, status and tests. */
 export interface SyncResult {
@@ -34,7 +41,17 @@ interface Fetched {
   header: Buffer | null;
 }
 
-type Batch = ReturnType<typeof planBatches>[number];
+/**
+ * A message listed for a pass: its UID, and its size and arrival date when they were asked for
+ * (messages over the small-message bound); a small one's size is that bound until it is fetched.
+ */
+interface Listed {
+  uid: number;
+  size: number;
+  meta: MessageMeta | null;
+}
+
+type Batch = ReturnType<typeof planBatches<Listed>>[number];
 
 /** A batch fetched and parsed, with what the database knew of its keys. */
 interface LookedUp {
@@ -117,7 +134,7 @@ export class MailboxSync {
   constructor(private readonly deps: MailboxSyncDeps) {}
 
   async run(session: ImapSession, server: EmailServerRow, mailbox: string): Promise<SyncResult> {
-    const { store, logger, options } = this.deps;
+    const { store, logger } = this.deps;
     const log = logger.child({ tenantId: server.tenantId, serverId: server.id, mailbox });
     const state = await session.openMailbox(mailbox);
     const result: SyncResult = {
@@ -136,33 +153,29 @@ export class MailboxSync {
       result.lastUid = lastUid;
       return result;
     }
-    const fresh = await session.listSince(lastUid);
     const routing = routingOf(server, await store.destinations.listByServer(server.id));
-    const batches = planBatches(fresh, {
-      maxCount: options.batchMaxCount,
-      maxBytes: options.batchMaxBytes,
-      maxMessageBytes: options.parseLimits.maxBytes,
-    });
-    // Pipelined: batch k+1 is fetched, parsed, looked up and decided while batch k is stored, and
-    // batch k is post-processed while batch k+1 is stored. Commits stay strictly in UID order (the
-    // checkpoint only moves forward); a batch's post-processing starts only after its commit.
+    const batches = this.batchesAfter(session, lastUid);
+    // Pipelined: batch k+1 is listed, fetched, parsed, looked up and decided while batch k is
+    // stored, and batch k is post-processed while batch k+1 is stored. Commits stay strictly in UID
+    // order (the checkpoint only moves forward); a batch's post-processing starts only after its commit.
     const memory: PassMemory = { keys: new Set(), conversations: new Map() };
     // Batch k+1 is prepared only once batch k is: decisions run in batch order, each one seeing
     // the keys of the batches before it in `memory`.
-    const prepare = async (batch: Batch): Promise<Prepared> => {
-      const lookedUp = await this.lookUpBatch(session, server, batch);
+    const prepareNext = async (): Promise<Prepared | null> => {
+      const step = await batches.next();
+      if (step.done) return null;
+      const lookedUp = await this.lookUpBatch(session, server, step.value);
       const built = this.decideBatch(server, mailbox, state.uidValidity, lookedUp, memory, routing);
       return { startedAt: lookedUp.startedAt, fetched: lookedUp.fetched, built };
     };
-    let next: Promise<Prepared> | undefined = batches[0] ? prepare(batches[0]) : undefined;
+    let next = prepareNext();
     // postProcess never rejects (a failed action is retried on the next pass).
     let posting: Promise<void> = Promise.resolve();
-    for (let i = 0; next; i++) {
-      const prepared = await next;
-      const following = batches[i + 1];
-      next = following ? prepare(following) : undefined;
+    for (let prepared = await next; prepared; prepared = await next) {
+      next = prepareNext();
       // A failure of the next batch surfaces when it is awaited, not as an unhandled rejection.
-      next?.catch(() => undefined);
+      next.catch(() => undefined);
+      if (prepared.fetched.length === 0) continue; // every message of it was expunged meanwhile
       const done = await this.ingestBatch(server, mailbox, state.uidValidity, prepared, result, log);
       lastUid = (prepared.fetched[prepared.fetched.length - 1] as Fetched).meta.uid;
       await posting;
@@ -177,6 +190,38 @@ export class MailboxSync {
       );
     }
     return result;
+  }
+
+  /**
+   * The batches of messages above `lastUid`, in UID order. Two `UID SEARCH`es list them: all of
+   * them, and those over the small-message bound (`batchMaxBytes / batchMaxCount`), whose sizes
+   * and dates are then asked for per chunk as the pass gets to it; a small one's date comes with
+   * its source. The first batch is fetched at once however long the backlog, and a backlog of small
+   * messages costs no metadata round at all.
+   */
+  private async *batchesAfter(session: ImapSession, lastUid: number): AsyncGenerator<Batch> {
+    const { options } = this.deps;
+    const limits = {
+      maxCount: options.batchMaxCount,
+      maxBytes: options.batchMaxBytes,
+      maxMessageBytes: options.parseLimits.maxBytes,
+    };
+    const smallBound = Math.max(1, Math.min(limits.maxMessageBytes, Math.floor(limits.maxBytes / limits.maxCount)));
+    const uids = await session.uidsSince(lastUid);
+    if (uids.length === 0) return;
+    const large = new Set(await session.uidsSince(lastUid, smallBound));
+    for (let start = 0; start < uids.length; start += limits.maxCount) {
+      const chunk = uids.slice(start, start + limits.maxCount);
+      const described = new Map((await session.describe(chunk.filter((uid) => large.has(uid)))).map((m) => [m.uid, m]));
+      const listed: Listed[] = [];
+      for (const uid of chunk) {
+        const meta = described.get(uid);
+        if (meta) listed.push({ uid, size: meta.size, meta });
+        else if (!large.has(uid)) listed.push({ uid, size: smallBound, meta: null });
+        // A large one that could not be described is gone (expunged meanwhile).
+      }
+      yield* planBatches(listed, limits);
+    }
   }
 
   /** Reads the checkpoint; on a UIDVALIDITY change starts a rescan (dedupe keeps it harmless) and raises an alert. */
@@ -217,18 +262,40 @@ export class MailboxSync {
   private async lookUpBatch(session: ImapSession, server: EmailServerRow, batch: Batch): Promise<LookedUp> {
     const { store, options } = this.deps;
     const startedAt = performance.now();
-    const sources = new Map<number, Buffer>();
-    for await (const m of session.fetchSources(batch.fetch.map((x) => x.uid))) sources.set(m.uid, m.source);
+    const sources = new Map<number, MessageSource>();
+    for await (const m of session.fetchSources(batch.fetch.map((x) => x.uid))) sources.set(m.uid, m);
+    const missing = batch.fetch.filter((x) => !sources.has(x.uid)).map((x) => x.uid);
+    // Not sent: expunged meanwhile (then it is not there to describe either), or a server that
+    // could not read it (kept as quarantined, so that the checkpoint never passes it silently).
+    const unreadable = new Map((await session.describe(missing)).map((m) => [m.uid, m]));
     const tooLarge = new Set(batch.tooLarge.map((m) => m.uid));
     const ordered = [...batch.fetch, ...batch.tooLarge].sort((a, b) => a.uid - b.uid);
     const fetched: Fetched[] = [];
-    for (const meta of ordered) {
-      const source = tooLarge.has(meta.uid) ? null : (sources.get(meta.uid) ?? null);
-      const header = tooLarge.has(meta.uid) ? await session.fetchHeader(meta.uid) : null;
-      fetched.push({ meta, source, header });
+    const failures = new Map<number, ParseResult>();
+    for (const listed of ordered) {
+      const got = sources.get(listed.uid);
+      if (got) {
+        const meta = { uid: got.uid, size: got.source.length, internalDate: got.internalDate };
+        fetched.push({ meta, source: got.source, header: null });
+      } else if (tooLarge.has(listed.uid) && listed.meta) {
+        fetched.push({ meta: listed.meta, source: null, header: await session.fetchHeader(listed.uid) });
+      } else {
+        const meta = unreadable.get(listed.uid);
+        if (!meta) continue;
+        failures.set(meta.uid, {
+          ok: false,
+          reason: 'fetch-failed',
+          detail: 'the server sent no body for this message',
+        });
+        fetched.push({ meta, source: null, header: await session.fetchHeader(listed.uid) });
+      }
     }
-    const parsed = await Promise.all(
-      fetched.map((f) => parseFetched(this.deps.parser, f.source, f.meta.size, options.parseLimits.maxBytes)),
+    // A few at a time: small messages parse on this thread, large ones in the pool's workers.
+    const parsed = await mapLimited(
+      fetched,
+      PARSE_CONCURRENCY,
+      (f) =>
+        failures.get(f.meta.uid) ?? parseFetched(this.deps.parser, f.source, f.meta.size, options.parseLimits.maxBytes),
     );
     const keys = parsed.map(lookupKeysOf);
     const known = await store.messages.existingDedupeKeys(
@@ -294,7 +361,7 @@ export class MailboxSync {
     prepared: Prepared,
     result: SyncResult,
     log: Logger,
-  ): Promise<InboundMessageRow[]> {
+  ): Promise<StoredMessage[]> {
     const { fetched, built } = prepared;
     const lastUid = (fetched[fetched.length - 1] as Fetched).meta.uid;
     let inserted: Set<string>;
@@ -317,27 +384,32 @@ export class MailboxSync {
       }
     }
     ingestBatchSeconds.observe((performance.now() - prepared.startedAt) / 1000);
-    const done: InboundMessageRow[] = [];
+    const done: StoredMessage[] = [];
+    const outcomes = new Map<string, number>();
     for (const message of built) {
       if (!inserted.has(message.row.id)) continue;
-      done.push({ ...message.row, ingestedAt: new Date() });
-      const outcome = OUTCOME_OF_STATUS[message.row.status];
-      if (outcome) inboundMessages.inc({ tenant_id: server.tenantId, server_id: server.id, outcome });
+      const { id, uid, status } = message.row;
+      done.push({ id, uid, status });
+      const outcome = OUTCOME_OF_STATUS[status];
+      if (outcome) outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
       result.stored += 1;
-      if (message.row.status === 'quarantined') result.quarantined += 1;
-      if (message.row.status === 'duplicate') result.duplicates += 1;
+      if (status === 'quarantined') result.quarantined += 1;
+      if (status === 'duplicate') result.duplicates += 1;
       if (message.destinationIds.length > 0) {
         result.routed += 1;
         this.deps.onRouted?.({
           tenantId: server.tenantId,
           serverId: server.id,
-          messageId: message.row.id,
+          messageId: id,
           destinationIds: message.destinationIds,
         });
       }
-      if (message.row.status === 'heartbeat' && message.heartbeatToken) {
+      if (status === 'heartbeat' && message.heartbeatToken) {
         this.deps.onHeartbeat?.({ serverId: server.id, token: message.heartbeatToken, receivedAt: new Date() });
       }
+    }
+    for (const [outcome, count] of outcomes) {
+      inboundMessages.inc({ tenant_id: server.tenantId, server_id: server.id, outcome }, count);
     }
     return done;
   }
@@ -385,7 +457,7 @@ export class MailboxSync {
   private async postProcess(
     session: ImapSession,
     server: EmailServerRow,
-    rows: InboundMessageRow[],
+    rows: StoredMessage[],
     log: Logger,
   ): Promise<void> {
     const eligible = rows.filter((r) => r.status !== 'quarantined');

@@ -78,17 +78,9 @@ const NOT_CLASSIFIED = { autoReply: false, bounce: false, loop: false, reasons: 
  */
 export function buildMessageRow(input: BuildInput): BuiltMessage {
   const { server, meta, source } = input;
-  const base = {
-    id: newId(),
-    tenantId: server.tenantId,
-    serverId: server.id,
-    mailbox: input.mailbox,
-    uidValidity: input.uidValidity,
-    uid: meta.uid,
-    receivedAt: meta.internalDate,
-    size: meta.size,
-    postProcessedAt: null,
-  };
+  // Rows are written as one object literal each (no spread of shared fields): ten thousand
+  // messages a second go through here, and a literal keeps one fast object shape.
+  const id = newId();
   const parsed = input.parsed;
 
   if (!parsed.ok) {
@@ -99,7 +91,12 @@ export function buildMessageRow(input: BuildInput): BuiltMessage {
     const headerFields = input.header ? quickHeaderFields(input.header) : { subject: '', from: null };
     return {
       row: {
-        ...base,
+        id,
+        tenantId: server.tenantId,
+        serverId: server.id,
+        mailbox: input.mailbox,
+        uidValidity: input.uidValidity,
+        uid: meta.uid,
         status: 'quarantined',
         quarantineReason: `${parsed.reason}: ${parsed.detail}`,
         messageIdHeader: null,
@@ -116,6 +113,9 @@ export function buildMessageRow(input: BuildInput): BuiltMessage {
         bodyText: null,
         bodyHtml: null,
         attachments: [],
+        receivedAt: meta.internalDate,
+        size: meta.size,
+        postProcessedAt: null,
       },
       destinationIds: [],
       heartbeatToken: null,
@@ -149,7 +149,12 @@ export function buildMessageRow(input: BuildInput): BuiltMessage {
   const conversationId = input.lookups.conversationOf(threadIds) ?? newId();
   return {
     row: {
-      ...base,
+      id,
+      tenantId: server.tenantId,
+      serverId: server.id,
+      mailbox: input.mailbox,
+      uidValidity: input.uidValidity,
+      uid: meta.uid,
       status,
       quarantineReason: null,
       messageIdHeader: m.messageId,
@@ -166,6 +171,9 @@ export function buildMessageRow(input: BuildInput): BuiltMessage {
       bodyText: m.text,
       bodyHtml: m.html,
       attachments: m.attachments,
+      receivedAt: meta.internalDate,
+      size: meta.size,
+      postProcessedAt: null,
     },
     destinationIds,
     heartbeatToken,

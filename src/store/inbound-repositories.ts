@@ -27,16 +27,41 @@ type Es2024String = string & { isWellFormed(): boolean; toWellFormed(): string }
 /**
  * PostgreSQL refuses U+0000 in text and jsonb, and lone UTF-16 surrogates in jsonb; hostile mail
  * carries both. Strings are stored without U+0000 and with lone surrogates as U+FFFD (the raw
- * source keeps every byte).
+ * source keeps every byte). A value that needs no change is returned as it is (no copy): that is
+ * nearly every message, and the check allocates nothing.
  */
 export function withoutNul<T>(value: T): T {
+  return needsCleaning(value) ? cleaned(value) : value;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !(value instanceof Date) && !Buffer.isBuffer(value);
+}
+
+function badString(value: string): boolean {
+  return value.includes('\u0000') || !(value as Es2024String).isWellFormed();
+}
+
+function needsCleaning(value: unknown): boolean {
+  if (typeof value === 'string') return badString(value);
+  if (Array.isArray(value)) {
+    for (const item of value) if (needsCleaning(item)) return true;
+    return false;
+  }
+  if (isPlainObject(value)) {
+    for (const key in value) if (needsCleaning(value[key]) || badString(key)) return true;
+  }
+  return false;
+}
+
+function cleaned<T>(value: T): T {
   if (typeof value === 'string') {
     const clean = value.includes('\u0000') ? value.replaceAll('\u0000', '') : value;
     return ((clean as Es2024String).isWellFormed() ? clean : (clean as Es2024String).toWellFormed()) as T;
   }
-  if (Array.isArray(value)) return value.map((v: unknown) => withoutNul(v)) as T;
-  if (value !== null && typeof value === 'object' && !(value instanceof Date) && !Buffer.isBuffer(value)) {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, withoutNul(v)])) as T;
+  if (Array.isArray(value)) return value.map((v: unknown) => cleaned(v)) as T;
+  if (isPlainObject(value)) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [cleaned(k), cleaned(v)])) as T;
   }
   return value;
 }

@@ -27,6 +27,22 @@ export interface RecipientSource {
  */
 export function normalizeAddress(input: string): string | null {
   if (typeof input !== 'string' || input.length > MAX_INPUT_LENGTH) return null;
+  const known = normalized.get(input);
+  if (known !== undefined) return known;
+  if (normalized.size >= NORMALIZED_CACHE_SIZE) normalized.clear();
+  const result = normalizeUncached(input);
+  normalized.set(input, result);
+  return result;
+}
+
+/**
+ * [4096] addresses whose normal form is remembered: the same few (a destination's address, its
+ * domain's mail) come in every message, and IDN conversion is the costly part. Cleared when full.
+ */
+const NORMALIZED_CACHE_SIZE = 4096;
+const normalized = new Map<string, string | null>();
+
+function normalizeUncached(input: string): string | null {
   const bare = extractAddrSpec(stripComments(input).trim());
   if (bare === null) return null;
   const at = bare.lastIndexOf('@');

@@ -67,9 +67,18 @@ export async function extractAttachment(
   return { filename: attachment.filename ?? null, contentType: attachment.contentType, content: attachment.content };
 }
 
-/** Keep `cid:` links (attachments are served separately); checksums are computed here, as SHA-256. */
+/**
+ * Keep `cid:` links (attachments are served separately); checksums are computed here, as SHA-256;
+ * no `textAsHtml` (Mailroom never uses it, and linkifying every text body is a good part of
+ * mailparser's time on small messages).
+ */
 function parserOptions(limits: ParseLimits): SimpleParserOptions {
-  return { keepCidLinks: true, checksumAlgo: false, maxHtmlLengthToParse: limits.maxHtmlToTextChars };
+  return {
+    keepCidLinks: true,
+    checksumAlgo: false,
+    maxHtmlLengthToParse: limits.maxHtmlToTextChars,
+    skipTextToHtml: true,
+  };
 }
 
 function toParsedMessage(mail: ParsedMail, raw: Buffer, headerBytes: number): ParsedMessage {

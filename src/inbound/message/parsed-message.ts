@@ -37,7 +37,8 @@ export type ParseFailureReason =
   | 'too-many-parts'
   | 'parse-timeout'
   | 'parse-error'
-  | 'worker-crashed';
+  | 'worker-crashed'
+  | 'fetch-failed';
 
 /** Why a message was not parsed; the pipeline quarantines it with this reason. */
 export interface ParseFailure {

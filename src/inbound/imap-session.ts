@@ -171,17 +171,25 @@ export class ImapSession extends EventEmitter<{ exists: [count: number]; close: 
     return null;
   }
 
+  // imapflow answers a refused STORE, MOVE or EXPUNGE with `false` rather than an error: these
+  // turn it into one, so that the action is retried instead of counted as done.
   async markSeen(uids: number[]): Promise<void> {
     // .SILENT: no FETCH response per message back (a batch is hundreds of them).
-    if (uids.length > 0) await this.client.messageFlagsAdd(uidSet(uids), ['\\Seen'], { uid: true, silent: true });
+    if (uids.length === 0) return;
+    const done = await this.client.messageFlagsAdd(uidSet(uids), ['\\Seen'], { uid: true, silent: true });
+    if (done === false) throw new Error('the server refused to flag the messages \\Seen');
   }
 
   async move(uids: number[], folder: string): Promise<void> {
-    if (uids.length > 0) await this.client.messageMove(uidSet(uids), folder, { uid: true });
+    if (uids.length === 0) return;
+    const done = await this.client.messageMove(uidSet(uids), folder, { uid: true });
+    if (done === false) throw new Error(`the server refused to move the messages to ${folder}`);
   }
 
   async delete(uids: number[]): Promise<void> {
-    if (uids.length > 0) await this.client.messageDelete(uidSet(uids), { uid: true });
+    if (uids.length === 0) return;
+    const done = await this.client.messageDelete(uidSet(uids), { uid: true });
+    if (done === false) throw new Error('the server refused to delete the messages');
   }
 
   async noop(): Promise<void> {

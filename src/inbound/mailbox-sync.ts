@@ -17,6 +17,9 @@ import {
 } from './message-record.js';
 import type { InboundOptions } from './options.js';
 
+/** [500] messages post-processed per pass after an interrupted one (the rest on the next passes). */
+const LEFTOVER_POST_PROCESS_LIMIT = 500;
+
 /** [4] messages of a batch being parsed at once (enough to keep the parse workers busy). */
 const PARSE_CONCURRENCY = 4;
 
@@ -147,8 +150,9 @@ export class MailboxSync {
       duplicates: 0,
       uidValidityChanged: false,
     };
-    let lastUid = await this.checkpoint(server, mailbox, state, result, log);
-    await this.finishPostProcessing(session, server, mailbox, state.uidValidity, log);
+    const progress = await this.checkpoint(server, mailbox, state, result, log);
+    let lastUid = progress.lastUid;
+    const caughtUp = await this.finishPostProcessing(session, server, mailbox, state.uidValidity, progress, log);
     if (state.exists === 0 || state.uidNext <= lastUid + 1) {
       result.lastUid = lastUid;
       return result;
@@ -169,8 +173,9 @@ export class MailboxSync {
       return { startedAt: lookedUp.startedAt, fetched: lookedUp.fetched, built };
     };
     let next = prepareNext();
-    // postProcess never rejects (a failed action is retried on the next pass).
-    let posting: Promise<void> = Promise.resolve();
+    // postProcess never rejects: it answers whether the progress mark could move (a failed
+    // action is retried on the next pass, so no later batch may move the mark past it).
+    let posting: Promise<boolean> = Promise.resolve(caughtUp);
     for (let prepared = await next; prepared; prepared = await next) {
       next = prepareNext();
       // A failure of the next batch surfaces when it is awaited, not as an unhandled rejection.
@@ -178,8 +183,9 @@ export class MailboxSync {
       if (prepared.fetched.length === 0) continue; // every message of it was expunged meanwhile
       const done = await this.ingestBatch(server, mailbox, state.uidValidity, prepared, result, log);
       lastUid = (prepared.fetched[prepared.fetched.length - 1] as Fetched).meta.uid;
-      await posting;
-      posting = this.postProcess(session, server, done, log);
+      const fine = await posting;
+      const upTo = { mailbox, uidValidity: state.uidValidity, uid: lastUid };
+      posting = this.postProcess(session, server, done, fine ? upTo : null, log);
     }
     await posting;
     result.lastUid = lastUid;
@@ -231,14 +237,14 @@ export class MailboxSync {
     state: MailboxState,
     result: SyncResult,
     log: Logger,
-  ): Promise<number> {
+  ): Promise<{ lastUid: number; postProcessedUid: number }> {
     const { store } = this.deps;
     const cp = await store.checkpoints.get(server.id, mailbox);
     if (!cp) {
       await store.checkpoints.put(server.id, mailbox, state.uidValidity, 0);
-      return 0;
+      return { lastUid: 0, postProcessedUid: 0 };
     }
-    if (cp.uidValidity === state.uidValidity) return cp.lastUid;
+    if (cp.uidValidity === state.uidValidity) return { lastUid: cp.lastUid, postProcessedUid: cp.postProcessedUid };
     result.uidValidityChanged = true;
     const message =
       `UIDVALIDITY of ${mailbox} changed from ${cp.uidValidity} to ${state.uidValidity}: ` +
@@ -255,7 +261,7 @@ export class MailboxSync {
       });
       await tx.checkpoints.put(server.id, mailbox, state.uidValidity, 0);
     });
-    return 0;
+    return { lastUid: 0, postProcessedUid: 0 };
   }
 
   /** Fetches a batch, parses it (in the worker pool) and looks up what the database knows of its keys. */
@@ -442,26 +448,47 @@ export class MailboxSync {
     });
   }
 
-  /** Runs post-processing left over by an interrupted pass (stored, but the action never ran). */
+  /**
+   * Runs post-processing left over by an interrupted pass (stored, but the action never ran, or
+   * failed): the messages above the mailbox's progress mark, up to 500 a pass. Answers whether
+   * none is left behind (only then may this pass move the mark further).
+   */
   private async finishPostProcessing(
     session: ImapSession,
     server: EmailServerRow,
     mailbox: string,
     uidValidity: number,
+    progress: { lastUid: number; postProcessedUid: number },
     log: Logger,
-  ): Promise<void> {
-    const pending = await this.deps.store.messages.pendingPostProcess(server.id, mailbox, uidValidity, 500);
-    if (pending.length > 0) await this.postProcess(session, server, pending, log);
+  ): Promise<boolean> {
+    if (progress.postProcessedUid >= progress.lastUid) return true;
+    const limit = LEFTOVER_POST_PROCESS_LIMIT;
+    const rows = await this.deps.store.messages.storedAfter(
+      server.id,
+      mailbox,
+      uidValidity,
+      progress.postProcessedUid,
+      limit,
+    );
+    // All of them, or up to the last one listed when there are more.
+    const uid = rows.length < limit ? progress.lastUid : (rows[rows.length - 1] as StoredMessage).uid;
+    const done = await this.postProcess(session, server, rows, { mailbox, uidValidity, uid }, log);
+    return done && rows.length < limit;
   }
 
+  /**
+   * Runs the server's action (`seen`, `move:`, `delete`; heartbeats are deleted) on stored
+   * messages, quarantined ones left where they are. On success, and when `upTo` is given, records
+   * that every message up to `upTo.uid` is done. Never rejects; answers whether it succeeded.
+   */
   private async postProcess(
     session: ImapSession,
     server: EmailServerRow,
     rows: StoredMessage[],
+    upTo: { mailbox: string; uidValidity: number; uid: number } | null,
     log: Logger,
-  ): Promise<void> {
+  ): Promise<boolean> {
     const eligible = rows.filter((r) => r.status !== 'quarantined');
-    if (eligible.length === 0) return;
     const heartbeats = eligible.filter((r) => r.status === 'heartbeat').map((r) => r.uid);
     const others = eligible.filter((r) => r.status !== 'heartbeat').map((r) => r.uid);
     try {
@@ -470,13 +497,13 @@ export class MailboxSync {
       if (action === 'seen') await session.markSeen(others);
       else if (action === 'delete') await session.delete(others);
       else if (action.startsWith('move:')) await session.move(others, action.slice('move:'.length));
-      await this.deps.store.messages.markPostProcessed(
-        eligible.map((r) => r.id),
-        new Date(),
-      );
+      if (upTo)
+        await this.deps.store.checkpoints.postProcessedUpTo(server.id, upTo.mailbox, upTo.uidValidity, upTo.uid);
+      return true;
     } catch (err) {
-      // The messages are stored; the action is retried on the next pass.
+      // The messages are stored; the action is retried on the next pass (running it twice is harmless).
       log.warn({ err, action: server.postProcess, count: eligible.length }, 'post-processing failed; will retry');
+      return false;
     }
   }
 }

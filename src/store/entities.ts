@@ -174,6 +174,7 @@ export const CheckpointEntity = new EntitySchema<CheckpointRow>({
     mailbox: { type: 'text', primary: true },
     uidValidity: int8('uid_validity'),
     lastUid: int8('last_uid'),
+    postProcessedUid: int8('post_processed_uid'),
     updatedAt: updated,
   },
   relations: {
@@ -215,7 +216,6 @@ export const InboundMessageEntity = new EntitySchema<InboundMessageRow>({
     bodyText: text('body_text', true),
     bodyHtml: text('body_html', true),
     attachments: json('attachments'),
-    postProcessedAt: time('post_processed_at', true),
   },
   relations: {
     server: {

@@ -8,13 +8,26 @@ export class CheckpointRepository {
   get(serverId: string, mailbox: string): Promise<CheckpointRow | null> {
     return this.em.findOneBy(CheckpointEntity, { serverId, mailbox });
   }
-  /** Sets the checkpoint (insert or update). */
+  /**
+   * Sets the checkpoint (insert or update). A new UIDVALIDITY starts post-processing progress
+   * over; with the same one it stays.
+   */
   async put(serverId: string, mailbox: string, uidValidity: number, lastUid: number): Promise<void> {
     await this.em.query(
-      `INSERT INTO mailbox_checkpoints (server_id, mailbox, uid_validity, last_uid, updated_at)
-       VALUES ($1, $2, $3, $4, now())
-       ON CONFLICT (server_id, mailbox) DO UPDATE SET uid_validity = $3, last_uid = $4, updated_at = now()`,
+      `INSERT INTO mailbox_checkpoints (server_id, mailbox, uid_validity, last_uid, post_processed_uid, updated_at)
+       VALUES ($1, $2, $3, $4, 0, now())
+       ON CONFLICT (server_id, mailbox) DO UPDATE SET uid_validity = $3, last_uid = $4, updated_at = now(),
+         post_processed_uid = CASE WHEN mailbox_checkpoints.uid_validity = $3
+                                   THEN mailbox_checkpoints.post_processed_uid ELSE 0 END`,
       [serverId, mailbox, uidValidity, lastUid],
+    );
+  }
+  /** Records that every message up to `uid` had its post-processing action run (never moves back). */
+  async postProcessedUpTo(serverId: string, mailbox: string, uidValidity: number, uid: number): Promise<void> {
+    await this.em.query(
+      `UPDATE mailbox_checkpoints SET post_processed_uid = GREATEST(post_processed_uid, $4)
+        WHERE server_id = $1 AND mailbox = $2 AND uid_validity = $3`,
+      [serverId, mailbox, uidValidity, uid],
     );
   }
 }
@@ -92,7 +105,6 @@ const MESSAGE_COLUMNS = [
   ['body_text', 'text'],
   ['body_html', 'text'],
   ['attachments', 'jsonb'],
-  ['post_processed_at', 'timestamptz'],
 ] as const;
 
 type MessageColumn = (typeof MESSAGE_COLUMNS)[number][0];
@@ -127,7 +139,6 @@ function messageRecord(row: NewInboundMessage): Record<MessageColumn, unknown> {
     body_text: row.bodyText,
     body_html: row.bodyHtml,
     attachments: row.attachments,
-    post_processed_at: row.postProcessedAt?.toISOString() ?? null,
   };
 }
 
@@ -212,30 +223,24 @@ export class InboundMessageRepository {
     );
     return rows[0]?.conversation_id ?? null;
   }
-  /** Messages stored but not yet post-processed in the mailbox (the action runs after the commit). */
-  pendingPostProcess(
+  /**
+   * Messages stored above `afterUid` in the mailbox, up to `limit`, in UID order: those whose
+   * post-processing action may not have run yet (the action runs after the commit).
+   */
+  async storedAfter(
     serverId: string,
     mailbox: string,
     uidValidity: number,
+    afterUid: number,
     limit: number,
-  ): Promise<InboundMessageRow[]> {
-    return this.em
-      .getRepository(InboundMessageEntity)
-      .createQueryBuilder('m')
-      .where('m.serverId = :serverId AND m.mailbox = :mailbox AND m.uidValidity = :uidValidity', {
-        serverId,
-        mailbox,
-        uidValidity,
-      })
-      .andWhere('m.postProcessedAt IS NULL')
-      .andWhere("m.status <> 'quarantined'")
-      .orderBy('m.uid', 'ASC')
-      .limit(limit)
-      .getMany();
-  }
-  async markPostProcessed(ids: string[], at: Date): Promise<void> {
-    if (ids.length === 0) return;
-    await this.em.query('UPDATE inbound_messages SET post_processed_at = $1 WHERE id = ANY($2::uuid[])', [at, ids]);
+  ): Promise<Array<Pick<InboundMessageRow, 'id' | 'uid' | 'status'>>> {
+    const rows: Array<{ id: string; uid: string; status: InboundMessageRow['status'] }> = await this.em.query(
+      `SELECT id, uid, status FROM inbound_messages
+        WHERE server_id = $1 AND mailbox = $2 AND uid_validity = $3 AND uid > $4
+        ORDER BY uid LIMIT $5`,
+      [serverId, mailbox, uidValidity, afterUid, limit],
+    );
+    return rows.map((r) => ({ id: r.id, uid: Number(r.uid), status: r.status }));
   }
   listByStatus(tenantId: string, serverId: string, status: string, limit: number): Promise<InboundMessageRow[]> {
     return this.em.find(InboundMessageEntity, {

@@ -100,6 +100,8 @@ export interface CheckpointRow {
   mailbox: string;
   uidValidity: number;
   lastUid: number;
+  /** Every message up to this UID had its post-processing action run (or needs none). */
+  postProcessedUid: number;
   updatedAt: Date;
 }
 
@@ -161,7 +163,6 @@ export interface InboundMessageRow {
   bodyText: string | null;
   bodyHtml: string | null;
   attachments: AttachmentInfo[];
-  postProcessedAt: Date | null;
 }
 
 export interface DeliveryRow {

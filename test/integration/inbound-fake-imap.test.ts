@@ -120,6 +120,43 @@ forEachBackend('inbound with the fake IMAP server', (kind) => {
     assert.equal(Number(rows[0]?.n), 5);
   });
 
+  it('moves what it routed, and retries an action that failed on the next pass without routing again', async () => {
+    imap.createMailbox('support@example.com', 'Archive');
+    const serverId = await addServer('Main', 'support@example.com');
+    const patched = await h.call<Obj>('PATCH', `/api/v1/tenants/${tenantId}/servers/${serverId}`, {
+      postProcess: 'move:Archive',
+    });
+    assert.equal(patched.status, 200, patched.raw);
+    const support = await addDestination(serverId, 'Support', 'support@example.com');
+    imap.faults.reply('UID MOVE', 'NO', { text: 'Archive is busy' });
+    imap.append('support@example.com', 'INBOX', rawMail({ subject: 'one' }));
+    imap.append('support@example.com', 'INBOX', rawMail({ subject: 'two' }));
+    await h.inbound.start();
+    await feedUntil(support, 2);
+    const progress = async (): Promise<number> => {
+      const rows = await h.store.query<{ uid: string }>(
+        'SELECT post_processed_uid AS uid FROM mailbox_checkpoints WHERE server_id = $1',
+        [serverId],
+      );
+      return Number(rows[0]?.uid);
+    };
+    // The move was refused: both stay in INBOX and the progress mark stays before them.
+    await eventually(async () => (h.logLines.some((l) => l.includes('post-processing failed')) ? true : undefined));
+    assert.equal(imap.messages('support@example.com', 'INBOX').length, 2);
+    assert.equal(await progress(), 0);
+
+    // The next pass (a new message through IDLE) moves the two left behind, then the new one.
+    imap.append('support@example.com', 'INBOX', rawMail({ subject: 'three' }));
+    await eventually(async () => (imap.messages('support@example.com', 'Archive').length === 3 ? true : undefined));
+    assert.equal(imap.messages('support@example.com', 'INBOX').length, 0);
+    await eventually(async () => ((await progress()) === 3 ? true : undefined));
+    const routed = await feedUntil(support, 3);
+    assert.deepEqual(
+      routed.map((m) => m.subject),
+      ['one', 'two', 'three'],
+    );
+  });
+
   it('picks up a new message through IDLE while watching', async () => {
     const serverId = await addServer('Main', 'support@example.com');
     const support = await addDestination(serverId, 'Support', 'support@example.com');

@@ -108,7 +108,6 @@ forEachBackend('outbound', (kind) => {
           bodyText: 'Hello?',
           bodyHtml: null,
           attachments: [],
-          postProcessedAt: null,
         },
         raw: null,
       },

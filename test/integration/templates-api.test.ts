@@ -75,7 +75,6 @@ forEachBackend('response files API', (kind) => {
         bodyText: 'hello',
         bodyHtml: null,
         attachments: [],
-        postProcessedAt: null,
       },
       null,
     );

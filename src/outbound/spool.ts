@@ -17,6 +17,7 @@ import { MailroomError } from '../shared/errors.js';
  *
  *   <dir>/LOCK
  *   <dir>/tmp/<id>
+ *   <dir>/sent/<accountId>/<seq>-<id>.msg       delivered (250), not yet recorded in the database
  *   <dir>/free/<n>                               delivered files waiting to be reused
  *   <dir>/queue/<accountId>/<seq>-<id>.msg     FIFO by name
  *   <dir>/dead/<accountId>/<seq>-<id>.msg      + .json with the reason
@@ -106,6 +107,8 @@ export class Spool {
   private readonly now: () => number;
   /** Queue folders known to exist (created once, not on every message). */
   private readonly queueDirs = new Set<string>();
+  /** `sent/` folders known to exist. */
+  private readonly sentDirs = new Set<string>();
   /** Files in `free/`, ready to take a new message. */
   private readonly free: string[] = [];
   private readonly maxFree: number;
@@ -122,7 +125,7 @@ export class Spool {
 
   /** Creates the folders and takes the lock (refused while another live process holds it). */
   async open(): Promise<void> {
-    for (const sub of ['tmp', 'queue', 'dead', 'corrupt', 'free'])
+    for (const sub of ['tmp', 'queue', 'dead', 'corrupt', 'free', 'sent'])
       await mkdir(join(this.dir, sub), { recursive: true });
     const lock = join(this.dir, 'LOCK');
     try {
@@ -221,6 +224,28 @@ export class Spool {
         `spool file ${item.name} is damaged (${(err as Error).message}); moved to corrupt/`,
       );
     }
+  }
+
+  /**
+   * Marks a message delivered (the server answered 250): its file leaves the queue for
+   * `sent/<account>/`, a rename, so that it is never sent again even if the engine stops before the
+   * delivery is in the database (the files found there at start are recorded then). Resolves with
+   * the file's new place.
+   */
+  async markSent(item: SpoolItem): Promise<SpoolItem> {
+    const sentDir = join(this.dir, 'sent', item.accountId);
+    if (!this.sentDirs.has(sentDir)) {
+      await mkdir(sentDir, { recursive: true });
+      this.sentDirs.add(sentDir);
+    }
+    const file = join(sentDir, item.name);
+    await rename(item.file, file);
+    return { ...item, file };
+  }
+
+  /** An account's delivered messages not yet recorded in the database (see {@link markSent}), oldest first. */
+  async listSent(accountId: string): Promise<SpoolItem[]> {
+    return this.listIn(join(this.dir, 'sent', accountId), accountId);
   }
 
   /**

@@ -118,6 +118,19 @@ describe('outbound crash safety (SIGKILL while accepting and delivering)', funct
         120_000,
         200,
       );
+      // Every accepted message ends on record as sent: one delivered just before a kill (its file
+      // already out of the queue, in sent/) is recorded when the engine starts again.
+      await eventually(
+        async () => {
+          const rows = await store.query<{ n: string }>(
+            `SELECT count(*) AS n FROM outbound_messages WHERE id = ANY($1::uuid[]) AND status <> 'sent'`,
+            [[...accepted]],
+          );
+          return Number(rows[0]?.n) === 0 ? true : undefined;
+        },
+        30_000,
+        200,
+      );
     } finally {
       child.kill('SIGTERM');
       await once(child, 'exit');

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { simpleParser } from 'mailparser';
-import type { CredentialService } from '../../src/auth/credentials.js';
+import { CredentialService } from '../../src/auth/credentials.js';
 import { OutboundService } from '../../src/outbound/outbound-service.js';
 import { MailroomError } from '../../src/shared/errors.js';
 import { startSmtpHarness, type SmtpHarness } from '../../src/harness/smtp-harness.js';
@@ -161,6 +161,50 @@ forEachBackend('outbound', (kind) => {
     assert.match(swept.lastReply, /never|before the message reached the spool/);
     await smtp.waitFor(1);
     assert.equal(smtp.messages.length, 1, 'only the spooled message is sent');
+  });
+
+  it('records at start a message delivered just before the engine stopped, and never sends it again', async () => {
+    const { serverId, destinationId } = await account(1);
+    await smtp.stop();
+    await h.outbound.start();
+    const accepted = await send(destinationId, {
+      to: ['c@example.net'],
+      subject: 'delivered, then a crash',
+      text: 'x',
+    });
+    assert.equal(accepted.status, 202, accepted.raw);
+    await h.outbound.stop();
+    // As after a 250 and a kill before the database had it: the file is out of the queue, in sent/.
+    const [item] = await h.outbound.spool.list(serverId);
+    assert.ok(item);
+    await h.outbound.spool.markSent(item);
+    await smtp.start();
+    const again = new OutboundService({
+      store: h.store,
+      credentials: new CredentialService(h.sealer),
+      logger: quietLogger,
+      spoolDir: h.spoolDir,
+      instanceId: 'test-instance',
+      options: { fsync: false, heartbeatIntervalMs: 0 },
+    });
+    try {
+      await again.start();
+      const recorded = await eventually(async () => {
+        const row = await again.get(tenantId, destinationId, accepted.body.id);
+        return row.status === 'sent' ? row : undefined;
+      });
+      assert.match(String(recorded.lastReply), /recorded on restart/);
+      const logged = await h.store.query<{ n: string }>(
+        'SELECT count(*) AS n FROM smtp_send_log WHERE outbound_id = $1',
+        [accepted.body.id],
+      );
+      assert.equal(Number(logged[0]?.n), 1, 'in the send log, so the hourly limit counts it');
+      assert.deepEqual(await again.spool.listSent(serverId), []);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(smtp.messages.length, 0, 'not sent a second time');
+    } finally {
+      await again.stop();
+    }
   });
 
   it('never lets CR/LF in a subject or name create headers or recipients', async () => {

@@ -437,28 +437,34 @@ export class AccountQueue {
   private async recordEachSent(spool: Spool, store: Store): Promise<void> {
     for (const item of await spool.listSent(this.server.id)) {
       if (this.finishing.has(item.name)) continue;
-      let header: SpoolHeader;
       let sentAt: Date;
       try {
-        header = (await spool.read(item)).header;
-        sentAt = (await stat(item.file)).ctime;
-      } catch (err) {
-        // Damaged (moved to corrupt/) or gone: it was delivered, there is nothing to send.
-        this.log.warn({ err, file: item.name }, 'a delivered message in sent/ could not be read');
-        continue;
+        sentAt = (await stat(item.file)).ctime; // the rename into sent/, right after the 250
+      } catch {
+        continue; // gone meanwhile
       }
-      const row = await store.outbound.byId(header.id);
+      const row = await store.outbound.byId(item.id);
       if (row?.status !== 'sent') {
-        if (!row) await store.outbound.insertMissing(this.rowFromHeader(header));
+        if (!row) {
+          // No status row (the engine stopped between spooling and recording): rebuilt from the file.
+          let header: SpoolHeader;
+          try {
+            header = (await spool.read(item)).header;
+          } catch (err) {
+            this.log.warn({ err, file: item.name }, 'a delivered message in sent/ has no status row and is unreadable');
+            continue;
+          }
+          await store.outbound.insertMissing(this.rowFromHeader(header));
+        }
         await this.deps.recordSent({
-          id: header.id,
+          id: item.id,
           sentAt,
           reply: '250 (delivered before the engine stopped; recorded on restart)',
           responseCode: 250,
           attempts: (row?.attempts ?? 0) + 1,
           firstAttemptAt: row?.firstAttemptAt ?? sentAt,
         });
-        await this.deps.confirmSent(header.id);
+        await this.deps.confirmSent(item.id);
       }
       await spool.remove(item);
     }

@@ -136,12 +136,6 @@ export class ParsePool {
     return { ...rest, content: Buffer.from(content.buffer, content.byteOffset, content.byteLength) };
   }
 
-  /** Starts the workers now, so that the first message does not wait for them (they take a second to load). */
-  warm(): void {
-    if (this.closing) return;
-    while (this.slots.length < this.size) this.spawn();
-  }
-
   /** Terminates the workers; pending calls reject. Idempotent: a second call returns the first one's promise. */
   close(): Promise<void> {
     if (this.closing) return this.closing;

@@ -33,8 +33,8 @@ runBench(BENCH, async () => {
   );
   progress(BENCH, `appended ${MESSAGES} messages in ${Math.round(performance.now() - t)} ms`);
 
-  const baselineMs = await baseline();
-  progress(BENCH, `baseline: ${MESSAGES} fetched and parsed in ${Math.round(baselineMs)} ms`);
+  const baselineBeforeMs = await baseline();
+  progress(BENCH, `baseline before: ${MESSAGES} fetched and parsed in ${Math.round(baselineBeforeMs)} ms`);
 
   const mailroom = await prepareMailroom(dovecot, USER, ADDRESS);
   let routed = 0;
@@ -53,6 +53,12 @@ runBench(BENCH, async () => {
   const [row] = await mailroom.store.query<{ n: string }>('SELECT count(*) AS n FROM inbound_deliveries');
   if (Number(row?.n) !== MESSAGES) throw new Error(`expected ${MESSAGES} deliveries, found ${row?.n}`);
 
+  // Measured again once everything has run: the first baseline pays the JIT warm-up of imapflow
+  // and mailparser, which Mailroom (using both) then gets for free; the mean is the baseline.
+  const baselineAfterMs = await baseline();
+  progress(BENCH, `baseline after: ${Math.round(baselineAfterMs)} ms`);
+  const baselineMs = (baselineBeforeMs + baselineAfterMs) / 2;
+
   emit(
     compare(
       BENCH,
@@ -63,7 +69,13 @@ runBench(BENCH, async () => {
       {
         ratioAtLeast: 0.8,
       },
-      { messages: MESSAGES, mailroomMs: Math.round(mailroomMs), baselineMs: Math.round(baselineMs) },
+      {
+        messages: MESSAGES,
+        mailroomMs: Math.round(mailroomMs),
+        baselineMs: Math.round(baselineMs),
+        baselineBeforeMs: Math.round(baselineBeforeMs),
+        baselineAfterMs: Math.round(baselineAfterMs),
+      },
     ),
   );
 

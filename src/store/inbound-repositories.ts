@@ -156,6 +156,23 @@ function messageRecord(row: NewInboundMessage): Record<MessageKey, unknown> {
   };
 }
 
+/**
+ * JSON escapes of what PostgreSQL refuses: U+0000 and lone UTF-16 surrogates (`JSON.stringify`
+ * writes a lone surrogate as `\udxxx`, a well-formed pair as it is). A text that holds such an
+ * escape literally matches too; it only costs a cleaning pass that changes nothing.
+ */
+const REFUSED_ESCAPE = /\\u0000|\\ud[89a-f]/i;
+
+/**
+ * The rows as one JSON document. Nearly every batch is clean: one scan of the document finds out,
+ * instead of a walk through every string of every row; a batch that is not is cleaned row by row.
+ */
+function messagesJson(items: Array<{ row: NewInboundMessage }>): string {
+  const json = JSON.stringify(items.map((i) => messageRecord(i.row)));
+  if (!REFUSED_ESCAPE.test(json)) return json;
+  return JSON.stringify(items.map((i) => messageRecord(withoutNul(i.row))));
+}
+
 export class InboundMessageRepository {
   constructor(private readonly em: EntityManager) {}
 
@@ -173,8 +190,7 @@ export class InboundMessageRepository {
    */
   async insertBatch(items: Array<{ row: NewInboundMessage; raw: Buffer | null }>): Promise<Set<string>> {
     if (items.length === 0) return new Set();
-    const rows = items.map((i) => messageRecord(withoutNul(i.row)));
-    const result: Array<{ id: string }> = await this.em.query(INSERT_MESSAGES, [JSON.stringify(rows)]);
+    const result: Array<{ id: string }> = await this.em.query(INSERT_MESSAGES, [messagesJson(items)]);
     const inserted = new Set(result.map((r) => r.id));
     const raws = items.filter((i) => i.raw !== null && inserted.has(i.row.id));
     for (let start = 0; start < raws.length; start += RAW_ROWS_PER_STATEMENT) {

@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { createAccounts } from '../../src/accounts/index.js';
+import { SecretSealer } from '../../src/shared/sealed-secrets.js';
+import type { NewInboundMessage } from '../../src/store/inbound-repositories.js';
 import { forEachBackend } from '../support/api-harness.js';
-import { resetStore, sharedStore } from '../support/database.js';
+import { quietLogger, resetStore, sharedStore } from '../support/database.js';
+import { serverBody } from '../support/fixtures.js';
 import { MIGRATIONS } from '../../src/store/migrations/index.js';
 import { newId, uniqueViolationOf, type Store } from '../../src/store/store.js';
 
@@ -64,6 +69,54 @@ forEachBackend('store', (kind) => {
     assert.deepEqual(
       (await store.tenants.list()).map((t) => t.name),
       ['Beside'],
+    );
+  });
+
+  it('stores message rows holding U+0000 and lone surrogates, cleaned, beside clean rows of the same batch', async () => {
+    const accounts = createAccounts(store, new SecretSealer(randomBytes(32)), quietLogger);
+    const tenant = await accounts.tenants.create({ name: 'Hostile' });
+    const server = await accounts.servers.create(tenant.id, serverBody(1));
+    const row = (uid: number, subject: string, name: string, bodyText: string): NewInboundMessage => ({
+      id: newId(),
+      tenantId: tenant.id,
+      serverId: server.id,
+      mailbox: 'INBOX',
+      uidValidity: 1,
+      uid,
+      status: 'routed',
+      quarantineReason: null,
+      messageIdHeader: `m${uid}@example.net`,
+      dedupeKey: `mid:m${uid}@example.net`,
+      conversationId: newId(),
+      subject,
+      fromAddress: 'jane@example.net',
+      fromName: null,
+      recipients: { to: [{ address: 'support@example.com', name }], cc: [], deliveredTo: [], xOriginalTo: [] },
+      sentAt: null,
+      receivedAt: new Date('2026-03-04T10:00:00Z'),
+      size: 100,
+      classification: { autoReply: false, bounce: false, loop: false, reasons: [] },
+      inReplyTo: null,
+      references: [],
+      bodyText,
+      bodyHtml: null,
+      attachments: [],
+    });
+    const rows = [
+      row(1, 'Clean', 'Support', 'A path: C:\\users\\u0000 is text, not a NUL'),
+      row(2, 'Nul\u0000byte', 'Lone \ud800 high', 'body\u0000'),
+      row(3, 'Pair \ud83d\ude00 kept', 'Lone \udc00 low', 'fine'),
+    ];
+    const inserted = await store.messages.insertBatch(rows.map((r) => ({ row: r, raw: Buffer.from('x') })));
+    assert.equal(inserted.size, 3);
+    const stored = await Promise.all(rows.map((r) => store.messages.get(tenant.id, r.id)));
+    assert.deepEqual(
+      stored.map((m) => [m?.subject, m?.recipients.to[0]?.name, m?.bodyText]),
+      [
+        ['Clean', 'Support', 'A path: C:\\users\\u0000 is text, not a NUL'],
+        ['Nulbyte', 'Lone \ufffd high', 'body'],
+        ['Pair \ud83d\ude00 kept', 'Lone \ufffd low', 'fine'],
+      ],
     );
   });
 });

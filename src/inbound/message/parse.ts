@@ -88,13 +88,17 @@ function toParsedMessage(mail: ParsedMail, raw: Buffer, headerBytes: number): Pa
     const value = lines.get(name)?.[0];
     if (value !== undefined) headers[name] = value;
   }
-  const headerHash = createHash('sha256').update(raw.subarray(0, headerBytes)).update(`\0${raw.length}`).digest('hex');
   const dateHeader = lines.get('date')?.[0];
   // mailparser substitutes the current time for an unreadable Date; report that as no date.
   const readable = dateHeader !== undefined && !Number.isNaN(Date.parse(dateHeader));
   const date = readable && mail.date instanceof Date && !Number.isNaN(mail.date.getTime()) ? mail.date : null;
+  const messageId = messageIds(mail.messageId)[0] ?? null;
+  const headerHash =
+    messageId === null
+      ? createHash('sha256').update(raw.subarray(0, headerBytes)).update(`\0${raw.length}`).digest('hex')
+      : null;
   return {
-    messageId: messageIds(mail.messageId)[0] ?? null,
+    messageId,
     subject: mail.subject ?? '',
     from: addresses(mail.from)[0] ?? null,
     replyTo: addresses(mail.replyTo),
@@ -126,10 +130,8 @@ function headerValues(mail: ParsedMail): Map<string, string[]> {
   const values = new Map<string, string[]>();
   for (const { key, line } of mail.headerLines ?? []) {
     const colon = line.indexOf(':');
-    const value = line
-      .slice(colon + 1)
-      .replace(/\r?\n(?=[ \t])/g, '')
-      .trim();
+    const rest = line.slice(colon + 1);
+    const value = (rest.includes('\n') ? rest.replace(/\r?\n(?=[ \t])/g, '') : rest).trim();
     const list = values.get(key);
     if (list) list.push(value);
     else values.set(key, [value]);
@@ -140,14 +142,16 @@ function headerValues(mail: ParsedMail): Map<string, string[]> {
 function addresses(header: AddressObject | AddressObject[] | undefined): ParsedAddress[] {
   const objects = header === undefined ? [] : Array.isArray(header) ? header : [header];
   const out: ParsedAddress[] = [];
-  const visit = (entries: AddressObject['value']): void => {
-    for (const entry of entries) {
-      if (entry.group) visit(entry.group);
-      else if (entry.address) out.push({ address: entry.address, name: entry.name ?? '' });
-    }
-  };
-  for (const object of objects) visit(object.value);
+  for (const object of objects) collectAddresses(object.value, out);
   return out;
+}
+
+/** Appends the addresses of `entries` to `out`, those of groups included (no closure per call: hot path). */
+function collectAddresses(entries: AddressObject['value'], out: ParsedAddress[]): void {
+  for (const entry of entries) {
+    if (entry.group) collectAddresses(entry.group, out);
+    else if (entry.address) out.push({ address: entry.address, name: entry.name ?? '' });
+  }
 }
 
 /** Message-IDs in a header value, without angle brackets; a bare value counts as one. */

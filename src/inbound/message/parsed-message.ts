@@ -96,8 +96,11 @@ export interface ParsedMessage {
   attachments: ParsedAttachment[];
   /** {@link SELECTED_HEADERS} that are present, keyed by lower-case name. */
   headers: Record<string, string>;
-  /** SHA-256 hex of the raw header block and the total size: a dedupe key when Message-ID is missing. */
-  headerHash: string;
+  /**
+   * SHA-256 hex of the raw header block and the total size: the dedupe key of a message without a
+   * Message-ID (null when it has one: then it is not needed).
+   */
+  headerHash: string | null;
 }
 
 export type ParseResult = { ok: true; message: ParsedMessage } | ParseFailure;

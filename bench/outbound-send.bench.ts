@@ -27,7 +27,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { mkdtemp, open, rename, rm } from 'node:fs/promises';
+import { mkdtemp, open, rename, rm, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -96,6 +96,66 @@ async function baselineThroughput(smtp: SmtpHarness): Promise<number> {
     await sendMany(BASELINE_WARMUP);
     const t = performance.now();
     await sendMany(MESSAGES);
+    return MESSAGES / ((performance.now() - t) / 1000);
+  } finally {
+    transport.close();
+    smtp.messages.length = 0;
+  }
+}
+
+/**
+ * The same sends as {@link baselineThroughput}, each one first made durable as the spool must
+ * (a file opened exclusively, written, fsynced, renamed, its folder fsynced), CONCURRENCY at a
+ * time, and the file deleted after the 250: the floor of a design that keeps one durable file per
+ * message, with no HTTP, no validation and no database. A reference for the throughput figure,
+ * with no target; msg/s after an untimed warm-up.
+ */
+async function durableBaselineThroughput(smtp: SmtpHarness, dir: string): Promise<number> {
+  const transport = nodemailer.createTransport({
+    host: smtp.host,
+    port: smtp.port,
+    secure: false,
+    pool: true,
+    maxConnections: 1,
+    maxMessages: Infinity,
+    logger: false,
+  });
+  const data = randomBytes(1_200);
+  const sendMany = async (label: string, count: number): Promise<void> => {
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      for (let n = next++; n < count; n = next++) {
+        const tmp = join(dir, `${label}-${n}.tmp`);
+        const file = join(dir, `${label}-${n}.msg`);
+        const handle = await open(tmp, 'wx');
+        try {
+          await handle.writeFile(data);
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+        await rename(tmp, file);
+        const folder = await open(dir, constants.O_RDONLY);
+        try {
+          await folder.sync();
+        } finally {
+          await folder.close();
+        }
+        await transport.sendMail({
+          from: '"ACME Support" <support@bench.example>',
+          to: 'customer@example.net',
+          subject: `Durable ${n}`,
+          text: TEXT,
+        });
+        await unlink(file);
+      }
+    };
+    await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  };
+  try {
+    await sendMany('warm-up', BASELINE_WARMUP);
+    const t = performance.now();
+    await sendMany('timed', MESSAGES);
     return MESSAGES / ((performance.now() - t) / 1000);
   } finally {
     transport.close();
@@ -220,6 +280,11 @@ async function main(): Promise<void> {
     baselineBefore: Math.round(baselineBefore * 10) / 10,
     baselineAfter: Math.round(baselineAfter * 10) / 10,
   };
+  const durableDir = await mkdtemp(join(tmpdir(), 'mailroom-bench-durable-'));
+  addCleanup(() => rm(durableDir, { recursive: true, force: true }));
+  progress(BENCH, `reference: bare pooled nodemailer with a durable file per message, ${CONCURRENCY} at a time`);
+  const durable = await durableBaselineThroughput(smtp, durableDir);
+  progress(BENCH, `reference: ${durable.toFixed(1)} msg/s`);
   emit(
     compare(
       BENCH,
@@ -237,6 +302,15 @@ async function main(): Promise<void> {
         ...baselineDetails,
       },
     ),
+  );
+  // The same figure next to the durable reference (no target): how far the engine is from the
+  // floor of one durable file per message.
+  emit(
+    compare(BENCH, 'throughput-vs-durable-sends', 'msg/s', throughput, durable, null, {
+      messages: MESSAGES,
+      concurrency: CONCURRENCY,
+      fsync: 'on',
+    }),
   );
 
   const bytes = 1_200; // about one composed message with its spool header

@@ -266,6 +266,35 @@ forEachBackend('inbound with the fake IMAP server', (kind) => {
     await eventually(async () => (h.inbound.status(serverId).lastUid.INBOX === 5 ? true : undefined));
   });
 
+  it('quarantines a message the server lists but does not send, with its header, and routes the rest', async () => {
+    const serverId = await addServer('Main', 'support@example.com');
+    const support = await addDestination(serverId, 'Support', 'support@example.com');
+    for (const subject of ['first', 'second', 'third']) {
+      imap.append('support@example.com', 'INBOX', rawMail({ subject }));
+    }
+    // UID 2 is found by SEARCH, then left out of the answer to the FETCH of the sources.
+    imap.faults.omitFromFetch(2);
+    await h.inbound.start();
+    const routed = await feedUntil(support, 2);
+    assert.deepEqual(
+      routed.map((m) => m.subject),
+      ['first', 'third'],
+    );
+    const quarantinedOf = async (): Promise<Obj[]> =>
+      (await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/servers/${serverId}/messages?status=quarantined`)).body
+        .messages as Obj[];
+    const [failed, ...others] = await quarantinedOf();
+    assert.deepEqual(others, []);
+    assert.match(String(failed?.quarantineReason), /^fetch-failed: /);
+    assert.equal(failed?.subject, 'second', 'its subject, read from the header');
+    await eventually(async () => (h.inbound.status(serverId).lastUid.INBOX === 3 ? true : undefined));
+    // Passed for good: the next message is routed and the failed one is not fetched again.
+    imap.append('support@example.com', 'INBOX', rawMail({ subject: 'fourth' }));
+    const after = await feedUntil(support, 3);
+    assert.equal(after[2]?.subject, 'fourth');
+    assert.equal((await quarantinedOf()).length, 1);
+  });
+
   it('serves a message, its raw source and attachments, and lets one agent claim it', async () => {
     const serverId = await addServer('Main', 'support@example.com');
     const support = await addDestination(serverId, 'Support', 'support@example.com');

@@ -31,6 +31,8 @@ export class FaultInjector {
   private rules: FaultRule[] = [];
   private refusingLogins = false;
   private withoutIdle = false;
+  /** UIDs left out of FETCH answers, with how many answers each is still left out of. */
+  private readonly omitted = new Map<number, number>();
 
   constructor(options: { idle?: boolean } = {}) {
     this.withoutIdle = options.idle === false;
@@ -49,6 +51,27 @@ export class FaultInjector {
   /** Answers the command with a tagged NO or BAD instead of running it. */
   reply(command: string, status: 'NO' | 'BAD', options: ReplyFaultOptions = {}): void {
     this.add(command, { kind: 'reply', status, code: options.code, text: options.text ?? 'Injected failure' }, options);
+  }
+
+  /**
+   * Leaves the message with this UID out of FETCH answers (the command still succeeds), as a
+   * server does with a message another session expunged: listed by SEARCH, never sent.
+   */
+  omitFromFetch(uid: number, options: FaultTimes = {}): void {
+    const times = options.times ?? 1;
+    if (!(times > 0)) {
+      throw new Error('Fault times must be a positive number');
+    }
+    this.omitted.set(uid, times);
+  }
+
+  /** Whether a FETCH answer leaves this UID out, counting it against its rule. */
+  omitsFromFetch(uid: number): boolean {
+    const remaining = this.omitted.get(uid);
+    if (remaining === undefined) return false;
+    if (remaining <= 1) this.omitted.delete(uid);
+    else this.omitted.set(uid, remaining - 1);
+    return true;
   }
 
   /** Answers every LOGIN and AUTHENTICATE with `NO [AUTHENTICATIONFAILED]`, whatever the credentials. */
@@ -72,6 +95,7 @@ export class FaultInjector {
   /** Removes every rule and turns login refusal off; the IDLE setting is kept. */
   clear(): void {
     this.rules = [];
+    this.omitted.clear();
     this.refusingLogins = false;
   }
 

@@ -153,6 +153,8 @@ export const fetch: CommandSpec = {
     const marksSeen = !view.readOnly && items.some((item) => item.kind === 'section' && !item.peek);
     let changed = false;
     for (const { seq, message } of view.select(ranges, uid)) {
+      // A server may leave out a message it can no longer serve (expunged by another session).
+      if (ctx.faults.omitsFromFetch(message.uid)) continue;
       const answer = [...items];
       if (marksSeen && !message.flags.has('\\Seen')) {
         message.flags.add('\\Seen');

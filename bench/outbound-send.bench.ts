@@ -31,7 +31,7 @@ import { mkdtemp, open, rename, rm, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import nodemailer from 'nodemailer';
+import nodemailer, { type Transporter } from 'nodemailer';
 import pg from 'pg';
 import { createAccounts } from '../src/accounts/index.js';
 import { buildApi } from '../src/api/http-server.js';
@@ -70,9 +70,9 @@ async function missingRequirement(): Promise<string | null> {
   }
 }
 
-/** Bare pooled nodemailer, one connection: the baseline throughput, msg/s (after an untimed warm-up). */
-async function baselineThroughput(smtp: SmtpHarness): Promise<number> {
-  const transport = nodemailer.createTransport({
+/** A bare pooled nodemailer transport to the harness, one connection, as the baselines use it. */
+function bareTransport(smtp: SmtpHarness): Transporter {
+  return nodemailer.createTransport({
     host: smtp.host,
     port: smtp.port,
     secure: false,
@@ -81,6 +81,30 @@ async function baselineThroughput(smtp: SmtpHarness): Promise<number> {
     maxMessages: Infinity,
     logger: false,
   });
+}
+
+/** Writes `data` durably as `dir/name`: opened exclusively under a temporary name, fsynced, renamed, the folder fsynced. */
+async function durableWrite(dir: string, name: string, data: Buffer): Promise<void> {
+  const tmp = join(dir, `${name}.tmp`);
+  const handle = await open(tmp, 'wx');
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(tmp, join(dir, name));
+  const folder = await open(dir, constants.O_RDONLY);
+  try {
+    await folder.sync();
+  } finally {
+    await folder.close();
+  }
+}
+
+/** Bare pooled nodemailer, one connection: the baseline throughput, msg/s (after an untimed warm-up). */
+async function baselineThroughput(smtp: SmtpHarness): Promise<number> {
+  const transport = bareTransport(smtp);
   const sendMany = (count: number): Promise<unknown> =>
     Promise.all(
       Array.from({ length: count }, (_, n) =>
@@ -111,43 +135,20 @@ async function baselineThroughput(smtp: SmtpHarness): Promise<number> {
  * with no target; msg/s after an untimed warm-up.
  */
 async function durableBaselineThroughput(smtp: SmtpHarness, dir: string): Promise<number> {
-  const transport = nodemailer.createTransport({
-    host: smtp.host,
-    port: smtp.port,
-    secure: false,
-    pool: true,
-    maxConnections: 1,
-    maxMessages: Infinity,
-    logger: false,
-  });
+  const transport = bareTransport(smtp);
   const data = randomBytes(1_200);
   const sendMany = async (label: string, count: number): Promise<void> => {
     let next = 0;
     const worker = async (): Promise<void> => {
       for (let n = next++; n < count; n = next++) {
-        const tmp = join(dir, `${label}-${n}.tmp`);
-        const file = join(dir, `${label}-${n}.msg`);
-        const handle = await open(tmp, 'wx');
-        try {
-          await handle.writeFile(data);
-          await handle.sync();
-        } finally {
-          await handle.close();
-        }
-        await rename(tmp, file);
-        const folder = await open(dir, constants.O_RDONLY);
-        try {
-          await folder.sync();
-        } finally {
-          await folder.close();
-        }
+        await durableWrite(dir, `${label}-${n}.msg`, data);
         await transport.sendMail({
           from: '"ACME Support" <support@bench.example>',
           to: 'customer@example.net',
           subject: `Durable ${n}`,
           text: TEXT,
         });
-        await unlink(file);
+        await unlink(join(dir, `${label}-${n}.msg`));
       }
     };
     await Promise.all(Array.from({ length: CONCURRENCY }, worker));
@@ -169,21 +170,7 @@ async function bareDurableWrites(dir: string, bytes: number): Promise<number[]> 
   const samples: number[] = [];
   for (let n = 0; n < LATENCY_BASELINE_WRITES; n += 1) {
     const t = performance.now();
-    const tmp = join(dir, `tmp-${n}`);
-    const handle = await open(tmp, 'wx');
-    try {
-      await handle.writeFile(data);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(tmp, join(dir, `${n}.msg`));
-    const folder = await open(dir, constants.O_RDONLY);
-    try {
-      await folder.sync();
-    } finally {
-      await folder.close();
-    }
+    await durableWrite(dir, `${n}.msg`, data);
     samples.push(performance.now() - t);
   }
   return samples;

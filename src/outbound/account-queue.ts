@@ -451,7 +451,12 @@ export class AccountQueue {
           try {
             header = (await spool.read(item)).header;
           } catch (err) {
-            this.log.warn({ err, file: item.name }, 'a delivered message in sent/ has no status row and is unreadable');
+            // spool.read moved the file to corrupt/: the message was delivered (250), nothing is sent again.
+            this.log.warn(
+              { err, outboundId: item.id, file: item.name, alert: 'spool_corrupt' },
+              'a delivered message left in sent/ has no status row and its file is damaged; moved to corrupt/ ' +
+                '(it was delivered, nothing is sent again; check the disk under the spool folder)',
+            );
             continue;
           }
           await store.outbound.insertMissing(this.rowFromHeader(header));
@@ -459,7 +464,7 @@ export class AccountQueue {
         await this.deps.recordSent({
           id: item.id,
           sentAt,
-          reply: '250 (delivered before the engine stopped; recorded on restart)',
+          reply: '250 (delivered; recorded later from the spool’s sent/ folder)',
           responseCode: 250,
           attempts: (row?.attempts ?? 0) + 1,
           firstAttemptAt: row?.firstAttemptAt ?? sentAt,

@@ -193,7 +193,7 @@ forEachBackend('outbound', (kind) => {
         const row = await again.get(tenantId, destinationId, accepted.body.id);
         return row.status === 'sent' ? row : undefined;
       });
-      assert.match(String(recorded.lastReply), /recorded on restart/);
+      assert.match(String(recorded.lastReply), /recorded later from the spool’s sent\/ folder/);
       const logged = await h.store.query<{ n: string }>(
         'SELECT count(*) AS n FROM smtp_send_log WHERE outbound_id = $1',
         [accepted.body.id],

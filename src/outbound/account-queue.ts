@@ -7,9 +7,9 @@ import { outboundMessages, rateLimitWaits } from '../shared/metrics.js';
 import type { SentRecord } from '../store/outbound-repositories.js';
 import type { EmailServerRow } from '../store/rows.js';
 import type { Store } from '../store/store.js';
-import { classifyDeliveryError, retryDelayMs, type DeliveryFailure } from './delivery-error.js';
+import { certainlyNotDelivered, classifyDeliveryError, retryDelayMs, type DeliveryFailure } from './delivery-error.js';
 import type { OutboundOptions } from './options.js';
-import { nextSendAllowedAt, RATE_WINDOW_MS } from './rate-limit.js';
+import { nextPlaceAt, PLACE_HOLD_MS, RATE_WINDOW_MS } from './rate-limit.js';
 import { SmtpTransport } from './smtp-transport.js';
 import { queuedAtOf, seqTimeOf, type Spool, type SpoolHeader, type SpoolItem } from './spool.js';
 import { WaitingWarning } from './waiting-warning.js';
@@ -105,8 +105,6 @@ export class AccountQueue {
   private listingStale = true;
   /** Attempts so far per message, known without reading its row (accepted here, or read once). */
   private readonly facts = new Map<string, { attempts: number; firstAttemptAt: Date | null }>();
-  /** The last delivery whose database record is still being written (the rate limit reads that record). */
-  private recording: Promise<void> | null = null;
   /**
    * The last delivery not yet marked in the spool (its file renamed into `sent/`, or, should that
    * fail, its database record written): the next message's final dot waits for it.
@@ -272,11 +270,15 @@ export class AccountQueue {
       }
       const limit = this.server.smtpRateLimitPerHour;
       if (limit > 0) {
-        await this.recording?.catch(() => undefined); // the last send must be in the log it reads
-        const sends = (await store.sendLog.since(this.server.id, new Date(now - RATE_WINDOW_MS))).map((d) =>
-          d.getTime(),
+        // A place in the send log, taken under a lock every instance sharing the database
+        // respects: two engines delivering for this account never both take the last one.
+        const allowedAt = await store.sendLog.reserve(
+          this.server.id,
+          item.id,
+          new Date(now),
+          new Date(now - RATE_WINDOW_MS - PLACE_HOLD_MS),
+          (lines) => nextPlaceAt(lines, limit, now),
         );
-        const allowedAt = nextSendAllowedAt(sends, limit, now);
         if (allowedAt > now) {
           if (this.status.rateLimitedUntil === null) rateLimitWaits.inc(this.labels());
           this.status.rateLimitedUntil = new Date(allowedAt).toISOString();
@@ -284,18 +286,29 @@ export class AccountQueue {
         }
       }
       this.status.rateLimitedUntil = null;
-      const carryOn = await this.deliver(item);
+      const carryOn = await this.deliver(item, limit > 0);
       if (!carryOn) return;
     }
   }
 
-  /** Sends one message; false when the queue must stop (paused or held). */
-  private async deliver(item: SpoolItem): Promise<boolean> {
+  /**
+   * Sends one message; false when the queue must stop (paused or held). With `placeTaken`, the
+   * rate limit took a place in the send log for it: given back unless the message may have gone.
+   */
+  private async deliver(item: SpoolItem, placeTaken: boolean): Promise<boolean> {
     const { clock, spool, store } = this.deps;
+    const giveBackPlace = async (): Promise<void> => {
+      if (!placeTaken) return;
+      await store.sendLog.release(item.id).catch((err: unknown) =>
+        // The place then counts as a send for an hour and a quarter: fewer sends, never more.
+        this.log.warn({ err, outboundId: item.id }, 'could not give back a rate-limit place'),
+      );
+    };
     let read;
     try {
       read = await this.readSpooled(item);
     } catch (err) {
+      await giveBackPlace();
       this.removePending(item);
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true; // removed by someone else
       this.log.error(
@@ -313,6 +326,7 @@ export class AccountQueue {
       const row = await store.outbound.byId(item.id);
       if (row?.status === 'sent') {
         // Recorded as sent, but the file outlived it (the process or the machine stopped in between).
+        await giveBackPlace();
         await spool.remove(item);
         this.removePending(item);
         return true;
@@ -347,6 +361,7 @@ export class AccountQueue {
       outboundMessages.inc({ ...this.labels(), outcome: 'sent' });
       return true;
     } catch (err) {
+      if (certainlyNotDelivered(err)) await giveBackPlace();
       const failure = classifyDeliveryError(err);
       this.status.lastReply = failure.reply;
       this.status.lastErrorAt = new Date(clock.now()).toISOString();
@@ -367,7 +382,6 @@ export class AccountQueue {
    */
   private track(item: SpoolItem, record: SentRecord): void {
     const recording = this.deps.recordSent(record);
-    this.recording = recording;
     recording.catch(() => undefined); // reported below
     this.finishing.add(item.name);
     const marked = this.deps.spool.markSent(item).catch((err: unknown) => {
@@ -411,7 +425,6 @@ export class AccountQueue {
       .finally(() => {
         this.settling.delete(settled);
         this.finishing.delete(item.name);
-        if (this.recording === recording) this.recording = null;
         if (this.marking === marking) this.marking = null;
         if (retry) this.refresh();
       });

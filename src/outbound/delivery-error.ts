@@ -71,3 +71,25 @@ export function retryDelayMs(attempt: number, throttled: boolean): number {
   const base = Math.min(60 * 60_000, 60_000 * 2 ** Math.max(0, attempt - 1));
   return throttled ? Math.max(base, 15 * 60_000) : base;
 }
+
+/** Library error codes raised before any byte of a message could reach a server. */
+const NOTHING_SENT_CODES = new Set([
+  'CREDENTIALS_UNAVAILABLE',
+  'EAUTH',
+  'ECONNREFUSED',
+  'EDNS',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+]);
+
+/**
+ * Whether a failed delivery surely did not deliver the message: the server answered with a
+ * refusal (any reply code: a refused command, or a refusal after the final dot), or no connection
+ * was ever made. A connection lost during or after DATA, a timeout or an unknown error may have
+ * delivered it; the hourly rate limit then keeps counting it.
+ */
+export function certainlyNotDelivered(err: unknown): boolean {
+  const e = (typeof err === 'object' && err !== null ? err : {}) as SmtpErrorLike;
+  if (typeof e.responseCode === 'number' && e.responseCode >= 400) return true;
+  return typeof e.code === 'string' && NOTHING_SENT_CODES.has(e.code);
+}

@@ -14,3 +14,28 @@ export function nextSendAllowedAt(sends: readonly number[], limit: number, now: 
   const blocking = recent[recent.length - limit] as number;
   return blocking + RATE_WINDOW_MS;
 }
+
+/**
+ * [900000] How long a place taken before a send counts as "sending now" while no record of the
+ * delivery replaces it (15 min, longer than any SMTP timeout). A place left behind by an engine
+ * that stopped during the send then counts as a send at that later time: the message may have
+ * gone, so the limit errs on the side of fewer sends.
+ */
+export const PLACE_HOLD_MS = 15 * 60 * 1000;
+
+/** A line of the send log: a recorded send, or a place taken before a send not recorded yet. */
+export interface SendLogLine {
+  sentAt: Date;
+  recorded: boolean;
+}
+
+/**
+ * When the next message may go, counting the places taken for sends not recorded yet (by this
+ * engine or another one sharing the database) as sends at `now`, or at their time plus
+ * {@link PLACE_HOLD_MS} once that has passed. Read `lines` from at least
+ * `now - RATE_WINDOW_MS - PLACE_HOLD_MS` on.
+ */
+export function nextPlaceAt(lines: readonly SendLogLine[], limit: number, now: number): number {
+  const times = lines.map((l) => (l.recorded ? l.sentAt.getTime() : Math.min(now, l.sentAt.getTime() + PLACE_HOLD_MS)));
+  return nextSendAllowedAt(times, limit, now);
+}

@@ -343,6 +343,8 @@ export interface SendLogRow {
   serverId: string;
   sentAt: Date;
   outboundId: string | null;
+  /** False for a place the rate limit took before a send (replaced by the delivery's record). */
+  recorded: boolean;
 }
 
 export const SendLogEntity = new EntitySchema<SendLogRow>({
@@ -353,8 +355,12 @@ export const SendLogEntity = new EntitySchema<SendLogRow>({
     serverId: { type: 'uuid', name: 'server_id' },
     sentAt: time('sent_at'),
     outboundId: { type: 'uuid', name: 'outbound_id', nullable: true },
+    recorded: { type: 'boolean', default: true },
   },
-  indices: [{ name: 'smtp_send_log_server_time_idx', columns: ['serverId', 'sentAt'] }],
+  indices: [
+    { name: 'smtp_send_log_server_time_idx', columns: ['serverId', 'sentAt'] },
+    { name: 'smtp_send_log_reservation_idx', columns: ['outboundId'], where: 'NOT recorded' },
+  ],
 });
 
 export const ENTITIES = [

@@ -142,7 +142,8 @@ export class OutboundMessageRepository {
   }
   /**
    * Records several deliveries (the server's 250) in one statement: each status row becomes
-   * `sent` and the send log the hourly rate limit reads gets one line per message.
+   * `sent` and the send log the hourly rate limit reads gets one line per message, in place of
+   * the place the limit took for it before the send (`SendLogRepository.reserve`).
    *
    * The commit is asynchronous (`synchronous_commit = off` for this statement only): it is
    * visible at once and survives the engine stopping at any moment, but a crash of the database
@@ -165,7 +166,8 @@ export class OutboundMessageRepository {
            last_response_code = v.code, attempts = v.attempts, first_attempt_at = v.first_attempt_at,
            next_attempt_at = NULL, updated_at = now()
          FROM v WHERE o.id = v.id
-         RETURNING o.id, o.server_id, v.sent_at)
+         RETURNING o.id, o.server_id, v.sent_at),
+       released AS (DELETE FROM smtp_send_log l USING v WHERE l.outbound_id = v.id AND NOT l.recorded)
        INSERT INTO smtp_send_log (server_id, sent_at, outbound_id) SELECT server_id, sent_at, id FROM done, cfg`,
       params,
     );
@@ -214,19 +216,58 @@ export class OutboundMessageRepository {
 }
 
 /** The durable record of sends the hourly rate limit reads: it survives restarts. */
+/** One line of the send log as the rate limit reads it. */
+export interface SendLogEntry {
+  sentAt: Date;
+  /** False for a place taken before a send whose delivery is not recorded (yet, or ever). */
+  recorded: boolean;
+}
+
 export class SendLogRepository {
   constructor(private readonly em: EntityManager) {}
 
   async record(serverId: string, sentAt: Date, outboundId: string | null): Promise<void> {
     await this.em.insert(SendLogEntity, { serverId, sentAt, outboundId });
   }
-  /** Send times of a server since `since`, oldest first. */
+  /** Recorded send times of a server since `since`, oldest first. */
   async since(serverId: string, since: Date): Promise<Date[]> {
     const rows: Array<{ sent_at: Date }> = await this.em.query(
-      'SELECT sent_at FROM smtp_send_log WHERE server_id = $1 AND sent_at > $2 ORDER BY sent_at ASC',
+      'SELECT sent_at FROM smtp_send_log WHERE server_id = $1 AND sent_at > $2 AND recorded ORDER BY sent_at ASC',
       [serverId, since],
     );
     return rows.map((r) => new Date(r.sent_at));
+  }
+  /**
+   * Takes a place for one send under the server's rate limit, or says when one frees up. Under a
+   * lock per server held until the transaction ends (a transaction-scoped advisory lock, so every
+   * engine instance on this database waits for it): reads the log since `since`, asks `decide`
+   * when the next send may go, and when that is not after `now`, inserts a place for `outboundId`
+   * (`recorded = false`; the delivery's `recordSent` replaces it, `release` gives it back).
+   * Returns `decide`'s answer; a place was taken when it is not after `now`.
+   */
+  async reserve(
+    serverId: string,
+    outboundId: string,
+    now: Date,
+    since: Date,
+    decide: (entries: SendLogEntry[]) => number,
+  ): Promise<number> {
+    return this.em.transaction(async (em) => {
+      await em.query(`SELECT pg_advisory_xact_lock(hashtextextended('mailroom.send-log:' || $1, 0))`, [serverId]);
+      const rows: Array<{ sent_at: Date; recorded: boolean }> = await em.query(
+        'SELECT sent_at, recorded FROM smtp_send_log WHERE server_id = $1 AND sent_at > $2',
+        [serverId, since],
+      );
+      const allowedAt = decide(rows.map((r) => ({ sentAt: new Date(r.sent_at), recorded: r.recorded })));
+      if (allowedAt <= now.getTime()) {
+        await em.insert(SendLogEntity, { serverId, sentAt: now, outboundId, recorded: false });
+      }
+      return allowedAt;
+    });
+  }
+  /** Gives back the place taken for a message that did not go out. */
+  async release(outboundId: string): Promise<void> {
+    await this.em.query('DELETE FROM smtp_send_log WHERE outbound_id = $1 AND NOT recorded', [outboundId]);
   }
   /** Forgets sends older than `before` (they no longer count for any window). */
   async prune(before: Date): Promise<void> {

@@ -10,7 +10,7 @@ import { OutboundService } from '../../src/outbound/outbound-service.js';
 import { RATE_WINDOW_MS } from '../../src/outbound/rate-limit.js';
 import { SecretSealer } from '../../src/shared/sealed-secrets.js';
 import type { Store } from '../../src/store/store.js';
-import { quietLogger, resetStore, sharedStore } from '../support/database.js';
+import { quietLogger, resetStore, sharedStore, testBackends } from '../support/database.js';
 import { FakeClock } from '../support/fake-clock.js';
 
 /** 30 messages an hour, 100 queued, a fake clock, a restart in the middle. */
@@ -153,3 +153,79 @@ describe('hourly rate limit across a restart and across instances [pglite]', () 
     }
   });
 });
+
+for (const kind of await testBackends()) {
+  describe(`hourly rate limit with two instances delivering at the same moment [${kind}]`, () => {
+    let store: Store;
+    let smtp: SmtpHarness;
+    let spoolDir: string;
+
+    before(async () => {
+      store = await sharedStore(kind);
+      await resetStore(store);
+      smtp = await startSmtpHarness({});
+      spoolDir = await mkdtemp(join(tmpdir(), 'mailroom-rate-race-'));
+    });
+    after(async () => {
+      await smtp.close();
+      await rm(spoolDir, { recursive: true, force: true });
+    });
+
+    it('never lets both take the last place of the hour', async () => {
+      // Both instances wait for the relay with their messages queued; when it comes back, both
+      // drain at once. Reading the log and sending (without a place taken under a lock) let each
+      // see only the other's recorded sends and overshoot the limit.
+      const sealer = new SecretSealer(randomBytes(32));
+      const accounts = createAccounts(store, sealer, quietLogger);
+      const tenant = await accounts.tenants.create({ name: 'Race' });
+      const server = await accounts.servers.create(tenant.id, {
+        name: 'Limited',
+        enabled: false,
+        imap: { host: '127.0.0.1', port: 1, user: 'race@example.com', auth: { method: 'password', password: 'x' } },
+        smtp: { host: '127.0.0.1', port: smtp.port, auth: { mode: 'none' }, rateLimitPerHour: 4 },
+      });
+      const destination = await accounts.destinations.create(tenant.id, {
+        name: 'Race',
+        address: 'race@example.com',
+        serverId: server.id,
+      });
+      const clock = new FakeClock();
+      const instance = (name: string): OutboundService =>
+        new OutboundService({
+          store,
+          credentials: new CredentialService(sealer),
+          logger: quietLogger,
+          spoolDir: join(spoolDir, name),
+          instanceId: name,
+          clock,
+          options: { fsync: false, heartbeatIntervalMs: 0, probeIntervalMs: 50 },
+        });
+      const engines = [instance('race-a'), instance('race-b')];
+      await smtp.stop();
+      for (const engine of engines) await engine.start();
+      try {
+        for (const [n, engine] of engines.entries()) {
+          for (let i = 0; i < 6; i++) {
+            await engine.accept(tenant.id, destination.id, { to: ['c@example.net'], subject: `${n}-${i}`, text: 'x' });
+          }
+        }
+        await smtp.start();
+        clock.advance(100); // both probes are due: the relay answers, both queues drain
+        await smtp.waitFor(4, 20_000);
+        await new Promise((resolve) => setTimeout(resolve, 1_000)); // nothing more may follow
+        assert.equal(smtp.messages.length, 4, 'four an hour, both instances together');
+        const sends = await store.sendLog.since(server.id, new Date(0));
+        assert.equal(sends.length, 4);
+        const places = await store.query<{ n: string }>('SELECT count(*) AS n FROM smtp_send_log WHERE NOT recorded');
+        assert.equal(Number(places[0]?.n), 0, 'every place taken was replaced by its record');
+
+        clock.advance(RATE_WINDOW_MS + 1000);
+        await smtp.waitFor(8, 20_000);
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
+        assert.equal(smtp.messages.length, 8, 'four more in the next hour');
+      } finally {
+        for (const engine of engines) await engine.stop();
+      }
+    });
+  });
+}

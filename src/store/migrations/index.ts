@@ -7,6 +7,7 @@ import { Webhooks1764000000006 } from './0006-webhooks.js';
 import { ServerDefaultDestinationCa1764000000007 } from './0007-server-default-destination-ca.js';
 import { Leases1764000000008 } from './0008-leases.js';
 import { PostProcessWatermark1764000000009 } from './0009-post-process-watermark.js';
+import { SendLogReservations1764000000010 } from './0010-send-log-reservations.js';
 
 /** Every migration, oldest first. A new one is a new file here plus one line below. */
 export const MIGRATIONS = [
@@ -19,4 +20,5 @@ export const MIGRATIONS = [
   ServerDefaultDestinationCa1764000000007,
   Leases1764000000008,
   PostProcessWatermark1764000000009,
+  SendLogReservations1764000000010,
 ];

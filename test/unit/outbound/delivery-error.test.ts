@@ -1,5 +1,10 @@
 import assert from 'node:assert/strict';
-import { classifyDeliveryError, retryDelayMs, type FailureKind } from '../../../src/outbound/delivery-error.js';
+import {
+  certainlyNotDelivered,
+  classifyDeliveryError,
+  retryDelayMs,
+  type FailureKind,
+} from '../../../src/outbound/delivery-error.js';
 
 describe('delivery error classification', () => {
   const table: Array<[string, Record<string, unknown>, FailureKind, boolean?]> = [
@@ -44,4 +49,26 @@ describe('delivery error classification', () => {
     assert.equal(retryDelayMs(30, false), 3_600_000);
     assert.equal(retryDelayMs(1, true), 900_000);
   });
+});
+
+describe('whether a failed delivery surely sent nothing (the rate limit gives its place back)', () => {
+  const cases: Array<[string, unknown, boolean]> = [
+    ['550 at RCPT', { code: 'EENVELOPE', responseCode: 550, response: '550 5.1.1 no such user' }, true],
+    ['451 at MAIL', { code: 'EENVELOPE', responseCode: 451, response: '451 try later' }, true],
+    ['554 after the final dot', { code: 'EMESSAGE', responseCode: 554, response: '554 rejected' }, true],
+    ['421 greeting', { code: 'EPROTOCOL', responseCode: 421, response: '421 busy' }, true],
+    ['535 authentication', { code: 'EAUTH', responseCode: 535 }, true],
+    ['refused connection', { code: 'ECONNREFUSED' }, true],
+    ['no credentials', { code: 'CREDENTIALS_UNAVAILABLE' }, true],
+    ['connection lost mid-DATA', { code: 'ECONNECTION', message: 'Connection closed unexpectedly' }, false],
+    ['connection reset after the dot', { code: 'ECONNRESET' }, false],
+    ['timeout', { code: 'ETIMEDOUT' }, false],
+    ['unknown error', new Error('boom'), false],
+    ['not an object', 'boom', false],
+  ];
+  for (const [name, err, expected] of cases) {
+    it(`${name}: ${expected ? 'nothing sent' : 'may have been delivered'}`, () => {
+      assert.equal(certainlyNotDelivered(err), expected);
+    });
+  }
 });

@@ -96,18 +96,27 @@ export class OAuthGrantRepository {
     );
   }
 
-  /** Sets the status (and account, error, expiry) of a grant, creating the row if needed. */
+  /**
+   * Sets the status (and account, error, expiry) of a grant, creating the row if needed. With
+   * `onlyIfCacheSealed`, an existing row is changed only while it still holds that token cache
+   * (a verdict on a cache that a new sign-in has replaced meanwhile is dropped). Returns whether
+   * the row was written.
+   */
   async setStatus(
     key: GrantKey,
     fields: { status: OAuthStatus; account?: string | null; error: string | null; expiresAt?: Date | null },
-  ): Promise<void> {
-    await this.em.query(
+    onlyIfCacheSealed?: string | null,
+  ): Promise<boolean> {
+    const conditional = onlyIfCacheSealed !== undefined;
+    const rows: unknown[] = await this.em.query(
       `INSERT INTO oauth_grants (server_id, purpose, tenant_id, app_key, status, account, error, expires_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
        ON CONFLICT (server_id, purpose) DO UPDATE SET
          app_key = $4, status = $5, error = $7, updated_at = now(),
          account = CASE WHEN $9 THEN $6 ELSE oauth_grants.account END,
-         expires_at = CASE WHEN $10 THEN $8 ELSE oauth_grants.expires_at END`,
+         expires_at = CASE WHEN $10 THEN $8 ELSE oauth_grants.expires_at END
+       ${conditional ? 'WHERE oauth_grants.cache_sealed IS NOT DISTINCT FROM $11' : ''}
+       RETURNING 1 AS written`,
       [
         key.serverId,
         key.purpose,
@@ -119,8 +128,10 @@ export class OAuthGrantRepository {
         fields.expiresAt ?? null,
         fields.account !== undefined,
         fields.expiresAt !== undefined,
+        ...(conditional ? [onlyIfCacheSealed] : []),
       ],
     );
+    return rows.length > 0;
   }
 
   async delete(serverId: string, purpose: OAuthPurpose): Promise<void> {

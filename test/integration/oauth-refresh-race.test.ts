@@ -3,8 +3,11 @@ import { randomBytes } from 'node:crypto';
 import { createAccounts } from '../../src/accounts/index.js';
 import { CredentialService } from '../../src/auth/credentials.js';
 import { OAuthGrants } from '../../src/auth/oauth/grants.js';
+import { HttpClient } from '../../src/auth/oauth/http-client.js';
 import { OAuthService } from '../../src/auth/oauth/index.js';
+import { MsalApps } from '../../src/auth/oauth/msal-apps.js';
 import { appKeyOf } from '../../src/auth/oauth/settings.js';
+import { TokenProvider } from '../../src/auth/oauth/token-provider.js';
 import { startFakeIdp, type FakeIdp, type FakeIdpOptions } from '../../src/harness/fake-idp/index.js';
 import type { Logger } from '../../src/shared/logger.js';
 import { SecretSealer } from '../../src/shared/sealed-secrets.js';
@@ -189,5 +192,50 @@ forEachBackend('OAuth 2.0 refresh across instances sharing one token cache', (ki
       release();
       await holder;
     }
+  });
+
+  it('a refusal that arrives after a new sign-in does not mark the new sign-in REAUTH_REQUIRED', async function () {
+    this.timeout(60_000);
+    await open({});
+    idp.refuseRefresh(USER); // the stored refresh token is refused from now on (revoked)
+    const server = await row();
+    let signedInAgain = false;
+    /** The refusal's status write comes only after someone has signed in again (the race, made certain). */
+    class LateVerdict extends OAuthGrants {
+      override async setStatus(...args: Parameters<OAuthGrants['setStatus']>): Promise<boolean> {
+        if (args[1].status === 'REAUTH_REQUIRED' && !signedInAgain) {
+          signedInAgain = true;
+          idp.allowRefresh(USER);
+          const other = instance();
+          const code = await other.startDeviceCode(tenantId, serverId, 'imap');
+          assert.ok(idp.approve(code.userCode, USER));
+          assert.equal((await other.flows.settled(serverId, 'imap'))?.status, 'COMPLETE');
+        }
+        return super.setStatus(...args);
+      }
+    }
+    const tokens = new TokenProvider({
+      apps: new MsalApps(new HttpClient({ ca: idp.ca }), logger),
+      grants: new LateVerdict(store, sealer),
+      sealer,
+      logger,
+    });
+    await assert.rejects(
+      tokens.accessToken(server, 'imap', { forceRefresh: true }),
+      (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'OAUTH_FAILED', err.message);
+        assert.match(err.message, /replaced by a new sign-in/);
+        return true;
+      },
+    );
+    assert.ok(signedInAgain, 'the refresh was refused');
+    assert.deepEqual(
+      refusedRefreshes().map((r) => r.error),
+      ['invalid_grant'],
+    );
+    assert.equal((await store.oauthGrants.get(serverId, 'imap'))?.status, 'COMPLETE', 'the new sign-in stands');
+    // The next attempt uses the new sign-in's tokens.
+    const token = await tokens.accessToken(server, 'imap', { forceRefresh: true });
+    assert.ok(idp.verifyAccessToken(USER, token.accessToken));
   });
 });

@@ -10,6 +10,8 @@ export type { GrantKey } from '../../store/oauth-grants.js';
 export interface LockedCache {
   /** The stored cache, opened; null when there is none for this app. */
   readonly serialized: string | null;
+  /** The stored cache as sealed in the row (what a later conditional status write compares with). */
+  readonly sealed: string | null;
   /** Replaces the stored cache before the lock is released. */
   save(serialized: string): Promise<void>;
 }
@@ -91,29 +93,41 @@ export class OAuthGrants {
    * grant row other than through `save` (it would wait for its own lock).
    */
   async withRefreshLock<T>(key: GrantKey, fn: (cache: LockedCache) => Promise<T>): Promise<T> {
+    const locked = (row: OAuthGrantRow | null, save: (sealed: string) => Promise<void>): LockedCache => ({
+      serialized: this.openCache(row, key),
+      sealed: row?.cacheSealed ?? null,
+      save: (serialized) => save(this.sealer.seal(serialized, this.context(key))),
+    });
     if (this.store.kind === 'pglite') {
       return localLockOf(this.store).run(lockId(key), async () =>
-        fn({
-          serialized: await this.loadCache(key),
-          save: (serialized) => this.store.oauthGrants.saveCache(key, this.sealer.seal(serialized, this.context(key))),
-        }),
+        fn(
+          locked(await this.store.oauthGrants.get(key.serverId, key.purpose), (sealed) =>
+            this.store.oauthGrants.saveCache(key, sealed),
+          ),
+        ),
       );
     }
     return refreshSlotsOf(this.store).run(() =>
       this.store.transaction(async (tx) =>
-        fn({
-          serialized: this.openCache(await tx.oauthGrants.getForUpdate(key.serverId, key.purpose), key),
-          save: (serialized) => tx.oauthGrants.saveCache(key, this.sealer.seal(serialized, this.context(key))),
-        }),
+        fn(
+          locked(await tx.oauthGrants.getForUpdate(key.serverId, key.purpose), (sealed) =>
+            tx.oauthGrants.saveCache(key, sealed),
+          ),
+        ),
       ),
     );
   }
 
-  async setStatus(
+  /**
+   * Sets a grant's status. With `onlyIfCacheSealed`, only while the grant still holds that token
+   * cache (see `OAuthGrantRepository.setStatus`); returns whether it was written.
+   */
+  setStatus(
     key: GrantKey,
     fields: { status: OAuthStatus; account?: string | null; error: string | null; expiresAt?: Date | null },
-  ): Promise<void> {
-    await this.store.oauthGrants.setStatus(key, fields);
+    onlyIfCacheSealed?: string | null,
+  ): Promise<boolean> {
+    return this.store.oauthGrants.setStatus(key, fields, onlyIfCacheSealed);
   }
 }
 

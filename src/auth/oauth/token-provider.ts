@@ -197,6 +197,8 @@ export class TokenProvider {
         const result = await client.app.acquireTokenSilent({ account, scopes, forceRefresh });
         if (cache.hasChanged()) await locked.save(cache.serialize());
         return result;
+      } catch (err) {
+        throw new RefreshFailed(err, locked.sealed);
       } finally {
         client.gate.refreshAllowed = false;
       }
@@ -251,7 +253,10 @@ export class TokenProvider {
   }
 
   /** Records a failed acquisition and turns it into the error the caller acts on. */
-  private async failed(row: EmailServerRow, key: GrantKey, err: unknown, account?: string): Promise<MailroomError> {
+  private async failed(row: EmailServerRow, key: GrantKey, thrown: unknown, account?: string): Promise<MailroomError> {
+    // A refresh's verdict holds only for the token cache it refreshed from.
+    const refreshedFrom = thrown instanceof RefreshFailed ? thrown.sealed : undefined;
+    const err = thrown instanceof RefreshFailed ? thrown.cause : thrown;
     if (err instanceof MailroomError) return err;
     const failure: OAuthFailure = describeOAuthError(err);
     const network = NETWORK_CODES.has(failure.code);
@@ -260,11 +265,24 @@ export class TokenProvider {
     // Delegated grants change state once (REAUTH_REQUIRED stops further attempts); app grants may repeat.
     if (!network && (account === undefined || this.appStatus.get(statusId) !== seen)) {
       if (account !== undefined) this.appStatus.set(statusId, seen);
-      await this.deps.grants.setStatus(key, {
-        status: failure.status,
-        error: failure.message,
-        ...(account !== undefined && { account }),
-      });
+      const written = await this.deps.grants.setStatus(
+        key,
+        { status: failure.status, error: failure.message, ...(account !== undefined && { account }) },
+        refreshedFrom,
+      );
+      if (!written) {
+        // Someone signed in again while this refresh was being refused: the new sign-in stands.
+        this.log(key).info(
+          { code: failure.code, status: failure.status },
+          'OAuth 2.0 refresh refused for a token cache a new sign-in has replaced since; status left as the new sign-in set it',
+        );
+        // Not the account's fault: the next attempt uses the new sign-in's tokens.
+        return new MailroomError(
+          'OAUTH_FAILED',
+          'the token cache was replaced by a new sign-in while its refresh was refused: the next attempt uses the new one',
+          { details: { serverId: row.id, purpose: key.purpose, code: failure.code } },
+        );
+      }
       if (failure.status === 'REAUTH_REQUIRED') {
         // The one moment a person must act: an error line, a metric (an alert rule), the status in the API.
         oauthReauthRequired.inc({ tenant_id: key.tenantId, server_id: key.serverId, purpose: key.purpose });
@@ -284,5 +302,15 @@ export class TokenProvider {
       });
     }
     return unavailable(row, key.purpose, failure.message, failure.status);
+  }
+}
+
+/** A refresh that failed, with the sealed token cache it refreshed from. */
+class RefreshFailed extends Error {
+  constructor(
+    override readonly cause: unknown,
+    readonly sealed: string | null,
+  ) {
+    super('refresh failed', { cause });
   }
 }

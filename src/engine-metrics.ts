@@ -2,6 +2,8 @@ import type { LeaseKeeper } from './cluster/lease-keeper.js';
 import type { Inbound } from './inbound/index.js';
 import {
   imapSessionState,
+  inboundFetchBytes,
+  inboundFetchWaiting,
   liveInstances,
   oauthStatus,
   serverLeaseOwned,
@@ -38,6 +40,10 @@ export function engineStateCollector(deps: {
       const state = deps.inbound.status(server.id).state;
       if (state !== 'disabled') imapSessionState.set({ ...labels, state }, 1);
     }
+    const budget = deps.inbound.service.fetchBudget;
+    inboundFetchBytes.set({ kind: 'held' }, budget.inUse);
+    inboundFetchBytes.set({ kind: 'limit' }, budget.limit);
+    inboundFetchWaiting.set(budget.queued);
     liveInstances.set((await deps.store.leases.census()).instances);
     oauthStatus.reset();
     for (const grant of await deps.store.oauthGrants.listStatuses()) {

@@ -54,6 +54,11 @@ export interface Config {
     /** MAILROOM_IMAP_BATCH_MESSAGES [1000]: messages fetched and committed together. */
     batchMaxCount?: number;
     /**
+     * MAILROOM_IMAP_FETCH_MEMORY_MB [256]: memory for fetched message sources, all mailboxes
+     * together; a batch is fetched once its bytes fit.
+     */
+    fetchMemoryBytes?: number;
+    /**
      * MAILROOM_IMAP_CONNECT_CONCURRENCY [32] and MAILROOM_IMAP_CONNECTS_PER_HOST [8]: IMAP
      * connection set-ups in progress at once, in all and towards one host.
      */
@@ -150,6 +155,9 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       ...optionalInt(env, 'MAILROOM_RECONCILE_INTERVAL_MS', 'reconcileIntervalMs', 100, 3_600_000),
       ...optionalInt(env, 'MAILROOM_MAX_MESSAGE_BYTES', 'maxMessageBytes', 1_024, 1_073_741_824),
       ...optionalInt(env, 'MAILROOM_IMAP_BATCH_MESSAGES', 'batchMaxCount', 1, 10_000),
+      ...(nonEmpty(env, 'MAILROOM_IMAP_FETCH_MEMORY_MB') !== undefined && {
+        fetchMemoryBytes: intVar(env, 'MAILROOM_IMAP_FETCH_MEMORY_MB', 256, 1, 1_048_576) * 1024 * 1024,
+      }),
       ...((env.MAILROOM_IMAP_CONNECT_CONCURRENCY || env.MAILROOM_IMAP_CONNECTS_PER_HOST) && {
         connectLimits: {
           concurrency: intVar(env, 'MAILROOM_IMAP_CONNECT_CONCURRENCY', 32, 1, 10_000),

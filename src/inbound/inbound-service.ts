@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { CredentialService } from '../auth/credentials.js';
+import { ByteBudget } from '../shared/byte-budget.js';
 import type { Logger } from '../shared/logger.js';
 import type { EmailServerRow } from '../store/rows.js';
 import type { Store } from '../store/store.js';
@@ -33,6 +34,8 @@ export class InboundService {
   readonly events = new EventEmitter<{ routed: [RoutedEvent] }>();
   readonly options: InboundOptions;
   private readonly watchers = new Map<string, { watcher: ServerWatcher; version: number }>();
+  /** Memory for fetched message sources, shared by every mailbox pass of this engine. */
+  readonly fetchBudget: ByteBudget;
   private readonly sync: MailboxSync;
   private readonly connectGate: ConnectGate;
   private timer: NodeJS.Timeout | undefined;
@@ -46,8 +49,10 @@ export class InboundService {
     this.options = { ...DEFAULT_INBOUND_OPTIONS, ...deps.options };
     this.events.setMaxListeners(0);
     this.connectGate = new ConnectGate(this.options.connectLimits);
+    this.fetchBudget = new ByteBudget(this.options.fetchMemoryBytes);
     this.sync = new MailboxSync({
       store: deps.store,
+      fetchBudget: this.fetchBudget,
       parser: deps.parser,
       logger: deps.logger,
       options: this.options,

@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import type { ByteBudget, ByteHold } from '../shared/byte-budget.js';
 import type { Logger } from '../shared/logger.js';
 import { inboundMessages, ingestBatchSeconds } from '../shared/metrics.js';
 import type { DestinationRow, EmailServerRow, InboundMessageRow, InboundStatus } from '../store/rows.js';
@@ -74,6 +75,8 @@ interface Prepared {
   startedAt: number;
   fetched: Fetched[];
   built: BuiltMessage[];
+  /** Its share of the fetch memory budget (the fetched sources' bytes), given back once stored. */
+  hold: ByteHold;
 }
 
 /**
@@ -122,6 +125,12 @@ export interface MailboxSyncDeps {
   parser: MessageParser;
   logger: Logger;
   options: InboundOptions;
+  /**
+   * Memory for fetched message sources shared by every pass of this engine: a batch is fetched
+   * only once its bytes fit (after a mass takeover, a thousand mailboxes with a backlog do not
+   * each hold two batches at once).
+   */
+  fetchBudget: ByteBudget;
   /** Called after each commit that routed a message (long-poll wake-ups, webhooks). */
   onRouted?: (event: RoutedEvent) => void;
   /** Called for a heartbeat message (our own token header) instead of routing it. */
@@ -168,24 +177,43 @@ export class MailboxSync {
     const prepareNext = async (): Promise<Prepared | null> => {
       const step = await batches.next();
       if (step.done) return null;
-      const lookedUp = await this.lookUpBatch(session, server, step.value);
-      const built = this.decideBatch(server, mailbox, state.uidValidity, lookedUp, memory, routing);
-      return { startedAt: lookedUp.startedAt, fetched: lookedUp.fetched, built };
+      // Its sizes are known (or bounded: a small message is at most the small-message bound)
+      // before the fetch; once fetched, the hold shrinks to what the sources really take.
+      const hold = await this.deps.fetchBudget.acquire(step.value.fetch.reduce((sum, m) => sum + m.size, 0));
+      try {
+        const lookedUp = await this.lookUpBatch(session, server, step.value);
+        hold.shrinkTo(lookedUp.fetched.reduce((sum, f) => sum + (f.source?.length ?? 0), 0));
+        const built = this.decideBatch(server, mailbox, state.uidValidity, lookedUp, memory, routing);
+        return { startedAt: lookedUp.startedAt, fetched: lookedUp.fetched, built, hold };
+      } catch (err) {
+        hold.release();
+        throw err;
+      }
     };
     let next = prepareNext();
     // postProcess never rejects: it answers whether the progress mark could move (a failed
     // action is retried on the next pass, so no later batch may move the mark past it).
     let posting: Promise<boolean> = Promise.resolve(caughtUp);
-    for (let prepared = await next; prepared; prepared = await next) {
-      next = prepareNext();
-      // A failure of the next batch surfaces when it is awaited, not as an unhandled rejection.
-      next.catch(() => undefined);
-      if (prepared.fetched.length === 0) continue; // every message of it was expunged meanwhile
-      const done = await this.ingestBatch(server, mailbox, state.uidValidity, prepared, result, log);
-      lastUid = (prepared.fetched[prepared.fetched.length - 1] as Fetched).meta.uid;
-      const fine = await posting;
-      const upTo = { mailbox, uidValidity: state.uidValidity, uid: lastUid };
-      posting = this.postProcess(session, server, done, fine ? upTo : null, log);
+    try {
+      for (let prepared = await next; prepared; prepared = await next) {
+        next = prepareNext();
+        // A failure of the next batch surfaces when it is awaited, not as an unhandled rejection.
+        next.catch(() => undefined);
+        let done: StoredMessage[];
+        try {
+          if (prepared.fetched.length === 0) continue; // every message of it was expunged meanwhile
+          done = await this.ingestBatch(server, mailbox, state.uidValidity, prepared, result, log);
+        } finally {
+          prepared.hold.release(); // stored (or failed): its sources are no longer needed
+        }
+        lastUid = (prepared.fetched[prepared.fetched.length - 1] as Fetched).meta.uid;
+        const fine = await posting;
+        const upTo = { mailbox, uidValidity: state.uidValidity, uid: lastUid };
+        posting = this.postProcess(session, server, done, fine ? upTo : null, log);
+      }
+    } finally {
+      // A pass that ends early (an error, the connection lost) gives back what its next batch holds.
+      next.then((prepared) => prepared?.hold.release()).catch(() => undefined);
     }
     await posting;
     result.lastUid = lastUid;

@@ -19,6 +19,12 @@ export interface InboundOptions {
    * small messages about 8 % faster than 500 in the benchmark).
    */
   batchMaxCount: number;
+  /**
+   * [268435456] most bytes of fetched message sources held at once by all the mailbox passes of
+   * this engine together (256 MiB): a batch is fetched once its bytes fit. A single batch larger
+   * than this (up to `batchMaxBytes`) is fetched alone.
+   */
+  fetchMemoryBytes: number;
   /** [1000, 300000] reconnect delay range after a connection error, ms. */
   reconnectMinMs: number;
   reconnectMaxMs: number;
@@ -42,6 +48,7 @@ export const DEFAULT_INBOUND_OPTIONS: Readonly<InboundOptions> = Object.freeze({
   reconcileIntervalMs: 5_000,
   batchMaxBytes: 50 * 1024 * 1024,
   batchMaxCount: 1000,
+  fetchMemoryBytes: 256 * 1024 * 1024,
   reconnectMinMs: 1_000,
   reconnectMaxMs: 300_000,
   authRetryMinMs: 60_000,

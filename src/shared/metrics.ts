@@ -124,6 +124,19 @@ export const spoolOldestAge = new Gauge({
   registers,
 });
 
+export const inboundFetchBytes = new Gauge({
+  name: 'mailroom_inbound_fetch_bytes',
+  help: 'Bytes of fetched message sources held by mailbox passes now (held), and the budget for them (limit).',
+  labelNames: ['kind'] as const,
+  registers,
+});
+
+export const inboundFetchWaiting = new Gauge({
+  name: 'mailroom_inbound_fetch_waiting',
+  help: 'Batches waiting for room in the fetch memory budget.',
+  registers,
+});
+
 /** Registers a function run before every scrape (to fill state gauges). */
 export function onCollect(collect: () => Promise<void> | void): void {
   collectors.add(collect);

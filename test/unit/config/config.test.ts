@@ -17,12 +17,14 @@ describe('config', () => {
     assert.equal(config.logLevel, 'info');
     assert.equal(config.leaseTtlMs, 20_000);
     assert.equal(config.imap.connectLimits, undefined, 'the inbound defaults apply');
+    assert.equal(config.imap.fetchMemoryBytes, undefined, 'the inbound defaults apply');
   });
 
   it('reads the scaling settings', () => {
     const config = loadConfig({ MAILROOM_LEASE_TTL_MS: '6000', MAILROOM_IMAP_CONNECTS_PER_HOST: '2' }, '/srv/mailroom');
     assert.equal(config.leaseTtlMs, 6_000);
     assert.deepEqual(config.imap.connectLimits, { concurrency: 32, perHost: 2 });
+    assert.equal(loadConfig({ MAILROOM_IMAP_FETCH_MEMORY_MB: '64' }, '/x').imap.fetchMemoryBytes, 64 * 1024 * 1024);
   });
 
   it('names the variable at fault', () => {
@@ -34,6 +36,8 @@ describe('config', () => {
       [{ MAILROOM_HTTP_HOST: 'not a host' }, 'MAILROOM_HTTP_HOST'],
       [{ MAILROOM_LEASE_TTL_MS: '10' }, 'MAILROOM_LEASE_TTL_MS'],
       [{ MAILROOM_IMAP_CONNECT_CONCURRENCY: '0' }, 'MAILROOM_IMAP_CONNECT_CONCURRENCY'],
+      [{ MAILROOM_IMAP_FETCH_MEMORY_MB: '0' }, 'MAILROOM_IMAP_FETCH_MEMORY_MB'],
+      [{ MAILROOM_IMAP_FETCH_MEMORY_MB: 'lots' }, 'MAILROOM_IMAP_FETCH_MEMORY_MB'],
     ];
     for (const [env, field] of cases) {
       assert.throws(

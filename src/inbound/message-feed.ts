@@ -40,12 +40,39 @@ export class MessageFeed {
         return rows.length > 0;
       });
     }
+    const messages = await this.views(tenantId, rows);
+    return { messages, next: rows.length > 0 ? (rows[rows.length - 1] as DeliveryRow).seq : after };
+  }
+
+  /**
+   * The newest messages first, below the cursor `before` (a `seq`; all when null), for people
+   * looking at what arrived lately; `next` is the cursor of the next, older page (the smallest
+   * `seq` returned). Agent systems read in arrival order with `list`.
+   */
+  async listNewest(
+    tenantId: string,
+    destinationId: string,
+    before: number | null,
+    limit: number,
+  ): Promise<{ messages: FeedItemView[]; next: number }> {
+    await this.requireDestination(tenantId, destinationId);
+    const rows = await this.store.deliveries.listBefore(destinationId, before, limit);
+    const messages = await this.views(tenantId, rows);
+    return { messages, next: rows.length > 0 ? (rows[rows.length - 1] as DeliveryRow).seq : (before ?? 0) };
+  }
+
+  /** The feed items of these deliveries, in their order (their messages read in one query). */
+  private async views(tenantId: string, rows: readonly DeliveryRow[]): Promise<FeedItemView[]> {
+    const found = await this.store.messages.getMany(
+      tenantId,
+      rows.map((d) => d.messageId),
+    );
     const messages: FeedItemView[] = [];
     for (const d of rows) {
-      const m = await this.store.messages.get(tenantId, d.messageId);
+      const m = found.get(d.messageId);
       if (m) messages.push(feedItemView(d, m));
     }
-    return { messages, next: rows.length > 0 ? (rows[rows.length - 1] as DeliveryRow).seq : after };
+    return messages;
   }
 
   async get(tenantId: string, destinationId: string, messageId: string): Promise<ReturnType<typeof messageDetailView>> {

@@ -1,4 +1,4 @@
-import type { EntityManager } from 'typeorm';
+import { In, type EntityManager } from 'typeorm';
 import { AlertEntity, CheckpointEntity, DeliveryEntity, InboundMessageEntity, InboundRawEntity } from './entities.js';
 import type { AlertRow, CheckpointRow, DeliveryRow, InboundMessageRow } from './rows.js';
 
@@ -235,6 +235,12 @@ export class InboundMessageRepository {
   get(tenantId: string, id: string): Promise<InboundMessageRow | null> {
     return this.em.findOneBy(InboundMessageEntity, { tenantId, id });
   }
+  /** Several of a tenant's messages in one query, by id (those not found are absent). */
+  async getMany(tenantId: string, ids: readonly string[]): Promise<Map<string, InboundMessageRow>> {
+    if (ids.length === 0) return new Map();
+    const rows = await this.em.findBy(InboundMessageEntity, { tenantId, id: In([...ids]) });
+    return new Map(rows.map((r) => [r.id, r]));
+  }
   async raw(id: string): Promise<Buffer | null> {
     const row = await this.em.findOneBy(InboundRawEntity, { messageId: id });
     return row ? row.raw : null;
@@ -315,6 +321,15 @@ export class DeliveryRepository {
       .orderBy('d.seq', 'ASC')
       .limit(limit)
       .getMany();
+  }
+  /** The newest deliveries below `beforeSeq` (all when null), newest first. */
+  listBefore(destinationId: string, beforeSeq: number | null, limit: number): Promise<DeliveryRow[]> {
+    const query = this.em
+      .getRepository(DeliveryEntity)
+      .createQueryBuilder('d')
+      .where('d.destinationId = :destinationId', { destinationId });
+    if (beforeSeq !== null) query.andWhere('d.seq < :beforeSeq', { beforeSeq });
+    return query.orderBy('d.seq', 'DESC').limit(limit).getMany();
   }
   get(destinationId: string, messageId: string): Promise<DeliveryRow | null> {
     return this.em.findOneBy(DeliveryEntity, { destinationId, messageId });

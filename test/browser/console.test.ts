@@ -410,19 +410,22 @@ describe('web console (headless Chromium)', function () {
 
   it('lists a destination’s recent inbound messages', async () => {
     mailbox().append('support@example.com', 'INBOX', rawMail({ subject: 'Where is my order?' }));
+    mailbox().append('support@example.com', 'INBOX', rawMail({ subject: 'And my invoice?' }));
     await api().inbound.start();
     const { body } = await api().call<Obj>('GET', `/api/v1/tenants/${tenantId}/destinations`);
     const support = body.destinations.find((d: Obj) => d.name === 'Support');
     const feed = `/api/v1/tenants/${tenantId}/destinations/${support.id}/messages`;
     await eventually(
-      async () => ((await api().call<Obj>('GET', feed)).body.messages.length > 0 ? true : undefined),
+      async () => ((await api().call<Obj>('GET', feed)).body.messages.length > 1 ? true : undefined),
       20_000,
     );
     await openTenant();
     await page.getByRole('link', { name: 'Support', exact: true }).click();
     await page.getByRole('heading', { level: 1, name: 'Support: recent messages' }).waitFor();
-    const row = page.getByRole('table', { name: 'Recent messages' }).locator('tbody tr');
-    assert.match(await textOf(row), /Customer <customer@example\.net>.*Where is my order\?/);
+    const rows = page.getByRole('table', { name: 'Recent messages' }).locator('tbody tr');
+    // Newest first.
+    assert.match(await textOf(rows.nth(0)), /Customer <customer@example\.net>.*And my invoice\?/);
+    assert.match(await textOf(rows.nth(1)), /Customer <customer@example\.net>.*Where is my order\?/);
     await shot('08-destination-messages');
     await page.getByRole('link', { name: 'Support EMEA' }).click();
     await page.getByRole('link', { name: 'Main mailbox' }).click();

@@ -120,6 +120,46 @@ forEachBackend('inbound with the fake IMAP server', (kind) => {
     assert.equal(Number(rows[0]?.n), 5);
   });
 
+  it('lists the newest first with order=desc, paging back with before, and names misplaced cursors', async () => {
+    const serverId = await addServer('Main', 'support@example.com');
+    const support = await addDestination(serverId, 'Support', 'support@example.com');
+    for (let n = 0; n < 7; n++) {
+      imap.append('support@example.com', 'INBOX', rawMail({ to: 'support@example.com', subject: `n${n}` }));
+    }
+    await h.inbound.start();
+    const arrival = await feedUntil(support, 7);
+    const url = `/api/v1/tenants/${tenantId}/destinations/${support}/messages`;
+    const pages: Obj[][] = [];
+    let query = 'order=desc&limit=3';
+    for (;;) {
+      const res = await h.call<Obj>('GET', `${url}?${query}`);
+      assert.equal(res.status, 200, res.raw);
+      if (res.body.messages.length === 0) break;
+      pages.push(res.body.messages);
+      query = `order=desc&limit=3&before=${res.body.next}`;
+    }
+    assert.deepEqual(
+      pages.map((p) => p.length),
+      [3, 3, 1],
+    );
+    assert.deepEqual(
+      pages.flat().map((m) => m.id),
+      arrival.map((m) => m.id).reverse(),
+      'every message once, newest first',
+    );
+    for (const [query, field] of [
+      ['order=desc&after=2', 'after'],
+      ['order=desc&wait=5', 'wait'],
+      ['before=3', 'before'],
+      ['order=sideways', 'order'],
+    ] as const) {
+      const res = await h.call<Obj>('GET', `${url}?${query}`);
+      assert.equal(res.status, 400, query);
+      assert.equal(res.body.error.code, 'VALIDATION_FAILED');
+      assert.equal(res.body.error.field, field, `${query}: ${res.raw}`);
+    }
+  });
+
   it('moves what it routed, and retries an action that failed on the next pass without routing again', async () => {
     imap.createMailbox('support@example.com', 'Archive');
     const serverId = await addServer('Main', 'support@example.com');

@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox';
+import { MailroomError } from '../../shared/errors.js';
 import { FeedItemView, MessageDetailView, MessageSummaryView } from '../../inbound/views.js';
 import { DestinationParams, ServerParams } from '../params.js';
 import type { RouteDef } from '../route.js';
@@ -21,13 +22,16 @@ export const messageRoutes: RouteDef[] = [
     access: 'tenant',
     summary:
       "A destination's messages in arrival order after a cursor (`after` = last `seq` seen); " +
-      '`wait` long-polls up to that many seconds when nothing is new.',
+      '`wait` long-polls up to that many seconds when nothing is new. With `order=desc`, the newest ' +
+      'first, below the cursor `before` (`next` is the cursor of the next, older page).',
     tags,
     schema: {
       params: DestinationParams,
       querystring: Type.Object(
         {
           after: Type.Optional(Type.Integer({ minimum: 0 })),
+          before: Type.Optional(Type.Integer({ minimum: 1 })),
+          order: Type.Optional(Type.Union([Type.Literal('asc'), Type.Literal('desc')])),
           limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
           wait: Type.Optional(Type.Integer({ minimum: 0, maximum: 60 })),
         },
@@ -37,7 +41,23 @@ export const messageRoutes: RouteDef[] = [
     },
     handler: async (req, _reply, { inbound }) => {
       const p = req.params as DestinationParams;
-      const q = req.query as { after?: number; limit?: number; wait?: number };
+      const q = req.query as { after?: number; before?: number; order?: 'asc' | 'desc'; limit?: number; wait?: number };
+      if (q.order === 'desc') {
+        const misplaced = q.after !== undefined ? 'after' : q.wait !== undefined ? 'wait' : null;
+        if (misplaced) {
+          throw new MailroomError(
+            'VALIDATION_FAILED',
+            `${misplaced} applies to arrival order only; with order=desc, page with before`,
+            { field: misplaced },
+          );
+        }
+        return inbound.feed.listNewest(p.tenantId, p.destinationId, q.before ?? null, q.limit ?? 100);
+      }
+      if (q.before !== undefined) {
+        throw new MailroomError('VALIDATION_FAILED', 'before needs order=desc (arrival order pages with after)', {
+          field: 'before',
+        });
+      }
       return inbound.feed.list(p.tenantId, p.destinationId, q.after ?? 0, q.limit ?? 100, (q.wait ?? 0) * 1000);
     },
   },

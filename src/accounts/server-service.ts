@@ -29,6 +29,9 @@ type SealedColumns = Pick<
   'imapPasswordSealed' | 'imapClientSecretSealed' | 'smtpPasswordSealed' | 'smtpClientSecretSealed'
 >;
 
+/** The reply recorded for outgoing mail given up with its server's deletion. */
+const DISCARDED_REPLY = 'not sent: its e-mail server was deleted (waiting mail given up by an administrator)';
+
 /**
  * E-mail servers of a tenant: at most five per tenant, one account (IMAP host + user name)
  * in one place only, no delete while destinations use it, secrets sealed per row.
@@ -118,7 +121,13 @@ export class ServerService {
     return serverView(row);
   }
 
-  async delete(tenantId: string, serverId: string): Promise<void> {
+  /**
+   * Deletes a server no destination uses. Mail still waiting to be sent through it (on any
+   * instance) refuses the deletion, unless `discardQueued`: then each such message is marked
+   * failed with why, and the instance holding it sets its file aside as a dead letter.
+   */
+  async delete(tenantId: string, serverId: string, options: { discardQueued?: boolean } = {}): Promise<void> {
+    let discarded = 0;
     await this.write(tenantId, async (tx) => {
       const row = await this.requireServer(tx, tenantId, serverId);
       const users = await tx.destinations.listByServer(serverId);
@@ -131,9 +140,25 @@ export class ServerService {
           { details: { destinations: users.map((d) => ({ id: d.id, name: d.name })) } },
         );
       }
+      // Accepted mail is never dropped silently: a server goes once nothing waits to be sent
+      // through it, or when the administrator gives that mail up explicitly.
+      if (options.discardQueued === true) {
+        discarded = await tx.outbound.failWaiting(serverId, DISCARDED_REPLY);
+      } else {
+        const waiting = await tx.outbound.countWaiting(serverId);
+        if (waiting > 0) {
+          throw new MailroomError(
+            'SERVER_HAS_QUEUED_MAIL',
+            `e-mail server '${row.name}' still has ${waiting} outgoing message${waiting > 1 ? 's' : ''} waiting to ` +
+              'be sent through it (its status shows the queue); wait until they are sent, or delete with ' +
+              'discardQueued=true to give them up (each is marked failed)',
+            { field: 'discardQueued', details: { waiting } },
+          );
+        }
+      }
       await tx.servers.delete(tenantId, serverId);
     });
-    this.logger.info({ tenantId, serverId }, 'e-mail server deleted');
+    this.logger.info({ tenantId, serverId, discarded }, 'e-mail server deleted');
   }
 
   /** Runs a change in a transaction holding the tenant's lock; maps unique-index collisions. */

@@ -11,7 +11,7 @@ import { addOAuthCommands } from './oauth-command.js';
 import { addOutboundCommands } from './outbound-command.js';
 import { addTemplatesCommands } from './templates-command.js';
 
-type Opts = OutputOptions & BodyOptions & { name?: string; address?: string; tenant?: string };
+type Opts = OutputOptions & BodyOptions & { name?: string; address?: string; tenant?: string; discardQueued?: boolean };
 
 /** Positional arguments; commander has checked that the required ones are there. */
 type Args = [string, string, string];
@@ -160,11 +160,13 @@ export function buildProgram(): Command {
   servers
     .command('delete <tenant> <server>')
     .description('delete an e-mail server no destination uses')
+    .option('--discard-queued', 'give up outgoing mail still waiting to be sent through it (each marked failed)')
     .action(
-      run(([t, s]) =>
+      run(([t, s], opts) =>
         withAccounts(async (a) => {
           const tenantId = await tenantIdOf(a, t);
-          await a.servers.delete(tenantId, await serverIdOf(a, tenantId, s));
+          const discardQueued = opts.discardQueued === true;
+          await a.servers.delete(tenantId, await serverIdOf(a, tenantId, s), { discardQueued });
           return { deleted: s };
         }),
       ),

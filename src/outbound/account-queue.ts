@@ -14,6 +14,9 @@ import { SmtpTransport } from './smtp-transport.js';
 import { queuedAtOf, seqTimeOf, type Spool, type SpoolHeader, type SpoolItem } from './spool.js';
 import { WaitingWarning } from './waiting-warning.js';
 
+/** The reply recorded for a delivery found in the spool's `sent/` folder (its record had not been made). */
+export const SENT_FOLDER_REPLY = '250 (delivered; recorded later from the spool’s sent/ folder)';
+
 /** A budget of message bytes held in memory between spooling and delivery (see `QueueDeps.memory`). */
 export interface SpooledInMemory {
   /** Bytes held now. */
@@ -477,7 +480,7 @@ export class AccountQueue {
         await this.deps.recordSent({
           id: item.id,
           sentAt,
-          reply: '250 (delivered; recorded later from the spool’s sent/ folder)',
+          reply: SENT_FOLDER_REPLY,
           responseCode: 250,
           attempts: (row?.attempts ?? 0) + 1,
           firstAttemptAt: row?.firstAttemptAt ?? sentAt,

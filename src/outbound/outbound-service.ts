@@ -7,7 +7,13 @@ import { validate } from '../shared/validation.js';
 import type { EmailServerRow, OutboundMessageRow } from '../store/rows.js';
 import type { Store } from '../store/store.js';
 import type { AcceptedRow, SendingDestination, SentRecord } from '../store/outbound-repositories.js';
-import { AccountQueue, type QueueStats, type QueueStatus, type SpooledInMemory } from './account-queue.js';
+import {
+  AccountQueue,
+  SENT_FOLDER_REPLY,
+  type QueueStats,
+  type QueueStatus,
+  type SpooledInMemory,
+} from './account-queue.js';
 import { composeMessage } from './compose.js';
 import { GroupCommit } from './group-commit.js';
 import { Heartbeat, type HeartbeatStatus } from './heartbeat.js';
@@ -61,6 +67,9 @@ const SPOOLED_IN_MEMORY_BYTES = 64 * 1024 * 1024;
 
 /** Most destinations remembered for accepts (the copies are dropped all at once beyond it). */
 const DESTINATION_CACHE_SIZE = 10_000;
+
+/** Why a message spooled for a server that was deleted is not sent. */
+const SERVER_DELETED_REPLY = 'not sent: its e-mail server was deleted';
 
 /** Idle queues look at their spool folder again every this many reconciles (files put back by the CLI). */
 const SWEEP_EVERY = 12;
@@ -199,7 +208,55 @@ export class OutboundService {
       beat.stop();
       this.heartbeats.delete(id);
     }
+    if (sweep) await this.retireDeleted(present);
     this.appliedFingerprint = fingerprint;
+  }
+
+  /**
+   * Queues of servers that were deleted (their waiting mail given up by the administrator, see
+   * `ServerService.delete`): the queue stops, and each file still in its folder becomes a dead
+   * letter on this instance's disk (kept, never sent), its status `failed` with why. A folder
+   * is retired only once the database confirms its server is gone.
+   */
+  private async retireDeleted(present: ReadonlySet<string>): Promise<void> {
+    const { store, logger } = this.deps;
+    const gone = new Set<string>();
+    for (const id of this.queues.keys()) if (!present.has(id)) gone.add(id);
+    for (const id of await this.spool.accounts()) if (!present.has(id)) gone.add(id);
+    for (const serverId of gone) {
+      if (await store.servers.exists(serverId)) continue; // created after the listing
+      const queue = this.queues.get(serverId);
+      this.queues.delete(serverId);
+      await queue?.stop();
+      const now = new Date(this.clock.now()).toISOString();
+      const items = await this.spool.list(serverId);
+      for (const item of items) {
+        await this.spool.deadLetter(item, {
+          reply: SERVER_DELETED_REPLY,
+          responseCode: null,
+          attempts: 0,
+          firstAttemptAt: null,
+          failedAt: now,
+        });
+        await store.outbound.failUnlessSent(item.id, SERVER_DELETED_REPLY);
+      }
+      // Delivered before the deletion but not recorded yet: recorded as sent, the file recycled.
+      for (const item of await this.spool.listSent(serverId)) {
+        const at = new Date(this.clock.now());
+        await store.outbound.recordSent([
+          { id: item.id, sentAt: at, reply: SENT_FOLDER_REPLY, responseCode: 250, attempts: 1, firstAttemptAt: at },
+        ]);
+        await store.outbound.confirmSent([item.id]);
+        await this.spool.remove(item);
+      }
+      await this.spool.dropQueueFolder(serverId);
+      if (items.length > 0) {
+        logger.warn(
+          { serverId, messages: items.length, alert: 'server_deleted_with_mail' },
+          'e-mail server deleted with mail still spooled here: set aside as dead letters, not sent',
+        );
+      }
+    }
   }
 
   /** Accepts a message for sending: 202 semantics — it is on disk when this resolves. */

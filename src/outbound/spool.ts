@@ -1,6 +1,17 @@
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import {
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  rmdir,
+  unlink,
+  writeFile,
+  type FileHandle,
+} from 'node:fs/promises';
 import { join } from 'node:path';
 import { MailroomError } from '../shared/errors.js';
 
@@ -199,6 +210,18 @@ export class Spool {
     return (await readdir(join(this.dir, 'queue'), { withFileTypes: true }))
       .filter((d) => d.isDirectory())
       .map((d) => d.name);
+  }
+
+  /** Removes an account's queue folder if it is empty (its server was deleted); false when files remain. */
+  async dropQueueFolder(accountId: string): Promise<boolean> {
+    try {
+      await rmdir(join(this.dir, 'queue', accountId));
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true;
+      if ((err as NodeJS.ErrnoException).code === 'ENOTEMPTY') return false;
+      throw err;
+    }
   }
 
   /** An account's queued messages, oldest first. */

@@ -16,6 +16,10 @@ export const ERROR_CODES = {
   SERVER_LIMIT_REACHED: { status: 409, text: 'The tenant already has the maximum number of e-mail servers.' },
   ACCOUNT_IN_USE: { status: 409, text: 'The same account (IMAP host and user name) is already configured.' },
   SERVER_IN_USE: { status: 409, text: 'The e-mail server is used by destinations and cannot be deleted.' },
+  SERVER_HAS_QUEUED_MAIL: {
+    status: 409,
+    text: 'Outgoing mail still waits to be sent through the e-mail server; it cannot be deleted yet.',
+  },
   TENANT_NOT_EMPTY: { status: 409, text: 'The tenant still has e-mail servers or destinations.' },
   DUPLICATE_NAME: { status: 409, text: 'Another object of the same kind already has this name.' },
   DUPLICATE_ADDRESS: { status: 409, text: 'Another destination of this tenant already has this address.' },

@@ -1,4 +1,4 @@
-import type { EntityManager } from 'typeorm';
+import { In, type EntityManager } from 'typeorm';
 import { OutboundMessageEntity, SendLogEntity } from './entities.js';
 import type { OutboundMessageRow } from './rows.js';
 
@@ -213,7 +213,31 @@ export class OutboundMessageRepository {
   countByStatus(serverId: string, status: OutboundMessageRow['status']): Promise<number> {
     return this.em.countBy(OutboundMessageEntity, { serverId, status });
   }
+  /** Messages accepted for a server and not yet sent or given up (queued, sending, deferred), on any instance. */
+  countWaiting(serverId: string): Promise<number> {
+    return this.em.countBy(OutboundMessageEntity, { serverId, status: In(WAITING) });
+  }
+  /** Gives up every message still waiting for a server (its deletion): `failed`, with why. Returns how many. */
+  async failWaiting(serverId: string, reply: string): Promise<number> {
+    const result = await this.em.update(
+      OutboundMessageEntity,
+      { serverId, status: In(WAITING) },
+      { status: 'failed', lastReply: reply, nextAttemptAt: null },
+    );
+    return result.affected ?? 0;
+  }
+  /** Marks one message failed unless it was sent meanwhile. */
+  async failUnlessSent(id: string, reply: string): Promise<void> {
+    await this.em.query(
+      `UPDATE outbound_messages SET status = 'failed', last_reply = $2, next_attempt_at = NULL, updated_at = now()
+        WHERE id = $1 AND status <> 'sent'`,
+      [id, reply],
+    );
+  }
 }
+
+/** Statuses of messages still to be sent. */
+const WAITING: Array<OutboundMessageRow['status']> = ['queued', 'sending', 'deferred'];
 
 /** The durable record of sends the hourly rate limit reads: it survives restarts. */
 /** One line of the send log as the rate limit reads it. */

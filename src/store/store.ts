@@ -101,6 +101,10 @@ export class ServerRepository {
   async delete(tenantId: string, id: string): Promise<boolean> {
     return ((await this.em.delete(EmailServerEntity, { tenantId, id })).affected ?? 0) > 0;
   }
+  /** Whether a server with this id exists (in any tenant). */
+  async exists(id: string): Promise<boolean> {
+    return (await this.em.countBy(EmailServerEntity, { id })) > 0;
+  }
   /** Servers whose default destination is `destinationId` but which it no longer uses get none. */
   async clearDefaultDestinationUnlessUsed(destinationId: string, usedServerId: string | null): Promise<void> {
     await this.em.query(

@@ -77,6 +77,43 @@ forEachBackend('outbound', (kind) => {
     assert.equal(done.attempts, 1);
   });
 
+  it('refuses to delete a server while mail waits for it, and with discardQueued gives that mail up visibly', async () => {
+    const { serverId, destinationId } = await account(1);
+    await h.outbound.start();
+    await smtp.stop(); // the relay is down: accepted mail waits in the spool
+    const ids: string[] = [];
+    for (const subject of ['first', 'second']) {
+      const accepted = await send(destinationId, { to: ['customer@example.net'], subject, text: 'x' });
+      assert.equal(accepted.status, 202, accepted.raw);
+      ids.push(accepted.body.id);
+    }
+    const detached = await h.call<Obj>('DELETE', `/api/v1/tenants/${tenantId}/destinations/${destinationId}`);
+    assert.equal(detached.status, 204, detached.raw);
+
+    const refused = await h.call<Obj>('DELETE', `/api/v1/tenants/${tenantId}/servers/${serverId}`);
+    assert.equal(refused.status, 409, refused.raw);
+    assert.equal(refused.body.error.code, 'SERVER_HAS_QUEUED_MAIL');
+    assert.equal(refused.body.error.field, 'discardQueued');
+    assert.match(refused.body.error.message, /still has 2 outgoing messages waiting/);
+
+    const deleted = await h.call<Obj>('DELETE', `/api/v1/tenants/${tenantId}/servers/${serverId}?discardQueued=true`);
+    assert.equal(deleted.status, 204, deleted.raw);
+    await h.outbound.reconcile(); // the instance holding the files retires the deleted server's queue
+    for (const id of ids) {
+      const row = await h.store.outbound.byId(id);
+      assert.equal(row?.status, 'failed');
+      assert.match(row?.lastReply ?? '', /e-mail server was deleted/);
+    }
+    const dead = await readdir(join(h.spoolDir, 'dead', serverId));
+    assert.equal(dead.filter((f) => f.endsWith('.msg')).length, 2, 'both files kept as dead letters');
+    await assert.rejects(readdir(join(h.spoolDir, 'queue', serverId)), { code: 'ENOENT' }, 'its queue folder is gone');
+
+    await smtp.start();
+    await h.outbound.reconcile();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.equal(smtp.messages.length, 0, 'nothing given up is sent');
+  });
+
   it('replies to an inbound message with a response file: threading, Re:, customer, identifiers', async () => {
     const { serverId, destinationId } = await account(1);
     const inboundId = randomUUID();

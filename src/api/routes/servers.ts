@@ -58,12 +58,20 @@ export const serverRoutes: RouteDef[] = [
     method: 'DELETE',
     url: `${base}/:serverId`,
     access: 'tenant',
-    summary: 'Delete an e-mail server that no destination uses.',
+    summary:
+      'Delete an e-mail server that no destination uses. Outgoing mail still waiting to be sent through it ' +
+      'refuses the deletion (409 SERVER_HAS_QUEUED_MAIL) unless `discardQueued=true` gives that mail up ' +
+      '(each message marked failed, its file kept as a dead letter).',
     tags,
-    schema: { params: ServerParams, response: { 204: NoContent } },
+    schema: {
+      params: ServerParams,
+      querystring: Type.Object({ discardQueued: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
+      response: { 204: NoContent },
+    },
     handler: async (req, reply, { accounts }) => {
       const p = req.params as ServerParams;
-      await accounts.servers.delete(p.tenantId, p.serverId);
+      const q = req.query as { discardQueued?: boolean };
+      await accounts.servers.delete(p.tenantId, p.serverId, { discardQueued: q.discardQueued === true });
       reply.code(204);
       return null;
     },

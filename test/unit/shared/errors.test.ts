@@ -18,6 +18,7 @@ describe('error codes', () => {
       SERVER_LIMIT_REACHED: 409,
       ACCOUNT_IN_USE: 409,
       SERVER_IN_USE: 409,
+      SERVER_HAS_QUEUED_MAIL: 409,
       TENANT_NOT_EMPTY: 409,
       DUPLICATE_NAME: 409,
       DUPLICATE_ADDRESS: 409,

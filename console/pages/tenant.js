@@ -179,7 +179,7 @@ function serverTable(tenantId, servers, destinations, statuses, signIns, reload)
                 confirmDialog({
                   title: 'Delete e-mail server',
                   question: `Delete the e-mail server '${s.name}'?`,
-                  action: () => api('DELETE', `${base}${path(s.id)}`),
+                  action: () => deleteServer(`${base}${path(s.id)}`, s.name, reload),
                   onDone: reload,
                 }),
               'small danger',
@@ -189,6 +189,29 @@ function serverTable(tenantId, servers, destinations, statuses, signIns, reload)
       }),
     ),
   );
+}
+
+/**
+ * Deletes a server; when outgoing mail still waits for it, asks once more whether to give that
+ * mail up (each message is then marked failed and kept as a dead letter) and delete anyway.
+ */
+async function deleteServer(url, name, reload) {
+  try {
+    await api('DELETE', url);
+  } catch (err) {
+    if (err.code !== 'SERVER_HAS_QUEUED_MAIL') throw err;
+    const waiting = err.details?.waiting ?? 0;
+    confirmDialog({
+      title: 'Give up waiting mail',
+      question:
+        `${waiting} outgoing message${waiting === 1 ? '' : 's'} still wait${waiting === 1 ? 's' : ''} to be sent ` +
+        `through '${name}'. Give ${waiting === 1 ? 'it' : 'them'} up (each is marked failed and never sent) ` +
+        'and delete the server?',
+      yes: 'Give up mail and delete',
+      action: () => api('DELETE', `${url}?discardQueued=true`),
+      onDone: reload,
+    });
+  }
 }
 
 function destinationTable(tenantId, destinations, servers, serverName, reload) {

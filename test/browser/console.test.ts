@@ -408,6 +408,45 @@ describe('web console (headless Chromium)', function () {
     assert.deepEqual(delivered?.envelope.to, ['customer@example.net']);
   });
 
+  it('offers to give up waiting mail when a server to delete still has some', async () => {
+    // A server whose relay refuses connections, with one accepted message waiting, and no destination any more.
+    const server = await api().call<Obj>('POST', `/api/v1/tenants/${tenantId}/servers`, {
+      name: 'Old relay',
+      enabled: false,
+      imap: { host: '127.0.0.1', port: 1, user: 'old@example.com', auth: { method: 'password', password: 'x' } },
+      smtp: { host: '127.0.0.1', port: 1, auth: { mode: 'none' } },
+    });
+    assert.equal(server.status, 201, server.raw);
+    const destination = await api().call<Obj>('POST', `/api/v1/tenants/${tenantId}/destinations`, {
+      name: 'Old',
+      address: 'old@example.com',
+      serverId: server.body.id,
+    });
+    const base = `/api/v1/tenants/${tenantId}/destinations/${destination.body.id}`;
+    const sent = await api().call<Obj>('POST', `${base}/outbound`, {
+      to: ['c@example.net'],
+      subject: 'Stuck',
+      text: 'x',
+    });
+    assert.equal(sent.status, 202, sent.raw);
+    assert.equal((await api().call<Obj>('DELETE', base)).status, 204);
+
+    await openTenant();
+    await page.getByRole('button', { name: 'Delete e-mail server Old relay' }).click();
+    await dialog('Delete e-mail server').getByRole('button', { name: 'Yes' }).click();
+    const giveUp = dialog('Give up waiting mail');
+    assert.match(
+      await textOf(giveUp.locator('p').first()),
+      /1 outgoing message still waits to be sent through 'Old relay'/,
+    );
+    await giveUp.getByRole('button', { name: 'Give up mail and delete' }).click();
+    await giveUp.waitFor({ state: 'detached' });
+    await serverRow('Old relay').waitFor({ state: 'detached' });
+    const row = await api().store.outbound.byId(sent.body.id);
+    assert.equal(row?.status, 'failed');
+    assert.match(row?.lastReply ?? '', /e-mail server was deleted/);
+  });
+
   it('lists a destination’s recent inbound messages', async () => {
     mailbox().append('support@example.com', 'INBOX', rawMail({ subject: 'Where is my order?' }));
     mailbox().append('support@example.com', 'INBOX', rawMail({ subject: 'And my invoice?' }));

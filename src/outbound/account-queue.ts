@@ -365,6 +365,13 @@ export class AccountQueue {
       return true;
     } catch (err) {
       if (certainlyNotDelivered(err)) await giveBackPlace();
+      else if (placeTaken) {
+        // It may have been delivered (the connection went during or after DATA): it counts as a
+        // send for the next hour, as a delivery would.
+        await store.sendLog.settle(item.id, new Date(clock.now())).catch((e: unknown) => {
+          this.log.warn({ err: e, outboundId: item.id }, 'could not settle a rate-limit place');
+        });
+      }
       const failure = classifyDeliveryError(err);
       this.status.lastReply = failure.reply;
       this.status.lastErrorAt = new Date(clock.now()).toISOString();

@@ -72,7 +72,7 @@ export function retryDelayMs(attempt: number, throttled: boolean): number {
   return throttled ? Math.max(base, 15 * 60_000) : base;
 }
 
-/** Library error codes raised before any byte of a message could reach a server. */
+/** Error codes of a connection that was never made: nothing of a message can have reached a server. */
 const NOTHING_SENT_CODES = new Set([
   'CREDENTIALS_UNAVAILABLE',
   'EAUTH',
@@ -80,16 +80,23 @@ const NOTHING_SENT_CODES = new Set([
   'EDNS',
   'EHOSTUNREACH',
   'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
 ]);
 
 /**
  * Whether a failed delivery surely did not deliver the message: the server answered with a
  * refusal (any reply code: a refused command, or a refusal after the final dot), or no connection
- * was ever made. A connection lost during or after DATA, a timeout or an unknown error may have
- * delivered it; the hourly rate limit then keeps counting it.
+ * was ever made (nodemailer reports a refused connection as `ESOCKET` with the system's code in
+ * `originalCode`). A connection lost during or after DATA, a timeout or an unknown error may have
+ * delivered it; the hourly rate limit then counts it as a send.
  */
 export function certainlyNotDelivered(err: unknown): boolean {
-  const e = (typeof err === 'object' && err !== null ? err : {}) as SmtpErrorLike;
+  const e = (typeof err === 'object' && err !== null ? err : {}) as SmtpErrorLike & {
+    originalCode?: unknown;
+    syscall?: unknown;
+  };
   if (typeof e.responseCode === 'number' && e.responseCode >= 400) return true;
-  return typeof e.code === 'string' && NOTHING_SENT_CODES.has(e.code);
+  if (e.syscall === 'connect') return true;
+  return [e.code, e.originalCode].some((code) => typeof code === 'string' && NOTHING_SENT_CODES.has(code));
 }

@@ -289,6 +289,13 @@ export class SendLogRepository {
       return allowedAt;
     });
   }
+  /** Counts the place taken for a message that may have gone out (its attempt failed midway) as a send at `at`. */
+  async settle(outboundId: string, at: Date): Promise<void> {
+    await this.em.query(
+      'UPDATE smtp_send_log SET recorded = true, sent_at = $2 WHERE outbound_id = $1 AND NOT recorded',
+      [outboundId, at],
+    );
+  }
   /** Gives back the place taken for a message that did not go out. */
   async release(outboundId: string): Promise<void> {
     await this.em.query('DELETE FROM smtp_send_log WHERE outbound_id = $1 AND NOT recorded', [outboundId]);

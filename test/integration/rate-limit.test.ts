@@ -6,12 +6,45 @@ import { join } from 'node:path';
 import { createAccounts } from '../../src/accounts/index.js';
 import { CredentialService } from '../../src/auth/credentials.js';
 import { startSmtpHarness, type SmtpHarness } from '../../src/harness/smtp-harness.js';
+import type { OutboundOptions } from '../../src/outbound/options.js';
 import { OutboundService } from '../../src/outbound/outbound-service.js';
 import { RATE_WINDOW_MS } from '../../src/outbound/rate-limit.js';
 import { SecretSealer } from '../../src/shared/sealed-secrets.js';
 import type { Store } from '../../src/store/store.js';
 import { quietLogger, resetStore, sharedStore, testBackends } from '../support/database.js';
 import { FakeClock } from '../support/fake-clock.js';
+import { eventually } from '../support/mail.js';
+
+/** A tenant with one limited account (relay: the harness) and its destination, and engines over them. */
+async function limitedAccount(store: Store, smtp: SmtpHarness, name: string, limit: number) {
+  const sealer = new SecretSealer(randomBytes(32));
+  const accounts = createAccounts(store, sealer, quietLogger);
+  const tenant = await accounts.tenants.create({ name });
+  const user = `${name.toLowerCase().replace(/\W+/g, '-')}@example.com`;
+  const server = await accounts.servers.create(tenant.id, {
+    name: 'Limited',
+    enabled: false,
+    imap: { host: '127.0.0.1', port: 1, user, auth: { method: 'password', password: 'x' } },
+    smtp: { host: '127.0.0.1', port: smtp.port, auth: { mode: 'none' }, rateLimitPerHour: limit },
+  });
+  const destination = await accounts.destinations.create(tenant.id, { name, address: user, serverId: server.id });
+  const clock = new FakeClock();
+  /** An engine instance with its own spool under `spoolDir`. */
+  const engine = (spoolDir: string, instanceId: string, options: Partial<OutboundOptions> = {}): OutboundService =>
+    new OutboundService({
+      store,
+      credentials: new CredentialService(sealer),
+      logger: quietLogger,
+      spoolDir,
+      instanceId,
+      clock,
+      options: { fsync: false, heartbeatIntervalMs: 0, ...options },
+    });
+  /** Accepts a message for the destination through `through`. */
+  const send = (through: OutboundService, subject: string) =>
+    through.accept(tenant.id, destination.id, { to: ['c@example.net'], subject, text: 'x' });
+  return { tenant, server, destination, clock, engine, send };
+}
 
 /** 30 messages an hour, 100 queued, a fake clock, a restart in the middle. */
 describe('hourly rate limit across a restart and across instances [pglite]', () => {
@@ -31,36 +64,11 @@ describe('hourly rate limit across a restart and across instances [pglite]', () 
   });
 
   it('never sends more than 30 in any 60-minute window', async () => {
-    const sealer = new SecretSealer(randomBytes(32));
-    const accounts = createAccounts(store, sealer, quietLogger);
-    const tenant = await accounts.tenants.create({ name: 'Rate' });
-    const server = await accounts.servers.create(tenant.id, {
-      name: 'Limited',
-      enabled: false,
-      imap: { host: '127.0.0.1', port: 1, user: 'rate@example.com', auth: { method: 'password', password: 'x' } },
-      smtp: { host: '127.0.0.1', port: smtp.port, auth: { mode: 'none' }, rateLimitPerHour: 30 },
-    });
-    const destination = await accounts.destinations.create(tenant.id, {
-      name: 'Rate',
-      address: 'rate@example.com',
-      serverId: server.id,
-    });
-    const clock = new FakeClock();
-    const make = (): OutboundService =>
-      new OutboundService({
-        store,
-        credentials: new CredentialService(sealer),
-        logger: quietLogger,
-        spoolDir,
-        instanceId: 'rate-test',
-        clock,
-        options: { fsync: false, heartbeatIntervalMs: 0 },
-      });
+    const { server, clock, engine, send } = await limitedAccount(store, smtp, 'Rate', 30);
+    const make = (): OutboundService => engine(spoolDir, 'rate-test');
     let outbound = make();
     await outbound.start();
-    for (let i = 0; i < 100; i++) {
-      await outbound.accept(tenant.id, destination.id, { to: ['c@example.net'], subject: `#${i}`, text: 'x' });
-    }
+    for (let i = 0; i < 100; i++) await send(outbound, `#${i}`);
     const settle = async (count: number): Promise<void> => {
       await smtp.waitFor(count, 20_000);
       await new Promise((resolve) => setTimeout(resolve, 300)); // nothing more may follow
@@ -102,43 +110,16 @@ describe('hourly rate limit across a restart and across instances [pglite]', () 
     // the limit is read from the send log both share, so together they stay within it.
     await resetStore(store);
     const before = smtp.messages.length;
-    const sealer = new SecretSealer(randomBytes(32));
-    const accounts = createAccounts(store, sealer, quietLogger);
-    const tenant = await accounts.tenants.create({ name: 'Shared limit' });
-    const server = await accounts.servers.create(tenant.id, {
-      name: 'Limited',
-      enabled: false,
-      imap: { host: '127.0.0.1', port: 1, user: 'shared@example.com', auth: { method: 'password', password: 'x' } },
-      smtp: { host: '127.0.0.1', port: smtp.port, auth: { mode: 'none' }, rateLimitPerHour: 5 },
-    });
-    const destination = await accounts.destinations.create(tenant.id, {
-      name: 'Shared',
-      address: 'shared@example.com',
-      serverId: server.id,
-    });
-    const clock = new FakeClock();
-    const instance = (name: string): OutboundService =>
-      new OutboundService({
-        store,
-        credentials: new CredentialService(sealer),
-        logger: quietLogger,
-        spoolDir: join(spoolDir, name),
-        instanceId: name,
-        clock,
-        options: { fsync: false, heartbeatIntervalMs: 0 },
-      });
+    const { server, clock, engine, send } = await limitedAccount(store, smtp, 'Shared limit', 5);
+    const instance = (name: string): OutboundService => engine(join(spoolDir, name), name);
     const a = instance('instance-a');
     const b = instance('instance-b');
     await a.start();
     await b.start();
     try {
-      for (let i = 0; i < 4; i++) {
-        await a.accept(tenant.id, destination.id, { to: ['c@example.net'], subject: `a${i}`, text: 'x' });
-      }
+      for (let i = 0; i < 4; i++) await send(a, `a${i}`);
       await smtp.waitFor(before + 4, 20_000);
-      for (let i = 0; i < 4; i++) {
-        await b.accept(tenant.id, destination.id, { to: ['c@example.net'], subject: `b${i}`, text: 'x' });
-      }
+      for (let i = 0; i < 4; i++) await send(b, `b${i}`);
       await smtp.waitFor(before + 5, 20_000);
       await new Promise((resolve) => setTimeout(resolve, 500)); // nothing more may follow
       assert.equal(smtp.messages.length - before, 5, 'five an hour, both instances together');
@@ -175,40 +156,22 @@ for (const kind of await testBackends()) {
       // Both instances wait for the relay with their messages queued; when it comes back, both
       // drain at once. Reading the log and sending (without a place taken under a lock) let each
       // see only the other's recorded sends and overshoot the limit.
-      const sealer = new SecretSealer(randomBytes(32));
-      const accounts = createAccounts(store, sealer, quietLogger);
-      const tenant = await accounts.tenants.create({ name: 'Race' });
-      const server = await accounts.servers.create(tenant.id, {
-        name: 'Limited',
-        enabled: false,
-        imap: { host: '127.0.0.1', port: 1, user: 'race@example.com', auth: { method: 'password', password: 'x' } },
-        smtp: { host: '127.0.0.1', port: smtp.port, auth: { mode: 'none' }, rateLimitPerHour: 4 },
-      });
-      const destination = await accounts.destinations.create(tenant.id, {
-        name: 'Race',
-        address: 'race@example.com',
-        serverId: server.id,
-      });
-      const clock = new FakeClock();
-      const instance = (name: string): OutboundService =>
-        new OutboundService({
-          store,
-          credentials: new CredentialService(sealer),
-          logger: quietLogger,
-          spoolDir: join(spoolDir, name),
-          instanceId: name,
-          clock,
-          options: { fsync: false, heartbeatIntervalMs: 0, probeIntervalMs: 50 },
-        });
+      const { server, clock, engine, send } = await limitedAccount(store, smtp, 'Race', 4);
+      const instance = (name: string): OutboundService => engine(join(spoolDir, name), name, { probeIntervalMs: 50 });
       const engines = [instance('race-a'), instance('race-b')];
       await smtp.stop();
       for (const engine of engines) await engine.start();
       try {
-        for (const [n, engine] of engines.entries()) {
-          for (let i = 0; i < 6; i++) {
-            await engine.accept(tenant.id, destination.id, { to: ['c@example.net'], subject: `${n}-${i}`, text: 'x' });
-          }
+        for (const [n, instanceN] of engines.entries()) {
+          for (let i = 0; i < 6; i++) await send(instanceN, `${n}-${i}`);
         }
+        // Each engine has tried once and found the relay refusing connections: nothing was sent,
+        // so the places taken for those attempts were given back.
+        await eventually(async () =>
+          engines.every((e) => e.status(server.id).queue?.state === 'paused') ? true : undefined,
+        );
+        const refused = await store.query<{ n: string }>('SELECT count(*) AS n FROM smtp_send_log');
+        assert.equal(Number(refused[0]?.n), 0, 'a refused connection takes no place');
         await smtp.start();
         clock.advance(100); // both probes are due: the relay answers, both queues drain
         await smtp.waitFor(4, 20_000);
@@ -225,6 +188,34 @@ for (const kind of await testBackends()) {
         assert.equal(smtp.messages.length, 8, 'four more in the next hour');
       } finally {
         for (const engine of engines) await engine.stop();
+      }
+    });
+
+    it('counts an attempt that may have delivered (connection lost after the dot) as a send', async () => {
+      await resetStore(store);
+      smtp.messages.length = 0;
+      const { tenant, destination, clock, engine: make, send } = await limitedAccount(store, smtp, 'Lost', 10);
+      const engine = make(join(spoolDir, 'lost'), 'lost', { probeIntervalMs: 50 });
+      smtp.faults.dropAt('afterData', { times: 1 });
+      await engine.start();
+      try {
+        const accepted = await send(engine, 'x');
+        const lines = () =>
+          store.query<{ recorded: boolean }>('SELECT recorded FROM smtp_send_log WHERE outbound_id = $1', [
+            accepted.id,
+          ]);
+        // The first attempt lost its connection after the final dot: the server may have it.
+        await eventually(async () => ((await lines()).length === 1 && (await lines())[0]?.recorded ? true : undefined));
+        assert.notEqual((await engine.get(tenant.id, destination.id, accepted.id)).status, 'sent');
+        clock.advance(10 * 60_000); // its retry is due (and the relay is probed again)
+        const both = await eventually(async () => {
+          const now = await lines();
+          return now.length === 2 && now.every((l) => l.recorded) ? now : undefined;
+        });
+        assert.equal(both.length, 2, 'the lost attempt and the delivery both count');
+        assert.equal((await engine.get(tenant.id, destination.id, accepted.id)).status, 'sent');
+      } finally {
+        await engine.stop();
       }
     });
   });

@@ -59,6 +59,13 @@ describe('whether a failed delivery surely sent nothing (the rate limit gives it
     ['421 greeting', { code: 'EPROTOCOL', responseCode: 421, response: '421 busy' }, true],
     ['535 authentication', { code: 'EAUTH', responseCode: 535 }, true],
     ['refused connection', { code: 'ECONNREFUSED' }, true],
+    [
+      'refused connection as nodemailer reports it',
+      { code: 'ESOCKET', originalCode: 'ECONNREFUSED', errno: -111, syscall: 'connect', command: 'CONN' },
+      true,
+    ],
+    ['unknown host', { code: 'EDNS', originalCode: 'ENOTFOUND', command: 'CONN' }, true],
+    ['socket error on an open connection', { code: 'ESOCKET', originalCode: 'EPIPE', syscall: 'write' }, false],
     ['no credentials', { code: 'CREDENTIALS_UNAVAILABLE' }, true],
     ['connection lost mid-DATA', { code: 'ECONNECTION', message: 'Connection closed unexpectedly' }, false],
     ['connection reset after the dot', { code: 'ECONNRESET' }, false],

@@ -243,8 +243,11 @@ export class OutboundService {
       // Delivered before the deletion but not recorded yet: recorded as sent, the file recycled.
       for (const item of await this.spool.listSent(serverId)) {
         const at = new Date(this.clock.now());
+        const row = await store.outbound.byId(item.id);
+        const attempts = (row?.attempts ?? 0) + 1;
+        const firstAttemptAt = row?.firstAttemptAt ?? at;
         await store.outbound.recordSent([
-          { id: item.id, sentAt: at, reply: SENT_FOLDER_REPLY, responseCode: 250, attempts: 1, firstAttemptAt: at },
+          { id: item.id, sentAt: at, reply: SENT_FOLDER_REPLY, responseCode: 250, attempts, firstAttemptAt },
         ]);
         await store.outbound.confirmSent([item.id]);
         await this.spool.remove(item);

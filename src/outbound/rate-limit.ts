@@ -1,3 +1,5 @@
+import type { SendLogEntry } from '../store/outbound-repositories.js';
+
 /** [3600000] the window of "messages per hour", ms. */
 export const RATE_WINDOW_MS = 60 * 60 * 1000;
 
@@ -23,19 +25,13 @@ export function nextSendAllowedAt(sends: readonly number[], limit: number, now: 
  */
 export const PLACE_HOLD_MS = 15 * 60 * 1000;
 
-/** A line of the send log: a recorded send, or a place taken before a send not recorded yet. */
-export interface SendLogLine {
-  sentAt: Date;
-  recorded: boolean;
-}
-
 /**
  * When the next message may go, counting the places taken for sends not recorded yet (by this
  * engine or another one sharing the database) as sends at `now`, or at their time plus
  * {@link PLACE_HOLD_MS} once that has passed. Read `lines` from at least
  * `now - RATE_WINDOW_MS - PLACE_HOLD_MS` on.
  */
-export function nextPlaceAt(lines: readonly SendLogLine[], limit: number, now: number): number {
+export function nextPlaceAt(lines: readonly SendLogEntry[], limit: number, now: number): number {
   const times = lines.map((l) => (l.recorded ? l.sentAt.getTime() : Math.min(now, l.sentAt.getTime() + PLACE_HOLD_MS)));
   return nextSendAllowedAt(times, limit, now);
 }

@@ -239,7 +239,6 @@ export class OutboundMessageRepository {
 /** Statuses of messages still to be sent. */
 const WAITING: Array<OutboundMessageRow['status']> = ['queued', 'sending', 'deferred'];
 
-/** The durable record of sends the hourly rate limit reads: it survives restarts. */
 /** One line of the send log as the rate limit reads it. */
 export interface SendLogEntry {
   sentAt: Date;
@@ -247,6 +246,7 @@ export interface SendLogEntry {
   recorded: boolean;
 }
 
+/** The durable record of sends the hourly rate limit reads: it survives restarts. */
 export class SendLogRepository {
   constructor(private readonly em: EntityManager) {}
 

@@ -110,8 +110,11 @@ forEachBackend('inbound with the fake IMAP server', (kind) => {
     await eventually(async () =>
       imap.messages('support@example.com', 'INBOX').every((m) => m.flags.includes('\\Seen')) ? true : undefined,
     );
-    const status = await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/servers/${serverId}/status`);
-    assert.equal(status.body.inbound.state, 'idle');
+    // The watcher goes idle once its first pass (post-processing included) has returned.
+    const status = await eventually(async () => {
+      const res = await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/servers/${serverId}/status`);
+      return res.body.inbound.state === 'idle' ? res : undefined;
+    });
     assert.equal(status.body.inbound.lastUid.INBOX, 6);
 
     // A restart of the inbound side routes nothing again.

@@ -151,7 +151,7 @@ export class ServerService {
             'SERVER_HAS_QUEUED_MAIL',
             `e-mail server '${row.name}' still has ${waiting} outgoing message${waiting > 1 ? 's' : ''} waiting to ` +
               'be sent through it (its status shows the queue); wait until they are sent, or delete with ' +
-              'discardQueued=true to give them up (each is marked failed)',
+              'discardQueued=true (CLI: --discard-queued) to give them up (each is marked failed, never sent)',
             { field: 'discardQueued', details: { waiting } },
           );
         }

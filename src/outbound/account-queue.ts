@@ -55,10 +55,8 @@ export interface QueueDeps {
   clock: Clock;
   logger: Logger;
   options: OutboundOptions;
-  /** Records a delivery (status `sent` + send log); group-committed across accounts, asynchronous commit. */
+  /** Records a delivery (status `sent` + send log); group-committed across accounts, resolves once durable. */
   recordSent: (record: SentRecord) => Promise<void>;
-  /** Resolves once the record of this delivery is durable (a later synchronous commit). */
-  confirmSent: (id: string) => Promise<void>;
   /**
    * Bytes of accepted messages kept in memory for their delivery, shared by every queue: a message
    * accepted by this process is sent from the bytes it was spooled with instead of being read back.
@@ -383,8 +381,8 @@ export class AccountQueue {
 
   /**
    * After the server's 250: the file leaves the queue for `sent/` (a rename), and the delivery is
-   * recorded in the database (group-committed with others, asynchronous commit), made durable (a
-   * later synchronous commit, shared too), then the file is recycled. The queue goes on at once;
+   * recorded in the database (group-committed with the deliveries of a few milliseconds, one
+   * synchronous commit), then the file is recycled. The queue goes on at once;
    * the next message's final dot waits only for the rename, so at most one delivered message is
    * ever unmarked (one duplicate at most when the engine is killed). Should the rename fail, the
    * dot waits for the database record instead; should both fail, the file stays and is sent again
@@ -423,7 +421,6 @@ export class AccountQueue {
           retry = true;
           return;
         }
-        await this.deps.confirmSent(item.id);
         await this.deps.spool.remove(moved ?? item);
       })
       .catch((err: unknown) =>
@@ -492,7 +489,6 @@ export class AccountQueue {
           attempts: (row?.attempts ?? 0) + 1,
           firstAttemptAt: row?.firstAttemptAt ?? sentAt,
         });
-        await this.deps.confirmSent(item.id);
       }
       await spool.remove(item);
     }

@@ -56,11 +56,18 @@ export interface OutboundDeps {
 }
 
 /**
- * How long a confirmation of recorded deliveries waits for more to join it, ms. Only the removal
- * of their spool files waits for it (until then a file's row already says `sent`, so a restart
- * removes it unsent), and one synchronous commit (a WAL flush) covers several deliveries.
+ * How long the record of a delivery waits for others to join it, ms: one statement with one
+ * synchronous commit (a WAL flush) covers the deliveries of that time, of every account. Nothing
+ * waits for it but the status row (`sent` that much later) and the removal of the spool files:
+ * until then the delivered files sit in `sent/`, where a restart finds and records them.
  */
-const CONFIRM_DELAY_MS = 10;
+const RECORD_DELAY_MS = 20;
+
+/**
+ * Longest an accepted message's status row waits for the rows of accepts still being composed,
+ * ms, so that one insert (one synchronous commit) covers them. A lone accept does not wait.
+ */
+const ACCEPT_DELAY_MS = 5;
 
 /** [67108864] most bytes of accepted messages held in memory for their delivery, in all (64 MiB). */
 const SPOOLED_IN_MEMORY_BYTES = 64 * 1024 * 1024;
@@ -97,6 +104,14 @@ function outboundView(row: OutboundMessageRow): OutboundView {
  * The outbound side: accepts messages only once they are safe in the disk spool, delivers each
  * account's queue in order under its rate limit, sends heartbeats, keeps dead letters.
  */
+/** A send request checked and composed, before its status row and spool file are written. */
+interface PreparedAccept {
+  row: OutboundMessageRow;
+  raw: Buffer;
+  envelope: { from: string; to: string[] };
+  queue: AccountQueue;
+}
+
 export class OutboundService {
   readonly options: OutboundOptions;
   readonly spool: Spool;
@@ -107,6 +122,8 @@ export class OutboundService {
   private appliedFingerprint: string | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** Accepts under way: the status-row insert waits briefly while others than its own rows are. */
+  private accepting = 0;
   /** Status rows of accepted messages, inserted together when requests arrive together. */
   private readonly accepted: GroupCommit<AcceptedRow, Set<string>>;
   /**
@@ -116,18 +133,20 @@ export class OutboundService {
   private readonly destinations = new Map<string, SendingDestination>();
   /** Accepted messages' bytes kept for their delivery (the queues share the budget). */
   private readonly inMemory: SpooledInMemory = { used: 0, limit: SPOOLED_IN_MEMORY_BYTES };
-  /** Deliveries of every account, recorded together (status `sent` + send log). */
+  /** Deliveries of every account, recorded together (status `sent` + send log, durable). */
   private readonly delivered: GroupCommit<SentRecord>;
-  /** Recorded deliveries made durable together, before their spool files go. */
-  private readonly confirmed: GroupCommit<string>;
 
   constructor(private readonly deps: OutboundDeps) {
     this.options = { ...DEFAULT_OUTBOUND_OPTIONS, ...deps.options };
     this.clock = deps.clock ?? systemClock;
     this.spool = new Spool(deps.spoolDir, { fsync: this.options.fsync, now: () => this.clock.now() });
-    this.accepted = new GroupCommit((rows) => deps.store.outbound.insertMany(rows));
-    this.delivered = new GroupCommit((records) => deps.store.outbound.recordSent(records));
-    this.confirmed = new GroupCommit((ids) => deps.store.outbound.confirmSent(ids), 500, CONFIRM_DELAY_MS);
+    this.accepted = new GroupCommit(
+      (rows) => deps.store.outbound.insertMany(rows),
+      500,
+      ACCEPT_DELAY_MS,
+      (waiting) => this.accepting > waiting,
+    );
+    this.delivered = new GroupCommit((records) => deps.store.outbound.recordSent(records), 500, RECORD_DELAY_MS);
   }
 
   async start(): Promise<void> {
@@ -249,7 +268,6 @@ export class OutboundService {
         await store.outbound.recordSent([
           { id: item.id, sentAt: at, reply: SENT_FOLDER_REPLY, responseCode: 250, attempts, firstAttemptAt },
         ]);
-        await store.outbound.confirmSent([item.id]);
         await this.spool.remove(item);
       }
       await this.spool.dropQueueFolder(serverId);
@@ -299,6 +317,56 @@ export class OutboundService {
     destination: SendingDestination,
     version: string | null,
   ): Promise<OutboundView | null> {
+    this.accepting += 1;
+    try {
+      return await this.prepareAndSpool(tenantId, input, destination, version);
+    } finally {
+      this.accepting -= 1;
+    }
+  }
+
+  private async prepareAndSpool(
+    tenantId: string,
+    input: SendInput,
+    destination: SendingDestination,
+    version: string | null,
+  ): Promise<OutboundView | null> {
+    const { store } = this.deps;
+    const { row, raw, envelope, queue } = await this.prepareAccept(tenantId, input, destination);
+    const { id, destinationId, serverId, messageIdHeader: messageId } = row;
+    // The status row first, then the spool: once the file is in the queue the drainer may take it
+    // at once. If the spool refuses the message, the row goes again and nothing was accepted.
+    const inserted = await this.accepted.add({ ...row, destinationVersion: version });
+    if (!inserted.has(id)) return null;
+    let spooled;
+    try {
+      spooled = await this.spool.enqueue(
+        {
+          id,
+          tenantId,
+          accountId: serverId,
+          destinationId,
+          instanceId: this.deps.instanceId,
+          envelope,
+          messageId,
+          createdAt: new Date(this.clock.now()).toISOString(),
+        },
+        raw,
+      );
+    } catch (err) {
+      await store.outbound.delete(id).catch(() => undefined);
+      throw err;
+    }
+    queue.enqueued(spooled.item, { header: spooled.header, raw });
+    return outboundView(row);
+  }
+
+  /** Validates a send request against its destination and composes the message and its status row. */
+  private async prepareAccept(
+    tenantId: string,
+    input: SendInput,
+    destination: SendingDestination,
+  ): Promise<PreparedAccept> {
     const { store } = this.deps;
     const destinationId = destination.id;
     if (!destination.outgoing || destination.serverId === null) {
@@ -315,7 +383,6 @@ export class OutboundService {
         ? known
         : await store.servers.get(tenantId, destination.serverId).then((row) => row && this.queueFor(row));
     if (!queue) throw new MailroomError('SERVER_NOT_FOUND', 'the destination’s e-mail server does not exist');
-    const server = { id: destination.serverId };
 
     let to = input.to ?? [];
     let subject = input.subject ?? '';
@@ -400,13 +467,11 @@ export class OutboundService {
       references,
       loopValue: this.deps.instanceId,
     });
-    // The status row first, then the spool: once the file is in the queue the drainer may take it
-    // at once. If the spool refuses the message, the row goes again and nothing was accepted.
     const row: OutboundMessageRow = {
       id,
       tenantId,
       destinationId,
-      serverId: server.id,
+      serverId: destination.serverId,
       status: 'queued',
       messageIdHeader: messageId,
       conversationId,
@@ -422,29 +487,7 @@ export class OutboundService {
       createdAt: new Date(this.clock.now()),
       updatedAt: new Date(this.clock.now()),
     };
-    const inserted = await this.accepted.add({ ...row, destinationVersion: version });
-    if (!inserted.has(id)) return null;
-    let spooled;
-    try {
-      spooled = await this.spool.enqueue(
-        {
-          id,
-          tenantId,
-          accountId: server.id,
-          destinationId,
-          instanceId: this.deps.instanceId,
-          envelope,
-          messageId,
-          createdAt: new Date(this.clock.now()).toISOString(),
-        },
-        raw,
-      );
-    } catch (err) {
-      await store.outbound.delete(id).catch(() => undefined);
-      throw err;
-    }
-    queue.enqueued(spooled.item, { header: spooled.header, raw });
-    return outboundView(row);
+    return { row, raw, envelope, queue };
   }
 
   async get(tenantId: string, destinationId: string, id: string): Promise<OutboundView> {
@@ -531,7 +574,6 @@ export class OutboundService {
         logger: this.deps.logger,
         options: this.options,
         recordSent: (record) => this.delivered.add(record),
-        confirmSent: (id) => this.confirmed.add(id),
         memory: this.inMemory,
         ...(this.deps.transportFactory && { transportFactory: this.deps.transportFactory }),
       });

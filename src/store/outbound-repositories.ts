@@ -143,12 +143,9 @@ export class OutboundMessageRepository {
   /**
    * Records several deliveries (the server's 250) in one statement: each status row becomes
    * `sent` and the send log the hourly rate limit reads gets one line per message, in place of
-   * the place the limit took for it before the send (`SendLogRepository.reserve`).
-   *
-   * The commit is asynchronous (`synchronous_commit = off` for this statement only): it is
-   * visible at once and survives the engine stopping at any moment, but a crash of the database
-   * server itself may lose it until the WAL is flushed. So the spool file of such a message is
-   * deleted only after `confirmSent`, whose synchronous commit flushes everything before it.
+   * the place the limit took for it before the send (`SendLogRepository.reserve`). The commit is
+   * synchronous: once this resolves the records survive a crash of the database server too, and
+   * the messages' spool files may go.
    */
   async recordSent(entries: ReadonlyArray<SentRecord>): Promise<void> {
     if (entries.length === 0) return;
@@ -159,8 +156,7 @@ export class OutboundMessageRepository {
       return `($${n + 1}::uuid, $${n + 2}::timestamptz, $${n + 3}::text, $${n + 4}::integer, $${n + 5}::integer, $${n + 6}::timestamptz)`;
     });
     await this.em.query(
-      `WITH cfg AS (SELECT set_config('synchronous_commit', 'off', true) AS off),
-       v (id, sent_at, reply, code, attempts, first_attempt_at) AS (VALUES ${tuples.join(', ')}),
+      `WITH v (id, sent_at, reply, code, attempts, first_attempt_at) AS (VALUES ${tuples.join(', ')}),
        done AS (
          UPDATE outbound_messages o SET status = 'sent', sent_at = v.sent_at, last_reply = v.reply,
            last_response_code = v.code, attempts = v.attempts, first_attempt_at = v.first_attempt_at,
@@ -168,18 +164,9 @@ export class OutboundMessageRepository {
          FROM v WHERE o.id = v.id
          RETURNING o.id, o.server_id, v.sent_at),
        released AS (DELETE FROM smtp_send_log l USING v WHERE l.outbound_id = v.id AND NOT l.recorded)
-       INSERT INTO smtp_send_log (server_id, sent_at, outbound_id) SELECT server_id, sent_at, id FROM done, cfg`,
+       INSERT INTO smtp_send_log (server_id, sent_at, outbound_id) SELECT server_id, sent_at, id FROM done`,
       params,
     );
-  }
-  /**
-   * Makes recorded deliveries durable: a synchronous commit that writes (it touches the rows), so
-   * the WAL up to it, with every earlier asynchronous commit, is on disk when this resolves.
-   */
-  async confirmSent(ids: readonly string[]): Promise<void> {
-    if (ids.length === 0) return;
-    const list = ids.map((_, i) => `$${i + 1}::uuid`).join(', ');
-    await this.em.query(`UPDATE outbound_messages SET updated_at = now() WHERE id IN (${list})`, [...ids]);
   }
   /** Inserts unless a row with this id exists (recovering a row from a spool header). */
   async insertMissing(row: Omit<OutboundMessageRow, 'createdAt' | 'updatedAt'>): Promise<void> {

@@ -62,4 +62,41 @@ describe('GroupCommit', () => {
     await Promise.all([first, group.add(2)]);
     assert.deepEqual(writes, [[1, 2]]);
   });
+
+  it('with expectMore saying nothing else is on its way, writes a lone item without the delay', async () => {
+    const writes: number[][] = [];
+    const asked: number[] = [];
+    const group = new GroupCommit<number>(
+      async (items) => {
+        writes.push(items);
+      },
+      500,
+      10_000,
+      (waiting) => {
+        asked.push(waiting);
+        return false;
+      },
+    );
+    const started = Date.now();
+    await group.add(1);
+    assert.ok(Date.now() - started < 5_000, 'the write waited for the delay');
+    assert.deepEqual(writes, [[1]]);
+    assert.deepEqual(asked, [1]);
+  });
+
+  it('with expectMore saying more are on their way, waits the delay for them', async () => {
+    const writes: number[][] = [];
+    const group = new GroupCommit<number>(
+      async (items) => {
+        writes.push(items);
+      },
+      500,
+      30,
+      (waiting) => waiting < 2,
+    );
+    const first = group.add(1);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await Promise.all([first, group.add(2)]);
+    assert.deepEqual(writes, [[1, 2]]);
+  });
 });

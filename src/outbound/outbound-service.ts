@@ -20,7 +20,7 @@ import { Heartbeat, type HeartbeatStatus } from './heartbeat.js';
 import { DEFAULT_OUTBOUND_OPTIONS, type OutboundOptions } from './options.js';
 import { SendInput, type OutboundView } from './schemas.js';
 import { SmtpTransport } from './smtp-transport.js';
-import { Spool } from './spool.js';
+import { Spool, type SpoolDraft } from './spool.js';
 
 /** Fills a response file for a reply (the templates module); absent until it is wired. */
 export type ResponseRenderer = (request: {
@@ -334,13 +334,14 @@ export class OutboundService {
     const { store } = this.deps;
     const { row, raw, envelope, queue } = await this.prepareAccept(tenantId, input, destination);
     const { id, destinationId, serverId, messageIdHeader: messageId } = row;
-    // The status row first, then the spool: once the file is in the queue the drainer may take it
-    // at once. If the spool refuses the message, the row goes again and nothing was accepted.
-    const inserted = await this.accepted.add({ ...row, destinationVersion: version });
-    if (!inserted.has(id)) return null;
-    let spooled;
+    // The status row and the spool file are written at the same time; the file enters the queue
+    // (where the drainer may take it at once) only once the row is in. If the row is not inserted
+    // (the destination changed meanwhile), the file is given up; if the spool refuses the
+    // message, the row goes again: nothing was accepted.
+    const inserting = this.accepted.add({ ...row, destinationVersion: version });
+    let draft: SpoolDraft;
     try {
-      spooled = await this.spool.enqueue(
+      draft = await this.spool.write(
         {
           id,
           tenantId,
@@ -353,6 +354,25 @@ export class OutboundService {
         },
         raw,
       );
+    } catch (err) {
+      const inserted = await inserting.catch(() => null);
+      if (inserted?.has(id)) await store.outbound.delete(id).catch(() => undefined);
+      throw err;
+    }
+    let inserted: Set<string>;
+    try {
+      inserted = await inserting;
+    } catch (err) {
+      await this.spool.discard(draft).catch(() => undefined);
+      throw err;
+    }
+    if (!inserted.has(id)) {
+      await this.spool.discard(draft).catch(() => undefined);
+      return null;
+    }
+    let spooled;
+    try {
+      spooled = await this.spool.commit(draft);
     } catch (err) {
       await store.outbound.delete(id).catch(() => undefined);
       throw err;

@@ -63,4 +63,24 @@ describe('spool file recycling', () => {
     assert.equal((await again.read(next.item)).header.id, 'd');
     await again.close();
   });
+
+  it('keeps a written message out of the queue until it is committed, and a discarded one never enters it', async () => {
+    const spool = new Spool(dir);
+    await spool.open();
+    const kept = await spool.write(header('kept'), Buffer.from('Subject: kept\r\n\r\n.\r\n'));
+    const dropped = await spool.write(header('dropped'), Buffer.from('Subject: dropped\r\n\r\n.\r\n'));
+    assert.deepEqual(await spool.list('acct'), [], 'written, not yet queued');
+    await spool.discard(dropped);
+    const committed = await spool.commit(kept);
+    assert.deepEqual(
+      (await spool.list('acct')).map((i) => i.id),
+      ['kept'],
+    );
+    assert.equal((await spool.read(committed.item)).header.id, 'kept');
+    assert.equal((await readdir(join(dir, 'free'))).length, 1, 'the discarded file waits to be reused');
+    const next = await spool.enqueue(header('next'), Buffer.from('Subject: next\r\n\r\n.\r\n'));
+    assert.equal((await spool.read(next.item)).header.id, 'next');
+    assert.equal((await readdir(join(dir, 'free'))).length, 0);
+    await spool.close();
+  });
 });

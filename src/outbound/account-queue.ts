@@ -342,9 +342,9 @@ export class AccountQueue {
     facts.firstAttemptAt = firstAttemptAt;
     this.sendingId = item.id;
     try {
-      const { envelope, messageId } = read.header;
+      const { envelope } = read.header;
       const gate = this.marking ?? undefined;
-      const sending = this.withLogin((transport) => transport.send(envelope, read.raw, gate, messageId));
+      const sending = this.withLogin((transport) => transport.send(envelope, read.raw, gate));
       this.readAhead(item);
       const result = await sending;
       this.track(item, {

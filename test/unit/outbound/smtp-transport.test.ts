@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict';
+import { startSmtpHarness, type SmtpHarness } from '../../../src/harness/smtp-harness.js';
+import { SmtpTransport } from '../../../src/outbound/smtp-transport.js';
+
+describe('SMTP transport (one kept connection to the relay)', () => {
+  let smtp: SmtpHarness;
+  let transport: SmtpTransport;
+  beforeEach(async () => {
+    smtp = await startSmtpHarness();
+    transport = new SmtpTransport({ host: smtp.host, port: smtp.port, secure: false, login: null });
+  });
+  afterEach(async () => {
+    transport.close();
+    await smtp.close();
+  });
+
+  const envelope = { from: 'support@example.com', to: ['customer@example.net'] };
+  const message = (n: number): Buffer => Buffer.from(`Subject: n${n}\r\n\r\nbody ${n}\r\n.dot-stuffed line\r\n`);
+
+  it('sends messages one after another over one connection, the bytes as given', async () => {
+    for (const n of [1, 2, 3]) {
+      const result = await transport.send(envelope, message(n));
+      assert.match(result.response, /^250/);
+      assert.deepEqual(result.accepted, ['customer@example.net']);
+    }
+    const received = await smtp.waitFor(3);
+    assert.equal(new Set(received.map((m) => m.sessionId)).size, 1, 'one connection');
+    assert.deepEqual(
+      received.map((m) => m.raw.toString()),
+      [1, 2, 3].map((n) => message(n).toString()),
+    );
+  });
+
+  it('sends over a new connection when the server closed the kept one while it was idle', async () => {
+    await transport.send(envelope, message(1));
+    await smtp.dropConnections();
+    await transport.send(envelope, message(2));
+    const received = await smtp.waitFor(2);
+    assert.equal(received.length, 2, 'each once');
+    assert.notEqual(received[0]?.sessionId, received[1]?.sessionId);
+  });
+
+  it('reports a refused recipient with its reply and keeps the connection for the next message', async () => {
+    await transport.send(envelope, message(1));
+    smtp.faults.rejectRecipient('*', 550, '5.1.1 no such user', { times: 1 });
+    await assert.rejects(transport.send(envelope, message(2)), (err: Error & { responseCode?: number }) => {
+      assert.equal(err.responseCode, 550);
+      return true;
+    });
+    await transport.send(envelope, message(3));
+    const received = await smtp.waitFor(2);
+    assert.deepEqual(
+      received.map((m) => m.raw.toString()),
+      [message(1).toString(), message(3).toString()],
+    );
+    assert.equal(received[0]?.sessionId, received[1]?.sessionId, 'the session was reset, not replaced');
+  });
+
+  it('holds the final dot until the gate settles, and gives the message up when it fails', async () => {
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const sending = transport.send(envelope, message(1), gate);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(smtp.messages.length, 0, 'not complete before the gate opens');
+    open();
+    await sending;
+    assert.equal((await smtp.waitFor(1)).length, 1);
+    const refused = Promise.reject(new Error('record failed'));
+    refused.catch(() => undefined); // the transport's own handler comes a moment later
+    await assert.rejects(transport.send(envelope, message(2), refused));
+    await transport.send(envelope, message(3));
+    const received = await smtp.waitFor(2);
+    assert.deepEqual(
+      received.map((m) => m.raw.toString()),
+      [message(1).toString(), message(3).toString()],
+    );
+  });
+});

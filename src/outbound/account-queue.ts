@@ -1,4 +1,3 @@
-import { stat } from 'node:fs/promises';
 import type { CredentialService, LoginCredentials } from '../auth/credentials.js';
 import type { Clock } from '../shared/clock.js';
 import { isMailroomError } from '../shared/errors.js';
@@ -10,20 +9,11 @@ import type { Store } from '../store/store.js';
 import { certainlyNotDelivered, classifyDeliveryError, retryDelayMs, type DeliveryFailure } from './delivery-error.js';
 import type { OutboundOptions } from './options.js';
 import { nextPlaceAt, PLACE_HOLD_MS, RATE_WINDOW_MS } from './rate-limit.js';
+import { QueuedMessages, type SpooledInMemory, type SpooledMessage } from './queued-messages.js';
+import { SentBookkeeping, statusRowFromHeader } from './sent-bookkeeping.js';
 import { SmtpTransport } from './smtp-transport.js';
-import { queuedAtOf, seqTimeOf, type Spool, type SpoolHeader, type SpoolItem } from './spool.js';
+import { queuedAtOf, seqTimeOf, type Spool, type SpoolItem } from './spool.js';
 import { WaitingWarning } from './waiting-warning.js';
-
-/** The reply recorded for a delivery found in the spool's `sent/` folder (its record had not been made). */
-export const SENT_FOLDER_REPLY = '250 (delivered; recorded later from the spool’s sent/ folder)';
-
-/** A budget of message bytes held in memory between spooling and delivery (see `QueueDeps.memory`). */
-export interface SpooledInMemory {
-  /** Bytes held now. */
-  used: number;
-  /** Most bytes held at once; messages beyond it are read back from the spool. */
-  readonly limit: number;
-}
 
 export type QueueState = 'ok' | 'paused' | 'held';
 
@@ -101,29 +91,15 @@ export class AccountQueue {
    * date by `enqueued()` and by this queue's own deliveries. Re-read from disk whenever it is empty
    * (so files put back by another tool are found) and after `refresh()`.
    */
-  private readonly pending: SpoolItem[] = [];
-  private readonly pendingNames = new Set<string>();
+  private readonly queued: QueuedMessages;
   private listingStale = true;
   /** Attempts so far per message, known without reading its row (accepted here, or read once). */
   private readonly facts = new Map<string, { attempts: number; firstAttemptAt: Date | null }>();
-  /**
-   * The last delivery not yet marked in the spool (its file renamed into `sent/`, or, should that
-   * fail, its database record written): the next message's final dot waits for it.
-   */
-  private marking: Promise<unknown> | null = null;
-  /** A delivery in `sent/` waits for its database record (it failed once): retried at the next listing. */
-  private sentToRecord = true;
-  /** Records being written and the file removals that follow them (awaited by `stop`). */
-  private readonly settling = new Set<Promise<void>>();
-  /** Files of delivered messages not yet removed: a listing of the folder must not queue them again. */
-  private readonly finishing = new Set<string>();
-  /** Messages accepted by this process, by file name: the bytes that were spooled, to send without reading them back. */
-  private readonly spooled = new Map<string, { header: SpoolHeader; raw: Buffer }>();
-  /** A file read ahead of its turn. */
-  private ahead: { item: SpoolItem; read: ReturnType<Spool['read']> } | null = null;
   /** The message on its way to the server now. */
   private sendingId: string | null = null;
   private readonly waiting: WaitingWarning;
+  /** Delivered messages on their way out of the spool (into `sent/`, recorded, recycled). */
+  private readonly sent: SentBookkeeping;
 
   constructor(
     server: EmailServerRow,
@@ -140,6 +116,15 @@ export class AccountQueue {
       warnAfterMs: deps.options.warnAfterMs,
       describe: () => ({ state: this.status.state, lastReply: this.status.lastReply }),
     });
+    this.sent = new SentBookkeeping({
+      spool: deps.spool,
+      store: deps.store,
+      log: this.log,
+      serverId: server.id,
+      recordSent: deps.recordSent,
+      relist: () => this.refresh(),
+    });
+    this.queued = new QueuedMessages(deps.spool, deps.memory, (name) => this.sent.isFinishing(name));
   }
 
   snapshot(): QueueStatus {
@@ -148,11 +133,12 @@ export class AccountQueue {
 
   /** Depth and age of the oldest waiting message, from memory (cheap enough for every scrape). */
   stats(now: number): QueueStats {
-    const oldest = this.pending[0] ? queuedAtOf(this.pending[0]) : null;
+    const first = this.queued.items[0];
+    const oldest = first ? queuedAtOf(first) : null;
     return {
       serverId: this.server.id,
       tenantId: this.server.tenantId,
-      depth: this.pending.length,
+      depth: this.queued.length,
       oldestAgeMs: oldest === null ? 0 : Math.max(0, now - oldest),
     };
   }
@@ -171,14 +157,9 @@ export class AccountQueue {
    * its row. With `message` (the header and bytes just written durably), it is sent from memory
    * while the shared budget allows.
    */
-  enqueued(item: SpoolItem, message?: { header: SpoolHeader; raw: Buffer }): void {
+  enqueued(item: SpoolItem, message?: SpooledMessage): void {
     this.facts.set(item.id, { attempts: 0, firstAttemptAt: null });
-    const memory = this.deps.memory;
-    if (message && memory.used + message.raw.length <= memory.limit) {
-      memory.used += message.raw.length;
-      this.spooled.set(item.name, message);
-    }
-    this.addPending(item);
+    this.queued.add(item, message);
     this.kick();
   }
 
@@ -216,7 +197,7 @@ export class AccountQueue {
       .catch((err: unknown) => this.log.error({ err }, 'outbound queue failed; retrying'))
       .finally(() => {
         this.draining = undefined;
-        this.waiting.check(this.pending);
+        this.waiting.check(this.queued.items);
         if (this.again && !this.stopped) {
           this.again = false;
           this.kick();
@@ -230,7 +211,7 @@ export class AccountQueue {
     this.deps.clock.clearTimeout(this.timer);
     this.waiting.stop();
     await this.draining;
-    await Promise.all([...this.settling]);
+    await this.sent.settled();
     this.transport?.close();
   }
 
@@ -255,12 +236,12 @@ export class AccountQueue {
       const now = clock.now();
       // While paused or held, new messages only join the queue: no listing, no probing before time.
       if (this.status.state !== 'ok' && now < this.resumeAt) return this.schedule(this.resumeAt);
-      if (this.sentToRecord) await this.recordFromSent();
-      if (this.listingStale || this.pending.length === 0) {
+      await this.sent.recordLeftovers();
+      if (this.listingStale || this.queued.length === 0) {
         this.listingStale = false;
-        for (const found of await spool.list(this.server.id)) this.addPending(found);
+        for (const found of await spool.list(this.server.id)) this.queued.add(found);
       }
-      const items = this.pending;
+      const items = this.queued.items;
       this.status.depth = items.length;
       this.status.oldestQueuedAt = items.length > 0 ? seqTimeOf(items[0] as SpoolItem) : null;
       if (items.length === 0) return;
@@ -307,7 +288,7 @@ export class AccountQueue {
     };
     let read;
     try {
-      read = await this.readSpooled(item);
+      read = await this.queued.read(item);
     } catch (err) {
       await giveBackPlace();
       this.removePending(item);
@@ -332,7 +313,7 @@ export class AccountQueue {
         this.removePending(item);
         return true;
       }
-      if (!row) await store.outbound.insertMissing(this.rowFromHeader(read.header));
+      if (!row) await store.outbound.insertMissing(statusRowFromHeader(read.header));
       facts = { attempts: row?.attempts ?? 0, firstAttemptAt: row?.firstAttemptAt ?? null };
       this.facts.set(item.id, facts);
     }
@@ -343,11 +324,10 @@ export class AccountQueue {
     this.sendingId = item.id;
     try {
       const { envelope } = read.header;
-      const gate = this.marking ?? undefined;
-      const sending = this.withLogin((transport) => transport.send(envelope, read.raw, gate));
-      this.readAhead(item);
+      const sending = this.withLogin((transport) => transport.send(envelope, read.raw, this.sent.gate));
+      this.queued.readAhead(item, (i) => (this.notBefore.get(i.id) ?? 0) <= clock.now());
       const result = await sending;
-      this.track(item, {
+      this.sent.track(item, {
         id: item.id,
         sentAt: new Date(clock.now()),
         reply: result.response,
@@ -377,138 +357,6 @@ export class AccountQueue {
     } finally {
       this.sendingId = null;
     }
-  }
-
-  /**
-   * After the server's 250: the file leaves the queue for `sent/` (a rename), and the delivery is
-   * recorded in the database (group-committed with the deliveries of a few milliseconds, one
-   * synchronous commit), then the file is recycled. The queue goes on at once;
-   * the next message's final dot waits only for the rename, so at most one delivered message is
-   * ever unmarked (one duplicate at most when the engine is killed). Should the rename fail, the
-   * dot waits for the database record instead; should both fail, the file stays and is sent again
-   * (a duplicate rather than a loss).
-   */
-  private track(item: SpoolItem, record: SentRecord): void {
-    const recording = this.deps.recordSent(record);
-    recording.catch(() => undefined); // reported below
-    this.finishing.add(item.name);
-    const marked = this.deps.spool.markSent(item).catch((err: unknown) => {
-      this.log.warn({ err, outboundId: item.id }, 'could not move a delivered message out of the queue');
-      return null;
-    });
-    const marking = marked.then((moved) => (moved ? undefined : recording.catch(() => undefined)));
-    this.marking = marking;
-    let retry = false;
-    const settled = Promise.all([
-      marked,
-      recording.then(
-        () => true,
-        (err: unknown) => err,
-      ),
-    ])
-      .then(async ([moved, outcome]) => {
-        if (outcome !== true) {
-          if (moved) {
-            // Delivered and out of the queue: recorded from sent/ at the next listing.
-            this.log.error({ err: outcome, outboundId: item.id }, 'recording a delivered message failed; will retry');
-            this.sentToRecord = true;
-            return;
-          }
-          this.log.error(
-            { err: outcome, outboundId: item.id },
-            'recording a delivered message failed; it stays in the spool and will be sent again',
-          );
-          retry = true;
-          return;
-        }
-        await this.deps.spool.remove(moved ?? item);
-      })
-      .catch((err: unknown) =>
-        this.log.error(
-          { err, outboundId: item.id },
-          'making a delivery durable or removing its spool file failed; the file goes at the next listing, unsent',
-        ),
-      )
-      .finally(() => {
-        this.settling.delete(settled);
-        this.finishing.delete(item.name);
-        if (this.marking === marking) this.marking = null;
-        if (retry) this.refresh();
-      });
-    this.settling.add(settled);
-  }
-
-  /**
-   * Records the deliveries found in `sent/` (renamed there after their 250, but the engine stopped,
-   * or the record failed, before the database had them): status `sent` and the send log, then the
-   * files are recycled. Files still being finished by this process are left to it.
-   */
-  private async recordFromSent(): Promise<void> {
-    const { spool, store } = this.deps;
-    this.sentToRecord = false;
-    try {
-      await this.recordEachSent(spool, store);
-    } catch (err) {
-      this.sentToRecord = true; // tried again at the next listing
-      throw err;
-    }
-  }
-
-  private async recordEachSent(spool: Spool, store: Store): Promise<void> {
-    for (const item of await spool.listSent(this.server.id)) {
-      if (this.finishing.has(item.name)) continue;
-      let sentAt: Date;
-      try {
-        sentAt = (await stat(item.file)).ctime; // the rename into sent/, right after the 250
-      } catch {
-        continue; // gone meanwhile
-      }
-      const row = await store.outbound.byId(item.id);
-      if (row?.status !== 'sent') {
-        if (!row) {
-          // No status row (the engine stopped between spooling and recording): rebuilt from the file.
-          let header: SpoolHeader;
-          try {
-            header = (await spool.read(item)).header;
-          } catch (err) {
-            // spool.read moved the file to corrupt/: the message was delivered (250), nothing is sent again.
-            this.log.warn(
-              { err, outboundId: item.id, file: item.name, alert: 'spool_corrupt' },
-              'a delivered message left in sent/ has no status row and its file is damaged; moved to corrupt/ ' +
-                '(it was delivered, nothing is sent again; check the disk under the spool folder)',
-            );
-            continue;
-          }
-          await store.outbound.insertMissing(this.rowFromHeader(header));
-        }
-        await this.deps.recordSent({
-          id: item.id,
-          sentAt,
-          reply: SENT_FOLDER_REPLY,
-          responseCode: 250,
-          attempts: (row?.attempts ?? 0) + 1,
-          firstAttemptAt: row?.firstAttemptAt ?? sentAt,
-        });
-      }
-      await spool.remove(item);
-    }
-  }
-
-  /** The next message's file, read while the current one is on its way (one at a time). */
-  private readAhead(current: SpoolItem): void {
-    const next = this.pending.find((i) => i !== current && (this.notBefore.get(i.id) ?? 0) <= this.deps.clock.now());
-    if (!next || this.ahead?.item === next || this.spooled.has(next.name)) return;
-    const read = this.deps.spool.read(next);
-    read.catch(() => undefined); // handled when the message's turn comes
-    this.ahead = { item: next, read };
-  }
-
-  private readSpooled(item: SpoolItem): ReturnType<Spool['read']> {
-    const held = this.takeSpooled(item);
-    if (held) return Promise.resolve(held);
-    const ahead = this.ahead;
-    this.ahead = null;
-    return ahead?.item === item ? ahead.read : this.deps.spool.read(item);
   }
 
   private labels(): { tenant_id: string; server_id: string } {
@@ -635,59 +483,9 @@ export class AccountQueue {
     this.login = null;
   }
 
-  /** Keeps `pending` sorted by name (the FIFO order) and free of duplicates. */
-  private addPending(item: SpoolItem): void {
-    if (this.pendingNames.has(item.name) || this.finishing.has(item.name)) return;
-    this.pendingNames.add(item.name);
-    let i = this.pending.length;
-    while (i > 0 && (this.pending[i - 1] as SpoolItem).name > item.name) i -= 1;
-    if (i === this.pending.length) this.pending.push(item);
-    else this.pending.splice(i, 0, item);
-  }
-
-  /** The bytes of `item` held in memory, if any; they leave the budget. */
-  private takeSpooled(item: SpoolItem): { header: SpoolHeader; raw: Buffer } | undefined {
-    const held = this.spooled.get(item.name);
-    if (!held) return undefined;
-    this.spooled.delete(item.name);
-    this.deps.memory.used -= held.raw.length;
-    return held;
-  }
-
   private removePending(item: SpoolItem): void {
-    this.takeSpooled(item);
+    this.queued.remove(item);
     this.waiting.forget(item.id);
-    if (!this.pendingNames.delete(item.name)) return;
-    // Nearly always the oldest: shift() is O(1) in V8, splice(0, 1) copies the whole queue
-    // (18 µs a message at 5,000 waiting, measured; a drain after a long outage is quadratic).
-    if (this.pending[0]?.name === item.name) {
-      this.pending.shift();
-      return;
-    }
-    const i = this.pending.findIndex((p) => p.name === item.name);
-    if (i >= 0) this.pending.splice(i, 1);
-  }
-
-  /** A status row rebuilt from the spool header (the engine stopped between spooling and recording). */
-  private rowFromHeader(h: SpoolHeader): Parameters<Store['outbound']['insert']>[0] {
-    return {
-      id: h.id,
-      tenantId: h.tenantId,
-      destinationId: h.destinationId,
-      serverId: h.accountId,
-      status: 'queued',
-      messageIdHeader: h.messageId,
-      conversationId: null,
-      subject: '',
-      recipients: h.envelope.to,
-      attempts: 0,
-      lastReply: null,
-      lastResponseCode: null,
-      nextAttemptAt: null,
-      firstAttemptAt: null,
-      sentAt: null,
-      instanceId: h.instanceId,
-    };
   }
 }
 

@@ -7,19 +7,15 @@ import { validate } from '../shared/validation.js';
 import type { EmailServerRow, OutboundMessageRow } from '../store/rows.js';
 import type { Store } from '../store/store.js';
 import type { AcceptedRow, SendingDestination, SentRecord } from '../store/outbound-repositories.js';
-import {
-  AccountQueue,
-  SENT_FOLDER_REPLY,
-  type QueueStats,
-  type QueueStatus,
-  type SpooledInMemory,
-} from './account-queue.js';
+import { AccountQueue, type QueueStats, type QueueStatus } from './account-queue.js';
 import { composeMessage } from './compose.js';
 import { GroupCommit } from './group-commit.js';
 import { Heartbeat, type HeartbeatStatus } from './heartbeat.js';
 import { DEFAULT_OUTBOUND_OPTIONS, type OutboundOptions } from './options.js';
+import type { SpooledInMemory } from './queued-messages.js';
 import { SendInput, type OutboundView } from './schemas.js';
 import { SmtpTransport } from './smtp-transport.js';
+import { SENT_FOLDER_REPLY } from './sent-bookkeeping.js';
 import { Spool, type SpoolDraft } from './spool.js';
 
 /** Fills a response file for a reply (the templates module); absent until it is wired. */

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createServer, type Server, type Socket } from 'node:net';
 import { startSmtpHarness, type SmtpHarness } from '../../../src/harness/smtp-harness.js';
 import { SmtpTransport } from '../../../src/outbound/smtp-transport.js';
 
@@ -74,5 +75,58 @@ describe('SMTP transport (one kept connection to the relay)', () => {
       received.map((m) => m.raw.toString()),
       [message(1).toString(), message(3).toString()],
     );
+  });
+
+  it('sends over a new connection when the kept one closes at the next MAIL FROM, before a byte of the message went', async () => {
+    // A relay that closes its first connection when the second message's MAIL FROM arrives
+    // (as a server does that drops idle connections at the moment the client speaks again).
+    const sessions: string[][] = [];
+    const server: Server = createServer((socket: Socket) => {
+      const lines: string[] = [];
+      sessions.push(lines);
+      const session = sessions.length;
+      let inData = false;
+      let buffered = '';
+      socket.write('220 relay.test ESMTP\r\n');
+      socket.on('data', (chunk) => {
+        buffered += chunk.toString('latin1');
+        for (let nl = buffered.indexOf('\r\n'); nl >= 0; nl = buffered.indexOf('\r\n')) {
+          const line = buffered.slice(0, nl);
+          buffered = buffered.slice(nl + 2);
+          lines.push(line);
+          if (inData) {
+            if (line === '.') {
+              inData = false;
+              socket.write('250 2.0.0 queued\r\n');
+            }
+            continue;
+          }
+          const verb = line.slice(0, 4).toUpperCase();
+          const mails = lines.filter((l) => l.toUpperCase().startsWith('MAIL')).length;
+          if (verb === 'EHLO') socket.write('250-relay.test\r\n250 8BITMIME\r\n');
+          else if (verb === 'MAIL' && session === 1 && mails === 2) socket.destroy();
+          else if (verb === 'DATA') {
+            inData = true;
+            socket.write('354 go ahead\r\n');
+          } else if (verb === 'QUIT') socket.end('221 bye\r\n');
+          else socket.write('250 2.1.0 ok\r\n');
+        }
+      });
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    const relay = new SmtpTransport({ host: '127.0.0.1', port, secure: false, login: null });
+    try {
+      await relay.send(envelope, message(1));
+      const second = await relay.send(envelope, message(2));
+      assert.match(second.response, /^250/);
+      assert.equal(sessions.length, 2, 'a second connection');
+      const bodies = (lines: string[]): number => lines.filter((l) => l.startsWith('Subject:')).length;
+      assert.deepEqual(sessions.map(bodies), [1, 1], 'each message went once');
+    } finally {
+      relay.close();
+      server.close();
+    }
   });
 });

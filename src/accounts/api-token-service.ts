@@ -4,7 +4,7 @@ import type { Logger } from '../shared/logger.js';
 import { validate } from '../shared/validation.js';
 import { newId, type Store } from '../store/store.js';
 import { ApiTokenInput, type ApiTokenView } from './schemas.js';
-import { tenantNotFound } from './server-service.js';
+import { tenantNotFound } from './tenant-writes.js';
 import { apiTokenView } from './views.js';
 
 /** Who a request acts for: the administrator (every tenant) or one tenant's administrator. */

@@ -3,12 +3,22 @@ import type { Logger } from '../shared/logger.js';
 import type { SecretSealer } from '../shared/sealed-secrets.js';
 import { validate } from '../shared/validation.js';
 import type { DestinationRow } from '../store/rows.js';
-import { newId, uniqueViolationOf, type NewRow, type Store, type StoreSession } from '../store/store.js';
+import { newId, type NewRow, type Store, type StoreSession } from '../store/store.js';
 import { DestinationCopy, DestinationInput, DestinationPatch, type DestinationView } from './schemas.js';
 import { normalizeKey } from './server-form.js';
-import { tenantNotFound } from './server-service.js';
+import { tenantNotFound, writeUnderTenantLock, type UniqueCollisions } from './tenant-writes.js';
 import { destinationView } from './views.js';
 import { webhookColumnsOf } from './destination-webhook.js';
+
+/** The errors of a destination's unique-index collisions (another transaction won the race). */
+const DESTINATION_COLLISIONS: UniqueCollisions = {
+  destinations_tenant_name_uq: () =>
+    new MailroomError('DUPLICATE_NAME', 'another destination of this tenant has this name', { field: 'name' }),
+  destinations_tenant_address_uq: () =>
+    new MailroomError('DUPLICATE_ADDRESS', 'another destination of this tenant has this address', {
+      field: 'address',
+    }),
+};
 
 type Fields = Omit<NewRow<DestinationRow>, 'id' | 'tenantId' | 'webhookUrl' | 'webhookSecretSealed'>;
 
@@ -140,26 +150,9 @@ export class DestinationService {
     return fields;
   }
 
-  private async write<T>(tenantId: string, fn: (tx: StoreSession) => Promise<T>): Promise<T> {
-    try {
-      return await this.store.transaction(async (tx) => {
-        if (!(await tx.tenants.lock(tenantId))) throw tenantNotFound(tenantId);
-        return fn(tx);
-      });
-    } catch (err) {
-      const index = uniqueViolationOf(err);
-      if (index === 'destinations_tenant_name_uq') {
-        throw new MailroomError('DUPLICATE_NAME', 'another destination of this tenant has this name', {
-          field: 'name',
-        });
-      }
-      if (index === 'destinations_tenant_address_uq') {
-        throw new MailroomError('DUPLICATE_ADDRESS', 'another destination of this tenant has this address', {
-          field: 'address',
-        });
-      }
-      throw err;
-    }
+  /** Runs a change in a transaction holding the tenant's lock; maps unique-index collisions. */
+  private write<T>(tenantId: string, fn: (tx: StoreSession) => Promise<T>): Promise<T> {
+    return writeUnderTenantLock(this.store, tenantId, DESTINATION_COLLISIONS, fn);
   }
 
   private async require(session: StoreSession, tenantId: string, destinationId: string): Promise<DestinationRow> {

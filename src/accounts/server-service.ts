@@ -4,7 +4,7 @@ import type { Logger } from '../shared/logger.js';
 import type { SecretSealer } from '../shared/sealed-secrets.js';
 import { validate } from '../shared/validation.js';
 import type { EmailServerRow } from '../store/rows.js';
-import { newId, uniqueViolationOf, type Store, type StoreSession } from '../store/store.js';
+import { newId, type Store, type StoreSession } from '../store/store.js';
 import { MAX_SERVERS_PER_TENANT, ServerCopy, ServerInput, ServerPatch, type ServerView } from './schemas.js';
 import {
   checkServerInput,
@@ -15,7 +15,18 @@ import {
   rowFieldsOf,
   type StoredSecrets,
 } from './server-form.js';
+import { tenantNotFound, writeUnderTenantLock, type UniqueCollisions } from './tenant-writes.js';
 import { serverView } from './views.js';
+
+/** The errors of a server's unique-index collisions (another transaction won the race). */
+const SERVER_COLLISIONS: UniqueCollisions = {
+  email_servers_account_key_uq: () =>
+    new MailroomError('ACCOUNT_IN_USE', 'this account (IMAP host and user name) is already configured', {
+      field: 'imap.user',
+    }),
+  email_servers_tenant_name_uq: () =>
+    new MailroomError('DUPLICATE_NAME', 'another e-mail server of this tenant has this name', { field: 'name' }),
+};
 
 export interface ServerCredentials {
   imapPassword: string | null;
@@ -162,27 +173,8 @@ export class ServerService {
   }
 
   /** Runs a change in a transaction holding the tenant's lock; maps unique-index collisions. */
-  private async write<T>(tenantId: string, fn: (tx: StoreSession) => Promise<T>): Promise<T> {
-    try {
-      return await this.store.transaction(async (tx) => {
-        if (!(await tx.tenants.lock(tenantId))) throw tenantNotFound(tenantId);
-        return fn(tx);
-      });
-    } catch (err) {
-      const index = uniqueViolationOf(err);
-      if (index === 'email_servers_account_key_uq') {
-        // Another transaction won a race for the same account; report it as the check would.
-        throw new MailroomError('ACCOUNT_IN_USE', 'this account (IMAP host and user name) is already configured', {
-          field: 'imap.user',
-        });
-      }
-      if (index === 'email_servers_tenant_name_uq') {
-        throw new MailroomError('DUPLICATE_NAME', 'another e-mail server of this tenant has this name', {
-          field: 'name',
-        });
-      }
-      throw err;
-    }
+  private write<T>(tenantId: string, fn: (tx: StoreSession) => Promise<T>): Promise<T> {
+    return writeUnderTenantLock(this.store, tenantId, SERVER_COLLISIONS, fn);
   }
 
   private async checkLimit(tx: StoreSession, tenantId: string): Promise<void> {
@@ -337,8 +329,4 @@ export class ServerService {
       details: { serverId },
     });
   }
-}
-
-export function tenantNotFound(tenantId: string): MailroomError {
-  return new MailroomError('TENANT_NOT_FOUND', `tenant ${tenantId} does not exist`, { details: { tenantId } });
 }

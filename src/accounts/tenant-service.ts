@@ -4,7 +4,7 @@ import { validate } from '../shared/validation.js';
 import { newId, uniqueViolationOf, type Store } from '../store/store.js';
 import { TenantInput, TenantPatch, type TenantView } from './schemas.js';
 import { normalizeKey } from './server-form.js';
-import { tenantNotFound } from './server-service.js';
+import { tenantNotFound } from './tenant-writes.js';
 import { tenantView } from './views.js';
 
 function duplicateName(name: string): MailroomError {

@@ -98,6 +98,24 @@ forEachBackend('accounts API', (kind) => {
       assert.ok(results.filter((r) => r.status !== 201).every((r) => r.body.error.code === 'SERVER_LIMIT_REACHED'));
     });
 
+    it('gives the same account to one of two tenants adding it at the same moment, and a 409 to the other', async () => {
+      const tenants = [await tenant('Left'), await tenant('Right')];
+      for (let round = 0; round < 3; round += 1) {
+        const body = serverBody(`race${round}`, {
+          imap: {
+            host: 'imap.example.com',
+            user: `race${round}@example.com`,
+            auth: { method: 'password', password: 'p' },
+          },
+        });
+        const results = await Promise.all(tenants.map((t) => call('POST', `/api/v1/tenants/${t}/servers`, body)));
+        assert.deepEqual(results.map((r) => r.status).sort(), [201, 409], JSON.stringify(results.map((r) => r.body)));
+        const refused = results.find((r) => r.status === 409);
+        assert.equal(refused?.body.error.code, 'ACCOUNT_IN_USE');
+        assert.equal(refused?.body.error.field, 'imap.user');
+      }
+    });
+
     it('refuses the same account in another tenant, naming that tenant', async () => {
       const a = await tenant('Alpha');
       const b = await tenant('Beta');

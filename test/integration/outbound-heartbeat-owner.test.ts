@@ -1,15 +1,13 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createAccounts } from '../../src/accounts/index.js';
 import { CredentialService } from '../../src/auth/credentials.js';
-import { startSmtpHarness, type SmtpHarness } from '../../src/harness/smtp-harness.js';
+import type { SmtpHarness } from '../../src/harness/smtp-harness.js';
 import { OutboundService } from '../../src/outbound/outbound-service.js';
 import { SecretSealer } from '../../src/shared/sealed-secrets.js';
 import type { Store } from '../../src/store/store.js';
-import { quietLogger, resetStore, sharedStore } from '../support/database.js';
+import { quietLogger } from '../support/database.js';
+import { closeOutboundFixture, openOutboundFixture } from '../support/outbound-fixture.js';
 
 /**
  * With several instances, an account's heartbeat is sent by the instance that holds its lease
@@ -21,15 +19,9 @@ describe('heartbeat follows the lease [pglite]', () => {
   let spoolDir: string;
 
   before(async () => {
-    store = await sharedStore('pglite');
-    await resetStore(store);
-    smtp = await startSmtpHarness({});
-    spoolDir = await mkdtemp(join(tmpdir(), 'mailroom-beat-owner-'));
+    ({ store, smtp, spoolDir } = await openOutboundFixture('pglite', 'beat-owner'));
   });
-  after(async () => {
-    await smtp.close();
-    await rm(spoolDir, { recursive: true, force: true });
-  });
+  after(() => closeOutboundFixture({ smtp, spoolDir }));
 
   it('starts the heartbeat when the lease is taken and stops it when the lease is gone', async () => {
     const sealer = new SecretSealer(randomBytes(32));

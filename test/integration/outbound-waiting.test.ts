@@ -1,15 +1,13 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createAccounts } from '../../src/accounts/index.js';
 import { CredentialService } from '../../src/auth/credentials.js';
-import { startSmtpHarness, type SmtpHarness } from '../../src/harness/smtp-harness.js';
+import type { SmtpHarness } from '../../src/harness/smtp-harness.js';
 import { OutboundService } from '../../src/outbound/outbound-service.js';
 import { SecretSealer } from '../../src/shared/sealed-secrets.js';
 import type { Store } from '../../src/store/store.js';
-import { quietLogger, resetStore, sharedStore } from '../support/database.js';
+import { quietLogger } from '../support/database.js';
+import { closeOutboundFixture, openOutboundFixture } from '../support/outbound-fixture.js';
 import { FakeClock } from '../support/fake-clock.js';
 import { capturingLogger } from '../support/log-capture.js';
 import { eventually } from '../support/mail.js';
@@ -26,16 +24,12 @@ describe('outbound: a warning after 4 hours of waiting [pglite]', () => {
   let outbound: OutboundService | undefined;
 
   before(async () => {
-    store = await sharedStore('pglite');
-    await resetStore(store);
-    smtp = await startSmtpHarness({});
+    ({ store, smtp, spoolDir } = await openOutboundFixture('pglite', 'waiting'));
     await smtp.stop(); // the relay is unreachable throughout
-    spoolDir = await mkdtemp(join(tmpdir(), 'mailroom-waiting-'));
   });
   after(async () => {
     await outbound?.stop();
-    await smtp.close();
-    await rm(spoolDir, { recursive: true, force: true });
+    await closeOutboundFixture({ smtp, spoolDir });
   });
 
   it('warns (log line and alert) for each message once it has waited 4 hours, on an injected clock', async () => {

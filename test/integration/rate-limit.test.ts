@@ -1,17 +1,16 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createAccounts } from '../../src/accounts/index.js';
 import { CredentialService } from '../../src/auth/credentials.js';
-import { startSmtpHarness, type SmtpHarness } from '../../src/harness/smtp-harness.js';
+import type { SmtpHarness } from '../../src/harness/smtp-harness.js';
 import type { OutboundOptions } from '../../src/outbound/options.js';
 import { OutboundService } from '../../src/outbound/outbound-service.js';
 import { RATE_WINDOW_MS } from '../../src/outbound/rate-limit.js';
 import { SecretSealer } from '../../src/shared/sealed-secrets.js';
 import type { Store } from '../../src/store/store.js';
-import { quietLogger, resetStore, sharedStore, testBackends } from '../support/database.js';
+import { quietLogger, resetStore, testBackends } from '../support/database.js';
+import { closeOutboundFixture, openOutboundFixture } from '../support/outbound-fixture.js';
 import { FakeClock } from '../support/fake-clock.js';
 import { eventually } from '../support/mail.js';
 
@@ -53,15 +52,9 @@ describe('hourly rate limit across a restart and across instances [pglite]', () 
   let spoolDir: string;
 
   before(async () => {
-    store = await sharedStore('pglite');
-    await resetStore(store);
-    smtp = await startSmtpHarness({});
-    spoolDir = await mkdtemp(join(tmpdir(), 'mailroom-rate-'));
+    ({ store, smtp, spoolDir } = await openOutboundFixture('pglite', 'rate'));
   });
-  after(async () => {
-    await smtp.close();
-    await rm(spoolDir, { recursive: true, force: true });
-  });
+  after(() => closeOutboundFixture({ smtp, spoolDir }));
 
   it('never sends more than 30 in any 60-minute window', async () => {
     const { server, clock, engine, send } = await limitedAccount(store, smtp, 'Rate', 30);
@@ -142,15 +135,9 @@ for (const kind of await testBackends()) {
     let spoolDir: string;
 
     before(async () => {
-      store = await sharedStore(kind);
-      await resetStore(store);
-      smtp = await startSmtpHarness({});
-      spoolDir = await mkdtemp(join(tmpdir(), 'mailroom-rate-race-'));
+      ({ store, smtp, spoolDir } = await openOutboundFixture(kind, 'rate-race'));
     });
-    after(async () => {
-      await smtp.close();
-      await rm(spoolDir, { recursive: true, force: true });
-    });
+    after(() => closeOutboundFixture({ smtp, spoolDir }));
 
     it('never lets both take the last place of the hour', async () => {
       // Both instances wait for the relay with their messages queued; when it comes back, both

@@ -60,8 +60,8 @@ export interface OutboundDeps {
 const RECORD_DELAY_MS = 20;
 
 /**
- * Longest an accepted message's status row waits for the rows of accepts still being composed,
- * ms, so that one insert (one synchronous commit) covers them. A lone accept does not wait.
+ * Longest an accepted message's status row waits for the rows of other accepts under way, ms, so
+ * that one insert (one synchronous commit) covers them. A lone accept does not wait.
  */
 const ACCEPT_DELAY_MS = 5;
 
@@ -96,10 +96,6 @@ function outboundView(row: OutboundMessageRow): OutboundView {
   };
 }
 
-/**
- * The outbound side: accepts messages only once they are safe in the disk spool, delivers each
- * account's queue in order under its rate limit, sends heartbeats, keeps dead letters.
- */
 /** A send request checked and composed, before its status row and spool file are written. */
 interface PreparedAccept {
   row: OutboundMessageRow;
@@ -108,6 +104,10 @@ interface PreparedAccept {
   queue: AccountQueue;
 }
 
+/**
+ * The outbound side: accepts messages only once they are safe in the disk spool, delivers each
+ * account's queue in order under its rate limit, sends heartbeats, keeps dead letters.
+ */
 export class OutboundService {
   readonly options: OutboundOptions;
   readonly spool: Spool;

@@ -221,19 +221,23 @@ export class Spool {
     const { header, tmp } = draft;
     const name = `${this.nextSeq()}-${header.id}.msg`;
     const queueDir = join(this.dir, 'queue', header.accountId);
+    const file = join(queueDir, name);
+    let queued = false;
     try {
       if (!this.queueDirs.has(queueDir)) {
         await mkdir(queueDir, { recursive: true });
         this.queueDirs.add(queueDir);
       }
-      renameSync(tmp, join(queueDir, name));
+      renameSync(tmp, file);
+      queued = true;
       if (this.fsync) await this.syncDir(queueDir);
     } catch (err) {
       this.queueDirs.delete(queueDir); // made again next time, should it have gone
-      await rm(tmp, { force: true }).catch(() => undefined);
+      // Not accepted: the file must not stay in the queue, where a drainer would find and send it.
+      await rm(queued ? file : tmp, { force: true }).catch(() => undefined);
       throw spoolError(err, 'enqueue');
     }
-    return { item: { accountId: header.accountId, id: header.id, file: join(queueDir, name), name }, header };
+    return { item: { accountId: header.accountId, id: header.id, file, name }, header };
   }
 
   /** A written message that is not to be queued after all: its file is kept for the next message. */

@@ -83,4 +83,17 @@ describe('spool file recycling', () => {
     assert.equal((await readdir(join(dir, 'free'))).length, 0);
     await spool.close();
   });
+
+  it('leaves nothing in the queue when the folder cannot be synced after the rename', async () => {
+    const spool = new Spool(dir);
+    await spool.open();
+    (spool as unknown as { syncDirNow: () => Promise<void> }).syncDirNow = () =>
+      Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' }));
+    await assert.rejects(spool.enqueue(header('lost'), Buffer.from('Subject: x\r\n\r\n.\r\n')), (err: Error) => {
+      assert.equal((err as Error & { code?: string }).code, 'SPOOL_UNAVAILABLE');
+      return true;
+    });
+    assert.deepEqual(await spool.list('acct'), [], 'a message that was refused must never be sent');
+    await spool.close();
+  });
 });

@@ -48,6 +48,8 @@ export class SmtpTransport {
   private connection: SMTPConnection | null = null;
   /** Operations run one after another: a send or a probe waits for the one before. */
   private turn: Promise<unknown> = Promise.resolve();
+  /** The connection a message is on its way over (its errors reach the send's callback). */
+  private sending: SMTPConnection | null = null;
   private closed = false;
 
   constructor(private readonly options: SmtpTransportOptions) {}
@@ -60,7 +62,7 @@ export class SmtpTransport {
    * aborts the transaction before the dot.
    */
   send(envelope: { from: string; to: string[] }, raw: Buffer, beforeDot?: Promise<unknown>): Promise<SendResult> {
-    return this.inTurn(() => this.sendNow(envelope, raw, beforeDot, this.connection !== null));
+    return this.inTurn(() => this.sendNow(envelope, raw, beforeDot, true));
   }
 
   /** Connects and authenticates on a connection of its own, without sending: the relay probe. */
@@ -86,17 +88,20 @@ export class SmtpTransport {
     envelope: { from: string; to: string[] },
     raw: Buffer,
     beforeDot: Promise<unknown> | undefined,
-    reused: boolean,
+    mayRetry: boolean,
   ): Promise<SendResult> {
     if (this.closed) throw Object.assign(new Error('the SMTP transport is closed'), { code: 'ECONNECTION' });
+    const reused = mayRetry && this.connection !== null;
     const connection = this.connection ?? (this.connection = await this.open());
     const body = messageStream(raw, beforeDot);
+    this.sending = connection;
     try {
       const info = await new Promise<SMTPConnection.SentMessageInfo>((resolve, reject) =>
         connection.send(envelope, body.stream, (err, result) => (err ? reject(err) : resolve(result))),
       );
       return { response: info.response ?? '', accepted: addresses(info.accepted), rejected: addresses(info.rejected) };
     } catch (err) {
+      this.sending = null;
       const { code, responseCode } = err as SmtpError;
       if (reused && !body.started() && code !== undefined && CONNECTION_CODES.has(code)) {
         // The server closed the kept connection while it was idle, before a byte of the message
@@ -112,6 +117,8 @@ export class SmtpTransport {
         this.drop();
       }
       throw err;
+    } finally {
+      this.sending = null;
     }
   }
 
@@ -140,7 +147,7 @@ export class SmtpTransport {
       // out, a reset) only retires it. A listener must be there either way.
       connection.on('error', (err: Error) => {
         if (!settled) fail(err);
-        else if (this.connection === connection && !isSending(connection)) this.drop();
+        else if (this.connection === connection && this.sending !== connection) this.drop();
       });
       connection.once('end', () => {
         fail(Object.assign(new Error('Connection closed before the session started'), { code: 'ECONNECTION' }));
@@ -167,11 +174,6 @@ export class SmtpTransport {
     this.connection = null;
     connection?.close();
   }
-}
-
-/** Whether a connection has a message on its way (nodemailer keeps it as `_pendingSend`). */
-function isSending(connection: SMTPConnection): boolean {
-  return Boolean((connection as unknown as { _pendingSend?: unknown })._pendingSend);
 }
 
 /** The login as SMTPConnection takes it: a password, or an OAuth 2.0 access token (XOAUTH2). */

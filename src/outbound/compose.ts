@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import MailComposer from 'nodemailer/lib/mail-composer';
+import type MimeNode from 'nodemailer/lib/mime-node';
 import { LOOP_HEADER } from '../inbound/message/classify.js';
+import { mimeBytes } from './mime-bytes.js';
 
 /** A message to compile. Every header value goes through nodemailer's structured fields. */
 export interface ComposeInput {
@@ -33,10 +35,22 @@ export function headerSafe(value: string): string {
 export async function composeMessage(
   input: ComposeInput,
 ): Promise<{ raw: Buffer; envelope: { from: string; to: string[] } }> {
+  const node = compileMessage(input);
+  // Bcc is in the envelope only, never in the headers (MailComposer leaves it out of the output).
+  const raw =
+    mimeBytes(node) ??
+    (await new Promise<Buffer>((resolve, reject) => node.build((err, out) => (err ? reject(err) : resolve(out)))));
+  return { raw, envelope: { from: input.from.address, to: [...input.to, ...input.cc, ...input.bcc] } };
+}
+
+/**
+ * The message's MIME tree, compiled by nodemailer's MailComposer from structured fields.
+ * `baseBoundary` is the random part of the multipart boundaries (a buffered random UUID costs far
+ * less than the randomBytes call MimeNode makes without it); tests fix it.
+ */
+export function compileMessage(input: ComposeInput, baseBoundary = randomUUID().replaceAll('-', '')): MimeNode {
   const options: ConstructorParameters<typeof MailComposer>[0] & { baseBoundary: string } = {
-    // The multipart boundaries' random part: a buffered random UUID costs far less than the
-    // randomBytes call MimeNode makes without it.
-    baseBoundary: randomUUID().replaceAll('-', ''),
+    baseBoundary,
     from: { name: headerSafe(input.from.name), address: input.from.address },
     to: input.to,
     cc: input.cc,
@@ -57,10 +71,5 @@ export async function composeMessage(
       input.references.length > 0 && { references: input.references.map((r) => `<${r}>`) }),
     headers: { [LOOP_HEADER]: headerSafe(input.loopValue), ...input.extraHeaders },
   };
-  const node = new MailComposer(options).compile();
-  // Bcc is in the envelope only, never in the headers (MailComposer leaves it out of the output).
-  const raw = await new Promise<Buffer>((resolve, reject) =>
-    node.build((err, out) => (err ? reject(err) : resolve(out))),
-  );
-  return { raw, envelope: { from: input.from.address, to: [...input.to, ...input.cc, ...input.bcc] } };
+  return new MailComposer(options).compile();
 }

@@ -71,6 +71,20 @@ async function missingRequirement(): Promise<string | null> {
   }
 }
 
+/** CPU spent from now on, µs per message: the event loop's busy time (main thread) and the whole process's. */
+function cpuMeter(): (messages: number) => { mainUsPerMsg: number; processUsPerMsg: number } {
+  const loop = performance.eventLoopUtilization();
+  const cpu = process.cpuUsage();
+  return (messages) => {
+    const busy = performance.eventLoopUtilization(loop).active * 1000;
+    const used = process.cpuUsage(cpu);
+    return {
+      mainUsPerMsg: Math.round(busy / messages),
+      processUsPerMsg: Math.round((used.user + used.system) / messages),
+    };
+  };
+}
+
 /** A bare pooled nodemailer transport to the harness, one connection, as the baselines use it. */
 function bareTransport(smtp: SmtpHarness): Transporter {
   return nodemailer.createTransport({
@@ -104,7 +118,9 @@ async function durableWrite(dir: string, name: string, data: Buffer): Promise<vo
 }
 
 /** Bare pooled nodemailer, one connection: the baseline throughput, msg/s (after an untimed warm-up). */
-async function baselineThroughput(smtp: SmtpHarness): Promise<number> {
+async function baselineThroughput(
+  smtp: SmtpHarness,
+): Promise<{ rate: number; mainUsPerMsg: number; processUsPerMsg: number }> {
   const transport = bareTransport(smtp);
   const sendMany = (count: number): Promise<unknown> =>
     Promise.all(
@@ -120,8 +136,9 @@ async function baselineThroughput(smtp: SmtpHarness): Promise<number> {
   try {
     await sendMany(BASELINE_WARMUP);
     const t = performance.now();
+    const meter = cpuMeter();
     await sendMany(MESSAGES);
-    return MESSAGES / ((performance.now() - t) / 1000);
+    return { rate: MESSAGES / ((performance.now() - t) / 1000), ...meter(MESSAGES) };
   } finally {
     transport.close();
     smtp.messages.length = 0;
@@ -182,7 +199,8 @@ async function main(): Promise<void> {
   addCleanup(() => smtp.close());
 
   progress(BENCH, `baseline: bare pooled nodemailer, ${MESSAGES} messages`);
-  const baselineBefore = await baselineThroughput(smtp);
+  const before = await baselineThroughput(smtp);
+  const baselineBefore = before.rate;
   progress(BENCH, `baseline before: ${baselineBefore.toFixed(1)} msg/s`);
   smtp.messages.length = 0;
 
@@ -253,14 +271,17 @@ async function main(): Promise<void> {
 
   progress(BENCH, `mailroom: ${MESSAGES} messages through the send API, ${CONCURRENCY} in flight`);
   let t = performance.now();
+  const meter = cpuMeter();
   const latencies = await sendAll('Mailroom');
   const acceptedMs = performance.now() - t;
   await within(smtp.waitFor(MESSAGES, PHASE_TIMEOUT_MS), PHASE_TIMEOUT_MS, 'delivery');
   const mailroomMs = performance.now() - t;
+  const mailroomCpu = meter(MESSAGES);
   const throughput = MESSAGES / (mailroomMs / 1000);
   progress(BENCH, `mailroom: ${throughput.toFixed(1)} msg/s (all accepted after ${Math.round(acceptedMs)} ms)`);
   smtp.messages.length = 0;
-  const baselineAfter = await baselineThroughput(smtp);
+  const after = await baselineThroughput(smtp);
+  const baselineAfter = after.rate;
   smtp.messages.length = 0;
   const baseline = (baselineBefore + baselineAfter) / 2;
   progress(BENCH, `baseline after: ${baselineAfter.toFixed(1)} msg/s; mean ${baseline.toFixed(1)} msg/s`);
@@ -288,6 +309,11 @@ async function main(): Promise<void> {
         mailroomMs: Math.round(mailroomMs),
         acceptedMs: Math.round(acceptedMs),
         ...baselineDetails,
+        // CPU per message (where the time goes; steadier than the rates on a shared machine).
+        mainThreadUsPerMsg: mailroomCpu.mainUsPerMsg,
+        processCpuUsPerMsg: mailroomCpu.processUsPerMsg,
+        baselineMainThreadUsPerMsg: Math.round((before.mainUsPerMsg + after.mainUsPerMsg) / 2),
+        baselineProcessCpuUsPerMsg: Math.round((before.processUsPerMsg + after.processUsPerMsg) / 2),
       },
     ),
   );

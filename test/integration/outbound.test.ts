@@ -474,7 +474,10 @@ forEachBackend('outbound', (kind) => {
       const [badItem] = (await h.outbound.spool.list(serverId)).filter((i) => i.id === bad.body.id);
       assert.ok(badItem, 'the message is spooled');
       const bytes = await readFile(badItem.file);
-      const at = bytes.length - 3; // in the message body, after the header line
+      // In the message body: before the end of what the header line says the message is (a
+      // recycled file may go on with an earlier message's bytes).
+      const headerLine = bytes.indexOf(0x0a);
+      const at = headerLine + (JSON.parse(bytes.subarray(0, headerLine).toString('utf8')) as { size: number }).size - 3;
       bytes[at] = (bytes[at] as number) ^ 0x01;
       await writeFile(badItem.file, bytes);
       await smtp.start();

@@ -82,6 +82,9 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger.child({ component: 'api' }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
+    // No child logger per request (pino makes one for every request: 9 µs, about 1 % of an
+    // accepted message); the one line a request logs carries the request id itself.
+    childLoggerFactory: (logger) => logger,
     bodyLimit: options.bodyLimit ?? 1_048_576,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
@@ -131,7 +134,10 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const error = toMailroomError(err);
     if (error.code === 'INTERNAL') {
-      request.log.error({ err, method: request.method, url: request.routeOptions.url }, 'request failed');
+      request.log.error(
+        { err, reqId: request.id, method: request.method, url: request.routeOptions.url },
+        'request failed',
+      );
     }
     return sendError(reply, error);
   });

@@ -221,6 +221,8 @@ export class AccountQueue {
   }
 
   private scheduleLoaded = false;
+  /** The file name behind `status.oldestQueuedAt`. */
+  private oldestName: string | undefined;
 
   private async drain(): Promise<void> {
     const { clock, spool, store } = this.deps;
@@ -243,7 +245,12 @@ export class AccountQueue {
       }
       const items = this.queued.items;
       this.status.depth = items.length;
-      this.status.oldestQueuedAt = items.length > 0 ? seqTimeOf(items[0] as SpoolItem) : null;
+      const oldest = items[0];
+      if (oldest?.name !== this.oldestName) {
+        // Formatted when the oldest message changes, not on every turn of the loop.
+        this.oldestName = oldest?.name;
+        this.status.oldestQueuedAt = oldest ? seqTimeOf(oldest) : null;
+      }
       if (items.length === 0) return;
       if (this.status.state !== 'ok' && !(await this.probe())) return;
       const item = items.find((i) => (this.notBefore.get(i.id) ?? 0) <= now);

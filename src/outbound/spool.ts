@@ -1,5 +1,14 @@
 import { createHash } from 'node:crypto';
-import { closeSync, constants, fsync, open as openFd, openSync, renameSync, writeFile as writeToFd } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fsync,
+  open as openFd,
+  openSync,
+  renameSync,
+  statSync,
+  writeFile as writeToFd,
+} from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, rmdir, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -58,6 +67,8 @@ export interface SpoolItem {
   file: string;
   /** Order within the account's queue. */
   name: string;
+  /** Length of the file as written for this message (header line and message), when known. */
+  bytes?: number;
 }
 
 /** A message written to disk by `Spool.write`, not yet in its queue. */
@@ -65,6 +76,8 @@ export interface SpoolDraft {
   header: SpoolHeader;
   /** Where the file is until it is queued. */
   tmp: string;
+  /** Bytes written (header line and message). */
+  bytes: number;
 }
 
 export interface DeadLetterInfo {
@@ -80,7 +93,7 @@ export interface SpoolOptions {
   fsync?: boolean;
   /** [Date.now] the clock the queue file names (and so the queued times) come from, ms. */
   now?: () => number;
-  /** [256] delivered files kept in `free/` for reuse (beyond that they are deleted). */
+  /** [1024] delivered files kept in `free/` for reuse (beyond that they are deleted). */
   maxFree?: number;
 }
 
@@ -88,6 +101,11 @@ export interface SpoolOptions {
 const CREATE_DSYNC = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC;
 /** Flags of a recycled file: overwritten from its start, keeping its length (see the class comment). */
 const REUSE = constants.O_WRONLY;
+/**
+ * Largest file recycled. A recycled file keeps its length, so a large message's file would hold its
+ * disk space for good; and for a large message the creation of a file is a small part of its cost.
+ */
+const RECYCLE_MAX_BYTES = 64 * 1024;
 
 /** Writes all of `data` to an open file descriptor (from its current position), in the thread pool. */
 const writeAll = promisify(writeToFd) as (fd: number, data: Buffer) => Promise<void>;
@@ -131,10 +149,12 @@ export class Spool {
   private readonly dirSyncs = new Map<string, { running: Promise<void> | null; next: Promise<void> | null }>();
   private readonly fsync: boolean;
   private readonly now: () => number;
-  /** Queue folders known to exist (created once, not on every message). */
-  private readonly queueDirs = new Set<string>();
-  /** `sent/` folders known to exist. */
-  private readonly sentDirs = new Set<string>();
+  /** Queue folders known to exist (created once, not on every message), by account. */
+  private readonly queueDirs = new Map<string, string>();
+  /** `sent/` folders known to exist, by account. */
+  private readonly sentDirs = new Map<string, string>();
+  private readonly freeDir: string;
+  private readonly tmpDir: string;
   /** Files in `free/`, ready to take a new message. */
   private readonly free: string[] = [];
   private readonly maxFree: number;
@@ -146,7 +166,9 @@ export class Spool {
   ) {
     this.fsync = options.fsync ?? true;
     this.now = options.now ?? Date.now;
-    this.maxFree = Math.max(0, options.maxFree ?? 256);
+    this.maxFree = Math.max(0, options.maxFree ?? 1024);
+    this.freeDir = join(dir, 'free');
+    this.tmpDir = join(dir, 'tmp');
   }
 
   /** Creates the folders and takes the lock (refused while another live process holds it). */
@@ -204,13 +226,14 @@ export class Spool {
       size: raw.length,
       sha256: createHash('sha256').update(raw).digest('hex'),
     };
+    const data = Buffer.concat([Buffer.from(`${JSON.stringify(full)}\n`), raw]);
     const { path: tmp, fd } = await this.openFile(header.id);
     try {
       // With fsync on, the file is opened O_DSYNC: each write returns once its data and the file
       // size are on disk (as write + fdatasync, one call fewer). The name becomes durable with
       // the folder's (shared) fsync in commit().
       try {
-        await this.writeTemp(fd, Buffer.concat([Buffer.from(`${JSON.stringify(full)}\n`), raw]));
+        await this.writeTemp(fd, data);
       } finally {
         closeSync(fd);
       }
@@ -218,40 +241,42 @@ export class Spool {
       await rm(tmp, { force: true }).catch(() => undefined);
       throw spoolError(err, 'enqueue');
     }
-    return { header: full, tmp };
+    return { header: full, tmp, bytes: data.length };
   }
 
   /** The second half of {@link enqueue}: a written message renamed into its account's queue, the folder synced. */
   async commit(draft: SpoolDraft): Promise<{ item: SpoolItem; header: SpoolHeader }> {
     const { header, tmp } = draft;
     const name = `${this.nextSeq()}-${header.id}.msg`;
-    const queueDir = join(this.dir, 'queue', header.accountId);
-    const file = join(queueDir, name);
+    let queueDir = this.queueDirs.get(header.accountId);
+    let file = '';
     let queued = false;
     try {
-      if (!this.queueDirs.has(queueDir)) {
+      if (queueDir === undefined) {
+        queueDir = join(this.dir, 'queue', header.accountId);
         await mkdir(queueDir, { recursive: true });
-        this.queueDirs.add(queueDir);
+        this.queueDirs.set(header.accountId, queueDir);
       }
+      file = `${queueDir}/${name}`; // path.join's normalizing costs more than it is worth here
       renameSync(tmp, file);
       queued = true;
       if (this.fsync) await this.syncDir(queueDir);
     } catch (err) {
-      this.queueDirs.delete(queueDir); // made again next time, should it have gone
+      this.queueDirs.delete(header.accountId); // made again next time, should it have gone
       // Not accepted: the file must not stay in the queue, where a drainer would find and send it.
       await rm(queued ? file : tmp, { force: true }).catch(() => undefined);
       throw spoolError(err, 'enqueue');
     }
-    return { item: { accountId: header.accountId, id: header.id, file, name }, header };
+    return { item: { accountId: header.accountId, id: header.id, file, name, bytes: draft.bytes }, header };
   }
 
   /** A written message that is not to be queued after all: its file is kept for the next message. */
   async discard(draft: SpoolDraft): Promise<void> {
-    if (this.free.length >= this.maxFree) {
+    if (this.free.length >= this.maxFree || draft.bytes > RECYCLE_MAX_BYTES) {
       await rm(draft.tmp, { force: true });
       return;
     }
-    const target = join(this.dir, 'free', `${process.pid}-${++this.freeSeq}`);
+    const target = `${this.freeDir}/${process.pid}-${++this.freeSeq}`;
     try {
       renameSync(draft.tmp, target);
       this.free.push(target);
@@ -312,12 +337,13 @@ export class Spool {
    * the file's new place.
    */
   async markSent(item: SpoolItem): Promise<SpoolItem> {
-    const sentDir = join(this.dir, 'sent', item.accountId);
-    if (!this.sentDirs.has(sentDir)) {
+    let sentDir = this.sentDirs.get(item.accountId);
+    if (sentDir === undefined) {
+      sentDir = join(this.dir, 'sent', item.accountId);
       await mkdir(sentDir, { recursive: true });
-      this.sentDirs.add(sentDir);
+      this.sentDirs.set(item.accountId, sentDir);
     }
-    const file = join(sentDir, item.name);
+    const file = `${sentDir}/${item.name}`;
     renameSync(item.file, file);
     return { ...item, file };
   }
@@ -337,12 +363,12 @@ export class Spool {
     const notGone = (err: unknown): void => {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     };
-    if (this.free.length >= this.maxFree) {
-      await unlink(item.file).catch(notGone);
-      return;
-    }
-    const target = join(this.dir, 'free', `${process.pid}-${++this.freeSeq}`);
     try {
+      if (this.free.length >= this.maxFree || (item.bytes ?? statSync(item.file).size) > RECYCLE_MAX_BYTES) {
+        await unlink(item.file);
+        return;
+      }
+      const target = `${this.freeDir}/${process.pid}-${++this.freeSeq}`;
       renameSync(item.file, target);
       this.free.push(target);
     } catch (err) {
@@ -364,7 +390,7 @@ export class Spool {
         // Gone or unusable: forget it and try the next one.
       }
     }
-    const path = join(this.dir, 'tmp', id);
+    const path = `${this.tmpDir}/${id}`;
     try {
       return { path, fd: await openAsync(path, this.fsync ? CREATE_DSYNC : 'wx') };
     } catch (err) {

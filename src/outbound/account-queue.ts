@@ -128,7 +128,9 @@ export class AccountQueue {
   }
 
   snapshot(): QueueStatus {
-    return { ...this.status };
+    // The oldest message's time is formatted when asked for, not on every delivery.
+    const oldest = this.queued.items[0];
+    return { ...this.status, oldestQueuedAt: oldest ? seqTimeOf(oldest) : null };
   }
 
   /** Depth and age of the oldest waiting message, from memory (cheap enough for every scrape). */
@@ -221,8 +223,6 @@ export class AccountQueue {
   }
 
   private scheduleLoaded = false;
-  /** The file name behind `status.oldestQueuedAt`. */
-  private oldestName: string | undefined;
 
   private async drain(): Promise<void> {
     const { clock, spool, store } = this.deps;
@@ -245,12 +245,6 @@ export class AccountQueue {
       }
       const items = this.queued.items;
       this.status.depth = items.length;
-      const oldest = items[0];
-      if (oldest?.name !== this.oldestName) {
-        // Formatted when the oldest message changes, not on every turn of the loop.
-        this.oldestName = oldest?.name;
-        this.status.oldestQueuedAt = oldest ? seqTimeOf(oldest) : null;
-      }
       if (items.length === 0) return;
       if (this.status.state !== 'ok' && !(await this.probe())) return;
       const item = items.find((i) => (this.notBefore.get(i.id) ?? 0) <= now);

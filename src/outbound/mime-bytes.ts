@@ -19,8 +19,8 @@ interface NodeInternals {
  * The bytes `MimeNode.build()` gives for a compiled tree whose bodies are all strings or Buffers
  * (what `composeMessage` makes), written in one synchronous pass: the headers still come from
  * nodemailer (`buildHeaders`, the structured fields), and the bodies go through nodemailer's own
- * base64 and quoted-printable functions, whose streaming encoders give the same output as
- * `wrap(encode(input))`. `build()` instead streams every node through a PassThrough, an encoder
+ * base64 and quoted-printable functions (base64's streaming encoder gives what `wrap(encode())`
+ * gives; the quoted-printable one is followed step by step, see `quotedPrintable`). `build()` instead streams every node through a PassThrough, an encoder
  * stream and a pipeline with an AbortController, hopping through setImmediate once per node: most
  * of the cost of composing a short reply. `test/unit/outbound/mime-bytes.test.ts` holds the two
  * equal over texts, HTML, attachments and multipart trees.

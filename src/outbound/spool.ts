@@ -9,7 +9,7 @@ import {
   statSync,
   writeFile as writeToFd,
 } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, rmdir, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { MailroomError } from '../shared/errors.js';
@@ -189,11 +189,22 @@ export class Spool {
     this.locked = true;
     await rm(join(this.dir, 'tmp'), { recursive: true, force: true });
     await mkdir(join(this.dir, 'tmp'), { recursive: true });
-    // What is in free/ is reused whatever it holds (a write cut short by a crash included).
-    const free = await readdir(join(this.dir, 'free'));
-    this.free.splice(0, this.free.length, ...free.slice(0, this.maxFree).map((name) => join(this.dir, 'free', name)));
-    this.freeSeq = free.length;
-    for (const extra of free.slice(this.maxFree)) await rm(join(this.dir, 'free', extra), { force: true });
+    // What is in free/ is reused whatever it holds (a write cut short by a crash included), but
+    // for files over RECYCLE_MAX_BYTES (left by a version that emptied files before reuse) and
+    // those past maxFree, which are deleted.
+    const names = await readdir(this.freeDir);
+    const kept: string[] = [];
+    for (const name of names) {
+      const path = join(this.freeDir, name);
+      const size = await stat(path).then(
+        (s) => s.size,
+        () => Number.POSITIVE_INFINITY,
+      );
+      if (kept.length < this.maxFree && size <= RECYCLE_MAX_BYTES) kept.push(path);
+      else await rm(path, { force: true });
+    }
+    this.free.splice(0, this.free.length, ...kept);
+    this.freeSeq = names.length;
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Spool } from '../../../src/outbound/spool.js';
@@ -78,6 +78,19 @@ describe('spool file recycling', () => {
     assert.equal((await readdir(join(dir, 'free'))).length, 0, 'the listed large file is gone too');
     await spool.remove((await spool.enqueue(header('small'), small)).item);
     assert.equal((await readdir(join(dir, 'free'))).length, 1, 'a small one is kept');
+    await spool.close();
+  });
+
+  it('deletes, at start, files in free/ over 64 KiB (left by a version that emptied files before reuse)', async () => {
+    await mkdir(join(dir, 'free'), { recursive: true });
+    await writeFile(join(dir, 'free', 'old-large'), Buffer.alloc(70 * 1024));
+    await writeFile(join(dir, 'free', 'old-small'), Buffer.alloc(2 * 1024));
+    const spool = new Spool(dir);
+    await spool.open();
+    assert.deepEqual(await readdir(join(dir, 'free')), ['old-small']);
+    const next = await spool.enqueue(header('m1'), Buffer.from('Subject: m1\r\n\r\n.\r\n'));
+    assert.deepEqual(await readdir(join(dir, 'free')), [], 'the small one is reused');
+    assert.equal((await spool.read(next.item)).header.id, 'm1');
     await spool.close();
   });
 

@@ -14,6 +14,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ImapFlow } from 'imapflow';
 import { rawMail } from '../test/support/mail.js';
+import { seededRandom } from '../test/support/seeded-random.js';
 import { imapClient, prepareMailroom, runBench, startBenchDovecot, within } from './support/environment.js';
 import { compare, emit, percentile, progress } from './support/report.js';
 
@@ -80,7 +81,7 @@ runBench(BENCH, async () => {
 /** Runs `step` for 0..count-1 one after another; the latency of each, ms. */
 async function measure(count: number, step: (n: number) => Promise<void>): Promise<number[]> {
   const samples: number[] = [];
-  const random = mulberry32(PAUSE_SEED);
+  const random = seededRandom(PAUSE_SEED);
   for (let n = 0; n < count; n += 1) {
     await sleep(Math.floor(random() * PAUSE_MAX_MS));
     const started = performance.now();
@@ -96,16 +97,4 @@ function keepIdling(client: ImapFlow): void {
     if (client.usable) void client.idle().then(again, () => undefined);
   };
   again();
-}
-
-/** A small seeded generator of numbers in [0, 1): the same pauses on every run. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }

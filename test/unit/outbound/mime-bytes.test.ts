@@ -3,22 +3,11 @@ import { Readable } from 'node:stream';
 import type MimeNode from 'nodemailer/lib/mime-node';
 import { compileMessage, type ComposeInput } from '../../../src/outbound/compose.js';
 import { mimeBytes } from '../../../src/outbound/mime-bytes.js';
+import { seededRandom } from '../../support/seeded-random.js';
 
 /** What nodemailer's streaming build() makes of a tree: the reference. */
 function built(node: MimeNode): Promise<Buffer> {
   return new Promise((resolve, reject) => node.build((err, out) => (err ? reject(err) : resolve(out))));
-}
-
-/** A small seeded generator (mulberry32), so that a failure names a case that can be run again. */
-function generator(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Pieces of text that reach every encoder branch: plain words, line ends of each kind, trailing
@@ -90,7 +79,7 @@ describe('mimeBytes', () => {
   it('gives the same bytes as build() over 400 generated messages', async function () {
     this.timeout(60_000);
     for (let seed = 1; seed <= 400; seed += 1) {
-      const message = input(generator(seed));
+      const message = input(seededRandom(seed));
       const boundary = `b${seed}`;
       const fast = mimeBytes(compileMessage(message, boundary));
       assert.ok(fast, `seed ${seed}: not covered`);
@@ -100,7 +89,7 @@ describe('mimeBytes', () => {
   });
 
   it('gives the same bytes for an empty text, a lone CR at the end and a text without a final line break', async () => {
-    const base = input(generator(7));
+    const base = input(seededRandom(7));
     for (const body of ['', 'ends in CR\r', 'no final line break', 'ü'.repeat(200)]) {
       const message = { ...base, text: body, html: undefined, attachments: [] };
       assert.equal(
@@ -112,12 +101,12 @@ describe('mimeBytes', () => {
   });
 
   it('leaves a quoted-printable body over one encoder slice (64 KiB) to build()', () => {
-    const message = { ...input(generator(5)), text: 'Grüße '.repeat(12_000), html: undefined, attachments: [] };
+    const message = { ...input(seededRandom(5)), text: 'Grüße '.repeat(12_000), html: undefined, attachments: [] };
     assert.equal(mimeBytes(compileMessage(message, 'b')), null);
   });
 
   it('leaves a tree with a streamed body to build()', () => {
-    const node = compileMessage(input(generator(3)), 'b');
+    const node = compileMessage(input(seededRandom(3)), 'b');
     node.setContent(Readable.from(['streamed']));
     assert.equal(mimeBytes(node), null);
   });

@@ -1,5 +1,6 @@
 import { In, type EntityManager } from 'typeorm';
 import { OutboundMessageEntity, SendLogEntity } from './entities.js';
+import { withoutNul } from './inbound-repositories.js';
 import type { OutboundMessageRow } from './rows.js';
 
 /** One delivery the server acknowledged with 250, as `recordSent` writes it. */
@@ -27,28 +28,6 @@ export interface SendingDestination {
 
 /** An accepted message's status row; with `destinationVersion`, inserted only while the destination has it. */
 export type AcceptedRow = Omit<OutboundMessageRow, 'updatedAt'> & { destinationVersion: string | null };
-
-/** SQL types of the VALUES columns of `insertMany`, in order. */
-const ACCEPTED_COLUMN_TYPES = [
-  'uuid',
-  'uuid',
-  'uuid',
-  'uuid',
-  'text',
-  'text',
-  'uuid',
-  'text',
-  'jsonb',
-  'integer',
-  'text',
-  'integer',
-  'timestamptz',
-  'timestamptz',
-  'timestamptz',
-  'timestamptz',
-  'text',
-  'text',
-] as const;
 
 export class OutboundMessageRepository {
   constructor(private readonly em: EntityManager) {}
@@ -95,33 +74,30 @@ export class OutboundMessageRepository {
    */
   async insertMany(rows: ReadonlyArray<AcceptedRow>): Promise<Set<string>> {
     if (rows.length === 0) return new Set();
-    const types = ACCEPTED_COLUMN_TYPES;
-    const params: unknown[] = [];
-    const tuples = rows.map((r) => {
-      const values = [
-        r.id,
-        r.tenantId,
-        r.destinationId,
-        r.serverId,
-        r.status,
-        r.messageIdHeader,
-        r.conversationId,
-        r.subject,
-        JSON.stringify(r.recipients),
-        r.attempts,
-        r.lastReply,
-        r.lastResponseCode,
-        r.nextAttemptAt,
-        r.createdAt,
-        r.firstAttemptAt,
-        r.sentAt,
-        r.instanceId,
-        r.destinationVersion,
-      ];
-      const first = params.length + 1;
-      params.push(...values);
-      return `(${values.map((_, i) => `$${first + i}::${types[i] as string}`).join(', ')})`;
-    });
+    // The batch goes as one JSON parameter (one JSON.stringify) rather than 18 parameters a row,
+    // each converted by the driver: a third of the database work of an accept on the event loop.
+    const batch = rows.map((r) =>
+      withoutNul({
+        id: r.id,
+        tenant_id: r.tenantId,
+        destination_id: r.destinationId,
+        server_id: r.serverId,
+        status: r.status,
+        message_id_header: r.messageIdHeader,
+        conversation_id: r.conversationId,
+        subject: r.subject,
+        recipients: r.recipients,
+        attempts: r.attempts,
+        last_reply: r.lastReply,
+        last_response_code: r.lastResponseCode,
+        next_attempt_at: r.nextAttemptAt,
+        created_at: r.createdAt,
+        first_attempt_at: r.firstAttemptAt,
+        sent_at: r.sentAt,
+        instance_id: r.instanceId,
+        destination_version: r.destinationVersion,
+      }),
+    );
     const inserted: Array<{ id: string }> = await this.em.query(
       `INSERT INTO outbound_messages (id, tenant_id, destination_id, server_id, status, message_id_header,
          conversation_id, subject, recipients, attempts, last_reply, last_response_code, next_attempt_at,
@@ -129,14 +105,16 @@ export class OutboundMessageRepository {
        SELECT id, tenant_id, destination_id, server_id, status, message_id_header, conversation_id, subject,
          recipients, attempts, last_reply, last_response_code, next_attempt_at, created_at, first_attempt_at,
          sent_at, instance_id
-       FROM (VALUES ${tuples.join(', ')}) AS v (id, tenant_id, destination_id, server_id, status,
-         message_id_header, conversation_id, subject, recipients, attempts, last_reply, last_response_code,
-         next_attempt_at, created_at, first_attempt_at, sent_at, instance_id, destination_version)
+       FROM jsonb_to_recordset($1::jsonb) AS v (id uuid, tenant_id uuid, destination_id uuid, server_id uuid,
+         status text, message_id_header text, conversation_id uuid, subject text, recipients jsonb,
+         attempts integer, last_reply text, last_response_code integer, next_attempt_at timestamptz,
+         created_at timestamptz, first_attempt_at timestamptz, sent_at timestamptz, instance_id text,
+         destination_version text)
        WHERE v.destination_version IS NULL
           OR EXISTS (SELECT 1 FROM destinations d
                       WHERE d.id = v.destination_id AND d.xmin::text = v.destination_version)
        RETURNING id`,
-      params,
+      [JSON.stringify(batch)],
     );
     return new Set(inserted.map((r) => r.id));
   }
@@ -149,14 +127,21 @@ export class OutboundMessageRepository {
    */
   async recordSent(entries: ReadonlyArray<SentRecord>): Promise<void> {
     if (entries.length === 0) return;
-    const params: unknown[] = [];
-    const tuples = entries.map((e) => {
-      const n = params.length;
-      params.push(e.id, e.sentAt, e.reply, e.responseCode, e.attempts, e.firstAttemptAt);
-      return `($${n + 1}::uuid, $${n + 2}::timestamptz, $${n + 3}::text, $${n + 4}::integer, $${n + 5}::integer, $${n + 6}::timestamptz)`;
-    });
+    // One JSON parameter for the batch, as in insertMany.
+    const batch = entries.map((e) =>
+      withoutNul({
+        id: e.id,
+        sent_at: e.sentAt,
+        reply: e.reply,
+        code: e.responseCode,
+        attempts: e.attempts,
+        first_attempt_at: e.firstAttemptAt,
+      }),
+    );
     await this.em.query(
-      `WITH v (id, sent_at, reply, code, attempts, first_attempt_at) AS (VALUES ${tuples.join(', ')}),
+      `WITH v AS (
+         SELECT * FROM jsonb_to_recordset($1::jsonb)
+           AS r (id uuid, sent_at timestamptz, reply text, code integer, attempts integer, first_attempt_at timestamptz)),
        done AS (
          UPDATE outbound_messages o SET status = 'sent', sent_at = v.sent_at, last_reply = v.reply,
            last_response_code = v.code, attempts = v.attempts, first_attempt_at = v.first_attempt_at,
@@ -165,10 +150,10 @@ export class OutboundMessageRepository {
          RETURNING o.id, o.server_id, v.sent_at),
        released AS (DELETE FROM smtp_send_log l USING v WHERE l.outbound_id = v.id AND NOT l.recorded)
        INSERT INTO smtp_send_log (server_id, sent_at, outbound_id) SELECT server_id, sent_at, id FROM done`,
-      params,
+      [JSON.stringify(batch)],
     );
   }
-  /** Inserts unless a row with this id exists (recovering a row from a spool header). */
+
   async insertMissing(row: Omit<OutboundMessageRow, 'createdAt' | 'updatedAt'>): Promise<void> {
     await this.em
       .createQueryBuilder()

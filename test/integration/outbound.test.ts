@@ -244,6 +244,19 @@ forEachBackend('outbound', (kind) => {
     }
   });
 
+  it('accepts and sends a subject holding U+0000 and a lone surrogate; the status row keeps it cleaned', async () => {
+    const { destinationId } = await account(1);
+    await h.outbound.start();
+    const res = await send(destinationId, { to: ['customer@example.net'], subject: 'a\u0000b \ud800c', text: 'x' });
+    assert.equal(res.status, 202, res.raw);
+    await smtp.waitFor(1);
+    const status = await eventually(async () => {
+      const s = await statusOf(destinationId, res.body.id);
+      return s.status === 'sent' ? s : undefined;
+    });
+    assert.equal(status.subject, 'ab \ufffdc');
+  });
+
   it('never lets CR/LF in a subject or name create headers or recipients', async () => {
     const { destinationId } = await account(1);
     await h.outbound.start();

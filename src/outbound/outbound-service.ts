@@ -4,7 +4,7 @@ import { systemClock, type Clock } from '../shared/clock.js';
 import { isMailroomError, MailroomError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { validate } from '../shared/validation.js';
-import type { EmailServerRow, OutboundMessageRow } from '../store/rows.js';
+import { queuedRow, type EmailServerRow, type OutboundMessageRow } from '../store/rows.js';
 import type { Store } from '../store/store.js';
 import type { AcceptedRow, SendingDestination, SentRecord } from '../store/outbound-repositories.js';
 import { AccountQueue, type QueueStats, type QueueStatus } from './account-queue.js';
@@ -484,22 +484,17 @@ export class OutboundService {
       loopValue: this.deps.instanceId,
     });
     const row: OutboundMessageRow = {
-      id,
-      tenantId,
-      destinationId,
-      serverId: destination.serverId,
-      status: 'queued',
-      messageIdHeader: messageId,
-      conversationId,
-      subject: subject.replace(/[\r\n]+/g, ' '),
-      recipients,
-      attempts: 0,
-      lastReply: null,
-      lastResponseCode: null,
-      nextAttemptAt: null,
-      firstAttemptAt: null,
-      sentAt: null,
-      instanceId: this.deps.instanceId,
+      ...queuedRow({
+        id,
+        tenantId,
+        destinationId,
+        serverId: destination.serverId,
+        messageIdHeader: messageId,
+        conversationId,
+        subject: subject.replace(/[\r\n]+/g, ' '),
+        recipients,
+        instanceId: this.deps.instanceId,
+      }),
       createdAt: new Date(this.clock.now()),
       updatedAt: new Date(this.clock.now()),
     };

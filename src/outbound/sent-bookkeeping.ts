@@ -1,6 +1,7 @@
 import { stat } from 'node:fs/promises';
 import type { Logger } from '../shared/logger.js';
 import type { SentRecord } from '../store/outbound-repositories.js';
+import { queuedRow } from '../store/rows.js';
 import type { Store } from '../store/store.js';
 import type { Spool, SpoolHeader, SpoolItem } from './spool.js';
 
@@ -173,22 +174,15 @@ export class SentBookkeeping {
 
 /** A status row rebuilt from a spool header (the engine stopped between spooling and recording). */
 export function statusRowFromHeader(h: SpoolHeader): Parameters<Store['outbound']['insert']>[0] {
-  return {
+  return queuedRow({
     id: h.id,
     tenantId: h.tenantId,
     destinationId: h.destinationId,
     serverId: h.accountId,
-    status: 'queued',
     messageIdHeader: h.messageId,
     conversationId: null,
     subject: '',
     recipients: h.envelope.to,
-    attempts: 0,
-    lastReply: null,
-    lastResponseCode: null,
-    nextAttemptAt: null,
-    firstAttemptAt: null,
-    sentAt: null,
     instanceId: h.instanceId,
-  };
+  });
 }

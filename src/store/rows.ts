@@ -189,6 +189,34 @@ export interface AlertRow {
 
 export type OutboundStatus = 'queued' | 'sending' | 'sent' | 'deferred' | 'failed';
 
+/** What a new outgoing message's status row is made of; everything else starts empty. */
+export type QueuedRowFields = Pick<
+  OutboundMessageRow,
+  | 'id'
+  | 'tenantId'
+  | 'destinationId'
+  | 'serverId'
+  | 'messageIdHeader'
+  | 'conversationId'
+  | 'subject'
+  | 'recipients'
+  | 'instanceId'
+>;
+
+/** The status row of a message accepted and not yet tried: `queued`, no attempt, no reply. */
+export function queuedRow(fields: QueuedRowFields): Omit<OutboundMessageRow, 'createdAt' | 'updatedAt'> {
+  return {
+    ...fields,
+    status: 'queued',
+    attempts: 0,
+    lastReply: null,
+    lastResponseCode: null,
+    nextAttemptAt: null,
+    firstAttemptAt: null,
+    sentAt: null,
+  };
+}
+
 export interface OutboundMessageRow {
   id: string;
   tenantId: string;

@@ -6,6 +6,7 @@ import { simpleParser } from 'mailparser';
 import { CredentialService } from '../../src/auth/credentials.js';
 import { OutboundService } from '../../src/outbound/outbound-service.js';
 import { MailroomError } from '../../src/shared/errors.js';
+import { queuedRow } from '../../src/store/rows.js';
 import { startSmtpHarness, type SmtpHarness } from '../../src/harness/smtp-harness.js';
 import { forEachBackend, openApiHarness, type ApiHarness } from '../support/api-harness.js';
 import { quietLogger } from '../support/database.js';
@@ -172,24 +173,19 @@ forEachBackend('outbound', (kind) => {
   it('marks a status row whose message never reached the spool as failed at start', async () => {
     const { serverId, destinationId } = await account(1);
     const orphan = randomUUID();
-    await h.store.outbound.insert({
-      id: orphan,
-      tenantId,
-      destinationId,
-      serverId,
-      status: 'queued',
-      messageIdHeader: `${orphan}@mailroom.invalid`,
-      conversationId: null,
-      subject: 'lost before the spool',
-      recipients: ['c@example.net'],
-      attempts: 0,
-      lastReply: null,
-      lastResponseCode: null,
-      nextAttemptAt: null,
-      firstAttemptAt: null,
-      sentAt: null,
-      instanceId: 'test-instance',
-    });
+    await h.store.outbound.insert(
+      queuedRow({
+        id: orphan,
+        tenantId,
+        destinationId,
+        serverId,
+        messageIdHeader: `${orphan}@mailroom.invalid`,
+        conversationId: null,
+        subject: 'lost before the spool',
+        recipients: ['c@example.net'],
+        instanceId: 'test-instance',
+      }),
+    );
     await h.outbound.start();
     const kept = await send(destinationId, { to: ['c@example.net'], text: 'kept' });
     assert.equal(kept.status, 202);

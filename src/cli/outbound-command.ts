@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { CredentialService } from '../auth/credentials.js';
 import type { Services } from '../main.js';
+import type { ActionOutcome } from '../outbound/mail-actions.js';
 import { OutboundService } from '../outbound/outbound-service.js';
 import { print, printError, type OutputOptions } from './output.js';
 import { serverIdOf, tenantIdOf, withServices } from './services.js';
@@ -12,7 +13,7 @@ import { serverIdOf, tenantIdOf, withServices } from './services.js';
 async function withDeadLetters<T>(
   tenantRef: string,
   serverRef: string,
-  fn: (outbound: OutboundService, serverId: string) => Promise<T>,
+  fn: (outbound: OutboundService, serverId: string, tenantId: string) => Promise<T>,
 ): Promise<T> {
   return withServices(async (services: Services) => {
     const tenantId = await tenantIdOf(services.accounts, tenantRef);
@@ -25,8 +26,15 @@ async function withDeadLetters<T>(
       spoolDir: services.config.spoolDir,
       instanceId: services.config.instanceId,
     });
-    return fn(outbound, serverId);
+    return fn(outbound, serverId, tenantId);
   });
+}
+
+/** What the CLI prints after an action: done here, or left for the engine instance holding the file. */
+function outcomeOf(done: string, outcome: ActionOutcome): Record<string, string> {
+  return outcome.state === 'done'
+    ? { [done]: outcome.row.id }
+    : { requested: outcome.requestId, instance: outcome.instanceId, state: 'requested' };
 }
 
 function action(fn: (args: string[]) => Promise<unknown>) {
@@ -49,16 +57,19 @@ export function addOutboundCommands(program: Command): void {
   dead
     .command('list <tenant> <server>')
     .description('list dead letters with the last SMTP reply, attempts and when they failed')
-    .action(action(([t, s]) => withDeadLetters(t as string, s as string, (o, serverId) => o.deadLetters(serverId))));
+    .action(
+      action(([t, s]) =>
+        withDeadLetters(t as string, s as string, (o, serverId, tenantId) => o.deadLetters(tenantId, serverId)),
+      ),
+    );
   dead
     .command('requeue <tenant> <server> <id>')
     .description('put a dead letter back at the end of its queue (attempts start again)')
     .action(
       action(([t, s, id]) =>
-        withDeadLetters(t as string, s as string, async (o, serverId) => {
-          await o.requeueDeadLetter(serverId, id as string);
-          return { requeued: id };
-        }),
+        withDeadLetters(t as string, s as string, async (o, serverId, tenantId) =>
+          outcomeOf('requeued', await o.requeueDeadLetter({ tenantId, serverId, id: id as string })),
+        ),
       ),
     );
   dead
@@ -66,10 +77,9 @@ export function addOutboundCommands(program: Command): void {
     .description('delete a dead letter for good')
     .action(
       action(([t, s, id]) =>
-        withDeadLetters(t as string, s as string, async (o, serverId) => {
-          await o.deleteDeadLetter(serverId, id as string);
-          return { deleted: id };
-        }),
+        withDeadLetters(t as string, s as string, async (o, serverId, tenantId) =>
+          outcomeOf('deleted', await o.deleteDeadLetter({ tenantId, serverId, id: id as string })),
+        ),
       ),
     );
 }

@@ -97,6 +97,8 @@ export class AccountQueue {
   private readonly facts = new Map<string, { attempts: number; firstAttemptAt: Date | null }>();
   /** The message on its way to the server now. */
   private sendingId: string | null = null;
+  /** Messages being cancelled: never sent, even if their turn comes before their file is set aside. */
+  private readonly cancelled = new Set<string>();
   private readonly waiting: WaitingWarning;
   /** Delivered messages on their way out of the spool (into `sent/`, recorded, recycled). */
   private readonly sent: SentBookkeeping;
@@ -152,6 +154,49 @@ export class AccountQueue {
   /** Whether this message is on its way to the server right now. */
   isSending(id: string): boolean {
     return this.sendingId === id;
+  }
+
+  /**
+   * Takes a waiting message out of the queue and sets its file aside as a dead letter (kept, so
+   * that it can be re-queued), its row `failed` with `reply`. `sending` when it is on its way to
+   * the server now (too late), `absent` when its file is not in the queue folder (delivered, or
+   * never here).
+   */
+  async cancel(id: string, reply: string): Promise<'cancelled' | 'sending' | 'absent'> {
+    if (this.sendingId === id) return 'sending';
+    const item =
+      this.queued.items.find((i) => i.id === id) ??
+      (await this.deps.spool.list(this.server.id)).find((i) => i.id === id && !this.sent.isFinishing(i.name));
+    if (!item) return 'absent';
+    if (this.sendingId === id) return 'sending'; // its turn came while the folder was listed
+    // From here the queue skips it even if it is about to be sent (its bytes may be in memory).
+    this.cancelled.add(id);
+    const { clock, spool, store } = this.deps;
+    const now = clock.now();
+    const facts = this.facts.get(id);
+    try {
+      await spool.deadLetter(item, {
+        reply,
+        responseCode: null,
+        attempts: facts?.attempts ?? 0,
+        firstAttemptAt: facts?.firstAttemptAt?.toISOString() ?? null,
+        failedAt: new Date(now).toISOString(),
+      });
+    } catch (err) {
+      this.cancelled.delete(id);
+      this.refresh(); // the file, if still queued, is found again
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'absent'; // sent or removed meanwhile
+      throw err;
+    }
+    await store.outbound.failUnlessSent(id, reply, new Date(now));
+    this.removePending(item);
+    this.notBefore.delete(id);
+    this.facts.delete(id);
+    this.cancelled.delete(id);
+    outboundMessages.inc({ ...this.labels(), outcome: 'cancelled' });
+    this.log.info({ outboundId: id }, 'message cancelled; kept as a dead letter');
+    this.kick(); // a queue waiting for this message's retry time looks again
+    return 'cancelled';
   }
 
   /**
@@ -320,6 +365,12 @@ export class AccountQueue {
     }
     const attempts = facts.attempts + 1;
     const firstAttemptAt = facts.firstAttemptAt ?? new Date(clock.now());
+    if (this.cancelled.has(item.id)) {
+      // Cancelled meanwhile: its file is being set aside.
+      this.removePending(item);
+      await giveBackPlace();
+      return true;
+    }
     facts.attempts = attempts;
     facts.firstAttemptAt = firstAttemptAt;
     this.sendingId = item.id;
@@ -383,7 +434,12 @@ export class AccountQueue {
         firstAttemptAt: firstAttemptAt.toISOString(),
         failedAt: new Date(now).toISOString(),
       });
-      await store.outbound.update(item.id, { status: 'failed', nextAttemptAt: null, ...common });
+      await store.outbound.update(item.id, {
+        status: 'failed',
+        nextAttemptAt: null,
+        deadLetteredAt: new Date(now),
+        ...common,
+      });
       this.removePending(item);
       this.notBefore.delete(item.id);
       this.facts.delete(item.id);

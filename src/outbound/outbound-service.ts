@@ -11,9 +11,10 @@ import { AccountQueue, type QueueStats, type QueueStatus } from './account-queue
 import { composeMessage } from './compose.js';
 import { GroupCommit } from './group-commit.js';
 import { Heartbeat, type HeartbeatStatus } from './heartbeat.js';
+import { MailActions, type ActionOutcome, type ActionTarget } from './mail-actions.js';
 import { DEFAULT_OUTBOUND_OPTIONS, type OutboundOptions } from './options.js';
 import type { SpooledInMemory } from './queued-messages.js';
-import { SendInput, type OutboundView } from './schemas.js';
+import { SendInput, type DeadLetterView, type OutboundView } from './schemas.js';
 import { SmtpTransport } from './smtp-transport.js';
 import { SENT_FOLDER_REPLY } from './sent-bookkeeping.js';
 import { Spool, type SpoolDraft } from './spool.js';
@@ -77,6 +78,21 @@ const SERVER_DELETED_REPLY = 'not sent: its e-mail server was deleted';
 /** Idle queues look at their spool folder again every this many reconciles (files put back by the CLI). */
 const SWEEP_EVERY = 12;
 
+function deadLetterView(row: OutboundMessageRow): DeadLetterView {
+  return {
+    id: row.id,
+    serverId: row.serverId,
+    destinationId: row.destinationId,
+    subject: row.subject,
+    recipients: row.recipients,
+    reply: row.lastReply,
+    responseCode: row.lastResponseCode,
+    attempts: row.attempts,
+    failedAt: row.deadLetteredAt ? row.deadLetteredAt.toISOString() : null,
+    instanceId: row.instanceId,
+  };
+}
+
 function outboundView(row: OutboundMessageRow): OutboundView {
   return {
     id: row.id,
@@ -117,7 +133,10 @@ export class OutboundService {
   private reconciles = 0;
   private appliedFingerprint: string | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private started = false;
   private stopped = false;
+  /** Dead letters and cancellations, whichever instance holds the file. */
+  private readonly actions: MailActions;
   /** Accepts under way: the status-row insert waits briefly while others than its own rows are. */
   private accepting = 0;
   /** Status rows of accepted messages, inserted together when requests arrive together. */
@@ -143,15 +162,28 @@ export class OutboundService {
       (waiting) => this.accepting > waiting,
     );
     this.delivered = new GroupCommit((records) => deps.store.outbound.recordSent(records), 500, RECORD_DELAY_MS);
+    this.actions = new MailActions({
+      store: deps.store,
+      spool: this.spool,
+      clock: this.clock,
+      logger: deps.logger,
+      instanceId: deps.instanceId,
+      queueOf: (serverId) => this.queues.get(serverId),
+      delivering: () => this.started && !this.stopped,
+    });
   }
 
   async start(): Promise<void> {
     await this.spool.open();
     await this.sweepUnspooled();
+    await this.actions.syncDeadLetters();
     await this.reconcile();
+    this.started = true;
+    await this.actions.carryOutRequests();
     const tick = (): void => {
       this.timer = setTimeout(() => {
         this.reconcile({ ifChanged: true })
+          .then(() => this.actions.carryOutRequests())
           .catch((err: unknown) => this.deps.logger.error({ err }, 'outbound reconcile failed'))
           .finally(() => {
             if (!this.stopped) tick();
@@ -253,7 +285,7 @@ export class OutboundService {
           firstAttemptAt: null,
           failedAt: now,
         });
-        await store.outbound.failUnlessSent(item.id, SERVER_DELETED_REPLY);
+        await store.outbound.failUnlessSent(item.id, SERVER_DELETED_REPLY, new Date(now));
       }
       // Delivered before the deletion but not recorded yet: recorded as sent, the file recycled.
       for (const item of await this.spool.listSent(serverId)) {
@@ -524,33 +556,37 @@ export class OutboundService {
     };
   }
 
-  async deadLetters(serverId: string) {
-    return (await this.spool.listDead(serverId)).map((d) => ({
-      id: d.id,
-      reply: d.info?.reply ?? null,
-      responseCode: d.info?.responseCode ?? null,
-      attempts: d.info?.attempts ?? 0,
-      failedAt: d.info?.failedAt ?? null,
-    }));
+  /** Dead letters of a tenant, on every instance: of one server, or of all (deleted ones too). */
+  async deadLetters(tenantId: string, serverId?: string): Promise<DeadLetterView[]> {
+    return (await this.actions.deadLetters(tenantId, serverId)).map(deadLetterView);
   }
 
-  async requeueDeadLetter(serverId: string, id: string): Promise<void> {
-    if (!(await this.spool.requeueDead(serverId, id))) {
-      throw new MailroomError('OUTBOUND_NOT_FOUND', `no dead letter ${id} for this server`);
-    }
-    await this.deps.store.outbound.update(id, {
-      status: 'queued',
-      nextAttemptAt: null,
-      firstAttemptAt: null,
-      attempts: 0,
-    });
-    this.queues.get(serverId)?.refresh();
+  /** Puts a dead letter back at the end of its queue, here or through the instance holding its file. */
+  requeueDeadLetter(target: ActionTarget): Promise<ActionOutcome> {
+    return this.actions.requeue(target);
   }
 
-  async deleteDeadLetter(serverId: string, id: string): Promise<void> {
-    if (!(await this.spool.deleteDead(serverId, id))) {
-      throw new MailroomError('OUTBOUND_NOT_FOUND', `no dead letter ${id} for this server`);
-    }
+  /** Deletes a dead letter for good, here or through the instance holding its file. */
+  deleteDeadLetter(target: ActionTarget): Promise<ActionOutcome> {
+    return this.actions.deleteDead(target);
+  }
+
+  /** Cancels a message still waiting to be sent (it becomes a dead letter), here or through its instance. */
+  cancel(tenantId: string, destinationId: string, id: string): Promise<ActionOutcome> {
+    return this.actions.cancel({ tenantId, destinationId, id });
+  }
+
+  /**
+   * Carries out the requests other processes left for this instance (cancellations, dead letters
+   * re-queued or deleted); done every few seconds while the engine runs. Returns how many.
+   */
+  carryOutRequests(): Promise<number> {
+    return this.actions.carryOutRequests();
+  }
+
+  /** The status of a message after an action carried out here (`sending` is never the case then). */
+  view(row: OutboundMessageRow): OutboundView {
+    return outboundView(row);
   }
 
   /** A server's credentials work again outside its settings (a new OAuth sign-in): a held queue retries now. */

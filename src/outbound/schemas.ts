@@ -69,8 +69,25 @@ export type OutboundView = Static<typeof OutboundView>;
 
 export const DeadLetterView = Type.Object({
   id: Type.String(),
+  serverId: Type.String(),
+  destinationId: Type.String(),
+  subject: Type.String(),
+  recipients: Type.Array(Type.String()),
   reply: Type.Union([Type.String(), Type.Null()]),
   responseCode: Type.Union([Type.Integer(), Type.Null()]),
   attempts: Type.Integer(),
   failedAt: Type.Union([Type.String(), Type.Null()]),
+  /** The instance whose spool holds the file (it carries out re-queues and deletions). */
+  instanceId: Type.String(),
 });
+export type DeadLetterView = Static<typeof DeadLetterView>;
+
+/** An action left for the instance whose spool holds the message (202). */
+export const RequestedView = Type.Object({
+  id: Type.String(),
+  state: Type.Literal('requested'),
+  action: Type.String(),
+  requestId: Type.String(),
+  instanceId: Type.String(),
+});
+export type RequestedView = Static<typeof RequestedView>;

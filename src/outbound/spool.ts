@@ -303,6 +303,21 @@ export class Spool {
       .map((d) => d.name);
   }
 
+  /** Every dead letter in the spool, of every account (deleted servers' too). */
+  async listAllDead(): Promise<SpoolItem[]> {
+    let accounts: string[];
+    try {
+      accounts = (await readdir(join(this.dir, 'dead'), { withFileTypes: true }))
+        .filter((d) => d.isDirectory())
+        .map((d) => d.name);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+    const lists = await Promise.all(accounts.map((a) => this.listIn(join(this.dir, 'dead', a), a)));
+    return lists.flat();
+  }
+
   /** Removes an account's queue folder if it is empty (its server was deleted); false when files remain. */
   async dropQueueFolder(accountId: string): Promise<boolean> {
     try {

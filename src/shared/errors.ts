@@ -48,6 +48,10 @@ export const ERROR_CODES = {
   SPOOL_CORRUPT: { status: 500, text: 'A spool file failed its checksum and was set aside.' },
   NOT_AVAILABLE_FOR_OUTGOING: { status: 409, text: 'The destination is not available for outgoing mail.' },
   OUTBOUND_NOT_FOUND: { status: 404, text: 'The outgoing message does not exist.' },
+  OUTBOUND_NOT_WAITING: {
+    status: 409,
+    text: 'The outgoing message is no longer waiting to be sent (sent, being sent, or given up).',
+  },
   OAUTH_NOT_CONFIGURED: {
     status: 409,
     text: 'This side of the e-mail server does not use an OAuth 2.0 flow that needs this operation.',

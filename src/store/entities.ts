@@ -331,10 +331,12 @@ export const OutboundMessageEntity = new EntitySchema<OutboundMessageRow>({
     firstAttemptAt: time('first_attempt_at', true),
     sentAt: time('sent_at', true),
     instanceId: text('instance_id'),
+    deadLetteredAt: time('dead_lettered_at', true),
   },
   indices: [
     { name: 'outbound_messages_server_idx', columns: ['serverId', 'status'] },
     { name: 'outbound_messages_message_id_idx', columns: ['tenantId', 'messageIdHeader'] },
+    { name: 'outbound_messages_dead_idx', columns: ['tenantId', 'serverId'], where: 'dead_lettered_at IS NOT NULL' },
   ],
 });
 

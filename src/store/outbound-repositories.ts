@@ -1,4 +1,4 @@
-import { In, type EntityManager } from 'typeorm';
+import { In, IsNull, Not, type EntityManager } from 'typeorm';
 import { OutboundMessageEntity, SendLogEntity } from './entities.js';
 import { withoutNul } from './inbound-repositories.js';
 import type { OutboundMessageRow } from './rows.js';
@@ -198,13 +198,102 @@ export class OutboundMessageRepository {
     );
     return result.affected ?? 0;
   }
-  /** Marks one message failed unless it was sent meanwhile. */
-  async failUnlessSent(id: string, reply: string): Promise<void> {
+  /** Dead letters on record (any instance's): of one server, or of every server of a tenant, deleted ones too; oldest first. */
+  async listDeadLetters(tenantId: string, serverId?: string): Promise<OutboundMessageRow[]> {
+    return this.em.find(OutboundMessageEntity, {
+      where: { tenantId, ...(serverId !== undefined && { serverId }), deadLetteredAt: Not(IsNull()) },
+      order: { deadLetteredAt: 'ASC', id: 'ASC' },
+    });
+  }
+  /**
+   * Makes the dead-letter marks of one instance's rows what its spool holds: `ids` are the dead
+   * letters in its folders now (marked, at `at`, if they were not), every other row of the
+   * instance loses its mark (its file was re-queued or deleted by hand).
+   */
+  async syncDeadLetters(instanceId: string, ids: readonly string[], at: Date): Promise<void> {
+    const list = JSON.stringify(ids);
     await this.em.query(
-      `UPDATE outbound_messages SET status = 'failed', last_reply = $2, next_attempt_at = NULL, updated_at = now()
-        WHERE id = $1 AND status <> 'sent'`,
-      [id, reply],
+      `UPDATE outbound_messages SET dead_lettered_at = $3
+        WHERE instance_id = $1 AND dead_lettered_at IS NULL
+          AND id IN (SELECT jsonb_array_elements_text($2::jsonb)::uuid)`,
+      [instanceId, list, at],
     );
+    await this.em.query(
+      `UPDATE outbound_messages SET dead_lettered_at = NULL
+        WHERE instance_id = $1 AND dead_lettered_at IS NOT NULL
+          AND id NOT IN (SELECT jsonb_array_elements_text($2::jsonb)::uuid)`,
+      [instanceId, list],
+    );
+  }
+  /** Marks one message failed unless it was sent meanwhile. */
+  async failUnlessSent(id: string, reply: string, deadLetteredAt: Date | null = null): Promise<void> {
+    await this.em.query(
+      `UPDATE outbound_messages SET status = 'failed', last_reply = $2, next_attempt_at = NULL, updated_at = now(),
+              dead_lettered_at = $3
+        WHERE id = $1 AND status <> 'sent'`,
+      [id, reply, deadLetteredAt],
+    );
+  }
+}
+
+/** What an instance is asked to do to a message whose spool file it holds. */
+export type OutboundAction = 'cancel' | 'requeue' | 'delete';
+
+/** A request waiting for the instance that holds the message's spool file. */
+export interface OutboundRequest {
+  id: string;
+  outboundId: string;
+  action: OutboundAction;
+  requestedAt: Date;
+}
+
+/**
+ * Requests for the instance holding a message's spool file (`outbound_requests`): any instance
+ * asks, the holder carries them out in order and writes the outcome.
+ */
+export class OutboundRequestRepository {
+  constructor(private readonly em: EntityManager) {}
+
+  async add(instanceId: string, outboundId: string, action: OutboundAction): Promise<string> {
+    const rows: Array<{ id: string }> = await this.em.query(
+      `INSERT INTO outbound_requests (instance_id, outbound_id, action) VALUES ($1, $2, $3) RETURNING id::text AS id`,
+      [instanceId, outboundId, action],
+    );
+    return (rows[0] as { id: string }).id;
+  }
+  /** The instance's requests not yet carried out, oldest first. */
+  async pending(instanceId: string, limit = 100): Promise<OutboundRequest[]> {
+    const rows: Array<{ id: string; outbound_id: string; action: OutboundAction; requested_at: Date | string }> =
+      await this.em.query(
+        `SELECT id::text AS id, outbound_id, action, requested_at FROM outbound_requests
+          WHERE instance_id = $1 AND done_at IS NULL ORDER BY id LIMIT $2`,
+        [instanceId, limit],
+      );
+    return rows.map((r) => ({
+      id: r.id,
+      outboundId: r.outbound_id,
+      action: r.action,
+      requestedAt: new Date(r.requested_at),
+    }));
+  }
+  /** A request carried out (or found impossible): its outcome in words. */
+  async finish(id: string, outcome: string): Promise<void> {
+    await this.em.query(`UPDATE outbound_requests SET done_at = now(), outcome = $2 WHERE id = $1::bigint`, [
+      id,
+      outcome,
+    ]);
+  }
+  /** The outcome of a request; null while it waits (or when there is no such request). */
+  async outcome(id: string): Promise<string | null> {
+    const rows: Array<{ outcome: string | null }> = await this.em.query(
+      `SELECT outcome FROM outbound_requests WHERE id = $1::bigint AND done_at IS NOT NULL`,
+      [id],
+    );
+    return rows[0]?.outcome ?? null;
+  }
+  /** Forgets requests carried out before `before`. */
+  async prune(before: Date): Promise<void> {
+    await this.em.query(`DELETE FROM outbound_requests WHERE done_at < $1`, [before]);
   }
 }
 

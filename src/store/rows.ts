@@ -214,6 +214,7 @@ export function queuedRow(fields: QueuedRowFields): Omit<OutboundMessageRow, 'cr
     nextAttemptAt: null,
     firstAttemptAt: null,
     sentAt: null,
+    deadLetteredAt: null,
   };
 }
 
@@ -237,4 +238,6 @@ export interface OutboundMessageRow {
   sentAt: Date | null;
   /** The instance whose spool holds the message. */
   instanceId: string;
+  /** When its spool file was set aside as a dead letter (on `instanceId`'s disk); null when it is not one. */
+  deadLetteredAt: Date | null;
 }

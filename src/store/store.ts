@@ -9,7 +9,7 @@ import {
   DeliveryRepository,
   InboundMessageRepository,
 } from './inbound-repositories.js';
-import { OutboundMessageRepository, SendLogRepository } from './outbound-repositories.js';
+import { OutboundMessageRepository, OutboundRequestRepository, SendLogRepository } from './outbound-repositories.js';
 import { OAuthGrantRepository } from './oauth-grants.js';
 import { ResponseFileSettingsRepository } from './response-file-settings.js';
 import type { ApiTokenRow, DestinationRow, EmailServerRow, TenantRow } from './rows.js';
@@ -186,6 +186,7 @@ export class StoreSession {
   readonly alerts: AlertRepository;
   readonly oauthGrants: OAuthGrantRepository;
   readonly outbound: OutboundMessageRepository;
+  readonly outboundRequests: OutboundRequestRepository;
   readonly sendLog: SendLogRepository;
   readonly responseFiles: ResponseFileSettingsRepository;
   readonly webhooks: WebhookDeliveryRepository;
@@ -202,6 +203,7 @@ export class StoreSession {
     this.alerts = new AlertRepository(em);
     this.oauthGrants = new OAuthGrantRepository(em);
     this.outbound = new OutboundMessageRepository(em);
+    this.outboundRequests = new OutboundRequestRepository(em);
     this.sendLog = new SendLogRepository(em);
     this.responseFiles = new ResponseFileSettingsRepository(em);
     this.webhooks = new WebhookDeliveryRepository(em);

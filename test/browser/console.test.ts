@@ -391,7 +391,7 @@ describe('web console (headless Chromium)', function () {
     });
     assert.equal(sent.status, 202, sent.raw);
     await eventually(async () =>
-      (await api().outbound.deadLetters(destination.serverId)).length === 1 ? true : undefined,
+      (await api().outbound.deadLetters(tenantId, destination.serverId)).length === 1 ? true : undefined,
     );
 
     await page.getByRole('link', { name: 'Main mailbox' }).click();

@@ -100,7 +100,7 @@ forEachBackend('OAuth 2.0 client credentials on SMTP through the spool', (kind) 
       'the provider refused the secret',
     );
     assert.deepEqual(smtp.messages, [], 'nothing reached the relay');
-    assert.deepEqual(await h.outbound.deadLetters(serverId), [], 'nothing dead-lettered');
+    assert.deepEqual(await h.outbound.deadLetters(tenantId, serverId), [], 'nothing dead-lettered');
     assert.equal((await h.outbound.spool.list(serverId)).length, 2, 'both wait in the spool');
     for (const id of ids) {
       const status = (await h.call<Obj>('GET', `${outboundUrl}/${id}`)).body.status;

@@ -182,7 +182,7 @@ forEachBackend('OAuth 2.0 on SMTP through the spool', (kind) => {
       subjectsOf(USER_B).includes('B during') && subjectsOf('relay').includes('C during') ? true : undefined,
     );
     for (const id of waiting) assert.ok(['queued', 'deferred'].includes(await statusOf(a.destId, id)));
-    assert.deepEqual(await h.outbound.deadLetters(a.serverId), [], 'nothing dead-lettered');
+    assert.deepEqual(await h.outbound.deadLetters(tenantId, a.serverId), [], 'nothing dead-lettered');
     assert.equal((await h.outbound.spool.list(a.serverId)).length, 3, 'all three wait in the spool');
     assert.deepEqual(subjectsOf(USER_A), ['A first', 'A after expiry']);
 

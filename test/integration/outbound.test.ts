@@ -599,7 +599,7 @@ forEachBackend('outbound', (kind) => {
       assert.equal(row.status, 'deferred');
       assert.match(row.lastReply ?? '', /sign in again/);
       assert.equal(outbound.status(serverId).queue?.state, 'held');
-      assert.deepEqual(await outbound.deadLetters(serverId), []);
+      assert.deepEqual(await outbound.deadLetters(tenantId, serverId), []);
       assert.equal((await outbound.spool.list(serverId)).length, 1);
       assert.equal(oauthSmtp.messages.length, 0);
     });

@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
-import { DeadLetterView, OutboundView, SendInput } from '../../outbound/schemas.js';
-import { DestinationParams, NoContent, ServerParams } from '../params.js';
+import type { ActionOutcome } from '../../outbound/mail-actions.js';
+import { DeadLetterView, OutboundView, RequestedView, SendInput } from '../../outbound/schemas.js';
+import { DestinationParams, NoContent, ServerParams, TenantParams } from '../params.js';
 import type { RouteDef } from '../route.js';
 
 const tags = ['outbound'];
@@ -8,6 +9,8 @@ const Id = Type.String({ format: 'uuid' });
 const strict = { additionalProperties: false } as const;
 const OutboundParams = Type.Object({ tenantId: Id, destinationId: Id, outboundId: Id }, strict);
 const DeadParams = Type.Object({ tenantId: Id, serverId: Id, outboundId: Id }, strict);
+const TenantDeadParams = Type.Object({ tenantId: Id, outboundId: Id }, strict);
+const DeadLetterList = Type.Object({ deadLetters: Type.Array(DeadLetterView) });
 
 export const outboundRoutes: RouteDef[] = [
   {
@@ -39,46 +42,120 @@ export const outboundRoutes: RouteDef[] = [
     },
   },
   {
+    method: 'POST',
+    url: '/api/v1/tenants/:tenantId/destinations/:destinationId/outbound/:outboundId/cancel',
+    access: 'tenant',
+    summary:
+      'Cancel a message still waiting to be sent (queued or deferred): it becomes a dead letter (status failed), ' +
+      'which can be re-queued. 200 when done; 202 when the instance holding its spool file will do it (within seconds).',
+    tags,
+    schema: {
+      params: OutboundParams,
+      body: Type.Object({}, strict),
+      response: { 200: OutboundView, 202: RequestedView },
+    },
+    handler: async (req, reply, { outbound }) => {
+      const p = req.params as { tenantId: string; destinationId: string; outboundId: string };
+      const outcome = await outbound.cancel(p.tenantId, p.destinationId, p.outboundId);
+      if (outcome.state === 'done') return outbound.view(outcome.row);
+      reply.code(202);
+      return requested(p.outboundId, 'cancel', outcome);
+    },
+  },
+  {
     method: 'GET',
     url: '/api/v1/tenants/:tenantId/servers/:serverId/dead-letters',
     access: 'tenant',
-    summary: 'Messages the server refused for good (5xx) or that outlived their retries.',
+    summary:
+      'Messages the server refused for good (5xx), that outlived their retries, or that were cancelled; ' +
+      'from every instance.',
     tags,
-    schema: { params: ServerParams, response: { 200: Type.Object({ deadLetters: Type.Array(DeadLetterView) }) } },
+    schema: { params: ServerParams, response: { 200: DeadLetterList } },
     handler: async (req, _reply, { accounts, outbound }) => {
       const p = req.params as ServerParams;
       await accounts.servers.get(p.tenantId, p.serverId);
-      return { deadLetters: await outbound.deadLetters(p.serverId) };
+      return { deadLetters: await outbound.deadLetters(p.tenantId, p.serverId) };
     },
   },
   {
     method: 'POST',
     url: '/api/v1/tenants/:tenantId/servers/:serverId/dead-letters/:outboundId/requeue',
     access: 'tenant',
-    summary: 'Put a dead letter back at the end of the queue.',
+    summary:
+      'Put a dead letter back at the end of the queue. 204 when done; 202 when the instance holding its file will do it.',
     tags,
-    schema: { params: DeadParams, body: Type.Object({}, strict), response: { 204: NoContent } },
+    schema: { params: DeadParams, body: Type.Object({}, strict), response: { 202: RequestedView, 204: NoContent } },
     handler: async (req, reply, { accounts, outbound }) => {
       const p = req.params as { tenantId: string; serverId: string; outboundId: string };
       await accounts.servers.get(p.tenantId, p.serverId);
-      await outbound.requeueDeadLetter(p.serverId, p.outboundId);
-      reply.code(204);
-      return null;
+      return answer(reply, p.outboundId, 'requeue', await outbound.requeueDeadLetter({ ...p, id: p.outboundId }));
     },
   },
   {
     method: 'DELETE',
     url: '/api/v1/tenants/:tenantId/servers/:serverId/dead-letters/:outboundId',
     access: 'tenant',
-    summary: 'Delete a dead letter.',
+    summary: 'Delete a dead letter. 204 when done; 202 when the instance holding its file will do it.',
     tags,
-    schema: { params: DeadParams, response: { 204: NoContent } },
+    schema: { params: DeadParams, response: { 202: RequestedView, 204: NoContent } },
     handler: async (req, reply, { accounts, outbound }) => {
       const p = req.params as { tenantId: string; serverId: string; outboundId: string };
       await accounts.servers.get(p.tenantId, p.serverId);
-      await outbound.deleteDeadLetter(p.serverId, p.outboundId);
-      reply.code(204);
-      return null;
+      return answer(reply, p.outboundId, 'delete', await outbound.deleteDeadLetter({ ...p, id: p.outboundId }));
+    },
+  },
+  {
+    method: 'GET',
+    url: '/api/v1/tenants/:tenantId/dead-letters',
+    access: 'tenant',
+    summary:
+      'Dead letters of every server of the tenant, deleted servers included (optionally of one server: ?serverId=), ' +
+      'from every instance.',
+    tags,
+    schema: {
+      params: TenantParams,
+      querystring: Type.Object({ serverId: Type.Optional(Id) }, strict),
+      response: { 200: DeadLetterList },
+    },
+    handler: async (req, _reply, { accounts, outbound }) => {
+      const p = req.params as TenantParams;
+      const q = req.query as { serverId?: string };
+      await accounts.tenants.get(p.tenantId);
+      return { deadLetters: await outbound.deadLetters(p.tenantId, q.serverId) };
+    },
+  },
+  {
+    method: 'DELETE',
+    url: '/api/v1/tenants/:tenantId/dead-letters/:outboundId',
+    access: 'tenant',
+    summary:
+      'Delete a dead letter of any server of the tenant, a deleted one too. 204 when done; 202 when the instance ' +
+      'holding its file will do it.',
+    tags,
+    schema: { params: TenantDeadParams, response: { 202: RequestedView, 204: NoContent } },
+    handler: async (req, reply, { outbound }) => {
+      const p = req.params as { tenantId: string; outboundId: string };
+      return answer(reply, p.outboundId, 'delete', await outbound.deleteDeadLetter({ ...p, id: p.outboundId }));
     },
   },
 ];
+
+/** The 202 body of an action left for another instance. */
+function requested(id: string, action: string, outcome: { requestId: string; instanceId: string }): RequestedView {
+  return { id, state: 'requested', action, requestId: outcome.requestId, instanceId: outcome.instanceId };
+}
+
+/** 204 when the action was carried out here, 202 with the request when another instance will. */
+function answer(
+  reply: { code(status: number): unknown },
+  id: string,
+  action: string,
+  outcome: ActionOutcome,
+): RequestedView | null {
+  if (outcome.state === 'done') {
+    reply.code(204);
+    return null;
+  }
+  reply.code(202);
+  return requested(id, action, outcome);
+}

@@ -8,6 +8,7 @@ import { ServerDefaultDestinationCa1764000000007 } from './0007-server-default-d
 import { Leases1764000000008 } from './0008-leases.js';
 import { PostProcessWatermark1764000000009 } from './0009-post-process-watermark.js';
 import { SendLogReservations1764000000010 } from './0010-send-log-reservations.js';
+import { OutboundRequests1764000000011 } from './0011-outbound-requests.js';
 
 /** Every migration, oldest first. A new one is a new file here plus one line below. */
 export const MIGRATIONS = [
@@ -21,4 +22,5 @@ export const MIGRATIONS = [
   Leases1764000000008,
   PostProcessWatermark1764000000009,
   SendLogReservations1764000000010,
+  OutboundRequests1764000000011,
 ];

@@ -1,0 +1,230 @@
+import type { Clock } from '../shared/clock.js';
+import { isMailroomError, MailroomError } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import type { OutboundAction } from '../store/outbound-repositories.js';
+import type { OutboundMessageRow } from '../store/rows.js';
+import type { Store } from '../store/store.js';
+import type { AccountQueue } from './account-queue.js';
+import type { Spool } from './spool.js';
+
+/** Why a cancelled message was not sent: its row's last reply and its dead letter's. */
+export const CANCELLED_REPLY = 'not sent: cancelled through the API';
+
+/** Done requests are kept this long (their outcome can be looked up), ms. */
+const REQUEST_KEEP_MS = 7 * 24 * 3_600_000;
+/** Done requests are pruned at most this often, ms. */
+const PRUNE_EVERY_MS = 3_600_000;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * What became of an action: carried out here (`done`, with the message's row afterwards), or
+ * left for the instance whose disk holds the message's spool file (`requested`).
+ */
+export type ActionOutcome =
+  { state: 'done'; row: OutboundMessageRow } | { state: 'requested'; requestId: string; instanceId: string };
+
+export interface MailActionsDeps {
+  store: Store;
+  spool: Spool;
+  clock: Clock;
+  logger: Logger;
+  instanceId: string;
+  /** This process's queue of a server, if it has one. */
+  queueOf(serverId: string): AccountQueue | undefined;
+  /** Whether this process delivers (the engine), as opposed to a tool over the same spool (the CLI). */
+  delivering(): boolean;
+}
+
+/** Which message an action is about, as the caller named it. */
+export interface ActionTarget {
+  tenantId: string;
+  id: string;
+  serverId?: string;
+  destinationId?: string;
+}
+
+/**
+ * Outgoing mail managed from any instance: dead letters listed from the database (every
+ * instance's, deleted servers' too), and a message cancelled or a dead letter re-queued or
+ * deleted by the instance whose spool holds its file. The instance that is asked does it at once
+ * when the file is its own; otherwise it leaves a request (`outbound_requests`) that the holder
+ * carries out at its next look (every few seconds, or when it starts again).
+ */
+export class MailActions {
+  private prunedAt = 0;
+
+  constructor(private readonly deps: MailActionsDeps) {}
+
+  /** Dead letters on record for a tenant: of one server, or of all (deleted ones too). */
+  deadLetters(tenantId: string, serverId?: string): Promise<OutboundMessageRow[]> {
+    return this.deps.store.outbound.listDeadLetters(tenantId, serverId);
+  }
+
+  /** Puts a dead letter back at the end of its server's queue (attempts start again). */
+  requeue(target: ActionTarget): Promise<ActionOutcome> {
+    return this.act(target, 'requeue');
+  }
+
+  /** Deletes a dead letter for good (its status row stays `failed`). */
+  deleteDead(target: ActionTarget): Promise<ActionOutcome> {
+    return this.act(target, 'delete');
+  }
+
+  /**
+   * Takes a message that waits to be sent (queued or deferred) out of its queue, for good unless
+   * re-queued: it becomes a dead letter, its status `failed`. Too late once it is on its way.
+   */
+  cancel(target: ActionTarget): Promise<ActionOutcome> {
+    return this.act(target, 'cancel');
+  }
+
+  /**
+   * Carries out the requests other processes left for this instance, oldest first; returns how
+   * many were settled (a cancellation of a message on its way stays for the next look).
+   */
+  async carryOutRequests(): Promise<number> {
+    const { store, logger, instanceId, clock } = this.deps;
+    const pending = await store.outboundRequests.pending(instanceId);
+    let settled = 0;
+    for (const request of pending) {
+      const row = await store.outbound.byId(request.outboundId);
+      let outcome = 'done';
+      try {
+        if (!row)
+          throw new MailroomError('OUTBOUND_NOT_FOUND', `outgoing message ${request.outboundId} does not exist`);
+        checkAction(request.action, row);
+        await this.carryOut(request.action, row);
+      } catch (err) {
+        // A cancellation that meets the message on its way waits for the attempt's end: the next look decides.
+        if (isMailroomError(err, 'OUTBOUND_NOT_WAITING') && err.details?.['status'] === 'sending') continue;
+        outcome = (err as Error).message;
+      }
+      await store.outboundRequests.finish(request.id, outcome);
+      settled += 1;
+      logger.info(
+        { outboundId: request.outboundId, action: request.action, requestId: request.id, outcome },
+        'outbound request carried out',
+      );
+    }
+    const now = clock.now();
+    if (now - this.prunedAt >= PRUNE_EVERY_MS) {
+      this.prunedAt = now;
+      await store.outboundRequests.prune(new Date(now - REQUEST_KEEP_MS));
+    }
+    return settled;
+  }
+
+  /**
+   * Makes the rows' dead-letter marks what this instance's spool holds (at start): dead letters
+   * spooled before the marks existed, or re-queued or deleted by hand in the folder.
+   */
+  async syncDeadLetters(): Promise<void> {
+    const ids = (await this.deps.spool.listAllDead()).map((i) => i.id).filter((id) => UUID.test(id));
+    await this.deps.store.outbound.syncDeadLetters(this.deps.instanceId, ids, new Date(this.deps.clock.now()));
+  }
+
+  private async act(target: ActionTarget, action: OutboundAction): Promise<ActionOutcome> {
+    const { store, instanceId, logger } = this.deps;
+    const row = await store.outbound.get(target.tenantId, target.id);
+    if (
+      !row ||
+      (target.serverId !== undefined && row.serverId !== target.serverId) ||
+      (target.destinationId !== undefined && row.destinationId !== target.destinationId)
+    ) {
+      throw new MailroomError(
+        'OUTBOUND_NOT_FOUND',
+        action === 'cancel'
+          ? `outgoing message ${target.id} does not exist for this destination`
+          : `no dead letter ${target.id} for this ${target.serverId !== undefined ? 'server' : 'tenant'}`,
+      );
+    }
+    checkAction(action, row);
+    // A message is cancelled here only by the process that delivers it (its queue must skip it);
+    // a tool over the same spool (the CLI) leaves the engine a request.
+    const here = row.instanceId === instanceId && (action !== 'cancel' || this.deps.delivering());
+    if (here) return { state: 'done', row: await this.carryOut(action, row) };
+    const requestId = await store.outboundRequests.add(row.instanceId, row.id, action);
+    logger.info(
+      { tenantId: row.tenantId, outboundId: row.id, action, requestId, holder: row.instanceId },
+      'outbound request left for the instance holding the spool file',
+    );
+    return { state: 'requested', requestId, instanceId: row.instanceId };
+  }
+
+  /** The action, on this instance's own spool file; the row afterwards. */
+  private async carryOut(action: OutboundAction, row: OutboundMessageRow): Promise<OutboundMessageRow> {
+    const { store, spool } = this.deps;
+    const notInSpool = (): MailroomError =>
+      new MailroomError('OUTBOUND_NOT_FOUND', `no dead letter ${row.id} in the spool of instance ${row.instanceId}`);
+    if (action === 'requeue') {
+      if (!(await store.servers.exists(row.serverId))) {
+        throw new MailroomError(
+          'SERVER_NOT_FOUND',
+          `the e-mail server of dead letter ${row.id} was deleted: it can be deleted, not re-queued`,
+        );
+      }
+      if (!(await spool.requeueDead(row.serverId, row.id))) throw notInSpool();
+      await store.outbound.update(row.id, {
+        status: 'queued',
+        nextAttemptAt: null,
+        firstAttemptAt: null,
+        attempts: 0,
+        deadLetteredAt: null,
+      });
+      this.deps.queueOf(row.serverId)?.refresh();
+    } else if (action === 'delete') {
+      if (!(await spool.deleteDead(row.serverId, row.id))) throw notInSpool();
+      await store.outbound.update(row.id, { deadLetteredAt: null });
+    } else {
+      const result = await this.cancelHere(row);
+      if (result !== 'cancelled') {
+        throw new MailroomError(
+          'OUTBOUND_NOT_WAITING',
+          result === 'sending'
+            ? `outgoing message ${row.id} is on its way to the server now: too late to cancel it, unless ` +
+                'this attempt fails (try again in a moment)'
+            : `outgoing message ${row.id} is no longer in the queue (sent or given up meanwhile)`,
+          { details: { status: result === 'sending' ? 'sending' : row.status } },
+        );
+      }
+    }
+    return (await store.outbound.byId(row.id)) ?? row;
+  }
+
+  /** Cancels through the server's queue; without one (no queue here for it), on the spool folder. */
+  private async cancelHere(row: OutboundMessageRow): Promise<'cancelled' | 'sending' | 'absent'> {
+    const queue = this.deps.queueOf(row.serverId);
+    if (queue) return queue.cancel(row.id, CANCELLED_REPLY);
+    const { spool, store, clock } = this.deps;
+    const item = (await spool.list(row.serverId)).find((i) => i.id === row.id);
+    if (!item) return 'absent';
+    const now = new Date(clock.now());
+    await spool.deadLetter(item, {
+      reply: CANCELLED_REPLY,
+      responseCode: null,
+      attempts: row.attempts,
+      firstAttemptAt: row.firstAttemptAt?.toISOString() ?? null,
+      failedAt: now.toISOString(),
+    });
+    await store.outbound.failUnlessSent(row.id, CANCELLED_REPLY, now);
+    return 'cancelled';
+  }
+}
+
+/** Whether the row allows the action at all (before its file is looked for). */
+function checkAction(action: OutboundAction, row: OutboundMessageRow): void {
+  if (action === 'cancel') {
+    if (row.status === 'queued' || row.status === 'deferred') return;
+    throw new MailroomError(
+      'OUTBOUND_NOT_WAITING',
+      `outgoing message ${row.id} is ${row.status === 'sent' ? 'already sent' : `${row.status}, not waiting to be sent`}`,
+      { details: { status: row.status } },
+    );
+  }
+  if (row.deadLetteredAt === null) {
+    throw new MailroomError('OUTBOUND_NOT_FOUND', `outgoing message ${row.id} is not a dead letter`, {
+      details: { status: row.status },
+    });
+  }
+}

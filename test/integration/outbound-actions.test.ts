@@ -1,0 +1,243 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CredentialService } from '../../src/auth/credentials.js';
+import { startSmtpHarness, type SmtpHarness } from '../../src/harness/smtp-harness.js';
+import { OutboundService } from '../../src/outbound/outbound-service.js';
+import { forEachBackend, openApiHarness, type ApiHarness } from '../support/api-harness.js';
+import { quietLogger } from '../support/database.js';
+import { eventually } from '../support/mail.js';
+
+type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON answers in tests
+
+/**
+ * Outgoing mail managed from any instance: dead letters listed from the database, and a message
+ * cancelled or a dead letter re-queued or deleted by the instance whose spool holds the file
+ * (`h` is instance `test-instance` with the API; `other` a second engine instance over the same
+ * database with a spool of its own, driven without HTTP).
+ */
+forEachBackend('outbound actions across instances', (kind) => {
+  let h: ApiHarness;
+  let smtp: SmtpHarness;
+  let tenantId: string;
+  let other: OutboundService;
+  let otherSpool: string;
+
+  beforeEach(async () => {
+    h = await openApiHarness(kind);
+    smtp = await startSmtpHarness({});
+    tenantId = (await h.call<Obj>('POST', '/api/v1/tenants', { name: 'Actions' })).body.id;
+    otherSpool = await mkdtemp(join(tmpdir(), 'mailroom-other-spool-'));
+    other = otherInstance();
+  });
+  afterEach(async () => {
+    await other.stop();
+    await h.close();
+    await smtp.close();
+    await rm(otherSpool, { recursive: true, force: true });
+  });
+
+  function otherInstance(): OutboundService {
+    return new OutboundService({
+      store: h.store,
+      credentials: new CredentialService(h.sealer),
+      logger: quietLogger,
+      spoolDir: otherSpool,
+      instanceId: 'instance-b',
+      options: { fsync: false, probeIntervalMs: 300, heartbeatIntervalMs: 0 },
+    });
+  }
+
+  async function account(): Promise<{ serverId: string; destinationId: string }> {
+    const server = await h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/servers`, {
+      name: 'Relay',
+      imap: { host: '127.0.0.1', port: 1, user: 'box@example.com', auth: { method: 'password', password: 'x' } },
+      smtp: { host: '127.0.0.1', port: smtp.port, auth: { mode: 'none' } },
+      enabled: false,
+    });
+    assert.equal(server.status, 201, server.raw);
+    const destination = await h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/destinations`, {
+      name: 'Support',
+      address: 'support@example.com',
+      fromText: 'ACME Support',
+      serverId: server.body.id,
+    });
+    assert.equal(destination.status, 201, destination.raw);
+    return { serverId: server.body.id, destinationId: destination.body.id };
+  }
+
+  const outboundUrl = (destinationId: string, id = ''): string =>
+    `/api/v1/tenants/${tenantId}/destinations/${destinationId}/outbound${id && `/${id}`}`;
+
+  async function statusUntil(destinationId: string, id: string, status: string): Promise<Obj> {
+    return eventually(async () => {
+      const s = (await h.call<Obj>('GET', outboundUrl(destinationId, id))).body;
+      return s.status === status ? s : undefined;
+    });
+  }
+
+  async function deadFiles(spoolDir: string, serverId: string): Promise<string[]> {
+    return (await readdir(join(spoolDir, 'dead', serverId)).catch(() => [])).filter((f) => f.endsWith('.msg'));
+  }
+
+  it('lists a dead letter of another instance everywhere; that instance re-queues and then deletes it on request', async () => {
+    const { serverId, destinationId } = await account();
+    smtp.faults.rejectRecipient('*', 550, '5.1.1 no such user', { times: 1 });
+    await other.start();
+    const accepted = await other.accept(tenantId, destinationId, { to: ['customer@example.net'], text: 'x' });
+    await statusUntil(destinationId, accepted.id, 'failed');
+
+    // Listed by this instance (the file is on the other's disk), by server and by tenant.
+    const byServer = await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/servers/${serverId}/dead-letters`);
+    assert.equal(byServer.status, 200, byServer.raw);
+    assert.equal(byServer.body.deadLetters.length, 1);
+    const [dead] = byServer.body.deadLetters;
+    assert.equal(dead.id, accepted.id);
+    assert.equal(dead.instanceId, 'instance-b');
+    assert.equal(dead.serverId, serverId);
+    assert.match(dead.reply, /550/);
+    assert.ok(dead.failedAt);
+    const byTenant = await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/dead-letters?serverId=${serverId}`);
+    assert.deepEqual(byTenant.body, byServer.body);
+
+    // Re-queued through the other instance: asked here (202), carried out there.
+    const requeue = await h.call<Obj>(
+      'POST',
+      `/api/v1/tenants/${tenantId}/servers/${serverId}/dead-letters/${accepted.id}/requeue`,
+      {},
+    );
+    assert.equal(requeue.status, 202, requeue.raw);
+    assert.equal(requeue.body.state, 'requested');
+    assert.equal(requeue.body.instanceId, 'instance-b');
+    assert.equal(await h.outbound.carryOutRequests(), 0, 'nothing for this instance');
+    assert.equal(await other.carryOutRequests(), 1);
+    await smtp.waitFor(1);
+    await statusUntil(destinationId, accepted.id, 'sent');
+    assert.deepEqual((await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/dead-letters`)).body.deadLetters, []);
+
+    // A second one, deleted through the other instance.
+    smtp.faults.rejectRecipient('*', 550, '5.1.1 no such user', { times: 1 });
+    const second = await other.accept(tenantId, destinationId, { to: ['customer@example.net'], text: 'y' });
+    await statusUntil(destinationId, second.id, 'failed');
+    assert.equal((await deadFiles(otherSpool, serverId)).length, 1);
+    const deleted = await h.call<Obj>('DELETE', `/api/v1/tenants/${tenantId}/dead-letters/${second.id}`);
+    assert.equal(deleted.status, 202, deleted.raw);
+    await other.carryOutRequests();
+    assert.deepEqual(await deadFiles(otherSpool, serverId), []);
+    assert.deepEqual((await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/dead-letters`)).body.deadLetters, []);
+    assert.equal((await h.call<Obj>('GET', outboundUrl(destinationId, second.id))).body.status, 'failed');
+  });
+
+  it('cancels a deferred message here: never sent, kept as a dead letter that can be re-queued', async () => {
+    const { serverId, destinationId } = await account();
+    smtp.faults.replyAt('mailFrom', 451, '4.3.0 try later');
+    await h.outbound.start();
+    const accepted = await h.call<Obj>('POST', outboundUrl(destinationId), { to: ['customer@example.net'], text: 'x' });
+    assert.equal(accepted.status, 202, accepted.raw);
+    await statusUntil(destinationId, accepted.body.id, 'deferred');
+
+    const cancelled = await h.call<Obj>('POST', `${outboundUrl(destinationId, accepted.body.id)}/cancel`, {});
+    assert.equal(cancelled.status, 200, cancelled.raw);
+    assert.equal(cancelled.body.status, 'failed');
+    assert.match(cancelled.body.lastReply, /cancelled/);
+    assert.equal((await deadFiles(h.spoolDir, serverId)).length, 1);
+    assert.equal((await h.outbound.spool.list(serverId)).length, 0, 'out of the queue');
+
+    smtp.faults.clear();
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    assert.equal(smtp.messages.length, 0, 'a cancelled message is not sent');
+
+    const again = await h.call<Obj>('POST', `${outboundUrl(destinationId, accepted.body.id)}/cancel`, {});
+    assert.equal(again.status, 409, again.raw);
+    assert.equal(again.body.error.code, 'OUTBOUND_NOT_WAITING');
+
+    const requeued = await h.call<Obj>(
+      'POST',
+      `/api/v1/tenants/${tenantId}/servers/${serverId}/dead-letters/${accepted.body.id}/requeue`,
+      {},
+    );
+    assert.equal(requeued.status, 204, requeued.raw);
+    await smtp.waitFor(1);
+    const sent = await statusUntil(destinationId, accepted.body.id, 'sent');
+    assert.equal(sent.attempts, 1, 'attempts start again');
+
+    const late = await h.call<Obj>('POST', `${outboundUrl(destinationId, accepted.body.id)}/cancel`, {});
+    assert.equal(late.status, 409, late.raw);
+    assert.match(late.body.error.message, /already sent/);
+    const unknown = await h.call<Obj>('POST', `${outboundUrl(destinationId, randomUUID())}/cancel`, {});
+    assert.equal(unknown.status, 404, unknown.raw);
+    assert.equal(unknown.body.error.code, 'OUTBOUND_NOT_FOUND');
+  });
+
+  it('cancels a message waiting on another instance through that instance', async () => {
+    const { serverId, destinationId } = await account();
+    await smtp.stop(); // the relay is down: the message waits in the other instance's spool
+    await other.start();
+    const accepted = await other.accept(tenantId, destinationId, { to: ['customer@example.net'], text: 'x' });
+    const cancelled = await h.call<Obj>('POST', `${outboundUrl(destinationId, accepted.id)}/cancel`, {});
+    assert.equal(cancelled.status, 202, cancelled.raw);
+    assert.deepEqual(
+      { state: cancelled.body.state, action: cancelled.body.action, instanceId: cancelled.body.instanceId },
+      { state: 'requested', action: 'cancel', instanceId: 'instance-b' },
+    );
+    // Carried out at the other instance's next look (a later one if that met the message on a connection attempt).
+    await eventually(async () => ((await other.carryOutRequests()) === 1 ? true : undefined));
+    const row = await h.store.outbound.byId(accepted.id);
+    assert.equal(row?.status, 'failed');
+    assert.match(row?.lastReply ?? '', /cancelled/);
+    assert.equal((await deadFiles(otherSpool, serverId)).length, 1);
+
+    await smtp.start();
+    await new Promise((resolve) => setTimeout(resolve, 1_000)); // longer than the relay probe
+    assert.equal(smtp.messages.length, 0, 'the relay is back and the cancelled message stays unsent');
+  });
+
+  it('keeps the dead letters of a deleted server listable and deletable', async () => {
+    const { serverId, destinationId } = await account();
+    await smtp.stop();
+    await h.outbound.start();
+    const accepted = await h.call<Obj>('POST', outboundUrl(destinationId), { to: ['customer@example.net'], text: 'x' });
+    assert.equal(accepted.status, 202, accepted.raw);
+    assert.equal((await h.call('DELETE', `/api/v1/tenants/${tenantId}/destinations/${destinationId}`)).status, 204);
+    const deleted = await h.call<Obj>('DELETE', `/api/v1/tenants/${tenantId}/servers/${serverId}?discardQueued=true`);
+    assert.equal(deleted.status, 204, deleted.raw);
+    await h.outbound.reconcile(); // this instance sets the file aside as a dead letter
+
+    const list = await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/dead-letters`);
+    assert.equal(list.body.deadLetters.length, 1, list.raw);
+    assert.equal(list.body.deadLetters[0].serverId, serverId);
+    assert.match(list.body.deadLetters[0].reply, /server was deleted/);
+    const byServer = await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/servers/${serverId}/dead-letters`);
+    assert.equal(byServer.status, 404, 'the server itself is gone');
+
+    const gone = await h.call<Obj>('DELETE', `/api/v1/tenants/${tenantId}/dead-letters/${accepted.body.id}`);
+    assert.equal(gone.status, 204, gone.raw);
+    assert.deepEqual(await deadFiles(h.spoolDir, serverId), []);
+    assert.deepEqual((await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/dead-letters`)).body.deadLetters, []);
+  });
+
+  it('marks at start the dead letters its spool holds and unmarks those it no longer does', async () => {
+    const { serverId, destinationId } = await account();
+    smtp.faults.rejectRecipient('*', 550, '5.1.1 no such user');
+    await other.start();
+    const kept = await other.accept(tenantId, destinationId, { to: ['a@example.net'], text: 'kept' });
+    const removed = await other.accept(tenantId, destinationId, { to: ['b@example.net'], text: 'removed' });
+    await statusUntil(destinationId, removed.id, 'failed');
+    await statusUntil(destinationId, kept.id, 'failed');
+    await other.stop();
+    // As before the marks existed (one file) and after a dead letter was deleted by hand (the other).
+    await h.store.query(`UPDATE outbound_messages SET dead_lettered_at = NULL WHERE id = $1`, [kept.id]);
+    const file = (await deadFiles(otherSpool, serverId)).find((f) => f.includes(removed.id)) as string;
+    await rm(join(otherSpool, 'dead', serverId, file));
+
+    other = otherInstance();
+    await other.start();
+    const list = (await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/dead-letters`)).body.deadLetters as Obj[];
+    assert.deepEqual(
+      list.map((d) => d.id),
+      [kept.id],
+    );
+  });
+});

@@ -4,21 +4,14 @@ import type { Services } from '../main.js';
 import type { ActionOutcome } from '../outbound/mail-actions.js';
 import { OutboundService } from '../outbound/outbound-service.js';
 import { print, printError, type OutputOptions } from './output.js';
-import { serverIdOf, tenantIdOf, withServices } from './services.js';
+import { destinationIdOf, serverIdOf, tenantIdOf, withServices } from './services.js';
 
 /**
  * The outbound side over the spool folder (MAILROOM_SPOOL_DIR) and the database, without starting
  * it: nothing is sent from here. A running engine finds a re-queued message within seconds.
  */
-async function withDeadLetters<T>(
-  tenantRef: string,
-  serverRef: string,
-  fn: (outbound: OutboundService, serverId: string, tenantId: string) => Promise<T>,
-): Promise<T> {
+async function withOutbound<T>(fn: (outbound: OutboundService, services: Services) => Promise<T>): Promise<T> {
   return withServices(async (services: Services) => {
-    const tenantId = await tenantIdOf(services.accounts, tenantRef);
-    const serverId = await serverIdOf(services.accounts, tenantId, serverRef);
-    await services.accounts.servers.get(tenantId, serverId); // the server belongs to the tenant
     const outbound = new OutboundService({
       store: services.store,
       credentials: new CredentialService(services.sealer),
@@ -26,6 +19,20 @@ async function withDeadLetters<T>(
       spoolDir: services.config.spoolDir,
       instanceId: services.config.instanceId,
     });
+    return fn(outbound, services);
+  });
+}
+
+/** The same, for one server of a tenant (named or by id). */
+function withDeadLetters<T>(
+  tenantRef: string,
+  serverRef: string,
+  fn: (outbound: OutboundService, serverId: string, tenantId: string) => Promise<T>,
+): Promise<T> {
+  return withOutbound(async (outbound, services) => {
+    const tenantId = await tenantIdOf(services.accounts, tenantRef);
+    const serverId = await serverIdOf(services.accounts, tenantId, serverRef);
+    await services.accounts.servers.get(tenantId, serverId); // the server belongs to the tenant
     return fn(outbound, serverId, tenantId);
   });
 }
@@ -55,11 +62,16 @@ export function addOutboundCommands(program: Command): void {
     .command('dead-letters')
     .description("an e-mail server's dead letters in the spool (MAILROOM_SPOOL_DIR)");
   dead
-    .command('list <tenant> <server>')
-    .description('list dead letters with the last SMTP reply, attempts and when they failed')
+    .command('list <tenant> [server]')
+    .description(
+      'list dead letters (of every instance) with the last SMTP reply, attempts and when they failed; ' +
+        'without a server, those of all the tenant’s servers, deleted ones too',
+    )
     .action(
       action(([t, s]) =>
-        withDeadLetters(t as string, s as string, (o, serverId, tenantId) => o.deadLetters(tenantId, serverId)),
+        s === undefined
+          ? withOutbound(async (o, services) => o.deadLetters(await tenantIdOf(services.accounts, t as string)))
+          : withDeadLetters(t as string, s, (o, serverId, tenantId) => o.deadLetters(tenantId, serverId)),
       ),
     );
   dead
@@ -80,6 +92,24 @@ export function addOutboundCommands(program: Command): void {
         withDeadLetters(t as string, s as string, async (o, serverId, tenantId) =>
           outcomeOf('deleted', await o.deleteDeadLetter({ tenantId, serverId, id: id as string })),
         ),
+      ),
+    );
+
+  program
+    .command('outbound')
+    .description('outgoing messages')
+    .command('cancel <tenant> <destination> <id>')
+    .description(
+      'cancel a message still waiting to be sent (queued or deferred): the engine instance holding it ' +
+        'sets it aside as a dead letter within seconds (or when it starts), never sent unless re-queued',
+    )
+    .action(
+      action(([t, d, id]) =>
+        withOutbound(async (o, services) => {
+          const tenantId = await tenantIdOf(services.accounts, t as string);
+          const destinationId = await destinationIdOf(services.accounts, tenantId, d as string);
+          return outcomeOf('cancelled', await o.cancel(tenantId, destinationId, id as string));
+        }),
       ),
     );
 }

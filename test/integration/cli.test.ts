@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { isPostgresReachable, createTestDatabase } from '../support/database.js';
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { queuedRow } from '../../src/store/rows.js';
+import { Store } from '../../src/store/store.js';
+import { isPostgresReachable, createTestDatabase, quietLogger } from '../support/database.js';
 import { CANARY_PASSWORD, serverBody } from '../support/fixtures.js';
 import { runCli } from '../support/processes.js';
 
@@ -71,5 +77,62 @@ describe('mailroom CLI (against PostgreSQL, over the services)', function () {
     assert.equal(help.code, 0);
     for (const sub of ['list', 'show', 'create', 'update', 'copy', 'delete'])
       assert.match(help.stdout, new RegExp(`\\b${sub}\\b`));
+  });
+
+  it('cancels a waiting message through the engine instance holding it, and lists the tenant’s dead letters', async () => {
+    const spoolDir = await mkdtemp(join(tmpdir(), 'mailroom-cli-spool-'));
+    const store = await Store.open({ databaseUrl: env.MAILROOM_DATABASE_URL as string }, quietLogger);
+    try {
+      const [ids] = (await store.query(
+        `SELECT t.id AS tenant_id, d.id AS destination_id, d.server_id FROM tenants t
+           JOIN destinations d ON d.tenant_id = t.id WHERE t.name = 'CLI tenant'`,
+      )) as Array<{ tenant_id: string; destination_id: string; server_id: string }>;
+      assert.ok(ids, 'the tenant and destination of the first test');
+      const row = (subject: string) =>
+        queuedRow({
+          id: randomUUID(),
+          tenantId: ids.tenant_id,
+          destinationId: ids.destination_id,
+          serverId: ids.server_id,
+          messageIdHeader: `<${subject}@mailroom.invalid>`,
+          conversationId: null,
+          subject,
+          recipients: ['customer@example.net'],
+          instanceId: 'engine-1',
+        });
+      const waiting = row('waiting');
+      const dead = { ...row('dead'), status: 'failed' as const, lastReply: '550 no', deadLetteredAt: new Date() };
+      await store.outbound.insert(waiting);
+      await store.outbound.insert(dead);
+      const cliEnv = { ...env, MAILROOM_SPOOL_DIR: spoolDir, MAILROOM_INSTANCE_ID: 'cli-host' };
+
+      const cancel = await runCli(['--json', 'outbound', 'cancel', 'CLI tenant', 'Support', waiting.id], cliEnv);
+      assert.equal(cancel.code, 0, cancel.stderr);
+      const answer = JSON.parse(cancel.stdout) as { requested: string; instance: string; state: string };
+      assert.match(answer.requested, /^\d+$/, 'the request id');
+      assert.deepEqual(
+        { instance: answer.instance, state: answer.state },
+        { instance: 'engine-1', state: 'requested' },
+      );
+      const requests = (await store.query(`SELECT action, instance_id FROM outbound_requests WHERE outbound_id = $1`, [
+        waiting.id,
+      ])) as Array<{ action: string; instance_id: string }>;
+      assert.deepEqual(requests, [{ action: 'cancel', instance_id: 'engine-1' }], 'left for the engine holding it');
+
+      const list = await runCli(['--json', 'dead-letters', 'list', 'CLI tenant'], cliEnv);
+      assert.equal(list.code, 0, list.stderr);
+      const listed = JSON.parse(list.stdout) as Array<{ id: string; instanceId: string; reply: string }>;
+      assert.deepEqual(
+        listed.map((d) => [d.id, d.instanceId, d.reply]),
+        [[dead.id, 'engine-1', '550 no']],
+      );
+
+      const refused = await runCli(['outbound', 'cancel', 'CLI tenant', 'Support', dead.id], cliEnv);
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /error OUTBOUND_NOT_WAITING: outgoing message .* is failed, not waiting to be sent/);
+    } finally {
+      await store.close();
+      await rm(spoolDir, { recursive: true, force: true });
+    }
   });
 });

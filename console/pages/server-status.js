@@ -47,7 +47,15 @@ export async function renderServerStatus(main, { tenantId, serverId }) {
   const outbound = h('section', { 'aria-labelledby': 'outbound-title' });
   const dead = h('section', { 'aria-labelledby': 'dead-title' });
   const problem = h('p', { class: 'error', role: 'alert', hidden: true });
-  main.append(problem, h('div', { class: 'cards' }, connection, outbound), dead);
+  const notice = h('p', { role: 'status', hidden: true });
+  main.append(problem, notice, h('div', { class: 'cards' }, connection, outbound), dead);
+
+  /** After a re-queue or delete: another instance holds the file and does it within seconds (202). */
+  function noticeRequested(result, what) {
+    if (result?.state !== 'requested') return;
+    notice.textContent = `Instance ${result.instanceId} holds this message and will ${what} it within seconds.`;
+    notice.hidden = false;
+  }
 
   /** Reloads the status; the dead letters (which hold buttons) only when asked, not on the timer. */
   async function refresh({ withDeadLetters = true } = {}) {
@@ -126,6 +134,7 @@ export async function renderServerStatus(main, { tenantId, serverId }) {
         'tr',
         { 'data-dead-letter': d.id },
         h('td', {}, when(d.failedAt)),
+        h('td', {}, d.subject || '—'),
         h('td', {}, d.reply ?? '—'),
         h('td', {}, String(d.attempts)),
         h(
@@ -140,7 +149,7 @@ export async function renderServerStatus(main, { tenantId, serverId }) {
               onclick: async (event) => {
                 event.currentTarget.disabled = true;
                 try {
-                  await api('POST', `${base}/dead-letters${path(d.id)}/requeue`, {});
+                  noticeRequested(await api('POST', `${base}/dead-letters${path(d.id)}/requeue`, {}), 're-queue');
                 } catch (err) {
                   problem.textContent = err.message;
                   problem.hidden = false;
@@ -161,7 +170,8 @@ export async function renderServerStatus(main, { tenantId, serverId }) {
                 confirmDialog({
                   title: 'Delete dead letter',
                   question: 'Delete this message for good? It will not be sent.',
-                  action: () => api('DELETE', `${base}/dead-letters${path(d.id)}`),
+                  action: async () =>
+                    noticeRequested(await api('DELETE', `${base}/dead-letters${path(d.id)}`), 'delete'),
                   onDone: () => void refresh().then(() => document.getElementById('dead-title')?.focus()),
                 }),
             },
@@ -184,7 +194,7 @@ export async function renderServerStatus(main, { tenantId, serverId }) {
               h(
                 'tr',
                 {},
-                ['Failed at', 'SMTP reply', 'Attempts', ''].map((t) => h('th', { scope: 'col' }, t)),
+                ['Failed at', 'Subject', 'SMTP reply', 'Attempts', ''].map((t) => h('th', { scope: 'col' }, t)),
               ),
             ),
             h('tbody', {}, rows),

@@ -398,6 +398,7 @@ describe('web console (headless Chromium)', function () {
     await page.getByRole('heading', { level: 1, name: 'Main mailbox: status' }).waitFor();
     const row = page.locator(`tr[data-dead-letter="${sent.body.id}"]`);
     assert.match(await textOf(row), /550/);
+    assert.match(await textOf(row), /Your order/, 'the subject is shown');
     await page.getByRole('heading', { name: 'Dead letters (1)' }).waitFor();
     await shot('07-server-status');
 

@@ -46,6 +46,7 @@ import { SecretSealer } from '../src/shared/sealed-secrets.js';
 import { Store } from '../src/store/store.js';
 import { addCleanup, runCleanups } from '../test/support/cleanup.js';
 import { POSTGRES_ADMIN_URL, createTestDatabase, quietLogger } from '../test/support/database.js';
+import { createSendingAccount } from '../test/support/outbound-fixture.js';
 import { within } from './support/environment.js';
 import { compare, emit, percentile, progress } from './support/report.js';
 
@@ -230,20 +231,13 @@ async function main(): Promise<void> {
   addCleanup(() => app.close(), 'first');
   addCleanup(() => outbound.stop(), 'first');
 
-  const tenant = await accounts.tenants.create({ name: 'Bench' });
-  const server = await accounts.servers.create(tenant.id, {
-    name: 'Bench relay',
-    imap: { host: '127.0.0.1', port: 1, user: 'bench@bench.example', auth: { method: 'password', password: 'x' } },
-    smtp: { host: smtp.host, port: smtp.port, auth: { mode: 'none' } },
-    enabled: false,
-  });
-  const destination = await accounts.destinations.create(tenant.id, {
-    name: 'Support',
+  const { tenantId, serverId, destinationId } = await createSendingAccount(accounts, {
+    tenant: 'Bench',
     address: 'support@bench.example',
     fromText: 'ACME Support',
-    serverId: server.id,
+    relayPort: smtp.port,
   });
-  const url = `/api/v1/tenants/${tenant.id}/destinations/${destination.id}/outbound`;
+  const url = `/api/v1/tenants/${tenantId}/destinations/${destinationId}/outbound`;
   await outbound.start();
 
   /** Sends `count` messages through the API, CONCURRENCY at a time; returns each request's latency, ms. */
@@ -398,7 +392,7 @@ async function main(): Promise<void> {
   await sendAll('Drain');
   const acceptOnlyMs = performance.now() - acceptStarted;
   progress(BENCH, `accepted ${MESSAGES} with the relay stopped in ${Math.round(acceptOnlyMs)} ms`);
-  const spooled = (await outbound.spool.list(server.id)).length;
+  const spooled = (await outbound.spool.list(serverId)).length;
   if (spooled !== MESSAGES) throw new Error(`expected ${MESSAGES} spooled messages, found ${spooled}`);
   const t = performance.now();
   await smtp.start();

@@ -74,26 +74,26 @@ export function addOutboundCommands(program: Command): void {
           : withDeadLetters(t as string, s, (o, serverId, tenantId) => o.deadLetters(tenantId, serverId)),
       ),
     );
-  dead
-    .command('requeue <tenant> <server> <id>')
-    .description('put a dead letter back at the end of its queue (attempts start again)')
-    .action(
-      action(([t, s, id]) =>
-        withDeadLetters(t as string, s as string, async (o, serverId, tenantId) =>
-          outcomeOf('requeued', await o.requeueDeadLetter({ tenantId, serverId, id: id as string })),
+  const actions = [
+    ['requeue', 'put a dead letter back at the end of its queue (attempts start again)', 'requeued'],
+    ['delete', 'delete a dead letter for good', 'deleted'],
+  ] as const;
+  for (const [verb, description, done] of actions) {
+    dead
+      .command(`${verb} <tenant> <server> <id>`)
+      .description(description)
+      .action(
+        action(([t, s, id]) =>
+          withDeadLetters(t as string, s as string, async (o, serverId, tenantId) => {
+            const target = { tenantId, serverId, id: id as string };
+            return outcomeOf(
+              done,
+              await (verb === 'requeue' ? o.requeueDeadLetter(target) : o.deleteDeadLetter(target)),
+            );
+          }),
         ),
-      ),
-    );
-  dead
-    .command('delete <tenant> <server> <id>')
-    .description('delete a dead letter for good')
-    .action(
-      action(([t, s, id]) =>
-        withDeadLetters(t as string, s as string, async (o, serverId, tenantId) =>
-          outcomeOf('deleted', await o.deleteDeadLetter({ tenantId, serverId, id: id as string })),
-        ),
-      ),
-    );
+      );
+  }
 
   program
     .command('outbound')

@@ -10,6 +10,7 @@ import { SecretSealer } from '../../src/shared/sealed-secrets.js';
 import { Store } from '../../src/store/store.js';
 import { createTestDatabase, isPostgresReachable, quietLogger } from '../support/database.js';
 import { eventually } from '../support/mail.js';
+import { createSendingAccount } from '../support/outbound-fixture.js';
 import { freePort, startEngineProcess, waitForHttp } from '../support/processes.js';
 
 const MESSAGES = 500;
@@ -44,19 +45,12 @@ describe('outbound crash safety (SIGKILL while accepting and delivering)', funct
     };
     store = await Store.open({ databaseUrl: env.MAILROOM_DATABASE_URL }, quietLogger);
     const accounts = createAccounts(store, new SecretSealer(key), quietLogger);
-    const tenant = await accounts.tenants.create({ name: 'Crash out' });
-    const server = await accounts.servers.create(tenant.id, {
-      name: 'Relay',
-      enabled: false,
-      imap: { host: '127.0.0.1', port: 1, user: 'out@example.com', auth: { method: 'password', password: 'x' } },
-      smtp: { host: '127.0.0.1', port: smtp.port, auth: { mode: 'none' } },
-    });
-    const destination = await accounts.destinations.create(tenant.id, {
-      name: 'Out',
+    const { tenantId, destinationId } = await createSendingAccount(accounts, {
+      tenant: 'Crash out',
       address: 'out@example.com',
-      serverId: server.id,
+      relayPort: smtp.port,
     });
-    path = `/api/v1/tenants/${tenant.id}/destinations/${destination.id}/outbound`;
+    path = `/api/v1/tenants/${tenantId}/destinations/${destinationId}/outbound`;
     dir = await mkdtemp(join(tmpdir(), 'mailroom-crash-out-'));
   });
 

@@ -7,7 +7,7 @@ import { OutboundService } from '../../src/outbound/outbound-service.js';
 import { SecretSealer } from '../../src/shared/sealed-secrets.js';
 import type { Store } from '../../src/store/store.js';
 import { quietLogger } from '../support/database.js';
-import { closeOutboundFixture, openOutboundFixture } from '../support/outbound-fixture.js';
+import { closeOutboundFixture, createSendingAccount, openOutboundFixture } from '../support/outbound-fixture.js';
 import { FakeClock } from '../support/fake-clock.js';
 import { capturingLogger } from '../support/log-capture.js';
 import { eventually } from '../support/mail.js';
@@ -35,17 +35,10 @@ describe('outbound: a warning after 4 hours of waiting [pglite]', () => {
   it('warns (log line and alert) for each message once it has waited 4 hours, on an injected clock', async () => {
     const sealer = new SecretSealer(randomBytes(32));
     const accounts = createAccounts(store, sealer, quietLogger);
-    const tenant = await accounts.tenants.create({ name: 'Waiting' });
-    const server = await accounts.servers.create(tenant.id, {
-      name: 'Down',
-      enabled: false,
-      imap: { host: '127.0.0.1', port: 1, user: 'wait@example.com', auth: { method: 'password', password: 'x' } },
-      smtp: { host: '127.0.0.1', port: smtp.port, auth: { mode: 'none' } },
-    });
-    const destination = await accounts.destinations.create(tenant.id, {
-      name: 'Wait',
+    const { tenantId, serverId, destinationId } = await createSendingAccount(accounts, {
+      tenant: 'Waiting',
       address: 'wait@example.com',
-      serverId: server.id,
+      relayPort: smtp.port,
     });
     const clock = new FakeClock();
     const { logger, lines } = capturingLogger('info');
@@ -62,14 +55,14 @@ describe('outbound: a warning after 4 hours of waiting [pglite]', () => {
     const warnings = (): Line[] =>
       lines.map((l) => JSON.parse(l) as Line).filter((l) => l.event === 'outbound-waiting');
     const paused = async (): Promise<void> => {
-      await eventually(async () => (outbound?.status(server.id).queue?.state === 'paused' ? true : undefined));
+      await eventually(async () => (outbound?.status(serverId).queue?.state === 'paused' ? true : undefined));
       await new Promise((resolve) => setImmediate(resolve)); // the queue's pass has ended
     };
 
-    const first = await outbound.accept(tenant.id, destination.id, { to: ['c@example.net'], text: 'one' });
+    const first = await outbound.accept(tenantId, destinationId, { to: ['c@example.net'], text: 'one' });
     await paused();
     clock.advance(HOUR);
-    const second = await outbound.accept(tenant.id, destination.id, { to: ['c@example.net'], text: 'two' });
+    const second = await outbound.accept(tenantId, destinationId, { to: ['c@example.net'], text: 'two' });
     await paused();
 
     clock.advance(3 * HOUR - 1_000); // the first has waited 4 h less a second
@@ -80,8 +73,8 @@ describe('outbound: a warning after 4 hours of waiting [pglite]', () => {
     const [warning] = await eventually(async () => (warnings().length > 0 ? warnings() : undefined));
     assert.equal(warning?.outboundId, first.id);
     assert.equal(warning?.level, 40, 'a warn line');
-    assert.equal(warning?.tenantId, tenant.id);
-    assert.equal(warning?.serverId, server.id);
+    assert.equal(warning?.tenantId, tenantId);
+    assert.equal(warning?.serverId, serverId);
     assert.ok(Number(warning?.waitedMs) >= 4 * HOUR);
 
     clock.advance(HOUR);
@@ -92,7 +85,7 @@ describe('outbound: a warning after 4 hours of waiting [pglite]', () => {
     assert.equal(warnings().length, 2, 'once per message');
 
     const alerts = await eventually(async () => {
-      const rows = await store.alerts.listByServer(server.id);
+      const rows = await store.alerts.listByServer(serverId);
       return rows.length === 2 ? rows : undefined;
     });
     assert.deepEqual(
@@ -102,10 +95,10 @@ describe('outbound: a warning after 4 hours of waiting [pglite]', () => {
     assert.match(alerts.map((a) => a.message).join('\n'), /has waited \d+(\.\d)? h in the spool/);
 
     // Still waiting, not dead-lettered; the stats the /metrics collector reads say how long.
-    assert.equal((await outbound.spool.list(server.id)).length, 2);
-    const [stats] = outbound.spoolStats().filter((s) => s.serverId === server.id);
+    assert.equal((await outbound.spool.list(serverId)).length, 2);
+    const [stats] = outbound.spoolStats().filter((s) => s.serverId === serverId);
     assert.equal(stats?.depth, 2);
-    assert.equal(stats?.tenantId, tenant.id);
+    assert.equal(stats?.tenantId, tenantId);
     assert.ok((stats?.oldestAgeMs ?? 0) >= 10 * HOUR - 1_000, JSON.stringify(stats));
   });
 });

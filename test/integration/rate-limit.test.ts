@@ -10,7 +10,7 @@ import { RATE_WINDOW_MS } from '../../src/outbound/rate-limit.js';
 import { SecretSealer } from '../../src/shared/sealed-secrets.js';
 import type { Store } from '../../src/store/store.js';
 import { quietLogger, resetStore, testBackends } from '../support/database.js';
-import { closeOutboundFixture, openOutboundFixture } from '../support/outbound-fixture.js';
+import { closeOutboundFixture, createSendingAccount, openOutboundFixture } from '../support/outbound-fixture.js';
 import { FakeClock } from '../support/fake-clock.js';
 import { eventually } from '../support/mail.js';
 
@@ -18,15 +18,12 @@ import { eventually } from '../support/mail.js';
 async function limitedAccount(store: Store, smtp: SmtpHarness, name: string, limit: number) {
   const sealer = new SecretSealer(randomBytes(32));
   const accounts = createAccounts(store, sealer, quietLogger);
-  const tenant = await accounts.tenants.create({ name });
-  const user = `${name.toLowerCase().replace(/\W+/g, '-')}@example.com`;
-  const server = await accounts.servers.create(tenant.id, {
-    name: 'Limited',
-    enabled: false,
-    imap: { host: '127.0.0.1', port: 1, user, auth: { method: 'password', password: 'x' } },
-    smtp: { host: '127.0.0.1', port: smtp.port, auth: { mode: 'none' }, rateLimitPerHour: limit },
+  const ids = await createSendingAccount(accounts, {
+    tenant: name,
+    address: `${name.toLowerCase().replace(/\W+/g, '-')}@example.com`,
+    relayPort: smtp.port,
+    smtp: { rateLimitPerHour: limit },
   });
-  const destination = await accounts.destinations.create(tenant.id, { name, address: user, serverId: server.id });
   const clock = new FakeClock();
   /** An engine instance with its own spool under `spoolDir`. */
   const engine = (spoolDir: string, instanceId: string, options: Partial<OutboundOptions> = {}): OutboundService =>
@@ -41,8 +38,8 @@ async function limitedAccount(store: Store, smtp: SmtpHarness, name: string, lim
     });
   /** Accepts a message for the destination through `through`. */
   const send = (through: OutboundService, subject: string) =>
-    through.accept(tenant.id, destination.id, { to: ['c@example.net'], subject, text: 'x' });
-  return { tenant, server, destination, clock, engine, send };
+    through.accept(ids.tenantId, ids.destinationId, { to: ['c@example.net'], subject, text: 'x' });
+  return { ...ids, clock, engine, send };
 }
 
 /** 30 messages an hour, 100 queued, a fake clock, a restart in the middle. */
@@ -57,7 +54,7 @@ describe('hourly rate limit across a restart and across instances [pglite]', () 
   after(() => closeOutboundFixture({ smtp, spoolDir }));
 
   it('never sends more than 30 in any 60-minute window', async () => {
-    const { server, clock, engine, send } = await limitedAccount(store, smtp, 'Rate', 30);
+    const { serverId, clock, engine, send } = await limitedAccount(store, smtp, 'Rate', 30);
     const make = (): OutboundService => engine(spoolDir, 'rate-test');
     let outbound = make();
     await outbound.start();
@@ -68,7 +65,7 @@ describe('hourly rate limit across a restart and across instances [pglite]', () 
       assert.equal(smtp.messages.length, count);
     };
     await settle(30);
-    assert.ok(outbound.status(server.id).queue?.rateLimitedUntil, 'the status says why mail waits');
+    assert.ok(outbound.status(serverId).queue?.rateLimitedUntil, 'the status says why mail waits');
     clock.advance(30 * 60_000);
     await settle(30);
     clock.advance(30 * 60_000 + 1000);
@@ -85,7 +82,7 @@ describe('hourly rate limit across a restart and across instances [pglite]', () 
     await settle(100);
     await outbound.stop();
 
-    const sends = (await store.sendLog.since(server.id, new Date(0))).map((d) => d.getTime());
+    const sends = (await store.sendLog.since(serverId, new Date(0))).map((d) => d.getTime());
     assert.equal(sends.length, 100);
     for (const start of sends) {
       const inWindow = sends.filter((t) => t >= start && t < start + RATE_WINDOW_MS).length;
@@ -103,7 +100,7 @@ describe('hourly rate limit across a restart and across instances [pglite]', () 
     // the limit is read from the send log both share, so together they stay within it.
     await resetStore(store);
     const before = smtp.messages.length;
-    const { server, clock, engine, send } = await limitedAccount(store, smtp, 'Shared limit', 5);
+    const { serverId, clock, engine, send } = await limitedAccount(store, smtp, 'Shared limit', 5);
     const instance = (name: string): OutboundService => engine(join(spoolDir, name), name);
     const a = instance('instance-a');
     const b = instance('instance-b');
@@ -116,7 +113,7 @@ describe('hourly rate limit across a restart and across instances [pglite]', () 
       await smtp.waitFor(before + 5, 20_000);
       await new Promise((resolve) => setTimeout(resolve, 500)); // nothing more may follow
       assert.equal(smtp.messages.length - before, 5, 'five an hour, both instances together');
-      assert.ok(b.status(server.id).queue?.rateLimitedUntil, 'the second instance says why its mail waits');
+      assert.ok(b.status(serverId).queue?.rateLimitedUntil, 'the second instance says why its mail waits');
       clock.advance(RATE_WINDOW_MS + 1000);
       await smtp.waitFor(before + 8, 20_000);
       const subjects = smtp.messages.slice(before).map((m) => m.raw.toString().match(/^Subject: (\S+)/m)?.[1]);
@@ -143,7 +140,7 @@ for (const kind of await testBackends()) {
       // Both instances wait for the relay with their messages queued; when it comes back, both
       // drain at once. Reading the log and sending (without a place taken under a lock) let each
       // see only the other's recorded sends and overshoot the limit.
-      const { server, clock, engine, send } = await limitedAccount(store, smtp, 'Race', 4);
+      const { serverId, clock, engine, send } = await limitedAccount(store, smtp, 'Race', 4);
       const instance = (name: string): OutboundService => engine(join(spoolDir, name), name, { probeIntervalMs: 50 });
       const engines = [instance('race-a'), instance('race-b')];
       await smtp.stop();
@@ -155,7 +152,7 @@ for (const kind of await testBackends()) {
         // Each engine has tried once and found the relay refusing connections: nothing was sent,
         // so the places taken for those attempts were given back.
         await eventually(async () =>
-          engines.every((e) => e.status(server.id).queue?.state === 'paused') ? true : undefined,
+          engines.every((e) => e.status(serverId).queue?.state === 'paused') ? true : undefined,
         );
         const refused = await store.query<{ n: string }>('SELECT count(*) AS n FROM smtp_send_log');
         assert.equal(Number(refused[0]?.n), 0, 'a refused connection takes no place');
@@ -164,7 +161,7 @@ for (const kind of await testBackends()) {
         await smtp.waitFor(4, 20_000);
         await new Promise((resolve) => setTimeout(resolve, 1_000)); // nothing more may follow
         assert.equal(smtp.messages.length, 4, 'four an hour, both instances together');
-        const sends = await store.sendLog.since(server.id, new Date(0));
+        const sends = await store.sendLog.since(serverId, new Date(0));
         assert.equal(sends.length, 4);
         const places = await store.query<{ n: string }>('SELECT count(*) AS n FROM smtp_send_log WHERE NOT recorded');
         assert.equal(Number(places[0]?.n), 0, 'every place taken was replaced by its record');
@@ -181,7 +178,7 @@ for (const kind of await testBackends()) {
     it('counts an attempt that may have delivered (connection lost after the dot) as a send', async () => {
       await resetStore(store);
       smtp.messages.length = 0;
-      const { tenant, destination, clock, engine: make, send } = await limitedAccount(store, smtp, 'Lost', 10);
+      const { tenantId, destinationId, clock, engine: make, send } = await limitedAccount(store, smtp, 'Lost', 10);
       const engine = make(join(spoolDir, 'lost'), 'lost', { probeIntervalMs: 50 });
       smtp.faults.dropAt('afterData', { times: 1 });
       await engine.start();
@@ -193,14 +190,14 @@ for (const kind of await testBackends()) {
           ]);
         // The first attempt lost its connection after the final dot: the server may have it.
         await eventually(async () => ((await lines()).length === 1 && (await lines())[0]?.recorded ? true : undefined));
-        assert.notEqual((await engine.get(tenant.id, destination.id, accepted.id)).status, 'sent');
+        assert.notEqual((await engine.get(tenantId, destinationId, accepted.id)).status, 'sent');
         clock.advance(10 * 60_000); // its retry is due (and the relay is probed again)
         const both = await eventually(async () => {
           const now = await lines();
           return now.length === 2 && now.every((l) => l.recorded) ? now : undefined;
         });
         assert.equal(both.length, 2, 'the lost attempt and the delivery both count');
-        assert.equal((await engine.get(tenant.id, destination.id, accepted.id)).status, 'sent');
+        assert.equal((await engine.get(tenantId, destinationId, accepted.id)).status, 'sent');
       } finally {
         await engine.stop();
       }

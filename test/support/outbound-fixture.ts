@@ -1,3 +1,4 @@
+import type { Accounts } from '../../src/accounts/index.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,4 +26,36 @@ export async function openOutboundFixture(kind: StoreKind, name: string): Promis
 export async function closeOutboundFixture(fixture: Pick<OutboundFixture, 'smtp' | 'spoolDir'>): Promise<void> {
   await fixture.smtp.close();
   await rm(fixture.spoolDir, { recursive: true, force: true });
+}
+
+/** The ids of a tenant with one account that only sends, and the destination that sends through it. */
+export interface SendingAccount {
+  tenantId: string;
+  serverId: string;
+  destinationId: string;
+}
+
+/**
+ * Creates a tenant (`tenant`), an account whose mail goes to the SMTP relay on `relayPort` of
+ * 127.0.0.1 without a login (its IMAP side disabled, never connected; `smtp` adds settings such as
+ * `rateLimitPerHour`), and a destination `address` on it.
+ */
+export async function createSendingAccount(
+  accounts: Accounts,
+  options: { tenant: string; address: string; relayPort: number; fromText?: string; smtp?: Record<string, unknown> },
+): Promise<SendingAccount> {
+  const tenant = await accounts.tenants.create({ name: options.tenant });
+  const server = await accounts.servers.create(tenant.id, {
+    name: `Relay of ${options.tenant}`,
+    enabled: false,
+    imap: { host: '127.0.0.1', port: 1, user: options.address, auth: { method: 'password', password: 'x' } },
+    smtp: { host: '127.0.0.1', port: options.relayPort, auth: { mode: 'none' }, ...options.smtp },
+  });
+  const destination = await accounts.destinations.create(tenant.id, {
+    name: options.tenant,
+    address: options.address,
+    serverId: server.id,
+    ...(options.fromText !== undefined && { fromText: options.fromText }),
+  });
+  return { tenantId: tenant.id, serverId: server.id, destinationId: destination.id };
 }

@@ -9,6 +9,7 @@ import { startFakeImap, type FakeImapServer } from '../../src/harness/fake-imap/
 import { startSmtpHarness, type SmtpHarness } from '../../src/harness/smtp-harness.js';
 import { FAST_INBOUND, openApiHarness, type ApiHarness } from '../support/api-harness.js';
 import { eventually, rawMail } from '../support/mail.js';
+import { skipWithout } from '../support/requirements.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON answers in tests
 
@@ -36,12 +37,7 @@ describe('web console (headless Chromium)', function () {
 
   before(async function () {
     this.timeout(120_000);
-    if (!existsSync(CHROMIUM)) {
-      process.stdout.write(
-        `skipped: ${CHROMIUM} is missing (apt-get install chromium) so the console tests cannot run\n`,
-      );
-      this.skip();
-    }
+    skipWithout(this, existsSync(CHROMIUM) ? null : `${CHROMIUM} is missing (apt-get install chromium)`);
     idp = await startFakeIdp({ pollIntervalSeconds: 1 });
     smtp = await startSmtpHarness({ users: [{ user: 'relay', password: 'relay-pass' }] });
     imap = await startFakeImap({ users: [{ user: 'support@example.com', password: 'support' }] });

@@ -6,19 +6,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { queuedRow } from '../../src/store/rows.js';
 import { Store } from '../../src/store/store.js';
-import { isPostgresReachable, createTestDatabase, quietLogger } from '../support/database.js';
+import { createTestDatabase, quietLogger } from '../support/database.js';
 import { CANARY_PASSWORD, serverBody } from '../support/fixtures.js';
 import { runCli } from '../support/processes.js';
+import { postgresMissing, skipWithout } from '../support/requirements.js';
 
 describe('mailroom CLI (against PostgreSQL, over the services)', function () {
   this.timeout(60_000);
   let env: Record<string, string>;
 
   before(async function () {
-    if (!(await isPostgresReachable())) {
-      process.stdout.write('skipped: PostgreSQL is not reachable on 127.0.0.1:5432\n');
-      this.skip();
-    }
+    skipWithout(this, await postgresMissing());
     env = {
       MAILROOM_DATABASE_URL: await createTestDatabase(),
       MAILROOM_SECRET_KEY: randomBytes(32).toString('base64'),

@@ -9,9 +9,10 @@ import { createAccounts } from '../../src/accounts/index.js';
 import { startFakeImap, type FakeImapServer } from '../../src/harness/fake-imap/index.js';
 import { SecretSealer } from '../../src/shared/sealed-secrets.js';
 import { Store } from '../../src/store/store.js';
-import { createTestDatabase, isPostgresReachable, quietLogger } from '../support/database.js';
+import { createTestDatabase, quietLogger } from '../support/database.js';
 import { eventually, rawMail } from '../support/mail.js';
 import { freePort, startEngineProcess, waitForHttp } from '../support/processes.js';
+import { postgresMissing, skipWithout } from '../support/requirements.js';
 
 const ACCOUNTS = 60;
 const INSTANCES = ['node-a', 'node-b', 'node-c'] as const;
@@ -41,11 +42,7 @@ describe('several instances on one database (3 processes, 60 accounts, SIGKILL)'
   const instances = new Map<string, Instance>();
 
   before(async function () {
-    if (!(await isPostgresReachable())) {
-      if (process.env.CI === 'true') throw new Error('PostgreSQL is required when CI=true');
-      process.stdout.write('skipped: PostgreSQL is not reachable on 127.0.0.1:5432\n');
-      this.skip();
-    }
+    skipWithout(this, await postgresMissing());
     for (let i = 0; i < ACCOUNTS; i++) users.push(`box${i}@cluster.example`);
     imap = await startFakeImap({ users: users.map((user) => ({ user, password: 'pw' })) });
     const key = randomBytes(32);

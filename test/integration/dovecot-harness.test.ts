@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { ImapFlow } from 'imapflow';
-import { dovecotBinary, startDovecot, type DovecotInstance } from '../support/dovecot.js';
+import { startDovecot, type DovecotInstance } from '../support/dovecot.js';
+import { dovecotMissing, skipWithout } from '../support/requirements.js';
 
 const USER = { user: 'agent', password: 'secret' };
 /** A refused login must come back faster than Dovecot's auth penalty (2-15 s), in milliseconds. */
@@ -36,12 +37,7 @@ describe('Dovecot test server', function () {
   let dovecot: DovecotInstance | undefined;
 
   before(async function () {
-    if (!dovecotBinary()) {
-      const reason = 'dovecot not installed (apt-get install dovecot-imapd)';
-      if (process.env.CI === 'true') throw new Error(`${reason}; required when CI=true`);
-      process.stdout.write(`skipped: ${reason}\n`);
-      this.skip();
-    }
+    skipWithout(this, dovecotMissing());
     dovecot = await startDovecot({ users: [USER] });
   });
 

@@ -8,10 +8,11 @@ import { ImapFlow } from 'imapflow';
 import { createAccounts } from '../../src/accounts/index.js';
 import { SecretSealer } from '../../src/shared/sealed-secrets.js';
 import { Store } from '../../src/store/store.js';
-import { createTestDatabase, isPostgresReachable, quietLogger } from '../support/database.js';
-import { dovecotBinary, startDovecot, type DovecotInstance } from '../support/dovecot.js';
+import { createTestDatabase, quietLogger } from '../support/database.js';
+import { startDovecot, type DovecotInstance } from '../support/dovecot.js';
 import { eventually, rawMail } from '../support/mail.js';
 import { freePort, startEngineProcess, waitForHttp } from '../support/processes.js';
+import { dovecotMissing, postgresMissing, skipWithout } from '../support/requirements.js';
 
 const MESSAGES = 500;
 const KILLS = 20;
@@ -29,14 +30,7 @@ describe('inbound crash safety (SIGKILL during ingestion)', function () {
   let env: Record<string, string>;
 
   before(async function () {
-    const missing = !dovecotBinary() ? 'dovecot not installed (apt-get install dovecot-imapd)' : null;
-    const noPostgres = !(await isPostgresReachable()) ? 'PostgreSQL is not reachable on 127.0.0.1:5432' : null;
-    const reason = missing ?? noPostgres;
-    if (reason) {
-      if (process.env.CI === 'true') throw new Error(`${reason}; required when CI=true`);
-      process.stdout.write(`skipped: ${reason}\n`);
-      this.skip();
-    }
+    skipWithout(this, dovecotMissing() ?? (await postgresMissing()));
     dovecot = await startDovecot({ users: [{ user: 'crash@example.com', password: 'pw' }] });
     const key = randomBytes(32);
     env = {

@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { ImapFlow } from 'imapflow';
 import { openApiHarness, type ApiHarness } from '../support/api-harness.js';
 import { isPostgresReachable } from '../support/database.js';
-import { dovecotBinary, startDovecot, type DovecotInstance } from '../support/dovecot.js';
+import { startDovecot, type DovecotInstance } from '../support/dovecot.js';
 import { eventually, rawMail } from '../support/mail.js';
+import { dovecotMissing, skipWithout } from '../support/requirements.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON answers in tests
 
@@ -44,12 +45,7 @@ describe('inbound against Dovecot [postgres]', function () {
   const destinations = new Map<string, { tenantId: string; destinationId: string }>();
 
   before(async function () {
-    if (!dovecotBinary()) {
-      const reason = 'dovecot not installed (apt-get install dovecot-imapd)';
-      if (process.env.CI === 'true') throw new Error(`${reason}; required when CI=true`);
-      process.stdout.write(`skipped: ${reason}\n`);
-      this.skip();
-    }
+    skipWithout(this, dovecotMissing());
     const kind = (await isPostgresReachable()) ? 'postgres' : 'pglite';
     dovecot = await startDovecot({ users: MAILBOXES.map((m) => ({ user: m.user, password: 'pw' })) });
     h = await openApiHarness(kind);

@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { ImapFlow } from 'imapflow';
 import { FAST_INBOUND, openApiHarness, type ApiHarness } from '../support/api-harness.js';
 import { isPostgresReachable } from '../support/database.js';
-import { dovecotBinary, startDovecot, type DovecotInstance } from '../support/dovecot.js';
+import { startDovecot, type DovecotInstance } from '../support/dovecot.js';
 import { eventually, rawMail } from '../support/mail.js';
+import { dovecotMissing, skipWithout } from '../support/requirements.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON answers in tests
 
@@ -23,12 +24,7 @@ describe('inbound UIDVALIDITY reset against Dovecot', function () {
   let client: ImapFlow;
 
   before(async function () {
-    if (!dovecotBinary()) {
-      const reason = 'dovecot not installed (apt-get install dovecot-imapd)';
-      if (process.env.CI === 'true') throw new Error(`${reason}; required when CI=true`);
-      process.stdout.write(`skipped: ${reason}\n`);
-      this.skip();
-    }
+    skipWithout(this, dovecotMissing());
     dovecot = await startDovecot({ users: [{ user: USER, password: 'pw' }] });
     h = await openApiHarness((await isPostgresReachable()) ? 'postgres' : 'pglite', {
       ...FAST_INBOUND,

@@ -3,8 +3,9 @@ import { ImapFlow } from 'imapflow';
 import { startFakeIdp, type FakeIdp } from '../../src/harness/fake-idp/index.js';
 import { FAST_INBOUND, openApiHarness, type ApiHarness } from '../support/api-harness.js';
 import { isPostgresReachable } from '../support/database.js';
-import { dovecotBinary, startDovecot, type DovecotInstance } from '../support/dovecot.js';
+import { startDovecot, type DovecotInstance } from '../support/dovecot.js';
 import { eventually, rawMail } from '../support/mail.js';
+import { dovecotMissing, skipWithout } from '../support/requirements.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON answers in tests
 
@@ -22,12 +23,7 @@ describe('OAuth 2.0 IMAP against Dovecot (oauth2 passdb, introspection at the fa
   let h: ApiHarness;
 
   before(async function () {
-    if (!dovecotBinary() || process.getuid?.() !== 0) {
-      const reason = 'dovecot not installed (apt-get install dovecot-imapd) or not root';
-      if (process.env.CI === 'true') throw new Error(`${reason}; required when CI=true`);
-      process.stdout.write(`skipped: ${reason}\n`);
-      this.skip();
-    }
+    skipWithout(this, dovecotMissing());
     idp = await startFakeIdp({ pollIntervalSeconds: 1, introspection: true });
     dovecot = await startDovecot({ oauth2IntrospectionUrl: idp.introspectionUrl });
     const kind = (await isPostgresReachable()) ? 'postgres' : 'pglite';

@@ -8,10 +8,11 @@ import { createAccounts } from '../../src/accounts/index.js';
 import { startSmtpHarness, type SmtpHarness } from '../../src/harness/smtp-harness.js';
 import { SecretSealer } from '../../src/shared/sealed-secrets.js';
 import { Store } from '../../src/store/store.js';
-import { createTestDatabase, isPostgresReachable, quietLogger } from '../support/database.js';
+import { createTestDatabase, quietLogger } from '../support/database.js';
 import { eventually } from '../support/mail.js';
 import { createSendingAccount } from '../support/outbound-fixture.js';
 import { freePort, startEngineProcess, waitForHttp } from '../support/processes.js';
+import { postgresMissing, skipWithout } from '../support/requirements.js';
 
 const MESSAGES = 500;
 const KILLS = 20;
@@ -30,11 +31,7 @@ describe('outbound crash safety (SIGKILL while accepting and delivering)', funct
   let path: string;
 
   before(async function () {
-    if (!(await isPostgresReachable())) {
-      if (process.env.CI === 'true') throw new Error('PostgreSQL is required when CI=true');
-      process.stdout.write('skipped: PostgreSQL is not reachable on 127.0.0.1:5432\n');
-      this.skip();
-    }
+    skipWithout(this, await postgresMissing());
     smtp = await startSmtpHarness({});
     const key = randomBytes(32);
     env = {

@@ -9,9 +9,10 @@ import { loadConfig } from '../../src/config/config.js';
 import { startFakeImap, type FakeImapServer } from '../../src/harness/fake-imap/index.js';
 import { startSmtpHarness, type SmtpHarness } from '../../src/harness/smtp-harness.js';
 import { Engine } from '../../src/main.js';
-import { createTestDatabase, isPostgresReachable, quietLogger } from '../support/database.js';
+import { createTestDatabase, quietLogger } from '../support/database.js';
 import { eventually } from '../support/mail.js';
 import { PROJECT_ROOT } from '../support/processes.js';
+import { postgresMissing, skipWithout } from '../support/requirements.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON answers in tests
 
@@ -30,11 +31,7 @@ describe('README walkthrough (whole engine, harness mail server)', function () {
   const token = 'walkthrough-token';
 
   before(async function () {
-    if (!(await isPostgresReachable())) {
-      if (process.env.CI === 'true') throw new Error('PostgreSQL is required when CI=true');
-      process.stdout.write('skipped: PostgreSQL is not reachable on 127.0.0.1:5432\n');
-      this.skip();
-    }
+    skipWithout(this, await postgresMissing());
     const user = { user: 'support@example.com', password: 'support' };
     imap = await startFakeImap({ users: [user] });
     smtp = await startSmtpHarness({ users: [user] });

@@ -14,8 +14,9 @@ import { createWebhooks, type Webhooks } from '../../src/inbound/webhooks/index.
 import { SecretSealer } from '../../src/shared/sealed-secrets.js';
 import { createTemplates, type Templates } from '../../src/templates/index.js';
 import type { Store, StoreKind } from '../../src/store/store.js';
-import { isPostgresReachable, resetStore, sharedStore } from './database.js';
+import { resetStore, sharedStore } from './database.js';
 import { capturingLogger } from './log-capture.js';
+import { postgresMissing, skipWithout } from './requirements.js';
 
 export interface ApiResponse<T = Record<string, unknown>> {
   status: number;
@@ -168,10 +169,7 @@ export function forEachBackend(title: string, suite: (kind: StoreKind) => void):
   for (const kind of ['postgres', 'pglite'] as const) {
     describe(`${title} [${kind}]`, function () {
       before(async function () {
-        if (kind === 'postgres' && !(await isPostgresReachable())) {
-          process.stdout.write('skipped: PostgreSQL is not reachable on 127.0.0.1:5432\n');
-          this.skip();
-        }
+        if (kind === 'postgres') skipWithout(this, await postgresMissing());
       });
       suite(kind);
     });

@@ -53,7 +53,8 @@ export async function renderServerStatus(main, { tenantId, serverId }) {
   /** After a re-queue or delete: another instance holds the file and does it within seconds (202). */
   function noticeRequested(result, what) {
     if (result?.state !== 'requested') return;
-    notice.textContent = `Instance ${result.instanceId} holds this message and will ${what} it within seconds.`;
+    const when = result.holderRunning ? 'within seconds' : 'when it runs again (it is not running now)';
+    notice.textContent = `Instance ${result.instanceId} holds this message and will ${what} it ${when}.`;
     notice.hidden = false;
   }
 

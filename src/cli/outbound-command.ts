@@ -41,7 +41,12 @@ function withDeadLetters<T>(
 function outcomeOf(done: string, outcome: ActionOutcome): Record<string, string> {
   return outcome.state === 'done'
     ? { [done]: outcome.row.id }
-    : { requested: outcome.requestId, instance: outcome.instanceId, state: 'requested' };
+    : {
+        requested: outcome.requestId,
+        instance: outcome.instanceId,
+        state: 'requested',
+        when: outcome.holderRunning ? 'within seconds' : 'when that instance starts again (it is not running)',
+      };
 }
 
 function action(fn: (args: string[]) => Promise<unknown>) {

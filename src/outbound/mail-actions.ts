@@ -22,7 +22,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  * left for the instance whose disk holds the message's spool file (`requested`).
  */
 export type ActionOutcome =
-  { state: 'done'; row: OutboundMessageRow } | { state: 'requested'; requestId: string; instanceId: string };
+  | { state: 'done'; row: OutboundMessageRow }
+  | { state: 'requested'; requestId: string; instanceId: string; holderRunning: boolean };
 
 export interface MailActionsDeps {
   store: Store;
@@ -145,11 +146,13 @@ export class MailActions {
     const here = row.instanceId === instanceId && (action !== 'cancel' || this.deps.delivering());
     if (here) return { state: 'done', row: await this.carryOut(action, row) };
     const requestId = await store.outboundRequests.add(row.instanceId, row.id, action);
+    // Whether the holder runs now (it announces itself while it does): within seconds, or at its next start.
+    const holderRunning = (await store.leases.instances()).some((i) => i.instanceId === row.instanceId);
     logger.info(
-      { tenantId: row.tenantId, outboundId: row.id, action, requestId, holder: row.instanceId },
+      { tenantId: row.tenantId, outboundId: row.id, action, requestId, holder: row.instanceId, holderRunning },
       'outbound request left for the instance holding the spool file',
     );
-    return { state: 'requested', requestId, instanceId: row.instanceId };
+    return { state: 'requested', requestId, instanceId: row.instanceId, holderRunning };
   }
 
   /** The action, on this instance's own spool file; the row afterwards. */

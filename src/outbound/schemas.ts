@@ -89,5 +89,7 @@ export const RequestedView = Type.Object({
   action: Type.String(),
   requestId: Type.String(),
   instanceId: Type.String(),
+  /** Whether that instance runs now (it carries the request out within seconds); else at its next start. */
+  holderRunning: Type.Boolean(),
 });
 export type RequestedView = Static<typeof RequestedView>;

@@ -106,11 +106,11 @@ describe('mailroom CLI (against PostgreSQL, over the services)', function () {
 
       const cancel = await runCli(['--json', 'outbound', 'cancel', 'CLI tenant', 'Support', waiting.id], cliEnv);
       assert.equal(cancel.code, 0, cancel.stderr);
-      const answer = JSON.parse(cancel.stdout) as { requested: string; instance: string; state: string };
+      const answer = JSON.parse(cancel.stdout) as { requested: string; instance: string; state: string; when: string };
       assert.match(answer.requested, /^\d+$/, 'the request id');
       assert.deepEqual(
-        { instance: answer.instance, state: answer.state },
-        { instance: 'engine-1', state: 'requested' },
+        { instance: answer.instance, state: answer.state, when: answer.when },
+        { instance: 'engine-1', state: 'requested', when: 'when that instance starts again (it is not running)' },
       );
       const requests = (await store.query(`SELECT action, instance_id FROM outbound_requests WHERE outbound_id = $1`, [
         waiting.id,

@@ -111,6 +111,7 @@ forEachBackend('outbound actions across instances', (kind) => {
     assert.equal(requeue.status, 202, requeue.raw);
     assert.equal(requeue.body.state, 'requested');
     assert.equal(requeue.body.instanceId, 'instance-b');
+    assert.equal(requeue.body.holderRunning, false, 'instance-b has not announced itself');
     assert.equal(await h.outbound.carryOutRequests(), 0, 'nothing for this instance');
     assert.equal(await other.carryOutRequests(), 1);
     await smtp.waitFor(1);
@@ -176,11 +177,17 @@ forEachBackend('outbound actions across instances', (kind) => {
     await smtp.stop(); // the relay is down: the message waits in the other instance's spool
     await other.start();
     const accepted = await other.accept(tenantId, destinationId, { to: ['customer@example.net'], text: 'x' });
+    await h.store.leases.announce('owner-b', 'instance-b', 60_000); // as a running engine does
     const cancelled = await h.call<Obj>('POST', `${outboundUrl(destinationId, accepted.id)}/cancel`, {});
     assert.equal(cancelled.status, 202, cancelled.raw);
     assert.deepEqual(
-      { state: cancelled.body.state, action: cancelled.body.action, instanceId: cancelled.body.instanceId },
-      { state: 'requested', action: 'cancel', instanceId: 'instance-b' },
+      {
+        state: cancelled.body.state,
+        action: cancelled.body.action,
+        instanceId: cancelled.body.instanceId,
+        holderRunning: cancelled.body.holderRunning,
+      },
+      { state: 'requested', action: 'cancel', instanceId: 'instance-b', holderRunning: true },
     );
     // Carried out at the other instance's next look (a later one if that met the message on a connection attempt).
     await eventually(async () => ((await other.carryOutRequests()) === 1 ? true : undefined));

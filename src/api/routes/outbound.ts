@@ -141,8 +141,13 @@ export const outboundRoutes: RouteDef[] = [
 ];
 
 /** The 202 body of an action left for another instance. */
-function requested(id: string, action: string, outcome: { requestId: string; instanceId: string }): RequestedView {
-  return { id, state: 'requested', action, requestId: outcome.requestId, instanceId: outcome.instanceId };
+function requested(
+  id: string,
+  action: string,
+  outcome: { requestId: string; instanceId: string; holderRunning: boolean },
+): RequestedView {
+  const { requestId, instanceId, holderRunning } = outcome;
+  return { id, state: 'requested', action, requestId, instanceId, holderRunning };
 }
 
 /** 204 when the action was carried out here, 202 with the request when another instance will. */

@@ -283,14 +283,6 @@ export class OutboundRequestRepository {
       outcome,
     ]);
   }
-  /** The outcome of a request; null while it waits (or when there is no such request). */
-  async outcome(id: string): Promise<string | null> {
-    const rows: Array<{ outcome: string | null }> = await this.em.query(
-      `SELECT outcome FROM outbound_requests WHERE id = $1::bigint AND done_at IS NOT NULL`,
-      [id],
-    );
-    return rows[0]?.outcome ?? null;
-  }
   /** Forgets requests carried out before `before`. */
   async prune(before: Date): Promise<void> {
     await this.em.query(`DELETE FROM outbound_requests WHERE done_at < $1`, [before]);

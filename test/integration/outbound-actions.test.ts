@@ -172,6 +172,39 @@ forEachBackend('outbound actions across instances', (kind) => {
     assert.equal(unknown.body.error.code, 'OUTBOUND_NOT_FOUND');
   });
 
+  it('cancels a message queued behind an unreachable relay here: when the relay is back it is not sent', async () => {
+    const { serverId, destinationId } = await account();
+    await smtp.stop();
+    await h.outbound.start();
+    const kept = await h.call<Obj>('POST', outboundUrl(destinationId), {
+      to: ['a@example.net'],
+      subject: 'kept',
+      text: 'x',
+    });
+    assert.equal(kept.status, 202, kept.raw);
+    const dropped = await h.call<Obj>('POST', outboundUrl(destinationId), {
+      to: ['b@example.net'],
+      subject: 'dropped',
+      text: 'x',
+    });
+    assert.equal(dropped.status, 202, dropped.raw);
+    const cancelled = await h.call<Obj>('POST', `${outboundUrl(destinationId, dropped.body.id)}/cancel`, {});
+    assert.equal(cancelled.status, 200, cancelled.raw);
+    assert.equal(cancelled.body.status, 'failed');
+
+    await smtp.start(); // the queue is probed every 300 ms and drains
+    const [received] = await smtp.waitFor(1);
+    assert.deepEqual(received?.envelope.to, ['a@example.net'], 'the other message goes');
+    await statusUntil(destinationId, kept.body.id, 'sent');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.equal(smtp.messages.length, 1, 'the cancelled one does not');
+    assert.deepEqual(
+      (await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/dead-letters`)).body.deadLetters.map((d: Obj) => d.id),
+      [dropped.body.id],
+    );
+    assert.equal((await h.outbound.spool.list(serverId)).length, 0);
+  });
+
   it('cancels a message waiting on another instance through that instance', async () => {
     const { serverId, destinationId } = await account();
     await smtp.stop(); // the relay is down: the message waits in the other instance's spool

@@ -146,9 +146,7 @@ forEachBackend('outbound actions across instances', (kind) => {
     assert.equal((await deadFiles(h.spoolDir, serverId)).length, 1);
     assert.equal((await h.outbound.spool.list(serverId)).length, 0, 'out of the queue');
 
-    smtp.faults.clear();
-    await new Promise((resolve) => setTimeout(resolve, 800));
-    assert.equal(smtp.messages.length, 0, 'a cancelled message is not sent');
+    smtp.faults.clear(); // (its retry was a minute away; the next test shows a cancelled message stays unsent)
 
     const again = await h.call<Obj>('POST', `${outboundUrl(destinationId, accepted.body.id)}/cancel`, {});
     assert.equal(again.status, 409, again.raw);

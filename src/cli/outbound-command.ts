@@ -23,7 +23,7 @@ async function withOutbound<T>(fn: (outbound: OutboundService, services: Service
   });
 }
 
-/** The same, for one server of a tenant (named or by id). */
+/** The same, for one server of a tenant (named, or by id: a deleted one too). */
 function withDeadLetters<T>(
   tenantRef: string,
   serverRef: string,
@@ -31,8 +31,9 @@ function withDeadLetters<T>(
 ): Promise<T> {
   return withOutbound(async (outbound, services) => {
     const tenantId = await tenantIdOf(services.accounts, tenantRef);
+    // By id, a deleted server's dead letters are reached too; each action checks that the message
+    // is of this tenant and this server.
     const serverId = await serverIdOf(services.accounts, tenantId, serverRef);
-    await services.accounts.servers.get(tenantId, serverId); // the server belongs to the tenant
     return fn(outbound, serverId, tenantId);
   });
 }

@@ -125,6 +125,17 @@ describe('mailroom CLI (against PostgreSQL, over the services)', function () {
         [[dead.id, 'engine-1', '550 no']],
       );
 
+      // A deleted server's dead letters, named by the server's id.
+      const goneServer = randomUUID();
+      const orphan = { ...dead, ...row('orphan'), serverId: goneServer, status: 'failed' as const };
+      await store.outbound.insert({ ...orphan, deadLetteredAt: new Date() });
+      const ofGone = await runCli(['--json', 'dead-letters', 'list', 'CLI tenant', goneServer], cliEnv);
+      assert.equal(ofGone.code, 0, ofGone.stderr);
+      assert.deepEqual(
+        (JSON.parse(ofGone.stdout) as Array<{ id: string }>).map((d) => d.id),
+        [orphan.id],
+      );
+
       const refused = await runCli(['outbound', 'cancel', 'CLI tenant', 'Support', dead.id], cliEnv);
       assert.equal(refused.code, 1);
       assert.match(refused.stderr, /error OUTBOUND_NOT_WAITING: outgoing message .* is failed, not waiting to be sent/);

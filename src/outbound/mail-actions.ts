@@ -1,7 +1,7 @@
 import type { Clock } from '../shared/clock.js';
 import { isMailroomError, MailroomError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
-import type { OutboundAction } from '../store/outbound-repositories.js';
+import type { OutboundAction, OutboundRequestRecord } from '../store/outbound-repositories.js';
 import type { OutboundMessageRow } from '../store/rows.js';
 import type { Store } from '../store/store.js';
 import type { AccountQueue } from './account-queue.js';
@@ -56,6 +56,13 @@ export class MailActions {
   private prunedAt = 0;
 
   constructor(private readonly deps: MailActionsDeps) {}
+
+  /** A request left for another instance (of a message of this tenant), and what became of it. */
+  async request(tenantId: string, requestId: string): Promise<OutboundRequestRecord> {
+    const found = await this.deps.store.outboundRequests.get(tenantId, requestId);
+    if (!found) throw new MailroomError('OUTBOUND_NOT_FOUND', `no outbound request ${requestId} for this tenant`);
+    return found;
+  }
 
   /** Dead letters on record for a tenant: of one server, or of all (deleted ones too). */
   deadLetters(tenantId: string, serverId?: string): Promise<OutboundMessageRow[]> {

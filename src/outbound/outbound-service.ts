@@ -14,7 +14,7 @@ import { Heartbeat, type HeartbeatStatus } from './heartbeat.js';
 import { MailActions, type ActionOutcome, type ActionTarget } from './mail-actions.js';
 import { DEFAULT_OUTBOUND_OPTIONS, type OutboundOptions } from './options.js';
 import type { SpooledInMemory } from './queued-messages.js';
-import { SendInput, type DeadLetterView, type OutboundView } from './schemas.js';
+import { SendInput, type DeadLetterView, type OutboundView, type RequestView } from './schemas.js';
 import { SmtpTransport } from './smtp-transport.js';
 import { SENT_FOLDER_REPLY } from './sent-bookkeeping.js';
 import { Spool, type SpoolDraft } from './spool.js';
@@ -574,6 +574,21 @@ export class OutboundService {
   /** Cancels a message still waiting to be sent (it becomes a dead letter), here or through its instance. */
   cancel(tenantId: string, destinationId: string, id: string): Promise<ActionOutcome> {
     return this.actions.cancel({ tenantId, destinationId, id });
+  }
+
+  /** A request left for another instance, and what became of it. */
+  async request(tenantId: string, requestId: string): Promise<RequestView> {
+    const r = await this.actions.request(tenantId, requestId);
+    return {
+      requestId: r.id,
+      id: r.outboundId,
+      action: r.action,
+      instanceId: r.instanceId,
+      state: r.doneAt === null ? 'requested' : r.outcome === 'done' ? 'done' : 'refused',
+      outcome: r.outcome,
+      requestedAt: r.requestedAt.toISOString(),
+      doneAt: r.doneAt ? r.doneAt.toISOString() : null,
+    };
   }
 
   /**

@@ -93,3 +93,18 @@ export const RequestedView = Type.Object({
   holderRunning: Type.Boolean(),
 });
 export type RequestedView = Static<typeof RequestedView>;
+
+/** A request left for another instance, and what became of it. */
+export const RequestView = Type.Object({
+  requestId: Type.String(),
+  /** The outgoing message. */
+  id: Type.String(),
+  action: Type.String(),
+  instanceId: Type.String(),
+  /** `requested` (waiting for that instance), `done`, or `refused` (`outcome` says why). */
+  state: Type.Union([Type.Literal('requested'), Type.Literal('done'), Type.Literal('refused')]),
+  outcome: Type.Union([Type.String(), Type.Null()]),
+  requestedAt: Type.String(),
+  doneAt: Type.Union([Type.String(), Type.Null()]),
+});
+export type RequestView = Static<typeof RequestView>;

@@ -247,6 +247,13 @@ export interface OutboundRequest {
   requestedAt: Date;
 }
 
+/** A request as recorded: `doneAt` and `outcome` (`done`, or why not) once the holder carried it out. */
+export interface OutboundRequestRecord extends OutboundRequest {
+  instanceId: string;
+  doneAt: Date | null;
+  outcome: string | null;
+}
+
 /**
  * Requests for the instance holding a message's spool file (`outbound_requests`): any instance
  * asks, the holder carries them out in order and writes the outcome.
@@ -282,6 +289,35 @@ export class OutboundRequestRepository {
       id,
       outcome,
     ]);
+  }
+  /** One request of a tenant's message, done or not; null when there is none. */
+  async get(tenantId: string, id: string): Promise<OutboundRequestRecord | null> {
+    if (!/^\d{1,18}$/.test(id)) return null;
+    const rows: Array<{
+      id: string;
+      instance_id: string;
+      outbound_id: string;
+      action: OutboundAction;
+      requested_at: Date | string;
+      done_at: Date | string | null;
+      outcome: string | null;
+    }> = await this.em.query(
+      `SELECT r.id::text AS id, r.instance_id, r.outbound_id, r.action, r.requested_at, r.done_at, r.outcome
+         FROM outbound_requests r JOIN outbound_messages o ON o.id = r.outbound_id
+        WHERE r.id = $1::bigint AND o.tenant_id = $2`,
+      [id, tenantId],
+    );
+    const r = rows[0];
+    if (!r) return null;
+    return {
+      id: r.id,
+      instanceId: r.instance_id,
+      outboundId: r.outbound_id,
+      action: r.action,
+      requestedAt: new Date(r.requested_at),
+      doneAt: r.done_at === null ? null : new Date(r.done_at),
+      outcome: r.outcome,
+    };
   }
   /** Forgets requests carried out before `before`. */
   async prune(before: Date): Promise<void> {

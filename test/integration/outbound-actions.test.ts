@@ -112,8 +112,25 @@ forEachBackend('outbound actions across instances', (kind) => {
     assert.equal(requeue.body.state, 'requested');
     assert.equal(requeue.body.instanceId, 'instance-b');
     assert.equal(requeue.body.holderRunning, false, 'instance-b has not announced itself');
+    const location = `/api/v1/tenants/${tenantId}/outbound-requests/${requeue.body.requestId}`;
+    assert.equal(requeue.headers.location, location, 'the 202 says where to follow the request');
+    const waiting = await h.call<Obj>('GET', location);
+    assert.equal(waiting.status, 200, waiting.raw);
+    assert.deepEqual(
+      { state: waiting.body.state, action: waiting.body.action, id: waiting.body.id, doneAt: waiting.body.doneAt },
+      { state: 'requested', action: 'requeue', id: accepted.id, doneAt: null },
+    );
     assert.equal(await h.outbound.carryOutRequests(), 0, 'nothing for this instance');
     assert.equal(await other.carryOutRequests(), 1);
+    const done = await h.call<Obj>('GET', location);
+    assert.equal(done.body.state, 'done', done.raw);
+    assert.ok(done.body.doneAt);
+    const otherTenant = (await h.call<Obj>('POST', '/api/v1/tenants', { name: 'Someone else' })).body.id;
+    const hidden = await h.call<Obj>(
+      'GET',
+      `/api/v1/tenants/${otherTenant}/outbound-requests/${requeue.body.requestId}`,
+    );
+    assert.equal(hidden.status, 404, 'another tenant does not see it');
     await smtp.waitFor(1);
     await statusUntil(destinationId, accepted.id, 'sent');
     assert.deepEqual((await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/dead-letters`)).body.deadLetters, []);
@@ -125,8 +142,18 @@ forEachBackend('outbound actions across instances', (kind) => {
     assert.equal((await deadFiles(otherSpool, serverId)).length, 1);
     const deleted = await h.call<Obj>('DELETE', `/api/v1/tenants/${tenantId}/dead-letters/${second.id}`);
     assert.equal(deleted.status, 202, deleted.raw);
-    await other.carryOutRequests();
+    const twice = await h.call<Obj>('DELETE', `/api/v1/tenants/${tenantId}/dead-letters/${second.id}`);
+    assert.equal(twice.status, 202, twice.raw);
+    assert.equal(await other.carryOutRequests(), 2);
     assert.deepEqual(await deadFiles(otherSpool, serverId), []);
+    const first = await h.call<Obj>('GET', String(deleted.headers.location));
+    assert.equal(first.body.state, 'done', first.raw);
+    const second2 = await h.call<Obj>('GET', String(twice.headers.location));
+    assert.equal(second2.body.state, 'refused', second2.raw);
+    assert.match(second2.body.outcome, /is not a dead letter/);
+    const gone = await h.call<Obj>('DELETE', `/api/v1/tenants/${tenantId}/dead-letters/${second.id}`);
+    assert.equal(gone.status, 404, 'no longer a dead letter: refused at once');
+
     assert.deepEqual((await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/dead-letters`)).body.deadLetters, []);
     assert.equal((await h.call<Obj>('GET', outboundUrl(destinationId, second.id))).body.status, 'failed');
   });

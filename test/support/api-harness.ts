@@ -22,6 +22,8 @@ export interface ApiResponse<T = Record<string, unknown>> {
   status: number;
   body: T;
   raw: string;
+  /** Response headers, by lower-case name. */
+  headers: Record<string, string>;
 }
 
 export interface ApiHarness {
@@ -142,7 +144,8 @@ export async function openApiHarness(
         },
         ...(body !== undefined && { payload: JSON.stringify(body) }),
       });
-      return { status: res.statusCode, body: (res.body === '' ? {} : res.json()) as T, raw: res.body };
+      const headers = Object.fromEntries(Object.entries(res.headers).map(([k, v]) => [k, String(v)]));
+      return { status: res.statusCode, body: (res.body === '' ? {} : res.json()) as T, raw: res.body, headers };
     },
     inbound,
     webhooks,

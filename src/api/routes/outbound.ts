@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { ActionOutcome } from '../../outbound/mail-actions.js';
-import { DeadLetterView, OutboundView, RequestedView, SendInput } from '../../outbound/schemas.js';
+import { DeadLetterView, OutboundView, RequestedView, RequestView, SendInput } from '../../outbound/schemas.js';
 import { DestinationParams, NoContent, ServerParams, TenantParams } from '../params.js';
 import type { RouteDef } from '../route.js';
 
@@ -58,8 +58,7 @@ export const outboundRoutes: RouteDef[] = [
       const p = req.params as { tenantId: string; destinationId: string; outboundId: string };
       const outcome = await outbound.cancel(p.tenantId, p.destinationId, p.outboundId);
       if (outcome.state === 'done') return outbound.view(outcome.row);
-      reply.code(202);
-      return requested(p.outboundId, 'cancel', outcome);
+      return requested(reply, p, 'cancel', outcome);
     },
   },
   {
@@ -88,7 +87,7 @@ export const outboundRoutes: RouteDef[] = [
     handler: async (req, reply, { accounts, outbound }) => {
       const p = req.params as { tenantId: string; serverId: string; outboundId: string };
       await accounts.servers.get(p.tenantId, p.serverId);
-      return answer(reply, p.outboundId, 'requeue', await outbound.requeueDeadLetter({ ...p, id: p.outboundId }));
+      return answer(reply, p, 'requeue', await outbound.requeueDeadLetter({ ...p, id: p.outboundId }));
     },
   },
   {
@@ -101,7 +100,24 @@ export const outboundRoutes: RouteDef[] = [
     handler: async (req, reply, { accounts, outbound }) => {
       const p = req.params as { tenantId: string; serverId: string; outboundId: string };
       await accounts.servers.get(p.tenantId, p.serverId);
-      return answer(reply, p.outboundId, 'delete', await outbound.deleteDeadLetter({ ...p, id: p.outboundId }));
+      return answer(reply, p, 'delete', await outbound.deleteDeadLetter({ ...p, id: p.outboundId }));
+    },
+  },
+  {
+    method: 'GET',
+    url: '/api/v1/tenants/:tenantId/outbound-requests/:requestId',
+    access: 'tenant',
+    summary:
+      'A cancel, re-queue or delete left for the instance holding the message (a 202 answer): requested, done, ' +
+      'or refused with why.',
+    tags,
+    schema: {
+      params: Type.Object({ tenantId: Id, requestId: Type.String({ pattern: '^[0-9]{1,18}$' }) }, strict),
+      response: { 200: RequestView },
+    },
+    handler: async (req, _reply, { outbound }) => {
+      const p = req.params as { tenantId: string; requestId: string };
+      return outbound.request(p.tenantId, p.requestId);
     },
   },
   {
@@ -135,25 +151,21 @@ export const outboundRoutes: RouteDef[] = [
     schema: { params: TenantDeadParams, response: { 202: RequestedView, 204: NoContent } },
     handler: async (req, reply, { outbound }) => {
       const p = req.params as { tenantId: string; outboundId: string };
-      return answer(reply, p.outboundId, 'delete', await outbound.deleteDeadLetter({ ...p, id: p.outboundId }));
+      return answer(reply, p, 'delete', await outbound.deleteDeadLetter({ ...p, id: p.outboundId }));
     },
   },
 ];
 
-/** The 202 body of an action left for another instance. */
-function requested(
-  id: string,
-  action: string,
-  outcome: { requestId: string; instanceId: string; holderRunning: boolean },
-): RequestedView {
-  const { requestId, instanceId, holderRunning } = outcome;
-  return { id, state: 'requested', action, requestId, instanceId, holderRunning };
+/** A reply as the helpers below use it. */
+interface Reply {
+  code(status: number): unknown;
+  header(name: string, value: string): unknown;
 }
 
-/** 204 when the action was carried out here, 202 with the request when another instance will. */
+/** 204 when the action was carried out here; else 202 with the request, its address in `Location`. */
 function answer(
-  reply: { code(status: number): unknown },
-  id: string,
+  reply: Reply,
+  target: { tenantId: string; outboundId: string },
   action: string,
   outcome: ActionOutcome,
 ): RequestedView | null {
@@ -161,6 +173,18 @@ function answer(
     reply.code(204);
     return null;
   }
+  return requested(reply, target, action, outcome);
+}
+
+/** The 202 answer of an action left for another instance. */
+function requested(
+  reply: Reply,
+  target: { tenantId: string; outboundId: string },
+  action: string,
+  outcome: { requestId: string; instanceId: string; holderRunning: boolean },
+): RequestedView {
+  const { requestId, instanceId, holderRunning } = outcome;
   reply.code(202);
-  return requested(id, action, outcome);
+  reply.header('location', `/api/v1/tenants/${target.tenantId}/outbound-requests/${requestId}`);
+  return { id: target.outboundId, state: 'requested', action, requestId, instanceId, holderRunning };
 }

@@ -3,8 +3,8 @@ import { loadConfig } from '../config/config.js';
 import { resolveSecrets } from '../config/local-secrets.js';
 import { MailroomError } from '../shared/errors.js';
 import { printError } from './output.js';
+import { isUuid } from '../shared/validation.js';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const STATUS_EVERY_MS = 2_000;
 
 interface LoginOptions {
@@ -56,7 +56,7 @@ async function engineApi(options: LoginOptions): Promise<Api> {
 }
 
 async function idOf(api: Api, path: string, key: string, ref: string, what: string): Promise<string> {
-  if (UUID.test(ref)) return ref;
+  if (isUuid(ref)) return ref;
   const list = await api.call<Record<string, Array<{ id: string; name: string }>>>('GET', path);
   const match = (list[key] ?? []).find((item) => item.name.toLowerCase() === ref.toLowerCase());
   if (!match)

@@ -3,8 +3,7 @@ import { loadConfig } from '../config/config.js';
 import { MailroomError } from '../shared/errors.js';
 import { createLogger } from '../shared/logger.js';
 import { openServices, type Services } from '../main.js';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+import { isUuid } from '../shared/validation.js';
 
 /**
  * Runs a CLI command against the services directly (not over HTTP). With the embedded
@@ -16,7 +15,7 @@ export function withAccounts<T>(fn: (accounts: Accounts) => Promise<T>): Promise
 
 /** A tenant given by id or by name. */
 export async function tenantIdOf(accounts: Accounts, ref: string): Promise<string> {
-  if (UUID.test(ref)) return ref;
+  if (isUuid(ref)) return ref;
   const match = (await accounts.tenants.list()).find((t) => t.name.toLowerCase() === ref.toLowerCase());
   if (!match) throw new MailroomError('TENANT_NOT_FOUND', `no tenant is named '${ref}'`);
   return match.id;
@@ -24,7 +23,7 @@ export async function tenantIdOf(accounts: Accounts, ref: string): Promise<strin
 
 /** An e-mail server of a tenant given by id or by name. */
 export async function serverIdOf(accounts: Accounts, tenantId: string, ref: string): Promise<string> {
-  if (UUID.test(ref)) return ref;
+  if (isUuid(ref)) return ref;
   const match = (await accounts.servers.list(tenantId)).find((s) => s.name.toLowerCase() === ref.toLowerCase());
   if (!match) throw new MailroomError('SERVER_NOT_FOUND', `this tenant has no e-mail server named '${ref}'`);
   return match.id;
@@ -32,7 +31,7 @@ export async function serverIdOf(accounts: Accounts, tenantId: string, ref: stri
 
 /** A destination of a tenant given by id or by name. */
 export async function destinationIdOf(accounts: Accounts, tenantId: string, ref: string): Promise<string> {
-  if (UUID.test(ref)) return ref;
+  if (isUuid(ref)) return ref;
   const match = (await accounts.destinations.list(tenantId)).find((d) => d.name.toLowerCase() === ref.toLowerCase());
   if (!match) throw new MailroomError('DESTINATION_NOT_FOUND', `this tenant has no destination named '${ref}'`);
   return match.id;

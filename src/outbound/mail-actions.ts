@@ -6,6 +6,7 @@ import type { OutboundMessageRow } from '../store/rows.js';
 import type { Store } from '../store/store.js';
 import type { AccountQueue } from './account-queue.js';
 import type { Spool } from './spool.js';
+import { isUuid } from '../shared/validation.js';
 
 /** Why a cancelled message was not sent: its row's last reply and its dead letter's. */
 export const CANCELLED_REPLY = 'not sent: cancelled through the API';
@@ -14,8 +15,6 @@ export const CANCELLED_REPLY = 'not sent: cancelled through the API';
 const REQUEST_KEEP_MS = 7 * 24 * 3_600_000;
 /** Done requests are pruned at most this often, ms. */
 const PRUNE_EVERY_MS = 3_600_000;
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * What became of an action: carried out here (`done`, with the message's row afterwards), or
@@ -128,7 +127,7 @@ export class MailActions {
    * spooled before the marks existed, or re-queued or deleted by hand in the folder.
    */
   async syncDeadLetters(): Promise<void> {
-    const ids = (await this.deps.spool.listAllDead()).map((i) => i.id).filter((id) => UUID.test(id));
+    const ids = (await this.deps.spool.listAllDead()).map((i) => i.id).filter(isUuid);
     await this.deps.store.outbound.syncDeadLetters(this.deps.instanceId, ids, new Date(this.deps.clock.now()));
   }
 
@@ -165,8 +164,15 @@ export class MailActions {
   /** The action, on this instance's own spool file; the row afterwards. */
   private async carryOut(action: OutboundAction, row: OutboundMessageRow): Promise<OutboundMessageRow> {
     const { store, spool } = this.deps;
-    const notInSpool = (): MailroomError =>
-      new MailroomError('OUTBOUND_NOT_FOUND', `no dead letter ${row.id} in the spool of instance ${row.instanceId}`);
+    // Its file is gone (removed by hand from the spool folder): the row stops saying it is a dead letter.
+    const notInSpool = async (): Promise<MailroomError> => {
+      await store.outbound.update(row.id, { deadLetteredAt: null });
+      return new MailroomError(
+        'OUTBOUND_NOT_FOUND',
+        `dead letter ${row.id} is no longer in the spool of instance ${row.instanceId} (its file was removed ` +
+          'from the dead/ folder); it is no longer listed',
+      );
+    };
     if (action === 'requeue') {
       if (!(await store.servers.exists(row.serverId))) {
         throw new MailroomError(
@@ -174,7 +180,7 @@ export class MailActions {
           `the e-mail server of dead letter ${row.id} was deleted: it can be deleted, not re-queued`,
         );
       }
-      if (!(await spool.requeueDead(row.serverId, row.id))) throw notInSpool();
+      if (!(await spool.requeueDead(row.serverId, row.id))) throw await notInSpool();
       await store.outbound.update(row.id, {
         status: 'queued',
         nextAttemptAt: null,
@@ -184,7 +190,8 @@ export class MailActions {
       });
       this.deps.queueOf(row.serverId)?.refresh();
     } else if (action === 'delete') {
-      if (!(await spool.deleteDead(row.serverId, row.id))) throw notInSpool();
+      // Gone already (removed by hand): deleted all the same.
+      await spool.deleteDead(row.serverId, row.id);
       await store.outbound.update(row.id, { deadLetteredAt: null });
     } else {
       const result = await this.cancelHere(row);

@@ -9,6 +9,13 @@ const addFormats = addFormatsModule as unknown as (ajv: Ajv, formats?: string[])
 
 const HOSTNAME_LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/i;
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Whether `value` is a UUID (any version), as ids are. */
+export function isUuid(value: string): boolean {
+  return UUID.test(value);
+}
+
 /** A DNS host name (letters, digits, hyphens, dots), an IPv4 or an IPv6 address. */
 export function isHost(value: string): boolean {
   if (isIP(value) !== 0) return true;

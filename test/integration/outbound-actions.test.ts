@@ -283,6 +283,30 @@ forEachBackend('outbound actions across instances', (kind) => {
     assert.deepEqual((await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/dead-letters`)).body.deadLetters, []);
   });
 
+  it('drops from the list a dead letter whose file was removed by hand, and says so', async () => {
+    const { serverId, destinationId } = await account();
+    smtp.faults.rejectRecipient('*', 550, '5.1.1 no such user');
+    await h.outbound.start();
+    const ids: string[] = [];
+    for (const text of ['one', 'two']) {
+      const res = await h.call<Obj>('POST', outboundUrl(destinationId), { to: ['c@example.net'], text });
+      ids.push(res.body.id);
+      await statusUntil(destinationId, res.body.id, 'failed');
+    }
+    for (const file of await deadFiles(h.spoolDir, serverId)) await rm(join(h.spoolDir, 'dead', serverId, file));
+
+    const requeue = await h.call<Obj>(
+      'POST',
+      `/api/v1/tenants/${tenantId}/servers/${serverId}/dead-letters/${ids[0]}/requeue`,
+      {},
+    );
+    assert.equal(requeue.status, 404, requeue.raw);
+    assert.match(requeue.body.error.message, /no longer in the spool of instance test-instance/);
+    const deleted = await h.call<Obj>('DELETE', `/api/v1/tenants/${tenantId}/dead-letters/${ids[1]}`);
+    assert.equal(deleted.status, 204, 'deleting one already gone is done');
+    assert.deepEqual((await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/dead-letters`)).body.deadLetters, []);
+  });
+
   it('marks at start the dead letters its spool holds and unmarks those it no longer does', async () => {
     const { serverId, destinationId } = await account();
     smtp.faults.rejectRecipient('*', 550, '5.1.1 no such user');

@@ -50,11 +50,12 @@ function outcomeOf(done: string, outcome: ActionOutcome): Record<string, string>
       };
 }
 
-function action(fn: (args: string[]) => Promise<unknown>) {
+/** A command's action: `fn` gets its arguments and its own options. */
+function action(fn: (args: string[], options: Record<string, unknown>) => Promise<unknown>) {
   return async (...args: unknown[]): Promise<void> => {
     const command = args[args.length - 1] as Command;
     try {
-      const result = await fn(args.slice(0, -2) as string[]);
+      const result = await fn(args.slice(0, -2) as string[], command.opts());
       print(result, command.optsWithGlobals<OutputOptions>());
     } catch (err) {
       process.exitCode = printError(err);
@@ -101,9 +102,8 @@ export function addOutboundCommands(program: Command): void {
       );
   }
 
-  program
-    .command('outbound')
-    .description('outgoing messages')
+  const outbound = program.command('outbound').description('outgoing messages');
+  outbound
     .command('cancel <tenant> <destination> <id>')
     .description(
       'cancel a message still waiting to be sent (queued or deferred): the engine instance holding it ' +
@@ -116,6 +116,33 @@ export function addOutboundCommands(program: Command): void {
           const destinationId = await destinationIdOf(services.accounts, tenantId, d as string);
           return outcomeOf('cancelled', await o.cancel(tenantId, destinationId, id as string));
         }),
+      ),
+    );
+  outbound
+    .command('requests <tenant>')
+    .description(
+      'requests (cancel, re-queue, delete) left for the engine instances holding the messages, newest first: ' +
+        'those still waiting, or with --all also those settled in the last 7 days',
+    )
+    .option('--all', 'also the settled ones')
+    .action(
+      action(([t], options) =>
+        withOutbound(async (o, services) =>
+          o.requests(await tenantIdOf(services.accounts, t as string), options['all'] !== true),
+        ),
+      ),
+    );
+  outbound
+    .command('withdraw <tenant> <requestId>')
+    .description(
+      'withdraw a request its engine instance has not taken up yet (an instance that is not coming back): ' +
+        'it is never carried out',
+    )
+    .action(
+      action(([t, requestId]) =>
+        withOutbound(async (o, services) =>
+          o.withdrawRequest(await tenantIdOf(services.accounts, t as string), requestId as string),
+        ),
       ),
     );
 }

@@ -11,6 +11,8 @@ import { isUuid } from '../shared/validation.js';
 /** Why a cancelled message was not sent: its row's last reply and its dead letter's. */
 export const CANCELLED_REPLY = 'not sent: cancelled through the API';
 
+/** Requests of a tenant listed at most. */
+const REQUESTS_LISTED = 500;
 /** Done requests are kept this long (their outcome can be looked up), ms. */
 const REQUEST_KEEP_MS = 7 * 24 * 3_600_000;
 /** Done requests are pruned at most this often, ms. */
@@ -63,6 +65,38 @@ export class MailActions {
     return found;
   }
 
+  /** A tenant's requests, newest first: those still waiting for their instance, or all that are kept (7 days). */
+  requests(tenantId: string, waitingOnly: boolean): Promise<OutboundRequestRecord[]> {
+    return this.deps.store.outboundRequests.list(tenantId, { waitingOnly, limit: REQUESTS_LISTED });
+  }
+
+  /**
+   * Withdraws a request its instance has not taken up yet (that instance may never come back):
+   * it is never carried out. Refused once the instance carries it out, or when it is settled.
+   */
+  async withdraw(tenantId: string, requestId: string): Promise<OutboundRequestRecord> {
+    const { store, logger } = this.deps;
+    const result = await store.outboundRequests.withdraw(tenantId, requestId);
+    if (result === 'absent') {
+      throw new MailroomError('OUTBOUND_NOT_FOUND', `no outbound request ${requestId} for this tenant`);
+    }
+    const record = await this.request(tenantId, requestId);
+    if (result !== 'withdrawn') {
+      throw new MailroomError(
+        'OUTBOUND_REQUEST_NOT_WAITING',
+        result === 'claimed'
+          ? `request ${requestId} is being carried out by instance ${record.instanceId} now: too late to withdraw it`
+          : `request ${requestId} is settled already (${record.outcome ?? 'done'})`,
+        { details: { instanceId: record.instanceId, outcome: record.outcome } },
+      );
+    }
+    logger.info(
+      { tenantId, requestId, outboundId: record.outboundId, action: record.action, holder: record.instanceId },
+      'outbound request withdrawn',
+    );
+    return record;
+  }
+
   /** Dead letters on record for a tenant: of one server, or of all (deleted ones too). */
   deadLetters(tenantId: string, serverId?: string): Promise<OutboundMessageRow[]> {
     return this.deps.store.outbound.listDeadLetters(tenantId, serverId);
@@ -95,6 +129,8 @@ export class MailActions {
     const pending = await store.outboundRequests.pending(instanceId);
     let settled = 0;
     for (const request of pending) {
+      // Claimed first: a request withdrawn meanwhile is not carried out (nor one claimed is withdrawn).
+      if (!(await store.outboundRequests.claim(request.id))) continue;
       const row = await store.outbound.byId(request.outboundId);
       let outcome = 'done';
       try {
@@ -104,7 +140,10 @@ export class MailActions {
         await this.carryOut(request.action, row);
       } catch (err) {
         // A cancellation that meets the message on its way waits for the attempt's end: the next look decides.
-        if (isMailroomError(err, 'OUTBOUND_NOT_WAITING') && err.details?.['status'] === 'sending') continue;
+        if (isMailroomError(err, 'OUTBOUND_NOT_WAITING') && err.details?.['status'] === 'sending') {
+          await store.outboundRequests.release(request.id);
+          continue;
+        }
         outcome = (err as Error).message;
       }
       await store.outboundRequests.finish(request.id, outcome);

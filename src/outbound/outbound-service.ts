@@ -6,7 +6,13 @@ import type { Logger } from '../shared/logger.js';
 import { validate } from '../shared/validation.js';
 import { queuedRow, type EmailServerRow, type OutboundMessageRow } from '../store/rows.js';
 import type { Store } from '../store/store.js';
-import type { AcceptedRow, SendingDestination, SentRecord } from '../store/outbound-repositories.js';
+import {
+  WITHDRAWN_OUTCOME,
+  type AcceptedRow,
+  type OutboundRequestRecord,
+  type SendingDestination,
+  type SentRecord,
+} from '../store/outbound-repositories.js';
 import { AccountQueue, type QueueStats, type QueueStatus } from './account-queue.js';
 import { composeMessage } from './compose.js';
 import { GroupCommit } from './group-commit.js';
@@ -109,6 +115,30 @@ function outboundView(row: OutboundMessageRow): OutboundView {
     nextAttemptAt: row.nextAttemptAt ? row.nextAttemptAt.toISOString() : null,
     createdAt: row.createdAt.toISOString(),
     sentAt: row.sentAt ? row.sentAt.toISOString() : null,
+  };
+}
+
+function requestView(r: OutboundRequestRecord, running: ReadonlySet<string>): RequestView {
+  const state: RequestView['state'] =
+    r.doneAt === null
+      ? r.claimedAt === null
+        ? 'requested'
+        : 'in-progress'
+      : r.outcome === 'done'
+        ? 'done'
+        : r.outcome === WITHDRAWN_OUTCOME
+          ? 'withdrawn'
+          : 'refused';
+  return {
+    requestId: r.id,
+    id: r.outboundId,
+    action: r.action,
+    instanceId: r.instanceId,
+    holderRunning: running.has(r.instanceId),
+    state,
+    outcome: r.outcome,
+    requestedAt: r.requestedAt.toISOString(),
+    doneAt: r.doneAt ? r.doneAt.toISOString() : null,
   };
 }
 
@@ -578,17 +608,26 @@ export class OutboundService {
 
   /** A request left for another instance, and what became of it. */
   async request(tenantId: string, requestId: string): Promise<RequestView> {
-    const r = await this.actions.request(tenantId, requestId);
-    return {
-      requestId: r.id,
-      id: r.outboundId,
-      action: r.action,
-      instanceId: r.instanceId,
-      state: r.doneAt === null ? 'requested' : r.outcome === 'done' ? 'done' : 'refused',
-      outcome: r.outcome,
-      requestedAt: r.requestedAt.toISOString(),
-      doneAt: r.doneAt ? r.doneAt.toISOString() : null,
-    };
+    const record = await this.actions.request(tenantId, requestId);
+    return requestView(record, await this.runningInstances());
+  }
+
+  /** A tenant's requests left for other instances, newest first: those still waiting, or all kept. */
+  async requests(tenantId: string, waitingOnly: boolean): Promise<RequestView[]> {
+    const records = await this.actions.requests(tenantId, waitingOnly);
+    const running = await this.runningInstances();
+    return records.map((r) => requestView(r, running));
+  }
+
+  /** Withdraws a request its instance has not taken up (never carried out then). */
+  async withdrawRequest(tenantId: string, requestId: string): Promise<RequestView> {
+    const record = await this.actions.withdraw(tenantId, requestId);
+    return requestView(record, await this.runningInstances());
+  }
+
+  /** The instances that announce themselves now. */
+  private async runningInstances(): Promise<Set<string>> {
+    return new Set((await this.deps.store.leases.instances()).map((i) => i.instanceId));
   }
 
   /**

@@ -101,8 +101,19 @@ export const RequestView = Type.Object({
   id: Type.String(),
   action: Type.String(),
   instanceId: Type.String(),
-  /** `requested` (waiting for that instance), `done`, or `refused` (`outcome` says why). */
-  state: Type.Union([Type.Literal('requested'), Type.Literal('done'), Type.Literal('refused')]),
+  /** Whether that instance runs now (a waiting request is carried out within seconds); else at its next start. */
+  holderRunning: Type.Boolean(),
+  /**
+   * `requested` (waiting for that instance; can be withdrawn), `in-progress` (that instance carries
+   * it out now), `done`, `refused` (`outcome` says why) or `withdrawn`.
+   */
+  state: Type.Union([
+    Type.Literal('requested'),
+    Type.Literal('in-progress'),
+    Type.Literal('done'),
+    Type.Literal('refused'),
+    Type.Literal('withdrawn'),
+  ]),
   outcome: Type.Union([Type.String(), Type.Null()]),
   requestedAt: Type.String(),
   doneAt: Type.Union([Type.String(), Type.Null()]),

@@ -52,6 +52,10 @@ export const ERROR_CODES = {
     status: 409,
     text: 'The outgoing message is no longer waiting to be sent (sent, being sent, or given up).',
   },
+  OUTBOUND_REQUEST_NOT_WAITING: {
+    status: 409,
+    text: 'The request left for another instance is no longer waiting (being carried out, or settled).',
+  },
   OAUTH_NOT_CONFIGURED: {
     status: 409,
     text: 'This side of the e-mail server does not use an OAuth 2.0 flow that needs this operation.',

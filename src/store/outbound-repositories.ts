@@ -247,16 +247,59 @@ export interface OutboundRequest {
   requestedAt: Date;
 }
 
-/** A request as recorded: `doneAt` and `outcome` (`done`, or why not) once the holder carried it out. */
+/** The outcome of a request withdrawn before its instance carried it out. */
+export const WITHDRAWN_OUTCOME = 'withdrawn';
+
+/**
+ * A request as recorded: `doneAt` and `outcome` (`done`, {@link WITHDRAWN_OUTCOME}, or why not)
+ * once it is settled; `claimedAt` while its holder carries it out.
+ */
 export interface OutboundRequestRecord extends OutboundRequest {
   instanceId: string;
+  claimedAt: Date | null;
   doneAt: Date | null;
   outcome: string | null;
 }
 
+/** What became of an attempt to withdraw a request. */
+export type WithdrawResult = 'withdrawn' | 'claimed' | 'settled' | 'absent';
+
+interface RequestRecordRow {
+  id: string;
+  instance_id: string;
+  outbound_id: string;
+  action: OutboundAction;
+  requested_at: Date | string;
+  claimed_at: Date | string | null;
+  done_at: Date | string | null;
+  outcome: string | null;
+}
+
+const RECORD_COLUMNS = `r.id::text AS id, r.instance_id, r.outbound_id, r.action, r.requested_at, r.claimed_at,
+  r.done_at, r.outcome`;
+
+const at = (value: Date | string | null): Date | null => (value === null ? null : new Date(value));
+
+function requestRecord(r: RequestRecordRow): OutboundRequestRecord {
+  return {
+    id: r.id,
+    instanceId: r.instance_id,
+    outboundId: r.outbound_id,
+    action: r.action,
+    requestedAt: new Date(r.requested_at),
+    claimedAt: at(r.claimed_at),
+    doneAt: at(r.done_at),
+    outcome: r.outcome,
+  };
+}
+
+/** Whether a request id can be one (a bigserial in decimal): others are looked up as absent. */
+const isRequestId = (id: string): boolean => /^\d{1,18}$/.test(id);
+
 /**
  * Requests for the instance holding a message's spool file (`outbound_requests`): any instance
- * asks, the holder carries them out in order and writes the outcome.
+ * asks, the holder claims each one, carries it out in order and writes the outcome. A request
+ * not claimed yet can be withdrawn (its instance may never come back).
  */
 export class OutboundRequestRepository {
   constructor(private readonly em: EntityManager) {}
@@ -268,7 +311,7 @@ export class OutboundRequestRepository {
     );
     return (rows[0] as { id: string }).id;
   }
-  /** The instance's requests not yet carried out, oldest first. */
+  /** The instance's requests not yet settled (claimed ones too: a claim cut short is taken again), oldest first. */
   async pending(instanceId: string, limit = 100): Promise<OutboundRequest[]> {
     const rows: Array<{ id: string; outbound_id: string; action: OutboundAction; requested_at: Date | string }> =
       await this.em.query(
@@ -283,6 +326,23 @@ export class OutboundRequestRepository {
       requestedAt: new Date(r.requested_at),
     }));
   }
+  /** Taken by its holder before carrying it out: false when it was withdrawn meanwhile. */
+  async claim(id: string): Promise<boolean> {
+    // In a WITH: TypeORM answers an UPDATE with its count, not its rows.
+    const rows: unknown[] = await this.em.query(
+      `WITH claimed AS (
+         UPDATE outbound_requests SET claimed_at = now() WHERE id = $1::bigint AND done_at IS NULL RETURNING id)
+       SELECT id FROM claimed`,
+      [id],
+    );
+    return rows.length > 0;
+  }
+  /** A claimed request left for a later look (a cancellation that met its message on the way). */
+  async release(id: string): Promise<void> {
+    await this.em.query(`UPDATE outbound_requests SET claimed_at = NULL WHERE id = $1::bigint AND done_at IS NULL`, [
+      id,
+    ]);
+  }
   /** A request carried out (or found impossible): its outcome in words. */
   async finish(id: string, outcome: string): Promise<void> {
     await this.em.query(`UPDATE outbound_requests SET done_at = now(), outcome = $2 WHERE id = $1::bigint`, [
@@ -290,36 +350,51 @@ export class OutboundRequestRepository {
       outcome,
     ]);
   }
-  /** One request of a tenant's message, done or not; null when there is none. */
+  /**
+   * Withdraws a tenant's request that its instance has not claimed: it is settled as
+   * {@link WITHDRAWN_OUTCOME} and never carried out.
+   */
+  async withdraw(tenantId: string, id: string): Promise<WithdrawResult> {
+    if (!isRequestId(id)) return 'absent';
+    const rows: unknown[] = await this.em.query(
+      `WITH withdrawn AS (
+         UPDATE outbound_requests r SET done_at = now(), outcome = $3
+           FROM outbound_messages o
+          WHERE r.id = $1::bigint AND o.id = r.outbound_id AND o.tenant_id = $2
+            AND r.done_at IS NULL AND r.claimed_at IS NULL
+          RETURNING r.id)
+       SELECT id FROM withdrawn`,
+      [id, tenantId, WITHDRAWN_OUTCOME],
+    );
+    if (rows.length > 0) return 'withdrawn';
+    const found = await this.get(tenantId, id);
+    if (!found) return 'absent';
+    return found.doneAt === null ? 'claimed' : 'settled';
+  }
+  /** One request of a tenant's message, settled or not; null when there is none. */
   async get(tenantId: string, id: string): Promise<OutboundRequestRecord | null> {
-    if (!/^\d{1,18}$/.test(id)) return null;
-    const rows: Array<{
-      id: string;
-      instance_id: string;
-      outbound_id: string;
-      action: OutboundAction;
-      requested_at: Date | string;
-      done_at: Date | string | null;
-      outcome: string | null;
-    }> = await this.em.query(
-      `SELECT r.id::text AS id, r.instance_id, r.outbound_id, r.action, r.requested_at, r.done_at, r.outcome
+    if (!isRequestId(id)) return null;
+    const rows: RequestRecordRow[] = await this.em.query(
+      `SELECT ${RECORD_COLUMNS}
          FROM outbound_requests r JOIN outbound_messages o ON o.id = r.outbound_id
         WHERE r.id = $1::bigint AND o.tenant_id = $2`,
       [id, tenantId],
     );
     const r = rows[0];
-    if (!r) return null;
-    return {
-      id: r.id,
-      instanceId: r.instance_id,
-      outboundId: r.outbound_id,
-      action: r.action,
-      requestedAt: new Date(r.requested_at),
-      doneAt: r.done_at === null ? null : new Date(r.done_at),
-      outcome: r.outcome,
-    };
+    return r ? requestRecord(r) : null;
   }
-  /** Forgets requests carried out before `before`. */
+  /** A tenant's requests, newest first: those still waiting, or all that are kept. */
+  async list(tenantId: string, options: { waitingOnly: boolean; limit: number }): Promise<OutboundRequestRecord[]> {
+    const rows: RequestRecordRow[] = await this.em.query(
+      `SELECT ${RECORD_COLUMNS}
+         FROM outbound_requests r JOIN outbound_messages o ON o.id = r.outbound_id
+        WHERE o.tenant_id = $1 AND ($2::boolean IS FALSE OR r.done_at IS NULL)
+        ORDER BY r.id DESC LIMIT $3`,
+      [tenantId, options.waitingOnly, options.limit],
+    );
+    return rows.map(requestRecord);
+  }
+  /** Forgets requests settled before `before`. */
   async prune(before: Date): Promise<void> {
     await this.em.query(`DELETE FROM outbound_requests WHERE done_at < $1`, [before]);
   }

@@ -117,6 +117,28 @@ describe('mailroom CLI (against PostgreSQL, over the services)', function () {
       ])) as Array<{ action: string; instance_id: string }>;
       assert.deepEqual(requests, [{ action: 'cancel', instance_id: 'engine-1' }], 'left for the engine holding it');
 
+      // Listed while it waits, and withdrawn (engine-1 may never come back).
+      const waitingRequests = await runCli(['--json', 'outbound', 'requests', 'CLI tenant'], cliEnv);
+      assert.equal(waitingRequests.code, 0, waitingRequests.stderr);
+      const shown = JSON.parse(waitingRequests.stdout) as Array<Record<string, unknown>>;
+      assert.deepEqual(
+        shown.map((r) => [r['requestId'], r['id'], r['action'], r['state'], r['holderRunning']]),
+        [[answer.requested, waiting.id, 'cancel', 'requested', false]],
+      );
+      const withdraw = await runCli(['--json', 'outbound', 'withdraw', 'CLI tenant', answer.requested], cliEnv);
+      assert.equal(withdraw.code, 0, withdraw.stderr);
+      assert.equal((JSON.parse(withdraw.stdout) as { state: string }).state, 'withdrawn');
+      const none = await runCli(['--json', 'outbound', 'requests', 'CLI tenant'], cliEnv);
+      assert.deepEqual(JSON.parse(none.stdout), [], 'nothing waits any more');
+      const all = await runCli(['--json', 'outbound', 'requests', 'CLI tenant', '--all'], cliEnv);
+      assert.deepEqual(
+        (JSON.parse(all.stdout) as Array<{ state: string }>).map((r) => r.state),
+        ['withdrawn'],
+      );
+      const twice = await runCli(['outbound', 'withdraw', 'CLI tenant', answer.requested], cliEnv);
+      assert.equal(twice.code, 1);
+      assert.match(twice.stderr, /error OUTBOUND_REQUEST_NOT_WAITING: request \d+ is settled already \(withdrawn\)/);
+
       const list = await runCli(['--json', 'dead-letters', 'list', 'CLI tenant'], cliEnv);
       assert.equal(list.code, 0, list.stderr);
       const listed = JSON.parse(list.stdout) as Array<{ id: string; instanceId: string; reply: string }>;

@@ -11,6 +11,8 @@ const OutboundParams = Type.Object({ tenantId: Id, destinationId: Id, outboundId
 const DeadParams = Type.Object({ tenantId: Id, serverId: Id, outboundId: Id }, strict);
 const TenantDeadParams = Type.Object({ tenantId: Id, outboundId: Id }, strict);
 const DeadLetterList = Type.Object({ deadLetters: Type.Array(DeadLetterView) });
+const RequestParams = Type.Object({ tenantId: Id, requestId: Type.String({ pattern: '^[0-9]{1,18}$' }) }, strict);
+const RequestList = Type.Object({ requests: Type.Array(RequestView) });
 
 export const outboundRoutes: RouteDef[] = [
   {
@@ -112,12 +114,49 @@ export const outboundRoutes: RouteDef[] = [
       'or refused with why.',
     tags,
     schema: {
-      params: Type.Object({ tenantId: Id, requestId: Type.String({ pattern: '^[0-9]{1,18}$' }) }, strict),
+      params: RequestParams,
       response: { 200: RequestView },
     },
     handler: async (req, _reply, { outbound }) => {
       const p = req.params as { tenantId: string; requestId: string };
       return outbound.request(p.tenantId, p.requestId);
+    },
+  },
+  {
+    method: 'GET',
+    url: '/api/v1/tenants/:tenantId/outbound-requests',
+    access: 'tenant',
+    summary:
+      'Requests left for the instances holding messages, newest first: those still waiting (default), or ' +
+      'with ?state=all also those settled in the last 7 days. Each says whether its instance runs now.',
+    tags,
+    schema: {
+      params: TenantParams,
+      querystring: Type.Object(
+        { state: Type.Optional(Type.Union([Type.Literal('waiting'), Type.Literal('all')])) },
+        strict,
+      ),
+      response: { 200: RequestList },
+    },
+    handler: async (req, _reply, { accounts, outbound }) => {
+      const p = req.params as TenantParams;
+      const q = req.query as { state?: 'waiting' | 'all' };
+      await accounts.tenants.get(p.tenantId);
+      return { requests: await outbound.requests(p.tenantId, q.state !== 'all') };
+    },
+  },
+  {
+    method: 'DELETE',
+    url: '/api/v1/tenants/:tenantId/outbound-requests/:requestId',
+    access: 'tenant',
+    summary:
+      'Withdraw a request its instance has not taken up yet (for an instance that is not coming back): it is ' +
+      'never carried out. 409 once that instance carries it out, or when it is settled.',
+    tags,
+    schema: { params: RequestParams, response: { 200: RequestView } },
+    handler: async (req, _reply, { outbound }) => {
+      const p = req.params as { tenantId: string; requestId: string };
+      return outbound.withdrawRequest(p.tenantId, p.requestId);
     },
   },
   {

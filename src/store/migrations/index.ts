@@ -9,6 +9,7 @@ import { Leases1764000000008 } from './0008-leases.js';
 import { PostProcessWatermark1764000000009 } from './0009-post-process-watermark.js';
 import { SendLogReservations1764000000010 } from './0010-send-log-reservations.js';
 import { OutboundRequests1764000000011 } from './0011-outbound-requests.js';
+import { OutboundRequestClaims1764000000012 } from './0012-outbound-request-claims.js';
 
 /** Every migration, oldest first. A new one is a new file here plus one line below. */
 export const MIGRATIONS = [
@@ -23,4 +24,5 @@ export const MIGRATIONS = [
   PostProcessWatermark1764000000009,
   SendLogReservations1764000000010,
   OutboundRequests1764000000011,
+  OutboundRequestClaims1764000000012,
 ];

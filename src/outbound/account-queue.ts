@@ -11,7 +11,7 @@ import type { OutboundOptions } from './options.js';
 import { nextPlaceAt, PLACE_HOLD_MS, RATE_WINDOW_MS } from './rate-limit.js';
 import { QueuedMessages, type SpooledInMemory, type SpooledMessage } from './queued-messages.js';
 import { SentBookkeeping, statusRowFromHeader } from './sent-bookkeeping.js';
-import { SmtpTransport } from './smtp-transport.js';
+import { NOT_BEGUN, SmtpTransport } from './smtp-transport.js';
 import { queuedAtOf, seqTimeOf, type Spool, type SpoolItem } from './spool.js';
 import { WaitingWarning } from './waiting-warning.js';
 
@@ -95,10 +95,18 @@ export class AccountQueue {
   private listingStale = true;
   /** Attempts so far per message, known without reading its row (accepted here, or read once). */
   private readonly facts = new Map<string, { attempts: number; firstAttemptAt: Date | null }>();
-  /** The message on its way to the server now. */
+  /** The message on its way to the server now (from MAIL FROM on). */
   private sendingId: string | null = null;
-  /** Messages being cancelled: never sent, even if their turn comes before their file is set aside. */
+  /** The message of the delivery attempt under way (its connection being made, or on its way). */
+  private attemptingId: string | null = null;
+  /**
+   * Messages cancelled: never sent, even if their turn comes before their file is set aside, and
+   * an attempt that meets one ends without touching its row or file. Forgotten once both the
+   * cancellation and any attempt of the message are over (a re-queued dead letter is sent again).
+   */
   private readonly cancelled = new Set<string>();
+  /** Cancellations under way. */
+  private readonly cancelling = new Set<string>();
   private readonly waiting: WaitingWarning;
   /** Delivered messages on their way out of the spool (into `sent/`, recorded, recycled). */
   private readonly sent: SentBookkeeping;
@@ -169,8 +177,20 @@ export class AccountQueue {
       (await this.deps.spool.list(this.server.id)).find((i) => i.id === id && !this.sent.isFinishing(i.name));
     if (!item) return 'absent';
     if (this.sendingId === id) return 'sending'; // its turn came while the folder was listed
-    // From here the queue skips it even if it is about to be sent (its bytes may be in memory).
+    // From here the queue skips it even if it is about to be sent (its bytes may be in memory),
+    // and an attempt connecting for it now ends before MAIL FROM.
     this.cancelled.add(id);
+    this.cancelling.add(id);
+    try {
+      return await this.cancelQueued(item, reply);
+    } finally {
+      this.cancelling.delete(id);
+      if (this.attemptingId !== id) this.cancelled.delete(id); // else at the attempt's end
+    }
+  }
+
+  private async cancelQueued(item: SpoolItem, reply: string): Promise<'cancelled' | 'absent'> {
+    const { id } = item;
     const { clock, spool, store } = this.deps;
     const now = clock.now();
     const facts = this.facts.get(id);
@@ -192,7 +212,6 @@ export class AccountQueue {
     this.removePending(item);
     this.notBefore.delete(id);
     this.facts.delete(id);
-    this.cancelled.delete(id);
     outboundMessages.inc({ ...this.labels(), outcome: 'cancelled' });
     this.log.info({ outboundId: id }, 'message cancelled; kept as a dead letter');
     this.kick(); // a queue waiting for this message's retry time looks again
@@ -373,10 +392,19 @@ export class AccountQueue {
     }
     facts.attempts = attempts;
     facts.firstAttemptAt = firstAttemptAt;
-    this.sendingId = item.id;
+    // On its way (too late to cancel) from MAIL FROM on: while the connection is made (up to its
+    // timeout when the relay does not answer) it can still be cancelled.
+    const mayBegin = (): boolean => {
+      if (this.cancelled.has(item.id)) return false;
+      this.sendingId = item.id;
+      return true;
+    };
+    this.attemptingId = item.id;
     try {
       const { envelope } = read.header;
-      const sending = this.withLogin((transport) => transport.send(envelope, read.raw, this.sent.gate));
+      const sending = this.withLogin((transport) =>
+        transport.send(envelope, read.raw, { beforeDot: this.sent.gate, mayBegin }),
+      );
       this.queued.readAhead(item, (i) => (this.notBefore.get(i.id) ?? 0) <= clock.now());
       const result = await sending;
       this.sent.track(item, {
@@ -394,6 +422,14 @@ export class AccountQueue {
       outboundMessages.inc({ ...this.labels(), outcome: 'sent' });
       return true;
     } catch (err) {
+      if ((err as { code?: unknown }).code === NOT_BEGUN || this.cancelled.has(item.id)) {
+        // Cancelled while the connection was made (given up before MAIL FROM, or the connection
+        // failed): the cancellation sets its file aside and says why.
+        facts.attempts = attempts - 1;
+        this.removePending(item);
+        await giveBackPlace();
+        return true;
+      }
       if (certainlyNotDelivered(err)) await giveBackPlace();
       else if (placeTaken) {
         // It may have been delivered (the connection went during or after DATA): it counts as a
@@ -408,6 +444,8 @@ export class AccountQueue {
       return this.handleFailure(item, failure, attempts, firstAttemptAt, err);
     } finally {
       this.sendingId = null;
+      this.attemptingId = null;
+      if (!this.cancelling.has(item.id)) this.cancelled.delete(item.id);
     }
   }
 

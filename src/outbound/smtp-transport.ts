@@ -43,6 +43,9 @@ interface SmtpError extends Error {
 /** Codes of a connection that broke (as opposed to a refused message or login). */
 const CONNECTION_CODES = new Set(['ECONNECTION', 'ESOCKET', 'ETIMEDOUT']);
 
+/** The error code of a send given up by its `mayBegin` (nothing of the message was sent). */
+export const NOT_BEGUN = 'ENOTBEGUN';
+
 export class SmtpTransport {
   /** The open, logged-in connection between messages; null until the first send and after an error. */
   private connection: SMTPConnection | null = null;
@@ -59,10 +62,16 @@ export class SmtpTransport {
    * the whole message goes out at once but the final dot waits for that promise (the previous
    * message's delivery being on record): the transfer overlaps the bookkeeping, yet the server
    * never holds more than one message the engine has not recorded. A rejected `beforeDot`
-   * aborts the transaction before the dot.
+   * aborts the transaction before the dot. `mayBegin` is asked once the connection is ready, just
+   * before MAIL FROM: false gives the message up unsent (rejects with {@link NOT_BEGUN}), the
+   * connection kept for the next one.
    */
-  send(envelope: { from: string; to: string[] }, raw: Buffer, beforeDot?: Promise<unknown>): Promise<SendResult> {
-    return this.inTurn(() => this.sendNow(envelope, raw, beforeDot, true));
+  send(
+    envelope: { from: string; to: string[] },
+    raw: Buffer,
+    options: { beforeDot?: Promise<unknown> | undefined; mayBegin?: () => boolean } = {},
+  ): Promise<SendResult> {
+    return this.inTurn(() => this.sendNow(envelope, raw, options, true));
   }
 
   /** Connects and authenticates on a connection of its own, without sending: the relay probe. */
@@ -87,17 +96,24 @@ export class SmtpTransport {
   private async sendNow(
     envelope: { from: string; to: string[] },
     raw: Buffer,
-    beforeDot: Promise<unknown> | undefined,
+    options: { beforeDot?: Promise<unknown> | undefined; mayBegin?: () => boolean },
     mayRetry: boolean,
   ): Promise<SendResult> {
     if (this.closed) throw Object.assign(new Error('the SMTP transport is closed'), { code: 'ECONNECTION' });
     const reused = mayRetry && this.connection !== null;
     const connection = this.connection ?? (this.connection = await this.open());
-    const body = messageStream(raw, beforeDot);
+    if (options.mayBegin?.() === false) {
+      throw Object.assign(new Error('given up before the transaction began'), { code: NOT_BEGUN });
+    }
+    const body = messageStream(raw, options.beforeDot);
     this.sending = connection;
     try {
       const info = await new Promise<SMTPConnection.SentMessageInfo>((resolve, reject) =>
-        connection.send(envelope, body.stream, (err, result) => (err ? reject(err) : resolve(result))),
+        // A copy: nodemailer writes its state into the envelope it is given (a refused MAIL FROM
+        // as `mailError`), which would fail the same message again when it is retried.
+        connection.send({ from: envelope.from, to: [...envelope.to] }, body.stream, (err, result) =>
+          err ? reject(err) : resolve(result),
+        ),
       );
       return { response: info.response ?? '', accepted: addresses(info.accepted), rejected: addresses(info.rejected) };
     } catch (err) {
@@ -107,7 +123,7 @@ export class SmtpTransport {
         // The server closed the kept connection while it was idle, before a byte of the message
         // went: the message goes once more, over a new connection (as nodemailer's pool does).
         this.drop();
-        return this.sendNow(envelope, raw, beforeDot, false);
+        return this.sendNow(envelope, raw, options, false);
       }
       if ((code === 'EENVELOPE' || code === 'EMESSAGE') && responseCode !== 421) {
         // The server refused this message; the connection is fine once its session is reset.

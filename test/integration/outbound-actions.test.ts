@@ -230,6 +230,45 @@ forEachBackend('outbound actions across instances', (kind) => {
     assert.equal((await h.outbound.spool.list(serverId)).length, 0);
   });
 
+  it('cancels a message while its connection is being made: it never reaches MAIL FROM, whatever the relay says then', async () => {
+    const { serverId, destinationId } = await account();
+    const send = async (subject: string): Promise<string> => {
+      const res = await h.call<Obj>('POST', outboundUrl(destinationId), { to: ['c@example.net'], subject, text: 'x' });
+      assert.equal(res.status, 202, res.raw);
+      return res.body.id;
+    };
+    const cancel = async (id: string): Promise<void> => {
+      await new Promise((resolve) => setTimeout(resolve, 200)); // the queue has taken it and waits for the greeting
+      const cancelled = await h.call<Obj>('POST', `${outboundUrl(destinationId, id)}/cancel`, {});
+      assert.equal(cancelled.status, 200, cancelled.raw);
+      assert.equal(cancelled.body.status, 'failed');
+    };
+    await h.outbound.start();
+
+    // The relay greets late and then refuses: the cancelled message stays failed, not deferred.
+    smtp.faults.slow({ delayMs: 700 });
+    smtp.faults.replyAt('connect', 421, '4.3.2 not now', { times: 1 });
+    const refused = await send('refused');
+    await cancel(refused);
+    await new Promise((resolve) => setTimeout(resolve, 1_200));
+    const afterRefusal = (await h.call<Obj>('GET', outboundUrl(destinationId, refused))).body;
+    assert.equal(afterRefusal.status, 'failed', JSON.stringify(afterRefusal));
+    assert.match(afterRefusal.lastReply, /cancelled/);
+
+    // The relay greets late and then accepts: the cancelled message is given up before MAIL FROM.
+    const dropped = await send('dropped');
+    await cancel(dropped);
+    smtp.faults.slow(undefined);
+    const kept = await send('kept');
+    const [received] = await smtp.waitFor(1);
+    assert.match(received?.raw.toString() ?? '', /Subject: kept/);
+    await statusUntil(destinationId, kept, 'sent');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(smtp.messages.length, 1, 'only the message not cancelled went');
+    assert.equal((await h.call<Obj>('GET', outboundUrl(destinationId, dropped))).body.status, 'failed');
+    assert.deepEqual((await deadFiles(h.spoolDir, serverId)).length, 2, 'both kept as dead letters');
+  });
+
   it('cancels a message waiting on another instance through that instance', async () => {
     const { serverId, destinationId } = await account();
     await smtp.stop(); // the relay is down: the message waits in the other instance's spool

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
 import { startSmtpHarness, type SmtpHarness } from '../../../src/harness/smtp-harness.js';
-import { SmtpTransport } from '../../../src/outbound/smtp-transport.js';
+import { NOT_BEGUN, SmtpTransport } from '../../../src/outbound/smtp-transport.js';
 
 describe('SMTP transport (one kept connection to the relay)', () => {
   let smtp: SmtpHarness;
@@ -57,10 +57,44 @@ describe('SMTP transport (one kept connection to the relay)', () => {
     assert.equal(received[0]?.sessionId, received[1]?.sessionId, 'the session was reset, not replaced');
   });
 
+  it('sends a message again after its MAIL FROM was refused, given the same envelope object', async () => {
+    const same = { from: 'support@example.com', to: ['customer@example.net'] };
+    smtp.faults.replyAt('mailFrom', 451, '4.3.0 try later', { times: 1 });
+    await assert.rejects(transport.send(same, message(1)), (err: Error & { responseCode?: number }) => {
+      assert.equal(err.responseCode, 451);
+      return true;
+    });
+    const result = await transport.send(same, message(1));
+    assert.match(result.response, /^250/, 'the retry is not failed by the first attempt’s refusal');
+    assert.deepEqual(same, { from: 'support@example.com', to: ['customer@example.net'] }, 'left as it was');
+    assert.equal((await smtp.waitFor(1)).length, 1);
+  });
+
+  it('asks mayBegin once connected, before MAIL FROM: a message given up there is not sent at all', async () => {
+    let asked = 0;
+    await assert.rejects(
+      transport.send(envelope, message(1), { mayBegin: () => (asked += 1) < 0 }),
+      (err: Error & { code?: string }) => err.code === NOT_BEGUN,
+    );
+    assert.equal(asked, 1);
+    // MAIL FROM of the first message never went: the fault armed for one MAIL FROM meets the second.
+    smtp.faults.replyAt('mailFrom', 451, '4.3.0 try later', { times: 1 });
+    await assert.rejects(transport.send(envelope, message(2)), (err: Error & { responseCode?: number }) => {
+      assert.equal(err.responseCode, 451);
+      return true;
+    });
+    await transport.send(envelope, message(3), { mayBegin: () => true });
+    const received = await smtp.waitFor(1);
+    assert.deepEqual(
+      received.map((m) => m.raw.toString()),
+      [message(3).toString()],
+    );
+  });
+
   it('holds the final dot until the gate settles, and gives the message up when it fails', async () => {
     let open!: () => void;
     const gate = new Promise<void>((resolve) => (open = resolve));
-    const sending = transport.send(envelope, message(1), gate);
+    const sending = transport.send(envelope, message(1), { beforeDot: gate });
     await new Promise((resolve) => setTimeout(resolve, 100));
     assert.equal(smtp.messages.length, 0, 'not complete before the gate opens');
     open();
@@ -68,7 +102,7 @@ describe('SMTP transport (one kept connection to the relay)', () => {
     assert.equal((await smtp.waitFor(1)).length, 1);
     const refused = Promise.reject(new Error('record failed'));
     refused.catch(() => undefined); // the transport's own handler comes a moment later
-    await assert.rejects(transport.send(envelope, message(2), refused));
+    await assert.rejects(transport.send(envelope, message(2), { beforeDot: refused }));
     await transport.send(envelope, message(3));
     const received = await smtp.waitFor(2);
     assert.deepEqual(

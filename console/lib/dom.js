@@ -43,3 +43,21 @@ export function uid(prefix) {
   nextId += 1;
   return `${prefix}-${nextId}`;
 }
+
+/** A list table: its accessible name, the column headings and the body rows. */
+export function listTable(label, headings, rows) {
+  return h(
+    'table',
+    { class: 'list', 'aria-label': label },
+    h(
+      'thead',
+      {},
+      h(
+        'tr',
+        {},
+        headings.map((t) => h('th', { scope: 'col' }, t)),
+      ),
+    ),
+    h('tbody', {}, rows),
+  );
+}

@@ -1,9 +1,10 @@
 /**
  * A server's status: IMAP connection state and last error in plain words, OAuth 2.0 sign-in,
- * outbound queue (spool depth), heartbeat round trip, and dead letters with re-queue / delete.
+ * outbound queue (spool depth), heartbeat round trip, dead letters with re-queue / delete, and
+ * the requests waiting for other engine instances (withdrawn when their instance is not coming back).
  */
 import { api, path } from '../lib/api.js';
-import { h, replace, when } from '../lib/dom.js';
+import { h, listTable, replace, when } from '../lib/dom.js';
 import { confirmDialog } from '../lib/dialog.js';
 import { breadcrumbs, failure, heading } from '../lib/layout.js';
 import { href } from '../lib/router.js';
@@ -11,6 +12,9 @@ import { CONNECTION, HEALTH, QUEUE, tone } from '../lib/words.js';
 
 /** [5000] how often connection and queue refresh while the page is open, in milliseconds. */
 const REFRESH_MS = 5000;
+
+/** A request's action in words. */
+const ACTIONS = { cancel: 'Cancel', requeue: 'Re-queue', delete: 'Delete' };
 
 function facts(rows) {
   return h(
@@ -46,9 +50,10 @@ export async function renderServerStatus(main, { tenantId, serverId }) {
   const connection = h('section', { 'aria-labelledby': 'connection-title' });
   const outbound = h('section', { 'aria-labelledby': 'outbound-title' });
   const dead = h('section', { 'aria-labelledby': 'dead-title' });
+  const requests = h('section', { 'aria-labelledby': 'requests-title', hidden: true });
   const problem = h('p', { class: 'error', role: 'alert', hidden: true });
   const notice = h('p', { role: 'status', hidden: true });
-  main.append(problem, notice, h('div', { class: 'cards' }, connection, outbound), dead);
+  main.append(problem, notice, h('div', { class: 'cards' }, connection, outbound), dead, requests);
 
   /** After a re-queue or delete: another instance holds the file and does it within seconds (202). */
   function noticeRequested(result, what) {
@@ -58,19 +63,21 @@ export async function renderServerStatus(main, { tenantId, serverId }) {
     notice.hidden = false;
   }
 
-  /** Reloads the status; the dead letters (which hold buttons) only when asked, not on the timer. */
+  /** Reloads the status; the lists (which hold buttons) only when asked, not on the timer. */
   async function refresh({ withDeadLetters = true } = {}) {
     try {
       const oauthWanted = server.imap.auth.method === 'oauth2' || server.smtp.auth.method === 'oauth2';
-      const [status, oauth, dead] = await Promise.all([
+      const [status, oauth, dead, waiting] = await Promise.all([
         api('GET', `${base}/status`),
         oauthWanted ? api('GET', `${base}/oauth`) : null,
         withDeadLetters ? api('GET', `${base}/dead-letters`) : null,
+        withDeadLetters ? api('GET', `${path('tenants', tenantId, 'outbound-requests')}?serverId=${serverId}`) : null,
       ]);
       problem.hidden = true;
       showConnection(status.inbound, oauth, status.watchedBy);
       showOutbound(status.outbound);
       if (dead) showDeadLetters(dead.deadLetters);
+      if (waiting) showRequests(waiting.requests);
     } catch (err) {
       problem.textContent = err.message;
       problem.hidden = false;
@@ -186,20 +193,48 @@ export async function renderServerStatus(main, { tenantId, serverId }) {
       h('h2', { id: 'dead-title', tabindex: '-1' }, `Dead letters (${deadLetters.length})`),
       deadLetters.length === 0
         ? h('p', { class: 'empty' }, 'No dead letters: nothing was refused for good.')
-        : h(
-            'table',
-            { class: 'list', 'aria-label': 'Dead letters' },
+        : listTable('Dead letters', ['Failed at', 'Subject', 'SMTP reply', 'Attempts', ''], rows),
+    );
+  }
+
+  /** Requests left for the instance holding a message's file; one whose instance is gone can be withdrawn. */
+  function showRequests(list) {
+    requests.hidden = list.length === 0;
+    const rows = list.map((r) =>
+      h(
+        'tr',
+        { 'data-request': r.requestId },
+        h('td', {}, when(r.requestedAt)),
+        h('td', {}, ACTIONS[r.action] ?? r.action),
+        h('td', {}, r.subject || r.id),
+        h('td', {}, `${r.instanceId}${r.holderRunning ? '' : ' (not running)'}`),
+        h(
+          'td',
+          { class: 'row-actions' },
+          r.state === 'requested' &&
             h(
-              'thead',
-              {},
-              h(
-                'tr',
-                {},
-                ['Failed at', 'Subject', 'SMTP reply', 'Attempts', ''].map((t) => h('th', { scope: 'col' }, t)),
-              ),
+              'button',
+              {
+                type: 'button',
+                class: 'small',
+                'aria-label': `Withdraw request ${r.requestId}`,
+                onclick: () =>
+                  confirmDialog({
+                    title: 'Withdraw request',
+                    question: `Withdraw this request? Instance ${r.instanceId} will not carry it out.`,
+                    action: () => api('DELETE', path('tenants', tenantId, 'outbound-requests', r.requestId)),
+                    onDone: () => void refresh().then(() => document.getElementById('requests-title')?.focus()),
+                  }),
+              },
+              'Withdraw',
             ),
-            h('tbody', {}, rows),
-          ),
+        ),
+      ),
+    );
+    replace(
+      requests,
+      h('h2', { id: 'requests-title', tabindex: '-1' }, `Waiting for other instances (${list.length})`),
+      listTable('Requests waiting for other instances', ['Requested at', 'Action', 'Message', 'Instance', ''], rows),
     );
   }
 

@@ -128,7 +128,7 @@ export function addOutboundCommands(program: Command): void {
     .action(
       action(([t], options) =>
         withOutbound(async (o, services) =>
-          o.requests(await tenantIdOf(services.accounts, t as string), options['all'] !== true),
+          o.requests(await tenantIdOf(services.accounts, t as string), { waitingOnly: options['all'] !== true }),
         ),
       ),
     );

@@ -105,8 +105,8 @@ export class AccountQueue {
    * cancellation and any attempt of the message are over (a re-queued dead letter is sent again).
    */
   private readonly cancelled = new Set<string>();
-  /** Cancellations under way. */
-  private readonly cancelling = new Set<string>();
+  /** Cancellations under way, by message: a second one for the same message joins the first. */
+  private readonly cancels = new Map<string, Promise<'cancelled' | 'sending' | 'absent'>>();
   private readonly waiting: WaitingWarning;
   /** Delivered messages on their way out of the spool (into `sent/`, recorded, recycled). */
   private readonly sent: SentBookkeeping;
@@ -170,7 +170,18 @@ export class AccountQueue {
    * the server now (too late), `absent` when its file is not in the queue folder (delivered, or
    * never here).
    */
-  async cancel(id: string, reply: string): Promise<'cancelled' | 'sending' | 'absent'> {
+  cancel(id: string, reply: string): Promise<'cancelled' | 'sending' | 'absent'> {
+    const running = this.cancels.get(id);
+    if (running) return running;
+    const cancelling = this.cancelOnce(id, reply).finally(() => {
+      this.cancels.delete(id);
+      if (this.attemptingId !== id) this.cancelled.delete(id); // else at the attempt's end
+    });
+    this.cancels.set(id, cancelling);
+    return cancelling;
+  }
+
+  private async cancelOnce(id: string, reply: string): Promise<'cancelled' | 'sending' | 'absent'> {
     if (this.sendingId === id) return 'sending';
     const item =
       this.queued.items.find((i) => i.id === id) ??
@@ -180,13 +191,7 @@ export class AccountQueue {
     // From here the queue skips it even if it is about to be sent (its bytes may be in memory),
     // and an attempt connecting for it now ends before MAIL FROM.
     this.cancelled.add(id);
-    this.cancelling.add(id);
-    try {
-      return await this.cancelQueued(item, reply);
-    } finally {
-      this.cancelling.delete(id);
-      if (this.attemptingId !== id) this.cancelled.delete(id); // else at the attempt's end
-    }
+    return this.cancelQueued(item, reply);
   }
 
   private async cancelQueued(item: SpoolItem, reply: string): Promise<'cancelled' | 'absent'> {
@@ -203,8 +208,7 @@ export class AccountQueue {
         failedAt: new Date(now).toISOString(),
       });
     } catch (err) {
-      this.cancelled.delete(id);
-      this.refresh(); // the file, if still queued, is found again
+      this.refresh(); // the file, if still queued, is found again once the cancellation is over
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'absent'; // sent or removed meanwhile
       throw err;
     }
@@ -427,6 +431,7 @@ export class AccountQueue {
         // failed): the cancellation sets its file aside and says why.
         facts.attempts = attempts - 1;
         this.removePending(item);
+        this.refresh(); // should the cancellation fail, its file is found again
         await giveBackPlace();
         return true;
       }
@@ -445,7 +450,7 @@ export class AccountQueue {
     } finally {
       this.sendingId = null;
       this.attemptingId = null;
-      if (!this.cancelling.has(item.id)) this.cancelled.delete(item.id);
+      if (!this.cancels.has(item.id)) this.cancelled.delete(item.id);
     }
   }
 

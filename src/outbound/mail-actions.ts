@@ -55,6 +55,8 @@ export interface ActionTarget {
  */
 export class MailActions {
   private prunedAt = 0;
+  /** The look at pending requests under way, if any. */
+  private carrying: Promise<number> | undefined;
 
   constructor(private readonly deps: MailActionsDeps) {}
 
@@ -65,9 +67,12 @@ export class MailActions {
     return found;
   }
 
-  /** A tenant's requests, newest first: those still waiting for their instance, or all that are kept (7 days). */
-  requests(tenantId: string, waitingOnly: boolean): Promise<OutboundRequestRecord[]> {
-    return this.deps.store.outboundRequests.list(tenantId, { waitingOnly, limit: REQUESTS_LISTED });
+  /**
+   * A tenant's requests (of one server's messages, or of all), newest first: those still waiting
+   * for their instance, or all that are kept (7 days).
+   */
+  requests(tenantId: string, options: { waitingOnly: boolean; serverId?: string }): Promise<OutboundRequestRecord[]> {
+    return this.deps.store.outboundRequests.list(tenantId, { ...options, limit: REQUESTS_LISTED });
   }
 
   /**
@@ -124,7 +129,15 @@ export class MailActions {
    * Carries out the requests other processes left for this instance, oldest first; returns how
    * many were settled (a cancellation of a message on its way stays for the next look).
    */
-  async carryOutRequests(): Promise<number> {
+  carryOutRequests(): Promise<number> {
+    // One look at a time (the engine's timer and a caller may ask together): a second joins the first.
+    this.carrying ??= this.carryOutPending().finally(() => {
+      this.carrying = undefined;
+    });
+    return this.carrying;
+  }
+
+  private async carryOutPending(): Promise<number> {
     const { store, logger, instanceId, clock } = this.deps;
     const pending = await store.outboundRequests.pending(instanceId);
     let settled = 0;

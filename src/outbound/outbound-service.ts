@@ -132,6 +132,8 @@ function requestView(r: OutboundRequestRecord, running: ReadonlySet<string>): Re
   return {
     requestId: r.id,
     id: r.outboundId,
+    serverId: r.serverId,
+    subject: r.subject,
     action: r.action,
     instanceId: r.instanceId,
     holderRunning: running.has(r.instanceId),
@@ -612,9 +614,9 @@ export class OutboundService {
     return requestView(record, await this.runningInstances());
   }
 
-  /** A tenant's requests left for other instances, newest first: those still waiting, or all kept. */
-  async requests(tenantId: string, waitingOnly: boolean): Promise<RequestView[]> {
-    const records = await this.actions.requests(tenantId, waitingOnly);
+  /** A tenant's requests left for other instances (of one server's messages, or all), newest first. */
+  async requests(tenantId: string, options: { waitingOnly: boolean; serverId?: string }): Promise<RequestView[]> {
+    const records = await this.actions.requests(tenantId, options);
     const running = await this.runningInstances();
     return records.map((r) => requestView(r, running));
   }

@@ -99,6 +99,9 @@ export const RequestView = Type.Object({
   requestId: Type.String(),
   /** The outgoing message. */
   id: Type.String(),
+  /** Its e-mail server and subject. */
+  serverId: Type.String(),
+  subject: Type.String(),
   action: Type.String(),
   instanceId: Type.String(),
   /** Whether that instance runs now (a waiting request is carried out within seconds); else at its next start. */

@@ -256,6 +256,9 @@ export const WITHDRAWN_OUTCOME = 'withdrawn';
  */
 export interface OutboundRequestRecord extends OutboundRequest {
   instanceId: string;
+  /** The message's e-mail server and subject. */
+  serverId: string;
+  subject: string;
   claimedAt: Date | null;
   doneAt: Date | null;
   outcome: string | null;
@@ -268,6 +271,8 @@ interface RequestRecordRow {
   id: string;
   instance_id: string;
   outbound_id: string;
+  server_id: string;
+  subject: string;
   action: OutboundAction;
   requested_at: Date | string;
   claimed_at: Date | string | null;
@@ -275,8 +280,8 @@ interface RequestRecordRow {
   outcome: string | null;
 }
 
-const RECORD_COLUMNS = `r.id::text AS id, r.instance_id, r.outbound_id, r.action, r.requested_at, r.claimed_at,
-  r.done_at, r.outcome`;
+const RECORD_COLUMNS = `r.id::text AS id, r.instance_id, r.outbound_id, o.server_id, o.subject, r.action, r.requested_at,
+  r.claimed_at, r.done_at, r.outcome`;
 
 const at = (value: Date | string | null): Date | null => (value === null ? null : new Date(value));
 
@@ -285,6 +290,8 @@ function requestRecord(r: RequestRecordRow): OutboundRequestRecord {
     id: r.id,
     instanceId: r.instance_id,
     outboundId: r.outbound_id,
+    serverId: r.server_id,
+    subject: r.subject,
     action: r.action,
     requestedAt: new Date(r.requested_at),
     claimedAt: at(r.claimed_at),
@@ -383,14 +390,18 @@ export class OutboundRequestRepository {
     const r = rows[0];
     return r ? requestRecord(r) : null;
   }
-  /** A tenant's requests, newest first: those still waiting, or all that are kept. */
-  async list(tenantId: string, options: { waitingOnly: boolean; limit: number }): Promise<OutboundRequestRecord[]> {
+  /** A tenant's requests (of one server's messages, or of all), newest first: those still waiting, or all kept. */
+  async list(
+    tenantId: string,
+    options: { waitingOnly: boolean; limit: number; serverId?: string | undefined },
+  ): Promise<OutboundRequestRecord[]> {
     const rows: RequestRecordRow[] = await this.em.query(
       `SELECT ${RECORD_COLUMNS}
          FROM outbound_requests r JOIN outbound_messages o ON o.id = r.outbound_id
         WHERE o.tenant_id = $1 AND ($2::boolean IS FALSE OR r.done_at IS NULL)
+          AND ($4::uuid IS NULL OR o.server_id = $4)
         ORDER BY r.id DESC LIMIT $3`,
-      [tenantId, options.waitingOnly, options.limit],
+      [tenantId, options.waitingOnly, options.limit, options.serverId ?? null],
     );
     return rows.map(requestRecord);
   }

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
@@ -7,6 +8,7 @@ import { chromium, type Browser, type Locator, type Page } from 'playwright-core
 import { startFakeIdp, type FakeIdp } from '../../src/harness/fake-idp/index.js';
 import { startFakeImap, type FakeImapServer } from '../../src/harness/fake-imap/index.js';
 import { startSmtpHarness, type SmtpHarness } from '../../src/harness/smtp-harness.js';
+import { queuedRow } from '../../src/store/rows.js';
 import { FAST_INBOUND, openApiHarness, type ApiHarness } from '../support/api-harness.js';
 import { eventually, rawMail } from '../support/mail.js';
 import { skipWithout } from '../support/requirements.js';
@@ -403,6 +405,47 @@ describe('web console (headless Chromium)', function () {
     await page.getByRole('heading', { name: 'Dead letters (0)' }).waitFor();
     const [delivered] = (await smtp?.waitFor(1, 15_000)) ?? [];
     assert.deepEqual(delivered?.envelope.to, ['customer@example.net']);
+  });
+
+  it('lists a request waiting for an instance that is not running, and withdraws it after Yes', async () => {
+    const { body } = await api().call<Obj>('GET', `/api/v1/tenants/${tenantId}/destinations`);
+    const destination = body.destinations.find((d: Obj) => d.name === 'Support');
+    // A message waiting in the spool of an instance that has gone away.
+    const waiting = queuedRow({
+      id: randomUUID(),
+      tenantId,
+      destinationId: destination.id,
+      serverId: destination.serverId,
+      messageIdHeader: 'gone@mailroom.invalid',
+      conversationId: null,
+      subject: 'Left behind',
+      recipients: ['customer@example.net'],
+      instanceId: 'engine-gone',
+    });
+    await api().store.outbound.insert(waiting);
+    const cancel = await api().call<Obj>(
+      'POST',
+      `/api/v1/tenants/${tenantId}/destinations/${destination.id}/outbound/${waiting.id}/cancel`,
+      {},
+    );
+    assert.equal(cancel.status, 202, cancel.raw);
+
+    await page.goto(`${baseUrl}/?load=${Date.now()}#/tenants/${tenantId}/servers/${destination.serverId}`);
+    await page.getByRole('heading', { name: 'Waiting for other instances (1)' }).waitFor();
+    const row = page.locator(`tr[data-request="${cancel.body.requestId}"]`);
+    assert.match(await textOf(row), /Cancel/);
+    assert.match(await textOf(row), /Left behind/, 'the subject is shown');
+    assert.match(await textOf(row), /engine-gone \(not running\)/);
+    await shot('08-waiting-requests');
+    await row.getByRole('button', { name: /Withdraw/ }).click();
+    await dialog('Withdraw request').getByRole('button', { name: 'Yes' }).click();
+    await page.getByRole('heading', { name: /Waiting for other instances/ }).waitFor({ state: 'hidden' });
+    const settled = await api().call<Obj>(
+      'GET',
+      `/api/v1/tenants/${tenantId}/outbound-requests/${cancel.body.requestId}`,
+    );
+    assert.equal(settled.body.state, 'withdrawn', settled.raw);
+    await api().store.outbound.delete(waiting.id);
   });
 
   it('offers to give up waiting mail when a server to delete still has some', async () => {

@@ -255,9 +255,20 @@ forEachBackend('outbound actions across instances', (kind) => {
     assert.equal(afterRefusal.status, 'failed', JSON.stringify(afterRefusal));
     assert.match(afterRefusal.lastReply, /cancelled/);
 
-    // The relay greets late and then accepts: the cancelled message is given up before MAIL FROM.
+    // The relay greets late and then accepts: the cancelled message is given up before MAIL FROM,
+    // also when it is cancelled twice at once (the second joins the first).
     const dropped = await send('dropped');
-    await cancel(dropped);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const both = await Promise.all(
+      [1, 2].map(() => h.call<Obj>('POST', `${outboundUrl(destinationId, dropped)}/cancel`, {})),
+    );
+    assert.deepEqual(
+      both.map((r) => [r.status, r.body.status]),
+      [
+        [200, 'failed'],
+        [200, 'failed'],
+      ],
+    );
     smtp.faults.slow(undefined);
     const kept = await send('kept');
     const [received] = await smtp.waitFor(1);
@@ -302,8 +313,16 @@ forEachBackend('outbound actions across instances', (kind) => {
     const { serverId, destinationId } = await account();
     await smtp.stop(); // the relay is down: both messages wait in the other instance's spool
     await other.start();
-    const first = await other.accept(tenantId, destinationId, { to: ['customer@example.net'], text: 'first' });
-    const second = await other.accept(tenantId, destinationId, { to: ['customer@example.net'], text: 'second' });
+    const first = await other.accept(tenantId, destinationId, {
+      to: ['customer@example.net'],
+      subject: 'First',
+      text: 'first',
+    });
+    const second = await other.accept(tenantId, destinationId, {
+      to: ['customer@example.net'],
+      subject: 'Second',
+      text: 'second',
+    });
     await other.stop(); // instance-b goes away with its spool
 
     const cancelFirst = await h.call<Obj>('POST', `${outboundUrl(destinationId, first.id)}/cancel`, {});
@@ -321,6 +340,17 @@ forEachBackend('outbound actions across instances', (kind) => {
       ],
       'newest first, each saying its instance does not run',
     );
+    assert.deepEqual(
+      waiting.body.requests.map((r: Obj) => [r.serverId, r.subject]),
+      [
+        [serverId, 'Second'],
+        [serverId, 'First'],
+      ],
+    );
+    const ofServer = await h.call<Obj>('GET', `${listUrl}?serverId=${serverId}`);
+    assert.equal(ofServer.body.requests.length, 2, ofServer.raw);
+    const ofAnother = await h.call<Obj>('GET', `${listUrl}?serverId=${randomUUID()}`);
+    assert.deepEqual(ofAnother.body.requests, [], 'none of another server');
     const otherTenant = (await h.call<Obj>('POST', '/api/v1/tenants', { name: 'Someone else' })).body.id;
     const foreign = await h.call<Obj>('GET', `/api/v1/tenants/${otherTenant}/outbound-requests`);
     assert.deepEqual(foreign.body.requests, [], 'another tenant sees none of them');

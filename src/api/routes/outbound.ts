@@ -128,21 +128,31 @@ export const outboundRoutes: RouteDef[] = [
     access: 'tenant',
     summary:
       'Requests left for the instances holding messages, newest first: those still waiting (default), or ' +
-      'with ?state=all also those settled in the last 7 days. Each says whether its instance runs now.',
+      'with ?state=all also those settled in the last 7 days; of one server’s messages with ?serverId=. ' +
+      'Each says whether its instance runs now.',
     tags,
     schema: {
       params: TenantParams,
       querystring: Type.Object(
-        { state: Type.Optional(Type.Union([Type.Literal('waiting'), Type.Literal('all')])) },
+        {
+          state: Type.Optional(Type.Union([Type.Literal('waiting'), Type.Literal('all')])),
+          serverId: Type.Optional(Id),
+        },
         strict,
       ),
       response: { 200: RequestList },
     },
     handler: async (req, _reply, { accounts, outbound }) => {
       const p = req.params as TenantParams;
-      const q = req.query as { state?: 'waiting' | 'all' };
+      const q = req.query as { state?: 'waiting' | 'all'; serverId?: string };
       await accounts.tenants.get(p.tenantId);
-      return { requests: await outbound.requests(p.tenantId, q.state !== 'all') };
+      const waitingOnly = q.state !== 'all';
+      return {
+        requests: await outbound.requests(
+          p.tenantId,
+          q.serverId ? { waitingOnly, serverId: q.serverId } : { waitingOnly },
+        ),
+      };
     },
   },
   {

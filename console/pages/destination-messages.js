@@ -1,6 +1,6 @@
 /** A destination's recent inbound messages (newest first). */
 import { api, path } from '../lib/api.js';
-import { h, when } from '../lib/dom.js';
+import { h, listTable, when } from '../lib/dom.js';
 import { breadcrumbs, failure, heading } from '../lib/layout.js';
 import { href } from '../lib/router.js';
 
@@ -32,31 +32,18 @@ export async function renderDestinationMessages(main, { tenantId, destinationId 
     return;
   }
   main.append(
-    h(
-      'table',
-      { class: 'list', 'aria-label': 'Recent messages' },
-      h(
-        'thead',
-        {},
+    listTable(
+      'Recent messages',
+      ['Received', 'From', 'Subject', 'Claimed by', 'Acknowledged'],
+      messages.map((m) =>
         h(
           'tr',
           {},
-          ['Received', 'From', 'Subject', 'Claimed by', 'Acknowledged'].map((t) => h('th', { scope: 'col' }, t)),
-        ),
-      ),
-      h(
-        'tbody',
-        {},
-        messages.map((m) =>
-          h(
-            'tr',
-            {},
-            h('td', {}, when(m.receivedAt)),
-            h('td', {}, m.from ? (m.from.name ? `${m.from.name} <${m.from.address}>` : m.from.address) : '—'),
-            h('td', {}, m.subject || '(no subject)'),
-            h('td', {}, m.claimedBy ?? '—'),
-            h('td', {}, when(m.ackedAt)),
-          ),
+          h('td', {}, when(m.receivedAt)),
+          h('td', {}, m.from ? (m.from.name ? `${m.from.name} <${m.from.address}>` : m.from.address) : '—'),
+          h('td', {}, m.subject || '(no subject)'),
+          h('td', {}, m.claimedBy ?? '—'),
+          h('td', {}, when(m.ackedAt)),
         ),
       ),
     ),

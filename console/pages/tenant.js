@@ -1,6 +1,6 @@
 /** One tenant: its e-mail servers (state and health) and its destinations, with their dialogs. */
 import { api, path } from '../lib/api.js';
-import { h } from '../lib/dom.js';
+import { h, listTable } from '../lib/dom.js';
 import { confirmDialog } from '../lib/dialog.js';
 import { breadcrumbs, failure, heading } from '../lib/layout.js';
 import { href } from '../lib/router.js';
@@ -115,79 +115,64 @@ function signInBadges(oauth) {
 
 function serverTable(tenantId, servers, destinations, statuses, signIns, reload) {
   const base = path('tenants', tenantId, 'servers');
-  return h(
-    'table',
-    { class: 'list', 'aria-label': 'E-mail servers' },
-    h(
-      'thead',
-      {},
-      h(
+  return listTable(
+    'E-mail servers',
+    ['Name', 'IMAP account', 'SMTP', 'Connection', 'Heartbeat', 'Queue', ''],
+    servers.map((s, i) => {
+      const st = statuses[i];
+      const state = st?.inbound.state ?? 'unknown';
+      const heartbeat = st?.outbound.heartbeat;
+      const queue = st?.outbound.queue;
+      const label = `e-mail server ${s.name}`;
+      return h(
         'tr',
-        {},
-        ['Name', 'IMAP account', 'SMTP', 'Connection', 'Heartbeat', 'Queue', ''].map((t) =>
-          h('th', { scope: 'col' }, t),
+        { 'data-server': s.name },
+        h(
+          'td',
+          {},
+          h('a', { href: href('tenants', tenantId, 'servers', s.id) }, s.name),
+          s.enabled ? '' : ' (disabled)',
         ),
-      ),
-    ),
-    h(
-      'tbody',
-      {},
-      servers.map((s, i) => {
-        const st = statuses[i];
-        const state = st?.inbound.state ?? 'unknown';
-        const heartbeat = st?.outbound.heartbeat;
-        const queue = st?.outbound.queue;
-        const label = `e-mail server ${s.name}`;
-        return h(
-          'tr',
-          { 'data-server': s.name },
-          h(
-            'td',
-            {},
-            h('a', { href: href('tenants', tenantId, 'servers', s.id) }, s.name),
-            s.enabled ? '' : ' (disabled)',
-          ),
-          h(
-            'td',
-            {},
-            `${s.imap.user} at ${s.imap.host}:${s.imap.port}`,
-            s.imap.auth.method === 'oauth2' ? ' (OAuth 2.0)' : '',
-          ),
-          h('td', {}, `${s.smtp.host}:${s.smtp.port}, ${smtpAuthWords(s.smtp.auth)}`),
-          h(
-            'td',
-            {},
-            h('span', { class: tone(state), title: st?.inbound.lastError ?? '' }, CONNECTION[state] ?? state),
-            signInBadges(signIns[i]),
-          ),
-          h(
-            'td',
-            {},
-            heartbeat
-              ? h('span', { class: tone(heartbeat.health) }, HEALTH[heartbeat.health] ?? heartbeat.health)
-              : s.smtp.heartbeatAddress
-                ? 'Not checked yet'
-                : 'No heartbeat address',
-          ),
-          h('td', {}, queue ? `${queue.depth} queued` : '0 queued'),
-          actions(label, [
-            ['Edit', () => openServerDialog({ tenantId, mode: 'edit', server: s, destinations, onChanged: reload })],
-            ['Copy', () => openServerDialog({ tenantId, mode: 'copy', server: s, onChanged: reload })],
-            [
-              'Delete',
-              () =>
-                confirmDialog({
-                  title: 'Delete e-mail server',
-                  question: `Delete the e-mail server '${s.name}'?`,
-                  action: () => deleteServer(`${base}${path(s.id)}`, s.name, reload),
-                  onDone: reload,
-                }),
-              'small danger',
-            ],
-          ]),
-        );
-      }),
-    ),
+        h(
+          'td',
+          {},
+          `${s.imap.user} at ${s.imap.host}:${s.imap.port}`,
+          s.imap.auth.method === 'oauth2' ? ' (OAuth 2.0)' : '',
+        ),
+        h('td', {}, `${s.smtp.host}:${s.smtp.port}, ${smtpAuthWords(s.smtp.auth)}`),
+        h(
+          'td',
+          {},
+          h('span', { class: tone(state), title: st?.inbound.lastError ?? '' }, CONNECTION[state] ?? state),
+          signInBadges(signIns[i]),
+        ),
+        h(
+          'td',
+          {},
+          heartbeat
+            ? h('span', { class: tone(heartbeat.health) }, HEALTH[heartbeat.health] ?? heartbeat.health)
+            : s.smtp.heartbeatAddress
+              ? 'Not checked yet'
+              : 'No heartbeat address',
+        ),
+        h('td', {}, queue ? `${queue.depth} queued` : '0 queued'),
+        actions(label, [
+          ['Edit', () => openServerDialog({ tenantId, mode: 'edit', server: s, destinations, onChanged: reload })],
+          ['Copy', () => openServerDialog({ tenantId, mode: 'copy', server: s, onChanged: reload })],
+          [
+            'Delete',
+            () =>
+              confirmDialog({
+                title: 'Delete e-mail server',
+                question: `Delete the e-mail server '${s.name}'?`,
+                action: () => deleteServer(`${base}${path(s.id)}`, s.name, reload),
+                onDone: reload,
+              }),
+            'small danger',
+          ],
+        ]),
+      );
+    }),
   );
 }
 
@@ -217,57 +202,36 @@ async function deleteServer(url, name, reload) {
 function destinationTable(tenantId, destinations, servers, serverName, reload) {
   const base = path('tenants', tenantId, 'destinations');
   const yes = (b) => (b ? 'Yes' : 'No');
-  return h(
-    'table',
-    { class: 'list', 'aria-label': 'Destinations' },
-    h(
-      'thead',
-      {},
-      h(
+  return listTable(
+    'Destinations',
+    ['Name', 'E-mail address', 'From text', 'Monitored', 'Outgoing', 'E-mail server', ''],
+    destinations.map((d) => {
+      const label = `destination ${d.name}`;
+      return h(
         'tr',
-        {},
-        ['Name', 'E-mail address', 'From text', 'Monitored', 'Outgoing', 'E-mail server', ''].map((t) =>
-          h('th', { scope: 'col' }, t),
-        ),
-      ),
-    ),
-    h(
-      'tbody',
-      {},
-      destinations.map((d) => {
-        const label = `destination ${d.name}`;
-        return h(
-          'tr',
-          { 'data-destination': d.name },
-          h('td', {}, h('a', { href: href('tenants', tenantId, 'destinations', d.id) }, d.name)),
-          h('td', {}, d.address),
-          h('td', {}, d.fromText),
-          h('td', {}, yes(d.monitored)),
-          h('td', {}, yes(d.outgoing)),
-          h('td', {}, d.serverId ? (serverName.get(d.serverId) ?? d.serverId) : '(none)'),
-          actions(label, [
-            [
-              'Edit',
-              () => openDestinationDialog({ tenantId, mode: 'edit', destination: d, servers, onChanged: reload }),
-            ],
-            [
-              'Copy',
-              () => openDestinationDialog({ tenantId, mode: 'copy', destination: d, servers, onChanged: reload }),
-            ],
-            [
-              'Delete',
-              () =>
-                confirmDialog({
-                  title: 'Delete destination',
-                  question: `Delete the destination '${d.name}'?`,
-                  action: () => api('DELETE', `${base}${path(d.id)}`),
-                  onDone: reload,
-                }),
-              'small danger',
-            ],
-          ]),
-        );
-      }),
-    ),
+        { 'data-destination': d.name },
+        h('td', {}, h('a', { href: href('tenants', tenantId, 'destinations', d.id) }, d.name)),
+        h('td', {}, d.address),
+        h('td', {}, d.fromText),
+        h('td', {}, yes(d.monitored)),
+        h('td', {}, yes(d.outgoing)),
+        h('td', {}, d.serverId ? (serverName.get(d.serverId) ?? d.serverId) : '(none)'),
+        actions(label, [
+          ['Edit', () => openDestinationDialog({ tenantId, mode: 'edit', destination: d, servers, onChanged: reload })],
+          ['Copy', () => openDestinationDialog({ tenantId, mode: 'copy', destination: d, servers, onChanged: reload })],
+          [
+            'Delete',
+            () =>
+              confirmDialog({
+                title: 'Delete destination',
+                question: `Delete the destination '${d.name}'?`,
+                action: () => api('DELETE', `${base}${path(d.id)}`),
+                onDone: reload,
+              }),
+            'small danger',
+          ],
+        ]),
+      );
+    }),
   );
 }

@@ -1,6 +1,6 @@
 /** The tenants (business units): list and create. */
 import { api } from '../lib/api.js';
-import { h, when } from '../lib/dom.js';
+import { h, listTable, when } from '../lib/dom.js';
 import { openDialog } from '../lib/dialog.js';
 import { clearErrors, generalError, input, showApiError, showErrors } from '../lib/forms.js';
 import { breadcrumbs, failure, heading } from '../lib/layout.js';
@@ -25,16 +25,11 @@ export async function renderTenants(main) {
     return;
   }
   main.append(
-    h(
-      'table',
-      { class: 'list', 'aria-label': 'Tenants' },
-      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Name'), h('th', { scope: 'col' }, 'Created'))),
-      h(
-        'tbody',
-        {},
-        tenants.map((t) =>
-          h('tr', {}, h('td', {}, h('a', { href: href('tenants', t.id) }, t.name)), h('td', {}, when(t.createdAt))),
-        ),
+    listTable(
+      'Tenants',
+      ['Name', 'Created'],
+      tenants.map((t) =>
+        h('tr', {}, h('td', {}, h('a', { href: href('tenants', t.id) }, t.name)), h('td', {}, when(t.createdAt))),
       ),
     ),
   );

@@ -6,6 +6,8 @@ import {
   inboundFetchWaiting,
   liveInstances,
   oauthStatus,
+  outboundRequestsOldestAge,
+  outboundRequestsWaiting,
   serverLeaseOwned,
   spoolDepth,
   spoolOldestAge,
@@ -52,6 +54,7 @@ export function engineStateCollector(deps: {
         1,
       );
     }
+    await collectOutboundRequests(deps.store);
     spoolDepth.reset();
     spoolOldestAge.reset();
     for (const stat of (await deps.spoolStats?.()) ?? []) {
@@ -60,4 +63,21 @@ export function engineStateCollector(deps: {
       spoolOldestAge.set(labels, stat.oldestAgeMs === null ? 0 : stat.oldestAgeMs / 1000);
     }
   };
+}
+
+/**
+ * Requests left for the instance holding a message (cancel, re-queue, delete), per instance they
+ * wait for: the same figures on every instance (they come from the shared database).
+ */
+export async function collectOutboundRequests(store: Store, now = Date.now()): Promise<void> {
+  const running = new Set((await store.leases.instances()).map((i) => i.instanceId));
+  outboundRequestsWaiting.reset();
+  outboundRequestsOldestAge.reset();
+  for (const w of await store.outboundRequests.waitingByInstance()) {
+    outboundRequestsWaiting.set(
+      { instance_id: w.instanceId, holder_running: String(running.has(w.instanceId)) },
+      w.waiting,
+    );
+    outboundRequestsOldestAge.set({ instance_id: w.instanceId }, Math.max(0, (now - w.oldestAt.getTime()) / 1000));
+  }
 }

@@ -124,6 +124,22 @@ export const spoolOldestAge = new Gauge({
   registers,
 });
 
+export const outboundRequestsWaiting = new Gauge({
+  name: 'mailroom_outbound_requests_waiting',
+  help:
+    'Cancellations, re-queues and deletions waiting for the instance holding the message, per instance, and ' +
+    'whether it runs now (holder_running="false" for long: withdraw them, or start that instance again).',
+  labelNames: ['instance_id', 'holder_running'] as const,
+  registers,
+});
+
+export const outboundRequestsOldestAge = new Gauge({
+  name: 'mailroom_outbound_requests_oldest_age_seconds',
+  help: 'Age of the oldest request waiting for an instance, per instance.',
+  labelNames: ['instance_id'] as const,
+  registers,
+});
+
 export const inboundFetchBytes = new Gauge({
   name: 'mailroom_inbound_fetch_bytes',
   help: 'Bytes of fetched message sources held by mailbox passes now (held), and the budget for them (limit).',

@@ -405,6 +405,18 @@ export class OutboundRequestRepository {
     );
     return rows.map(requestRecord);
   }
+  /** Requests waiting, per instance they wait for: how many, and since when the oldest. */
+  async waitingByInstance(): Promise<Array<{ instanceId: string; waiting: number; oldestAt: Date }>> {
+    const rows: Array<{ instance_id: string; waiting: string; oldest_at: Date | string }> = await this.em.query(
+      `SELECT instance_id, count(*) AS waiting, min(requested_at) AS oldest_at
+         FROM outbound_requests WHERE done_at IS NULL GROUP BY instance_id ORDER BY instance_id`,
+    );
+    return rows.map((r) => ({
+      instanceId: r.instance_id,
+      waiting: Number(r.waiting),
+      oldestAt: new Date(r.oldest_at),
+    }));
+  }
   /** Forgets requests settled before `before`. */
   async prune(before: Date): Promise<void> {
     await this.em.query(`DELETE FROM outbound_requests WHERE done_at < $1`, [before]);

@@ -5,7 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CredentialService } from '../../src/auth/credentials.js';
 import { startSmtpHarness, type SmtpHarness } from '../../src/harness/smtp-harness.js';
+import { collectOutboundRequests } from '../../src/engine-metrics.js';
 import { OutboundService } from '../../src/outbound/outbound-service.js';
+import { renderMetrics } from '../../src/shared/metrics.js';
 import { forEachBackend, openApiHarness, type ApiHarness } from '../support/api-harness.js';
 import { quietLogger } from '../support/database.js';
 import { eventually } from '../support/mail.js';
@@ -347,6 +349,14 @@ forEachBackend('outbound actions across instances', (kind) => {
         [serverId, 'First'],
       ],
     );
+    await collectOutboundRequests(h.store);
+    const metrics = (await renderMetrics()).body;
+    assert.match(
+      metrics,
+      /^mailroom_outbound_requests_waiting\{instance_id="instance-b",holder_running="false"\} 2$/m,
+      'operators can alert on requests waiting for an instance that does not run',
+    );
+    assert.match(metrics, /^mailroom_outbound_requests_oldest_age_seconds\{instance_id="instance-b"\} \d/m);
     const ofServer = await h.call<Obj>('GET', `${listUrl}?serverId=${serverId}`);
     assert.equal(ofServer.body.requests.length, 2, ofServer.raw);
     const ofAnother = await h.call<Obj>('GET', `${listUrl}?serverId=${randomUUID()}`);
@@ -374,6 +384,11 @@ forEachBackend('outbound actions across instances', (kind) => {
       (await h.call<Obj>('GET', listUrl)).body.requests.map((r: Obj) => r.requestId),
       [cancelSecond.body.requestId],
       'the withdrawn request no longer waits',
+    );
+    await collectOutboundRequests(h.store);
+    assert.match(
+      (await renderMetrics()).body,
+      /^mailroom_outbound_requests_waiting\{instance_id="instance-b",holder_running="false"\} 1$/m,
     );
     assert.deepEqual(
       (await h.call<Obj>('GET', `${listUrl}?state=all`)).body.requests.map((r: Obj) => [r.requestId, r.state]),

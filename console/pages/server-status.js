@@ -211,7 +211,7 @@ export async function renderServerStatus(main, { tenantId, serverId }) {
         h(
           'td',
           { class: 'row-actions' },
-          r.state === 'requested' &&
+          (r.state === 'requested' || (r.state === 'in-progress' && !r.holderRunning)) &&
             h(
               'button',
               {

@@ -77,7 +77,7 @@ export class MailActions {
 
   /**
    * Withdraws a request its instance has not taken up yet (that instance may never come back):
-   * it is never carried out. Refused once the instance carries it out, or when it is settled.
+   * it is never carried out. Refused while a running instance carries it out, or when it is settled.
    */
   async withdraw(tenantId: string, requestId: string): Promise<OutboundRequestRecord> {
     const { store, logger } = this.deps;

@@ -358,8 +358,8 @@ export class OutboundRequestRepository {
     ]);
   }
   /**
-   * Withdraws a tenant's request that its instance has not claimed: it is settled as
-   * {@link WITHDRAWN_OUTCOME} and never carried out.
+   * Withdraws a tenant's request that its instance has not claimed (or claimed and then stopped
+   * running, in the middle of it): it is settled as {@link WITHDRAWN_OUTCOME} and not carried out.
    */
   async withdraw(tenantId: string, id: string): Promise<WithdrawResult> {
     if (!isRequestId(id)) return 'absent';
@@ -368,7 +368,9 @@ export class OutboundRequestRepository {
          UPDATE outbound_requests r SET done_at = now(), outcome = $3
            FROM outbound_messages o
           WHERE r.id = $1::bigint AND o.id = r.outbound_id AND o.tenant_id = $2
-            AND r.done_at IS NULL AND r.claimed_at IS NULL
+            AND r.done_at IS NULL
+          AND (r.claimed_at IS NULL OR NOT EXISTS (
+                SELECT 1 FROM engine_instances i WHERE i.instance_id = r.instance_id AND i.expires_at > now()))
           RETURNING r.id)
        SELECT id FROM withdrawn`,
       [id, tenantId, WITHDRAWN_OUTCOME],

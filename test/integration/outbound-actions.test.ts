@@ -426,13 +426,24 @@ forEachBackend('outbound actions across instances', (kind) => {
     const accepted = await other.accept(tenantId, destinationId, { to: ['customer@example.net'], text: 'x' });
     const cancel = await h.call<Obj>('POST', `${outboundUrl(destinationId, accepted.id)}/cancel`, {});
     assert.equal(cancel.status, 202, cancel.raw);
-    // Taken up by instance-b (as its next look does first) and not settled yet.
+    // Taken up by instance-b (as its next look does first), which runs, and not settled yet.
+    await h.store.leases.announce('owner-b', 'instance-b', 60_000);
     assert.equal(await h.store.outboundRequests.claim(cancel.body.requestId), true);
     const url = `/api/v1/tenants/${tenantId}/outbound-requests/${cancel.body.requestId}`;
     assert.equal((await h.call<Obj>('GET', url)).body.state, 'in-progress');
     const refused = await h.call<Obj>('DELETE', url);
     assert.equal(refused.status, 409, refused.raw);
     assert.match(refused.body.error.message, /being carried out by instance instance-b/);
+    // Taken up by an instance that then stopped running (it announces itself no more): withdrawn after all.
+    await h.store.leases.leave('owner-b');
+    const second = await other.accept(tenantId, destinationId, { to: ['customer@example.net'], text: 'y' });
+    const cancelSecond = await h.call<Obj>('POST', `${outboundUrl(destinationId, second.id)}/cancel`, {});
+    assert.equal(await h.store.outboundRequests.claim(cancelSecond.body.requestId), true);
+    const secondUrl = `/api/v1/tenants/${tenantId}/outbound-requests/${cancelSecond.body.requestId}`;
+    const withdrawn = await h.call<Obj>('DELETE', secondUrl);
+    assert.equal(withdrawn.status, 200, withdrawn.raw);
+    assert.equal(withdrawn.body.state, 'withdrawn');
+
     // A claim cut short is taken again (at a later look if this one met the message on a connection attempt).
     await eventually(async () => ((await other.carryOutRequests()) === 1 ? true : undefined));
     assert.equal((await h.call<Obj>('GET', url)).body.state, 'done');

@@ -161,7 +161,7 @@ export const outboundRoutes: RouteDef[] = [
     access: 'tenant',
     summary:
       'Withdraw a request its instance has not taken up yet (for an instance that is not coming back): it is ' +
-      'never carried out. 409 once that instance carries it out, or when it is settled.',
+      'never carried out. 409 while a running instance carries it out, or when it is settled.',
     tags,
     schema: { params: RequestParams, response: { 200: RequestView } },
     handler: async (req, _reply, { outbound }) => {

@@ -110,8 +110,8 @@ export const outboundRoutes: RouteDef[] = [
     url: '/api/v1/tenants/:tenantId/outbound-requests/:requestId',
     access: 'tenant',
     summary:
-      'A cancel, re-queue or delete left for the instance holding the message (a 202 answer): requested, done, ' +
-      'or refused with why.',
+      'A cancel, re-queue or delete left for the instance holding the message (a 202 answer): requested, ' +
+      'in-progress, done, refused with why, or withdrawn.',
     tags,
     schema: {
       params: RequestParams,

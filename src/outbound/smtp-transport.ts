@@ -43,6 +43,14 @@ interface SmtpError extends Error {
 /** Codes of a connection that broke (as opposed to a refused message or login). */
 const CONNECTION_CODES = new Set(['ECONNECTION', 'ESOCKET', 'ETIMEDOUT']);
 
+/** How a send goes (see {@link SmtpTransport.send}). */
+export interface SendOptions {
+  /** The final dot waits for it; rejected, the transaction is aborted before the dot. */
+  beforeDot?: Promise<unknown> | undefined;
+  /** Asked just before MAIL FROM: false gives the message up unsent. */
+  mayBegin?: () => boolean;
+}
+
 /** The error code of a send given up by its `mayBegin` (nothing of the message was sent). */
 export const NOT_BEGUN = 'ENOTBEGUN';
 
@@ -66,11 +74,7 @@ export class SmtpTransport {
    * before MAIL FROM: false gives the message up unsent (rejects with {@link NOT_BEGUN}), the
    * connection kept for the next one.
    */
-  send(
-    envelope: { from: string; to: string[] },
-    raw: Buffer,
-    options: { beforeDot?: Promise<unknown> | undefined; mayBegin?: () => boolean } = {},
-  ): Promise<SendResult> {
+  send(envelope: { from: string; to: string[] }, raw: Buffer, options: SendOptions = {}): Promise<SendResult> {
     return this.inTurn(() => this.sendNow(envelope, raw, options, true));
   }
 
@@ -96,7 +100,7 @@ export class SmtpTransport {
   private async sendNow(
     envelope: { from: string; to: string[] },
     raw: Buffer,
-    options: { beforeDot?: Promise<unknown> | undefined; mayBegin?: () => boolean },
+    options: SendOptions,
     mayRetry: boolean,
   ): Promise<SendResult> {
     if (this.closed) throw Object.assign(new Error('the SMTP transport is closed'), { code: 'ECONNECTION' });

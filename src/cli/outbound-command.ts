@@ -145,4 +145,20 @@ export function addOutboundCommands(program: Command): void {
         ),
       ),
     );
+  program
+    .command('instances')
+    .description('engine instances sharing the database')
+    .command('retire <instanceId>')
+    .description(
+      'give up the spool of an instance that is gone for good (its machine and disk): its waiting messages ' +
+        'become failed, its dead letters are no longer listed, requests waiting for it are withdrawn',
+    )
+    .action(
+      action(([instanceId]) =>
+        withOutbound(async (o) => {
+          const retired = await o.retireInstance(instanceId as string);
+          return { ...retired, retiredAt: retired.retiredAt.toISOString() };
+        }),
+      ),
+    );
 }

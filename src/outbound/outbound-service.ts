@@ -10,6 +10,7 @@ import {
   WITHDRAWN_OUTCOME,
   type AcceptedRow,
   type OutboundRequestRecord,
+  type RetiredInstance,
   type SendingDestination,
   type SentRecord,
 } from '../store/outbound-repositories.js';
@@ -77,6 +78,9 @@ const SPOOLED_IN_MEMORY_BYTES = 64 * 1024 * 1024;
 
 /** Most destinations remembered for accepts (the copies are dropped all at once beyond it). */
 const DESTINATION_CACHE_SIZE = 10_000;
+
+/** Why the messages in the spool of a retired instance are not sent. */
+const RETIRED_REPLY = 'not sent: the spool of its engine instance was given up (the instance was retired)';
 
 /** Why a message spooled for a server that was deleted is not sent. */
 const SERVER_DELETED_REPLY = 'not sent: its e-mail server was deleted';
@@ -207,6 +211,7 @@ export class OutboundService {
 
   async start(): Promise<void> {
     await this.spool.open();
+    await this.setAsideRetiredSpool();
     await this.sweepUnspooled();
     await this.actions.syncDeadLetters();
     await this.reconcile();
@@ -224,6 +229,57 @@ export class OutboundService {
       this.timer.unref();
     };
     tick();
+  }
+
+  /**
+   * This instance was retired while it was away (its mail given up, see {@link retireInstance}):
+   * the messages still in its spool are set aside as dead letters, unsent (their rows say failed),
+   * where they are listed again and can be re-queued; its name is free again.
+   */
+  private async setAsideRetiredSpool(): Promise<void> {
+    const { store, logger, instanceId } = this.deps;
+    if (!(await store.retiredInstances.has(instanceId))) return;
+    const failedAt = new Date(this.clock.now()).toISOString();
+    let setAside = 0;
+    for (const accountId of await this.spool.accounts()) {
+      for (const item of await this.spool.list(accountId)) {
+        const row = await store.outbound.byId(item.id);
+        await this.spool.deadLetter(item, {
+          reply: RETIRED_REPLY,
+          responseCode: null,
+          attempts: row?.attempts ?? 0,
+          firstAttemptAt: row?.firstAttemptAt?.toISOString() ?? null,
+          failedAt,
+        });
+        setAside += 1;
+      }
+    }
+    await store.retiredInstances.forget(instanceId);
+    logger.warn(
+      { instanceId, messages: setAside, alert: 'retired_instance_started' },
+      'this instance was retired while it was away: the mail in its spool is set aside as dead letters, not sent',
+    );
+  }
+
+  /**
+   * Gives up the spool of another instance that is gone for good (the machine and its disk): its
+   * messages still waiting become failed, its dead letters are no longer listed, the requests
+   * waiting for it are withdrawn. Refused for this instance and for one that runs. Should it start
+   * again, it sets what its spool still holds aside as dead letters, unsent.
+   */
+  async retireInstance(instanceId: string): Promise<RetiredInstance> {
+    const { store, logger } = this.deps;
+    if (instanceId === this.deps.instanceId || (await this.runningInstances()).has(instanceId)) {
+      throw new MailroomError(
+        'INSTANCE_RUNNING',
+        `instance ${instanceId} runs${instanceId === this.deps.instanceId ? ' (it is this one)' : ''}: stop it ` +
+          'first; an instance that runs delivers its own spool',
+        { details: { instanceId } },
+      );
+    }
+    const retired = await store.retiredInstances.retire(instanceId, RETIRED_REPLY);
+    logger.warn({ ...retired, alert: 'instance_retired' }, 'instance retired: the mail in its spool is given up');
+    return retired;
   }
 
   /**

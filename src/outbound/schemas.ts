@@ -122,3 +122,16 @@ export const RequestView = Type.Object({
   doneAt: Type.Union([Type.String(), Type.Null()]),
 });
 export type RequestView = Static<typeof RequestView>;
+
+/** An instance retired: what was given up with its spool. */
+export const RetiredView = Type.Object({
+  instanceId: Type.String(),
+  retiredAt: Type.String(),
+  /** Its messages still waiting to be sent, now failed. */
+  failedMessages: Type.Integer(),
+  /** Its dead letters, no longer listed (their files were on its disk). */
+  unlistedDeadLetters: Type.Integer(),
+  /** Requests that were waiting for it, now withdrawn. */
+  withdrawnRequests: Type.Integer(),
+});
+export type RetiredView = Static<typeof RetiredView>;

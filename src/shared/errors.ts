@@ -52,6 +52,10 @@ export const ERROR_CODES = {
     status: 409,
     text: 'The outgoing message is no longer waiting to be sent (sent, being sent, or given up).',
   },
+  INSTANCE_RUNNING: {
+    status: 409,
+    text: 'The engine instance runs (it renews its presence): only a stopped instance can be retired.',
+  },
   OUTBOUND_REQUEST_NOT_WAITING: {
     status: 409,
     text: 'The request left for another instance is no longer waiting (being carried out, or settled).',

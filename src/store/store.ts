@@ -9,7 +9,12 @@ import {
   DeliveryRepository,
   InboundMessageRepository,
 } from './inbound-repositories.js';
-import { OutboundMessageRepository, OutboundRequestRepository, SendLogRepository } from './outbound-repositories.js';
+import {
+  OutboundMessageRepository,
+  OutboundRequestRepository,
+  RetiredInstanceRepository,
+  SendLogRepository,
+} from './outbound-repositories.js';
 import { OAuthGrantRepository } from './oauth-grants.js';
 import { ResponseFileSettingsRepository } from './response-file-settings.js';
 import type { ApiTokenRow, DestinationRow, EmailServerRow, TenantRow } from './rows.js';
@@ -187,6 +192,7 @@ export class StoreSession {
   readonly oauthGrants: OAuthGrantRepository;
   readonly outbound: OutboundMessageRepository;
   readonly outboundRequests: OutboundRequestRepository;
+  readonly retiredInstances: RetiredInstanceRepository;
   readonly sendLog: SendLogRepository;
   readonly responseFiles: ResponseFileSettingsRepository;
   readonly webhooks: WebhookDeliveryRepository;
@@ -204,6 +210,7 @@ export class StoreSession {
     this.oauthGrants = new OAuthGrantRepository(em);
     this.outbound = new OutboundMessageRepository(em);
     this.outboundRequests = new OutboundRequestRepository(em);
+    this.retiredInstances = new RetiredInstanceRepository(em);
     this.sendLog = new SendLogRepository(em);
     this.responseFiles = new ResponseFileSettingsRepository(em);
     this.webhooks = new WebhookDeliveryRepository(em);

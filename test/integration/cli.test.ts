@@ -161,6 +161,21 @@ describe('mailroom CLI (against PostgreSQL, over the services)', function () {
       const refused = await runCli(['outbound', 'cancel', 'CLI tenant', 'Support', dead.id], cliEnv);
       assert.equal(refused.code, 1);
       assert.match(refused.stderr, /error OUTBOUND_NOT_WAITING: outgoing message .* is failed, not waiting to be sent/);
+
+      // engine-1 is gone for good: its spool is given up.
+      const retire = await runCli(['--json', 'instances', 'retire', 'engine-1'], cliEnv);
+      assert.equal(retire.code, 0, retire.stderr);
+      const retired = JSON.parse(retire.stdout) as Record<string, unknown>;
+      assert.deepEqual(
+        [retired['instanceId'], retired['failedMessages'], retired['unlistedDeadLetters']],
+        ['engine-1', 1, 2],
+      );
+      assert.equal((await store.outbound.byId(waiting.id))?.status, 'failed');
+      const afterRetire = await runCli(['--json', 'dead-letters', 'list', 'CLI tenant'], cliEnv);
+      assert.deepEqual(JSON.parse(afterRetire.stdout), []);
+      const self = await runCli(['instances', 'retire', 'cli-host'], cliEnv);
+      assert.equal(self.code, 1);
+      assert.match(self.stderr, /error INSTANCE_RUNNING: instance cli-host runs \(it is this one\)/);
     } finally {
       await store.close();
       await rm(spoolDir, { recursive: true, force: true });

@@ -419,6 +419,61 @@ forEachBackend('outbound actions across instances', (kind) => {
     );
   });
 
+  it('retires an instance that is gone: its waiting mail fails, its dead letters and requests go; back, it sends none of it', async () => {
+    const { serverId, destinationId } = await account();
+    await other.start();
+    smtp.faults.rejectRecipient('*', 550, '5.1.1 no such user', { times: 1 });
+    const dead = await other.accept(tenantId, destinationId, { to: ['customer@example.net'], text: 'dead' });
+    await statusUntil(destinationId, dead.id, 'failed');
+    await smtp.stop();
+    const waiting = await other.accept(tenantId, destinationId, {
+      to: ['customer@example.net'],
+      subject: 'Waiting',
+      text: 'waiting',
+    });
+    await other.stop(); // instance-b and its disk are gone
+    const cancel = await h.call<Obj>('POST', `${outboundUrl(destinationId, waiting.id)}/cancel`, {});
+    assert.equal(cancel.status, 202, cancel.raw);
+
+    const retireUrl = '/api/v1/cluster/instances/instance-b/retire';
+    await h.store.leases.announce('owner-b', 'instance-b', 60_000);
+    const running = await h.call<Obj>('POST', retireUrl, {});
+    assert.equal(running.status, 409, running.raw);
+    assert.equal(running.body.error.code, 'INSTANCE_RUNNING');
+    await h.store.leases.leave('owner-b');
+    const self = await h.call<Obj>('POST', '/api/v1/cluster/instances/test-instance/retire', {});
+    assert.equal(self.status, 409, self.raw);
+    assert.match(self.body.error.message, /it is this one/);
+
+    const retired = await h.call<Obj>('POST', retireUrl, {});
+    assert.equal(retired.status, 200, retired.raw);
+    assert.deepEqual(
+      {
+        failedMessages: retired.body.failedMessages,
+        unlistedDeadLetters: retired.body.unlistedDeadLetters,
+        withdrawnRequests: retired.body.withdrawnRequests,
+      },
+      { failedMessages: 1, unlistedDeadLetters: 1, withdrawnRequests: 1 },
+    );
+    const given = (await h.call<Obj>('GET', outboundUrl(destinationId, waiting.id))).body;
+    assert.equal(given.status, 'failed');
+    assert.match(given.lastReply, /instance was retired/);
+    assert.deepEqual((await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/dead-letters`)).body.deadLetters, []);
+    const request = await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/outbound-requests/${cancel.body.requestId}`);
+    assert.equal(request.body.state, 'withdrawn');
+
+    // instance-b starts again after all, with its spool: nothing of it is sent, all of it is listed as dead letters.
+    other = otherInstance();
+    await other.start();
+    await smtp.start();
+    await new Promise((resolve) => setTimeout(resolve, 1_000)); // longer than the relay probe
+    assert.equal(smtp.messages.length, 0, 'the mail given up is not sent');
+    assert.equal(await h.store.retiredInstances.has('instance-b'), false, 'its name is free again');
+    const listed = (await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/dead-letters?serverId=${serverId}`)).body;
+    assert.deepEqual(listed.deadLetters.map((d: Obj) => d.id).sort(), [dead.id, waiting.id].sort());
+    assert.equal((await other.spool.list(serverId)).length, 0);
+  });
+
   it('does not withdraw a request its instance is carrying out', async () => {
     const { destinationId } = await account();
     await smtp.stop();

@@ -1,6 +1,13 @@
 import { Type } from '@sinclair/typebox';
 import type { ActionOutcome } from '../../outbound/mail-actions.js';
-import { DeadLetterView, OutboundView, RequestedView, RequestView, SendInput } from '../../outbound/schemas.js';
+import {
+  DeadLetterView,
+  OutboundView,
+  RequestedView,
+  RequestView,
+  RetiredView,
+  SendInput,
+} from '../../outbound/schemas.js';
 import { DestinationParams, NoContent, ServerParams, TenantParams } from '../params.js';
 import type { RouteDef } from '../route.js';
 
@@ -167,6 +174,26 @@ export const outboundRoutes: RouteDef[] = [
     handler: async (req, _reply, { outbound }) => {
       const p = req.params as { tenantId: string; requestId: string };
       return outbound.withdrawRequest(p.tenantId, p.requestId);
+    },
+  },
+  {
+    method: 'POST',
+    url: '/api/v1/cluster/instances/:instanceId/retire',
+    access: 'admin',
+    summary:
+      'Give up the spool of an engine instance that is gone for good (its machine and disk): its messages still ' +
+      'waiting become failed, its dead letters are no longer listed, requests waiting for it are withdrawn. ' +
+      '409 INSTANCE_RUNNING while it runs. Should it start again, it sets its spool aside as dead letters, unsent.',
+    tags: ['operations'],
+    schema: {
+      params: Type.Object({ instanceId: Type.String({ minLength: 1, maxLength: 255 }) }, strict),
+      body: Type.Object({}, strict),
+      response: { 200: RetiredView },
+    },
+    handler: async (req, _reply, { outbound }) => {
+      const { instanceId } = req.params as { instanceId: string };
+      const retired = await outbound.retireInstance(instanceId);
+      return { ...retired, retiredAt: retired.retiredAt.toISOString() };
     },
   },
   {

@@ -10,6 +10,7 @@ import { PostProcessWatermark1764000000009 } from './0009-post-process-watermark
 import { SendLogReservations1764000000010 } from './0010-send-log-reservations.js';
 import { OutboundRequests1764000000011 } from './0011-outbound-requests.js';
 import { OutboundRequestClaims1764000000012 } from './0012-outbound-request-claims.js';
+import { RetiredInstances1764000000013 } from './0013-retired-instances.js';
 
 /** Every migration, oldest first. A new one is a new file here plus one line below. */
 export const MIGRATIONS = [
@@ -25,4 +26,5 @@ export const MIGRATIONS = [
   SendLogReservations1764000000010,
   OutboundRequests1764000000011,
   OutboundRequestClaims1764000000012,
+  RetiredInstances1764000000013,
 ];

@@ -244,6 +244,10 @@ export class OutboundService {
     for (const accountId of await this.spool.accounts()) {
       for (const item of await this.spool.list(accountId)) {
         const row = await store.outbound.byId(item.id);
+        if (row?.status === 'sent') {
+          await this.spool.remove(item); // delivered, its file outlived the record (as the queue does)
+          continue;
+        }
         await this.spool.deadLetter(item, {
           reply: RETIRED_REPLY,
           responseCode: null,

@@ -431,7 +431,19 @@ forEachBackend('outbound actions across instances', (kind) => {
       subject: 'Waiting',
       text: 'waiting',
     });
+    // A message whose delivery is on record although its file is still queued (the engine stopped in between).
+    const delivered = await other.accept(tenantId, destinationId, { to: ['customer@example.net'], text: 'sent' });
     await other.stop(); // instance-b and its disk are gone
+    await h.store.outbound.recordSent([
+      {
+        id: delivered.id,
+        sentAt: new Date(),
+        reply: '250 OK',
+        responseCode: 250,
+        attempts: 1,
+        firstAttemptAt: new Date(),
+      },
+    ]);
     const cancel = await h.call<Obj>('POST', `${outboundUrl(destinationId, waiting.id)}/cancel`, {});
     assert.equal(cancel.status, 202, cancel.raw);
 
@@ -472,6 +484,12 @@ forEachBackend('outbound actions across instances', (kind) => {
     const listed = (await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/dead-letters?serverId=${serverId}`)).body;
     assert.deepEqual(listed.deadLetters.map((d: Obj) => d.id).sort(), [dead.id, waiting.id].sort());
     assert.equal((await other.spool.list(serverId)).length, 0);
+    assert.equal(
+      (await h.store.outbound.byId(delivered.id))?.status,
+      'sent',
+      'the delivered one stays sent, its file gone',
+    );
+    assert.equal((await deadFiles(otherSpool, serverId)).length, 2);
   });
 
   it('does not withdraw a request its instance is carrying out', async () => {

@@ -153,12 +153,5 @@ export function addOutboundCommands(program: Command): void {
       'give up the spool of an instance that is gone for good (its machine and disk): its waiting messages ' +
         'become failed, its dead letters are no longer listed, requests waiting for it are withdrawn',
     )
-    .action(
-      action(([instanceId]) =>
-        withOutbound(async (o) => {
-          const retired = await o.retireInstance(instanceId as string);
-          return { ...retired, retiredAt: retired.retiredAt.toISOString() };
-        }),
-      ),
-    );
+    .action(action(([instanceId]) => withOutbound((o) => o.retireInstance(instanceId as string))));
 }

@@ -10,7 +10,6 @@ import {
   WITHDRAWN_OUTCOME,
   type AcceptedRow,
   type OutboundRequestRecord,
-  type RetiredInstance,
   type SendingDestination,
   type SentRecord,
 } from '../store/outbound-repositories.js';
@@ -21,7 +20,7 @@ import { Heartbeat, type HeartbeatStatus } from './heartbeat.js';
 import { MailActions, type ActionOutcome, type ActionTarget } from './mail-actions.js';
 import { DEFAULT_OUTBOUND_OPTIONS, type OutboundOptions } from './options.js';
 import type { SpooledInMemory } from './queued-messages.js';
-import { SendInput, type DeadLetterView, type OutboundView, type RequestView } from './schemas.js';
+import { SendInput, type DeadLetterView, type OutboundView, type RequestView, type RetiredView } from './schemas.js';
 import { SmtpTransport } from './smtp-transport.js';
 import { SENT_FOLDER_REPLY } from './sent-bookkeeping.js';
 import { Spool, type SpoolDraft } from './spool.js';
@@ -271,7 +270,7 @@ export class OutboundService {
    * waiting for it are withdrawn. Refused for this instance and for one that runs. Should it start
    * again, it sets what its spool still holds aside as dead letters, unsent.
    */
-  async retireInstance(instanceId: string): Promise<RetiredInstance> {
+  async retireInstance(instanceId: string): Promise<RetiredView> {
     const { store, logger } = this.deps;
     if (instanceId === this.deps.instanceId || (await this.runningInstances()).has(instanceId)) {
       throw new MailroomError(
@@ -283,7 +282,7 @@ export class OutboundService {
     }
     const retired = await store.retiredInstances.retire(instanceId, RETIRED_REPLY);
     logger.warn({ ...retired, alert: 'instance_retired' }, 'instance retired: the mail in its spool is given up');
-    return retired;
+    return { ...retired, retiredAt: retired.retiredAt.toISOString() };
   }
 
   /**

@@ -192,8 +192,7 @@ export const outboundRoutes: RouteDef[] = [
     },
     handler: async (req, _reply, { outbound }) => {
       const { instanceId } = req.params as { instanceId: string };
-      const retired = await outbound.retireInstance(instanceId);
-      return { ...retired, retiredAt: retired.retiredAt.toISOString() };
+      return outbound.retireInstance(instanceId);
     },
   },
   {

@@ -148,21 +148,6 @@ export class Engine {
       await this.templates.start();
       this.oauth = new OAuthService(store, sealer, this.logger, this.tuning.oauth);
       const credentials = new CredentialService(sealer, this.oauth);
-      const messageIdDomain = this.config.imap.messageIdDomain;
-      const outbound = new OutboundService({
-        store,
-        credentials,
-        logger: this.logger,
-        spoolDir: this.config.spoolDir,
-        instanceId: this.config.instanceId,
-        renderResponse: renderWith(this.templates),
-        options: { ...(messageIdDomain && { messageIdDomain }), ...this.tuning.outbound },
-        // Heartbeats go from the instance watching the mailbox they must arrive in.
-        owns: (serverId) => this.leases?.owns(serverId) ?? false,
-      });
-      this.outbound = outbound;
-      this.oauth.onSignIn((serverId) => outbound.credentialsRenewed(serverId));
-      await outbound.start();
       // Which servers this instance watches: those it holds the lease of (all, when it is alone).
       const leases = new LeaseKeeper({
         store,
@@ -177,6 +162,23 @@ export class Engine {
         },
       });
       this.leases = leases;
+      const messageIdDomain = this.config.imap.messageIdDomain;
+      const outbound = new OutboundService({
+        store,
+        credentials,
+        logger: this.logger,
+        spoolDir: this.config.spoolDir,
+        instanceId: this.config.instanceId,
+        renderResponse: renderWith(this.templates),
+        options: { ...(messageIdDomain && { messageIdDomain }), ...this.tuning.outbound },
+        // Heartbeats go from the instance watching the mailbox they must arrive in.
+        owns: (serverId) => leases.owns(serverId),
+        // Announced as running before it looks at its spool: never retired while it starts.
+        announce: { owner: leases.owner, ttlMs: leases.options.ttlMs },
+      });
+      this.outbound = outbound;
+      this.oauth.onSignIn((serverId) => outbound.credentialsRenewed(serverId));
+      await outbound.start();
       this.inbound = createInbound({
         store,
         credentials,

@@ -56,6 +56,12 @@ export interface OutboundDeps {
    * heartbeat arrives in the mailbox this instance watches); without it, every server's.
    */
   owns?: (serverId: string) => boolean;
+  /**
+   * How this process announces itself as running (the lease keeper's `owner`, renewed by it
+   * later): announced when it starts, before it looks whether it was retired, so that it cannot
+   * be retired while it starts. Without it (a service on its own), it only looks.
+   */
+  announce?: { owner: string; ttlMs: number };
 }
 
 /**
@@ -77,6 +83,15 @@ const SPOOLED_IN_MEMORY_BYTES = 64 * 1024 * 1024;
 
 /** Most destinations remembered for accepts (the copies are dropped all at once beyond it). */
 const DESTINATION_CACHE_SIZE = 10_000;
+
+function instanceRunning(instanceId: string, self: boolean): MailroomError {
+  return new MailroomError(
+    'INSTANCE_RUNNING',
+    `instance ${instanceId} runs${self ? ' (it is this one)' : ''}: stop it first; an instance that runs ` +
+      'delivers its own spool',
+    { details: { instanceId } },
+  );
+}
 
 /** Why the messages in the spool of a retired instance are not sent. */
 const RETIRED_REPLY = 'not sent: the spool of its engine instance was given up (the instance was retired)';
@@ -236,8 +251,11 @@ export class OutboundService {
    * where they are listed again and can be re-queued; its name is free again.
    */
   private async setAsideRetiredSpool(): Promise<void> {
-    const { store, logger, instanceId } = this.deps;
-    if (!(await store.retiredInstances.has(instanceId))) return;
+    const { store, logger, instanceId, announce } = this.deps;
+    const retired = announce
+      ? await store.retiredInstances.claim(instanceId, announce)
+      : await store.retiredInstances.has(instanceId);
+    if (!retired) return;
     const failedAt = new Date(this.clock.now()).toISOString();
     let setAside = 0;
     for (const accountId of await this.spool.accounts()) {
@@ -272,15 +290,10 @@ export class OutboundService {
    */
   async retireInstance(instanceId: string): Promise<RetiredView> {
     const { store, logger } = this.deps;
-    if (instanceId === this.deps.instanceId || (await this.runningInstances()).has(instanceId)) {
-      throw new MailroomError(
-        'INSTANCE_RUNNING',
-        `instance ${instanceId} runs${instanceId === this.deps.instanceId ? ' (it is this one)' : ''}: stop it ` +
-          'first; an instance that runs delivers its own spool',
-        { details: { instanceId } },
-      );
-    }
+    // Checked again under the lock that a starting instance takes (an instance may start meanwhile).
+    if (instanceId === this.deps.instanceId) throw instanceRunning(instanceId, true);
     const retired = await store.retiredInstances.retire(instanceId, RETIRED_REPLY);
+    if (!retired) throw instanceRunning(instanceId, false);
     logger.warn({ ...retired, alert: 'instance_retired' }, 'instance retired: the mail in its spool is given up');
     return { ...retired, retiredAt: retired.retiredAt.toISOString() };
   }

@@ -1,6 +1,7 @@
 import { In, IsNull, Not, type EntityManager } from 'typeorm';
 import { OutboundMessageEntity, SendLogEntity } from './entities.js';
 import { withoutNul } from './inbound-repositories.js';
+import { LeaseRepository } from './leases.js';
 import type { OutboundMessageRow } from './rows.js';
 
 /** One delivery the server acknowledged with 250, as `recordSent` writes it. */
@@ -439,17 +440,27 @@ export interface RetiredInstance {
 
 /**
  * Instances whose spool an administrator gave up (`retired_instances`): retiring one settles, in
- * one transaction, everything that waited for its disk.
+ * one transaction, everything that waited for its disk. Retiring and an instance's start take the
+ * same lock (a transaction-scoped advisory lock on the instance's name), so one that starts is
+ * either retired before it looks (and sets its spool aside) or announced before the retirement
+ * looks (and refused): never retired under it while it starts.
  */
 export class RetiredInstanceRepository {
   constructor(private readonly em: EntityManager) {}
 
   /**
    * Retires an instance: its waiting messages become failed with `reply`, its dead letters are no
-   * longer listed, the requests waiting for it are withdrawn.
+   * longer listed, the requests waiting for it are withdrawn. Null (nothing changed) while a
+   * process of that name announces itself.
    */
-  async retire(instanceId: string, reply: string): Promise<RetiredInstance> {
+  async retire(instanceId: string, reply: string): Promise<RetiredInstance | null> {
     return this.em.transaction(async (em) => {
+      await lockInstanceName(em, instanceId);
+      const live: unknown[] = await em.query(
+        `SELECT 1 FROM engine_instances WHERE instance_id = $1 AND expires_at > now()`,
+        [instanceId],
+      );
+      if (live.length > 0) return null;
       const [retired]: Array<{ retired_at: Date | string }> = await em.query(
         `INSERT INTO retired_instances (instance_id) VALUES ($1)
            ON CONFLICT (instance_id) DO UPDATE SET retired_at = now() RETURNING retired_at`,
@@ -482,6 +493,20 @@ export class RetiredInstanceRepository {
       };
     });
   }
+
+  /**
+   * An instance starts: it is announced as running (`owner` until now + `ttlMs`, as the lease
+   * keeper renews it) under the lock that retiring takes; resolves whether it was retired (and has
+   * not started again since).
+   */
+  async claim(instanceId: string, announce: { owner: string; ttlMs: number }): Promise<boolean> {
+    return this.em.transaction(async (em) => {
+      await lockInstanceName(em, instanceId);
+      await new LeaseRepository(em).announce(announce.owner, instanceId, announce.ttlMs);
+      return new RetiredInstanceRepository(em).has(instanceId);
+    });
+  }
+
   /** Whether the instance was retired (and has not started again since). */
   async has(instanceId: string): Promise<boolean> {
     const rows: unknown[] = await this.em.query(`SELECT 1 FROM retired_instances WHERE instance_id = $1`, [instanceId]);
@@ -491,6 +516,11 @@ export class RetiredInstanceRepository {
   async forget(instanceId: string): Promise<void> {
     await this.em.query(`DELETE FROM retired_instances WHERE instance_id = $1`, [instanceId]);
   }
+}
+
+/** Serializes, within a transaction, what retires an instance and what starts it. */
+async function lockInstanceName(em: EntityManager, instanceId: string): Promise<void> {
+  await em.query(`SELECT pg_advisory_xact_lock(hashtext('mailroom.instance:' || $1))`, [instanceId]);
 }
 
 /** Statuses of messages still to be sent. */

@@ -492,6 +492,42 @@ forEachBackend('outbound actions across instances', (kind) => {
     assert.equal((await deadFiles(otherSpool, serverId)).length, 2);
   });
 
+  it('never retires an instance while it starts: it announces itself before it looks whether it was retired', async () => {
+    const { destinationId } = await account();
+    await smtp.stop();
+    await other.start();
+    const waiting = await other.accept(tenantId, destinationId, { to: ['customer@example.net'], text: 'waiting' });
+    await other.stop();
+    // instance-b starts again, announced as its lease keeper will renew it: retiring it is refused.
+    other = new OutboundService({
+      store: h.store,
+      credentials: new CredentialService(h.sealer),
+      logger: quietLogger,
+      spoolDir: otherSpool,
+      instanceId: 'instance-b',
+      options: { fsync: false, probeIntervalMs: 300, heartbeatIntervalMs: 0 },
+      announce: { owner: 'owner-b', ttlMs: 60_000 },
+    });
+    await other.start();
+    const refused = await h.call<Obj>('POST', '/api/v1/cluster/instances/instance-b/retire', {});
+    assert.equal(refused.status, 409, refused.raw);
+    assert.equal(refused.body.error.code, 'INSTANCE_RUNNING');
+    const still = (await h.call<Obj>('GET', outboundUrl(destinationId, waiting.id))).body;
+    assert.ok(['queued', 'deferred'].includes(still.status), `still waiting to be sent, not ${still.status}`);
+
+    // Retiring and starting race: whichever goes first, the other sees it (retired before the
+    // start looks, or announced before the retirement looks), never neither.
+    for (let n = 0; n < 10; n += 1) {
+      const name = `racing-${n}`;
+      const [claimed, retired] = await Promise.all([
+        h.store.retiredInstances.claim(name, { owner: `owner-${name}`, ttlMs: 60_000 }),
+        h.store.retiredInstances.retire(name, 'retired'),
+      ]);
+      assert.equal(claimed, retired !== null, `round ${n}: started ${!claimed}, retired ${retired !== null}`);
+      await h.store.leases.leave(`owner-${name}`);
+    }
+  });
+
   it('does not withdraw a request its instance is carrying out', async () => {
     const { destinationId } = await account();
     await smtp.stop();

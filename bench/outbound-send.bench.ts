@@ -31,7 +31,7 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { mkdtemp, open, rename, rm, unlink } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import nodemailer, { type Transporter } from 'nodemailer';
@@ -48,6 +48,7 @@ import { addCleanup, runCleanups } from '../test/support/cleanup.js';
 import { POSTGRES_ADMIN_URL, createTestDatabase, quietLogger } from '../test/support/database.js';
 import { createSendingAccount } from '../test/support/outbound-fixture.js';
 import { within } from './support/environment.js';
+import { machineCpuMeter } from './support/machine-cpu.js';
 import { compare, emit, percentile, progress } from './support/report.js';
 
 const BENCH = 'outbound-send';
@@ -76,16 +77,25 @@ async function missingRequirement(): Promise<string | null> {
   }
 }
 
+interface CpuFigures {
+  mainUsPerMsg: number;
+  processUsPerMsg: number;
+  /** Cores the whole machine kept busy meanwhile (PostgreSQL and the kernel included). */
+  machineCores: number | null;
+}
+
 /** CPU spent from now on, µs per message: the event loop's busy time (main thread) and the whole process's. */
-function cpuMeter(): (messages: number) => { mainUsPerMsg: number; processUsPerMsg: number } {
+function cpuMeter(): (messages: number) => CpuFigures {
   const loop = performance.eventLoopUtilization();
   const cpu = process.cpuUsage();
+  const machine = machineCpuMeter(availableParallelism());
   return (messages) => {
     const busy = performance.eventLoopUtilization(loop).active * 1000;
     const used = process.cpuUsage(cpu);
     return {
       mainUsPerMsg: Math.round(busy / messages),
       processUsPerMsg: Math.round((used.user + used.system) / messages),
+      machineCores: machine(),
     };
   };
 }
@@ -123,9 +133,7 @@ async function durableWrite(dir: string, name: string, data: Buffer): Promise<vo
 }
 
 /** Bare pooled nodemailer, one connection: the baseline throughput, msg/s (after an untimed warm-up). */
-async function baselineThroughput(
-  smtp: SmtpHarness,
-): Promise<{ rate: number; mainUsPerMsg: number; processUsPerMsg: number }> {
+async function baselineThroughput(smtp: SmtpHarness): Promise<{ rate: number } & CpuFigures> {
   const transport = bareTransport(smtp);
   const sendMany = (count: number): Promise<unknown> =>
     Promise.all(
@@ -278,8 +286,8 @@ async function main(): Promise<void> {
     mailroomMs: number;
     acceptedMs: number;
     latencies: number[];
-    cpu: { mainUsPerMsg: number; processUsPerMsg: number };
-    baselineCpu: { mainUsPerMsg: number; processUsPerMsg: number };
+    cpu: CpuFigures;
+    baselineCpu: CpuFigures;
     baselineBefore: number;
     baselineAfter: number;
   }> = [];
@@ -310,6 +318,10 @@ async function main(): Promise<void> {
       baselineCpu: {
         mainUsPerMsg: Math.round((previous.mainUsPerMsg + next.mainUsPerMsg) / 2),
         processUsPerMsg: Math.round((previous.processUsPerMsg + next.processUsPerMsg) / 2),
+        machineCores:
+          previous.machineCores === null || next.machineCores === null
+            ? null
+            : Math.round(((previous.machineCores + next.machineCores) / 2) * 100) / 100,
       },
       baselineBefore: previous.rate,
       baselineAfter: next.rate,
@@ -357,6 +369,11 @@ async function main(): Promise<void> {
         processCpuUsPerMsg: median.cpu.processUsPerMsg,
         baselineMainThreadUsPerMsg: median.baselineCpu.mainUsPerMsg,
         baselineProcessCpuUsPerMsg: median.baselineCpu.processUsPerMsg,
+        // Cores the whole machine kept busy (PostgreSQL, the kernel's file system work and
+        // libuv's threads included), of availableParallelism().
+        machineCores: median.cpu.machineCores ?? 'unknown',
+        baselineMachineCores: median.baselineCpu.machineCores ?? 'unknown',
+        cores: availableParallelism(),
       },
     ),
   );

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { CredentialService } from '../../src/auth/credentials.js';
 import { startSmtpHarness, type SmtpHarness } from '../../src/harness/smtp-harness.js';
 import { collectOutboundRequests } from '../../src/engine-metrics.js';
-import { OutboundService } from '../../src/outbound/outbound-service.js';
+import { OutboundService, type OutboundDeps } from '../../src/outbound/outbound-service.js';
 import { renderMetrics } from '../../src/shared/metrics.js';
 import { forEachBackend, openApiHarness, type ApiHarness } from '../support/api-harness.js';
 import { quietLogger } from '../support/database.js';
@@ -41,7 +41,7 @@ forEachBackend('outbound actions across instances', (kind) => {
     await rm(otherSpool, { recursive: true, force: true });
   });
 
-  function otherInstance(): OutboundService {
+  function otherInstance(announce?: OutboundDeps['announce']): OutboundService {
     return new OutboundService({
       store: h.store,
       credentials: new CredentialService(h.sealer),
@@ -49,6 +49,7 @@ forEachBackend('outbound actions across instances', (kind) => {
       spoolDir: otherSpool,
       instanceId: 'instance-b',
       options: { fsync: false, probeIntervalMs: 300, heartbeatIntervalMs: 0 },
+      ...(announce && { announce }),
     });
   }
 
@@ -499,15 +500,7 @@ forEachBackend('outbound actions across instances', (kind) => {
     const waiting = await other.accept(tenantId, destinationId, { to: ['customer@example.net'], text: 'waiting' });
     await other.stop();
     // instance-b starts again, announced as its lease keeper will renew it: retiring it is refused.
-    other = new OutboundService({
-      store: h.store,
-      credentials: new CredentialService(h.sealer),
-      logger: quietLogger,
-      spoolDir: otherSpool,
-      instanceId: 'instance-b',
-      options: { fsync: false, probeIntervalMs: 300, heartbeatIntervalMs: 0 },
-      announce: { owner: 'owner-b', ttlMs: 60_000 },
-    });
+    other = otherInstance({ owner: 'owner-b', ttlMs: 60_000 });
     await other.start();
     const refused = await h.call<Obj>('POST', '/api/v1/cluster/instances/instance-b/retire', {});
     assert.equal(refused.status, 409, refused.raw);

@@ -179,6 +179,9 @@ export class Engine {
       this.outbound = outbound;
       this.oauth.onSignIn((serverId) => outbound.credentialsRenewed(serverId));
       await outbound.start();
+      // Renews the announcement outbound made as it started (it lasts one lease ttl) and takes
+      // this instance's share of the servers, which the inbound side watches once it starts.
+      await leases.start();
       this.inbound = createInbound({
         store,
         credentials,
@@ -213,7 +216,6 @@ export class Engine {
         operations: this.operations(),
       });
       await this.api.listen({ host: this.config.httpHost, port: this.config.httpPort });
-      await leases.start();
       await this.inbound.start();
       this.webhooks.start();
       const bound = this.api.server.address();

@@ -493,7 +493,7 @@ export class AccountQueue {
     if (failure.kind === 'transient') {
       const at = now + retryDelayMs(attempts, failure.throttled);
       this.notBefore.set(item.id, at);
-      await store.outbound.update(item.id, { status: 'deferred', nextAttemptAt: new Date(at), ...common });
+      await store.outbound.deferUnlessFailed(item.id, { nextAttemptAt: new Date(at), ...common });
       outboundMessages.inc({ ...this.labels(), outcome: 'deferred' });
       this.log.info(
         { outboundId: item.id, reply: failure.reply, retryAt: new Date(at).toISOString() },
@@ -505,7 +505,7 @@ export class AccountQueue {
     const held = failure.kind === 'auth';
     const resumeAt = now + (held ? options.authRetryMs : options.probeIntervalMs);
     // The message's row first: whoever sees the queue paused or held sees the message deferred.
-    await store.outbound.update(item.id, { status: 'deferred', nextAttemptAt: new Date(resumeAt), ...common });
+    await store.outbound.deferUnlessFailed(item.id, { nextAttemptAt: new Date(resumeAt), ...common });
     this.status.state = held ? 'held' : 'paused';
     this.resumeAt = resumeAt;
     this.status.resumeAt = new Date(resumeAt).toISOString();

@@ -236,7 +236,8 @@ export class OutboundService {
     await this.actions.carryOutRequests();
     const tick = (): void => {
       this.timer = setTimeout(() => {
-        this.reconcile({ ifChanged: true })
+        this.noticeRetirement()
+          .then(() => this.reconcile({ ifChanged: true }))
           .then(() => this.actions.carryOutRequests())
           .catch((err: unknown) => this.deps.logger.error({ err }, 'outbound reconcile failed'))
           .finally(() => {
@@ -282,6 +283,32 @@ export class OutboundService {
     logger.warn(
       { instanceId, messages: setAside, alert: 'retired_instance_started' },
       'this instance was retired while it was away: the mail in its spool is set aside as dead letters, not sent',
+    );
+  }
+
+  /**
+   * This instance was retired while it ran (an administrator took it for gone: its announcement
+   * had lapsed, e.g. the database was out of its reach for a lease ttl). What the retirement gave
+   * up (the messages whose rows it failed and that it has not sent in the seconds until it looks)
+   * is set aside as dead letters, unsent, as at a start; messages accepted since are kept, and one
+   * on its way to the server now is delivered. Its dead letters are listed again and its name is
+   * free again. Looked at on every periodic tick.
+   */
+  async noticeRetirement(): Promise<void> {
+    const { store, logger, instanceId } = this.deps;
+    if (this.stopped || !(await store.retiredInstances.has(instanceId))) return;
+    let setAside = 0;
+    for (const [accountId, queue] of this.queues) {
+      for (const item of await this.spool.list(accountId)) {
+        if ((await store.outbound.byId(item.id))?.status !== 'failed') continue;
+        if ((await queue.cancel(item.id, RETIRED_REPLY)) === 'cancelled') setAside += 1;
+      }
+    }
+    await this.actions.syncDeadLetters();
+    await store.retiredInstances.forget(instanceId);
+    logger.warn(
+      { instanceId, messages: setAside, alert: 'retired_instance_running' },
+      'this instance was retired while it ran: the mail the retirement gave up is set aside as dead letters, not sent',
     );
   }
 

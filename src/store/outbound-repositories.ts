@@ -227,6 +227,17 @@ export class OutboundMessageRepository {
     );
   }
   /** Marks one message failed unless it was sent meanwhile. */
+  /**
+   * A failed attempt's outcome: the row becomes `deferred` with `patch`, unless it was failed
+   * meanwhile by something other than its queue (its instance retired, a cancellation): that stays.
+   */
+  async deferUnlessFailed(
+    id: string,
+    patch: Pick<OutboundMessageRow, 'nextAttemptAt' | 'lastReply' | 'lastResponseCode' | 'attempts' | 'firstAttemptAt'>,
+  ): Promise<void> {
+    await this.em.update(OutboundMessageEntity, { id, status: Not('failed') }, { ...patch, status: 'deferred' });
+  }
+
   async failUnlessSent(id: string, reply: string, deadLetteredAt: Date | null = null): Promise<void> {
     await this.em.query(
       `UPDATE outbound_messages SET status = 'failed', last_reply = $2, next_attempt_at = NULL, updated_at = now(),

@@ -521,6 +521,37 @@ forEachBackend('outbound actions across instances', (kind) => {
     }
   });
 
+  it('retired while it ran on unannounced, sets aside unsent what the retirement gave up and keeps what it accepted since', async () => {
+    const { destinationId } = await account();
+    await smtp.stop();
+    await other.start(); // announces nothing (no lease keeper): to the others it is gone
+    const givenUp = await other.accept(tenantId, destinationId, { to: ['customer@example.net'], text: 'given up' });
+    const retired = await h.call<Obj>('POST', '/api/v1/cluster/instances/instance-b/retire', {});
+    assert.equal(retired.status, 200, retired.raw);
+    assert.equal(retired.body.failedMessages, 1);
+    const since = await other.accept(tenantId, destinationId, { to: ['customer@example.net'], text: 'accepted since' });
+
+    await other.noticeRetirement();
+    assert.equal(await h.store.retiredInstances.has('instance-b'), false, 'its name is free again');
+    await smtp.start();
+    await statusUntil(destinationId, since.id, 'sent');
+    await new Promise((resolve) => setTimeout(resolve, 500)); // another probe interval: nothing more comes
+    assert.deepEqual(
+      smtp.messages.map((m) => m.raw.includes('accepted since')),
+      [true],
+      'only the message accepted since is sent',
+    );
+    const given = (await h.call<Obj>('GET', outboundUrl(destinationId, givenUp.id))).body;
+    assert.equal(given.status, 'failed');
+    assert.match(given.lastReply, /instance was retired/);
+    const listed = (await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/dead-letters`)).body;
+    assert.deepEqual(
+      listed.deadLetters.map((d: Obj) => d.id),
+      [givenUp.id],
+      'listed again, to be re-queued if wanted',
+    );
+  });
+
   it('does not withdraw a request its instance is carrying out', async () => {
     const { destinationId } = await account();
     await smtp.stop();

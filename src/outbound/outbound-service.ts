@@ -229,11 +229,19 @@ export class OutboundService {
   async start(): Promise<void> {
     await this.spool.open();
     await this.setAsideRetiredSpool();
-    await this.sweepUnspooled();
-    await this.actions.syncDeadLetters();
-    await this.reconcile();
-    this.started = true;
-    await this.actions.carryOutRequests();
+    // The announcement made just now lasts one lease ttl; the lease keeper renews it once the
+    // engine has started. A start that takes longer (a large spool, a slow database) renews it
+    // itself meanwhile, so that the instance cannot be retired while it starts.
+    const renewing = this.renewAnnouncementWhileStarting();
+    try {
+      await this.sweepUnspooled();
+      await this.actions.syncDeadLetters();
+      await this.reconcile();
+      this.started = true;
+      await this.actions.carryOutRequests();
+    } finally {
+      renewing.stop();
+    }
     const tick = (): void => {
       this.timer = setTimeout(() => {
         this.noticeRetirement()
@@ -247,6 +255,22 @@ export class OutboundService {
       this.timer.unref();
     };
     tick();
+  }
+
+  /** Renews this process's announcement (when it makes one) every quarter ttl until stopped. */
+  private renewAnnouncementWhileStarting(): { stop: () => void } {
+    const { announce, store, instanceId, logger } = this.deps;
+    if (!announce) return { stop: () => undefined };
+    const timer = setInterval(
+      () => {
+        store.leases
+          .announce(announce.owner, instanceId, announce.ttlMs)
+          .catch((err: unknown) => logger.warn({ err, instanceId }, 'could not renew the announcement while starting'));
+      },
+      Math.max(1, Math.floor(announce.ttlMs / 4)),
+    );
+    timer.unref();
+    return { stop: () => clearInterval(timer) };
   }
 
   /**

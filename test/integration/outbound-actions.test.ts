@@ -41,9 +41,9 @@ forEachBackend('outbound actions across instances', (kind) => {
     await rm(otherSpool, { recursive: true, force: true });
   });
 
-  function otherInstance(announce?: OutboundDeps['announce']): OutboundService {
+  function otherInstance(announce?: OutboundDeps['announce'], store: OutboundDeps['store'] = h.store): OutboundService {
     return new OutboundService({
-      store: h.store,
+      store,
       credentials: new CredentialService(h.sealer),
       logger: quietLogger,
       spoolDir: otherSpool,
@@ -519,6 +519,43 @@ forEachBackend('outbound actions across instances', (kind) => {
       assert.equal(claimed, retired !== null, `round ${n}: started ${!claimed}, retired ${retired !== null}`);
       await h.store.leases.leave(`owner-${name}`);
     }
+  });
+
+  it('a start that outlasts its announcement renews it: the instance cannot be retired while it starts', async () => {
+    await account();
+    // instance-b's start is held up (a slow database, a large spool) for several announcement ttls.
+    let holdUp: () => void = () => undefined;
+    const heldUp = new Promise<void>((resolve) => (holdUp = resolve));
+    let reached: () => void = () => undefined;
+    const startReached = new Promise<void>((resolve) => (reached = resolve));
+    const slowStore = new Proxy(h.store, {
+      get(target, key) {
+        const value: unknown = Reflect.get(target, key);
+        if (key !== 'outbound') return typeof value === 'function' ? value.bind(target) : value;
+        const outbound = value as typeof h.store.outbound;
+        return new Proxy(outbound, {
+          get(repo, name) {
+            const method: unknown = Reflect.get(repo, name);
+            if (name === 'listQueuedOf')
+              return async (...args: Parameters<typeof outbound.listQueuedOf>) => {
+                reached();
+                await heldUp;
+                return outbound.listQueuedOf(...args);
+              };
+            return typeof method === 'function' ? method.bind(repo) : method;
+          },
+        });
+      },
+    });
+    other = otherInstance({ owner: 'owner-b', ttlMs: 400 }, slowStore);
+    const starting = other.start();
+    await startReached;
+    await new Promise((resolve) => setTimeout(resolve, 1_200)); // three ttls
+    const refused = await h.call<Obj>('POST', '/api/v1/cluster/instances/instance-b/retire', {});
+    holdUp();
+    await starting;
+    assert.equal(refused.status, 409, `retired while it started: ${refused.raw}`);
+    assert.equal(refused.body.error.code, 'INSTANCE_RUNNING');
   });
 
   it('retired while it ran on unannounced, sets aside unsent what the retirement gave up and keeps what it accepted since', async () => {

@@ -3,6 +3,7 @@ import { rootCertificates } from 'node:tls';
 import { ImapFlow, type ImapFlowOptions } from 'imapflow';
 import type { LoginCredentials } from '../auth/credentials.js';
 import type { Logger } from '../shared/logger.js';
+import { spokePlainText } from '../shared/tls-fallback.js';
 
 /**
  * The one place imapflow is used: a connection to one mailbox server, reduced to what the
@@ -13,6 +14,7 @@ export interface ImapSessionOptions {
   host: string;
   port: number;
   /** Implicit TLS; without it imapflow upgrades with STARTTLS whenever the server offers it. */
+  /** "Use SSL": TLS from the first byte, or STARTTLS (required) when the server answers that in plain text. */
   secure: boolean;
   login: LoginCredentials;
   /** Extra CA certificates (PEM) to trust for this server, besides the usual roots; verification always stays on. */
@@ -88,6 +90,17 @@ export class ImapSession extends EventEmitter<{ exists: [count: number]; close: 
       clientInfo: { name: 'Mailroom' },
       ...(options.maxIdleTimeMs !== undefined && { maxIdleTime: options.maxIdleTimeMs }),
     };
+    try {
+      return await ImapSession.open(flowOptions);
+    } catch (err) {
+      // "Use SSL" on a STARTTLS port (143): the server answered TLS in plain text. STARTTLS,
+      // required (see tls-fallback.ts).
+      if (!options.secure || !spokePlainText(err)) throw err;
+      return ImapSession.open({ ...flowOptions, secure: false, doSTARTTLS: true });
+    }
+  }
+
+  private static async open(flowOptions: ImapFlowOptions): Promise<ImapSession> {
     const client = new ImapFlow(flowOptions);
     const session = new ImapSession(client);
     try {

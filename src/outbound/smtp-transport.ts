@@ -1,7 +1,9 @@
 import { Readable } from 'node:stream';
+import { rootCertificates } from 'node:tls';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import XOAuth2 from 'nodemailer/lib/xoauth2';
 import type { LoginCredentials } from '../auth/credentials.js';
+import { spokePlainText } from '../shared/tls-fallback.js';
 
 /**
  * The one place Mailroom talks SMTP: one kept-open connection to an account's relay (nodemailer's
@@ -17,8 +19,13 @@ import type { LoginCredentials } from '../auth/credentials.js';
 export interface SmtpTransportOptions {
   host: string;
   port: number;
-  /** Implicit TLS; without it STARTTLS is used when the server offers it. */
+  /**
+   * "Use SSL": TLS from the first byte, or, when the server answers that in plain text, STARTTLS
+   * required (see `tls-fallback.ts`). Without it STARTTLS is used when the server offers it.
+   */
   secure: boolean;
+  /** Certificates trusted besides the system's (PEM), e.g. a private CA. */
+  ca?: string | Buffer;
   login: LoginCredentials | null;
   /** [30000] connect budget, ms. */
   connectionTimeoutMs?: number;
@@ -62,6 +69,8 @@ export class SmtpTransport {
   /** The connection a message is on its way over (its errors reach the send's callback). */
   private sending: SMTPConnection | null = null;
   private closed = false;
+  /** With `secure`: the server answered TLS in plain text once, so connections use STARTTLS (required). */
+  private startTls = false;
 
   constructor(private readonly options: SmtpTransportOptions) {}
 
@@ -142,17 +151,35 @@ export class SmtpTransport {
     }
   }
 
-  /** A new connection, greeted and logged in (when there are credentials and the server offers AUTH). */
-  private open(): Promise<SMTPConnection> {
+  /**
+   * A new connection, greeted and logged in (when there are credentials and the server offers
+   * AUTH). With `secure`, TLS from the first byte; should the server answer that in plain text,
+   * STARTTLS, required (and from then on for this transport).
+   */
+  private async open(): Promise<SMTPConnection> {
+    try {
+      return await this.openOnce();
+    } catch (err) {
+      if (!this.options.secure || this.startTls || !spokePlainText(err)) throw err;
+      this.startTls = true;
+      return this.openOnce();
+    }
+  }
+
+  private openOnce(): Promise<SMTPConnection> {
     const { options } = this;
+    const startTls = options.secure && this.startTls;
     const connection = new SMTPConnection({
       host: options.host,
       port: options.port,
-      secure: options.secure,
+      secure: options.secure && !startTls,
+      ...(startTls && { requireTLS: true }),
       connectionTimeout: options.connectionTimeoutMs ?? 30_000,
       greetingTimeout: options.greetingTimeoutMs ?? 30_000,
       socketTimeout: options.socketTimeoutMs ?? 120_000,
-      tls: { rejectUnauthorized: true },
+      tls: options.ca
+        ? { ca: [...rootCertificates, String(options.ca)], rejectUnauthorized: true }
+        : { rejectUnauthorized: true },
       logger: false,
     });
     return new Promise((resolve, reject) => {

@@ -42,6 +42,8 @@ export interface StartDovecotOptions {
    * (plain HTTP, e.g. `FakeIdp.introspectionUrl`). [oauth2IntrospectionUrl=undefined: passwords only]
    */
   oauth2IntrospectionUrl?: string;
+  /** Offer STARTTLS on the IMAP port with this certificate and key (PEM). [tls=undefined: no TLS] */
+  tls?: { cert: string; key: string };
 }
 
 export interface DovecotInstance {
@@ -102,9 +104,18 @@ export async function startDovecot(options: StartDovecotOptions = {}): Promise<D
       PASSWD_FILE: paths.passwd,
       MAIL_DIR: paths.mail,
     });
+    let ssl = 'ssl = no';
+    if (options.tls) {
+      const cert = path.join(dir, 'server.pem');
+      const key = path.join(dir, 'server.key');
+      await writeFile(cert, options.tls.cert, { mode: 0o644 });
+      await writeFile(key, options.tls.key, { mode: 0o600 });
+      ssl = `ssl = yes\nssl_cert = <${cert}\nssl_key = <${key}`;
+    }
+    const withSsl = config.replace(/^ssl = no$/m, ssl);
     await writeFile(
       paths.config,
-      options.oauth2IntrospectionUrl ? config + (await oauth2Passdb(dir, options.oauth2IntrospectionUrl)) : config,
+      options.oauth2IntrospectionUrl ? withSsl + (await oauth2Passdb(dir, options.oauth2IntrospectionUrl)) : withSsl,
     );
 
     child = spawn(binary, ['-F', '-c', paths.config], { stdio: ['ignore', 'ignore', 'pipe'] });

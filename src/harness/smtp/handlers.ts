@@ -128,6 +128,7 @@ function toReceived(session: SMTPServerSession, raw: Buffer): ReceivedMessage {
     raw,
     receivedAt: new Date(),
     ...(typeof user === 'string' ? { user } : {}),
+    secure: session.secure,
     sessionId: session.id,
     acknowledged: true,
   };

@@ -54,6 +54,8 @@ export interface ReceivedMessage {
   receivedAt: Date;
   /** Authenticated user name, if the session authenticated. */
   user?: string;
+  /** Whether the message came over TLS (implicit, or after STARTTLS). */
+  secure: boolean;
   /** smtp-server's connection id. */
   sessionId: string;
   /**

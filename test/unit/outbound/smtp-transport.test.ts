@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
 import { startSmtpHarness, type SmtpHarness } from '../../../src/harness/smtp-harness.js';
+import { makeTestCertificates } from '../../../src/harness/fake-idp/certificates.js';
 import { NOT_BEGUN, SmtpTransport } from '../../../src/outbound/smtp-transport.js';
 
 describe('SMTP transport (one kept connection to the relay)', () => {
@@ -162,5 +163,49 @@ describe('SMTP transport (one kept connection to the relay)', () => {
       relay.close();
       server.close();
     }
+  });
+
+  describe('"Use SSL" (secure)', () => {
+    const certificates = makeTestCertificates();
+    const tlsHarness = (secure: boolean): Promise<SmtpHarness> =>
+      startSmtpHarness({ tls: { key: certificates.key, cert: certificates.cert, secure } });
+    const secureTransport = (port: number): SmtpTransport =>
+      new SmtpTransport({ host: '127.0.0.1', port, secure: true, login: null, ca: certificates.ca });
+    let other: SmtpHarness | undefined;
+    let otherTransport: SmtpTransport | undefined;
+    afterEach(async () => {
+      otherTransport?.close();
+      await other?.close();
+      other = undefined;
+      otherTransport = undefined;
+    });
+
+    it('uses TLS from the first byte on an implicit-TLS port (465 style)', async () => {
+      other = await tlsHarness(true);
+      otherTransport = secureTransport(other.port);
+      await otherTransport.send(envelope, message(1));
+      const [received] = await other.waitFor(1);
+      assert.equal(received?.secure, true);
+    });
+
+    it('uses STARTTLS, required, on a STARTTLS port (587 style, as in the Office 365 example), and keeps to it', async () => {
+      other = await tlsHarness(false);
+      otherTransport = secureTransport(other.port);
+      await otherTransport.send(envelope, message(1));
+      await other.dropConnections();
+      await otherTransport.send(envelope, message(2)); // a new connection
+      const received = await other.waitFor(2);
+      assert.deepEqual(
+        received.map((m) => m.secure),
+        [true, true],
+        'both over TLS',
+      );
+    });
+
+    it('never falls back to plain text: a server that offers no TLS gets nothing', async () => {
+      otherTransport = secureTransport(smtp.port); // the plain harness: STARTTLS disabled
+      await assert.rejects(otherTransport.send(envelope, message(1)), /STARTTLS|TLS/i);
+      assert.equal(smtp.messages.length, 0);
+    });
   });
 });

@@ -22,6 +22,20 @@ export interface HeartbeatStatus {
  * The server's 250 makes the account `ok`; a refusal or no connection makes it `down`. When the
  * address is a mailbox Mailroom watches, inbound reports the token and the round trip is recorded.
  */
+/** Thrown by a heartbeat's `send` when the account's hourly rate limit has no place for it now. */
+export class HeartbeatDeferred extends Error {}
+
+/**
+ * Who a heartbeat comes from: the account's own login (SMTP user, or the IMAP user for "use IMAP
+ * settings") when it is an address, as servers such as Office 365 and Gmail let an account send
+ * only as itself; else (no login: a relay) the heartbeat address.
+ */
+export function heartbeatSender(server: EmailServerRow, heartbeatAddress: string): string {
+  const login =
+    server.smtpAuthMode === 'custom' ? server.smtpUser : server.smtpAuthMode === 'imap' ? server.imapUser : null;
+  return login && /^[^\s@]+@[^\s@]+$/.test(login) ? login : heartbeatAddress;
+}
+
 export class Heartbeat {
   private readonly pending = new Map<string, number>();
   private readonly state: HeartbeatStatus = {
@@ -41,7 +55,16 @@ export class Heartbeat {
       intervalMs: number;
       messageIdDomain: string;
       loopValue: string;
-      send: (server: EmailServerRow, envelope: { from: string; to: string[] }, raw: Buffer) => Promise<string>;
+      /**
+       * Sends a heartbeat (`token` names it, e.g. in the send log); resolves with the server's
+       * reply, throws {@link HeartbeatDeferred} when the account's hourly rate limit has no place now.
+       */
+      send: (
+        server: EmailServerRow,
+        envelope: { from: string; to: string[] },
+        raw: Buffer,
+        token: string,
+      ) => Promise<string>;
     },
   ) {}
 
@@ -78,7 +101,7 @@ export class Heartbeat {
     if (!address) return this.state.health;
     const token = randomUUID();
     const { raw, envelope } = await composeMessage({
-      from: { name: 'Mailroom heartbeat', address },
+      from: { name: 'Mailroom heartbeat', address: heartbeatSender(this.server, address) },
       to: [address],
       cc: [],
       bcc: [],
@@ -91,12 +114,20 @@ export class Heartbeat {
       extraHeaders: { [HEARTBEAT_HEADER]: token },
     });
     const sentAt = this.deps.clock.now();
-    this.state.lastHeartbeatAt = new Date(sentAt).toISOString();
     try {
-      this.state.lastResult = await this.deps.send(this.server, envelope, raw);
+      const reply = await this.deps.send(this.server, envelope, raw, token);
+      this.state.lastHeartbeatAt = new Date(sentAt).toISOString();
+      this.state.lastResult = reply;
       this.pending.set(token, sentAt);
       this.state.health = 'ok';
     } catch (err) {
+      if (err instanceof HeartbeatDeferred) {
+        // Not a failure: the account's hourly limit is used up; the health stays what it was.
+        this.state.lastResult = err.message;
+        this.deps.logger.info({ tenantId: this.server.tenantId, serverId: this.server.id }, err.message);
+        return this.state.health;
+      }
+      this.state.lastHeartbeatAt = new Date(sentAt).toISOString();
       this.state.lastResult = (err as { response?: string; message?: string }).response ?? (err as Error).message;
       this.state.health = 'down';
       this.deps.logger.warn(

@@ -16,7 +16,9 @@ import {
 import { AccountQueue, type QueueStats, type QueueStatus } from './account-queue.js';
 import { composeMessage } from './compose.js';
 import { GroupCommit } from './group-commit.js';
-import { Heartbeat, type HeartbeatStatus } from './heartbeat.js';
+import { certainlyNotDelivered } from './delivery-error.js';
+import { Heartbeat, HeartbeatDeferred, type HeartbeatStatus } from './heartbeat.js';
+import { nextPlaceAt, PLACE_HOLD_MS, RATE_WINDOW_MS } from './rate-limit.js';
 import { MailActions, type ActionOutcome, type ActionTarget } from './mail-actions.js';
 import { DEFAULT_OUTBOUND_OPTIONS, type OutboundOptions } from './options.js';
 import type { SpooledInMemory } from './queued-messages.js';
@@ -818,8 +820,30 @@ export class OutboundService {
       intervalMs: this.options.heartbeatIntervalMs,
       messageIdDomain: this.options.messageIdDomain,
       loopValue: this.deps.instanceId,
-      send: async (row, envelope, raw) => {
-        const login = await this.deps.credentials.smtpLogin(row);
+      send: async (row, envelope, raw, token) => {
+        // A heartbeat is a message the account sends: it takes a place under the hourly rate
+        // limit, as any message does (and waits for the next beat when there is none).
+        const { sendLog } = this.deps.store;
+        const limit = row.smtpRateLimitPerHour;
+        const now = this.clock.now();
+        if (limit > 0) {
+          const allowedAt = await sendLog.reserve(
+            row.id,
+            token,
+            new Date(now),
+            new Date(now - RATE_WINDOW_MS - PLACE_HOLD_MS),
+            (lines) => nextPlaceAt(lines, limit, now),
+          );
+          if (allowedAt > now) {
+            throw new HeartbeatDeferred(
+              `heartbeat not sent: the hourly rate limit (${limit}) has no place before ${new Date(allowedAt).toISOString()}`,
+            );
+          }
+        }
+        const login = await this.deps.credentials.smtpLogin(row).catch(async (err: unknown) => {
+          if (limit > 0) await sendLog.release(token).catch(() => undefined);
+          throw err;
+        });
         const t = this.options.smtpTimeouts;
         const transport = new SmtpTransport({
           host: row.smtpHost,
@@ -830,11 +854,28 @@ export class OutboundService {
           ...(t.greetingMs !== undefined && { greetingTimeoutMs: t.greetingMs }),
           ...(t.socketMs !== undefined && { socketTimeoutMs: t.socketMs }),
         });
+        let response: string;
         try {
-          return (await transport.send(envelope, raw)).response;
+          response = (await transport.send(envelope, raw)).response;
+        } catch (err) {
+          if (limit > 0) {
+            // A heartbeat that may have gone (cut off during or after DATA) counts as a send.
+            // (Should the database fail here, the place counts for an hour and a quarter: fewer sends, never more.)
+            const settling = certainlyNotDelivered(err)
+              ? sendLog.release(token)
+              : sendLog.settle(token, new Date(this.clock.now()));
+            await settling.catch(() => undefined);
+          }
+          throw err;
         } finally {
           transport.close();
         }
+        const sentAt = new Date(this.clock.now());
+        const logged = limit > 0 ? sendLog.settle(token, sentAt) : sendLog.record(row.id, sentAt, token); // counts should a limit be set later
+        await logged.catch((err: unknown) =>
+          this.deps.logger.warn({ err, serverId: row.id }, 'could not write a heartbeat into the send log'),
+        );
+        return response;
       },
     });
     this.heartbeats.set(server.id, beat);

@@ -68,4 +68,59 @@ describe('heartbeat [pglite]', () => {
     await smtp.start();
     await eventually(async () => ((await status()).health === 'ok' ? true : undefined));
   });
+
+  it('counts heartbeats against the hourly rate limit, and sends them from the account’s own address', async () => {
+    const relay = await startSmtpHarness({ users: [{ user: 'sender@example.com', password: 'pw' }] });
+    try {
+      const tenantId = (await h.call<Obj>('POST', '/api/v1/tenants', { name: 'HB limit' })).body.id;
+      const server = await h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/servers`, {
+        name: 'HB limit',
+        imap: {
+          host: '127.0.0.1',
+          port: imap.port,
+          secure: false,
+          user: 'hb@example.com',
+          auth: { method: 'password', password: 'pw' },
+        },
+        smtp: {
+          host: '127.0.0.1',
+          port: relay.port,
+          auth: {
+            mode: 'custom',
+            method: 'password',
+            user: 'sender@example.com',
+            password: 'pw',
+            confirmPassword: 'pw',
+          },
+          heartbeatAddress: 'hb@example.com',
+          rateLimitPerHour: 2,
+        },
+      });
+      assert.equal(server.status, 201, server.raw);
+      const serverId = server.body.id as string;
+      await h.outbound.start();
+      const status = async (): Promise<Obj> =>
+        (await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/servers/${serverId}/status`)).body.outbound.heartbeat;
+      // A beat every 400 ms: the third finds no place in the hour.
+      const deferred = await eventually(async () => {
+        const s = await status();
+        return /rate limit/.test(s?.lastResult ?? '') ? s : undefined;
+      });
+      assert.equal(deferred.health, 'ok', 'a heartbeat held back by the limit is not a failure');
+      await new Promise((resolve) => setTimeout(resolve, 1_000)); // two more beats' time
+      assert.equal(relay.messages.length, 2, 'never more heartbeats than the limit in the hour');
+      for (const m of relay.messages) {
+        assert.equal(m.envelope.from, 'sender@example.com', 'MAIL FROM is the account’s login');
+        assert.match(m.raw.toString(), /^From: "?Mailroom heartbeat"? <sender@example\.com>\r$/m);
+        assert.deepEqual(m.envelope.to, ['hb@example.com']);
+      }
+      const [logged] = await h.store.query<{ n: string }>(
+        'SELECT count(*) AS n FROM smtp_send_log WHERE server_id = $1 AND recorded',
+        [serverId],
+      );
+      assert.equal(Number(logged?.n), 2, 'both heartbeats are in the send log the limit reads');
+    } finally {
+      await relay.close();
+    }
+  });
 });

@@ -45,7 +45,8 @@ export async function renderServerStatus(main, { tenantId, serverId }) {
   }
   breadcrumbs([['Tenants', '#/'], [tenant.name, href('tenants', tenantId)], [server.name]]);
   const refreshButton = h('button', { type: 'button', onclick: () => void refresh() }, 'Refresh');
-  heading(main, `${server.name}: status`, refreshButton);
+  const testButton = h('button', { type: 'button', onclick: () => void testConnection() }, 'Test connection');
+  heading(main, `${server.name}: status`, h('span', {}, testButton, ' ', refreshButton));
 
   const connection = h('section', { 'aria-labelledby': 'connection-title' });
   const outbound = h('section', { 'aria-labelledby': 'outbound-title' });
@@ -53,7 +54,8 @@ export async function renderServerStatus(main, { tenantId, serverId }) {
   const requests = h('section', { 'aria-labelledby': 'requests-title', hidden: true });
   const problem = h('p', { class: 'error', role: 'alert', hidden: true });
   const notice = h('p', { role: 'status', hidden: true });
-  main.append(problem, notice, h('div', { class: 'cards' }, connection, outbound), dead, requests);
+  const tested = h('section', { 'aria-labelledby': 'test-title', class: 'connection-test', hidden: true });
+  main.append(problem, notice, tested, h('div', { class: 'cards' }, connection, outbound), dead, requests);
 
   /** After a re-queue or delete: another instance holds the file and does it within seconds (202). */
   function noticeRequested(result, what) {
@@ -61,6 +63,33 @@ export async function renderServerStatus(main, { tenantId, serverId }) {
     const when = result.holderRunning ? 'within seconds' : 'when it runs again (it is not running now)';
     notice.textContent = `Instance ${result.instanceId} holds this message and will ${what} it ${when}.`;
     notice.hidden = false;
+  }
+
+  /** "Test connection": logs in on both sides as the stored settings say (nothing is read or sent). */
+  async function testConnection() {
+    testButton.disabled = true;
+    replace(tested, h('h2', { id: 'test-title' }, 'Connection test'), h('p', {}, 'Testing…'));
+    tested.hidden = false;
+    try {
+      const result = await api('POST', `${base}/test`, {});
+      const line = (name, side) =>
+        h(
+          'li',
+          {},
+          h('strong', {}, `${name}: `),
+          badge(side.ok ? 'ok' : 'down', { ok: 'OK', down: 'failed' }),
+          ` ${side.detail} (${side.ms} ms)`,
+        );
+      replace(
+        tested,
+        h('h2', { id: 'test-title' }, 'Connection test'),
+        h('ul', {}, line('IMAP', result.imap), line('SMTP', result.smtp)),
+      );
+    } catch (err) {
+      replace(tested, h('h2', { id: 'test-title' }, 'Connection test'), h('p', { class: 'error' }, err.message));
+    } finally {
+      testButton.disabled = false;
+    }
   }
 
   /** Reloads the status; the lists (which hold buttons) only when asked, not on the timer. */

@@ -6,6 +6,7 @@ import type { ClusterView } from '../cluster/lease-keeper.js';
 import type { WatcherStatus } from '../inbound/server-watcher.js';
 import type { MessageFeed } from '../inbound/message-feed.js';
 import type { Webhooks } from '../inbound/webhooks/index.js';
+import type { ConnectionTestResult } from '../shared/connection-test.js';
 import type { Templates } from '../templates/index.js';
 import type { OutboundService } from '../outbound/outbound-service.js';
 
@@ -19,6 +20,8 @@ export type Access = 'public' | 'admin' | 'tenant';
 export interface InboundApi {
   status(serverId: string): WatcherStatus;
   feed: MessageFeed;
+  /** "Test connection", IMAP side (connect, log in, log out). */
+  testConnection(tenantId: string, serverId: string): Promise<ConnectionTestResult>;
 }
 
 /** What the API needs of OAuth 2.0: device-code sign-in and the sign-in status. */

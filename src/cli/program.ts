@@ -1,11 +1,15 @@
 import { Command } from 'commander';
 import { loadConfig } from '../config/config.js';
 import { Engine } from '../main.js';
+import { CredentialService } from '../auth/credentials.js';
+import { testImapConnection } from '../inbound/connection-test.js';
+import { testSmtpConnection } from '../outbound/connection-test.js';
+import { MailroomError } from '../shared/errors.js';
 import { createLogger } from '../shared/logger.js';
 import { generateSecretKey } from '../shared/sealed-secrets.js';
 import { readBody, type BodyOptions } from './input.js';
 import { print, printError, type OutputOptions } from './output.js';
-import { destinationIdOf, serverIdOf, tenantIdOf, withAccounts } from './services.js';
+import { destinationIdOf, serverIdOf, tenantIdOf, withAccounts, withServices } from './services.js';
 import { addHarnessCommand } from './harness-command.js';
 import { addOAuthCommands } from './oauth-command.js';
 import { addOutboundCommands } from './outbound-command.js';
@@ -157,6 +161,26 @@ export function buildProgram(): Command {
       }),
     ),
   );
+  servers
+    .command('test <tenant> <server>')
+    .description('"Test connection": log in to the IMAP and the SMTP server as stored, reading and sending nothing')
+    .action(
+      run(([t, s]) =>
+        withServices(async ({ accounts, store, sealer, logger }) => {
+          const tenantId = await tenantIdOf(accounts, t);
+          const serverId = await serverIdOf(accounts, tenantId, s);
+          const server = await store.servers.get(tenantId, serverId);
+          if (!server) throw new MailroomError('SERVER_NOT_FOUND', `e-mail server ${s} does not exist in this tenant`);
+          const credentials = new CredentialService(sealer);
+          const [imap, smtp] = await Promise.all([
+            testImapConnection(server, { credentials, logger }),
+            testSmtpConnection(server, { credentials }),
+          ]);
+          if (!imap.ok || !smtp.ok) process.exitCode = 1;
+          return { imap, smtp };
+        }),
+      ),
+    );
   servers
     .command('delete <tenant> <server>')
     .description('delete an e-mail server no destination uses')

@@ -1,6 +1,8 @@
 import { EventEmitter } from 'node:events';
 import type { CredentialService } from '../auth/credentials.js';
 import { ByteBudget } from '../shared/byte-budget.js';
+import type { ConnectionTestResult } from '../shared/connection-test.js';
+import { MailroomError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { EmailServerRow } from '../store/rows.js';
 import type { Store } from '../store/store.js';
@@ -8,6 +10,7 @@ import { ConnectGate } from './connect-gate.js';
 import { MailboxSync, type RoutedEvent } from './mailbox-sync.js';
 import type { MessageParser } from './message-record.js';
 import { DEFAULT_INBOUND_OPTIONS, type InboundOptions } from './options.js';
+import { testImapConnection } from './connection-test.js';
 import { idleStatus, ServerWatcher, type WatcherStatus } from './server-watcher.js';
 
 export interface InboundDeps {
@@ -128,6 +131,16 @@ export class InboundService {
       watcher.start();
     }
     this.appliedFingerprint = fingerprint;
+  }
+
+  /**
+   * "Test connection", IMAP side: connects to the server as its settings say, logs in and logs out
+   * (whether or not it is enabled or watched here); the outcome in plain words.
+   */
+  async testConnection(tenantId: string, serverId: string): Promise<ConnectionTestResult> {
+    const server = await this.deps.store.servers.get(tenantId, serverId);
+    if (!server) throw new MailroomError('SERVER_NOT_FOUND', `e-mail server ${serverId} does not exist in this tenant`);
+    return testImapConnection(server, this.deps);
   }
 
   /** The watcher's status; `disabled` for a server that is not watched. */

@@ -1,5 +1,6 @@
 import type { CredentialService } from '../auth/credentials.js';
 import type { Logger } from '../shared/logger.js';
+import type { ConnectionTestResult } from '../shared/connection-test.js';
 import type { Store } from '../store/store.js';
 import { InboundService } from './inbound-service.js';
 import { MessageFeed } from './message-feed.js';
@@ -15,6 +16,8 @@ export interface Inbound {
   service: InboundService;
   feed: MessageFeed;
   status(serverId: string): WatcherStatus;
+  /** "Test connection", IMAP side (connect, log in, log out). */
+  testConnection(tenantId: string, serverId: string): Promise<ConnectionTestResult>;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -45,6 +48,7 @@ export function createInbound(deps: {
     service,
     feed,
     status: (serverId) => service.status(serverId),
+    testConnection: (tenantId, serverId) => service.testConnection(tenantId, serverId),
     // The parse workers start when a message first needs one (small messages parse in place):
     // starting them here would cost every start-up a second of CPU, taken from the first sync.
     start: () => service.start(),

@@ -11,7 +11,7 @@ import type { OutboundOptions } from './options.js';
 import { nextPlaceAt, PLACE_HOLD_MS, RATE_WINDOW_MS } from './rate-limit.js';
 import { QueuedMessages, type SpooledInMemory, type SpooledMessage } from './queued-messages.js';
 import { SentBookkeeping, statusRowFromHeader } from './sent-bookkeeping.js';
-import { NOT_BEGUN, SmtpTransport } from './smtp-transport.js';
+import { NOT_BEGUN, SmtpTransport, smtpTransportOptions } from './smtp-transport.js';
 import { queuedAtOf, seqTimeOf, type Spool, type SpoolItem } from './spool.js';
 import { WaitingWarning } from './waiting-warning.js';
 
@@ -561,19 +561,10 @@ export class AccountQueue {
   private async transportFor(loginOptions: { forceRefresh?: boolean } = {}): Promise<SmtpTransport> {
     if (this.transport) return this.transport;
     const login = await this.deps.credentials.smtpLogin(this.server, loginOptions);
-    const timeouts = this.deps.options.smtpTimeouts;
     this.login = login;
     this.transport = this.deps.transportFactory
       ? this.deps.transportFactory(this.server, login)
-      : new SmtpTransport({
-          host: this.server.smtpHost,
-          port: this.server.smtpPort,
-          secure: this.server.smtpSecure,
-          login,
-          ...(timeouts.connectionMs !== undefined && { connectionTimeoutMs: timeouts.connectionMs }),
-          ...(timeouts.greetingMs !== undefined && { greetingTimeoutMs: timeouts.greetingMs }),
-          ...(timeouts.socketMs !== undefined && { socketTimeoutMs: timeouts.socketMs }),
-        });
+      : new SmtpTransport(smtpTransportOptions(this.server, login, this.deps.options.smtpTimeouts));
     return this.transport;
   }
 

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { CredentialService } from '../auth/credentials.js';
 import { systemClock, type Clock } from '../shared/clock.js';
+import type { ConnectionTestResult } from '../shared/connection-test.js';
 import { isMailroomError, MailroomError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { validate } from '../shared/validation.js';
@@ -16,6 +17,7 @@ import {
 import { AccountQueue, type QueueStats, type QueueStatus } from './account-queue.js';
 import { composeMessage } from './compose.js';
 import { GroupCommit } from './group-commit.js';
+import { testSmtpConnection } from './connection-test.js';
 import { certainlyNotDelivered } from './delivery-error.js';
 import { Heartbeat, HeartbeatDeferred, type HeartbeatStatus } from './heartbeat.js';
 import { nextPlaceAt, PLACE_HOLD_MS, RATE_WINDOW_MS } from './rate-limit.js';
@@ -23,7 +25,7 @@ import { MailActions, type ActionOutcome, type ActionTarget } from './mail-actio
 import { DEFAULT_OUTBOUND_OPTIONS, type OutboundOptions } from './options.js';
 import type { SpooledInMemory } from './queued-messages.js';
 import { SendInput, type DeadLetterView, type OutboundView, type RequestView, type RetiredView } from './schemas.js';
-import { SmtpTransport } from './smtp-transport.js';
+import { SmtpTransport, smtpTransportOptions } from './smtp-transport.js';
 import { SENT_FOLDER_REPLY } from './sent-bookkeeping.js';
 import { Spool, type SpoolDraft } from './spool.js';
 
@@ -468,6 +470,16 @@ export class OutboundService {
     }
   }
 
+  /**
+   * "Test connection", SMTP side: connects to the account's relay as its settings say and logs in
+   * (when it has a login), without sending; the outcome in plain words. The queue is not touched.
+   */
+  async testConnection(tenantId: string, serverId: string): Promise<ConnectionTestResult> {
+    const server = await this.deps.store.servers.get(tenantId, serverId);
+    if (!server) throw new MailroomError('SERVER_NOT_FOUND', `e-mail server ${serverId} does not exist in this tenant`);
+    return testSmtpConnection(server, this.deps);
+  }
+
   /** Accepts a message for sending: 202 semantics — it is on disk when this resolves. */
   async accept(tenantId: string, destinationId: string, body: unknown): Promise<OutboundView> {
     const input = validate(SendInput, body);
@@ -844,16 +856,7 @@ export class OutboundService {
           if (limit > 0) await sendLog.release(token).catch(() => undefined);
           throw err;
         });
-        const t = this.options.smtpTimeouts;
-        const transport = new SmtpTransport({
-          host: row.smtpHost,
-          port: row.smtpPort,
-          secure: row.smtpSecure,
-          login,
-          ...(t.connectionMs !== undefined && { connectionTimeoutMs: t.connectionMs }),
-          ...(t.greetingMs !== undefined && { greetingTimeoutMs: t.greetingMs }),
-          ...(t.socketMs !== undefined && { socketTimeoutMs: t.socketMs }),
-        });
+        const transport = new SmtpTransport(smtpTransportOptions(row, login, this.options.smtpTimeouts));
         let response: string;
         try {
           response = (await transport.send(envelope, raw)).response;

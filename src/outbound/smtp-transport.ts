@@ -4,6 +4,8 @@ import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import XOAuth2 from 'nodemailer/lib/xoauth2';
 import type { LoginCredentials } from '../auth/credentials.js';
 import { spokePlainText } from '../shared/tls-fallback.js';
+import type { EmailServerRow } from '../store/rows.js';
+import type { SmtpTimeouts } from './options.js';
 
 /**
  * The one place Mailroom talks SMTP: one kept-open connection to an account's relay (nodemailer's
@@ -49,6 +51,23 @@ interface SmtpError extends Error {
 
 /** Codes of a connection that broke (as opposed to a refused message or login). */
 const CONNECTION_CODES = new Set(['ECONNECTION', 'ESOCKET', 'ETIMEDOUT']);
+
+/** The transport options of an account's SMTP settings, with the engine's timeouts where set. */
+export function smtpTransportOptions(
+  server: Pick<EmailServerRow, 'smtpHost' | 'smtpPort' | 'smtpSecure'>,
+  login: LoginCredentials | null,
+  timeouts: SmtpTimeouts,
+): SmtpTransportOptions {
+  return {
+    host: server.smtpHost,
+    port: server.smtpPort,
+    secure: server.smtpSecure,
+    login,
+    ...(timeouts.connectionMs !== undefined && { connectionTimeoutMs: timeouts.connectionMs }),
+    ...(timeouts.greetingMs !== undefined && { greetingTimeoutMs: timeouts.greetingMs }),
+    ...(timeouts.socketMs !== undefined && { socketTimeoutMs: timeouts.socketMs }),
+  };
+}
 
 /** How a send goes (see {@link SmtpTransport.send}). */
 export interface SendOptions {

@@ -405,6 +405,13 @@ describe('web console (headless Chromium)', function () {
     await page.getByRole('heading', { name: 'Dead letters (0)' }).waitFor();
     const [delivered] = (await smtp?.waitFor(1, 15_000)) ?? [];
     assert.deepEqual(delivered?.envelope.to, ['customer@example.net']);
+
+    // "Test connection": both sides log in with the stored settings, and the page says so.
+    await page.getByRole('button', { name: 'Test connection' }).click();
+    const tested = page.getByRole('region', { name: 'Connection test' });
+    await tested.getByText(/SMTP: OK/).waitFor();
+    assert.match(await textOf(tested), /IMAP: OK connected and logged in as support@example\.com/);
+    assert.match(await textOf(tested), /SMTP: OK connected and logged in as relay/);
   });
 
   it('lists a request waiting for an instance that is not running, and withdraws it after Yes', async () => {

@@ -4,6 +4,8 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startFakeImap } from '../../src/harness/fake-imap/index.js';
+import { startSmtpHarness } from '../../src/harness/smtp-harness.js';
 import { queuedRow } from '../../src/store/rows.js';
 import { Store } from '../../src/store/store.js';
 import { createTestDatabase, quietLogger } from '../support/database.js';
@@ -73,8 +75,40 @@ describe('mailroom CLI (against PostgreSQL, over the services)', function () {
   it('has help for every command', async () => {
     const help = await runCli(['servers', '--help'], env);
     assert.equal(help.code, 0);
-    for (const sub of ['list', 'show', 'create', 'update', 'copy', 'delete'])
+    for (const sub of ['list', 'show', 'create', 'update', 'copy', 'test', 'delete'])
       assert.match(help.stdout, new RegExp(`\\b${sub}\\b`));
+  });
+
+  it('tests an e-mail server’s connection: IMAP and SMTP logins, exit 1 when a side fails', async () => {
+    const imap = await startFakeImap({ users: [{ user: 'box@example.com', password: 'imap-pw' }] });
+    const smtp = await startSmtpHarness({});
+    try {
+      const body = {
+        name: 'Tested',
+        enabled: false,
+        imap: {
+          host: '127.0.0.1',
+          port: imap.port,
+          secure: false,
+          user: 'box@example.com',
+          auth: { method: 'password', password: 'imap-pw' },
+        },
+        smtp: { host: '127.0.0.1', port: smtp.port, auth: { mode: 'none' } },
+      };
+      const created = await runCli(['servers', 'create', 'CLI tenant', '--data', JSON.stringify(body)], env);
+      assert.equal(created.code, 0, created.stderr);
+      const ok = await runCli(['--json', 'servers', 'test', 'CLI tenant', 'Tested'], env);
+      assert.equal(ok.code, 0, ok.stderr);
+      const result = JSON.parse(ok.stdout) as { imap: { ok: boolean }; smtp: { ok: boolean } };
+      assert.deepEqual([result.imap.ok, result.smtp.ok], [true, true], ok.stdout);
+      await smtp.stop();
+      const down = await runCli(['--json', 'servers', 'test', 'CLI tenant', 'Tested'], env);
+      assert.equal(down.code, 1, down.stdout);
+      assert.equal((JSON.parse(down.stdout) as { smtp: { ok: boolean } }).smtp.ok, false);
+    } finally {
+      await imap.close();
+      await smtp.close();
+    }
   });
 
   it('cancels a waiting message through the engine instance holding it, and lists the tenant’s dead letters', async () => {

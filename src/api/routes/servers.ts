@@ -4,6 +4,13 @@ import { NoContent, ServerParams, TenantParams } from '../params.js';
 import type { RouteDef } from '../route.js';
 
 const tags = ['e-mail servers'];
+
+const ConnectionTestView = Type.Object({
+  ok: Type.Boolean(),
+  /** What happened, in plain words (never a secret). */
+  detail: Type.String(),
+  ms: Type.Integer(),
+});
 const base = '/api/v1/tenants/:tenantId/servers';
 
 export const serverRoutes: RouteDef[] = [
@@ -52,6 +59,28 @@ export const serverRoutes: RouteDef[] = [
     handler: async (req, _reply, { accounts }) => {
       const p = req.params as ServerParams;
       return accounts.servers.update(p.tenantId, p.serverId, req.body);
+    },
+  },
+  {
+    method: 'POST',
+    url: `${base}/:serverId/test`,
+    access: 'tenant',
+    summary:
+      '"Test connection": connect to the IMAP and the SMTP server as the stored settings say and log in, ' +
+      'without reading or sending mail; each side says what happened in plain words (ok or why not).',
+    tags,
+    schema: {
+      params: ServerParams,
+      body: Type.Optional(Type.Object({}, { additionalProperties: false })),
+      response: { 200: Type.Object({ imap: ConnectionTestView, smtp: ConnectionTestView }) },
+    },
+    handler: async (req, _reply, { inbound, outbound }) => {
+      const p = req.params as ServerParams;
+      const [imap, smtp] = await Promise.all([
+        inbound.testConnection(p.tenantId, p.serverId),
+        outbound.testConnection(p.tenantId, p.serverId),
+      ]);
+      return { imap, smtp };
     },
   },
   {

@@ -1,0 +1,43 @@
+import type { CredentialService } from '../auth/credentials.js';
+import { readCaFile } from '../shared/ca-file.js';
+import { CONNECTION_TEST_TIMEOUT_MS, timedTest, type ConnectionTestResult } from '../shared/connection-test.js';
+import { isMailroomError } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import type { EmailServerRow } from '../store/rows.js';
+import { ImapSession, isAuthFailure } from './imap-session.js';
+import { describeError } from './server-watcher.js';
+
+/**
+ * "Test connection", IMAP side: connects to the server as its settings say, logs in and logs out
+ * (whether or not it is enabled or watched anywhere); the outcome in plain words.
+ */
+export function testImapConnection(
+  server: EmailServerRow,
+  deps: { credentials: CredentialService; logger: Logger },
+): Promise<ConnectionTestResult> {
+  return timedTest(
+    async () => {
+      const login = await deps.credentials.imapLogin(server);
+      const ca = server.imapCaFile === null ? undefined : await readCaFile(server.imapCaFile);
+      const session = await ImapSession.connect({
+        host: server.imapHost,
+        port: server.imapPort,
+        secure: server.imapSecure,
+        login,
+        ...(ca !== undefined && { ca }),
+        logger: deps.logger,
+        connectionTimeoutMs: CONNECTION_TEST_TIMEOUT_MS,
+        greetingTimeoutMs: CONNECTION_TEST_TIMEOUT_MS,
+        socketTimeoutMs: CONNECTION_TEST_TIMEOUT_MS,
+      });
+      const idle = session.supportsIdle;
+      await session.close();
+      return `connected and logged in as ${login.user}; ${idle ? 'new mail is announced (IDLE)' : 'no IDLE: the mailbox will be polled'}`;
+    },
+    (err) =>
+      describeError(
+        err,
+        isAuthFailure(err) || isMailroomError(err, 'CREDENTIALS_UNAVAILABLE') ? 'authError' : 'connectError',
+      ),
+  );
+}

@@ -1,0 +1,35 @@
+import type { CredentialService } from '../auth/credentials.js';
+import { CONNECTION_TEST_TIMEOUT_MS, timedTest, type ConnectionTestResult } from '../shared/connection-test.js';
+import { isMailroomError } from '../shared/errors.js';
+import type { EmailServerRow } from '../store/rows.js';
+import { classifyDeliveryError } from './delivery-error.js';
+import { SmtpTransport, smtpTransportOptions } from './smtp-transport.js';
+
+/**
+ * "Test connection", SMTP side: connects to the account's relay as its settings say and logs in
+ * (when it has a login), without sending; the outcome in plain words. No queue is touched.
+ */
+export function testSmtpConnection(
+  server: EmailServerRow,
+  deps: { credentials: CredentialService },
+): Promise<ConnectionTestResult> {
+  return timedTest(
+    async () => {
+      const login = await deps.credentials.smtpLogin(server);
+      const transport = new SmtpTransport(
+        smtpTransportOptions(server, login, {
+          connectionMs: CONNECTION_TEST_TIMEOUT_MS,
+          greetingMs: CONNECTION_TEST_TIMEOUT_MS,
+          socketMs: CONNECTION_TEST_TIMEOUT_MS,
+        }),
+      );
+      try {
+        await transport.verify();
+      } finally {
+        transport.close();
+      }
+      return login ? `connected and logged in as ${login.user}` : 'connected (no login: the relay takes mail as it is)';
+    },
+    (err) => (isMailroomError(err) ? err.message : classifyDeliveryError(err).reply),
+  );
+}

@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { startFakeImap, type FakeImapServer } from '../../src/harness/fake-imap/index.js';
+import { startSmtpHarness, type SmtpHarness } from '../../src/harness/smtp-harness.js';
+import { openApiHarness, type ApiHarness } from '../support/api-harness.js';
+
+type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON answers in tests
+
+/** "Test connection" (POST …/servers/{id}/test): both sides log in as the stored settings say, nothing is read or sent. */
+describe('e-mail server connection test [pglite]', () => {
+  let h: ApiHarness;
+  let imap: FakeImapServer;
+  let smtp: SmtpHarness;
+  let tenantId: string;
+
+  beforeEach(async () => {
+    h = await openApiHarness('pglite');
+    imap = await startFakeImap({ users: [{ user: 'box@example.com', password: 'imap-secret' }] });
+    smtp = await startSmtpHarness({ users: [{ user: 'sender@example.com', password: 'smtp-secret' }] });
+    tenantId = (await h.call<Obj>('POST', '/api/v1/tenants', { name: 'Test' })).body.id;
+  });
+  afterEach(async () => {
+    await h.close();
+    await imap.close();
+    await smtp.close();
+  });
+
+  async function server(imapPassword: string, smtpPassword: string): Promise<string> {
+    const res = await h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/servers`, {
+      name: `Server ${randomUUID().slice(0, 8)}`,
+      enabled: false,
+      imap: {
+        host: '127.0.0.1',
+        port: imap.port,
+        secure: false,
+        user: 'box@example.com',
+        auth: { method: 'password', password: imapPassword },
+      },
+      smtp: {
+        host: '127.0.0.1',
+        port: smtp.port,
+        auth: { mode: 'custom', method: 'password', user: 'sender@example.com', password: smtpPassword },
+      },
+    });
+    assert.equal(res.status, 201, res.raw);
+    return res.body.id as string;
+  }
+
+  const test = (serverId: string): Promise<{ status: number; body: Obj; raw: string }> =>
+    h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/servers/${serverId}/test`, {});
+
+  it('logs in on both sides with the stored settings, and sends nothing', async () => {
+    const res = await test(await server('imap-secret', 'smtp-secret'));
+    assert.equal(res.status, 200, res.raw);
+    assert.equal(res.body.imap.ok, true, res.raw);
+    assert.match(res.body.imap.detail, /logged in as box@example\.com/);
+    assert.equal(res.body.smtp.ok, true, res.raw);
+    assert.match(res.body.smtp.detail, /logged in as sender@example\.com/);
+    assert.ok(Number.isInteger(res.body.imap.ms) && Number.isInteger(res.body.smtp.ms));
+    assert.equal(smtp.messages.length, 0, 'nothing sent');
+    assert.ok(!res.raw.includes('secret'), 'no password in the answer');
+  });
+
+  it('says which side refused the login, and why, in plain words', async () => {
+    const res = await test(await server('wrong-imap', 'wrong-smtp'));
+    assert.equal(res.status, 200, res.raw);
+    assert.equal(res.body.imap.ok, false);
+    assert.match(res.body.imap.detail, /refused the login/);
+    assert.equal(res.body.smtp.ok, false);
+    assert.match(res.body.smtp.detail, /535|auth/i);
+    assert.ok(!res.raw.includes('wrong-'), 'no password in the answer');
+  });
+
+  it('reports a relay that cannot be reached, and 404 for an unknown server', async () => {
+    const serverId = await server('imap-secret', 'smtp-secret');
+    await smtp.stop();
+    const res = await test(serverId);
+    assert.equal(res.body.imap.ok, true, res.raw);
+    assert.equal(res.body.smtp.ok, false, res.raw);
+    assert.match(res.body.smtp.detail, /refused|ECONNREFUSED|connect/i);
+    const missing = await test(randomUUID());
+    assert.equal(missing.status, 404, missing.raw);
+    assert.equal(missing.body.error.code, 'SERVER_NOT_FOUND');
+  });
+});

@@ -38,13 +38,22 @@ function authFields(prefix, auth, mode, panelSlot) {
   const oauthGroup = h(
     'div',
     { class: 'group', 'data-auth': `${prefix}:oauth2` },
-    input({ label: 'OAuth client ID', name: `${prefix}.clientId`, value: oauth?.clientId, required: true }),
+    input({
+      label: 'OAuth client ID',
+      name: `${prefix}.clientId`,
+      value: oauth?.clientId,
+      required: prefix === 'imap.auth',
+      hint: prefix === 'imap.auth' ? undefined : 'Leave empty to use the IMAP side’s app registration.',
+    }),
     input({
       label: 'OAuth tenant ID',
       name: `${prefix}.directoryId`,
       value: oauth?.directoryId,
-      required: true,
-      hint: 'The Directory (tenant) ID of the app registration, or a verified domain.',
+      required: prefix === 'imap.auth',
+      hint:
+        prefix === 'imap.auth'
+          ? 'The Directory (tenant) ID of the app registration, or a verified domain.'
+          : 'Leave empty to use the IMAP side’s.',
     }),
     select({
       label: 'Flow',
@@ -359,8 +368,11 @@ export function serverForm(server, mode, panels, destinations = []) {
         }
         return;
       }
-      required(`${prefix}.clientId`, 'Enter the Application (client) ID.');
-      required(`${prefix}.directoryId`, 'Enter the Directory (tenant) ID.');
+      // The SMTP side takes the IMAP side's app registration when it names none.
+      if (side === 'imap' || v('imap.auth.method') !== 'oauth2') {
+        required(`${prefix}.clientId`, 'Enter the Application (client) ID.');
+        required(`${prefix}.directoryId`, 'Enter the Directory (tenant) ID.');
+      }
       const host = text(`${prefix}.authorityHost`);
       if (host && !/^https:\/\/[^\s/]+/.test(host)) {
         errors.push({ field: `${prefix}.authorityHost`, message: 'The authority host starts with https://.' });

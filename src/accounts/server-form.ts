@@ -74,6 +74,32 @@ export const NO_STORED_SECRETS: StoredSecrets = {
   smtpClientSecret: false,
 };
 
+/**
+ * The SMTP side signing in with OAuth 2.0 of its own ("Use settings below") takes the app
+ * registration (client id, directory id, authority) of the IMAP side when it names none: the
+ * reference's SMTP form asks only for the user name and its own Get Code, as both sides are
+ * normally the same app of the same directory.
+ */
+export function withInheritedSmtpApp(input: ServerInput): ServerInput {
+  const imap = input.imap.auth;
+  const smtp = input.smtp.auth;
+  if (smtp.mode !== 'custom' || smtp.method !== 'oauth2' || imap.method !== 'oauth2') return input;
+  return {
+    ...input,
+    smtp: {
+      ...input.smtp,
+      auth: {
+        ...smtp,
+        clientId: smtp.clientId ?? imap.clientId,
+        directoryId: smtp.directoryId ?? imap.directoryId,
+        ...((smtp.authorityHost ?? imap.authorityHost) !== undefined && {
+          authorityHost: smtp.authorityHost ?? imap.authorityHost,
+        }),
+      },
+    },
+  };
+}
+
 /** Cross-field rules; `stored` says which secrets the server already has and may keep. */
 export function checkServerInput(input: ServerInput, stored: StoredSecrets = NO_STORED_SECRETS): void {
   const imap = input.imap.auth;

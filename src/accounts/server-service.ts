@@ -8,6 +8,7 @@ import { newId, type Store, type StoreSession } from '../store/store.js';
 import { MAX_SERVERS_PER_TENANT, ServerCopy, ServerInput, ServerPatch, type ServerView } from './schemas.js';
 import {
   checkServerInput,
+  withInheritedSmtpApp,
   formOf,
   keepableSecrets,
   mergeServer,
@@ -80,7 +81,7 @@ export class ServerService {
   }
 
   async create(tenantId: string, body: unknown): Promise<ServerView> {
-    const input = validate(ServerInput, body);
+    const input = withInheritedSmtpApp(validate(ServerInput, body));
     checkServerInput(input);
     const row = await this.write(tenantId, async (tx) => {
       await this.checkLimit(tx, tenantId);
@@ -98,7 +99,7 @@ export class ServerService {
     const patch = validate(ServerPatch, body);
     const row = await this.write(tenantId, async (tx) => {
       const current = await this.requireServer(tx, tenantId, serverId);
-      const input = validate(ServerInput, mergeServer(formOf(current), patch));
+      const input = withInheritedSmtpApp(validate(ServerInput, mergeServer(formOf(current), patch)));
       const fields = rowFieldsOf(input);
       const keep = keepableSecrets(current, fields);
       checkServerInput(input, keep);
@@ -119,7 +120,7 @@ export class ServerService {
       await this.checkLimit(tx, tenantId);
       // The source's default destination uses the source, not the copy: a copy starts without one.
       const form = { ...formOf(source), defaultDestinationId: null };
-      const input = validate(ServerInput, mergeServer(form, overrides));
+      const input = withInheritedSmtpApp(validate(ServerInput, mergeServer(form, overrides)));
       const fields = rowFieldsOf(input);
       const keep = keepableSecrets(source, fields);
       checkServerInput(input, keep);

@@ -6,6 +6,7 @@ import {
   keepableSecrets,
   mergeServer,
   rowFieldsOf,
+  withInheritedSmtpApp,
 } from '../../../src/accounts/server-form.js';
 import type { ServerInput } from '../../../src/accounts/schemas.js';
 import type { EmailServerRow } from '../../../src/store/rows.js';
@@ -81,5 +82,37 @@ describe('server form', () => {
       smtpPassword: false,
       smtpClientSecret: false,
     });
+  });
+
+  it('gives the SMTP side’s own OAuth 2.0 sign-in the IMAP side’s app registration when it names none', () => {
+    const oauth: ServerInput = {
+      name: 'Office 365',
+      imap: {
+        host: 'outlook.office365.com',
+        user: 'a@contoso.test',
+        auth: { method: 'oauth2', clientId: 'app-1', directoryId: 'dir-1', authorityHost: 'https://login.example' },
+      },
+      smtp: {
+        host: 'smtp.office365.com',
+        port: 587,
+        secure: true,
+        auth: { mode: 'custom', method: 'oauth2', user: 'a@contoso.test' },
+      },
+    };
+    assert.throws(() => checkServerInput(oauth), /'smtp.auth.clientId' is required/, 'as the form arrives');
+    const filled = withInheritedSmtpApp(oauth);
+    checkServerInput(filled);
+    assert.deepEqual(rowFieldsOf(filled).smtpOAuth, {
+      clientId: 'app-1',
+      directoryId: 'dir-1',
+      flow: 'device-code',
+      authorityHost: 'https://login.example',
+    });
+    const own = withInheritedSmtpApp({
+      ...oauth,
+      smtp: { ...oauth.smtp, auth: { ...oauth.smtp.auth, clientId: 'app-2', directoryId: 'dir-2' } },
+    });
+    assert.equal(rowFieldsOf(own).smtpOAuth?.clientId, 'app-2', 'its own registration when it names one');
+    assert.equal(withInheritedSmtpApp(input), input, 'nothing to inherit without OAuth 2.0 on both sides');
   });
 });

@@ -72,6 +72,13 @@ function authFields(prefix, auth, mode, panelSlot) {
       placeholder: 'https://login.microsoftonline.com',
       hint: 'Only for sovereign or custom clouds.',
     }),
+    input({
+      label: 'Office 365 server URL',
+      name: `${prefix}.serverUrl`,
+      value: oauth?.serverUrl ?? undefined,
+      placeholder: 'https://outlook.office365.com',
+      hint: 'Only for a custom Office 365 URL (the server the tokens are for).',
+    }),
     h('div', { class: 'group', 'data-flow': `${prefix}:device-code` }, panelSlot),
   );
   return [password, oauthGroup];
@@ -275,7 +282,7 @@ export function serverForm(server, mode, panels, destinations = []) {
       return out;
     }
     const out = { method: 'oauth2', flow: v(`${prefix}.flow`) };
-    for (const key of ['clientId', 'directoryId', 'authorityHost'])
+    for (const key of ['clientId', 'directoryId', 'authorityHost', 'serverUrl'])
       if (text(`${prefix}.${key}`)) out[key] = text(`${prefix}.${key}`);
     if (out.flow === 'client-credentials' && v(`${prefix}.clientSecret`))
       out.clientSecret = v(`${prefix}.clientSecret`);
@@ -376,6 +383,13 @@ export function serverForm(server, mode, panels, destinations = []) {
       const host = text(`${prefix}.authorityHost`);
       if (host && !/^https:\/\/[^\s/]+/.test(host)) {
         errors.push({ field: `${prefix}.authorityHost`, message: 'The authority host starts with https://.' });
+      }
+      const server = text(`${prefix}.serverUrl`);
+      if (server && !/^https:\/\/[^\s/?#]+\/?$/.test(server)) {
+        errors.push({
+          field: `${prefix}.serverUrl`,
+          message: 'The server URL is https:// and a host name, nothing after.',
+        });
       }
     };
     required('name', 'Enter a name for the e-mail server.');

@@ -43,6 +43,8 @@ const OAuthFields = {
   flow: Type.Optional(Type.Union([Type.Literal('device-code'), Type.Literal('client-credentials')])),
   clientSecret: Type.Optional(Secret),
   authorityHost: Type.Optional(Type.String({ format: 'uri', pattern: '^https://', maxLength: 500 })),
+  /** The Office 365 server the tokens are for (custom or sovereign clouds); default Exchange Online's. */
+  serverUrl: Type.Optional(Type.String({ format: 'uri', pattern: '^https://[^/?#]+/?$', maxLength: 500 })),
 };
 
 export const ImapAuthInput = Type.Object(
@@ -139,6 +141,7 @@ const OAuthView = Type.Object({
   directoryId: Type.String(),
   flow: Type.String(),
   authorityHost: Type.String(),
+  serverUrl: Type.Union([Type.String(), Type.Null()]),
   hasClientSecret: Type.Boolean(),
 });
 

@@ -8,7 +8,7 @@ import { DEFAULT_AUTHORITY_HOST, type ServerInput, type ServerPatch } from './sc
  */
 
 type AuthFields = ServerInput['imap']['auth'] | ServerInput['smtp']['auth'];
-const OAUTH_FIELDS = ['clientId', 'directoryId', 'flow', 'clientSecret', 'authorityHost'] as const;
+const OAUTH_FIELDS = ['clientId', 'directoryId', 'flow', 'clientSecret', 'authorityHost', 'serverUrl'] as const;
 const PASSWORD_FIELDS = ['password', 'confirmPassword'] as const;
 
 function fieldError(field: string, message: string): MailroomError {
@@ -95,6 +95,7 @@ export function withInheritedSmtpApp(input: ServerInput): ServerInput {
         ...((smtp.authorityHost ?? imap.authorityHost) !== undefined && {
           authorityHost: smtp.authorityHost ?? imap.authorityHost,
         }),
+        ...((smtp.serverUrl ?? imap.serverUrl) !== undefined && { serverUrl: smtp.serverUrl ?? imap.serverUrl }),
       },
     },
   };
@@ -134,6 +135,7 @@ function oauthOf(auth: AuthFields): OAuthSettings {
     directoryId: auth.directoryId as string,
     flow: auth.flow ?? 'device-code',
     authorityHost: (auth.authorityHost ?? DEFAULT_AUTHORITY_HOST).replace(/\/+$/, ''),
+    ...(auth.serverUrl !== undefined && { serverUrl: auth.serverUrl.replace(/\/+$/, '') }),
   };
 }
 
@@ -183,7 +185,15 @@ export function rowFieldsOf(
 }
 
 function oauthInputOf(o: OAuthSettings | null): Partial<AuthFields> {
-  return o ? { clientId: o.clientId, directoryId: o.directoryId, flow: o.flow, authorityHost: o.authorityHost } : {};
+  return o
+    ? {
+        clientId: o.clientId,
+        directoryId: o.directoryId,
+        flow: o.flow,
+        authorityHost: o.authorityHost,
+        ...(o.serverUrl !== undefined && { serverUrl: o.serverUrl }),
+      }
+    : {};
 }
 
 /** The stored server as a form (secrets left out), ready to take a PATCH. */

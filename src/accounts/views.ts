@@ -8,7 +8,7 @@ export function tenantView(row: TenantRow): TenantView {
 }
 
 function oauthView(o: OAuthSettings | null, sealedSecret: string | null): ServerView['imap']['auth']['oauth2'] {
-  return o ? { ...o, hasClientSecret: sealedSecret !== null } : null;
+  return o ? { ...o, serverUrl: o.serverUrl ?? null, hasClientSecret: sealedSecret !== null } : null;
 }
 
 export function serverView(row: EmailServerRow): ServerView {

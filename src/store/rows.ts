@@ -23,6 +23,11 @@ export interface OAuthSettings {
   flow: OAuthFlow;
   /** e.g. https://login.microsoftonline.com */
   authorityHost: string;
+  /**
+   * The Office 365 server the tokens are for (the resource of the scopes), e.g.
+   * https://outlook.office365.us for a sovereign cloud; absent: Exchange Online's usual one.
+   */
+  serverUrl?: string;
 }
 
 export interface EmailServerRow {

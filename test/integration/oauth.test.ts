@@ -133,4 +133,40 @@ forEachBackend('OAuth 2.0 device code through the API, then IMAP XOAUTH2', (kind
     assert.equal(elsewhere.status, 404, elsewhere.raw);
     assert.equal(elsewhere.body.error.code, 'SERVER_NOT_FOUND');
   });
+
+  it('asks for the scopes of a custom Office 365 server (serverUrl), the SMTP side inheriting it', async () => {
+    const server = await h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/servers`, {
+      name: 'Sovereign',
+      imap: {
+        host: '127.0.0.1',
+        port: imap.port,
+        secure: false,
+        user: USER,
+        auth: {
+          method: 'oauth2',
+          clientId: 'public-client',
+          directoryId: 'contoso-directory',
+          authorityHost: idp.url,
+          serverUrl: 'https://outlook.office365.us/',
+        },
+      },
+      smtp: { host: '127.0.0.1', port: 2525, auth: { mode: 'custom', method: 'oauth2', user: USER } },
+    });
+    assert.equal(server.status, 201, server.raw);
+    assert.equal(server.body.imap.auth.oauth2.serverUrl, 'https://outlook.office365.us');
+    assert.equal(server.body.smtp.auth.oauth2.serverUrl, 'https://outlook.office365.us', 'inherited');
+    const url = `/api/v1/tenants/${tenantId}/servers/${server.body.id}/oauth`;
+    const code = await h.call<Obj>('POST', `${url}/device-code`, { purpose: 'smtp' });
+    assert.equal(code.status, 200, code.raw);
+    const pending = idp.pendingCodes().find((c) => c.userCode === code.body.userCode);
+    assert.ok(pending, 'the identity provider issued the code');
+    for (const scope of ['IMAP.AccessAsUser.All', 'SMTP.Send'])
+      assert.ok(pending.scopes.includes(`https://outlook.office365.us/${scope}`), pending.scopes.join(' '));
+    assert.ok(!pending.scopes.some((s) => s.includes('outlook.office.com')), pending.scopes.join(' '));
+    const bad = await h.call<Obj>('PATCH', `/api/v1/tenants/${tenantId}/servers/${server.body.id}`, {
+      imap: { auth: { method: 'oauth2', serverUrl: 'http://outlook.example' } },
+    });
+    assert.equal(bad.status, 400, bad.raw);
+    assert.equal(bad.body.error.field, 'imap.auth.serverUrl');
+  });
 });

@@ -7,7 +7,7 @@ import { describeOAuthError } from './describe-error.js';
 import type { GrantKey, OAuthGrants } from './grants.js';
 import type { MsalApps } from './msal-apps.js';
 import { SealedCachePlugin } from './sealed-cache-plugin.js';
-import { DEVICE_CODE_SCOPES, type OAuthTarget } from './settings.js';
+import { deviceCodeScopes, type OAuthTarget } from './settings.js';
 
 /** What the administrator is shown after pressing "Get Code". */
 export interface DeviceCodeStart {
@@ -90,7 +90,7 @@ export class DeviceCodeFlows {
       let issued = false;
       const done = app
         .acquireTokenByDeviceCode({
-          scopes: DEVICE_CODE_SCOPES,
+          scopes: deviceCodeScopes(target.settings),
           deviceCodeCallback: (answer) => {
             issued = true;
             snapshot.expiresAt = new Date(polling.expiresAtMs);

@@ -8,9 +8,27 @@ export const DEVICE_CODE_SCOPES = [IMAP_SCOPE, SMTP_SCOPE, 'offline_access'];
 /** App-only access (client credentials) to Exchange Online IMAP and SMTP. */
 export const APP_SCOPE = 'https://outlook.office365.com/.default';
 
+/**
+ * The scopes of a server's sign-in. With a `serverUrl` (a custom or sovereign Office 365, as the
+ * reference's `…_O365_SERVER_URL`), the scopes name that server; without, Exchange Online's.
+ */
+function scoped(settings: Pick<OAuthSettings, 'serverUrl'>, scope: string): string {
+  return settings.serverUrl === undefined ? scope : `${settings.serverUrl}/${scope.slice(scope.lastIndexOf('/') + 1)}`;
+}
+
+/** What a person grants with the device code. */
+export function deviceCodeScopes(settings: Pick<OAuthSettings, 'serverUrl'>): string[] {
+  return [scoped(settings, IMAP_SCOPE), scoped(settings, SMTP_SCOPE), 'offline_access'];
+}
+
+/** App-only access (client credentials). */
+export function appScopes(settings: Pick<OAuthSettings, 'serverUrl'>): string[] {
+  return [scoped(settings, APP_SCOPE)];
+}
+
 /** The scope a silent acquisition asks for, per purpose. */
-export function scopesFor(purpose: OAuthPurpose): string[] {
-  return [purpose === 'imap' ? IMAP_SCOPE : SMTP_SCOPE];
+export function scopesFor(purpose: OAuthPurpose, settings: Pick<OAuthSettings, 'serverUrl'> = {}): string[] {
+  return [scoped(settings, purpose === 'imap' ? IMAP_SCOPE : SMTP_SCOPE)];
 }
 
 /** The authority of a directory: `<host>/<directory id>`, never `/common`. */

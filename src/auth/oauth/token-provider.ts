@@ -16,7 +16,7 @@ import type { GrantKey, OAuthGrants } from './grants.js';
 import type { MsalApps } from './msal-apps.js';
 import { KeyedLock } from './keyed-lock.js';
 import { RefreshGate } from './refresh-gate.js';
-import { APP_SCOPE, appKeyOf, oauthTarget, scopesFor, type OAuthTarget } from './settings.js';
+import { appKeyOf, appScopes, oauthTarget, scopesFor, type OAuthTarget } from './settings.js';
 
 /** An access token for XOAUTH2, with the mailbox user name it is presented for. */
 export interface AccessToken {
@@ -137,7 +137,7 @@ export class TokenProvider {
         throw unavailable(row, key.purpose, grant.error ?? 'sign in again with a new device code', 'REAUTH_REQUIRED');
       }
       const client = this.publicApp(key, target);
-      const scopes = scopesFor(purpose);
+      const scopes = scopesFor(purpose, target.settings);
       let result: AuthenticationResult;
       try {
         result =
@@ -237,7 +237,7 @@ export class TokenProvider {
     const account = `app ${target.settings.clientId}`;
     try {
       const result = await known.app.acquireTokenByClientCredential({
-        scopes: [APP_SCOPE],
+        scopes: appScopes(target.settings),
         skipCache: options.forceRefresh === true,
       });
       if (!result) throw new Error('the identity provider returned no token');

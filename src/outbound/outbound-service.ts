@@ -649,6 +649,7 @@ export class OutboundService {
         destinationId,
         file: input.response.file,
         name: input.response.name,
+        ...(input.response.group !== undefined && { group: input.response.group }),
         messageId: input.inReplyTo,
         agent: input.agent,
       });

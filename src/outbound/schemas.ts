@@ -29,7 +29,12 @@ export const SendInput = Type.Object(
     /** A response file entry, filled in with the message's and agent's values. */
     response: Type.Optional(
       Type.Object(
-        { file: Type.String({ minLength: 1 }), name: Type.String({ minLength: 1 }) },
+        {
+          file: Type.String({ minLength: 1 }),
+          name: Type.String({ minLength: 1 }),
+          /** The groups around the response, outermost first: needed when its name is used in several groups. */
+          group: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 500 }), { maxItems: 100 })),
+        },
         { additionalProperties: false },
       ),
     ),

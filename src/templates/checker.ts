@@ -42,10 +42,22 @@ function sourceOf(parts: readonly TemplatePart[]): string {
   return parts.map((p) => (typeof p === 'string' ? p : p.raw)).join('');
 }
 
-/** Checks a loaded file: identifiers split by markup (errors) and unknown identifiers (warnings). */
+/** Checks a loaded file: identifiers split by markup (errors), unknown identifiers and responses no one can choose (warnings). */
 export function checkLoadedFile(loaded: LoadedFile): TemplateProblem[] {
   const problems: TemplateProblem[] = [];
-  for (const { response } of walkResponses(loaded.items)) {
+  const seen = new Set<string>();
+  for (const { response, groups } of walkResponses(loaded.items)) {
+    const key = JSON.stringify([...groups, response.name]);
+    if (seen.has(key)) {
+      problems.push({
+        file: loaded.file,
+        line: response.line,
+        response: response.name,
+        severity: 'warning',
+        reason: `another response of this group is named '${response.name}' before it: only the first can be chosen; rename one`,
+      });
+    }
+    seen.add(key);
     if (!response.template || response.kind === 'image') continue;
     const at = { file: loaded.file, line: response.line, response: response.name };
     if (response.kind === 'html') {

@@ -14,8 +14,13 @@ export interface RenderRequest {
   destinationId: string;
   /** Response file, relative to the templates directory, e.g. `support.xml`. */
   file: string;
-  /** Response name; with duplicates, the first in document order. */
+  /** Response name; with duplicates in one group, the first in document order. */
   name: string;
+  /**
+   * The names of the groups around the response, outermost first ([] for the file's top level),
+   * as in the tree. Needed only when responses of that name sit in different groups.
+   */
+  group?: string[];
   /** The incoming message replied to: `$Subject$`, `$From…$`, `$Received…$`, `$CallID$`. */
   messageId?: string;
   agent?: AgentInfo;
@@ -103,10 +108,10 @@ export class TemplateService {
 
   /** Renders a response for a reply from this destination. */
   async render(request: RenderRequest): Promise<RenderedResponse> {
-    const { tenantId, destinationId, file, name } = request;
+    const { tenantId, destinationId, file, name, group } = request;
     const destination = await this.destination(tenantId, destinationId);
     const settings = await this.store.responseFiles.get(tenantId, destinationId);
-    const response = this.find(settings, file, name);
+    const response = this.find(settings, file, name, group);
     const message = request.messageId === undefined ? null : await this.store.messages.get(tenantId, request.messageId);
     if (request.messageId !== undefined && !message) {
       throw new MailroomError('MESSAGE_NOT_FOUND', `message ${request.messageId} does not exist in this tenant`, {
@@ -135,15 +140,38 @@ export class TemplateService {
     return rendered;
   }
 
-  private find(settings: ResponseFileSettingsRow | null, file: string, name: string) {
+  /**
+   * The response named `name` (in `group` when given). Responses of that name in different groups
+   * (the same name in an English and a German group) need the group: picking the first would send
+   * the wrong one without a word.
+   */
+  private find(settings: ResponseFileSettingsRow | null, file: string, name: string, group?: string[]) {
     const loaded = settings?.files != null && !settings.files.includes(file) ? undefined : this.catalog.get(file);
     if (!loaded) {
       throw new MailroomError('TEMPLATE_NOT_FOUND', `response file '${file}' is not available for this destination`, {
         field: 'file',
       });
     }
-    for (const { response } of walkResponses(loaded.items)) if (response.name === name) return response;
-    throw new MailroomError('TEMPLATE_NOT_FOUND', `'${file}' has no response named '${name}'`, { field: 'name' });
+    const path = (groups: string[]): string => (groups.length === 0 ? 'the top level' : `'${groups.join(' / ')}'`);
+    const found = [...walkResponses(loaded.items)].filter(
+      (r) => r.response.name === name && (group === undefined || sameGroup(r.groups, group)),
+    );
+    const first = found[0];
+    if (!first) {
+      const where = group === undefined ? '' : ` in ${path(group)}`;
+      throw new MailroomError('TEMPLATE_NOT_FOUND', `'${file}' has no response named '${name}'${where}`, {
+        field: group === undefined ? 'name' : 'group',
+      });
+    }
+    if (found.some((r) => !sameGroup(r.groups, first.groups))) {
+      const places = [...new Set(found.map((r) => path(r.groups)))].join(', ');
+      throw new MailroomError(
+        'VALIDATION_FAILED',
+        `'${file}' has responses named '${name}' in ${places}: give 'group' (the group names, outermost first) to choose one`,
+        { field: 'group' },
+      );
+    }
+    return first.response;
   }
 
   private async destination(tenantId: string, destinationId: string): Promise<DestinationRow> {
@@ -153,6 +181,10 @@ export class TemplateService {
     }
     return destination;
   }
+}
+
+function sameGroup(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((name, i) => name === b[i]);
 }
 
 function validLocale(locale: string, timeZone: string): void {

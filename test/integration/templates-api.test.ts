@@ -214,4 +214,28 @@ forEachBackend('response files API', (kind) => {
       [['billing.xml', 4, 'error']],
     );
   });
+
+  it('chooses between responses of one name in different groups by their group, and never guesses', async () => {
+    await t.write(
+      'languages.xml',
+      responseFile(
+        [
+          '<Group Name="English"><Response Name="Greeting">Hello</Response></Group>',
+          '<Group Name="German"><Response Name="Greeting">Guten Tag</Response>',
+          '<Response Name="Greeting">Grüß Gott</Response></Group>',
+        ].join('\n'),
+      ),
+    );
+    await h.templates.reload();
+    const render = (body: Obj) => h.call<Obj>('POST', `${base}/render`, { file: 'languages.xml', ...body });
+    const ambiguous = await render({ name: 'Greeting' });
+    assert.equal(ambiguous.status, 400, ambiguous.raw);
+    assert.equal(ambiguous.body.error.field, 'group');
+    assert.match(ambiguous.body.error.message, /'English', 'German'/);
+    assert.equal((await render({ name: 'Greeting', group: ['German'] })).body.text, 'Guten Tag');
+    assert.equal((await render({ name: 'Greeting', group: ['English'] })).body.text, 'Hello');
+    const nowhere = await render({ name: 'Greeting', group: [] });
+    assert.equal(nowhere.status, 404, nowhere.raw);
+    assert.equal(nowhere.body.error.field, 'group');
+  });
 });

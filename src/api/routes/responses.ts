@@ -15,6 +15,8 @@ const RenderBody = Type.Object(
   {
     file: Text(500),
     name: Text(500),
+    /** The groups around the response, outermost first: needed when its name is used in several groups. */
+    group: Type.Optional(Type.Array(Text(500), { maxItems: 100 })),
     messageId: Type.Optional(Type.String({ format: 'uuid' })),
     agent: Type.Optional(
       Type.Object(

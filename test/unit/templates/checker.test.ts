@@ -52,4 +52,25 @@ describe('response file checker', () => {
       assert.equal(result.warnings, 1);
     });
   });
+
+  it('warns of a response no one can choose: a second of the same name in the same group', async () => {
+    const t = await makeTemplateDir({
+      'twice.xml': responseFile(
+        [
+          '<Response Name="Greeting">Hello</Response>',
+          '<Group Name="German"><Response Name="Greeting">Guten Tag</Response>',
+          '<Response Name="Greeting">Grüß Gott</Response></Group>',
+        ].join('\n'),
+      ),
+    });
+    try {
+      const result = await checkDirectory(t.dir);
+      assert.deepEqual(result.problems.map(formatProblem), [
+        "twice.xml:5: warning: another response of this group is named 'Greeting' before it: only the first can be chosen; rename one (response 'Greeting')",
+      ]);
+    } finally {
+      await t.remove();
+    }
+  });
 });
+

@@ -6,6 +6,7 @@ import { imageOf, inlineImages } from './html-images.js';
 import { fetchRemote } from './remote-src.js';
 import { parseResponseXml, ResponseFileError, type XmlItem, type XmlResponse } from './response-xml.js';
 import { classifySrc, readConfined, SrcError } from './src-path.js';
+import { decodeSrcFile, decodeXmlFile } from './text-encoding.js';
 import type { LoadedFile, LoadedResponse, TemplateProblem, TreeItem } from './types.js';
 
 export interface LoaderOptions {
@@ -54,7 +55,7 @@ export async function loadResponseFile(realRoot: string, file: string, options: 
   let items: XmlItem[];
   try {
     const xml = await readConfined(realRoot, file, opts.maxFileBytes);
-    items = parseResponseXml(xml.toString('utf8'));
+    items = parseResponseXml(decodeXmlFile(xml));
   } catch (err) {
     const line = err instanceof ResponseFileError ? err.line : 0;
     return { file, problems: [{ file, line, severity: 'error', reason: (err as Error).message }], dependencies: [] };
@@ -119,7 +120,7 @@ async function responseOf(
       const image = imageOf(path, content);
       return { ...response, images: [image], template: [`<img src="cid:${image.cid}" alt="${escapeHtml(xml.name)}">`] };
     }
-    const text = content.toString('utf8').replace(/^\uFEFF/, '');
+    const text = decodeSrcFile(content, kind === 'html');
     if (kind === 'text' || target.kind === 'remote') return { ...response, template: compileTemplate(text) };
     const { html, images } = await inlineImages(text, posix.dirname(target.path), reader.read);
     return { ...response, images, template: compileTemplate(html) };

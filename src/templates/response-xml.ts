@@ -39,6 +39,13 @@ export class ResponseFileError extends Error {
 
 type XmlNode = Record<string, unknown> & { ':@'?: Record<string, string> };
 
+/**
+ * Deepest nesting of elements read (`ResponseFile`, groups, a response): the reference calls the
+ * nesting of groups unlimited; a bound keeps a hostile file from exhausting the stack. 1,000 is
+ * far beyond any file a person writes (the parser's own default, 100, is not).
+ */
+export const MAX_NESTING = 1000;
+
 const parser = new XMLParser({
   preserveOrder: true,
   ignoreAttributes: false,
@@ -52,6 +59,7 @@ const parser = new XMLParser({
   cdataPropName: '#cdata',
   ignoreDeclaration: true,
   ignorePiTags: true,
+  maxNestedTags: MAX_NESTING,
 });
 const META = XMLParser.getMetaDataSymbol() as unknown as string;
 
@@ -68,6 +76,13 @@ export function parseResponseXml(source: string): XmlItem[] {
   }
   const valid = XMLValidator.validate(xml, { allowBooleanAttributes: false });
   if (valid !== true) throw new ResponseFileError(valid.err.line, `XML is not well-formed: ${valid.err.msg}`);
+  const tooDeep = deeperThan(xml, MAX_NESTING);
+  if (tooDeep !== null) {
+    throw new ResponseFileError(
+      lineAt(xml, tooDeep),
+      `groups are nested more than ${MAX_NESTING - 2} deep here; response files are read to that depth`,
+    );
+  }
   const doc = parser.parse(xml) as XmlNode[];
   const roots = doc.filter((n) => tagOf(n) !== undefined);
   const root = roots[0];
@@ -75,6 +90,22 @@ export function parseResponseXml(source: string): XmlItem[] {
     throw new ResponseFileError(root ? lineOf(xml, root) : 1, 'the root element must be <ResponseFile>');
   }
   return childrenOf(xml, root, 'ResponseFile');
+}
+
+/** Where the nesting of elements first goes deeper than `limit` (an index into `xml`), or null. */
+function deeperThan(xml: string, limit: number): number | null {
+  let depth = 0;
+  // Comments, CDATA and declarations hold no elements; a well-formed document (checked before)
+  // has no `<` elsewhere in text or attribute values (a `>` in a quoted value is skipped).
+  for (const tag of xml.matchAll(/<!--[\s\S]*?-->|<!\[CDATA\[[\s\S]*?\]\]>|<\?[\s\S]*?\?>|<(\/?)(?:[^>"']|"[^"]*"|'[^']*')*?(\/?)>/g)) {
+    if (tag[0].startsWith('<!') || tag[0].startsWith('<?')) continue;
+    if (tag[1] === '/') depth -= 1;
+    else if (tag[2] !== '/') {
+      depth += 1;
+      if (depth > limit) return tag.index;
+    }
+  }
+  return null;
 }
 
 function tagOf(node: XmlNode): string | undefined {

@@ -174,6 +174,39 @@ describe('response file loader', () => {
       assert.equal(renderResponse(response(await loadOne('in.txt'), 'r'), ctx).text, 'inside Ann Agent');
     });
 
+    it('reads files in the encoding they declare: a byte-order mark, the XML declaration, Word’s <meta charset>', async () => {
+      const body = '<ResponseFile>\n<Response Name="Grüße">Grüße, $Agent.Name$</Response>\n' +
+        '<Response Name="Word" Src="word.htm" /><Response Name="Text" Src="text.txt" />\n</ResponseFile>\n';
+      const utf16 = `<?xml version="1.0" encoding="UTF-16"?>\n${body}`;
+      const files: Array<[string, Buffer]> = [
+        ['latin.xml', Buffer.from(`<?xml version="1.0" encoding="windows-1252"?>\n${body}`, 'latin1')],
+        ['utf16le.xml', Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(utf16, 'utf16le')])],
+        ['utf16-unmarked.xml', Buffer.from(utf16, 'utf16le')],
+        ['utf8.xml', Buffer.from(`<?xml version="1.0" encoding="utf-8"?>\n${body}`, 'utf8')],
+      ];
+      await t.write(
+        'word.htm',
+        Buffer.from(
+          '<html><head><meta http-equiv=Content-Type content="text/html; charset=windows-1252"></head><body><p>Schöne Grüße</p></body></html>',
+          'latin1',
+        ),
+      );
+      await t.write('text.txt', Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('Tschüß', 'utf16le')]));
+      for (const [name, bytes] of files) {
+        await t.write(name, bytes);
+        const load = await loadResponseFile(t.dir, name);
+        assert.deepEqual(load.problems, [], name);
+        const greeting = response(load, 'Grüße');
+        assert.equal(renderResponse(greeting, ctx).text, 'Grüße, Ann Agent', name);
+        assert.match(renderResponse(response(load, 'Word'), ctx).html ?? '', /Schöne Grüße/, name);
+        assert.equal(renderResponse(response(load, 'Text'), ctx).text, 'Tschüß', name);
+      }
+      await t.write('unknown.xml', Buffer.from(`<?xml version="1.0" encoding="x-klingon"?>\n${body}`));
+      const unknown = await loadResponseFile(t.dir, 'unknown.xml');
+      assert.match(unknown.problems[0]?.reason ?? '', /encoding that cannot be read: 'x-klingon'/);
+      assert.equal(unknown.problems[0]?.line, 1);
+    });
+
     it('reports a missing Src file with file, line and response', async () => {
       const load = await loadOne('nothing-here.txt');
       assert.deepEqual(load.problems, [

@@ -1,5 +1,10 @@
 import assert from 'node:assert/strict';
-import { parseResponseXml, ResponseFileError, type XmlItem } from '../../../src/templates/response-xml.js';
+import {
+  MAX_NESTING,
+  parseResponseXml,
+  ResponseFileError,
+  type XmlItem,
+} from '../../../src/templates/response-xml.js';
 import { responseFile } from '../../support/template-dir.js';
 
 function fails(xml: string, line: number, reason: RegExp): void {
@@ -39,6 +44,16 @@ describe('response file XML', () => {
     assert.equal(a.expanded, false);
     assert.equal(b.expanded, true);
     assert.equal((b.items[0] as Extract<XmlItem, { type: 'group' }>).items[0]?.type, 'response');
+  });
+
+  it('reads groups nested hundreds deep, and names the line where a file goes past the bound', () => {
+    const nest = (depth: number): string =>
+      `${'<Group Name="g">\n'.repeat(depth)}<Response Name="deep" Description="a > b">x</Response>\n${'</Group>\n'.repeat(depth)}`;
+    let items = parseResponseXml(responseFile(nest(500)));
+    for (let level = 0; level < 500; level += 1) items = (items[0] as Extract<XmlItem, { type: 'group' }>).items;
+    assert.equal(items[0]?.type, 'response', 'the response 500 groups down');
+    // responseFile() puts <ResponseFile> on line 2; group n opens on line n + 2.
+    fails(responseFile(nest(MAX_NESTING)), MAX_NESTING + 2, /nested more than 998 deep/);
   });
 
   it('refuses a DOCTYPE: no external entities (XXE)', () => {

@@ -146,7 +146,10 @@ export class Engine {
         catalog: { dir: this.config.templatesDir, remoteSrc: this.config.templatesRemoteSrc },
       });
       await this.templates.start();
-      this.oauth = new OAuthService(store, sealer, this.logger, this.tuning.oauth);
+      this.oauth = new OAuthService(store, sealer, this.logger, {
+        ...(this.config.httpsProxy && { httpsProxy: this.config.httpsProxy }),
+        ...this.tuning.oauth,
+      });
       const credentials = new CredentialService(sealer, this.oauth);
       // Which servers this instance watches: those it holds the lease of (all, when it is alone).
       const leases = new LeaseKeeper({

@@ -15,6 +15,11 @@ export interface Config {
   templatesDir: string;
   /** [false] MAILROOM_TEMPLATES_REMOTE_SRC: fetch http/https `Src` of response files (off: such responses are unavailable). */
   templatesRemoteSrc: boolean;
+  /**
+   * MAILROOM_HTTPS_PROXY: `http://[user:password@]host:port` of the proxy the identity provider
+   * (OAuth 2.0 sign-ins and tokens) is reached through, with HTTP CONNECT; none when absent.
+   */
+  httpsProxy: URL | undefined;
   /** base64 32-byte key; generated into dataDir for the embedded database when absent. */
   secretKey: string | undefined;
   /** Older keys (comma-separated) still accepted when opening sealed values. */
@@ -101,6 +106,23 @@ function boolVar(env: Env, name: string, fallback: boolean): boolean {
   throw new MailroomError('CONFIG_INVALID', `${name} must be true or false (got '${raw}')`, { field: name });
 }
 
+function proxyVar(env: Env, name: string): URL | undefined {
+  const raw = nonEmpty(env, name);
+  if (raw === undefined) return undefined;
+  let url: URL | undefined;
+  try {
+    url = new URL(raw);
+  } catch {
+    url = undefined;
+  }
+  if (!url || url.protocol !== 'http:' || url.hostname === '' || (url.pathname !== '/' && url.pathname !== '')) {
+    throw new MailroomError('CONFIG_INVALID', `${name} must be http://[user:password@]host:port (got '${raw}')`, {
+      field: name,
+    });
+  }
+  return url;
+}
+
 function nonEmpty(env: Env, name: string): string | undefined {
   const raw = env[name]?.trim();
   return raw === undefined || raw === '' ? undefined : raw;
@@ -136,6 +158,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     spoolDir: resolve(cwd, nonEmpty(env, 'MAILROOM_SPOOL_DIR') ?? 'spool'),
     templatesDir: resolve(cwd, nonEmpty(env, 'MAILROOM_TEMPLATES_DIR') ?? 'templates'),
     templatesRemoteSrc: boolVar(env, 'MAILROOM_TEMPLATES_REMOTE_SRC', false),
+    httpsProxy: proxyVar(env, 'MAILROOM_HTTPS_PROXY'),
     secretKey: nonEmpty(env, 'MAILROOM_SECRET_KEY'),
     previousSecretKeys: (nonEmpty(env, 'MAILROOM_PREVIOUS_SECRET_KEYS') ?? '')
       .split(',')

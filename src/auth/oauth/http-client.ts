@@ -1,4 +1,7 @@
-import { request } from 'node:https';
+import { request as httpRequest } from 'node:http';
+import { request, type RequestOptions } from 'node:https';
+import { isIP, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import type { INetworkModule, NetworkRequestOptions, NetworkResponse } from '@azure/msal-node';
 
 export interface HttpClientOptions {
@@ -6,6 +9,8 @@ export interface HttpClientOptions {
   ca?: string | string[];
   /** [30000] budget of one request, ms. */
   timeoutMs?: number;
+  /** An HTTP proxy: each request goes through a tunnel it opens (HTTP CONNECT); TLS stays end to end. */
+  proxy?: URL | undefined;
 }
 
 const MAX_RESPONSE_BYTES = 1_048_576;
@@ -25,7 +30,7 @@ export class HttpClient implements INetworkModule {
     return this.send<T>('POST', url, options);
   }
 
-  private send<T>(
+  private async send<T>(
     method: 'GET' | 'POST',
     url: string,
     options: NetworkRequestOptions = {},
@@ -34,44 +39,81 @@ export class HttpClient implements INetworkModule {
     const body = options.body ?? '';
     const headers: Record<string, string> = { ...options.headers };
     if (method === 'POST') headers['content-length'] = String(Buffer.byteLength(body));
+    const budgetMs = timeout ?? this.options.timeoutMs ?? 30_000;
+    const target = new URL(url);
+    const tunnel = this.options.proxy ? await openTunnel(this.options.proxy, target, budgetMs) : undefined;
+    const requestOptions: RequestOptions = {
+      method,
+      headers,
+      ...(this.options.ca !== undefined && { ca: this.options.ca }),
+      timeout: budgetMs,
+      ...(tunnel && {
+        // TLS with the identity provider inside the proxy's tunnel (the proxy sees only ciphertext).
+        createConnection: () =>
+          tlsConnect({
+            socket: tunnel,
+            ...(isIP(target.hostname) === 0 && { servername: target.hostname }),
+            ...(this.options.ca !== undefined && { ca: this.options.ca }),
+          }),
+      }),
+    };
     return new Promise((resolve, reject) => {
-      const req = request(
-        url,
-        {
-          method,
-          headers,
-          ...(this.options.ca !== undefined && { ca: this.options.ca }),
-          timeout: timeout ?? this.options.timeoutMs ?? 30_000,
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          let size = 0;
-          res.on('data', (chunk: Buffer) => {
-            size += chunk.length;
-            if (size > MAX_RESPONSE_BYTES) req.destroy(new Error(`answer of ${url} is too large`));
-            else chunks.push(chunk);
-          });
-          res.on('error', reject);
-          res.on('end', () => {
-            const text = Buffer.concat(chunks).toString('utf8');
-            let parsed: unknown;
-            try {
-              parsed = text === '' ? {} : JSON.parse(text);
-            } catch {
-              reject(new Error(`answer of ${url} is not JSON (HTTP ${res.statusCode ?? 0})`));
-              return;
-            }
-            const responseHeaders: Record<string, string> = {};
-            for (const [name, value] of Object.entries(res.headers)) {
-              if (value !== undefined) responseHeaders[name] = Array.isArray(value) ? value.join(', ') : value;
-            }
-            resolve({ status: res.statusCode ?? 0, headers: responseHeaders, body: parsed as T });
-          });
-        },
-      );
+      const req = request(url, requestOptions, (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > MAX_RESPONSE_BYTES) req.destroy(new Error(`answer of ${url} is too large`));
+          else chunks.push(chunk);
+        });
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let parsed: unknown;
+          try {
+            parsed = text === '' ? {} : JSON.parse(text);
+          } catch {
+            reject(new Error(`answer of ${url} is not JSON (HTTP ${res.statusCode ?? 0})`));
+            return;
+          }
+          const responseHeaders: Record<string, string> = {};
+          for (const [name, value] of Object.entries(res.headers)) {
+            if (value !== undefined) responseHeaders[name] = Array.isArray(value) ? value.join(', ') : value;
+          }
+          resolve({ status: res.statusCode ?? 0, headers: responseHeaders, body: parsed as T });
+        });
+      });
       req.on('timeout', () => req.destroy(new Error(`no answer from ${url} in time`)));
       req.on('error', reject);
       req.end(method === 'POST' ? body : undefined);
     });
   }
+}
+
+/** Asks `proxy` for a tunnel to `target`'s host and port (HTTP CONNECT); resolves with the open socket. */
+function openTunnel(proxy: URL, target: URL, timeoutMs: number): Promise<Socket> {
+  const authority = `${target.hostname}:${target.port || '443'}`;
+  const headers: Record<string, string> = { host: authority };
+  if (proxy.username !== '') {
+    const credentials = `${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`;
+    headers['proxy-authorization'] = `Basic ${Buffer.from(credentials).toString('base64')}`;
+  }
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({
+      host: proxy.hostname,
+      port: proxy.port || '80',
+      method: 'CONNECT',
+      path: authority,
+      headers,
+      timeout: timeoutMs,
+    });
+    req.once('connect', (res, socket) => {
+      if (res.statusCode === 200) return resolve(socket);
+      socket.destroy();
+      reject(new Error(`the proxy ${proxy.host} refused a tunnel to ${authority} (HTTP ${res.statusCode ?? 0})`));
+    });
+    req.once('timeout', () => req.destroy(new Error(`the proxy ${proxy.host} did not answer in time`)));
+    req.once('error', (err) => reject(new Error(`the proxy ${proxy.host} cannot be reached: ${err.message}`)));
+    req.end();
+  });
 }

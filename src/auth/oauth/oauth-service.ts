@@ -17,6 +17,8 @@ import { grantKeyOf, TokenProvider, type AccessToken, type TokenOptions } from '
 export interface OAuthOptions {
   /** Extra CA certificates (PEM) trusted for the identity provider only (a private or test provider). */
   identityProviderCa?: string;
+  /** The HTTP proxy the identity provider is reached through (HTTP CONNECT). */
+  httpsProxy?: URL | undefined;
   /** [900] longest a device code is polled for, seconds. */
   deviceCodeLifetimeSeconds?: number;
   /** [systemClock] time for device-code polling. */
@@ -57,7 +59,7 @@ export class OAuthService {
     logger: Logger,
     options: OAuthOptions = {},
   ) {
-    const network = new HttpClient({ ca: options.identityProviderCa });
+    const network = new HttpClient({ ca: options.identityProviderCa, proxy: options.httpsProxy });
     const apps = new MsalApps(network, logger);
     this.grants = new OAuthGrants(store, sealer);
     this.tokens = new TokenProvider({ apps, grants: this.grants, sealer, logger });

@@ -18,6 +18,8 @@ describe('config', () => {
     assert.equal(config.leaseTtlMs, 20_000);
     assert.equal(config.imap.connectLimits, undefined, 'the inbound defaults apply');
     assert.equal(config.imap.fetchMemoryBytes, undefined, 'the inbound defaults apply');
+    assert.equal(config.httpsProxy, undefined, 'no proxy');
+    assert.equal(loadConfig({ MAILROOM_HTTPS_PROXY: 'http://u:p@proxy.example:3128' }, '/x').httpsProxy?.port, '3128');
   });
 
   it('reads the scaling settings', () => {
@@ -38,6 +40,8 @@ describe('config', () => {
       [{ MAILROOM_IMAP_CONNECT_CONCURRENCY: '0' }, 'MAILROOM_IMAP_CONNECT_CONCURRENCY'],
       [{ MAILROOM_IMAP_FETCH_MEMORY_MB: '0' }, 'MAILROOM_IMAP_FETCH_MEMORY_MB'],
       [{ MAILROOM_IMAP_FETCH_MEMORY_MB: 'lots' }, 'MAILROOM_IMAP_FETCH_MEMORY_MB'],
+      [{ MAILROOM_HTTPS_PROXY: 'proxy.example:3128' }, 'MAILROOM_HTTPS_PROXY'],
+      [{ MAILROOM_HTTPS_PROXY: 'socks5://proxy.example:1080' }, 'MAILROOM_HTTPS_PROXY'],
     ];
     for (const [env, field] of cases) {
       assert.throws(

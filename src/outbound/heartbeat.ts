@@ -17,11 +17,6 @@ export interface HeartbeatStatus {
   roundTripMs: number | null;
 }
 
-/**
- * Proves an account works: a small message with a unique token header to the heartbeat address.
- * The server's 250 makes the account `ok`; a refusal or no connection makes it `down`. When the
- * address is a mailbox Mailroom watches, inbound reports the token and the round trip is recorded.
- */
 /** Thrown by a heartbeat's `send` when the account's hourly rate limit has no place for it now. */
 export class HeartbeatDeferred extends Error {}
 
@@ -36,6 +31,11 @@ export function heartbeatSender(server: EmailServerRow, heartbeatAddress: string
   return login && /^[^\s@]+@[^\s@]+$/.test(login) ? login : heartbeatAddress;
 }
 
+/**
+ * Proves an account works: a small message with a unique token header to the heartbeat address.
+ * The server's 250 makes the account `ok`; a refusal or no connection makes it `down`. When the
+ * address is a mailbox Mailroom watches, inbound reports the token and the round trip is recorded.
+ */
 export class Heartbeat {
   private readonly pending = new Map<string, number>();
   private readonly state: HeartbeatStatus = {

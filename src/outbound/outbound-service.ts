@@ -833,56 +833,67 @@ export class OutboundService {
       intervalMs: this.options.heartbeatIntervalMs,
       messageIdDomain: this.options.messageIdDomain,
       loopValue: this.deps.instanceId,
-      send: async (row, envelope, raw, token) => {
-        // A heartbeat is a message the account sends: it takes a place under the hourly rate
-        // limit, as any message does (and waits for the next beat when there is none).
-        const { sendLog } = this.deps.store;
-        const limit = row.smtpRateLimitPerHour;
-        const now = this.clock.now();
-        if (limit > 0) {
-          const allowedAt = await sendLog.reserve(
-            row.id,
-            token,
-            new Date(now),
-            new Date(now - RATE_WINDOW_MS - PLACE_HOLD_MS),
-            (lines) => nextPlaceAt(lines, limit, now),
-          );
-          if (allowedAt > now) {
-            throw new HeartbeatDeferred(
-              `heartbeat not sent: the hourly rate limit (${limit}) has no place before ${new Date(allowedAt).toISOString()}`,
-            );
-          }
-        }
-        const login = await this.deps.credentials.smtpLogin(row).catch(async (err: unknown) => {
-          if (limit > 0) await sendLog.release(token).catch(() => undefined);
-          throw err;
-        });
-        const transport = new SmtpTransport(smtpTransportOptions(row, login, this.options.smtpTimeouts));
-        let response: string;
-        try {
-          response = (await transport.send(envelope, raw)).response;
-        } catch (err) {
-          if (limit > 0) {
-            // A heartbeat that may have gone (cut off during or after DATA) counts as a send.
-            // (Should the database fail here, the place counts for an hour and a quarter: fewer sends, never more.)
-            const settling = certainlyNotDelivered(err)
-              ? sendLog.release(token)
-              : sendLog.settle(token, new Date(this.clock.now()));
-            await settling.catch(() => undefined);
-          }
-          throw err;
-        } finally {
-          transport.close();
-        }
-        const sentAt = new Date(this.clock.now());
-        const logged = limit > 0 ? sendLog.settle(token, sentAt) : sendLog.record(row.id, sentAt, token); // counts should a limit be set later
-        await logged.catch((err: unknown) =>
-          this.deps.logger.warn({ err, serverId: row.id }, 'could not write a heartbeat into the send log'),
-        );
-        return response;
-      },
+      send: (row, envelope, raw, token) => this.sendHeartbeat(row, envelope, raw, token),
     });
     this.heartbeats.set(server.id, beat);
     beat.start();
+  }
+
+  /**
+   * Sends one heartbeat on a connection of its own. A heartbeat is a message the account sends:
+   * it takes a place under the hourly rate limit, as any message does (and is skipped, with
+   * {@link HeartbeatDeferred}, when the hour has none), and it is written into the send log.
+   */
+  private async sendHeartbeat(
+    row: EmailServerRow,
+    envelope: { from: string; to: string[] },
+    raw: Buffer,
+    token: string,
+  ): Promise<string> {
+    const { sendLog } = this.deps.store;
+    const limit = row.smtpRateLimitPerHour;
+    const now = this.clock.now();
+    if (limit > 0) {
+      const allowedAt = await sendLog.reserve(
+        row.id,
+        token,
+        new Date(now),
+        new Date(now - RATE_WINDOW_MS - PLACE_HOLD_MS),
+        (lines) => nextPlaceAt(lines, limit, now),
+      );
+      if (allowedAt > now) {
+        throw new HeartbeatDeferred(
+          `heartbeat not sent: the hourly rate limit (${limit}) has no place before ${new Date(allowedAt).toISOString()}`,
+        );
+      }
+    }
+    const login = await this.deps.credentials.smtpLogin(row).catch(async (err: unknown) => {
+      if (limit > 0) await sendLog.release(token).catch(() => undefined);
+      throw err;
+    });
+    const transport = new SmtpTransport(smtpTransportOptions(row, login, this.options.smtpTimeouts));
+    let response: string;
+    try {
+      response = (await transport.send(envelope, raw)).response;
+    } catch (err) {
+      if (limit > 0) {
+        // A heartbeat that may have gone (cut off during or after DATA) counts as a send.
+        // (Should the database fail here, the place counts for an hour and a quarter: fewer sends, never more.)
+        const settling = certainlyNotDelivered(err)
+          ? sendLog.release(token)
+          : sendLog.settle(token, new Date(this.clock.now()));
+        await settling.catch(() => undefined);
+      }
+      throw err;
+    } finally {
+      transport.close();
+    }
+    const sentAt = new Date(this.clock.now());
+    // Without a limit it is logged all the same: it counts should a limit be set later.
+    const logged = limit > 0 ? sendLog.settle(token, sentAt) : sendLog.record(row.id, sentAt, token);
+    await logged.catch((err: unknown) =>
+      this.deps.logger.warn({ err, serverId: row.id }, 'could not write a heartbeat into the send log'),
+    );
+    return response;
   }
 }

@@ -9,7 +9,7 @@ import { startSmtpHarness } from '../../src/harness/smtp-harness.js';
 import { queuedRow } from '../../src/store/rows.js';
 import { Store } from '../../src/store/store.js';
 import { createTestDatabase, quietLogger } from '../support/database.js';
-import { CANARY_PASSWORD, serverBody } from '../support/fixtures.js';
+import { CANARY_PASSWORD, loopbackImap, serverBody } from '../support/fixtures.js';
 import { runCli } from '../support/processes.js';
 import { postgresMissing, skipWithout } from '../support/requirements.js';
 
@@ -86,13 +86,7 @@ describe('mailroom CLI (against PostgreSQL, over the services)', function () {
       const body = {
         name: 'Tested',
         enabled: false,
-        imap: {
-          host: '127.0.0.1',
-          port: imap.port,
-          secure: false,
-          user: 'box@example.com',
-          auth: { method: 'password', password: 'imap-pw' },
-        },
+        imap: loopbackImap(imap.port, 'box@example.com', 'imap-pw'),
         smtp: { host: '127.0.0.1', port: smtp.port, auth: { mode: 'none' } },
       };
       const created = await runCli(['servers', 'create', 'CLI tenant', '--data', JSON.stringify(body)], env);

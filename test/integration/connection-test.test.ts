@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { startFakeImap, type FakeImapServer } from '../../src/harness/fake-imap/index.js';
 import { startSmtpHarness, type SmtpHarness } from '../../src/harness/smtp-harness.js';
 import { openApiHarness, type ApiHarness } from '../support/api-harness.js';
+import { loopbackImap } from '../support/fixtures.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON answers in tests
 
@@ -29,13 +30,7 @@ describe('e-mail server connection test [pglite]', () => {
     const res = await h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/servers`, {
       name: `Server ${randomUUID().slice(0, 8)}`,
       enabled: false,
-      imap: {
-        host: '127.0.0.1',
-        port: imap.port,
-        secure: false,
-        user: 'box@example.com',
-        auth: { method: 'password', password: imapPassword },
-      },
+      imap: loopbackImap(imap.port, 'box@example.com', imapPassword),
       smtp: {
         host: '127.0.0.1',
         port: smtp.port,

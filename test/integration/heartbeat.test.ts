@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { startFakeImap, type FakeImapServer } from '../../src/harness/fake-imap/index.js';
 import { startSmtpHarness, type SmtpHarness } from '../../src/harness/smtp-harness.js';
 import { openApiHarness, type ApiHarness } from '../support/api-harness.js';
+import { loopbackImap } from '../support/fixtures.js';
 import { eventually } from '../support/mail.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON answers in tests
@@ -35,13 +36,7 @@ describe('heartbeat [pglite]', () => {
     const tenantId = (await h.call<Obj>('POST', '/api/v1/tenants', { name: 'HB' })).body.id;
     const server = await h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/servers`, {
       name: 'HB',
-      imap: {
-        host: '127.0.0.1',
-        port: imap.port,
-        secure: false,
-        user: 'hb@example.com',
-        auth: { method: 'password', password: 'pw' },
-      },
+      imap: loopbackImap(imap.port, 'hb@example.com', 'pw'),
       smtp: { host: '127.0.0.1', port: smtp.port, auth: { mode: 'none' }, heartbeatAddress: 'hb@example.com' },
     });
     const serverId = server.body.id as string;
@@ -75,13 +70,7 @@ describe('heartbeat [pglite]', () => {
       const tenantId = (await h.call<Obj>('POST', '/api/v1/tenants', { name: 'HB limit' })).body.id;
       const server = await h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/servers`, {
         name: 'HB limit',
-        imap: {
-          host: '127.0.0.1',
-          port: imap.port,
-          secure: false,
-          user: 'hb@example.com',
-          auth: { method: 'password', password: 'pw' },
-        },
+        imap: loopbackImap(imap.port, 'hb@example.com', 'pw'),
         smtp: {
           host: '127.0.0.1',
           port: relay.port,

@@ -15,6 +15,11 @@ export function serverBody(n: number | string, overrides: Record<string, unknown
   };
 }
 
+/** The `imap` part of a server body for a harness on loopback, without TLS, logging in with a password. */
+export function loopbackImap(port: number, user: string, password: string): Record<string, unknown> {
+  return { host: '127.0.0.1', port, secure: false, user, auth: { method: 'password', password } };
+}
+
 export function destinationBody(n: number | string, serverId: string | null, overrides: Record<string, unknown> = {}) {
   return {
     name: `Destination ${n}`,

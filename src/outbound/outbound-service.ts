@@ -674,7 +674,9 @@ export class OutboundService {
     const id = randomUUID();
     const messageId = `${id}@${this.options.messageIdDomain}`;
     const { raw, envelope } = await composeMessage({
-      from: { name: destination.fromText || destination.name, address: destination.address },
+      // The From text is the alias customers see; without one the address stands alone (the
+      // destination's name is an administrator's label, not meant for customers).
+      from: { name: destination.fromText, address: destination.address },
       to,
       cc: input.cc ?? [],
       bcc: input.bcc ?? [],

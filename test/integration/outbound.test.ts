@@ -78,6 +78,20 @@ forEachBackend('outbound', (kind) => {
     assert.equal(done.attempts, 1);
   });
 
+  it('sends from the bare address when the destination has no From text (its name is not shown)', async () => {
+    const { destinationId } = await account(1);
+    const patched = await h.call<Obj>('PATCH', `/api/v1/tenants/${tenantId}/destinations/${destinationId}`, {
+      fromText: '',
+    });
+    assert.equal(patched.status, 200, patched.raw);
+    await h.outbound.start();
+    assert.equal((await send(destinationId, { to: ['customer@example.net'], text: 'Body' })).status, 202);
+    const [received] = await smtp.waitFor(1);
+    const parsed = await simpleParser(received?.raw as Buffer);
+    assert.equal(parsed.from?.text, 'support1@example.com');
+    assert.ok(!received?.raw.toString().includes('Support 1'), 'the destination’s name stays internal');
+  });
+
   it('refuses to delete a server while mail waits for it, and with discardQueued gives that mail up visibly', async () => {
     const { serverId, destinationId } = await account(1);
     await h.outbound.start();

@@ -224,6 +224,7 @@ forEachBackend('accounts API', (kind) => {
           directoryId: 'contoso.onmicrosoft.com',
           flow: 'device-code',
           authorityHost: 'https://login.microsoftonline.com',
+          serverUrl: null,
           hasClientSecret: false,
         },
       });

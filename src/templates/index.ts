@@ -19,7 +19,7 @@ export interface ResponseRenderer {
 
 /** Response files as the composition root and the API see them. */
 export interface Templates extends ResponseRenderer {
-  responses(tenantId: string, destinationId: string): Promise<ResponsesView>;
+  responses(tenantId: string, destinationId: string, usableOnly?: boolean): Promise<ResponsesView>;
   configure(
     tenantId: string,
     destinationId: string,
@@ -47,7 +47,7 @@ export function createTemplates(deps: {
   return {
     catalog,
     render: (request) => service.render(request),
-    responses: (tenantId, destinationId) => service.responses(tenantId, destinationId),
+    responses: (tenantId, destinationId, usableOnly) => service.responses(tenantId, destinationId, usableOnly),
     configure: (tenantId, destinationId, input) => service.configure(tenantId, destinationId, input),
     problems: () => catalog.problems(),
     reload: () => catalog.reload(),

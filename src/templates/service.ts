@@ -53,8 +53,11 @@ export class TemplateService {
     this.now = options.now ?? (() => new Date());
   }
 
-  /** The response files the destination offers, as a tree, with their current problems. */
-  async responses(tenantId: string, destinationId: string): Promise<ResponsesView> {
+  /**
+   * The response files the destination offers, as a tree, with their current problems; with
+   * `usableOnly`, without the responses that cannot be used (see `treeView`).
+   */
+  async responses(tenantId: string, destinationId: string, usableOnly = false): Promise<ResponsesView> {
     await this.destination(tenantId, destinationId);
     const settings = await this.store.responseFiles.get(tenantId, destinationId);
     const files = this.catalog.files().filter((f) => settings?.files == null || settings.files.includes(f));
@@ -62,7 +65,7 @@ export class TemplateService {
       settings: settingsView(settings),
       responseFiles: files.flatMap((file) => {
         const loaded = this.catalog.get(file);
-        return loaded ? [{ file, items: treeView(loaded.items) }] : [];
+        return loaded ? [{ file, items: treeView(loaded.items, usableOnly) }] : [];
       }),
       problems: this.catalog
         .problems()

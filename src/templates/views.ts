@@ -67,16 +67,21 @@ export const RenderView = Type.Object({
 });
 export type RenderView = Static<typeof RenderView>;
 
-/** The tree as agents see it: groups left empty (nothing usable inside) are not shown. */
-export function treeView(items: TreeItem[]): TreeNodeView[] {
+/**
+ * The tree as agents see it: groups left empty are not shown. With `usableOnly`, as the reference
+ * shows it to agents: responses that cannot be used (an unsupported or missing Src) are left out
+ * too, and so are the groups they leave empty; without it they are listed with `available: false`.
+ */
+export function treeView(items: TreeItem[], usableOnly = false): TreeNodeView[] {
   const out: TreeNodeView[] = [];
   for (const item of items) {
     if (item.type === 'response') {
+      if (usableOnly && item.unavailable !== undefined) continue;
       const { name, description, kind, src } = item;
       out.push({ type: 'response', name, description, kind, src, available: item.unavailable === undefined });
       continue;
     }
-    const children = treeView(item.items);
+    const children = treeView(item.items, usableOnly);
     if (children.length > 0) out.push({ type: 'group', name: item.name, expanded: item.expanded, items: children });
   }
   return out;

@@ -238,4 +238,31 @@ forEachBackend('response files API', (kind) => {
     assert.equal(nowhere.status, 404, nowhere.raw);
     assert.equal(nowhere.body.error.field, 'group');
   });
+
+  it('shows agents only usable responses with usableOnly, hiding the groups left empty', async () => {
+    await t.write(
+      'billing.xml',
+      responseFile(
+        '<Response Name="Paid">Paid</Response>\n<Group Name="Broken"><Response Name="Gone" Src="missing.htm" /></Group>',
+      ),
+    );
+    await h.templates.reload();
+    const billing = async (query: string): Promise<Obj[]> =>
+      ((await h.call<Obj>('GET', `${base}${query}`)).body.responseFiles as Obj[]).find((f) => f.file === 'billing.xml')
+        ?.items as Obj[];
+    const all = await billing('');
+    assert.deepEqual(
+      all.map((i) => [i.type, i.name]),
+      [
+        ['response', 'Paid'],
+        ['group', 'Broken'],
+      ],
+    );
+    assert.equal(all[1]?.items[0]?.available, false, 'listed, marked unusable');
+    const usable = await billing('?usableOnly=true');
+    assert.deepEqual(
+      usable.map((i) => [i.type, i.name]),
+      [['response', 'Paid']],
+    );
+  });
 });

@@ -64,12 +64,18 @@ export const responseRoutes: RouteDef[] = [
     access: 'tenant',
     summary:
       "The destination's response files as a tree of groups and responses (empty groups hidden), " +
-      'its file selection, and the problems of those files (file, line, reason).',
+      'its file selection, and the problems of those files (file, line, reason). `usableOnly=true`: ' +
+      'as agents are shown it, without responses that cannot be used and the groups they leave empty.',
     tags,
-    schema: { params: DestinationParams, response: { 200: ResponsesView } },
+    schema: {
+      params: DestinationParams,
+      querystring: Type.Object({ usableOnly: Type.Optional(Type.Boolean()) }, strict),
+      response: { 200: ResponsesView },
+    },
     handler: async (req, _reply, ctx) => {
       const p = req.params as DestinationParams;
-      return templatesOf(ctx).responses(p.tenantId, p.destinationId);
+      const q = req.query as { usableOnly?: boolean };
+      return templatesOf(ctx).responses(p.tenantId, p.destinationId, q.usableOnly === true);
     },
   },
   {

@@ -5,7 +5,7 @@
  *
  * - throughput: first POST until the harness has every message (accepting and delivering at the
  *   same time), after an untimed warm-up of BASELINE_WARMUP messages, next to the baseline, in
- *   BENCH_SEND_ROUNDS (3) interleaved rounds: baseline, Mailroom, baseline, …, baseline. Each
+ *   BENCH_SEND_ROUNDS (5) interleaved rounds: baseline, Mailroom, baseline, …, baseline. Each
  *   Mailroom run is compared with the mean of the baselines just before and after it, and the
  *   round with the median ratio is reported (every round is in `details`), as inbound-ingest does:
  *   on a shared machine the load changes within minutes. Target: ratio >= 0.7.
@@ -56,7 +56,7 @@ const MESSAGES = Number(process.env.BENCH_SEND_MESSAGES ?? 10_000);
 /** Send API requests in flight at a time. */
 const CONCURRENCY = Number(process.env.BENCH_SEND_CONCURRENCY ?? 16);
 /** Interleaved rounds of the throughput phase (baseline, Mailroom, baseline, …); the median is reported. */
-const ROUNDS = Number(process.env.BENCH_SEND_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_SEND_ROUNDS ?? 5);
 /** Longest wait for a phase, ms. */
 const PHASE_TIMEOUT_MS = 10 * 60_000;
 /** Messages the baseline sends untimed before each measurement (JIT warm-up). */

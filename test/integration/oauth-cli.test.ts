@@ -6,6 +6,7 @@ import { startFakeIdp, type FakeIdp } from '../../src/harness/fake-idp/index.js'
 import { FAST_INBOUND, openApiHarness, type ApiHarness } from '../support/api-harness.js';
 import { isPostgresReachable } from '../support/database.js';
 import { CLI_ENTRY, PROJECT_ROOT } from '../support/processes.js';
+import { deviceCodeAuth } from '../support/fixtures.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON answers in tests
 
@@ -33,7 +34,7 @@ describe('mailroom oauth login (CLI against the engine API)', function () {
         host: '127.0.0.1',
         port: 993,
         user: 'cli@contoso.test',
-        auth: { method: 'oauth2', clientId: 'public-client', directoryId: 'contoso-directory', authorityHost: idp.url },
+        auth: deviceCodeAuth(idp.url),
       },
       smtp: { host: '127.0.0.1', port: 587, auth: { mode: 'imap' } },
     });

@@ -6,6 +6,7 @@ import { isPostgresReachable } from '../support/database.js';
 import { startDovecot, type DovecotInstance } from '../support/dovecot.js';
 import { eventually, rawMail } from '../support/mail.js';
 import { dovecotMissing, skipWithout } from '../support/requirements.js';
+import { deviceCodeAuth } from '../support/fixtures.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON answers in tests
 
@@ -44,7 +45,7 @@ describe('OAuth 2.0 IMAP against Dovecot (oauth2 passdb, introspection at the fa
         port: dovecot.port,
         secure: false,
         user: USER,
-        auth: { method: 'oauth2', clientId: 'public-client', directoryId: 'contoso-directory', authorityHost: idp.url },
+        auth: deviceCodeAuth(idp.url),
       },
       smtp: { host: '127.0.0.1', port: 2525, auth: { mode: 'imap' } },
     });

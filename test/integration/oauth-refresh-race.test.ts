@@ -17,6 +17,7 @@ import type { Store } from '../../src/store/store.js';
 import { forEachBackend } from '../support/api-harness.js';
 import { resetStore, sharedStore } from '../support/database.js';
 import { capturingLogger } from '../support/log-capture.js';
+import { deviceCodeAuth } from '../support/fixtures.js';
 
 const USER = 'support@contoso.test';
 
@@ -49,12 +50,7 @@ forEachBackend('OAuth 2.0 refresh across instances sharing one token cache', (ki
           host: '127.0.0.1',
           port: 143,
           user: USER,
-          auth: {
-            method: 'oauth2',
-            clientId: 'public-client',
-            directoryId: 'contoso-directory',
-            authorityHost: idp.url,
-          },
+          auth: deviceCodeAuth(idp.url),
         },
         smtp: { host: '127.0.0.1', port: 587, auth: { mode: 'imap' } },
       })

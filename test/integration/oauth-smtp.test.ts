@@ -4,6 +4,7 @@ import { startSmtpHarness, type SmtpHarness } from '../../src/harness/smtp-harne
 import { metricsRegistry } from '../../src/shared/metrics.js';
 import { forEachBackend, openApiHarness, type ApiHarness } from '../support/api-harness.js';
 import { eventually } from '../support/mail.js';
+import { deviceCodeAuth } from '../support/fixtures.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON answers in tests
 
@@ -60,9 +61,7 @@ forEachBackend('OAuth 2.0 on SMTP through the spool', (kind) => {
         port: 1,
         secure: false,
         user,
-        auth: oauth
-          ? { method: 'oauth2', clientId: 'public-client', directoryId: 'contoso-directory', authorityHost: idp.url }
-          : { method: 'password', password: 'x' },
+        auth: oauth ? deviceCodeAuth(idp.url) : { method: 'password', password: 'x' },
       },
       smtp: {
         host: '127.0.0.1',

@@ -6,6 +6,7 @@ import { startFakeImap, type FakeImapServer } from '../../src/harness/fake-imap/
 import { FAST_INBOUND, forEachBackend, openApiHarness, type ApiHarness } from '../support/api-harness.js';
 import { capturingLogger } from '../support/log-capture.js';
 import { eventually, rawMail } from '../support/mail.js';
+import { deviceCodeAuth } from '../support/fixtures.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON answers in tests
 
@@ -40,7 +41,7 @@ forEachBackend('OAuth 2.0 device code through the API, then IMAP XOAUTH2', (kind
         port: imap.port,
         secure: false,
         user: USER,
-        auth: { method: 'oauth2', clientId: 'public-client', directoryId: 'contoso-directory', authorityHost: idp.url },
+        auth: deviceCodeAuth(idp.url),
       },
       smtp: { host: '127.0.0.1', port: 2525, auth: { mode: 'imap' } },
     });
@@ -142,13 +143,7 @@ forEachBackend('OAuth 2.0 device code through the API, then IMAP XOAUTH2', (kind
         port: imap.port,
         secure: false,
         user: USER,
-        auth: {
-          method: 'oauth2',
-          clientId: 'public-client',
-          directoryId: 'contoso-directory',
-          authorityHost: idp.url,
-          serverUrl: 'https://outlook.office365.us/',
-        },
+        auth: deviceCodeAuth(idp.url, { serverUrl: 'https://outlook.office365.us/' }),
       },
       smtp: { host: '127.0.0.1', port: 2525, auth: { mode: 'custom', method: 'oauth2', user: USER } },
     });

@@ -20,6 +20,17 @@ export function loopbackImap(port: number, user: string, password: string): Reco
   return { host: '127.0.0.1', port, secure: false, user, auth: { method: 'password', password } };
 }
 
+/** The `auth` of a server side signing in with a device code at the fake identity provider `idpUrl`. */
+export function deviceCodeAuth(idpUrl: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    method: 'oauth2',
+    clientId: 'public-client',
+    directoryId: 'contoso-directory',
+    authorityHost: idpUrl,
+    ...extra,
+  };
+}
+
 export function destinationBody(n: number | string, serverId: string | null, overrides: Record<string, unknown> = {}) {
   return {
     name: `Destination ${n}`,

@@ -75,6 +75,7 @@ function inboundOptionsOf(config: Config): Partial<InboundOptions> {
   return {
     ...rest,
     ...(maxMessageBytes !== undefined && { parseLimits: { ...DEFAULT_PARSE_LIMITS, maxBytes: maxMessageBytes } }),
+    ...(config.mailProxy && { proxy: config.mailProxy }),
   };
 }
 
@@ -173,7 +174,11 @@ export class Engine {
         spoolDir: this.config.spoolDir,
         instanceId: this.config.instanceId,
         renderResponse: renderWith(this.templates),
-        options: { ...(messageIdDomain && { messageIdDomain }), ...this.tuning.outbound },
+        options: {
+          ...(messageIdDomain && { messageIdDomain }),
+          ...(this.config.mailProxy && { proxy: this.config.mailProxy }),
+          ...this.tuning.outbound,
+        },
         // Heartbeats go from the instance watching the mailbox they must arrive in.
         owns: (serverId) => leases.owns(serverId),
         // Announced as running before it looks at its spool: never retired while it starts.

@@ -166,15 +166,15 @@ export function buildProgram(): Command {
     .description('"Test connection": log in to the IMAP and the SMTP server as stored, reading and sending nothing')
     .action(
       run(([t, s]) =>
-        withServices(async ({ accounts, store, sealer, logger }) => {
+        withServices(async ({ accounts, store, sealer, logger, config }) => {
           const tenantId = await tenantIdOf(accounts, t);
           const serverId = await serverIdOf(accounts, tenantId, s);
           const server = await store.servers.get(tenantId, serverId);
           if (!server) throw new MailroomError('SERVER_NOT_FOUND', `e-mail server ${s} does not exist in this tenant`);
           const credentials = new CredentialService(sealer);
           const [imap, smtp] = await Promise.all([
-            testImapConnection(server, { credentials, logger }),
-            testSmtpConnection(server, { credentials }),
+            testImapConnection(server, { credentials, logger, proxy: config.mailProxy }),
+            testSmtpConnection(server, { credentials, proxy: config.mailProxy }),
           ]);
           if (!imap.ok || !smtp.ok) process.exitCode = 1;
           return { imap, smtp };

@@ -20,6 +20,8 @@ export interface Config {
    * (OAuth 2.0 sign-ins and tokens) is reached through, with HTTP CONNECT; none when absent.
    */
   httpsProxy: URL | undefined;
+  /** MAILROOM_MAIL_PROXY: `http://[user:password@]host:port` of the proxy IMAP and SMTP connections go through (HTTP CONNECT). */
+  mailProxy: URL | undefined;
   /** base64 32-byte key; generated into dataDir for the embedded database when absent. */
   secretKey: string | undefined;
   /** Older keys (comma-separated) still accepted when opening sealed values. */
@@ -159,6 +161,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     templatesDir: resolve(cwd, nonEmpty(env, 'MAILROOM_TEMPLATES_DIR') ?? 'templates'),
     templatesRemoteSrc: boolVar(env, 'MAILROOM_TEMPLATES_REMOTE_SRC', false),
     httpsProxy: proxyVar(env, 'MAILROOM_HTTPS_PROXY'),
+    mailProxy: proxyVar(env, 'MAILROOM_MAIL_PROXY'),
     secretKey: nonEmpty(env, 'MAILROOM_SECRET_KEY'),
     previousSecretKeys: (nonEmpty(env, 'MAILROOM_PREVIOUS_SECRET_KEYS') ?? '')
       .split(',')

@@ -13,7 +13,7 @@ import { describeError } from './server-watcher.js';
  */
 export function testImapConnection(
   server: EmailServerRow,
-  deps: { credentials: CredentialService; logger: Logger },
+  deps: { credentials: CredentialService; logger: Logger; proxy?: URL | undefined },
 ): Promise<ConnectionTestResult> {
   return timedTest(
     async () => {
@@ -29,6 +29,7 @@ export function testImapConnection(
         connectionTimeoutMs: CONNECTION_TEST_TIMEOUT_MS,
         greetingTimeoutMs: CONNECTION_TEST_TIMEOUT_MS,
         socketTimeoutMs: CONNECTION_TEST_TIMEOUT_MS,
+        ...(deps.proxy && { proxy: deps.proxy }),
       });
       const idle = session.supportsIdle;
       await session.close();

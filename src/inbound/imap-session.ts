@@ -28,6 +28,8 @@ export interface ImapSessionOptions {
   socketTimeoutMs?: number;
   /** [none] ends and re-issues IDLE after this long, ms (a connection that only idles needs it). */
   maxIdleTimeMs?: number;
+  /** An HTTP proxy the connection goes through (HTTP CONNECT; TLS inside the tunnel, end to end). */
+  proxy?: URL | undefined;
 }
 
 export interface MailboxState {
@@ -89,6 +91,7 @@ export class ImapSession extends EventEmitter<{ exists: [count: number]; close: 
         : { rejectUnauthorized: true },
       clientInfo: { name: 'Mailroom' },
       ...(options.maxIdleTimeMs !== undefined && { maxIdleTime: options.maxIdleTimeMs }),
+      ...(options.proxy && { proxy: options.proxy.href }),
     };
     try {
       return await ImapSession.open(flowOptions);

@@ -140,7 +140,7 @@ export class InboundService {
   async testConnection(tenantId: string, serverId: string): Promise<ConnectionTestResult> {
     const server = await this.deps.store.servers.get(tenantId, serverId);
     if (!server) throw new MailroomError('SERVER_NOT_FOUND', `e-mail server ${serverId} does not exist in this tenant`);
-    return testImapConnection(server, this.deps);
+    return testImapConnection(server, { ...this.deps, proxy: this.options.proxy });
   }
 
   /** The watcher's status; `disabled` for a server that is not watched. */

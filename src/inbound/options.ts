@@ -39,6 +39,8 @@ export interface InboundOptions {
   messageIdDomain: string;
   /** [32 in all, 8 per host] IMAP connection set-ups in progress at once. */
   connectLimits: ConnectLimits;
+  /** [none] MAILROOM_MAIL_PROXY: the HTTP proxy IMAP connections go through (HTTP CONNECT). */
+  proxy?: URL | undefined;
 }
 
 export const DEFAULT_INBOUND_OPTIONS: Readonly<InboundOptions> = Object.freeze({

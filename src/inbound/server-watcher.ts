@@ -156,6 +156,7 @@ export class ServerWatcher {
         ...(ca !== undefined && { ca }),
         logger: this.log,
         socketTimeoutMs: options.socketTimeoutMs,
+        ...(options.proxy && { proxy: options.proxy }),
         ...extra,
       });
     };

@@ -564,7 +564,9 @@ export class AccountQueue {
     this.login = login;
     this.transport = this.deps.transportFactory
       ? this.deps.transportFactory(this.server, login)
-      : new SmtpTransport(smtpTransportOptions(this.server, login, this.deps.options.smtpTimeouts));
+      : new SmtpTransport(
+          smtpTransportOptions(this.server, login, this.deps.options.smtpTimeouts, this.deps.options.proxy),
+        );
     return this.transport;
   }
 

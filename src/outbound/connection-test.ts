@@ -11,17 +11,22 @@ import { SmtpTransport, smtpTransportOptions } from './smtp-transport.js';
  */
 export function testSmtpConnection(
   server: EmailServerRow,
-  deps: { credentials: CredentialService },
+  deps: { credentials: CredentialService; proxy?: URL | undefined },
 ): Promise<ConnectionTestResult> {
   return timedTest(
     async () => {
       const login = await deps.credentials.smtpLogin(server);
       const transport = new SmtpTransport(
-        smtpTransportOptions(server, login, {
-          connectionMs: CONNECTION_TEST_TIMEOUT_MS,
-          greetingMs: CONNECTION_TEST_TIMEOUT_MS,
-          socketMs: CONNECTION_TEST_TIMEOUT_MS,
-        }),
+        smtpTransportOptions(
+          server,
+          login,
+          {
+            connectionMs: CONNECTION_TEST_TIMEOUT_MS,
+            greetingMs: CONNECTION_TEST_TIMEOUT_MS,
+            socketMs: CONNECTION_TEST_TIMEOUT_MS,
+          },
+          deps.proxy,
+        ),
       );
       try {
         await transport.verify();

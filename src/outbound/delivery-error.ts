@@ -39,6 +39,7 @@ const UNREACHABLE_CODES = new Set([
   'EPIPE',
   'ETLS',
   'EPROTOCOL',
+  'EPROXY',
 ]);
 
 export function classifyDeliveryError(err: unknown): DeliveryFailure {
@@ -82,6 +83,7 @@ const NOTHING_SENT_CODES = new Set([
   'ENETUNREACH',
   'ENOTFOUND',
   'EAI_AGAIN',
+  'EPROXY',
 ]);
 
 /**

@@ -28,6 +28,8 @@ export interface OutboundOptions {
   fsync: boolean;
   /** [{}] SMTP client timeouts (the transport's defaults: 30 s connect, 30 s greeting, 120 s socket). */
   smtpTimeouts: SmtpTimeouts;
+  /** [none] MAILROOM_MAIL_PROXY: the HTTP proxy SMTP connections go through (HTTP CONNECT). */
+  proxy?: URL | undefined;
 }
 
 export const DEFAULT_OUTBOUND_OPTIONS: Readonly<OutboundOptions> = Object.freeze({

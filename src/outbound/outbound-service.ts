@@ -477,7 +477,7 @@ export class OutboundService {
   async testConnection(tenantId: string, serverId: string): Promise<ConnectionTestResult> {
     const server = await this.deps.store.servers.get(tenantId, serverId);
     if (!server) throw new MailroomError('SERVER_NOT_FOUND', `e-mail server ${serverId} does not exist in this tenant`);
-    return testSmtpConnection(server, this.deps);
+    return testSmtpConnection(server, { credentials: this.deps.credentials, proxy: this.options.proxy });
   }
 
   /** Accepts a message for sending: 202 semantics — it is on disk when this resolves. */
@@ -873,7 +873,9 @@ export class OutboundService {
       if (limit > 0) await sendLog.release(token).catch(() => undefined);
       throw err;
     });
-    const transport = new SmtpTransport(smtpTransportOptions(row, login, this.options.smtpTimeouts));
+    const transport = new SmtpTransport(
+      smtpTransportOptions(row, login, this.options.smtpTimeouts, this.options.proxy),
+    );
     let response: string;
     try {
       response = (await transport.send(envelope, raw)).response;

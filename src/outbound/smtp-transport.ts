@@ -3,6 +3,7 @@ import { rootCertificates } from 'node:tls';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import XOAuth2 from 'nodemailer/lib/xoauth2';
 import type { LoginCredentials } from '../auth/credentials.js';
+import { openHttpTunnel } from '../shared/http-tunnel.js';
 import { spokePlainText } from '../shared/tls-fallback.js';
 import type { EmailServerRow } from '../store/rows.js';
 import type { SmtpTimeouts } from './options.js';
@@ -28,6 +29,8 @@ export interface SmtpTransportOptions {
   secure: boolean;
   /** Certificates trusted besides the system's (PEM), e.g. a private CA. */
   ca?: string | Buffer;
+  /** An HTTP proxy the connection goes through (HTTP CONNECT tunnel; TLS inside it, end to end). */
+  proxy?: URL | undefined;
   login: LoginCredentials | null;
   /** [30000] connect budget, ms. */
   connectionTimeoutMs?: number;
@@ -57,12 +60,14 @@ export function smtpTransportOptions(
   server: Pick<EmailServerRow, 'smtpHost' | 'smtpPort' | 'smtpSecure'>,
   login: LoginCredentials | null,
   timeouts: SmtpTimeouts,
+  proxy?: URL,
 ): SmtpTransportOptions {
   return {
     host: server.smtpHost,
     port: server.smtpPort,
     secure: server.smtpSecure,
     login,
+    ...(proxy && { proxy }),
     ...(timeouts.connectionMs !== undefined && { connectionTimeoutMs: timeouts.connectionMs }),
     ...(timeouts.greetingMs !== undefined && { greetingTimeoutMs: timeouts.greetingMs }),
     ...(timeouts.socketMs !== undefined && { socketTimeoutMs: timeouts.socketMs }),
@@ -185,15 +190,21 @@ export class SmtpTransport {
     }
   }
 
-  private openOnce(): Promise<SMTPConnection> {
+  private async openOnce(): Promise<SMTPConnection> {
     const { options } = this;
     const startTls = options.secure && this.startTls;
+    const connectionTimeoutMs = options.connectionTimeoutMs ?? 30_000;
+    // Through a proxy: the tunnel is the connection; nodemailer speaks SMTP (and TLS) over it.
+    const tunnel = options.proxy
+      ? await openHttpTunnel(options.proxy, options.host, options.port, connectionTimeoutMs)
+      : undefined;
     const connection = new SMTPConnection({
       host: options.host,
       port: options.port,
+      ...(tunnel && { connection: tunnel }),
       secure: options.secure && !startTls,
       ...(startTls && { requireTLS: true }),
-      connectionTimeout: options.connectionTimeoutMs ?? 30_000,
+      connectionTimeout: connectionTimeoutMs,
       greetingTimeout: options.greetingTimeoutMs ?? 30_000,
       socketTimeout: options.socketTimeoutMs ?? 120_000,
       tls: options.ca

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { startFakeImap, type FakeImapServer } from '../../src/harness/fake-imap/index.js';
 import { startSmtpHarness, type SmtpHarness } from '../../src/harness/smtp-harness.js';
-import { openApiHarness, type ApiHarness } from '../support/api-harness.js';
+import { FAST_INBOUND, openApiHarness, type ApiHarness } from '../support/api-harness.js';
+import { startConnectProxy } from '../support/connect-proxy.js';
 import { loopbackImap } from '../support/fixtures.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON answers in tests
@@ -76,5 +77,30 @@ describe('e-mail server connection test [pglite]', () => {
     const missing = await test(randomUUID());
     assert.equal(missing.status, 404, missing.raw);
     assert.equal(missing.body.error.code, 'SERVER_NOT_FOUND');
+  });
+
+  it('goes through the mail proxy (MAILROOM_MAIL_PROXY) on both sides when one is set', async () => {
+    const proxy = await startConnectProxy();
+    const proxied = await openApiHarness('pglite', { ...FAST_INBOUND, proxy: proxy.url }, { proxy: proxy.url });
+    try {
+      const tenant = (await proxied.call<Obj>('POST', '/api/v1/tenants', { name: 'Proxied' })).body.id as string;
+      const server = await proxied.call<Obj>('POST', `/api/v1/tenants/${tenant}/servers`, {
+        name: 'Behind a proxy',
+        enabled: false,
+        imap: loopbackImap(imap.port, 'box@example.com', 'imap-secret'),
+        smtp: {
+          host: '127.0.0.1',
+          port: smtp.port,
+          auth: { mode: 'custom', method: 'password', user: 'sender@example.com', password: 'smtp-secret' },
+        },
+      });
+      assert.equal(server.status, 201, server.raw);
+      const res = await proxied.call<Obj>('POST', `/api/v1/tenants/${tenant}/servers/${server.body.id}/test`, {});
+      assert.deepEqual([res.body.imap.ok, res.body.smtp.ok], [true, true], res.raw);
+      assert.deepEqual(proxy.tunnels.sort(), [`127.0.0.1:${imap.port}`, `127.0.0.1:${smtp.port}`].sort());
+    } finally {
+      await proxied.close();
+      await proxy.close();
+    }
   });
 });

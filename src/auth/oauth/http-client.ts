@@ -1,8 +1,8 @@
-import { request as httpRequest } from 'node:http';
 import { request, type RequestOptions } from 'node:https';
-import { isIP, type Socket } from 'node:net';
+import { isIP } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { INetworkModule, NetworkRequestOptions, NetworkResponse } from '@azure/msal-node';
+import { openHttpTunnel } from '../../shared/http-tunnel.js';
 
 export interface HttpClientOptions {
   /** Extra CA certificates (PEM) to trust for the identity provider; verification always stays on. */
@@ -41,7 +41,9 @@ export class HttpClient implements INetworkModule {
     if (method === 'POST') headers['content-length'] = String(Buffer.byteLength(body));
     const budgetMs = timeout ?? this.options.timeoutMs ?? 30_000;
     const target = new URL(url);
-    const tunnel = this.options.proxy ? await openTunnel(this.options.proxy, target, budgetMs) : undefined;
+    const tunnel = this.options.proxy
+      ? await openHttpTunnel(this.options.proxy, target.hostname, Number(target.port || 443), budgetMs)
+      : undefined;
     const requestOptions: RequestOptions = {
       method,
       headers,
@@ -88,32 +90,4 @@ export class HttpClient implements INetworkModule {
       req.end(method === 'POST' ? body : undefined);
     });
   }
-}
-
-/** Asks `proxy` for a tunnel to `target`'s host and port (HTTP CONNECT); resolves with the open socket. */
-function openTunnel(proxy: URL, target: URL, timeoutMs: number): Promise<Socket> {
-  const authority = `${target.hostname}:${target.port || '443'}`;
-  const headers: Record<string, string> = { host: authority };
-  if (proxy.username !== '') {
-    const credentials = `${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`;
-    headers['proxy-authorization'] = `Basic ${Buffer.from(credentials).toString('base64')}`;
-  }
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({
-      host: proxy.hostname,
-      port: proxy.port || '80',
-      method: 'CONNECT',
-      path: authority,
-      headers,
-      timeout: timeoutMs,
-    });
-    req.once('connect', (res, socket) => {
-      if (res.statusCode === 200) return resolve(socket);
-      socket.destroy();
-      reject(new Error(`the proxy ${proxy.host} refused a tunnel to ${authority} (HTTP ${res.statusCode ?? 0})`));
-    });
-    req.once('timeout', () => req.destroy(new Error(`the proxy ${proxy.host} did not answer in time`)));
-    req.once('error', (err) => reject(new Error(`the proxy ${proxy.host} cannot be reached: ${err.message}`)));
-    req.end();
-  });
 }

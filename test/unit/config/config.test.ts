@@ -19,6 +19,7 @@ describe('config', () => {
     assert.equal(config.imap.connectLimits, undefined, 'the inbound defaults apply');
     assert.equal(config.imap.fetchMemoryBytes, undefined, 'the inbound defaults apply');
     assert.equal(config.httpsProxy, undefined, 'no proxy');
+    assert.equal(config.mailProxy, undefined, 'no proxy');
     assert.equal(loadConfig({ MAILROOM_HTTPS_PROXY: 'http://u:p@proxy.example:3128' }, '/x').httpsProxy?.port, '3128');
   });
 
@@ -42,6 +43,7 @@ describe('config', () => {
       [{ MAILROOM_IMAP_FETCH_MEMORY_MB: 'lots' }, 'MAILROOM_IMAP_FETCH_MEMORY_MB'],
       [{ MAILROOM_HTTPS_PROXY: 'proxy.example:3128' }, 'MAILROOM_HTTPS_PROXY'],
       [{ MAILROOM_HTTPS_PROXY: 'socks5://proxy.example:1080' }, 'MAILROOM_HTTPS_PROXY'],
+      [{ MAILROOM_MAIL_PROXY: 'http://proxy.example:3128/path' }, 'MAILROOM_MAIL_PROXY'],
     ];
     for (const [env, field] of cases) {
       assert.throws(

@@ -3,6 +3,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { startSmtpHarness, type SmtpHarness } from '../../../src/harness/smtp-harness.js';
 import { makeTestCertificates } from '../../../src/harness/fake-idp/certificates.js';
 import { NOT_BEGUN, SmtpTransport } from '../../../src/outbound/smtp-transport.js';
+import { startConnectProxy } from '../../support/connect-proxy.js';
 
 describe('SMTP transport (one kept connection to the relay)', () => {
   let smtp: SmtpHarness;
@@ -206,6 +207,55 @@ describe('SMTP transport (one kept connection to the relay)', () => {
       otherTransport = secureTransport(smtp.port); // the plain harness: STARTTLS disabled
       await assert.rejects(otherTransport.send(envelope, message(1)), /STARTTLS|TLS/i);
       assert.equal(smtp.messages.length, 0);
+    });
+  });
+
+  describe('through an HTTP proxy (MAILROOM_MAIL_PROXY)', () => {
+    it('speaks SMTP, and TLS from the first byte, inside the tunnel the proxy opens', async () => {
+      const certificates = makeTestCertificates();
+      const tlsSmtp = await startSmtpHarness({ tls: { key: certificates.key, cert: certificates.cert, secure: true } });
+      const proxy = await startConnectProxy({ password: 'proxy-pass' });
+      const viaProxy = (port: number, secure: boolean): SmtpTransport =>
+        new SmtpTransport({ host: '127.0.0.1', port, secure, login: null, ca: certificates.ca, proxy: proxy.url });
+      const plain = viaProxy(smtp.port, false);
+      const secure = viaProxy(tlsSmtp.port, true);
+      try {
+        await plain.send(envelope, message(1));
+        await secure.send(envelope, message(2));
+        assert.equal((await smtp.waitFor(1))[0]?.raw.toString(), message(1).toString());
+        assert.equal((await tlsSmtp.waitFor(1))[0]?.secure, true);
+        assert.deepEqual(proxy.tunnels, [`127.0.0.1:${smtp.port}`, `127.0.0.1:${tlsSmtp.port}`]);
+      } finally {
+        plain.close();
+        secure.close();
+        await tlsSmtp.close();
+        await proxy.close();
+      }
+    });
+
+    it('reports a refused tunnel as the proxy’s doing (EPROXY), nothing sent', async () => {
+      const proxy = await startConnectProxy({ password: 'right' });
+      const wrong = new URL(proxy.url);
+      wrong.password = 'wrong';
+      const refused = new SmtpTransport({
+        host: '127.0.0.1',
+        port: smtp.port,
+        secure: false,
+        login: null,
+        proxy: wrong,
+      });
+      try {
+        await assert.rejects(refused.send(envelope, message(1)), (err: Error & { code?: string }) => {
+          assert.equal(err.code, 'EPROXY');
+          assert.match(err.message, /HTTP 407/);
+          assert.ok(!err.message.includes('wrong'), 'the proxy password stays out of the message');
+          return true;
+        });
+        assert.equal(smtp.messages.length, 0);
+      } finally {
+        refused.close();
+        await proxy.close();
+      }
     });
   });
 });

@@ -15,15 +15,20 @@ export function openHttpTunnel(proxy: URL, host: string, port: number, timeoutMs
   }
   return new Promise((resolve, reject) => {
     const req = request({
-      host: proxy.hostname,
+      host: proxy.hostname.replace(/^\[(.*)\]$/, '$1'), // an IPv6 address without its URL brackets
       port: proxy.port || '80',
       method: 'CONNECT',
       path: authority,
       headers,
       timeout: timeoutMs,
     });
-    req.once('connect', (res, socket) => {
-      if (res.statusCode === 200) return resolve(socket);
+    let timedOut = false;
+    req.once('connect', (res, socket, head) => {
+      if (res.statusCode === 200) {
+        // Bytes the server sent at once (an SMTP or IMAP greeting) may have come with the answer.
+        if (head.length > 0) socket.unshift(head);
+        return resolve(socket);
+      }
       socket.destroy();
       reject(
         Object.assign(
@@ -34,16 +39,19 @@ export function openHttpTunnel(proxy: URL, host: string, port: number, timeoutMs
         ),
       );
     });
-    req.once('timeout', () =>
-      req.destroy(Object.assign(new Error(`the proxy ${proxy.host} did not answer in time`), { code: 'ETIMEDOUT' })),
-    );
-    req.once('error', (err: NodeJS.ErrnoException) =>
+    req.once('timeout', () => {
+      timedOut = true;
+      req.destroy();
+      reject(Object.assign(new Error(`the proxy ${proxy.host} did not answer in time`), { code: 'ETIMEDOUT' }));
+    });
+    req.once('error', (err: NodeJS.ErrnoException) => {
+      if (timedOut) return; // the destroy after the timeout; already answered
       reject(
         Object.assign(new Error(`the proxy ${proxy.host} cannot be reached: ${err.message}`), {
           code: err.code ?? 'EPROXY',
         }),
-      ),
-    );
+      );
+    });
     req.end();
   });
 }

@@ -1,9 +1,14 @@
 import { createServer, type Server } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 
-/** A minimal HTTP CONNECT proxy on loopback that records the tunnels asked of it. */
+/**
+ * A minimal HTTP CONNECT proxy on loopback that records the tunnels asked of it. With
+ * `serverSpeaksFirst`, it waits for the server's first bytes (an SMTP or IMAP greeting) and sends
+ * them in the same write as its 200 answer, as a real proxy may: the client must keep what follows
+ * the answer's headers.
+ */
 export async function startConnectProxy(
-  options: { password?: string } = {},
+  options: { password?: string; serverSpeaksFirst?: boolean } = {},
 ): Promise<{ url: URL; tunnels: string[]; close(): Promise<void> }> {
   const tunnels: string[] = [];
   const sockets = new Set<Socket>();
@@ -17,10 +22,18 @@ export async function startConnectProxy(
     }
     tunnels.push(req.url ?? '');
     const [host, port] = (req.url ?? '').split(':');
+    const established = 'HTTP/1.1 200 Connection Established\r\n\r\n';
     const upstream = connect(Number(port), host, () => {
-      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
       upstream.write(head);
-      upstream.pipe(client).pipe(upstream);
+      if (!options.serverSpeaksFirst) {
+        client.write(established);
+        upstream.pipe(client).pipe(upstream);
+        return;
+      }
+      upstream.once('data', (greeting: Buffer) => {
+        client.write(Buffer.concat([Buffer.from(established), greeting]));
+        upstream.pipe(client).pipe(upstream);
+      });
     });
     sockets.add(upstream);
     upstream.on('error', () => client.destroy());

@@ -32,7 +32,10 @@ export function openHttpTunnel(proxy: URL, host: string, port: number, timeoutMs
       socket.destroy();
       reject(
         Object.assign(
-          new Error(`the proxy ${proxy.host} refused a tunnel to ${authority} (HTTP ${res.statusCode ?? 0})`),
+          new Error(
+            `the proxy ${proxy.host} refused a tunnel to ${authority} (HTTP ${res.statusCode ?? 0}` +
+              `${res.statusCode === 407 ? ': check the user name and password in the proxy URL' : ''})`,
+          ),
           {
             code: 'EPROXY',
           },

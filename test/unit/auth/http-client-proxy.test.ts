@@ -32,7 +32,9 @@ describe('identity provider requests through an HTTPS proxy (MAILROOM_HTTPS_PROX
       wrong.password = 'wrong';
       await assert.rejects(
         new HttpClient({ ca: idp.ca, proxy: wrong }).sendGetRequestAsync(discovery()),
-        (err: Error) => /refused a tunnel .* \(HTTP 407\)/.test(err.message) && !err.message.includes('wrong'),
+        (err: Error) =>
+          /refused a tunnel .* \(HTTP 407: check the user name and password in the proxy URL\)/.test(err.message) &&
+          !err.message.includes('wrong'),
       );
       assert.deepEqual(proxy.tunnels, []);
     } finally {

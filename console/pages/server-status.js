@@ -65,10 +65,12 @@ export async function renderServerStatus(main, { tenantId, serverId }) {
     notice.hidden = false;
   }
 
+  const testTitle = () => h('h2', { id: 'test-title' }, 'Connection test');
+
   /** "Test connection": logs in on both sides as the stored settings say (nothing is read or sent). */
   async function testConnection() {
     testButton.disabled = true;
-    replace(tested, h('h2', { id: 'test-title' }, 'Connection test'), h('p', {}, 'Testing…'));
+    replace(tested, testTitle(), h('p', {}, 'Testing…'));
     tested.hidden = false;
     try {
       const result = await api('POST', `${base}/test`, {});
@@ -80,13 +82,9 @@ export async function renderServerStatus(main, { tenantId, serverId }) {
           badge(side.ok ? 'ok' : 'down', { ok: 'OK', down: 'failed' }),
           ` ${side.detail} (${side.ms} ms)`,
         );
-      replace(
-        tested,
-        h('h2', { id: 'test-title' }, 'Connection test'),
-        h('ul', {}, line('IMAP', result.imap), line('SMTP', result.smtp)),
-      );
+      replace(tested, testTitle(), h('ul', {}, line('IMAP', result.imap), line('SMTP', result.smtp)));
     } catch (err) {
-      replace(tested, h('h2', { id: 'test-title' }, 'Connection test'), h('p', { class: 'error' }, err.message));
+      replace(tested, testTitle(), h('p', { class: 'error' }, err.message));
     } finally {
       testButton.disabled = false;
     }

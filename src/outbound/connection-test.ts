@@ -28,12 +28,16 @@ export function testSmtpConnection(
           deps.proxy,
         ),
       );
+      let loggedIn: boolean;
       try {
-        await transport.verify();
+        loggedIn = await transport.verify();
       } finally {
         transport.close();
       }
-      return login ? `connected and logged in as ${login.user}` : 'connected (no login: the relay takes mail as it is)';
+      if (loggedIn && login) return `connected and logged in as ${login.user}`;
+      return login
+        ? `connected, but the server offers no login (AUTH): the user name and password are not used`
+        : 'connected (no login: the relay takes mail as it is)';
     },
     (err) => (isMailroomError(err) ? err.message : classifyDeliveryError(err).reply),
   );

@@ -93,6 +93,8 @@ export class SmtpTransport {
   /** The connection a message is on its way over (its errors reach the send's callback). */
   private sending: SMTPConnection | null = null;
   private closed = false;
+  /** Connections that logged in (the others had no credentials, or the server offered no AUTH). */
+  private readonly loggedIn = new WeakSet<SMTPConnection>();
   /** With `secure`: the server answered TLS in plain text once, so connections use STARTTLS (required). */
   private startTls = false;
 
@@ -111,11 +113,15 @@ export class SmtpTransport {
     return this.inTurn(() => this.sendNow(envelope, raw, options, true));
   }
 
-  /** Connects and authenticates on a connection of its own, without sending: the relay probe. */
-  verify(): Promise<void> {
+  /**
+   * Connects and authenticates on a connection of its own, without sending: the relay probe.
+   * Resolves with whether it logged in (false: no credentials, or the server offers no AUTH).
+   */
+  verify(): Promise<boolean> {
     return this.inTurn(async () => {
       const connection = await this.open();
       connection.quit();
+      return this.loggedIn.has(connection);
     });
   }
 
@@ -239,6 +245,7 @@ export class SmtpTransport {
         }
         connection.login(auth, (loginErr) => {
           if (loginErr) return fail(loginErr);
+          this.loggedIn.add(connection);
           settled = true;
           resolve(connection);
         });

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { SMTPServer } from 'smtp-server';
 import { startSmtpHarness, type SmtpHarness } from '../../../src/harness/smtp-harness.js';
 import { makeTestCertificates } from '../../../src/harness/fake-idp/certificates.js';
 import { NOT_BEGUN, SmtpTransport } from '../../../src/outbound/smtp-transport.js';
@@ -163,6 +164,25 @@ describe('SMTP transport (one kept connection to the relay)', () => {
     } finally {
       relay.close();
       server.close();
+    }
+  });
+
+  it('verify() says whether it logged in: not when the server offers no AUTH', async () => {
+    const withUsers = await startSmtpHarness({ users: [{ user: 'relay', password: 'pw' }] });
+    const noAuth = new SMTPServer({ disabledCommands: ['AUTH', 'STARTTLS'], authOptional: true, logger: false });
+    await new Promise<void>((resolve) => noAuth.listen(0, '127.0.0.1', resolve));
+    const login = { user: 'relay', pass: 'pw' };
+    const noAuthPort = (noAuth.server.address() as AddressInfo).port;
+    const transports = [
+      new SmtpTransport({ host: '127.0.0.1', port: withUsers.port, secure: false, login }),
+      new SmtpTransport({ host: '127.0.0.1', port: noAuthPort, secure: false, login }),
+    ];
+    try {
+      assert.deepEqual(await Promise.all(transports.map((t) => t.verify())), [true, false]);
+    } finally {
+      for (const t of transports) t.close();
+      await withUsers.close();
+      await new Promise<void>((resolve) => noAuth.close(() => resolve()));
     }
   });
 

@@ -105,6 +105,13 @@ export class AccountQueue {
    * cancellation and any attempt of the message are over (a re-queued dead letter is sent again).
    */
   private readonly cancelled = new Set<string>();
+  /**
+   * Files of cancelled messages (set aside as dead letters, or being set aside): never queued or
+   * sent again, even when a listing or a read of the folder made before the move returns one
+   * after the cancellation is over. A re-queued dead letter gets a new name. Forgotten once a
+   * listing no longer shows the file.
+   */
+  private readonly setAside = new Set<string>();
   /** Cancellations under way, by message: a second one for the same message joins the first. */
   private readonly cancels = new Map<string, Promise<'cancelled' | 'sending' | 'absent'>>();
   private readonly waiting: WaitingWarning;
@@ -134,7 +141,11 @@ export class AccountQueue {
       recordSent: deps.recordSent,
       relist: () => this.refresh(),
     });
-    this.queued = new QueuedMessages(deps.spool, deps.memory, (name) => this.sent.isFinishing(name));
+    this.queued = new QueuedMessages(
+      deps.spool,
+      deps.memory,
+      (name) => this.sent.isFinishing(name) || this.setAside.has(name),
+    );
   }
 
   snapshot(): QueueStatus {
@@ -199,6 +210,7 @@ export class AccountQueue {
     const { clock, spool, store } = this.deps;
     const now = clock.now();
     const facts = this.facts.get(id);
+    this.setAside.add(item.name);
     try {
       await spool.deadLetter(item, {
         reply,
@@ -208,6 +220,7 @@ export class AccountQueue {
         failedAt: new Date(now).toISOString(),
       });
     } catch (err) {
+      this.setAside.delete(item.name);
       this.refresh(); // the file, if still queued, is found again once the cancellation is over
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'absent'; // sent or removed meanwhile
       throw err;
@@ -309,7 +322,12 @@ export class AccountQueue {
       await this.sent.recordLeftovers();
       if (this.listingStale || this.queued.length === 0) {
         this.listingStale = false;
-        for (const found of await spool.list(this.server.id)) this.queued.add(found);
+        const listed = await spool.list(this.server.id);
+        for (const found of listed) this.queued.add(found);
+        if (this.setAside.size > 0) {
+          const names = new Set(listed.map((i) => i.name));
+          for (const name of this.setAside) if (!names.has(name)) this.setAside.delete(name);
+        }
       }
       const items = this.queued.items;
       this.status.depth = items.length;
@@ -388,7 +406,7 @@ export class AccountQueue {
     }
     const attempts = facts.attempts + 1;
     const firstAttemptAt = facts.firstAttemptAt ?? new Date(clock.now());
-    if (this.cancelled.has(item.id)) {
+    if (this.isCancelled(item)) {
       // Cancelled meanwhile: its file is being set aside.
       this.removePending(item);
       await giveBackPlace();
@@ -399,7 +417,7 @@ export class AccountQueue {
     // On its way (too late to cancel) from MAIL FROM on: while the connection is made (up to its
     // timeout when the relay does not answer) it can still be cancelled.
     const mayBegin = (): boolean => {
-      if (this.cancelled.has(item.id)) return false;
+      if (this.isCancelled(item)) return false;
       this.sendingId = item.id;
       return true;
     };
@@ -426,7 +444,7 @@ export class AccountQueue {
       outboundMessages.inc({ ...this.labels(), outcome: 'sent' });
       return true;
     } catch (err) {
-      if ((err as { code?: unknown }).code === NOT_BEGUN || this.cancelled.has(item.id)) {
+      if ((err as { code?: unknown }).code === NOT_BEGUN || this.isCancelled(item)) {
         // Cancelled while the connection was made (given up before MAIL FROM, or the connection
         // failed): the cancellation sets its file aside and says why.
         facts.attempts = attempts - 1;
@@ -452,6 +470,11 @@ export class AccountQueue {
       this.attemptingId = null;
       if (!this.cancels.has(item.id)) this.cancelled.delete(item.id);
     }
+  }
+
+  /** Whether the message was cancelled (its cancellation under way, or its file set aside). */
+  private isCancelled(item: SpoolItem): boolean {
+    return this.cancelled.has(item.id) || this.setAside.has(item.name);
   }
 
   private labels(): { tenant_id: string; server_id: string } {

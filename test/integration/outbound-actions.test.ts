@@ -283,6 +283,38 @@ forEachBackend('outbound actions across instances', (kind) => {
     assert.deepEqual((await deadFiles(h.spoolDir, serverId)).length, 2, 'both kept as dead letters');
   });
 
+  it('never sends a cancelled message that a listing or a read of the folder made before the move brings back', async () => {
+    const { destinationId } = await account();
+    await h.outbound.start();
+    // The relay answers each command 300 ms late, so the attempt under way is given up before MAIL
+    // FROM about 700 ms after it began; the cancellation moves the file out of the queue only after
+    // 1,200 ms, so the queue lists the folder again while the file is still there, and a read of
+    // the file, begun then, ends after the cancellation is over.
+    smtp.faults.slow({ delayMs: 300 });
+    const spool = h.outbound.spool;
+    const deadLetter = spool.deadLetter.bind(spool);
+    spool.deadLetter = async (...args) => {
+      await new Promise((resolve) => setTimeout(resolve, 1_200));
+      return deadLetter(...args);
+    };
+    const read = spool.read.bind(spool);
+    spool.read = async (item) => {
+      const found = await read(item);
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      return found;
+    };
+    const sent = await h.call<Obj>('POST', outboundUrl(destinationId), { to: ['c@example.net'], text: 'x' });
+    assert.equal(sent.status, 202, sent.raw);
+    await new Promise((resolve) => setTimeout(resolve, 100)); // its connection is being made
+    const cancelled = await h.call<Obj>('POST', `${outboundUrl(destinationId, sent.body.id)}/cancel`, {});
+    assert.equal(cancelled.status, 200, cancelled.raw);
+    assert.equal(cancelled.body.status, 'failed');
+    smtp.faults.slow(undefined);
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    assert.equal(smtp.messages.length, 0, 'the cancelled message is not sent');
+    assert.equal((await h.call<Obj>('GET', outboundUrl(destinationId, sent.body.id))).body.status, 'failed');
+  });
+
   it('cancels a message waiting on another instance through that instance', async () => {
     const { serverId, destinationId } = await account();
     await smtp.stop(); // the relay is down: the message waits in the other instance's spool

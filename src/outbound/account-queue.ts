@@ -115,7 +115,7 @@ export class AccountQueue {
   /** Cancellations under way, by message: a second one for the same message joins the first. */
   private readonly cancels = new Map<string, Promise<'cancelled' | 'sending' | 'absent'>>();
   private readonly waiting: WaitingWarning;
-  /** Delivered messages on their way out of the spool (into `sent/`, recorded, recycled). */
+  /** Delivered messages on their way out of the spool (marked in the sent log, recorded, recycled). */
   private readonly sent: SentBookkeeping;
 
   constructor(

@@ -72,7 +72,8 @@ export interface OutboundDeps {
  * How long the record of a delivery waits for others to join it, ms: one statement with one
  * synchronous commit (a WAL flush) covers the deliveries of that time, of every account. Nothing
  * waits for it but the status row (`sent` that much later) and the removal of the spool files:
- * until then the delivered files sit in `sent/`, where a restart finds and records them.
+ * until then the delivered files are marked in the spool's sent log, where a restart finds and
+ * records them.
  */
 const RECORD_DELAY_MS = 20;
 
@@ -369,7 +370,7 @@ export class OutboundService {
       if (!ids) {
         const queued = await this.spool.list(row.serverId);
         const dead = await this.spool.listDead(row.serverId);
-        // Delivered but not yet recorded (the queue records those from sent/ when it starts).
+        // Delivered but not yet recorded (the queue records those from the sent log when it starts).
         const sent = await this.spool.listSent(row.serverId);
         ids = new Set([...queued, ...dead, ...sent].map((i) => i.id));
         spooled.set(row.serverId, ids);

@@ -1,12 +1,11 @@
-import { stat } from 'node:fs/promises';
 import type { Logger } from '../shared/logger.js';
 import type { SentRecord } from '../store/outbound-repositories.js';
 import { queuedRow } from '../store/rows.js';
 import type { Store } from '../store/store.js';
 import type { Spool, SpoolHeader, SpoolItem } from './spool.js';
 
-/** The reply recorded for a delivery found in the spool's `sent/` folder (its record had not been made). */
-export const SENT_FOLDER_REPLY = '250 (delivered; recorded later from the spool’s sent/ folder)';
+/** The reply recorded for a delivery found marked in the spool (its record had not been made). */
+export const SENT_FOLDER_REPLY = '250 (delivered; recorded later from the spool’s sent log)';
 
 export interface SentBookkeepingDeps {
   spool: Spool;
@@ -20,17 +19,17 @@ export interface SentBookkeepingDeps {
 }
 
 /**
- * What happens to one account's messages after the server's 250: each leaves the queue for
- * `sent/` at once, is recorded in the database, then its file is recycled; deliveries left in
- * `sent/` (the engine stopped, or a record failed) are recorded at the next listing.
+ * What happens to one account's messages after the server's 250: each is marked delivered in the
+ * spool's sent log at once, is recorded in the database, then its file is recycled; deliveries
+ * left marked (the engine stopped, or a record failed) are recorded at the next listing.
  */
 export class SentBookkeeping {
   /**
-   * The last delivery not yet marked in the spool (its file renamed into `sent/`, or, should that
-   * fail, its database record written): the next message's final dot waits for it.
+   * The last delivery not marked in the spool (the mark failed), until its database record is
+   * written: the next message's final dot waits for it.
    */
   private marking: Promise<unknown> | null = null;
-  /** A delivery in `sent/` waits for its database record (at start, or it failed once): recorded at the next listing. */
+  /** A marked delivery waits for its database record (at start, or it failed once): recorded at the next listing. */
   private sentToRecord = true;
   /** Records being written and the file removals that follow them (awaited by `settled`). */
   private readonly settling = new Set<Promise<void>>();
@@ -55,12 +54,12 @@ export class SentBookkeeping {
   }
 
   /**
-   * After the server's 250: the file leaves the queue for `sent/` (a rename), and the delivery is
-   * recorded in the database (group-committed with the deliveries of a few milliseconds, one
-   * synchronous commit), then the file is recycled. The queue goes on at once; the next message's
-   * final dot waits only for the rename, so at most one delivered message is ever unmarked (one
-   * duplicate at most when the engine is killed). Should the rename fail, the dot waits for the
-   * database record instead; should both fail, the file stays and is sent again (a duplicate
+   * After the server's 250: the delivery is marked in the spool's sent log (one small write, before
+   * anything else happens on this account), and recorded in the database (group-committed with the
+   * deliveries of a few milliseconds, one synchronous commit), then the file is recycled. The
+   * queue goes on at once, so at most one delivered message is ever unmarked (one duplicate at
+   * most when the engine is killed). Should the mark fail, the next message's final dot waits for
+   * the database record instead; should both fail, the file stays and is sent again (a duplicate
    * rather than a loss).
    */
   track(item: SpoolItem, record: SentRecord): void {
@@ -68,24 +67,25 @@ export class SentBookkeeping {
     const recording = this.deps.recordSent(record);
     recording.catch(() => undefined); // reported below
     this.finishing.add(item.name);
-    const marked = spool.markSent(item).catch((err: unknown) => {
-      log.warn({ err, outboundId: item.id }, 'could not move a delivered message out of the queue');
-      return null;
-    });
-    const marking = marked.then((moved) => (moved ? undefined : recording.catch(() => undefined)));
+    let marked = true;
+    try {
+      spool.markSent(item);
+    } catch (err) {
+      log.warn({ err, outboundId: item.id }, 'could not mark a delivered message in the spool');
+      marked = false;
+    }
+    const marking = marked ? null : recording.catch(() => undefined);
     this.marking = marking;
     let relist = false;
-    const settled = Promise.all([
-      marked,
-      recording.then(
+    const settled = recording
+      .then(
         () => true,
         (err: unknown) => err,
-      ),
-    ])
-      .then(async ([moved, outcome]) => {
+      )
+      .then(async (outcome) => {
         if (outcome !== true) {
-          if (moved) {
-            // Delivered and out of the queue: recorded from sent/ at the next listing.
+          if (marked) {
+            // Delivered and marked: recorded from the sent log at the next listing.
             log.error({ err: outcome, outboundId: item.id }, 'recording a delivered message failed; will retry');
             this.sentToRecord = true;
             return;
@@ -97,7 +97,7 @@ export class SentBookkeeping {
           relist = true;
           return;
         }
-        await spool.remove(moved ?? item);
+        await spool.remove(item);
       })
       .catch((err: unknown) =>
         log.error(
@@ -115,9 +115,9 @@ export class SentBookkeeping {
   }
 
   /**
-   * Records the deliveries found in `sent/` (renamed there after their 250, but the engine stopped,
-   * or the record failed, before the database had them), when there may be some: status `sent`
-   * and the send log, then the files are recycled. Files still being finished here are left alone.
+   * Records the deliveries found marked in the spool (after their 250 the engine stopped, or the
+   * record failed, before the database had them), when there may be some: status `sent` and the
+   * send log, then the files are recycled. Files still being finished here are left alone.
    */
   async recordLeftovers(): Promise<void> {
     if (!this.sentToRecord) return;
@@ -134,12 +134,7 @@ export class SentBookkeeping {
     const { log, spool, store } = this.deps;
     for (const item of await spool.listSent(this.deps.serverId)) {
       if (this.finishing.has(item.name)) continue;
-      let sentAt: Date;
-      try {
-        sentAt = (await stat(item.file)).ctime; // the rename into sent/, right after the 250
-      } catch {
-        continue; // gone meanwhile
-      }
+      const { sentAt } = item;
       const row = await store.outbound.byId(item.id);
       if (row?.status !== 'sent') {
         if (!row) {
@@ -151,7 +146,7 @@ export class SentBookkeeping {
             // spool.read moved the file to corrupt/: the message was delivered (250), nothing is sent again.
             log.warn(
               { err, outboundId: item.id, file: item.name, alert: 'spool_corrupt' },
-              'a delivered message left in sent/ has no status row and its file is damaged; moved to corrupt/ ' +
+              'a delivered message left in the spool has no status row and its file is damaged; moved to corrupt/ ' +
                 '(it was delivered, nothing is sent again; check the disk under the spool folder)',
             );
             continue;

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { simpleParser } from 'mailparser';
 import { CredentialService } from '../../src/auth/credentials.js';
 import { OutboundService } from '../../src/outbound/outbound-service.js';
+import type { SpoolItem } from '../../src/outbound/spool.js';
 import { MailroomError } from '../../src/shared/errors.js';
 import { queuedRow } from '../../src/store/rows.js';
 import { startSmtpHarness, type SmtpHarness } from '../../src/harness/smtp-harness.js';
@@ -210,49 +211,69 @@ forEachBackend('outbound', (kind) => {
     assert.equal(smtp.messages.length, 1, 'only the spooled message is sent');
   });
 
-  it('records at start a message delivered just before the engine stopped, and never sends it again', async () => {
-    const { serverId, destinationId } = await account(1);
-    await smtp.stop();
-    await h.outbound.start();
-    const accepted = await send(destinationId, {
-      to: ['c@example.net'],
-      subject: 'delivered, then a crash',
-      text: 'x',
-    });
-    assert.equal(accepted.status, 202, accepted.raw);
-    await h.outbound.stop();
-    // As after a 250 and a kill before the database had it: the file is out of the queue, in sent/.
-    const [item] = await h.outbound.spool.list(serverId);
-    assert.ok(item);
-    await h.outbound.spool.markSent(item);
-    await smtp.start();
-    const again = new OutboundService({
-      store: h.store,
-      credentials: new CredentialService(h.sealer),
-      logger: quietLogger,
-      spoolDir: h.spoolDir,
-      instanceId: 'test-instance',
-      options: { fsync: false, heartbeatIntervalMs: 0 },
-    });
-    try {
-      await again.start();
-      const recorded = await eventually(async () => {
-        const row = await again.get(tenantId, destinationId, accepted.body.id);
-        return row.status === 'sent' ? row : undefined;
+  const leftDeliveries: Array<{
+    how: string;
+    leave: (spool: OutboundService['spool'], item: SpoolItem) => Promise<void>;
+  }> = [
+    {
+      how: 'marked in the sent log',
+      leave: async (spool, item) => {
+        spool.markSent(item);
+      },
+    },
+    {
+      how: 'moved into sent/ by an earlier version',
+      leave: async (spool, item) => {
+        await mkdir(join(spool.dir, 'sent', item.accountId), { recursive: true });
+        await rename(item.file, join(spool.dir, 'sent', item.accountId, item.name));
+      },
+    },
+  ];
+  for (const { how, leave } of leftDeliveries)
+    it(`records at start a message delivered just before the engine stopped (${how}), and never sends it again`, async () => {
+      const { serverId, destinationId } = await account(1);
+      await smtp.stop();
+      await h.outbound.start();
+      const accepted = await send(destinationId, {
+        to: ['c@example.net'],
+        subject: 'delivered, then a crash',
+        text: 'x',
       });
-      assert.match(String(recorded.lastReply), /recorded later from the spool’s sent\/ folder/);
-      const logged = await h.store.query<{ n: string }>(
-        'SELECT count(*) AS n FROM smtp_send_log WHERE outbound_id = $1',
-        [accepted.body.id],
-      );
-      assert.equal(Number(logged[0]?.n), 1, 'in the send log, so the hourly limit counts it');
-      assert.deepEqual(await again.spool.listSent(serverId), []);
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      assert.equal(smtp.messages.length, 0, 'not sent a second time');
-    } finally {
-      await again.stop();
-    }
-  });
+      assert.equal(accepted.status, 202, accepted.raw);
+      await h.outbound.stop();
+      // As after a 250 and a kill before the database had it.
+      const [item] = await h.outbound.spool.list(serverId);
+      assert.ok(item);
+      await leave(h.outbound.spool, item);
+      assert.deepEqual(await h.outbound.spool.list(serverId), [], 'a marked delivery is no longer queued');
+      await smtp.start();
+      const again = new OutboundService({
+        store: h.store,
+        credentials: new CredentialService(h.sealer),
+        logger: quietLogger,
+        spoolDir: h.spoolDir,
+        instanceId: 'test-instance',
+        options: { fsync: false, heartbeatIntervalMs: 0 },
+      });
+      try {
+        await again.start();
+        const recorded = await eventually(async () => {
+          const row = await again.get(tenantId, destinationId, accepted.body.id);
+          return row.status === 'sent' ? row : undefined;
+        });
+        assert.match(String(recorded.lastReply), /recorded later from the spool’s sent log/);
+        const logged = await h.store.query<{ n: string }>(
+          'SELECT count(*) AS n FROM smtp_send_log WHERE outbound_id = $1',
+          [accepted.body.id],
+        );
+        assert.equal(Number(logged[0]?.n), 1, 'in the send log, so the hourly limit counts it');
+        assert.deepEqual(await again.spool.listSent(serverId), []);
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        assert.equal(smtp.messages.length, 0, 'not sent a second time');
+      } finally {
+        await again.stop();
+      }
+    });
 
   it('accepts and sends a subject holding U+0000 and a lone surrogate; the status row keeps it cleaned', async () => {
     const { destinationId } = await account(1);

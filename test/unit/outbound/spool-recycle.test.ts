@@ -3,6 +3,7 @@ import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Spool } from '../../../src/outbound/spool.js';
+import { spoolHeader } from '../../support/spool-header.js';
 
 describe('spool file recycling', () => {
   let dir: string;
@@ -11,16 +12,7 @@ describe('spool file recycling', () => {
   });
   afterEach(() => rm(dir, { recursive: true, force: true }));
 
-  const header = (id: string) => ({
-    id,
-    tenantId: 't',
-    accountId: 'acct',
-    destinationId: 'd',
-    instanceId: 'i',
-    envelope: { from: 'a@example.com', to: ['b@example.net'] },
-    messageId: `${id}@mailroom.invalid`,
-    createdAt: new Date(0).toISOString(),
-  });
+  const header = spoolHeader;
 
   it('writes the next message over a delivered message’s file, and reads back only the new bytes', async () => {
     const spool = new Spool(dir);
@@ -46,22 +38,43 @@ describe('spool file recycling', () => {
     await spool.close();
   });
 
-  it('keeps at most maxFree files and reuses those left by an earlier process', async () => {
-    const spool = new Spool(dir, { maxFree: 2 });
+  it('keeps delivered files within maxFreeBytes (whole 4 KiB blocks) and reuses those left by an earlier process', async () => {
+    const spool = new Spool(dir, { maxFreeBytes: 2 * 4096 });
     await spool.open();
     const items = [];
     for (const id of ['a', 'b', 'c'])
       items.push((await spool.enqueue(header(id), Buffer.from(`Subject: ${id}\r\n\r\n.\r\n`))).item);
     for (const item of items) await spool.remove(item);
-    assert.equal((await readdir(join(dir, 'free'))).length, 2);
+    assert.equal((await readdir(join(dir, 'free'))).length, 2, 'two small files take two blocks');
     await spool.close();
 
-    const again = new Spool(dir, { maxFree: 2 });
+    const again = new Spool(dir, { maxFreeBytes: 2 * 4096 });
     await again.open();
     const next = await again.enqueue(header('d'), Buffer.from('Subject: d\r\n\r\n.\r\n'));
     assert.equal((await readdir(join(dir, 'free'))).length, 1);
     assert.equal((await again.read(next.item)).header.id, 'd');
     await again.close();
+  });
+
+  it('counts a recycled file at the length it keeps, not at the shorter message written into it', async () => {
+    const spool = new Spool(dir, { maxFreeBytes: 3 * 4096 });
+    await spool.open();
+    const long = Buffer.from(`Subject: long\r\n\r\n${'x'.repeat(3 * 4096)}\r\n`); // four blocks
+    const first = await spool.enqueue(header('long'), long);
+    assert.ok(first.item.bytes !== undefined && first.item.bytes > 3 * 4096);
+    await spool.discard(await spool.write(header('filler'), Buffer.from('Subject: f\r\n\r\n.\r\n')));
+    // Over the budget: the long file is deleted, not kept.
+    await spool.remove(first.item);
+    assert.equal((await readdir(join(dir, 'free'))).length, 1, 'only the one-block file is kept');
+    await spool.close();
+
+    const roomy = new Spool(join(dir, 'roomy'), { maxFreeBytes: 8 * 4096 });
+    await roomy.open();
+    const longItem = (await roomy.enqueue(header('long2'), long)).item;
+    await roomy.remove(longItem);
+    const short = await roomy.enqueue(header('short'), Buffer.from('Subject: s\r\n\r\n.\r\n'));
+    assert.equal(short.item.bytes, longItem.bytes, 'the reused file keeps the longer length');
+    await roomy.close();
   });
 
   it('deletes a delivered file over 64 KiB instead of keeping it for reuse (it would keep its length)', async () => {

@@ -4,7 +4,6 @@ import { Engine } from '../main.js';
 import { CredentialService } from '../auth/credentials.js';
 import { testImapConnection } from '../inbound/connection-test.js';
 import { testSmtpConnection } from '../outbound/connection-test.js';
-import { MailroomError } from '../shared/errors.js';
 import { createLogger } from '../shared/logger.js';
 import { generateSecretKey } from '../shared/sealed-secrets.js';
 import { readBody, type BodyOptions } from './input.js';
@@ -169,8 +168,7 @@ export function buildProgram(): Command {
         withServices(async ({ accounts, store, sealer, logger, config }) => {
           const tenantId = await tenantIdOf(accounts, t);
           const serverId = await serverIdOf(accounts, tenantId, s);
-          const server = await store.servers.get(tenantId, serverId);
-          if (!server) throw new MailroomError('SERVER_NOT_FOUND', `e-mail server ${s} does not exist in this tenant`);
+          const server = await store.servers.require(tenantId, serverId, s);
           const credentials = new CredentialService(sealer);
           const [imap, smtp] = await Promise.all([
             testImapConnection(server, { credentials, logger, proxy: config.mailProxy }),

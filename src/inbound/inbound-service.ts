@@ -2,7 +2,6 @@ import { EventEmitter } from 'node:events';
 import type { CredentialService } from '../auth/credentials.js';
 import { ByteBudget } from '../shared/byte-budget.js';
 import type { ConnectionTestResult } from '../shared/connection-test.js';
-import { MailroomError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { EmailServerRow } from '../store/rows.js';
 import type { Store } from '../store/store.js';
@@ -138,8 +137,7 @@ export class InboundService {
    * (whether or not it is enabled or watched here); the outcome in plain words.
    */
   async testConnection(tenantId: string, serverId: string): Promise<ConnectionTestResult> {
-    const server = await this.deps.store.servers.get(tenantId, serverId);
-    if (!server) throw new MailroomError('SERVER_NOT_FOUND', `e-mail server ${serverId} does not exist in this tenant`);
+    const server = await this.deps.store.servers.require(tenantId, serverId);
     return testImapConnection(server, { ...this.deps, proxy: this.options.proxy });
   }
 

@@ -125,8 +125,7 @@ export class MessageFeed {
 
   /** A server's quarantined, unrouted or duplicate messages, newest first. */
   async byStatus(tenantId: string, serverId: string, status: string, limit: number) {
-    const server = await this.store.servers.get(tenantId, serverId);
-    if (!server) throw new MailroomError('SERVER_NOT_FOUND', `e-mail server ${serverId} does not exist in this tenant`);
+    await this.store.servers.require(tenantId, serverId);
     return (await this.store.messages.listByStatus(tenantId, serverId, status, limit)).map(messageSummaryView);
   }
 

@@ -476,8 +476,7 @@ export class OutboundService {
    * (when it has a login), without sending; the outcome in plain words. The queue is not touched.
    */
   async testConnection(tenantId: string, serverId: string): Promise<ConnectionTestResult> {
-    const server = await this.deps.store.servers.get(tenantId, serverId);
-    if (!server) throw new MailroomError('SERVER_NOT_FOUND', `e-mail server ${serverId} does not exist in this tenant`);
+    const server = await this.deps.store.servers.require(tenantId, serverId);
     return testSmtpConnection(server, { credentials: this.deps.credentials, proxy: this.options.proxy });
   }
 

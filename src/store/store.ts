@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { DataSource, EntityManager, QueryFailedError } from 'typeorm';
+import { MailroomError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { createDataSource, migrate, type DataSourceOptions, type StoreKind } from './data-source.js';
 import { ApiTokenEntity, DestinationEntity, EmailServerEntity, TenantEntity } from './entities.js';
@@ -84,6 +85,12 @@ export class ServerRepository {
   }
   get(tenantId: string, id: string): Promise<EmailServerRow | null> {
     return this.em.findOneBy(EmailServerEntity, { tenantId, id });
+  }
+  /** The server, or SERVER_NOT_FOUND naming `ref` (its id unless the caller knows it by a name). */
+  async require(tenantId: string, id: string, ref: string = id): Promise<EmailServerRow> {
+    const row = await this.get(tenantId, id);
+    if (!row) throw new MailroomError('SERVER_NOT_FOUND', `e-mail server ${ref} does not exist in this tenant`);
+    return row;
   }
   countByTenant(tenantId: string): Promise<number> {
     return this.em.countBy(EmailServerEntity, { tenantId });

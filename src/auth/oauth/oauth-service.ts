@@ -85,8 +85,7 @@ export class OAuthService {
   }
 
   private async server(tenantId: string, serverId: string): Promise<EmailServerRow> {
-    const row = await this.store.servers.get(tenantId, serverId);
-    if (!row) throw new MailroomError('SERVER_NOT_FOUND', `e-mail server ${serverId} does not exist in this tenant`);
+    const row = await this.store.servers.require(tenantId, serverId);
     return row;
   }
 

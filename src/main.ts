@@ -57,7 +57,7 @@ export async function openServices(config: Config, logger: Logger): Promise<Serv
     { databaseUrl: config.databaseUrl, pgliteDir: config.databaseUrl ? undefined : join(config.dataDir, 'pglite') },
     logger,
   );
-  const accounts = createAccounts(store, sealer, logger);
+  const accounts = createAccounts(store, sealer, logger, { proxies: config.mailProxies });
   return { config, logger, store, sealer, accounts, apiToken: secrets.apiToken, close: () => store.close() };
 }
 
@@ -75,7 +75,7 @@ function inboundOptionsOf(config: Config): Partial<InboundOptions> {
   return {
     ...rest,
     ...(maxMessageBytes !== undefined && { parseLimits: { ...DEFAULT_PARSE_LIMITS, maxBytes: maxMessageBytes } }),
-    ...(config.mailProxy && { proxy: config.mailProxy }),
+    proxies: config.mailProxies,
   };
 }
 
@@ -176,7 +176,7 @@ export class Engine {
         renderResponse: renderWith(this.templates),
         options: {
           ...(messageIdDomain && { messageIdDomain }),
-          ...(this.config.mailProxy && { proxy: this.config.mailProxy }),
+          proxies: this.config.mailProxies,
           ...this.tuning.outbound,
         },
         // Heartbeats go from the instance watching the mailbox they must arrive in.

@@ -10,9 +10,10 @@ const TITLES = { add: 'Add e-mail server', edit: 'Edit e-mail server', copy: 'Co
 
 /**
  * mode: 'add' | 'edit' | 'copy'; server: the ServerView to edit or copy; destinations: the tenant's
- * (an edited server may name one that uses it as its default). onChanged runs after the dialog closes.
+ * (an edited server may name one that uses it as its default); proxies: GET /api/v1/proxies (the
+ * proxies a server can choose). onChanged runs after the dialog closes.
  */
-export function openServerDialog({ tenantId, mode, server = null, destinations = [], onChanged }) {
+export function openServerDialog({ tenantId, mode, server = null, destinations = [], proxies, onChanged }) {
   let currentMode = mode;
   let saved = mode === 'edit' ? server : null;
   let changed = false;
@@ -21,7 +22,7 @@ export function openServerDialog({ tenantId, mode, server = null, destinations =
     imap: deviceCodePanel({ tenantId, purpose: 'imap', saveFirst: () => saveAndStay() }),
     smtp: deviceCodePanel({ tenantId, purpose: 'smtp', saveFirst: () => saveAndStay() }),
   };
-  const f = serverForm(server, mode, { imap: panels.imap.element, smtp: panels.smtp.element }, destinations);
+  const f = serverForm(server, mode, { imap: panels.imap.element, smtp: panels.smtp.element }, destinations, proxies);
   const general = generalError();
   const submit = h('button', { type: 'submit', class: 'primary' }, mode === 'edit' ? 'Save' : 'Add');
   f.form.append(

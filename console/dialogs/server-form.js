@@ -85,10 +85,28 @@ function authFields(prefix, auth, mode, panelSlot) {
 }
 
 /**
+ * The choices of a server's proxy: the engine's default, none, and each named proxy; a stored
+ * name the engine no longer has stays selectable (and says so) rather than silently changing.
+ */
+function proxyOptions(proxies, stored) {
+  const options = [
+    [
+      '',
+      proxies.default ? `The engine's default proxy (${proxies.default})` : "The engine's default (no proxy: directly)",
+    ],
+    ['none', 'No proxy (directly)'],
+    ...proxies.named.map((p) => [p.name, `${p.name} (${p.proxy})`]),
+  ];
+  if (stored !== null && stored !== 'none' && !proxies.named.some((p) => p.name === stored))
+    options.push([stored, `${stored} (not configured in this engine)`]);
+  return options;
+}
+
+/**
  * server: a ServerView (edit, copy) or null (add). panels: { imap, smtp } elements of the
  * Get Code panels, placed where OAuth device-code sign-in is chosen.
  */
-export function serverForm(server, mode, panels, destinations = []) {
+export function serverForm(server, mode, panels, destinations = [], proxies = { default: null, named: [] }) {
   let stored = server;
   const imap = server?.imap;
   const smtp = server?.smtp;
@@ -219,6 +237,18 @@ export function serverForm(server, mode, panels, destinations = []) {
     h(
       'fieldset',
       {},
+      h('legend', {}, 'Proxy'),
+      select({
+        label: 'IMAP and SMTP connections go',
+        name: 'proxy',
+        value: server?.proxy ?? '',
+        options: proxyOptions(proxies, server?.proxy ?? null),
+        hint: 'Through an HTTP proxy (CONNECT) the engine is configured with, or directly.',
+      }),
+    ),
+    h(
+      'fieldset',
+      {},
       h('legend', {}, 'After a message is stored'),
       select({
         label: 'In the mailbox',
@@ -321,6 +351,7 @@ export function serverForm(server, mode, panels, destinations = []) {
         rateLimitPerHour: integer('smtp.rateLimitPerHour', 0),
       },
       postProcess: post === 'move' ? `move:${text('moveFolder')}` : post,
+      proxy: v('proxy') || null,
       ...(usable.length > 0 && { defaultDestinationId: v('defaultDestinationId') || null }),
     };
   }

@@ -56,11 +56,11 @@ export function checkbox({ label, name, checked }) {
 }
 
 /** options: [[value, label], …] */
-export function select({ label, name, options, value, onchange }) {
+export function select({ label, name, options, value, onchange, hint }) {
   const id = uid('f');
   const el = h('select', { id, name, onchange }, ...options.map(([v, text]) => h('option', { value: v }, text)));
   if (value !== undefined && value !== null) el.value = String(value);
-  return wrap(label, el);
+  return wrap(label, el, hint);
 }
 
 /** The form control of an API field path, if the form has a visible one. */

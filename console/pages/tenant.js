@@ -12,12 +12,13 @@ const MAX_SERVERS = 5;
 
 export async function renderTenant(main, { tenantId }) {
   const base = path('tenants', tenantId);
-  let tenant, servers, destinations;
+  let tenant, servers, destinations, proxies;
   try {
-    [tenant, { servers }, { destinations }] = await Promise.all([
+    [tenant, { servers }, { destinations }, proxies] = await Promise.all([
       api('GET', base),
       api('GET', `${base}/servers`),
       api('GET', `${base}/destinations`),
+      api('GET', path('proxies')),
     ]);
   } catch (err) {
     breadcrumbs([['Tenants', '#/'], ['Tenant']]);
@@ -54,14 +55,14 @@ export async function renderTenant(main, { tenantId }) {
             type: 'button',
             class: 'primary',
             id: 'add-server',
-            onclick: () => openServerDialog({ tenantId, mode: 'add', onChanged: reload }),
+            onclick: () => openServerDialog({ tenantId, mode: 'add', proxies, onChanged: reload }),
           },
           'Add e-mail server',
         ),
       ),
       servers.length === 0
         ? h('p', { class: 'empty' }, 'No e-mail servers yet.')
-        : serverTable(tenantId, servers, destinations, statuses, signIns, reload),
+        : serverTable(tenantId, servers, destinations, proxies, statuses, signIns, reload),
     ),
     h(
       'section',
@@ -113,7 +114,7 @@ function signInBadges(oauth) {
     );
 }
 
-function serverTable(tenantId, servers, destinations, statuses, signIns, reload) {
+function serverTable(tenantId, servers, destinations, proxies, statuses, signIns, reload) {
   const base = path('tenants', tenantId, 'servers');
   return listTable(
     'E-mail servers',
@@ -157,8 +158,11 @@ function serverTable(tenantId, servers, destinations, statuses, signIns, reload)
         ),
         h('td', {}, queue ? `${queue.depth} queued` : '0 queued'),
         actions(label, [
-          ['Edit', () => openServerDialog({ tenantId, mode: 'edit', server: s, destinations, onChanged: reload })],
-          ['Copy', () => openServerDialog({ tenantId, mode: 'copy', server: s, onChanged: reload })],
+          [
+            'Edit',
+            () => openServerDialog({ tenantId, mode: 'edit', server: s, destinations, proxies, onChanged: reload }),
+          ],
+          ['Copy', () => openServerDialog({ tenantId, mode: 'copy', server: s, proxies, onChanged: reload })],
           [
             'Delete',
             () =>

@@ -1,4 +1,5 @@
 import type { Logger } from '../shared/logger.js';
+import type { MailProxies } from '../shared/mail-proxies.js';
 import type { SecretSealer } from '../shared/sealed-secrets.js';
 import type { Store } from '../store/store.js';
 import { ApiTokenService } from './api-token-service.js';
@@ -16,10 +17,16 @@ export interface Accounts {
   apiTokens: ApiTokenService;
 }
 
-export function createAccounts(store: Store, sealer: SecretSealer, logger: Logger): Accounts {
+/** @param options.proxies the engine's mail proxies, which e-mail servers choose from */
+export function createAccounts(
+  store: Store,
+  sealer: SecretSealer,
+  logger: Logger,
+  options: { proxies?: MailProxies | undefined } = {},
+): Accounts {
   return {
     tenants: new TenantService(store, logger),
-    servers: new ServerService(store, sealer, logger),
+    servers: new ServerService(store, sealer, logger, options.proxies),
     destinations: new DestinationService(store, logger, sealer),
     apiTokens: new ApiTokenService(store, logger),
   };

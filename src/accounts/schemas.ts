@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { PROXY_NAME } from '../shared/mail-proxies.js';
 
 /**
  * Input and output shapes of tenants, e-mail servers and destinations. The API declares them
@@ -113,6 +114,12 @@ export const ServerInput = Type.Object(
      * destination; null (default) puts them on the server's unrouted list.
      */
     defaultDestinationId: Type.Optional(Type.Union([Id, Type.Null()])),
+    /**
+     * The proxy IMAP and SMTP connections go through (HTTP CONNECT): null (default) for the
+     * engine's default proxy (MAILROOM_MAIL_PROXY; a direct connection when it has none),
+     * `none` for a direct connection, or a name of MAILROOM_PROXIES (`GET /api/v1/proxies`).
+     */
+    proxy: Type.Optional(Type.Union([Type.String({ pattern: PROXY_NAME.source }), Type.Null()])),
   },
   strict,
 );
@@ -127,6 +134,7 @@ export const ServerPatch = Type.Object(
     smtp: Type.Optional(Type.Partial(ServerInput.properties.smtp, strict)),
     postProcess: Type.Optional(ServerInput.properties.postProcess),
     defaultDestinationId: Type.Optional(ServerInput.properties.defaultDestinationId),
+    proxy: Type.Optional(ServerInput.properties.proxy),
   },
   strict,
 );
@@ -179,10 +187,20 @@ export const ServerView = Type.Object({
   }),
   postProcess: Type.String(),
   defaultDestinationId: Type.Union([Type.String(), Type.Null()]),
+  proxy: Type.Union([Type.String(), Type.Null()]),
   createdAt: Type.String({ format: 'date-time' }),
   updatedAt: Type.String({ format: 'date-time' }),
 });
 export type ServerView = Static<typeof ServerView>;
+
+/** The proxies a server can choose (`proxy`): the engine's default and the named ones; never a password. */
+export const ProxyChoices = Type.Object({
+  /** `http://host:port` of MAILROOM_MAIL_PROXY, taken when a server chooses none; null = connect directly. */
+  default: Type.Union([Type.String(), Type.Null()]),
+  /** MAILROOM_PROXIES, by name. */
+  named: Type.Array(Type.Object({ name: Type.String(), proxy: Type.String() })),
+});
+export type ProxyChoices = Static<typeof ProxyChoices>;
 
 // ---- destinations ----------------------------------------------------------------------------
 

@@ -181,6 +181,7 @@ export function rowFieldsOf(
     postProcess: input.postProcess ?? 'seen',
     imapCaFile: input.imap.caFile ?? null,
     defaultDestinationId: input.defaultDestinationId ?? null,
+    proxy: input.proxy ?? null,
   };
 }
 
@@ -229,6 +230,7 @@ export function formOf(row: EmailServerRow): ServerInput {
     },
     postProcess: row.postProcess,
     defaultDestinationId: row.defaultDestinationId,
+    proxy: row.proxy,
   };
 }
 
@@ -253,6 +255,7 @@ export function mergeServer(current: ServerInput, patch: ServerPatch): ServerInp
     ...(patch.enabled !== undefined && { enabled: patch.enabled }),
     ...(patch.postProcess !== undefined && { postProcess: patch.postProcess }),
     ...(patch.defaultDestinationId !== undefined && { defaultDestinationId: patch.defaultDestinationId }),
+    ...(patch.proxy !== undefined && { proxy: patch.proxy }),
     imap: { ...current.imap, ...imapPatch, auth: mergeAuth(current.imap.auth, imapPatch.auth, 'method') },
     smtp: { ...current.smtp, ...smtpPatch, auth: mergeAuth(current.smtp.auth, smtpPatch.auth, 'mode') },
   };

@@ -1,11 +1,19 @@
 import { readCaFile } from '../shared/ca-file.js';
 import { MailroomError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
+import { NO_PROXY, proxyLabel, type MailProxies } from '../shared/mail-proxies.js';
 import type { SecretSealer } from '../shared/sealed-secrets.js';
 import { validate } from '../shared/validation.js';
 import type { EmailServerRow } from '../store/rows.js';
 import { newId, type Store, type StoreSession } from '../store/store.js';
-import { MAX_SERVERS_PER_TENANT, ServerCopy, ServerInput, ServerPatch, type ServerView } from './schemas.js';
+import {
+  MAX_SERVERS_PER_TENANT,
+  ServerCopy,
+  ServerInput,
+  ServerPatch,
+  type ProxyChoices,
+  type ServerView,
+} from './schemas.js';
 import {
   checkServerInput,
   withInheritedSmtpApp,
@@ -49,11 +57,21 @@ const DISCARDED_REPLY = 'not sent: its e-mail server was deleted (waiting mail g
  * in one place only, no delete while destinations use it, secrets sealed per row.
  */
 export class ServerService {
+  /** @param proxies the proxies this engine is configured with, which a server chooses from */
   constructor(
     private readonly store: Store,
     private readonly sealer: SecretSealer,
     private readonly logger: Logger,
+    private readonly proxies: MailProxies = { named: new Map() },
   ) {}
+
+  /** What a server's `proxy` may be, for forms: the default, and the named proxies (host and port, no credentials). */
+  proxyChoices(): ProxyChoices {
+    return {
+      default: this.proxies.default ? proxyLabel(this.proxies.default) : null,
+      named: [...this.proxies.named].map(([name, url]) => ({ name, proxy: proxyLabel(url) })),
+    };
+  }
 
   async list(tenantId: string): Promise<ServerView[]> {
     await this.requireTenant(this.store, tenantId);
@@ -83,6 +101,7 @@ export class ServerService {
   async create(tenantId: string, body: unknown): Promise<ServerView> {
     const input = withInheritedSmtpApp(validate(ServerInput, body));
     checkServerInput(input);
+    this.checkProxy(input.proxy ?? null, null);
     const row = await this.write(tenantId, async (tx) => {
       await this.checkLimit(tx, tenantId);
       const id = newId();
@@ -103,6 +122,7 @@ export class ServerService {
       const fields = rowFieldsOf(input);
       const keep = keepableSecrets(current, fields);
       checkServerInput(input, keep);
+      this.checkProxy(fields.proxy, current.proxy);
       await this.checkUnique(tx, tenantId, serverId, fields);
       await this.checkLinks(tx, tenantId, serverId, fields);
       const sealed = this.sealAll(tenantId, serverId, input, keep, current);
@@ -124,6 +144,7 @@ export class ServerService {
       const fields = rowFieldsOf(input);
       const keep = keepableSecrets(source, fields);
       checkServerInput(input, keep);
+      this.checkProxy(fields.proxy, source.proxy);
       const id = newId();
       await this.checkUnique(tx, tenantId, id, fields);
       await this.checkLinks(tx, tenantId, id, fields);
@@ -176,6 +197,22 @@ export class ServerService {
   /** Runs a change in a transaction holding the tenant's lock; maps unique-index collisions. */
   private write<T>(tenantId: string, fn: (tx: StoreSession) => Promise<T>): Promise<T> {
     return writeUnderTenantLock(this.store, tenantId, SERVER_COLLISIONS, fn);
+  }
+
+  /**
+   * A proxy chosen by name must be one the engine is configured with. A name kept from before
+   * (the configuration changed since) does not stand in the way of other changes; connections
+   * then fail with PROXY_NOT_CONFIGURED until it is configured again or another is chosen.
+   */
+  private checkProxy(proxy: string | null, before: string | null): void {
+    if (proxy === null || proxy === NO_PROXY || proxy === before || this.proxies.named.has(proxy)) return;
+    const known = [...this.proxies.named.keys()].map((n) => `'${n}'`).join(', ');
+    throw new MailroomError(
+      'VALIDATION_FAILED',
+      `'proxy': this engine has no proxy named '${proxy}' (${known ? `configured: ${known}` : 'MAILROOM_PROXIES names none'}; ` +
+        `'${NO_PROXY}' connects directly, null takes the engine's default)`,
+      { field: 'proxy' },
+    );
   }
 
   private async checkLimit(tx: StoreSession, tenantId: string): Promise<void> {

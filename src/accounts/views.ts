@@ -46,6 +46,7 @@ export function serverView(row: EmailServerRow): ServerView {
     },
     postProcess: row.postProcess,
     defaultDestinationId: row.defaultDestinationId,
+    proxy: row.proxy,
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
   };

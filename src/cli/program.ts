@@ -171,8 +171,8 @@ export function buildProgram(): Command {
           const server = await store.servers.require(tenantId, serverId, s);
           const credentials = new CredentialService(sealer);
           const [imap, smtp] = await Promise.all([
-            testImapConnection(server, { credentials, logger, proxy: config.mailProxy }),
-            testSmtpConnection(server, { credentials, proxy: config.mailProxy }),
+            testImapConnection(server, { credentials, logger, proxies: config.mailProxies }),
+            testSmtpConnection(server, { credentials, proxies: config.mailProxies }),
           ]);
           if (!imap.ok || !smtp.ok) process.exitCode = 1;
           return { imap, smtp };

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { MailroomError } from '../shared/errors.js';
+import { NO_PROXY, PROXY_NAME, type MailProxies } from '../shared/mail-proxies.js';
 import { isHost } from '../shared/validation.js';
 
 /** The engine's configuration, validated once at start and then passed around as typed values. */
@@ -20,8 +21,12 @@ export interface Config {
    * (OAuth 2.0 sign-ins and tokens) is reached through, with HTTP CONNECT; none when absent.
    */
   httpsProxy: URL | undefined;
-  /** MAILROOM_MAIL_PROXY: `http://[user:password@]host:port` of the proxy IMAP and SMTP connections go through (HTTP CONNECT). */
-  mailProxy: URL | undefined;
+  /**
+   * The proxies IMAP and SMTP connections go through (HTTP CONNECT): MAILROOM_MAIL_PROXY,
+   * `http://[user:password@]host:port`, for every e-mail server that chooses none, and
+   * MAILROOM_PROXIES, `name=http://…[,name=http://…]`, the ones a server can choose by name.
+   */
+  mailProxies: MailProxies;
   /** base64 32-byte key; generated into dataDir for the embedded database when absent. */
   secretKey: string | undefined;
   /** Older keys (comma-separated) still accepted when opening sealed values. */
@@ -110,7 +115,30 @@ function boolVar(env: Env, name: string, fallback: boolean): boolean {
 
 function proxyVar(env: Env, name: string): URL | undefined {
   const raw = nonEmpty(env, name);
-  if (raw === undefined) return undefined;
+  return raw === undefined ? undefined : proxyUrl(raw, name);
+}
+
+/** `name=url[,name=url…]` of MAILROOM_PROXIES. */
+function namedProxiesVar(env: Env, name: string): Map<string, URL> {
+  const proxies = new Map<string, URL>();
+  for (const entry of (nonEmpty(env, name) ?? '').split(',')) {
+    if (entry.trim() === '') continue;
+    const eq = entry.indexOf('=');
+    const proxyName = eq < 0 ? '' : entry.slice(0, eq).trim();
+    if (!PROXY_NAME.test(proxyName) || proxyName === NO_PROXY || proxies.has(proxyName)) {
+      throw new MailroomError(
+        'CONFIG_INVALID',
+        `${name} must be name=http://[user:password@]host:port, comma-separated, each name once, ` +
+          `of letters, digits, '.', '_' and '-' and not '${NO_PROXY}' (got the name '${proxyName}')`,
+        { field: name },
+      );
+    }
+    proxies.set(proxyName, proxyUrl(entry.slice(eq + 1).trim(), name, `${name} (${proxyName})`));
+  }
+  return proxies;
+}
+
+function proxyUrl(raw: string, name: string, label: string = name): URL {
   let url: URL | undefined;
   try {
     url = new URL(raw);
@@ -118,7 +146,9 @@ function proxyVar(env: Env, name: string): URL | undefined {
     url = undefined;
   }
   if (!url || url.protocol !== 'http:' || url.hostname === '' || (url.pathname !== '/' && url.pathname !== '')) {
-    throw new MailroomError('CONFIG_INVALID', `${name} must be http://[user:password@]host:port (got '${raw}')`, {
+    // The value may hold the proxy's password: only what comes after it is shown.
+    const shown = raw.includes('@') ? `…@${raw.slice(raw.lastIndexOf('@') + 1)}` : raw;
+    throw new MailroomError('CONFIG_INVALID', `${label} must be http://[user:password@]host:port (got '${shown}')`, {
       field: name,
     });
   }
@@ -161,7 +191,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     templatesDir: resolve(cwd, nonEmpty(env, 'MAILROOM_TEMPLATES_DIR') ?? 'templates'),
     templatesRemoteSrc: boolVar(env, 'MAILROOM_TEMPLATES_REMOTE_SRC', false),
     httpsProxy: proxyVar(env, 'MAILROOM_HTTPS_PROXY'),
-    mailProxy: proxyVar(env, 'MAILROOM_MAIL_PROXY'),
+    mailProxies: { default: proxyVar(env, 'MAILROOM_MAIL_PROXY'), named: namedProxiesVar(env, 'MAILROOM_PROXIES') },
     secretKey: nonEmpty(env, 'MAILROOM_SECRET_KEY'),
     previousSecretKeys: (nonEmpty(env, 'MAILROOM_PREVIOUS_SECRET_KEYS') ?? '')
       .split(',')

@@ -3,6 +3,7 @@ import { readCaFile } from '../shared/ca-file.js';
 import { CONNECTION_TEST_TIMEOUT_MS, timedTest, type ConnectionTestResult } from '../shared/connection-test.js';
 import { isMailroomError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
+import { proxyFor, type MailProxies } from '../shared/mail-proxies.js';
 import type { EmailServerRow } from '../store/rows.js';
 import { ImapSession, isAuthFailure } from './imap-session.js';
 import { describeError } from './server-watcher.js';
@@ -13,10 +14,11 @@ import { describeError } from './server-watcher.js';
  */
 export function testImapConnection(
   server: EmailServerRow,
-  deps: { credentials: CredentialService; logger: Logger; proxy?: URL | undefined },
+  deps: { credentials: CredentialService; logger: Logger; proxies?: MailProxies | undefined },
 ): Promise<ConnectionTestResult> {
   return timedTest(
     async () => {
+      const proxy = proxyFor(server.proxy, deps.proxies);
       const login = await deps.credentials.imapLogin(server);
       const ca = server.imapCaFile === null ? undefined : await readCaFile(server.imapCaFile);
       const session = await ImapSession.connect({
@@ -29,7 +31,7 @@ export function testImapConnection(
         connectionTimeoutMs: CONNECTION_TEST_TIMEOUT_MS,
         greetingTimeoutMs: CONNECTION_TEST_TIMEOUT_MS,
         socketTimeoutMs: CONNECTION_TEST_TIMEOUT_MS,
-        ...(deps.proxy && { proxy: deps.proxy }),
+        ...(proxy && { proxy }),
       });
       const idle = session.supportsIdle;
       await session.close();

@@ -138,7 +138,7 @@ export class InboundService {
    */
   async testConnection(tenantId: string, serverId: string): Promise<ConnectionTestResult> {
     const server = await this.deps.store.servers.require(tenantId, serverId);
-    return testImapConnection(server, { ...this.deps, proxy: this.options.proxy });
+    return testImapConnection(server, { ...this.deps, proxies: this.options.proxies });
   }
 
   /** The watcher's status; `disabled` for a server that is not watched. */

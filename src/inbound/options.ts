@@ -1,3 +1,4 @@
+import type { MailProxies } from '../shared/mail-proxies.js';
 import { DEFAULT_CONNECT_LIMITS, type ConnectLimits } from './connect-gate.js';
 import { DEFAULT_PARSE_LIMITS, type ParseLimits } from './message/parse.js';
 
@@ -39,8 +40,8 @@ export interface InboundOptions {
   messageIdDomain: string;
   /** [32 in all, 8 per host] IMAP connection set-ups in progress at once. */
   connectLimits: ConnectLimits;
-  /** [none] MAILROOM_MAIL_PROXY: the HTTP proxy IMAP connections go through (HTTP CONNECT). */
-  proxy?: URL | undefined;
+  /** [none] MAILROOM_MAIL_PROXY and MAILROOM_PROXIES: the HTTP proxies IMAP connections go through (each server's choice). */
+  proxies?: MailProxies | undefined;
 }
 
 export const DEFAULT_INBOUND_OPTIONS: Readonly<InboundOptions> = Object.freeze({

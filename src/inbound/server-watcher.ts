@@ -4,6 +4,7 @@ import { readCaFile } from '../shared/ca-file.js';
 import type { ConnectGate } from './connect-gate.js';
 import { isMailroomError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
+import { proxyFor } from '../shared/mail-proxies.js';
 import { imapReconnects } from '../shared/metrics.js';
 import type { EmailServerRow } from '../store/rows.js';
 import { ImapSession, isAuthFailure, type ImapSessionOptions } from './imap-session.js';
@@ -145,6 +146,8 @@ export class ServerWatcher {
     this.status.state = 'connecting';
     const setUp = async (extra: Partial<ImapSessionOptions> = {}): Promise<ImapSession | undefined> => {
       if (this.stopped) return undefined; // stopped while waiting for a connect slot
+      // A proxy the server chooses but the engine lacks shows as a connection error naming it.
+      const proxy = proxyFor(server.proxy, options.proxies);
       const login = await this.deps.credentials.imapLogin(server, { forceRefresh: this.forceRefresh });
       // A CA file that went missing or bad shows as a connection error naming the file.
       const ca = server.imapCaFile === null ? undefined : await readCaFile(server.imapCaFile);
@@ -156,7 +159,7 @@ export class ServerWatcher {
         ...(ca !== undefined && { ca }),
         logger: this.log,
         socketTimeoutMs: options.socketTimeoutMs,
-        ...(options.proxy && { proxy: options.proxy }),
+        ...(proxy && { proxy }),
         ...extra,
       });
     };

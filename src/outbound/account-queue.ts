@@ -112,6 +112,8 @@ export class AccountQueue {
    * listing no longer shows the file.
    */
   private readonly setAside = new Set<string>();
+  /** The settings changed while a message was on its way: the transport is rebuilt after that attempt. */
+  private transportStale = false;
   /** Cancellations under way, by message: a second one for the same message joins the first. */
   private readonly cancels = new Map<string, Promise<'cancelled' | 'sending' | 'absent'>>();
   private readonly waiting: WaitingWarning;
@@ -252,11 +254,16 @@ export class AccountQueue {
     this.kick();
   }
 
-  /** New settings (e.g. a corrected password): rebuild the transport and try at once. */
+  /**
+   * New settings (e.g. a corrected password): rebuild the transport and try at once. A message on
+   * its way keeps its connection until the server has answered it (closing it then could deliver
+   * the message twice); the transport is rebuilt once that attempt is over.
+   */
   updateServer(server: EmailServerRow): void {
     if (server.updatedAt.getTime() === this.server.updatedAt.getTime()) return;
     this.server = server;
-    this.dropTransport();
+    if (this.attemptingId !== null) this.transportStale = true;
+    else this.dropTransport();
     this.resumeAt = 0;
     this.status.state = 'ok';
     this.kick();
@@ -468,6 +475,10 @@ export class AccountQueue {
     } finally {
       this.sendingId = null;
       this.attemptingId = null;
+      if (this.transportStale) {
+        this.transportStale = false;
+        this.dropTransport();
+      }
       if (!this.cancels.has(item.id)) this.cancelled.delete(item.id);
     }
   }
@@ -588,7 +599,7 @@ export class AccountQueue {
     this.transport = this.deps.transportFactory
       ? this.deps.transportFactory(this.server, login)
       : new SmtpTransport(
-          smtpTransportOptions(this.server, login, this.deps.options.smtpTimeouts, this.deps.options.proxy),
+          smtpTransportOptions(this.server, login, this.deps.options.smtpTimeouts, this.deps.options.proxies),
         );
     return this.transport;
   }

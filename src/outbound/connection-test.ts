@@ -1,6 +1,7 @@
 import type { CredentialService } from '../auth/credentials.js';
 import { CONNECTION_TEST_TIMEOUT_MS, timedTest, type ConnectionTestResult } from '../shared/connection-test.js';
 import { isMailroomError } from '../shared/errors.js';
+import type { MailProxies } from '../shared/mail-proxies.js';
 import type { EmailServerRow } from '../store/rows.js';
 import { classifyDeliveryError } from './delivery-error.js';
 import { SmtpTransport, smtpTransportOptions } from './smtp-transport.js';
@@ -11,7 +12,7 @@ import { SmtpTransport, smtpTransportOptions } from './smtp-transport.js';
  */
 export function testSmtpConnection(
   server: EmailServerRow,
-  deps: { credentials: CredentialService; proxy?: URL | undefined },
+  deps: { credentials: CredentialService; proxies?: MailProxies | undefined },
 ): Promise<ConnectionTestResult> {
   return timedTest(
     async () => {
@@ -25,7 +26,7 @@ export function testSmtpConnection(
             greetingMs: CONNECTION_TEST_TIMEOUT_MS,
             socketMs: CONNECTION_TEST_TIMEOUT_MS,
           },
-          deps.proxy,
+          deps.proxies,
         ),
       );
       let loggedIn: boolean;

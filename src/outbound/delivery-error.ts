@@ -40,6 +40,8 @@ const UNREACHABLE_CODES = new Set([
   'ETLS',
   'EPROTOCOL',
   'EPROXY',
+  // Mailroom's own: the server chooses a proxy the engine is not configured with.
+  'PROXY_NOT_CONFIGURED',
 ]);
 
 export function classifyDeliveryError(err: unknown): DeliveryFailure {
@@ -84,6 +86,7 @@ const NOTHING_SENT_CODES = new Set([
   'ENOTFOUND',
   'EAI_AGAIN',
   'EPROXY',
+  'PROXY_NOT_CONFIGURED',
 ]);
 
 /**

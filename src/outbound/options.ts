@@ -1,3 +1,5 @@
+import type { MailProxies } from '../shared/mail-proxies.js';
+
 /** SMTP client time budgets, ms; each unset one keeps the transport's default. */
 export interface SmtpTimeouts {
   /** [30000] connect budget, ms. */
@@ -28,8 +30,8 @@ export interface OutboundOptions {
   fsync: boolean;
   /** [{}] SMTP client timeouts (the transport's defaults: 30 s connect, 30 s greeting, 120 s socket). */
   smtpTimeouts: SmtpTimeouts;
-  /** [none] MAILROOM_MAIL_PROXY: the HTTP proxy SMTP connections go through (HTTP CONNECT). */
-  proxy?: URL | undefined;
+  /** [none] MAILROOM_MAIL_PROXY and MAILROOM_PROXIES: the HTTP proxies SMTP connections go through (each server's choice). */
+  proxies?: MailProxies | undefined;
 }
 
 export const DEFAULT_OUTBOUND_OPTIONS: Readonly<OutboundOptions> = Object.freeze({

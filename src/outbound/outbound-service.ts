@@ -477,7 +477,7 @@ export class OutboundService {
    */
   async testConnection(tenantId: string, serverId: string): Promise<ConnectionTestResult> {
     const server = await this.deps.store.servers.require(tenantId, serverId);
-    return testSmtpConnection(server, { credentials: this.deps.credentials, proxy: this.options.proxy });
+    return testSmtpConnection(server, { credentials: this.deps.credentials, proxies: this.options.proxies });
   }
 
   /** Accepts a message for sending: 202 semantics — it is on disk when this resolves. */
@@ -874,7 +874,7 @@ export class OutboundService {
       throw err;
     });
     const transport = new SmtpTransport(
-      smtpTransportOptions(row, login, this.options.smtpTimeouts, this.options.proxy),
+      smtpTransportOptions(row, login, this.options.smtpTimeouts, this.options.proxies),
     );
     let response: string;
     try {

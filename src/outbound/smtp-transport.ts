@@ -4,6 +4,7 @@ import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import XOAuth2 from 'nodemailer/lib/xoauth2';
 import type { LoginCredentials } from '../auth/credentials.js';
 import { openHttpTunnel } from '../shared/http-tunnel.js';
+import { proxyFor, type MailProxies } from '../shared/mail-proxies.js';
 import { spokePlainText } from '../shared/tls-fallback.js';
 import type { EmailServerRow } from '../store/rows.js';
 import type { SmtpTimeouts } from './options.js';
@@ -55,13 +56,18 @@ interface SmtpError extends Error {
 /** Codes of a connection that broke (as opposed to a refused message or login). */
 const CONNECTION_CODES = new Set(['ECONNECTION', 'ESOCKET', 'ETIMEDOUT']);
 
-/** The transport options of an account's SMTP settings, with the engine's timeouts where set. */
+/**
+ * The transport options of an account's SMTP settings, with the engine's timeouts where set,
+ * through the proxy the account chooses of `proxies` (PROXY_NOT_CONFIGURED when it names one
+ * the engine does not have).
+ */
 export function smtpTransportOptions(
-  server: Pick<EmailServerRow, 'smtpHost' | 'smtpPort' | 'smtpSecure'>,
+  server: Pick<EmailServerRow, 'smtpHost' | 'smtpPort' | 'smtpSecure' | 'proxy'>,
   login: LoginCredentials | null,
   timeouts: SmtpTimeouts,
-  proxy?: URL,
+  proxies?: MailProxies,
 ): SmtpTransportOptions {
+  const proxy = proxyFor(server.proxy, proxies);
   return {
     host: server.smtpHost,
     port: server.smtpPort,
@@ -151,13 +157,24 @@ export class SmtpTransport {
     const body = messageStream(raw, options.beforeDot);
     this.sending = connection;
     try {
-      const info = await new Promise<SMTPConnection.SentMessageInfo>((resolve, reject) =>
+      const info = await new Promise<SMTPConnection.SentMessageInfo>((resolve, reject) => {
+        // Closed while the message is on its way (close(), e.g. new settings, or the socket): the
+        // callback would never come (nodemailer drops what waits for a reply when it closes).
+        const closed = (): void =>
+          reject(
+            Object.assign(new Error('the connection closed while the message was on its way'), {
+              code: 'ECONNECTION',
+            }),
+          );
+        connection.once('end', closed);
         // A copy: nodemailer writes its state into the envelope it is given (a refused MAIL FROM
         // as `mailError`), which would fail the same message again when it is retried.
-        connection.send({ from: envelope.from, to: [...envelope.to] }, body.stream, (err, result) =>
-          err ? reject(err) : resolve(result),
-        ),
-      );
+        connection.send({ from: envelope.from, to: [...envelope.to] }, body.stream, (err, result) => {
+          connection.removeListener('end', closed);
+          if (err) reject(err);
+          else resolve(result);
+        });
+      });
       return { response: info.response ?? '', accepted: addresses(info.accepted), rejected: addresses(info.rejected) };
     } catch (err) {
       this.sending = null;

@@ -41,6 +41,10 @@ export const ERROR_CODES = {
   SECRET_UNREADABLE: { status: 500, text: 'A sealed secret failed authentication (wrong key or tampered data).' },
   SECRET_KEY_MISSING: { status: 500, text: 'No secret key is configured for sealing credentials.' },
   CONFIG_INVALID: { status: 500, text: 'The engine configuration is invalid.' },
+  PROXY_NOT_CONFIGURED: {
+    status: 409,
+    text: 'The e-mail server chooses a proxy this engine is not configured with (MAILROOM_PROXIES).',
+  },
   UNAVAILABLE: { status: 503, text: 'The engine is starting or stopping.' },
   SPOOL_FULL: { status: 507, text: 'The spool disk is full; the message was not accepted.' },
   SPOOL_UNAVAILABLE: { status: 503, text: 'The spool cannot be written; the message was not accepted.' },

@@ -76,6 +76,8 @@ export const EmailServerEntity = new EntitySchema<
     // Migration 0007: a CA file trusted for IMAP TLS, and the default destination.
     imapCaFile: text('imap_ca_file', true),
     defaultDestinationId: { type: 'uuid', name: 'default_destination_id', nullable: true },
+    // Migration 0014: the proxy of its IMAP and SMTP connections.
+    proxy: text('proxy', true),
     createdAt: created,
     updatedAt: updated,
   },

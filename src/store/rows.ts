@@ -64,6 +64,8 @@ export interface EmailServerRow {
   imapCaFile: string | null;
   /** Destination (of this server) receiving messages that match no monitored destination; null = the unrouted list. */
   defaultDestinationId: string | null;
+  /** Proxy of its IMAP and SMTP connections: null = the engine's default, `none` = direct, else a configured name. */
+  proxy: string | null;
   createdAt: Date;
   updatedAt: Date;
 }

@@ -43,7 +43,9 @@ describe('web console (headless Chromium)', function () {
     idp = await startFakeIdp({ pollIntervalSeconds: 1 });
     smtp = await startSmtpHarness({ users: [{ user: 'relay', password: 'relay-pass' }] });
     imap = await startFakeImap({ users: [{ user: 'support@example.com', password: 'support' }] });
-    h = await openApiHarness('pglite', FAST_INBOUND, {}, {}, { identityProviderCa: idp.ca });
+    // A named proxy the server form offers (nothing listens there: no server is left choosing it).
+    const proxies = { named: new Map([['lab', new URL('http://127.0.0.1:9')]]) };
+    h = await openApiHarness('pglite', FAST_INBOUND, { proxies }, {}, { identityProviderCa: idp.ca });
     await h.app.listen({ host: '127.0.0.1', port: 0 });
     baseUrl = `http://127.0.0.1:${(h.app.server.address() as AddressInfo).port}`;
     browser = await chromium.launch({
@@ -265,11 +267,19 @@ describe('web console (headless Chromium)', function () {
     await edit.getByRole('button', { name: 'Save' }).click();
     assert.match(await textOf(errorOf(smtpSide.getByLabel('Message rate limit'))), /from 0 to 1000000/);
     await smtpSide.getByLabel('Message rate limit').fill('300');
+    const proxy = section(edit, 'Proxy').getByLabel('IMAP and SMTP connections go');
+    assert.deepEqual(await proxy.locator('option').allTextContents(), [
+      "The engine's default (no proxy: directly)",
+      'No proxy (directly)',
+      'lab (http://127.0.0.1:9)',
+    ]);
+    await proxy.selectOption({ label: 'No proxy (directly)' });
     await edit.getByRole('button', { name: 'Save' }).click();
     await edit.waitFor({ state: 'detached' });
     const { body } = await api().call<Obj>('GET', `/api/v1/tenants/${tenantId}/servers`);
     const main = body.servers.find((s: Obj) => s.name === 'Main mailbox');
     assert.equal(main.smtp.rateLimitPerHour, 300);
+    assert.equal(main.proxy, 'none');
     assert.equal(main.imap.auth.hasPassword, true);
     assert.equal(main.smtp.auth.hasPassword, true);
   });

@@ -79,28 +79,59 @@ describe('e-mail server connection test [pglite]', () => {
     assert.equal(missing.body.error.code, 'SERVER_NOT_FOUND');
   });
 
-  it('goes through the mail proxy (MAILROOM_MAIL_PROXY) on both sides when one is set', async () => {
-    const proxy = await startConnectProxy();
-    const proxied = await openApiHarness('pglite', { ...FAST_INBOUND, proxy: proxy.url }, { proxy: proxy.url });
+  it('goes through the proxy each server chooses: the default (MAILROOM_MAIL_PROXY), a named one, or none', async () => {
+    const main = await startConnectProxy();
+    const lab = await startConnectProxy();
+    const boxes = await startFakeImap({
+      users: ['default', 'lab', 'direct'].map((user) => ({ user: `${user}@example.com`, password: 'imap-secret' })),
+    });
+    const proxies = { default: main.url, named: new Map([['lab', lab.url]]) };
+    const proxied = await openApiHarness('pglite', { ...FAST_INBOUND, proxies }, { proxies });
     try {
       const tenant = (await proxied.call<Obj>('POST', '/api/v1/tenants', { name: 'Proxied' })).body.id as string;
-      const server = await proxied.call<Obj>('POST', `/api/v1/tenants/${tenant}/servers`, {
-        name: 'Behind a proxy',
-        enabled: false,
-        imap: loopbackImap(imap.port, 'box@example.com', 'imap-secret'),
-        smtp: {
-          host: '127.0.0.1',
-          port: smtp.port,
-          auth: { mode: 'custom', method: 'password', user: 'sender@example.com', password: 'smtp-secret' },
-        },
+      const create = (user: string, proxy?: string | null) =>
+        proxied.call<Obj>('POST', `/api/v1/tenants/${tenant}/servers`, {
+          name: `Through ${user}`,
+          enabled: false,
+          imap: loopbackImap(boxes.port, `${user}@example.com`, 'imap-secret'),
+          smtp: {
+            host: '127.0.0.1',
+            port: smtp.port,
+            auth: { mode: 'custom', method: 'password', user: 'sender@example.com', password: 'smtp-secret' },
+          },
+          ...(proxy !== undefined && { proxy }),
+        });
+      const tunnelsOf = async (user: string, proxy?: string | null): Promise<[string[], string[]]> => {
+        const created = await create(user, proxy);
+        assert.equal(created.status, 201, created.raw);
+        assert.equal(created.body.proxy, proxy ?? null);
+        main.tunnels.length = 0;
+        lab.tunnels.length = 0;
+        const res = await proxied.call<Obj>('POST', `/api/v1/tenants/${tenant}/servers/${created.body.id}/test`, {});
+        assert.deepEqual([res.body.imap.ok, res.body.smtp.ok], [true, true], res.raw);
+        return [[...main.tunnels].sort(), [...lab.tunnels].sort()];
+      };
+      const both = [`127.0.0.1:${boxes.port}`, `127.0.0.1:${smtp.port}`].sort();
+      assert.deepEqual(await tunnelsOf('default'), [both, []], 'no choice: the default proxy');
+      assert.deepEqual(await tunnelsOf('lab', 'lab'), [[], both], 'the named proxy');
+      assert.deepEqual(await tunnelsOf('direct', 'none'), [[], []], 'none: directly');
+
+      const choices = await proxied.call<Obj>('GET', '/api/v1/proxies');
+      assert.equal(choices.status, 200, choices.raw);
+      assert.deepEqual(choices.body, {
+        default: `http://${main.url.host}`,
+        named: [{ name: 'lab', proxy: `http://${lab.url.host}` }],
       });
-      assert.equal(server.status, 201, server.raw);
-      const res = await proxied.call<Obj>('POST', `/api/v1/tenants/${tenant}/servers/${server.body.id}/test`, {});
-      assert.deepEqual([res.body.imap.ok, res.body.smtp.ok], [true, true], res.raw);
-      assert.deepEqual(proxy.tunnels.sort(), [`127.0.0.1:${imap.port}`, `127.0.0.1:${smtp.port}`].sort());
+
+      const unknown = await create('direct', 'elsewhere');
+      assert.equal(unknown.status, 400, unknown.raw);
+      assert.equal(unknown.body.error.field, 'proxy');
+      assert.match(unknown.body.error.message, /no proxy named 'elsewhere'.*'lab'/);
     } finally {
       await proxied.close();
-      await proxy.close();
+      await boxes.close();
+      await main.close();
+      await lab.close();
     }
   });
 });

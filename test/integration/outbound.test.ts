@@ -93,6 +93,32 @@ forEachBackend('outbound', (kind) => {
     assert.ok(!received?.raw.toString().includes('Support 1'), 'the destination’s name stays internal');
   });
 
+  it('keeps the connection of a message on its way when its server is changed, then uses the new settings', async () => {
+    const { serverId, destinationId } = await account(1);
+    await h.outbound.start();
+    // Every reply 500 ms late: once the relay has the message, its 250 is half a second away.
+    smtp.faults.slow({ delayMs: 500 });
+    const accepted = await send(destinationId, { to: ['customer@example.net'], subject: 'in transit', text: 'x' });
+    assert.equal(accepted.status, 202, accepted.raw);
+    await smtp.waitFor(1, 10_000);
+    const changed = await h.call<Obj>('PATCH', `/api/v1/tenants/${tenantId}/servers/${serverId}`, {
+      smtp: { rateLimitPerHour: 500 },
+    });
+    assert.equal(changed.status, 200, changed.raw);
+    await h.outbound.reconcile(); // as the periodic look at the servers does, before the 250 arrives
+    const sent = await eventually(async () => {
+      const row = await statusOf(destinationId, accepted.body.id);
+      return row.status === 'sent' ? row : undefined;
+    }, 10_000);
+    assert.equal(sent.attempts, 1, 'delivered by the attempt under way, not cut off and sent again');
+    smtp.faults.slow(undefined);
+    const next = await send(destinationId, { to: ['customer@example.net'], subject: 'after', text: 'x' });
+    await smtp.waitFor(2);
+    assert.notEqual(smtp.messages[0]?.sessionId, smtp.messages[1]?.sessionId, 'the next one on a new connection');
+    await eventually(async () => ((await statusOf(destinationId, next.body.id)).status === 'sent' ? true : undefined));
+    assert.equal(smtp.messages.length, 2, 'each once');
+  });
+
   it('refuses to delete a server while mail waits for it, and with discardQueued gives that mail up visibly', async () => {
     const { serverId, destinationId } = await account(1);
     await h.outbound.start();

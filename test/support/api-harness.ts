@@ -91,7 +91,7 @@ export async function openApiHarness(
   await resetStore(store);
   const { logger, lines } = capturingLogger('debug');
   const sealer = new SecretSealer(randomBytes(32));
-  const accounts = createAccounts(store, sealer, logger);
+  const accounts = createAccounts(store, sealer, logger, { proxies: outboundOptions.proxies });
   const adminToken = `admin-${randomBytes(8).toString('hex')}`;
   const oauth = oauthOptions ? new OAuthService(store, sealer, logger, oauthOptions) : undefined;
   const credentials = new CredentialService(sealer, oauth);

@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { ServerCopy, ServerInput, ServerPatch, ServerView } from '../../accounts/schemas.js';
+import { ProxyChoices, ServerCopy, ServerInput, ServerPatch, ServerView } from '../../accounts/schemas.js';
 import { NoContent, ServerParams, TenantParams } from '../params.js';
 import type { RouteDef } from '../route.js';
 
@@ -14,6 +14,16 @@ const ConnectionTestView = Type.Object({
 const base = '/api/v1/tenants/:tenantId/servers';
 
 export const serverRoutes: RouteDef[] = [
+  {
+    method: 'GET',
+    url: '/api/v1/proxies',
+    access: 'tenant',
+    summary:
+      "The proxies an e-mail server's `proxy` can choose: null takes the default, 'none' connects directly, a name its proxy.",
+    tags,
+    schema: { response: { 200: ProxyChoices } },
+    handler: async (_req, _reply, { accounts }) => accounts.servers.proxyChoices(),
+  },
   {
     method: 'POST',
     url: base,

@@ -11,6 +11,7 @@ import { SendLogReservations1764000000010 } from './0010-send-log-reservations.j
 import { OutboundRequests1764000000011 } from './0011-outbound-requests.js';
 import { OutboundRequestClaims1764000000012 } from './0012-outbound-request-claims.js';
 import { RetiredInstances1764000000013 } from './0013-retired-instances.js';
+import { ServerProxy1764000000014 } from './0014-server-proxy.js';
 
 /** Every migration, oldest first. A new one is a new file here plus one line below. */
 export const MIGRATIONS = [
@@ -27,4 +28,5 @@ export const MIGRATIONS = [
   OutboundRequests1764000000011,
   OutboundRequestClaims1764000000012,
   RetiredInstances1764000000013,
+  ServerProxy1764000000014,
 ];

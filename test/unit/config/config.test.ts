@@ -19,7 +19,23 @@ describe('config', () => {
     assert.equal(config.imap.connectLimits, undefined, 'the inbound defaults apply');
     assert.equal(config.imap.fetchMemoryBytes, undefined, 'the inbound defaults apply');
     assert.equal(config.httpsProxy, undefined, 'no proxy');
-    assert.equal(config.mailProxy, undefined, 'no proxy');
+    assert.equal(config.mailProxies.default, undefined, 'no proxy');
+    assert.equal(config.mailProxies.named.size, 0, 'no named proxies');
+    const proxies = loadConfig(
+      {
+        MAILROOM_MAIL_PROXY: 'http://main.example:3128',
+        MAILROOM_PROXIES: 'office=http://p1.example:3128, lab-2=http://u:pw@p2.example:8080',
+      },
+      '/x',
+    ).mailProxies;
+    assert.equal(proxies.default?.host, 'main.example:3128');
+    assert.deepEqual(
+      [...proxies.named].map(([name, url]) => [name, url.host, url.username]),
+      [
+        ['office', 'p1.example:3128', ''],
+        ['lab-2', 'p2.example:8080', 'u'],
+      ],
+    );
     assert.equal(loadConfig({ MAILROOM_HTTPS_PROXY: 'http://u:p@proxy.example:3128' }, '/x').httpsProxy?.port, '3128');
   });
 
@@ -28,6 +44,21 @@ describe('config', () => {
     assert.equal(config.leaseTtlMs, 6_000);
     assert.deepEqual(config.imap.connectLimits, { concurrency: 32, perHost: 2 });
     assert.equal(loadConfig({ MAILROOM_IMAP_FETCH_MEMORY_MB: '64' }, '/x').imap.fetchMemoryBytes, 64 * 1024 * 1024);
+  });
+
+  it('never shows a proxy password in a configuration error', () => {
+    for (const env of [
+      { MAILROOM_MAIL_PROXY: 'http://user:s3cret@proxy.example:3128/path' },
+      { MAILROOM_PROXIES: 'lab=http://user:s3cret@proxy.example:3128/path' },
+    ]) {
+      assert.throws(
+        () => loadConfig(env, '/x'),
+        (err: unknown) =>
+          isMailroomError(err, 'CONFIG_INVALID') &&
+          !err.message.includes('s3cret') &&
+          /proxy\.example/.test(err.message),
+      );
+    }
   });
 
   it('names the variable at fault', () => {
@@ -44,6 +75,11 @@ describe('config', () => {
       [{ MAILROOM_HTTPS_PROXY: 'proxy.example:3128' }, 'MAILROOM_HTTPS_PROXY'],
       [{ MAILROOM_HTTPS_PROXY: 'socks5://proxy.example:1080' }, 'MAILROOM_HTTPS_PROXY'],
       [{ MAILROOM_MAIL_PROXY: 'http://proxy.example:3128/path' }, 'MAILROOM_MAIL_PROXY'],
+      [{ MAILROOM_PROXIES: 'http://proxy.example:3128' }, 'MAILROOM_PROXIES'],
+      [{ MAILROOM_PROXIES: 'none=http://proxy.example:3128' }, 'MAILROOM_PROXIES'],
+      [{ MAILROOM_PROXIES: 'a=http://p1.example:1,a=http://p2.example:2' }, 'MAILROOM_PROXIES'],
+      [{ MAILROOM_PROXIES: 'two words=http://p1.example:1' }, 'MAILROOM_PROXIES'],
+      [{ MAILROOM_PROXIES: 'a=socks5://p1.example:1080' }, 'MAILROOM_PROXIES'],
     ];
     for (const [env, field] of cases) {
       assert.throws(

@@ -35,6 +35,29 @@ describe('SMTP transport (one kept connection to the relay)', () => {
     );
   });
 
+  it('fails a send whose connection is closed while the message is on its way, instead of waiting forever', async () => {
+    const proxy = await startConnectProxy();
+    try {
+      for (const via of [undefined, proxy.url]) {
+        const t = new SmtpTransport({ host: smtp.host, port: smtp.port, secure: false, login: null, proxy: via });
+        smtp.faults.slow({ delayMs: 100 }); // every reply 100 ms late: the transaction is under way at 350 ms
+        const sending = t.send(envelope, message(1));
+        setTimeout(() => t.close(), 350);
+        const outcome = await Promise.race([
+          sending.then(
+            () => 'sent',
+            (err: Error & { code?: string }) => err.code,
+          ),
+          new Promise((resolve) => setTimeout(() => resolve('still waiting'), 3_000)),
+        ]);
+        assert.equal(outcome, 'ECONNECTION', via ? 'through a proxy' : 'directly');
+        smtp.faults.slow(undefined);
+      }
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('sends over a new connection when the server closed the kept one while it was idle', async () => {
     await transport.send(envelope, message(1));
     await smtp.dropConnections();

@@ -31,6 +31,7 @@ describe('error codes', () => {
       SECRET_UNREADABLE: 500,
       SECRET_KEY_MISSING: 500,
       CONFIG_INVALID: 500,
+      PROXY_NOT_CONFIGURED: 409,
       UNAVAILABLE: 503,
       SPOOL_FULL: 507,
       SPOOL_UNAVAILABLE: 503,

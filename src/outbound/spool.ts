@@ -455,31 +455,32 @@ export class Spool {
    * unsent.
    */
   async remove(item: SpoolItem): Promise<void> {
-    const notGone = (err: unknown): void => {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    };
-    // No longer a delivery waiting in the queue folder (its mark in the log is dropped at the next rewrite).
-    this.delivered?.delete(`${item.accountId}/${item.name}`);
+    // Once the file is gone from the queue folder, it is no longer a delivery waiting there (its
+    // mark in the log is dropped at the next rewrite); should it stay, it stays marked.
+    const gone = (): void => void this.delivered?.delete(`${item.accountId}/${item.name}`);
     try {
       const bytes = item.bytes ?? statSync(item.file).size;
       if (bytes > RECYCLE_MAX_BYTES || !this.hasFreeRoomFor(bytes)) {
         await unlink(item.file);
+        gone();
         return;
       }
       const target = `${this.freeDir}/${process.pid}-${++this.freeSeq}`;
       renameSync(item.file, target);
+      gone();
       this.keepFree(target, bytes);
     } catch (err) {
-      notGone(err);
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      gone();
     }
   }
 
   /**
    * A file for a new message, opened for writing at its start: a recycled one from `free/` when
    * there is one, else a new file in `tmp/`. A crash before the rename into the queue leaves it
-   * where it was: in `free/` to be reused, or in `tmp/`, cleared at the next start.
+   * where it was: in `free/` to be reused, or in `tmp/`, cleared at the next start. `bytes` is the
+   * file's length before (0 for a new one).
    */
-  /** A file for a new message; `bytes` is its length before (0 for a new one). */
   private async openFile(id: string): Promise<{ path: string; fd: number; bytes: number }> {
     const sync = this.fsync ? constants.O_DSYNC : 0;
     for (let file = this.free.pop(); file !== undefined; file = this.free.pop()) {

@@ -30,7 +30,8 @@ export function proxyFor(choice: string | null, proxies: MailProxies | undefined
   if (!named) {
     throw new MailroomError(
       'PROXY_NOT_CONFIGURED',
-      `the e-mail server chooses the proxy '${choice}', which this engine is not configured with (MAILROOM_PROXIES)`,
+      `the e-mail server chooses the proxy '${choice}', which is not configured in this engine: add it to ` +
+        `MAILROOM_PROXIES (and restart), or choose another proxy for the server (its 'proxy' setting)`,
     );
   }
   return named;

@@ -10,7 +10,7 @@ import { createWebhooks, type WebhookOptions, type Webhooks } from './inbound/we
 import { DEFAULT_PARSE_LIMITS } from './inbound/message/parse.js';
 import type { OutboundOptions } from './outbound/options.js';
 import { OutboundService, type ResponseRenderer } from './outbound/outbound-service.js';
-import type { Config } from './config/config.js';
+import { webProxyOf, type Config } from './config/config.js';
 import { resolveSecrets } from './config/local-secrets.js';
 import { engineStateCollector } from './engine-metrics.js';
 import type { OperationsApi } from './api/route.js';
@@ -141,14 +141,16 @@ export class Engine {
     try {
       this.services = await openServices(this.config, this.logger);
       const { store, sealer, accounts } = this.services;
+      // The engine's own HTTP(S) requests (remote Src, identity provider, webhooks) share one proxy.
+      const webProxy = webProxyOf(this.config);
       this.templates = createTemplates({
         store,
         logger: this.logger,
-        catalog: { dir: this.config.templatesDir, remoteSrc: this.config.templatesRemoteSrc },
+        catalog: { dir: this.config.templatesDir, remoteSrc: this.config.templatesRemoteSrc, proxy: webProxy },
       });
       await this.templates.start();
       this.oauth = new OAuthService(store, sealer, this.logger, {
-        ...(this.config.httpsProxy && { httpsProxy: this.config.httpsProxy }),
+        ...(webProxy && { httpsProxy: webProxy }),
         ...this.tuning.oauth,
       });
       const credentials = new CredentialService(sealer, this.oauth);
@@ -204,6 +206,7 @@ export class Engine {
         logger: this.logger,
         events: this.inbound.service.events,
         options: this.tuning.webhooks,
+        proxy: webProxy,
       });
       this.collector = engineStateCollector({
         store,

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { loadConfig } from '../config/config.js';
+import { loadConfig, webProxyOf } from '../config/config.js';
 import { checkDirectory, formatProblem } from '../templates/check-directory.js';
 import { printError } from './output.js';
 
@@ -15,7 +15,10 @@ export function addTemplatesCommands(program: Command): void {
       try {
         const config = loadConfig();
         const dir = opts.dir ?? config.templatesDir;
-        const result = await checkDirectory(dir, { remoteSrc: opts.remoteSrc ?? config.templatesRemoteSrc });
+        const result = await checkDirectory(dir, {
+          remoteSrc: opts.remoteSrc ?? config.templatesRemoteSrc,
+          proxy: webProxyOf(config),
+        });
         if (command.optsWithGlobals<{ json?: boolean }>().json) {
           process.stdout.write(`${JSON.stringify({ dir, ...result }, null, 2)}\n`);
         } else {

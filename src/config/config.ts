@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { MailroomError } from '../shared/errors.js';
 import { NO_PROXY, PROXY_NAME, type MailProxies } from '../shared/mail-proxies.js';
 import { isHost } from '../shared/validation.js';
+import { ProxyBypass, ProxyBypassError, type WebProxy } from '../shared/web-proxy.js';
 
 /** The engine's configuration, validated once at start and then passed around as typed values. */
 export interface Config {
@@ -17,10 +18,16 @@ export interface Config {
   /** [false] MAILROOM_TEMPLATES_REMOTE_SRC: fetch http/https `Src` of response files (off: such responses are unavailable). */
   templatesRemoteSrc: boolean;
   /**
-   * MAILROOM_HTTPS_PROXY: `http://[user:password@]host:port` of the proxy the identity provider
-   * (OAuth 2.0 sign-ins and tokens) is reached through, with HTTP CONNECT; none when absent.
+   * MAILROOM_HTTPS_PROXY: `http://[user:password@]host:port` of the proxy the engine's own HTTP(S)
+   * requests go through, with HTTP CONNECT (the identity provider's sign-ins and tokens, webhooks,
+   * remote `Src` of response files); none when absent.
    */
   httpsProxy: URL | undefined;
+  /**
+   * MAILROOM_NO_PROXY: hosts those requests reach directly although MAILROOM_HTTPS_PROXY is set
+   * (comma-separated host names with their subdomains, IP addresses, CIDR ranges, or `*`).
+   */
+  noProxy: ProxyBypass | undefined;
   /**
    * The proxies IMAP and SMTP connections go through (HTTP CONNECT): MAILROOM_MAIL_PROXY,
    * `http://[user:password@]host:port`, for every e-mail server that chooses none, and
@@ -118,6 +125,26 @@ function proxyVar(env: Env, name: string): URL | undefined {
   return raw === undefined ? undefined : proxyUrl(raw, name);
 }
 
+/** The proxy of the engine's own HTTP(S) requests, with the hosts it bypasses; none when not configured. */
+export function webProxyOf(config: Pick<Config, 'httpsProxy' | 'noProxy'>): WebProxy | undefined {
+  return config.httpsProxy && { url: config.httpsProxy, bypass: config.noProxy };
+}
+
+function proxyBypassVar(env: Env, name: string): ProxyBypass | undefined {
+  const raw = nonEmpty(env, name);
+  if (raw === undefined) return undefined;
+  try {
+    return ProxyBypass.parse(raw);
+  } catch (err) {
+    if (!(err instanceof ProxyBypassError)) throw err;
+    throw new MailroomError(
+      'CONFIG_INVALID',
+      `${name} must be comma-separated host names, IP addresses, CIDR ranges or '*': ${err.message}`,
+      { field: name },
+    );
+  }
+}
+
 /** `name=url[,name=url…]` of MAILROOM_PROXIES. */
 function namedProxiesVar(env: Env, name: string): Map<string, URL> {
   const proxies = new Map<string, URL>();
@@ -191,6 +218,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     templatesDir: resolve(cwd, nonEmpty(env, 'MAILROOM_TEMPLATES_DIR') ?? 'templates'),
     templatesRemoteSrc: boolVar(env, 'MAILROOM_TEMPLATES_REMOTE_SRC', false),
     httpsProxy: proxyVar(env, 'MAILROOM_HTTPS_PROXY'),
+    noProxy: proxyBypassVar(env, 'MAILROOM_NO_PROXY'),
     mailProxies: { default: proxyVar(env, 'MAILROOM_MAIL_PROXY'), named: namedProxiesVar(env, 'MAILROOM_PROXIES') },
     secretKey: nonEmpty(env, 'MAILROOM_SECRET_KEY'),
     previousSecretKeys: (nonEmpty(env, 'MAILROOM_PREVIOUS_SECRET_KEYS') ?? '')

@@ -1,4 +1,5 @@
 import { posix } from 'node:path';
+import type { WebProxy } from '../shared/web-proxy.js';
 import { compileTemplate } from './compile.js';
 import { kindOfPath } from './content-types.js';
 import { escapeHtml } from './escape.js';
@@ -18,6 +19,8 @@ export interface LoaderOptions {
   maxFileBytes?: number;
   /** [10000] time a remote Src may take, milliseconds. */
   remoteTimeoutMs?: number;
+  /** The proxy remote Src are fetched through (MAILROOM_HTTPS_PROXY); none when absent. */
+  proxy?: WebProxy | undefined;
 }
 
 /** The outcome of loading one response file. */
@@ -32,15 +35,19 @@ export interface FileLoad {
 
 interface Reader {
   read(path: string): Promise<Buffer>;
-  options: Required<LoaderOptions>;
+  options: ResolvedLoaderOptions;
 }
 
-export function loaderDefaults(options: LoaderOptions = {}): Required<LoaderOptions> {
+/** Loader options with their defaults filled in (a proxy stays optional). */
+export type ResolvedLoaderOptions = Required<Omit<LoaderOptions, 'proxy'>> & Pick<LoaderOptions, 'proxy'>;
+
+export function loaderDefaults(options: LoaderOptions = {}): ResolvedLoaderOptions {
   return {
     remoteSrc: options.remoteSrc ?? false,
     maxSrcBytes: options.maxSrcBytes ?? 5_242_880,
     maxFileBytes: options.maxFileBytes ?? 1_048_576,
     remoteTimeoutMs: options.remoteTimeoutMs ?? 10_000,
+    proxy: options.proxy,
   };
 }
 
@@ -114,7 +121,11 @@ async function responseOf(
   try {
     const content =
       target.kind === 'remote'
-        ? await fetchRemote(target.url, reader.options.remoteTimeoutMs, reader.options.maxSrcBytes)
+        ? await fetchRemote(target.url, {
+            timeoutMs: reader.options.remoteTimeoutMs,
+            maxBytes: reader.options.maxSrcBytes,
+            proxy: reader.options.proxy,
+          })
         : await reader.read(target.path);
     if (kind === 'image') {
       const image = imageOf(path, content);

@@ -1,32 +1,53 @@
+import { httpExchange, HttpExchangeError } from '../shared/http-exchange.js';
+import type { WebProxy } from '../shared/web-proxy.js';
 import { SrcError } from './src-path.js';
+
+/** [5] redirects followed for one remote Src. */
+const MAX_REDIRECTS = 5;
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
+export interface RemoteFetchOptions {
+  /** Give up after this many milliseconds (redirects included). */
+  timeoutMs: number;
+  /** Largest body accepted. */
+  maxBytes: number;
+  /** Through this proxy (MAILROOM_HTTPS_PROXY), unless it bypasses the host. */
+  proxy?: WebProxy | undefined;
+}
 
 /**
  * Fetches a remote (http/https) Src when remote sources are enabled. Bounded in time and size;
- * redirects are followed only to http/https (fetch's own rule).
- * @param timeoutMs give up after this many milliseconds
- * @param maxBytes largest body accepted
+ * up to five redirects are followed, each only to http/https.
  */
-export async function fetchRemote(url: URL, timeoutMs: number, maxBytes: number): Promise<Buffer> {
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new SrcError(`${url.protocol} URLs are refused`);
-  let response: Response;
-  try {
-    response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-  } catch (err) {
-    throw new SrcError(`fetching ${url.href} failed: ${(err as Error).message}`);
-  }
-  if (!response.ok || !response.body) {
-    await response.body?.cancel();
-    throw new SrcError(`fetching ${url.href} answered HTTP ${response.status}`);
-  }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of response.body) {
-    size += (chunk as Uint8Array).byteLength;
-    if (size > maxBytes) {
-      await response.body.cancel().catch(() => undefined);
-      throw new SrcError(`${url.href} is larger than ${maxBytes} bytes`);
+export async function fetchRemote(url: URL, options: RemoteFetchOptions): Promise<Buffer> {
+  const deadline = Date.now() + options.timeoutMs;
+  let target = url;
+  for (let hop = 0; ; hop += 1) {
+    if (target.protocol !== 'http:' && target.protocol !== 'https:') {
+      throw new SrcError(`${target.protocol} URLs are refused${hop > 0 ? ` (redirected from ${url.href})` : ''}`);
     }
-    chunks.push(Buffer.from(chunk as Uint8Array));
+    let answer;
+    try {
+      answer = await httpExchange(target, {
+        timeoutMs: Math.max(1, deadline - Date.now()),
+        maxBytes: options.maxBytes,
+        proxy: options.proxy,
+      });
+    } catch (err) {
+      if (err instanceof HttpExchangeError && err.code === 'ETOOLARGE') {
+        throw new SrcError(`${url.href} is larger than ${options.maxBytes} bytes`);
+      }
+      throw new SrcError(`fetching ${target.href} failed: ${(err as Error).message}`);
+    }
+    const location = answer.headers.location;
+    if (REDIRECTS.has(answer.status) && location !== undefined) {
+      if (hop === MAX_REDIRECTS) throw new SrcError(`fetching ${url.href}: more than ${MAX_REDIRECTS} redirects`);
+      target = new URL(location, target);
+      continue;
+    }
+    if (answer.status < 200 || answer.status > 299) {
+      throw new SrcError(`fetching ${target.href} answered HTTP ${answer.status}`);
+    }
+    return answer.body;
   }
-  return Buffer.concat(chunks);
 }

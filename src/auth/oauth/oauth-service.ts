@@ -3,6 +3,7 @@ import { systemClock } from '../../shared/clock.js';
 import { MailroomError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { SecretSealer } from '../../shared/sealed-secrets.js';
+import type { WebProxy } from '../../shared/web-proxy.js';
 import type { OAuthPurpose, OAuthStatus } from '../../store/oauth-grants.js';
 import type { EmailServerRow, OAuthFlow } from '../../store/rows.js';
 import type { Store } from '../../store/store.js';
@@ -17,8 +18,8 @@ import { grantKeyOf, TokenProvider, type AccessToken, type TokenOptions } from '
 export interface OAuthOptions {
   /** Extra CA certificates (PEM) trusted for the identity provider only (a private or test provider). */
   identityProviderCa?: string;
-  /** The HTTP proxy the identity provider is reached through (HTTP CONNECT). */
-  httpsProxy?: URL | undefined;
+  /** The HTTP proxy the identity provider is reached through (HTTP CONNECT), unless it bypasses its host. */
+  httpsProxy?: WebProxy | undefined;
   /** [900] longest a device code is polled for, seconds. */
   deviceCodeLifetimeSeconds?: number;
   /** [systemClock] time for device-code polling. */

@@ -3,11 +3,12 @@ import { systemClock, type Clock } from '../../shared/clock.js';
 import { MailroomError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { SecretSealer } from '../../shared/sealed-secrets.js';
+import type { WebProxy } from '../../shared/web-proxy.js';
 import type { DestinationRow } from '../../store/rows.js';
 import type { Store } from '../../store/store.js';
 import type { RoutedEvent } from '../mailbox-sync.js';
 import { WebhookDispatcher } from './dispatcher.js';
-import { fetchPoster, type WebhookPoster } from './http-post.js';
+import { httpPoster, type WebhookPoster } from './http-post.js';
 import { DEFAULT_WEBHOOK_OPTIONS, type WebhookOptions } from './options.js';
 import { isFailing } from './retry-schedule.js';
 import { webhookStatusView, type WebhookStatusView, type WebhookTestView } from './views.js';
@@ -38,6 +39,8 @@ export function createWebhooks(deps: {
   options?: Partial<WebhookOptions>;
   clock?: Clock;
   poster?: WebhookPoster;
+  /** The proxy webhooks are posted through (MAILROOM_HTTPS_PROXY); none when absent. */
+  proxy?: WebProxy | undefined;
 }): Webhooks {
   const options = { ...DEFAULT_WEBHOOK_OPTIONS, ...deps.options };
   const dispatcher = new WebhookDispatcher({
@@ -46,7 +49,7 @@ export function createWebhooks(deps: {
     logger: deps.logger,
     options,
     clock: deps.clock ?? systemClock,
-    poster: deps.poster ?? fetchPoster,
+    poster: deps.poster ?? httpPoster(deps.proxy),
   });
   const onRouted = (): void => dispatcher.wake();
   const load = async (tenantId: string, destinationId: string): Promise<DestinationRow> => {

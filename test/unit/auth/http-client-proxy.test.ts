@@ -15,7 +15,7 @@ describe('identity provider requests through an HTTPS proxy (MAILROOM_HTTPS_PROX
   it('goes through a tunnel the proxy opens, TLS to the identity provider end to end', async () => {
     const proxy = await startConnectProxy({ password: 'p@ss' });
     try {
-      const client = new HttpClient({ ca: idp.ca, proxy: proxy.url });
+      const client = new HttpClient({ ca: idp.ca, proxy: { url: proxy.url } });
       const res = await client.sendGetRequestAsync<{ token_endpoint?: string }>(discovery());
       assert.equal(res.status, 200);
       assert.match(res.body.token_endpoint ?? '', /oauth2\/v2\.0\/token$/);
@@ -31,7 +31,7 @@ describe('identity provider requests through an HTTPS proxy (MAILROOM_HTTPS_PROX
       const wrong = new URL(proxy.url);
       wrong.password = 'wrong';
       await assert.rejects(
-        new HttpClient({ ca: idp.ca, proxy: wrong }).sendGetRequestAsync(discovery()),
+        new HttpClient({ ca: idp.ca, proxy: { url: wrong } }).sendGetRequestAsync(discovery()),
         (err: Error) =>
           /refused a tunnel .* \(HTTP 407: check the user name and password in the proxy URL\)/.test(err.message) &&
           !err.message.includes('wrong'),
@@ -41,7 +41,7 @@ describe('identity provider requests through an HTTPS proxy (MAILROOM_HTTPS_PROX
       await proxy.close();
     }
     await assert.rejects(
-      new HttpClient({ ca: idp.ca, proxy: new URL('http://127.0.0.1:1') }).sendGetRequestAsync(discovery()),
+      new HttpClient({ ca: idp.ca, proxy: { url: new URL('http://127.0.0.1:1') } }).sendGetRequestAsync(discovery()),
       /the proxy 127\.0\.0\.1:1 cannot be reached/,
     );
   });

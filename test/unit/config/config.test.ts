@@ -37,6 +37,14 @@ describe('config', () => {
       ],
     );
     assert.equal(loadConfig({ MAILROOM_HTTPS_PROXY: 'http://u:p@proxy.example:3128' }, '/x').httpsProxy?.port, '3128');
+    const web = loadConfig(
+      { MAILROOM_HTTPS_PROXY: 'http://proxy.example:3128', MAILROOM_NO_PROXY: 'hooks.internal, 10.0.0.0/8' },
+      '/x',
+    );
+    assert.equal(web.noProxy?.matches('crm.hooks.internal'), true);
+    assert.equal(web.noProxy?.matches('10.1.2.3'), true);
+    assert.equal(web.noProxy?.matches('login.microsoftonline.com'), false);
+    assert.equal(loadConfig({}, '/x').noProxy, undefined);
   });
 
   it('reads the scaling settings', () => {
@@ -80,6 +88,7 @@ describe('config', () => {
       [{ MAILROOM_PROXIES: 'a=http://p1.example:1,a=http://p2.example:2' }, 'MAILROOM_PROXIES'],
       [{ MAILROOM_PROXIES: 'two words=http://p1.example:1' }, 'MAILROOM_PROXIES'],
       [{ MAILROOM_PROXIES: 'a=socks5://p1.example:1080' }, 'MAILROOM_PROXIES'],
+      [{ MAILROOM_NO_PROXY: 'intranet.example:8080' }, 'MAILROOM_NO_PROXY'],
     ];
     for (const [env, field] of cases) {
       assert.throws(

@@ -4,9 +4,11 @@ import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ProxyBypass } from '../../../src/shared/web-proxy.js';
 import { loadResponseFile, type FileLoad } from '../../../src/templates/loader.js';
 import { renderResponse } from '../../../src/templates/renderer.js';
 import { walkResponses, type LoadedResponse, type TreeItem } from '../../../src/templates/types.js';
+import { startConnectProxy } from '../../support/connect-proxy.js';
 import { makeTemplateDir, responseFile, type TemplateDir } from '../../support/template-dir.js';
 
 const REFERENCE = fileURLToPath(new URL('../../fixtures/templates/reference', import.meta.url));
@@ -275,6 +277,9 @@ describe('response file loader', () => {
         server = createServer((req, res) => {
           if (req.url === '/big.txt') res.end('x'.repeat(2000));
           else if (req.url === '/hello.txt') res.end('remote hello $Agent.Name$');
+          else if (req.url === '/moved.txt') res.writeHead(302, { location: '/hello.txt' }).end();
+          else if (req.url === '/loop.txt') res.writeHead(301, { location: '/loop.txt' }).end();
+          else if (req.url === '/to-file.txt') res.writeHead(302, { location: 'file:///etc/passwd' }).end();
           else res.writeHead(404).end();
         });
         await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -299,6 +304,42 @@ describe('response file loader', () => {
         assert.equal(renderResponse(response(load, 'r'), ctx).text, 'remote hello Ann Agent');
         assert.match(response(load, 'big').unavailable ?? '', /larger than 1000 bytes/);
         assert.match(response(load, 'gone').unavailable ?? '', /HTTP 404/);
+      });
+
+      it('follows up to five redirects, only to http(s)', async () => {
+        await t.write(
+          'r.xml',
+          responseFile(
+            `<Response Name="moved" Src="${base}/moved.txt" /><Response Name="loop" Src="${base}/loop.txt" /><Response Name="file" Src="${base}/to-file.txt" />`,
+          ),
+        );
+        const load = await loadResponseFile(t.dir, 'r.xml', { remoteSrc: true });
+        assert.equal(renderResponse(response(load, 'moved'), ctx).text, 'remote hello Ann Agent');
+        assert.match(response(load, 'loop').unavailable ?? '', /more than 5 redirects/);
+        assert.match(response(load, 'file').unavailable ?? '', /file: URLs are refused \(redirected from /);
+      });
+
+      it('fetches through MAILROOM_HTTPS_PROXY unless MAILROOM_NO_PROXY names the host', async () => {
+        const proxy = await startConnectProxy();
+        try {
+          await t.write('r.xml', responseFile(`<Response Name="r" Src="${base}/hello.txt" />`));
+          const load = await loadResponseFile(t.dir, 'r.xml', { remoteSrc: true, proxy: { url: proxy.url } });
+          assert.equal(renderResponse(response(load, 'r'), ctx).text, 'remote hello Ann Agent');
+          assert.deepEqual(proxy.tunnels, [new URL(base).host]);
+          const direct = await loadResponseFile(t.dir, 'r.xml', {
+            remoteSrc: true,
+            proxy: { url: proxy.url, bypass: ProxyBypass.parse('127.0.0.1') },
+          });
+          assert.equal(renderResponse(response(direct, 'r'), ctx).text, 'remote hello Ann Agent');
+          assert.equal(proxy.tunnels.length, 1, 'the bypassed host was fetched directly');
+        } finally {
+          await proxy.close();
+        }
+        const unreachable = await loadResponseFile(t.dir, 'r.xml', {
+          remoteSrc: true,
+          proxy: { url: new URL('http://127.0.0.1:1') },
+        });
+        assert.match(response(unreachable, 'r').unavailable ?? '', /the proxy 127\.0\.0\.1:1 cannot be reached/);
       });
     });
   });

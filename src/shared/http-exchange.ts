@@ -1,0 +1,142 @@
+import { request as httpRequest, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { isIP, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { openHttpTunnel } from './http-tunnel.js';
+import { webProxyFor, type WebProxy } from './web-proxy.js';
+
+/** One HTTP(S) request of the engine's own (identity provider, webhooks, remote Src). */
+export interface HttpRequest {
+  /** [GET] */
+  method?: 'GET' | 'POST';
+  headers?: Record<string, string>;
+  body?: string;
+  /** Budget of the whole exchange (proxy tunnel, connection, answer and body), ms. */
+  timeoutMs: number;
+  /** Largest answer body; a longer one fails the exchange (ETOOLARGE), or is cut there with `truncate`. */
+  maxBytes: number;
+  /** [false] keep the first `maxBytes` of a longer body instead of failing. */
+  truncate?: boolean;
+  /** Through this proxy (HTTP CONNECT; TLS to the server stays end to end), unless it bypasses the host. */
+  proxy?: WebProxy | undefined;
+  /** Extra CA certificates (PEM) trusted for this request alone; verification always stays on. */
+  ca?: string | string[] | undefined;
+}
+
+/** Any HTTP answer, whatever its status (redirects are not followed here). */
+export interface HttpAnswer {
+  status: number;
+  /** Header names in lower case; repeated headers joined with `, `. */
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+/**
+ * No answer: `code` is ETIMEDOUT, ETOOLARGE, EPROXY or the socket's own (ECONNREFUSED, …);
+ * `atProxy` when it was the proxy that refused or could not be reached (the message says so).
+ */
+export class HttpExchangeError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+    readonly atProxy = false,
+  ) {
+    super(message);
+    this.name = 'HttpExchangeError';
+  }
+}
+
+function answerHeaders(res: IncomingMessage): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(res.headers)) {
+    if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return headers;
+}
+
+/**
+ * Sends one request with node:http(s) and reads the whole answer, bounded in time and size.
+ * Unlike the global `fetch`, it can go through the configured proxy and trust a private CA for
+ * this request alone. Messages name the URL without its query, which may hold a secret.
+ */
+export async function httpExchange(url: URL, req: HttpRequest): Promise<HttpAnswer> {
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new HttpExchangeError(`${url.protocol} URLs are not supported`, 'EPROTOCOL');
+  }
+  const label = `${url.origin}${url.pathname}`;
+  const secure = url.protocol === 'https:';
+  const hostname = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  const started = Date.now();
+  const proxy = webProxyFor(req.proxy, url);
+  let tunnel: Socket | undefined;
+  if (proxy) {
+    try {
+      tunnel = await openHttpTunnel(proxy, hostname, Number(url.port || (secure ? 443 : 80)), req.timeoutMs);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      throw new HttpExchangeError(e.message, e.code ?? 'EPROXY', true);
+    }
+  }
+  const headers: Record<string, string> = { ...req.headers };
+  if (req.body !== undefined) headers['content-length'] = String(Buffer.byteLength(req.body));
+  const options: RequestOptions & { ca?: string | string[] } = {
+    method: req.method ?? 'GET',
+    headers,
+    ...(secure && req.ca !== undefined && { ca: req.ca }),
+    ...(tunnel && {
+      createConnection: () =>
+        secure
+          ? tlsConnect({
+              socket: tunnel,
+              ...(isIP(hostname) === 0 && { servername: hostname }),
+              ...(req.ca !== undefined && { ca: req.ca }),
+            })
+          : tunnel,
+    }),
+  };
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const fail = (err: HttpExchangeError): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      client.destroy();
+      tunnel?.destroy();
+      reject(err);
+    };
+    const client: ClientRequest = (secure ? httpsRequest : httpRequest)(url, options, (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      const finish = (): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve({ status: res.statusCode ?? 0, headers: answerHeaders(res), body: Buffer.concat(chunks) });
+      };
+      res.on('data', (chunk: Buffer) => {
+        if (size + chunk.length <= req.maxBytes) {
+          size += chunk.length;
+          chunks.push(chunk);
+        } else if (req.truncate) {
+          chunks.push(chunk.subarray(0, req.maxBytes - size));
+          finish();
+          client.destroy();
+        } else {
+          fail(new HttpExchangeError(`${label} is larger than ${req.maxBytes} bytes`, 'ETOOLARGE'));
+        }
+      });
+      res.once('error', (err: NodeJS.ErrnoException) =>
+        fail(new HttpExchangeError(`${label}: ${err.message}`, err.code ?? 'ECONNRESET')),
+      );
+      res.once('end', finish);
+    });
+    const timer = setTimeout(
+      () => fail(new HttpExchangeError(`no answer from ${label} in ${req.timeoutMs} ms`, 'ETIMEDOUT')),
+      Math.max(1, req.timeoutMs - (Date.now() - started)),
+    );
+    client.once('error', (err: NodeJS.ErrnoException) =>
+      fail(new HttpExchangeError(`${label}: ${err.message}`, err.code ?? 'ECONNRESET')),
+    );
+    client.end(req.body);
+  });
+}

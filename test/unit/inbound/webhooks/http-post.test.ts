@@ -1,0 +1,77 @@
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { httpPoster } from '../../../../src/inbound/webhooks/http-post.js';
+import { ProxyBypass } from '../../../../src/shared/web-proxy.js';
+import { startConnectProxy } from '../../../support/connect-proxy.js';
+
+describe('webhook POSTs', () => {
+  let server: Server;
+  let base: string;
+  const bodies: string[] = [];
+  before(async () => {
+    server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        bodies.push(body);
+        if (req.url === '/moved') res.writeHead(302, { location: '/hook' }).end();
+        else if (req.url === '/chatty') res.end('é'.repeat(100_000));
+        else if (req.url !== '/silent') res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(async () => {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  beforeEach(() => (bodies.length = 0));
+
+  const headers = { 'content-type': 'application/json' };
+
+  it('posts through MAILROOM_HTTPS_PROXY unless MAILROOM_NO_PROXY names the host', async () => {
+    const proxy = await startConnectProxy();
+    try {
+      assert.deepEqual(await httpPoster({ url: proxy.url })(`${base}/hook`, headers, '{"a":1}', 5_000), {
+        status: 204,
+        bodySnippet: '',
+      });
+      assert.deepEqual(proxy.tunnels, [new URL(base).host]);
+      const direct = httpPoster({ url: proxy.url, bypass: ProxyBypass.parse('127.0.0.1') });
+      assert.equal((await direct(`${base}/hook`, headers, '{"a":2}', 5_000)).status, 204);
+      assert.equal(proxy.tunnels.length, 1, 'the bypassed host was posted to directly');
+      assert.deepEqual(bodies, ['{"a":1}', '{"a":2}']);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('does not follow redirects, and keeps only the start of a long answer', async () => {
+    const post = httpPoster();
+    assert.deepEqual(await post(`${base}/moved`, headers, '{}', 5_000), { status: 302, bodySnippet: '' });
+    assert.equal(bodies.length, 1, 'posted once');
+    const chatty = await post(`${base}/chatty`, headers, '{}', 5_000);
+    assert.equal(chatty.status, 200);
+    assert.equal(chatty.status === 200 && chatty.bodySnippet, 'é'.repeat(200));
+  });
+
+  it('says what went wrong when no answer came', async () => {
+    const post = httpPoster();
+    assert.deepEqual(await post(`${base}/silent`, headers, '{}', 200), { status: null, error: 'timed out' });
+    assert.deepEqual(await post('http://127.0.0.1:1/hook', headers, '{}', 5_000), {
+      status: null,
+      error: 'connection failed (ECONNREFUSED)',
+    });
+    const refused = await httpPoster({ url: new URL('http://u:secret@127.0.0.1:1') })(
+      `${base}/hook`,
+      headers,
+      '{}',
+      5_000,
+    );
+    assert.equal(refused.status, null);
+    assert.match(refused.status === null ? refused.error : '', /^the proxy 127\.0\.0\.1:1 cannot be reached/);
+    assert.doesNotMatch(refused.status === null ? refused.error : '', /secret/);
+  });
+});

@@ -1,0 +1,122 @@
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { httpExchange, HttpExchangeError } from '../../../src/shared/http-exchange.js';
+import { ProxyBypass } from '../../../src/shared/web-proxy.js';
+import { startConnectProxy } from '../../support/connect-proxy.js';
+
+describe('httpExchange: the engine’s own HTTP requests, directly or through the web proxy', () => {
+  let server: Server;
+  let base: URL;
+  const received: Array<{ method: string; url: string; body: string }> = [];
+  before(async () => {
+    server = createServer((req: IncomingMessage, res: ServerResponse) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        received.push({ method: req.method ?? '', url: req.url ?? '', body });
+        const path = new URL(req.url ?? '/', 'http://x').pathname;
+        if (path === '/big') res.end('x'.repeat(5000));
+        // /silent is never answered.
+        else if (path !== '/silent') res.writeHead(201, { 'x-answer': 'yes' }).end(`got ${req.method} ${body}`);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  });
+  after(async () => {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  beforeEach(() => (received.length = 0));
+
+  it('posts a body and reads the answer, whatever its status', async () => {
+    const answer = await httpExchange(new URL('/hook', base), {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain' },
+      body: 'hello',
+      timeoutMs: 5_000,
+      maxBytes: 1_000,
+    });
+    assert.equal(answer.status, 201);
+    assert.equal(answer.headers['x-answer'], 'yes');
+    assert.equal(answer.body.toString(), 'got POST hello');
+  });
+
+  it('goes through a tunnel the proxy opens, unless the proxy is bypassed for the host', async () => {
+    const proxy = await startConnectProxy({ password: 'p@ss' });
+    try {
+      const answer = await httpExchange(new URL('/a', base), {
+        timeoutMs: 5_000,
+        maxBytes: 1_000,
+        proxy: { url: proxy.url },
+      });
+      assert.equal(answer.body.toString(), 'got GET ');
+      assert.deepEqual(proxy.tunnels, [base.host], 'one tunnel, to the server');
+      await httpExchange(new URL('/b', base), {
+        timeoutMs: 5_000,
+        maxBytes: 1_000,
+        proxy: { url: proxy.url, bypass: ProxyBypass.parse('127.0.0.0/8') },
+      });
+      assert.deepEqual(proxy.tunnels, [base.host], 'no tunnel for a bypassed host');
+      assert.deepEqual(
+        received.map((r) => r.url),
+        ['/a', '/b'],
+      );
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('fails with a code and no password when the proxy refuses or cannot be reached', async () => {
+    const proxy = await startConnectProxy({ password: 'right' });
+    try {
+      const wrong = new URL(proxy.url);
+      wrong.password = 'wrong';
+      await assert.rejects(
+        httpExchange(new URL('/a', base), { timeoutMs: 5_000, maxBytes: 1_000, proxy: { url: wrong } }),
+        (err: HttpExchangeError) =>
+          err.atProxy && err.code === 'EPROXY' && /HTTP 407/.test(err.message) && !err.message.includes('wrong'),
+      );
+    } finally {
+      await proxy.close();
+    }
+    await assert.rejects(
+      httpExchange(new URL('/a', base), {
+        timeoutMs: 5_000,
+        maxBytes: 1_000,
+        proxy: { url: new URL('http://127.0.0.1:1') },
+      }),
+      (err: HttpExchangeError) =>
+        err.atProxy && err.code === 'ECONNREFUSED' && /the proxy 127\.0\.0\.1:1 cannot be reached/.test(err.message),
+    );
+    assert.deepEqual(received, [], 'nothing reached the server');
+  });
+
+  it('bounds the body: fails past maxBytes, or keeps its start with truncate', async () => {
+    await assert.rejects(
+      httpExchange(new URL('/big', base), { timeoutMs: 5_000, maxBytes: 1_000 }),
+      (err: HttpExchangeError) => err.code === 'ETOOLARGE' && /larger than 1000 bytes/.test(err.message),
+    );
+    const cut = await httpExchange(new URL('/big', base), { timeoutMs: 5_000, maxBytes: 1_000, truncate: true });
+    assert.equal(cut.status, 200);
+    assert.equal(cut.body.length, 1_000);
+  });
+
+  it('bounds the time, and names the URL without its query', async () => {
+    const started = Date.now();
+    await assert.rejects(
+      httpExchange(new URL('/silent?token=secret', base), { timeoutMs: 300, maxBytes: 1_000 }),
+      (err: HttpExchangeError) =>
+        err.code === 'ETIMEDOUT' && err.message.includes('/silent') && !err.message.includes('secret'),
+    );
+    assert.ok(Date.now() - started < 3_000, 'gave up in time');
+  });
+
+  it('says why when the server cannot be reached', async () => {
+    await assert.rejects(
+      httpExchange(new URL('http://127.0.0.1:1/x'), { timeoutMs: 5_000, maxBytes: 1_000 }),
+      (err: HttpExchangeError) => err.code === 'ECONNREFUSED',
+    );
+  });
+});

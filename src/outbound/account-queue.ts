@@ -105,6 +105,7 @@ export class AccountQueue {
    * cancellation and any attempt of the message are over (a re-queued dead letter is sent again).
    */
   private readonly cancelled = new Set<string>();
+  private readonly labelsByOutcome = new Map<string, { tenant_id: string; server_id: string; outcome: string }>();
   /**
    * Files of cancelled messages (set aside as dead letters, or being set aside): never queued or
    * sent again, even when a listing or a read of the folder made before the move returns one
@@ -231,7 +232,7 @@ export class AccountQueue {
     this.removePending(item);
     this.notBefore.delete(id);
     this.facts.delete(id);
-    outboundMessages.inc({ ...this.labels(), outcome: 'cancelled' });
+    outboundMessages.inc(this.outcomeLabels('cancelled'));
     this.log.info({ outboundId: id }, 'message cancelled; kept as a dead letter');
     this.kick(); // a queue waiting for this message's retry time looks again
     return 'cancelled';
@@ -356,7 +357,8 @@ export class AccountQueue {
           (lines) => nextPlaceAt(lines, limit, now),
         );
         if (allowedAt > now) {
-          if (this.status.rateLimitedUntil === null) rateLimitWaits.inc(this.labels());
+          if (this.status.rateLimitedUntil === null)
+            rateLimitWaits.inc({ tenant_id: this.server.tenantId, server_id: this.server.id });
           this.status.rateLimitedUntil = new Date(allowedAt).toISOString();
           return this.schedule(allowedAt);
         }
@@ -448,7 +450,7 @@ export class AccountQueue {
       this.notBefore.delete(item.id);
       this.facts.delete(item.id);
       this.status.lastReply = result.response;
-      outboundMessages.inc({ ...this.labels(), outcome: 'sent' });
+      outboundMessages.inc(this.outcomeLabels('sent'));
       return true;
     } catch (err) {
       if ((err as { code?: unknown }).code === NOT_BEGUN || this.isCancelled(item)) {
@@ -488,8 +490,14 @@ export class AccountQueue {
     return this.cancelled.has(item.id) || this.setAside.has(item.name);
   }
 
-  private labels(): { tenant_id: string; server_id: string } {
-    return { tenant_id: this.server.tenantId, server_id: this.server.id };
+  /** The metric labels of a message's outcome, made once per outcome (a server keeps its ids). */
+  private outcomeLabels(outcome: string): { tenant_id: string; server_id: string; outcome: string } {
+    let labels = this.labelsByOutcome.get(outcome);
+    if (!labels) {
+      labels = { tenant_id: this.server.tenantId, server_id: this.server.id, outcome };
+      this.labelsByOutcome.set(outcome, labels);
+    }
+    return labels;
   }
 
   private async handleFailure(
@@ -520,7 +528,7 @@ export class AccountQueue {
       this.removePending(item);
       this.notBefore.delete(item.id);
       this.facts.delete(item.id);
-      outboundMessages.inc({ ...this.labels(), outcome: 'dead_lettered' });
+      outboundMessages.inc(this.outcomeLabels('dead_lettered'));
       this.log.warn({ outboundId: item.id, reply: failure.reply, attempts }, 'message dead-lettered');
       return true;
     }
@@ -528,7 +536,7 @@ export class AccountQueue {
       const at = now + retryDelayMs(attempts, failure.throttled);
       this.notBefore.set(item.id, at);
       await store.outbound.deferUnlessFailed(item.id, { nextAttemptAt: new Date(at), ...common });
-      outboundMessages.inc({ ...this.labels(), outcome: 'deferred' });
+      outboundMessages.inc(this.outcomeLabels('deferred'));
       this.log.info(
         { outboundId: item.id, reply: failure.reply, retryAt: new Date(at).toISOString() },
         'message deferred',
@@ -543,7 +551,7 @@ export class AccountQueue {
     this.status.state = held ? 'held' : 'paused';
     this.resumeAt = resumeAt;
     this.status.resumeAt = new Date(resumeAt).toISOString();
-    outboundMessages.inc({ ...this.labels(), outcome: 'deferred' });
+    outboundMessages.inc(this.outcomeLabels('deferred'));
     this.dropTransport();
     this.log.warn(
       { state: this.status.state, reply: failure.reply, reason: reasonOf(err) },

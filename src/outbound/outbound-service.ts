@@ -538,7 +538,7 @@ export class OutboundService {
     // (where the drainer may take it at once) only once the row is in. If the row is not inserted
     // (the destination changed meanwhile), the file is given up; if the spool refuses the
     // message, the row goes again: nothing was accepted.
-    const inserting = this.accepted.add({ ...row, destinationVersion: version });
+    const inserting = this.accepted.add({ row, destinationVersion: version });
     let draft: SpoolDraft;
     try {
       draft = await this.spool.write(
@@ -690,8 +690,8 @@ export class OutboundService {
       references,
       loopValue: this.deps.instanceId,
     });
-    const row: OutboundMessageRow = {
-      ...queuedRow({
+    const row = queuedRow(
+      {
         id,
         tenantId,
         destinationId,
@@ -701,10 +701,9 @@ export class OutboundService {
         subject: subject.replace(/[\r\n]+/g, ' '),
         recipients,
         instanceId: this.deps.instanceId,
-      }),
-      createdAt: new Date(this.clock.now()),
-      updatedAt: new Date(this.clock.now()),
-    };
+      },
+      new Date(this.clock.now()),
+    );
     return { row, raw, envelope, queue };
   }
 

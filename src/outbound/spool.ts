@@ -269,9 +269,17 @@ export class Spool {
    * gives it up.
    */
   async write(header: Omit<SpoolHeader, 'v' | 'size' | 'sha256'>, raw: Buffer): Promise<SpoolDraft> {
+    // Field by field: a spread followed by more properties is slow on Node 20 (rows.ts, queuedRow).
     const full: SpoolHeader = {
       v: 1,
-      ...header,
+      id: header.id,
+      tenantId: header.tenantId,
+      accountId: header.accountId,
+      destinationId: header.destinationId,
+      instanceId: header.instanceId,
+      envelope: header.envelope,
+      messageId: header.messageId,
+      createdAt: header.createdAt,
       size: raw.length,
       sha256: createHash('sha256').update(raw).digest('hex'),
     };

@@ -28,7 +28,10 @@ export interface SendingDestination {
 }
 
 /** An accepted message's status row; with `destinationVersion`, inserted only while the destination has it. */
-export type AcceptedRow = Omit<OutboundMessageRow, 'updatedAt'> & { destinationVersion: string | null };
+export interface AcceptedRow {
+  row: Omit<OutboundMessageRow, 'updatedAt'>;
+  destinationVersion: string | null;
+}
 
 export class OutboundMessageRepository {
   constructor(private readonly em: EntityManager) {}
@@ -77,7 +80,7 @@ export class OutboundMessageRepository {
     if (rows.length === 0) return new Set();
     // The batch goes as one JSON parameter (one JSON.stringify) rather than 18 parameters a row,
     // each converted by the driver: a third of the database work of an accept on the event loop.
-    const batch = rows.map((r) =>
+    const batch = rows.map(({ row: r, destinationVersion }) =>
       withoutNul({
         id: r.id,
         tenant_id: r.tenantId,
@@ -96,7 +99,7 @@ export class OutboundMessageRepository {
         first_attempt_at: r.firstAttemptAt,
         sent_at: r.sentAt,
         instance_id: r.instanceId,
-        destination_version: r.destinationVersion,
+        destination_version: destinationVersion,
       }),
     );
     const inserted: Array<{ id: string }> = await this.em.query(

@@ -210,18 +210,37 @@ export type QueuedRowFields = Pick<
   | 'instanceId'
 >;
 
-/** The status row of a message accepted and not yet tried: `queued`, no attempt, no reply. */
-export function queuedRow(fields: QueuedRowFields): Omit<OutboundMessageRow, 'createdAt' | 'updatedAt'> {
+/**
+ * The status row of a message accepted and not yet tried: `queued`, no attempt, no reply. With
+ * `createdAt`, the whole row (`updatedAt` the same). Written out field by field: on Node 20 an
+ * object spread followed by more properties (`{ ...fields, status }`) takes about a microsecond.
+ */
+export function queuedRow(fields: QueuedRowFields): Omit<OutboundMessageRow, 'createdAt' | 'updatedAt'>;
+export function queuedRow(fields: QueuedRowFields, createdAt: Date): OutboundMessageRow;
+export function queuedRow(
+  fields: QueuedRowFields,
+  createdAt?: Date,
+): OutboundMessageRow | Omit<OutboundMessageRow, 'createdAt' | 'updatedAt'> {
   return {
-    ...fields,
+    id: fields.id,
+    tenantId: fields.tenantId,
+    destinationId: fields.destinationId,
+    serverId: fields.serverId,
     status: 'queued',
+    messageIdHeader: fields.messageIdHeader,
+    conversationId: fields.conversationId,
+    subject: fields.subject,
+    recipients: fields.recipients,
     attempts: 0,
     lastReply: null,
     lastResponseCode: null,
     nextAttemptAt: null,
     firstAttemptAt: null,
     sentAt: null,
+    instanceId: fields.instanceId,
     deadLetteredAt: null,
+    // A spread last costs nothing like one first.
+    ...(createdAt !== undefined && { createdAt, updatedAt: createdAt }),
   };
 }
 

@@ -7,6 +7,7 @@ import { CredentialService } from './auth/credentials.js';
 import { OAuthService, type OAuthOptions } from './auth/oauth/index.js';
 import { createInbound, type Inbound, type InboundOptions } from './inbound/index.js';
 import { createWebhooks, type WebhookOptions, type Webhooks } from './inbound/webhooks/index.js';
+import type { MessageFeed } from './inbound/message-feed.js';
 import { DEFAULT_PARSE_LIMITS } from './inbound/message/parse.js';
 import type { OutboundOptions } from './outbound/options.js';
 import { OutboundService, type ResponseRenderer } from './outbound/outbound-service.js';
@@ -79,6 +80,33 @@ function inboundOptionsOf(config: Config): Partial<InboundOptions> {
   };
 }
 
+/**
+ * The feed as the API serves it, with long polls that end as soon as the engine stops: answered
+ * as "nothing new" (the cursor unchanged, so the agent asks again, of another instance or after
+ * the restart) instead of holding the shutdown up for as long as `wait` (up to a minute).
+ */
+function feedEndingWhen(stopping: AbortSignal, feed: MessageFeed): MessageFeed {
+  const ending = Object.create(feed) as MessageFeed;
+  ending.list = async (tenantId, destinationId, after, limit, waitMs) => {
+    if (waitMs === 0 || stopping.aborted) return feed.list(tenantId, destinationId, after, limit, 0);
+    let onStop = (): void => undefined;
+    const stopped = new Promise<{ messages: []; next: number }>((resolve) => {
+      onStop = () => resolve({ messages: [], next: after });
+      stopping.addEventListener('abort', onStop, { once: true });
+    });
+    try {
+      // The poll left behind ends at its next look at the database (closed by then: rejected, ignored).
+      return await Promise.race([feed.list(tenantId, destinationId, after, limit, waitMs), stopped]);
+    } finally {
+      stopping.removeEventListener('abort', onStop);
+    }
+  };
+  return ending;
+}
+
+/** [5] the steps of a stop that wait for work in flight: each gets at least this share of the timeout. */
+const SHUTDOWN_SHARES = 5;
+
 export type EngineState = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
 
 /** The long-running service. `start` and `stop` are idempotent; `stop` reuses a stop in progress. */
@@ -93,6 +121,8 @@ export class Engine {
   private leases: LeaseKeeper | undefined;
   private api: FastifyInstance | undefined;
   private stopping: Promise<void> | undefined;
+  /** Aborted when the stop begins: long polls answer at once. */
+  private readonly closing = new AbortController();
   private collector: (() => Promise<void>) | undefined;
   private address: { host: string; port: number } | undefined;
 
@@ -215,9 +245,14 @@ export class Engine {
         spoolStats: () => outbound.spoolStats(),
       });
       onCollect(this.collector);
+      const inbound = this.inbound;
       this.api = await buildApi({
         accounts,
-        inbound: this.inbound,
+        inbound: {
+          status: (serverId) => inbound.status(serverId),
+          testConnection: (tenantId, serverId) => inbound.testConnection(tenantId, serverId),
+          feed: feedEndingWhen(this.closing.signal, inbound.feed),
+        },
         outbound,
         logger: this.logger,
         adminToken: this.services.apiToken,
@@ -273,8 +308,9 @@ export class Engine {
   }
 
   /**
-   * Stops taking requests, lets those in flight finish (up to the shutdown timeout), stops the
-   * mailbox watchers (each finishes the message in hand and logs out), closes the database.
+   * Stops taking requests (long polls answer "nothing new" at once), lets those in flight finish
+   * (up to the shutdown timeout), stops the mailbox watchers (each finishes the message in hand
+   * and logs out), gives the leases back, sends or spools the mail in flight, closes the database.
    */
   stop(): Promise<void> {
     this.stopping ??= this.doStop();
@@ -284,25 +320,51 @@ export class Engine {
   private async doStop(): Promise<void> {
     this.state = 'stopping';
     this.logger.info('stopping');
-    const deadline = new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, this.config.shutdownTimeoutMs);
-      timer.unref();
-    });
+    this.closing.abort();
+    // Each step is awaited in turn (later ones use what earlier ones hand over, and the database
+    // closes last), with what is left of the timeout but at least its share: a step that used up
+    // the budget (a slow request) must not leave the next ones running under a closed database.
+    const timeoutMs = this.config.shutdownTimeoutMs;
+    const deadline = performance.now() + timeoutMs;
+    const share = (): number => Math.max(deadline - performance.now(), timeoutMs / SHUTDOWN_SHARES);
+    const { api, inbound, leases, webhooks, outbound } = this;
     try {
-      if (this.api) await Promise.race([this.api.close(), deadline]);
-      if (this.inbound) await Promise.race([this.inbound.stop(), deadline]);
+      if (api) await this.awaitStep('api', () => api.close(), share());
+      if (inbound) await this.awaitStep('inbound', () => inbound.stop(), share());
       // Watchers are stopped: hand the servers to the other instances now rather than at expiry.
-      if (this.leases) await Promise.race([this.leases.stop(), deadline]);
+      if (leases) await this.awaitStep('leases', () => leases.stop(), share());
       // Webhooks: no new POSTs; the ones in flight finish (bounded by their request timeout).
-      if (this.webhooks) await Promise.race([this.webhooks.stop(), deadline]);
-      if (this.outbound) await Promise.race([this.outbound.stop(), deadline]);
+      if (webhooks) await this.awaitStep('webhooks', () => webhooks.stop(), share());
+      // Mail in flight is sent or stays in the spool for the next start.
+      if (outbound) await this.awaitStep('outbound', () => outbound.stop(), share());
       if (this.templates) await this.templates.stop();
       if (this.oauth) await this.oauth.stop();
     } finally {
       if (this.collector) offCollect(this.collector);
       await this.services?.close();
+      this.logger.debug('database closed');
       this.state = 'stopped';
       this.logger.info('stopped');
+    }
+  }
+
+  /** Waits up to `ms` for one step of the stop; one that fails or takes longer is logged and left behind. */
+  private async awaitStep(name: string, work: () => Promise<void>, ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), ms);
+    });
+    try {
+      const outcome = await Promise.race([work().then(() => 'done' as const), late]);
+      if (outcome === 'late') {
+        this.logger.warn({ step: name, waitedMs: Math.round(ms) }, 'shutdown step did not finish in time');
+      } else {
+        this.logger.debug({ step: name }, 'shutdown step done');
+      }
+    } catch (err) {
+      this.logger.error({ err, step: name }, 'shutdown step failed');
+    } finally {
+      clearTimeout(timer);
     }
   }
 }

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
-import { startFakeImap } from '../harness/fake-imap/index.js';
+import { startFakeImap, type FakeImapServer } from '../harness/fake-imap/index.js';
 import { startSmtpHarness } from '../harness/smtp-harness.js';
+import { MailroomError } from '../shared/errors.js';
 import { printError } from './output.js';
 
 interface HarnessOptions {
@@ -24,15 +25,13 @@ export function addHarnessCommand(program: Command): void {
     .option('--user <user>', 'the mailbox user', 'support@example.com')
     .option('--password <password>', 'its password', 'support')
     .action(async (opts: HarnessOptions) => {
+      let imapStarted: FakeImapServer | undefined;
       try {
-        const imap = await startFakeImap({
-          port: Number(opts.imapPort),
-          users: [{ user: opts.user, password: opts.password }],
-        });
-        const smtp = await startSmtpHarness({
-          port: Number(opts.smtpPort),
-          users: [{ user: opts.user, password: opts.password }],
-        });
+        const imapPort = portOf(opts.imapPort, '--imap-port');
+        const smtpPort = portOf(opts.smtpPort, '--smtp-port');
+        const imap = await startFakeImap({ port: imapPort, users: [{ user: opts.user, password: opts.password }] });
+        imapStarted = imap;
+        const smtp = await startSmtpHarness({ port: smtpPort, users: [{ user: opts.user, password: opts.password }] });
         let delivered = 0;
         const timer = setInterval(() => {
           for (const message of smtp.messages.slice(delivered)) imap.append(opts.user, 'INBOX', message.raw);
@@ -58,7 +57,18 @@ export function addHarnessCommand(program: Command): void {
         process.once('SIGINT', () => void stop());
         process.once('SIGTERM', () => void stop());
       } catch (err) {
+        // A server that did start would keep the process up with nothing to show for it.
+        await imapStarted?.close();
         process.exitCode = printError(err);
       }
     });
+}
+
+/** A port number option (0: any free port). */
+function portOf(value: string, option: string): number {
+  const port = /^\d{1,5}$/.test(value) ? Number(value) : NaN;
+  if (port >= 0 && port <= 65535) return port;
+  throw new MailroomError('VALIDATION_FAILED', `${option} must be a port number from 0 to 65535 (got '${value}')`, {
+    field: option,
+  });
 }

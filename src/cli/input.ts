@@ -10,7 +10,13 @@ export interface BodyOptions {
 export async function readBody(options: BodyOptions, required = true): Promise<Record<string, unknown>> {
   let text: string | undefined = options.data;
   if (options.file !== undefined) {
-    text = options.file === '-' ? await readStdin() : await readFile(options.file, 'utf8');
+    try {
+      text = options.file === '-' ? await readStdin() : await readFile(options.file, 'utf8');
+    } catch (err) {
+      throw new MailroomError('VALIDATION_FAILED', `the settings file cannot be read: ${(err as Error).message}`, {
+        field: 'file',
+      });
+    }
   }
   if (text === undefined) {
     if (!required) return {};

@@ -4,7 +4,7 @@ import type { Services } from '../main.js';
 import type { ActionOutcome } from '../outbound/mail-actions.js';
 import { OutboundService } from '../outbound/outbound-service.js';
 import { print, printError, type OutputOptions } from './output.js';
-import { destinationIdOf, serverIdOf, tenantIdOf, withServices } from './services.js';
+import { destinationIdOf, serverIdOf, tenantIdOf, uuidArg, withServices } from './services.js';
 
 /**
  * The outbound side over the spool folder (MAILROOM_SPOOL_DIR) and the database, without starting
@@ -90,15 +90,16 @@ export function addOutboundCommands(program: Command): void {
       .command(`${verb} <tenant> <server> <id>`)
       .description(description)
       .action(
-        action(([t, s, id]) =>
-          withDeadLetters(t as string, s as string, async (o, serverId, tenantId) => {
-            const target = { tenantId, serverId, id: id as string };
+        action(async ([t, s, id]) => {
+          const messageId = uuidArg(id as string, 'a dead letter id');
+          return withDeadLetters(t as string, s as string, async (o, serverId, tenantId) => {
+            const target = { tenantId, serverId, id: messageId };
             return outcomeOf(
               done,
               await (verb === 'requeue' ? o.requeueDeadLetter(target) : o.deleteDeadLetter(target)),
             );
-          }),
-        ),
+          });
+        }),
       );
   }
 
@@ -110,13 +111,14 @@ export function addOutboundCommands(program: Command): void {
         'sets it aside as a dead letter within seconds (or when it starts), never sent unless re-queued',
     )
     .action(
-      action(([t, d, id]) =>
-        withOutbound(async (o, services) => {
+      action(async ([t, d, id]) => {
+        const messageId = uuidArg(id as string, 'an outgoing message id');
+        return withOutbound(async (o, services) => {
           const tenantId = await tenantIdOf(services.accounts, t as string);
           const destinationId = await destinationIdOf(services.accounts, tenantId, d as string);
-          return outcomeOf('cancelled', await o.cancel(tenantId, destinationId, id as string));
-        }),
-      ),
+          return outcomeOf('cancelled', await o.cancel(tenantId, destinationId, messageId));
+        });
+      }),
     );
   outbound
     .command('requests <tenant>')

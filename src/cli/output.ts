@@ -35,6 +35,11 @@ export function printError(err: unknown): number {
     process.stderr.write(`error ${err.code}: ${err.message}${field}\n`);
     return err.code === 'VALIDATION_FAILED' ? 2 : 1;
   }
+  // What the system refused (a port in use, a file missing) is for the user to fix: no stack.
+  if (err instanceof Error && typeof (err as NodeJS.ErrnoException).syscall === 'string') {
+    process.stderr.write(`error: ${err.message}\n`);
+    return 1;
+  }
   process.stderr.write(`error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   return 1;
 }

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { loadConfig } from '../config/config.js';
+import { loadConfig, type Config } from '../config/config.js';
 import { Engine } from '../main.js';
 import { CredentialService } from '../auth/credentials.js';
 import { testImapConnection } from '../inbound/connection-test.js';
@@ -40,7 +40,13 @@ function withBody(cmd: Command): Command {
 }
 
 async function startEngine(): Promise<void> {
-  const config = loadConfig();
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    process.exitCode = printError(err); // no logger yet: its level is part of the configuration
+    return;
+  }
   const logger = createLogger({ level: config.logLevel, pretty: config.logPretty, instanceId: config.instanceId });
   const engine = new Engine(config, logger);
   let signals = 0;

@@ -37,11 +37,18 @@ export async function destinationIdOf(accounts: Accounts, tenantId: string, ref:
   return match.id;
 }
 
+/** An id argument that must be a UUID, checked before the database sees it. */
+export function uuidArg(value: string, what: string): string {
+  if (isUuid(value)) return value;
+  throw new MailroomError('VALIDATION_FAILED', `'${value}' is not ${what} (a UUID)`, { field: 'id' });
+}
+
 /** Like `withAccounts`, with everything `openServices` opens (store, sealer, config) for commands that need more. */
 export async function withServices<T>(fn: (services: Services) => Promise<T>): Promise<T> {
   const config = loadConfig();
   const logger = createLogger({
-    level: process.env.MAILROOM_LOG_LEVEL ?? 'warn',
+    // Quiet (warn) unless a level is configured; then the validated one, never the raw variable.
+    level: process.env.MAILROOM_LOG_LEVEL?.trim() ? config.logLevel : 'warn',
     pretty: config.logPretty,
     stderr: true,
   });

@@ -50,6 +50,8 @@ export class LeaseKeeper {
   readonly owner: string;
   readonly options: LeaseOptions;
   private owned = new Set<string>();
+  /** `owned` changed but `onChange` has not applied it yet (it failed): tried again every tick. */
+  private unapplied = false;
   private lastRenewedAt = 0;
   private ticks = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -120,15 +122,20 @@ export class LeaseKeeper {
 
   /** Stops watching everything when the last renewal is about to be a ttl old. */
   private async giveUpIfLapsing(): Promise<void> {
-    if (this.stopped || this.owned.size === 0) return;
+    if (this.stopped || (this.owned.size === 0 && !this.unapplied)) return;
     const sinceRenew = performance.now() - this.lastRenewedAt;
     if (sinceRenew <= this.options.ttlMs - this.options.renewIntervalMs) return;
-    leaseChanges.inc({ change: 'lost' }, this.owned.size);
-    this.deps.logger.warn(
-      { owner: this.owner, count: this.owned.size, sinceRenewMs: Math.round(sinceRenew) },
-      'giving up e-mail servers: leases could not be renewed in time',
+    if (this.owned.size > 0) {
+      leaseChanges.inc({ change: 'lost' }, this.owned.size);
+      this.deps.logger.warn(
+        { owner: this.owner, count: this.owned.size, sinceRenewMs: Math.round(sinceRenew) },
+        'giving up e-mail servers: leases could not be renewed in time',
+      );
+    }
+    // Stopping the watchers may fail too (the database is likely down): tried again next time.
+    await this.setOwned(new Set()).catch((err: unknown) =>
+      this.deps.logger.error({ err, owner: this.owner }, 'could not stop watching the servers given up'),
     );
-    await this.setOwned(new Set()).catch(() => undefined);
   }
 
   private schedule(): void {
@@ -158,7 +165,8 @@ export class LeaseKeeper {
         leaseChanges.inc({ change: 'lost' }, lost.length);
         logger.warn({ owner: this.owner, servers: lost }, 'leases lost to another instance (not renewed in time)');
       }
-      if (lost.length > 0 || found.length > 0) await this.setOwned(held);
+      // Also when the last change was not applied: its watchers would run (or not run) for good.
+      if (lost.length > 0 || found.length > 0 || this.unapplied) await this.setOwned(held);
       if (this.stopped) return;
 
       const census = await store.leases.census();
@@ -197,7 +205,10 @@ export class LeaseKeeper {
 
   private async setOwned(next: Set<string>): Promise<void> {
     this.owned = next;
-    await this.deps.onChange(this.owned);
+    this.unapplied = true;
+    await this.deps.onChange(next);
+    // A newer change made meanwhile is still to be applied.
+    if (this.owned === next) this.unapplied = false;
   }
 
   /**

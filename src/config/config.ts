@@ -90,10 +90,11 @@ export type Env = Record<string, string | undefined>;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 function intVar(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max) {
+  const raw = nonEmpty(env, name);
+  if (raw === undefined) return fallback;
+  // Decimal digits only: Number() would also take '0x1F90', '2e4' and '8080.0'.
+  const value = /^\d+$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
     throw new MailroomError('CONFIG_INVALID', `${name} must be a whole number from ${min} to ${max} (got '${raw}')`, {
       field: name,
     });
@@ -108,7 +109,7 @@ function optionalInt<K extends string>(
   min: number,
   max: number,
 ): Partial<Record<K, number>> {
-  if (env[name] === undefined || env[name] === '') return {};
+  if (nonEmpty(env, name) === undefined) return {};
   return { [key]: intVar(env, name, 0, min, max) } as Partial<Record<K, number>>;
 }
 
@@ -242,7 +243,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       ...(nonEmpty(env, 'MAILROOM_IMAP_FETCH_MEMORY_MB') !== undefined && {
         fetchMemoryBytes: intVar(env, 'MAILROOM_IMAP_FETCH_MEMORY_MB', 256, 1, 1_048_576) * 1024 * 1024,
       }),
-      ...((env.MAILROOM_IMAP_CONNECT_CONCURRENCY || env.MAILROOM_IMAP_CONNECTS_PER_HOST) && {
+      ...((nonEmpty(env, 'MAILROOM_IMAP_CONNECT_CONCURRENCY') || nonEmpty(env, 'MAILROOM_IMAP_CONNECTS_PER_HOST')) && {
         connectLimits: {
           concurrency: intVar(env, 'MAILROOM_IMAP_CONNECT_CONCURRENCY', 32, 1, 10_000),
           perHost: intVar(env, 'MAILROOM_IMAP_CONNECTS_PER_HOST', 8, 1, 10_000),

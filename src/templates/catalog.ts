@@ -2,6 +2,8 @@ import { EventEmitter } from 'node:events';
 import { watch, type FSWatcher } from 'node:fs';
 import { readdir, realpath, stat } from 'node:fs/promises';
 import { join, posix } from 'node:path';
+import { backoffDelay } from '../shared/backoff.js';
+import { systemClock, type Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import { loaderDefaults, loadResponseFile, type LoaderOptions } from './loader.js';
 import type { LoadedFile, TemplateProblem } from './types.js';
@@ -15,8 +17,18 @@ export interface CatalogOptions extends LoaderOptions {
   watch?: boolean;
   /** [100] quiet time after a file system event before reloading, milliseconds. */
   debounceMs?: number;
+  /**
+   * [30000] a file whose remote Src could not be fetched is loaded again (at a reload or periodic
+   * check) after about this long, doubling per failure up to `REMOTE_RETRY_MAX_MS`, milliseconds.
+   */
+  remoteRetryMs?: number;
+  /** [systemClock] when remote Src are due to be fetched again. */
+  clock?: Clock;
   logger?: Logger;
 }
+
+/** [600000] longest wait before a failed remote Src is fetched again, ms. */
+const REMOTE_RETRY_MAX_MS = 600_000;
 
 /** What one reload changed, and every problem the directory has now. */
 export interface ReloadReport {
@@ -31,6 +43,10 @@ interface Entry {
   /** The last version that loaded; kept while a newer edit is broken. */
   good?: LoadedFile;
   problems: TemplateProblem[];
+  /** A remote Src failed: the file is loaded again from this time on (clock ms), changed or not. */
+  retryAt?: number;
+  /** Loads in a row whose remote Src failed. */
+  remoteFailures: number;
 }
 
 /**
@@ -48,7 +64,13 @@ export class TemplateCatalog {
   private timer: NodeJS.Timeout | undefined;
   private debounce: NodeJS.Timeout | undefined;
 
-  constructor(private readonly options: CatalogOptions) {}
+  private readonly clock: Clock;
+  private readonly remoteRetryMs: number;
+
+  constructor(private readonly options: CatalogOptions) {
+    this.clock = options.clock ?? systemClock;
+    this.remoteRetryMs = options.remoteRetryMs ?? 30_000;
+  }
 
   /** Loads the directory, then watches it. */
   async start(): Promise<ReloadReport> {
@@ -113,14 +135,27 @@ export class TemplateCatalog {
       }
       for (const file of files) {
         const previous = this.entries.get(file);
-        const fingerprint = await fingerprintOf(root, [file, ...(previous?.dependencies ?? [])]);
-        if (previous && previous.fingerprint === fingerprint) continue;
+        // Taken before the load: an edit made while it runs (a slow remote Src) is seen next time.
+        const before = await fingerprintParts(root, [file, ...(previous?.dependencies ?? [])]);
+        const now = this.clock.now();
+        const retryDue = previous?.retryAt !== undefined && now >= previous.retryAt;
+        if (previous && previous.fingerprint === joinParts(before) && !retryDue) continue;
         const load = await loadResponseFile(root, file, loaderDefaults(this.options));
+        // Src files found by this load were not known before it: their state now is the best there is.
+        const after = await fingerprintParts(
+          root,
+          load.dependencies.filter((d) => !before.has(d)),
+        );
+        const remoteFailures = load.remoteFailed ? (previous?.remoteFailures ?? 0) + 1 : 0;
         this.entries.set(file, {
-          fingerprint: await fingerprintOf(root, [file, ...load.dependencies]),
+          fingerprint: joinParts(new Map([...before, ...after]), [file, ...load.dependencies]),
           dependencies: load.dependencies,
           good: load.loaded ?? previous?.good,
           problems: load.problems,
+          remoteFailures,
+          ...(remoteFailures > 0 && {
+            retryAt: now + backoffDelay(remoteFailures, { minMs: this.remoteRetryMs, maxMs: REMOTE_RETRY_MAX_MS }),
+          }),
         });
         changed.push(file);
         for (const p of load.problems) {
@@ -170,11 +205,17 @@ async function listXml(root: string, sub = ''): Promise<string[]> {
   return found.sort();
 }
 
-async function fingerprintOf(root: string, files: string[]): Promise<string> {
-  const parts: string[] = [];
+/** What each file looks like now (modification time, size, inode), by relative path. */
+async function fingerprintParts(root: string, files: string[]): Promise<Map<string, string>> {
+  const parts = new Map<string, string>();
   for (const file of files) {
     const info = await stat(join(root, ...file.split('/'))).catch(() => undefined);
-    parts.push(info ? `${file}:${info.mtimeMs}:${info.size}:${info.ino}` : `${file}:missing`);
+    parts.set(file, info ? `${file}:${info.mtimeMs}:${info.size}:${info.ino}` : `${file}:missing`);
   }
-  return parts.join('|');
+  return parts;
+}
+
+/** One string for the files (in this order; all of `parts` when not given). */
+function joinParts(parts: Map<string, string>, files: string[] = [...parts.keys()]): string {
+  return files.map((f) => parts.get(f)).join('|');
 }

@@ -31,10 +31,13 @@ export interface FileLoad {
   problems: TemplateProblem[];
   /** Local files read besides the XML (relative paths), so a change to them reloads it. */
   dependencies: string[];
+  /** A remote Src could not be fetched (server down, timeout): loading the file later may succeed. */
+  remoteFailed: boolean;
 }
 
 interface Reader {
   read(path: string): Promise<Buffer>;
+  fetch(url: URL): Promise<Buffer>;
   options: ResolvedLoaderOptions;
 }
 
@@ -65,14 +68,28 @@ export async function loadResponseFile(realRoot: string, file: string, options: 
     items = parseResponseXml(decodeXmlFile(xml));
   } catch (err) {
     const line = err instanceof ResponseFileError ? err.line : 0;
-    return { file, problems: [{ file, line, severity: 'error', reason: (err as Error).message }], dependencies: [] };
+    return {
+      file,
+      problems: [{ file, line, severity: 'error', reason: (err as Error).message }],
+      dependencies: [],
+      remoteFailed: false,
+    };
   }
   const problems: TemplateProblem[] = [];
+  let remoteFailed = false;
   const reader: Reader = {
     options: opts,
     read: (path) => {
       dependencies.add(path);
       return readConfined(realRoot, path, opts.maxSrcBytes);
+    },
+    fetch: async (url) => {
+      try {
+        return await fetchRemote(url, { timeoutMs: opts.remoteTimeoutMs, maxBytes: opts.maxSrcBytes, proxy: opts.proxy });
+      } catch (err) {
+        remoteFailed = true;
+        throw err;
+      }
     },
   };
   const build = async (list: XmlItem[]): Promise<TreeItem[]> => {
@@ -84,7 +101,7 @@ export async function loadResponseFile(realRoot: string, file: string, options: 
     return out;
   };
   const tree = await build(items);
-  return { file, loaded: { file, items: tree }, problems, dependencies: [...dependencies] };
+  return { file, loaded: { file, items: tree }, problems, dependencies: [...dependencies], remoteFailed };
 }
 
 async function responseOf(
@@ -119,19 +136,23 @@ async function responseOf(
     );
   }
   try {
-    const content =
-      target.kind === 'remote'
-        ? await fetchRemote(target.url, {
-            timeoutMs: reader.options.remoteTimeoutMs,
-            maxBytes: reader.options.maxSrcBytes,
-            proxy: reader.options.proxy,
-          })
-        : await reader.read(target.path);
+    const content = target.kind === 'remote' ? await reader.fetch(target.url) : await reader.read(target.path);
     if (kind === 'image') {
       const image = imageOf(path, content);
       return { ...response, images: [image], template: [`<img src="cid:${image.cid}" alt="${escapeHtml(xml.name)}">`] };
     }
-    const text = decodeSrcFile(content, kind === 'html');
+    const { text, invalid } = decodeSrcFile(content, kind === 'html');
+    if (invalid) {
+      // Still usable (with U+FFFD where the bytes were wrong), but the administrator must know.
+      const fix = kind === 'html' ? 'save it as UTF-8 or declare its charset (<meta charset="windows-1252">)' : 'save it as UTF-8';
+      problems.push({
+        file,
+        line: xml.line,
+        response: xml.name,
+        severity: 'warning',
+        reason: `Src '${xml.src}' is ${invalid.message}, sent with replacement characters there: ${fix}`,
+      });
+    }
     if (kind === 'text' || target.kind === 'remote') return { ...response, template: compileTemplate(text) };
     const { html, images } = await inlineImages(text, posix.dirname(target.path), reader.read);
     return { ...response, images, template: compileTemplate(html) };

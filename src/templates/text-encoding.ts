@@ -27,33 +27,85 @@ function unmarkedUtf16(bytes: Buffer): string | null {
 
 function decoderFor(label: string): TextDecoder | null {
   try {
-    return new TextDecoder(label);
+    // Fatal: bytes that are not of the encoding (an ANSI file taken for UTF-8) are reported, not
+    // silently turned into U+FFFD.
+    return new TextDecoder(label, { fatal: true });
   } catch {
     return null; // not an encoding this runtime knows
   }
 }
 
-/** A response file's text. Throws ResponseFileError for an encoding that cannot be read. */
-export function decodeXmlFile(bytes: Buffer): string {
-  const detected = byteOrderMark(bytes) ?? unmarkedUtf16(bytes);
-  if (detected) return new TextDecoder(detected).decode(bytes);
-  const head = bytes.subarray(0, SNIFF_BYTES).toString('latin1');
-  const declared = /^\s*<\?xml[^>]*?\sencoding\s*=\s*["']([A-Za-z][A-Za-z0-9._-]*)["']/.exec(head)?.[1];
-  if (declared === undefined) return new TextDecoder('utf-8').decode(bytes);
-  const decoder = decoderFor(declared);
-  if (!decoder) throw new ResponseFileError(1, `the XML declaration names an encoding that cannot be read: '${declared}'`);
-  return decoder.decode(bytes);
+/** A file's bytes are not valid in its encoding: which encoding, and where the first bad byte is. */
+export class EncodingError extends Error {
+  constructor(
+    readonly encoding: string,
+    /** 1-based line of the first invalid byte. */
+    readonly line: number,
+  ) {
+    super(`not valid ${encoding} at line ${line}`);
+  }
 }
 
-/** A Src file's text (plain text, or HTML with a `<meta charset>`); UTF-8 when nothing says otherwise. */
-export function decodeSrcFile(bytes: Buffer, html: boolean): string {
+/** Decodes with a fatal decoder; throws EncodingError naming the line of the first invalid byte. */
+function decodeStrictly(decoder: TextDecoder, bytes: Buffer): string {
+  try {
+    return decoder.decode(bytes);
+  } catch {
+    // The longest prefix that decodes (streaming: a character cut at the end is not an error).
+    let valid = 0;
+    let invalid = bytes.length;
+    while (invalid - valid > 1) {
+      const middle = Math.floor((valid + invalid) / 2);
+      try {
+        new TextDecoder(decoder.encoding, { fatal: true }).decode(bytes.subarray(0, middle), { stream: true });
+        valid = middle;
+      } catch {
+        invalid = middle;
+      }
+    }
+    const line = bytes.subarray(0, valid).filter((b) => b === 0x0a).length + 1;
+    throw new EncodingError(decoder.encoding, line);
+  }
+}
+
+/** A response file's text. Throws ResponseFileError for an encoding that cannot be read, or bytes not of it. */
+export function decodeXmlFile(bytes: Buffer): string {
+  const detected = byteOrderMark(bytes) ?? unmarkedUtf16(bytes);
+  const head = detected ? '' : bytes.subarray(0, SNIFF_BYTES).toString('latin1');
+  const declared = /^\s*<\?xml[^>]*?\sencoding\s*=\s*["']([A-Za-z][A-Za-z0-9._-]*)["']/.exec(head)?.[1];
+  const decoder = decoderFor(detected ?? declared ?? 'utf-8');
+  if (!decoder) throw new ResponseFileError(1, `the XML declaration names an encoding that cannot be read: '${declared}'`);
+  try {
+    return decodeStrictly(decoder, bytes);
+  } catch (err) {
+    // XML requires it: a document not in its encoding is not well-formed.
+    if (err instanceof EncodingError) {
+      throw new ResponseFileError(
+        err.line,
+        `the file is ${err.message}: save it as UTF-8 or declare the encoding it is in (<?xml version="1.0" encoding="windows-1252"?>)`,
+      );
+    }
+    throw err;
+  }
+}
+
+/**
+ * A Src file's text (plain text, or HTML with a `<meta charset>`); UTF-8 when nothing says
+ * otherwise. Bytes not of the encoding become U+FFFD and `invalid` says where.
+ */
+export function decodeSrcFile(bytes: Buffer, html: boolean): { text: string; invalid?: EncodingError } {
   const marked = byteOrderMark(bytes);
-  if (marked) return new TextDecoder(marked).decode(bytes);
-  if (html) {
+  let decoder = marked ? decoderFor(marked) : null;
+  if (!decoder && html) {
     const head = bytes.subarray(0, SNIFF_BYTES).toString('latin1');
     const declared = /<meta[^>]*?charset\s*=\s*["']?([A-Za-z][A-Za-z0-9._-]*)/i.exec(head)?.[1];
-    const decoder = declared === undefined ? null : decoderFor(declared);
-    if (decoder) return decoder.decode(bytes);
+    decoder = declared === undefined ? null : decoderFor(declared);
   }
-  return new TextDecoder('utf-8').decode(bytes);
+  decoder ??= decoderFor('utf-8') as TextDecoder;
+  try {
+    return { text: decodeStrictly(decoder, bytes) };
+  } catch (err) {
+    if (!(err instanceof EncodingError)) throw err;
+    return { text: new TextDecoder(decoder.encoding).decode(bytes), invalid: err };
+  }
 }

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startFakeImap } from '../../src/harness/fake-imap/index.js';
@@ -10,8 +13,25 @@ import { queuedRow } from '../../src/store/rows.js';
 import { Store } from '../../src/store/store.js';
 import { createTestDatabase, quietLogger } from '../support/database.js';
 import { CANARY_PASSWORD, loopbackImap, serverBody } from '../support/fixtures.js';
-import { runCli } from '../support/processes.js';
+import { CLI_ENTRY, PROJECT_ROOT, runCli, type RunResult } from '../support/processes.js';
 import { postgresMissing, skipWithout } from '../support/requirements.js';
+
+/** `runCli` that kills the command after `ms`: one that hangs fails the test instead of stalling the run. */
+async function runCliWithin(ms: number, args: string[], env: Record<string, string>): Promise<RunResult> {
+  const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), CLI_ENTRY, ...args], {
+    cwd: PROJECT_ROOT,
+    env: { ...process.env, MAILROOM_LOG_PRETTY: 'false', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: ms,
+    killSignal: 'SIGKILL',
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const [code] = (await once(child, 'exit')) as [number | null];
+  return { code, stdout, stderr };
+}
 
 describe('mailroom CLI (against PostgreSQL, over the services)', function () {
   this.timeout(60_000);
@@ -207,6 +227,44 @@ describe('mailroom CLI (against PostgreSQL, over the services)', function () {
     } finally {
       await store.close();
       await rm(spoolDir, { recursive: true, force: true });
+    }
+  });
+
+  it('answers bad input with one line `error …` and a non-zero exit: no stack, no hang', async () => {
+    const busy = createServer().listen(0, '127.0.0.1');
+    await once(busy, 'listening');
+    const busyPort = String((busy.address() as { port: number }).port);
+    const cases: Array<[string[], Record<string, string>, RegExp]> = [
+      [['start'], { MAILROOM_HTTP_PORT: 'abc' }, /^error CONFIG_INVALID: MAILROOM_HTTP_PORT must be a whole number/],
+      [['servers', 'create', 'CLI tenant', '--file', '/nonexistent.json'], {}, /^error VALIDATION_FAILED: .*ENOENT/],
+      [
+        ['dead-letters', 'requeue', 'CLI tenant', randomUUID(), 'notauuid'],
+        {},
+        /^error VALIDATION_FAILED: 'notauuid' is not a dead letter id/,
+      ],
+      [['outbound', 'cancel', 'CLI tenant', 'Support', 'notauuid'], {}, /^error VALIDATION_FAILED: 'notauuid' is not/],
+      [['harness', '--imap-port', 'abc'], {}, /^error VALIDATION_FAILED: --imap-port must be a port number/],
+      // The IMAP side starts, the SMTP port is taken: the IMAP server must not keep the process up.
+      [['harness', '--imap-port', '0', '--smtp-port', busyPort], {}, /^error: listen EADDRINUSE/],
+    ];
+    try {
+      for (const [args, extra, expected] of cases) {
+        const result = await runCliWithin(20_000, args, { ...env, ...extra });
+        const what = `${args.join(' ')}: ${result.stderr}`;
+        assert.ok(result.code !== null && result.code !== 0, `exits non-zero promptly: ${what}`);
+        assert.match(result.stderr, expected, what);
+        assert.equal(result.stderr.trim().split('\n').length, 1, `one line: ${what}`);
+      }
+    } finally {
+      busy.close();
+    }
+  });
+
+  it('uses the validated log level: a blank or padded MAILROOM_LOG_LEVEL works', async () => {
+    for (const level of ['', ' warn ']) {
+      const listed = await runCli(['tenants', 'list'], { ...env, MAILROOM_LOG_LEVEL: level });
+      assert.equal(listed.code, 0, listed.stderr);
+      assert.match(listed.stdout, /CLI tenant/);
     }
   });
 });

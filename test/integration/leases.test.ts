@@ -183,6 +183,71 @@ forEachBackend('server leases between instances', (kind) => {
     await k.stop();
   });
 
+  it('applies a change of the servers again at the next renewal when applying it failed', async () => {
+    const applied: Array<ReadonlySet<string>> = [];
+    let failing = true;
+    const k = new LeaseKeeper({
+      store,
+      logger: quietLogger,
+      instanceId: 'flaky',
+      options: { ttlMs: TTL_MS, renewIntervalMs: 300 }, // not started: renewals only by tick()
+      onChange: async (set) => {
+        if (failing) throw new Error('the watchers could not be started');
+        applied.push(new Set(set));
+      },
+    });
+    await k.tick(); // takes every server, but starting their watchers fails
+    assert.equal(k.ownedServers.size, SERVERS);
+    assert.deepEqual(applied, []);
+    failing = false;
+    await k.tick(); // nothing changed in the database: the change is applied now
+    assert.deepEqual(applied, [new Set(serverIds)]);
+    await k.tick();
+    assert.equal(applied.length, 1, 'an applied change is not applied again');
+    await k.stop();
+  });
+
+  it('keeps trying to stop the watchers of lapsing leases while the database is down', async () => {
+    let watching = new Set<string>();
+    let down = false;
+    const k = new LeaseKeeper({
+      store,
+      logger: quietLogger,
+      instanceId: 'cut-off',
+      options: { ttlMs: TTL_MS, renewIntervalMs: 300 },
+      // Like the engine's reconcile: it reads the database first.
+      onChange: async (set) => {
+        if (down) throw new Error('connection refused');
+        watching = new Set(set);
+      },
+    });
+    await k.start();
+    assert.equal(watching.size, SERVERS);
+    const announce = store.leases.announce.bind(store.leases);
+    store.leases.announce = async (...args) => {
+      if (down) throw new Error('connection refused');
+      return announce(...args);
+    };
+    try {
+      down = true;
+      const started = Date.now();
+      while (k.ownedServers.size > 0 && Date.now() - started < 5_000) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(k.ownedServers.size, 0, 'the leases were given up');
+      assert.equal(watching.size, SERVERS, 'stopping the watchers failed while the database was down');
+      // The database answers again, after another instance took the servers meanwhile.
+      await store.query(
+        `INSERT INTO engine_instances (owner, instance_id, expires_at) VALUES ('someone-else', 'x', now() + interval '1 minute')`,
+      );
+      await store.query(`UPDATE server_leases SET owner = 'someone-else'`);
+      down = false;
+      while (watching.size > 0 && Date.now() - started < 10_000) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(watching.size, 0, 'the watchers of the servers given up stopped');
+    } finally {
+      store.leases.announce = announce;
+      await k.stop();
+    }
+  });
+
   it('lets go of a disabled server and tells its owner when a lease was taken', async () => {
     const a = keeper('a');
     await a.keeper.tick();

@@ -30,4 +30,30 @@ describe('mailroom templates check', function () {
     assert.equal(json.code, 1);
     assert.equal((JSON.parse(json.stdout) as { errors: number }).errors, 2);
   });
+
+  it('reports files not in the encoding they declare (or UTF-8 by default): the XML an error, a Src a warning', async () => {
+    const ansi = await makeTemplateDir({
+      // Saved in Windows-1252 (ANSI), read as UTF-8: "Grüße" would silently become "Gr��e".
+      'ansi.xml': Buffer.from(responseFile('<Response Name="a">Schöne Grüße</Response>'), 'latin1'),
+      'src.xml': responseFile('<Response Name="t" Src="t.txt" />\n<Response Name="h" Src="h.htm" />'),
+      't.txt': Buffer.from('Hallo\nSchöne Grüße', 'latin1'),
+      'h.htm': Buffer.from('<p>Schöne Grüße</p>', 'latin1'),
+    });
+    try {
+      const checked = await runCli(['templates', 'check', '--dir', ansi.dir], {});
+      assert.equal(checked.code, 1, checked.stdout);
+      assert.match(checked.stdout, /^ansi\.xml:3: error: the file is not valid utf-8 at line 3: save it as UTF-8/m);
+      assert.match(
+        checked.stdout,
+        /^src\.xml:3: warning: Src 't\.txt' is not valid utf-8 at line 2, .*\(response 't'\)$/m,
+      );
+      assert.match(
+        checked.stdout,
+        /^src\.xml:4: warning: Src 'h\.htm' is not valid utf-8 at line 1, .*charset.*\(response 'h'\)$/m,
+      );
+      assert.match(checked.stdout, /2 response files, 1 errors, 2 warnings/);
+    } finally {
+      await ansi.remove();
+    }
+  });
 });

@@ -99,6 +99,29 @@ describe('config', () => {
     }
   });
 
+  it('takes whole numbers in plain decimal digits only, blank as unset', () => {
+    for (const raw of ['0x1F90', '2e4', '8080.0', '+8080', '-1', '8_080', '80 80']) {
+      assert.throws(
+        () => loadConfig({ MAILROOM_HTTP_PORT: raw }, '/x'),
+        (err: unknown) =>
+          isMailroomError(err, 'CONFIG_INVALID') && err.field === 'MAILROOM_HTTP_PORT' && err.message.includes(raw),
+        raw,
+      );
+    }
+    assert.throws(
+      () => loadConfig({ MAILROOM_LEASE_TTL_MS: '2e4' }, '/x'),
+      (err: unknown) => isMailroomError(err, 'CONFIG_INVALID') && err.field === 'MAILROOM_LEASE_TTL_MS',
+    );
+    const padded = loadConfig({ MAILROOM_HTTP_PORT: ' 8080 ', MAILROOM_SHUTDOWN_TIMEOUT_MS: '\t2500\n' }, '/x');
+    assert.deepEqual([padded.httpPort, padded.shutdownTimeoutMs], [8080, 2500]);
+    // Blank is unset (as for every variable), never 0: port 0 would mean "any free port".
+    const blank = loadConfig(
+      { MAILROOM_HTTP_PORT: ' ', MAILROOM_SHUTDOWN_TIMEOUT_MS: '  ', MAILROOM_IMAP_CONNECTS_PER_HOST: ' ' },
+      '/x',
+    );
+    assert.deepEqual([blank.httpPort, blank.shutdownTimeoutMs, blank.imap.connectLimits], [8025, 10_000, undefined]);
+  });
+
   describe('secrets', () => {
     let dir: string;
     beforeEach(async () => {

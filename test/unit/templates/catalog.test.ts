@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { rm, symlink, writeFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { TemplateCatalog, type ReloadReport } from '../../../src/templates/catalog.js';
 import { renderResponse } from '../../../src/templates/renderer.js';
 import { walkResponses } from '../../../src/templates/types.js';
+import { FakeClock } from '../../support/fake-clock.js';
 import { makeTemplateDir, responseFile, type TemplateDir } from '../../support/template-dir.js';
 
 const ctx = { now: new Date(0), locale: 'en-US', timeZone: 'UTC', agent: { name: 'Ann' } };
@@ -126,5 +129,64 @@ describe('template catalog', () => {
     const reloaded = reloadedTo(catalog, 'team/b.xml', 'ext', 'polled');
     await t.write('team/ext.txt', 'polled');
     await reloaded;
+  });
+
+  describe('remote Src', () => {
+    let server: Server;
+    let base: string;
+    let answer: (req: IncomingMessage, res: ServerResponse) => void;
+    let requests: number;
+    before(async () => {
+      server = createServer((req, res) => {
+        requests++;
+        answer(req, res);
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    });
+    beforeEach(() => {
+      requests = 0;
+    });
+    after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+    it('sees an edit made while the file was loading at the next reload', async () => {
+      const xml = (text: string): string =>
+        responseFile(`<Response Name="hi">${text}</Response><Response Name="r" Src="${base}/r.txt" />`);
+      await t.write('a.xml', xml('Hello v1'));
+      // The edit lands while the remote Src is being fetched, after the XML was read.
+      answer = (_req, res) => void t.write('a.xml', xml('Hello, edited during the load')).then(() => res.end('remote'));
+      catalog = new TemplateCatalog({ dir: t.dir, watch: false, pollIntervalMs: 0, remoteSrc: true });
+      await catalog.reload();
+      assert.equal(render(catalog, 'a.xml', 'hi'), 'Hello v1');
+      answer = (_req, res) => res.end('remote');
+      assert.deepEqual((await catalog.reload()).changed, ['a.xml']);
+      assert.equal(render(catalog, 'a.xml', 'hi'), 'Hello, edited during the load');
+    });
+
+    it('fetches a remote Src that failed again after a backoff, without an edit', async () => {
+      await t.write('r.xml', responseFile(`<Response Name="r" Src="${base}/r.txt" />`));
+      answer = (_req, res) => res.writeHead(503).end('busy');
+      const clock = new FakeClock();
+      catalog = new TemplateCatalog({
+        dir: t.dir,
+        watch: false,
+        pollIntervalMs: 0,
+        remoteSrc: true,
+        remoteRetryMs: 1_000,
+        clock,
+      });
+      await catalog.reload();
+      assert.throws(() => render(catalog, 'r.xml', 'r'), /HTTP 503/, 'unavailable while the server is busy');
+      assert.equal(requests, 1);
+      answer = (_req, res) => res.end('remote $Agent$');
+      assert.deepEqual((await catalog.reload()).changed, [], 'not before the backoff');
+      assert.equal(requests, 1);
+      clock.advance(1_000);
+      assert.deepEqual((await catalog.reload()).changed, ['r.xml']);
+      assert.equal(render(catalog, 'r.xml', 'r'), 'remote Ann');
+      clock.advance(60_000);
+      assert.deepEqual((await catalog.reload()).changed, [], 'once fetched, only an edit reloads it');
+      assert.equal(requests, 2);
+    });
   });
 });

@@ -209,6 +209,25 @@ describe('response file loader', () => {
       assert.equal(unknown.problems[0]?.line, 1);
     });
 
+    it('reports bytes not of the encoding instead of replacing them silently', async () => {
+      await t.write('ansi.xml', Buffer.from(responseFile('<Response Name="a">\nGrüße</Response>'), 'latin1'));
+      const xml = await loadResponseFile(t.dir, 'ansi.xml');
+      assert.equal(xml.loaded, undefined, 'the XML is not well-formed');
+      assert.deepEqual(
+        xml.problems.map((p) => [p.line, p.severity]),
+        [[4, 'error']],
+      );
+      assert.match(xml.problems[0]?.reason ?? '', /not valid utf-8 at line 4/);
+      await t.write('sub/ansi.txt', Buffer.from('Grüße $Agent$', 'latin1'));
+      const src = await loadOne('ansi.txt');
+      assert.deepEqual(
+        src.problems.map((p) => [p.file, p.line, p.response, p.severity]),
+        [['sub/r.xml', 3, 'r', 'warning']],
+      );
+      assert.match(src.problems[0]?.reason ?? '', /Src 'ansi\.txt' is not valid utf-8 at line 1/);
+      assert.equal(renderResponse(response(src, 'r'), ctx).text, 'Gr\uFFFD\uFFFDe Ann Agent', 'still usable');
+    });
+
     it('reports a missing Src file with file, line and response', async () => {
       const load = await loadOne('nothing-here.txt');
       assert.deepEqual(load.problems, [

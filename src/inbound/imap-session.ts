@@ -4,6 +4,7 @@ import { ImapFlow, type ImapFlowOptions } from 'imapflow';
 import type { LoginCredentials } from '../auth/credentials.js';
 import type { Logger } from '../shared/logger.js';
 import { spokePlainText } from '../shared/tls-fallback.js';
+import { isStorableDate } from './message/parsed-message.js';
 
 /**
  * The one place imapflow is used: a connection to one mailbox server, reduced to what the
@@ -268,11 +269,8 @@ export function uidSet(uids: readonly number[]): string {
   return parts.join(',');
 }
 
+/** An INTERNALDATE as a Date; one missing, unreadable or that the database cannot store is now. */
 function toDate(value: Date | string | undefined): Date {
-  if (value instanceof Date) return value;
-  if (typeof value === 'string') {
-    const parsed = new Date(value);
-    if (!Number.isNaN(parsed.getTime())) return parsed;
-  }
-  return new Date();
+  const date = typeof value === 'string' ? new Date(value) : value;
+  return date instanceof Date && isStorableDate(date) ? date : new Date();
 }

@@ -113,6 +113,11 @@ function routingOf(server: EmailServerRow, destinations: DestinationRow[]): Rout
   return { destinations: destinations.filter((d) => d.monitored), defaultDestinationId: fallback?.id ?? null };
 }
 
+/** Whether a routed message's destinations are all among `gone`. */
+function routedOnlyTo(message: BuiltMessage, gone: Set<string>): boolean {
+  return message.row.status === 'routed' && message.destinationIds.every((d) => gone.has(d));
+}
+
 export interface RoutedEvent {
   tenantId: string;
   serverId: string;
@@ -141,11 +146,13 @@ export interface MailboxSyncDeps {
  * One pass over one mailbox: everything above the checkpoint's UID is fetched, parsed, routed and
  * stored, each message with its checkpoint in one transaction; the post-processing action
  * (`seen`, `move:`, `delete`) runs only after the commit. Replaying a pass stores nothing twice.
+ * A pass given an aborted `stop` signal ends after the batch it is storing (the rest waits for
+ * the next pass: a stopping engine does not ingest a whole backlog first).
  */
 export class MailboxSync {
   constructor(private readonly deps: MailboxSyncDeps) {}
 
-  async run(session: ImapSession, server: EmailServerRow, mailbox: string): Promise<SyncResult> {
+  async run(session: ImapSession, server: EmailServerRow, mailbox: string, stop?: AbortSignal): Promise<SyncResult> {
     const { store, logger } = this.deps;
     const log = logger.child({ tenantId: server.tenantId, serverId: server.id, mailbox });
     const state = await session.openMailbox(mailbox);
@@ -191,8 +198,9 @@ export class MailboxSync {
       }
     };
     let next = prepareNext();
-    // postProcess never rejects: it answers whether the progress mark could move (a failed
-    // action is retried on the next pass, so no later batch may move the mark past it).
+    // postProcess never rejects: it answers whether the progress mark could move. A failed action
+    // (or left-overs not all done) is retried on the next pass, so no later batch of this pass may
+    // move the mark past it: `posting` answers whether every action of the pass so far succeeded.
     let posting: Promise<boolean> = Promise.resolve(caughtUp);
     try {
       for (let prepared = await next; prepared; prepared = await next) {
@@ -209,7 +217,8 @@ export class MailboxSync {
         lastUid = (prepared.fetched[prepared.fetched.length - 1] as Fetched).meta.uid;
         const fine = await posting;
         const upTo = { mailbox, uidValidity: state.uidValidity, uid: lastUid };
-        posting = this.postProcess(session, server, done, fine ? upTo : null, log);
+        posting = this.postProcess(session, server, done, fine ? upTo : null, log).then((ok) => fine && ok);
+        if (stop?.aborted) break; // the batch being fetched meanwhile is left for the next pass
       }
     } finally {
       // A pass that ends early (an error, the connection lost) gives back what its next batch holds.
@@ -411,9 +420,13 @@ export class MailboxSync {
         } catch (single) {
           log.error({ err: single, uid: f.meta.uid }, 'message could not be stored; quarantining it');
           const fallback = quarantineForStoreError(message, single);
-          for (const id of await this.store(server, mailbox, uidValidity, [fallback], [f], f.meta.uid))
-            inserted.add(id);
           built[i] = fallback;
+          try {
+            for (const id of await this.store(server, mailbox, uidValidity, [fallback], [f], f.meta.uid))
+              inserted.add(id);
+          } catch (quarantine) {
+            await this.skipUnstorable(server, mailbox, uidValidity, f.meta.uid, quarantine, log);
+          }
         }
       }
     }
@@ -448,8 +461,42 @@ export class MailboxSync {
     return done;
   }
 
-  /** One transaction: messages, raw sources, deliveries in UID order, and the checkpoint. */
-  private store(
+  /**
+   * Passes a message the database refused even as a minimal quarantined row: the checkpoint moves
+   * past it (it stays in the mailbox, untouched), with an alert that names it, in one transaction.
+   * Should that fail too, the database itself is failing: the pass fails and is retried.
+   */
+  private async skipUnstorable(
+    server: EmailServerRow,
+    mailbox: string,
+    uidValidity: number,
+    uid: number,
+    err: unknown,
+    log: Logger,
+  ): Promise<void> {
+    const reason = (err instanceof Error ? err.message : String(err)).slice(0, 500);
+    log.error({ err, uid }, 'message could not be stored even as quarantined; skipping it');
+    await this.deps.store.transaction(async (tx) => {
+      await tx.alerts.insert({
+        id: newId(),
+        tenantId: server.tenantId,
+        serverId: server.id,
+        kind: 'message-not-stored',
+        message:
+          `message UID ${uid} of ${mailbox} could not be stored, not even as quarantined (${reason}); ` +
+          'it was skipped and stays in the mailbox',
+        details: { mailbox, uidValidity, uid, error: reason },
+      });
+      await tx.checkpoints.put(server.id, mailbox, uidValidity, uid);
+    });
+  }
+
+  /**
+   * One transaction: messages, raw sources, deliveries in UID order, and the checkpoint. The
+   * routing was read when the pass began: a destination deleted since then gets nothing, and a
+   * message it alone was routed to is stored unrouted (`built` is updated after the commit).
+   */
+  private async store(
     server: EmailServerRow,
     mailbox: string,
     uidValidity: number,
@@ -457,7 +504,9 @@ export class MailboxSync {
     fetched: Fetched[],
     lastUid: number,
   ): Promise<Set<string>> {
-    return this.deps.store.transaction(async (tx) => {
+    const gone = new Set<string>();
+    const inserted = await this.deps.store.transaction(async (tx) => {
+      gone.clear();
       const inserted = await tx.messages.insertBatch(
         built.map((b, i) => ({ row: b.row, raw: fetched[i]?.source ?? null })),
       );
@@ -468,12 +517,28 @@ export class MailboxSync {
       }
       for (const [destinationId, ids] of [...perDestination].sort(([a], [b]) => a.localeCompare(b))) {
         const seqs = await tx.deliveries.append(destinationId, server.tenantId, ids);
+        if (seqs === null) {
+          gone.add(destinationId);
+          continue;
+        }
         // Webhooks (push delivery): the outbox rows commit with the deliveries; a no-op without a webhook URL.
         await tx.webhooks.enqueue(destinationId, seqs);
+      }
+      if (gone.size > 0) {
+        await tx.messages.markUnrouted(
+          built.filter((b) => inserted.has(b.row.id) && routedOnlyTo(b, gone)).map((b) => b.row.id),
+        );
       }
       await tx.checkpoints.put(server.id, mailbox, uidValidity, lastUid);
       return inserted;
     });
+    if (gone.size > 0) {
+      for (const b of built) {
+        if (routedOnlyTo(b, gone)) b.row.status = 'unrouted';
+        b.destinationIds = b.destinationIds.filter((d) => !gone.has(d));
+      }
+    }
+    return inserted;
   }
 
   /**

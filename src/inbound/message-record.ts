@@ -5,6 +5,7 @@ import type { MessageMeta } from './imap-session.js';
 import { recipientAddresses } from './message/addresses.js';
 import { classifyMessage, LOOP_HEADER } from './message/classify.js';
 import type { ParseResult } from './message/parse.js';
+import { isStorableDate } from './message/parsed-message.js';
 import { routeMessage } from './message/route.js';
 
 /** The header carrying a heartbeat token (written by the outbound heartbeat, recognised here). */
@@ -178,26 +179,45 @@ export function buildMessageRow(input: BuildInput): BuiltMessage {
   };
 }
 
-/** The same message as a quarantined row, for when the database refused the parsed one. */
+/** [2147483647] largest `size` the `integer` column holds, bytes. */
+const MAX_STORED_SIZE = 2 ** 31 - 1;
+
+/**
+ * The same message as a minimal quarantined row, for when the database refused the parsed one:
+ * only what identifies it (server, mailbox, UIDs) and the reason. None of the refused values is
+ * kept (no date sent, Message-ID, subject, addresses or body), and its dedupe key is its own id
+ * (short, and nobody's duplicate), so that it cannot be refused for the same reason.
+ */
 export function quarantineForStoreError(message: BuiltMessage, err: unknown): BuiltMessage {
   const reason = err instanceof Error ? err.message : String(err);
+  const { row } = message;
+  const id = newId();
   return {
     row: {
-      ...message.row,
-      id: newId(),
+      id,
+      tenantId: row.tenantId,
+      serverId: row.serverId,
+      mailbox: row.mailbox,
+      uidValidity: row.uidValidity,
+      uid: row.uid,
       status: 'quarantined',
       quarantineReason: `store-error: ${reason.slice(0, 500)}`,
+      messageIdHeader: null,
+      dedupeKey: `store-error:${id}`,
+      conversationId: newId(),
       subject: '',
       fromAddress: null,
       fromName: null,
       recipients: { to: [], cc: [], deliveredTo: [], xOriginalTo: [] },
+      sentAt: null,
+      classification: NOT_CLASSIFIED,
+      inReplyTo: null,
+      references: [],
       bodyText: null,
       bodyHtml: null,
       attachments: [],
-      classification: NOT_CLASSIFIED,
-      references: [],
-      inReplyTo: null,
-      messageIdHeader: null,
+      receivedAt: isStorableDate(row.receivedAt) ? row.receivedAt : new Date(),
+      size: Math.min(Math.max(0, Math.trunc(row.size) || 0), MAX_STORED_SIZE),
     },
     destinationIds: [],
     heartbeatToken: null,

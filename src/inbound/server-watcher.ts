@@ -69,11 +69,14 @@ export class ServerWatcher {
   private session: ImapSession | undefined;
   /** The second connection, which only idles (absent with one session allowed, or without IDLE). */
   private idler: ImapSession | undefined;
-  private syncing: Promise<void> | undefined;
+  /** The passes in flight and the session they run on: a pass is never handed to another session. */
+  private syncing: { session: ImapSession; pass: Promise<void> } | undefined;
   private dirty = false;
   private timer: NodeJS.Timeout | undefined;
   private wake: (() => void) | undefined;
   private running: Promise<void> | undefined;
+  /** Aborted by `stop()`: a pass in progress stops after the batch it is storing. */
+  private readonly stopping = new AbortController();
   private readonly log: Logger;
   private readonly status: WatcherStatus = idleStatus('connecting');
 
@@ -92,13 +95,14 @@ export class ServerWatcher {
     this.running ??= this.loop();
   }
 
-  /** Stops watching: lets a sync in progress finish its current message, logs out. Idempotent. */
+  /** Stops watching: lets a sync in progress finish the batch it is storing, logs out. Idempotent. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopping.abort();
     this.status.state = 'stopped';
     clearTimeout(this.timer);
     this.wake?.();
-    await this.syncing?.catch(() => undefined);
+    await this.syncing?.pass.catch(() => undefined);
     await Promise.all([this.session?.close(), this.idler?.close()]);
     await this.running;
   }
@@ -140,7 +144,8 @@ export class ServerWatcher {
     }
   }
 
-  private async runSession(connected: () => void): Promise<void> {
+  /** One session, from login to its end (it throws why); `worked` is called once its first pass is done. */
+  private async runSession(worked: () => void): Promise<void> {
     const { server } = this;
     const { options } = this.deps;
     this.status.state = 'connecting';
@@ -173,7 +178,6 @@ export class ServerWatcher {
     }
     this.session = session;
     this.forceRefresh = false;
-    connected();
     let closed = new Promise<void>((resolve) => session.once('close', resolve));
     try {
       this.status.idleSupported = session.supportsIdle;
@@ -181,6 +185,9 @@ export class ServerWatcher {
       // Listen before the first pass: mail arriving during it causes one more pass.
       session.on('exists', () => this.requestSync());
       await this.syncNow(session);
+      // Only now does the reconnect backoff start over: a session that fails after its login (a
+      // mailbox gone, the database down) must back off as a refused connection does.
+      worked();
       this.status.state = session.supportsIdle ? 'idle' : 'polling';
       this.status.lastError = null;
       this.log.info({ idle: session.supportsIdle }, 'watching mailbox');
@@ -204,6 +211,9 @@ export class ServerWatcher {
       this.idler = undefined;
       await idler?.close();
       await session.close();
+      // Its pass ends soon on the closed connection (or finishes a commit); the next session
+      // starts only after it, so that it never finds this session's pass in flight.
+      if (this.syncing?.session === session) await this.syncing.pass.catch(() => undefined);
     }
   }
 
@@ -255,30 +265,35 @@ export class ServerWatcher {
 
   /**
    * Coalesces syncs: one pass at a time per server; requests that arrive during a pass cause
-   * exactly one more pass after it. Every caller gets the promise of the passes in flight.
+   * exactly one more pass after it, on the same session. Every caller gets the promise of the
+   * passes in flight on its session; a pass of an earlier session is waited for, never shared.
    */
   private syncNow(session: ImapSession): Promise<void> {
+    if (this.syncing && this.syncing.session !== session) {
+      return this.syncing.pass.catch(() => undefined).then(() => this.syncNow(session));
+    }
     if (this.syncing) {
       this.dirty = true;
-      return this.syncing;
+      return this.syncing.pass;
     }
-    this.syncing = (async () => {
+    const pass = (async () => {
       try {
         do {
           this.dirty = false;
           await this.syncAll(session);
-        } while (this.dirty && !this.stopped);
+        } while (this.dirty && !this.stopped && session.usable);
       } finally {
         this.syncing = undefined;
       }
     })();
-    return this.syncing;
+    this.syncing = { session, pass };
+    return pass;
   }
 
   private async syncAll(session: ImapSession): Promise<void> {
     for (const mailbox of this.deps.options.mailboxes) {
       if (this.stopped) return;
-      const result = await this.deps.sync.run(session, this.server, mailbox);
+      const result = await this.deps.sync.run(session, this.server, mailbox, this.stopping.signal);
       this.status.lastUid[mailbox] = result.lastUid;
       this.markContact();
     }

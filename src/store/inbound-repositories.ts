@@ -279,6 +279,14 @@ export class InboundMessageRepository {
     );
     return rows.map((r) => ({ id: r.id, uid: Number(r.uid), status: r.status }));
   }
+  /** Marks routed messages unrouted (every destination they were routed to is gone). */
+  async markUnrouted(ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.em.query(
+      `UPDATE inbound_messages SET status = 'unrouted' WHERE id = ANY($1::uuid[]) AND status = 'routed'`,
+      [ids],
+    );
+  }
   listByStatus(tenantId: string, serverId: string, status: string, limit: number): Promise<InboundMessageRow[]> {
     return this.em.find(InboundMessageEntity, {
       where: { tenantId, serverId, status: status as InboundMessageRow['status'] },
@@ -295,12 +303,16 @@ export class DeliveryRepository {
   constructor(private readonly em: EntityManager) {}
 
   /**
-   * Appends a message to a destination's queue with the next sequence number. The destination
-   * row is locked for the transaction, so numbers are gap-free and in commit order.
+   * Appends messages to a destination's queue with the next sequence numbers. The destination
+   * row is locked for the transaction, so numbers are gap-free and in commit order. Answers null,
+   * appending nothing, when the destination is gone (deleted since the messages were routed).
    */
-  async append(destinationId: string, tenantId: string, messageIds: string[]): Promise<number[]> {
+  async append(destinationId: string, tenantId: string, messageIds: string[]): Promise<number[] | null> {
     if (messageIds.length === 0) return [];
-    await this.em.query('SELECT id FROM destinations WHERE id = $1 FOR UPDATE', [destinationId]);
+    const found: unknown[] = await this.em.query('SELECT id FROM destinations WHERE id = $1 FOR UPDATE', [
+      destinationId,
+    ]);
+    if (found.length === 0) return null;
     const rows: Array<{ seq: string | number }> = await this.em.query(
       `INSERT INTO inbound_deliveries (destination_id, seq, message_id, tenant_id)
        SELECT $1, last.seq + m.ord, m.message_id, $2
@@ -357,8 +369,9 @@ export class DeliveryRepository {
 export class AlertRepository {
   constructor(private readonly em: EntityManager) {}
 
+  /** Inserts an alert; its text may quote hostile mail or a database error, so it is cleaned like a message. */
   async insert(row: Omit<AlertRow, 'createdAt'>): Promise<void> {
-    await this.em.insert(AlertEntity, row as Parameters<EntityManager['insert']>[1]);
+    await this.em.insert(AlertEntity, withoutNul(row) as Parameters<EntityManager['insert']>[1]);
   }
   listByServer(serverId: string, limit = 100): Promise<AlertRow[]> {
     return this.em.find(AlertEntity, { where: { serverId }, order: { createdAt: 'DESC' }, take: limit });

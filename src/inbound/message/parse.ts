@@ -8,9 +8,11 @@ import { simpleParser, type AddressObject, type ParsedMail, type SimpleParserOpt
 import { scanMime } from './mime-scan.js';
 import {
   DEFAULT_PARSE_LIMITS,
+  MAX_MESSAGE_ID_BYTES,
   ParseFailedError,
   SELECTED_HEADERS,
   errorText,
+  isStorableDate,
   type ExtractedAttachment,
   type ParseFailure,
   type ParseLimits,
@@ -89,9 +91,10 @@ function toParsedMessage(mail: ParsedMail, raw: Buffer, headerBytes: number): Pa
     if (value !== undefined) headers[name] = value;
   }
   const dateHeader = lines.get('date')?.[0];
-  // mailparser substitutes the current time for an unreadable Date; report that as no date.
+  // mailparser substitutes the current time for an unreadable Date; report that as no date, and a
+  // date the database cannot store (year 10000) too.
   const readable = dateHeader !== undefined && !Number.isNaN(Date.parse(dateHeader));
-  const date = readable && mail.date instanceof Date && !Number.isNaN(mail.date.getTime()) ? mail.date : null;
+  const date = readable && mail.date instanceof Date && isStorableDate(mail.date) ? mail.date : null;
   const messageId = messageIds(mail.messageId)[0] ?? null;
   const headerHash =
     messageId === null
@@ -154,10 +157,14 @@ function collectAddresses(entries: AddressObject['value'], out: ParsedAddress[])
   }
 }
 
-/** Message-IDs in a header value, without angle brackets; a bare value counts as one. */
+/**
+ * Message-IDs in a header value, without angle brackets; a bare value counts as one. One over
+ * {@link MAX_MESSAGE_ID_BYTES} is no Message-ID (and could not be indexed): it is left out.
+ */
 function messageIds(value: string | string[] | undefined): string[] {
   const text = (Array.isArray(value) ? value.join(' ') : (value ?? '')).trim();
   if (text === '') return [];
   const bracketed = [...text.matchAll(/<([^<>\s]+)>/g)].map((match) => match[1] as string);
-  return bracketed.length > 0 ? bracketed : text.split(/[\s,]+/).filter((id) => id !== '');
+  const ids = bracketed.length > 0 ? bracketed : text.split(/[\s,]+/).filter((id) => id !== '');
+  return ids.filter((id) => Buffer.byteLength(id) <= MAX_MESSAGE_ID_BYTES);
 }

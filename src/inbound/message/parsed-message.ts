@@ -30,6 +30,22 @@ export const DEFAULT_PARSE_LIMITS: Readonly<ParseLimits> = Object.freeze({
   maxHtmlToTextChars: 4 * 1024 * 1024,
 });
 
+/**
+ * [998] longest Message-ID kept, in UTF-8 bytes (RFC 5322's line limit: no real one is longer).
+ * Message-IDs are indexed (and are dedupe keys); a PostgreSQL btree entry holds at most 2,704
+ * bytes, so a longer value would make every insert of its message fail.
+ */
+export const MAX_MESSAGE_ID_BYTES = 998;
+
+/**
+ * Whether a date can be stored: years 1 to 9999. `toISOString` writes later years as `+010000-…`
+ * and earlier ones as `-000001-…`, which PostgreSQL's `timestamptz` refuses; hostile mail has them.
+ */
+export function isStorableDate(date: Date): boolean {
+  const year = date.getUTCFullYear(); // NaN for an invalid date: not storable either
+  return year >= 1 && year <= 9999;
+}
+
 export type ParseFailureReason =
   | 'too-large'
   | 'header-too-large'
@@ -73,7 +89,7 @@ export const SELECTED_HEADERS = [
 
 /** A parsed message as plain JSON: it crosses the worker thread boundary and may be stored as is. */
 export interface ParsedMessage {
-  /** Message-ID without angle brackets, or null when absent. */
+  /** Message-ID without angle brackets, or null when absent or over {@link MAX_MESSAGE_ID_BYTES}. */
   messageId: string | null;
   subject: string;
   from: ParsedAddress | null;
@@ -85,7 +101,7 @@ export interface ParsedMessage {
   deliveredTo: string[];
   /** Raw `X-Original-To` values, one per header, in header order. */
   xOriginalTo: string[];
-  /** ISO 8601, or null when the Date header is missing or unreadable. */
+  /** ISO 8601, or null when the Date header is missing, unreadable or not {@link isStorableDate}. */
   date: string | null;
   /** The first Message-ID of In-Reply-To, without angle brackets. */
   inReplyTo: string | null;

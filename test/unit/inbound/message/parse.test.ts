@@ -196,6 +196,28 @@ describe('inbound parse pool', function () {
     assert.equal(empty.from, null);
   });
 
+  it('reports a date the database cannot store, and an over-long Message-ID, as absent', async () => {
+    const longId = `${'x'.repeat(1000)}@example.org`;
+    const message = parsed(
+      await pool.parse(
+        simpleMessage(
+          [
+            'Date: Mon, 1 Jan 10000 00:00:00 +0000',
+            `Message-ID: <${longId}>`,
+            `References: <ok@example.org> <${longId}>`,
+          ],
+          'one\r\n',
+        ),
+      ),
+    );
+    assert.equal(message.date, null);
+    assert.equal(message.messageId, null);
+    assert.match(message.headerHash ?? '', /^[0-9a-f]{64}$/, 'deduplicated by its header hash instead');
+    assert.deepEqual(message.references, ['ok@example.org']);
+    const longest = parsed(await pool.parse(simpleMessage([`Message-ID: <${'y'.repeat(998)}>`], 'one\r\n')));
+    assert.equal(longest.messageId?.length, 998, 'up to 998 bytes is a Message-ID');
+  });
+
   for (const [name, raw] of brokenCharsets) {
     it(`parses a message with ${name}`, async () => {
       const message = parsed(await pool.parse(raw));

@@ -7,7 +7,6 @@ import { CredentialService } from './auth/credentials.js';
 import { OAuthService, type OAuthOptions } from './auth/oauth/index.js';
 import { createInbound, type Inbound, type InboundOptions } from './inbound/index.js';
 import { createWebhooks, type WebhookOptions, type Webhooks } from './inbound/webhooks/index.js';
-import type { MessageFeed } from './inbound/message-feed.js';
 import { DEFAULT_PARSE_LIMITS } from './inbound/message/parse.js';
 import type { OutboundOptions } from './outbound/options.js';
 import { OutboundService, type ResponseRenderer } from './outbound/outbound-service.js';
@@ -80,30 +79,6 @@ function inboundOptionsOf(config: Config): Partial<InboundOptions> {
   };
 }
 
-/**
- * The feed as the API serves it, with long polls that end as soon as the engine stops: answered
- * as "nothing new" (the cursor unchanged, so the agent asks again, of another instance or after
- * the restart) instead of holding the shutdown up for as long as `wait` (up to a minute).
- */
-function feedEndingWhen(stopping: AbortSignal, feed: MessageFeed): MessageFeed {
-  const ending = Object.create(feed) as MessageFeed;
-  ending.list = async (tenantId, destinationId, after, limit, waitMs) => {
-    if (waitMs === 0 || stopping.aborted) return feed.list(tenantId, destinationId, after, limit, 0);
-    let onStop = (): void => undefined;
-    const stopped = new Promise<{ messages: []; next: number }>((resolve) => {
-      onStop = () => resolve({ messages: [], next: after });
-      stopping.addEventListener('abort', onStop, { once: true });
-    });
-    try {
-      // The poll left behind ends at its next look at the database (closed by then: rejected, ignored).
-      return await Promise.race([feed.list(tenantId, destinationId, after, limit, waitMs), stopped]);
-    } finally {
-      stopping.removeEventListener('abort', onStop);
-    }
-  };
-  return ending;
-}
-
 /** [5] the steps of a stop that wait for work in flight: each gets at least this share of the timeout. */
 const SHUTDOWN_SHARES = 5;
 
@@ -121,8 +96,6 @@ export class Engine {
   private leases: LeaseKeeper | undefined;
   private api: FastifyInstance | undefined;
   private stopping: Promise<void> | undefined;
-  /** Aborted when the stop begins: long polls answer at once. */
-  private readonly closing = new AbortController();
   private collector: (() => Promise<void>) | undefined;
   private address: { host: string; port: number } | undefined;
 
@@ -245,14 +218,9 @@ export class Engine {
         spoolStats: () => outbound.spoolStats(),
       });
       onCollect(this.collector);
-      const inbound = this.inbound;
       this.api = await buildApi({
         accounts,
-        inbound: {
-          status: (serverId) => inbound.status(serverId),
-          testConnection: (tenantId, serverId) => inbound.testConnection(tenantId, serverId),
-          feed: feedEndingWhen(this.closing.signal, inbound.feed),
-        },
+        inbound: this.inbound,
         outbound,
         logger: this.logger,
         adminToken: this.services.apiToken,
@@ -320,7 +288,8 @@ export class Engine {
   private async doStop(): Promise<void> {
     this.state = 'stopping';
     this.logger.info('stopping');
-    this.closing.abort();
+    // Agents' long polls answer "nothing new" at once rather than holding the API's close up.
+    this.inbound?.feed.endWaits();
     // Each step is awaited in turn (later ones use what earlier ones hand over, and the database
     // closes last), with what is left of the timeout but at least its share: a step that used up
     // the budget (a slow request) must not leave the next ones running under a closed database.

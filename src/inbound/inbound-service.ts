@@ -100,23 +100,18 @@ export class InboundService {
 
   private async doReconcile(ifChanged: boolean): Promise<void> {
     if (this.stopped) return;
+    const owns = this.deps.owns ?? (() => true);
+    // Servers this instance no longer holds are let go first, without the database: when leases
+    // lapse because it cannot be reached, their watchers must not go on beside the new owner's.
+    await this.stopWatchers((id) => !owns(id));
     // The periodic check reads one row when no server changed (a thousand servers stay cheap at rest).
     const fingerprint = await this.deps.store.servers.fingerprint();
     if (ifChanged && fingerprint === this.appliedFingerprint) return;
     const servers = await this.deps.store.servers.listAll();
-    const owns = this.deps.owns ?? (() => true);
     const wanted = new Map<string, EmailServerRow>(
       servers.filter((s) => s.enabled && owns(s.id)).map((s) => [s.id, s]),
     );
-    const stopping: Array<Promise<void>> = [];
-    for (const [id, entry] of this.watchers) {
-      const row = wanted.get(id);
-      if (!row || row.updatedAt.getTime() !== entry.version) {
-        this.watchers.delete(id);
-        stopping.push(entry.watcher.stop());
-      }
-    }
-    await Promise.all(stopping);
+    await this.stopWatchers((id, version) => wanted.get(id)?.updatedAt.getTime() !== version);
     for (const [id, row] of wanted) {
       if (this.watchers.has(id) || this.stopped) continue;
       const watcher = new ServerWatcher(row, {
@@ -130,6 +125,17 @@ export class InboundService {
       watcher.start();
     }
     this.appliedFingerprint = fingerprint;
+  }
+
+  /** Stops (and forgets) the watchers of the servers `which` picks, by id and settings version. */
+  private async stopWatchers(which: (id: string, version: number) => boolean): Promise<void> {
+    const stopping: Array<Promise<void>> = [];
+    for (const [id, entry] of this.watchers) {
+      if (!which(id, entry.version)) continue;
+      this.watchers.delete(id);
+      stopping.push(entry.watcher.stop());
+    }
+    await Promise.all(stopping);
   }
 
   /**

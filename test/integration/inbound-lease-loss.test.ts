@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { createAccounts } from '../../src/accounts/index.js';
+import { CredentialService } from '../../src/auth/credentials.js';
+import { startFakeImap, type FakeImapServer } from '../../src/harness/fake-imap/index.js';
+import { createInbound, type Inbound } from '../../src/inbound/index.js';
+import { SecretSealer } from '../../src/shared/sealed-secrets.js';
+import type { Store } from '../../src/store/store.js';
+import { forEachBackend } from '../support/api-harness.js';
+import { quietLogger, resetStore, sharedStore } from '../support/database.js';
+import { eventually } from '../support/mail.js';
+
+/**
+ * A server whose lease this instance lost (the leases lapse when the database cannot be reached)
+ * stops being watched at the next reconcile even while the database is down: another instance
+ * takes it over, and two watchers of one mailbox must not run side by side.
+ */
+forEachBackend('inbound: servers no longer held', (kind) => {
+  let store: Store;
+  let imap: FakeImapServer;
+  let inbound: Inbound | undefined;
+
+  beforeEach(async () => {
+    store = await sharedStore(kind);
+    await resetStore(store);
+    imap = await startFakeImap({ users: [{ user: 'support@example.com', password: 'pw' }] });
+  });
+  afterEach(async () => {
+    await inbound?.stop();
+    inbound = undefined;
+    await imap.close();
+  });
+
+  it('stops watching a server it no longer holds without reading the database', async () => {
+    const sealer = new SecretSealer(randomBytes(32));
+    const accounts = createAccounts(store, sealer, quietLogger);
+    const tenant = await accounts.tenants.create({ name: 'Leases' });
+    const server = await accounts.servers.create(tenant.id, {
+      name: 'Main',
+      imap: {
+        host: '127.0.0.1',
+        port: imap.port,
+        secure: false,
+        user: 'support@example.com',
+        auth: { method: 'password', password: 'pw' },
+      },
+      smtp: { host: '127.0.0.1', port: 2525, auth: { mode: 'none' } },
+    });
+    const owned = new Set([server.id]);
+    inbound = createInbound({
+      store,
+      credentials: new CredentialService(sealer),
+      logger: quietLogger,
+      owns: (id) => owned.has(id),
+    });
+    await inbound.start();
+    const watched = inbound;
+    await eventually(async () => (['idle', 'polling'].includes(watched.status(server.id).state) ? true : undefined));
+
+    // The database goes away, and with it this instance's lease of the server.
+    const servers = store.servers as { fingerprint: () => Promise<string> };
+    const fingerprint = servers.fingerprint;
+    servers.fingerprint = () => Promise.reject(new Error('the database cannot be reached'));
+    owned.delete(server.id);
+    try {
+      await assert.rejects(watched.service.reconcile(), /cannot be reached/);
+      assert.equal(watched.status(server.id).state, 'disabled', 'no longer watched here');
+    } finally {
+      servers.fingerprint = fingerprint;
+    }
+  });
+});

@@ -335,7 +335,11 @@ export function describeError(err: unknown, state: string): string {
     case 'CONNECT_TIMEOUT':
     case 'GREETING_TIMEOUT':
       return 'the server did not answer in time' + code;
-    default:
-      return `${e.message ?? String(err)}${code}`;
+    default: {
+      // imapflow's "Command failed" says nothing of why; the server's own words do (a mailbox
+      // that does not exist, a quota, a server in maintenance).
+      const said = e.responseText ? ` (the server said: ${e.responseText.slice(0, 200)})` : '';
+      return `${e.message ?? String(err)}${said}${code}`;
+    }
   }
 }

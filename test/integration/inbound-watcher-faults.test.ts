@@ -15,7 +15,7 @@ import { eventually } from '../support/mail.js';
  * stops being watched at the next reconcile even while the database is down: another instance
  * takes it over, and two watchers of one mailbox must not run side by side.
  */
-forEachBackend('inbound: servers no longer held', (kind) => {
+forEachBackend('inbound watchers: servers no longer held, mailboxes the server refuses', (kind) => {
   let store: Store;
   let imap: FakeImapServer;
   let inbound: Inbound | undefined;
@@ -31,11 +31,10 @@ forEachBackend('inbound: servers no longer held', (kind) => {
     await imap.close();
   });
 
-  it('stops watching a server it no longer holds without reading the database', async () => {
-    const sealer = new SecretSealer(randomBytes(32));
+  async function addServer(sealer: SecretSealer): Promise<{ id: string }> {
     const accounts = createAccounts(store, sealer, quietLogger);
     const tenant = await accounts.tenants.create({ name: 'Leases' });
-    const server = await accounts.servers.create(tenant.id, {
+    return accounts.servers.create(tenant.id, {
       name: 'Main',
       imap: {
         host: '127.0.0.1',
@@ -46,6 +45,11 @@ forEachBackend('inbound: servers no longer held', (kind) => {
       },
       smtp: { host: '127.0.0.1', port: 2525, auth: { mode: 'none' } },
     });
+  }
+
+  it('stops watching a server it no longer holds without reading the database', async () => {
+    const sealer = new SecretSealer(randomBytes(32));
+    const server = await addServer(sealer);
     const owned = new Set([server.id]);
     inbound = createInbound({
       store,
@@ -68,5 +72,20 @@ forEachBackend('inbound: servers no longer held', (kind) => {
     } finally {
       servers.fingerprint = fingerprint;
     }
+  });
+
+  it('shows the server’s own words when it refuses a command (a watched mailbox that does not exist)', async () => {
+    const sealer = new SecretSealer(randomBytes(32));
+    const server = await addServer(sealer);
+    inbound = createInbound({
+      store,
+      credentials: new CredentialService(sealer),
+      logger: quietLogger,
+      options: { mailboxes: ['Archive'], reconnectMinMs: 60_000 },
+    });
+    await inbound.start();
+    const watched = inbound;
+    const lastError = await eventually(async () => watched.status(server.id).lastError ?? undefined);
+    assert.match(lastError, /^Command failed \(the server said: Mailbox "?Archive"? does not exist\)/);
   });
 });

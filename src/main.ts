@@ -156,6 +156,14 @@ export class Engine {
         ...(webProxy && { httpsProxy: webProxy }),
         ...this.tuning.oauth,
       });
+      // A deleted server, or one whose account changed, takes its sign-ins in progress and its
+      // token applications (decrypted secrets) with it.
+      const oauth = this.oauth;
+      accounts.servers.onSignInsVoided((serverId, purposes) => {
+        oauth
+          .forget(serverId, purposes)
+          .catch((err: unknown) => this.logger.warn({ err, serverId }, 'ending the sign-ins of a server failed'));
+      });
       const credentials = new CredentialService(sealer, this.oauth);
       // Which servers this instance watches: those it holds the lease of (all, when it is alone).
       const leases = new LeaseKeeper({

@@ -1,4 +1,5 @@
 import { MailroomError } from '../shared/errors.js';
+import type { OAuthPurpose } from '../store/oauth-grants.js';
 import type { EmailServerRow, OAuthSettings } from '../store/rows.js';
 import { DEFAULT_AUTHORITY_HOST, type ServerInput, type ServerPatch } from './schemas.js';
 
@@ -27,12 +28,13 @@ function checkCredentials(
   auth: AuthFields,
   method: 'password' | 'oauth2',
   prefix: string,
-  stored: { password: boolean; clientSecret: boolean },
+  stored: { password: boolean; clientSecret: boolean; dropped?: string | undefined },
 ): void {
+  const again = stored.dropped === undefined ? '' : ` again: ${stored.dropped}`;
   if (method === 'password') {
     refuse(auth, prefix, OAUTH_FIELDS, 'is only used with method oauth2');
     if (auth.password === undefined && !stored.password) {
-      throw fieldError(`${prefix}.password`, `'${prefix}.password' is required`);
+      throw fieldError(`${prefix}.password`, `'${prefix}.password' is required${again}`);
     }
     if (auth.confirmPassword !== undefined && auth.confirmPassword !== auth.password) {
       throw fieldError(`${prefix}.confirmPassword`, `'${prefix}.confirmPassword' does not match the password`);
@@ -52,7 +54,7 @@ function checkCredentials(
     if (auth.clientSecret === undefined && !stored.clientSecret) {
       throw fieldError(
         `${prefix}.clientSecret`,
-        `'${prefix}.clientSecret' is required for the client-credentials flow`,
+        `'${prefix}.clientSecret' is required for the client-credentials flow${again}`,
       );
     }
   } else if (auth.clientSecret !== undefined) {
@@ -65,6 +67,9 @@ export interface StoredSecrets {
   imapClientSecret: boolean;
   smtpPassword: boolean;
   smtpClientSecret: boolean;
+  /** Why a side's stored secret may not be kept, for the message asking for it again. */
+  imapDropped?: string;
+  smtpDropped?: string;
 }
 
 export const NO_STORED_SECRETS: StoredSecrets = {
@@ -107,6 +112,7 @@ export function checkServerInput(input: ServerInput, stored: StoredSecrets = NO_
   checkCredentials(imap, imap.method, 'imap.auth', {
     password: stored.imapPassword,
     clientSecret: stored.imapClientSecret,
+    dropped: stored.imapDropped,
   });
   const smtp = input.smtp.auth;
   if (smtp.mode === 'custom') {
@@ -114,6 +120,7 @@ export function checkServerInput(input: ServerInput, stored: StoredSecrets = NO_
     checkCredentials(smtp, smtp.method ?? 'password', 'smtp.auth', {
       password: stored.smtpPassword,
       clientSecret: stored.smtpClientSecret,
+      dropped: stored.smtpDropped,
     });
   } else {
     const why = `is only used with mode custom (mode '${smtp.mode}' ${smtp.mode === 'imap' ? 'uses the IMAP credentials' : 'sends without authentication'})`;
@@ -263,36 +270,102 @@ export function mergeServer(current: ServerInput, patch: ServerPatch): ServerInp
   if (imapPatch.secure !== undefined && imapPatch.port === undefined && [993, 143].includes(current.imap.port ?? 0)) {
     merged.imap.port = imapPatch.secure ? 993 : 143;
   }
+  // SMTP has no default port, but `secure` defaults from it (465: implicit TLS): a `secure` that
+  // was only that default follows a change of the port, as it does when the server is created.
+  if (
+    smtpPatch.port !== undefined &&
+    smtpPatch.secure === undefined &&
+    current.smtp.secure === (current.smtp.port === 465)
+  ) {
+    delete merged.smtp.secure;
+  }
   return merged;
+}
+
+type ServerFields = ReturnType<typeof rowFieldsOf>;
+
+function sameHost(a: string, b: string): boolean {
+  return normalizeKey(a) === normalizeKey(b);
+}
+
+function sameApp(a: OAuthSettings | null, b: OAuthSettings | null): boolean {
+  return (
+    a !== null &&
+    b !== null &&
+    a.clientId === b.clientId &&
+    a.directoryId === b.directoryId &&
+    a.authorityHost === b.authorityHost &&
+    a.flow === b.flow
+  );
+}
+
+/**
+ * Why the IMAP credentials (password, client secret or sign-in) would now be presented somewhere
+ * they were not before, or null when they stay put: another IMAP host or user name, or an SMTP
+ * host that logs in with them (`mode: imap`) and did not before.
+ */
+function imapMoved(row: ServerFields, next: ServerFields): string | null {
+  if (!sameHost(row.imapHost, next.imapHost) || row.imapUser !== next.imapUser) {
+    return 'the IMAP host or user name changed, and stored credentials never follow an account to a new place';
+  }
+  if (next.smtpAuthMode === 'imap' && (row.smtpAuthMode !== 'imap' || !sameHost(row.smtpHost, next.smtpHost))) {
+    return `SMTP (auth mode imap) logs in to ${next.smtpHost} with the IMAP credentials, which were not sent there before`;
+  }
+  return null;
+}
+
+/** The same for the SMTP side's own credentials (`mode: custom`): another SMTP host or user name. */
+function smtpMoved(row: ServerFields, next: ServerFields): string | null {
+  if (!sameHost(row.smtpHost, next.smtpHost) || row.smtpUser !== next.smtpUser) {
+    return 'the SMTP host or user name changed, and stored credentials never follow an account to a new place';
+  }
+  return null;
 }
 
 /**
  * Which stored secrets the changed server may keep. A secret stays only while it would go to
  * the same place: the same host and user name (and, for a client secret, the same app
  * registration). Pointing an account elsewhere needs the secret entered again, so that no one
- * can redirect a stored password to a host of their choosing.
+ * can redirect a stored password to a host of their choosing. With SMTP `mode: imap` the IMAP
+ * credentials also go to the SMTP host: a new SMTP host (or switching to `mode: imap`) needs
+ * them again too. The port is not part of the place (the same host, as for IMAP).
  */
-export function keepableSecrets(row: EmailServerRow, next: ReturnType<typeof rowFieldsOf>): StoredSecrets {
-  const sameImap = normalizeKey(row.imapHost) === normalizeKey(next.imapHost) && row.imapUser === next.imapUser;
-  const sameSmtpTarget = normalizeKey(row.smtpHost) === normalizeKey(next.smtpHost) && row.smtpUser === next.smtpUser;
-  const sameApp = (a: OAuthSettings | null, b: OAuthSettings | null): boolean =>
-    a !== null &&
-    b !== null &&
-    a.clientId === b.clientId &&
-    a.directoryId === b.directoryId &&
-    a.authorityHost === b.authorityHost;
+export function keepableSecrets(row: EmailServerRow, next: ServerFields): StoredSecrets {
+  const imapWhy = imapMoved(row, next);
+  const smtpWhy = smtpMoved(row, next);
+  const hadImapSecret = row.imapPasswordSealed !== null || row.imapClientSecretSealed !== null;
+  const hadSmtpSecret = row.smtpPasswordSealed !== null || row.smtpClientSecretSealed !== null;
   return {
     imapPassword:
-      sameImap &&
+      imapWhy === null &&
       row.imapAuthMethod === 'password' &&
       next.imapAuthMethod === 'password' &&
       row.imapPasswordSealed !== null,
-    imapClientSecret: sameApp(row.imapOAuth, next.imapOAuth) && row.imapClientSecretSealed !== null,
+    imapClientSecret: imapWhy === null && sameApp(row.imapOAuth, next.imapOAuth) && row.imapClientSecretSealed !== null,
     smtpPassword:
-      sameSmtpTarget &&
+      smtpWhy === null &&
       row.smtpAuthMethod === 'password' &&
       next.smtpAuthMethod === 'password' &&
       row.smtpPasswordSealed !== null,
-    smtpClientSecret: sameApp(row.smtpOAuth, next.smtpOAuth) && row.smtpClientSecretSealed !== null,
+    smtpClientSecret: smtpWhy === null && sameApp(row.smtpOAuth, next.smtpOAuth) && row.smtpClientSecretSealed !== null,
+    ...(imapWhy !== null && hadImapSecret && { imapDropped: imapWhy }),
+    ...(smtpWhy !== null && hadSmtpSecret && { smtpDropped: smtpWhy }),
   };
+}
+
+/**
+ * The OAuth 2.0 sign-ins (grants, by purpose) a change voids: a sign-in belongs to an app
+ * registration, a mailbox user and the hosts its tokens are presented to, as a stored password
+ * does. A side that leaves OAuth 2.0, changes app, or points its tokens elsewhere (see
+ * `keepableSecrets`) must sign in again.
+ */
+export function voidedSignIns(row: EmailServerRow, next: ServerFields): OAuthPurpose[] {
+  const voided: OAuthPurpose[] = [];
+  if (row.imapOAuth !== null && (!sameApp(row.imapOAuth, next.imapOAuth) || imapMoved(row, next) !== null)) {
+    voided.push('imap');
+  }
+  if (row.smtpOAuth !== null && (!sameApp(row.smtpOAuth, next.smtpOAuth) || smtpMoved(row, next) !== null)) {
+    voided.push('smtp');
+  }
+  return voided;
 }

@@ -4,6 +4,7 @@ import type { Logger } from '../shared/logger.js';
 import { NO_PROXY, proxyLabel, type MailProxies } from '../shared/mail-proxies.js';
 import type { SecretSealer } from '../shared/sealed-secrets.js';
 import { validate } from '../shared/validation.js';
+import type { OAuthPurpose } from '../store/oauth-grants.js';
 import type { EmailServerRow } from '../store/rows.js';
 import { newId, type Store, type StoreSession } from '../store/store.js';
 import {
@@ -22,6 +23,7 @@ import {
   mergeServer,
   NO_STORED_SECRETS,
   rowFieldsOf,
+  voidedSignIns,
   type StoredSecrets,
 } from './server-form.js';
 import { tenantNotFound, writeUnderTenantLock, type UniqueCollisions } from './tenant-writes.js';
@@ -49,6 +51,9 @@ type SealedColumns = Pick<
   'imapPasswordSealed' | 'imapClientSecretSealed' | 'smtpPasswordSealed' | 'smtpClientSecretSealed'
 >;
 
+/** Told that OAuth 2.0 sign-ins of a server ended: a change voided them, or the server was deleted. */
+export type SignInsVoided = (serverId: string, purposes: OAuthPurpose[]) => void;
+
 /** The reply recorded for outgoing mail given up with its server's deletion. */
 const DISCARDED_REPLY = 'not sent: its e-mail server was deleted (waiting mail given up by an administrator)';
 
@@ -57,6 +62,8 @@ const DISCARDED_REPLY = 'not sent: its e-mail server was deleted (waiting mail g
  * in one place only, no delete while destinations use it, secrets sealed per row.
  */
 export class ServerService {
+  private readonly voidedListeners = new Set<SignInsVoided>();
+
   /** @param proxies the proxies this engine is configured with, which a server chooses from */
   constructor(
     private readonly store: Store,
@@ -64,6 +71,21 @@ export class ServerService {
     private readonly logger: Logger,
     private readonly proxies: MailProxies = { named: new Map() },
   ) {}
+
+  /**
+   * Calls `listener` when sign-ins of a server end (a change voided them, or the server is being
+   * deleted), in the transaction making the change once its checks passed: the composition root
+   * cancels the server's device-code flows and drops its token applications (and the client
+   * secrets they hold), so that no sign-in completing later is saved for the changed server.
+   */
+  onSignInsVoided(listener: SignInsVoided): void {
+    this.voidedListeners.add(listener);
+  }
+
+  private signInsVoided(serverId: string, purposes: OAuthPurpose[]): void {
+    if (purposes.length === 0) return;
+    for (const listener of this.voidedListeners) listener(serverId, purposes);
+  }
 
   /** What a server's `proxy` may be, for forms: the default, and the named proxies (host and port, no credentials). */
   proxyChoices(): ProxyChoices {
@@ -126,6 +148,11 @@ export class ServerService {
       await this.checkUnique(tx, tenantId, serverId, fields);
       await this.checkLinks(tx, tenantId, serverId, fields);
       const sealed = this.sealAll(tenantId, serverId, input, keep, current);
+      // A sign-in stays only where a stored password would (see voidedSignIns): the others go
+      // with the change, so the side shows INCOMPLETE and its tokens reach no new host.
+      const voided = voidedSignIns(current, fields);
+      for (const purpose of voided) await tx.oauthGrants.delete(serverId, purpose);
+      this.signInsVoided(serverId, voided);
       return tx.servers.replace({ id: serverId, tenantId, ...fields, ...sealed });
     });
     this.logger.info({ tenantId, serverId, server: row.name }, 'e-mail server updated');
@@ -189,6 +216,8 @@ export class ServerService {
           );
         }
       }
+      // Its grants go with the row (foreign key); a sign-in in progress must not outlive it.
+      this.signInsVoided(serverId, ['imap', 'smtp']);
       await tx.servers.delete(tenantId, serverId);
     });
     this.logger.info({ tenantId, serverId, discarded }, 'e-mail server deleted');

@@ -12,7 +12,7 @@ import type { Accounts, Principal } from '../accounts/index.js';
 import type { OutboundService } from '../outbound/outbound-service.js';
 import { ERROR_CODES, isMailroomError, MailroomError, type ErrorCode } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
-import { bodyAjv, paramsAjv, validationError } from '../shared/validation.js';
+import { bodyAjv, paramsAjv, validationError, withStorableText } from '../shared/validation.js';
 import type { Templates } from '../templates/index.js';
 import { ROUTES } from './routes/index.js';
 import type { InboundApi, OAuthApi, RouteContext, RouteDef, RouteRequest } from './route.js';
@@ -92,7 +92,10 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
 
   app.setValidatorCompiler(({ schema, httpPart }) => {
     const ajv = httpPart === 'body' ? bodyAjv : paramsAjv;
-    return ajv.compile(schema as object) as ReturnType<Parameters<typeof app.setValidatorCompiler>[0]>;
+    // Text PostgreSQL cannot store (a NUL, a lone surrogate) is refused here, naming the field, for every route.
+    return withStorableText(ajv.compile(schema as object)) as ReturnType<
+      Parameters<typeof app.setValidatorCompiler>[0]
+    >;
   });
 
   await app.register(fastifySwagger, {

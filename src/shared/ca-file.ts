@@ -1,5 +1,6 @@
 import { X509Certificate } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
 
 /** [1048576] largest CA file read, bytes: a bundle of a few hundred certificates fits. */
@@ -16,14 +17,12 @@ export async function readCaFile(path: string): Promise<string> {
   if (!isAbsolute(path)) throw new Error(`the CA file path '${path}' is not absolute`);
   let bytes: Buffer;
   try {
-    bytes = await readFile(path);
+    bytes = await readSmallFile(path);
   } catch (err) {
+    if (err instanceof CaFileRefused) throw new Error(`the CA file ${path} ${err.message}`);
     const code = (err as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'is not readable' : 'cannot be read';
     throw new Error(`the CA file ${path} ${why}${code ? ` (${code})` : ''}`);
-  }
-  if (bytes.length > MAX_CA_FILE_BYTES) {
-    throw new Error(`the CA file ${path} is larger than ${MAX_CA_FILE_BYTES} bytes; is it a CA bundle?`);
   }
   const pem = bytes.toString('utf8');
   const certificates = pem.match(PEM_CERTIFICATE) ?? [];
@@ -38,4 +37,46 @@ export async function readCaFile(path: string): Promise<string> {
     }
   }
   return certificates.join('\n');
+}
+
+/** Why a path is not a file that can be read as a CA bundle (its message completes "the CA file <path> …"). */
+class CaFileRefused extends Error {}
+
+/**
+ * Reads a regular file of at most MAX_CA_FILE_BYTES. Anything else is refused before it is read:
+ * a FIFO or a device would block the caller (inside the tenant's transaction) or grow memory
+ * without bound (`/dev/zero`). The path is checked, then opened without blocking and checked again
+ * through the handle (the path may have been replaced in between), and at most one byte more
+ * than the limit is read (the file may grow after the check).
+ */
+async function readSmallFile(path: string): Promise<Buffer> {
+  checkKind(await stat(path));
+  const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  try {
+    checkKind(await handle.stat());
+    const buffer = Buffer.alloc(MAX_CA_FILE_BYTES + 1);
+    let length = 0;
+    while (length < buffer.length) {
+      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, length);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+    }
+    if (length > MAX_CA_FILE_BYTES) throw tooLarge();
+    return buffer.subarray(0, length);
+  } finally {
+    await handle.close();
+  }
+}
+
+function checkKind(stats: { isFile(): boolean; isDirectory(): boolean; size: number }): void {
+  if (!stats.isFile()) {
+    throw new CaFileRefused(
+      stats.isDirectory() ? 'is a directory, not a file' : 'is not a regular file (a FIFO, socket or device)',
+    );
+  }
+  if (stats.size > MAX_CA_FILE_BYTES) throw tooLarge();
+}
+
+function tooLarge(): CaFileRefused {
+  return new CaFileRefused(`is larger than ${MAX_CA_FILE_BYTES} bytes; is it a CA bundle?`);
 }

@@ -96,16 +96,73 @@ export function validationError(errors: ErrorObject[] | null | undefined, prefix
   return new MailroomError('VALIDATION_FAILED', messageOf(first, field), { field });
 }
 
+/**
+ * Why a text cannot be stored, or undefined: PostgreSQL refuses NUL (U+0000) in `text` and
+ * `jsonb`, and a lone UTF-16 surrogate is no Unicode text at all (`jsonb` refuses it, `text` would
+ * silently hold U+FFFD instead). Both arrive easily as JSON escapes (`\u0000`, `\ud800`).
+ */
+function textFault(text: string): string | undefined {
+  if (text.includes('\u0000')) return 'must not contain a NUL character (U+0000)';
+  // String.prototype.isWellFormed (ES2024, in Node 20): false for a lone surrogate.
+  if (!(text as string & { isWellFormed(): boolean }).isWellFormed()) {
+    return 'must not contain a lone UTF-16 surrogate (not Unicode text)';
+  }
+  return undefined;
+}
+
+/** The first string (value or field name) of a JSON value that cannot be stored, as an ajv error naming where. */
+export function unstorableText(value: unknown, path = ''): ErrorObject | undefined {
+  const fault = (at: string, message: string): ErrorObject => ({
+    keyword: 'text',
+    instancePath: at,
+    schemaPath: '#',
+    params: {},
+    message,
+  });
+  if (typeof value === 'string') {
+    const why = textFault(value);
+    return why === undefined ? undefined : fault(path, why);
+  }
+  if (typeof value !== 'object' || value === null) return undefined;
+  for (const [key, item] of Object.entries(value)) {
+    const keyWhy = textFault(key);
+    if (keyWhy !== undefined) return fault(path, `has a field name that ${keyWhy}`);
+    const found = unstorableText(item, `${path}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+/**
+ * An ajv validator that also refuses text that cannot be stored (see `unstorableText`), once the
+ * schema passed: every input field at once, whatever its schema says. For the API's compiler.
+ */
+export function withStorableText(check: ValidateFunction): ValidateFunction {
+  const checked = ((data: unknown, context?: Parameters<ValidateFunction>[1]) => {
+    if (!check(data, context)) {
+      checked.errors = check.errors ?? null;
+      return false;
+    }
+    const fault = unstorableText(data);
+    checked.errors = fault ? [fault] : null;
+    return fault === undefined;
+  }) as ValidateFunction;
+  // fastify hands ajv's parent data (needed to coerce a root value) to validators with a schemaEnv.
+  checked.schemaEnv = check.schemaEnv;
+  checked.schema = check.schema;
+  return checked;
+}
+
 const compiled = new WeakMap<TSchema, ValidateFunction>();
 
 /**
- * Checks `input` against `schema` and returns it typed.
+ * Checks `input` against `schema`, and that its text can be stored, and returns it typed.
  * Throws VALIDATION_FAILED naming the first field at fault.
  */
 export function validate<S extends TSchema>(schema: S, input: unknown): Static<S> {
   let check = compiled.get(schema);
   if (!check) {
-    check = bodyAjv.compile(schema);
+    check = withStorableText(bodyAjv.compile(schema));
     compiled.set(schema, check);
   }
   if (!check(input)) throw validationError(check.errors);

@@ -1,4 +1,9 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { constants } from 'node:fs';
+import { mkdtemp, open, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { isMailroomError } from '../../src/shared/errors.js';
 import { forEachBackend, openApiHarness, type ApiHarness } from '../support/api-harness.js';
 import { CANARY_PASSWORD, destinationBody, serverBody } from '../support/fixtures.js';
@@ -230,6 +235,93 @@ forEachBackend('accounts API', (kind) => {
       });
     });
 
+    it('asks for the IMAP password again when SMTP, logging in with it, points at another host', async () => {
+      const id = await tenant('Relay');
+      const s = await server(id, 1); // smtp: mode imap, the IMAP password
+      const url = `/api/v1/tenants/${id}/servers/${s.id}`;
+      const port = await call('PATCH', url, { smtp: { port: 2525 } });
+      assert.equal(port.status, 200, port.raw);
+      for (const smtp of [{ host: 'evil.example.net' }, { host: 'Smtp.Example.com', auth: { mode: 'none' } }]) {
+        const res = await call('PATCH', url, { smtp });
+        if (smtp.auth) {
+          assert.equal(res.status, 200, 'no credentials go anywhere new');
+          continue;
+        }
+        assert.equal(res.status, 400, res.raw);
+        assert.equal(res.body.error.field, 'imap.auth.password');
+        assert.match(res.body.error.message, /SMTP \(auth mode imap\) logs in to evil\.example\.net with the IMAP/);
+      }
+      // From mode none, SMTP may not start logging in to its (meanwhile changed) host with the IMAP password either.
+      assert.equal((await call('PATCH', url, { smtp: { host: 'evil.example.net' } })).status, 200);
+      const back = await call('PATCH', url, { smtp: { auth: { mode: 'imap' } } });
+      assert.equal(back.status, 400, back.raw);
+      assert.equal(back.body.error.field, 'imap.auth.password');
+      const given = await call('PATCH', url, {
+        imap: { auth: { method: 'password', password: 'new-pass' } },
+        smtp: { auth: { mode: 'imap' } },
+      });
+      assert.equal(given.status, 200, given.raw);
+      assert.equal((await h.accounts.servers.credentials(id, s.id as string)).imapPassword, 'new-pass');
+
+      const custom = await server(id, 2, {
+        smtp: { host: 'smtp.example.com', port: 587, auth: { mode: 'custom', user: 'relay', password: 'relay-pass' } },
+      });
+      const moved = await call('PATCH', `/api/v1/tenants/${id}/servers/${custom.id}`, {
+        smtp: { host: 'evil.example.net' },
+      });
+      assert.equal(moved.status, 400, moved.raw);
+      assert.equal(moved.body.error.field, 'smtp.auth.password');
+    });
+
+    it('lets an SMTP secure setting that was only the default follow a new port, as on create', async () => {
+      const id = await tenant('Ports');
+      const s = await server(id, 1);
+      const url = `/api/v1/tenants/${id}/servers/${s.id}`;
+      assert.equal(s.smtp.secure, false);
+      const implicit = await call('PATCH', url, { smtp: { port: 465 } });
+      assert.equal(implicit.status, 200, implicit.raw);
+      assert.equal(implicit.body.smtp.secure, true, 'port 465 is implicit TLS');
+      assert.equal((await call('PATCH', url, { smtp: { port: 587 } })).body.smtp.secure, false);
+      const chosen = await call('PATCH', url, { smtp: { secure: true } });
+      assert.equal(chosen.body.smtp.secure, true, 'STARTTLS required on 587, as chosen');
+      assert.equal((await call('PATCH', url, { smtp: { port: 25 } })).body.smtp.secure, true, 'a choice stays');
+      const both = await call('PATCH', url, { smtp: { port: 465, secure: false } });
+      assert.equal(both.body.smtp.secure, false, 'what the request says wins');
+    });
+
+    it('refuses a CA file that is not a regular file (a FIFO) at once, without holding up the tenant', async () => {
+      const id = await tenant('Pipes');
+      const dir = await mkdtemp(join(tmpdir(), 'mailroom-fifo-'));
+      const fifo = join(dir, 'ca.pem');
+      execFileSync('mkfifo', [fifo]);
+      try {
+        const body = serverBody(1, {
+          imap: {
+            host: 'imap.example.com',
+            user: 'a@example.com',
+            caFile: fifo,
+            auth: { method: 'password', password: 'p' },
+          },
+        });
+        const res = await Promise.race([
+          call('POST', `/api/v1/tenants/${id}/servers`, body),
+          new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 5_000).unref()),
+        ]);
+        assert.ok(res, 'answered within 5 s');
+        assert.equal(res.status, 400, res.raw);
+        assert.equal(res.body.error.field, 'imap.caFile');
+        assert.match(res.body.error.message, /is not a regular file/);
+        await server(id, 2);
+      } finally {
+        // A read that blocked on the FIFO (the bug) holds a thread and the tenant's lock: give it a writer.
+        await open(fifo, constants.O_WRONLY | constants.O_NONBLOCK).then(
+          (handle) => handle.close(),
+          () => undefined,
+        );
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+
     const invalid: Array<[string, Record<string, unknown>, string]> = [
       ['port 0', { imap: { host: 'h', port: 0, user: 'u', auth: { method: 'password', password: 'p' } } }, 'imap.port'],
       [
@@ -406,6 +498,42 @@ forEachBackend('accounts API', (kind) => {
       assert.equal(own.status, 201, own.raw);
       await call('DELETE', `/api/v1/tenants/${mine}/tokens/${issued.body.id}`);
       assert.equal((await call('GET', '/api/v1/tenants', undefined, token)).status, 401, 'revoked');
+    });
+
+    it('answers 400 naming the field for text PostgreSQL cannot store (NUL, lone surrogate)', async () => {
+      const id = await tenant('Text');
+      const oauth = serverBody(2);
+      (oauth.imap as Obj).auth = { method: 'oauth2', clientId: 'c\u0000', directoryId: 'd' };
+      const cases: Array<[string, string, unknown, string]> = [
+        ['POST', '/api/v1/tenants', { name: 'a\u0000b' }, 'name'],
+        ['POST', '/api/v1/tenants', { name: 'a\ud800b' }, 'name'],
+        ['PATCH', `/api/v1/tenants/${id}`, { name: 'b\udc00' }, 'name'],
+        ['POST', `/api/v1/tenants/${id}/servers`, serverBody(1, { name: 'x\u0000y' }), 'name'],
+        ['POST', `/api/v1/tenants/${id}/servers`, oauth, 'imap.auth.clientId'],
+        ['POST', `/api/v1/tenants/${id}/tokens`, { name: 'tok\u0000' }, 'name'],
+        [
+          'POST',
+          `/api/v1/tenants/${id}/destinations`,
+          destinationBody(1, null, { description: '\ud83d' }),
+          'description',
+        ],
+      ];
+      for (const [method, url, body, field] of cases) {
+        const res = await call(method, url, body);
+        assert.equal(res.status, 400, `${method} ${url}: ${res.raw}`);
+        assert.equal(res.body.error.code, 'VALIDATION_FAILED');
+        assert.equal(res.body.error.field, field, res.raw);
+        assert.match(res.body.error.message, /must not contain a (NUL character|lone UTF-16 surrogate)/);
+      }
+      await assert.rejects(h.accounts.tenants.create({ name: 'cli\u0000' }), (err: unknown) =>
+        isMailroomError(err, 'VALIDATION_FAILED'),
+      );
+      assert.equal(
+        (await call('POST', '/api/v1/tenants', { name: 'Emoji \ud83d\udce8' })).status,
+        201,
+        'a pair is fine',
+      );
+      assert.equal(h.logLines.filter((l) => l.includes('request failed')).length, 0, 'no internal error');
     });
 
     it('answers unknown routes and malformed bodies in the error shape', async () => {

@@ -94,6 +94,11 @@ export async function openApiHarness(
   const accounts = createAccounts(store, sealer, logger, { proxies: outboundOptions.proxies });
   const adminToken = `admin-${randomBytes(8).toString('hex')}`;
   const oauth = oauthOptions ? new OAuthService(store, sealer, logger, oauthOptions) : undefined;
+  if (oauth) {
+    accounts.servers.onSignInsVoided((serverId, purposes) => {
+      oauth.forget(serverId, purposes).catch(() => undefined);
+    });
+  }
   const credentials = new CredentialService(sealer, oauth);
   const newInbound = (): Inbound =>
     createInbound({

@@ -140,6 +140,23 @@ export class DeviceCodeFlows {
     });
   }
 
+  /**
+   * Cancels the flows of a server's purposes (its sign-in was voided, or it was deleted): polling
+   * stops and nothing is saved. Resolves once they ended.
+   */
+  async cancel(serverId: string, purposes: readonly OAuthPurpose[]): Promise<void> {
+    const ended: Array<Promise<void>> = [];
+    for (const purpose of purposes) {
+      const id = `${serverId}|${purpose}`;
+      const flow = this.flows.get(id);
+      if (!flow) continue;
+      flow.abort.abort(); // synchronous: no answer arriving from now on is saved
+      this.flows.delete(id); // and its status no longer shows as this instance's
+      ended.push(flow.done);
+    }
+    await Promise.all(ended);
+  }
+
   /** Cancels every live flow (engine stop). */
   async stop(): Promise<void> {
     const flows = [...this.flows.values()];

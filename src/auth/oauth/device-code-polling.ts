@@ -86,6 +86,9 @@ export class DeviceCodePolling implements INetworkModule {
         return localError('expired_token', 'the device code expired before anyone entered it');
       }
       const answer = await this.inner.sendPostRequestAsync<Record<string, unknown>>(url, options);
+      // Cancelled while the provider answered (a newer Get Code replaced this flow, or the server
+      // changed): even a success must not reach msal-node, which would save its tokens.
+      if (signal.aborted) return localError('mailroom_cancelled', 'the sign-in was cancelled');
       const error = answer.body?.error;
       if (error === 'authorization_pending') {
         this.options.onPending?.();

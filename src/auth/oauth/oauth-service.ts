@@ -155,6 +155,17 @@ export class OAuthService {
     return this.purposeView(row, purpose);
   }
 
+  /**
+   * Ends what this process holds of a server's sign-ins once they were voided (its settings
+   * changed) or it was deleted: device-code flows in progress for those purposes are cancelled,
+   * and its msal-node applications, with the tokens and client secrets they hold, are dropped.
+   * The composition root calls it from `ServerService.onSignInsVoided`.
+   */
+  forget(serverId: string, purposes: readonly OAuthPurpose[]): Promise<void> {
+    this.tokens.forget(serverId);
+    return this.flows.cancel(serverId, purposes);
+  }
+
   /** Cancels device-code sign-ins in progress. */
   stop(): Promise<void> {
     return this.flows.stop();

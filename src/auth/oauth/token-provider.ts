@@ -89,7 +89,7 @@ export class TokenProvider {
 
   /** Drops the in-memory applications of a server (its settings changed or it was deleted). */
   forget(serverId: string): void {
-    for (const map of [this.publicApps, this.confidentialApps]) {
+    for (const map of [this.publicApps, this.confidentialApps, this.appStatus]) {
       for (const id of map.keys()) if (id.startsWith(`${serverId}|`)) map.delete(id);
     }
   }

@@ -6,6 +6,7 @@ import {
   keepableSecrets,
   mergeServer,
   rowFieldsOf,
+  voidedSignIns,
   withInheritedSmtpApp,
 } from '../../../src/accounts/server-form.js';
 import type { ServerInput } from '../../../src/accounts/schemas.js';
@@ -71,6 +72,44 @@ describe('server form', () => {
     assert.equal(keepableSecrets(row, rowFieldsOf(moved)).imapPassword, false);
     const otherUser = { ...input, imap: { ...input.imap, user: 'b@example.com' } };
     assert.equal(keepableSecrets(row, rowFieldsOf(otherUser)).imapPassword, false);
+  });
+
+  it('keeps the IMAP password from an SMTP host that logs in with it (mode imap) only while that host stays', () => {
+    const row = rowOf(input); // smtp: mode imap
+    const port = { ...input, smtp: { ...input.smtp, port: 587 } };
+    assert.equal(keepableSecrets(row, rowFieldsOf(port)).imapPassword, true, 'the same host');
+    const moved = { ...input, smtp: { ...input.smtp, host: 'evil.example.net' } };
+    const kept = keepableSecrets(row, rowFieldsOf(moved));
+    assert.equal(kept.imapPassword, false);
+    assert.match(kept.imapDropped ?? '', /logs in to evil\.example\.net with the IMAP credentials/);
+    const none: ServerInput = { ...input, smtp: { ...input.smtp, auth: { mode: 'none' } } };
+    assert.equal(keepableSecrets(row, rowFieldsOf(none)).imapPassword, true, 'SMTP no longer uses it');
+    const sharing = keepableSecrets({ ...row, ...rowFieldsOf(none) }, rowFieldsOf(input));
+    assert.equal(sharing.imapPassword, false, 'SMTP starts logging in with it');
+  });
+
+  it('voids the OAuth 2.0 sign-ins whose app, user name or hosts change', () => {
+    const oauth: ServerInput = {
+      ...input,
+      imap: { ...input.imap, auth: { method: 'oauth2', clientId: 'app-1', directoryId: 'dir-1' } },
+    };
+    const row = rowOf(oauth);
+    const change = (patch: Parameters<typeof mergeServer>[1]) =>
+      voidedSignIns(row, rowFieldsOf(mergeServer(formOf(row), patch)));
+    assert.deepEqual(change({ name: 'Renamed', imap: { port: 1993 }, smtp: { port: 587 } }), []);
+    assert.deepEqual(change({ imap: { host: 'elsewhere.example.net' } }), ['imap']);
+    assert.deepEqual(change({ imap: { user: 'b@example.com' } }), ['imap']);
+    assert.deepEqual(change({ smtp: { host: 'evil.example.net' } }), ['imap'], 'SMTP uses the IMAP sign-in');
+    assert.deepEqual(change({ imap: { auth: { method: 'oauth2', clientId: 'app-2' } } }), ['imap']);
+    assert.deepEqual(change({ imap: { auth: { method: 'password', password: 'p' } } }), ['imap']);
+  });
+
+  it('lets an SMTP secure setting that was only the default follow a change of port', () => {
+    const plain = formOf(rowOf({ ...input, smtp: { ...input.smtp, port: 587 } }));
+    assert.equal(rowFieldsOf(mergeServer(plain, { smtp: { port: 465 } })).smtpSecure, true);
+    assert.equal(rowFieldsOf(mergeServer(formOf(rowOf(input)), { smtp: { port: 587 } })).smtpSecure, false);
+    const chosen = formOf(rowOf({ ...input, smtp: { ...input.smtp, port: 587, secure: true } }));
+    assert.equal(rowFieldsOf(mergeServer(chosen, { smtp: { port: 25 } })).smtpSecure, true, 'a choice stays');
   });
 
   it('lets a kept password satisfy the password rule', () => {

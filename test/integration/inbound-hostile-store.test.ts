@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { startFakeImap, type FakeImapServer } from '../../src/harness/fake-imap/index.js';
+import { loopbackServerBody } from '../support/fixtures.js';
 import { openApiHarness, type ApiHarness } from '../support/api-harness.js';
 import { isPostgresReachable } from '../support/database.js';
 import { eventually, rawMail } from '../support/mail.js';
@@ -40,17 +41,11 @@ describe('inbound mail the database refuses', function () {
     h = await openApiHarness((await isPostgresReachable()) ? 'postgres' : 'pglite');
     imap = await startFakeImap({ users: [{ user: USER, password: 'imap-pass' }] });
     tenantId = (await h.call<Obj>('POST', '/api/v1/tenants', { name: 'Hostile' })).body.id as string;
-    const server = await h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/servers`, {
-      name: 'Main',
-      imap: {
-        host: '127.0.0.1',
-        port: imap.port,
-        secure: false,
-        user: USER,
-        auth: { method: 'password', password: 'imap-pass' },
-      },
-      smtp: { host: '127.0.0.1', port: 2525, auth: { mode: 'none' } },
-    });
+    const server = await h.call<Obj>(
+      'POST',
+      `/api/v1/tenants/${tenantId}/servers`,
+      loopbackServerBody('Main', imap.port, USER, 'imap-pass'),
+    );
     assert.equal(server.status, 201, server.raw);
     serverId = server.body.id as string;
     const destination = await h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/destinations`, {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { startFakeImap, type FakeImapServer } from '../../src/harness/fake-imap/index.js';
 import type { InboundOptions } from '../../src/inbound/index.js';
+import { loopbackServerBody } from '../support/fixtures.js';
 import { FAST_INBOUND, openApiHarness, type ApiHarness } from '../support/api-harness.js';
 import { isPostgresReachable } from '../support/database.js';
 import { eventually, rawMail } from '../support/mail.js';
@@ -45,18 +46,11 @@ describe('inbound passes and sessions under trouble', function () {
   }
 
   async function addServer(harness: ApiHarness, extra: Obj = {}): Promise<string> {
-    const res = await harness.call<Obj>('POST', `/api/v1/tenants/${tenantId}/servers`, {
-      name: 'Main',
-      imap: {
-        host: '127.0.0.1',
-        port: imap.port,
-        secure: false,
-        user: USER,
-        auth: { method: 'password', password: 'imap-pass' },
-      },
-      smtp: { host: '127.0.0.1', port: 2525, auth: { mode: 'none' } },
-      ...extra,
-    });
+    const res = await harness.call<Obj>(
+      'POST',
+      `/api/v1/tenants/${tenantId}/servers`,
+      loopbackServerBody('Main', imap.port, USER, 'imap-pass', extra),
+    );
     assert.equal(res.status, 201, res.raw);
     return res.body.id as string;
   }

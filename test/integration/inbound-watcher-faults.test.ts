@@ -6,6 +6,7 @@ import { startFakeImap, type FakeImapServer } from '../../src/harness/fake-imap/
 import { createInbound, type Inbound } from '../../src/inbound/index.js';
 import { SecretSealer } from '../../src/shared/sealed-secrets.js';
 import type { Store } from '../../src/store/store.js';
+import { loopbackServerBody } from '../support/fixtures.js';
 import { forEachBackend } from '../support/api-harness.js';
 import { quietLogger, resetStore, sharedStore } from '../support/database.js';
 import { eventually } from '../support/mail.js';
@@ -34,17 +35,7 @@ forEachBackend('inbound watchers: servers no longer held, mailboxes the server r
   async function addServer(sealer: SecretSealer): Promise<{ id: string }> {
     const accounts = createAccounts(store, sealer, quietLogger);
     const tenant = await accounts.tenants.create({ name: 'Leases' });
-    return accounts.servers.create(tenant.id, {
-      name: 'Main',
-      imap: {
-        host: '127.0.0.1',
-        port: imap.port,
-        secure: false,
-        user: 'support@example.com',
-        auth: { method: 'password', password: 'pw' },
-      },
-      smtp: { host: '127.0.0.1', port: 2525, auth: { mode: 'none' } },
-    });
+    return accounts.servers.create(tenant.id, loopbackServerBody('Main', imap.port, 'support@example.com', 'pw'));
   }
 
   it('stops watching a server it no longer holds without reading the database', async () => {

@@ -20,6 +20,25 @@ export function loopbackImap(port: number, user: string, password: string): Reco
   return { host: '127.0.0.1', port, secure: false, user, auth: { method: 'password', password } };
 }
 
+/**
+ * A server body whose mailbox is watched on an IMAP harness on loopback (password login, no TLS);
+ * its SMTP side sends without authentication to a port nobody listens on.
+ */
+export function loopbackServerBody(
+  name: string,
+  imapPort: number,
+  user: string,
+  password: string,
+  overrides: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
+    name,
+    imap: loopbackImap(imapPort, user, password),
+    smtp: { host: '127.0.0.1', port: 2525, auth: { mode: 'none' } },
+    ...overrides,
+  };
+}
+
 /** The `auth` of a server side signing in with a device code at the fake identity provider `idpUrl`. */
 export function deviceCodeAuth(idpUrl: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {

@@ -1,7 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -13,25 +11,8 @@ import { queuedRow } from '../../src/store/rows.js';
 import { Store } from '../../src/store/store.js';
 import { createTestDatabase, quietLogger } from '../support/database.js';
 import { CANARY_PASSWORD, loopbackImap, serverBody } from '../support/fixtures.js';
-import { CLI_ENTRY, PROJECT_ROOT, runCli, type RunResult } from '../support/processes.js';
+import { PROJECT_ROOT, runCli } from '../support/processes.js';
 import { postgresMissing, skipWithout } from '../support/requirements.js';
-
-/** `runCli` that kills the command after `ms`: one that hangs fails the test instead of stalling the run. */
-async function runCliWithin(ms: number, args: string[], env: Record<string, string>): Promise<RunResult> {
-  const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), CLI_ENTRY, ...args], {
-    cwd: PROJECT_ROOT,
-    env: { ...process.env, MAILROOM_LOG_PRETTY: 'false', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    timeout: ms,
-    killSignal: 'SIGKILL',
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const [code] = (await once(child, 'exit')) as [number | null];
-  return { code, stdout, stderr };
-}
 
 describe('mailroom CLI (against PostgreSQL, over the services)', function () {
   this.timeout(60_000);
@@ -249,7 +230,7 @@ describe('mailroom CLI (against PostgreSQL, over the services)', function () {
     ];
     try {
       for (const [args, extra, expected] of cases) {
-        const result = await runCliWithin(20_000, args, { ...env, ...extra });
+        const result = await runCli(args, { ...env, ...extra }, PROJECT_ROOT, 20_000);
         const what = `${args.join(' ')}: ${result.stderr}`;
         assert.ok(result.code !== null && result.code !== 0, `exits non-zero promptly: ${what}`);
         assert.match(result.stderr, expected, what);

@@ -13,12 +13,22 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Runs the `mailroom` CLI from source (through tsx) and collects its output. */
-export async function runCli(args: string[], env: Record<string, string>, cwd = PROJECT_ROOT): Promise<RunResult> {
+/**
+ * Runs the `mailroom` CLI from source (through tsx) and collects its output. With `killAfterMs`,
+ * a command still running then is killed (exit code null): one that hangs fails its test instead
+ * of stalling the run.
+ */
+export async function runCli(
+  args: string[],
+  env: Record<string, string>,
+  cwd = PROJECT_ROOT,
+  killAfterMs?: number,
+): Promise<RunResult> {
   const child = spawn(process.execPath, ['--import', TSX_LOADER, CLI_ENTRY, ...args], {
     cwd,
     env: { ...process.env, MAILROOM_LOG_PRETTY: 'false', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(killAfterMs !== undefined && { timeout: killAfterMs, killSignal: 'SIGKILL' as const }),
   });
   let stdout = '';
   let stderr = '';

@@ -11,6 +11,7 @@ import { PROXY_NAME } from '../shared/mail-proxies.js';
 const strict = { additionalProperties: false } as const;
 const Name = Type.String({ minLength: 1, maxLength: 100, pattern: '\\S' });
 const Host = Type.String({ format: 'host', maxLength: 253 });
+const UserName = Type.String({ format: 'user-name', minLength: 1, maxLength: 320 });
 const Port = Type.Integer({ minimum: 1, maximum: 65535 });
 const Email = Type.String({ format: 'email', maxLength: 320 });
 const Secret = Type.String({ minLength: 1, maxLength: 4096 });
@@ -63,7 +64,7 @@ export const SmtpAuthInput = Type.Object(
     /** none: no authentication; imap: the IMAP settings' credentials; custom: the fields below. */
     mode: Type.Union([Type.Literal('none'), Type.Literal('imap'), Type.Literal('custom')]),
     method: Type.Optional(Type.Union([Type.Literal('password'), Type.Literal('oauth2')])),
-    user: Type.Optional(Type.String({ minLength: 1, maxLength: 320 })),
+    user: Type.Optional(UserName),
     password: Type.Optional(Secret),
     confirmPassword: Type.Optional(Secret),
     ...OAuthFields,
@@ -82,7 +83,7 @@ export const ServerInput = Type.Object(
         port: Type.Optional(Port),
         /** Implicit TLS; without it STARTTLS is used when the server offers it. */
         secure: Type.Optional(Type.Boolean()),
-        user: Type.String({ minLength: 1, maxLength: 320 }),
+        user: UserName,
         auth: ImapAuthInput,
         /** 0 = the engine's default. */
         maxSessions: Type.Optional(Type.Integer({ minimum: 0, maximum: 50 })),

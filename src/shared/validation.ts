@@ -36,6 +36,7 @@ function buildAjv(coerceTypes: boolean): Ajv {
   });
   addFormats(ajv, ['email', 'uri', 'date-time', 'uuid']);
   ajv.addFormat('host', { type: 'string', validate: isHost });
+  ajv.addFormat('user-name', { type: 'string', validate: isUserName });
   return ajv;
 }
 
@@ -70,7 +71,7 @@ export function messageOf(error: ErrorObject, field: string): string {
     case 'enum':
       return `${name} must be one of: ${(params.allowedValues as unknown[]).map(String).join(', ')}`;
     case 'format':
-      return `${name} must be a valid ${String(params.format === 'host' ? 'host name or IP address' : params.format)}`;
+      return `${name} must be ${FORMAT_NAMES[String(params.format)] ?? `a valid ${String(params.format)}`}`;
     case 'type':
       return `${name} must be of type ${String(params.type)}`;
     case 'minimum':
@@ -87,6 +88,21 @@ export function messageOf(error: ErrorObject, field: string): string {
     default:
       return `${name} ${error.message ?? 'is invalid'}`;
   }
+}
+
+/** How a failed format is named in messages, when not by its own name. */
+const FORMAT_NAMES: Record<string, string> = {
+  host: 'a valid host name or IP address',
+  'user-name': 'a user name without control characters (line breaks, tabs) or spaces at either end',
+};
+
+/**
+ * A mail account's user name: no control characters (a line break would end an IMAP or SMTP
+ * command) and no blanks at either end (pasted by mistake, never part of a login).
+ */
+export function isUserName(value: string): boolean {
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point
+  return !/[\u0000-\u001f\u007f]/.test(value) && value.trim() === value;
 }
 
 export function validationError(errors: ErrorObject[] | null | undefined, prefix?: string): MailroomError {

@@ -336,6 +336,21 @@ forEachBackend('accounts API', (kind) => {
       ],
       ['bad host', { imap: { host: 'bad host', user: 'u', auth: { method: 'password', password: 'p' } } }, 'imap.host'],
       [
+        'line break in the user name',
+        { imap: { host: 'h', user: 'u@example.com\r\nA1 LOGOUT', auth: { method: 'password', password: 'p' } } },
+        'imap.user',
+      ],
+      [
+        'blank at the end of the user name',
+        { imap: { host: 'h', user: 'u@example.com ', auth: { method: 'password', password: 'p' } } },
+        'imap.user',
+      ],
+      [
+        'tab in the smtp user name',
+        { smtp: { host: 's', port: 25, auth: { mode: 'custom', user: 'u\tv', password: 'p' } } },
+        'smtp.auth.user',
+      ],
+      [
         'unknown field',
         { imap: { host: 'h', user: 'u', auth: { method: 'password', password: 'p' }, tls: 1 } },
         'imap.tls',

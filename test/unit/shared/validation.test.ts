@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { Type } from '@sinclair/typebox';
 import { isMailroomError, type MailroomError } from '../../../src/shared/errors.js';
-import { isHost, validate } from '../../../src/shared/validation.js';
+import { bodyAjv, isHost, validate, withStorableText } from '../../../src/shared/validation.js';
 
 function failure(fn: () => unknown): MailroomError {
   try {
@@ -38,6 +38,18 @@ describe('validation', () => {
     const unknown = failure(() => validate(schema, { port: 1, nested: { host: 'a' }, extra: true }));
     assert.equal(unknown.field, 'extra');
     assert.match(unknown.message, /'extra' is not a known field/);
+  });
+
+  it('does not check again a body the route checked with the same schema, and checks any other', () => {
+    const Send = Type.Object({ to: Type.Array(Type.String({ format: 'email' })) });
+    const Other = Type.Object({ to: Type.Array(Type.String({ maxLength: 3 })) });
+    const routeCheck = withStorableText(bodyAjv.compile(Send)); // as the API compiles its body schemas
+    const body = { to: ['customer@example.net'] };
+    assert.equal(routeCheck(body), true);
+    assert.equal(failure(() => validate(Other, body)).field, 'to.0', 'another schema checks it');
+    body.to[0] = 'changed after the check';
+    assert.equal(validate(Send, body), body, 'the same schema takes the route’s word for it');
+    assert.equal(failure(() => validate(Send, { to: ['not an address'] })).field, 'to.0', 'a body nobody checked');
   });
 
   it('does not coerce types', () => {

@@ -127,24 +127,37 @@ function textFault(text: string): string | undefined {
 }
 
 /** The first string (value or field name) of a JSON value that cannot be stored, as an ajv error naming where. */
-export function unstorableText(value: unknown, path = ''): ErrorObject | undefined {
-  const fault = (at: string, message: string): ErrorObject => ({
+export function unstorableText(value: unknown): ErrorObject | undefined {
+  const found = textFaultIn(value);
+  if (!found) return undefined;
+  return {
     keyword: 'text',
-    instancePath: at,
+    instancePath: found.at.map((key) => `/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`).join(''),
     schemaPath: '#',
     params: {},
-    message,
-  });
+    message: found.why,
+  };
+}
+
+/**
+ * Where (the keys from the top) and why a value holds text that cannot be stored. Every request
+ * body passes here: nothing is allocated unless something is wrong (the path is made on the way
+ * back), and no closure is made per call.
+ */
+function textFaultIn(value: unknown): { at: string[]; why: string } | undefined {
   if (typeof value === 'string') {
     const why = textFault(value);
-    return why === undefined ? undefined : fault(path, why);
+    return why === undefined ? undefined : { at: [], why };
   }
   if (typeof value !== 'object' || value === null) return undefined;
-  for (const [key, item] of Object.entries(value)) {
+  for (const key of Object.keys(value)) {
     const keyWhy = textFault(key);
-    if (keyWhy !== undefined) return fault(path, `has a field name that ${keyWhy}`);
-    const found = unstorableText(item, `${path}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`);
-    if (found) return found;
+    if (keyWhy !== undefined) return { at: [], why: `has a field name that ${keyWhy}` };
+    const found = textFaultIn((value as Record<string, unknown>)[key]);
+    if (found) {
+      found.at.unshift(key);
+      return found;
+    }
   }
   return undefined;
 }

@@ -3,8 +3,7 @@
  * `src/` (the benchmark's own imports and those of the test helpers it uses) is loaded from the
  * tsc build in `dist/` instead (`npm run build`; bench/run.ts builds first). tsx would otherwise
  * compile src/ with esbuild's `keepNames`, which names every closure as it is made (a
- * `defineProperty` each time): work `node dist/cli/bin.js` never does, and the bare-library
- * baselines, plain JavaScript, never pay.
+ * `defineProperty` each time): work `node dist/cli/bin.js` never does.
  */
 import { register } from 'node:module';
 

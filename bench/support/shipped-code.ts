@@ -8,3 +8,5 @@
 import { register } from 'node:module';
 
 register('./shipped-code-hooks.js', import.meta.url);
+// For benchmarks that start the engine as a process of its own (scale-idle): the build as well.
+process.env.BENCH_ENGINE_CODE = 'dist';

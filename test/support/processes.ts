@@ -4,6 +4,8 @@ import { fileURLToPath } from 'node:url';
 
 export const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const CLI_ENTRY = fileURLToPath(new URL('../../src/cli/bin.ts', import.meta.url));
+/** The CLI of the tsc build (`npm run build`). */
+const BUILT_CLI_ENTRY = fileURLToPath(new URL('../../dist/cli/bin.js', import.meta.url));
 /** tsx's loader by absolute URL, so a child in another working directory finds it. */
 const TSX_LOADER = import.meta.resolve('tsx');
 
@@ -42,10 +44,13 @@ export async function runCli(
 export function startEngineProcess(
   env: Record<string, string>,
   cwd: string,
+  options: { built?: boolean } = {},
 ): { child: ChildProcess; output: () => string } {
   // MAILROOM_ENGINE_NODE_ARGS: extra node flags for the engine process (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
   const nodeArgs = (process.env.MAILROOM_ENGINE_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, '--import', TSX_LOADER, CLI_ENTRY, 'start'], {
+  // `built`: the tsc build, as `npm start` runs it (`npm run build` first); else the sources through tsx.
+  const entry = options.built ? [BUILT_CLI_ENTRY] : ['--import', TSX_LOADER, CLI_ENTRY];
+  const child = spawn(process.execPath, [...nodeArgs, ...entry, 'start'], {
     cwd,
     env: { ...process.env, MAILROOM_LOG_PRETTY: 'false', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

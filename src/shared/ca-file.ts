@@ -53,8 +53,9 @@ async function readSmallFile(path: string): Promise<Buffer> {
   checkKind(await stat(path));
   const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   try {
-    checkKind(await handle.stat());
-    const buffer = Buffer.alloc(MAX_CA_FILE_BYTES + 1);
+    const { size } = checkKind(await handle.stat());
+    // As large as the file (one byte more shows it grew past the limit), not the limit each time.
+    const buffer = Buffer.allocUnsafe(Math.min(size, MAX_CA_FILE_BYTES) + 1);
     let length = 0;
     while (length < buffer.length) {
       const { bytesRead } = await handle.read(buffer, length, buffer.length - length, length);
@@ -62,19 +63,21 @@ async function readSmallFile(path: string): Promise<Buffer> {
       length += bytesRead;
     }
     if (length > MAX_CA_FILE_BYTES) throw tooLarge();
+    if (length === buffer.length) throw new CaFileRefused('grew while it was read; try again once it is written');
     return buffer.subarray(0, length);
   } finally {
     await handle.close();
   }
 }
 
-function checkKind(stats: { isFile(): boolean; isDirectory(): boolean; size: number }): void {
+function checkKind<S extends { isFile(): boolean; isDirectory(): boolean; size: number }>(stats: S): S {
   if (!stats.isFile()) {
     throw new CaFileRefused(
       stats.isDirectory() ? 'is a directory, not a file' : 'is not a regular file (a FIFO, socket or device)',
     );
   }
   if (stats.size > MAX_CA_FILE_BYTES) throw tooLarge();
+  return stats;
 }
 
 function tooLarge(): CaFileRefused {

@@ -88,6 +88,8 @@ export async function httpExchange(url: URL, req: HttpRequest): Promise<HttpAnsw
         secure
           ? tlsConnect({
               socket: tunnel,
+              // The name the certificate must show (without it, the proxy's host would be checked).
+              host: hostname,
               ...(isIP(hostname) === 0 && { servername: hostname }),
               ...(req.ca !== undefined && { ca: req.ca }),
             })

@@ -16,6 +16,14 @@ export interface RemoteFetchOptions {
 }
 
 /**
+ * A URL as messages show it: without user name, password, query or fragment (a signed URL a
+ * redirect leads to carries its signature in the query).
+ */
+function label(url: URL): string {
+  return `${url.origin}${url.pathname}`;
+}
+
+/**
  * Fetches a remote (http/https) Src when remote sources are enabled. Bounded in time and size;
  * up to five redirects are followed, each only to http/https.
  */
@@ -24,7 +32,7 @@ export async function fetchRemote(url: URL, options: RemoteFetchOptions): Promis
   let target = url;
   for (let hop = 0; ; hop += 1) {
     if (target.protocol !== 'http:' && target.protocol !== 'https:') {
-      throw new SrcError(`${target.protocol} URLs are refused${hop > 0 ? ` (redirected from ${url.href})` : ''}`);
+      throw new SrcError(`${target.protocol} URLs are refused${hop > 0 ? ` (redirected from ${label(url)})` : ''}`);
     }
     let answer;
     try {
@@ -35,18 +43,20 @@ export async function fetchRemote(url: URL, options: RemoteFetchOptions): Promis
       });
     } catch (err) {
       if (err instanceof HttpExchangeError && err.code === 'ETOOLARGE') {
-        throw new SrcError(`${url.href} is larger than ${options.maxBytes} bytes`);
+        throw new SrcError(`${label(url)} is larger than ${options.maxBytes} bytes`);
       }
-      throw new SrcError(`fetching ${target.href} failed: ${(err as Error).message}`);
+      const message = (err as Error).message;
+      const why = message.startsWith(`${label(target)}: `) ? message.slice(label(target).length + 2) : message;
+      throw new SrcError(`fetching ${label(target)} failed: ${why}`);
     }
     const location = answer.headers.location;
     if (REDIRECTS.has(answer.status) && location !== undefined) {
-      if (hop === MAX_REDIRECTS) throw new SrcError(`fetching ${url.href}: more than ${MAX_REDIRECTS} redirects`);
+      if (hop === MAX_REDIRECTS) throw new SrcError(`fetching ${label(url)}: more than ${MAX_REDIRECTS} redirects`);
       target = new URL(location, target);
       continue;
     }
     if (answer.status < 200 || answer.status > 299) {
-      throw new SrcError(`fetching ${target.href} answered HTTP ${answer.status}`);
+      throw new SrcError(`fetching ${label(target)} answered HTTP ${answer.status}`);
     }
     return answer.body;
   }

@@ -8,7 +8,7 @@ import { connect, type AddressInfo, type Socket } from 'node:net';
  * the answer's headers.
  */
 export async function startConnectProxy(
-  options: { password?: string; serverSpeaksFirst?: boolean } = {},
+  options: { password?: string; serverSpeaksFirst?: boolean; host?: string } = {},
 ): Promise<{ url: URL; tunnels: string[]; close(): Promise<void> }> {
   const tunnels: string[] = [];
   const sockets = new Set<Socket>();
@@ -39,11 +39,12 @@ export async function startConnectProxy(
     upstream.on('error', () => client.destroy());
     client.on('error', () => upstream.destroy());
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const host = options.host ?? '127.0.0.1';
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const { port } = server.address() as AddressInfo;
   const auth = options.password ? `proxy-user:${options.password}@` : '';
   return {
-    url: new URL(`http://${auth}127.0.0.1:${port}`),
+    url: new URL(`http://${auth}${host}:${port}`),
     tunnels,
     close: async () => {
       for (const s of sockets) s.destroy();

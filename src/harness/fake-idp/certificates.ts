@@ -14,10 +14,10 @@ export interface TestCertificates {
 }
 
 /**
- * Makes a fresh CA and server certificate with the `openssl` command (node:crypto cannot write
+ * Makes a fresh CA and server certificate (for `subjectAltName`) with the `openssl` command (node:crypto cannot write
  * X.509 certificates). Valid for two days; the files live in a temporary folder only while made.
  */
-export function makeTestCertificates(): TestCertificates {
+export function makeTestCertificates(subjectAltName = 'IP:127.0.0.1, DNS:localhost'): TestCertificates {
   const dir = mkdtempSync(join(tmpdir(), 'mailroom-idp-certs-'));
   const file = (name: string): string => join(dir, name);
   const openssl = (...args: string[]): void => {
@@ -36,7 +36,7 @@ export function makeTestCertificates(): TestCertificates {
         'basicConstraints = critical, CA:FALSE',
         'keyUsage = critical, digitalSignature',
         'extendedKeyUsage = serverAuth',
-        'subjectAltName = IP:127.0.0.1, DNS:localhost',
+        `subjectAltName = ${subjectAltName}`,
         '',
       ].join('\n'),
     );

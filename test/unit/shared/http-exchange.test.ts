@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { makeTestCertificates } from '../../../src/harness/fake-idp/certificates.js';
 import { httpExchange, HttpExchangeError } from '../../../src/shared/http-exchange.js';
 import { ProxyBypass } from '../../../src/shared/web-proxy.js';
 import { startConnectProxy } from '../../support/connect-proxy.js';
@@ -65,6 +67,28 @@ describe('httpExchange: the engine’s own HTTP requests, directly or through th
       );
     } finally {
       await proxy.close();
+    }
+  });
+
+  it('checks the certificate of an HTTPS server named by its IP address against that address, not the proxy’s', async () => {
+    const certs = makeTestCertificates('IP:127.0.0.1');
+    const tls = createHttpsServer({ key: certs.key, cert: certs.cert }, (_req, res) => res.end('secret kept'));
+    await new Promise<void>((resolve) => tls.listen(0, '127.0.0.1', resolve));
+    const proxy = await startConnectProxy({ host: '127.0.0.2' }); // another address than the server's
+    try {
+      const target = new URL(`https://127.0.0.1:${(tls.address() as AddressInfo).port}/`);
+      const answer = await httpExchange(target, {
+        timeoutMs: 5_000,
+        maxBytes: 1_000,
+        proxy: { url: proxy.url },
+        ca: certs.ca,
+      });
+      assert.equal(answer.body.toString(), 'secret kept');
+      assert.deepEqual(proxy.tunnels, [target.host]);
+    } finally {
+      await proxy.close();
+      tls.closeAllConnections();
+      await new Promise<void>((resolve) => tls.close(() => resolve()));
     }
   });
 

@@ -5,6 +5,7 @@ import { inboundMessages, ingestBatchSeconds } from '../shared/metrics.js';
 import type { DestinationRow, EmailServerRow, InboundMessageRow, InboundStatus } from '../store/rows.js';
 import { mapLimited } from '../shared/map-limited.js';
 import { newId, type Store } from '../store/store.js';
+import { isTransientStoreError } from '../store/transient-errors.js';
 import { planBatches } from './batches.js';
 import type { ImapSession, MailboxState, MessageMeta, MessageSource } from './imap-session.js';
 import type { ParseResult } from './message/parse.js';
@@ -418,6 +419,8 @@ export class MailboxSync {
         try {
           for (const id of await this.store(server, mailbox, uidValidity, [message], [f], f.meta.uid)) inserted.add(id);
         } catch (single) {
+          // The database failing is no answer about this message: the pass is tried again.
+          if (isTransientStoreError(single)) throw single;
           log.error({ err: single, uid: f.meta.uid }, 'message could not be stored; quarantining it');
           const fallback = quarantineForStoreError(message, single);
           built[i] = fallback;
@@ -425,6 +428,7 @@ export class MailboxSync {
             for (const id of await this.store(server, mailbox, uidValidity, [fallback], [f], f.meta.uid))
               inserted.add(id);
           } catch (quarantine) {
+            if (isTransientStoreError(quarantine)) throw quarantine;
             await this.skipUnstorable(server, mailbox, uidValidity, f.meta.uid, quarantine, log);
           }
         }

@@ -63,6 +63,7 @@ describe('inbound mail the database refuses', function () {
     await h.inbound.service.stop();
     await h.store.query('DROP TRIGGER IF EXISTS test_refuse_message ON inbound_messages');
     await h.store.query('DROP FUNCTION IF EXISTS test_refuse_message()');
+    await h.store.query('DROP SEQUENCE IF EXISTS test_refusals');
     await h.close();
     await imap.close();
   });
@@ -143,6 +144,26 @@ describe('inbound mail the database refuses', function () {
     assert.deepEqual(others, []);
     assert.match(String(kept?.quarantineReason), /^store-error: .*refused by the test/);
     await eventually(async () => (h.inbound.status(serverId).lastUid.INBOX === 3 ? true : undefined));
+  });
+
+  it('tries again, without quarantining anything, when the database fails for a reason of its own', async () => {
+    // The first two inserts of the message fail as a serialization failure would (SQLSTATE 40001).
+    await h.store.query('CREATE SEQUENCE test_refusals');
+    await h.store.query(`CREATE FUNCTION test_refuse_message() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.subject = 'unlucky' AND nextval('test_refusals') <= 2 THEN
+          RAISE EXCEPTION 'could not serialize access' USING ERRCODE = '40001';
+        END IF;
+        RETURN NEW;
+      END $$`);
+    await h.store.query(`CREATE TRIGGER test_refuse_message BEFORE INSERT ON inbound_messages
+      FOR EACH ROW EXECUTE FUNCTION test_refuse_message()`);
+    imap.append(USER, 'INBOX', rawMail({ subject: 'before' }));
+    imap.append(USER, 'INBOX', rawMail({ subject: 'unlucky' }));
+    imap.append(USER, 'INBOX', rawMail({ subject: 'after' }));
+    await h.inbound.start();
+    assert.deepEqual(await routedUntilAfter(), ['before', 'unlucky', 'after']);
+    assert.deepEqual(await quarantined(), []);
   });
 
   it('passes a message the database refuses even as quarantined, with an alert, and routes the next', async () => {

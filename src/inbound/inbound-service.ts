@@ -83,6 +83,11 @@ export class InboundService {
    * owned. Runs one at a time; a call during a run gets the next run (which sees its change).
    */
   reconcile(options: { ifChanged?: boolean } = {}): Promise<void> {
+    // Servers this instance no longer holds are let go at once, not after a run that may be
+    // waiting on an unreachable database (which is when leases lapse).
+    if (!this.stopped) {
+      this.releaseUnowned().catch((err: unknown) => this.deps.logger.warn({ err }, 'stopping a watcher failed'));
+    }
     if (this.reconcileQueued) return this.reconcileQueued;
     const run = (): Promise<void> => {
       this.reconciling = this.doReconcile(options.ifChanged === true).finally(() => (this.reconciling = undefined));
@@ -101,9 +106,7 @@ export class InboundService {
   private async doReconcile(ifChanged: boolean): Promise<void> {
     if (this.stopped) return;
     const owns = this.deps.owns ?? (() => true);
-    // Servers this instance no longer holds are let go first, without the database: when leases
-    // lapse because it cannot be reached, their watchers must not go on beside the new owner's.
-    await this.stopWatchers((id) => !owns(id));
+    await this.releaseUnowned();
     // The periodic check reads one row when no server changed (a thousand servers stay cheap at rest).
     const fingerprint = await this.deps.store.servers.fingerprint();
     if (ifChanged && fingerprint === this.appliedFingerprint) return;
@@ -113,7 +116,8 @@ export class InboundService {
     );
     await this.stopWatchers((id, version) => wanted.get(id)?.updatedAt.getTime() !== version);
     for (const [id, row] of wanted) {
-      if (this.watchers.has(id) || this.stopped) continue;
+      // owns() again: a lease may have lapsed while the servers were read.
+      if (this.watchers.has(id) || this.stopped || !owns(id)) continue;
       const watcher = new ServerWatcher(row, {
         credentials: this.deps.credentials,
         sync: this.sync,
@@ -125,6 +129,15 @@ export class InboundService {
       watcher.start();
     }
     this.appliedFingerprint = fingerprint;
+  }
+
+  /**
+   * Stops the watchers of servers this instance no longer holds, without the database: when
+   * leases lapse because it cannot be reached, they must not go on beside the new owner's.
+   */
+  private releaseUnowned(): Promise<void> {
+    const owns = this.deps.owns;
+    return owns ? this.stopWatchers((id) => !owns(id)) : Promise.resolve();
   }
 
   /** Stops (and forgets) the watchers of the servers `which` picks, by id and settings version. */

@@ -38,7 +38,7 @@ forEachBackend('inbound watchers: servers no longer held, mailboxes the server r
     return accounts.servers.create(tenant.id, loopbackServerBody('Main', imap.port, 'support@example.com', 'pw'));
   }
 
-  it('stops watching a server it no longer holds without reading the database', async () => {
+  it('stops watching a server it no longer holds at once, while a reconcile waits on the database', async () => {
     const sealer = new SecretSealer(randomBytes(32));
     const server = await addServer(sealer);
     const owned = new Set([server.id]);
@@ -52,15 +52,28 @@ forEachBackend('inbound watchers: servers no longer held, mailboxes the server r
     const watched = inbound;
     await eventually(async () => (['idle', 'polling'].includes(watched.status(server.id).state) ? true : undefined));
 
-    // The database goes away, and with it this instance's lease of the server.
+    // The database stops answering (a reconcile waits on it), and this instance's lease of the server lapses.
     const servers = store.servers as { fingerprint: () => Promise<string> };
     const fingerprint = servers.fingerprint;
-    servers.fingerprint = () => Promise.reject(new Error('the database cannot be reached'));
-    owned.delete(server.id);
+    let answer: (() => void) | undefined;
+    servers.fingerprint = () =>
+      new Promise<string>((_resolve, reject) => (answer = () => reject(new Error('the database cannot be reached'))));
+    const stuck = watched.service.reconcile();
+    const stuckOutcome = stuck.then(
+      () => 'answered',
+      (err: Error) => err.message,
+    );
     try {
-      await assert.rejects(watched.service.reconcile(), /cannot be reached/);
-      assert.equal(watched.status(server.id).state, 'disabled', 'no longer watched here');
+      owned.delete(server.id);
+      const next = watched.service.reconcile(); // as the lease keeper asks when the lease lapses
+      await eventually(async () => (watched.status(server.id).state === 'disabled' ? true : undefined), 3_000);
+      answer?.();
+      assert.equal(await stuckOutcome, 'the database cannot be reached');
+      servers.fingerprint = fingerprint;
+      await next;
+      assert.equal(watched.status(server.id).state, 'disabled', 'still not watched here');
     } finally {
+      answer?.(); // never leaves a reconcile waiting, whatever failed above
       servers.fingerprint = fingerprint;
     }
   });

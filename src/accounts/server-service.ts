@@ -138,6 +138,7 @@ export class ServerService {
 
   async update(tenantId: string, serverId: string, body: unknown): Promise<ServerView> {
     const patch = validate(ServerPatch, body);
+    let voided: OAuthPurpose[] = [];
     const row = await this.write(tenantId, async (tx) => {
       const current = await this.requireServer(tx, tenantId, serverId);
       const input = withInheritedSmtpApp(validate(ServerInput, mergeServer(formOf(current), patch)));
@@ -150,11 +151,13 @@ export class ServerService {
       const sealed = this.sealAll(tenantId, serverId, input, keep, current);
       // A sign-in stays only where a stored password would (see voidedSignIns): the others go
       // with the change, so the side shows INCOMPLETE and its tokens reach no new host.
-      const voided = voidedSignIns(current, fields);
+      voided = voidedSignIns(current, fields);
       for (const purpose of voided) await tx.oauthGrants.delete(serverId, purpose);
-      this.signInsVoided(serverId, voided);
       return tx.servers.replace({ id: serverId, tenantId, ...fields, ...sealed });
     });
+    // Once committed (a change rolled back voids nothing). A sign-in or refresh still under way
+    // elsewhere saves under the old place's key, which no longer counts (grantKeyOf).
+    this.signInsVoided(serverId, voided);
     this.logger.info({ tenantId, serverId, server: row.name }, 'e-mail server updated');
     return serverView(row);
   }
@@ -216,10 +219,11 @@ export class ServerService {
           );
         }
       }
-      // Its grants go with the row (foreign key); a sign-in in progress must not outlive it.
-      this.signInsVoided(serverId, ['imap', 'smtp']);
+      // Its grants go with the row (foreign key).
       await tx.servers.delete(tenantId, serverId);
     });
+    // A sign-in in progress must not outlive it.
+    this.signInsVoided(serverId, ['imap', 'smtp']);
     this.logger.info({ tenantId, serverId, discarded }, 'e-mail server deleted');
   }
 

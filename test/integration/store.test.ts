@@ -6,6 +6,10 @@ import type { NewInboundMessage } from '../../src/store/inbound-repositories.js'
 import { forEachBackend } from '../support/api-harness.js';
 import { quietLogger, resetStore, sharedStore } from '../support/database.js';
 import { serverBody } from '../support/fixtures.js';
+import type { QueryRunner } from 'typeorm';
+import { oauthTarget, appKeyOf } from '../../src/auth/oauth/settings.js';
+import { grantKeyOf } from '../../src/auth/oauth/token-provider.js';
+import { GrantAccountPlace1764000000015 } from '../../src/store/migrations/0015-grant-account-place.js';
 import { MIGRATIONS } from '../../src/store/migrations/index.js';
 import { newId, uniqueViolationOf, type Store } from '../../src/store/store.js';
 
@@ -26,6 +30,34 @@ forEachBackend('store', (kind) => {
       rows.map((r) => r.name),
       MIGRATIONS.map((M) => new M().name),
     );
+  });
+
+  it('keeps sign-ins made before the upgrade: migration 0015 gives their keys the place grantKeyOf names', async () => {
+    const accounts = createAccounts(store, new SecretSealer(randomBytes(32)), quietLogger);
+    const tenant = await accounts.tenants.create({ name: 'Upgrade' });
+    const oauth = {
+      method: 'oauth2',
+      clientId: 'app',
+      directoryId: 'contoso',
+      authorityHost: 'https://login.example.test',
+    };
+    const server = await accounts.servers.create(
+      tenant.id,
+      serverBody(1, {
+        imap: { host: 'IMAP.Example.com', user: 'Agent@example.com', auth: oauth },
+        smtp: { host: 'smtp.example.com', port: 587, auth: { mode: 'imap' } },
+      }),
+    );
+    const row = await store.servers.require(tenant.id, server.id);
+    const target = oauthTarget(row, 'imap');
+    assert.ok(target);
+    // As saved before 0015: the app alone.
+    const old = { serverId: row.id, tenantId: tenant.id, purpose: 'imap' as const, appKey: appKeyOf(target.settings) };
+    await store.oauthGrants.saveCache(old, 'sealed-cache');
+    await new GrantAccountPlace1764000000015().up({
+      query: (sql: string) => store.query(sql),
+    } as unknown as QueryRunner);
+    assert.equal((await store.oauthGrants.get(row.id, 'imap'))?.appKey, grantKeyOf(row, target).appKey);
   });
 
   it('reports unique-index collisions by index name', async () => {

@@ -41,6 +41,23 @@ export function appKeyOf(settings: OAuthSettings): string {
   return `${authorityOf(settings)}|${settings.clientId}|${settings.flow}`;
 }
 
+/**
+ * Where a grant's tokens go, as part of its key: the mailbox host and user name of its purpose
+ * (and, for the IMAP grant that SMTP uses with `mode: imap`, the SMTP host too). A grant saved for
+ * another place (by a sign-in or a refresh that was under way when the server was pointed
+ * elsewhere) is then void by its key, as one of another app is. Migration 0015 writes the same
+ * string for grants saved before: keep the two in step.
+ */
+export function accountPlaceOf(
+  row: Pick<EmailServerRow, 'imapHost' | 'imapUser' | 'smtpHost' | 'smtpUser' | 'smtpAuthMode'>,
+  purpose: OAuthPurpose,
+): string {
+  const host = (name: string): string => name.trim().toLowerCase();
+  if (purpose === 'smtp') return `smtp:${host(row.smtpHost)}/${row.smtpUser ?? ''}`;
+  const smtp = row.smtpAuthMode === 'imap' ? ` smtp:${host(row.smtpHost)}` : '';
+  return `imap:${host(row.imapHost)}/${row.imapUser}${smtp}`;
+}
+
 /** What OAuth 2.0 means for one side of a server, after `mode: imap` is resolved. */
 export interface OAuthTarget {
   /** The purpose whose grant is used (SMTP with `mode: imap` uses the IMAP grant). */

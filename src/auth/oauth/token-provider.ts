@@ -16,7 +16,7 @@ import type { GrantKey, OAuthGrants } from './grants.js';
 import type { MsalApps } from './msal-apps.js';
 import { KeyedLock } from './keyed-lock.js';
 import { RefreshGate } from './refresh-gate.js';
-import { appKeyOf, appScopes, oauthTarget, scopesFor, type OAuthTarget } from './settings.js';
+import { accountPlaceOf, appKeyOf, appScopes, oauthTarget, scopesFor, type OAuthTarget } from './settings.js';
 
 /** An access token for XOAUTH2, with the mailbox user name it is presented for. */
 export interface AccessToken {
@@ -39,8 +39,14 @@ interface GatedApp {
 
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'ETIMEDOUT', 'ECONNRESET']);
 
+/** A grant's key: its server and purpose, the app it was made with and the place its tokens go. */
 export function grantKeyOf(row: EmailServerRow, target: OAuthTarget): GrantKey {
-  return { serverId: row.id, tenantId: row.tenantId, purpose: target.purpose, appKey: appKeyOf(target.settings) };
+  return {
+    serverId: row.id,
+    tenantId: row.tenantId,
+    purpose: target.purpose,
+    appKey: `${appKeyOf(target.settings)}|${accountPlaceOf(row, target.purpose)}`,
+  };
 }
 
 function unavailable(row: EmailServerRow, purpose: OAuthPurpose, why: string, reason: string): MailroomError {

@@ -12,6 +12,7 @@ import { OutboundRequests1764000000011 } from './0011-outbound-requests.js';
 import { OutboundRequestClaims1764000000012 } from './0012-outbound-request-claims.js';
 import { RetiredInstances1764000000013 } from './0013-retired-instances.js';
 import { ServerProxy1764000000014 } from './0014-server-proxy.js';
+import { GrantAccountPlace1764000000015 } from './0015-grant-account-place.js';
 
 /** Every migration, oldest first. A new one is a new file here plus one line below. */
 export const MIGRATIONS = [
@@ -29,4 +30,5 @@ export const MIGRATIONS = [
   OutboundRequestClaims1764000000012,
   RetiredInstances1764000000013,
   ServerProxy1764000000014,
+  GrantAccountPlace1764000000015,
 ];

@@ -62,6 +62,20 @@ describe('OAuth 2.0 sign-ins when a server changes or goes (fake identity provid
     await assert.rejects(f.oauth.accessToken(await f.row(server.id), 'smtp'), notSignedIn);
   });
 
+  it('does not count a sign-in or refresh saved for the old account after the change (another instance)', async () => {
+    const server = await f.addServer('Main', USER, { clientId: 'public-client' });
+    await signIn(server.id, USER);
+    const before = await f.store.oauthGrants.get(server.id, 'imap');
+    assert.ok(before?.cacheSealed);
+    await f.accounts.servers.update(f.tenantId, server.id, { imap: { host: 'imap.elsewhere.test' } });
+    // Another instance, whose sign-in (or token refresh) was under way, saves it now.
+    const key = { serverId: server.id, tenantId: f.tenantId, purpose: 'imap' as const, appKey: before.appKey };
+    await f.store.oauthGrants.saveCache(key, before.cacheSealed);
+    await f.store.oauthGrants.setStatus(key, { status: 'COMPLETE', account: USER, error: null });
+    assert.equal(await imapStatus(server.id), 'INCOMPLETE', 'saved for the old place: void');
+    await assert.rejects(f.oauth.accessToken(await f.row(server.id), 'imap'), notSignedIn);
+  });
+
   it('cancels a pending sign-in whose account changed: approving the old code saves nothing', async () => {
     const server = await f.addServer('Main', USER, { clientId: 'public-client' });
     const code = await f.oauth.startDeviceCode(f.tenantId, server.id, 'imap');

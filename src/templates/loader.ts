@@ -63,9 +63,21 @@ export async function loadResponseFile(realRoot: string, file: string, options: 
   const opts = loaderDefaults(options);
   const dependencies = new Set<string>();
   let items: XmlItem[];
+  const problems: TemplateProblem[] = [];
   try {
     const xml = await readConfined(realRoot, file, opts.maxFileBytes);
-    items = parseResponseXml(decodeXmlFile(xml));
+    const { text, invalid } = decodeXmlFile(xml);
+    if (invalid) {
+      problems.push({
+        file,
+        line: invalid.line,
+        severity: 'warning',
+        reason:
+          `the file is ${invalid.message}, read with replacement characters there: save it as UTF-8 or declare ` +
+          `the encoding it is in (<?xml version="1.0" encoding="windows-1252"?>)`,
+      });
+    }
+    items = parseResponseXml(text);
   } catch (err) {
     const line = err instanceof ResponseFileError ? err.line : 0;
     return {
@@ -75,7 +87,6 @@ export async function loadResponseFile(realRoot: string, file: string, options: 
       remoteFailed: false,
     };
   }
-  const problems: TemplateProblem[] = [];
   let remoteFailed = false;
   const reader: Reader = {
     options: opts,

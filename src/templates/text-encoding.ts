@@ -68,24 +68,28 @@ function decodeStrictly(decoder: TextDecoder, bytes: Buffer): string {
   }
 }
 
-/** A response file's text. Throws ResponseFileError for an encoding that cannot be read, or bytes not of it. */
-export function decodeXmlFile(bytes: Buffer): string {
+/**
+ * A response file's text. Throws ResponseFileError for an encoding that cannot be read. Bytes not
+ * of the encoding become U+FFFD and `invalid` says where: XML calls such a file not well-formed,
+ * but one that loaded before (when they were replaced silently) must not lose its responses with
+ * an upgrade; the administrator is warned instead.
+ */
+export function decodeXmlFile(bytes: Buffer): { text: string; invalid?: EncodingError } {
   const detected = byteOrderMark(bytes) ?? unmarkedUtf16(bytes);
   const head = detected ? '' : bytes.subarray(0, SNIFF_BYTES).toString('latin1');
   const declared = /^\s*<\?xml[^>]*?\sencoding\s*=\s*["']([A-Za-z][A-Za-z0-9._-]*)["']/.exec(head)?.[1];
   const decoder = decoderFor(detected ?? declared ?? 'utf-8');
   if (!decoder) throw new ResponseFileError(1, `the XML declaration names an encoding that cannot be read: '${declared}'`);
+  return decodeReportingInvalid(decoder, bytes);
+}
+
+/** The text, with U+FFFD for bytes not of the encoding and `invalid` naming the first of them. */
+function decodeReportingInvalid(decoder: TextDecoder, bytes: Buffer): { text: string; invalid?: EncodingError } {
   try {
-    return decodeStrictly(decoder, bytes);
+    return { text: decodeStrictly(decoder, bytes) };
   } catch (err) {
-    // XML requires it: a document not in its encoding is not well-formed.
-    if (err instanceof EncodingError) {
-      throw new ResponseFileError(
-        err.line,
-        `the file is ${err.message}: save it as UTF-8 or declare the encoding it is in (<?xml version="1.0" encoding="windows-1252"?>)`,
-      );
-    }
-    throw err;
+    if (!(err instanceof EncodingError)) throw err;
+    return { text: new TextDecoder(decoder.encoding).decode(bytes), invalid: err };
   }
 }
 
@@ -102,10 +106,5 @@ export function decodeSrcFile(bytes: Buffer, html: boolean): { text: string; inv
     decoder = declared === undefined ? null : decoderFor(declared);
   }
   decoder ??= decoderFor('utf-8') as TextDecoder;
-  try {
-    return { text: decodeStrictly(decoder, bytes) };
-  } catch (err) {
-    if (!(err instanceof EncodingError)) throw err;
-    return { text: new TextDecoder(decoder.encoding).decode(bytes), invalid: err };
-  }
+  return decodeReportingInvalid(decoder, bytes);
 }

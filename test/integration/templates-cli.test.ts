@@ -31,7 +31,7 @@ describe('mailroom templates check', function () {
     assert.equal((JSON.parse(json.stdout) as { errors: number }).errors, 2);
   });
 
-  it('reports files not in the encoding they declare (or UTF-8 by default): the XML an error, a Src a warning', async () => {
+  it('warns of files not in the encoding they declare (or UTF-8 by default), the XML and its Src alike', async () => {
     const ansi = await makeTemplateDir({
       // Saved in Windows-1252 (ANSI), read as UTF-8: "Grüße" would silently become "Gr��e".
       'ansi.xml': Buffer.from(responseFile('<Response Name="a">Schöne Grüße</Response>'), 'latin1'),
@@ -41,8 +41,8 @@ describe('mailroom templates check', function () {
     });
     try {
       const checked = await runCli(['templates', 'check', '--dir', ansi.dir], {});
-      assert.equal(checked.code, 1, checked.stdout);
-      assert.match(checked.stdout, /^ansi\.xml:3: error: the file is not valid utf-8 at line 3: save it as UTF-8/m);
+      assert.equal(checked.code, 0, checked.stdout);
+      assert.match(checked.stdout, /^ansi\.xml:3: warning: the file is not valid utf-8 at line 3, .*save it as UTF-8/m);
       assert.match(
         checked.stdout,
         /^src\.xml:3: warning: Src 't\.txt' is not valid utf-8 at line 2, .*\(response 't'\)$/m,
@@ -51,7 +51,7 @@ describe('mailroom templates check', function () {
         checked.stdout,
         /^src\.xml:4: warning: Src 'h\.htm' is not valid utf-8 at line 1, .*charset.*\(response 'h'\)$/m,
       );
-      assert.match(checked.stdout, /2 response files, 1 errors, 2 warnings/);
+      assert.match(checked.stdout, /2 response files, 0 errors, 3 warnings/);
     } finally {
       await ansi.remove();
     }

@@ -209,15 +209,15 @@ describe('response file loader', () => {
       assert.equal(unknown.problems[0]?.line, 1);
     });
 
-    it('reports bytes not of the encoding instead of replacing them silently', async () => {
+    it('reports bytes not of the encoding instead of replacing them silently (a warning: the file still loads)', async () => {
       await t.write('ansi.xml', Buffer.from(responseFile('<Response Name="a">\nGrüße</Response>'), 'latin1'));
       const xml = await loadResponseFile(t.dir, 'ansi.xml');
-      assert.equal(xml.loaded, undefined, 'the XML is not well-formed');
       assert.deepEqual(
         xml.problems.map((p) => [p.line, p.severity]),
-        [[4, 'error']],
+        [[4, 'warning']],
       );
-      assert.match(xml.problems[0]?.reason ?? '', /not valid utf-8 at line 4/);
+      assert.match(xml.problems[0]?.reason ?? '', /not valid utf-8 at line 4, read with replacement characters/);
+      assert.equal(renderResponse(response(xml, 'a'), ctx).text, 'Gr\uFFFD\uFFFDe', 'its responses stay usable');
       await t.write('sub/ansi.txt', Buffer.from('Grüße $Agent$', 'latin1'));
       const src = await loadOne('ansi.txt');
       assert.deepEqual(

@@ -24,10 +24,11 @@ export interface Config {
    */
   httpsProxy: URL | undefined;
   /**
-   * MAILROOM_NO_PROXY: hosts those requests reach directly although MAILROOM_HTTPS_PROXY is set
-   * (comma-separated host names with their subdomains, IP addresses, CIDR ranges, or `*`).
+   * MAILROOM_NO_PROXY [localhost,127.0.0.0/8,::1]: hosts those requests reach directly although
+   * MAILROOM_HTTPS_PROXY is set (comma-separated host names with their subdomains, IP addresses,
+   * CIDR ranges, or `*`); setting it replaces the default.
    */
-  noProxy: ProxyBypass | undefined;
+  noProxy: ProxyBypass;
   /**
    * The proxies IMAP and SMTP connections go through (HTTP CONNECT): MAILROOM_MAIL_PROXY,
    * `http://[user:password@]host:port`, for every e-mail server that chooses none, and
@@ -131,9 +132,11 @@ export function webProxyOf(config: Pick<Config, 'httpsProxy' | 'noProxy'>): WebP
   return config.httpsProxy && { url: config.httpsProxy, bypass: config.noProxy };
 }
 
-function proxyBypassVar(env: Env, name: string): ProxyBypass | undefined {
-  const raw = nonEmpty(env, name);
-  if (raw === undefined) return undefined;
+/** Hosts reached directly when MAILROOM_NO_PROXY is not set: this machine (never via a proxy). */
+export const DEFAULT_NO_PROXY = 'localhost,127.0.0.0/8,::1';
+
+function proxyBypassVar(env: Env, name: string): ProxyBypass {
+  const raw = nonEmpty(env, name) ?? DEFAULT_NO_PROXY;
   try {
     return ProxyBypass.parse(raw);
   } catch (err) {

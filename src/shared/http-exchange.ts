@@ -2,7 +2,7 @@ import { request as httpRequest, type ClientRequest, type IncomingMessage, type 
 import { request as httpsRequest } from 'node:https';
 import { isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import { openHttpTunnel } from './http-tunnel.js';
+import { openHttpTunnel, proxyAuthorization } from './http-tunnel.js';
 import { webProxyFor, type WebProxy } from './web-proxy.js';
 
 /** One HTTP(S) request of the engine's own (identity provider, webhooks, remote Src). */
@@ -68,8 +68,11 @@ export async function httpExchange(url: URL, req: HttpRequest): Promise<HttpAnsw
   const hostname = url.hostname.replace(/^\[(.*)\]$/, '$1');
   const started = Date.now();
   const proxy = webProxyFor(req.proxy, url);
+  // https goes through a tunnel (TLS end to end); plain http is handed to the proxy to forward,
+  // as proxies expect (many allow CONNECT to the TLS ports only).
+  const forwarding = proxy !== undefined && !secure;
   let tunnel: Socket | undefined;
-  if (proxy) {
+  if (proxy && secure) {
     try {
       tunnel = await openHttpTunnel(proxy, hostname, Number(url.port || (secure ? 443 : 80)), req.timeoutMs);
     } catch (err) {
@@ -79,9 +82,23 @@ export async function httpExchange(url: URL, req: HttpRequest): Promise<HttpAnsw
   }
   const headers: Record<string, string> = { ...req.headers };
   if (req.body !== undefined) headers['content-length'] = String(Buffer.byteLength(req.body));
+  if (forwarding) {
+    headers.host = url.host;
+    const authorization = proxyAuthorization(proxy);
+    if (authorization) headers['proxy-authorization'] = authorization;
+    // The site's own credentials in the URL go as the request's, as node:http sends them directly.
+    const site = proxyAuthorization(url);
+    if (site && headers.authorization === undefined) headers.authorization = site;
+  }
   const options: RequestOptions & { ca?: string | string[] } = {
     method: req.method ?? 'GET',
     headers,
+    ...(forwarding && {
+      host: proxy.hostname.replace(/^\[(.*)\]$/, '$1'),
+      port: proxy.port || '80',
+      // The absolute form of the target, without credentials (they never go to the proxy).
+      path: `${url.origin}${url.pathname}${url.search}`,
+    }),
     ...(secure && req.ca !== undefined && { ca: req.ca }),
     ...(tunnel && {
       createConnection: () =>
@@ -106,7 +123,18 @@ export async function httpExchange(url: URL, req: HttpRequest): Promise<HttpAnsw
       tunnel?.destroy();
       reject(err);
     };
-    const client: ClientRequest = (secure ? httpsRequest : httpRequest)(url, options, (res) => {
+    const onAnswer = (res: IncomingMessage): void => {
+      if (forwarding && res.statusCode === 407) {
+        res.resume();
+        fail(
+          new HttpExchangeError(
+            `the proxy ${proxy.host} refused to forward to ${url.host} (HTTP 407: check the user name and password in the proxy URL)`,
+            'EPROXY',
+            true,
+          ),
+        );
+        return;
+      }
       const chunks: Buffer[] = [];
       let size = 0;
       const finish = (): void => {
@@ -131,14 +159,29 @@ export async function httpExchange(url: URL, req: HttpRequest): Promise<HttpAnsw
         fail(new HttpExchangeError(`${label}: ${err.message}`, err.code ?? 'ECONNRESET')),
       );
       res.once('end', finish);
-    });
+    };
+    const client: ClientRequest = forwarding
+      ? httpRequest(options, onAnswer)
+      : (secure ? httpsRequest : httpRequest)(url, options, onAnswer);
+    let reachedProxy = false;
+    if (forwarding) client.once('socket', (socket) => socket.once('connect', () => (reachedProxy = true)));
     const timer = setTimeout(
       () => fail(new HttpExchangeError(`no answer from ${label} in ${req.timeoutMs} ms`, 'ETIMEDOUT')),
       Math.max(1, req.timeoutMs - (Date.now() - started)),
     );
-    client.once('error', (err: NodeJS.ErrnoException) =>
-      fail(new HttpExchangeError(`${label}: ${err.message}`, err.code ?? 'ECONNRESET')),
-    );
+    client.once('error', (err: NodeJS.ErrnoException) => {
+      if (forwarding && !reachedProxy) {
+        fail(
+          new HttpExchangeError(
+            `the proxy ${proxy.host} cannot be reached: ${err.message}`,
+            err.code ?? 'EPROXY',
+            true,
+          ),
+        );
+      } else {
+        fail(new HttpExchangeError(`${label}: ${err.message}`, err.code ?? 'ECONNRESET'));
+      }
+    });
     client.end(req.body);
   });
 }

@@ -1,6 +1,13 @@
 import { request } from 'node:http';
 import type { Socket } from 'node:net';
 
+/** Basic credentials of a URL with a user name (a proxy's `Proxy-Authorization`), or undefined. */
+export function proxyAuthorization(proxy: URL): string | undefined {
+  if (proxy.username === '') return undefined;
+  const credentials = `${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`;
+  return `Basic ${Buffer.from(credentials).toString('base64')}`;
+}
+
 /**
  * Asks an HTTP proxy for a tunnel to `host:port` (HTTP CONNECT, Basic credentials from the proxy
  * URL when it has them); resolves with the open socket, over which the caller speaks its own
@@ -9,10 +16,8 @@ import type { Socket } from 'node:net';
 export function openHttpTunnel(proxy: URL, host: string, port: number, timeoutMs: number): Promise<Socket> {
   const authority = `${host.includes(':') ? `[${host}]` : host}:${port}`;
   const headers: Record<string, string> = { host: authority };
-  if (proxy.username !== '') {
-    const credentials = `${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`;
-    headers['proxy-authorization'] = `Basic ${Buffer.from(credentials).toString('base64')}`;
-  }
+  const authorization = proxyAuthorization(proxy);
+  if (authorization) headers['proxy-authorization'] = authorization;
   return new Promise((resolve, reject) => {
     const req = request({
       host: proxy.hostname.replace(/^\[(.*)\]$/, '$1'), // an IPv6 address without its URL brackets

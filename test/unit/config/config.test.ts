@@ -41,10 +41,16 @@ describe('config', () => {
       { MAILROOM_HTTPS_PROXY: 'http://proxy.example:3128', MAILROOM_NO_PROXY: 'hooks.internal, 10.0.0.0/8' },
       '/x',
     );
-    assert.equal(web.noProxy?.matches('crm.hooks.internal'), true);
-    assert.equal(web.noProxy?.matches('10.1.2.3'), true);
-    assert.equal(web.noProxy?.matches('login.microsoftonline.com'), false);
-    assert.equal(loadConfig({}, '/x').noProxy, undefined);
+    assert.equal(web.noProxy.matches('crm.hooks.internal'), true);
+    assert.equal(web.noProxy.matches('10.1.2.3'), true);
+    assert.equal(web.noProxy.matches('login.microsoftonline.com'), false);
+    const byDefault = loadConfig({}, '/x').noProxy;
+    assert.ok(
+      ['localhost', '127.0.0.1', '127.9.9.9', '[::1]'].every((h) => byDefault.matches(h)),
+      'this machine',
+    );
+    assert.equal(byDefault.matches('hooks.example.com'), false);
+    assert.equal(web.noProxy.matches('127.0.0.1'), false, 'a list given replaces the default');
   });
 
   it('reads the scaling settings', () => {

@@ -10,13 +10,13 @@ import { startConnectProxy } from '../../support/connect-proxy.js';
 describe('httpExchange: the engine’s own HTTP requests, directly or through the web proxy', () => {
   let server: Server;
   let base: URL;
-  const received: Array<{ method: string; url: string; body: string }> = [];
+  const received: Array<{ method: string; url: string; body: string; authorization?: string | undefined }> = [];
   before(async () => {
     server = createServer((req: IncomingMessage, res: ServerResponse) => {
       let body = '';
       req.on('data', (c: Buffer) => (body += c.toString()));
       req.on('end', () => {
-        received.push({ method: req.method ?? '', url: req.url ?? '', body });
+        received.push({ method: req.method ?? '', url: req.url ?? '', body, authorization: req.headers.authorization });
         const path = new URL(req.url ?? '/', 'http://x').pathname;
         if (path === '/big') res.end('x'.repeat(5000));
         // /silent is never answered.
@@ -45,25 +45,35 @@ describe('httpExchange: the engine’s own HTTP requests, directly or through th
     assert.equal(answer.body.toString(), 'got POST hello');
   });
 
-  it('goes through a tunnel the proxy opens, unless the proxy is bypassed for the host', async () => {
+  it('hands plain http to the proxy to forward (credentials for the proxy alone), unless it bypasses the host', async () => {
     const proxy = await startConnectProxy({ password: 'p@ss' });
     try {
-      const answer = await httpExchange(new URL('/a', base), {
+      const target = new URL('/a?x=1', base);
+      target.username = 'site-user';
+      target.password = 'site-secret';
+      const answer = await httpExchange(target, {
+        method: 'POST',
+        body: 'hello',
         timeoutMs: 5_000,
         maxBytes: 1_000,
         proxy: { url: proxy.url },
       });
-      assert.equal(answer.body.toString(), 'got GET ');
-      assert.deepEqual(proxy.tunnels, [base.host], 'one tunnel, to the server');
+      assert.equal(answer.status, 201);
+      assert.equal(answer.body.toString(), 'got POST hello');
+      assert.deepEqual(proxy.forwarded, [`${base.origin}/a?x=1`], 'forwarded, the site credentials left out');
+      assert.deepEqual(proxy.tunnels, [], 'no CONNECT for plain http');
       await httpExchange(new URL('/b', base), {
         timeoutMs: 5_000,
         maxBytes: 1_000,
         proxy: { url: proxy.url, bypass: ProxyBypass.parse('127.0.0.0/8') },
       });
-      assert.deepEqual(proxy.tunnels, [base.host], 'no tunnel for a bypassed host');
+      assert.equal(proxy.forwarded.length, 1, 'directly to a bypassed host');
       assert.deepEqual(
-        received.map((r) => r.url),
-        ['/a', '/b'],
+        received.map((r) => [r.url, r.authorization]),
+        [
+          ['/a?x=1', `Basic ${Buffer.from('site-user:site-secret').toString('base64')}`],
+          ['/b', undefined],
+        ],
       );
     } finally {
       await proxy.close();

@@ -344,13 +344,13 @@ describe('response file loader', () => {
           await t.write('r.xml', responseFile(`<Response Name="r" Src="${base}/hello.txt" />`));
           const load = await loadResponseFile(t.dir, 'r.xml', { remoteSrc: true, proxy: { url: proxy.url } });
           assert.equal(renderResponse(response(load, 'r'), ctx).text, 'remote hello Ann Agent');
-          assert.deepEqual(proxy.tunnels, [new URL(base).host]);
+          assert.deepEqual(proxy.forwarded.map((u) => new URL(u).host), [new URL(base).host]);
           const direct = await loadResponseFile(t.dir, 'r.xml', {
             remoteSrc: true,
             proxy: { url: proxy.url, bypass: ProxyBypass.parse('127.0.0.1') },
           });
           assert.equal(renderResponse(response(direct, 'r'), ctx).text, 'remote hello Ann Agent');
-          assert.equal(proxy.tunnels.length, 1, 'the bypassed host was fetched directly');
+          assert.equal(proxy.forwarded.length, 1, 'the bypassed host was fetched directly');
         } finally {
           await proxy.close();
         }

@@ -1,5 +1,6 @@
 import type { INetworkModule } from '@azure/msal-node';
 import type { Clock } from '../../shared/clock.js';
+import { MailroomError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { OAuthPurpose, OAuthStatus } from '../../store/oauth-grants.js';
 import { DeviceCodePolling } from './device-code-polling.js';
@@ -88,10 +89,24 @@ export class DeviceCodeFlows {
 
     return new Promise<DeviceCodeStart>((resolve, reject) => {
       let issued = false;
+      // Cancelled (a new Get Code, the server changed or deleted, the engine stopping) before the
+      // provider issued a code: the request that asked for one is answered, not left hanging.
+      const endedBeforeCode = (): void => {
+        if (!issued) {
+          reject(
+            new MailroomError(
+              'CONFLICT',
+              'the sign-in was cancelled before the identity provider issued a code (another Get Code, ' +
+                'a change of the server, or the engine stopping); ask for a code again',
+            ),
+          );
+        }
+      };
       const done = app
         .acquireTokenByDeviceCode({
           scopes: deviceCodeScopes(target.settings),
           deviceCodeCallback: (answer) => {
+            if (abort.signal.aborted) return; // a code for a sign-in already given up: never shown
             issued = true;
             snapshot.expiresAt = new Date(polling.expiresAtMs);
             log.info({ expiresIn: answer.expiresIn }, 'device code issued; waiting for the sign-in');
@@ -106,7 +121,7 @@ export class DeviceCodeFlows {
         })
         .then(
           async (result) => {
-            if (abort.signal.aborted) return;
+            if (abort.signal.aborted) return endedBeforeCode();
             const account = result?.account?.username ?? null;
             snapshot.status = 'COMPLETE';
             await this.deps.grants.setStatus(key, {
@@ -119,7 +134,7 @@ export class DeviceCodeFlows {
             this.deps.onSignedIn?.(key);
           },
           async (err: unknown) => {
-            if (abort.signal.aborted) return;
+            if (abort.signal.aborted) return endedBeforeCode();
             const failure = describeOAuthError(err);
             snapshot.status = failure.status === 'EXPIRED' ? 'EXPIRED' : 'ERROR';
             snapshot.error = failure.message;

@@ -18,6 +18,21 @@ describe('OAuth 2.0 device-code sign-in (fake identity provider, fake clock)', f
 
   const pendingPolls = (): number => f.idp.tokenRequests.filter((r) => r.error === 'authorization_pending').length;
 
+  it('answers a Get Code cancelled before the provider issued its code (by another Get Code) instead of hanging', async () => {
+    const server = await f.addServer('Main', USER, { clientId: 'public-client' });
+    const first = f.oauth.startDeviceCode(f.tenantId, server.id, 'imap');
+    const firstOutcome = first.then(
+      () => 'a code',
+      (err: unknown) => (isMailroomError(err, 'CONFLICT') ? err.message : String(err)),
+    );
+    const code = await f.oauth.startDeviceCode(f.tenantId, server.id, 'imap');
+    assert.match(await firstOutcome, /cancelled before the identity provider issued a code.*ask for a code again/);
+    await f.clock.nextTimer();
+    assert.ok(f.idp.approve(code.userCode, USER));
+    await f.clock.fireNext();
+    assert.equal((await f.oauth.flows.settled(server.id, 'imap'))?.status, 'COMPLETE', 'the second one signs in');
+  });
+
   it('goes INCOMPLETE → PENDING → COMPLETE, polling at the interval the provider asks for', async () => {
     const server = await f.addServer('Main', USER, { clientId: 'public-client' });
     assert.equal((await f.oauth.status(f.tenantId, server.id)).imap?.status, 'INCOMPLETE');

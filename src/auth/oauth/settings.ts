@@ -42,20 +42,20 @@ export function appKeyOf(settings: OAuthSettings): string {
 }
 
 /**
- * Where a grant's tokens go, as part of its key: the mailbox host and user name of its purpose
- * (and, for the IMAP grant that SMTP uses with `mode: imap`, the SMTP host too). A grant saved for
- * another place (by a sign-in or a refresh that was under way when the server was pointed
- * elsewhere) is then void by its key, as one of another app is. Migration 0015 writes the same
- * string for grants saved before: keep the two in step.
+ * Where a grant's tokens go, as part of its key: the mailbox host and user name of its purpose. A
+ * grant saved for another place (by a sign-in or a refresh that was under way when the server was
+ * pointed elsewhere) is then void by its key, as one of another app is. (The SMTP host that uses
+ * the IMAP grant with `mode: imap` is not part of it: leaving that mode must not void the IMAP
+ * sign-in; a new SMTP host in that mode ends it when the change is made, see voidedSignIns.)
+ * Migration 0015 writes the same string for grants saved before: keep the two in step.
  */
 export function accountPlaceOf(
-  row: Pick<EmailServerRow, 'imapHost' | 'imapUser' | 'smtpHost' | 'smtpUser' | 'smtpAuthMode'>,
+  row: Pick<EmailServerRow, 'imapHost' | 'imapUser' | 'smtpHost' | 'smtpUser'>,
   purpose: OAuthPurpose,
 ): string {
-  const host = (name: string): string => name.trim().toLowerCase();
-  if (purpose === 'smtp') return `smtp:${host(row.smtpHost)}/${row.smtpUser ?? ''}`;
-  const smtp = row.smtpAuthMode === 'imap' ? ` smtp:${host(row.smtpHost)}` : '';
-  return `imap:${host(row.imapHost)}/${row.imapUser}${smtp}`;
+  return purpose === 'smtp'
+    ? `smtp:${row.smtpHost.trim().toLowerCase()}/${row.smtpUser ?? ''}`
+    : `imap:${row.imapHost.trim().toLowerCase()}/${row.imapUser}`;
 }
 
 /** What OAuth 2.0 means for one side of a server, after `mode: imap` is resolved. */

@@ -2,9 +2,9 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
 
 /**
  * An OAuth grant's key (`app_key`) also names where its tokens go: the mailbox host and user of
- * its purpose, and the SMTP host when SMTP logs in with the IMAP grant (`accountPlaceOf` in
- * src/auth/oauth/settings.ts, which must give the same string). Grants saved before get theirs
- * from their server as it is now, so sign-ins made before the upgrade stay valid.
+ * its purpose (`accountPlaceOf` in src/auth/oauth/settings.ts, which must give the same string).
+ * Grants saved before get theirs from their server as it is now, so sign-ins made before the
+ * upgrade stay valid.
  */
 export class GrantAccountPlace1764000000015 implements MigrationInterface {
   name = 'GrantAccountPlace1764000000015';
@@ -14,7 +14,6 @@ export class GrantAccountPlace1764000000015 implements MigrationInterface {
       UPDATE oauth_grants g SET app_key = g.app_key || '|' || CASE
           WHEN g.purpose = 'smtp' THEN 'smtp:' || lower(btrim(s.smtp_host)) || '/' || coalesce(s.smtp_user, '')
           ELSE 'imap:' || lower(btrim(s.imap_host)) || '/' || s.imap_user
-            || CASE WHEN s.smtp_auth_mode = 'imap' THEN ' smtp:' || lower(btrim(s.smtp_host)) ELSE '' END
         END
         FROM email_servers s
        WHERE s.id = g.server_id`);

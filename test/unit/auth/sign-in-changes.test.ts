@@ -55,6 +55,11 @@ describe('OAuth 2.0 sign-ins when a server changes or goes (fake identity provid
     await signIn(server.id, USER);
     await f.accounts.servers.update(f.tenantId, server.id, { smtp: { port: 25 } });
     assert.equal(await imapStatus(server.id), 'COMPLETE', 'another port of the same host');
+    await f.accounts.servers.update(f.tenantId, server.id, { smtp: { auth: { mode: 'none' } } });
+    assert.equal(await imapStatus(server.id), 'COMPLETE', 'SMTP no longer using it: the IMAP sign-in stays');
+    await f.accounts.servers.update(f.tenantId, server.id, { smtp: { auth: { mode: 'imap' } } });
+    assert.equal(await imapStatus(server.id), 'INCOMPLETE', 'SMTP using it again: to be signed in again');
+    await signIn(server.id, USER);
     await f.accounts.servers.update(f.tenantId, server.id, { smtp: { host: 'smtp.elsewhere.test' } });
     const status = await f.oauth.status(f.tenantId, server.id);
     assert.equal(status.imap?.status, 'INCOMPLETE');

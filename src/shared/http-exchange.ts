@@ -74,7 +74,7 @@ export async function httpExchange(url: URL, req: HttpRequest): Promise<HttpAnsw
   let tunnel: Socket | undefined;
   if (proxy && secure) {
     try {
-      tunnel = await openHttpTunnel(proxy, hostname, Number(url.port || (secure ? 443 : 80)), req.timeoutMs);
+      tunnel = await openHttpTunnel(proxy, hostname, Number(url.port || 443), req.timeoutMs);
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       throw new HttpExchangeError(e.message, e.code ?? 'EPROXY', true);
@@ -164,7 +164,13 @@ export async function httpExchange(url: URL, req: HttpRequest): Promise<HttpAnsw
       ? httpRequest(options, onAnswer)
       : (secure ? httpsRequest : httpRequest)(url, options, onAnswer);
     let reachedProxy = false;
-    if (forwarding) client.once('socket', (socket) => socket.once('connect', () => (reachedProxy = true)));
+    if (forwarding) {
+      client.once('socket', (socket: Socket) => {
+        // A kept-alive socket is connected already; a new one says when it is.
+        if (!socket.connecting) reachedProxy = true;
+        else socket.once('connect', () => (reachedProxy = true));
+      });
+    }
     const timer = setTimeout(
       () => fail(new HttpExchangeError(`no answer from ${label} in ${req.timeoutMs} ms`, 'ETIMEDOUT')),
       Math.max(1, req.timeoutMs - (Date.now() - started)),

@@ -53,6 +53,13 @@ export const heartbeatRoundTrip = new Gauge({
   registers,
 });
 
+export const webhookDeliveries = new Counter({
+  name: 'mailroom_webhook_deliveries_total',
+  help: 'Webhook events delivered (answered 2xx).',
+  labelNames: ['tenant_id', 'destination_id'] as const,
+  registers,
+});
+
 export const webhookFailures = new Counter({
   name: 'mailroom_webhook_failures_total',
   help: 'Webhook deliveries that failed (retried with backoff).',

@@ -334,6 +334,16 @@ export class DeliveryRepository {
       .limit(limit)
       .getMany();
   }
+  /** The deliveries of these `seq`s of a destination, oldest first (those that exist). */
+  listSeqs(destinationId: string, seqs: readonly number[]): Promise<DeliveryRow[]> {
+    if (seqs.length === 0) return Promise.resolve([]);
+    return this.em
+      .getRepository(DeliveryEntity)
+      .createQueryBuilder('d')
+      .where('d.destinationId = :destinationId AND d.seq = ANY(:seqs)', { destinationId, seqs: [...seqs] })
+      .orderBy('d.seq', 'ASC')
+      .getMany();
+  }
   /** The newest deliveries below `beforeSeq` (all when null), newest first. */
   listBefore(destinationId: string, beforeSeq: number | null, limit: number): Promise<DeliveryRow[]> {
     const query = this.em

@@ -64,7 +64,10 @@ export const WebhookDeliveryEntity = new EntitySchema<WebhookDeliveryRow>({
       onDelete: 'CASCADE',
     },
   } as object,
-  indices: [{ name: 'webhook_deliveries_pending_idx', columns: ['deliveredAt', 'nextAttemptAt'] }],
+  indices: [
+    { name: 'webhook_deliveries_pending_idx', columns: ['deliveredAt', 'nextAttemptAt'] },
+    { name: 'webhook_deliveries_pending_seq_idx', columns: ['destinationId', 'seq'], where: 'delivered_at IS NULL' },
+  ],
 });
 
 type RawRow = Record<string, unknown>;
@@ -113,37 +116,75 @@ export class WebhookDeliveryRepository {
   }
 
   /**
-   * Leases up to `limit` due rows, each the oldest pending row of its destination (so a
-   * destination's events go out in seq order, one at a time). `SKIP LOCKED` and the lease keep
-   * two engines from posting the same row at once.
+   * Leases runs of consecutive pending rows, at most `runLength` each, of up to `destinations`
+   * destinations whose oldest pending row is due and free (so a destination's events go out in
+   * seq order, by one dispatcher at a time). `SKIP LOCKED` on the head and the lease on the whole
+   * run keep two engines off the same destination: the next head is leased too. Rows of each run
+   * in seq order, runs by when their head fell due.
    */
-  async claimDue(now: Date, leaseUntil: Date, limit: number): Promise<WebhookDeliveryRow[]> {
+  async claimRuns(
+    now: Date,
+    leaseUntil: Date,
+    destinations: number,
+    runLength: number,
+  ): Promise<WebhookDeliveryRow[][]> {
     const rows: RawRow[] = await this.em.query(
-      `WITH claimed AS (
+      `WITH heads AS (
+         SELECT c.destination_id, c.seq, c.next_attempt_at FROM webhook_deliveries c
+           JOIN destinations t ON t.id = c.destination_id AND t.webhook_url IS NOT NULL
+          WHERE c.delivered_at IS NULL AND c.next_attempt_at <= $1
+            AND (c.lease_until IS NULL OR c.lease_until <= $1)
+            AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e
+                             WHERE e.destination_id = c.destination_id AND e.delivered_at IS NULL AND e.seq < c.seq)
+          ORDER BY c.next_attempt_at, c.seq
+          LIMIT $3
+          FOR UPDATE OF c SKIP LOCKED),
+       run AS (
+         SELECT r.destination_id, r.seq, h.next_attempt_at AS head_due FROM heads h
+          CROSS JOIN LATERAL (
+            SELECT w.destination_id, w.seq FROM webhook_deliveries w
+             WHERE w.destination_id = h.destination_id AND w.delivered_at IS NULL AND w.seq >= h.seq
+             ORDER BY w.seq LIMIT $4) r),
+       claimed AS (
          UPDATE webhook_deliveries w SET lease_until = $2
-          WHERE (w.destination_id, w.seq) IN (
-            SELECT c.destination_id, c.seq FROM webhook_deliveries c
-              JOIN destinations t ON t.id = c.destination_id AND t.webhook_url IS NOT NULL
-             WHERE c.delivered_at IS NULL AND c.next_attempt_at <= $1
-               AND (c.lease_until IS NULL OR c.lease_until <= $1)
-               AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e
-                                WHERE e.destination_id = c.destination_id AND e.delivered_at IS NULL AND e.seq < c.seq)
-             ORDER BY c.next_attempt_at, c.seq
-             LIMIT $3
-             FOR UPDATE OF c SKIP LOCKED)
-          RETURNING w.*)
-       SELECT * FROM claimed ORDER BY next_attempt_at, seq`,
-      [now, leaseUntil, limit],
+           FROM run WHERE w.destination_id = run.destination_id AND w.seq = run.seq
+         RETURNING w.*, run.head_due)
+       SELECT * FROM claimed ORDER BY head_due, destination_id, seq`,
+      [now, leaseUntil, destinations, runLength],
     );
-    return rows.map(rowOf);
+    const runs = new Map<string, WebhookDeliveryRow[]>();
+    for (const r of rows) {
+      const row = rowOf(r);
+      const run = runs.get(row.destinationId);
+      if (run) run.push(row);
+      else runs.set(row.destinationId, [row]);
+    }
+    return [...runs.values()];
   }
 
-  async recordSuccess(destinationId: string, seq: number, at: Date, status: number): Promise<void> {
+  /** Records 2xx answers of one destination's events (one statement for a run's worth). */
+  async recordSuccesses(
+    destinationId: string,
+    done: ReadonlyArray<{ seq: number; at: Date; status: number }>,
+  ): Promise<void> {
+    if (done.length === 0) return;
     await this.em.query(
-      `UPDATE webhook_deliveries
-          SET attempts = attempts + 1, delivered_at = $3, last_attempt_at = $3, last_status = $4, lease_until = NULL
-        WHERE destination_id = $1 AND seq = $2`,
-      [destinationId, seq, at, status],
+      `UPDATE webhook_deliveries w
+          SET attempts = w.attempts + 1, delivered_at = u.at, last_attempt_at = u.at, last_status = u.status,
+              lease_until = NULL
+         FROM unnest($2::bigint[], $3::timestamptz[], $4::integer[]) AS u(seq, at, status)
+        WHERE w.destination_id = $1 AND w.seq = u.seq`,
+      [destinationId, done.map((d) => d.seq), done.map((d) => d.at), done.map((d) => d.status)],
+    );
+  }
+
+  /** Gives back rows of a run that were not posted, if this lease still holds them. */
+  async release(destinationId: string, seqs: readonly number[], leaseUntil: Date): Promise<void> {
+    if (seqs.length === 0) return;
+    await this.em.query(
+      `UPDATE webhook_deliveries SET lease_until = NULL
+        WHERE destination_id = $1 AND seq = ANY($2::bigint[]) AND lease_until = $3 AND delivered_at IS NULL`,
+      [destinationId, seqs, leaseUntil],
     );
   }
 

@@ -1,17 +1,17 @@
 import type { Clock } from '../../shared/clock.js';
 import type { Logger } from '../../shared/logger.js';
-import { webhookFailures } from '../../shared/metrics.js';
+import { webhookDeliveries, webhookFailures } from '../../shared/metrics.js';
 import type { SecretSealer } from '../../shared/sealed-secrets.js';
 import type { DestinationRow } from '../../store/rows.js';
 import type { Store } from '../../store/store.js';
 import { WEBHOOK_SECRET_FIELD, type WebhookDeliveryRow } from '../../store/webhook-deliveries.js';
-import { routedEventOf, type WebhookTestEvent } from './event.js';
+import { routedEventsOf, type WebhookTestEvent } from './event.js';
 import type { PostOutcome, WebhookPoster } from './http-post.js';
 import type { WebhookOptions } from './options.js';
 import { retryDelayMs } from './retry-schedule.js';
 import { EVENT_HEADER, IDEMPOTENCY_HEADER, signPayload, SIGNATURE_HEADER, TIMESTAMP_HEADER } from './signature.js';
 
-/** [5000] ms a lease outlives the request timeout, so a slow answer is never posted twice at once. */
+/** [5000] ms a run's lease outlives its last POST's timeout, for the outcomes to be recorded. */
 const LEASE_MARGIN_MS = 5_000;
 /** [25] ms between two outbox reads at the least, so a row another engine holds cannot spin this one. */
 const MIN_WAIT_MS = 25;
@@ -35,17 +35,35 @@ function describe(o: PostOutcome): string {
   return `HTTP ${o.status}${snippet ? `: ${snippet}` : ''}`;
 }
 
+/** A 2xx answer, waiting to be recorded with others of its run. */
+interface Delivered {
+  seq: number;
+  at: Date;
+  status: number;
+}
+
 /**
- * Posts the webhook outbox: each destination's events one at a time in `seq` order (at least
- * once; receivers dedupe by `Idempotency-Key`), signed, retried with backoff until a 2xx. Wakes on
- * `wake()` (a message was routed) and reads the outbox every `pollIntervalMs` anyway.
+ * Posts the webhook outbox. Each destination's events go out as a pipeline: a run of up to
+ * `runLength` consecutive pending events is claimed in one statement, POSTed one after the other
+ * in `seq` order over a kept-alive connection (each waits for the answer to the one before, so a
+ * receiver never has a later event before an earlier one succeeded), and the 2xx answers are
+ * recorded `flushEvery` at a time while the next POSTs go out. The first failure ends the run:
+ * it is recorded with its retry time and the rest of the run is given back, to wait behind it.
+ * At least once: an outcome lost to a crash or an outage is posted again with the same
+ * `Idempotency-Key` once the run's lease has lapsed. Up to `maxInFlight` destinations at once.
+ *
+ * Wakes on `wake()` (a message was routed, here or on another instance) and when a run ends, and
+ * reads the outbox every `pollIntervalMs` anyway (retries falling due, lapsed leases).
  */
 export class WebhookDispatcher {
   private readonly log: Logger;
-  private readonly inFlight = new Set<Promise<void>>();
+  /** The run under way per destination id. */
+  private readonly runs = new Map<string, Promise<void>>();
   private timer: unknown;
-  private running: Promise<void> | undefined;
-  private again = false;
+  private immediate: NodeJS.Immediate | undefined;
+  private passing: Promise<void> | undefined;
+  /** A wake came while a pass was under way: another pass follows it at once. */
+  private woken = false;
   private started = false;
   private stopping: Promise<void> | undefined;
 
@@ -56,20 +74,31 @@ export class WebhookDispatcher {
   start(): void {
     if (this.started || this.stopping) return;
     this.started = true;
-    this.schedule(0);
+    this.wake();
   }
 
-  /** Reads the outbox soon (called after a commit that routed messages). */
+  /**
+   * Reads the outbox as soon as the current pass (if any) is over: after a commit that routed
+   * messages, and when a run ends. Wakes never cancel one another, and never wait for the poll.
+   */
   wake(): void {
-    if (this.started && !this.stopping) this.schedule(0);
+    if (!this.started || this.stopping) return;
+    this.woken = true;
+    if (this.passing || this.immediate) return;
+    this.immediate = setImmediate(() => {
+      this.immediate = undefined;
+      this.tick();
+    });
   }
 
-  /** Stops reading the outbox and waits for the POSTs in flight. Idempotent. */
+  /** Stops claiming, lets each run finish the POST it is making, records outcomes. Idempotent. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.deps.clock.clearTimeout(this.timer);
-      await this.running?.catch(() => undefined);
-      await Promise.allSettled([...this.inFlight]);
+      if (this.immediate) clearImmediate(this.immediate);
+      this.immediate = undefined;
+      await this.passing;
+      await Promise.all([...this.runs.values()]);
     })();
     return this.stopping;
   }
@@ -83,110 +112,176 @@ export class WebhookDispatcher {
       destinationId: destination.id,
     };
     const started = this.deps.clock.now();
-    const outcome = await this.post(destination, event.id, event.type, JSON.stringify(event));
+    const secret = this.secretOf(destination);
+    const outcome =
+      secret === null
+        ? ({ status: null, error: 'the destination has no webhook' } as const)
+        : await this.post(destination.webhookUrl as string, secret, event.id, event.type, JSON.stringify(event));
     return { outcome, durationMs: Math.max(0, this.deps.clock.now() - started) };
   }
 
   private schedule(ms: number): void {
     const { clock } = this.deps;
     clock.clearTimeout(this.timer);
-    this.timer = clock.setTimeout(() => this.tick(), ms);
+    this.timer = clock.setTimeout(() => this.wake(), ms);
   }
 
   private tick(): void {
-    if (this.stopping) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = this.pass()
+    if (this.stopping || this.passing) return;
+    this.woken = false;
+    this.passing = this.pass()
       .catch((err: unknown) => {
         this.log.error({ err }, 'reading the webhook outbox failed; retrying');
+        // Not at once: the poll tries again (a database outage must not spin this loop).
+        this.woken = false;
         this.schedule(this.deps.options.pollIntervalMs);
       })
       .finally(() => {
-        this.running = undefined;
-        if (this.again && !this.stopping) {
-          this.again = false;
-          this.schedule(0);
-        }
+        this.passing = undefined;
+        if (this.woken) this.wake();
       });
   }
 
   private async pass(): Promise<void> {
     const { store, clock, options } = this.deps;
-    const free = options.maxInFlight - this.inFlight.size;
-    if (free > 0) {
-      const now = clock.now();
-      const lease = new Date(now + options.requestTimeoutMs + LEASE_MARGIN_MS);
-      for (const row of await store.webhooks.claimDue(new Date(now), lease, free)) this.track(this.attempt(row));
-    }
+    const free = options.maxInFlight - this.runs.size;
+    // Full: each run's end wakes the dispatcher; the poll stays as the safety net.
+    if (free <= 0) return this.schedule(options.pollIntervalMs);
+    const now = clock.now();
+    const budgetEnd = now + options.runBudgetMs;
+    const leaseUntil = new Date(budgetEnd + options.requestTimeoutMs + LEASE_MARGIN_MS);
+    const runs = await store.webhooks.claimRuns(new Date(now), leaseUntil, free, options.runLength);
+    for (const run of runs) this.track(run, leaseUntil, budgetEnd);
     if (this.stopping) return;
-    const due = free > 0 ? await store.webhooks.nextDueAt() : null;
+    if (runs.length === free) return this.schedule(options.pollIntervalMs);
+    const due = await store.webhooks.nextDueAt();
     const wait = due === null ? options.pollIntervalMs : due.getTime() - clock.now();
     this.schedule(Math.min(options.pollIntervalMs, Math.max(MIN_WAIT_MS, wait)));
   }
 
-  private track(attempt: Promise<void>): void {
-    this.inFlight.add(attempt);
-    void attempt.finally(() => {
-      this.inFlight.delete(attempt);
+  private track(run: WebhookDeliveryRow[], leaseUntil: Date, budgetEnd: number): void {
+    const head = run[0] as WebhookDeliveryRow;
+    const running = this.deliver(run, leaseUntil, budgetEnd).then(
+      () => undefined,
+      (err: unknown) => {
+        // The leases lapse and the events are posted again (at least once).
+        this.log.error(
+          { err, tenantId: head.tenantId, destinationId: head.destinationId },
+          'webhook run failed; its events are posted again once its lease lapses',
+        );
+      },
+    );
+    this.runs.set(head.destinationId, running);
+    void running.finally(() => {
+      this.runs.delete(head.destinationId);
       this.wake();
     });
   }
 
-  private async attempt(row: WebhookDeliveryRow): Promise<void> {
+  /** Posts one claimed run in order until it ends, fails, runs out of time or the engine stops. */
+  private async deliver(run: WebhookDeliveryRow[], leaseUntil: Date, budgetEnd: number): Promise<void> {
     const { store, clock, options } = this.deps;
-    const log = this.log.child({ tenantId: row.tenantId, destinationId: row.destinationId, seq: row.seq });
-    let outcome: PostOutcome;
-    try {
-      const destination = await store.destinations.get(row.tenantId, row.destinationId);
-      // The webhook was removed after the claim: the lease runs out, the row waits for a new URL.
-      if (!destination?.webhookUrl) return;
-      const event = await routedEventOf(store, row);
-      if (!event) {
-        outcome = { status: null, error: 'the message is no longer stored' };
-      } else {
-        outcome = await this.post(destination, event.id, event.type, JSON.stringify(event));
-      }
-    } catch (err) {
-      log.error({ err }, 'webhook event could not be prepared');
-      outcome = { status: null, error: `internal error: ${err instanceof Error ? err.message : String(err)}` };
+    const head = run[0] as WebhookDeliveryRow;
+    const { tenantId, destinationId } = head;
+    const destination = await store.destinations.get(tenantId, destinationId);
+    const secret = destination ? this.secretOf(destination) : null;
+    if (!destination?.webhookUrl || secret === null) {
+      // The webhook was removed after the claim: the rows wait for a new URL.
+      await store.webhooks.release(
+        destinationId,
+        run.map((r) => r.seq),
+        leaseUntil,
+      );
+      return;
     }
-    const at = new Date(clock.now());
-    const attempts = row.attempts + 1;
-    try {
-      if (succeeded(outcome)) {
-        await store.webhooks.recordSuccess(row.destinationId, row.seq, at, outcome.status as number);
-        log.debug({ attempts, status: outcome.status }, 'webhook delivered');
-        return;
+    const url = destination.webhookUrl;
+    const events = await routedEventsOf(store, run);
+    const delivered: Delivered[] = [];
+    // The previous batch's record, made while the next POSTs go out; never rejects.
+    let recording: Promise<boolean> = Promise.resolve(true);
+    let posted = 0;
+    let failed: { row: WebhookDeliveryRow; outcome: PostOutcome; at: Date } | undefined;
+    for (const row of run) {
+      if (this.stopping || clock.now() >= budgetEnd) break;
+      const event = events.get(row.seq);
+      const outcome: PostOutcome = event
+        ? await this.post(url, secret, event.id, event.type, JSON.stringify(event))
+        : { status: null, error: 'the message is no longer stored' };
+      posted += 1;
+      const at = new Date(clock.now());
+      if (!succeeded(outcome)) {
+        failed = { row, outcome, at };
+        break;
       }
-      const delay = retryDelayMs(attempts, options, this.deps.random);
-      const error = describe(outcome);
-      await store.webhooks.recordFailure(row.destinationId, row.seq, {
-        at,
-        status: outcome.status,
-        error,
-        nextAttemptAt: new Date(at.getTime() + delay),
-      });
-      webhookFailures.inc({ tenant_id: row.tenantId, destination_id: row.destinationId });
-      log.warn({ attempts, status: outcome.status, error, retryInMs: delay }, 'webhook POST failed; will retry');
+      delivered.push({ seq: row.seq, at, status: outcome.status as number });
+      if (delivered.length >= options.flushEvery) {
+        if (!(await recording)) return; // the database is away: the lease lapses, all is posted again
+        recording = this.record(head, delivered.splice(0));
+      }
+    }
+    if (!(await recording)) return;
+    if (!(await this.record(head, delivered))) return;
+    if (failed) await this.recordFailure(failed.row, failed.outcome, failed.at);
+    await store.webhooks.release(
+      destinationId,
+      run.slice(posted).map((r) => r.seq),
+      leaseUntil,
+    );
+  }
+
+  /** Records 2xx answers; false (logged) when the database refused, which ends the run. */
+  private async record(head: WebhookDeliveryRow, delivered: Delivered[]): Promise<boolean> {
+    if (delivered.length === 0) return true;
+    try {
+      await this.deps.store.webhooks.recordSuccesses(head.destinationId, delivered);
+      webhookDeliveries.inc({ tenant_id: head.tenantId, destination_id: head.destinationId }, delivered.length);
+      return true;
     } catch (err) {
-      // The outcome is lost; the lease runs out and the event is posted again (at least once).
-      log.error({ err }, 'webhook outcome could not be recorded');
+      this.log.error(
+        { err, tenantId: head.tenantId, destinationId: head.destinationId, events: delivered.length },
+        'webhook outcomes could not be recorded; those events are posted again once the lease lapses',
+      );
+      return false;
     }
   }
 
-  private post(destination: DestinationRow, key: string, type: string, body: string): Promise<PostOutcome> {
-    const { sealer, clock, options, poster } = this.deps;
-    if (!destination.webhookUrl || !destination.webhookSecretSealed) {
-      return Promise.resolve({ status: null, error: 'the destination has no webhook' });
-    }
-    const secret = sealer.open(destination.webhookSecretSealed, {
+  private async recordFailure(row: WebhookDeliveryRow, outcome: PostOutcome, at: Date): Promise<void> {
+    const { store, options } = this.deps;
+    const attempts = row.attempts + 1;
+    const delay = retryDelayMs(attempts, options, this.deps.random);
+    const error = describe(outcome);
+    await store.webhooks.recordFailure(row.destinationId, row.seq, {
+      at,
+      status: outcome.status,
+      error,
+      nextAttemptAt: new Date(at.getTime() + delay),
+    });
+    webhookFailures.inc({ tenant_id: row.tenantId, destination_id: row.destinationId });
+    this.log.warn(
+      {
+        tenantId: row.tenantId,
+        destinationId: row.destinationId,
+        seq: row.seq,
+        attempts,
+        status: outcome.status,
+        error,
+        retryInMs: delay,
+      },
+      'webhook POST failed; will retry',
+    );
+  }
+
+  private secretOf(destination: DestinationRow): string | null {
+    if (!destination.webhookUrl || !destination.webhookSecretSealed) return null;
+    return this.deps.sealer.open(destination.webhookSecretSealed, {
       tenantId: destination.tenantId,
       rowId: destination.id,
       field: WEBHOOK_SECRET_FIELD,
     });
+  }
+
+  private post(url: string, secret: string, key: string, type: string, body: string): Promise<PostOutcome> {
+    const { clock, options, poster } = this.deps;
     const timestamp = Math.floor(clock.now() / 1000);
     const headers = {
       'content-type': 'application/json',
@@ -196,6 +291,6 @@ export class WebhookDispatcher {
       [TIMESTAMP_HEADER]: String(timestamp),
       [SIGNATURE_HEADER]: signPayload(secret, timestamp, body),
     };
-    return poster(destination.webhookUrl, headers, body, options.requestTimeoutMs);
+    return poster(url, headers, body, options.requestTimeoutMs);
   }
 }

@@ -23,19 +23,37 @@ export function idempotencyKeyOf(destinationId: string, seq: number): string {
   return `${destinationId}:${seq}`;
 }
 
-/** The event of an outbox row; null when the message or its delivery is gone (deleted since). */
-export async function routedEventOf(store: Store, row: WebhookDeliveryRow): Promise<MessageRoutedEvent | null> {
-  const [delivery, message] = await Promise.all([
-    store.deliveries.get(row.destinationId, row.messageId),
-    store.messages.get(row.tenantId, row.messageId),
-  ]);
-  if (!delivery || !message) return null;
-  return {
-    type: 'message.routed',
-    id: idempotencyKeyOf(row.destinationId, row.seq),
-    seq: row.seq,
-    tenantId: row.tenantId,
-    destinationId: row.destinationId,
-    message: feedItemView(delivery, message),
-  };
+/**
+ * The events of a run of one destination's outbox rows, by `seq`, read in two statements (the
+ * deliveries, then their messages). A row whose message or delivery is gone (deleted since) has
+ * no event.
+ */
+export async function routedEventsOf(
+  store: Store,
+  run: readonly WebhookDeliveryRow[],
+): Promise<Map<number, MessageRoutedEvent>> {
+  const events = new Map<number, MessageRoutedEvent>();
+  const first = run[0];
+  if (!first) return events;
+  const deliveries = await store.deliveries.listSeqs(
+    first.destinationId,
+    run.map((r) => r.seq),
+  );
+  const messages = await store.messages.getMany(
+    first.tenantId,
+    deliveries.map((d) => d.messageId),
+  );
+  for (const delivery of deliveries) {
+    const message = messages.get(delivery.messageId);
+    if (!message) continue;
+    events.set(delivery.seq, {
+      type: 'message.routed',
+      id: idempotencyKeyOf(first.destinationId, delivery.seq),
+      seq: delivery.seq,
+      tenantId: first.tenantId,
+      destinationId: first.destinationId,
+      message: feedItemView(delivery, message),
+    });
+  }
+  return events;
 }

@@ -10,8 +10,14 @@ export interface WebhookOptions {
   requestTimeoutMs: number;
   /** [5000] how often the outbox is read even without a `routed` event (other engines, restarts). */
   pollIntervalMs: number;
-  /** [16] POSTs in flight at once, each to a different destination. */
+  /** [16] destinations posted to at once (one POST in flight each: a destination's events go in order). */
   maxInFlight: number;
+  /** [256] consecutive pending events of one destination claimed at once (one statement). */
+  runLength: number;
+  /** [10000] how long one run may go on posting before it gives its destination back, ms. */
+  runBudgetMs: number;
+  /** [64] 2xx answers recorded in one statement (while the next POSTs go out). */
+  flushEvery: number;
 }
 
 export const DEFAULT_WEBHOOK_OPTIONS: WebhookOptions = {
@@ -21,4 +27,7 @@ export const DEFAULT_WEBHOOK_OPTIONS: WebhookOptions = {
   requestTimeoutMs: 10_000,
   pollIntervalMs: 5_000,
   maxInFlight: 16,
+  runLength: 256,
+  runBudgetMs: 10_000,
+  flushEvery: 64,
 };

@@ -13,6 +13,7 @@ import { OutboundRequestClaims1764000000012 } from './0012-outbound-request-clai
 import { RetiredInstances1764000000013 } from './0013-retired-instances.js';
 import { ServerProxy1764000000014 } from './0014-server-proxy.js';
 import { GrantAccountPlace1764000000015 } from './0015-grant-account-place.js';
+import { WebhookPendingSeq1764000000016 } from './0016-webhook-pending-seq.js';
 
 /** Every migration, oldest first. A new one is a new file here plus one line below. */
 export const MIGRATIONS = [
@@ -31,4 +32,5 @@ export const MIGRATIONS = [
   RetiredInstances1764000000013,
   ServerProxy1764000000014,
   GrantAccountPlace1764000000015,
+  WebhookPendingSeq1764000000016,
 ];

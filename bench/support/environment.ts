@@ -113,6 +113,8 @@ export async function appendMessages(
 export interface MailroomUnderTest {
   store: Store;
   inbound: Inbound;
+  sealer: SecretSealer;
+  tenantId: string;
   serverId: string;
   destinationId: string;
 }
@@ -126,6 +128,8 @@ export async function prepareMailroom(
   user: string,
   address: string,
   options: Partial<InboundOptions> = {},
+  /** More fields of the destination (a webhook, say). */
+  destinationFields: Record<string, unknown> = {},
 ): Promise<MailroomUnderTest> {
   const databaseUrl = await createTestDatabase();
   const store = await Store.open({ databaseUrl }, quietLogger);
@@ -144,11 +148,16 @@ export async function prepareMailroom(
     },
     smtp: { host: '127.0.0.1', port: 2525, auth: { mode: 'none' } },
   });
-  const destination = await accounts.destinations.create(tenant.id, { name: address, address, serverId: server.id });
+  const destination = await accounts.destinations.create(tenant.id, {
+    name: address,
+    address,
+    serverId: server.id,
+    ...destinationFields,
+  });
   const inbound = createInbound({ store, credentials: new CredentialService(sealer), logger: quietLogger, options });
   // Registered after the store's close: cleanups run last-in first-out, so this stops first.
   addCleanup(() => inbound.stop(), 'first');
-  return { store, inbound, serverId: server.id, destinationId: destination.id };
+  return { store, inbound, sealer, tenantId: tenant.id, serverId: server.id, destinationId: destination.id };
 }
 
 /** Settles like `promise`, or rejects naming `what` when it has not settled within `ms`. */

@@ -30,7 +30,8 @@ export interface BenchSkip {
 }
 
 /** A target on the ratio to the baseline, on the difference, or on Mailroom's figure alone. */
-export type Target = { ratioAtLeast: number } | { deltaAtMost: number } | { valueAtMost: number } | null;
+export type Target =
+  { ratioAtLeast: number } | { ratioAtMost: number } | { deltaAtMost: number } | { valueAtMost: number } | null;
 
 export function emit(line: BenchResult | BenchSkip): void {
   process.stdout.write(`${JSON.stringify(line)}\n`);
@@ -59,6 +60,9 @@ export function compare(
   if (target && 'ratioAtLeast' in target) {
     expression = `ratio >= ${target.ratioAtLeast}`;
     pass = ratio >= target.ratioAtLeast;
+  } else if (target && 'ratioAtMost' in target) {
+    expression = `ratio <= ${target.ratioAtMost}`;
+    pass = ratio <= target.ratioAtMost;
   } else if (target && 'deltaAtMost' in target) {
     expression = `delta <= ${target.deltaAtMost}`;
     pass = delta <= target.deltaAtMost;

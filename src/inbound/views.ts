@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import type { DeliveryRow, InboundMessageRow } from '../store/rows.js';
+import type { FeedRow, InboundMessageRow } from '../store/rows.js';
 
 const Address = Type.Object({ address: Type.String(), name: Type.String() });
 const ClassificationView = Type.Object({
@@ -72,11 +72,11 @@ export const MessageSummaryView = Type.Object({
 });
 export type MessageSummaryView = Static<typeof MessageSummaryView>;
 
-function fromOf(row: InboundMessageRow): { address: string; name: string } | null {
+function fromOf(row: Pick<InboundMessageRow, 'fromAddress' | 'fromName'>): { address: string; name: string } | null {
   return row.fromAddress ? { address: row.fromAddress, name: row.fromName ?? '' } : null;
 }
 
-export function feedItemView(d: DeliveryRow, m: InboundMessageRow): FeedItemView {
+export function feedItemView(d: FeedRow['delivery'], m: FeedRow['message']): FeedItemView {
   return {
     seq: d.seq,
     id: m.id,

@@ -184,6 +184,15 @@ export interface DeliveryRow {
   ackedAt: Date | null;
 }
 
+/** What an agent's feed shows of a delivery and its message (one row of `DeliveryRepository.feedRows`). */
+export interface FeedRow {
+  delivery: Pick<DeliveryRow, 'seq' | 'messageId' | 'claimedBy' | 'ackedAt'>;
+  message: Pick<
+    InboundMessageRow,
+    'id' | 'conversationId' | 'subject' | 'fromAddress' | 'fromName' | 'receivedAt' | 'classification'
+  >;
+}
+
 export interface AlertRow {
   id: string;
   tenantId: string;

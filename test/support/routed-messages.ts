@@ -8,16 +8,20 @@ export interface RouteTarget {
   destinationId: string;
 }
 
+/** UIDs given so far in this process (a server's messages have distinct UIDs). */
+let lastUid = 0;
+
 /** A routed message row as inbound stores it (small, no raw source). */
 export function routedMessageRow(target: RouteTarget, n: number): NewInboundMessage {
   const id = randomUUID();
+  lastUid += 1;
   return {
     id,
     tenantId: target.tenantId,
     serverId: target.serverId,
     mailbox: 'INBOX',
     uidValidity: 1,
-    uid: n,
+    uid: lastUid,
     status: 'routed',
     quarantineReason: null,
     messageIdHeader: `${id}@example.net`,

@@ -5,7 +5,7 @@ import type { SecretSealer } from '../../shared/sealed-secrets.js';
 import type { DestinationRow } from '../../store/rows.js';
 import type { Store } from '../../store/store.js';
 import { WEBHOOK_SECRET_FIELD, type WebhookDeliveryRow } from '../../store/webhook-deliveries.js';
-import { routedEventsOf, type WebhookTestEvent } from './event.js';
+import { routedEventsOf, type MessageRoutedEvent, type WebhookTestEvent } from './event.js';
 import type { PostOutcome, WebhookPoster } from './http-post.js';
 import type { WebhookOptions } from './options.js';
 import { retryDelayMs } from './retry-schedule.js';
@@ -33,6 +33,12 @@ function describe(o: PostOutcome): string {
   if (o.status === null) return o.error;
   const snippet = o.bodySnippet.replace(/\s+/g, ' ').trim();
   return `HTTP ${o.status}${snippet ? `: ${snippet}` : ''}`;
+}
+
+/** Leased outbox rows of one destination and their events, by seq. */
+interface Chunk {
+  rows: WebhookDeliveryRow[];
+  events: Map<number, MessageRoutedEvent>;
 }
 
 /** A 2xx answer, waiting to be recorded with others of its run. */
@@ -178,10 +184,14 @@ export class WebhookDispatcher {
     });
   }
 
-  /** Posts one claimed run in order until it ends, fails, runs out of time or the engine stops. */
-  private async deliver(run: WebhookDeliveryRow[], leaseUntil: Date, budgetEnd: number): Promise<void> {
+  /**
+   * Posts one claimed run in order until it ends, fails, runs out of time or the engine stops.
+   * While a full chunk goes out, the next one (the destination's following pending events) is
+   * leased and read, so the receiver never waits on the database between two chunks.
+   */
+  private async deliver(first: WebhookDeliveryRow[], leaseUntil: Date, budgetEnd: number): Promise<void> {
     const { store, clock, options } = this.deps;
-    const head = run[0] as WebhookDeliveryRow;
+    const head = first[0] as WebhookDeliveryRow;
     const { tenantId, destinationId } = head;
     const destination = await store.destinations.get(tenantId, destinationId);
     const secret = destination ? this.secretOf(destination) : null;
@@ -189,34 +199,53 @@ export class WebhookDispatcher {
       // The webhook was removed after the claim: the rows wait for a new URL.
       await store.webhooks.release(
         destinationId,
-        run.map((r) => r.seq),
+        first.map((r) => r.seq),
         leaseUntil,
       );
       return;
     }
     const url = destination.webhookUrl;
-    const events = await routedEventsOf(store, run);
+    let chunk: Chunk | null = { rows: first, events: await routedEventsOf(store, first) };
     const delivered: Delivered[] = [];
     // The previous batch's record, made while the next POSTs go out; never rejects.
     let recording: Promise<boolean> = Promise.resolve(true);
-    let posted = 0;
     let failed: { row: WebhookDeliveryRow; outcome: PostOutcome; at: Date } | undefined;
-    for (const row of run) {
-      if (this.stopping || clock.now() >= budgetEnd) break;
-      const event = events.get(row.seq);
-      const outcome: PostOutcome = event
-        ? await this.post(url, secret, event.id, event.type, JSON.stringify(event))
-        : { status: null, error: 'the message is no longer stored' };
-      posted += 1;
-      const at = new Date(clock.now());
-      if (!succeeded(outcome)) {
-        failed = { row, outcome, at };
-        break;
+    /** Leased rows not posted: given back at the end. */
+    let unposted: WebhookDeliveryRow[] = [];
+    let ended = false;
+    while (chunk) {
+      const { rows, events }: Chunk = chunk;
+      const last = rows[rows.length - 1] as WebhookDeliveryRow;
+      // Never rejects: null when there is no more, or the database failed (the run ends there).
+      const next: Promise<Chunk | null> | null =
+        rows.length >= options.runLength ? this.nextChunk(head, last.seq, leaseUntil) : null;
+      let posted = 0;
+      for (const row of rows) {
+        if (ended || this.stopping || clock.now() >= budgetEnd) break;
+        const event = events.get(row.seq);
+        const outcome: PostOutcome = event
+          ? await this.post(url, secret, event.id, event.type, JSON.stringify(event))
+          : { status: null, error: 'the message is no longer stored' };
+        posted += 1;
+        const at = new Date(clock.now());
+        if (!succeeded(outcome)) {
+          failed = { row, outcome, at };
+          ended = true;
+          break;
+        }
+        delivered.push({ seq: row.seq, at, status: outcome.status as number });
+        if (delivered.length >= options.flushEvery) {
+          // The database is away: the lease lapses and all that was not recorded goes again.
+          if (!(await recording)) return;
+          recording = this.record(head, delivered.splice(0));
+        }
       }
-      delivered.push({ seq: row.seq, at, status: outcome.status as number });
-      if (delivered.length >= options.flushEvery) {
-        if (!(await recording)) return; // the database is away: the lease lapses, all is posted again
-        recording = this.record(head, delivered.splice(0));
+      unposted = unposted.concat(rows.slice(posted));
+      if (posted < rows.length) ended = true;
+      chunk = next ? await next : null;
+      if (chunk && ended) {
+        unposted = unposted.concat(chunk.rows);
+        chunk = null;
       }
     }
     if (!(await recording)) return;
@@ -224,9 +253,26 @@ export class WebhookDispatcher {
     if (failed) await this.recordFailure(failed.row, failed.outcome, failed.at);
     await store.webhooks.release(
       destinationId,
-      run.slice(posted).map((r) => r.seq),
+      unposted.map((r) => r.seq),
       leaseUntil,
     );
+  }
+
+  /** The destination's next pending rows after `afterSeq`, leased and read; null when none or on failure. */
+  private async nextChunk(head: WebhookDeliveryRow, afterSeq: number, leaseUntil: Date): Promise<Chunk | null> {
+    const { store, options } = this.deps;
+    try {
+      const rows = await store.webhooks.extendRun(head.destinationId, afterSeq, leaseUntil, options.runLength);
+      if (rows.length === 0) return null;
+      return { rows, events: await routedEventsOf(store, rows) };
+    } catch (err) {
+      // What was leased lapses; the next run takes it.
+      this.log.warn(
+        { err, tenantId: head.tenantId, destinationId: head.destinationId },
+        'the next webhook events could not be read; the run ends here',
+      );
+      return null;
+    }
   }
 
   /** Records 2xx answers; false (logged) when the database refused, which ends the run. */

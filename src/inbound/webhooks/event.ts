@@ -24,8 +24,7 @@ export function idempotencyKeyOf(destinationId: string, seq: number): string {
 }
 
 /**
- * The events of a run of one destination's outbox rows, by `seq`, read in two statements (the
- * deliveries, then their messages). A row whose message or delivery is gone (deleted since) has
+ * The events of a run of one destination's outbox rows, by `seq`, read in one statement. A row whose message or delivery is gone (deleted since) has
  * no event.
  */
 export async function routedEventsOf(
@@ -35,17 +34,11 @@ export async function routedEventsOf(
   const events = new Map<number, MessageRoutedEvent>();
   const first = run[0];
   if (!first) return events;
-  const deliveries = await store.deliveries.listSeqs(
+  const rows = await store.deliveries.feedRows(
     first.destinationId,
     run.map((r) => r.seq),
   );
-  const messages = await store.messages.getMany(
-    first.tenantId,
-    deliveries.map((d) => d.messageId),
-  );
-  for (const delivery of deliveries) {
-    const message = messages.get(delivery.messageId);
-    if (!message) continue;
+  for (const { delivery, message } of rows) {
     events.set(delivery.seq, {
       type: 'message.routed',
       id: idempotencyKeyOf(first.destinationId, delivery.seq),

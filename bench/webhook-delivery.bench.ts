@@ -132,7 +132,12 @@ async function throughput(
               last_status = NULL, next_attempt_at = now() WHERE tenant_id = $1`,
       [tenant.id],
     );
-    const webhooks = createWebhooks({ store, sealer, logger: quietLogger, events: new EventEmitter() });
+    const webhooks = createWebhooks({
+      store,
+      sealer,
+      logger: quietLogger,
+      signals: { subscribe: () => () => undefined },
+    });
     const { done } = await receiver.expect(total);
     const started = performance.now();
     webhooks.start();
@@ -270,7 +275,7 @@ async function endToEnd(receiver: WebhookReceiver): Promise<void> {
     store: hooked.store,
     sealer: hooked.sealer,
     logger: quietLogger,
-    events: hooked.inbound.service.events,
+    signals: hooked.inbound.signals,
   });
   addCleanup(() => webhooks.stop(), 'first');
   const hookedRouted = routedAll(hooked.inbound.service.events as EventEmitter<{ routed: [unknown] }>);

@@ -7,6 +7,7 @@ import { CredentialService } from './auth/credentials.js';
 import { OAuthService, type OAuthOptions } from './auth/oauth/index.js';
 import { createInbound, type Inbound, type InboundOptions } from './inbound/index.js';
 import { createWebhooks, type WebhookOptions, type Webhooks } from './inbound/webhooks/index.js';
+import type { Notifications } from './store/notifications.js';
 import { DEFAULT_PARSE_LIMITS } from './inbound/message/parse.js';
 import type { OutboundOptions } from './outbound/options.js';
 import { OutboundService, type ResponseRenderer } from './outbound/outbound-service.js';
@@ -93,6 +94,7 @@ export class Engine {
   private templates: Templates | undefined;
   private outbound: OutboundService | undefined;
   private webhooks: Webhooks | undefined;
+  private notifications: Notifications | undefined;
   private leases: LeaseKeeper | undefined;
   private api: FastifyInstance | undefined;
   private stopping: Promise<void> | undefined;
@@ -203,9 +205,12 @@ export class Engine {
       // Renews the announcement outbound made as it started (it lasts one lease ttl) and takes
       // this instance's share of the servers, which the inbound side watches once it starts.
       await leases.start();
+      // Routed messages are announced to the other instances sharing the database (and theirs here).
+      this.notifications = store.notifications(this.logger);
       this.inbound = createInbound({
         store,
         credentials,
+        notifications: this.notifications,
         logger: this.logger,
         options: { ...inboundOptionsOf(this.config), ...this.tuning.inbound },
         onHeartbeat: (e) => outbound.heartbeatReceived(e.token, e.receivedAt.getTime()),
@@ -215,7 +220,7 @@ export class Engine {
         store,
         sealer,
         logger: this.logger,
-        events: this.inbound.service.events,
+        signals: this.inbound.signals,
         options: this.tuning.webhooks,
         proxy: webProxy,
       });
@@ -236,6 +241,7 @@ export class Engine {
         oauth: this.oauth,
         webhooks: this.webhooks,
         operations: this.operations(),
+        waitsPerToken: this.config.waitsPerToken,
       });
       await this.api.listen({ host: this.config.httpHost, port: this.config.httpPort });
       await this.inbound.start();
@@ -316,6 +322,7 @@ export class Engine {
       if (outbound) await this.awaitStep('outbound', () => outbound.stop(), share());
       if (this.templates) await this.templates.stop();
       if (this.oauth) await this.oauth.stop();
+      await this.notifications?.close();
     } finally {
       if (this.collector) offCollect(this.collector);
       await this.services?.close();

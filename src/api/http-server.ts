@@ -16,6 +16,10 @@ import { bodyAjv, paramsAjv, validationError, withStorableText } from '../shared
 import type { Templates } from '../templates/index.js';
 import { ROUTES } from './routes/index.js';
 import type { InboundApi, OAuthApi, RouteContext, RouteDef, RouteRequest } from './route.js';
+import { WaitSlots } from './wait-slots.js';
+
+/** [200] long polls and event streams one API token may hold open at once. */
+export const DEFAULT_WAITS_PER_TOKEN = 200;
 
 export interface ApiOptions {
   accounts: Accounts;
@@ -34,6 +38,8 @@ export interface ApiOptions {
   adminToken: string;
   /** [1048576] largest accepted request body, in bytes. */
   bodyLimit?: number;
+  /** [200] long polls and event streams one API token may hold open at once (MAILROOM_WAITS_PER_TOKEN). */
+  waitsPerToken?: number;
 }
 
 function sha256(text: string): Buffer {
@@ -47,6 +53,7 @@ export function sendError(reply: FastifyReply, err: MailroomError): FastifyReply
   };
   if (err.field !== undefined) body.field = err.field;
   if (err.details !== undefined) body.details = err.details;
+  if (err.retryAfterSeconds !== undefined) reply.header('retry-after', String(err.retryAfterSeconds));
   return reply.code(err.status).send({ error: body });
 }
 
@@ -132,6 +139,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     ...(options.webhooks && { webhooks: options.webhooks }),
     ...(options.operations && { operations: options.operations }),
     openapi: () => app.swagger(),
+    waits: new WaitSlots(options.waitsPerToken ?? DEFAULT_WAITS_PER_TOKEN),
   };
 
   app.setErrorHandler((err: FastifyError, request, reply) => {

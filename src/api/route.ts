@@ -9,6 +9,7 @@ import type { Webhooks } from '../inbound/webhooks/index.js';
 import type { ConnectionTestResult } from '../shared/connection-test.js';
 import type { Templates } from '../templates/index.js';
 import type { OutboundService } from '../outbound/outbound-service.js';
+import type { WaitSlots } from './wait-slots.js';
 
 /**
  * Who may call a route: anyone (`public`), the administrator only (`admin`), or also a token
@@ -50,6 +51,8 @@ export interface RouteContext {
   operations?: OperationsApi;
   /** The OpenAPI document of every declared route. */
   openapi: () => unknown;
+  /** Long polls and event streams open per API token. */
+  waits: WaitSlots;
 }
 
 export interface RouteRequest extends FastifyRequest {

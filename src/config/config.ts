@@ -51,6 +51,8 @@ export interface Config {
   logPretty: boolean;
   /** [10000] milliseconds a graceful stop may take before work in flight is abandoned. */
   shutdownTimeoutMs: number;
+  /** MAILROOM_WAITS_PER_TOKEN [200]: long polls and event streams one API token may hold open at once. */
+  waitsPerToken: number;
   /** [host name] this instance's name: in the loop header of sent mail and on the spool it owns. */
   instanceId: string;
   /**
@@ -235,6 +237,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     logLevel,
     logPretty: boolVar(env, 'MAILROOM_LOG_PRETTY', Boolean(process.stdout.isTTY)),
     shutdownTimeoutMs: intVar(env, 'MAILROOM_SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
+    waitsPerToken: intVar(env, 'MAILROOM_WAITS_PER_TOKEN', 200, 1, 1_000_000),
     instanceId: nonEmpty(env, 'MAILROOM_INSTANCE_ID') ?? hostname(),
     leaseTtlMs: intVar(env, 'MAILROOM_LEASE_TTL_MS', 20_000, 1_000, 600_000),
     imap: {

@@ -1,20 +1,25 @@
 import type { CredentialService } from '../auth/credentials.js';
 import type { Logger } from '../shared/logger.js';
 import type { ConnectionTestResult } from '../shared/connection-test.js';
+import { noNotifications, type Notifications } from '../store/notifications.js';
 import type { Store } from '../store/store.js';
 import { InboundService } from './inbound-service.js';
 import { MessageFeed } from './message-feed.js';
 import { ParsePool } from './message/parse-pool.js';
+import { RoutedSignals } from './routed-signals.js';
 import type { InboundOptions } from './options.js';
 import type { WatcherStatus } from './server-watcher.js';
 
 export type { InboundOptions } from './options.js';
 export type { WatcherStatus } from './server-watcher.js';
+export type { RoutedListener, RoutedSignals } from './routed-signals.js';
 
 /** The inbound side as the composition root sees it. */
 export interface Inbound {
   service: InboundService;
   feed: MessageFeed;
+  /** Messages routed here or on another instance: wakes long polls, event streams and webhooks. */
+  signals: RoutedSignals;
   status(serverId: string): WatcherStatus;
   /** "Test connection", IMAP side (connect, log in, log out). */
   testConnection(tenantId: string, serverId: string): Promise<ConnectionTestResult>;
@@ -32,6 +37,10 @@ export function createInbound(deps: {
   onHeartbeat?: (event: { serverId: string; token: string; receivedAt: Date }) => void;
   /** Which servers this instance watches (its leases); all enabled ones without it. */
   owns?: (serverId: string) => boolean;
+  /** Signals to and from the other instances (`store.notifications()`); none without it. */
+  notifications?: Notifications;
+  /** This instance's id in its announcements (so that it ignores its own). */
+  instanceId?: string;
 }): Inbound {
   const parser = new ParsePool({ size: deps.parserThreads ?? 2, limits: deps.options?.parseLimits });
   const service = new InboundService({
@@ -43,17 +52,24 @@ export function createInbound(deps: {
     ...(deps.onHeartbeat && { onHeartbeat: deps.onHeartbeat }),
     ...(deps.owns && { owns: deps.owns }),
   });
-  const feed = new MessageFeed(deps.store, parser, service.events);
+  const signals = new RoutedSignals(deps.notifications ?? noNotifications, deps.logger, deps.instanceId);
+  service.events.on('routed', (event) => signals.routed(event.destinationIds));
+  const feed = new MessageFeed(deps.store, parser, signals);
   return {
     service,
     feed,
+    signals,
     status: (serverId) => service.status(serverId),
     testConnection: (tenantId, serverId) => service.testConnection(tenantId, serverId),
     // The parse workers start when a message first needs one (small messages parse in place):
     // starting them here would cost every start-up a second of CPU, taken from the first sync.
-    start: () => service.start(),
+    start: () => {
+      signals.start();
+      return service.start();
+    },
     async stop() {
       await service.stop();
+      signals.stop();
       await parser.close();
     },
   };

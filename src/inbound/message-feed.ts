@@ -1,17 +1,21 @@
-import type { EventEmitter } from 'node:events';
+import { setMaxListeners } from 'node:events';
 import { MailroomError } from '../shared/errors.js';
-import type { DeliveryRow, InboundMessageRow } from '../store/rows.js';
+import type { DeliveryRow, FeedRow, InboundMessageRow } from '../store/rows.js';
 import type { Store } from '../store/store.js';
-import type { RoutedEvent } from './mailbox-sync.js';
 import type { ExtractedAttachment } from './message/parse.js';
+import type { RoutedSignals } from './routed-signals.js';
 import { feedItemView, messageDetailView, messageSummaryView, type FeedItemView } from './views.js';
 
 export interface AttachmentExtractor {
   extractAttachment(raw: Buffer, index: number): Promise<ExtractedAttachment | null>;
 }
 
-/** [1000] how often a long poll re-reads the database (another instance may have routed), ms. */
-const LONG_POLL_RECHECK_MS = 1000;
+/**
+ * [30000] how often a waiting long poll or event stream reads the database although it was not
+ * woken, ms: a safety net for a signal lost with the listening connection (another instance's
+ * messages are announced by NOTIFY and wake the wait at once).
+ */
+const SAFETY_RECHECK_MS = 30_000;
 
 /**
  * What agents' systems read: each destination's messages in arrival order behind a cursor that
@@ -25,8 +29,11 @@ export class MessageFeed {
   constructor(
     private readonly store: Store,
     private readonly attachments: AttachmentExtractor,
-    private readonly events: EventEmitter<{ routed: [RoutedEvent] }>,
-  ) {}
+    private readonly signals: RoutedSignals,
+  ) {
+    // Every long poll and event stream listens to it (thousands at once, by design).
+    setMaxListeners(0, this.ending.signal);
+  }
 
   async list(
     tenantId: string,
@@ -36,15 +43,66 @@ export class MessageFeed {
     waitMs: number,
   ): Promise<{ messages: FeedItemView[]; next: number }> {
     await this.requireDestination(tenantId, destinationId);
-    let rows = await this.store.deliveries.listAfter(destinationId, after, limit);
-    if (rows.length === 0 && waitMs > 0) {
-      await this.waitFor(destinationId, waitMs, async () => {
-        rows = await this.store.deliveries.listAfter(destinationId, after, limit);
-        return rows.length > 0;
-      });
+    // Watching before the first read: a message routed between the read and the wait wakes it.
+    const watch = waitMs > 0 && !this.ending.signal.aborted ? this.signals.watch(destinationId) : undefined;
+    let rows: FeedRow[];
+    try {
+      rows = await this.store.deliveries.feedAfter(destinationId, after, limit);
+      if (watch) {
+        const deadline = Date.now() + waitMs;
+        while (rows.length === 0 && !this.ending.signal.aborted) {
+          const remaining = deadline - Date.now();
+          if (remaining <= 0) break;
+          await watch.next(Math.min(SAFETY_RECHECK_MS, remaining), this.ending.signal);
+          if (this.ending.signal.aborted) break;
+          rows = await this.store.deliveries.feedAfter(destinationId, after, limit);
+        }
+      }
+    } finally {
+      watch?.close();
     }
-    const messages = await this.views(tenantId, rows);
-    return { messages, next: rows.length > 0 ? (rows[rows.length - 1] as DeliveryRow).seq : after };
+    const messages = rows.map((r) => feedItemView(r.delivery, r.message));
+    return { messages, next: rows.length > 0 ? (rows[rows.length - 1] as FeedRow).delivery.seq : after };
+  }
+
+  /**
+   * The destination's messages after `after`, in arrival order, as they are routed: batches of
+   * up to `batch` as soon as there are any, until `abort` fires or the engine stops. Waiting
+   * costs nothing but the safety re-read every 30 s. The destination is checked first (404).
+   */
+  async openStream(
+    tenantId: string,
+    destinationId: string,
+    after: number,
+    abort: AbortSignal,
+    batch = 100,
+  ): Promise<AsyncGenerator<FeedItemView[]>> {
+    await this.requireDestination(tenantId, destinationId);
+    return this.stream(destinationId, after, abort, batch);
+  }
+
+  private async *stream(
+    destinationId: string,
+    after: number,
+    abort: AbortSignal,
+    batch: number,
+  ): AsyncGenerator<FeedItemView[]> {
+    const stop = AbortSignal.any([abort, this.ending.signal]);
+    const watch = this.signals.watch(destinationId);
+    try {
+      let cursor = after;
+      while (!stop.aborted) {
+        const rows = await this.store.deliveries.feedAfter(destinationId, cursor, batch);
+        if (rows.length > 0) {
+          cursor = (rows[rows.length - 1] as FeedRow).delivery.seq;
+          yield rows.map((r) => feedItemView(r.delivery, r.message));
+          continue;
+        }
+        await watch.next(SAFETY_RECHECK_MS, stop);
+      }
+    } finally {
+      watch.close();
+    }
   }
 
   /**
@@ -139,30 +197,6 @@ export class MessageFeed {
    */
   endWaits(): void {
     this.ending.abort();
-  }
-
-  private async waitFor(destinationId: string, waitMs: number, check: () => Promise<boolean>): Promise<void> {
-    const deadline = Date.now() + waitMs;
-    const ending = this.ending.signal;
-    while (Date.now() < deadline && !ending.aborted) {
-      const remaining = Math.min(LONG_POLL_RECHECK_MS, deadline - Date.now());
-      await new Promise<void>((resolve) => {
-        const onRouted = (event: RoutedEvent): void => {
-          if (event.destinationIds.includes(destinationId)) done();
-        };
-        const timer = setTimeout(() => done(), remaining);
-        const done = (): void => {
-          clearTimeout(timer);
-          this.events.off('routed', onRouted);
-          ending.removeEventListener('abort', done);
-          resolve();
-        };
-        this.events.on('routed', onRouted);
-        ending.addEventListener('abort', done);
-      });
-      if (ending.aborted) return;
-      if (await check()) return;
-    }
   }
 
   private async requireDestination(tenantId: string, destinationId: string): Promise<void> {

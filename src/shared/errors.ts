@@ -5,6 +5,10 @@
 export const ERROR_CODES = {
   VALIDATION_FAILED: { status: 400, text: 'A field of the request is missing or invalid.' },
   UNAUTHORIZED: { status: 401, text: 'The request carries no valid API token.' },
+  TOO_MANY_WAITS: {
+    status: 429,
+    text: 'The API token holds as many long polls and event streams open as it may; retry after the time given.',
+  },
   FORBIDDEN: { status: 403, text: 'The API token may not perform this operation.' },
   NOT_FOUND: { status: 404, text: 'No such route.' },
   TENANT_NOT_FOUND: { status: 404, text: 'The tenant does not exist or is not visible to this token.' },
@@ -79,6 +83,8 @@ export interface MailroomErrorOptions {
   field?: string;
   /** Extra machine-readable facts, e.g. the conflicting tenant or the destinations in use. */
   details?: Record<string, unknown>;
+  /** Seconds after which the request may succeed (sent as `Retry-After`). */
+  retryAfterSeconds?: number;
   cause?: unknown;
 }
 
@@ -86,6 +92,8 @@ export class MailroomError extends Error {
   readonly code: ErrorCode;
   readonly field?: string;
   readonly details?: Record<string, unknown>;
+  /** Sent as `Retry-After` (seconds) with the answer. */
+  readonly retryAfterSeconds?: number;
 
   constructor(code: ErrorCode, message: string, options: MailroomErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -93,6 +101,7 @@ export class MailroomError extends Error {
     this.code = code;
     if (options.field !== undefined) this.field = options.field;
     if (options.details !== undefined) this.details = options.details;
+    if (options.retryAfterSeconds !== undefined) this.retryAfterSeconds = options.retryAfterSeconds;
   }
 
   get status(): number {

@@ -299,6 +299,32 @@ export class InboundMessageRepository {
   }
 }
 
+const FEED_SELECT = `SELECT d.seq, d.message_id, d.claimed_by, d.acked_at, m.conversation_id, m.subject, m.from_address,
+       m.from_name, m.received_at, m.classification
+  FROM inbound_deliveries d JOIN inbound_messages m ON m.id = d.message_id`;
+
+function feedRowOf(r: Record<string, unknown>): FeedRow {
+  return {
+    delivery: {
+      seq: Number(r.seq),
+      messageId: r.message_id as string,
+      claimedBy: (r.claimed_by as string | null) ?? null,
+      ackedAt: r.acked_at === null || r.acked_at === undefined ? null : new Date(r.acked_at as string),
+    },
+    message: {
+      id: r.message_id as string,
+      conversationId: r.conversation_id as string,
+      subject: r.subject as string,
+      fromAddress: (r.from_address as string | null) ?? null,
+      fromName: (r.from_name as string | null) ?? null,
+      receivedAt: new Date(r.received_at as string),
+      classification: (typeof r.classification === 'string'
+        ? JSON.parse(r.classification)
+        : r.classification) as InboundMessageRow['classification'],
+    },
+  };
+}
+
 export class DeliveryRepository {
   constructor(private readonly em: EntityManager) {}
 
@@ -342,33 +368,21 @@ export class DeliveryRepository {
   async feedRows(destinationId: string, seqs: readonly number[]): Promise<FeedRow[]> {
     if (seqs.length === 0) return [];
     const rows: Array<Record<string, unknown>> = await this.em.query(
-      `SELECT d.seq, d.message_id, d.claimed_by, d.acked_at, m.conversation_id, m.subject, m.from_address,
-              m.from_name, m.received_at, m.classification
-         FROM inbound_deliveries d JOIN inbound_messages m ON m.id = d.message_id
-        WHERE d.destination_id = $1 AND d.seq = ANY($2::bigint[])
-        ORDER BY d.seq`,
+      `${FEED_SELECT} WHERE d.destination_id = $1 AND d.seq = ANY($2::bigint[]) ORDER BY d.seq`,
       [destinationId, seqs],
     );
-    return rows.map((r) => ({
-      delivery: {
-        seq: Number(r.seq),
-        messageId: r.message_id as string,
-        claimedBy: (r.claimed_by as string | null) ?? null,
-        ackedAt: r.acked_at === null || r.acked_at === undefined ? null : new Date(r.acked_at as string),
-      },
-      message: {
-        id: r.message_id as string,
-        conversationId: r.conversation_id as string,
-        subject: r.subject as string,
-        fromAddress: (r.from_address as string | null) ?? null,
-        fromName: (r.from_name as string | null) ?? null,
-        receivedAt: new Date(r.received_at as string),
-        classification: (typeof r.classification === 'string'
-          ? JSON.parse(r.classification)
-          : r.classification) as InboundMessageRow['classification'],
-      },
-    }));
+    return rows.map(feedRowOf);
   }
+
+  /** The feed rows after `afterSeq`, oldest first, in one statement (long polls, event streams). */
+  async feedAfter(destinationId: string, afterSeq: number, limit: number): Promise<FeedRow[]> {
+    const rows: Array<Record<string, unknown>> = await this.em.query(
+      `${FEED_SELECT} WHERE d.destination_id = $1 AND d.seq > $2 ORDER BY d.seq LIMIT $3`,
+      [destinationId, afterSeq, limit],
+    );
+    return rows.map(feedRowOf);
+  }
+
   /** The newest deliveries below `beforeSeq` (all when null), newest first. */
   listBefore(destinationId: string, beforeSeq: number | null, limit: number): Promise<DeliveryRow[]> {
     const query = this.em

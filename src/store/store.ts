@@ -21,6 +21,7 @@ import { ResponseFileSettingsRepository } from './response-file-settings.js';
 import type { ApiTokenRow, DestinationRow, EmailServerRow, TenantRow } from './rows.js';
 import { WebhookDeliveryRepository } from './webhook-deliveries.js';
 import { LeaseRepository } from './leases.js';
+import { noNotifications, PostgresNotifications, type Notifications } from './notifications.js';
 
 export type { StoreKind } from './data-source.js';
 
@@ -235,8 +236,18 @@ export class Store extends StoreSession {
   private constructor(
     private readonly dataSource: DataSource,
     readonly kind: StoreKind,
+    private readonly databaseUrl: string | undefined,
   ) {
     super(dataSource.manager);
+  }
+
+  /**
+   * Signals to and from the other instances sharing this database (LISTEN/NOTIFY on its own
+   * connection); none on the embedded database, which has one process. The caller closes it.
+   */
+  notifications(logger: Logger): Notifications {
+    if (this.kind !== 'postgres' || !this.databaseUrl) return noNotifications;
+    return new PostgresNotifications(this.databaseUrl, (sql, params) => this.dataSource.query(sql, params), logger);
   }
 
   /** Connects and runs pending migrations. */
@@ -250,7 +261,7 @@ export class Store extends StoreSession {
       throw err;
     }
     logger.info({ store: kind }, 'database ready');
-    return new Store(dataSource, kind);
+    return new Store(dataSource, kind, options.databaseUrl);
   }
 
   /** Runs `fn` in one transaction; repositories of the session it gets see and write only inside it. */

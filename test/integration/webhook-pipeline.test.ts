@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { EventEmitter } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createWebhooks, type Webhooks, type WebhookOptions } from '../../src/inbound/webhooks/index.js';
@@ -126,7 +125,7 @@ forEachBackend('webhook pipeline', (kind) => {
       store: h.store,
       sealer: h.sealer,
       logger: capturingLogger('debug').logger,
-      events: new EventEmitter(),
+      signals: { subscribe: () => () => undefined },
       options: { retryMinMs: 50, retryMaxMs: 200, pollIntervalMs: 500, requestTimeoutMs: 2_000, ...options },
       ...(clock && { clock }),
     });

@@ -130,7 +130,7 @@ export async function openApiHarness(
   });
   await templates.start();
   const inbound = newInbound();
-  const webhooks = createWebhooks({ store, sealer, logger, events: inbound.service.events, options: FAST_WEBHOOKS });
+  const webhooks = createWebhooks({ store, sealer, logger, signals: inbound.signals, options: FAST_WEBHOOKS });
   const app = await buildApi({ accounts, inbound, outbound, logger, adminToken, templates, oauth, webhooks });
   return {
     kind,

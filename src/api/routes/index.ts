@@ -1,6 +1,7 @@
 import type { RouteDef } from '../route.js';
 import { consoleRoutes } from './console.js';
 import { destinationRoutes } from './destinations.js';
+import { eventRoutes } from './events.js';
 import { healthRoutes } from './health.js';
 import { messageRoutes } from './messages.js';
 import { oauthRoutes } from './oauth.js';
@@ -19,6 +20,7 @@ export const ROUTES: readonly RouteDef[] = [
   ...destinationRoutes,
   ...tokenRoutes,
   ...messageRoutes,
+  ...eventRoutes,
   ...responseRoutes,
   ...outboundRoutes,
   ...oauthRoutes,

@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox';
 import { MailroomError } from '../../shared/errors.js';
 import { FeedItemView, MessageDetailView, MessageSummaryView } from '../../inbound/views.js';
 import { DestinationParams, ServerParams } from '../params.js';
-import type { RouteDef } from '../route.js';
+import { principalOf, type RouteDef } from '../route.js';
 
 const tags = ['inbound messages'];
 const base = '/api/v1/tenants/:tenantId/destinations/:destinationId/messages';
@@ -39,7 +39,7 @@ export const messageRoutes: RouteDef[] = [
       ),
       response: { 200: Type.Object({ messages: Type.Array(FeedItemView), next: Type.Integer() }) },
     },
-    handler: async (req, _reply, { inbound }) => {
+    handler: async (req, _reply, { inbound, waits }) => {
       const p = req.params as DestinationParams;
       const q = req.query as { after?: number; before?: number; order?: 'asc' | 'desc'; limit?: number; wait?: number };
       if (q.order === 'desc') {
@@ -58,7 +58,14 @@ export const messageRoutes: RouteDef[] = [
           field: 'before',
         });
       }
-      return inbound.feed.list(p.tenantId, p.destinationId, q.after ?? 0, q.limit ?? 100, (q.wait ?? 0) * 1000);
+      const waitMs = (q.wait ?? 0) * 1000;
+      if (waitMs === 0) return inbound.feed.list(p.tenantId, p.destinationId, q.after ?? 0, q.limit ?? 100, 0);
+      const release = waits.take(principalOf(req));
+      try {
+        return await inbound.feed.list(p.tenantId, p.destinationId, q.after ?? 0, q.limit ?? 100, waitMs);
+      } finally {
+        release();
+      }
     },
   },
   {

@@ -1,4 +1,3 @@
-import type { EventEmitter } from 'node:events';
 import { systemClock, type Clock } from '../../shared/clock.js';
 import { MailroomError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
@@ -6,7 +5,7 @@ import type { SecretSealer } from '../../shared/sealed-secrets.js';
 import type { WebProxy } from '../../shared/web-proxy.js';
 import type { DestinationRow } from '../../store/rows.js';
 import type { Store } from '../../store/store.js';
-import type { RoutedEvent } from '../mailbox-sync.js';
+import type { RoutedSignals } from '../routed-signals.js';
 import { WebhookDispatcher } from './dispatcher.js';
 import { httpPoster, type WebhookPoster } from './http-post.js';
 import { DEFAULT_WEBHOOK_OPTIONS, type WebhookOptions } from './options.js';
@@ -34,8 +33,8 @@ export function createWebhooks(deps: {
   store: Store;
   sealer: SecretSealer;
   logger: Logger;
-  /** The inbound side's events: `routed` wakes the dispatcher. */
-  events: EventEmitter<{ routed: [RoutedEvent] }>;
+  /** Messages routed here or on another instance: each wakes the dispatcher. */
+  signals: Pick<RoutedSignals, 'subscribe'>;
   options?: Partial<WebhookOptions>;
   clock?: Clock;
   poster?: WebhookPoster;
@@ -51,7 +50,7 @@ export function createWebhooks(deps: {
     clock: deps.clock ?? systemClock,
     poster: deps.poster ?? httpPoster(deps.proxy),
   });
-  const onRouted = (): void => dispatcher.wake();
+  let unsubscribe: (() => void) | undefined;
   const load = async (tenantId: string, destinationId: string): Promise<DestinationRow> => {
     const row = await deps.store.destinations.get(tenantId, destinationId);
     if (row) return row;
@@ -81,11 +80,12 @@ export function createWebhooks(deps: {
       };
     },
     start() {
-      deps.events.on('routed', onRouted);
+      unsubscribe ??= deps.signals.subscribe(() => dispatcher.wake());
       dispatcher.start();
     },
     async stop() {
-      deps.events.off('routed', onRouted);
+      unsubscribe?.();
+      unsubscribe = undefined;
       await dispatcher.stop();
     },
   };

@@ -1,0 +1,87 @@
+import { Type } from '@sinclair/typebox';
+import { MailroomError } from '../../shared/errors.js';
+import { DestinationParams } from '../params.js';
+import { principalOf, type RouteDef } from '../route.js';
+
+/** [15000] ms between two keep-alive comments of an idle stream (proxies close silent connections). */
+const KEEP_ALIVE_MS = 15_000;
+/** [3000] ms a browser's EventSource waits before it reconnects (the stream's `retry:`). */
+const RECONNECT_MS = 3_000;
+
+export const eventRoutes: RouteDef[] = [
+  {
+    method: 'GET',
+    url: '/api/v1/tenants/:tenantId/destinations/:destinationId/events',
+    access: 'tenant',
+    summary:
+      "Server-sent events (text/event-stream): the destination's messages in arrival order, then each as it " +
+      'is routed, as `event: message.routed` with `id: <seq>` and the feed item as `data`; after the cursor ' +
+      '`after`, or after the `Last-Event-ID` header when a client reconnects. A comment every 15 s keeps ' +
+      'an idle stream open. Counts as a wait of its token (429 TOO_MANY_WAITS beyond the limit).',
+    tags: ['inbound messages'],
+    schema: {
+      params: DestinationParams,
+      querystring: Type.Object({ after: Type.Optional(Type.Integer({ minimum: 0 })) }, { additionalProperties: false }),
+      response: { 200: Type.String({ description: 'text/event-stream' }) },
+    },
+    handler: async (req, reply, { inbound, waits }) => {
+      const p = req.params as DestinationParams;
+      const q = req.query as { after?: number };
+      const header = req.headers['last-event-id'];
+      let after = q.after ?? 0;
+      if (header !== undefined) {
+        if (typeof header !== 'string' || !/^\d{1,15}$/.test(header.trim())) {
+          throw new MailroomError('VALIDATION_FAILED', 'Last-Event-ID must be the seq of the last event received', {
+            field: 'Last-Event-ID',
+          });
+        }
+        after = Number(header.trim());
+      }
+      const release = waits.take(principalOf(req));
+      const abort = new AbortController();
+      let keepAlive: NodeJS.Timeout | undefined;
+      try {
+        // A destination that does not exist answers 404 as JSON, before the stream begins.
+        const batches = await inbound.feed.openStream(p.tenantId, p.destinationId, after, abort.signal);
+        reply.hijack();
+        const res = reply.raw;
+        req.raw.once('close', () => abort.abort());
+        res.once('close', () => abort.abort());
+        res.writeHead(200, {
+          'content-type': 'text/event-stream; charset=utf-8',
+          'cache-control': 'no-cache, no-transform',
+          'x-accel-buffering': 'no',
+        });
+        res.write(`retry: ${RECONNECT_MS}\n: mailroom events of destination ${p.destinationId}\n\n`);
+        keepAlive = setInterval(() => res.write(': keep-alive\n\n'), KEEP_ALIVE_MS);
+        try {
+          for await (const batch of batches) {
+            let chunk = '';
+            for (const item of batch) {
+              chunk += `id: ${item.seq}\nevent: message.routed\ndata: ${JSON.stringify(item)}\n\n`;
+            }
+            if (!res.write(chunk) && !abort.signal.aborted) {
+              await new Promise<void>((resolve) => {
+                res.once('drain', resolve);
+                abort.signal.addEventListener('abort', () => resolve(), { once: true });
+              });
+            }
+          }
+        } catch (err) {
+          // The database went away mid-stream: say so; the client reconnects with Last-Event-ID.
+          req.log.warn({ err, destinationId: p.destinationId }, 'event stream ended by an error');
+          if (!res.writableEnded) {
+            res.write(
+              `event: error\ndata: ${JSON.stringify({ message: 'the stream was interrupted; reconnect' })}\n\n`,
+            );
+          }
+        }
+        res.end();
+      } finally {
+        clearInterval(keepAlive);
+        abort.abort();
+        release();
+      }
+    },
+  },
+];

@@ -52,7 +52,10 @@ export function createInbound(deps: {
     ...(deps.onHeartbeat && { onHeartbeat: deps.onHeartbeat }),
     ...(deps.owns && { owns: deps.owns }),
   });
-  const signals = new RoutedSignals(deps.notifications ?? noNotifications, deps.logger, deps.instanceId);
+  const signals = new RoutedSignals(deps.notifications ?? noNotifications, deps.logger, {
+    instanceId: deps.instanceId,
+    latestSeqs: (destinationIds) => deps.store.deliveries.latestSeqs(destinationIds),
+  });
   service.events.on('routed', (event) => signals.routed(event.destinationIds));
   const feed = new MessageFeed(deps.store, parser, signals);
   return {

@@ -10,12 +10,8 @@ export interface AttachmentExtractor {
   extractAttachment(raw: Buffer, index: number): Promise<ExtractedAttachment | null>;
 }
 
-/**
- * [30000] how often a waiting long poll or event stream reads the database although it was not
- * woken, ms: a safety net for a signal lost with the listening connection (another instance's
- * messages are announced by NOTIFY and wake the wait at once).
- */
-const SAFETY_RECHECK_MS = 30_000;
+/** [60000] ms an idle event stream's wait is renewed (without reading: only a signal reads). */
+const STREAM_IDLE_MS = 60_000;
 
 /**
  * What agents' systems read: each destination's messages in arrival order behind a cursor that
@@ -25,6 +21,8 @@ const SAFETY_RECHECK_MS = 30_000;
 export class MessageFeed {
   /** Aborted by `endWaits()`: long polls answer with what they have (nothing new) at once. */
   private readonly ending = new AbortController();
+  /** Feed reads in flight, shared by the waits that ask the same. */
+  private readonly reads = new Map<string, Promise<FeedRow[]>>();
 
   constructor(
     private readonly store: Store,
@@ -44,18 +42,18 @@ export class MessageFeed {
   ): Promise<{ messages: FeedItemView[]; next: number }> {
     await this.requireDestination(tenantId, destinationId);
     // Watching before the first read: a message routed between the read and the wait wakes it.
-    const watch = waitMs > 0 && !this.ending.signal.aborted ? this.signals.watch(destinationId) : undefined;
+    const watch = waitMs > 0 && !this.ending.signal.aborted ? this.signals.watch(destinationId, after) : undefined;
     let rows: FeedRow[];
     try {
-      rows = await this.store.deliveries.feedAfter(destinationId, after, limit);
+      rows = await this.read(destinationId, after, limit);
       if (watch) {
         const deadline = Date.now() + waitMs;
-        while (rows.length === 0 && !this.ending.signal.aborted) {
+        while (rows.length === 0) {
           const remaining = deadline - Date.now();
           if (remaining <= 0) break;
-          await watch.next(Math.min(SAFETY_RECHECK_MS, remaining), this.ending.signal);
-          if (this.ending.signal.aborted) break;
-          rows = await this.store.deliveries.feedAfter(destinationId, after, limit);
+          // Only a signal reads again: a wait that times out answers "nothing new" as it is.
+          if ((await watch.next(remaining, this.ending.signal)) !== 'signal') break;
+          rows = await this.read(destinationId, after, limit);
         }
       }
     } finally {
@@ -68,7 +66,7 @@ export class MessageFeed {
   /**
    * The destination's messages after `after`, in arrival order, as they are routed: batches of
    * up to `batch` as soon as there are any, until `abort` fires or the engine stops. Waiting
-   * costs nothing but the safety re-read every 30 s. The destination is checked first (404).
+   * reads nothing (the signals' safety check reads for all waits at once). The destination is checked first (404).
    */
   async openStream(
     tenantId: string,
@@ -88,21 +86,36 @@ export class MessageFeed {
     batch: number,
   ): AsyncGenerator<FeedItemView[]> {
     const stop = AbortSignal.any([abort, this.ending.signal]);
-    const watch = this.signals.watch(destinationId);
+    const watch = this.signals.watch(destinationId, after);
     try {
-      let cursor = after;
       while (!stop.aborted) {
-        const rows = await this.store.deliveries.feedAfter(destinationId, cursor, batch);
+        const rows = await this.read(destinationId, watch.cursor, batch);
         if (rows.length > 0) {
-          cursor = (rows[rows.length - 1] as FeedRow).delivery.seq;
+          watch.cursor = (rows[rows.length - 1] as FeedRow).delivery.seq;
           yield rows.map((r) => feedItemView(r.delivery, r.message));
           continue;
         }
-        await watch.next(SAFETY_RECHECK_MS, stop);
+        let why: 'signal' | 'timeout' | 'abort';
+        do why = await watch.next(STREAM_IDLE_MS, stop);
+        while (why === 'timeout');
       }
     } finally {
       watch.close();
     }
+  }
+
+  /**
+   * The feed rows after `after`: one statement for every wait that asks the same at the same
+   * time (the waits of a destination woken together by one message read it once).
+   */
+  private read(destinationId: string, after: number, limit: number): Promise<FeedRow[]> {
+    const key = `${destinationId}:${after}:${limit}`;
+    let reading = this.reads.get(key);
+    if (!reading) {
+      reading = this.store.deliveries.feedAfter(destinationId, after, limit).finally(() => this.reads.delete(key));
+      this.reads.set(key, reading);
+    }
+    return reading;
   }
 
   /**

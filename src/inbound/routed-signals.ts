@@ -7,6 +7,9 @@ const CHANNEL = 'mailroom_routed';
 /** [7000] bytes of destination ids in one announcement (PostgreSQL allows 8,000 a payload). */
 const MAX_PAYLOAD_BYTES = 7_000;
 
+/** [30000] how often waits are checked against the database in case a signal was missed, ms. */
+const SAFETY_INTERVAL_MS = 30_000;
+
 /** Called with the destinations that got messages; null when any may have (signals were missed). */
 export type RoutedListener = (destinationIds: readonly string[] | null) => void;
 
@@ -15,17 +18,33 @@ export type RoutedListener = (destinationIds: readonly string[] | null) => void;
  * between the read and the wait is not missed.
  */
 export interface FeedWatch {
+  /** The last `seq` the waiter has: the safety check wakes it when the destination has a later one. */
+  cursor: number;
   /**
-   * Resolves when a message was routed to the destination since the last `next()` (or since the
-   * watch was opened), after `ms`, or when `abort` fires, whichever is first.
+   * Resolves `signal` when a message was routed to the destination since the last `next()` (or
+   * since the watch was opened), `timeout` after `ms`, `abort` when `abort` fires.
    */
-  next(ms: number, abort: AbortSignal): Promise<void>;
+  next(ms: number, abort: AbortSignal): Promise<'signal' | 'timeout' | 'abort'>;
   close(): void;
 }
 
 interface Watcher {
+  cursor: number;
   changed: boolean;
-  wake: (() => void) | undefined;
+  wake: ((why: 'signal' | 'timeout' | 'abort') => void) | undefined;
+}
+
+export interface RoutedSignalsOptions {
+  /** This instance's id in its announcements (so that it ignores its own). */
+  instanceId?: string | undefined;
+  /**
+   * The latest `seq` of each of these destinations: read once per safety interval for all the
+   * destinations waited on (one statement, however many waits), to wake the waits a lost
+   * signal left asleep.
+   */
+  latestSeqs?: ((destinationIds: string[]) => Promise<Map<string, number>>) | undefined;
+  /** [30000] ms between two safety checks while anything waits. */
+  safetyIntervalMs?: number | undefined;
 }
 
 /**
@@ -44,13 +63,15 @@ export class RoutedSignals {
   private unannounced = new Set<string>();
   private announcing: NodeJS.Immediate | undefined;
   private unsubscribe: (() => void) | undefined;
+  private safetyTimer: NodeJS.Timeout | undefined;
+  private checking = false;
 
   constructor(
     private readonly notifications: Notifications,
     private readonly logger: Logger,
-    instanceId: string = randomUUID(),
+    private readonly options: RoutedSignalsOptions = {},
   ) {
-    this.instanceId = instanceId;
+    this.instanceId = options.instanceId ?? randomUUID();
   }
 
   /** Listens to the other instances' announcements. */
@@ -66,6 +87,8 @@ export class RoutedSignals {
   stop(): void {
     this.unsubscribe?.();
     this.unsubscribe = undefined;
+    clearInterval(this.safetyTimer);
+    this.safetyTimer = undefined;
     if (this.announcing) {
       clearImmediate(this.announcing);
       this.announce();
@@ -87,36 +110,45 @@ export class RoutedSignals {
     };
   }
 
-  watch(destinationId: string): FeedWatch {
-    const watcher: Watcher = { changed: false, wake: undefined };
+  watch(destinationId: string, cursor: number): FeedWatch {
+    const watcher: Watcher = { cursor, changed: false, wake: undefined };
     let set = this.watchers.get(destinationId);
     if (!set) {
       set = new Set();
       this.watchers.set(destinationId, set);
     }
     set.add(watcher);
+    this.armSafetyCheck();
     const watchers = this.watchers;
     return {
+      get cursor() {
+        return watcher.cursor;
+      },
+      set cursor(value: number) {
+        watcher.cursor = value;
+      },
       next(ms, abort) {
-        if (watcher.changed || abort.aborted) {
+        if (abort.aborted) return Promise.resolve('abort');
+        if (watcher.changed) {
           watcher.changed = false;
-          return Promise.resolve();
+          return Promise.resolve('signal');
         }
-        return new Promise<void>((resolve) => {
-          const done = (): void => {
+        return new Promise((resolve) => {
+          const done = (why: 'signal' | 'timeout' | 'abort'): void => {
             clearTimeout(timer);
-            abort.removeEventListener('abort', done);
+            abort.removeEventListener('abort', onAbort);
             watcher.wake = undefined;
             watcher.changed = false;
-            resolve();
+            resolve(why);
           };
-          const timer = setTimeout(done, ms);
-          abort.addEventListener('abort', done);
+          const onAbort = (): void => done('abort');
+          const timer = setTimeout(() => done('timeout'), ms);
+          abort.addEventListener('abort', onAbort);
           watcher.wake = done;
         });
       },
       close() {
-        watcher.wake?.();
+        watcher.wake?.('abort');
         const current = watchers.get(destinationId);
         current?.delete(watcher);
         if (current?.size === 0) watchers.delete(destinationId);
@@ -151,7 +183,37 @@ export class RoutedSignals {
 
   private wakeOne(watcher: Watcher): void {
     watcher.changed = true;
-    watcher.wake?.();
+    watcher.wake?.('signal');
+  }
+
+  /** Runs the safety check every interval while anything waits (and only then). */
+  private armSafetyCheck(): void {
+    if (this.safetyTimer || !this.options.latestSeqs) return;
+    this.safetyTimer = setInterval(() => {
+      if (this.watchers.size === 0) {
+        clearInterval(this.safetyTimer);
+        this.safetyTimer = undefined;
+        return;
+      }
+      void this.safetyCheck();
+    }, this.options.safetyIntervalMs ?? SAFETY_INTERVAL_MS);
+    this.safetyTimer.unref();
+  }
+
+  private async safetyCheck(): Promise<void> {
+    const latestSeqs = this.options.latestSeqs;
+    if (this.checking || !latestSeqs) return;
+    this.checking = true;
+    try {
+      const latest = await latestSeqs([...this.watchers.keys()]);
+      for (const [destinationId, seq] of latest) {
+        for (const w of this.watchers.get(destinationId) ?? []) if (w.cursor < seq) this.wakeOne(w);
+      }
+    } catch (err) {
+      this.logger.warn({ err }, 'the safety check of waiting long polls failed; trying again later');
+    } finally {
+      this.checking = false;
+    }
   }
 
   private announce(): void {

@@ -374,6 +374,19 @@ export class DeliveryRepository {
     return rows.map(feedRowOf);
   }
 
+  /** The latest `seq` of each of these destinations that has deliveries (one index probe each). */
+  async latestSeqs(destinationIds: readonly string[]): Promise<Map<string, number>> {
+    if (destinationIds.length === 0) return new Map();
+    const rows: Array<{ id: string; seq: string | number | null }> = await this.em.query(
+      `SELECT d.id, (SELECT MAX(seq) FROM inbound_deliveries WHERE destination_id = d.id) AS seq
+         FROM unnest($1::uuid[]) AS d(id)`,
+      [destinationIds],
+    );
+    const latest = new Map<string, number>();
+    for (const r of rows) if (r.seq !== null) latest.set(r.id, Number(r.seq));
+    return latest;
+  }
+
   /** The feed rows after `afterSeq`, oldest first, in one statement (long polls, event streams). */
   async feedAfter(destinationId: string, afterSeq: number, limit: number): Promise<FeedRow[]> {
     const rows: Array<Record<string, unknown>> = await this.em.query(

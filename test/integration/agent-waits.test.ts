@@ -227,8 +227,8 @@ forEachBackend('agent waits: long polls, event streams', (kind) => {
           return Number(rows[0]?.n) === 2 ? true : undefined;
         });
         const abort = new AbortController();
-        const watch = b.watch(target.destinationId);
-        const other = b.watch('00000000-0000-4000-8000-000000000000');
+        const watch = b.watch(target.destinationId, 0);
+        const other = b.watch('00000000-0000-4000-8000-000000000000', 0);
         const started = Date.now();
         const woken = watch.next(10_000, abort.signal);
         let otherWoken = false;

@@ -221,7 +221,7 @@ export class Engine {
         sealer,
         logger: this.logger,
         signals: this.inbound.signals,
-        options: this.tuning.webhooks,
+        options: { requestTimeoutMs: this.config.webhookTimeoutMs, ...this.tuning.webhooks },
         proxy: webProxy,
       });
       this.collector = engineStateCollector({

@@ -14,7 +14,11 @@ export interface WebhookOptions {
   maxInFlight: number;
   /** [256] consecutive pending events of one destination claimed at once (one statement). */
   runLength: number;
-  /** [10000] how long one run may go on posting before it gives its destination back, ms. */
+  /**
+   * [5000] how long one run may go on posting before it gives its destination back, ms. A run's
+   * lease lasts this, plus `requestTimeoutMs`, plus 5 s: how long a crashed instance's events
+   * wait before another takes them.
+   */
   runBudgetMs: number;
   /** [64] 2xx answers recorded in one statement (while the next POSTs go out). */
   flushEvery: number;
@@ -28,6 +32,6 @@ export const DEFAULT_WEBHOOK_OPTIONS: WebhookOptions = {
   pollIntervalMs: 5_000,
   maxInFlight: 16,
   runLength: 256,
-  runBudgetMs: 10_000,
+  runBudgetMs: 5_000,
   flushEvery: 64,
 };

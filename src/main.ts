@@ -58,7 +58,10 @@ export async function openServices(config: Config, logger: Logger): Promise<Serv
     { databaseUrl: config.databaseUrl, pgliteDir: config.databaseUrl ? undefined : join(config.dataDir, 'pglite') },
     logger,
   );
-  const accounts = createAccounts(store, sealer, logger, { proxies: config.mailProxies });
+  const accounts = createAccounts(store, sealer, logger, {
+    proxies: config.mailProxies,
+    webhookAddresses: config.webhookAddresses,
+  });
   return { config, logger, store, sealer, accounts, apiToken: secrets.apiToken, close: () => store.close() };
 }
 
@@ -223,6 +226,7 @@ export class Engine {
         signals: this.inbound.signals,
         options: this.tuning.webhooks,
         proxy: webProxy,
+        addresses: this.config.webhookAddresses,
       });
       this.collector = engineStateCollector({
         store,

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
+import { AddressPolicy, AddressPolicyError } from '../shared/address-policy.js';
 import { MailroomError } from '../shared/errors.js';
 import { NO_PROXY, PROXY_NAME, type MailProxies } from '../shared/mail-proxies.js';
 import { isHost } from '../shared/validation.js';
@@ -17,6 +18,11 @@ export interface Config {
   templatesDir: string;
   /** [false] MAILROOM_TEMPLATES_REMOTE_SRC: fetch http/https `Src` of response files (off: such responses are unavailable). */
   templatesRemoteSrc: boolean;
+  /**
+   * MAILROOM_WEBHOOK_ALLOW_PRIVATE [false]: the addresses webhooks may be posted to besides
+   * public ones: `true` (all but cloud metadata) or a list of CIDR ranges.
+   */
+  webhookAddresses: AddressPolicy;
   /**
    * MAILROOM_HTTPS_PROXY: `http://[user:password@]host:port` of the proxy the engine's own HTTP(S)
    * requests go through, with HTTP CONNECT (the identity provider's sign-ins and tokens, webhooks,
@@ -124,6 +130,19 @@ function boolVar(env: Env, name: string, fallback: boolean): boolean {
   throw new MailroomError('CONFIG_INVALID', `${name} must be true or false (got '${raw}')`, { field: name });
 }
 
+function addressPolicyVar(env: Env, name: string): AddressPolicy {
+  try {
+    return AddressPolicy.parse(env[name]);
+  } catch (err) {
+    if (!(err instanceof AddressPolicyError)) throw err;
+    throw new MailroomError(
+      'CONFIG_INVALID',
+      `${name} must be true, false or comma-separated IP addresses and CIDR ranges: ${err.message}`,
+      { field: name },
+    );
+  }
+}
+
 function proxyVar(env: Env, name: string): URL | undefined {
   const raw = nonEmpty(env, name);
   return raw === undefined ? undefined : proxyUrl(raw, name);
@@ -223,6 +242,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     spoolDir: resolve(cwd, nonEmpty(env, 'MAILROOM_SPOOL_DIR') ?? 'spool'),
     templatesDir: resolve(cwd, nonEmpty(env, 'MAILROOM_TEMPLATES_DIR') ?? 'templates'),
     templatesRemoteSrc: boolVar(env, 'MAILROOM_TEMPLATES_REMOTE_SRC', false),
+    webhookAddresses: addressPolicyVar(env, 'MAILROOM_WEBHOOK_ALLOW_PRIVATE'),
     httpsProxy: proxyVar(env, 'MAILROOM_HTTPS_PROXY'),
     noProxy: proxyBypassVar(env, 'MAILROOM_NO_PROXY'),
     mailProxies: { default: proxyVar(env, 'MAILROOM_MAIL_PROXY'), named: namedProxiesVar(env, 'MAILROOM_PROXIES') },

@@ -95,6 +95,8 @@ describe('config', () => {
       [{ MAILROOM_PROXIES: 'two words=http://p1.example:1' }, 'MAILROOM_PROXIES'],
       [{ MAILROOM_PROXIES: 'a=socks5://p1.example:1080' }, 'MAILROOM_PROXIES'],
       [{ MAILROOM_NO_PROXY: 'intranet.example:8080' }, 'MAILROOM_NO_PROXY'],
+      [{ MAILROOM_WEBHOOK_ALLOW_PRIVATE: 'maybe' }, 'MAILROOM_WEBHOOK_ALLOW_PRIVATE'],
+      [{ MAILROOM_WEBHOOK_ALLOW_PRIVATE: '10.0.0.0/33' }, 'MAILROOM_WEBHOOK_ALLOW_PRIVATE'],
     ];
     for (const [env, field] of cases) {
       assert.throws(

@@ -11,7 +11,7 @@ import type { Notifications } from './store/notifications.js';
 import { DEFAULT_PARSE_LIMITS } from './inbound/message/parse.js';
 import type { OutboundOptions } from './outbound/options.js';
 import { OutboundService, type ResponseRenderer } from './outbound/outbound-service.js';
-import { webProxyOf, type Config } from './config/config.js';
+import { remoteSrcOptionsOf, webProxyOf, type Config } from './config/config.js';
 import { resolveSecrets } from './config/local-secrets.js';
 import { engineStateCollector } from './engine-metrics.js';
 import type { OperationsApi } from './api/route.js';
@@ -154,7 +154,11 @@ export class Engine {
       this.templates = createTemplates({
         store,
         logger: this.logger,
-        catalog: { dir: this.config.templatesDir, remoteSrc: this.config.templatesRemoteSrc, proxy: webProxy },
+        catalog: {
+          dir: this.config.templatesDir,
+          remoteSrc: this.config.templatesRemoteSrc,
+          ...remoteSrcOptionsOf(this.config),
+        },
       });
       await this.templates.start();
       this.oauth = new OAuthService(store, sealer, this.logger, {

@@ -19,6 +19,15 @@ export interface Config {
   /** [false] MAILROOM_TEMPLATES_REMOTE_SRC: fetch http/https `Src` of response files (off: such responses are unavailable). */
   templatesRemoteSrc: boolean;
   /**
+   * MAILROOM_REMOTE_SRC_ALLOW_PRIVATE [false]: the addresses a remote `Src` and each redirect it
+   * takes may be fetched from besides public ones: `true` (all but cloud metadata) or a list of
+   * CIDR ranges. Its own setting, not the webhooks': response files are the operator's, webhook
+   * URLs a tenant's, and an intranet server of response texts is no reason to let tenants in.
+   */
+  remoteSrcAddresses: AddressPolicy;
+  /** MAILROOM_REMOTE_SRC_ALLOW_HTTP [false]: remote `Src` may be plain `http://` (else https only, redirects included). */
+  remoteSrcAllowHttp: boolean;
+  /**
    * MAILROOM_WEBHOOK_ALLOW_PRIVATE [false]: the addresses webhooks may be posted to besides
    * public ones: `true` (all but cloud metadata) or a list of CIDR ranges.
    */
@@ -148,6 +157,17 @@ function proxyVar(env: Env, name: string): URL | undefined {
   return raw === undefined ? undefined : proxyUrl(raw, name);
 }
 
+/** How remote `Src` of response files are fetched: scheme and addresses allowed, proxy. */
+export function remoteSrcOptionsOf(
+  config: Pick<Config, 'httpsProxy' | 'noProxy' | 'remoteSrcAddresses' | 'remoteSrcAllowHttp'>,
+): { proxy: WebProxy | undefined; remoteAddresses: AddressPolicy; remoteAllowHttp: boolean } {
+  return {
+    proxy: webProxyOf(config),
+    remoteAddresses: config.remoteSrcAddresses,
+    remoteAllowHttp: config.remoteSrcAllowHttp,
+  };
+}
+
 /** The proxy of the engine's own HTTP(S) requests, with the hosts it bypasses; none when not configured. */
 export function webProxyOf(config: Pick<Config, 'httpsProxy' | 'noProxy'>): WebProxy | undefined {
   return config.httpsProxy && { url: config.httpsProxy, bypass: config.noProxy };
@@ -242,6 +262,8 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     spoolDir: resolve(cwd, nonEmpty(env, 'MAILROOM_SPOOL_DIR') ?? 'spool'),
     templatesDir: resolve(cwd, nonEmpty(env, 'MAILROOM_TEMPLATES_DIR') ?? 'templates'),
     templatesRemoteSrc: boolVar(env, 'MAILROOM_TEMPLATES_REMOTE_SRC', false),
+    remoteSrcAddresses: addressPolicyVar(env, 'MAILROOM_REMOTE_SRC_ALLOW_PRIVATE'),
+    remoteSrcAllowHttp: boolVar(env, 'MAILROOM_REMOTE_SRC_ALLOW_HTTP', false),
     webhookAddresses: addressPolicyVar(env, 'MAILROOM_WEBHOOK_ALLOW_PRIVATE'),
     httpsProxy: proxyVar(env, 'MAILROOM_HTTPS_PROXY'),
     noProxy: proxyBypassVar(env, 'MAILROOM_NO_PROXY'),

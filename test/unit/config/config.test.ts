@@ -97,6 +97,8 @@ describe('config', () => {
       [{ MAILROOM_NO_PROXY: 'intranet.example:8080' }, 'MAILROOM_NO_PROXY'],
       [{ MAILROOM_WEBHOOK_ALLOW_PRIVATE: 'maybe' }, 'MAILROOM_WEBHOOK_ALLOW_PRIVATE'],
       [{ MAILROOM_WEBHOOK_ALLOW_PRIVATE: '10.0.0.0/33' }, 'MAILROOM_WEBHOOK_ALLOW_PRIVATE'],
+      [{ MAILROOM_REMOTE_SRC_ALLOW_PRIVATE: 'intranet.example' }, 'MAILROOM_REMOTE_SRC_ALLOW_PRIVATE'],
+      [{ MAILROOM_REMOTE_SRC_ALLOW_HTTP: 'sometimes' }, 'MAILROOM_REMOTE_SRC_ALLOW_HTTP'],
     ];
     for (const [env, field] of cases) {
       assert.throws(

@@ -61,6 +61,7 @@ export async function openServices(config: Config, logger: Logger): Promise<Serv
   const accounts = createAccounts(store, sealer, logger, {
     proxies: config.mailProxies,
     webhookAddresses: config.webhookAddresses,
+    caDir: config.caDir,
   });
   return { config, logger, store, sealer, accounts, apiToken: secrets.apiToken, close: () => store.close() };
 }

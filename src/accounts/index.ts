@@ -27,11 +27,13 @@ export function createAccounts(
     proxies?: MailProxies | undefined;
     /** [public addresses only] where webhook URLs may lead (MAILROOM_WEBHOOK_ALLOW_PRIVATE). */
     webhookAddresses?: AddressPolicy | undefined;
+    /** [none: no CA file accepted] the directory `imap.caFile` must name a file in (MAILROOM_CA_DIR). */
+    caDir?: string | undefined;
   } = {},
 ): Accounts {
   return {
     tenants: new TenantService(store, logger),
-    servers: new ServerService(store, sealer, logger, options.proxies),
+    servers: new ServerService(store, sealer, logger, options.proxies, options.caDir),
     destinations: new DestinationService(store, logger, sealer, {
       addresses: options.webhookAddresses ?? AddressPolicy.strict(),
     }),

@@ -16,6 +16,11 @@ export interface Config {
   spoolDir: string;
   /** [./templates] response files. */
   templatesDir: string;
+  /**
+   * MAILROOM_CA_DIR [none]: the directory whose PEM files an e-mail server's `imap.caFile` may
+   * name; without it no CA file is accepted.
+   */
+  caDir: string | undefined;
   /** [false] MAILROOM_TEMPLATES_REMOTE_SRC: fetch http/https `Src` of response files (off: such responses are unavailable). */
   templatesRemoteSrc: boolean;
   /**
@@ -261,6 +266,10 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     dataDir: resolve(cwd, nonEmpty(env, 'MAILROOM_DATA_DIR') ?? 'data'),
     spoolDir: resolve(cwd, nonEmpty(env, 'MAILROOM_SPOOL_DIR') ?? 'spool'),
     templatesDir: resolve(cwd, nonEmpty(env, 'MAILROOM_TEMPLATES_DIR') ?? 'templates'),
+    caDir:
+      nonEmpty(env, 'MAILROOM_CA_DIR') === undefined
+        ? undefined
+        : resolve(cwd, nonEmpty(env, 'MAILROOM_CA_DIR') as string),
     templatesRemoteSrc: boolVar(env, 'MAILROOM_TEMPLATES_REMOTE_SRC', false),
     remoteSrcAddresses: addressPolicyVar(env, 'MAILROOM_REMOTE_SRC_ALLOW_PRIVATE'),
     remoteSrcAllowHttp: boolVar(env, 'MAILROOM_REMOTE_SRC_ALLOW_HTTP', false),

@@ -88,6 +88,8 @@ export interface OperatorAllowances {
    * tests' receivers are on 127.0.0.1, so private addresses are allowed unless a test says otherwise.
    */
   webhookAddresses?: AddressPolicy;
+  /** [os.tmpdir()] MAILROOM_CA_DIR: tests write their CA files into temporary folders. */
+  caDir?: string;
 }
 
 export async function openApiHarness(
@@ -103,7 +105,11 @@ export async function openApiHarness(
   const { logger, lines } = capturingLogger('debug');
   const sealer = new SecretSealer(randomBytes(32));
   const webhookAddresses = operator.webhookAddresses ?? AddressPolicy.allowPrivate();
-  const accounts = createAccounts(store, sealer, logger, { proxies: outboundOptions.proxies, webhookAddresses });
+  const accounts = createAccounts(store, sealer, logger, {
+    proxies: outboundOptions.proxies,
+    webhookAddresses,
+    caDir: operator.caDir ?? tmpdir(),
+  });
   const adminToken = `admin-${randomBytes(8).toString('hex')}`;
   const oauth = oauthOptions ? new OAuthService(store, sealer, logger, oauthOptions) : undefined;
   if (oauth) {

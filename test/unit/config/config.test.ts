@@ -109,6 +109,11 @@ describe('config', () => {
     }
   });
 
+  it('accepts CA files from MAILROOM_CA_DIR only when it is set', () => {
+    assert.equal(loadConfig({}, '/srv').caDir, undefined);
+    assert.equal(loadConfig({ MAILROOM_CA_DIR: 'ca' }, '/srv').caDir, '/srv/ca');
+  });
+
   it('takes whole numbers in plain decimal digits only, blank as unset', () => {
     for (const raw of ['0x1F90', '2e4', '8080.0', '+8080', '-1', '8_080', '80 80']) {
       assert.throws(

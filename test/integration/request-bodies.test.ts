@@ -35,4 +35,22 @@ forEachBackend('request bodies', (kind) => {
     const poisoned = await send('POST', '/api/v1/tenants', '{"name":"P","__proto__":{"x":1}}');
     assert.equal(poisoned.status, 400, poisoned.raw);
   });
+
+  it('takes an empty body with a JSON content type as no body (curl -X DELETE -H content-type…)', async () => {
+    const tenant = await send('POST', '/api/v1/tenants', JSON.stringify({ name: 'Gone soon' }));
+    assert.equal(tenant.status, 201, tenant.raw);
+    const token = await send('POST', `/api/v1/tenants/${tenant.body.id}/tokens`, JSON.stringify({ name: 'desk' }));
+    assert.equal(token.status, 201, token.raw);
+    const revoked = await send('DELETE', `/api/v1/tenants/${tenant.body.id}/tokens/${token.body.id}`, '');
+    assert.equal(revoked.status, 204, revoked.raw);
+    const deleted = await send('DELETE', `/api/v1/tenants/${tenant.body.id}`, '\n');
+    assert.equal(deleted.status, 204, deleted.raw);
+    const noPayload = await send('DELETE', `/api/v1/tenants/${tenant.body.id}`, undefined);
+    assert.equal(noPayload.body.error.code, 'TENANT_NOT_FOUND', noPayload.raw);
+    // A route that needs a body says so, as it does without a content type.
+    const empty = await send('POST', '/api/v1/tenants', '');
+    assert.equal(empty.status, 400, empty.raw);
+    assert.equal(empty.body.error.code, 'VALIDATION_FAILED');
+    assert.doesNotMatch(empty.body.error.message, /Body cannot be empty/);
+  });
 });

@@ -11,7 +11,7 @@ import type { Notifications } from './store/notifications.js';
 import { DEFAULT_PARSE_LIMITS } from './inbound/message/parse.js';
 import type { OutboundOptions } from './outbound/options.js';
 import { OutboundService, type ResponseRenderer } from './outbound/outbound-service.js';
-import { webProxyOf, type Config } from './config/config.js';
+import { remoteSrcOptionsOf, webProxyOf, type Config } from './config/config.js';
 import { resolveSecrets } from './config/local-secrets.js';
 import { engineStateCollector } from './engine-metrics.js';
 import type { OperationsApi } from './api/route.js';
@@ -58,7 +58,11 @@ export async function openServices(config: Config, logger: Logger): Promise<Serv
     { databaseUrl: config.databaseUrl, pgliteDir: config.databaseUrl ? undefined : join(config.dataDir, 'pglite') },
     logger,
   );
-  const accounts = createAccounts(store, sealer, logger, { proxies: config.mailProxies });
+  const accounts = createAccounts(store, sealer, logger, {
+    proxies: config.mailProxies,
+    webhookAddresses: config.webhookAddresses,
+    caDir: config.caDir,
+  });
   return { config, logger, store, sealer, accounts, apiToken: secrets.apiToken, close: () => store.close() };
 }
 
@@ -151,7 +155,11 @@ export class Engine {
       this.templates = createTemplates({
         store,
         logger: this.logger,
-        catalog: { dir: this.config.templatesDir, remoteSrc: this.config.templatesRemoteSrc, proxy: webProxy },
+        catalog: {
+          dir: this.config.templatesDir,
+          remoteSrc: this.config.templatesRemoteSrc,
+          ...remoteSrcOptionsOf(this.config),
+        },
       });
       await this.templates.start();
       this.oauth = new OAuthService(store, sealer, this.logger, {
@@ -223,6 +231,7 @@ export class Engine {
         signals: this.inbound.signals,
         options: { requestTimeoutMs: this.config.webhookTimeoutMs, ...this.tuning.webhooks },
         proxy: webProxy,
+        addresses: this.config.webhookAddresses,
       });
       this.collector = engineStateCollector({
         store,

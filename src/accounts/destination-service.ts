@@ -1,3 +1,5 @@
+import type { ResolveAll } from '../shared/address-lookup.js';
+import type { AddressPolicy } from '../shared/address-policy.js';
 import { MailroomError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { SecretSealer } from '../shared/sealed-secrets.js';
@@ -8,7 +10,7 @@ import { DestinationCopy, DestinationInput, DestinationPatch, type DestinationVi
 import { normalizeKey } from './server-form.js';
 import { tenantNotFound, writeUnderTenantLock, type UniqueCollisions } from './tenant-writes.js';
 import { destinationView } from './views.js';
-import { webhookColumnsOf } from './destination-webhook.js';
+import { checkWebhookAddress, webhookColumnsOf } from './destination-webhook.js';
 
 /** The errors of a destination's unique-index collisions (another transaction won the race). */
 const DESTINATION_COLLISIONS: UniqueCollisions = {
@@ -50,11 +52,22 @@ function formOf(row: DestinationRow): DestinationInput {
 
 /** Destinations: the monitored addresses of a tenant and the e-mail server each one uses. */
 export class DestinationService {
+  /**
+   * @param webhooks.addresses the addresses a webhook URL may lead to (MAILROOM_WEBHOOK_ALLOW_PRIVATE)
+   * @param webhooks.resolve how host names are resolved (dns.lookup; injectable for tests)
+   */
   constructor(
     private readonly store: Store,
     private readonly logger: Logger,
     private readonly sealer: SecretSealer,
+    private readonly webhooks: { addresses: AddressPolicy; resolve?: ResolveAll | undefined },
   ) {}
+
+  /** A webhook URL the request gives is checked before the tenant's lock is taken (it may wait for DNS). */
+  private async checkWebhook(url: string | null | undefined): Promise<void> {
+    if (url === undefined || url === null) return;
+    await checkWebhookAddress(url, this.webhooks.addresses, this.webhooks.resolve);
+  }
 
   async list(tenantId: string): Promise<DestinationView[]> {
     if (!(await this.store.tenants.get(tenantId))) throw tenantNotFound(tenantId);
@@ -67,6 +80,7 @@ export class DestinationService {
 
   async create(tenantId: string, body: unknown): Promise<DestinationView> {
     const input = validate(DestinationInput, body);
+    await this.checkWebhook(input.webhookUrl);
     const row = await this.write(tenantId, async (tx) => {
       const fields = await this.check(tx, tenantId, undefined, fieldsOf(input));
       const id = newId();
@@ -79,6 +93,7 @@ export class DestinationService {
 
   async update(tenantId: string, destinationId: string, body: unknown): Promise<DestinationView> {
     const patch = validate(DestinationPatch, body);
+    await this.checkWebhook(patch.webhookUrl);
     const row = await this.write(tenantId, async (tx) => {
       const current = await this.require(tx, tenantId, destinationId);
       const input = validate(DestinationInput, { ...formOf(current), ...patch });
@@ -97,6 +112,7 @@ export class DestinationService {
   /** A new destination with the source's settings under a new name and address. */
   async copy(tenantId: string, destinationId: string, body: unknown): Promise<DestinationView> {
     const overrides = validate(DestinationCopy, body);
+    await this.checkWebhook(overrides.webhookUrl);
     const row = await this.write(tenantId, async (tx) => {
       const source = await this.require(tx, tenantId, destinationId);
       const input = validate(DestinationInput, { ...formOf(source), ...overrides });

@@ -1,3 +1,5 @@
+import { checkHost, resolveAll, type ResolveAll } from '../shared/address-lookup.js';
+import type { AddressPolicy } from '../shared/address-policy.js';
 import { MailroomError } from '../shared/errors.js';
 import type { SecretSealer } from '../shared/sealed-secrets.js';
 import type { DestinationRow } from '../store/rows.js';
@@ -55,5 +57,40 @@ export function checkWebhookUrl(url: string): void {
   }
   if (parsed.username || parsed.password) {
     throw invalid('webhookUrl', `'webhookUrl' must not carry a user name or password; the events are signed instead`);
+  }
+}
+
+/** [5000] longest wait for the resolution of a webhook's host name at validation, ms. */
+const RESOLVE_TIMEOUT_MS = 5_000;
+
+/**
+ * A webhook URL given in a request must lead to addresses the policy allows: an IP address is
+ * checked as it is, a name by resolving it now (every address it has). A name that does not
+ * resolve now (or not within RESOLVE_TIMEOUT_MS) is accepted: the DNS may not know it yet, and
+ * every POST checks the addresses it connects to anyway (address-lookup.ts), which is what keeps
+ * a name that changes its answers later (DNS rebinding) out.
+ */
+export async function checkWebhookAddress(
+  url: string,
+  policy: AddressPolicy,
+  resolve: ResolveAll = resolveAll,
+): Promise<void> {
+  checkWebhookUrl(url);
+  const host = new URL(url).hostname;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<{ refused?: undefined }>((done) => {
+    timer = setTimeout(() => done({}), RESOLVE_TIMEOUT_MS);
+  });
+  try {
+    const { refused } = await Promise.race([checkHost(policy, host, resolve), timeout]);
+    if (refused) {
+      throw invalid(
+        'webhookUrl',
+        `'webhookUrl' leads to an address webhooks may not be posted to (${refused.kind}); ` +
+          `the engine's operator can allow it (MAILROOM_WEBHOOK_ALLOW_PRIVATE)`,
+      );
+    }
+  } finally {
+    clearTimeout(timer);
   }
 }

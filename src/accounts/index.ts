@@ -1,3 +1,4 @@
+import { AddressPolicy } from '../shared/address-policy.js';
 import type { Logger } from '../shared/logger.js';
 import type { MailProxies } from '../shared/mail-proxies.js';
 import type { SecretSealer } from '../shared/sealed-secrets.js';
@@ -22,12 +23,20 @@ export function createAccounts(
   store: Store,
   sealer: SecretSealer,
   logger: Logger,
-  options: { proxies?: MailProxies | undefined } = {},
+  options: {
+    proxies?: MailProxies | undefined;
+    /** [public addresses only] where webhook URLs may lead (MAILROOM_WEBHOOK_ALLOW_PRIVATE). */
+    webhookAddresses?: AddressPolicy | undefined;
+    /** [none: no CA file accepted] the directory `imap.caFile` must name a file in (MAILROOM_CA_DIR). */
+    caDir?: string | undefined;
+  } = {},
 ): Accounts {
   return {
     tenants: new TenantService(store, logger),
-    servers: new ServerService(store, sealer, logger, options.proxies),
-    destinations: new DestinationService(store, logger, sealer),
+    servers: new ServerService(store, sealer, logger, options.proxies, options.caDir),
+    destinations: new DestinationService(store, logger, sealer, {
+      addresses: options.webhookAddresses ?? AddressPolicy.strict(),
+    }),
     apiTokens: new ApiTokenService(store, logger),
   };
 }

@@ -1,4 +1,4 @@
-import { readCaFile } from '../shared/ca-file.js';
+import { readCaFileIn } from '../shared/ca-file.js';
 import { MailroomError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { NO_PROXY, proxyLabel, type MailProxies } from '../shared/mail-proxies.js';
@@ -65,11 +65,16 @@ export class ServerService {
   private readonly voidedListeners = new Set<SignInsVoided>();
 
   /** @param proxies the proxies this engine is configured with, which a server chooses from */
+  /**
+   * @param proxies the engine's mail proxies, which servers choose from
+   * @param caDir MAILROOM_CA_DIR: the only directory `imap.caFile` may name a file in; none: no CA file is accepted
+   */
   constructor(
     private readonly store: Store,
     private readonly sealer: SecretSealer,
     private readonly logger: Logger,
     private readonly proxies: MailProxies = { named: new Map() },
+    private readonly caDir?: string | undefined,
   ) {}
 
   /**
@@ -306,11 +311,20 @@ export class ServerService {
   ): Promise<void> {
     if (fields.imapCaFile !== null) {
       try {
-        await readCaFile(fields.imapCaFile);
+        await readCaFileIn(this.caDir, fields.imapCaFile);
       } catch (err) {
-        throw new MailroomError('VALIDATION_FAILED', `'imap.caFile': ${(err as Error).message}`, {
-          field: 'imap.caFile',
-        });
+        // One answer whatever the reason: which paths exist, are folders or hold no certificate
+        // is the engine's machine's business. The operator reads the reason in the log.
+        this.logger.warn(
+          { tenantId, serverId, caFile: fields.imapCaFile, reason: (err as Error).message },
+          'a CA file was refused',
+        );
+        throw new MailroomError(
+          'VALIDATION_FAILED',
+          `'imap.caFile' must name a readable file of PEM CA certificates in the engine's CA directory ` +
+            `(MAILROOM_CA_DIR; ask its operator)`,
+          { field: 'imap.caFile' },
+        );
       }
     }
     if (fields.defaultDestinationId !== null) {

@@ -14,6 +14,7 @@ import { ERROR_CODES, isMailroomError, MailroomError, type ErrorCode } from '../
 import type { Logger } from '../shared/logger.js';
 import { bodyAjv, paramsAjv, validationError, withStorableText } from '../shared/validation.js';
 import type { Templates } from '../templates/index.js';
+import { registerJsonBodyParser } from './json-body.js';
 import { ROUTES } from './routes/index.js';
 import type { InboundApi, OAuthApi, RouteContext, RouteDef, RouteRequest } from './route.js';
 import { WaitSlots } from './wait-slots.js';
@@ -96,6 +97,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     return503OnClosing: true,
     forceCloseConnections: 'idle',
   });
+
+  registerJsonBodyParser(app);
 
   app.setValidatorCompiler(({ schema, httpPart }) => {
     const ajv = httpPart === 'body' ? bodyAjv : paramsAjv;

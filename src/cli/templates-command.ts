@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { loadConfig, webProxyOf } from '../config/config.js';
+import { loadConfig, remoteSrcOptionsOf } from '../config/config.js';
 import { checkDirectory, formatProblem } from '../templates/check-directory.js';
 import { printError } from './output.js';
 
@@ -17,7 +17,7 @@ export function addTemplatesCommands(program: Command): void {
         const dir = opts.dir ?? config.templatesDir;
         const result = await checkDirectory(dir, {
           remoteSrc: opts.remoteSrc ?? config.templatesRemoteSrc,
-          proxy: webProxyOf(config),
+          ...remoteSrcOptionsOf(config),
         });
         if (command.optsWithGlobals<{ json?: boolean }>().json) {
           process.stdout.write(`${JSON.stringify({ dir, ...result }, null, 2)}\n`);

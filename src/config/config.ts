@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
+import { AddressPolicy, AddressPolicyError } from '../shared/address-policy.js';
 import { MailroomError } from '../shared/errors.js';
 import { NO_PROXY, PROXY_NAME, type MailProxies } from '../shared/mail-proxies.js';
 import { isHost } from '../shared/validation.js';
@@ -15,8 +16,27 @@ export interface Config {
   spoolDir: string;
   /** [./templates] response files. */
   templatesDir: string;
+  /**
+   * MAILROOM_CA_DIR [none]: the directory whose PEM files an e-mail server's `imap.caFile` may
+   * name; without it no CA file is accepted.
+   */
+  caDir: string | undefined;
   /** [false] MAILROOM_TEMPLATES_REMOTE_SRC: fetch http/https `Src` of response files (off: such responses are unavailable). */
   templatesRemoteSrc: boolean;
+  /**
+   * MAILROOM_REMOTE_SRC_ALLOW_PRIVATE [false]: the addresses a remote `Src` and each redirect it
+   * takes may be fetched from besides public ones: `true` (all but cloud metadata) or a list of
+   * CIDR ranges. Its own setting, not the webhooks': response files are the operator's, webhook
+   * URLs a tenant's, and an intranet server of response texts is no reason to let tenants in.
+   */
+  remoteSrcAddresses: AddressPolicy;
+  /** MAILROOM_REMOTE_SRC_ALLOW_HTTP [false]: remote `Src` may be plain `http://` (else https only, redirects included). */
+  remoteSrcAllowHttp: boolean;
+  /**
+   * MAILROOM_WEBHOOK_ALLOW_PRIVATE [false]: the addresses webhooks may be posted to besides
+   * public ones: `true` (all but cloud metadata) or a list of CIDR ranges.
+   */
+  webhookAddresses: AddressPolicy;
   /**
    * MAILROOM_HTTPS_PROXY: `http://[user:password@]host:port` of the proxy the engine's own HTTP(S)
    * requests go through, with HTTP CONNECT (the identity provider's sign-ins and tokens, webhooks,
@@ -129,9 +149,33 @@ function boolVar(env: Env, name: string, fallback: boolean): boolean {
   throw new MailroomError('CONFIG_INVALID', `${name} must be true or false (got '${raw}')`, { field: name });
 }
 
+function addressPolicyVar(env: Env, name: string): AddressPolicy {
+  try {
+    return AddressPolicy.parse(env[name]);
+  } catch (err) {
+    if (!(err instanceof AddressPolicyError)) throw err;
+    throw new MailroomError(
+      'CONFIG_INVALID',
+      `${name} must be true, false or comma-separated IP addresses and CIDR ranges: ${err.message}`,
+      { field: name },
+    );
+  }
+}
+
 function proxyVar(env: Env, name: string): URL | undefined {
   const raw = nonEmpty(env, name);
   return raw === undefined ? undefined : proxyUrl(raw, name);
+}
+
+/** How remote `Src` of response files are fetched: scheme and addresses allowed, proxy. */
+export function remoteSrcOptionsOf(
+  config: Pick<Config, 'httpsProxy' | 'noProxy' | 'remoteSrcAddresses' | 'remoteSrcAllowHttp'>,
+): { proxy: WebProxy | undefined; remoteAddresses: AddressPolicy; remoteAllowHttp: boolean } {
+  return {
+    proxy: webProxyOf(config),
+    remoteAddresses: config.remoteSrcAddresses,
+    remoteAllowHttp: config.remoteSrcAllowHttp,
+  };
 }
 
 /** The proxy of the engine's own HTTP(S) requests, with the hosts it bypasses; none when not configured. */
@@ -227,7 +271,14 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     dataDir: resolve(cwd, nonEmpty(env, 'MAILROOM_DATA_DIR') ?? 'data'),
     spoolDir: resolve(cwd, nonEmpty(env, 'MAILROOM_SPOOL_DIR') ?? 'spool'),
     templatesDir: resolve(cwd, nonEmpty(env, 'MAILROOM_TEMPLATES_DIR') ?? 'templates'),
+    caDir:
+      nonEmpty(env, 'MAILROOM_CA_DIR') === undefined
+        ? undefined
+        : resolve(cwd, nonEmpty(env, 'MAILROOM_CA_DIR') as string),
     templatesRemoteSrc: boolVar(env, 'MAILROOM_TEMPLATES_REMOTE_SRC', false),
+    remoteSrcAddresses: addressPolicyVar(env, 'MAILROOM_REMOTE_SRC_ALLOW_PRIVATE'),
+    remoteSrcAllowHttp: boolVar(env, 'MAILROOM_REMOTE_SRC_ALLOW_HTTP', false),
+    webhookAddresses: addressPolicyVar(env, 'MAILROOM_WEBHOOK_ALLOW_PRIVATE'),
     httpsProxy: proxyVar(env, 'MAILROOM_HTTPS_PROXY'),
     noProxy: proxyBypassVar(env, 'MAILROOM_NO_PROXY'),
     mailProxies: { default: proxyVar(env, 'MAILROOM_MAIL_PROXY'), named: namedProxiesVar(env, 'MAILROOM_PROXIES') },

@@ -232,7 +232,13 @@ export class OutboundService {
   }
 
   async start(): Promise<void> {
-    await this.spool.open();
+    const { modesTightened } = await this.spool.open();
+    if (modesTightened > 0) {
+      this.deps.logger.info(
+        { spoolDir: this.deps.spoolDir, entries: modesTightened },
+        'spool files and folders were readable by other users; made them the engine user’s alone (0600/0700)',
+      );
+    }
     await this.setAsideRetiredSpool();
     // The announcement made just now lasts one lease ttl; the lease keeper renews it once the
     // engine has started. A start that takes longer (a large spool, a slow database) renews it

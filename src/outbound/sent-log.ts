@@ -1,4 +1,5 @@
 import { closeSync, constants, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { SPOOL_FILE_MODE } from './spool-modes.js';
 
 /**
  * The spool's record of deliveries: one line per message the server accepted (250), appended
@@ -69,14 +70,14 @@ export class SentLog {
     let text = '';
     for (const [key, at] of waiting) text += `${key} ${at}\n`;
     try {
-      writeFileSync(tmp, text);
+      writeFileSync(tmp, text, { mode: SPOOL_FILE_MODE });
       renameSync(tmp, this.path);
     } catch (err) {
       rmSync(tmp, { force: true });
       throw err;
     }
     this.close();
-    this.fd = openSync(this.path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT);
+    this.fd = openSync(this.path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT, SPOOL_FILE_MODE);
     this.lines = waiting.size;
     this.damaged = false;
   }

@@ -14,6 +14,7 @@ import { mkdir, readdir, readFile, rename, rm, rmdir, stat, unlink, writeFile } 
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { SentLog } from './sent-log.js';
+import { SPOOL_DIR_MODE, SPOOL_FILE_MODE, tightenSpoolModes } from './spool-modes.js';
 import { MailroomError } from '../shared/errors.js';
 
 /**
@@ -132,7 +133,7 @@ function idOf(name: string): string {
 /** Writes all of `data` to an open file descriptor (from its current position), in the thread pool. */
 const writeAll = promisify(writeToFd) as (fd: number, data: Buffer) => Promise<void>;
 const fsyncFd = promisify(fsync);
-const openAsync = promisify(openFd) as (path: string, flags: number | string) => Promise<number>;
+const openAsync = promisify(openFd) as (path: string, flags: number | string, mode: number) => Promise<number>;
 
 function spoolError(err: unknown, what: string): MailroomError {
   const code = (err as NodeJS.ErrnoException).code;
@@ -201,13 +202,17 @@ export class Spool {
     this.sentLog = new SentLog(join(dir, 'sent', 'delivered.log'));
   }
 
-  /** Creates the folders and takes the lock (refused while another live process holds it). */
-  async open(): Promise<void> {
+  /**
+   * Creates the folders and takes the lock (refused while another live process holds it), then
+   * makes what earlier versions left readable by others (0644 files, 0755 folders) the engine's
+   * alone. Resolves with how many files and folders were changed.
+   */
+  async open(): Promise<{ modesTightened: number }> {
     for (const sub of ['tmp', 'queue', 'dead', 'corrupt', 'free', 'sent'])
-      await mkdir(join(this.dir, sub), { recursive: true });
+      await mkdir(join(this.dir, sub), { recursive: true, mode: SPOOL_DIR_MODE });
     const lock = join(this.dir, 'LOCK');
     try {
-      await writeFile(lock, `${process.pid}\n`, { flag: 'wx' });
+      await writeFile(lock, `${process.pid}\n`, { flag: 'wx', mode: SPOOL_FILE_MODE });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw spoolError(err, 'lock');
       const holder = Number((await readFile(lock, 'utf8')).trim());
@@ -217,8 +222,9 @@ export class Spool {
       await writeFile(lock, `${process.pid}\n`);
     }
     this.locked = true;
+    const modesTightened = await tightenSpoolModes(this.dir);
     await rm(join(this.dir, 'tmp'), { recursive: true, force: true });
-    await mkdir(join(this.dir, 'tmp'), { recursive: true });
+    await mkdir(join(this.dir, 'tmp'), { recursive: true, mode: SPOOL_DIR_MODE });
     // What is in free/ is reused whatever it holds (a write cut short by a crash included), but
     // for files over RECYCLE_MAX_BYTES (left by a version that emptied files before reuse) and
     // those past maxFreeBytes, which are deleted.
@@ -242,6 +248,7 @@ export class Spool {
       if (!existsSync(join(this.dir, 'queue', key.slice(0, slash), key.slice(slash + 1)))) delivered.delete(key);
     }
     this.sentLog.rewrite(delivered);
+    return { modesTightened };
   }
 
   async close(): Promise<void> {
@@ -311,7 +318,7 @@ export class Spool {
     try {
       if (queueDir === undefined) {
         queueDir = join(this.dir, 'queue', header.accountId);
-        await mkdir(queueDir, { recursive: true });
+        await mkdir(queueDir, { recursive: true, mode: SPOOL_DIR_MODE });
         this.queueDirs.set(header.accountId, queueDir);
       }
       file = `${queueDir}/${name}`; // path.join's normalizing costs more than it is worth here
@@ -501,7 +508,7 @@ export class Spool {
     }
     const path = `${this.tmpDir}/${id}`;
     try {
-      return { path, fd: await openAsync(path, this.fsync ? CREATE_DSYNC : 'wx'), bytes: 0 };
+      return { path, fd: await openAsync(path, this.fsync ? CREATE_DSYNC : 'wx', SPOOL_FILE_MODE), bytes: 0 };
     } catch (err) {
       throw spoolError(err, 'enqueue');
     }
@@ -510,8 +517,8 @@ export class Spool {
   /** Moves a message to the account's dead letters, with why. */
   async deadLetter(item: SpoolItem, info: DeadLetterInfo): Promise<void> {
     const deadDir = join(this.dir, 'dead', item.accountId);
-    await mkdir(deadDir, { recursive: true });
-    await writeFile(join(deadDir, `${item.name}.json`), JSON.stringify(info));
+    await mkdir(deadDir, { recursive: true, mode: SPOOL_DIR_MODE });
+    await writeFile(join(deadDir, `${item.name}.json`), JSON.stringify(info), { mode: SPOOL_FILE_MODE });
     await rename(item.file, join(deadDir, item.name));
     if (this.fsync) await this.syncDir(deadDir);
   }
@@ -534,7 +541,7 @@ export class Spool {
     const item = (await this.listDead(accountId)).find((d) => d.id === id);
     if (!item) return false;
     const queueDir = join(this.dir, 'queue', accountId);
-    await mkdir(queueDir, { recursive: true });
+    await mkdir(queueDir, { recursive: true, mode: SPOOL_DIR_MODE });
     await rename(item.file, join(queueDir, `${this.nextSeq()}-${id}.msg`));
     await rm(`${item.file}.json`, { force: true });
     if (this.fsync) await this.syncDir(queueDir);

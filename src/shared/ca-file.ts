@@ -1,7 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { constants } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
-import { isAbsolute } from 'node:path';
+import { open, realpath, stat } from 'node:fs/promises';
+import { isAbsolute, relative } from 'node:path';
 
 /** [1048576] largest CA file read, bytes: a bundle of a few hundred certificates fits. */
 const MAX_CA_FILE_BYTES = 1024 * 1024;
@@ -37,6 +37,28 @@ export async function readCaFile(path: string): Promise<string> {
     }
   }
   return certificates.join('\n');
+}
+
+/**
+ * Reads a CA file as {@link readCaFile} does, provided it lies inside `dir` (MAILROOM_CA_DIR) once
+ * links are followed: paths a tenant gives must not let it learn what exists elsewhere on the
+ * engine's machine. Messages say what is wrong, for the operator's log; a tenant is answered one
+ * sentence whatever it was (ServerService).
+ */
+export async function readCaFileIn(dir: string | undefined, path: string): Promise<string> {
+  if (dir === undefined) throw new Error('no CA directory is configured (MAILROOM_CA_DIR)');
+  if (!isAbsolute(path)) throw new Error(`the CA file path '${path}' is not absolute`);
+  const root = await realpath(dir).catch((err: NodeJS.ErrnoException) => {
+    throw new Error(`the CA directory ${dir} (MAILROOM_CA_DIR) cannot be read (${err.code ?? err.message})`);
+  });
+  const real = await realpath(path).catch((err: NodeJS.ErrnoException) => {
+    throw new Error(`the CA file ${path} cannot be found (${err.code ?? err.message})`);
+  });
+  const inside = relative(root, real);
+  if (inside === '' || inside.startsWith('..') || isAbsolute(inside)) {
+    throw new Error(`the CA file ${path} is not inside the CA directory ${root} (MAILROOM_CA_DIR)`);
+  }
+  return readCaFile(real);
 }
 
 /** Why a path is not a file that can be read as a CA bundle (its message completes "the CA file <path> …"). */

@@ -1,7 +1,15 @@
-import { request as httpRequest, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import {
+  Agent as HttpAgent,
+  request as httpRequest,
+  type ClientRequest,
+  type IncomingMessage,
+  type RequestOptions,
+} from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
+import { checkHost, policyLookup } from './address-lookup.js';
+import type { AddressPolicy } from './address-policy.js';
 import { openHttpTunnel, proxyAuthorization } from './http-tunnel.js';
 import { webProxyFor, type WebProxy } from './web-proxy.js';
 
@@ -21,6 +29,12 @@ export interface HttpRequest {
   proxy?: WebProxy | undefined;
   /** Extra CA certificates (PEM) trusted for this request alone; verification always stays on. */
   ca?: string | string[] | undefined;
+  /**
+   * The addresses the request may reach (webhooks, remote Src: URLs the engine is handed, not
+   * its own settings); any when absent. A refused one fails the exchange with EADDRNOTALLOWED
+   * before a connection is made.
+   */
+  addresses?: AddressPolicy | undefined;
 }
 
 /** Any HTTP answer, whatever its status (redirects are not followed here). */
@@ -55,6 +69,54 @@ function answerHeaders(res: IncomingMessage): Record<string, string> {
 }
 
 /**
+ * Keep-alive agents whose every socket was connected through the policy's lookup: a socket made
+ * without the check (another caller's, on the global agent) is never reused for a checked request.
+ */
+const policyAgents = new WeakMap<AddressPolicy, { http: HttpAgent; https: HttpsAgent }>();
+
+function agentsOf(policy: AddressPolicy): { http: HttpAgent; https: HttpsAgent } {
+  let agents = policyAgents.get(policy);
+  if (!agents) {
+    const lookup = policyLookup(policy);
+    agents = { http: new HttpAgent({ keepAlive: true, lookup }), https: new HttpsAgent({ keepAlive: true, lookup }) };
+    policyAgents.set(policy, agents);
+  }
+  return agents;
+}
+
+/**
+ * Refuses a target the address policy does not allow, before anything is sent. Directly, an IP
+ * address is checked here (a socket does not look one up) and a name by the agents' lookup as
+ * the socket connects. Through the proxy, the proxy resolves the name and makes the connection,
+ * and is the operator's own egress point (its address is never checked: it is commonly a private
+ * one); what can be checked here is the target: an IP address, and a name by resolving it here
+ * too. A name this machine cannot resolve (networks where only the proxy resolves outside names)
+ * is left to the proxy, whose own rules are then what keeps internal addresses out.
+ */
+async function checkTarget(
+  policy: AddressPolicy,
+  hostname: string,
+  proxied: boolean,
+  label: string,
+  timeoutMs: number,
+): Promise<void> {
+  if (!proxied && isIP(hostname) === 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new HttpExchangeError(`no answer from ${label} in ${timeoutMs} ms`, 'ETIMEDOUT')),
+      timeoutMs,
+    );
+  });
+  try {
+    const { refused } = await Promise.race([checkHost(policy, hostname), timeout]);
+    if (refused) throw new HttpExchangeError(`${label}: ${refused.message}`, refused.code);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
  * Sends one request with node:http(s) and reads the whole answer, bounded in time and size.
  * Unlike the global `fetch`, it can go through the configured proxy and trust a private CA for
  * this request alone. Messages name the URL without its query, which may hold a secret.
@@ -71,6 +133,7 @@ export async function httpExchange(url: URL, req: HttpRequest): Promise<HttpAnsw
   // https goes through a tunnel (TLS end to end); plain http is handed to the proxy to forward,
   // as proxies expect (many allow CONNECT to the TLS ports only).
   const forwarding = proxy !== undefined && !secure;
+  if (req.addresses) await checkTarget(req.addresses, hostname, proxy !== undefined, label, req.timeoutMs);
   let tunnel: Socket | undefined;
   if (proxy && secure) {
     try {
@@ -100,6 +163,7 @@ export async function httpExchange(url: URL, req: HttpRequest): Promise<HttpAnsw
       path: `${url.origin}${url.pathname}${url.search}`,
     }),
     ...(secure && req.ca !== undefined && { ca: req.ca }),
+    ...(req.addresses && !proxy && { agent: secure ? agentsOf(req.addresses).https : agentsOf(req.addresses).http }),
     ...(tunnel && {
       createConnection: () =>
         secure

@@ -1,4 +1,5 @@
 import { posix } from 'node:path';
+import { AddressPolicy } from '../shared/address-policy.js';
 import type { WebProxy } from '../shared/web-proxy.js';
 import { compileTemplate } from './compile.js';
 import { kindOfPath } from './content-types.js';
@@ -21,6 +22,10 @@ export interface LoaderOptions {
   remoteTimeoutMs?: number;
   /** The proxy remote Src are fetched through (MAILROOM_HTTPS_PROXY); none when absent. */
   proxy?: WebProxy | undefined;
+  /** [public addresses only] where remote Src and their redirects may lead (MAILROOM_REMOTE_SRC_ALLOW_PRIVATE). */
+  remoteAddresses?: AddressPolicy | undefined;
+  /** [false] plain http:// remote Src are fetched too (MAILROOM_REMOTE_SRC_ALLOW_HTTP); else https only. */
+  remoteAllowHttp?: boolean;
 }
 
 /** The outcome of loading one response file. */
@@ -42,7 +47,8 @@ interface Reader {
 }
 
 /** Loader options with their defaults filled in (a proxy stays optional). */
-export type ResolvedLoaderOptions = Required<Omit<LoaderOptions, 'proxy'>> & Pick<LoaderOptions, 'proxy'>;
+export type ResolvedLoaderOptions = Required<Omit<LoaderOptions, 'proxy' | 'remoteAddresses'>> &
+  Pick<LoaderOptions, 'proxy'> & { remoteAddresses: AddressPolicy };
 
 export function loaderDefaults(options: LoaderOptions = {}): ResolvedLoaderOptions {
   return {
@@ -51,6 +57,8 @@ export function loaderDefaults(options: LoaderOptions = {}): ResolvedLoaderOptio
     maxFileBytes: options.maxFileBytes ?? 1_048_576,
     remoteTimeoutMs: options.remoteTimeoutMs ?? 10_000,
     proxy: options.proxy,
+    remoteAddresses: options.remoteAddresses ?? AddressPolicy.strict(),
+    remoteAllowHttp: options.remoteAllowHttp ?? false,
   };
 }
 
@@ -96,7 +104,13 @@ export async function loadResponseFile(realRoot: string, file: string, options: 
     },
     fetch: async (url) => {
       try {
-        return await fetchRemote(url, { timeoutMs: opts.remoteTimeoutMs, maxBytes: opts.maxSrcBytes, proxy: opts.proxy });
+        return await fetchRemote(url, {
+          timeoutMs: opts.remoteTimeoutMs,
+          maxBytes: opts.maxSrcBytes,
+          proxy: opts.proxy,
+          addresses: opts.remoteAddresses,
+          allowHttp: opts.remoteAllowHttp,
+        });
       } catch (err) {
         remoteFailed = true;
         throw err;

@@ -1,3 +1,4 @@
+import type { AddressPolicy } from '../shared/address-policy.js';
 import { httpExchange, HttpExchangeError } from '../shared/http-exchange.js';
 import type { WebProxy } from '../shared/web-proxy.js';
 import { SrcError } from './src-path.js';
@@ -13,6 +14,10 @@ export interface RemoteFetchOptions {
   maxBytes: number;
   /** Through this proxy (MAILROOM_HTTPS_PROXY), unless it bypasses the host. */
   proxy?: WebProxy | undefined;
+  /** The addresses the first request and every redirect may reach (MAILROOM_REMOTE_SRC_ALLOW_PRIVATE). */
+  addresses: AddressPolicy;
+  /** Plain http:// is fetched too (MAILROOM_REMOTE_SRC_ALLOW_HTTP); else https only, redirects included. */
+  allowHttp: boolean;
 }
 
 /**
@@ -24,15 +29,24 @@ function label(url: URL): string {
 }
 
 /**
- * Fetches a remote (http/https) Src when remote sources are enabled. Bounded in time and size;
- * up to five redirects are followed, each only to http/https.
+ * Fetches a remote (https, and http when allowed) Src when remote sources are enabled. Bounded in
+ * time and size; up to five redirects are followed, each held to the same rules as the first
+ * request: its scheme, and the address policy, checked as each connection is made (a public
+ * server cannot redirect the engine to an internal one).
  */
 export async function fetchRemote(url: URL, options: RemoteFetchOptions): Promise<Buffer> {
   const deadline = Date.now() + options.timeoutMs;
   let target = url;
   for (let hop = 0; ; hop += 1) {
+    const redirected = hop > 0 ? ` (redirected from ${label(url)})` : '';
     if (target.protocol !== 'http:' && target.protocol !== 'https:') {
-      throw new SrcError(`${target.protocol} URLs are refused${hop > 0 ? ` (redirected from ${label(url)})` : ''}`);
+      throw new SrcError(`${target.protocol} URLs are refused${redirected}`);
+    }
+    if (target.protocol === 'http:' && !options.allowHttp) {
+      throw new SrcError(
+        `${label(target)} is refused: remote Src are fetched over https only${redirected} ` +
+          `(MAILROOM_REMOTE_SRC_ALLOW_HTTP allows http)`,
+      );
     }
     let answer;
     try {
@@ -40,6 +54,7 @@ export async function fetchRemote(url: URL, options: RemoteFetchOptions): Promis
         timeoutMs: Math.max(1, deadline - Date.now()),
         maxBytes: options.maxBytes,
         proxy: options.proxy,
+        addresses: options.addresses,
       });
     } catch (err) {
       if (err instanceof HttpExchangeError && err.code === 'ETOOLARGE') {
@@ -47,7 +62,11 @@ export async function fetchRemote(url: URL, options: RemoteFetchOptions): Promis
       }
       const message = (err as Error).message;
       const why = message.startsWith(`${label(target)}: `) ? message.slice(label(target).length + 2) : message;
-      throw new SrcError(`fetching ${label(target)} failed: ${why}`);
+      const hint =
+        err instanceof HttpExchangeError && err.code === 'EADDRNOTALLOWED'
+          ? ' (MAILROOM_REMOTE_SRC_ALLOW_PRIVATE allows it)'
+          : '';
+      throw new SrcError(`fetching ${label(target)} failed${redirected}: ${why}${hint}`);
     }
     const location = answer.headers.location;
     if (REDIRECTS.has(answer.status) && location !== undefined) {

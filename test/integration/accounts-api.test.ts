@@ -310,7 +310,11 @@ forEachBackend('accounts API', (kind) => {
         assert.ok(res, 'answered within 5 s');
         assert.equal(res.status, 400, res.raw);
         assert.equal(res.body.error.field, 'imap.caFile');
-        assert.match(res.body.error.message, /is not a regular file/);
+        assert.match(res.body.error.message, /MAILROOM_CA_DIR/);
+        assert.ok(
+          h.logLines.some((l) => l.includes('is not a regular file')),
+          'the operator reads the reason in the log',
+        );
         await server(id, 2);
       } finally {
         // A read that blocked on the FIFO (the bug) holds a thread and the tenant's lock: give it a writer.

@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createWebhooks, type Webhooks, type WebhookOptions } from '../../src/inbound/webhooks/index.js';
 import { verifySignature } from '../../src/inbound/webhooks/signature.js';
+import { AddressPolicy } from '../../src/shared/address-policy.js';
 import { forEachBackend, openApiHarness, type ApiHarness } from '../support/api-harness.js';
 import { FakeClock } from '../support/fake-clock.js';
 import { capturingLogger } from '../support/log-capture.js';
@@ -128,6 +129,8 @@ forEachBackend('webhook pipeline', (kind) => {
       signals: { subscribe: () => () => undefined },
       options: { retryMinMs: 50, retryMaxMs: 200, pollIntervalMs: 500, requestTimeoutMs: 2_000, ...options },
       ...(clock && { clock }),
+      // The receiver is on 127.0.0.1, which the default policy refuses (MAILROOM_WEBHOOK_ALLOW_PRIVATE).
+      addresses: AddressPolicy.allowPrivate(),
     });
     extra.push(w);
     return w;

@@ -3,7 +3,10 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startFakeImap, type FakeImapServer } from '../../src/harness/fake-imap/index.js';
 import { verifySignature } from '../../src/inbound/webhooks/signature.js';
+import { createAccounts } from '../../src/accounts/index.js';
+import { AddressPolicy } from '../../src/shared/address-policy.js';
 import { forEachBackend, openApiHarness, type ApiHarness } from '../support/api-harness.js';
+import { quietLogger } from '../support/database.js';
 import { eventually, rawMail } from '../support/mail.js';
 import { webhookFailures } from '../../src/shared/metrics.js';
 
@@ -135,7 +138,9 @@ forEachBackend('webhooks', (kind) => {
 
     assert.equal(status.state, 'ok');
     assert.equal(status.head, null);
-    assert.match(status.lastError, /HTTP 500: receiver down/);
+    // The status and its kind, never what the receiver answered.
+    assert.equal(status.lastError, 'HTTP 500 (server error)');
+    assert.ok(!JSON.stringify(status).includes('receiver down'), 'the receiver body is not shown');
     assert.equal(status.recentFailures.length, 1);
     assert.equal(status.recentFailures[0].attempts, 4);
     assert.equal(status.recentFailures[0].seq, 1);
@@ -236,5 +241,115 @@ forEachBackend('webhooks', (kind) => {
     assert.equal(removed.body.webhookUrl, null);
     assert.equal(removed.body.hasWebhookSecret, false);
     assert.ok(!JSON.stringify([patched.body, renamed.body, test.body]).includes(SECRET));
+  });
+});
+
+forEachBackend('webhooks to internal addresses (the default policy)', (kind) => {
+  let h: ApiHarness;
+  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let tenantId: string;
+  let serverId: string;
+
+  beforeEach(async () => {
+    h = await openApiHarness(kind, undefined, {}, {}, undefined, { webhookAddresses: AddressPolicy.strict() });
+    receiver = await startReceiver(0);
+    tenantId = (await h.call<Obj>('POST', '/api/v1/tenants', { name: 'Hooks' })).body.id;
+    const server = await h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/servers`, {
+      name: 'Main',
+      imap: {
+        host: '127.0.0.1',
+        port: 1143,
+        secure: false,
+        user: 'support@example.com',
+        auth: { method: 'password', password: 'imap-pass' },
+      },
+      smtp: { host: '127.0.0.1', port: 2525, auth: { mode: 'none' } },
+    });
+    assert.equal(server.status, 201, server.raw);
+    serverId = server.body.id;
+  });
+  afterEach(async () => {
+    await h.close();
+    receiver.server.close();
+  });
+
+  it('refuses loopback, private, link-local, metadata and unique-local URLs (and names resolving to them) with 400 naming webhookUrl', async () => {
+    const port = new URL(receiver.url).port;
+    for (const url of [
+      receiver.url,
+      `http://localhost:${port}/hook`,
+      'http://10.1.2.3/hook',
+      'https://192.168.0.10/hook',
+      'http://100.64.0.1/hook',
+      'http://169.254.169.254/latest/meta-data/',
+      'http://[::1]/hook',
+      'http://[fd00:ec2::254]/hook',
+      'http://[::ffff:10.0.0.1]/hook',
+      'http://0.0.0.0/hook',
+    ]) {
+      const res = await h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/destinations`, {
+        name: 'Support',
+        address: 'support@example.com',
+        serverId,
+        webhookUrl: url,
+        webhookSecret: SECRET,
+      });
+      assert.equal(res.status, 400, `${url}: ${res.raw}`);
+      assert.equal(res.body.error.code, 'VALIDATION_FAILED');
+      assert.equal(res.body.error.field, 'webhookUrl', url);
+    }
+    const plain = await h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/destinations`, {
+      name: 'Support',
+      address: 'support@example.com',
+      serverId,
+    });
+    assert.equal(plain.status, 201, plain.raw);
+    const patched = await h.call<Obj>('PATCH', `/api/v1/tenants/${tenantId}/destinations/${plain.body.id}`, {
+      webhookUrl: 'http://172.16.5.5/hook',
+      webhookSecret: SECRET,
+    });
+    assert.equal(patched.status, 400, patched.raw);
+    assert.equal(patched.body.error.field, 'webhookUrl');
+    // A public address passes (nothing is sent at validation).
+    const ok = await h.call<Obj>('PATCH', `/api/v1/tenants/${tenantId}/destinations/${plain.body.id}`, {
+      webhookUrl: 'https://203.0.113.9/hook',
+      webhookSecret: SECRET,
+    });
+    assert.equal(ok.status, 200, ok.raw);
+    assert.deepEqual(receiver.got, []);
+  });
+
+  it('refuses at connect time a stored URL that leads inside: an open port and a closed one answer alike', async () => {
+    // Stored as an engine that allowed private addresses stored it (before the upgrade, or a
+    // name whose answer changed since): the POST itself must be refused.
+    const permissive = createAccounts(h.store, h.sealer, quietLogger, {
+      webhookAddresses: AddressPolicy.allowPrivate(),
+    });
+    const port = new URL(receiver.url).port;
+    const open = await permissive.destinations.create(tenantId, {
+      name: 'Open',
+      address: 'open@example.com',
+      serverId,
+      webhookUrl: `http://localhost:${port}/hook`,
+      webhookSecret: SECRET,
+    });
+    const closed = await permissive.destinations.create(tenantId, {
+      name: 'Closed',
+      address: 'closed@example.com',
+      serverId,
+      webhookUrl: 'http://127.0.0.1:1/hook',
+      webhookSecret: SECRET,
+    });
+    const answers = [];
+    for (const d of [open, closed]) {
+      const test = await h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/destinations/${d.id}/webhook/test`);
+      assert.equal(test.status, 200, test.raw);
+      answers.push({ ok: test.body.ok, status: test.body.status, error: test.body.error });
+    }
+    assert.deepEqual(answers, [
+      { ok: false, status: null, error: 'address not allowed' },
+      { ok: false, status: null, error: 'address not allowed' },
+    ]);
+    assert.deepEqual(receiver.got, [], 'nothing reached the receiver');
   });
 });

@@ -11,6 +11,7 @@ import { CredentialService } from '../../src/auth/credentials.js';
 import { OAuthService, type OAuthOptions } from '../../src/auth/oauth/index.js';
 import { createInbound, type Inbound, type InboundOptions } from '../../src/inbound/index.js';
 import { createWebhooks, type Webhooks } from '../../src/inbound/webhooks/index.js';
+import { AddressPolicy } from '../../src/shared/address-policy.js';
 import { SecretSealer } from '../../src/shared/sealed-secrets.js';
 import { createTemplates, type Templates } from '../../src/templates/index.js';
 import type { Store, StoreKind } from '../../src/store/store.js';
@@ -80,18 +81,35 @@ export const FAST_WEBHOOKS = {
   pollIntervalMs: 500,
 };
 
+/** What an operator allows through the environment, set explicitly for tests. */
+export interface OperatorAllowances {
+  /**
+   * [AddressPolicy.allowPrivate()] where webhooks may be posted (MAILROOM_WEBHOOK_ALLOW_PRIVATE):
+   * tests' receivers are on 127.0.0.1, so private addresses are allowed unless a test says otherwise.
+   */
+  webhookAddresses?: AddressPolicy;
+  /** [os.tmpdir()] MAILROOM_CA_DIR: tests write their CA files into temporary folders. */
+  caDir?: string;
+}
+
 export async function openApiHarness(
   kind: StoreKind,
   inboundOptions: Partial<InboundOptions> = FAST_INBOUND,
   outboundOptions: Partial<OutboundOptions> = {},
   templateOptions: { dir?: string; now?: () => Date } = {},
   oauthOptions?: OAuthOptions,
+  operator: OperatorAllowances = {},
 ): Promise<ApiHarness> {
   const store = await sharedStore(kind);
   await resetStore(store);
   const { logger, lines } = capturingLogger('debug');
   const sealer = new SecretSealer(randomBytes(32));
-  const accounts = createAccounts(store, sealer, logger, { proxies: outboundOptions.proxies });
+  const webhookAddresses = operator.webhookAddresses ?? AddressPolicy.allowPrivate();
+  const accounts = createAccounts(store, sealer, logger, {
+    proxies: outboundOptions.proxies,
+    webhookAddresses,
+    caDir: operator.caDir ?? tmpdir(),
+  });
   const adminToken = `admin-${randomBytes(8).toString('hex')}`;
   const oauth = oauthOptions ? new OAuthService(store, sealer, logger, oauthOptions) : undefined;
   if (oauth) {
@@ -130,7 +148,14 @@ export async function openApiHarness(
   });
   await templates.start();
   const inbound = newInbound();
-  const webhooks = createWebhooks({ store, sealer, logger, signals: inbound.signals, options: FAST_WEBHOOKS });
+  const webhooks = createWebhooks({
+    store,
+    sealer,
+    logger,
+    signals: inbound.signals,
+    options: FAST_WEBHOOKS,
+    addresses: webhookAddresses,
+  });
   const app = await buildApi({ accounts, inbound, outbound, logger, adminToken, templates, oauth, webhooks });
   return {
     kind,

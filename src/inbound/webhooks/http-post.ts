@@ -1,8 +1,14 @@
+import type { AddressPolicy } from '../../shared/address-policy.js';
 import { httpExchange, HttpExchangeError } from '../../shared/http-exchange.js';
 import type { WebProxy } from '../../shared/web-proxy.js';
 
-/** The outcome of one POST: an HTTP answer (any status) or no answer at all. */
-export type PostOutcome = { status: number; bodySnippet: string } | { status: null; error: string };
+/**
+ * The outcome of one POST: an HTTP answer (any status) or no answer at all. The receiver's body
+ * is never read into it: what a receiver answers is not the tenant's to see (an internal service
+ * reached by mistake would show its pages), so `bodySnippet` is always empty; it stays until the
+ * dispatcher no longer reads it.
+ */
+export type PostOutcome = { status: number; bodySnippet: '' } | { status: null; error: string };
 
 /** Posts a body; injectable so the dispatcher can be tested without sockets. */
 export type WebhookPoster = (
@@ -12,24 +18,38 @@ export type WebhookPoster = (
   timeoutMs: number,
 ) => Promise<PostOutcome>;
 
-const SNIPPET_CHARS = 200;
-/** Bytes of an answer read for its snippet (the rest is not waited for). */
-const SNIPPET_BYTES = 4 * SNIPPET_CHARS;
+/** [4096] bytes of an answer's body read to reuse its connection (then dropped); a longer answer closes it. */
+const DRAINED_BYTES = 4096;
 
-function describeError(err: unknown): string {
-  if (err instanceof HttpExchangeError) {
-    if (err.atProxy) return err.message;
-    if (err.code === 'ETIMEDOUT') return 'timed out';
-    return `connection failed (${err.code})`;
-  }
-  return err instanceof Error ? err.message : String(err);
+/** TLS failures by the code node:tls gives them. */
+const TLS_CODES = /^(CERT_|ERR_TLS_|ERR_SSL_|DEPTH_ZERO_|SELF_SIGNED_|UNABLE_TO_)/;
+
+/**
+ * No answer, in words a tenant can act on and that say nothing about what lies behind the URL:
+ * an address the policy refuses is refused before any connection, so "address not allowed" is
+ * all there is to tell whether anything listens there.
+ */
+export function describeError(err: unknown): string {
+  if (!(err instanceof HttpExchangeError)) return 'internal error';
+  // The proxy is the operator's; its message names it (never its password).
+  if (err.atProxy) return err.message;
+  const { code } = err;
+  if (code === 'EADDRNOTALLOWED') return 'address not allowed';
+  if (code === 'ETIMEDOUT') return 'timed out';
+  if (code === 'ECONNREFUSED') return 'connection refused';
+  if (code === 'ECONNRESET' || code === 'EPIPE') return 'connection reset';
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'host name not found';
+  if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH') return 'host unreachable';
+  if (TLS_CODES.test(code)) return `TLS failed (${code})`;
+  return `connection failed (${code})`;
 }
 
 /**
  * POSTs with node:http(s), through the engine's proxy (MAILROOM_HTTPS_PROXY) unless it bypasses
- * the host. Redirects are not followed (a 3xx is a failure the administrator should fix).
+ * the host, to the addresses `addresses` allows (MAILROOM_WEBHOOK_ALLOW_PRIVATE). Redirects are
+ * not followed (a 3xx is a failure the administrator should fix).
  */
-export function httpPoster(proxy?: WebProxy): WebhookPoster {
+export function httpPoster(options: { addresses: AddressPolicy; proxy?: WebProxy | undefined }): WebhookPoster {
   return async (url, headers, body, timeoutMs) => {
     try {
       const answer = await httpExchange(new URL(url), {
@@ -37,11 +57,14 @@ export function httpPoster(proxy?: WebProxy): WebhookPoster {
         headers,
         body,
         timeoutMs,
-        maxBytes: SNIPPET_BYTES,
+        // Only the status is used; an answer's body is read (and dropped) so that its kept-alive
+        // connection can carry the next POST, up to a bound past which the connection is closed.
+        maxBytes: DRAINED_BYTES,
         truncate: true,
-        proxy,
+        proxy: options.proxy,
+        addresses: options.addresses,
       });
-      return { status: answer.status, bodySnippet: answer.body.toString('utf8').slice(0, SNIPPET_CHARS) };
+      return { status: answer.status, bodySnippet: '' };
     } catch (err) {
       return { status: null, error: describeError(err) };
     }

@@ -1,3 +1,4 @@
+import { AddressPolicy } from '../../shared/address-policy.js';
 import { systemClock, type Clock } from '../../shared/clock.js';
 import { MailroomError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
@@ -10,7 +11,7 @@ import { WebhookDispatcher } from './dispatcher.js';
 import { httpPoster, type WebhookPoster } from './http-post.js';
 import { DEFAULT_WEBHOOK_OPTIONS, type WebhookOptions } from './options.js';
 import { isFailing } from './retry-schedule.js';
-import { webhookStatusView, type WebhookStatusView, type WebhookTestView } from './views.js';
+import { describeStatus, webhookStatusView, type WebhookStatusView, type WebhookTestView } from './views.js';
 
 export type { WebhookOptions } from './options.js';
 export { DEFAULT_WEBHOOK_OPTIONS } from './options.js';
@@ -40,6 +41,8 @@ export function createWebhooks(deps: {
   poster?: WebhookPoster;
   /** The proxy webhooks are posted through (MAILROOM_HTTPS_PROXY); none when absent. */
   proxy?: WebProxy | undefined;
+  /** The addresses webhooks may be posted to (MAILROOM_WEBHOOK_ALLOW_PRIVATE); public ones only when absent. */
+  addresses?: AddressPolicy | undefined;
 }): Webhooks {
   const options = { ...DEFAULT_WEBHOOK_OPTIONS, ...deps.options };
   const dispatcher = new WebhookDispatcher({
@@ -48,7 +51,7 @@ export function createWebhooks(deps: {
     logger: deps.logger,
     options,
     clock: deps.clock ?? systemClock,
-    poster: deps.poster ?? httpPoster(deps.proxy),
+    poster: deps.poster ?? httpPoster({ addresses: deps.addresses ?? AddressPolicy.strict(), proxy: deps.proxy }),
   });
   let unsubscribe: (() => void) | undefined;
   const load = async (tenantId: string, destinationId: string): Promise<DestinationRow> => {
@@ -75,7 +78,7 @@ export function createWebhooks(deps: {
       return {
         ok,
         status: outcome.status,
-        error: ok ? null : outcome.status === null ? outcome.error : `HTTP ${outcome.status}`,
+        error: ok ? null : outcome.status === null ? outcome.error : describeStatus(outcome.status),
         durationMs,
       };
     },

@@ -43,6 +43,44 @@ export const WebhookTestView = Type.Object({
 });
 export type WebhookTestView = Static<typeof WebhookTestView>;
 
+/** Reason phrases worth naming; other statuses are named by their class. */
+const STATUS_WORDS: Record<number, string> = {
+  401: 'unauthorized',
+  403: 'forbidden',
+  404: 'not found',
+  408: 'request timeout',
+  413: 'payload too large',
+  429: 'too many requests',
+  502: 'bad gateway',
+  503: 'service unavailable',
+  504: 'gateway timeout',
+};
+
+/** An answer that was not a 2xx as tenants see it: its status and what kind of answer that is. */
+export function describeStatus(status: number): string {
+  const words =
+    STATUS_WORDS[status] ??
+    (status >= 500 && status <= 599
+      ? 'server error'
+      : status >= 400 && status <= 499
+        ? 'client error'
+        : status >= 300 && status <= 399
+          ? 'redirect, not followed'
+          : status >= 200 && status <= 299
+            ? 'success'
+            : 'unexpected status');
+  return `HTTP ${status} (${words})`;
+}
+
+/**
+ * A stored failure as tenants see it. Earlier versions kept the first 200 characters of the
+ * receiver's answer after the status (`HTTP 500: <body>`): those rows show the status alone too.
+ */
+export function shownError(stored: string): string {
+  const status = /^HTTP (\d{3})(?=$|[:\s])/.exec(stored);
+  return status ? describeStatus(Number(status[1])) : stored;
+}
+
 export function webhookStatusView(
   destination: { id: string; webhookUrl: string | null },
   summary: WebhookQueueSummary,
@@ -64,14 +102,14 @@ export function webhookStatusView(
           nextAttemptAt: summary.head.nextAttemptAt.toISOString(),
         }
       : null,
-    lastError: last?.lastError ?? null,
+    lastError: last?.lastError == null ? null : shownError(last.lastError),
     lastErrorAt: last?.lastErrorAt?.toISOString() ?? null,
     recentFailures: failures.map((f) => ({
       seq: f.seq,
       messageId: f.messageId,
       attempts: f.attempts,
       status: f.lastStatus !== null && (f.lastStatus < 200 || f.lastStatus > 299) ? f.lastStatus : null,
-      error: f.lastError ?? '',
+      error: shownError(f.lastError ?? ''),
       at: (f.lastErrorAt ?? f.createdAt).toISOString(),
       deliveredAt: f.deliveredAt?.toISOString() ?? null,
     })),

@@ -95,6 +95,10 @@ describe('config', () => {
       [{ MAILROOM_PROXIES: 'two words=http://p1.example:1' }, 'MAILROOM_PROXIES'],
       [{ MAILROOM_PROXIES: 'a=socks5://p1.example:1080' }, 'MAILROOM_PROXIES'],
       [{ MAILROOM_NO_PROXY: 'intranet.example:8080' }, 'MAILROOM_NO_PROXY'],
+      [{ MAILROOM_WEBHOOK_ALLOW_PRIVATE: 'maybe' }, 'MAILROOM_WEBHOOK_ALLOW_PRIVATE'],
+      [{ MAILROOM_WEBHOOK_ALLOW_PRIVATE: '10.0.0.0/33' }, 'MAILROOM_WEBHOOK_ALLOW_PRIVATE'],
+      [{ MAILROOM_REMOTE_SRC_ALLOW_PRIVATE: 'intranet.example' }, 'MAILROOM_REMOTE_SRC_ALLOW_PRIVATE'],
+      [{ MAILROOM_REMOTE_SRC_ALLOW_HTTP: 'sometimes' }, 'MAILROOM_REMOTE_SRC_ALLOW_HTTP'],
     ];
     for (const [env, field] of cases) {
       assert.throws(
@@ -103,6 +107,11 @@ describe('config', () => {
         field,
       );
     }
+  });
+
+  it('accepts CA files from MAILROOM_CA_DIR only when it is set', () => {
+    assert.equal(loadConfig({}, '/srv').caDir, undefined);
+    assert.equal(loadConfig({ MAILROOM_CA_DIR: 'ca' }, '/srv').caDir, '/srv/ca');
   });
 
   it('takes whole numbers in plain decimal digits only, blank as unset', () => {

@@ -1,3 +1,4 @@
+import { AddressPolicy } from '../../../src/shared/address-policy.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { rm, symlink, writeFile } from 'node:fs/promises';
@@ -9,6 +10,9 @@ import { renderResponse } from '../../../src/templates/renderer.js';
 import { walkResponses } from '../../../src/templates/types.js';
 import { FakeClock } from '../../support/fake-clock.js';
 import { makeTemplateDir, responseFile, type TemplateDir } from '../../support/template-dir.js';
+
+/** The test servers are plain http on 127.0.0.1: allowed explicitly, as an operator would (MAILROOM_REMOTE_SRC_ALLOW_*). */
+const LOCAL_SRC = { remoteAllowHttp: true, remoteAddresses: AddressPolicy.allowPrivate() };
 
 const ctx = { now: new Date(0), locale: 'en-US', timeZone: 'UTC', agent: { name: 'Ann' } };
 
@@ -155,7 +159,7 @@ describe('template catalog', () => {
       await t.write('a.xml', xml('Hello v1'));
       // The edit lands while the remote Src is being fetched, after the XML was read.
       answer = (_req, res) => void t.write('a.xml', xml('Hello, edited during the load')).then(() => res.end('remote'));
-      catalog = new TemplateCatalog({ dir: t.dir, watch: false, pollIntervalMs: 0, remoteSrc: true });
+      catalog = new TemplateCatalog({ dir: t.dir, watch: false, pollIntervalMs: 0, remoteSrc: true, ...LOCAL_SRC });
       await catalog.reload();
       assert.equal(render(catalog, 'a.xml', 'hi'), 'Hello v1');
       answer = (_req, res) => res.end('remote');
@@ -171,7 +175,7 @@ describe('template catalog', () => {
         dir: t.dir,
         watch: false,
         pollIntervalMs: 0,
-        remoteSrc: true,
+        remoteSrc: true, ...LOCAL_SRC,
         remoteRetryMs: 1_000,
         clock,
       });

@@ -1,3 +1,4 @@
+import { AddressPolicy } from '../../../src/shared/address-policy.js';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
@@ -10,6 +11,9 @@ import { renderResponse } from '../../../src/templates/renderer.js';
 import { walkResponses, type LoadedResponse, type TreeItem } from '../../../src/templates/types.js';
 import { startConnectProxy } from '../../support/connect-proxy.js';
 import { makeTemplateDir, responseFile, type TemplateDir } from '../../support/template-dir.js';
+
+/** The test servers are plain http on 127.0.0.1: allowed explicitly, as an operator would (MAILROOM_REMOTE_SRC_ALLOW_*). */
+const LOCAL_SRC = { remoteAllowHttp: true, remoteAddresses: AddressPolicy.allowPrivate() };
 
 const REFERENCE = fileURLToPath(new URL('../../fixtures/templates/reference', import.meta.url));
 const CANARY = 'root:x:0:0:CANARY-outside-the-templates-directory';
@@ -292,9 +296,14 @@ describe('response file loader', () => {
     describe('remote Src', () => {
       let server: Server;
       let base: string;
+      const requests: string[] = [];
       before(async () => {
         server = createServer((req, res) => {
-          if (req.url === '/big.txt') res.end('x'.repeat(2000));
+          requests.push(req.url ?? '');
+          const port = (server.address() as AddressInfo).port;
+          if (req.url === '/to-metadata.txt') res.writeHead(302, { location: 'http://169.254.169.254/latest/meta-data/' }).end();
+          else if (req.url === '/to-inside.txt') res.writeHead(302, { location: `http://127.0.0.2:${port}/hello.txt` }).end();
+          else if (req.url === '/big.txt') res.end('x'.repeat(2000));
           else if (req.url === '/hello.txt') res.end('remote hello $Agent.Name$');
           else if (req.url === '/moved.txt') res.writeHead(302, { location: '/hello.txt' }).end();
           else if (req.url === '/loop.txt') res.writeHead(301, { location: '/loop.txt' }).end();
@@ -319,7 +328,7 @@ describe('response file loader', () => {
             `<Response Name="r" Src="${base}/hello.txt" /><Response Name="big" Src="${base}/big.txt" /><Response Name="gone" Src="${base}/gone.txt" />`,
           ),
         );
-        const load = await loadResponseFile(t.dir, 'r.xml', { remoteSrc: true, maxSrcBytes: 1000 });
+        const load = await loadResponseFile(t.dir, 'r.xml', { remoteSrc: true, ...LOCAL_SRC, maxSrcBytes: 1000 });
         assert.equal(renderResponse(response(load, 'r'), ctx).text, 'remote hello Ann Agent');
         assert.match(response(load, 'big').unavailable ?? '', /larger than 1000 bytes/);
         assert.match(response(load, 'gone').unavailable ?? '', /HTTP 404/);
@@ -332,21 +341,54 @@ describe('response file loader', () => {
             `<Response Name="moved" Src="${base}/moved.txt" /><Response Name="loop" Src="${base}/loop.txt" /><Response Name="file" Src="${base}/to-file.txt" />`,
           ),
         );
-        const load = await loadResponseFile(t.dir, 'r.xml', { remoteSrc: true });
+        const load = await loadResponseFile(t.dir, 'r.xml', { remoteSrc: true, ...LOCAL_SRC });
         assert.equal(renderResponse(response(load, 'moved'), ctx).text, 'remote hello Ann Agent');
         assert.match(response(load, 'loop').unavailable ?? '', /more than 5 redirects/);
         assert.match(response(load, 'file').unavailable ?? '', /file: URLs are refused \(redirected from /);
+      });
+
+      it('fetches https only and public addresses only unless the operator allows more, every redirect included', async () => {
+        await t.write(
+          'r.xml',
+          responseFile(
+            `<Response Name="r" Src="${base}/hello.txt" /><Response Name="meta" Src="${base}/to-metadata.txt" />` +
+              `<Response Name="inside" Src="${base}/to-inside.txt" />`,
+          ),
+        );
+        const before = requests.length;
+        const strict = await loadResponseFile(t.dir, 'r.xml', { remoteSrc: true });
+        assert.match(response(strict, 'r').unavailable ?? '', /https only .*MAILROOM_REMOTE_SRC_ALLOW_HTTP/);
+        const httpOnly = await loadResponseFile(t.dir, 'r.xml', { remoteSrc: true, remoteAllowHttp: true });
+        assert.match(
+          response(httpOnly, 'r').unavailable ?? '',
+          /127\.0\.0\.1 is not an allowed address \(loopback\) \(MAILROOM_REMOTE_SRC_ALLOW_PRIVATE allows it\)/,
+        );
+        assert.equal(requests.length, before, 'nothing was fetched');
+        // The server itself is allowed; where it redirects to is checked again, hop by hop.
+        const one = await loadResponseFile(t.dir, 'r.xml', {
+          remoteSrc: true,
+          remoteAllowHttp: true,
+          remoteAddresses: AddressPolicy.parse('127.0.0.1'),
+        });
+        assert.equal(renderResponse(response(one, 'r'), ctx).text, 'remote hello Ann Agent');
+        assert.match(response(one, 'meta').unavailable ?? '', /redirected from .*not an allowed address \(cloud metadata\)/);
+        assert.match(response(one, 'inside').unavailable ?? '', /127\.0\.0\.2 is not an allowed address \(loopback\)/);
+        assert.deepEqual(
+          requests.slice(before),
+          ['/hello.txt', '/to-metadata.txt', '/to-inside.txt'],
+          'no redirect was followed to a refused address',
+        );
       });
 
       it('fetches through MAILROOM_HTTPS_PROXY unless MAILROOM_NO_PROXY names the host', async () => {
         const proxy = await startConnectProxy();
         try {
           await t.write('r.xml', responseFile(`<Response Name="r" Src="${base}/hello.txt" />`));
-          const load = await loadResponseFile(t.dir, 'r.xml', { remoteSrc: true, proxy: { url: proxy.url } });
+          const load = await loadResponseFile(t.dir, 'r.xml', { remoteSrc: true, ...LOCAL_SRC, proxy: { url: proxy.url } });
           assert.equal(renderResponse(response(load, 'r'), ctx).text, 'remote hello Ann Agent');
           assert.deepEqual(proxy.forwarded.map((u) => new URL(u).host), [new URL(base).host]);
           const direct = await loadResponseFile(t.dir, 'r.xml', {
-            remoteSrc: true,
+            remoteSrc: true, ...LOCAL_SRC,
             proxy: { url: proxy.url, bypass: ProxyBypass.parse('127.0.0.1') },
           });
           assert.equal(renderResponse(response(direct, 'r'), ctx).text, 'remote hello Ann Agent');
@@ -355,7 +397,7 @@ describe('response file loader', () => {
           await proxy.close();
         }
         const unreachable = await loadResponseFile(t.dir, 'r.xml', {
-          remoteSrc: true,
+          remoteSrc: true, ...LOCAL_SRC,
           proxy: { url: new URL('http://127.0.0.1:1') },
         });
         assert.match(response(unreachable, 'r').unavailable ?? '', /the proxy 127\.0\.0\.1:1 cannot be reached/);

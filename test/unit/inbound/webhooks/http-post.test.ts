@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { httpPoster } from '../../../../src/inbound/webhooks/http-post.js';
+import { AddressPolicy } from '../../../../src/shared/address-policy.js';
 import { ProxyBypass } from '../../../../src/shared/web-proxy.js';
 import { startConnectProxy } from '../../../support/connect-proxy.js';
 
@@ -30,19 +31,24 @@ describe('webhook POSTs', () => {
   beforeEach(() => (bodies.length = 0));
 
   const headers = { 'content-type': 'application/json' };
+  // The receiver is on 127.0.0.1: allowed as MAILROOM_WEBHOOK_ALLOW_PRIVATE=true allows it.
+  const addresses = AddressPolicy.allowPrivate();
 
   it('posts through MAILROOM_HTTPS_PROXY unless MAILROOM_NO_PROXY names the host', async () => {
     const proxy = await startConnectProxy();
     try {
-      assert.deepEqual(await httpPoster({ url: proxy.url })(`${base}/hook`, headers, '{"a":1}', 5_000), {
-        status: 204,
-        bodySnippet: '',
-      });
+      assert.deepEqual(
+        await httpPoster({ addresses, proxy: { url: proxy.url } })(`${base}/hook`, headers, '{"a":1}', 5_000),
+        {
+          status: 204,
+          bodySnippet: '',
+        },
+      );
       assert.deepEqual(
         proxy.forwarded.map((u) => new URL(u).host),
         [new URL(base).host],
       );
-      const direct = httpPoster({ url: proxy.url, bypass: ProxyBypass.parse('127.0.0.1') });
+      const direct = httpPoster({ addresses, proxy: { url: proxy.url, bypass: ProxyBypass.parse('127.0.0.1') } });
       assert.equal((await direct(`${base}/hook`, headers, '{"a":2}', 5_000)).status, 204);
       assert.equal(proxy.forwarded.length, 1, 'the bypassed host was posted to directly');
       assert.deepEqual(bodies, ['{"a":1}', '{"a":2}']);
@@ -51,23 +57,62 @@ describe('webhook POSTs', () => {
     }
   });
 
-  it('does not follow redirects, and keeps only the start of a long answer', async () => {
-    const post = httpPoster();
+  it('does not follow redirects, and keeps nothing of the answer but its status', async () => {
+    const post = httpPoster({ addresses });
     assert.deepEqual(await post(`${base}/moved`, headers, '{}', 5_000), { status: 302, bodySnippet: '' });
     assert.equal(bodies.length, 1, 'posted once');
-    const chatty = await post(`${base}/chatty`, headers, '{}', 5_000);
-    assert.equal(chatty.status, 200);
-    assert.equal(chatty.status === 200 && chatty.bodySnippet, 'é'.repeat(200));
+    assert.deepEqual(await post(`${base}/chatty`, headers, '{}', 5_000), { status: 200, bodySnippet: '' });
+  });
+
+  it('refuses internal addresses before connecting unless they are allowed: an open port and a closed one look the same', async () => {
+    const post = httpPoster({ addresses: AddressPolicy.strict() });
+    const refused = { status: null, error: 'address not allowed' };
+    assert.deepEqual(await post(`${base}/hook`, headers, '{}', 5_000), refused);
+    assert.deepEqual(await post('http://127.0.0.1:1/hook', headers, '{}', 5_000), refused);
+    assert.deepEqual(await post(`http://[::ffff:127.0.0.1]:${new URL(base).port}/hook`, headers, '{}', 5_000), refused);
+    // A name is checked on the addresses the socket connects to (no window between check and use).
+    assert.deepEqual(await post(`http://localhost:${new URL(base).port}/hook`, headers, '{}', 5_000), refused);
+    assert.deepEqual(bodies, [], 'nothing reached the receiver');
+    // Allowed by a range that holds it, not by one that does not.
+    assert.equal(
+      (await httpPoster({ addresses: AddressPolicy.parse('127.0.0.0/8') })(`${base}/hook`, headers, '{}', 5_000))
+        .status,
+      204,
+    );
+    assert.deepEqual(
+      await httpPoster({ addresses: AddressPolicy.parse('10.0.0.0/8') })(`${base}/hook`, headers, '{}', 5_000),
+      refused,
+    );
+  });
+
+  it("checks the target, not the operator's proxy, when posting through one", async () => {
+    const proxy = await startConnectProxy();
+    try {
+      const post = httpPoster({ addresses: AddressPolicy.strict(), proxy: { url: proxy.url } });
+      assert.deepEqual(await post(`${base}/hook`, headers, '{}', 5_000), {
+        status: null,
+        error: 'address not allowed',
+      });
+      assert.deepEqual(proxy.forwarded, [], 'refused before the proxy was asked');
+      const allowed = httpPoster({ addresses: AddressPolicy.parse('127.0.0.1'), proxy: { url: proxy.url } });
+      assert.equal(
+        (await allowed(`${base}/hook`, headers, '{}', 5_000)).status,
+        204,
+        'the proxy on 127.0.0.1 is not checked',
+      );
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('says what went wrong when no answer came', async () => {
-    const post = httpPoster();
+    const post = httpPoster({ addresses });
     assert.deepEqual(await post(`${base}/silent`, headers, '{}', 200), { status: null, error: 'timed out' });
     assert.deepEqual(await post('http://127.0.0.1:1/hook', headers, '{}', 5_000), {
       status: null,
-      error: 'connection failed (ECONNREFUSED)',
+      error: 'connection refused',
     });
-    const refused = await httpPoster({ url: new URL('http://u:secret@127.0.0.1:1') })(
+    const refused = await httpPoster({ addresses, proxy: { url: new URL('http://u:secret@127.0.0.1:1') } })(
       `${base}/hook`,
       headers,
       '{}',

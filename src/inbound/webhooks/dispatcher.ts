@@ -30,9 +30,7 @@ export interface WebhookDispatcherDeps {
 const succeeded = (o: PostOutcome): boolean => o.status !== null && o.status >= 200 && o.status <= 299;
 
 function describe(o: PostOutcome): string {
-  if (o.status === null) return o.error;
-  const snippet = o.bodySnippet.replace(/\s+/g, ' ').trim();
-  return `HTTP ${o.status}${snippet ? `: ${snippet}` : ''}`;
+  return o.status === null ? o.error : `HTTP ${o.status}`;
 }
 
 /** Leased outbox rows of one destination and their events, by seq. */

@@ -5,10 +5,9 @@ import type { WebProxy } from '../../shared/web-proxy.js';
 /**
  * The outcome of one POST: an HTTP answer (any status) or no answer at all. The receiver's body
  * is never read into it: what a receiver answers is not the tenant's to see (an internal service
- * reached by mistake would show its pages), so `bodySnippet` is always empty; it stays until the
- * dispatcher no longer reads it.
+ * reached by mistake would show its pages).
  */
-export type PostOutcome = { status: number; bodySnippet: '' } | { status: null; error: string };
+export type PostOutcome = { status: number } | { status: null; error: string };
 
 /** Posts a body; injectable so the dispatcher can be tested without sockets. */
 export type WebhookPoster = (
@@ -64,7 +63,7 @@ export function httpPoster(options: { addresses: AddressPolicy; proxy?: WebProxy
         proxy: options.proxy,
         addresses: options.addresses,
       });
-      return { status: answer.status, bodySnippet: '' };
+      return { status: answer.status };
     } catch (err) {
       return { status: null, error: describeError(err) };
     }

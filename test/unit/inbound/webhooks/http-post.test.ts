@@ -41,7 +41,6 @@ describe('webhook POSTs', () => {
         await httpPoster({ addresses, proxy: { url: proxy.url } })(`${base}/hook`, headers, '{"a":1}', 5_000),
         {
           status: 204,
-          bodySnippet: '',
         },
       );
       assert.deepEqual(
@@ -59,9 +58,9 @@ describe('webhook POSTs', () => {
 
   it('does not follow redirects, and keeps nothing of the answer but its status', async () => {
     const post = httpPoster({ addresses });
-    assert.deepEqual(await post(`${base}/moved`, headers, '{}', 5_000), { status: 302, bodySnippet: '' });
+    assert.deepEqual(await post(`${base}/moved`, headers, '{}', 5_000), { status: 302 });
     assert.equal(bodies.length, 1, 'posted once');
-    assert.deepEqual(await post(`${base}/chatty`, headers, '{}', 5_000), { status: 200, bodySnippet: '' });
+    assert.deepEqual(await post(`${base}/chatty`, headers, '{}', 5_000), { status: 200 });
   });
 
   it('refuses internal addresses before connecting unless they are allowed: an open port and a closed one look the same', async () => {

@@ -75,6 +75,7 @@ function inboundOptionsOf(config: Config): Partial<InboundOptions> {
   const { maxMessageBytes, ...rest } = config.imap;
   return {
     ...rest,
+    messageIdDomain: config.messageIdDomain,
     ...(maxMessageBytes !== undefined && { parseLimits: { ...DEFAULT_PARSE_LIMITS, maxBytes: maxMessageBytes } }),
     proxies: config.mailProxies,
   };
@@ -181,7 +182,6 @@ export class Engine {
         },
       });
       this.leases = leases;
-      const messageIdDomain = this.config.imap.messageIdDomain;
       const outbound = new OutboundService({
         store,
         credentials,
@@ -190,7 +190,7 @@ export class Engine {
         instanceId: this.config.instanceId,
         renderResponse: renderWith(this.templates),
         options: {
-          ...(messageIdDomain && { messageIdDomain }),
+          messageIdDomain: this.config.messageIdDomain,
           proxies: this.config.mailProxies,
           ...this.tuning.outbound,
         },

@@ -12,6 +12,8 @@ import { DEFAULT_PARSE_LIMITS } from './inbound/message/parse.js';
 import type { OutboundOptions } from './outbound/options.js';
 import { OutboundService, type ResponseRenderer } from './outbound/outbound-service.js';
 import { remoteSrcOptionsOf, webProxyOf, type Config } from './config/config.js';
+import type { AddressPolicy } from './shared/address-policy.js';
+import type { WebProxy } from './shared/web-proxy.js';
 import { resolveSecrets } from './config/local-secrets.js';
 import { engineStateCollector } from './engine-metrics.js';
 import type { OperationsApi } from './api/route.js';
@@ -23,7 +25,8 @@ import { Store } from './store/store.js';
 
 /**
  * The composition root: config → secrets → store → services → API. Nothing runs at import;
- * `openServices` is what the CLI uses, `Engine` adds the HTTP API and the lifecycle.
+ * `openServices` is what the CLI uses, `buildServices` wires the engine's services (the tests' API
+ * harness uses it too), `Engine` adds the leases, the HTTP API and the lifecycle.
  */
 
 export interface Services {
@@ -79,9 +82,153 @@ function inboundOptionsOf(config: Config): Partial<InboundOptions> {
   const { maxMessageBytes, ...rest } = config.imap;
   return {
     ...rest,
+    messageIdDomain: config.messageIdDomain,
     ...(maxMessageBytes !== undefined && { parseLimits: { ...DEFAULT_PARSE_LIMITS, maxBytes: maxMessageBytes } }),
     proxies: config.mailProxies,
   };
+}
+
+/** What the services are built with: from the configuration in the engine, chosen by a test. */
+export interface ServiceSettings {
+  /** This instance's id: in the loop header of sent mail and on the spool it owns. */
+  instanceId: string;
+  spoolDir: string;
+  templates: Omit<Parameters<typeof createTemplates>[0], 'store' | 'logger'>;
+  /** OAuth 2.0 sign-ins; null leaves them out (a test that needs none). */
+  oauth: OAuthOptions | null;
+  inbound: Partial<InboundOptions>;
+  outbound: Partial<OutboundOptions>;
+  webhooks?: Partial<WebhookOptions> | undefined;
+  /** The proxy of the engine's own HTTP(S) requests (webhooks here); none when absent. */
+  webProxy?: WebProxy | undefined;
+  /** The addresses webhooks may be posted to (MAILROOM_WEBHOOK_ALLOW_PRIVATE); public ones only when absent. */
+  webhookAddresses?: AddressPolicy | undefined;
+}
+
+/**
+ * With several instances on one database: the servers this one holds, how it announces itself,
+ * and the signals between the instances (routed messages).
+ */
+export interface ClusterPlace {
+  owns: (serverId: string) => boolean;
+  announce: { owner: string; ttlMs: number };
+  notifications: Notifications;
+}
+
+/** The services of the engine, built and wired to each other but not started. */
+export interface EngineServices {
+  templates: Templates;
+  oauth: OAuthService | undefined;
+  credentials: CredentialService;
+  outbound: OutboundService;
+  inbound: Inbound;
+  webhooks: Webhooks;
+}
+
+/** The settings the configuration (and the engine's tuning on top) gives the services. */
+export function serviceSettingsOf(config: Config, tuning: EngineTuning = {}): ServiceSettings {
+  // The engine's own HTTP(S) requests (remote Src, identity provider, webhooks) share one proxy.
+  const webProxy = webProxyOf(config);
+  return {
+    instanceId: config.instanceId,
+    spoolDir: config.spoolDir,
+    templates: {
+      catalog: { dir: config.templatesDir, remoteSrc: config.templatesRemoteSrc, ...remoteSrcOptionsOf(config) },
+    },
+    oauth: { ...(webProxy && { httpsProxy: webProxy }), ...tuning.oauth },
+    inbound: { ...inboundOptionsOf(config), ...tuning.inbound },
+    outbound: { messageIdDomain: config.messageIdDomain, proxies: config.mailProxies, ...tuning.outbound },
+    webhooks: { requestTimeoutMs: config.webhookTimeoutMs, ...tuning.webhooks },
+    webProxy,
+    webhookAddresses: config.webhookAddresses,
+  };
+}
+
+/**
+ * A deleted server, or one whose account changed, takes its sign-ins in progress and its token
+ * applications (decrypted secrets) with it.
+ */
+export function endVoidedSignIns(accounts: Accounts, oauth: OAuthService, logger: Logger): void {
+  accounts.servers.onSignInsVoided((serverId, purposes) => {
+    oauth
+      .forget(serverId, purposes)
+      .catch((err: unknown) => logger.warn({ err, serverId }, 'ending the sign-ins of a server failed'));
+  });
+}
+
+/**
+ * An inbound side wired to outbound: heartbeats it recognises go to the outbound side that sent
+ * them. (Tests make a second one over the same database, as after a restart.)
+ */
+export function wireInbound(
+  base: Pick<Services, 'store' | 'logger'>,
+  settings: Pick<ServiceSettings, 'inbound'>,
+  wired: Pick<EngineServices, 'credentials' | 'outbound'>,
+  cluster?: ClusterPlace,
+): Inbound {
+  const { outbound } = wired;
+  return createInbound({
+    store: base.store,
+    credentials: wired.credentials,
+    logger: base.logger,
+    options: settings.inbound,
+    onHeartbeat: (e) => outbound.heartbeatReceived(e.token, e.receivedAt.getTime()),
+    ...(cluster && { owns: (serverId: string) => cluster.owns(serverId), notifications: cluster.notifications }),
+  });
+}
+
+/**
+ * Builds the services and wires them to each other (nothing starts): the one composition of the
+ * engine, used by `Engine` and by the tests' API harness. Without `cluster`, this instance sends
+ * every server's heartbeats and watches every server.
+ */
+export function buildServices(
+  base: Pick<Services, 'store' | 'sealer' | 'logger' | 'accounts'>,
+  settings: ServiceSettings,
+  cluster?: ClusterPlace,
+): EngineServices {
+  const { store, sealer, logger, accounts } = base;
+  const templates = createTemplates({ store, logger, ...settings.templates });
+  const oauth = settings.oauth ? new OAuthService(store, sealer, logger, settings.oauth) : undefined;
+  if (oauth) endVoidedSignIns(accounts, oauth, logger);
+  const credentials = new CredentialService(sealer, oauth);
+  const outbound = new OutboundService({
+    store,
+    credentials,
+    logger,
+    spoolDir: settings.spoolDir,
+    instanceId: settings.instanceId,
+    renderResponse: renderWith(templates),
+    options: settings.outbound,
+    ...(cluster && {
+      // Heartbeats go from the instance watching the mailbox they must arrive in.
+      owns: (serverId: string) => cluster.owns(serverId),
+      // Announced as running before it looks at its spool: never retired while it starts.
+      announce: cluster.announce,
+    }),
+  });
+  oauth?.onSignIn((serverId) => outbound.credentialsRenewed(serverId));
+  const inbound = wireInbound(base, settings, { credentials, outbound }, cluster);
+  const webhooks = createWebhooks({
+    store,
+    sealer,
+    logger,
+    signals: inbound.signals,
+    options: settings.webhooks,
+    proxy: settings.webProxy,
+    addresses: settings.webhookAddresses,
+  });
+  return { templates, oauth, credentials, outbound, inbound, webhooks };
+}
+
+/** Tunables on top of the configuration (tests, benchmarks). */
+export interface EngineTuning {
+  inbound?: Partial<InboundOptions>;
+  outbound?: Partial<OutboundOptions>;
+  /** e.g. a private identity provider's CA (issue 5). */
+  oauth?: OAuthOptions;
+  webhooks?: Partial<WebhookOptions>;
+  leases?: Partial<LeaseOptions>;
 }
 
 /** [5] the steps of a stop that wait for work in flight: each gets at least this share of the timeout. */
@@ -108,14 +255,7 @@ export class Engine {
   constructor(
     private readonly config: Config,
     private readonly logger: Logger,
-    private readonly tuning: {
-      inbound?: Partial<InboundOptions>;
-      outbound?: Partial<OutboundOptions>;
-      /** e.g. a private identity provider's CA (issue 5). */
-      oauth?: OAuthOptions;
-      webhooks?: Partial<WebhookOptions>;
-      leases?: Partial<LeaseOptions>;
-    } = {},
+    private readonly tuning: EngineTuning = {},
   ) {}
 
   get status(): EngineState {
@@ -149,32 +289,7 @@ export class Engine {
     this.state = 'starting';
     try {
       this.services = await openServices(this.config, this.logger);
-      const { store, sealer, accounts } = this.services;
-      // The engine's own HTTP(S) requests (remote Src, identity provider, webhooks) share one proxy.
-      const webProxy = webProxyOf(this.config);
-      this.templates = createTemplates({
-        store,
-        logger: this.logger,
-        catalog: {
-          dir: this.config.templatesDir,
-          remoteSrc: this.config.templatesRemoteSrc,
-          ...remoteSrcOptionsOf(this.config),
-        },
-      });
-      await this.templates.start();
-      this.oauth = new OAuthService(store, sealer, this.logger, {
-        ...(webProxy && { httpsProxy: webProxy }),
-        ...this.tuning.oauth,
-      });
-      // A deleted server, or one whose account changed, takes its sign-ins in progress and its
-      // token applications (decrypted secrets) with it.
-      const oauth = this.oauth;
-      accounts.servers.onSignInsVoided((serverId, purposes) => {
-        oauth
-          .forget(serverId, purposes)
-          .catch((err: unknown) => this.logger.warn({ err, serverId }, 'ending the sign-ins of a server failed'));
-      });
-      const credentials = new CredentialService(sealer, this.oauth);
+      const { store, accounts } = this.services;
       // Which servers this instance watches: those it holds the lease of (all, when it is alone).
       const leases = new LeaseKeeper({
         store,
@@ -188,51 +303,27 @@ export class Engine {
           await this.outbound?.reconcile();
         },
       });
-      this.leases = leases;
-      const messageIdDomain = this.config.imap.messageIdDomain;
-      const outbound = new OutboundService({
-        store,
-        credentials,
-        logger: this.logger,
-        spoolDir: this.config.spoolDir,
-        instanceId: this.config.instanceId,
-        renderResponse: renderWith(this.templates),
-        options: {
-          ...(messageIdDomain && { messageIdDomain }),
-          proxies: this.config.mailProxies,
-          ...this.tuning.outbound,
-        },
-        // Heartbeats go from the instance watching the mailbox they must arrive in.
+      // Nothing is listened to before the inbound side starts.
+      const notifications = store.notifications(this.logger);
+      const wired = buildServices(this.services, serviceSettingsOf(this.config, this.tuning), {
         owns: (serverId) => leases.owns(serverId),
-        // Announced as running before it looks at its spool: never retired while it starts.
         announce: { owner: leases.owner, ttlMs: leases.options.ttlMs },
+        notifications,
       });
+      this.templates = wired.templates;
+      await this.templates.start();
+      this.oauth = wired.oauth;
+      this.leases = leases;
+      const outbound = wired.outbound;
       this.outbound = outbound;
-      this.oauth.onSignIn((serverId) => outbound.credentialsRenewed(serverId));
       await outbound.start();
       // Renews the announcement outbound made as it started (it lasts one lease ttl) and takes
       // this instance's share of the servers, which the inbound side watches once it starts.
       await leases.start();
       // Routed messages are announced to the other instances sharing the database (and theirs here).
-      this.notifications = store.notifications(this.logger);
-      this.inbound = createInbound({
-        store,
-        credentials,
-        notifications: this.notifications,
-        logger: this.logger,
-        options: { ...inboundOptionsOf(this.config), ...this.tuning.inbound },
-        onHeartbeat: (e) => outbound.heartbeatReceived(e.token, e.receivedAt.getTime()),
-        owns: (serverId) => leases.owns(serverId),
-      });
-      this.webhooks = createWebhooks({
-        store,
-        sealer,
-        logger: this.logger,
-        signals: this.inbound.signals,
-        options: { requestTimeoutMs: this.config.webhookTimeoutMs, ...this.tuning.webhooks },
-        proxy: webProxy,
-        addresses: this.config.webhookAddresses,
-      });
+      this.notifications = notifications;
+      this.inbound = wired.inbound;
+      this.webhooks = wired.webhooks;
       this.collector = engineStateCollector({
         store,
         inbound: this.inbound,

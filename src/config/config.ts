@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { AddressPolicy, AddressPolicyError } from '../shared/address-policy.js';
 import { MailroomError } from '../shared/errors.js';
+import { DEFAULT_MESSAGE_ID_DOMAIN } from '../shared/mail-headers.js';
 import { NO_PROXY, PROXY_NAME, type MailProxies } from '../shared/mail-proxies.js';
 import { isHost } from '../shared/validation.js';
 import { ProxyBypass, ProxyBypassError, type WebProxy } from '../shared/web-proxy.js';
@@ -86,6 +87,11 @@ export interface Config {
    * quarter of it for the next renewal).
    */
   leaseTtlMs: number;
+  /**
+   * MAILROOM_MESSAGE_ID_DOMAIN [mailroom.invalid]: domain of the Message-IDs Mailroom generates
+   * (outbound writes it, inbound takes mail naming it for a loop candidate).
+   */
+  messageIdDomain: string;
   /** Inbound tunables; absent ones keep the engine's defaults. */
   imap: {
     /** MAILROOM_IMAP_POLL_INTERVAL_MS [60000]: polling on servers without IDLE. */
@@ -96,8 +102,6 @@ export interface Config {
     reconcileIntervalMs?: number;
     /** MAILROOM_MAX_MESSAGE_BYTES [26214400]: larger messages are quarantined without fetching. */
     maxMessageBytes?: number;
-    /** MAILROOM_MESSAGE_ID_DOMAIN [mailroom.invalid]: domain of generated Message-IDs. */
-    messageIdDomain?: string;
     /** MAILROOM_IMAP_BATCH_MESSAGES [1000]: messages fetched and committed together. */
     batchMaxCount?: number;
     /**
@@ -297,6 +301,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     webhookTimeoutMs: intVar(env, 'MAILROOM_WEBHOOK_TIMEOUT_MS', 10_000, 100, 120_000),
     instanceId: nonEmpty(env, 'MAILROOM_INSTANCE_ID') ?? hostname(),
     leaseTtlMs: intVar(env, 'MAILROOM_LEASE_TTL_MS', 20_000, 1_000, 600_000),
+    messageIdDomain: nonEmpty(env, 'MAILROOM_MESSAGE_ID_DOMAIN') ?? DEFAULT_MESSAGE_ID_DOMAIN,
     imap: {
       ...optionalInt(env, 'MAILROOM_IMAP_POLL_INTERVAL_MS', 'pollIntervalMs', 100, 86_400_000),
       ...optionalInt(env, 'MAILROOM_IMAP_SAFETY_POLL_MS', 'safetyPollMs', 1_000, 3_600_000),
@@ -311,9 +316,6 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
           concurrency: intVar(env, 'MAILROOM_IMAP_CONNECT_CONCURRENCY', 32, 1, 10_000),
           perHost: intVar(env, 'MAILROOM_IMAP_CONNECTS_PER_HOST', 8, 1, 10_000),
         },
-      }),
-      ...(nonEmpty(env, 'MAILROOM_MESSAGE_ID_DOMAIN') !== undefined && {
-        messageIdDomain: nonEmpty(env, 'MAILROOM_MESSAGE_ID_DOMAIN') as string,
       }),
     },
   };

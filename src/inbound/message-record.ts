@@ -1,15 +1,16 @@
 import { createHash } from 'node:crypto';
+import { HEARTBEAT_HEADER, LOOP_HEADER } from '../shared/mail-headers.js';
 import type { DestinationRow, EmailServerRow, InboundMessageRow } from '../store/rows.js';
 import { newId } from '../store/store.js';
 import type { MessageMeta } from './imap-session.js';
 import { recipientAddresses } from './message/addresses.js';
-import { classifyMessage, LOOP_HEADER } from './message/classify.js';
+import { classifyMessage } from './message/classify.js';
 import type { ParseResult } from './message/parse.js';
 import { isStorableDate } from './message/parsed-message.js';
 import { routeMessage } from './message/route.js';
 
-/** The header carrying a heartbeat token (written by the outbound heartbeat, recognised here). */
-export const HEARTBEAT_HEADER = 'x-mailroom-heartbeat';
+/** Parsed headers are keyed by lower-case name. */
+const HEARTBEAT_KEY = HEARTBEAT_HEADER.toLowerCase();
 
 export interface MessageParser {
   parse(raw: Buffer): Promise<ParseResult>;
@@ -124,7 +125,7 @@ export function buildMessageRow(input: BuildInput): BuiltMessage {
 
   const m = parsed.message;
   const { dedupeKey, threadIds } = lookupKeysOf(parsed) as { dedupeKey: string; threadIds: string[] };
-  const heartbeatToken = m.headers[HEARTBEAT_HEADER] ?? null;
+  const heartbeatToken = m.headers[HEARTBEAT_KEY] ?? null;
   const classification = classifyMessage(
     m.headers,
     { from: m.from?.address ?? null, messageId: m.messageId, inReplyTo: m.inReplyTo },

@@ -1,3 +1,4 @@
+import { DEFAULT_MESSAGE_ID_DOMAIN } from '../shared/mail-headers.js';
 import type { MailProxies } from '../shared/mail-proxies.js';
 import { DEFAULT_CONNECT_LIMITS, type ConnectLimits } from './connect-gate.js';
 import { DEFAULT_PARSE_LIMITS, type ParseLimits } from './message/parse.js';
@@ -58,6 +59,6 @@ export const DEFAULT_INBOUND_OPTIONS: Readonly<InboundOptions> = Object.freeze({
   authRetryMaxMs: 1_800_000,
   socketTimeoutMs: 300_000,
   parseLimits: DEFAULT_PARSE_LIMITS,
-  messageIdDomain: 'mailroom.invalid',
+  messageIdDomain: DEFAULT_MESSAGE_ID_DOMAIN,
   connectLimits: DEFAULT_CONNECT_LIMITS,
 });

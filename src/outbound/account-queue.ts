@@ -8,7 +8,7 @@ import type { EmailServerRow } from '../store/rows.js';
 import type { Store } from '../store/store.js';
 import { certainlyNotDelivered, classifyDeliveryError, retryDelayMs, type DeliveryFailure } from './delivery-error.js';
 import type { OutboundOptions } from './options.js';
-import { nextPlaceAt, PLACE_HOLD_MS, RATE_WINDOW_MS } from './rate-limit.js';
+import { RateLimitPlaces } from './rate-limit-places.js';
 import { QueuedMessages, type SpooledInMemory, type SpooledMessage } from './queued-messages.js';
 import { SentBookkeeping, statusRowFromHeader } from './sent-bookkeeping.js';
 import { NOT_BEGUN, SmtpTransport, smtpTransportOptions } from './smtp-transport.js';
@@ -120,6 +120,8 @@ export class AccountQueue {
   private readonly waiting: WaitingWarning;
   /** Delivered messages on their way out of the spool (marked in the sent log, recorded, recycled). */
   private readonly sent: SentBookkeeping;
+  /** The account's places under its hourly rate limit, one taken for each message before it goes. */
+  private readonly places: RateLimitPlaces;
 
   constructor(
     server: EmailServerRow,
@@ -127,6 +129,7 @@ export class AccountQueue {
   ) {
     this.server = server;
     this.log = deps.logger.child({ tenantId: server.tenantId, serverId: server.id, component: 'outbound' });
+    this.places = new RateLimitPlaces(deps.store.sendLog);
     this.waiting = new WaitingWarning({
       clock: deps.clock,
       store: deps.store,
@@ -349,13 +352,7 @@ export class AccountQueue {
       if (limit > 0) {
         // A place in the send log, taken under a lock every instance sharing the database
         // respects: two engines delivering for this account never both take the last one.
-        const allowedAt = await store.sendLog.reserve(
-          this.server.id,
-          item.id,
-          new Date(now),
-          new Date(now - RATE_WINDOW_MS - PLACE_HOLD_MS),
-          (lines) => nextPlaceAt(lines, limit, now),
-        );
+        const allowedAt = await this.places.take(this.server.id, item.id, limit, now);
         if (allowedAt > now) {
           if (this.status.rateLimitedUntil === null)
             rateLimitWaits.inc({ tenant_id: this.server.tenantId, server_id: this.server.id });
@@ -377,7 +374,7 @@ export class AccountQueue {
     const { clock, spool, store } = this.deps;
     const giveBackPlace = async (): Promise<void> => {
       if (!placeTaken) return;
-      await store.sendLog.release(item.id).catch((err: unknown) =>
+      await this.places.release(item.id).catch((err: unknown) =>
         // The place then counts as a send for an hour and a quarter: fewer sends, never more.
         this.log.warn({ err, outboundId: item.id }, 'could not give back a rate-limit place'),
       );
@@ -466,7 +463,7 @@ export class AccountQueue {
       else if (placeTaken) {
         // It may have been delivered (the connection went during or after DATA): it counts as a
         // send for the next hour, as a delivery would.
-        await store.sendLog.settle(item.id, new Date(clock.now())).catch((e: unknown) => {
+        await this.places.settle(item.id, new Date(clock.now())).catch((e: unknown) => {
           this.log.warn({ err: e, outboundId: item.id }, 'could not settle a rate-limit place');
         });
       }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import type MimeNode from 'nodemailer/lib/mime-node';
-import { LOOP_HEADER } from '../inbound/message/classify.js';
+import { LOOP_HEADER } from '../shared/mail-headers.js';
 import './header-key-cache.js';
 import { mimeBytes } from './mime-bytes.js';
 

@@ -1,11 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
+import { HEARTBEAT_HEADER } from '../shared/mail-headers.js';
 import { heartbeatRoundTrip } from '../shared/metrics.js';
 import type { EmailServerRow } from '../store/rows.js';
 import { composeMessage } from './compose.js';
-
-export const HEARTBEAT_HEADER = 'X-Mailroom-Heartbeat';
 
 export type Health = 'ok' | 'degraded' | 'down' | 'unknown';
 

@@ -1,3 +1,4 @@
+import { DEFAULT_MESSAGE_ID_DOMAIN } from '../shared/mail-headers.js';
 import type { MailProxies } from '../shared/mail-proxies.js';
 
 /** SMTP client time budgets, ms; each unset one keeps the transport's default. */
@@ -41,7 +42,7 @@ export const DEFAULT_OUTBOUND_OPTIONS: Readonly<OutboundOptions> = Object.freeze
   warnAfterMs: 4 * 3600_000,
   heartbeatIntervalMs: 900_000,
   maxAttachmentBytes: 10 * 1024 * 1024,
-  messageIdDomain: 'mailroom.invalid',
+  messageIdDomain: DEFAULT_MESSAGE_ID_DOMAIN,
   fsync: true,
   smtpTimeouts: Object.freeze({}),
 });

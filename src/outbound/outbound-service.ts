@@ -1,47 +1,26 @@
-import { randomUUID } from 'node:crypto';
 import type { CredentialService } from '../auth/credentials.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import type { ConnectionTestResult } from '../shared/connection-test.js';
-import { isMailroomError, MailroomError } from '../shared/errors.js';
+import { MailroomError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
-import { validate } from '../shared/validation.js';
-import { queuedRow, type EmailServerRow, type OutboundMessageRow } from '../store/rows.js';
+import type { EmailServerRow, OutboundMessageRow } from '../store/rows.js';
 import type { Store } from '../store/store.js';
-import {
-  WITHDRAWN_OUTCOME,
-  type AcceptedRow,
-  type OutboundRequestRecord,
-  type SendingDestination,
-  type SentRecord,
-} from '../store/outbound-repositories.js';
+import type { SentRecord } from '../store/outbound-repositories.js';
+import { Acceptor, type ResponseRenderer } from './accept.js';
 import { AccountQueue, type QueueStats, type QueueStatus } from './account-queue.js';
-import { composeMessage } from './compose.js';
 import { GroupCommit } from './group-commit.js';
 import { testSmtpConnection } from './connection-test.js';
-import { certainlyNotDelivered } from './delivery-error.js';
-import { Heartbeat, HeartbeatDeferred, type HeartbeatStatus } from './heartbeat.js';
-import { nextPlaceAt, PLACE_HOLD_MS, RATE_WINDOW_MS } from './rate-limit.js';
+import { Heartbeat, type HeartbeatStatus } from './heartbeat.js';
+import { HeartbeatSender } from './heartbeat-send.js';
 import { MailActions, type ActionOutcome, type ActionTarget } from './mail-actions.js';
 import { DEFAULT_OUTBOUND_OPTIONS, type OutboundOptions } from './options.js';
 import type { SpooledInMemory } from './queued-messages.js';
-import { SendInput, type DeadLetterView, type OutboundView, type RequestView, type RetiredView } from './schemas.js';
-import { SmtpTransport, smtpTransportOptions } from './smtp-transport.js';
-import { SENT_FOLDER_REPLY } from './sent-bookkeeping.js';
-import { Spool, type SpoolDraft } from './spool.js';
+import { SpoolRetirement } from './retirement.js';
+import type { DeadLetterView, OutboundView, RequestView, RetiredView } from './schemas.js';
+import { Spool } from './spool.js';
+import { deadLetterView, outboundView, requestView } from './views.js';
 
-/** Fills a response file for a reply (the templates module); absent until it is wired. */
-export type ResponseRenderer = (request: {
-  tenantId: string;
-  destinationId: string;
-  file: string;
-  name: string;
-  messageId?: string | undefined;
-  agent?: SendInput['agent'];
-}) => Promise<{
-  text?: string | undefined;
-  html?: string | undefined;
-  attachments: Array<{ filename: string; contentType: string; content: Buffer; cid?: string | undefined }>;
-}>;
+export type { ResponseRenderer } from './accept.js';
 
 export interface OutboundDeps {
   store: Store;
@@ -77,106 +56,11 @@ export interface OutboundDeps {
  */
 const RECORD_DELAY_MS = 20;
 
-/**
- * Longest an accepted message's status row waits for the rows of other accepts under way, ms, so
- * that one insert (one synchronous commit) covers them. A lone accept does not wait. The wait is
- * most of an accept's latency, and with a given number of requests in flight it caps the rate:
- * in the outbound benchmark (16 in flight) 2 ms gave 0.46-0.49 of the baseline where 5 ms gave
- * 0.42-0.44 (accept p50 4-5 ms instead of 7-8), for more commits (more CPU per message).
- */
-const ACCEPT_DELAY_MS = 2;
-
 /** [67108864] most bytes of accepted messages held in memory for their delivery, in all (64 MiB). */
 const SPOOLED_IN_MEMORY_BYTES = 64 * 1024 * 1024;
 
-/** Most destinations remembered for accepts (the copies are dropped all at once beyond it). */
-const DESTINATION_CACHE_SIZE = 10_000;
-
-function instanceRunning(instanceId: string, self: boolean): MailroomError {
-  return new MailroomError(
-    'INSTANCE_RUNNING',
-    `instance ${instanceId} runs${self ? ' (it is this one)' : ''}: stop it first; an instance that runs ` +
-      'delivers its own spool',
-    { details: { instanceId } },
-  );
-}
-
-/** Why the messages in the spool of a retired instance are not sent. */
-const RETIRED_REPLY = 'not sent: the spool of its engine instance was given up (the instance was retired)';
-
-/** Why a message spooled for a server that was deleted is not sent. */
-const SERVER_DELETED_REPLY = 'not sent: its e-mail server was deleted';
-
 /** Idle queues look at their spool folder again every this many reconciles (files put back by the CLI). */
 const SWEEP_EVERY = 12;
-
-function deadLetterView(row: OutboundMessageRow): DeadLetterView {
-  return {
-    id: row.id,
-    serverId: row.serverId,
-    destinationId: row.destinationId,
-    subject: row.subject,
-    recipients: row.recipients,
-    reply: row.lastReply,
-    responseCode: row.lastResponseCode,
-    attempts: row.attempts,
-    failedAt: row.deadLetteredAt ? row.deadLetteredAt.toISOString() : null,
-    instanceId: row.instanceId,
-  };
-}
-
-function outboundView(row: OutboundMessageRow): OutboundView {
-  return {
-    id: row.id,
-    destinationId: row.destinationId,
-    serverId: row.serverId,
-    status: row.status,
-    messageId: row.messageIdHeader,
-    conversationId: row.conversationId,
-    subject: row.subject,
-    recipients: row.recipients,
-    attempts: row.attempts,
-    lastReply: row.lastReply,
-    lastResponseCode: row.lastResponseCode,
-    nextAttemptAt: row.nextAttemptAt ? row.nextAttemptAt.toISOString() : null,
-    createdAt: row.createdAt.toISOString(),
-    sentAt: row.sentAt ? row.sentAt.toISOString() : null,
-  };
-}
-
-function requestView(r: OutboundRequestRecord, running: ReadonlySet<string>): RequestView {
-  const state: RequestView['state'] =
-    r.doneAt === null
-      ? r.claimedAt === null
-        ? 'requested'
-        : 'in-progress'
-      : r.outcome === 'done'
-        ? 'done'
-        : r.outcome === WITHDRAWN_OUTCOME
-          ? 'withdrawn'
-          : 'refused';
-  return {
-    requestId: r.id,
-    id: r.outboundId,
-    serverId: r.serverId,
-    subject: r.subject,
-    action: r.action,
-    instanceId: r.instanceId,
-    holderRunning: running.has(r.instanceId),
-    state,
-    outcome: r.outcome,
-    requestedAt: r.requestedAt.toISOString(),
-    doneAt: r.doneAt ? r.doneAt.toISOString() : null,
-  };
-}
-
-/** A send request checked and composed, before its status row and spool file are written. */
-interface PreparedAccept {
-  row: OutboundMessageRow;
-  raw: Buffer;
-  envelope: { from: string; to: string[] };
-  queue: AccountQueue;
-}
 
 /**
  * The outbound side: accepts messages only once they are safe in the disk spool, delivers each
@@ -195,15 +79,11 @@ export class OutboundService {
   private stopped = false;
   /** Dead letters and cancellations, whichever instance holds the file. */
   private readonly actions: MailActions;
-  /** Accepts under way: the status-row insert waits briefly while others than its own rows are. */
-  private accepting = 0;
-  /** Status rows of accepted messages, inserted together when requests arrive together. */
-  private readonly accepted: GroupCommit<AcceptedRow, Set<string>>;
-  /**
-   * Destinations as last read by an accept, by `tenantId/destinationId`: the next accept composes
-   * from the copy, and its status row is inserted only if the row version is unchanged.
-   */
-  private readonly destinations = new Map<string, SendingDestination>();
+  /** Send requests checked, composed and spooled. */
+  private readonly acceptor: Acceptor;
+  /** Spools given up: of a retired instance, of deleted servers. */
+  private readonly retirement: SpoolRetirement;
+  private readonly heartbeatSender: HeartbeatSender;
   /** Accepted messages' bytes kept for their delivery (the queues share the budget). */
   private readonly inMemory: SpooledInMemory = { used: 0, limit: SPOOLED_IN_MEMORY_BYTES };
   /** Deliveries of every account, recorded together (status `sent` + send log, durable). */
@@ -213,12 +93,16 @@ export class OutboundService {
     this.options = { ...DEFAULT_OUTBOUND_OPTIONS, ...deps.options };
     this.clock = deps.clock ?? systemClock;
     this.spool = new Spool(deps.spoolDir, { fsync: this.options.fsync, now: () => this.clock.now() });
-    this.accepted = new GroupCommit(
-      (rows) => deps.store.outbound.insertMany(rows),
-      500,
-      ACCEPT_DELAY_MS,
-      (waiting) => this.accepting > waiting,
-    );
+    this.acceptor = new Acceptor({
+      store: deps.store,
+      spool: this.spool,
+      clock: this.clock,
+      instanceId: deps.instanceId,
+      options: this.options,
+      renderResponse: deps.renderResponse,
+      queues: this.queues,
+      queueFor: (server) => this.queueFor(server),
+    });
     this.delivered = new GroupCommit((records) => deps.store.outbound.recordSent(records), 500, RECORD_DELAY_MS);
     this.actions = new MailActions({
       store: deps.store,
@@ -228,6 +112,23 @@ export class OutboundService {
       instanceId: deps.instanceId,
       queueOf: (serverId) => this.queues.get(serverId),
       delivering: () => this.started && !this.stopped,
+    });
+    this.retirement = new SpoolRetirement({
+      store: deps.store,
+      logger: deps.logger,
+      spool: this.spool,
+      clock: this.clock,
+      instanceId: deps.instanceId,
+      announce: deps.announce,
+      queues: this.queues,
+      actions: this.actions,
+    });
+    this.heartbeatSender = new HeartbeatSender({
+      store: deps.store,
+      credentials: deps.credentials,
+      clock: this.clock,
+      logger: deps.logger,
+      options: this.options,
     });
   }
 
@@ -239,7 +140,7 @@ export class OutboundService {
         'spool files and folders were readable by other users; made them the engine user’s alone (0600/0700)',
       );
     }
-    await this.setAsideRetiredSpool();
+    await this.retirement.setAsideRetiredSpool();
     // The announcement made just now lasts one lease ttl; the lease keeper renews it once the
     // engine has started. A start that takes longer (a large spool, a slow database) renews it
     // itself meanwhile, so that the instance cannot be retired while it starts.
@@ -282,85 +183,6 @@ export class OutboundService {
     );
     timer.unref();
     return { stop: () => clearInterval(timer) };
-  }
-
-  /**
-   * This instance was retired while it was away (its mail given up, see {@link retireInstance}):
-   * the messages still in its spool are set aside as dead letters, unsent (their rows say failed),
-   * where they are listed again and can be re-queued; its name is free again.
-   */
-  private async setAsideRetiredSpool(): Promise<void> {
-    const { store, logger, instanceId, announce } = this.deps;
-    const retired = announce
-      ? await store.retiredInstances.claim(instanceId, announce)
-      : await store.retiredInstances.has(instanceId);
-    if (!retired) return;
-    const failedAt = new Date(this.clock.now()).toISOString();
-    let setAside = 0;
-    for (const accountId of await this.spool.accounts()) {
-      for (const item of await this.spool.list(accountId)) {
-        const row = await store.outbound.byId(item.id);
-        if (row?.status === 'sent') {
-          await this.spool.remove(item); // delivered, its file outlived the record (as the queue does)
-          continue;
-        }
-        await this.spool.deadLetter(item, {
-          reply: RETIRED_REPLY,
-          responseCode: null,
-          attempts: row?.attempts ?? 0,
-          firstAttemptAt: row?.firstAttemptAt?.toISOString() ?? null,
-          failedAt,
-        });
-        setAside += 1;
-      }
-    }
-    await store.retiredInstances.forget(instanceId);
-    logger.warn(
-      { instanceId, messages: setAside, alert: 'retired_instance_started' },
-      'this instance was retired while it was away: the mail in its spool is set aside as dead letters, not sent',
-    );
-  }
-
-  /**
-   * This instance was retired while it ran (an administrator took it for gone: its announcement
-   * had lapsed, e.g. the database was out of its reach for a lease ttl). What the retirement gave
-   * up (the messages whose rows it failed and that it has not sent in the seconds until it looks)
-   * is set aside as dead letters, unsent, as at a start; messages accepted since are kept, and one
-   * on its way to the server now is delivered. Its dead letters are listed again and its name is
-   * free again. Looked at on every periodic tick.
-   */
-  async noticeRetirement(): Promise<void> {
-    const { store, logger, instanceId } = this.deps;
-    if (this.stopped || !(await store.retiredInstances.has(instanceId))) return;
-    let setAside = 0;
-    for (const [accountId, queue] of this.queues) {
-      for (const item of await this.spool.list(accountId)) {
-        if ((await store.outbound.byId(item.id))?.status !== 'failed') continue;
-        if ((await queue.cancel(item.id, RETIRED_REPLY)) === 'cancelled') setAside += 1;
-      }
-    }
-    await this.actions.syncDeadLetters();
-    await store.retiredInstances.forget(instanceId);
-    logger.warn(
-      { instanceId, messages: setAside, alert: 'retired_instance_running' },
-      'this instance was retired while it ran: the mail the retirement gave up is set aside as dead letters, not sent',
-    );
-  }
-
-  /**
-   * Gives up the spool of another instance that is gone for good (the machine and its disk): its
-   * messages still waiting become failed, its dead letters are no longer listed, the requests
-   * waiting for it are withdrawn. Refused for this instance and for one that runs. Should it start
-   * again, it sets what its spool still holds aside as dead letters, unsent.
-   */
-  async retireInstance(instanceId: string): Promise<RetiredView> {
-    const { store, logger } = this.deps;
-    // Checked again under the lock that a starting instance takes (an instance may start meanwhile).
-    if (instanceId === this.deps.instanceId) throw instanceRunning(instanceId, true);
-    const retired = await store.retiredInstances.retire(instanceId, RETIRED_REPLY);
-    if (!retired) throw instanceRunning(instanceId, false);
-    logger.warn({ ...retired, alert: 'instance_retired' }, 'instance retired: the mail in its spool is given up');
-    return { ...retired, retiredAt: retired.retiredAt.toISOString() };
   }
 
   /**
@@ -424,57 +246,8 @@ export class OutboundService {
       beat.stop();
       this.heartbeats.delete(id);
     }
-    if (sweep) await this.retireDeleted(present);
+    if (sweep) await this.retirement.retireDeleted(present);
     this.appliedFingerprint = fingerprint;
-  }
-
-  /**
-   * Queues of servers that were deleted (their waiting mail given up by the administrator, see
-   * `ServerService.delete`): the queue stops, and each file still in its folder becomes a dead
-   * letter on this instance's disk (kept, never sent), its status `failed` with why. A folder
-   * is retired only once the database confirms its server is gone.
-   */
-  private async retireDeleted(present: ReadonlySet<string>): Promise<void> {
-    const { store, logger } = this.deps;
-    const gone = new Set<string>();
-    for (const id of this.queues.keys()) if (!present.has(id)) gone.add(id);
-    for (const id of await this.spool.accounts()) if (!present.has(id)) gone.add(id);
-    for (const serverId of gone) {
-      if (await store.servers.exists(serverId)) continue; // created after the listing
-      const queue = this.queues.get(serverId);
-      this.queues.delete(serverId);
-      await queue?.stop();
-      const now = new Date(this.clock.now()).toISOString();
-      const items = await this.spool.list(serverId);
-      for (const item of items) {
-        await this.spool.deadLetter(item, {
-          reply: SERVER_DELETED_REPLY,
-          responseCode: null,
-          attempts: 0,
-          firstAttemptAt: null,
-          failedAt: now,
-        });
-        await store.outbound.failUnlessSent(item.id, SERVER_DELETED_REPLY, new Date(now));
-      }
-      // Delivered before the deletion but not recorded yet: recorded as sent, the file recycled.
-      for (const item of await this.spool.listSent(serverId)) {
-        const at = new Date(this.clock.now());
-        const row = await store.outbound.byId(item.id);
-        const attempts = (row?.attempts ?? 0) + 1;
-        const firstAttemptAt = row?.firstAttemptAt ?? at;
-        await store.outbound.recordSent([
-          { id: item.id, sentAt: at, reply: SENT_FOLDER_REPLY, responseCode: 250, attempts, firstAttemptAt },
-        ]);
-        await this.spool.remove(item);
-      }
-      await this.spool.dropQueueFolder(serverId);
-      if (items.length > 0) {
-        logger.warn(
-          { serverId, messages: items.length, alert: 'server_deleted_with_mail' },
-          'e-mail server deleted with mail still spooled here: set aside as dead letters, not sent',
-        );
-      }
-    }
   }
 
   /**
@@ -487,230 +260,25 @@ export class OutboundService {
   }
 
   /** Accepts a message for sending: 202 semantics — it is on disk when this resolves. */
-  async accept(tenantId: string, destinationId: string, body: unknown): Promise<OutboundView> {
-    const input = validate(SendInput, body);
-    const key = `${tenantId}/${destinationId}`;
-    const remembered = this.destinations.get(key);
-    if (remembered) {
-      // Composed from the remembered destination; the status row goes in only if the destination
-      // row is still that version. Otherwise it is read again and the message composed again.
-      const view = await this.acceptFor(tenantId, input, remembered, remembered.version).catch((err: unknown) => {
-        // The remembered server may be gone with a change of the destination: decided on a fresh read.
-        if (isMailroomError(err, 'SERVER_NOT_FOUND')) return null;
-        throw err;
-      });
-      if (view) return view;
-      this.destinations.delete(key);
-    }
-    const destination = await this.deps.store.outbound.sendingDestination(tenantId, destinationId);
-    if (!destination)
-      throw new MailroomError('DESTINATION_NOT_FOUND', `destination ${destinationId} does not exist in this tenant`);
-    if (this.destinations.size >= DESTINATION_CACHE_SIZE) this.destinations.clear();
-    this.destinations.set(key, destination);
-    // Read just now: inserted without the version check, as any read-then-insert.
-    const view = await this.acceptFor(tenantId, input, destination, null);
-    if (!view) throw new Error('status row not inserted without a version check');
-    return view;
+  accept(tenantId: string, destinationId: string, body: unknown): Promise<OutboundView> {
+    return this.acceptor.accept(tenantId, destinationId, body);
   }
 
   /**
-   * Accepts `input` from `destination`; null (nothing written) when `version` is given and the
-   * destination row no longer has it.
+   * This instance was retired while it ran: what the retirement gave up is set aside as dead
+   * letters (see `SpoolRetirement.noticeRetirement`). Looked at on every periodic tick.
    */
-  private async acceptFor(
-    tenantId: string,
-    input: SendInput,
-    destination: SendingDestination,
-    version: string | null,
-  ): Promise<OutboundView | null> {
-    this.accepting += 1;
-    try {
-      return await this.prepareAndSpool(tenantId, input, destination, version);
-    } finally {
-      this.accepting -= 1;
-    }
+  async noticeRetirement(): Promise<void> {
+    if (this.stopped) return;
+    await this.retirement.noticeRetirement();
   }
 
-  private async prepareAndSpool(
-    tenantId: string,
-    input: SendInput,
-    destination: SendingDestination,
-    version: string | null,
-  ): Promise<OutboundView | null> {
-    const { store } = this.deps;
-    const { row, raw, envelope, queue } = await this.prepareAccept(tenantId, input, destination);
-    const { id, destinationId, serverId, messageIdHeader: messageId } = row;
-    // The status row and the spool file are written at the same time; the file enters the queue
-    // (where the drainer may take it at once) only once the row is in. If the row is not inserted
-    // (the destination changed meanwhile), the file is given up; if the spool refuses the
-    // message, the row goes again: nothing was accepted.
-    const inserting = this.accepted.add({ row, destinationVersion: version });
-    let draft: SpoolDraft;
-    try {
-      draft = await this.spool.write(
-        {
-          id,
-          tenantId,
-          accountId: serverId,
-          destinationId,
-          instanceId: this.deps.instanceId,
-          envelope,
-          messageId,
-          createdAt: new Date(this.clock.now()).toISOString(),
-        },
-        raw,
-      );
-    } catch (err) {
-      const inserted = await inserting.catch(() => null);
-      if (inserted?.has(id)) await store.outbound.delete(id).catch(() => undefined);
-      throw err;
-    }
-    let inserted: Set<string>;
-    try {
-      inserted = await inserting;
-    } catch (err) {
-      await this.spool.discard(draft).catch(() => undefined);
-      throw err;
-    }
-    if (!inserted.has(id)) {
-      await this.spool.discard(draft).catch(() => undefined);
-      return null;
-    }
-    let spooled;
-    try {
-      spooled = await this.spool.commit(draft);
-    } catch (err) {
-      await store.outbound.delete(id).catch(() => undefined);
-      throw err;
-    }
-    queue.enqueued(spooled.item, { header: spooled.header, raw });
-    return outboundView(row);
-  }
-
-  /** Validates a send request against its destination and composes the message and its status row. */
-  private async prepareAccept(
-    tenantId: string,
-    input: SendInput,
-    destination: SendingDestination,
-  ): Promise<PreparedAccept> {
-    const { store } = this.deps;
-    const destinationId = destination.id;
-    if (!destination.outgoing || destination.serverId === null) {
-      this.destinations.delete(`${tenantId}/${destinationId}`);
-      throw new MailroomError(
-        'NOT_AVAILABLE_FOR_OUTGOING',
-        `destination '${destination.name}' is not available for outgoing mail; enable "outgoing" and give it an e-mail server`,
-      );
-    }
-    // A server in use by a destination cannot be deleted: an existing queue of this tenant's is proof enough.
-    const known = this.queues.get(destination.serverId);
-    const queue =
-      known?.tenantId === tenantId
-        ? known
-        : await store.servers.get(tenantId, destination.serverId).then((row) => row && this.queueFor(row));
-    if (!queue) throw new MailroomError('SERVER_NOT_FOUND', 'the destination’s e-mail server does not exist');
-
-    let to = input.to ?? [];
-    let subject = input.subject ?? '';
-    let inReplyTo: string | undefined;
-    let references: string[] | undefined;
-    let conversationId: string | null = null;
-    if (input.inReplyTo) {
-      const original = await store.messages.get(tenantId, input.inReplyTo);
-      if (!original) {
-        throw new MailroomError('VALIDATION_FAILED', `'inReplyTo' names no inbound message of this tenant`, {
-          field: 'inReplyTo',
-        });
-      }
-      conversationId = original.conversationId;
-      if (original.messageIdHeader) {
-        inReplyTo = original.messageIdHeader;
-        references = [...original.references, original.messageIdHeader];
-      }
-      if (to.length === 0 && original.fromAddress) to = [original.fromAddress];
-      const base = input.subject ?? original.subject;
-      subject = /^\s*re\s*:/i.test(base) ? base : `Re: ${base}`;
-    }
-    const recipients = [...to, ...(input.cc ?? []), ...(input.bcc ?? [])];
-    if (recipients.length === 0)
-      throw new MailroomError('VALIDATION_FAILED', `'to' needs at least one address`, { field: 'to' });
-
-    let text = input.text;
-    let html = input.html;
-    const attachments: Array<{ filename: string; contentType: string; content: Buffer; cid?: string | undefined }> = (
-      input.attachments ?? []
-    ).map((a) => ({
-      filename: a.filename,
-      contentType: a.contentType,
-      content: Buffer.from(a.contentBase64, 'base64'),
-    }));
-    if (input.response) {
-      if (!this.deps.renderResponse) {
-        throw new MailroomError('VALIDATION_FAILED', 'response files are not available in this engine', {
-          field: 'response',
-        });
-      }
-      const rendered = await this.deps.renderResponse({
-        tenantId,
-        destinationId,
-        file: input.response.file,
-        name: input.response.name,
-        ...(input.response.group !== undefined && { group: input.response.group }),
-        messageId: input.inReplyTo,
-        agent: input.agent,
-      });
-      text = text ?? rendered.text;
-      html = html ?? rendered.html;
-      attachments.push(...rendered.attachments);
-    }
-    if (text === undefined && html === undefined) {
-      throw new MailroomError('VALIDATION_FAILED', `give 'text', 'html' or a 'response'`, { field: 'text' });
-    }
-    const total = attachments.reduce((n, a) => n + a.content.length, 0);
-    if (total > this.options.maxAttachmentBytes) {
-      throw new MailroomError(
-        'VALIDATION_FAILED',
-        `attachments total ${total} bytes, more than ${this.options.maxAttachmentBytes}`,
-        {
-          field: 'attachments',
-        },
-      );
-    }
-
-    const id = randomUUID();
-    const messageId = `${id}@${this.options.messageIdDomain}`;
-    const { raw, envelope } = await composeMessage({
-      // The From text is the alias customers see; without one the address stands alone (the
-      // destination's name is an administrator's label, not meant for customers).
-      from: { name: destination.fromText, address: destination.address },
-      to,
-      cc: input.cc ?? [],
-      bcc: input.bcc ?? [],
-      subject,
-      text,
-      html,
-      attachments,
-      messageId,
-      date: new Date(this.clock.now()),
-      inReplyTo,
-      references,
-      loopValue: this.deps.instanceId,
-    });
-    const row = queuedRow(
-      {
-        id,
-        tenantId,
-        destinationId,
-        serverId: destination.serverId,
-        messageIdHeader: messageId,
-        conversationId,
-        subject: subject.replace(/[\r\n]+/g, ' '),
-        recipients,
-        instanceId: this.deps.instanceId,
-      },
-      new Date(this.clock.now()),
-    );
-    return { row, raw, envelope, queue };
+  /**
+   * Gives up the spool of another instance that is gone for good (see
+   * `SpoolRetirement.retireInstance`). Refused for this instance and for one that runs.
+   */
+  retireInstance(instanceId: string): Promise<RetiredView> {
+    return this.retirement.retireInstance(instanceId);
   }
 
   async get(tenantId: string, destinationId: string, id: string): Promise<OutboundView> {
@@ -840,69 +408,9 @@ export class OutboundService {
       intervalMs: this.options.heartbeatIntervalMs,
       messageIdDomain: this.options.messageIdDomain,
       loopValue: this.deps.instanceId,
-      send: (row, envelope, raw, token) => this.sendHeartbeat(row, envelope, raw, token),
+      send: (row, envelope, raw, token) => this.heartbeatSender.send(row, envelope, raw, token),
     });
     this.heartbeats.set(server.id, beat);
     beat.start();
-  }
-
-  /**
-   * Sends one heartbeat on a connection of its own. A heartbeat is a message the account sends:
-   * it takes a place under the hourly rate limit, as any message does (and is skipped, with
-   * {@link HeartbeatDeferred}, when the hour has none), and it is written into the send log.
-   */
-  private async sendHeartbeat(
-    row: EmailServerRow,
-    envelope: { from: string; to: string[] },
-    raw: Buffer,
-    token: string,
-  ): Promise<string> {
-    const { sendLog } = this.deps.store;
-    const limit = row.smtpRateLimitPerHour;
-    const now = this.clock.now();
-    if (limit > 0) {
-      const allowedAt = await sendLog.reserve(
-        row.id,
-        token,
-        new Date(now),
-        new Date(now - RATE_WINDOW_MS - PLACE_HOLD_MS),
-        (lines) => nextPlaceAt(lines, limit, now),
-      );
-      if (allowedAt > now) {
-        throw new HeartbeatDeferred(
-          `heartbeat not sent: the hourly rate limit (${limit}) has no place before ${new Date(allowedAt).toISOString()}`,
-        );
-      }
-    }
-    const login = await this.deps.credentials.smtpLogin(row).catch(async (err: unknown) => {
-      if (limit > 0) await sendLog.release(token).catch(() => undefined);
-      throw err;
-    });
-    const transport = new SmtpTransport(
-      smtpTransportOptions(row, login, this.options.smtpTimeouts, this.options.proxies),
-    );
-    let response: string;
-    try {
-      response = (await transport.send(envelope, raw)).response;
-    } catch (err) {
-      if (limit > 0) {
-        // A heartbeat that may have gone (cut off during or after DATA) counts as a send.
-        // (Should the database fail here, the place counts for an hour and a quarter: fewer sends, never more.)
-        const settling = certainlyNotDelivered(err)
-          ? sendLog.release(token)
-          : sendLog.settle(token, new Date(this.clock.now()));
-        await settling.catch(() => undefined);
-      }
-      throw err;
-    } finally {
-      transport.close();
-    }
-    const sentAt = new Date(this.clock.now());
-    // Without a limit it is logged all the same: it counts should a limit be set later.
-    const logged = limit > 0 ? sendLog.settle(token, sentAt) : sendLog.record(row.id, sentAt, token);
-    await logged.catch((err: unknown) =>
-      this.deps.logger.warn({ err, serverId: row.id }, 'could not write a heartbeat into the send log'),
-    );
-    return response;
   }
 }

@@ -3,17 +3,17 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { OutboundOptions } from '../../src/outbound/options.js';
-import { OutboundService } from '../../src/outbound/outbound-service.js';
+import type { OutboundService } from '../../src/outbound/outbound-service.js';
 import type { FastifyInstance } from 'fastify';
 import { createAccounts, type Accounts } from '../../src/accounts/index.js';
 import { buildApi } from '../../src/api/http-server.js';
-import { CredentialService } from '../../src/auth/credentials.js';
-import { OAuthService, type OAuthOptions } from '../../src/auth/oauth/index.js';
-import { createInbound, type Inbound, type InboundOptions } from '../../src/inbound/index.js';
-import { createWebhooks, type Webhooks } from '../../src/inbound/webhooks/index.js';
+import type { OAuthOptions, OAuthService } from '../../src/auth/oauth/index.js';
+import type { Inbound, InboundOptions } from '../../src/inbound/index.js';
+import type { Webhooks } from '../../src/inbound/webhooks/index.js';
+import { buildServices, wireInbound, type ServiceSettings } from '../../src/main.js';
 import { AddressPolicy } from '../../src/shared/address-policy.js';
 import { SecretSealer } from '../../src/shared/sealed-secrets.js';
-import { createTemplates, type Templates } from '../../src/templates/index.js';
+import type { Templates } from '../../src/templates/index.js';
 import type { Store, StoreKind } from '../../src/store/store.js';
 import { resetStore, sharedStore } from './database.js';
 import { capturingLogger } from './log-capture.js';
@@ -111,51 +111,24 @@ export async function openApiHarness(
     caDir: operator.caDir ?? tmpdir(),
   });
   const adminToken = `admin-${randomBytes(8).toString('hex')}`;
-  const oauth = oauthOptions ? new OAuthService(store, sealer, logger, oauthOptions) : undefined;
-  if (oauth) {
-    accounts.servers.onSignInsVoided((serverId, purposes) => {
-      oauth.forget(serverId, purposes).catch(() => undefined);
-    });
-  }
-  const credentials = new CredentialService(sealer, oauth);
-  const newInbound = (): Inbound =>
-    createInbound({
-      store,
-      credentials,
-      logger,
-      options: inboundOptions,
-      onHeartbeat: (e) => outbound.heartbeatReceived(e.token, e.receivedAt.getTime()),
-    });
   const spoolDir = await mkdtemp(join(tmpdir(), 'mailroom-spool-'));
-  const outbound = new OutboundService({
-    store,
-    credentials,
-    logger,
-    spoolDir,
+  // The engine's own wiring (main.ts), with test settings and no cluster (every server is this one's).
+  const settings: ServiceSettings = {
     instanceId: 'test-instance',
-    renderResponse: async (request) => {
-      const rendered = await templates.render(request);
-      return { text: rendered.text, html: rendered.html, attachments: rendered.attachments };
+    spoolDir,
+    templates: {
+      catalog: { dir: templateOptions.dir ?? join(process.cwd(), 'templates'), watch: false, pollIntervalMs: 0 },
+      options: { ...(templateOptions.now && { now: templateOptions.now }) },
     },
-    options: { fsync: false, probeIntervalMs: 300, authRetryMs: 500, heartbeatIntervalMs: 0, ...outboundOptions },
-  });
-  oauth?.onSignIn((serverId) => outbound.credentialsRenewed(serverId));
-  const templates = createTemplates({
-    store,
-    logger,
-    catalog: { dir: templateOptions.dir ?? join(process.cwd(), 'templates'), watch: false, pollIntervalMs: 0 },
-    options: { ...(templateOptions.now && { now: templateOptions.now }) },
-  });
+    oauth: oauthOptions ?? null,
+    inbound: inboundOptions,
+    outbound: { fsync: false, probeIntervalMs: 300, authRetryMs: 500, heartbeatIntervalMs: 0, ...outboundOptions },
+    webhooks: FAST_WEBHOOKS,
+    webhookAddresses,
+  };
+  const base = { store, sealer, logger, accounts };
+  const { templates, oauth, outbound, inbound, webhooks, credentials } = buildServices(base, settings);
   await templates.start();
-  const inbound = newInbound();
-  const webhooks = createWebhooks({
-    store,
-    sealer,
-    logger,
-    signals: inbound.signals,
-    options: FAST_WEBHOOKS,
-    addresses: webhookAddresses,
-  });
   const app = await buildApi({ accounts, inbound, outbound, logger, adminToken, templates, oauth, webhooks });
   return {
     kind,
@@ -179,7 +152,7 @@ export async function openApiHarness(
     },
     inbound,
     webhooks,
-    restartInbound: newInbound,
+    restartInbound: () => wireInbound(base, settings, { credentials, outbound }),
     oauth,
     sealer,
     outbound,

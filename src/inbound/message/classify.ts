@@ -1,9 +1,6 @@
 import type { Classification as StoredClassification } from '../../store/rows.js';
 import type { ParsedMessage } from './parsed-message.js';
 
-/** The header Mailroom adds to every message it sends; seeing it come back in means a mail loop. */
-export const LOOP_HEADER = 'X-Mailroom-Loop';
-
 /** `Precedence` values that mark mass or automatic mail. */
 const AUTO_PRECEDENCE = new Set(['bulk', 'junk', 'list']);
 /** Sender local parts of delivery reports. */
@@ -12,7 +9,7 @@ const REPORTING_SENDERS = new Set(['mailer-daemon', 'postmaster']);
 export interface ClassifyOptions {
   /** Domain of the Message-IDs Mailroom generates for outgoing mail, e.g. `mailroom.example.com`. */
   ownMessageIdDomain: string;
-  /** Name of the loop header Mailroom adds to outgoing mail; normally {@link LOOP_HEADER}. */
+  /** Name of the loop header Mailroom adds to outgoing mail; normally `LOOP_HEADER` of `shared/mail-headers`. */
   loopHeaderName: string;
   /** The value this instance writes into the loop header; when it matches, a reason says so. */
   ownInstanceLoopValue?: string;

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { endVoidedSignIns } from '../../../src/main.js';
 import { isMailroomError } from '../../../src/shared/errors.js';
 import { APP_CLIENT_ID, CLIENT_SECRET, openOAuthFixture, type OAuthFixture } from './oauth-setup.js';
 
@@ -10,8 +11,8 @@ describe('OAuth 2.0 sign-ins when a server changes or goes (fake identity provid
 
   beforeEach(async () => {
     f = await openOAuthFixture();
-    // The composition root's wiring (main.ts): voided sign-ins end in this process too.
-    f.accounts.servers.onSignInsVoided((serverId, purposes) => void f.oauth.forget(serverId, purposes));
+    // The composition root's wiring: voided sign-ins end in this process too.
+    endVoidedSignIns(f.accounts, f.oauth, f.logger);
   });
   afterEach(async function () {
     if (this.currentTest?.state === 'failed') process.stdout.write(`${f.logLines.slice(-20).join('\n')}\n`);

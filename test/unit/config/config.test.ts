@@ -16,6 +16,7 @@ describe('config', () => {
     assert.equal(config.httpPort, 8025);
     assert.equal(config.logLevel, 'info');
     assert.equal(config.leaseTtlMs, 20_000);
+    assert.equal(config.messageIdDomain, 'mailroom.invalid');
     assert.equal(config.imap.connectLimits, undefined, 'the inbound defaults apply');
     assert.equal(config.imap.fetchMemoryBytes, undefined, 'the inbound defaults apply');
     assert.equal(config.httpsProxy, undefined, 'no proxy');

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import {
-  LOOP_HEADER,
   classifyMessage,
   classifyParsed,
   type ClassifyEnvelope,
   type ClassifyOptions,
 } from '../../../../src/inbound/message/classify.js';
 import { SELECTED_HEADERS } from '../../../../src/inbound/message/parse.js';
+import { HEARTBEAT_HEADER, LOOP_HEADER } from '../../../../src/shared/mail-headers.js';
 
 const options: ClassifyOptions = {
   ownMessageIdDomain: 'mailroom.example.com',
@@ -155,9 +155,12 @@ describe('inbound classification', () => {
     assert.equal(classifyMessage({ 'x-mailroom-loop': '1' }, {}, custom).loop, false);
   });
 
-  it('exports the loop header, and the parser keeps it among the selected headers', () => {
+  it('the parser keeps the headers Mailroom writes (loop, heartbeat) among the selected headers', () => {
     assert.equal(LOOP_HEADER, 'X-Mailroom-Loop');
-    assert.ok((SELECTED_HEADERS as readonly string[]).includes(LOOP_HEADER.toLowerCase()));
+    assert.equal(HEARTBEAT_HEADER, 'X-Mailroom-Heartbeat');
+    for (const name of [LOOP_HEADER, HEARTBEAT_HEADER]) {
+      assert.ok((SELECTED_HEADERS as readonly string[]).includes(name.toLowerCase()), name);
+    }
   });
 
   it('classifies a parsed message through classifyParsed', () => {

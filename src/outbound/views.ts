@@ -1,0 +1,66 @@
+import type { OutboundRequestRecord } from '../store/outbound-repositories.js';
+import { WITHDRAWN_OUTCOME } from '../store/outbound-repositories.js';
+import type { OutboundMessageRow } from '../store/rows.js';
+import type { DeadLetterView, OutboundView, RequestView } from './schemas.js';
+
+/** What the API shows of outgoing messages, dead letters and requests left for other instances. */
+
+export function deadLetterView(row: OutboundMessageRow): DeadLetterView {
+  return {
+    id: row.id,
+    serverId: row.serverId,
+    destinationId: row.destinationId,
+    subject: row.subject,
+    recipients: row.recipients,
+    reply: row.lastReply,
+    responseCode: row.lastResponseCode,
+    attempts: row.attempts,
+    failedAt: row.deadLetteredAt ? row.deadLetteredAt.toISOString() : null,
+    instanceId: row.instanceId,
+  };
+}
+
+export function outboundView(row: OutboundMessageRow): OutboundView {
+  return {
+    id: row.id,
+    destinationId: row.destinationId,
+    serverId: row.serverId,
+    status: row.status,
+    messageId: row.messageIdHeader,
+    conversationId: row.conversationId,
+    subject: row.subject,
+    recipients: row.recipients,
+    attempts: row.attempts,
+    lastReply: row.lastReply,
+    lastResponseCode: row.lastResponseCode,
+    nextAttemptAt: row.nextAttemptAt ? row.nextAttemptAt.toISOString() : null,
+    createdAt: row.createdAt.toISOString(),
+    sentAt: row.sentAt ? row.sentAt.toISOString() : null,
+  };
+}
+
+export function requestView(r: OutboundRequestRecord, running: ReadonlySet<string>): RequestView {
+  const state: RequestView['state'] =
+    r.doneAt === null
+      ? r.claimedAt === null
+        ? 'requested'
+        : 'in-progress'
+      : r.outcome === 'done'
+        ? 'done'
+        : r.outcome === WITHDRAWN_OUTCOME
+          ? 'withdrawn'
+          : 'refused';
+  return {
+    requestId: r.id,
+    id: r.outboundId,
+    serverId: r.serverId,
+    subject: r.subject,
+    action: r.action,
+    instanceId: r.instanceId,
+    holderRunning: running.has(r.instanceId),
+    state,
+    outcome: r.outcome,
+    requestedAt: r.requestedAt.toISOString(),
+    doneAt: r.doneAt ? r.doneAt.toISOString() : null,
+  };
+}

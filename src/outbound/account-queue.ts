@@ -74,10 +74,9 @@ export class AccountQueue {
   private stopped = false;
   private readonly notBefore = new Map<string, number>();
   private readonly log: Logger;
-  private readonly status: QueueStatus = {
+  /** The state as it changes; the depth and the oldest message are read from the queue when asked for. */
+  private readonly status: Omit<QueueStatus, 'depth' | 'oldestQueuedAt'> = {
     state: 'ok',
-    depth: 0,
-    oldestQueuedAt: null,
     lastReply: null,
     lastErrorAt: null,
     resumeAt: null,
@@ -152,9 +151,11 @@ export class AccountQueue {
   }
 
   snapshot(): QueueStatus {
-    // The oldest message's time is formatted when asked for, not on every delivery.
+    // The oldest message's time is formatted when asked for, not on every delivery. The depth is
+    // the queue's own count, as in `stats` (/metrics): also while the queue is paused or held and
+    // messages only join it.
     const oldest = this.queued.items[0];
-    return { ...this.status, oldestQueuedAt: oldest ? seqTimeOf(oldest) : null };
+    return { ...this.status, depth: this.queued.length, oldestQueuedAt: oldest ? seqTimeOf(oldest) : null };
   }
 
   /** Depth and age of the oldest waiting message, from memory (cheap enough for every scrape). */
@@ -338,7 +339,6 @@ export class AccountQueue {
         }
       }
       const items = this.queued.items;
-      this.status.depth = items.length;
       if (items.length === 0) return;
       if (this.status.state !== 'ok' && !(await this.probe())) return;
       const item = items.find((i) => (this.notBefore.get(i.id) ?? 0) <= now);

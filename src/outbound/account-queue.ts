@@ -1,4 +1,5 @@
 import type { CredentialService, LoginCredentials } from '../auth/credentials.js';
+import { backoffDelay, type BackoffOptions } from '../shared/backoff.js';
 import type { Clock } from '../shared/clock.js';
 import { isMailroomError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
@@ -16,6 +17,13 @@ import { queuedAtOf, seqTimeOf, type Spool, type SpoolItem } from './spool.js';
 import { WaitingWarning } from './waiting-warning.js';
 
 export type QueueState = 'ok' | 'paused' | 'held';
+
+/**
+ * When a pass over the queue that failed (the database or the spool folder could not be reached)
+ * is tried again: after 1 s, doubling up to 5 s, ms. A queue goes on by itself once the database
+ * is back (within 5 s), not only at the next message accepted or the periodic sweep (a minute).
+ */
+const FAILED_PASS_RETRY: BackoffOptions = { minMs: 1_000, maxMs: 5_000 };
 
 export interface QueueStatus {
   /** ok: delivering; paused: relay unreachable, probing; held: credentials refused. */
@@ -83,6 +91,8 @@ export class AccountQueue {
     rateLimitedUntil: null,
   };
   private resumeAt = 0;
+  /** Passes that failed in a row (the next one waits longer). */
+  private failedPasses = 0;
   /** The login the current transport was built with (to know whether a refused login may be an expired token). */
   private login: LoginCredentials | null = null;
   /**
@@ -286,7 +296,15 @@ export class AccountQueue {
       return;
     }
     this.draining = this.drain()
-      .catch((err: unknown) => this.log.error({ err }, 'outbound queue failed; retrying'))
+      .then(() => {
+        this.failedPasses = 0;
+      })
+      .catch((err: unknown) => {
+        this.failedPasses += 1;
+        const retryInMs = backoffDelay(this.failedPasses, FAILED_PASS_RETRY);
+        this.log.error({ err, retryInMs }, 'outbound queue failed; retrying');
+        if (!this.stopped) this.schedule(this.deps.clock.now() + retryInMs);
+      })
       .finally(() => {
         this.draining = undefined;
         this.waiting.check(this.queued.items);

@@ -140,7 +140,11 @@ describe('database outage under traffic (whole engine, private PostgreSQL cluste
     // Recovered by itself: sends and reads answer again, within 10 s of the database's return.
     for (;;) {
       const recent = outcomes.filter((o) => o.phase === 'after').slice(-30);
-      if (recent.some((o) => o.route === 'send' && o.status === 202) && recent.some((o) => o.route === 'status' && o.status === 200)) break;
+      if (
+        recent.some((o) => o.route === 'send' && o.status === 202) &&
+        recent.some((o) => o.route === 'status' && o.status === 200)
+      )
+        break;
       assert.ok(Date.now() - backAt < 10_000, `not recovered 10 s after the database returned: ${summary(recent)}`);
       await settle(100);
     }
@@ -155,7 +159,10 @@ describe('database outage under traffic (whole engine, private PostgreSQL cluste
     const unexpected = during.filter((o) => o.status !== 503 || o.code !== 'DATABASE_UNAVAILABLE');
     assert.deepEqual(unexpected, [], `during the outage only 503 DATABASE_UNAVAILABLE: ${summary(during)}`);
     for (const route of ['send', 'feed', 'status'] as const) {
-      assert.ok(during.some((o) => o.route === route), `${route} was asked during the outage`);
+      assert.ok(
+        during.some((o) => o.route === route),
+        `${route} was asked during the outage`,
+      );
     }
     const internal = outcomes.filter((o) => o.status >= 500 && o.status !== 503);
     assert.deepEqual(internal, [], `no 500 at any time: ${summary(outcomes)} (recovered in ${recoveredMs} ms)`);

@@ -132,8 +132,22 @@ describe('database outage under traffic (whole engine, private PostgreSQL cluste
         if (route === 'send' && answer.status === 202) accepted.add(answer.body.id as string);
       }
     };
+    // Customers write in all along: the mailbox is watched through the outage.
+    let arrived = 0;
+    const arrivals = async (): Promise<void> => {
+      while (traffic) {
+        const n = arrived++;
+        imap.append(
+          user.user,
+          'INBOX',
+          `From: c${n}@example.net\r\nTo: ${user.user}\r\nSubject: inbound ${n}\r\n\r\nHi\r\n`,
+        );
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    };
     // Mostly sends, many in flight at once (the accept path group-commits their rows).
     const workers = [
+      arrivals(),
       ...Array.from({ length: 8 }, () => worker(['send'])),
       worker(['feed', 'status']),
       worker(['status', 'feed']),
@@ -197,6 +211,24 @@ describe('database outage under traffic (whole engine, private PostgreSQL cluste
       [],
       'each accepted message delivered once',
     );
+
+    // Every message that arrived in the mailbox reaches the destination, once.
+    const routed = await eventually(async () => {
+      const subjects: string[] = [];
+      for (let after = 0; ;) {
+        const page = await call(
+          'GET',
+          `/tenants/${tenant}/destinations/${destination}/messages?after=${after}&limit=500`,
+        );
+        const messages = page.body.messages as Array<{ subject: string }>;
+        if (messages.length === 0) break;
+        subjects.push(...messages.map((m) => m.subject));
+        after = page.body.next as number;
+      }
+      return subjects.length >= arrived ? subjects : undefined;
+    }, 30_000);
+    assert.equal(new Set(routed).size, arrived, 'each arrival routed');
+    assert.equal(routed.length, arrived, 'and only once');
   });
 });
 

@@ -163,6 +163,12 @@ export async function renderServerStatus(main, { tenantId, serverId }) {
     );
   }
 
+  /** Recipients refused for good before (the others got the message): a partly sent message says so. */
+  function refusedNote(refused) {
+    if (!refused || refused.length === 0) return '';
+    return ` (partly sent; refused for good: ${refused.map((r) => `${r.address}: ${r.reply}`).join(', ')})`;
+  }
+
   function showDeadLetters(deadLetters) {
     const rows = deadLetters.map((d) =>
       h(
@@ -170,7 +176,7 @@ export async function renderServerStatus(main, { tenantId, serverId }) {
         { 'data-dead-letter': d.id },
         h('td', {}, when(d.failedAt)),
         h('td', {}, d.subject || '—'),
-        h('td', {}, d.reply ?? '—'),
+        h('td', {}, `${d.reply ?? '—'}${refusedNote(d.refusedRecipients)}`),
         h('td', {}, String(d.attempts)),
         h(
           'td',

@@ -12,6 +12,7 @@ import type { Accounts, Principal } from '../accounts/index.js';
 import type { OutboundService } from '../outbound/outbound-service.js';
 import { ERROR_CODES, isMailroomError, MailroomError, type ErrorCode } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
+import { isDatabaseUnreachable } from '../store/transient-errors.js';
 import { bodyAjv, paramsAjv, validationError, withStorableText } from '../shared/validation.js';
 import type { Templates } from '../templates/index.js';
 import { registerJsonBodyParser } from './json-body.js';
@@ -80,6 +81,13 @@ function toMailroomError(err: FastifyError | Error): MailroomError {
     return new MailroomError(code, `the request body is not valid JSON: ${fe.message}`);
   }
   if (code) return new MailroomError(code, ERROR_CODES[code].text);
+  if (isDatabaseUnreachable(err)) {
+    return new MailroomError(
+      'DATABASE_UNAVAILABLE',
+      'the database cannot be reached: try again shortly (the engine reconnects to it by itself)',
+      { cause: err },
+    );
+  }
   return new MailroomError('INTERNAL', 'an internal error occurred; the engine log has the details', { cause: err });
 }
 
@@ -151,6 +159,19 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       request.log.error(
         { err, reqId: request.id, method: request.method, url: request.routeOptions.url },
         'request failed',
+      );
+    } else if (error.code === 'DATABASE_UNAVAILABLE') {
+      const { tenantId, serverId } = (request.params ?? {}) as { tenantId?: string; serverId?: string };
+      request.log.warn(
+        {
+          reqId: request.id,
+          method: request.method,
+          url: request.routeOptions.url,
+          tenantId,
+          serverId,
+          reason: err.message,
+        },
+        'request refused: the database cannot be reached',
       );
     }
     return sendError(reply, error);

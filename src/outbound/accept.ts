@@ -153,6 +153,9 @@ export class Acceptor {
     // (the destination changed meanwhile), the file is given up; if the spool refuses the
     // message, the row goes again: nothing was accepted.
     const inserting = this.accepted.add({ row, destinationVersion: version });
+    // Its failure is handled below, once the spool write is over: a database that fails first
+    // (an outage) must not be an unhandled rejection meanwhile, which ends the process.
+    inserting.catch(() => undefined);
     let draft: SpoolDraft;
     try {
       draft = await this.spool.write(

@@ -1,4 +1,5 @@
 import type { CredentialService, LoginCredentials } from '../auth/credentials.js';
+import { backoffDelay, type BackoffOptions } from '../shared/backoff.js';
 import type { Clock } from '../shared/clock.js';
 import { isMailroomError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
@@ -6,16 +7,29 @@ import { outboundMessages, rateLimitWaits } from '../shared/metrics.js';
 import type { SentRecord } from '../store/outbound-repositories.js';
 import type { EmailServerRow } from '../store/rows.js';
 import type { Store } from '../store/store.js';
-import { certainlyNotDelivered, classifyDeliveryError, retryDelayMs, type DeliveryFailure } from './delivery-error.js';
+import {
+  certainlyNotDelivered,
+  classifyDeliveryError,
+  retryDelayMs,
+  splitRefusals,
+  type DeliveryFailure,
+} from './delivery-error.js';
 import type { OutboundOptions } from './options.js';
 import { RateLimitPlaces } from './rate-limit-places.js';
 import { QueuedMessages, type SpooledInMemory, type SpooledMessage } from './queued-messages.js';
 import { SentBookkeeping, statusRowFromHeader } from './sent-bookkeeping.js';
-import { NOT_BEGUN, SmtpTransport, smtpTransportOptions } from './smtp-transport.js';
-import { queuedAtOf, seqTimeOf, type Spool, type SpoolItem } from './spool.js';
+import { NOT_BEGUN, SmtpTransport, smtpTransportOptions, type RecipientRefusal } from './smtp-transport.js';
+import { queuedAtOf, seqTimeOf, type Spool, type SpoolHeader, type SpoolItem } from './spool.js';
 import { WaitingWarning } from './waiting-warning.js';
 
 export type QueueState = 'ok' | 'paused' | 'held';
+
+/**
+ * When a pass over the queue that failed (the database or the spool folder could not be reached)
+ * is tried again: after 1 s, doubling up to 5 s, ms. A queue goes on by itself once the database
+ * is back (within 5 s), not only at the next message accepted or the periodic sweep (a minute).
+ */
+const FAILED_PASS_RETRY: BackoffOptions = { minMs: 1_000, maxMs: 5_000 };
 
 export interface QueueStatus {
   /** ok: delivering; paused: relay unreachable, probing; held: credentials refused. */
@@ -74,16 +88,17 @@ export class AccountQueue {
   private stopped = false;
   private readonly notBefore = new Map<string, number>();
   private readonly log: Logger;
-  private readonly status: QueueStatus = {
+  /** The state as it changes; the depth and the oldest message are read from the queue when asked for. */
+  private readonly status: Omit<QueueStatus, 'depth' | 'oldestQueuedAt'> = {
     state: 'ok',
-    depth: 0,
-    oldestQueuedAt: null,
     lastReply: null,
     lastErrorAt: null,
     resumeAt: null,
     rateLimitedUntil: null,
   };
   private resumeAt = 0;
+  /** Passes that failed in a row (the next one waits longer). */
+  private failedPasses = 0;
   /** The login the current transport was built with (to know whether a refused login may be an expired token). */
   private login: LoginCredentials | null = null;
   /**
@@ -155,9 +170,11 @@ export class AccountQueue {
   }
 
   snapshot(): QueueStatus {
-    // The oldest message's time is formatted when asked for, not on every delivery.
+    // The oldest message's time is formatted when asked for, not on every delivery. The depth is
+    // the queue's own count, as in `stats` (/metrics): also while the queue is paused or held and
+    // messages only join it.
     const oldest = this.queued.items[0];
-    return { ...this.status, oldestQueuedAt: oldest ? seqTimeOf(oldest) : null };
+    return { ...this.status, depth: this.queued.length, oldestQueuedAt: oldest ? seqTimeOf(oldest) : null };
   }
 
   /** Depth and age of the oldest waiting message, from memory (cheap enough for every scrape). */
@@ -288,7 +305,15 @@ export class AccountQueue {
       return;
     }
     this.draining = this.drain()
-      .catch((err: unknown) => this.log.error({ err }, 'outbound queue failed; retrying'))
+      .then(() => {
+        this.failedPasses = 0;
+      })
+      .catch((err: unknown) => {
+        this.failedPasses += 1;
+        const retryInMs = backoffDelay(this.failedPasses, FAILED_PASS_RETRY);
+        this.log.error({ err, retryInMs }, 'outbound queue failed; retrying');
+        if (!this.stopped) this.schedule(this.deps.clock.now() + retryInMs);
+      })
       .finally(() => {
         this.draining = undefined;
         this.waiting.check(this.queued.items);
@@ -341,7 +366,6 @@ export class AccountQueue {
         }
       }
       const items = this.queued.items;
-      this.status.depth = items.length;
       if (items.length === 0) return;
       if (this.status.state !== 'ok' && !(await this.probe())) return;
       const item = items.find((i) => (this.notBefore.get(i.id) ?? 0) <= now);
@@ -435,6 +459,10 @@ export class AccountQueue {
       );
       this.queued.readAhead(item, (i) => (this.notBefore.get(i.id) ?? 0) <= clock.now());
       const result = await sending;
+      if (result.refused.length > 0) {
+        const waits = await this.recordRefusals(item, read, result.refused, attempts, firstAttemptAt);
+        if (waits) return true; // the file waits for the recipients refused for now, they alone
+      }
       this.sent.track(item, {
         id: item.id,
         sentAt: new Date(clock.now()),
@@ -480,6 +508,77 @@ export class AccountQueue {
       }
       if (!this.cancels.has(item.id)) this.cancelled.delete(item.id);
     }
+  }
+
+  /**
+   * The server took the message for some recipients and refused others at RCPT TO. Those refused
+   * for good (5xx) are recorded on the row with its reply to each (the message is partly sent).
+   * Those refused for now (4xx) get it again later, they alone: the spool file is narrowed to them
+   * (durably, so that a restart sends it to nobody who got it) and the message is deferred; true
+   * then. Should the file not be narrowed, it is deferred for every recipient (a duplicate to
+   * those who got it rather than a loss).
+   */
+  private async recordRefusals(
+    item: SpoolItem,
+    read: { header: SpoolHeader; raw: Buffer },
+    refused: RecipientRefusal[],
+    attempts: number,
+    firstAttemptAt: Date,
+  ): Promise<boolean> {
+    const { clock, spool, store } = this.deps;
+    const now = clock.now();
+    const { permanent, temporary } = splitRefusals(refused);
+    const describe = (list: RecipientRefusal[]): string => list.map((r) => `${r.address} (${r.reply})`).join(', ');
+    if (permanent.length > 0) {
+      const at = new Date(now).toISOString();
+      await store.outbound
+        .addRefusedRecipients(
+          item.id,
+          permanent.map((r) => ({ address: r.address, reply: r.reply, responseCode: r.responseCode, at })),
+        )
+        .catch((err: unknown) =>
+          this.log.error({ err, outboundId: item.id }, 'could not record the recipients the server refused'),
+        );
+      this.log.warn(
+        { outboundId: item.id, refused: permanent.map((r) => r.address), alert: 'recipients_refused' },
+        `message partly sent: refused for good by the server: ${describe(permanent)}`,
+      );
+    }
+    if (temporary.length === 0) return false;
+    const waiting = temporary.map((r) => r.address);
+    try {
+      await spool.narrow(item, read.header, read.raw, waiting);
+    } catch (err) {
+      this.log.error(
+        { err, outboundId: item.id },
+        'could not narrow a partly sent message to the recipients refused for now: it goes to every recipient again',
+      );
+    }
+    const reply = `partly sent; refused for now, to be tried again: ${describe(temporary)}`.slice(0, 1000);
+    const retryAt =
+      now +
+      retryDelayMs(
+        attempts,
+        temporary.some((r) => /\b4\.7\.\d+\b/.test(r.reply)),
+      );
+    this.notBefore.set(item.id, retryAt);
+    // Should the row not be written (the database away), the retry time is kept here all the same.
+    await store.outbound
+      .deferUnlessFailed(item.id, {
+        nextAttemptAt: new Date(retryAt),
+        lastReply: reply,
+        lastResponseCode: temporary[0]?.responseCode ?? null,
+        attempts,
+        firstAttemptAt,
+      })
+      .catch((err: unknown) => this.log.error({ err, outboundId: item.id }, 'could not record a partly sent message'));
+    this.status.lastReply = reply;
+    outboundMessages.inc(this.outcomeLabels('deferred'));
+    this.log.info(
+      { outboundId: item.id, waiting, retryAt: new Date(retryAt).toISOString() },
+      'message partly sent; deferred for the others',
+    );
+    return true;
   }
 
   /** Whether the message was cancelled (its cancellation under way, or its file set aside). */

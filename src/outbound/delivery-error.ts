@@ -105,3 +105,17 @@ export function certainlyNotDelivered(err: unknown): boolean {
   if (e.syscall === 'connect') return true;
   return [e.code, e.originalCode].some((code) => typeof code === 'string' && NOTHING_SENT_CODES.has(code));
 }
+
+/**
+ * The recipients a server refused while it took the message for the others, split by what is
+ * done with them: `permanent` (5xx) are recorded as refused for good, `temporary` (4xx, or no
+ * code) get the message again later, they alone.
+ */
+export function splitRefusals<R extends { responseCode: number | null }>(
+  refused: readonly R[],
+): { permanent: R[]; temporary: R[] } {
+  const permanent: R[] = [];
+  const temporary: R[] = [];
+  for (const r of refused) (r.responseCode !== null && r.responseCode >= 500 ? permanent : temporary).push(r);
+  return { permanent, temporary };
+}

@@ -77,16 +77,21 @@ export class Heartbeat {
 
   start(): void {
     if (this.deps.intervalMs <= 0) return;
-    const tick = (): void => {
-      this.timer = this.deps.clock.setTimeout(() => {
-        void this.beat().finally(() => {
+    // beat() reports a failed send in the health; anything else it throws (composing the message)
+    // is logged here, never left as an unhandled rejection, and the next beat still comes.
+    const beatThenTick = (): void => {
+      this.beat()
+        .catch((err: unknown) =>
+          this.deps.logger.error({ err, tenantId: this.server.tenantId, serverId: this.server.id }, 'heartbeat failed'),
+        )
+        .finally(() => {
           if (!this.stopped) tick();
         });
-      }, this.deps.intervalMs);
     };
-    void this.beat().finally(() => {
-      if (!this.stopped) tick();
-    });
+    const tick = (): void => {
+      this.timer = this.deps.clock.setTimeout(beatThenTick, this.deps.intervalMs);
+    };
+    beatThenTick();
   }
 
   stop(): void {

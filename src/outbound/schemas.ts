@@ -54,6 +54,15 @@ export const SendInput = Type.Object(
 );
 export type SendInput = Static<typeof SendInput>;
 
+/** A recipient the server refused for good while it took the message for the others. */
+export const RefusedRecipientView = Type.Object({
+  address: Type.String(),
+  /** The server's reply to RCPT TO. */
+  reply: Type.String(),
+  responseCode: Type.Union([Type.Integer(), Type.Null()]),
+  at: Type.String(),
+});
+
 export const OutboundView = Type.Object({
   id: Type.String(),
   destinationId: Type.String(),
@@ -69,6 +78,11 @@ export const OutboundView = Type.Object({
   nextAttemptAt: Type.Union([Type.String(), Type.Null()]),
   createdAt: Type.String(),
   sentAt: Type.Union([Type.String(), Type.Null()]),
+  /**
+   * Recipients refused for good (5xx) while the message went to the others; with any, a sent
+   * message's status is `partially-sent`.
+   */
+  refusedRecipients: Type.Array(RefusedRecipientView),
 });
 export type OutboundView = Static<typeof OutboundView>;
 
@@ -84,6 +98,8 @@ export const DeadLetterView = Type.Object({
   failedAt: Type.Union([Type.String(), Type.Null()]),
   /** The instance whose spool holds the file (it carries out re-queues and deletions). */
   instanceId: Type.String(),
+  /** Recipients refused for good before (the others of these got the message): not sent again on a re-queue. */
+  refusedRecipients: Type.Array(RefusedRecipientView),
 });
 export type DeadLetterView = Static<typeof DeadLetterView>;
 

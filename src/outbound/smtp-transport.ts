@@ -45,6 +45,16 @@ export interface SendResult {
   response: string;
   accepted: string[];
   rejected: string[];
+  /** The recipients the server refused while it took the message for others, with its reply to each. */
+  refused: RecipientRefusal[];
+}
+
+/** A recipient the server refused at RCPT TO while it took the message for the others. */
+export interface RecipientRefusal {
+  address: string;
+  /** The server's reply to RCPT TO. */
+  reply: string;
+  responseCode: number | null;
 }
 
 /** An error from SMTPConnection: a code of nodemailer's (ECONNECTION, EENVELOPE, …) and the server's reply. */
@@ -175,7 +185,12 @@ export class SmtpTransport {
           else resolve(result);
         });
       });
-      return { response: info.response ?? '', accepted: addresses(info.accepted), rejected: addresses(info.rejected) };
+      return {
+        response: info.response ?? '',
+        accepted: addresses(info.accepted),
+        rejected: addresses(info.rejected),
+        refused: refusalsOf(info),
+      };
     } catch (err) {
       this.sending = null;
       const { code, responseCode } = err as SmtpError;
@@ -287,6 +302,21 @@ function authOf(login: LoginCredentials | null): SMTPConnection.AuthenticationTy
     method: 'XOAUTH2',
     oauth2: new XOAuth2({ user: login.user, accessToken: login.accessToken }, false),
   };
+}
+
+/** nodemailer's errors of the recipients it refused (the accepted ones got the message). */
+function refusalsOf(info: SMTPConnection.SentMessageInfo): RecipientRefusal[] {
+  const errors = (info.rejectedErrors ?? []) as Array<SMTPConnection.SMTPError & { recipient?: string }>;
+  const refused = errors.map((e) => ({
+    address: e.recipient ?? '',
+    reply: String(e.response ?? e.message).slice(0, 1000),
+    responseCode: typeof e.responseCode === 'number' ? e.responseCode : null,
+  }));
+  // A rejected address without its error (never seen from nodemailer): refused all the same.
+  for (const address of addresses(info.rejected)) {
+    if (!refused.some((r) => r.address === address)) refused.push({ address, reply: 'refused', responseCode: null });
+  }
+  return refused;
 }
 
 function addresses(list: Array<string | { address?: string }> | undefined): string[] {

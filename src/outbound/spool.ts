@@ -334,6 +334,37 @@ export class Spool {
     return { item: { accountId: header.accountId, id: header.id, file, name, bytes: draft.bytes }, header };
   }
 
+  /**
+   * Narrows a queued message to some of its recipients (the server took it for the others and
+   * refused these for now): its file is written again with the new envelope and renamed over the
+   * old one, the folder synced, keeping its place in the queue. Those who got the message are
+   * never sent it again, also after a restart. Returns the new header.
+   */
+  async narrow(item: SpoolItem, header: SpoolHeader, raw: Buffer, to: string[]): Promise<SpoolHeader> {
+    const draft = await this.write(
+      {
+        id: header.id,
+        tenantId: header.tenantId,
+        accountId: header.accountId,
+        destinationId: header.destinationId,
+        instanceId: header.instanceId,
+        envelope: { from: header.envelope.from, to },
+        messageId: header.messageId,
+        createdAt: header.createdAt,
+      },
+      raw,
+    );
+    try {
+      renameSync(draft.tmp, item.file);
+      if (this.fsync) await this.syncDir(join(this.dir, 'queue', item.accountId));
+    } catch (err) {
+      await rm(draft.tmp, { force: true }).catch(() => undefined);
+      throw spoolError(err, 'narrow');
+    }
+    item.bytes = draft.bytes;
+    return draft.header;
+  }
+
   /** A written message that is not to be queued after all: its file is kept for the next message. */
   async discard(draft: SpoolDraft): Promise<void> {
     if (draft.bytes > RECYCLE_MAX_BYTES || !this.hasFreeRoomFor(draft.bytes)) {

@@ -17,6 +17,7 @@ export function deadLetterView(row: OutboundMessageRow): DeadLetterView {
     attempts: row.attempts,
     failedAt: row.deadLetteredAt ? row.deadLetteredAt.toISOString() : null,
     instanceId: row.instanceId,
+    refusedRecipients: row.refusedRecipients ?? [],
   };
 }
 
@@ -25,7 +26,8 @@ export function outboundView(row: OutboundMessageRow): OutboundView {
     id: row.id,
     destinationId: row.destinationId,
     serverId: row.serverId,
-    status: row.status,
+    // Sent, but not to every recipient: an administrator must see it.
+    status: row.status === 'sent' && (row.refusedRecipients?.length ?? 0) > 0 ? 'partially-sent' : row.status,
     messageId: row.messageIdHeader,
     conversationId: row.conversationId,
     subject: row.subject,
@@ -36,6 +38,7 @@ export function outboundView(row: OutboundMessageRow): OutboundView {
     nextAttemptAt: row.nextAttemptAt ? row.nextAttemptAt.toISOString() : null,
     createdAt: row.createdAt.toISOString(),
     sentAt: row.sentAt ? row.sentAt.toISOString() : null,
+    refusedRecipients: row.refusedRecipients ?? [],
   };
 }
 

@@ -50,6 +50,10 @@ export const ERROR_CODES = {
     text: 'The e-mail server chooses a proxy this engine is not configured with (MAILROOM_PROXIES).',
   },
   UNAVAILABLE: { status: 503, text: 'The engine is starting or stopping.' },
+  DATABASE_UNAVAILABLE: {
+    status: 503,
+    text: 'The database cannot be reached (stopped, restarting or unreachable); try again shortly.',
+  },
   SPOOL_FULL: { status: 507, text: 'The spool disk is full; the message was not accepted.' },
   SPOOL_UNAVAILABLE: { status: 503, text: 'The spool cannot be written; the message was not accepted.' },
   SPOOL_LOCKED: { status: 500, text: 'Another process holds the spool folder.' },

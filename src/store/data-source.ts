@@ -1,3 +1,4 @@
+import type { ClientBase } from 'pg';
 import { DataSource } from 'typeorm';
 import type { Logger } from '../shared/logger.js';
 import { ENTITIES } from './entities.js';
@@ -35,10 +36,24 @@ export function createDataSource(options: DataSourceOptions): { dataSource: Data
         url: options.databaseUrl,
         poolSize: options.poolSize ?? 10,
         applicationName: 'mailroom',
+        extra: { onConnect: listenForErrors },
       }),
     };
   }
   return { kind: 'pglite', dataSource: new DataSource({ ...common, driver: pgliteDriver(options.pgliteDir) }) };
+}
+
+/**
+ * Gives a new PostgreSQL connection an 'error' listener of its own, for its whole life. pg emits
+ * 'error' when a connection fails while no query runs on it, and an event nobody listens to is
+ * thrown: the process ends. The pool listens while a connection is idle and TypeORM while it uses
+ * one, but between the two (a connection just handed out, TypeORM's listener a microtask away)
+ * nobody does: a server shutting down as a connection is made (its FATAL 57P01 read in the same
+ * chunk as the ReadyForQuery) ended the engine. The error is not lost: the connection is no longer
+ * queryable, its queries fail with it, and the pool drops it when it comes back.
+ */
+function listenForErrors(client: ClientBase): void {
+  client.on('error', () => undefined);
 }
 
 /**

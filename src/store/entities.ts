@@ -334,6 +334,7 @@ export const OutboundMessageEntity = new EntitySchema<OutboundMessageRow>({
     sentAt: time('sent_at', true),
     instanceId: text('instance_id'),
     deadLetteredAt: time('dead_lettered_at', true),
+    refusedRecipients: { type: 'jsonb', name: 'refused_recipients', default: () => "'[]'" },
   },
   indices: [
     { name: 'outbound_messages_server_idx', columns: ['serverId', 'status'] },

@@ -2,7 +2,7 @@ import { In, IsNull, Not, type EntityManager } from 'typeorm';
 import { OutboundMessageEntity, SendLogEntity } from './entities.js';
 import { withoutNul } from './inbound-repositories.js';
 import { LeaseRepository } from './leases.js';
-import type { OutboundMessageRow } from './rows.js';
+import type { OutboundMessageRow, RefusedRecipient } from './rows.js';
 
 /** One delivery the server acknowledged with 250, as `recordSent` writes it. */
 export interface SentRecord {
@@ -239,6 +239,16 @@ export class OutboundMessageRepository {
     patch: Pick<OutboundMessageRow, 'nextAttemptAt' | 'lastReply' | 'lastResponseCode' | 'attempts' | 'firstAttemptAt'>,
   ): Promise<void> {
     await this.em.update(OutboundMessageEntity, { id, status: Not('failed') }, { ...patch, status: 'deferred' });
+  }
+
+  /** Adds recipients the server refused for good while it took the message for the others. */
+  async addRefusedRecipients(id: string, refused: readonly RefusedRecipient[]): Promise<void> {
+    if (refused.length === 0) return;
+    await this.em.query(
+      `UPDATE outbound_messages SET refused_recipients = refused_recipients || $2::jsonb, updated_at = now()
+        WHERE id = $1`,
+      [id, JSON.stringify(withoutNul(refused))],
+    );
   }
 
   async failUnlessSent(id: string, reply: string, deadLetteredAt: Date | null = null): Promise<void> {

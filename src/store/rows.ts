@@ -248,6 +248,7 @@ export function queuedRow(
     sentAt: null,
     instanceId: fields.instanceId,
     deadLetteredAt: null,
+    refusedRecipients: [],
     // A spread last costs nothing like one first.
     ...(createdAt !== undefined && { createdAt, updatedAt: createdAt }),
   };
@@ -275,4 +276,18 @@ export interface OutboundMessageRow {
   instanceId: string;
   /** When its spool file was set aside as a dead letter (on `instanceId`'s disk); null when it is not one. */
   deadLetteredAt: Date | null;
+  /**
+   * Recipients the server refused for good (5xx at RCPT TO) while it took the message for the
+   * others, with its reply to each: the message was partly sent. Empty for most messages.
+   */
+  refusedRecipients: RefusedRecipient[];
+}
+
+/** A recipient refused for good while the message went to the others. */
+export interface RefusedRecipient {
+  address: string;
+  reply: string;
+  responseCode: number | null;
+  /** When the server refused it, ISO 8601. */
+  at: string;
 }

@@ -14,6 +14,7 @@ import { RetiredInstances1764000000013 } from './0013-retired-instances.js';
 import { ServerProxy1764000000014 } from './0014-server-proxy.js';
 import { GrantAccountPlace1764000000015 } from './0015-grant-account-place.js';
 import { WebhookPendingSeq1764000000016 } from './0016-webhook-pending-seq.js';
+import { RefusedRecipients1764000000017 } from './0017-refused-recipients.js';
 
 /** Every migration, oldest first. A new one is a new file here plus one line below. */
 export const MIGRATIONS = [
@@ -33,4 +34,5 @@ export const MIGRATIONS = [
   ServerProxy1764000000014,
   GrantAccountPlace1764000000015,
   WebhookPendingSeq1764000000016,
+  RefusedRecipients1764000000017,
 ];

@@ -3,6 +3,7 @@ import {
   certainlyNotDelivered,
   classifyDeliveryError,
   retryDelayMs,
+  splitRefusals,
   type FailureKind,
 } from '../../../src/outbound/delivery-error.js';
 
@@ -80,4 +81,19 @@ describe('whether a failed delivery surely sent nothing (the rate limit gives it
       assert.equal(certainlyNotDelivered(err), expected);
     });
   }
+});
+
+describe('splitRefusals: recipients refused while the others got the message', () => {
+  it('takes 5xx as refused for good, 4xx and no code as refused for now', () => {
+    const r = (address: string, responseCode: number | null) => ({ address, responseCode });
+    const { permanent, temporary } = splitRefusals([r('a', 550), r('b', 452), r('c', 421), r('d', 553), r('e', null)]);
+    assert.deepEqual(
+      permanent.map((x) => x.address),
+      ['a', 'd'],
+    );
+    assert.deepEqual(
+      temporary.map((x) => x.address),
+      ['b', 'c', 'e'],
+    );
+  });
 });

@@ -34,6 +34,7 @@ describe('error codes', () => {
       CONFIG_INVALID: 500,
       PROXY_NOT_CONFIGURED: 409,
       UNAVAILABLE: 503,
+      DATABASE_UNAVAILABLE: 503,
       SPOOL_FULL: 507,
       SPOOL_UNAVAILABLE: 503,
       SPOOL_LOCKED: 500,

@@ -30,6 +30,7 @@ import {
   SIGNATURE_HEADER,
   TIMESTAMP_HEADER,
 } from '../src/inbound/webhooks/signature.js';
+import { AddressPolicy } from '../src/shared/address-policy.js';
 import { SecretSealer } from '../src/shared/sealed-secrets.js';
 import { Store } from '../src/store/store.js';
 import type { WebhookDeliveryRow } from '../src/store/webhook-deliveries.js';
@@ -60,7 +61,8 @@ runBench(BENCH, async () => {
   const store = await Store.open({ databaseUrl }, quietLogger);
   addCleanup(() => store.close(), 'first');
   const sealer = new SecretSealer(randomBytes(32));
-  const accounts = createAccounts(store, sealer, quietLogger);
+  // The receiver runs on this machine: private addresses allowed, as MAILROOM_WEBHOOK_ALLOW_PRIVATE does.
+  const accounts = createAccounts(store, sealer, quietLogger, { webhookAddresses: AddressPolicy.allowPrivate() });
 
   for (const destinations of [1, 50]) {
     await throughput(store, sealer, accounts, receiver, destinations);
@@ -137,6 +139,7 @@ async function throughput(
       sealer,
       logger: quietLogger,
       signals: { subscribe: () => () => undefined },
+      addresses: AddressPolicy.allowPrivate(),
     });
     const { done } = await receiver.expect(total);
     const started = performance.now();
@@ -276,6 +279,7 @@ async function endToEnd(receiver: WebhookReceiver): Promise<void> {
     sealer: hooked.sealer,
     logger: quietLogger,
     signals: hooked.inbound.signals,
+    addresses: AddressPolicy.allowPrivate(),
   });
   addCleanup(() => webhooks.stop(), 'first');
   const hookedRouted = routedAll(hooked.inbound.service.events as EventEmitter<{ routed: [unknown] }>);

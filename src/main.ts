@@ -342,6 +342,7 @@ export class Engine {
         webhooks: this.webhooks,
         operations: this.operations(),
         waitsPerToken: this.config.waitsPerToken,
+        waitsPerTenant: this.config.waitsPerTenant,
       });
       await this.api.listen({ host: this.config.httpHost, port: this.config.httpPort });
       await this.inbound.start();

@@ -65,6 +65,7 @@ export async function startAgentApi(destinations: number): Promise<AgentApi> {
     logger: quietLogger,
     adminToken: token,
     waitsPerToken: 1_000_000,
+    waitsPerTenant: 1_000_000,
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
   addCleanup(async () => {

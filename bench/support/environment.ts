@@ -9,6 +9,7 @@ import pg from 'pg';
 import { createAccounts } from '../../src/accounts/index.js';
 import { CredentialService } from '../../src/auth/credentials.js';
 import { createInbound, type Inbound, type InboundOptions } from '../../src/inbound/index.js';
+import { AddressPolicy } from '../../src/shared/address-policy.js';
 import { SecretSealer } from '../../src/shared/sealed-secrets.js';
 import { Store } from '../../src/store/store.js';
 import { addCleanup, runCleanups } from '../../test/support/cleanup.js';
@@ -135,7 +136,7 @@ export async function prepareMailroom(
   const store = await Store.open({ databaseUrl }, quietLogger);
   addCleanup(() => store.close(), 'first');
   const sealer = new SecretSealer(randomBytes(32));
-  const accounts = createAccounts(store, sealer, quietLogger);
+  const accounts = createAccounts(store, sealer, quietLogger, { webhookAddresses: AddressPolicy.allowPrivate() });
   const tenant = await accounts.tenants.create({ name: 'Bench' });
   const server = await accounts.servers.create(tenant.id, {
     name: user,

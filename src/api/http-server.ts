@@ -22,6 +22,8 @@ import { WaitSlots } from './wait-slots.js';
 
 /** [200] long polls and event streams one API token may hold open at once. */
 export const DEFAULT_WAITS_PER_TOKEN = 200;
+/** [1000] long polls and event streams all of one tenant's tokens may hold open at once. */
+export const DEFAULT_WAITS_PER_TENANT = 1000;
 
 export interface ApiOptions {
   accounts: Accounts;
@@ -42,6 +44,8 @@ export interface ApiOptions {
   bodyLimit?: number;
   /** [200] long polls and event streams one API token may hold open at once (MAILROOM_WAITS_PER_TOKEN). */
   waitsPerToken?: number;
+  /** [1000] long polls and event streams all of one tenant's tokens may hold open at once (MAILROOM_WAITS_PER_TENANT). */
+  waitsPerTenant?: number;
 }
 
 function sha256(text: string): Buffer {
@@ -150,7 +154,10 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     ...(options.webhooks && { webhooks: options.webhooks }),
     ...(options.operations && { operations: options.operations }),
     openapi: () => app.swagger(),
-    waits: new WaitSlots(options.waitsPerToken ?? DEFAULT_WAITS_PER_TOKEN),
+    waits: new WaitSlots(
+      options.waitsPerToken ?? DEFAULT_WAITS_PER_TOKEN,
+      options.waitsPerTenant ?? DEFAULT_WAITS_PER_TENANT,
+    ),
   };
 
   app.setErrorHandler((err: FastifyError, request, reply) => {

@@ -77,6 +77,21 @@ export interface RouteDef {
   handler: (request: RouteRequest, reply: FastifyReply, ctx: RouteContext) => Promise<unknown>;
 }
 
+/**
+ * Whether the request's token still stands, asked again before a long poll or an event stream
+ * hands out what it waited for: a token revoked (or a tenant deleted) meanwhile gets nothing more.
+ * The administrator token of the configuration cannot be revoked.
+ */
+export async function stillAuthorized(request: RouteRequest, accounts: Accounts): Promise<boolean> {
+  const principal = request.principal;
+  if (!principal) return false;
+  if (principal.kind === 'admin' && principal.tokenId === null) return true;
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '');
+  if (!match) return false;
+  const now = await accounts.apiTokens.resolve(match[1] as string);
+  return now !== undefined && now.tokenId === principal.tokenId;
+}
+
 /** The principal of a request that passed authentication. */
 export function principalOf(request: RouteRequest): Principal {
   if (!request.principal) throw new Error('route reached without authentication');

@@ -135,6 +135,11 @@ export class MessageFeed {
     return { messages, next: rows.length > 0 ? (rows[rows.length - 1] as DeliveryRow).seq : (before ?? 0) };
   }
 
+  /** Whether the destination still exists in the tenant (an event stream re-checks it). */
+  async stillVisible(tenantId: string, destinationId: string): Promise<boolean> {
+    return (await this.store.destinations.get(tenantId, destinationId)) !== null;
+  }
+
   /** The feed items of these deliveries, in their order (their messages read in one query). */
   private async views(tenantId: string, rows: readonly DeliveryRow[]): Promise<FeedItemView[]> {
     const found = await this.store.messages.getMany(

@@ -8,6 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createAccounts } from '../../src/accounts/index.js';
+import { AddressPolicy } from '../../src/shared/address-policy.js';
 import { SecretSealer } from '../../src/shared/sealed-secrets.js';
 import { Store } from '../../src/store/store.js';
 import { createTestDatabase, quietLogger } from '../support/database.js';
@@ -61,7 +62,10 @@ describe('webhooks across a SIGKILL mid-run (engine process, PostgreSQL)', funct
     const key = randomBytes(32);
     const databaseUrl = await createTestDatabase();
     store = await Store.open({ databaseUrl }, quietLogger);
-    const accounts = createAccounts(store, new SecretSealer(key), quietLogger);
+    // The receiver is on this machine: allowed here as MAILROOM_WEBHOOK_ALLOW_PRIVATE allows it in the engine.
+    const accounts = createAccounts(store, new SecretSealer(key), quietLogger, {
+      webhookAddresses: AddressPolicy.allowPrivate(),
+    });
     const tenant = await accounts.tenants.create({ name: 'Crash' });
     const server = await accounts.servers.create(tenant.id, {
       name: 'Main',

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { MailroomError } from '../../shared/errors.js';
 import { DestinationParams } from '../params.js';
-import { principalOf, type RouteDef } from '../route.js';
+import { principalOf, stillAuthorized, type RouteDef } from '../route.js';
 
 /** [15000] ms between two keep-alive comments of an idle stream (proxies close silent connections). */
 const KEEP_ALIVE_MS = 15_000;
@@ -21,23 +21,30 @@ export const eventRoutes: RouteDef[] = [
     tags: ['inbound messages'],
     schema: {
       params: DestinationParams,
-      querystring: Type.Object({ after: Type.Optional(Type.Integer({ minimum: 0 })) }, { additionalProperties: false }),
+      querystring: Type.Object(
+        { after: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })) },
+        { additionalProperties: false },
+      ),
       response: { 200: Type.String({ description: 'text/event-stream' }) },
     },
-    handler: async (req, reply, { inbound, waits }) => {
+    handler: async (req, reply, { accounts, inbound, waits }) => {
       const p = req.params as DestinationParams;
       const q = req.query as { after?: number };
       const header = req.headers['last-event-id'];
       let after = q.after ?? 0;
       if (header !== undefined) {
-        if (typeof header !== 'string' || !/^\d{1,15}$/.test(header.trim())) {
+        if (
+          typeof header !== 'string' ||
+          !/^\d{1,15}$/.test(header.trim()) ||
+          Number(header) > Number.MAX_SAFE_INTEGER
+        ) {
           throw new MailroomError('VALIDATION_FAILED', 'Last-Event-ID must be the seq of the last event received', {
             field: 'Last-Event-ID',
           });
         }
         after = Number(header.trim());
       }
-      const release = waits.take(principalOf(req));
+      const release = waits.take(principalOf(req), p.tenantId);
       const abort = new AbortController();
       let keepAlive: NodeJS.Timeout | undefined;
       try {
@@ -53,9 +60,27 @@ export const eventRoutes: RouteDef[] = [
           'x-accel-buffering': 'no',
         });
         res.write(`retry: ${RECONNECT_MS}\n: mailroom events of destination ${p.destinationId}\n\n`);
-        keepAlive = setInterval(() => res.write(': keep-alive\n\n'), KEEP_ALIVE_MS);
+        // A token revoked, or a destination deleted, ends the stream (checked with each batch and
+        // with each keep-alive).
+        const allowed = async (): Promise<boolean> =>
+          (await stillAuthorized(req, accounts)) && (await inbound.feed.stillVisible(p.tenantId, p.destinationId));
+        keepAlive = setInterval(() => {
+          res.write(': keep-alive\n\n');
+          allowed().then(
+            (ok) => {
+              if (!ok) abort.abort();
+            },
+            () => undefined, // the database is away: the next batch's check decides
+          );
+        }, KEEP_ALIVE_MS);
         try {
           for await (const batch of batches) {
+            if (!(await allowed())) {
+              res.write(
+                `event: error\ndata: ${JSON.stringify({ message: 'the API token or the destination is gone' })}\n\n`,
+              );
+              break;
+            }
             let chunk = '';
             for (const item of batch) {
               chunk += `id: ${item.seq}\nevent: message.routed\ndata: ${JSON.stringify(item)}\n\n`;

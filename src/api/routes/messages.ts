@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox';
 import { MailroomError } from '../../shared/errors.js';
 import { FeedItemView, MessageDetailView, MessageSummaryView } from '../../inbound/views.js';
 import { DestinationParams, ServerParams } from '../params.js';
-import { principalOf, type RouteDef } from '../route.js';
+import { principalOf, stillAuthorized, type RouteDef } from '../route.js';
 
 const tags = ['inbound messages'];
 const base = '/api/v1/tenants/:tenantId/destinations/:destinationId/messages';
@@ -29,8 +29,8 @@ export const messageRoutes: RouteDef[] = [
       params: DestinationParams,
       querystring: Type.Object(
         {
-          after: Type.Optional(Type.Integer({ minimum: 0 })),
-          before: Type.Optional(Type.Integer({ minimum: 1 })),
+          after: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
+          before: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER })),
           order: Type.Optional(Type.Union([Type.Literal('asc'), Type.Literal('desc')])),
           limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
           wait: Type.Optional(Type.Integer({ minimum: 0, maximum: 60 })),
@@ -39,7 +39,7 @@ export const messageRoutes: RouteDef[] = [
       ),
       response: { 200: Type.Object({ messages: Type.Array(FeedItemView), next: Type.Integer() }) },
     },
-    handler: async (req, _reply, { inbound, waits }) => {
+    handler: async (req, _reply, { accounts, inbound, waits }) => {
       const p = req.params as DestinationParams;
       const q = req.query as { after?: number; before?: number; order?: 'asc' | 'desc'; limit?: number; wait?: number };
       if (q.order === 'desc') {
@@ -60,9 +60,14 @@ export const messageRoutes: RouteDef[] = [
       }
       const waitMs = (q.wait ?? 0) * 1000;
       if (waitMs === 0) return inbound.feed.list(p.tenantId, p.destinationId, q.after ?? 0, q.limit ?? 100, 0);
-      const release = waits.take(principalOf(req));
+      const release = waits.take(principalOf(req), p.tenantId);
       try {
-        return await inbound.feed.list(p.tenantId, p.destinationId, q.after ?? 0, q.limit ?? 100, waitMs);
+        const found = await inbound.feed.list(p.tenantId, p.destinationId, q.after ?? 0, q.limit ?? 100, waitMs);
+        // What arrived while it waited goes only to a token that still stands.
+        if (found.messages.length > 0 && !(await stillAuthorized(req, accounts))) {
+          throw new MailroomError('UNAUTHORIZED', 'the API token was revoked while the request waited');
+        }
+        return found;
       } finally {
         release();
       }

@@ -13,7 +13,7 @@
 import { performance } from 'node:perf_hooks';
 import { runBench } from './support/environment.js';
 import { startAgentApi } from './support/agent-api.js';
-import { heldAgent, startBareServer, timedGet } from './support/held-requests.js';
+import { heldAgent, sleep, until, startBareServer, timedGet } from './support/held-requests.js';
 import { compare, emit, percentile, progress } from './support/report.js';
 
 const BENCH = 'long-poll';
@@ -25,16 +25,6 @@ const WAKES = 20;
 const SETTLE_MS = 11_000;
 /** How long the statement count is taken over, ms. */
 const QUIET_MS = 10_000;
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until(check: () => boolean, what: string, ms = 60_000): Promise<void> {
-  const end = performance.now() + ms;
-  while (!check()) {
-    if (performance.now() > end) throw new Error(`${what}: not reached within ${ms} ms`);
-    await sleep(10);
-  }
-}
 
 runBench(BENCH, async () => {
   const api = await startAgentApi(DESTINATIONS);

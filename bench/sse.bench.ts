@@ -9,23 +9,13 @@
 import { performance } from 'node:perf_hooks';
 import { runBench } from './support/environment.js';
 import { startAgentApi } from './support/agent-api.js';
-import { heldAgent, openStream, startBareServer } from './support/held-requests.js';
+import { heldAgent, until, openStream, startBareServer } from './support/held-requests.js';
 import { compare, emit, percentile, progress } from './support/report.js';
 
 const BENCH = 'sse';
 const STREAMS = Number(process.env.BENCH_SSE_STREAMS ?? 1_000);
 const DESTINATIONS = 100;
 const WAKES = 20;
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until(check: () => boolean, what: string, ms = 60_000): Promise<void> {
-  const end = performance.now() + ms;
-  while (!check()) {
-    if (performance.now() > end) throw new Error(`${what}: not reached within ${ms} ms`);
-    await sleep(10);
-  }
-}
 
 /** Opens `perDestination` streams per destination; answers the arrival times seen per destination. */
 async function openAll(

@@ -8,6 +8,17 @@ import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { addCleanup } from '../../test/support/cleanup.js';
 
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `check` every 10 ms until it holds; fails naming `what` after `ms`. */
+export async function until(check: () => boolean, what: string, ms = 60_000): Promise<void> {
+  const end = performance.now() + ms;
+  while (!check()) {
+    if (performance.now() > end) throw new Error(`${what}: not reached within ${ms} ms`);
+    await sleep(10);
+  }
+}
+
 export function heldAgent(): Agent {
   const agent = new Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY });
   addCleanup(async () => agent.destroy());

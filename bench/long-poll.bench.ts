@@ -14,7 +14,7 @@ import { performance } from 'node:perf_hooks';
 import { runBench } from './support/environment.js';
 import { startAgentApi } from './support/agent-api.js';
 import { heldAgent, sleep, until, startBareServer, timedGet } from './support/held-requests.js';
-import { compare, emit, percentile, progress } from './support/report.js';
+import { compare, emit, emitWakeLatencies, progress } from './support/report.js';
 
 const BENCH = 'long-poll';
 const WAITS = Number(process.env.BENCH_LONG_POLL_WAITS ?? 2_000);
@@ -97,19 +97,7 @@ runBench(BENCH, async () => {
   }
 
   const details = { waits: WAITS, destinations: DESTINATIONS, woken: latencies.length };
-  for (const p of [50, 99] as const) {
-    emit(
-      compare(
-        BENCH,
-        `wake-p${p}`,
-        'ms',
-        percentile(latencies, p),
-        percentile(bareLatencies, p),
-        p === 99 ? { valueAtMost: 100 } : null,
-        details,
-      ),
-    );
-  }
+  emitWakeLatencies(BENCH, latencies, bareLatencies, details);
   emit(
     compare(
       BENCH,

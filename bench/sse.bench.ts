@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { runBench } from './support/environment.js';
 import { startAgentApi } from './support/agent-api.js';
 import { heldAgent, until, openStream, startBareServer } from './support/held-requests.js';
-import { compare, emit, percentile, progress } from './support/report.js';
+import { emitWakeLatencies, progress } from './support/report.js';
 
 const BENCH = 'sse';
 const STREAMS = Number(process.env.BENCH_SSE_STREAMS ?? 1_000);
@@ -65,17 +65,5 @@ runBench(BENCH, async () => {
     for (const at of seen) bareLatencies.push(at - started);
   }
   const details = { streams: STREAMS, destinations: DESTINATIONS, events: latencies.length };
-  for (const p of [50, 99] as const) {
-    emit(
-      compare(
-        BENCH,
-        `wake-p${p}`,
-        'ms',
-        percentile(latencies, p),
-        percentile(bareLatencies, p),
-        p === 99 ? { valueAtMost: 100 } : null,
-        details,
-      ),
-    );
-  }
+  emitWakeLatencies(BENCH, latencies, bareLatencies, details);
 });

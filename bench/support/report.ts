@@ -91,3 +91,16 @@ export function percentile(samples: readonly number[], p: number): number {
   const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
   return sorted[rank - 1] as number;
 }
+
+/** Wake latencies (ms) of Mailroom against a bare server's: the p50 line, and the p99 line with its target (<= 100 ms). */
+export function emitWakeLatencies(
+  bench: string,
+  latencies: readonly number[],
+  bareLatencies: readonly number[],
+  details: Record<string, number | string>,
+): void {
+  for (const p of [50, 99] as const) {
+    const target = p === 99 ? { valueAtMost: 100 } : null;
+    emit(compare(bench, `wake-p${p}`, 'ms', percentile(latencies, p), percentile(bareLatencies, p), target, details));
+  }
+}

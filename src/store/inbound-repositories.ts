@@ -350,16 +350,6 @@ export class DeliveryRepository {
     );
     return rows.map((r) => Number(r.seq)).sort((a, b) => a - b);
   }
-  /** Deliveries after `afterSeq`, oldest first. */
-  listAfter(destinationId: string, afterSeq: number, limit: number): Promise<DeliveryRow[]> {
-    return this.em
-      .getRepository(DeliveryEntity)
-      .createQueryBuilder('d')
-      .where('d.destinationId = :destinationId AND d.seq > :afterSeq', { destinationId, afterSeq })
-      .orderBy('d.seq', 'ASC')
-      .limit(limit)
-      .getMany();
-  }
   /**
    * The feed rows of these `seq`s of a destination, oldest first, in one statement and only the
    * columns a feed shows (webhook runs and long polls read hundreds at a time). A delivery whose

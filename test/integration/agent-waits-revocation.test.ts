@@ -1,10 +1,15 @@
 import assert from 'node:assert/strict';
 import { request, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { forEachBackend, openApiHarness, type ApiHarness } from '../support/api-harness.js';
-import { destinationBody, serverBody } from '../support/fixtures.js';
+import {
+  addRouteTarget,
+  forEachBackend,
+  openApiHarness,
+  routeAndSignal,
+  type ApiHarness,
+} from '../support/api-harness.js';
 import { eventually } from '../support/mail.js';
-import { routeMessages, type RouteTarget } from '../support/routed-messages.js';
+import type { RouteTarget } from '../support/routed-messages.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON answers in tests
 
@@ -20,25 +25,14 @@ forEachBackend('agent waits after a revocation, cursors out of range, tenant lim
 
   beforeEach(async () => {
     h = await openApiHarness(kind);
-    const tenantId = (await h.call<Obj>('POST', '/api/v1/tenants', { name: 'Revoked' })).body.id as string;
-    const server = await h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/servers`, serverBody(1));
-    const destination = await h.call<Obj>(
-      'POST',
-      `/api/v1/tenants/${tenantId}/destinations`,
-      destinationBody(1, server.body.id as string),
-    );
-    target = { tenantId, serverId: server.body.id as string, destinationId: destination.body.id as string };
-    base = `/api/v1/tenants/${tenantId}/destinations/${target.destinationId}`;
+    target = await addRouteTarget(h, 'Revoked');
+    base = `/api/v1/tenants/${target.tenantId}/destinations/${target.destinationId}`;
   });
   afterEach(async () => {
     await h.close();
   });
 
-  async function route(n: number): Promise<number[]> {
-    const seqs = await routeMessages(h.store, target, n);
-    h.inbound.signals.routed([target.destinationId]);
-    return seqs;
-  }
+  const route = (n: number): Promise<number[]> => routeAndSignal(h, target, n);
 
   async function tenantToken(): Promise<{ token: string; id: string }> {
     const issued = await h.call<Obj>('POST', `/api/v1/tenants/${target.tenantId}/tokens`, {

@@ -3,11 +3,16 @@ import { request, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { RoutedSignals } from '../../src/inbound/routed-signals.js';
 import type { Notifications } from '../../src/store/notifications.js';
-import { forEachBackend, openApiHarness, type ApiHarness } from '../support/api-harness.js';
-import { destinationBody, serverBody } from '../support/fixtures.js';
+import {
+  addRouteTarget,
+  forEachBackend,
+  openApiHarness,
+  routeAndSignal,
+  type ApiHarness,
+} from '../support/api-harness.js';
 import { capturingLogger } from '../support/log-capture.js';
 import { eventually } from '../support/mail.js';
-import { routeMessages, type RouteTarget } from '../support/routed-messages.js';
+import type { RouteTarget } from '../support/routed-messages.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON answers in tests
 
@@ -52,33 +57,20 @@ forEachBackend('agent waits: long polls, event streams', (kind) => {
 
   beforeEach(async () => {
     h = await openApiHarness(kind);
-    const tenantId = (await h.call<Obj>('POST', '/api/v1/tenants', { name: 'Waits' })).body.id as string;
-    const server = await h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/servers`, serverBody(1));
-    const destination = await h.call<Obj>(
-      'POST',
-      `/api/v1/tenants/${tenantId}/destinations`,
-      destinationBody(1, server.body.id as string),
-    );
-    assert.equal(destination.status, 201, destination.raw);
-    target = { tenantId, serverId: server.body.id as string, destinationId: destination.body.id as string };
-    feedUrl = `/api/v1/tenants/${tenantId}/destinations/${target.destinationId}/messages`;
+    target = await addRouteTarget(h, 'Waits');
+    feedUrl = `/api/v1/tenants/${target.tenantId}/destinations/${target.destinationId}/messages`;
   });
   afterEach(async () => {
     await h.close();
   });
 
-  /** Routes `n` messages as inbound's commit does, and signals them as inbound does after it. */
-  async function route(n: number): Promise<number[]> {
-    const seqs = await routeMessages(h.store, target, n);
-    h.inbound.signals.routed([target.destinationId]);
-    return seqs;
-  }
+  const route = (n: number): Promise<number[]> => routeAndSignal(h, target, n);
 
   it('wakes a waiting long poll when a message is routed, reading the database only then', async () => {
     const deliveries = h.store.deliveries as unknown as Record<string, (...args: unknown[]) => unknown>;
     const reads = { n: 0 };
     const originals = new Map<string, (...args: unknown[]) => unknown>();
-    for (const name of ['listAfter', 'feedAfter']) {
+    for (const name of ['feedAfter', 'feedRows', 'latestSeqs']) {
       const original = deliveries[name] as (...args: unknown[]) => unknown;
       originals.set(name, original);
       deliveries[name] = (...args: unknown[]) => {

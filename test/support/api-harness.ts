@@ -16,8 +16,10 @@ import { SecretSealer } from '../../src/shared/sealed-secrets.js';
 import type { Templates } from '../../src/templates/index.js';
 import type { Store, StoreKind } from '../../src/store/store.js';
 import { resetStore, sharedStore } from './database.js';
+import { destinationBody, serverBody } from './fixtures.js';
 import { capturingLogger } from './log-capture.js';
 import { postgresMissing, skipWithout } from './requirements.js';
+import { routeMessages, type RouteTarget } from './routed-messages.js';
 
 export interface ApiResponse<T = Record<string, unknown>> {
   status: number;
@@ -180,4 +182,30 @@ export function forEachBackend(title: string, suite: (kind: StoreKind) => void):
       suite(kind);
     });
   }
+}
+
+/**
+ * A tenant with one e-mail server (not watched) and one destination using it: where the tests of
+ * agents' waits route messages to.
+ */
+export async function addRouteTarget(
+  h: ApiHarness,
+  name: string,
+): Promise<{ tenantId: string; serverId: string; destinationId: string }> {
+  const tenant = await h.call<{ id: string }>('POST', '/api/v1/tenants', { name });
+  const server = await h.call<{ id: string }>('POST', `/api/v1/tenants/${tenant.body.id}/servers`, serverBody(1));
+  const destination = await h.call<{ id: string }>(
+    'POST',
+    `/api/v1/tenants/${tenant.body.id}/destinations`,
+    destinationBody(1, server.body.id),
+  );
+  if (destination.status !== 201) throw new Error(`destination not created: ${destination.raw}`);
+  return { tenantId: tenant.body.id, serverId: server.body.id, destinationId: destination.body.id };
+}
+
+/** Routes `n` messages as inbound's commit does, then signals them as inbound does after it. */
+export async function routeAndSignal(h: ApiHarness, target: RouteTarget, n: number): Promise<number[]> {
+  const seqs = await routeMessages(h.store, target, n);
+  h.inbound.signals.routed([target.destinationId]);
+  return seqs;
 }

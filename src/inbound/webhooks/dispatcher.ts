@@ -33,7 +33,7 @@ function describe(o: PostOutcome): string {
   return o.status === null ? o.error : `HTTP ${o.status}`;
 }
 
-/** Leased outbox rows of one destination and their events, by seq. */
+/** Outbox rows of one destination (whose lease the run holds) and their events, by seq. */
 interface Chunk {
   rows: WebhookDeliveryRow[];
   events: Map<number, MessageRoutedEvent>;
@@ -47,12 +47,13 @@ interface Delivered {
 }
 
 /**
- * Posts the webhook outbox. Each destination's events go out as a pipeline: a run of up to
- * `runLength` consecutive pending events is claimed in one statement, POSTed one after the other
+ * Posts the webhook outbox. Each destination's events go out as a pipeline: a run leases the
+ * destination (one row, not one per event) and reads its pending events `runLength` at a time,
+ * POSTed one after the other
  * in `seq` order over a kept-alive connection (each waits for the answer to the one before, so a
  * receiver never has a later event before an earlier one succeeded), and the 2xx answers are
  * recorded `flushEvery` at a time while the next POSTs go out. The first failure ends the run:
- * it is recorded with its retry time and the rest of the run is given back, to wait behind it.
+ * it is recorded with its retry time and the destination is given back, the rest waiting behind it.
  * At least once: an outcome lost to a crash or an outage is posted again with the same
  * `Idempotency-Key` once the run's lease has lapsed. Up to `maxInFlight` destinations at once.
  *
@@ -185,7 +186,7 @@ export class WebhookDispatcher {
   /**
    * Posts one claimed run in order until it ends, fails, runs out of time or the engine stops.
    * While a full chunk goes out, the next one (the destination's following pending events) is
-   * leased and read, so the receiver never waits on the database between two chunks.
+   * read, so the receiver never waits on the database between two chunks.
    */
   private async deliver(first: WebhookDeliveryRow[], leaseUntil: Date, budgetEnd: number): Promise<void> {
     const { store, clock, options } = this.deps;
@@ -195,11 +196,7 @@ export class WebhookDispatcher {
     const secret = destination ? this.secretOf(destination) : null;
     if (!destination?.webhookUrl || secret === null) {
       // The webhook was removed after the claim: the rows wait for a new URL.
-      await store.webhooks.release(
-        destinationId,
-        first.map((r) => r.seq),
-        leaseUntil,
-      );
+      await store.webhooks.releaseRun(destinationId, leaseUntil);
       return;
     }
     const url = destination.webhookUrl;
@@ -208,8 +205,6 @@ export class WebhookDispatcher {
     // The previous batch's record, made while the next POSTs go out; never rejects.
     let recording: Promise<boolean> = Promise.resolve(true);
     let failed: { row: WebhookDeliveryRow; outcome: PostOutcome; at: Date } | undefined;
-    /** Leased rows not posted: given back at the end. */
-    let unposted: WebhookDeliveryRow[] = [];
     let ended = false;
     while (chunk) {
       const { rows, events }: Chunk = chunk;
@@ -238,25 +233,19 @@ export class WebhookDispatcher {
           recording = this.record(head, delivered.splice(0));
         }
       }
-      unposted = unposted.concat(rows.slice(posted));
       if (posted < rows.length) ended = true;
       chunk = next ? await next : null;
-      if (chunk && ended) {
-        unposted = unposted.concat(chunk.rows);
-        chunk = null;
-      }
+      if (ended) chunk = null;
     }
+    // The database is away: the lease lapses and all that was not recorded goes again.
     if (!(await recording)) return;
     if (!(await this.record(head, delivered))) return;
     if (failed) await this.recordFailure(failed.row, failed.outcome, failed.at);
-    await store.webhooks.release(
-      destinationId,
-      unposted.map((r) => r.seq),
-      leaseUntil,
-    );
+    // What was read and not posted waits for the next run, which the end of this one wakes.
+    await store.webhooks.releaseRun(destinationId, leaseUntil);
   }
 
-  /** The destination's next pending rows after `afterSeq`, leased and read; null when none or on failure. */
+  /** The destination's next pending rows after `afterSeq` (the run holds the destination); null when none or on failure. */
   private async nextChunk(head: WebhookDeliveryRow, afterSeq: number, leaseUntil: Date): Promise<Chunk | null> {
     const { store, options } = this.deps;
     try {
@@ -264,7 +253,7 @@ export class WebhookDispatcher {
       if (rows.length === 0) return null;
       return { rows, events: await routedEventsOf(store, rows) };
     } catch (err) {
-      // What was leased lapses; the next run takes it.
+      // The run ends after the rows it has; the next run reads the rest.
       this.log.warn(
         { err, tenantId: head.tenantId, destinationId: head.destinationId },
         'the next webhook events could not be read; the run ends here',

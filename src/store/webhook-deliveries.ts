@@ -70,6 +70,21 @@ export const WebhookDeliveryEntity = new EntitySchema<WebhookDeliveryRow>({
   ],
 });
 
+/** What a webhook run needs of an outbox row (read lean: a run reads thousands a second). */
+export type WebhookRunRow = Pick<WebhookDeliveryRow, 'destinationId' | 'seq' | 'tenantId' | 'messageId' | 'attempts'>;
+
+const RUN_COLUMNS = 'w.destination_id, w.seq, w.tenant_id, w.message_id, w.attempts';
+
+function runRowOf(r: RawRow): WebhookRunRow {
+  return {
+    destinationId: r.destination_id as string,
+    seq: Number(r.seq),
+    tenantId: r.tenant_id as string,
+    messageId: r.message_id as string,
+    attempts: Number(r.attempts),
+  };
+}
+
 /** The destination a webhook run holds: one engine posts a destination's events at a time, in seq order. */
 export interface WebhookLeaseRow {
   destinationId: string;
@@ -155,12 +170,7 @@ export class WebhookDeliveryRepository {
    * absent lease waits for a concurrent one and then finds it live. Rows of each run in seq
    * order, runs by when their head fell due.
    */
-  async claimRuns(
-    now: Date,
-    leaseUntil: Date,
-    destinations: number,
-    runLength: number,
-  ): Promise<WebhookDeliveryRow[][]> {
+  async claimRuns(now: Date, leaseUntil: Date, destinations: number, runLength: number): Promise<WebhookRunRow[][]> {
     const leased: RawRow[] = await this.em.query(
       `WITH heads AS (
          SELECT t.id AS destination_id, h.next_attempt_at, h.seq FROM destinations t
@@ -186,15 +196,15 @@ export class WebhookDeliveryRepository {
     const rows: RawRow[] = await this.em.query(
       `SELECT r.* FROM unnest($1::uuid[]) WITH ORDINALITY AS d(id, n)
         CROSS JOIN LATERAL (
-          SELECT w.* FROM webhook_deliveries w
+          SELECT ${RUN_COLUMNS} FROM webhook_deliveries w
            WHERE w.destination_id = d.id AND w.delivered_at IS NULL
            ORDER BY w.seq LIMIT $2) r
         ORDER BY d.n, r.seq`,
       [leased.map((r) => r.destination_id), runLength],
     );
-    const runs = new Map<string, WebhookDeliveryRow[]>();
+    const runs = new Map<string, WebhookRunRow[]>();
     for (const r of rows) {
-      const row = rowOf(r);
+      const row = runRowOf(r);
       const run = runs.get(row.destinationId);
       if (run) run.push(row);
       else runs.set(row.destinationId, [row]);
@@ -209,20 +219,15 @@ export class WebhookDeliveryRepository {
    * The next `limit` pending rows of a destination after `afterSeq`, for the run that holds the
    * destination's lease `leaseUntil` (none once the lease is no longer that run's).
    */
-  async extendRun(
-    destinationId: string,
-    afterSeq: number,
-    leaseUntil: Date,
-    limit: number,
-  ): Promise<WebhookDeliveryRow[]> {
+  async extendRun(destinationId: string, afterSeq: number, leaseUntil: Date, limit: number): Promise<WebhookRunRow[]> {
     const rows: RawRow[] = await this.em.query(
-      `SELECT w.* FROM webhook_deliveries w
+      `SELECT ${RUN_COLUMNS} FROM webhook_deliveries w
         WHERE w.destination_id = $1 AND w.delivered_at IS NULL AND w.seq > $2
           AND EXISTS (SELECT 1 FROM webhook_leases l WHERE l.destination_id = $1 AND l.lease_until = $3)
         ORDER BY w.seq LIMIT $4`,
       [destinationId, afterSeq, leaseUntil, limit],
     );
-    return rows.map(rowOf);
+    return rows.map(runRowOf);
   }
 
   /**

@@ -4,7 +4,7 @@ import { webhookDeliveries, webhookFailures } from '../../shared/metrics.js';
 import type { SecretSealer } from '../../shared/sealed-secrets.js';
 import type { DestinationRow } from '../../store/rows.js';
 import type { Store } from '../../store/store.js';
-import { WEBHOOK_SECRET_FIELD, type WebhookDeliveryRow } from '../../store/webhook-deliveries.js';
+import { WEBHOOK_SECRET_FIELD, type WebhookRunRow } from '../../store/webhook-deliveries.js';
 import { routedEventsOf, type MessageRoutedEvent, type WebhookTestEvent } from './event.js';
 import type { PostOutcome, WebhookPoster } from './http-post.js';
 import type { WebhookOptions } from './options.js';
@@ -35,7 +35,7 @@ function describe(o: PostOutcome): string {
 
 /** Outbox rows of one destination (whose lease the run holds) and their events, by seq. */
 interface Chunk {
-  rows: WebhookDeliveryRow[];
+  rows: WebhookRunRow[];
   events: Map<number, MessageRoutedEvent>;
 }
 
@@ -164,8 +164,8 @@ export class WebhookDispatcher {
     this.schedule(Math.min(options.pollIntervalMs, Math.max(MIN_WAIT_MS, wait)));
   }
 
-  private track(run: WebhookDeliveryRow[], leaseUntil: Date, budgetEnd: number): void {
-    const head = run[0] as WebhookDeliveryRow;
+  private track(run: WebhookRunRow[], leaseUntil: Date, budgetEnd: number): void {
+    const head = run[0] as WebhookRunRow;
     const running = this.deliver(run, leaseUntil, budgetEnd).then(
       () => undefined,
       (err: unknown) => {
@@ -188,9 +188,9 @@ export class WebhookDispatcher {
    * While a full chunk goes out, the next one (the destination's following pending events) is
    * read, so the receiver never waits on the database between two chunks.
    */
-  private async deliver(first: WebhookDeliveryRow[], leaseUntil: Date, budgetEnd: number): Promise<void> {
+  private async deliver(first: WebhookRunRow[], leaseUntil: Date, budgetEnd: number): Promise<void> {
     const { store, clock, options } = this.deps;
-    const head = first[0] as WebhookDeliveryRow;
+    const head = first[0] as WebhookRunRow;
     const { tenantId, destinationId } = head;
     const destination = await store.destinations.get(tenantId, destinationId);
     const secret = destination ? this.secretOf(destination) : null;
@@ -204,11 +204,11 @@ export class WebhookDispatcher {
     const delivered: Delivered[] = [];
     // The previous batch's record, made while the next POSTs go out; never rejects.
     let recording: Promise<boolean> = Promise.resolve(true);
-    let failed: { row: WebhookDeliveryRow; outcome: PostOutcome; at: Date } | undefined;
+    let failed: { row: WebhookRunRow; outcome: PostOutcome; at: Date } | undefined;
     let ended = false;
     while (chunk) {
       const { rows, events }: Chunk = chunk;
-      const last = rows[rows.length - 1] as WebhookDeliveryRow;
+      const last = rows[rows.length - 1] as WebhookRunRow;
       // Never rejects: null when there is no more, or the database failed (the run ends there).
       const next: Promise<Chunk | null> | null =
         rows.length >= options.runLength ? this.nextChunk(head, last.seq, leaseUntil) : null;
@@ -246,7 +246,7 @@ export class WebhookDispatcher {
   }
 
   /** The destination's next pending rows after `afterSeq` (the run holds the destination); null when none or on failure. */
-  private async nextChunk(head: WebhookDeliveryRow, afterSeq: number, leaseUntil: Date): Promise<Chunk | null> {
+  private async nextChunk(head: WebhookRunRow, afterSeq: number, leaseUntil: Date): Promise<Chunk | null> {
     const { store, options } = this.deps;
     try {
       const rows = await store.webhooks.extendRun(head.destinationId, afterSeq, leaseUntil, options.runLength);
@@ -263,7 +263,7 @@ export class WebhookDispatcher {
   }
 
   /** Records 2xx answers; false (logged) when the database refused, which ends the run. */
-  private async record(head: WebhookDeliveryRow, delivered: Delivered[]): Promise<boolean> {
+  private async record(head: WebhookRunRow, delivered: Delivered[]): Promise<boolean> {
     if (delivered.length === 0) return true;
     try {
       await this.deps.store.webhooks.recordSuccesses(head.destinationId, delivered);
@@ -278,7 +278,7 @@ export class WebhookDispatcher {
     }
   }
 
-  private async recordFailure(row: WebhookDeliveryRow, outcome: PostOutcome, at: Date): Promise<void> {
+  private async recordFailure(row: WebhookRunRow, outcome: PostOutcome, at: Date): Promise<void> {
     const { store, options } = this.deps;
     const attempts = row.attempts + 1;
     const delay = retryDelayMs(attempts, options, this.deps.random);

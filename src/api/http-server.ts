@@ -161,7 +161,9 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   };
 
   app.setErrorHandler((err: FastifyError, request, reply) => {
-    const error = toMailroomError(err);
+    const full = toMailroomError(err);
+    // Only an administrator token learns what other tenants have (names, ids, accounts).
+    const error = (request as RouteRequest).principal?.kind === 'admin' ? full : full.forTenantToken();
     if (error.code === 'INTERNAL') {
       request.log.error(
         { err, reqId: request.id, method: request.method, url: request.routeOptions.url },

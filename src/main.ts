@@ -343,6 +343,7 @@ export class Engine {
         operations: this.operations(),
         waitsPerToken: this.config.waitsPerToken,
         waitsPerTenant: this.config.waitsPerTenant,
+        rateLimits: { perToken: this.config.rateLimitPerToken, perAddress: this.config.rateLimitPerAddress },
       });
       await this.api.listen({ host: this.config.httpHost, port: this.config.httpPort });
       await this.inbound.start();

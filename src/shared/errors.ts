@@ -9,6 +9,10 @@ export const ERROR_CODES = {
     status: 429,
     text: 'The API token holds as many long polls and event streams open as it may; retry after the time given.',
   },
+  RATE_LIMITED: {
+    status: 429,
+    text: 'The API token (or, without a valid token, the address) made more requests than it may; retry after the time given.',
+  },
   FORBIDDEN: { status: 403, text: 'The API token may not perform this operation.' },
   NOT_FOUND: { status: 404, text: 'No such route.' },
   TENANT_NOT_FOUND: { status: 404, text: 'The tenant does not exist or is not visible to this token.' },

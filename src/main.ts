@@ -207,8 +207,12 @@ export function buildServices(
       announce: cluster.announce,
     }),
   });
-  oauth?.onSignIn((serverId) => outbound.credentialsRenewed(serverId));
   const inbound = wireInbound(base, settings, { credentials, outbound }, cluster);
+  // A completed sign-in wakes both sides at once: a queue held and a watcher waiting out its retry delay.
+  oauth?.onSignIn((serverId) => {
+    outbound.credentialsRenewed(serverId);
+    inbound.service.credentialsRenewed(serverId);
+  });
   const webhooks = createWebhooks({
     store,
     sealer,
@@ -343,6 +347,7 @@ export class Engine {
         operations: this.operations(),
         waitsPerToken: this.config.waitsPerToken,
         waitsPerTenant: this.config.waitsPerTenant,
+        rateLimits: { perToken: this.config.rateLimitPerToken, perAddress: this.config.rateLimitPerAddress },
       });
       await this.api.listen({ host: this.config.httpHost, port: this.config.httpPort });
       await this.inbound.start();

@@ -149,8 +149,8 @@ export class ServerService {
       const input = withInheritedSmtpApp(validate(ServerInput, mergeServer(formOf(current), patch)));
       const fields = rowFieldsOf(input);
       const keep = keepableSecrets(current, fields);
+      this.checkProxy(fields.proxy, current.proxy); // an unknown proxy first: entering a password would not help
       checkServerInput(input, keep);
-      this.checkProxy(fields.proxy, current.proxy);
       await this.checkUnique(tx, tenantId, serverId, fields);
       await this.checkLinks(tx, tenantId, serverId, fields);
       const sealed = this.sealAll(tenantId, serverId, input, keep, current);
@@ -178,8 +178,8 @@ export class ServerService {
       const input = withInheritedSmtpApp(validate(ServerInput, mergeServer(form, overrides)));
       const fields = rowFieldsOf(input);
       const keep = keepableSecrets(source, fields);
+      this.checkProxy(fields.proxy, source.proxy); // an unknown proxy first: entering a password would not help
       checkServerInput(input, keep);
-      this.checkProxy(fields.proxy, source.proxy);
       const id = newId();
       await this.checkUnique(tx, tenantId, id, fields);
       await this.checkLinks(tx, tenantId, id, fields);
@@ -294,7 +294,11 @@ export class ServerService {
         'ACCOUNT_IN_USE',
         `${account} is already configured in tenant '${other?.name ?? sameAccount.tenantId}'; ` +
           `an account may belong to one tenant only`,
-        { field: 'imap.user', details: { tenantId: sameAccount.tenantId, tenantName: other?.name ?? null } },
+        {
+          field: 'imap.user',
+          details: { tenantId: sameAccount.tenantId, tenantName: other?.name ?? null },
+          forTenants: { message: `${account} is already in use elsewhere; an account may belong to one tenant only` },
+        },
       );
     }
   }

@@ -16,6 +16,7 @@ import { isDatabaseUnreachable } from '../store/transient-errors.js';
 import { bodyAjv, paramsAjv, validationError, withStorableText } from '../shared/validation.js';
 import type { Templates } from '../templates/index.js';
 import { registerJsonBodyParser } from './json-body.js';
+import { registerRateLimits, type RateLimiter, type RateLimits } from './rate-limits.js';
 import { ROUTES } from './routes/index.js';
 import type { InboundApi, OAuthApi, RouteContext, RouteDef, RouteRequest } from './route.js';
 import { WaitSlots } from './wait-slots.js';
@@ -46,6 +47,11 @@ export interface ApiOptions {
   waitsPerToken?: number;
   /** [1000] long polls and event streams all of one tenant's tokens may hold open at once (MAILROOM_WAITS_PER_TENANT). */
   waitsPerTenant?: number;
+  /**
+   * Request rate limits per token and per address (MAILROOM_RATE_LIMIT_PER_TOKEN, …_PER_ADDRESS);
+   * none: no limits (the engine always passes its configuration's).
+   */
+  rateLimits?: RateLimits;
 }
 
 function sha256(text: string): Buffer {
@@ -132,7 +138,26 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     },
   });
 
+  const limits = options.rateLimits ? await registerRateLimits(app, options.rateLimits) : null;
+
   const authenticate = async (request: RouteRequest): Promise<Principal> => {
+    if (!limits) return authenticateToken(request);
+    // An address over its limit for requests without a valid token is answered before its token
+    // is looked up: a wrong-token flood costs no database reads.
+    await limits.addressAlreadyLimited(request);
+    let principal: Principal;
+    try {
+      principal = await authenticateToken(request);
+    } catch (err) {
+      if (isMailroomError(err, 'UNAUTHORIZED')) await limits.address(request);
+      throw err;
+    }
+    // The configuration's administrator token (the operator's own) is not limited.
+    if (principal.tokenId !== null) await limits.token(request, principal.tokenId);
+    return principal;
+  };
+
+  const authenticateToken = async (request: RouteRequest): Promise<Principal> => {
     const header = request.headers.authorization;
     const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
     if (!match) {
@@ -161,7 +186,9 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   };
 
   app.setErrorHandler((err: FastifyError, request, reply) => {
-    const error = toMailroomError(err);
+    const full = toMailroomError(err);
+    // Only an administrator token learns what other tenants have (names, ids, accounts).
+    const error = (request as RouteRequest).principal?.kind === 'admin' ? full : full.forTenantToken();
     if (error.code === 'INTERNAL') {
       request.log.error(
         { err, reqId: request.id, method: request.method, url: request.routeOptions.url },
@@ -187,7 +214,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     sendError(reply, new MailroomError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)),
   );
 
-  for (const route of ROUTES) registerRoute(app, route, ctx, authenticate);
+  for (const route of ROUTES) registerRoute(app, route, ctx, authenticate, limits);
   await app.ready();
   return app;
 }
@@ -197,6 +224,7 @@ function registerRoute(
   route: RouteDef,
   ctx: RouteContext,
   authenticate: (request: RouteRequest) => Promise<Principal>,
+  limits: RateLimiter | null,
 ): void {
   app.route({
     method: route.method,
@@ -214,7 +242,9 @@ function registerRoute(
     // Authentication runs before body validation: an anonymous caller learns nothing of the schema.
     onRequest:
       route.access === 'public'
-        ? undefined
+        ? limits
+          ? async (request: RouteRequest) => limits.address(request)
+          : undefined
         : async (request: RouteRequest) => {
             request.principal = await authenticate(request);
             if (route.access === 'admin' && request.principal.kind !== 'admin') {

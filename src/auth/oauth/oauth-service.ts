@@ -78,8 +78,9 @@ export class OAuthService {
   }
 
   /**
-   * Calls `listener` after each completed device-code sign-in (SMTP with `mode: imap` signs in as
-   * `imap`): the composition root resumes that server's held outbound queue without waiting.
+   * Calls `listener` after each completed sign-in: a device-code sign-in, or a token acquired on
+   * request (`test`, the client-credentials flow's sign-in); SMTP with `mode: imap` signs in as
+   * `imap`. The composition root wakes that server's held outbound queue and its inbound watcher.
    */
   onSignIn(listener: (serverId: string, purpose: OAuthPurpose) => void): void {
     this.signInListeners.add(listener);
@@ -151,7 +152,14 @@ export class OAuthService {
   /** Acquires a token now and reports the result (the "test connection" of the sign-in part). */
   async test(tenantId: string, serverId: string, purpose: OAuthPurpose): Promise<OAuthPurposeView | null> {
     const row = await this.server(tenantId, serverId);
-    await this.tokens.accessToken(row, purpose, { forceRefresh: true }).catch(() => undefined);
+    const target = oauthTarget(row, purpose);
+    const fresh = await this.tokens.accessToken(row, purpose, { forceRefresh: true }).then(
+      () => true,
+      () => false, // the status read below says what failed
+    );
+    // A token acquired with the client secret is the client-credentials flow's sign-in: the
+    // server's sides waiting to retry try again now, as after a device-code sign-in.
+    if (fresh && target) for (const listener of this.signInListeners) listener(serverId, target.purpose);
     return this.purposeView(row, purpose);
   }
 

@@ -16,6 +16,7 @@ import { isDatabaseUnreachable } from '../store/transient-errors.js';
 import { bodyAjv, paramsAjv, validationError, withStorableText } from '../shared/validation.js';
 import type { Templates } from '../templates/index.js';
 import { registerJsonBodyParser } from './json-body.js';
+import { documentedSchema } from './openapi.js';
 import { registerRateLimits, type RateLimiter, type RateLimits } from './rate-limits.js';
 import { ROUTES } from './routes/index.js';
 import type { InboundApi, OAuthApi, RouteContext, RouteDef, RouteRequest } from './route.js';
@@ -126,6 +127,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     >;
   });
 
+  const routesByKey = new Map(ROUTES.map((r) => [`${r.method} ${r.url}`, r]));
   await app.register(fastifySwagger, {
     openapi: {
       openapi: '3.0.3',
@@ -135,6 +137,12 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
         description: 'E-mail channel engine: tenants, e-mail servers, destinations.',
       },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    },
+    // Each route's error responses, media type and headers (api/openapi.ts); the document only.
+    transform: ({ schema, url, route }) => {
+      const method = Array.isArray(route.method) ? route.method[0] : route.method;
+      const def = routesByKey.get(`${String(method)} ${url}`);
+      return { schema: def && schema ? documentedSchema(def, schema) : schema, url };
     },
   });
 

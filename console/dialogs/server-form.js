@@ -233,6 +233,13 @@ export function serverForm(server, mode, panels, destinations = [], proxies = { 
         value: smtp?.rateLimitPerHour ?? 0,
         hint: '0 = no limit.',
       }),
+      input({
+        label: 'Trusted CA file',
+        name: 'smtp.caFile',
+        value: smtp?.caFile,
+        placeholder: '/etc/mailroom/private-ca.pem',
+        hint: "Optional: a PEM file on the engine's host, for a relay with a private CA. Certificates are always verified.",
+      }),
     ),
     h(
       'fieldset',
@@ -349,6 +356,7 @@ export function serverForm(server, mode, panels, destinations = [], proxies = { 
         auth: smtpAuthBody,
         heartbeatAddress: text('smtp.heartbeatAddress') || null,
         rateLimitPerHour: integer('smtp.rateLimitPerHour', 0),
+        caFile: text('smtp.caFile') || null,
       },
       postProcess: post === 'move' ? `move:${text('moveFolder')}` : post,
       proxy: v('proxy') || null,

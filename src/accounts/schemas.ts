@@ -72,6 +72,9 @@ export const SmtpAuthInput = Type.Object(
   strict,
 );
 
+/** An absolute path of a PEM file of CA certificates, inside the engine's MAILROOM_CA_DIR; null = none. */
+const CaFile = Type.Union([Type.String({ minLength: 1, maxLength: 4096, pattern: '^/' }), Type.Null()]);
+
 export const ServerInput = Type.Object(
   {
     name: Name,
@@ -91,7 +94,7 @@ export const ServerInput = Type.Object(
          * Absolute path of a PEM file with CA certificates to trust for this server's TLS, besides
          * the usual roots (a private CA); null = none. Certificate verification always stays on.
          */
-        caFile: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 4096, pattern: '^/' }), Type.Null()])),
+        caFile: Type.Optional(CaFile),
       },
       strict,
     ),
@@ -105,6 +108,8 @@ export const ServerInput = Type.Object(
         heartbeatAddress: Type.Optional(Type.Union([Email, Type.Null()])),
         /** Messages per sliding hour; 0 = no limit. */
         rateLimitPerHour: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
+        /** As `imap.caFile`, for the SMTP side's TLS (implicit or STARTTLS); null = none. */
+        caFile: Type.Optional(CaFile),
       },
       strict,
     ),
@@ -185,6 +190,7 @@ export const ServerView = Type.Object({
     }),
     heartbeatAddress: Type.Union([Type.String(), Type.Null()]),
     rateLimitPerHour: Type.Integer(),
+    caFile: Type.Union([Type.String(), Type.Null()]),
   }),
   postProcess: Type.String(),
   defaultDestinationId: Type.Union([Type.String(), Type.Null()]),

@@ -187,6 +187,7 @@ export function rowFieldsOf(
     smtpRateLimitPerHour: input.smtp.rateLimitPerHour ?? 0,
     postProcess: input.postProcess ?? 'seen',
     imapCaFile: input.imap.caFile ?? null,
+    smtpCaFile: input.smtp.caFile ?? null,
     defaultDestinationId: input.defaultDestinationId ?? null,
     proxy: input.proxy ?? null,
   };
@@ -234,6 +235,7 @@ export function formOf(row: EmailServerRow): ServerInput {
       auth: smtpAuth,
       heartbeatAddress: row.smtpHeartbeatAddress,
       rateLimitPerHour: row.smtpRateLimitPerHour,
+      caFile: row.smtpCaFile,
     },
     postProcess: row.postProcess,
     defaultDestinationId: row.defaultDestinationId,

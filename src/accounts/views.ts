@@ -43,6 +43,7 @@ export function serverView(row: EmailServerRow): ServerView {
       },
       heartbeatAddress: row.smtpHeartbeatAddress,
       rateLimitPerHour: row.smtpRateLimitPerHour,
+      caFile: row.smtpCaFile,
     },
     postProcess: row.postProcess,
     defaultDestinationId: row.defaultDestinationId,

@@ -18,8 +18,8 @@ export interface Config {
   /** [./templates] response files. */
   templatesDir: string;
   /**
-   * MAILROOM_CA_DIR [none]: the directory whose PEM files an e-mail server's `imap.caFile` may
-   * name; without it no CA file is accepted.
+   * MAILROOM_CA_DIR [none]: the directory whose PEM files an e-mail server's `imap.caFile` and
+   * `smtp.caFile` may name; without it no CA file is accepted.
    */
   caDir: string | undefined;
   /** [false] MAILROOM_TEMPLATES_REMOTE_SRC: fetch http/https `Src` of response files (off: such responses are unavailable). */

@@ -42,6 +42,8 @@ const UNREACHABLE_CODES = new Set([
   'EPROXY',
   // Mailroom's own: the server chooses a proxy the engine is not configured with.
   'PROXY_NOT_CONFIGURED',
+  // Mailroom's own: the server's `smtp.caFile` went missing or bad (no connection is made).
+  'ECAFILE',
 ]);
 
 export function classifyDeliveryError(err: unknown): DeliveryFailure {
@@ -87,6 +89,7 @@ const NOTHING_SENT_CODES = new Set([
   'EAI_AGAIN',
   'EPROXY',
   'PROXY_NOT_CONFIGURED',
+  'ECAFILE',
 ]);
 
 /**

@@ -3,6 +3,7 @@ import { rootCertificates } from 'node:tls';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import XOAuth2 from 'nodemailer/lib/xoauth2';
 import type { LoginCredentials } from '../auth/credentials.js';
+import { readCaFile } from '../shared/ca-file.js';
 import { openHttpTunnel } from '../shared/http-tunnel.js';
 import { proxyFor, type MailProxies } from '../shared/mail-proxies.js';
 import { spokePlainText } from '../shared/tls-fallback.js';
@@ -30,6 +31,11 @@ export interface SmtpTransportOptions {
   secure: boolean;
   /** Certificates trusted besides the system's (PEM), e.g. a private CA. */
   ca?: string | Buffer;
+  /**
+   * A PEM file of such certificates (the server's `smtp.caFile`), read for each new connection: a
+   * file that went missing or bad fails the connection with code `ECAFILE`, naming the file.
+   */
+  caFile?: string | undefined;
   /** An HTTP proxy the connection goes through (HTTP CONNECT tunnel; TLS inside it, end to end). */
   proxy?: URL | undefined;
   login: LoginCredentials | null;
@@ -72,7 +78,7 @@ const CONNECTION_CODES = new Set(['ECONNECTION', 'ESOCKET', 'ETIMEDOUT']);
  * the engine does not have).
  */
 export function smtpTransportOptions(
-  server: Pick<EmailServerRow, 'smtpHost' | 'smtpPort' | 'smtpSecure' | 'proxy'>,
+  server: Pick<EmailServerRow, 'smtpHost' | 'smtpPort' | 'smtpSecure' | 'smtpCaFile' | 'proxy'>,
   login: LoginCredentials | null,
   timeouts: SmtpTimeouts,
   proxies?: MailProxies,
@@ -82,6 +88,7 @@ export function smtpTransportOptions(
     host: server.smtpHost,
     port: server.smtpPort,
     secure: server.smtpSecure,
+    ...(server.smtpCaFile !== null && { caFile: server.smtpCaFile }),
     login,
     ...(proxy && { proxy }),
     ...(timeouts.connectionMs !== undefined && { connectionTimeoutMs: timeouts.connectionMs }),
@@ -232,6 +239,7 @@ export class SmtpTransport {
     const { options } = this;
     const startTls = options.secure && this.startTls;
     const connectionTimeoutMs = options.connectionTimeoutMs ?? 30_000;
+    const ca = options.caFile === undefined ? options.ca : await readCaFileAsConnectionError(options.caFile);
     // Through a proxy: the tunnel is the connection; nodemailer speaks SMTP (and TLS) over it.
     const tunnel = options.proxy
       ? await openHttpTunnel(options.proxy, options.host, options.port, connectionTimeoutMs)
@@ -245,9 +253,7 @@ export class SmtpTransport {
       connectionTimeout: connectionTimeoutMs,
       greetingTimeout: options.greetingTimeoutMs ?? 30_000,
       socketTimeout: options.socketTimeoutMs ?? 120_000,
-      tls: options.ca
-        ? { ca: [...rootCertificates, String(options.ca)], rejectUnauthorized: true }
-        : { rejectUnauthorized: true },
+      tls: ca ? { ca: [...rootCertificates, String(ca)], rejectUnauthorized: true } : { rejectUnauthorized: true },
       logger: false,
     });
     return new Promise((resolve, reject) => {
@@ -289,6 +295,15 @@ export class SmtpTransport {
     const connection = this.connection;
     this.connection = null;
     connection?.close();
+  }
+}
+
+/** The CA file's certificates; a file that cannot be used fails the connection (`ECAFILE`), naming it. */
+async function readCaFileAsConnectionError(path: string): Promise<string> {
+  try {
+    return await readCaFile(path);
+  } catch (err) {
+    throw Object.assign(new Error(`${(err as Error).message} ('smtp.caFile')`), { code: 'ECAFILE' });
   }
 }
 

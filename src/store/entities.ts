@@ -78,6 +78,8 @@ export const EmailServerEntity = new EntitySchema<
     defaultDestinationId: { type: 'uuid', name: 'default_destination_id', nullable: true },
     // Migration 0014: the proxy of its IMAP and SMTP connections.
     proxy: text('proxy', true),
+    // Migration 0021: a CA file trusted for SMTP TLS.
+    smtpCaFile: text('smtp_ca_file', true),
     createdAt: created,
     updatedAt: updated,
   },

@@ -62,6 +62,8 @@ export interface EmailServerRow {
   postProcess: string;
   /** Absolute path of a PEM file of CA certificates trusted (besides the usual roots) for IMAP TLS; null = none. */
   imapCaFile: string | null;
+  /** The same for SMTP TLS (STARTTLS or implicit); null = none. */
+  smtpCaFile: string | null;
   /** Destination (of this server) receiving messages that match no monitored destination; null = the unrouted list. */
   defaultDestinationId: string | null;
   /** Proxy of its IMAP and SMTP connections: null = the engine's default, `none` = direct, else a configured name. */

@@ -16,7 +16,11 @@ describe('config', () => {
     assert.equal(config.httpPort, 8025);
     assert.equal(config.logLevel, 'info');
     assert.equal(config.leaseTtlMs, 20_000);
-    assert.equal(config.messageIdDomain, 'mailroom.invalid');
+    assert.equal(config.messageIdDomain, null, "no override: each Message-ID takes its sending address's domain");
+    assert.equal(
+      loadConfig({ MAILROOM_MESSAGE_ID_DOMAIN: 'mail.example.org' }, '/').messageIdDomain,
+      'mail.example.org',
+    );
     assert.equal(config.imap.connectLimits, undefined, 'the inbound defaults apply');
     assert.equal(config.imap.fetchMemoryBytes, undefined, 'the inbound defaults apply');
     assert.equal(config.httpsProxy, undefined, 'no proxy');

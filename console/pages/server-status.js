@@ -33,6 +33,14 @@ function signIn(state) {
   return h('span', {}, badge(state.status, {}), words ? ` ${words}` : '');
 }
 
+/** What each `tls` mode means, as the server form names it. */
+const TLS_WORDS = {
+  implicit: 'SSL/TLS from the start',
+  'starttls-required': 'STARTTLS, required',
+  'starttls-when-offered': 'STARTTLS when offered, else unencrypted',
+  none: 'None: unencrypted',
+};
+
 export async function renderServerStatus(main, { tenantId, serverId }) {
   const base = path('tenants', tenantId, 'servers', serverId);
   let tenant, server;
@@ -101,8 +109,8 @@ export async function renderServerStatus(main, { tenantId, serverId }) {
         withDeadLetters ? api('GET', `${path('tenants', tenantId, 'outbound-requests')}?serverId=${serverId}`) : null,
       ]);
       problem.hidden = true;
-      showConnection(status.inbound, oauth, status.watchedBy);
-      showOutbound(status.outbound);
+      showConnection(status.inbound, oauth, status.watchedBy, status);
+      showOutbound(status.outbound, status);
       if (dead) showDeadLetters(dead.deadLetters);
       if (waiting) showRequests(waiting.requests);
     } catch (err) {
@@ -111,7 +119,13 @@ export async function renderServerStatus(main, { tenantId, serverId }) {
     }
   }
 
-  function showConnection(inbound, oauth, watchedBy) {
+  /** A side's encryption in words, with the warning of one that sends unencrypted. */
+  function encryption(side, { tls, warnings }) {
+    const warning = warnings.find((w) => w.startsWith(`'${side}.tls'`));
+    return warning ? h('span', { class: 'warning' }, `${TLS_WORDS[tls] ?? tls}: ${warning}`) : (TLS_WORDS[tls] ?? tls);
+  }
+
+  function showConnection(inbound, oauth, watchedBy, status) {
     // With several engine instances, the mailbox is watched by the one holding its lease.
     const elsewhere = watchedBy && !watchedBy.thisInstance;
     replace(
@@ -119,6 +133,7 @@ export async function renderServerStatus(main, { tenantId, serverId }) {
       h('h2', { id: 'connection-title' }, 'Mailbox (IMAP)'),
       facts([
         ['Account', `${server.imap.user} at ${server.imap.host}:${server.imap.port}`],
+        ['Encryption', encryption('imap', { tls: status.tls.imap, warnings: status.warnings })],
         watchedBy && [
           'Watched by',
           elsewhere
@@ -137,11 +152,12 @@ export async function renderServerStatus(main, { tenantId, serverId }) {
     );
   }
 
-  function showOutbound({ queue, heartbeat }) {
+  function showOutbound({ queue, heartbeat }, status) {
     replace(
       outbound,
       h('h2', { id: 'outbound-title' }, 'Sending (SMTP)'),
       facts([
+        ['Encryption', encryption('smtp', { tls: status.tls.smtp, warnings: status.warnings })],
         ['Queue', queue ? badge(queue.state, QUEUE) : 'Not started'],
         ['Spool depth', h('span', { class: 'spool-depth' }, String(queue?.depth ?? 0))],
         queue?.oldestQueuedAt && ['Oldest queued', when(queue.oldestQueuedAt)],

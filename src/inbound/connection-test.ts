@@ -25,7 +25,7 @@ export function testImapConnection(
       const session = await ImapSession.connect({
         host: server.imapHost,
         port: server.imapPort,
-        secure: server.imapSecure,
+        tls: server.imapTls,
         login,
         ...(ca !== undefined && { ca }),
         logger: deps.logger,

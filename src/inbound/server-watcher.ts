@@ -159,7 +159,7 @@ export class ServerWatcher {
       return ImapSession.connect({
         host: server.imapHost,
         port: server.imapPort,
-        secure: server.imapSecure,
+        tls: server.imapTls,
         login,
         ...(ca !== undefined && { ca }),
         logger: this.log,

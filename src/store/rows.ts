@@ -2,6 +2,7 @@
  * Plain row shapes of the tables. The rest of the engine sees these, never TypeORM.
  * Sealed columns hold `SecretSealer` envelopes, never plaintext.
  */
+import type { TlsMode } from '../shared/tls-mode.js';
 
 export interface TenantRow {
   id: string;
@@ -38,7 +39,10 @@ export interface EmailServerRow {
   enabled: boolean;
   imapHost: string;
   imapPort: number;
+  /** `imapTls === 'implicit'` (written with it; the mode decides). */
   imapSecure: boolean;
+  /** How the IMAP connection is encrypted (migration 0021). */
+  imapTls: TlsMode;
   imapUser: string;
   imapAuthMethod: ImapAuthMethod;
   imapPasswordSealed: string | null;
@@ -49,7 +53,10 @@ export interface EmailServerRow {
   accountKey: string;
   smtpHost: string;
   smtpPort: number;
+  /** `smtpTls === 'implicit'` (written with it; the mode decides). */
   smtpSecure: boolean;
+  /** How the SMTP connection is encrypted (migration 0021). */
+  smtpTls: TlsMode;
   smtpAuthMode: SmtpAuthMode;
   smtpAuthMethod: ImapAuthMethod | null;
   smtpUser: string | null;

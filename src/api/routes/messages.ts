@@ -181,6 +181,10 @@ export const messageRoutes: RouteDef[] = [
             Type.Object({ instanceId: Type.String(), thisInstance: Type.Boolean() }),
             Type.Null(),
           ]),
+          /** How each side's connection is encrypted (`tls` of the settings). */
+          tls: Type.Object({ imap: Type.String(), smtp: Type.String() }),
+          /** The settings' warnings (a side sending in plain text), as in the server's view. */
+          warnings: Type.Array(Type.String()),
           inbound: Type.Object({
             state: Type.String(),
             lastError: Type.Union([Type.String(), Type.Null()]),
@@ -219,9 +223,15 @@ export const messageRoutes: RouteDef[] = [
     },
     handler: async (req, _reply, { accounts, inbound, outbound, operations }) => {
       const p = req.params as ServerParams;
-      await accounts.servers.get(p.tenantId, p.serverId);
+      const server = await accounts.servers.get(p.tenantId, p.serverId);
       const watchedBy = operations ? await operations.watcherOf(p.serverId) : null;
-      return { watchedBy, inbound: inbound.status(p.serverId), outbound: outbound.status(p.serverId) };
+      return {
+        watchedBy,
+        tls: { imap: server.imap.tls, smtp: server.smtp.tls },
+        warnings: server.warnings,
+        inbound: inbound.status(p.serverId),
+        outbound: outbound.status(p.serverId),
+      };
     },
   },
 ];

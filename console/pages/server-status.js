@@ -33,6 +33,15 @@ function signIn(state) {
   return h('span', {}, badge(state.status, {}), words ? ` ${words}` : '');
 }
 
+/** How new mail is learned, in words: pushed (IDLE) with a safety check, or polled. */
+function newMailWords({ by, pollIntervalMs }) {
+  const every =
+    pollIntervalMs >= 60_000 ? `${Math.round(pollIntervalMs / 60_000)} min` : `${Math.round(pollIntervalMs / 1000)} s`;
+  return by === 'idle'
+    ? `announced by the server (IDLE), and checked every ${every} besides`
+    : `checked every ${every} (the server has no IDLE)`;
+}
+
 /** What each `tls` mode means, as the server form names it. */
 const TLS_WORDS = {
   implicit: 'SSL/TLS from the start',
@@ -143,6 +152,8 @@ export async function renderServerStatus(main, { tenantId, serverId }) {
         ['Connection', badge(inbound.state, CONNECTION)],
         ['Last error', inbound.lastError ? h('span', { class: 'last-error' }, inbound.lastError) : 'none'],
         inbound.lastErrorAt && ['Last error at', when(inbound.lastErrorAt)],
+        inbound.lastProblemEndedAt && ['Last problem ended', when(inbound.lastProblemEndedAt)],
+        inbound.newMail?.by && ['New mail', newMailWords(inbound.newMail)],
         ['Last contact', when(inbound.lastContactAt)],
         ['Reconnects', String(inbound.reconnects)],
         inbound.nextAttemptAt && ['Next attempt', when(inbound.nextAttemptAt)],
@@ -162,7 +173,9 @@ export async function renderServerStatus(main, { tenantId, serverId }) {
         ['Spool depth', h('span', { class: 'spool-depth' }, String(queue?.depth ?? 0))],
         queue?.oldestQueuedAt && ['Oldest queued', when(queue.oldestQueuedAt)],
         queue?.lastReply && ['Last SMTP reply', queue.lastReply],
+        queue?.lastErrorAt && ['Failing since', when(queue.lastErrorAt)],
         queue?.resumeAt && ['Resumes at', when(queue.resumeAt)],
+        queue?.lastProblemEndedAt && ['Last problem ended', when(queue.lastProblemEndedAt)],
         queue?.rateLimitedUntil && ['Rate limited until', when(queue.rateLimitedUntil)],
         [
           'Heartbeat',

@@ -189,6 +189,12 @@ export const messageRoutes: RouteDef[] = [
             state: Type.String(),
             lastError: Type.Union([Type.String(), Type.Null()]),
             lastErrorAt: Type.Union([Type.String(), Type.Null()]),
+            lastProblemEndedAt: Type.Union([Type.String(), Type.Null()]),
+            /** How new mail is learned: `idle` (pushed, plus a safety sync every `pollIntervalMs`) or `poll`. */
+            newMail: Type.Object({
+              by: Type.Union([Type.Literal('idle'), Type.Literal('poll'), Type.Null()]),
+              pollIntervalMs: Type.Union([Type.Integer(), Type.Null()]),
+            }),
             lastContactAt: Type.Union([Type.String(), Type.Null()]),
             lastUid: Type.Record(Type.String(), Type.Integer()),
             idleSupported: Type.Union([Type.Boolean(), Type.Null()]),
@@ -204,6 +210,7 @@ export const messageRoutes: RouteDef[] = [
                 lastReply: Type.Union([Type.String(), Type.Null()]),
                 lastErrorAt: Type.Union([Type.String(), Type.Null()]),
                 resumeAt: Type.Union([Type.String(), Type.Null()]),
+                lastProblemEndedAt: Type.Union([Type.String(), Type.Null()]),
                 rateLimitedUntil: Type.Union([Type.String(), Type.Null()]),
               }),
               Type.Null(),

@@ -13,6 +13,7 @@ import type { OutboundOptions } from './outbound/options.js';
 import { OutboundService, type ResponseRenderer } from './outbound/outbound-service.js';
 import { remoteSrcOptionsOf, webProxyOf, type Config } from './config/config.js';
 import type { AddressPolicy } from './shared/address-policy.js';
+import { DEFAULT_MESSAGE_ID_DOMAIN } from './shared/mail-headers.js';
 import type { WebProxy } from './shared/web-proxy.js';
 import { resolveSecrets } from './config/local-secrets.js';
 import { engineStateCollector } from './engine-metrics.js';
@@ -82,7 +83,8 @@ function inboundOptionsOf(config: Config): Partial<InboundOptions> {
   const { maxMessageBytes, ...rest } = config.imap;
   return {
     ...rest,
-    messageIdDomain: config.messageIdDomain,
+    // Mail naming the override (or the domain of old, when none is set) is a loop candidate.
+    messageIdDomain: config.messageIdDomain ?? DEFAULT_MESSAGE_ID_DOMAIN,
     ...(maxMessageBytes !== undefined && { parseLimits: { ...DEFAULT_PARSE_LIMITS, maxBytes: maxMessageBytes } }),
     proxies: config.mailProxies,
   };

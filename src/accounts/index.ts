@@ -27,7 +27,7 @@ export function createAccounts(
     proxies?: MailProxies | undefined;
     /** [public addresses only] where webhook URLs may lead (MAILROOM_WEBHOOK_ALLOW_PRIVATE). */
     webhookAddresses?: AddressPolicy | undefined;
-    /** [none: no CA file accepted] the directory `imap.caFile` must name a file in (MAILROOM_CA_DIR). */
+    /** [none: no CA file accepted] the directory `imap.caFile` and `smtp.caFile` must name a file in (MAILROOM_CA_DIR). */
     caDir?: string | undefined;
   } = {},
 ): Accounts {

@@ -67,7 +67,7 @@ export class ServerService {
   /** @param proxies the proxies this engine is configured with, which a server chooses from */
   /**
    * @param proxies the engine's mail proxies, which servers choose from
-   * @param caDir MAILROOM_CA_DIR: the only directory `imap.caFile` may name a file in; none: no CA file is accepted
+   * @param caDir MAILROOM_CA_DIR: the only directory `imap.caFile` and `smtp.caFile` may name a file in; none: no CA file is accepted
    */
   constructor(
     private readonly store: Store,
@@ -303,34 +303,36 @@ export class ServerService {
     }
   }
 
+  /** A side's CA file (`field`) must be a readable file of PEM certificates in MAILROOM_CA_DIR. */
+  private async checkCaFile(tenantId: string, serverId: string, field: string, caFile: string | null): Promise<void> {
+    if (caFile === null) return;
+    try {
+      await readCaFileIn(this.caDir, caFile);
+    } catch (err) {
+      // One answer whatever the reason: which paths exist, are folders or hold no certificate
+      // is the engine's machine's business. The operator reads the reason in the log.
+      this.logger.warn({ tenantId, serverId, field, caFile, reason: (err as Error).message }, 'a CA file was refused');
+      throw new MailroomError(
+        'VALIDATION_FAILED',
+        `'${field}' must name a readable file of PEM CA certificates in the engine's CA directory ` +
+          `(MAILROOM_CA_DIR; ask its operator)`,
+        { field },
+      );
+    }
+  }
+
   /**
-   * What the server refers to must be usable: the CA file exists and holds PEM certificates, and
+   * What the server refers to must be usable: each CA file exists and holds PEM certificates, and
    * the default destination is a destination of this tenant that uses this server.
    */
   private async checkLinks(
     tx: StoreSession,
     tenantId: string,
     serverId: string,
-    fields: Pick<EmailServerRow, 'imapCaFile' | 'defaultDestinationId'>,
+    fields: Pick<EmailServerRow, 'imapCaFile' | 'smtpCaFile' | 'defaultDestinationId'>,
   ): Promise<void> {
-    if (fields.imapCaFile !== null) {
-      try {
-        await readCaFileIn(this.caDir, fields.imapCaFile);
-      } catch (err) {
-        // One answer whatever the reason: which paths exist, are folders or hold no certificate
-        // is the engine's machine's business. The operator reads the reason in the log.
-        this.logger.warn(
-          { tenantId, serverId, caFile: fields.imapCaFile, reason: (err as Error).message },
-          'a CA file was refused',
-        );
-        throw new MailroomError(
-          'VALIDATION_FAILED',
-          `'imap.caFile' must name a readable file of PEM CA certificates in the engine's CA directory ` +
-            `(MAILROOM_CA_DIR; ask its operator)`,
-          { field: 'imap.caFile' },
-        );
-      }
-    }
+    await this.checkCaFile(tenantId, serverId, 'imap.caFile', fields.imapCaFile);
+    await this.checkCaFile(tenantId, serverId, 'smtp.caFile', fields.smtpCaFile);
     if (fields.defaultDestinationId !== null) {
       const destination = await tx.destinations.get(tenantId, fields.defaultDestinationId);
       if (!destination || destination.serverId !== serverId) {

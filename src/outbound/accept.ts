@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../shared/clock.js';
 import { isMailroomError, MailroomError } from '../shared/errors.js';
+import { ownMessageId } from '../shared/mail-headers.js';
 import { validate } from '../shared/validation.js';
 import { queuedRow, type EmailServerRow, type OutboundMessageRow } from '../store/rows.js';
 import type { Store } from '../store/store.js';
@@ -289,7 +290,7 @@ export class Acceptor {
     }
 
     const id = randomUUID();
-    const messageId = `${id}@${this.options.messageIdDomain}`;
+    const messageId = ownMessageId(id, destination.address, this.options.messageIdDomain);
     const { raw, envelope } = await composeMessage({
       // The From text is the alias customers see; without one the address stands alone (the
       // destination's name is an administrator's label, not meant for customers).

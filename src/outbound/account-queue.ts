@@ -31,14 +31,24 @@ export type QueueState = 'ok' | 'paused' | 'held';
  */
 const FAILED_PASS_RETRY: BackoffOptions = { minMs: 1_000, maxMs: 5_000 };
 
+/**
+ * A queue's state. It shows either the current problem (`paused` or `held`: `lastErrorAt` and
+ * `resumeAt` set, `lastProblemEndedAt` null) or, once `ok` again, when the last problem ended
+ * (`lastErrorAt` and `resumeAt` null): never a mix (issue 30, item 4).
+ */
 export interface QueueStatus {
   /** ok: delivering; paused: relay unreachable, probing; held: credentials refused. */
   state: QueueState;
   depth: number;
   oldestQueuedAt: string | null;
+  /** The server's last reply (while paused or held: why), or null when a problem just ended. */
   lastReply: string | null;
+  /** While paused or held: when the account last failed. */
   lastErrorAt: string | null;
+  /** While paused or held: when the relay is tried again. */
   resumeAt: string | null;
+  /** While ok: when the last pause or hold ended (null when there was none). */
+  lastProblemEndedAt: string | null;
   /** Set while the hourly rate limit holds messages back. */
   rateLimitedUntil: string | null;
 }
@@ -94,6 +104,7 @@ export class AccountQueue {
     lastReply: null,
     lastErrorAt: null,
     resumeAt: null,
+    lastProblemEndedAt: null,
     rateLimitedUntil: null,
   };
   private resumeAt = 0;
@@ -286,7 +297,8 @@ export class AccountQueue {
     if (this.attemptingId !== null) this.transportStale = true;
     else this.dropTransport();
     this.resumeAt = 0;
-    this.status.state = 'ok';
+    // New settings: whatever held the queue is over (should they fail too, the next try says so).
+    this.endProblem();
     this.kick();
   }
 
@@ -496,8 +508,9 @@ export class AccountQueue {
         });
       }
       const failure = classifyDeliveryError(err);
+      // One message's refusal is that message's (its status and the dead letters say so); only
+      // an account that cannot send is the queue's problem (`enterProblem`).
       this.status.lastReply = failure.reply;
-      this.status.lastErrorAt = new Date(clock.now()).toISOString();
       return this.handleFailure(item, failure, attempts, firstAttemptAt, err);
     } finally {
       this.sendingId = null;
@@ -644,9 +657,7 @@ export class AccountQueue {
     const resumeAt = now + (held ? options.authRetryMs : options.probeIntervalMs);
     // The message's row first: whoever sees the queue paused or held sees the message deferred.
     await store.outbound.deferUnlessFailed(item.id, { nextAttemptAt: new Date(resumeAt), ...common });
-    this.status.state = held ? 'held' : 'paused';
-    this.resumeAt = resumeAt;
-    this.status.resumeAt = new Date(resumeAt).toISOString();
+    this.enterProblem(held ? 'held' : 'paused', failure.reply, now, resumeAt);
     outboundMessages.inc(this.outcomeLabels('deferred'));
     this.dropTransport();
     this.log.warn(
@@ -657,23 +668,44 @@ export class AccountQueue {
     return false;
   }
 
+  /** The account cannot send (`paused` or `held`) until `resumeAt`; the status says why and since when. */
+  private enterProblem(state: 'paused' | 'held', reply: string, now: number, resumeAt: number): void {
+    this.status.state = state;
+    this.status.lastReply = reply;
+    this.status.lastErrorAt = new Date(now).toISOString();
+    this.resumeAt = resumeAt;
+    this.status.resumeAt = new Date(resumeAt).toISOString();
+    this.status.lastProblemEndedAt = null;
+  }
+
+  /** Back to `ok`: the problem's fields go, and when it ended is kept (nothing changes when there was none). */
+  private endProblem(): void {
+    if (this.status.state === 'ok') return;
+    this.status.state = 'ok';
+    this.status.lastReply = null;
+    this.status.lastErrorAt = null;
+    this.status.resumeAt = null;
+    this.status.lastProblemEndedAt = new Date(this.deps.clock.now()).toISOString();
+  }
+
   /** Connects and logs in without sending; on success the queue resumes. */
   private async probe(): Promise<boolean> {
     const { clock, options } = this.deps;
     try {
       await this.withLogin((transport) => transport.verify());
       this.log.info({ was: this.status.state }, 'relay reachable again; resuming');
-      this.status.state = 'ok';
-      this.status.resumeAt = null;
+      this.endProblem();
       return true;
     } catch (err) {
       const failure = classifyDeliveryError(err);
       const held = failure.kind === 'auth';
-      this.status.state = held ? 'held' : 'paused';
-      this.status.lastReply = failure.reply;
-      this.status.lastErrorAt = new Date(clock.now()).toISOString();
-      this.resumeAt = clock.now() + (held ? options.authRetryMs : options.probeIntervalMs);
-      this.status.resumeAt = new Date(this.resumeAt).toISOString();
+      const now = clock.now();
+      this.enterProblem(
+        held ? 'held' : 'paused',
+        failure.reply,
+        now,
+        now + (held ? options.authRetryMs : options.probeIntervalMs),
+      );
       this.dropTransport();
       this.schedule(this.resumeAt);
       return false;

@@ -15,6 +15,7 @@ import { ServerProxy1764000000014 } from './0014-server-proxy.js';
 import { GrantAccountPlace1764000000015 } from './0015-grant-account-place.js';
 import { WebhookPendingSeq1764000000016 } from './0016-webhook-pending-seq.js';
 import { RefusedRecipients1764000000017 } from './0017-refused-recipients.js';
+import { ServerTls1764000000021 } from './0021-server-tls.js';
 import { WebhookDestinationLeases1764000000030 } from './0030-webhook-destination-leases.js';
 
 /** Every migration, oldest first. A new one is a new file here plus one line below. */
@@ -36,5 +37,6 @@ export const MIGRATIONS = [
   GrantAccountPlace1764000000015,
   WebhookPendingSeq1764000000016,
   RefusedRecipients1764000000017,
+  ServerTls1764000000021,
   WebhookDestinationLeases1764000000030,
 ];

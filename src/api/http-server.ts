@@ -8,7 +8,8 @@ import Fastify, {
   type FastifyReply,
 } from 'fastify';
 import type { ErrorObject } from 'ajv';
-import type { Accounts, Principal } from '../accounts/index.js';
+import { CONFIGURED_ADMIN_NAME, type Accounts, type Principal } from '../accounts/index.js';
+import { runAs, type Actor } from '../shared/actor.js';
 import type { OutboundService } from '../outbound/outbound-service.js';
 import { ERROR_CODES, isMailroomError, MailroomError, type ErrorCode } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
@@ -139,7 +140,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       throw new MailroomError('UNAUTHORIZED', 'send the API token as "Authorization: Bearer <token>"');
     }
     const token = match[1] as string;
-    if (timingSafeEqual(sha256(token), adminHash)) return { kind: 'admin', tokenId: null };
+    if (timingSafeEqual(sha256(token), adminHash)) return { kind: 'admin', tokenId: null, name: CONFIGURED_ADMIN_NAME };
     const principal = await accounts.apiTokens.resolve(token);
     if (!principal) throw new MailroomError('UNAUTHORIZED', 'the API token is not valid (revoked or mistyped)');
     return principal;
@@ -192,6 +193,11 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   return app;
 }
 
+/** The audit log's "who" of a request: its token's id and name. */
+export function actorOfPrincipal(principal: Principal): Actor {
+  return { kind: 'token', tokenId: principal.tokenId, name: principal.name };
+}
+
 function registerRoute(
   app: FastifyInstance,
   route: RouteDef,
@@ -232,6 +238,11 @@ function registerRoute(
             }
           }
         : undefined,
-    handler: (request, reply) => route.handler(request as RouteRequest, reply, ctx),
+    // Changes a handler makes are audited as the token's (src/shared/actor.ts).
+    handler: (request, reply) => {
+      const principal = (request as RouteRequest).principal;
+      const run = () => route.handler(request as RouteRequest, reply, ctx);
+      return principal ? runAs(actorOfPrincipal(principal), run) : run();
+    },
   });
 }

@@ -21,6 +21,7 @@ import { ResponseFileSettingsRepository } from './response-file-settings.js';
 import type { ApiTokenRow, DestinationRow, EmailServerRow, TenantRow } from './rows.js';
 import { WebhookDeliveryRepository } from './webhook-deliveries.js';
 import { LeaseRepository } from './leases.js';
+import { AuditLogRepository } from './audit-log.js';
 import { noNotifications, PostgresNotifications, type Notifications } from './notifications.js';
 
 export type { StoreKind } from './data-source.js';
@@ -205,6 +206,7 @@ export class StoreSession {
   readonly responseFiles: ResponseFileSettingsRepository;
   readonly webhooks: WebhookDeliveryRepository;
   readonly leases: LeaseRepository;
+  readonly audit: AuditLogRepository;
 
   constructor(protected readonly em: EntityManager) {
     this.tenants = new TenantRepository(em);
@@ -223,6 +225,7 @@ export class StoreSession {
     this.responseFiles = new ResponseFileSettingsRepository(em);
     this.webhooks = new WebhookDeliveryRepository(em);
     this.leases = new LeaseRepository(em);
+    this.audit = new AuditLogRepository(em);
   }
 }
 

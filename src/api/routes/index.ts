@@ -1,4 +1,5 @@
 import type { RouteDef } from '../route.js';
+import { auditRoutes } from './audit.js';
 import { consoleRoutes } from './console.js';
 import { destinationRoutes } from './destinations.js';
 import { eventRoutes } from './events.js';
@@ -25,5 +26,6 @@ export const ROUTES: readonly RouteDef[] = [
   ...outboundRoutes,
   ...oauthRoutes,
   ...webhookRoutes,
+  ...auditRoutes,
   ...consoleRoutes,
 ];

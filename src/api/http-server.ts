@@ -16,6 +16,8 @@ import type { Logger } from '../shared/logger.js';
 import { isDatabaseUnreachable } from '../store/transient-errors.js';
 import { bodyAjv, paramsAjv, validationError, withStorableText } from '../shared/validation.js';
 import type { Templates } from '../templates/index.js';
+import type { Store } from '../store/store.js';
+import { TraceService } from '../trace/trace-service.js';
 import { registerJsonBodyParser } from './json-body.js';
 import { ROUTES } from './routes/index.js';
 import type { InboundApi, OAuthApi, RouteContext, RouteDef, RouteRequest } from './route.js';
@@ -28,6 +30,8 @@ export const DEFAULT_WAITS_PER_TENANT = 1000;
 
 export interface ApiOptions {
   accounts: Accounts;
+  /** The database, for the message trace's reads. */
+  store: Store;
   inbound: InboundApi;
   outbound: OutboundService;
   /** Response files (issue 6); without them the responses routes answer UNAVAILABLE. */
@@ -155,6 +159,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     ...(options.webhooks && { webhooks: options.webhooks }),
     ...(options.operations && { operations: options.operations }),
     openapi: () => app.swagger(),
+    trace: new TraceService(options.store),
     waits: new WaitSlots(
       options.waitsPerToken ?? DEFAULT_WAITS_PER_TOKEN,
       options.waitsPerTenant ?? DEFAULT_WAITS_PER_TENANT,

@@ -1,4 +1,5 @@
 import type { Clock } from '../shared/clock.js';
+import { actorDetail } from '../store/trace-events.js';
 import { isMailroomError, MailroomError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { OutboundAction, OutboundRequestRecord } from '../store/outbound-repositories.js';
@@ -256,18 +257,28 @@ export class MailActions {
         );
       }
       if (!(await spool.requeueDead(row.serverId, row.id))) throw await notInSpool();
-      await store.outbound.update(row.id, {
-        status: 'queued',
-        nextAttemptAt: null,
-        firstAttemptAt: null,
-        attempts: 0,
-        deadLetteredAt: null,
+      await store.transaction(async (tx) => {
+        await tx.outbound.update(row.id, {
+          status: 'queued',
+          nextAttemptAt: null,
+          firstAttemptAt: null,
+          attempts: 0,
+          deadLetteredAt: null,
+        });
+        await tx.trace.append([
+          { tenantId: row.tenantId, messageId: row.id, type: 'requeued', detail: { ...actorDetail() } },
+        ]);
       });
       this.deps.queueOf(row.serverId)?.refresh();
     } else if (action === 'delete') {
       // Gone already (removed by hand): deleted all the same.
       await spool.deleteDead(row.serverId, row.id);
-      await store.outbound.update(row.id, { deadLetteredAt: null });
+      await store.transaction(async (tx) => {
+        await tx.outbound.update(row.id, { deadLetteredAt: null });
+        await tx.trace.append([
+          { tenantId: row.tenantId, messageId: row.id, type: 'dead-letter-deleted', detail: { ...actorDetail() } },
+        ]);
+      });
     } else {
       const result = await this.cancelHere(row);
       if (result !== 'cancelled') {
@@ -299,7 +310,7 @@ export class MailActions {
       firstAttemptAt: row.firstAttemptAt?.toISOString() ?? null,
       failedAt: now.toISOString(),
     });
-    await store.outbound.failUnlessSent(row.id, CANCELLED_REPLY, now);
+    await store.outbound.failUnlessSent(row.id, CANCELLED_REPLY, now, { type: 'cancelled', detail: actorDetail() });
     return 'cancelled';
   }
 }

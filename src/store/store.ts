@@ -22,6 +22,8 @@ import type { ApiTokenRow, DestinationRow, EmailServerRow, TenantRow } from './r
 import { WebhookDeliveryRepository } from './webhook-deliveries.js';
 import { LeaseRepository } from './leases.js';
 import { AuditLogRepository } from './audit-log.js';
+import { TraceRepository } from './trace-events.js';
+import { TraceSearchRepository } from './trace-search.js';
 import { noNotifications, PostgresNotifications, type Notifications } from './notifications.js';
 
 export type { StoreKind } from './data-source.js';
@@ -207,6 +209,8 @@ export class StoreSession {
   readonly webhooks: WebhookDeliveryRepository;
   readonly leases: LeaseRepository;
   readonly audit: AuditLogRepository;
+  readonly trace: TraceRepository;
+  readonly traceSearch: TraceSearchRepository;
 
   constructor(protected readonly em: EntityManager) {
     this.tenants = new TenantRepository(em);
@@ -226,6 +230,8 @@ export class StoreSession {
     this.webhooks = new WebhookDeliveryRepository(em);
     this.leases = new LeaseRepository(em);
     this.audit = new AuditLogRepository(em);
+    this.trace = new TraceRepository(em);
+    this.traceSearch = new TraceSearchRepository(em);
   }
 }
 

@@ -11,6 +11,7 @@ import { responseRoutes } from './responses.js';
 import { serverRoutes } from './servers.js';
 import { tenantRoutes } from './tenants.js';
 import { tokenRoutes } from './tokens.js';
+import { traceRoutes } from './trace.js';
 import { webhookRoutes } from './webhooks.js';
 
 /** Every route of the API. A route is added to one of these files and nowhere else. */
@@ -27,5 +28,6 @@ export const ROUTES: readonly RouteDef[] = [
   ...oauthRoutes,
   ...webhookRoutes,
   ...auditRoutes,
+  ...traceRoutes,
   ...consoleRoutes,
 ];

@@ -246,10 +246,16 @@ export class WebhookDeliveryRepository {
     await this.em.transaction(async (em) => {
       await em.query('SET LOCAL synchronous_commit TO OFF');
       await em.query(
-        `UPDATE webhook_deliveries w
-            SET attempts = w.attempts + 1, delivered_at = u.at, last_attempt_at = u.at, last_status = u.status
-           FROM unnest($2::bigint[], $3::timestamptz[], $4::integer[]) AS u(seq, at, status)
-          WHERE w.destination_id = $1 AND w.seq = u.seq`,
+        `WITH d AS (
+           UPDATE webhook_deliveries w
+              SET attempts = w.attempts + 1, delivered_at = u.at, last_attempt_at = u.at, last_status = u.status
+             FROM unnest($2::bigint[], $3::timestamptz[], $4::integer[]) AS u(seq, at, status)
+            WHERE w.destination_id = $1 AND w.seq = u.seq
+            RETURNING w.tenant_id, w.message_id, u.at, w.attempts, u.status)
+         INSERT INTO trace_events (tenant_id, message_id, at, type, detail)
+         SELECT tenant_id, message_id, at, 'webhook-delivered',
+                jsonb_build_object('destinationId', $1::text, 'attempt', attempts, 'status', status)
+           FROM d`,
         [destinationId, done.map((d) => d.seq), done.map((d) => d.at), done.map((d) => d.status)],
       );
     });
@@ -269,10 +275,17 @@ export class WebhookDeliveryRepository {
     failure: { at: Date; status: number | null; error: string; nextAttemptAt: Date },
   ): Promise<void> {
     await this.em.query(
-      `UPDATE webhook_deliveries
-          SET attempts = attempts + 1, last_attempt_at = $3, last_status = $4, last_error = $5, last_error_at = $3,
-              next_attempt_at = $6
-        WHERE destination_id = $1 AND seq = $2`,
+      `WITH f AS (
+         UPDATE webhook_deliveries
+            SET attempts = attempts + 1, last_attempt_at = $3, last_status = $4, last_error = $5, last_error_at = $3,
+                next_attempt_at = $6
+          WHERE destination_id = $1 AND seq = $2
+          RETURNING tenant_id, message_id, attempts)
+       INSERT INTO trace_events (tenant_id, message_id, at, type, detail)
+       SELECT tenant_id, message_id, $3, 'webhook-failed',
+              jsonb_build_object('destinationId', $1::text, 'attempt', attempts, 'status', $4::integer,
+                                 'error', $5::text, 'nextAttemptAt', $6::timestamptz)
+         FROM f`,
       [destinationId, seq, failure.at, failure.status, failure.error, failure.nextAttemptAt],
     );
   }

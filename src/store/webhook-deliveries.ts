@@ -163,24 +163,39 @@ export class WebhookDeliveryRepository {
 
   /**
    * Claims up to `destinations` destinations whose oldest pending row is due and that no run
-   * holds, leasing each destination (not its rows) until `leaseUntil`, and reads the first
+   * holds, round-robin over tenants and at most `perTenant` runs of one tenant at once (counting
+   * the runs other instances hold), leasing each destination (not its rows) until `leaseUntil`, and reads the first
    * `runLength` pending rows of each. Two statements on purpose: the rows are read after the
    * lease is taken, so a run that ended just before (its deliveries committed, then its lease
    * given back) is seen whole. A lease is taken by one engine alone: the insert of a lapsed or
    * absent lease waits for a concurrent one and then finds it live. Rows of each run in seq
-   * order, runs by when their head fell due.
+   * order; runs each tenant's first, then each tenant's second, … by when their head fell due.
    */
-  async claimRuns(now: Date, leaseUntil: Date, destinations: number, runLength: number): Promise<WebhookRunRow[][]> {
+  async claimRuns(
+    now: Date,
+    leaseUntil: Date,
+    destinations: number,
+    runLength: number,
+    perTenant: number,
+  ): Promise<WebhookRunRow[][]> {
     const leased: RawRow[] = await this.em.query(
-      `WITH heads AS (
-         SELECT t.id AS destination_id, h.next_attempt_at, h.seq FROM destinations t
+      `WITH busy AS (
+         SELECT t.tenant_id, count(*) AS runs FROM webhook_leases l JOIN destinations t ON t.id = l.destination_id
+          WHERE l.lease_until > $1 GROUP BY t.tenant_id),
+       due AS (
+         SELECT t.id AS destination_id, t.tenant_id, h.next_attempt_at, h.seq,
+                row_number() OVER (PARTITION BY t.tenant_id ORDER BY h.next_attempt_at, h.seq) AS place
+           FROM destinations t
           CROSS JOIN LATERAL (${HEAD_OF_DESTINATION}) h
-          LEFT JOIN webhook_leases l ON l.destination_id = t.id
+           LEFT JOIN webhook_leases l ON l.destination_id = t.id
           WHERE t.webhook_url IS NOT NULL AND h.next_attempt_at <= $1
             AND (l.lease_until IS NULL OR l.lease_until <= $1)
             -- a row lease of an engine from before destination leases (migration 0030)
-            AND (h.lease_until IS NULL OR h.lease_until <= $1)
-          ORDER BY h.next_attempt_at, h.seq
+            AND (h.lease_until IS NULL OR h.lease_until <= $1)),
+       heads AS (
+         SELECT d.destination_id, d.next_attempt_at, d.seq, d.place FROM due d LEFT JOIN busy b USING (tenant_id)
+          WHERE d.place + COALESCE(b.runs, 0) <= $4
+          ORDER BY d.place, d.next_attempt_at, d.seq
           LIMIT $3),
        leased AS (
          INSERT INTO webhook_leases (destination_id, lease_until)
@@ -188,9 +203,9 @@ export class WebhookDeliveryRepository {
          ON CONFLICT (destination_id) DO UPDATE SET lease_until = EXCLUDED.lease_until
           WHERE webhook_leases.lease_until <= $1
          RETURNING destination_id)
-       SELECT h.destination_id, h.next_attempt_at FROM heads h JOIN leased USING (destination_id)
-        ORDER BY h.next_attempt_at, h.seq`,
-      [now, leaseUntil, destinations],
+       SELECT h.destination_id FROM heads h JOIN leased USING (destination_id)
+        ORDER BY h.place, h.next_attempt_at, h.seq`,
+      [now, leaseUntil, destinations, perTenant],
     );
     if (leased.length === 0) return [];
     const rows: RawRow[] = await this.em.query(

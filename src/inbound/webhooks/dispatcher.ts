@@ -155,7 +155,13 @@ export class WebhookDispatcher {
     const now = clock.now();
     const budgetEnd = now + options.runBudgetMs;
     const leaseUntil = new Date(budgetEnd + options.requestTimeoutMs + LEASE_MARGIN_MS);
-    const runs = await store.webhooks.claimRuns(new Date(now), leaseUntil, free, options.runLength);
+    const runs = await store.webhooks.claimRuns(
+      new Date(now),
+      leaseUntil,
+      free,
+      options.runLength,
+      options.maxInFlightPerTenant,
+    );
     for (const run of runs) this.track(run, leaseUntil, budgetEnd);
     if (this.stopping) return;
     if (runs.length === free) return this.schedule(options.pollIntervalMs);

@@ -199,7 +199,8 @@ forEachBackend('webhook pipeline', (kind) => {
     try {
       await eventually(
         async () => (receiver && new Set(receiver.posts.map((p) => p.seq)).size === 120 ? true : undefined),
-        20_000,
+        // Waits for the deliveries, decides nothing: generous for the embedded database on a loaded machine.
+        60_000,
       );
     } finally {
       clearInterval(wakes);

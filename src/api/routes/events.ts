@@ -2,9 +2,17 @@ import { Type } from '@sinclair/typebox';
 import { MailroomError } from '../../shared/errors.js';
 import { DestinationParams } from '../params.js';
 import { principalOf, stillAuthorized, type RouteDef } from '../route.js';
+import { SharedChecks } from '../shared-checks.js';
 
 /** [15000] ms between two keep-alive comments of an idle stream (proxies close silent connections). */
 const KEEP_ALIVE_MS = 15_000;
+
+/**
+ * Keep-alive re-authorisations, one answer shared by the streams of a token and destination for
+ * half a keep-alive period. Each batch handed out is still authorised afresh.
+ */
+const keepAliveChecks = new SharedChecks(KEEP_ALIVE_MS / 2);
+
 /** [3000] ms a browser's EventSource waits before it reconnects (the stream's `retry:`). */
 const RECONNECT_MS = 3_000;
 
@@ -77,9 +85,11 @@ export const eventRoutes: RouteDef[] = [
         // with each keep-alive).
         const allowed = async (): Promise<boolean> =>
           (await stillAuthorized(req, accounts)) && (await inbound.feed.stillVisible(p.tenantId, p.destinationId));
+        const principal = principalOf(req);
         keepAlive = setInterval(() => {
           res.write(': keep-alive\n\n');
-          allowed().then(
+          // Shared by the streams of one token and destination (one read for all of them).
+          keepAliveChecks.check(`${principal.tokenId ?? 'config'}:${p.destinationId}`, allowed).then(
             (ok) => {
               if (!ok) abort.abort();
             },

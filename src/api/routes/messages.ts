@@ -3,6 +3,10 @@ import { MailroomError } from '../../shared/errors.js';
 import { FeedItemView, MessageDetailView, MessageSummaryView } from '../../inbound/views.js';
 import { DestinationParams, ServerParams } from '../params.js';
 import { principalOf, stillAuthorized, type RouteDef } from '../route.js';
+import { SharedChecks } from '../shared-checks.js';
+
+/** Whether a token still stands at the end of an empty wait: one read per token and second. */
+const emptyWaitChecks = new SharedChecks(1_000);
 
 const tags = ['inbound messages'];
 const base = '/api/v1/tenants/:tenantId/destinations/:destinationId/messages';
@@ -64,10 +68,14 @@ export const messageRoutes: RouteDef[] = [
       const release = waits.take(principalOf(req), p.tenantId);
       try {
         const found = await inbound.feed.list(p.tenantId, p.destinationId, q.after ?? 0, q.limit ?? 100, waitMs);
-        // What arrived while it waited goes only to a token that still stands.
-        if (found.messages.length > 0 && !(await stillAuthorized(req, accounts))) {
-          throw new MailroomError('UNAUTHORIZED', 'the API token was revoked while the request waited');
-        }
+        // What arrived while it waited goes only to a token that still stands (checked afresh); a
+        // wait that ends empty answers 401 too once the token is revoked (one check shared by the
+        // token's waits ending within a second: nothing is handed out on it).
+        const standing =
+          found.messages.length > 0
+            ? await stillAuthorized(req, accounts)
+            : await emptyWaitChecks.check(principalOf(req).tokenId ?? 'config', () => stillAuthorized(req, accounts));
+        if (!standing) throw new MailroomError('UNAUTHORIZED', 'the API token was revoked while the request waited');
         return found;
       } finally {
         release();

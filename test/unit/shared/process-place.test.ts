@@ -9,7 +9,7 @@ describe('process place (may a pid be trusted here)', () => {
     if (process.platform !== 'linux') this.skip();
     const place = processPlace();
     assert.ok(place?.startsWith(`${hostname()}/`), String(place));
-    assert.match(place, /\/pid:\[\d+\]$/);
+    assert.match(String(place), /\/pid:\[\d+\]$/);
   });
 
   it('calls a pid gone only when no process holds it', async () => {

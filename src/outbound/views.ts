@@ -1,7 +1,46 @@
 import type { OutboundRequestRecord } from '../store/outbound-repositories.js';
 import { WITHDRAWN_OUTCOME } from '../store/outbound-repositories.js';
 import type { OutboundMessageRow } from '../store/rows.js';
-import type { DeadLetterView, OutboundView, RequestView } from './schemas.js';
+import type { DeadLetterView, OutboundView, RecipientOutcomeView, RequestView } from './schemas.js';
+
+/** Every recipient of a message and what became of it, from the row alone. */
+export function recipientOutcomes(row: OutboundMessageRow): RecipientOutcomeView[] {
+  const refused = new Map((row.refusedRecipients ?? []).map((r) => [r.address.toLowerCase(), r]));
+  const accepted = new Map((row.acceptedRecipients ?? []).map((r) => [r.address.toLowerCase(), r]));
+  return row.recipients.map((address): RecipientOutcomeView => {
+    const refusal = refused.get(address.toLowerCase());
+    if (refusal) {
+      return { address, outcome: 'refused', reply: refusal.reply, responseCode: refusal.responseCode, at: refusal.at };
+    }
+    const taken = accepted.get(address.toLowerCase());
+    if (taken) return { address, outcome: 'sent', reply: taken.reply, responseCode: codeOf(taken.reply), at: taken.at };
+    if (row.status === 'sent') {
+      return {
+        address,
+        outcome: 'sent',
+        reply: row.lastReply,
+        responseCode: row.lastResponseCode,
+        at: row.sentAt ? row.sentAt.toISOString() : null,
+      };
+    }
+    if (row.status === 'failed') {
+      return {
+        address,
+        outcome: 'failed',
+        reply: row.lastReply,
+        responseCode: row.lastResponseCode,
+        at: (row.deadLetteredAt ?? row.updatedAt).toISOString(),
+      };
+    }
+    return { address, outcome: 'pending', reply: null, responseCode: null, at: null };
+  });
+}
+
+/** The reply code at the start of an SMTP reply ("250 2.0.0 OK"), or null. */
+function codeOf(reply: string): number | null {
+  const code = Number.parseInt(reply, 10);
+  return code >= 200 && code < 600 ? code : null;
+}
 
 /** What the API shows of outgoing messages, dead letters and requests left for other instances. */
 
@@ -18,6 +57,7 @@ export function deadLetterView(row: OutboundMessageRow): DeadLetterView {
     failedAt: row.deadLetteredAt ? row.deadLetteredAt.toISOString() : null,
     instanceId: row.instanceId,
     refusedRecipients: row.refusedRecipients ?? [],
+    recipientOutcomes: recipientOutcomes(row),
   };
 }
 
@@ -39,6 +79,7 @@ export function outboundView(row: OutboundMessageRow): OutboundView {
     createdAt: row.createdAt.toISOString(),
     sentAt: row.sentAt ? row.sentAt.toISOString() : null,
     refusedRecipients: row.refusedRecipients ?? [],
+    recipientOutcomes: recipientOutcomes(row),
   };
 }
 

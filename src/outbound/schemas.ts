@@ -100,6 +100,24 @@ export const OutboundView = Type.Object({
   refusedRecipients: Type.Array(RefusedRecipientView),
   /** Every recipient and what became of it (a partly sent message's are not all alike). */
   recipientOutcomes: Type.Array(RecipientOutcomeView),
+  /**
+   * Why a message that is not sent yet waits, as the instance answering sees it: `retry` (its
+   * own next attempt, after a 4xx or a lost connection), `rate-limit` (the account's hourly limit
+   * is reached), `relay` (the relay is unreachable and probed) or `credentials` (the login was
+   * refused: held); null when it just waits its turn, is done, or its queue is on another instance.
+   */
+  waitingFor: Type.Union([
+    Type.Literal('retry'),
+    Type.Literal('rate-limit'),
+    Type.Literal('relay'),
+    Type.Literal('credentials'),
+    Type.Null(),
+  ]),
+  /**
+   * Not before this time: the retry time, the moment the hourly window frees its next place
+   * (messages ahead in the queue take the first places), or the next probe or login attempt.
+   */
+  waitingUntil: Type.Union([Type.String(), Type.Null()]),
 });
 export type OutboundView = Static<typeof OutboundView>;
 

@@ -61,7 +61,34 @@ export function deadLetterView(row: OutboundMessageRow): DeadLetterView {
   };
 }
 
-export function outboundView(row: OutboundMessageRow): OutboundView {
+/** What the account's queue says about a message still to be sent (see OutboundView.waitingFor). */
+export interface QueueWaits {
+  state: string;
+  resumeAt: string | null;
+  rateLimitedUntil: string | null;
+}
+
+/** Why a message waits and until when, from its row and its queue's state (null: not known here). */
+export function waitingOf(
+  row: Pick<OutboundMessageRow, 'status' | 'nextAttemptAt'>,
+  queue: QueueWaits | null,
+  now: number,
+): Pick<OutboundView, 'waitingFor' | 'waitingUntil'> {
+  const none = { waitingFor: null, waitingUntil: null };
+  if (row.status !== 'queued' && row.status !== 'deferred') return none;
+  if (queue?.state === 'paused') return { waitingFor: 'relay', waitingUntil: queue.resumeAt };
+  if (queue?.state === 'held') return { waitingFor: 'credentials', waitingUntil: queue.resumeAt };
+  if (row.nextAttemptAt && row.nextAttemptAt.getTime() > now) {
+    return { waitingFor: 'retry', waitingUntil: row.nextAttemptAt.toISOString() };
+  }
+  if (queue?.rateLimitedUntil) return { waitingFor: 'rate-limit', waitingUntil: queue.rateLimitedUntil };
+  return none;
+}
+
+export function outboundView(
+  row: OutboundMessageRow,
+  waits: Pick<OutboundView, 'waitingFor' | 'waitingUntil'> = { waitingFor: null, waitingUntil: null },
+): OutboundView {
   return {
     id: row.id,
     destinationId: row.destinationId,
@@ -80,6 +107,7 @@ export function outboundView(row: OutboundMessageRow): OutboundView {
     sentAt: row.sentAt ? row.sentAt.toISOString() : null,
     refusedRecipients: row.refusedRecipients ?? [],
     recipientOutcomes: recipientOutcomes(row),
+    ...waits,
   };
 }
 

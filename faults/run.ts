@@ -5,10 +5,14 @@
  *   npm run faults                  # every faults/*.fault.ts
  *   npm run faults -- sigkill       # only those whose name contains "sigkill"
  *
+ * The engine processes run the build (`npm run build` first, as `npm start` does); FAULTS_CODE=src
+ * runs them from the sources through tsx. The SMTP fault table runs its engine in its own process
+ * (from the sources, see smtp-faults.fault.ts).
+ *
  * Exits 1 when a run reports a loss or fails any of its promises (`pass: false`), errs, exits
  * non-zero or is killed after FAULTS_TIMEOUT_MS; 2 when no run matches the filter.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -18,6 +22,8 @@ const FAULTS_DIR = path.dirname(fileURLToPath(import.meta.url));
 const SUFFIX = '.fault.ts';
 /** [600000] longest a single run may take, ms. */
 const TIMEOUT_MS = Number(process.env.FAULTS_TIMEOUT_MS ?? 10 * 60_000);
+/** [dist] `src` runs the engine processes from the sources through tsx instead of the build. */
+const FROM_SOURCES = process.env.FAULTS_CODE === 'src';
 
 function discover(filters: string[]): string[] {
   return readdirSync(FAULTS_DIR)
@@ -42,6 +48,7 @@ function parseObject(line: string): Record<string, unknown> | null {
 function runOne(name: string): Promise<string | null> {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(FAULTS_DIR, `${name}${SUFFIX}`)], {
     stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, FAULTS_ENGINE_CODE: FROM_SOURCES ? 'src' : 'dist' },
   });
   let verdict: string | null = null;
   let reported = false;
@@ -74,6 +81,16 @@ async function main(): Promise<number> {
   if (names.length === 0) {
     process.stderr.write(`no fault run matches ${JSON.stringify(process.argv.slice(2))}\n`);
     return 2;
+  }
+  if (!FROM_SOURCES) {
+    // An engine process started from the sources compiles them first (tsx): tens of seconds on a
+    // busy machine, at each of the kill loops' restarts. The build starts in about a second.
+    process.stderr.write('[faults] building the engine (npm run build): the engine processes run dist/\n');
+    const build = spawnSync('npm', ['run', 'build', '--silent'], { stdio: ['ignore', 'inherit', 'inherit'] });
+    if (build.status !== 0) {
+      process.stdout.write(`${JSON.stringify({ fault: 'build', failed: `npm run build exited ${build.status}` })}\n`);
+      return 1;
+    }
   }
   const started = Date.now();
   let failed = 0;

@@ -1,5 +1,5 @@
 /**
- * SIGKILL during ingest: FAULTS_INGEST_MESSAGES (1,000) messages wait in a Dovecot mailbox and
+ * SIGKILL during ingest: FAULTS_INGEST_MESSAGES (500) messages wait in a Dovecot mailbox and
  * more arrive all along; the engine (a process of its own, batches of 10 so that kills land
  * between and inside commits) is killed with SIGKILL FAULTS_KILLS (5) times at random moments
  * once it has routed something, and started again each time. Promise: every message is routed
@@ -22,7 +22,7 @@ import {
 import { progress, reconcile } from './support/report.js';
 
 const FAULT = 'sigkill-ingest';
-const MESSAGES = Number(process.env.FAULTS_INGEST_MESSAGES ?? 1_000);
+const MESSAGES = Number(process.env.FAULTS_INGEST_MESSAGES ?? 500);
 const KILLS = Number(process.env.FAULTS_KILLS ?? 5);
 /** [120000] longest wait for the last process to route everything, ms. */
 const DRAIN_MS = 120_000;

@@ -1,5 +1,5 @@
 /**
- * SIGKILL during sending: FAULTS_SEND_MESSAGES (600) messages posted to the send API, 8 at a time,
+ * SIGKILL during sending: FAULTS_SEND_MESSAGES (400) messages posted to the send API, 8 at a time,
  * to an SMTP sink (the harness, in this process); the engine is killed with SIGKILL FAULTS_KILLS
  * (5) times while it accepts and delivers, and started again each time. Promise: every message
  * answered 202 reaches the sink (0 lost); a message whose 250 the kill cut off may go again, so
@@ -23,7 +23,7 @@ import {
 import { Tally, progress, reconcile } from './support/report.js';
 
 const FAULT = 'sigkill-send';
-const MESSAGES = Number(process.env.FAULTS_SEND_MESSAGES ?? 600);
+const MESSAGES = Number(process.env.FAULTS_SEND_MESSAGES ?? 400);
 const KILLS = Number(process.env.FAULTS_KILLS ?? 5);
 const CONCURRENCY = 8;
 /** [60000] longest wait for the last process to deliver everything, ms. */

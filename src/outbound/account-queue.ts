@@ -52,6 +52,18 @@ export interface QueueStatus {
   lastProblemEndedAt: string | null;
   /** Set while the hourly rate limit holds messages back. */
   rateLimitedUntil: string | null;
+  /**
+   * Recipients the server refused while it took a message for the others, since this engine
+   * started: for good (5xx, recorded on the message, which is partially sent) and for now (4xx,
+   * tried again for them alone), with the last refusal.
+   */
+  recipientRefusals: RecipientRefusals;
+}
+
+export interface RecipientRefusals {
+  permanent: number;
+  temporary: number;
+  last: { outboundId: string; address: string; reply: string; responseCode: number | null; at: string } | null;
 }
 
 /** What the metrics collector reads per account: queued messages and the age of the oldest. */
@@ -107,6 +119,7 @@ export class AccountQueue {
     resumeAt: null,
     lastProblemEndedAt: null,
     rateLimitedUntil: null,
+    recipientRefusals: { permanent: 0, temporary: 0, last: null },
   };
   private resumeAt = 0;
   /** Passes that failed in a row (the next one waits longer). */
@@ -488,7 +501,7 @@ export class AccountQueue {
       this.queued.readAhead(item, (i) => (this.notBefore.get(i.id) ?? 0) <= clock.now());
       const result = await sending;
       if (result.refused.length > 0) {
-        const waits = await this.recordRefusals(item, read, result.refused, attempts, firstAttemptAt);
+        const waits = await this.recordRefusals(item, read, result, attempts, firstAttemptAt);
         if (waits) return true; // the file waits for the recipients refused for now, they alone
       }
       this.sent.track(item, {
@@ -550,13 +563,29 @@ export class AccountQueue {
   private async recordRefusals(
     item: SpoolItem,
     read: { header: SpoolHeader; raw: Buffer },
-    refused: RecipientRefusal[],
+    result: { refused: RecipientRefusal[]; response: string },
     attempts: number,
     firstAttemptAt: Date,
   ): Promise<boolean> {
     const { clock, spool, store } = this.deps;
+    const { refused } = result;
     const now = clock.now();
     const { permanent, temporary } = splitRefusals(refused);
+    const counts = this.status.recipientRefusals;
+    const last = permanent.at(-1) ?? temporary.at(-1);
+    this.status.recipientRefusals = {
+      permanent: counts.permanent + permanent.length,
+      temporary: counts.temporary + temporary.length,
+      last: last
+        ? {
+            outboundId: item.id,
+            address: last.address,
+            reply: last.reply,
+            responseCode: last.responseCode,
+            at: new Date(now).toISOString(),
+          }
+        : counts.last,
+    };
     const describe = (list: RecipientRefusal[]): string => list.map((r) => `${r.address} (${r.reply})`).join(', ');
     if (permanent.length > 0) {
       const at = new Date(now).toISOString();
@@ -575,6 +604,20 @@ export class AccountQueue {
     }
     if (temporary.length === 0) return false;
     const waiting = temporary.map((r) => r.address);
+    // Those who got it now leave the spool file: the row remembers them (a dead letter of what
+    // is left still names every recipient with what became of each).
+    const refusedNow = new Set(refused.map((r) => r.address.toLowerCase()));
+    const at = new Date(now).toISOString();
+    await store.outbound
+      .addAcceptedRecipients(
+        item.id,
+        read.header.envelope.to
+          .filter((address) => !refusedNow.has(address.toLowerCase()))
+          .map((address) => ({ address, reply: result.response, at })),
+      )
+      .catch((err: unknown) =>
+        this.log.error({ err, outboundId: item.id }, 'could not record the recipients the server took the message for'),
+      );
     try {
       await spool.narrow(item, read.header, read.raw, waiting);
     } catch (err) {

@@ -340,6 +340,7 @@ export const OutboundMessageEntity = new EntitySchema<OutboundMessageRow>({
     instanceId: text('instance_id'),
     deadLetteredAt: time('dead_lettered_at', true),
     refusedRecipients: { type: 'jsonb', name: 'refused_recipients', default: () => "'[]'" },
+    acceptedRecipients: { type: 'jsonb', name: 'accepted_recipients', default: () => "'[]'" },
   },
   indices: [
     { name: 'outbound_messages_server_idx', columns: ['serverId', 'status'] },

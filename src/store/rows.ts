@@ -258,6 +258,7 @@ export function queuedRow(
     instanceId: fields.instanceId,
     deadLetteredAt: null,
     refusedRecipients: [],
+    acceptedRecipients: [],
     // A spread last costs nothing like one first.
     ...(createdAt !== undefined && { createdAt, updatedAt: createdAt }),
   };
@@ -290,6 +291,21 @@ export interface OutboundMessageRow {
    * others, with its reply to each: the message was partly sent. Empty for most messages.
    */
   refusedRecipients: RefusedRecipient[];
+  /**
+   * Recipients the server took the message for while it refused others for now (4xx): the spool
+   * file was narrowed to those others, so this is where the first ones are remembered. Empty
+   * unless a message was partly sent and deferred.
+   */
+  acceptedRecipients: AcceptedRecipient[];
+}
+
+/** A recipient the server took the message for at an attempt that left others waiting. */
+export interface AcceptedRecipient {
+  address: string;
+  /** The server's reply to the final dot. */
+  reply: string;
+  /** When, ISO 8601. */
+  at: string;
 }
 
 /** A recipient refused for good while the message went to the others. */

@@ -136,6 +136,48 @@ forEachBackend('server leases between instances', (kind) => {
     assert.deepEqual(await store.leases.holders(), []);
   });
 
+  it('takes back at once the servers of a previous process of the same instance proven gone, and only then', async () => {
+    const place = 'host-a/boot-1/pid:[4026531836]';
+    const incarnation = (p: string | null, gone: boolean): LeaseKeeper =>
+      new LeaseKeeper({
+        store,
+        logger: quietLogger,
+        instanceId: 'same',
+        options: { ttlMs: 60_000, renewIntervalMs: 60_000, rebalanceStep: 10 },
+        onChange: async () => undefined,
+        place: p,
+        isGone: () => gone,
+      });
+    // The first process takes every server, then is killed (it never renews nor gives back).
+    const killed = incarnation(place, true);
+    await killed.tick();
+    assert.equal(killed.ownedServers.size, SERVERS);
+
+    // Its pid is alive (maybe reused by something else): nothing is proven, its leases stand.
+    const whilePidAlive = incarnation(place, false);
+    await whilePidAlive.start();
+    assert.equal(whilePidAlive.ownedServers.size, 0, 'a live pid proves nothing');
+    await whilePidAlive.stop();
+    // Announced from another host, boot or container: its pid means nothing here.
+    const elsewhere = incarnation('host-b/boot-1/pid:[4026531836]', true);
+    await elsewhere.start();
+    assert.equal(elsewhere.ownedServers.size, 0, 'another place proves nothing');
+    await elsewhere.stop();
+    const unknownPlace = incarnation(null, true);
+    await unknownPlace.start();
+    assert.equal(unknownPlace.ownedServers.size, 0, 'without a place nothing is inferred');
+    await unknownPlace.stop();
+
+    // Same place, pid gone: the new process takes the servers at its start, not a ttl later.
+    const restarted = incarnation(place, true);
+    await restarted.start();
+    assert.equal(restarted.ownedServers.size, SERVERS, 'taken back at once');
+    await killed.tick(); // were it alive after all, it would learn that it lost them
+    assert.equal(killed.ownedServers.size, 0);
+    await assertExclusive([killed, restarted]);
+    await restarted.stop();
+  });
+
   it('never gives one server to two instances that renew at the same moment', async () => {
     const keepers = Array.from({ length: 5 }, (_, i) => keeper(`racer-${i}`).keeper);
     for (let round = 0; round < 6; round++) {

@@ -230,6 +230,25 @@ export const messageRoutes: RouteDef[] = [
                 resumeAt: Type.Union([Type.String(), Type.Null()]),
                 lastProblemEndedAt: Type.Union([Type.String(), Type.Null()]),
                 rateLimitedUntil: Type.Union([Type.String(), Type.Null()]),
+                /**
+                 * Recipients the server refused while it took a message for the others, since this
+                 * engine started: for good (the message is partially sent) and for now (tried again),
+                 * with the last one.
+                 */
+                recipientRefusals: Type.Object({
+                  permanent: Type.Integer(),
+                  temporary: Type.Integer(),
+                  last: Type.Union([
+                    Type.Object({
+                      outboundId: Type.String(),
+                      address: Type.String(),
+                      reply: Type.String(),
+                      responseCode: Type.Union([Type.Integer(), Type.Null()]),
+                      at: Type.String(),
+                    }),
+                    Type.Null(),
+                  ]),
+                }),
               }),
               Type.Null(),
             ]),

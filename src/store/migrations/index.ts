@@ -15,6 +15,7 @@ import { ServerProxy1764000000014 } from './0014-server-proxy.js';
 import { GrantAccountPlace1764000000015 } from './0015-grant-account-place.js';
 import { WebhookPendingSeq1764000000016 } from './0016-webhook-pending-seq.js';
 import { RefusedRecipients1764000000017 } from './0017-refused-recipients.js';
+import { InstanceProcessAndAcceptedRecipients1764000000018 } from './0018-instance-process-and-accepted-recipients.js';
 import { ServerTls1764000000021 } from './0021-server-tls.js';
 import { AuditLog1764000000025 } from './0025-audit-log.js';
 import { TraceEvents1764000000026 } from './0026-trace-events.js';
@@ -39,6 +40,7 @@ export const MIGRATIONS = [
   GrantAccountPlace1764000000015,
   WebhookPendingSeq1764000000016,
   RefusedRecipients1764000000017,
+  InstanceProcessAndAcceptedRecipients1764000000018,
   ServerTls1764000000021,
   AuditLog1764000000025,
   TraceEvents1764000000026,

@@ -99,6 +99,7 @@ export default tseslint.config(
           'navigator',
           'sessionStorage',
           'fetch',
+          'URL',
           'setInterval',
           'clearInterval',
           'Node',

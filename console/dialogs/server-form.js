@@ -9,6 +9,34 @@ import { checkbox, input, select, value } from '../lib/forms.js';
 
 const EMAIL = /^[^\s@]+@[^\s@]+$/;
 
+/** A side's encryption (`tls` of the API; shared/tls-mode.ts says what each does). */
+const TLS_OPTIONS = [
+  ['implicit', 'SSL/TLS from the start ("Use SSL")'],
+  ['starttls-required', 'STARTTLS, required'],
+  ['starttls-when-offered', 'STARTTLS when the server offers it, else unencrypted'],
+  ['none', 'None: unencrypted'],
+];
+
+/** The encryption select of a side, with the warning shown while `none` is chosen. */
+function tlsField(side, mode) {
+  return h(
+    'div',
+    {},
+    select({
+      label: 'Encryption',
+      name: `${side}.tls`,
+      value: mode,
+      options: TLS_OPTIONS,
+      hint: 'Certificates are always verified; a private CA is named below.',
+    }),
+    h(
+      'p',
+      { class: 'warning', 'data-tls-none': side, role: 'alert' },
+      'Unencrypted: the password and every message cross the network in plain text.',
+    ),
+  );
+}
+
 function authFields(prefix, auth, mode, panelSlot) {
   const oauth = auth?.oauth2 ?? null;
   const stored = mode !== 'add' && auth?.hasPassword;
@@ -144,10 +172,10 @@ export function serverForm(server, mode, panels, destinations = [], proxies = { 
           min: 1,
           max: 65535,
           value: imap?.port,
-          hint: 'Empty: 993 with SSL, 143 without.',
+          hint: 'Empty: 993 with SSL/TLS from the start, else 143.',
         }),
       ),
-      checkbox({ label: 'Use SSL', name: 'imap.secure', checked: imap?.secure ?? true }),
+      tlsField('imap', imap?.tls ?? 'implicit'),
       input({ label: 'User name', name: 'imap.user', value: imap?.user, required: true }),
       select({
         label: 'Authentication',
@@ -194,7 +222,7 @@ export function serverForm(server, mode, panels, destinations = [], proxies = { 
           required: true,
         }),
       ),
-      checkbox({ label: 'Use SSL', name: 'smtp.secure', checked: smtp?.secure ?? false }),
+      tlsField('smtp', smtp?.tls ?? 'starttls-when-offered'),
       select({
         label: 'Authentication',
         name: 'smtp.auth.mode',
@@ -234,6 +262,13 @@ export function serverForm(server, mode, panels, destinations = [], proxies = { 
         min: 0,
         value: smtp?.rateLimitPerHour ?? 0,
         hint: '0 = no limit.',
+      }),
+      input({
+        label: 'Trusted CA file',
+        name: 'smtp.caFile',
+        value: smtp?.caFile,
+        placeholder: '/etc/mailroom/private-ca.pem',
+        hint: "Optional: a PEM file on the engine's host, for a relay with a private CA. Certificates are always verified.",
       }),
     ),
     h(
@@ -290,6 +325,7 @@ export function serverForm(server, mode, panels, destinations = [], proxies = { 
       'smtp.auth:oauth2': smtpMethod === 'oauth2',
     };
     for (const el of form.querySelectorAll('[data-auth]')) el.hidden = !shown[el.dataset.auth];
+    for (const el of form.querySelectorAll('[data-tls-none]')) el.hidden = v(`${el.dataset.tlsNone}.tls`) !== 'none';
     for (const el of form.querySelectorAll('[data-flow]')) {
       const [prefix, flow] = el.dataset.flow.split(':');
       el.hidden = v(`${prefix}.flow`) !== flow;
@@ -299,7 +335,7 @@ export function serverForm(server, mode, panels, destinations = [], proxies = { 
   }
   form.addEventListener('change', (event) => {
     if (event.target.name === 'smtp.port' && event.target.value === '465')
-      form.elements.namedItem('smtp.secure').checked = true;
+      form.elements.namedItem('smtp.tls').value = 'implicit';
     sync();
   });
   sync();
@@ -332,7 +368,7 @@ export function serverForm(server, mode, panels, destinations = [], proxies = { 
         : { mode };
     const imapBody = {
       host: text('imap.host'),
-      secure: v('imap.secure'),
+      tls: v('imap.tls'),
       user: text('imap.user'),
       auth: authBody('imap.auth', v('imap.auth.method')),
       maxSessions: integer('imap.maxSessions', 0),
@@ -347,10 +383,11 @@ export function serverForm(server, mode, panels, destinations = [], proxies = { 
       smtp: {
         host: text('smtp.host'),
         port: integer('smtp.port'),
-        secure: v('smtp.secure'),
+        tls: v('smtp.tls'),
         auth: smtpAuthBody,
         heartbeatAddress: text('smtp.heartbeatAddress') || null,
         rateLimitPerHour: integer('smtp.rateLimitPerHour', 0),
+        caFile: text('smtp.caFile') || null,
       },
       postProcess: post === 'move' ? `move:${text('moveFolder')}` : post,
       proxy: v('proxy') || null,

@@ -8,14 +8,18 @@ import Fastify, {
   type FastifyReply,
 } from 'fastify';
 import type { ErrorObject } from 'ajv';
-import type { Accounts, Principal } from '../accounts/index.js';
+import { CONFIGURED_ADMIN_NAME, type Accounts, type Principal } from '../accounts/index.js';
+import { runAs, type Actor } from '../shared/actor.js';
 import type { OutboundService } from '../outbound/outbound-service.js';
 import { ERROR_CODES, isMailroomError, MailroomError, type ErrorCode } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { isDatabaseUnreachable } from '../store/transient-errors.js';
 import { bodyAjv, paramsAjv, validationError, withStorableText } from '../shared/validation.js';
 import type { Templates } from '../templates/index.js';
+import type { Store } from '../store/store.js';
+import { TraceService } from '../trace/trace-service.js';
 import { registerJsonBodyParser } from './json-body.js';
+import { documentedSchema } from './openapi.js';
 import { registerRateLimits, type RateLimiter, type RateLimits } from './rate-limits.js';
 import { ROUTES } from './routes/index.js';
 import type { InboundApi, OAuthApi, RouteContext, RouteDef, RouteRequest } from './route.js';
@@ -28,6 +32,8 @@ export const DEFAULT_WAITS_PER_TENANT = 1000;
 
 export interface ApiOptions {
   accounts: Accounts;
+  /** The database, for the message trace's reads. */
+  store: Store;
   inbound: InboundApi;
   outbound: OutboundService;
   /** Response files (issue 6); without them the responses routes answer UNAVAILABLE. */
@@ -126,6 +132,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     >;
   });
 
+  const routesByKey = new Map(ROUTES.map((r) => [`${r.method} ${r.url}`, r]));
   await app.register(fastifySwagger, {
     openapi: {
       openapi: '3.0.3',
@@ -135,6 +142,12 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
         description: 'E-mail channel engine: tenants, e-mail servers, destinations.',
       },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    },
+    // Each route's error responses, media type and headers (api/openapi.ts); the document only.
+    transform: ({ schema, url, route }) => {
+      const method = Array.isArray(route.method) ? route.method[0] : route.method;
+      const def = routesByKey.get(`${String(method)} ${url}`);
+      return { schema: def && schema ? documentedSchema(def, schema) : schema, url };
     },
   });
 
@@ -164,7 +177,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       throw new MailroomError('UNAUTHORIZED', 'send the API token as "Authorization: Bearer <token>"');
     }
     const token = match[1] as string;
-    if (timingSafeEqual(sha256(token), adminHash)) return { kind: 'admin', tokenId: null };
+    if (timingSafeEqual(sha256(token), adminHash)) return { kind: 'admin', tokenId: null, name: CONFIGURED_ADMIN_NAME };
     const principal = await accounts.apiTokens.resolve(token);
     if (!principal) throw new MailroomError('UNAUTHORIZED', 'the API token is not valid (revoked or mistyped)');
     return principal;
@@ -179,6 +192,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     ...(options.webhooks && { webhooks: options.webhooks }),
     ...(options.operations && { operations: options.operations }),
     openapi: () => app.swagger(),
+    trace: new TraceService(options.store),
     waits: new WaitSlots(
       options.waitsPerToken ?? DEFAULT_WAITS_PER_TOKEN,
       options.waitsPerTenant ?? DEFAULT_WAITS_PER_TENANT,
@@ -217,6 +231,11 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   for (const route of ROUTES) registerRoute(app, route, ctx, authenticate, limits);
   await app.ready();
   return app;
+}
+
+/** The audit log's "who" of a request: its token's id and name. */
+export function actorOfPrincipal(principal: Principal): Actor {
+  return { kind: 'token', tokenId: principal.tokenId, name: principal.name };
 }
 
 function registerRoute(
@@ -262,6 +281,11 @@ function registerRoute(
             }
           }
         : undefined,
-    handler: (request, reply) => route.handler(request as RouteRequest, reply, ctx),
+    // Changes a handler makes are audited as the token's (src/shared/actor.ts).
+    handler: (request, reply) => {
+      const principal = (request as RouteRequest).principal;
+      const run = () => route.handler(request as RouteRequest, reply, ctx);
+      return principal ? runAs(actorOfPrincipal(principal), run) : run();
+    },
   });
 }

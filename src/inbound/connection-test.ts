@@ -1,5 +1,6 @@
 import type { CredentialService } from '../auth/credentials.js';
 import { readCaFile } from '../shared/ca-file.js';
+import { certificateAdvice } from '../shared/certificate-advice.js';
 import {
   CONNECTION_TEST_TIMEOUT_MS,
   oauthRefused,
@@ -31,7 +32,7 @@ export function testImapConnection(
     const session = await ImapSession.connect({
       host: server.imapHost,
       port: server.imapPort,
-      secure: server.imapSecure,
+      tls: server.imapTls,
       login,
       ...(ca !== undefined && { ca }),
       logger: deps.logger,
@@ -63,9 +64,12 @@ export function testImapConnection(
     },
     (err) => {
       if (refusedFresh) return oauthRefused('IMAP', server.imapUser, err);
-      return describeError(
-        err,
-        isAuthFailure(err) || isMailroomError(err, 'CREDENTIALS_UNAVAILABLE') ? 'authError' : 'connectError',
+      return (
+        certificateAdvice(err, 'imap.caFile', server.imapCaFile) ??
+        describeError(
+          err,
+          isAuthFailure(err) || isMailroomError(err, 'CREDENTIALS_UNAVAILABLE') ? 'authError' : 'connectError',
+        )
       );
     },
   );

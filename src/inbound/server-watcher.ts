@@ -13,11 +13,31 @@ import type { InboundOptions } from './options.js';
 
 export type WatcherState = 'connecting' | 'idle' | 'polling' | 'authError' | 'connectError' | 'disabled' | 'stopped';
 
+/**
+ * How the engine learns of new mail on a watched server (issue 30, item 5): `idle`, the server
+ * announces it (IMAP IDLE, push) and a safety sync runs every `pollIntervalMs` besides (so a
+ * server whose announcements come late, or never, is still read within that time); `poll`, the
+ * server has no IDLE and is asked every `pollIntervalMs`. Null until a session has logged in.
+ */
+export interface NewMailWatch {
+  by: 'idle' | 'poll' | null;
+  /** With `idle` the safety sync's interval (MAILROOM_IMAP_SAFETY_POLL_MS), else the poll's (MAILROOM_IMAP_POLL_INTERVAL_MS), ms. */
+  pollIntervalMs: number | null;
+}
+
+/**
+ * A watcher's state. It shows either the current problem (`lastError` and `lastErrorAt` set while
+ * the connection fails and is retried) or, once watching again, when the last problem ended
+ * (`lastProblemEndedAt`): never a mix (issue 30, item 4).
+ */
 export interface WatcherStatus {
   state: WatcherState;
-  /** The last error in words an administrator can act on, with its time. */
+  /** The current error in words an administrator can act on, with its time; null while watching. */
   lastError: string | null;
   lastErrorAt: string | null;
+  /** While watching: when the last error's problem ended (null when there was none). */
+  lastProblemEndedAt: string | null;
+  newMail: NewMailWatch;
   /** Last successful exchange with the server. */
   lastContactAt: string | null;
   /** Highest UID ingested, per mailbox. */
@@ -33,6 +53,8 @@ export function idleStatus(state: WatcherState): WatcherStatus {
     state,
     lastError: null,
     lastErrorAt: null,
+    lastProblemEndedAt: null,
+    newMail: { by: null, pollIntervalMs: null },
     lastContactAt: null,
     lastUid: {},
     idleSupported: null,
@@ -90,7 +112,7 @@ export class ServerWatcher {
   }
 
   snapshot(): WatcherStatus {
-    return { ...this.status, lastUid: { ...this.status.lastUid } };
+    return { ...this.status, lastUid: { ...this.status.lastUid }, newMail: { ...this.status.newMail } };
   }
 
   start(): void {
@@ -179,7 +201,7 @@ export class ServerWatcher {
       return ImapSession.connect({
         host: server.imapHost,
         port: server.imapPort,
-        secure: server.imapSecure,
+        tls: server.imapTls,
         login,
         ...(ca !== undefined && { ca }),
         logger: this.log,
@@ -208,10 +230,15 @@ export class ServerWatcher {
       // Only now does the reconnect backoff start over: a session that fails after its login (a
       // mailbox gone, the database down) must back off as a refused connection does.
       worked();
-      this.status.state = session.supportsIdle ? 'idle' : 'polling';
-      this.status.lastError = null;
-      this.log.info({ idle: session.supportsIdle }, 'watching mailbox');
       const every = session.supportsIdle ? options.safetyPollMs : options.pollIntervalMs;
+      this.status.state = session.supportsIdle ? 'idle' : 'polling';
+      this.status.newMail = { by: session.supportsIdle ? 'idle' : 'poll', pollIntervalMs: every };
+      if (this.status.lastError !== null) {
+        this.status.lastError = null;
+        this.status.lastErrorAt = null;
+        this.status.lastProblemEndedAt = new Date().toISOString();
+      }
+      this.log.info({ idle: session.supportsIdle, pollIntervalMs: every }, 'watching mailbox');
       const tick = (): void => {
         this.timer = setTimeout(() => {
           this.requestSync();
@@ -327,6 +354,7 @@ export class ServerWatcher {
     this.status.state = state;
     this.status.lastError = describeError(err, state);
     this.status.lastErrorAt = new Date().toISOString();
+    this.status.lastProblemEndedAt = null;
     this.log.warn({ state, error: this.status.lastError }, 'mailbox connection failed');
   }
 

@@ -1,4 +1,5 @@
 import type { CredentialService } from '../auth/credentials.js';
+import { certificateAdvice } from '../shared/certificate-advice.js';
 import {
   CONNECTION_TEST_TIMEOUT_MS,
   oauthRefused,
@@ -73,7 +74,9 @@ export function testSmtpConnection(
     },
     (err) => {
       if (refusedFresh !== undefined) return oauthRefused('SMTP', refusedFresh, err);
-      return isMailroomError(err) ? err.message : classifyDeliveryError(err).reply;
+      return isMailroomError(err)
+        ? err.message
+        : (certificateAdvice(err, 'smtp.caFile', server.smtpCaFile) ?? classifyDeliveryError(err).reply);
     },
   );
 }

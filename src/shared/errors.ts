@@ -61,6 +61,10 @@ export const ERROR_CODES = {
   SPOOL_FULL: { status: 507, text: 'The spool disk is full; the message was not accepted.' },
   SPOOL_UNAVAILABLE: { status: 503, text: 'The spool cannot be written; the message was not accepted.' },
   SPOOL_LOCKED: { status: 500, text: 'Another process holds the spool folder.' },
+  DATABASE_LOCKED: {
+    status: 500,
+    text: 'Another process (a running engine) holds the embedded database; stop it, or use its API or console.',
+  },
   SPOOL_CORRUPT: { status: 500, text: 'A spool file failed its checksum and was set aside.' },
   NOT_AVAILABLE_FOR_OUTGOING: { status: 409, text: 'The destination is not available for outgoing mail.' },
   OUTBOUND_NOT_FOUND: { status: 404, text: 'The outgoing message does not exist.' },

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { Clock } from '../../src/shared/clock.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -106,6 +107,8 @@ export async function openApiHarness(
   templateOptions: { dir?: string; now?: () => Date } = {},
   oauthOptions?: OAuthOptions,
   operator: OperatorAllowances = {},
+  /** [the system clock] outbound's clock (a FakeClock drives retries without waiting). */
+  outboundClock?: Clock,
 ): Promise<ApiHarness> {
   const store = await sharedStore(kind);
   await resetStore(store);
@@ -134,12 +137,14 @@ export async function openApiHarness(
     outbound: { fsync: false, probeIntervalMs: 300, authRetryMs: 500, heartbeatIntervalMs: 0, ...outboundOptions },
     webhooks: FAST_WEBHOOKS,
     webhookAddresses,
+    outboundClock,
   };
   const base = { store, sealer, logger, accounts };
   const { templates, oauth, outbound, inbound, webhooks, credentials } = buildServices(base, settings);
   await templates.start();
   const app = await buildApi({
     accounts,
+    store,
     inbound,
     outbound,
     logger,

@@ -81,7 +81,11 @@ export class OAuthService {
       clock: options.clock ?? systemClock,
       logger,
       lifetimeSeconds: options.deviceCodeLifetimeSeconds,
-      onSignedIn: (key) => {
+      // Runs in the context of the request that started the sign-in: the audit names its starter.
+      onSignedIn: (key, account) => {
+        void this.recordSignIn(key.serverId, key.purpose, account).catch((err: unknown) =>
+          logger.error({ err, serverId: key.serverId }, 'the audit entry of a completed sign-in could not be written'),
+        );
         for (const listener of this.signInListeners) listener(key.serverId, key.purpose);
       },
     });
@@ -94,6 +98,20 @@ export class OAuthService {
    */
   onSignIn(listener: (serverId: string, purpose: OAuthPurpose) => void): void {
     this.signInListeners.add(listener);
+  }
+
+  private async recordSignIn(serverId: string, purpose: OAuthPurpose, account: string | null): Promise<void> {
+    const [row] = await this.store.query<{ tenant_id: string }>('SELECT tenant_id FROM email_servers WHERE id = $1', [
+      serverId,
+    ]);
+    if (!row) return; // deleted meanwhile: its deletion is on record
+    await this.store.audit.record({
+      tenantId: row.tenant_id,
+      action: 'oauth.sign-in-completed',
+      targetKind: 'server',
+      targetId: serverId,
+      detail: { purpose, account },
+    });
   }
 
   private async server(tenantId: string, serverId: string): Promise<EmailServerRow> {
@@ -115,7 +133,16 @@ export class OAuthService {
       );
     }
     try {
-      return await this.flows.start(grantKeyOf(row, target), target);
+      const started = await this.flows.start(grantKeyOf(row, target), target);
+      // The code itself is short-lived and shown to whoever asked; the audit keeps only that it was asked.
+      await this.store.audit.record({
+        tenantId,
+        action: 'oauth.sign-in-started',
+        targetKind: 'server',
+        targetId: serverId,
+        detail: { purpose, flow: 'device-code' },
+      });
+      return started;
     } catch (err) {
       if (err instanceof MailroomError) throw err;
       const failure = describeOAuthError(err);

@@ -81,12 +81,12 @@ describe('server form', () => {
     assert.equal(change({ name: 'Renamed', enabled: false }).imapPassword, true, 'nothing about the endpoint');
     const cases: [Parameters<typeof mergeServer>[1], RegExp][] = [
       [{ imap: { port: 10993 } }, /the IMAP port changed/],
-      [{ imap: { secure: false, port: 993 } }, /the IMAP TLS setting \(secure\) changed/],
-      [{ imap: { secure: false } }, /the IMAP port and TLS setting \(secure\) changed/],
+      [{ imap: { secure: false, port: 993 } }, /the IMAP TLS setting changed/],
+      [{ imap: { secure: false } }, /the IMAP port and TLS setting changed/],
       [{ proxy: 'none' }, /the IMAP proxy changed/],
       [{ imap: { caFile: 'other.pem' } }, /the IMAP CA file changed/],
       [{ smtp: { port: 2525 } }, /logs in to smtp\.example\.com:2525 with the IMAP credentials.*its port and TLS/],
-      [{ smtp: { secure: false } }, /\(its TLS setting \(secure\) changed\)/],
+      [{ smtp: { secure: false } }, /\(its TLS setting changed\)/],
     ];
     for (const [patch, why] of cases) {
       const kept = change(patch);
@@ -104,7 +104,7 @@ describe('server form', () => {
     for (const patch of [{ smtp: { port: 25 } }, { smtp: { secure: true } }, { proxy: 'lab' }]) {
       const kept = smtpChange(patch);
       assert.equal(kept.smtpPassword, false, JSON.stringify(patch));
-      assert.match(kept.smtpDropped ?? '', /the SMTP (port|TLS setting \(secure\)|proxy) changed/);
+      assert.match(kept.smtpDropped ?? '', /the SMTP (port|TLS setting|proxy) changed/);
     }
   });
 
@@ -144,6 +144,42 @@ describe('server form', () => {
     assert.equal(rowFieldsOf(mergeServer(formOf(rowOf(input)), { smtp: { port: 587 } })).smtpSecure, false);
     const chosen = formOf(rowOf({ ...input, smtp: { ...input.smtp, port: 587, secure: true } }));
     assert.equal(rowFieldsOf(mergeServer(chosen, { smtp: { port: 25 } })).smtpSecure, true, 'a choice stays');
+  });
+
+  it('says the TLS mode plainly: today’s behaviour by default, `secure` as of old, `tls` by name (issue 30)', () => {
+    const f = rowFieldsOf(input);
+    assert.equal(f.imapTls, 'implicit');
+    assert.equal(f.smtpTls, 'implicit', 'port 465');
+    const on587 = rowFieldsOf({ ...input, smtp: { ...input.smtp, port: 587 } });
+    assert.equal(on587.smtpTls, 'starttls-when-offered', 'STARTTLS when offered: what port 587 always did');
+    assert.equal(rowFieldsOf({ ...input, imap: { ...input.imap, secure: false } }).imapTls, 'starttls-when-offered');
+    const required = rowFieldsOf({
+      ...input,
+      imap: { ...input.imap, tls: 'starttls-required' },
+      smtp: { ...input.smtp, port: 587, tls: 'none' },
+    });
+    assert.equal(required.imapTls, 'starttls-required');
+    assert.equal(required.imapPort, 143, 'the default port of a STARTTLS mode');
+    assert.equal(required.imapSecure, false);
+    assert.equal(required.smtpTls, 'none');
+    assert.throws(
+      () => checkServerInput({ ...input, smtp: { ...input.smtp, tls: 'starttls-required', secure: true } }),
+      /'smtp.tls' is 'starttls-required' but 'smtp.secure' is true/,
+    );
+    checkServerInput({ ...input, smtp: { ...input.smtp, tls: 'implicit', secure: true } });
+
+    const form = formOf(rowOf(input));
+    assert.equal(form.imap.tls, 'implicit');
+    const starttls = mergeServer(form, { imap: { tls: 'starttls-required' } });
+    assert.equal(rowFieldsOf(starttls).imapPort, 143, 'a default port follows the mode');
+    assert.equal(rowFieldsOf(mergeServer(formOf(rowOf(starttls)), { imap: { secure: true } })).imapTls, 'implicit');
+    const none = mergeServer(formOf(rowOf({ ...input, smtp: { ...input.smtp, port: 25 } })), { smtp: { tls: 'none' } });
+    assert.equal(rowFieldsOf(none).smtpTls, 'none');
+    assert.equal(
+      rowFieldsOf(mergeServer(formOf(rowOf(none)), { smtp: { port: 465 } })).smtpTls,
+      'none',
+      'a choice stays',
+    );
   });
 
   it('lets a kept password satisfy the password rule', () => {

@@ -39,6 +39,7 @@ describe('error codes', () => {
       SPOOL_FULL: 507,
       SPOOL_UNAVAILABLE: 503,
       SPOOL_LOCKED: 500,
+      DATABASE_LOCKED: 500,
       SPOOL_CORRUPT: 500,
       NOT_AVAILABLE_FOR_OUTGOING: 409,
       OUTBOUND_NOT_FOUND: 404,

@@ -66,6 +66,7 @@ export async function openServices(config: Config, logger: Logger): Promise<Serv
   const accounts = createAccounts(store, sealer, logger, {
     proxies: config.mailProxies,
     webhookAddresses: config.webhookAddresses,
+    authorityAddresses: config.oauthAddresses,
     caDir: config.caDir,
   });
   return { config, logger, store, sealer, accounts, apiToken: secrets.apiToken, close: () => store.close() };
@@ -140,7 +141,11 @@ export function serviceSettingsOf(config: Config, tuning: EngineTuning = {}): Se
     templates: {
       catalog: { dir: config.templatesDir, remoteSrc: config.templatesRemoteSrc, ...remoteSrcOptionsOf(config) },
     },
-    oauth: { ...(webProxy && { httpsProxy: webProxy }), ...tuning.oauth },
+    oauth: {
+      ...(webProxy && { httpsProxy: webProxy }),
+      identityProviderAddresses: config.oauthAddresses,
+      ...tuning.oauth,
+    },
     inbound: { ...inboundOptionsOf(config), ...tuning.inbound },
     outbound: { messageIdDomain: config.messageIdDomain, proxies: config.mailProxies, ...tuning.outbound },
     webhooks: { requestTimeoutMs: config.webhookTimeoutMs, ...tuning.webhooks },

@@ -49,7 +49,7 @@ function authFields(prefix, auth, mode, panelSlot) {
       type: 'password',
       placeholder: stored ? 'unchanged' : undefined,
       hint: stored
-        ? 'Leave empty to keep the stored password (while the user name, host, port, TLS setting and proxy stay the same).'
+        ? 'Leave empty to keep the stored password (while the user name, host, port, TLS mode, CA file and proxy stay the same).'
         : undefined,
     }),
     input({ label: 'Confirm password', name: `${prefix}.confirmPassword`, type: 'password' }),
@@ -397,18 +397,19 @@ export function serverForm(server, mode, panels, destinations = [], proxies = { 
 
   /**
    * Whether the form still points a side at the endpoint its stored secret was entered for: the
-   * same host, port, TLS setting (and CA file) and proxy. The engine sends a stored secret nowhere
+   * same host, port, TLS mode, CA file and proxy. The engine sends a stored secret nowhere
    * else, so any change asks for it again (as the API does, naming the password field).
    */
   function sameEndpoint(side) {
     const a = stored[side];
-    const secure = v(`${side}.secure`);
-    const port = text(`${side}.port`) === '' && side === 'imap' ? (secure ? 993 : 143) : integer(`${side}.port`);
+    const tls = v(`${side}.tls`);
+    const port =
+      text(`${side}.port`) === '' && side === 'imap' ? (tls === 'implicit' ? 993 : 143) : integer(`${side}.port`);
     return (
       a.host.toLowerCase() === text(`${side}.host`).toLowerCase() &&
       a.port === port &&
-      a.secure === secure &&
-      (side !== 'imap' || (a.caFile ?? null) === (text('imap.caFile') || null)) &&
+      a.tls === tls &&
+      (a.caFile ?? null) === (text(`${side}.caFile`) || null) &&
       (stored.proxy ?? null) === (v('proxy') || null)
     );
   }

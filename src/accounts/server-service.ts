@@ -1,3 +1,4 @@
+import { AddressPolicy } from '../shared/address-policy.js';
 import { readCaFileIn } from '../shared/ca-file.js';
 import { MailroomError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
@@ -26,6 +27,7 @@ import {
   voidedSignIns,
   type StoredSecrets,
 } from './server-form.js';
+import { checkAuthorityHosts } from './authority-host.js';
 import { tenantNotFound, writeUnderTenantLock, type UniqueCollisions } from './tenant-writes.js';
 import { auditedView, changedFields, secretChanges } from './audit-changes.js';
 import { serverView } from './views.js';
@@ -92,6 +94,7 @@ export class ServerService {
   /**
    * @param proxies the engine's mail proxies, which servers choose from
    * @param caDir MAILROOM_CA_DIR: the only directory `imap.caFile` and `smtp.caFile` may name a file in; none: no CA file is accepted
+   * @param authorityAddresses MAILROOM_OAUTH_ALLOW_PRIVATE: where an OAuth 2.0 `authorityHost` may lead
    */
   constructor(
     private readonly store: Store,
@@ -99,6 +102,7 @@ export class ServerService {
     private readonly logger: Logger,
     private readonly proxies: MailProxies = { named: new Map() },
     private readonly caDir?: string | undefined,
+    private readonly authorityAddresses: AddressPolicy = AddressPolicy.strict(),
   ) {}
 
   /**
@@ -153,6 +157,7 @@ export class ServerService {
     const input = withInheritedSmtpApp(validate(ServerInput, body));
     checkServerInput(input);
     this.checkProxy(input.proxy ?? null, null);
+    await checkAuthorityHosts(this.authorityAddresses, rowFieldsOf(input), null);
     const row = await this.write(tenantId, async (tx) => {
       await this.checkLimit(tx, tenantId);
       const id = newId();
@@ -188,6 +193,7 @@ export class ServerService {
       const keep = keepableSecrets(current, fields);
       this.checkProxy(fields.proxy, current.proxy); // an unknown proxy first: entering a password would not help
       checkServerInput(input, keep);
+      await checkAuthorityHosts(this.authorityAddresses, fields, current);
       await this.checkUnique(tx, tenantId, serverId, fields);
       await this.checkLinks(tx, tenantId, serverId, fields);
       const sealed = this.sealAll(tenantId, serverId, input, keep, current);
@@ -229,6 +235,7 @@ export class ServerService {
       const keep = keepableSecrets(source, fields);
       this.checkProxy(fields.proxy, source.proxy); // an unknown proxy first: entering a password would not help
       checkServerInput(input, keep);
+      await checkAuthorityHosts(this.authorityAddresses, fields, source);
       const id = newId();
       await this.checkUnique(tx, tenantId, id, fields);
       await this.checkLinks(tx, tenantId, id, fields);

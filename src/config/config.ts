@@ -38,6 +38,13 @@ export interface Config {
    */
   webhookAddresses: AddressPolicy;
   /**
+   * MAILROOM_OAUTH_ALLOW_PRIVATE [false]: the addresses an e-mail server's OAuth 2.0 `authorityHost`
+   * (which a tenant sets, and the engine sends its sign-ins and client secrets to) may lead to
+   * besides public ones: `true` (all but cloud metadata) or a list of CIDR ranges, for an
+   * identity provider on the operator's own network.
+   */
+  oauthAddresses: AddressPolicy;
+  /**
    * MAILROOM_HTTPS_PROXY: `http://[user:password@]host:port` of the proxy the engine's own HTTP(S)
    * requests go through, with HTTP CONNECT (the identity provider's sign-ins and tokens, webhooks,
    * remote `Src` of response files); none when absent.
@@ -289,6 +296,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     remoteSrcAddresses: addressPolicyVar(env, 'MAILROOM_REMOTE_SRC_ALLOW_PRIVATE'),
     remoteSrcAllowHttp: boolVar(env, 'MAILROOM_REMOTE_SRC_ALLOW_HTTP', false),
     webhookAddresses: addressPolicyVar(env, 'MAILROOM_WEBHOOK_ALLOW_PRIVATE'),
+    oauthAddresses: addressPolicyVar(env, 'MAILROOM_OAUTH_ALLOW_PRIVATE'),
     httpsProxy: proxyVar(env, 'MAILROOM_HTTPS_PROXY'),
     noProxy: proxyBypassVar(env, 'MAILROOM_NO_PROXY'),
     mailProxies: { default: proxyVar(env, 'MAILROOM_MAIL_PROXY'), named: namedProxiesVar(env, 'MAILROOM_PROXIES') },

@@ -94,6 +94,8 @@ export interface OperatorAllowances {
   webhookAddresses?: AddressPolicy;
   /** [os.tmpdir()] MAILROOM_CA_DIR: tests write their CA files into temporary folders. */
   caDir?: string;
+  /** [allow private] where an OAuth 2.0 authorityHost may lead (MAILROOM_OAUTH_ALLOW_PRIVATE). */
+  authorityAddresses?: AddressPolicy;
   /** [none] request rate limits (MAILROOM_RATE_LIMIT_PER_TOKEN, …_PER_ADDRESS): tests choose their own. */
   rateLimits?: RateLimits;
 }
@@ -116,6 +118,8 @@ export async function openApiHarness(
   const accounts = createAccounts(store, sealer, logger, {
     proxies: outboundOptions.proxies,
     webhookAddresses,
+    // The tests' identity providers are on 127.0.0.1.
+    authorityAddresses: operator.authorityAddresses ?? AddressPolicy.allowPrivate(),
     caDir: operator.caDir ?? tmpdir(),
   });
   const adminToken = `admin-${randomBytes(8).toString('hex')}`;

@@ -3,6 +3,7 @@ import { systemClock } from '../../shared/clock.js';
 import { MailroomError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { SecretSealer } from '../../shared/sealed-secrets.js';
+import type { AddressPolicy } from '../../shared/address-policy.js';
 import type { WebProxy } from '../../shared/web-proxy.js';
 import type { OAuthPurpose, OAuthStatus } from '../../store/oauth-grants.js';
 import type { EmailServerRow, OAuthFlow } from '../../store/rows.js';
@@ -20,6 +21,11 @@ export interface OAuthOptions {
   identityProviderCa?: string;
   /** The HTTP proxy the identity provider is reached through (HTTP CONNECT), unless it bypasses its host. */
   httpsProxy?: WebProxy | undefined;
+  /**
+   * The addresses identity providers may be reached at (MAILROOM_OAUTH_ALLOW_PRIVATE): an
+   * authority host is a tenant's setting, checked as each connection is made; any when absent.
+   */
+  identityProviderAddresses?: AddressPolicy | undefined;
   /** [900] longest a device code is polled for, seconds. */
   deviceCodeLifetimeSeconds?: number;
   /** [systemClock] time for device-code polling. */
@@ -60,7 +66,11 @@ export class OAuthService {
     logger: Logger,
     options: OAuthOptions = {},
   ) {
-    const network = new HttpClient({ ca: options.identityProviderCa, proxy: options.httpsProxy });
+    const network = new HttpClient({
+      ca: options.identityProviderCa,
+      proxy: options.httpsProxy,
+      addresses: options.identityProviderAddresses,
+    });
     const apps = new MsalApps(network, logger);
     this.grants = new OAuthGrants(store, sealer);
     this.tokens = new TokenProvider({ apps, grants: this.grants, sealer, logger });

@@ -105,6 +105,11 @@ export const EmailServerEntity = new EntitySchema<
     { name: 'email_servers_account_key_uq', columns: ['accountKey'], unique: true },
     { name: 'email_servers_tenant_name_uq', columns: ['tenantId', 'nameKey'], unique: true },
   ],
+  // Migration 0021: each side's TLS mode is one of four names.
+  checks: ['imap', 'smtp'].map((side) => ({
+    name: `email_servers_${side}_tls_check`,
+    expression: `${side}_tls IN ('implicit', 'starttls-required', 'starttls-when-offered', 'none')`,
+  })),
 });
 
 export const DestinationEntity = new EntitySchema<DestinationRow & { tenant?: TenantRow; server?: EmailServerRow }>({

@@ -76,7 +76,13 @@ describe('interop: Cyrus IMAP (STARTTLS with a private CA, SASL login)', functio
 
   async function count(path: string): Promise<number> {
     const status = await client.status(path, { messages: true });
-    return status.messages ?? -1;
+    return status ? (status.messages ?? -1) : -1;
+  }
+
+  async function uidValidity(path: string): Promise<bigint> {
+    const status = await client.status(path, { uidValidity: true });
+    assert.ok(status, `STATUS ${path} failed`);
+    return BigInt(status.uidValidity ?? 0);
   }
 
   function imapSettings(user: string, password: string, extra: Obj = {}): Obj {
@@ -146,11 +152,11 @@ describe('interop: Cyrus IMAP (STARTTLS with a private CA, SASL login)', functio
     await h.inbound.service.stop();
 
     // The folder recreated (Cyrus gives it a new UIDVALIDITY), the same five mails and a new one in it.
-    const before = (await client.status(watched, { uidValidity: true })).uidValidity;
+    const before = await uidValidity(watched);
     await client.mailboxDelete(watched);
     await client.mailboxCreate(watched);
     for (const n of [0, 1, 2, 3, 4, 5]) await client.append(watched, message(n));
-    const after = (await client.status(watched, { uidValidity: true })).uidValidity;
+    const after = await uidValidity(watched);
     assert.notEqual(after, before, 'a new UIDVALIDITY');
 
     const restarted = h.restartInbound();

@@ -48,7 +48,9 @@ function authFields(prefix, auth, mode, panelSlot) {
       name: `${prefix}.password`,
       type: 'password',
       placeholder: stored ? 'unchanged' : undefined,
-      hint: stored ? 'Leave empty to keep the stored password (while host and user name stay the same).' : undefined,
+      hint: stored
+        ? 'Leave empty to keep the stored password (while the user name, host, port, TLS setting and proxy stay the same).'
+        : undefined,
     }),
     input({ label: 'Confirm password', name: `${prefix}.confirmPassword`, type: 'password' }),
   );
@@ -394,18 +396,39 @@ export function serverForm(server, mode, panels, destinations = [], proxies = { 
   }
 
   /**
-   * A password is needed unless a stored one stays valid (same host and user name): the edited
+   * Whether the form still points a side at the endpoint its stored secret was entered for: the
+   * same host, port, TLS setting (and CA file) and proxy. The engine sends a stored secret nowhere
+   * else, so any change asks for it again (as the API does, naming the password field).
+   */
+  function sameEndpoint(side) {
+    const a = stored[side];
+    const secure = v(`${side}.secure`);
+    const port = text(`${side}.port`) === '' && side === 'imap' ? (secure ? 993 : 143) : integer(`${side}.port`);
+    return (
+      a.host.toLowerCase() === text(`${side}.host`).toLowerCase() &&
+      a.port === port &&
+      a.secure === secure &&
+      (side !== 'imap' || (a.caFile ?? null) === (text('imap.caFile') || null)) &&
+      (stored.proxy ?? null) === (v('proxy') || null)
+    );
+  }
+
+  /**
+   * A password is needed unless a stored one stays valid (same user name and endpoint, see
+   * sameEndpoint; for IMAP also the SMTP endpoint when SMTP logs in with it): the edited
    * server's, or for a copy the original's.
    */
   function needsPassword(side, currentMode) {
     if (currentMode === 'add' || !stored) return true;
     if (side === 'imap') {
       const a = stored.imap;
+      const smtpShares = v('smtp.auth.mode') === 'imap';
       return !(
         a.auth.method === 'password' &&
         a.auth.hasPassword &&
-        a.host === text('imap.host') &&
-        a.user === text('imap.user')
+        a.user === text('imap.user') &&
+        sameEndpoint('imap') &&
+        (!smtpShares || (stored.smtp.auth.mode === 'imap' && sameEndpoint('smtp')))
       );
     }
     const a = stored.smtp;
@@ -413,8 +436,8 @@ export function serverForm(server, mode, panels, destinations = [], proxies = { 
       a.auth.mode === 'custom' &&
       a.auth.method === 'password' &&
       a.auth.hasPassword &&
-      a.host === text('smtp.host') &&
-      a.auth.user === text('smtp.auth.user')
+      a.auth.user === text('smtp.auth.user') &&
+      sameEndpoint('smtp')
     );
   }
 

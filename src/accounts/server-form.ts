@@ -339,26 +339,81 @@ function sameApp(a: OAuthSettings | null, b: OAuthSettings | null): boolean {
 }
 
 /**
+ * Where and how a side's credentials travel: the host, port and transport security they were
+ * entered for, and the proxy they pass through. A stored secret (password, client secret, or the
+ * tokens of a sign-in) is only ever sent to the exact endpoint it was entered for; a change of any
+ * part asks for it again, so that no one can turn a stored password to another port, to clear text
+ * or through another proxy (issue #24). A new transport setting joins here.
+ */
+interface Endpoint {
+  host: string;
+  port: number;
+  /** How the side is encrypted (implicit, STARTTLS required or when offered, none). */
+  tls: TlsMode;
+  /** The side's CA file (which certificates are trusted). */
+  caFile: string | null;
+  /** The server's proxy choice (null: the engine's default). */
+  proxy: string | null;
+}
+
+function imapEndpoint(f: ServerFields): Endpoint {
+  return { host: f.imapHost, port: f.imapPort, tls: f.imapTls, caFile: f.imapCaFile, proxy: f.proxy };
+}
+
+function smtpEndpoint(f: ServerFields): Endpoint {
+  return { host: f.smtpHost, port: f.smtpPort, tls: f.smtpTls, caFile: f.smtpCaFile, proxy: f.proxy };
+}
+
+/** What differs between two endpoints, in words ("port and TLS"), or null when they are the same. */
+function endpointChange(a: Endpoint, b: Endpoint): string | null {
+  const changed = [
+    !sameHost(a.host, b.host) && 'host',
+    a.port !== b.port && 'port',
+    a.tls !== b.tls && 'TLS setting',
+    a.caFile !== b.caFile && 'CA file',
+    a.proxy !== b.proxy && 'proxy',
+  ].filter((c): c is string => c !== false);
+  if (changed.length === 0) return null;
+  return changed.length === 1 ? changed[0]! : `${changed.slice(0, -1).join(', ')} and ${changed.at(-1)!}`;
+}
+
+const NEVER_FOLLOWS =
+  'and a stored secret is only sent to the endpoint and transport security it was entered for; enter it again';
+
+function describe(e: Endpoint): string {
+  return `${e.host}:${e.port}`;
+}
+
+/**
  * Why the IMAP credentials (password, client secret or sign-in) would now be presented somewhere
- * they were not before, or null when they stay put: another IMAP host or user name, or an SMTP
- * host that logs in with them (`mode: imap`) and did not before.
+ * they were not before, or null when they stay put: another IMAP user name or endpoint (host,
+ * port, TLS, CA, proxy), or an SMTP endpoint that logs in with them (`mode: imap`) and did not before.
  */
 function imapMoved(row: ServerFields, next: ServerFields): string | null {
-  if (!sameHost(row.imapHost, next.imapHost) || row.imapUser !== next.imapUser) {
-    return 'the IMAP host or user name changed, and stored credentials never follow an account to a new place';
+  if (row.imapUser !== next.imapUser) {
+    return 'the IMAP user name changed, and stored credentials never follow an account to a new place';
   }
-  if (next.smtpAuthMode === 'imap' && (row.smtpAuthMode !== 'imap' || !sameHost(row.smtpHost, next.smtpHost))) {
-    return `SMTP (auth mode imap) logs in to ${next.smtpHost} with the IMAP credentials, which were not sent there before`;
+  const imap = endpointChange(imapEndpoint(row), imapEndpoint(next));
+  if (imap !== null) return `the IMAP ${imap} changed, ${NEVER_FOLLOWS}`;
+  if (next.smtpAuthMode === 'imap') {
+    const smtp = row.smtpAuthMode === 'imap' ? endpointChange(smtpEndpoint(row), smtpEndpoint(next)) : 'auth mode';
+    if (smtp !== null) {
+      return (
+        `SMTP (auth mode imap) logs in to ${describe(smtpEndpoint(next))} with the IMAP credentials, which were not ` +
+        `sent there before (its ${smtp} changed), ${NEVER_FOLLOWS}`
+      );
+    }
   }
   return null;
 }
 
-/** The same for the SMTP side's own credentials (`mode: custom`): another SMTP host or user name. */
+/** The same for the SMTP side's own credentials (`mode: custom`): another SMTP user name or endpoint. */
 function smtpMoved(row: ServerFields, next: ServerFields): string | null {
-  if (!sameHost(row.smtpHost, next.smtpHost) || row.smtpUser !== next.smtpUser) {
-    return 'the SMTP host or user name changed, and stored credentials never follow an account to a new place';
+  if (row.smtpUser !== next.smtpUser) {
+    return 'the SMTP user name changed, and stored credentials never follow an account to a new place';
   }
-  return null;
+  const smtp = endpointChange(smtpEndpoint(row), smtpEndpoint(next));
+  return smtp === null ? null : `the SMTP ${smtp} changed, ${NEVER_FOLLOWS}`;
 }
 
 /**
@@ -367,7 +422,7 @@ function smtpMoved(row: ServerFields, next: ServerFields): string | null {
  * registration). Pointing an account elsewhere needs the secret entered again, so that no one
  * can redirect a stored password to a host of their choosing. With SMTP `mode: imap` the IMAP
  * credentials also go to the SMTP host: a new SMTP host (or switching to `mode: imap`) needs
- * them again too. The port is not part of the place (the same host, as for IMAP).
+ * them again too. The place is the whole endpoint: host, port, TLS, CA and proxy (see `Endpoint`).
  */
 export function keepableSecrets(row: EmailServerRow, next: ServerFields): StoredSecrets {
   const imapWhy = imapMoved(row, next);

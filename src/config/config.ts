@@ -75,6 +75,10 @@ export interface Config {
   waitsPerToken: number;
   /** MAILROOM_WAITS_PER_TENANT [1000]: the same, for all of one tenant's tokens together. */
   waitsPerTenant: number;
+  /** MAILROOM_RATE_LIMIT_PER_TOKEN [6000]: requests one API token may make per minute; 0: no limit. */
+  rateLimitPerToken: number;
+  /** MAILROOM_RATE_LIMIT_PER_ADDRESS [300]: requests without a valid token one address may make per minute; 0: no limit. */
+  rateLimitPerAddress: number;
   /**
    * MAILROOM_WEBHOOK_TIMEOUT_MS [10000]: how long one webhook POST may take. A crashed instance's
    * webhook events are taken over about this long plus 10 s after its last claim.
@@ -301,6 +305,8 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     shutdownTimeoutMs: intVar(env, 'MAILROOM_SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     waitsPerToken: intVar(env, 'MAILROOM_WAITS_PER_TOKEN', 200, 1, 1_000_000),
     waitsPerTenant: intVar(env, 'MAILROOM_WAITS_PER_TENANT', 1_000, 1, 1_000_000),
+    rateLimitPerToken: intVar(env, 'MAILROOM_RATE_LIMIT_PER_TOKEN', 6_000, 0, 100_000_000),
+    rateLimitPerAddress: intVar(env, 'MAILROOM_RATE_LIMIT_PER_ADDRESS', 300, 0, 100_000_000),
     webhookTimeoutMs: intVar(env, 'MAILROOM_WEBHOOK_TIMEOUT_MS', 10_000, 100, 120_000),
     instanceId: nonEmpty(env, 'MAILROOM_INSTANCE_ID') ?? hostname(),
     leaseTtlMs: intVar(env, 'MAILROOM_LEASE_TTL_MS', 20_000, 1_000, 600_000),

@@ -88,6 +88,8 @@ export class ServerWatcher {
   private stopped = false;
   /** The next login asks the identity provider for a new token (the last one was refused). */
   private forceRefresh = false;
+  /** Credentials were renewed while waiting to retry (see credentialsRenewed). */
+  private renewed = false;
   private session: ImapSession | undefined;
   /** The second connection, which only idles (absent with one session allowed, or without IDLE). */
   private idler: ImapSession | undefined;
@@ -134,6 +136,18 @@ export class ServerWatcher {
     this.requestSync();
   }
 
+  /**
+   * New credentials (a completed OAuth 2.0 sign-in): a retry waiting out its delay (up to
+   * `authRetryMaxMs` after refused logins) is made now, its backoff started over. A watcher that
+   * is connected or connecting has nothing to wait out.
+   */
+  credentialsRenewed(): void {
+    if (this.status.nextAttemptAt === null || this.stopped) return;
+    this.renewed = true;
+    clearTimeout(this.timer);
+    this.wake?.();
+  }
+
   private async loop(): Promise<void> {
     let attempt = 0;
     while (!this.stopped) {
@@ -161,6 +175,12 @@ export class ServerWatcher {
         this.status.nextAttemptAt = new Date(Date.now() + delay).toISOString();
         await this.sleep(delay);
         this.status.nextAttemptAt = null;
+        if (this.renewed) {
+          // Signed in meanwhile: the new tokens are in the cache, no refresh needed; a new count.
+          this.renewed = false;
+          this.forceRefresh = false;
+          attempt = 0;
+        }
         if (!this.stopped) this.status.reconnects += 1;
       }
     }

@@ -1,4 +1,5 @@
 import type { CredentialService, LoginCredentials } from '../auth/credentials.js';
+import { actorDetail } from '../store/trace-events.js';
 import { backoffDelay, type BackoffOptions } from '../shared/backoff.js';
 import type { Clock } from '../shared/clock.js';
 import { isMailroomError } from '../shared/errors.js';
@@ -259,7 +260,7 @@ export class AccountQueue {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'absent'; // sent or removed meanwhile
       throw err;
     }
-    await store.outbound.failUnlessSent(id, reply, new Date(now));
+    await store.outbound.failUnlessSent(id, reply, new Date(now), { type: 'cancelled', detail: actorDetail() });
     this.removePending(item);
     this.notBefore.delete(id);
     this.facts.delete(id);
@@ -390,8 +391,23 @@ export class AccountQueue {
         // respects: two engines delivering for this account never both take the last one.
         const allowedAt = await this.places.take(this.server.id, item.id, limit, now);
         if (allowedAt > now) {
-          if (this.status.rateLimitedUntil === null)
+          if (this.status.rateLimitedUntil === null) {
             rateLimitWaits.inc({ tenant_id: this.server.tenantId, server_id: this.server.id });
+            // The message at the head waits: its trace says until when, and why (once per wait).
+            await this.deps.store.trace
+              .append([
+                {
+                  tenantId: this.server.tenantId,
+                  messageId: item.id,
+                  type: 'rate-limited',
+                  detail: { serverId: this.server.id, limitPerHour: limit, until: new Date(allowedAt).toISOString() },
+                  at: new Date(now),
+                },
+              ])
+              .catch((err: unknown) =>
+                this.log.warn({ err, outboundId: item.id }, 'could not trace a rate-limit wait'),
+              );
+          }
           this.status.rateLimitedUntil = new Date(allowedAt).toISOString();
           return this.schedule(allowedAt);
         }
@@ -577,13 +593,17 @@ export class AccountQueue {
     this.notBefore.set(item.id, retryAt);
     // Should the row not be written (the database away), the retry time is kept here all the same.
     await store.outbound
-      .deferUnlessFailed(item.id, {
-        nextAttemptAt: new Date(retryAt),
-        lastReply: reply,
-        lastResponseCode: temporary[0]?.responseCode ?? null,
-        attempts,
-        firstAttemptAt,
-      })
+      .deferUnlessFailed(
+        item.id,
+        {
+          nextAttemptAt: new Date(retryAt),
+          lastReply: reply,
+          lastResponseCode: temporary[0]?.responseCode ?? null,
+          attempts,
+          firstAttemptAt,
+        },
+        { type: 'smtp-attempt', at: new Date(now) },
+      )
       .catch((err: unknown) => this.log.error({ err, outboundId: item.id }, 'could not record a partly sent message'));
     this.status.lastReply = reply;
     outboundMessages.inc(this.outcomeLabels('deferred'));
@@ -628,12 +648,7 @@ export class AccountQueue {
         firstAttemptAt: firstAttemptAt.toISOString(),
         failedAt: new Date(now).toISOString(),
       });
-      await store.outbound.update(item.id, {
-        status: 'failed',
-        nextAttemptAt: null,
-        deadLetteredAt: new Date(now),
-        ...common,
-      });
+      await store.outbound.deadLetter(item.id, common, new Date(now));
       this.removePending(item);
       this.notBefore.delete(item.id);
       this.facts.delete(item.id);
@@ -644,7 +659,11 @@ export class AccountQueue {
     if (failure.kind === 'transient') {
       const at = now + retryDelayMs(attempts, failure.throttled);
       this.notBefore.set(item.id, at);
-      await store.outbound.deferUnlessFailed(item.id, { nextAttemptAt: new Date(at), ...common });
+      await store.outbound.deferUnlessFailed(
+        item.id,
+        { nextAttemptAt: new Date(at), ...common },
+        { type: 'smtp-attempt', at: new Date(now) },
+      );
       outboundMessages.inc(this.outcomeLabels('deferred'));
       this.log.info(
         { outboundId: item.id, reply: failure.reply, retryAt: new Date(at).toISOString() },
@@ -656,7 +675,11 @@ export class AccountQueue {
     const held = failure.kind === 'auth';
     const resumeAt = now + (held ? options.authRetryMs : options.probeIntervalMs);
     // The message's row first: whoever sees the queue paused or held sees the message deferred.
-    await store.outbound.deferUnlessFailed(item.id, { nextAttemptAt: new Date(resumeAt), ...common });
+    await store.outbound.deferUnlessFailed(
+      item.id,
+      { nextAttemptAt: new Date(resumeAt), ...common },
+      { type: 'smtp-attempt', at: new Date(now) },
+    );
     this.enterProblem(held ? 'held' : 'paused', failure.reply, now, resumeAt);
     outboundMessages.inc(this.outcomeLabels('deferred'));
     this.dropTransport();

@@ -1,7 +1,7 @@
 import { EntitySchema, type EntitySchemaColumnOptions } from 'typeorm';
 import { OAuthGrantEntity } from './oauth-grants.js';
 import { ResponseFileSettingsEntity } from './response-file-settings.js';
-import { WebhookDeliveryEntity } from './webhook-deliveries.js';
+import { WebhookDeliveryEntity, WebhookLeaseEntity } from './webhook-deliveries.js';
 import { EngineInstanceEntity, ServerLeaseEntity } from './leases.js';
 import type {
   AlertRow,
@@ -388,6 +388,7 @@ export const ENTITIES = [
   OAuthGrantEntity,
   ResponseFileSettingsEntity,
   WebhookDeliveryEntity,
+  WebhookLeaseEntity,
   EngineInstanceEntity,
   ServerLeaseEntity,
 ];

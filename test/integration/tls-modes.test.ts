@@ -114,10 +114,15 @@ describe('TLS mode per side (tls: implicit | starttls-required | starttls-when-o
     assert.deepEqual(status.body.tls, { imap: 'none', smtp: 'none' });
     assert.deepEqual(status.body.warnings, res.server.warnings);
 
-    // Back to an encrypted mode: the warnings go.
-    const patched = await h.call<Obj>('PATCH', `/api/v1/tenants/${tenantId}/servers/${res.server.id}`, {
+    // Back to an encrypted mode: the warnings go. A new TLS setting asks for the password again
+    // (a stored secret only goes where, and how, it was entered for).
+    const path = `/api/v1/tenants/${tenantId}/servers/${res.server.id}`;
+    const withoutPassword = await h.call<Obj>('PATCH', path, { imap: { secure: true } });
+    assert.equal(withoutPassword.status, 400, withoutPassword.raw);
+    assert.equal(withoutPassword.body.error.field, 'imap.auth.password');
+    const patched = await h.call<Obj>('PATCH', path, {
       smtp: { tls: 'starttls-required' },
-      imap: { secure: true },
+      imap: { secure: true, auth: { method: 'password', password: 'pw' } },
     });
     assert.equal(patched.status, 200, patched.raw);
     assert.equal(patched.body.imap.tls, 'implicit');

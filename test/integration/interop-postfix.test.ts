@@ -86,7 +86,13 @@ describe('interop: Postfix submission (STARTTLS with a private CA, SASL login)',
     );
     assert.equal(sink.messages.length, 0);
 
-    const patched = await h.call<Obj>('PATCH', base, { smtp: { caFile: join(caDir, 'company-ca.pem') } });
+    const patched = await h.call<Obj>('PATCH', base, {
+      smtp: {
+        caFile: join(caDir, 'company-ca.pem'),
+        // A new CA file is a new transport security: the stored password is given again (#24).
+        auth: { mode: 'custom', user: 'relay', password: 'relay-pass' },
+      },
+    });
     assert.equal(patched.status, 200, patched.raw);
     const tested = await h.call<Obj>('POST', `${base}/test`, {});
     assert.equal(tested.body.smtp.ok, true, tested.raw);

@@ -98,10 +98,16 @@ describe('SMTP relay with a private CA (smtp.caFile) [pglite]', function () {
     assert.equal(smtp.messages.length, 0);
 
     const caFile = join(caDir, 'company-ca.pem');
-    const patched = await h.call<Obj>('PATCH', base, { smtp: { caFile } });
+    // A new CA file is a new transport security: the stored relay password must be given again (#24).
+    const keepOnly = await h.call<Obj>('PATCH', base, { smtp: { caFile } });
+    assert.equal(keepOnly.status, 400, keepOnly.raw);
+    assert.equal(keepOnly.body.error.field, 'smtp.auth.password');
+    const patched = await h.call<Obj>('PATCH', base, {
+      smtp: { caFile, auth: { mode: 'custom', user: 'relay@example.com', password: 'relay-pass' } },
+    });
     assert.equal(patched.status, 200, patched.raw);
     assert.equal(patched.body.smtp.caFile, caFile);
-    assert.equal(patched.body.smtp.auth.hasPassword, true, 'the relay password stays (same host and user)');
+    assert.equal(patched.body.smtp.auth.hasPassword, true);
 
     const trusted = await h.call<Obj>('POST', `${base}/test`, {});
     assert.equal(trusted.body.smtp.ok, true, trusted.raw);

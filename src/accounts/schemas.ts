@@ -13,7 +13,7 @@ const Name = Type.String({ minLength: 1, maxLength: 100, pattern: '\\S' });
 const Host = Type.String({ format: 'host', maxLength: 253 });
 const UserName = Type.String({ format: 'user-name', minLength: 1, maxLength: 320 });
 const Port = Type.Integer({ minimum: 1, maximum: 65535 });
-const Email = Type.String({ format: 'email', maxLength: 320 });
+const Email = Type.String({ format: 'mail-address', maxLength: 320 });
 const Secret = Type.String({ minLength: 1, maxLength: 4096 });
 const Id = Type.String({ format: 'uuid' });
 

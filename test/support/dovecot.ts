@@ -42,6 +42,12 @@ export interface StartDovecotOptions {
    * (plain HTTP, e.g. `FakeIdp.introspectionUrl`). [oauth2IntrospectionUrl=undefined: passwords only]
    */
   oauth2IntrospectionUrl?: string;
+  /**
+   * `post`: the token is posted as `token=…` (RFC 7662). `get`: the token is appended to the URL,
+   * which may name the login user (`%u`), so the provider can answer for that mailbox (a delegate's
+   * token opening a shared mailbox). [oauth2IntrospectionMode='post']
+   */
+  oauth2IntrospectionMode?: 'post' | 'get';
   /** Offer STARTTLS on the IMAP port with this certificate and key (PEM). [tls=undefined: no TLS] */
   tls?: { cert: string; key: string };
 }
@@ -115,7 +121,7 @@ export async function startDovecot(options: StartDovecotOptions = {}): Promise<D
     const withSsl = config.replace(/^ssl = no$/m, ssl);
     await writeFile(
       paths.config,
-      options.oauth2IntrospectionUrl ? withSsl + (await oauth2Passdb(dir, options.oauth2IntrospectionUrl)) : withSsl,
+      options.oauth2IntrospectionUrl ? withSsl + (await oauth2Passdb(dir, options.oauth2IntrospectionUrl, options.oauth2IntrospectionMode ?? 'post')) : withSsl,
     );
 
     child = spawn(binary, ['-F', '-c', paths.config], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -236,12 +242,12 @@ function greets(port: number): Promise<boolean> {
 }
 
 /** The oauth2 passdb (the commented example in the template), appended when tokens are wanted. */
-async function oauth2Passdb(dir: string, introspectionUrl: string): Promise<string> {
+async function oauth2Passdb(dir: string, introspectionUrl: string, mode: 'post' | 'get'): Promise<string> {
   const args = path.join(dir, 'oauth2.conf.ext');
   await writeFile(
     args,
     [
-      'introspection_mode = post',
+      `introspection_mode = ${mode}`,
       `introspection_url = ${introspectionUrl}`,
       'username_attribute = username',
       'active_attribute = active',

@@ -273,6 +273,11 @@ export class Directory {
     };
   }
 
+  /** An access token opening `user`'s mailbox (the fake Google endpoint's, for a service account). */
+  issueDelegatedToken(user: string, clientId: string): string {
+    return this.issueAccessToken(user, clientId, false);
+  }
+
   private issueAccessToken(principal: string, clientId: string, app: boolean): string {
     const token = opaqueToken(app ? 'app-at' : 'at');
     this.issued.push(token);

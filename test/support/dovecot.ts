@@ -42,12 +42,6 @@ export interface StartDovecotOptions {
    * (plain HTTP, e.g. `FakeIdp.introspectionUrl`). [oauth2IntrospectionUrl=undefined: passwords only]
    */
   oauth2IntrospectionUrl?: string;
-  /**
-   * `post`: the token is posted as `token=…` (RFC 7662). `get`: the token is appended to the URL,
-   * which may name the login user (`%u`), so the provider can answer for that mailbox (a delegate's
-   * token opening a shared mailbox). [oauth2IntrospectionMode='post']
-   */
-  oauth2IntrospectionMode?: 'post' | 'get';
   /** Offer STARTTLS on the IMAP port with this certificate and key (PEM). [tls=undefined: no TLS] */
   tls?: { cert: string; key: string };
 }
@@ -66,6 +60,13 @@ export interface DovecotInstance {
   addUser(user: DovecotUser): Promise<void>;
   /** The instance's log so far (useful in an assertion message). */
   readLog(): Promise<string>;
+  /**
+   * Stops the server (SIGTERM, as `systemctl stop dovecot` does), keeping its mail, config and
+   * port: clients see their connections end and new ones refused until `start()`.
+   */
+  stop(): Promise<void>;
+  /** Starts it again after `stop()` on the same port; resolves once it greets. No-op while running. */
+  start(): Promise<void>;
   /** Stops Dovecot and removes the temp dir. Idempotent. */
   close(): Promise<void>;
 }
@@ -121,22 +122,26 @@ export async function startDovecot(options: StartDovecotOptions = {}): Promise<D
     const withSsl = config.replace(/^ssl = no$/m, ssl);
     await writeFile(
       paths.config,
-      options.oauth2IntrospectionUrl ? withSsl + (await oauth2Passdb(dir, options.oauth2IntrospectionUrl, options.oauth2IntrospectionMode ?? 'post')) : withSsl,
+      options.oauth2IntrospectionUrl ? withSsl + (await oauth2Passdb(dir, options.oauth2IntrospectionUrl)) : withSsl,
     );
 
-    child = spawn(binary, ['-F', '-c', paths.config], { stdio: ['ignore', 'ignore', 'pipe'] });
-    const running = child;
-    let stderr = '';
-    running.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    const exited = new Promise<number | null>((resolve) => running.once('exit', (code) => resolve(code)));
-    running.once('error', () => undefined); // reported through 'exit' / the greeting timeout
+    const launch = async (): Promise<{ child: ChildProcess; exited: Promise<number | null> }> => {
+      const running = spawn(binary, ['-F', '-c', paths.config], { stdio: ['ignore', 'ignore', 'pipe'] });
+      child = running;
+      let stderr = '';
+      running.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+      const exited = new Promise<number | null>((resolve) => running.once('exit', (code) => resolve(code)));
+      running.once('error', () => undefined); // reported through 'exit' / the greeting timeout
 
-    const failure = exited.then(async (code) => {
-      const log = await readFile(paths.log, 'utf8').catch(() => '');
-      throw new Error(`dovecot exited (code ${code}) before greeting: ${stderr.trim()} ${log.trim()}`);
-    });
-    await Promise.race([waitForGreeting(port, START_TIMEOUT_MS), failure]);
-    failure.catch(() => undefined); // exit after close() is expected
+      const failure = exited.then(async (code) => {
+        const log = await readFile(paths.log, 'utf8').catch(() => '');
+        throw new Error(`dovecot exited (code ${code}) before greeting: ${stderr.trim()} ${log.trim()}`);
+      });
+      await Promise.race([waitForGreeting(port, START_TIMEOUT_MS), failure]);
+      failure.catch(() => undefined); // exit after close() is expected
+      return { child: running, exited };
+    };
+    let current: { child: ChildProcess; exited: Promise<number | null> } | undefined = await launch();
 
     let closing: Promise<void> | undefined;
     return {
@@ -149,7 +154,22 @@ export async function startDovecot(options: StartDovecotOptions = {}): Promise<D
         await sleep(1_000 - (Date.now() % 1_000) + PASSWD_SYNC_MARGIN_MS);
       },
       readLog: () => readFile(paths.log, 'utf8').catch(() => ''),
-      close: () => (closing ??= stop(running, exited, dir)),
+      stop: async () => {
+        if (!current || closing) return;
+        const { child: running, exited } = current;
+        current = undefined;
+        await stop(running, exited);
+      },
+      start: async () => {
+        if (current || closing) return;
+        current = await launch();
+      },
+      close: () =>
+        (closing ??= (async () => {
+          if (current) await stop(current.child, current.exited);
+          current = undefined;
+          await rm(dir, { recursive: true, force: true });
+        })()),
     };
   } catch (err) {
     if (child && child.exitCode === null) child.kill('SIGKILL');
@@ -158,7 +178,7 @@ export async function startDovecot(options: StartDovecotOptions = {}): Promise<D
   }
 }
 
-async function stop(child: ChildProcess, exited: Promise<unknown>, dir: string): Promise<void> {
+async function stop(child: ChildProcess, exited: Promise<unknown>): Promise<void> {
   if (child.exitCode === null && child.signalCode === null) {
     child.kill('SIGTERM');
     const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
@@ -168,7 +188,6 @@ async function stop(child: ChildProcess, exited: Promise<unknown>, dir: string):
       clearTimeout(timer);
     }
   }
-  await rm(dir, { recursive: true, force: true });
 }
 
 function passwdLine({ user, password }: DovecotUser): string {
@@ -242,12 +261,12 @@ function greets(port: number): Promise<boolean> {
 }
 
 /** The oauth2 passdb (the commented example in the template), appended when tokens are wanted. */
-async function oauth2Passdb(dir: string, introspectionUrl: string, mode: 'post' | 'get'): Promise<string> {
+async function oauth2Passdb(dir: string, introspectionUrl: string): Promise<string> {
   const args = path.join(dir, 'oauth2.conf.ext');
   await writeFile(
     args,
     [
-      `introspection_mode = ${mode}`,
+      'introspection_mode = post',
       `introspection_url = ${introspectionUrl}`,
       'username_attribute = username',
       'active_attribute = active',

@@ -52,6 +52,8 @@ export interface FakeIdp {
   /** Every access and refresh token issued so far. */
   readonly issuedTokens: readonly string[];
   addApp(app: FakeIdpApp): void;
+  /** Gives `delegate` Full Access and Send As to `mailbox` (a shared mailbox): their tokens open it. */
+  grantMailboxAccess(mailbox: string, delegate: string): void;
   /**
    * `https://127.0.0.1:<port>/token`: Google's token endpoint for service accounts (JWT bearer
    * grant); its tokens open mailboxes like the others. The authority host to configure is `url`.
@@ -187,6 +189,7 @@ export async function startFakeIdp(options: FakeIdpOptions = {}): Promise<FakeId
     tokenRequests: directory.tokenRequests,
     issuedTokens: directory.issued,
     addApp: (app) => directory.apps.set(app.clientId, app),
+    grantMailboxAccess: (mailbox, delegate) => directory.grantMailboxAccess(mailbox, delegate),
     googleTokenUrl: `https://${host}:${port()}/token`,
     addServiceAccount: (account) => google.add(account),
     pendingCodes: () => directory.pendingCodes(),

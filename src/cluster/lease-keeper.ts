@@ -162,8 +162,16 @@ export class LeaseKeeper {
       // Leases in the database we do not know of (a release that failed halfway) are kept: they are ours.
       const found = [...held].filter((id) => !this.owned.has(id));
       if (lost.length > 0) {
-        leaseChanges.inc({ change: 'lost' }, lost.length);
-        logger.warn({ owner: this.owner, servers: lost }, 'leases lost to another instance (not renewed in time)');
+        // A server disabled or deleted meanwhile is let go of, not lost: only an enabled one was taken.
+        const taken = await store.leases.enabledAmong(lost);
+        const gone = lost.filter((id) => !taken.includes(id));
+        if (gone.length > 0) {
+          logger.info({ owner: this.owner, servers: gone }, 'e-mail servers disabled or deleted: no longer watched');
+        }
+        if (taken.length > 0) {
+          leaseChanges.inc({ change: 'lost' }, taken.length);
+          logger.warn({ owner: this.owner, servers: taken }, 'leases lost to another instance (not renewed in time)');
+        }
       }
       // Also when the last change was not applied: its watchers would run (or not run) for good.
       if (lost.length > 0 || found.length > 0 || this.unapplied) await this.setOwned(held);

@@ -50,6 +50,8 @@ export interface SmtpHarness {
    * hands its handlers the address with a punycode domain already turned into Unicode).
    */
   readonly envelopeCommands: string[];
+  /** Connections accepted so far (counted before the greeting is sent). */
+  readonly connections: number;
   /** Runtime fault injection; see `SmtpFaults`. */
   readonly faults: SmtpFaults;
   /** True while the listener accepts connections. */
@@ -90,6 +92,7 @@ class LocalSmtpHarness implements SmtpHarness {
   readonly messages: ReceivedMessage[] = [];
   readonly authentications: AuthAttempt[] = [];
   readonly envelopeCommands: string[] = [];
+  connections = 0;
   readonly faults = new SmtpFaults();
   private boundPort: number;
   private server: SMTPServer | undefined;
@@ -212,6 +215,7 @@ class LocalSmtpHarness implements SmtpHarness {
       destroySession: (session) => this.destroySession(session),
       record: (message) => this.record(message),
       recordAuth: (attempt) => this.authentications.push(attempt),
+      recordConnect: () => (this.connections += 1),
     });
     return {
       ...handlers,

@@ -1,4 +1,5 @@
 import type { CredentialService } from '../auth/credentials.js';
+import { certificateAdvice } from '../shared/certificate-advice.js';
 import { CONNECTION_TEST_TIMEOUT_MS, timedTest, type ConnectionTestResult } from '../shared/connection-test.js';
 import { isMailroomError } from '../shared/errors.js';
 import type { MailProxies } from '../shared/mail-proxies.js';
@@ -40,6 +41,9 @@ export function testSmtpConnection(
         ? `connected, but the server offers no login (AUTH): the user name and password are not used`
         : 'connected (no login: the relay takes mail as it is)';
     },
-    (err) => (isMailroomError(err) ? err.message : classifyDeliveryError(err).reply),
+    (err) =>
+      isMailroomError(err)
+        ? err.message
+        : (certificateAdvice(err, 'smtp.caFile', server.smtpCaFile) ?? classifyDeliveryError(err).reply),
   );
 }

@@ -99,6 +99,15 @@ export class LeaseRepository {
     return rows.map((r) => r.server_id);
   }
 
+  /** Of these servers, the ones that still exist and are enabled (a lease of one of them lost was taken). */
+  async enabledAmong(serverIds: readonly string[]): Promise<string[]> {
+    const rows: Array<{ id: string }> = await this.em.query(
+      `SELECT id FROM email_servers WHERE enabled AND id = ANY($1::uuid[])`,
+      [serverIds],
+    );
+    return rows.map((r) => r.id);
+  }
+
   /**
    * Takes up to `limit` enabled servers that nobody holds or whose holder is no longer alive, in
    * random order so that instances starting together spread out. Two instances racing for the

@@ -5,7 +5,9 @@ import { LeaseKeeper } from '../../src/cluster/lease-keeper.js';
 import { SecretSealer } from '../../src/shared/sealed-secrets.js';
 import type { Store } from '../../src/store/store.js';
 import { forEachBackend } from '../support/api-harness.js';
+import type { Logger } from '../../src/shared/logger.js';
 import { quietLogger, resetStore, sharedStore } from '../support/database.js';
+import { capturingLogger } from '../support/log-capture.js';
 
 const SERVERS = 12;
 const TTL_MS = 1_500;
@@ -48,11 +50,11 @@ forEachBackend('server leases between instances', (kind) => {
   });
 
   /** A keeper whose ownership changes are recorded; renewals only when the test calls tick(). */
-  function keeper(name: string): { keeper: LeaseKeeper; changes: number } {
+  function keeper(name: string, logger: Logger = quietLogger): { keeper: LeaseKeeper; changes: number } {
     const entry = { keeper: undefined as unknown as LeaseKeeper, changes: 0 };
     entry.keeper = new LeaseKeeper({
       store,
-      logger: quietLogger,
+      logger,
       instanceId: name,
       options: { ttlMs: TTL_MS, renewIntervalMs: 60_000, rebalanceStep: 10 },
       onChange: async () => {
@@ -249,7 +251,8 @@ forEachBackend('server leases between instances', (kind) => {
   });
 
   it('lets go of a disabled server and tells its owner when a lease was taken', async () => {
-    const a = keeper('a');
+    const { logger, lines } = capturingLogger('info');
+    const a = keeper('a', logger);
     await a.keeper.tick();
     assert.equal(a.keeper.ownedServers.size, SERVERS);
     const [first] = serverIds as [string];
@@ -257,6 +260,9 @@ forEachBackend('server leases between instances', (kind) => {
     await a.keeper.tick();
     assert.equal(a.keeper.ownedServers.has(first), false);
     assert.equal(a.keeper.ownedServers.size, SERVERS - 1);
+    // One instance alone: nobody took the lease, and the log does not say so.
+    assert.ok(!lines.some((l) => l.includes('leases lost')), lines.join('\n'));
+    assert.ok(lines.some((l) => l.includes('disabled or deleted: no longer watched') && l.includes(first)));
 
     // Another instance steals a lease (as after a long pause of this one): the owner notices.
     const [second] = serverIds.slice(1) as [string];
@@ -267,6 +273,7 @@ forEachBackend('server leases between instances', (kind) => {
     const before = a.changes;
     await a.keeper.tick();
     assert.equal(a.keeper.owns(second), false);
+    assert.ok(lines.some((l) => l.includes('leases lost to another instance') && l.includes(second)));
     assert.ok(a.changes > before, 'the owner was told of the change');
     await a.keeper.stop();
   });

@@ -8,6 +8,16 @@ const KEEP_ALIVE_MS = 15_000;
 /** [3000] ms a browser's EventSource waits before it reconnects (the stream's `retry:`). */
 const RECONNECT_MS = 3_000;
 
+/** The header a reconnecting client sends (checked by the handler, which names it when it is wrong). */
+const LastEventIdHeader = Type.Object({
+  'last-event-id': Type.Optional(
+    Type.String({
+      pattern: '^[0-9]{1,15}$',
+      description: 'the seq of the last event received: the stream continues after it (instead of `after`)',
+    }),
+  ),
+});
+
 export const eventRoutes: RouteDef[] = [
   {
     method: 'GET',
@@ -19,6 +29,9 @@ export const eventRoutes: RouteDef[] = [
       '`after`, or after the `Last-Event-ID` header when a client reconnects. A comment every 15 s keeps ' +
       'an idle stream open. Counts as a wait of its token (429 TOO_MANY_WAITS beyond the limit).',
     tags: ['inbound messages'],
+    errors: ['DESTINATION_NOT_FOUND', 'TOO_MANY_WAITS'],
+    produces: 'text/event-stream',
+    headers: LastEventIdHeader,
     schema: {
       params: DestinationParams,
       querystring: Type.Object(

@@ -25,6 +25,7 @@ export const messageRoutes: RouteDef[] = [
       '`wait` long-polls up to that many seconds when nothing is new. With `order=desc`, the newest ' +
       'first, below the cursor `before` (`next` is the cursor of the next, older page).',
     tags,
+    errors: ['DESTINATION_NOT_FOUND', 'TOO_MANY_WAITS'],
     schema: {
       params: DestinationParams,
       querystring: Type.Object(
@@ -79,6 +80,7 @@ export const messageRoutes: RouteDef[] = [
     access: 'tenant',
     summary: 'One message: headers, text, HTML, attachment list, classification, conversation.',
     tags,
+    errors: ['DESTINATION_NOT_FOUND', 'MESSAGE_NOT_FOUND'],
     schema: { params: MessageParams, response: { 200: MessageDetailView } },
     handler: async (req, _reply, { inbound }) => {
       const p = req.params as MessageParams;
@@ -91,6 +93,8 @@ export const messageRoutes: RouteDef[] = [
     access: 'tenant',
     summary: 'The message as received (RFC 822).',
     tags,
+    errors: ['DESTINATION_NOT_FOUND', 'MESSAGE_NOT_FOUND'],
+    produces: 'message/rfc822',
     schema: { params: MessageParams, response: { 200: Type.Any({ description: 'message/rfc822' }) } },
     handler: async (req, reply, { inbound }) => {
       const p = req.params as MessageParams;
@@ -105,6 +109,8 @@ export const messageRoutes: RouteDef[] = [
     access: 'tenant',
     summary: 'One attachment of the message, by its index in the attachment list.',
     tags,
+    errors: ['DESTINATION_NOT_FOUND', 'MESSAGE_NOT_FOUND'],
+    produces: 'application/octet-stream',
     schema: { params: AttachmentParams, response: { 200: Type.Any({ description: 'the attachment' }) } },
     handler: async (req, reply, { inbound }) => {
       const p = req.params as MessageParams & { index: number };
@@ -120,6 +126,7 @@ export const messageRoutes: RouteDef[] = [
     access: 'tenant',
     summary: 'Claim the message for an agent system; another claimant gets 409 ALREADY_CLAIMED.',
     tags,
+    errors: ['DESTINATION_NOT_FOUND', 'MESSAGE_NOT_FOUND', 'ALREADY_CLAIMED'],
     schema: { params: MessageParams, body: Agent, response: { 200: FeedItemView } },
     handler: async (req, _reply, { inbound }) => {
       const p = req.params as MessageParams;
@@ -132,6 +139,7 @@ export const messageRoutes: RouteDef[] = [
     access: 'tenant',
     summary: 'Acknowledge that the message was taken over.',
     tags,
+    errors: ['DESTINATION_NOT_FOUND', 'MESSAGE_NOT_FOUND', 'ALREADY_CLAIMED'],
     schema: {
       params: MessageParams,
       body: Type.Object({}, { additionalProperties: false }),
@@ -148,6 +156,7 @@ export const messageRoutes: RouteDef[] = [
     access: 'tenant',
     summary: "A server's quarantined, unrouted or duplicate messages (newest first).",
     tags,
+    errors: ['SERVER_NOT_FOUND'],
     schema: {
       params: ServerParams,
       querystring: Type.Object(
@@ -172,6 +181,7 @@ export const messageRoutes: RouteDef[] = [
     summary:
       "The server's connection state, last error in plain words, last contact and UID progress; which instance watches it.",
     tags: ['e-mail servers'],
+    errors: ['SERVER_NOT_FOUND'],
     schema: {
       params: ServerParams,
       response: {
@@ -181,10 +191,20 @@ export const messageRoutes: RouteDef[] = [
             Type.Object({ instanceId: Type.String(), thisInstance: Type.Boolean() }),
             Type.Null(),
           ]),
+          /** How each side's connection is encrypted (`tls` of the settings). */
+          tls: Type.Object({ imap: Type.String(), smtp: Type.String() }),
+          /** The settings' warnings (a side sending in plain text), as in the server's view. */
+          warnings: Type.Array(Type.String()),
           inbound: Type.Object({
             state: Type.String(),
             lastError: Type.Union([Type.String(), Type.Null()]),
             lastErrorAt: Type.Union([Type.String(), Type.Null()]),
+            lastProblemEndedAt: Type.Union([Type.String(), Type.Null()]),
+            /** How new mail is learned: `idle` (pushed, plus a safety sync every `pollIntervalMs`) or `poll`. */
+            newMail: Type.Object({
+              by: Type.Union([Type.Literal('idle'), Type.Literal('poll'), Type.Null()]),
+              pollIntervalMs: Type.Union([Type.Integer(), Type.Null()]),
+            }),
             lastContactAt: Type.Union([Type.String(), Type.Null()]),
             lastUid: Type.Record(Type.String(), Type.Integer()),
             idleSupported: Type.Union([Type.Boolean(), Type.Null()]),
@@ -200,6 +220,7 @@ export const messageRoutes: RouteDef[] = [
                 lastReply: Type.Union([Type.String(), Type.Null()]),
                 lastErrorAt: Type.Union([Type.String(), Type.Null()]),
                 resumeAt: Type.Union([Type.String(), Type.Null()]),
+                lastProblemEndedAt: Type.Union([Type.String(), Type.Null()]),
                 rateLimitedUntil: Type.Union([Type.String(), Type.Null()]),
               }),
               Type.Null(),
@@ -219,9 +240,15 @@ export const messageRoutes: RouteDef[] = [
     },
     handler: async (req, _reply, { accounts, inbound, outbound, operations }) => {
       const p = req.params as ServerParams;
-      await accounts.servers.get(p.tenantId, p.serverId);
+      const server = await accounts.servers.get(p.tenantId, p.serverId);
       const watchedBy = operations ? await operations.watcherOf(p.serverId) : null;
-      return { watchedBy, inbound: inbound.status(p.serverId), outbound: outbound.status(p.serverId) };
+      return {
+        watchedBy,
+        tls: { imap: server.imap.tls, smtp: server.smtp.tls },
+        warnings: server.warnings,
+        inbound: inbound.status(p.serverId),
+        outbound: outbound.status(p.serverId),
+      };
     },
   },
 ];

@@ -54,6 +54,14 @@ export const oauthRoutes: RouteDef[] = [
     summary:
       'Get Code: start a device-code sign-in for IMAP or SMTP (a new request cancels the one in progress). SMTP with mode imap uses the IMAP sign-in.',
     tags,
+    errors: [
+      'SERVER_NOT_FOUND',
+      'OAUTH_NOT_CONFIGURED',
+      'OAUTH_FAILED',
+      'CONFLICT',
+      'SECRET_UNREADABLE',
+      'UNAVAILABLE',
+    ],
     schema: { params: ServerParams, body: PurposeBody, response: { 200: DeviceCodeView } },
     handler: async (req, _reply, ctx) => {
       const p = req.params as ServerParams;
@@ -66,6 +74,7 @@ export const oauthRoutes: RouteDef[] = [
     access: 'tenant',
     summary: 'OAuth 2.0 status per purpose: INCOMPLETE, PENDING, COMPLETE, EXPIRED, REAUTH_REQUIRED or ERROR.',
     tags,
+    errors: ['SERVER_NOT_FOUND', 'UNAVAILABLE'],
     schema: { params: ServerParams, response: { 200: StatusView } },
     handler: async (req, _reply, ctx) => {
       const p = req.params as ServerParams;
@@ -79,6 +88,14 @@ export const oauthRoutes: RouteDef[] = [
     summary:
       'Acquire a fresh access token now and report the status (what failed, in words an administrator can act on).',
     tags,
+    errors: [
+      'SERVER_NOT_FOUND',
+      'OAUTH_NOT_CONFIGURED',
+      'OAUTH_FAILED',
+      'CREDENTIALS_UNAVAILABLE',
+      'SECRET_UNREADABLE',
+      'UNAVAILABLE',
+    ],
     schema: { params: ServerParams, body: PurposeBody, response: { 200: Type.Union([PurposeStatus, Type.Null()]) } },
     handler: async (req, _reply, ctx) => {
       const p = req.params as ServerParams;

@@ -61,6 +61,10 @@ export function deviceCodePanel({ tenantId, purpose, saveFirst }) {
     statusValue.dataset.status = code;
     let words = WORDS[code] ?? '';
     if (code === 'COMPLETE' && state.account) words = `signed in as ${state.account}`;
+    // A delegate (or a service account) signed in for another mailbox: say for which.
+    if (code === 'COMPLETE' && state.mailbox && state.account && !sameAddress(state.account, state.mailbox)) {
+      words += ` for mailbox ${state.mailbox}`;
+    }
     if (state?.sharesImapSignIn) words += ' (shares the IMAP sign-in)';
     if (state?.error) words += `: ${state.error}`;
     statusWords.textContent = words ? `(${words})` : '';
@@ -159,4 +163,8 @@ export function deviceCodePanel({ tenantId, purpose, saveFirst }) {
       await refresh();
     },
   };
+}
+
+function sameAddress(a, b) {
+  return String(a).toLowerCase() === String(b).toLowerCase();
 }

@@ -251,7 +251,8 @@ export function serverForm(server, mode, panels, destinations = [], proxies = { 
       input({
         label: 'Heartbeat e-mail address',
         name: 'smtp.heartbeatAddress',
-        type: 'email',
+        // text: the browser's e-mail type refuses Unicode local parts; the engine checks it.
+        type: 'text',
         value: smtp?.heartbeatAddress,
         hint: 'A test message goes here every 15 minutes to check the connection.',
       }),

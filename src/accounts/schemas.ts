@@ -14,12 +14,14 @@ const Name = Type.String({ minLength: 1, maxLength: 100, pattern: '\\S' });
 const Host = Type.String({ format: 'host', maxLength: 253 });
 const UserName = Type.String({ format: 'user-name', minLength: 1, maxLength: 320 });
 const Port = Type.Integer({ minimum: 1, maximum: 65535 });
-const Email = Type.String({ format: 'email', maxLength: 320 });
+const Email = Type.String({ format: 'mail-address', maxLength: 320 });
 const Secret = Type.String({ minLength: 1, maxLength: 4096 });
 const Id = Type.String({ format: 'uuid' });
 
 export const MAX_SERVERS_PER_TENANT = 5;
 export const DEFAULT_AUTHORITY_HOST = 'https://login.microsoftonline.com';
+/** Google's OAuth 2.0 server, whose `/token` takes the service account's signed JWT. */
+export const GOOGLE_AUTHORITY_HOST = 'https://oauth2.googleapis.com';
 
 // ---- tenants ---------------------------------------------------------------------------------
 
@@ -43,7 +45,14 @@ const OAuthFields = {
   clientId: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
   /** Directory (tenant) ID: a GUID or a verified domain. Never `common` when known. */
   directoryId: Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9.-]+$' })),
-  flow: Type.Optional(Type.Union([Type.Literal('device-code'), Type.Literal('client-credentials')])),
+  /**
+   * device-code (a person signs in), client-credentials (the app, Microsoft 365), service-account
+   * (Google Workspace: `clientId` is the service account's e-mail, `clientSecret` its JSON key file
+   * or PEM private key, `authorityHost` defaults to https://oauth2.googleapis.com).
+   */
+  flow: Type.Optional(
+    Type.Union([Type.Literal('device-code'), Type.Literal('client-credentials'), Type.Literal('service-account')]),
+  ),
   clientSecret: Type.Optional(Secret),
   authorityHost: Type.Optional(Type.String({ format: 'uri', pattern: '^https://', maxLength: 500 })),
   /** The Office 365 server the tokens are for (custom or sovereign clouds); default Exchange Online's. */

@@ -2,7 +2,8 @@ import { MailroomError } from '../shared/errors.js';
 import { tlsModeOfSecure, type TlsMode } from '../shared/tls-mode.js';
 import type { OAuthPurpose } from '../store/oauth-grants.js';
 import type { EmailServerRow, OAuthSettings } from '../store/rows.js';
-import { DEFAULT_AUTHORITY_HOST, type ServerInput, type ServerPatch } from './schemas.js';
+import { parseServiceAccountKey, type ServiceAccountKey } from '../shared/service-account-key.js';
+import { DEFAULT_AUTHORITY_HOST, GOOGLE_AUTHORITY_HOST, type ServerInput, type ServerPatch } from './schemas.js';
 
 /**
  * Pure rules of the e-mail server form: cross-field checks the schema cannot express, defaults,
@@ -43,6 +44,7 @@ function checkCredentials(
     return;
   }
   refuse(auth, prefix, PASSWORD_FIELDS, 'is only used with method password');
+  if (auth.flow === 'service-account') return checkServiceAccount(auth, prefix, stored.clientSecret, again);
   if (auth.clientId === undefined)
     throw fieldError(`${prefix}.clientId`, `'${prefix}.clientId' is required for OAuth 2.0`);
   if (auth.directoryId === undefined) {
@@ -61,6 +63,48 @@ function checkCredentials(
   } else if (auth.clientSecret !== undefined) {
     throw fieldError(`${prefix}.clientSecret`, `'${prefix}.clientSecret' is only used with flow client-credentials`);
   }
+}
+
+/**
+ * Google Workspace: the service account's e-mail (the JWT's `iss`) and its key (a JSON key file or
+ * a PEM private key, sealed as the client secret). No directory: Google has none to name.
+ */
+function checkServiceAccount(auth: AuthFields, prefix: string, storedKey: boolean, again: string): void {
+  if (auth.clientId === undefined) {
+    throw fieldError(
+      `${prefix}.clientId`,
+      `'${prefix}.clientId' is required for flow service-account (the service account's e-mail, client_email of its key file)`,
+    );
+  }
+  refuse(auth, prefix, ['directoryId', 'serverUrl'], 'is not used with flow service-account (Google Workspace)');
+  if (auth.clientSecret === undefined) {
+    if (storedKey) return;
+    throw fieldError(
+      `${prefix}.clientSecret`,
+      `'${prefix}.clientSecret' is required for flow service-account: the service account's JSON key file (or its PEM private key)${again}`,
+    );
+  }
+  let key: ServiceAccountKey;
+  try {
+    key = parseServiceAccountKey(auth.clientSecret);
+  } catch (err) {
+    throw fieldError(`${prefix}.clientSecret`, `'${prefix}.clientSecret' ${(err as Error).message}`);
+  }
+  if (key.clientEmail !== undefined && key.clientEmail.toLowerCase() !== auth.clientId.toLowerCase()) {
+    throw fieldError(
+      `${prefix}.clientId`,
+      `'${prefix}.clientId' is ${auth.clientId}, but the key file belongs to ${key.clientEmail}`,
+    );
+  }
+}
+
+/** [15] Gmail's limit of simultaneous IMAP connections per account (Google Workspace Admin Help, "IMAP connection limits"). */
+export const GMAIL_MAX_SESSIONS = 15;
+
+/** A Gmail mailbox: Google's IMAP host, or a Google service account's sign-in. */
+function isGmail(input: ServerInput): boolean {
+  const host = input.imap.host.toLowerCase().replace(/\.$/, '');
+  return host === 'imap.gmail.com' || host === 'imap.googlemail.com' || input.imap.auth.flow === 'service-account';
 }
 
 export interface StoredSecrets {
@@ -134,6 +178,12 @@ export function checkServerInput(input: ServerInput, stored: StoredSecrets = NO_
   checkTls('imap', input.imap);
   checkTls('smtp', input.smtp);
   const imap = input.imap.auth;
+  if (isGmail(input) && (input.imap.maxSessions ?? 0) > GMAIL_MAX_SESSIONS) {
+    throw fieldError(
+      'imap.maxSessions',
+      `'imap.maxSessions' must be at most ${GMAIL_MAX_SESSIONS} for Gmail, which allows ${GMAIL_MAX_SESSIONS} simultaneous IMAP connections per account`,
+    );
+  }
   checkCredentials(imap, imap.method, 'imap.auth', {
     password: stored.imapPassword,
     clientSecret: stored.imapClientSecret,
@@ -162,11 +212,15 @@ export function accountKeyOf(imapHost: string, imapUser: string): string {
 }
 
 function oauthOf(auth: AuthFields): OAuthSettings {
+  const google = auth.flow === 'service-account';
   return {
     clientId: auth.clientId as string,
-    directoryId: auth.directoryId as string,
+    directoryId: google ? '' : (auth.directoryId as string),
     flow: auth.flow ?? 'device-code',
-    authorityHost: (auth.authorityHost ?? DEFAULT_AUTHORITY_HOST).replace(/\/+$/, ''),
+    authorityHost: (auth.authorityHost ?? (google ? GOOGLE_AUTHORITY_HOST : DEFAULT_AUTHORITY_HOST)).replace(
+      /\/+$/,
+      '',
+    ),
     ...(auth.serverUrl !== undefined && { serverUrl: auth.serverUrl.replace(/\/+$/, '') }),
   };
 }
@@ -225,7 +279,7 @@ function oauthInputOf(o: OAuthSettings | null): Partial<AuthFields> {
   return o
     ? {
         clientId: o.clientId,
-        directoryId: o.directoryId,
+        ...(o.flow !== 'service-account' && { directoryId: o.directoryId }),
         flow: o.flow,
         authorityHost: o.authorityHost,
         ...(o.serverUrl !== undefined && { serverUrl: o.serverUrl }),

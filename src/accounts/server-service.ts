@@ -467,7 +467,7 @@ export class ServerService {
       imapClientSecretSealed: pick(
         'imap.clientSecret',
         imap.clientSecret,
-        imap.method === 'oauth2' && imap.flow === 'client-credentials',
+        imap.method === 'oauth2' && (imap.flow === 'client-credentials' || imap.flow === 'service-account'),
         keep.imapClientSecret,
         source?.imapClientSecretSealed,
       ),
@@ -481,7 +481,9 @@ export class ServerService {
       smtpClientSecretSealed: pick(
         'smtp.clientSecret',
         smtp.clientSecret,
-        smtpCustom && smtpMethod === 'oauth2' && smtp.flow === 'client-credentials',
+        smtpCustom &&
+          smtpMethod === 'oauth2' &&
+          (smtp.flow === 'client-credentials' || smtp.flow === 'service-account'),
         keep.smtpClientSecret,
         source?.smtpClientSecretSealed,
       ),

@@ -56,6 +56,8 @@ export function classifyDeliveryError(err: unknown): DeliveryFailure {
 
   // Mailroom's own: the account's credentials cannot be had (e.g. a person must sign in again).
   if (code === 'CREDENTIALS_UNAVAILABLE') return result('auth');
+  // Mailroom's own: a Unicode local part and a server without SMTPUTF8 (smtp-envelope.ts).
+  if (code === 'ESMTPUTF8') return result('permanent');
   if (code === 'EAUTH' || responseCode === 535 || responseCode === 534 || responseCode === 530) return result('auth');
   // STARTTLS refused or failed (with `tls: starttls-required`, a server that offers none answers
   // 500 to it): no message was offered, so its reply code says nothing about the message.
@@ -90,6 +92,7 @@ export function retryDelayMs(attempt: number, throttled: boolean): number {
 /** Error codes of a connection that was never made: nothing of a message can have reached a server. */
 const NOTHING_SENT_CODES = new Set([
   'CREDENTIALS_UNAVAILABLE',
+  'ESMTPUTF8',
   'EAUTH',
   'ECONNREFUSED',
   'EDNS',

@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 
-const Email = Type.String({ format: 'email', maxLength: 320 });
+const Email = Type.String({ format: 'mail-address', maxLength: 320 });
 const Recipients = Type.Array(Email, { maxItems: 100 });
 
 export const SendInput = Type.Object(

@@ -10,6 +10,7 @@ import { spokePlainText } from '../shared/tls-fallback.js';
 import type { TlsMode } from '../shared/tls-mode.js';
 import type { EmailServerRow } from '../store/rows.js';
 import type { SmtpTimeouts } from './options.js';
+import { envelopeFor, offersSmtpUtf8 } from './smtp-envelope.js';
 
 /**
  * The one place Mailroom talks SMTP: one kept-open connection to an account's relay (nodemailer's
@@ -123,6 +124,8 @@ export class SmtpTransport {
   private closed = false;
   /** Connections that logged in (the others had no credentials, or the server offered no AUTH). */
   private readonly loggedIn = new WeakSet<SMTPConnection>();
+  /** Connections whose server offered SMTPUTF8 in its (last) EHLO reply. */
+  private readonly smtpUtf8 = new WeakSet<SMTPConnection>();
   /** With `tls: implicit`: the server answered TLS in plain text once, so connections use STARTTLS (required). */
   private startTls = false;
 
@@ -176,6 +179,9 @@ export class SmtpTransport {
     if (options.mayBegin?.() === false) {
       throw Object.assign(new Error('given up before the transaction began'), { code: NOT_BEGUN });
     }
+    // Unicode domains as punycode for a server without SMTPUTF8; a Unicode local part refused
+    // there (ESMTPUTF8) before anything is sent, the connection kept for the next message.
+    const wire = envelopeFor(envelope, this.smtpUtf8.has(connection), this.options.host);
     const body = messageStream(raw, options.beforeDot);
     this.sending = connection;
     try {
@@ -191,17 +197,19 @@ export class SmtpTransport {
         connection.once('end', closed);
         // A copy: nodemailer writes its state into the envelope it is given (a refused MAIL FROM
         // as `mailError`), which would fail the same message again when it is retried.
-        connection.send({ from: envelope.from, to: [...envelope.to] }, body.stream, (err, result) => {
+        connection.send(wire, body.stream, (err, result) => {
           connection.removeListener('end', closed);
           if (err) reject(err);
           else resolve(result);
         });
       });
+      // The addresses as the caller gave them (a punycode domain on the wire is the stored Unicode one).
+      const asGiven = (address: string): string => envelope.to[wire.to.indexOf(address)] ?? address;
       return {
         response: info.response ?? '',
-        accepted: addresses(info.accepted),
-        rejected: addresses(info.rejected),
-        refused: refusalsOf(info),
+        accepted: addresses(info.accepted).map(asGiven),
+        rejected: addresses(info.rejected).map(asGiven),
+        refused: refusalsOf(info).map((r) => ({ ...r, address: asGiven(r.address) })),
       };
     } catch (err) {
       this.sending = null;
@@ -282,6 +290,8 @@ export class SmtpTransport {
       });
       connection.connect((err?: Error | null) => {
         if (err) return fail(err);
+        // Before logging in: the last reply is still the EHLO (after STARTTLS, the second one).
+        if (offersSmtpUtf8(connection.lastServerResponse)) this.smtpUtf8.add(connection);
         const auth = authOf(options.login);
         if (!auth || !connection.allowsAuth) {
           settled = true;

@@ -15,7 +15,8 @@ export interface TenantRow {
 
 export type ImapAuthMethod = 'password' | 'oauth2';
 export type SmtpAuthMode = 'none' | 'imap' | 'custom';
-export type OAuthFlow = 'device-code' | 'client-credentials';
+/** service-account: Google Workspace, a service account with domain-wide delegation (JWT bearer grant, RFC 7523). */
+export type OAuthFlow = 'device-code' | 'client-credentials' | 'service-account';
 
 /** Non-secret OAuth 2.0 settings of one side (IMAP or SMTP) of a server. */
 export interface OAuthSettings {

@@ -27,8 +27,11 @@ const PurposeStatus = Type.Object({
   status: Type.Union(
     ['INCOMPLETE', 'PENDING', 'COMPLETE', 'EXPIRED', 'REAUTH_REQUIRED', 'ERROR'].map((s) => Type.Literal(s)),
   ),
-  flow: Type.Union([Type.Literal('device-code'), Type.Literal('client-credentials')]),
+  flow: Type.Union([Type.Literal('device-code'), Type.Literal('client-credentials'), Type.Literal('service-account')]),
+  /** Who signed in: a person, `app <client id>` or `service account <e-mail>`. */
   account: Nullable(Type.String()),
+  /** The mailbox the tokens open (a shared mailbox when a delegate signed in). */
+  mailbox: Type.String(),
   expiresAt: Nullable(Type.String({ format: 'date-time' })),
   error: Nullable(Type.String()),
   sharesImapSignIn: Type.Boolean(),

@@ -36,8 +36,16 @@ export interface OAuthOptions {
 export interface OAuthPurposeView {
   status: OAuthStatus;
   flow: OAuthFlow;
-  /** The signed-in account, or `app <client id>` for client credentials. */
+  /**
+   * The signed-in account, `app <client id>` for client credentials, `service account <e-mail>`
+   * for a Google service account.
+   */
   account: string | null;
+  /**
+   * The mailbox the tokens are presented for (the XOAUTH2 user): a shared mailbox when a delegate
+   * signed in (`account` differs), the delegating user for a service account.
+   */
+  mailbox: string;
   /** PENDING: when the code expires; otherwise when the current access token expires. */
   expiresAt: string | null;
   error: string | null;
@@ -127,7 +135,7 @@ export class OAuthService {
       throw new MailroomError(
         'OAUTH_NOT_CONFIGURED',
         target
-          ? `${purpose.toUpperCase()} of '${row.name}' uses client credentials: no sign-in is needed`
+          ? `${purpose.toUpperCase()} of '${row.name}' uses ${target.settings.flow === 'service-account' ? 'a service account' : 'client credentials'}: no sign-in is needed`
           : `${purpose.toUpperCase()} of '${row.name}' does not use OAuth 2.0`,
         { field: 'purpose' },
       );
@@ -168,6 +176,7 @@ export class OAuthService {
       status: grant?.status ?? 'INCOMPLETE',
       flow: target.settings.flow,
       account: grant?.account ?? null,
+      mailbox: target.user,
       expiresAt: grant?.expiresAt?.toISOString() ?? null,
       error: grant?.error ?? null,
       sharesImapSignIn: purpose === 'smtp' && target.purpose === 'imap',

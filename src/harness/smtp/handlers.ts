@@ -127,7 +127,11 @@ function toReceived(session: SMTPServerSession, raw: Buffer): ReceivedMessage {
   const { mailFrom, rcptTo } = session.envelope;
   const user: unknown = session.user;
   return {
-    envelope: { from: mailFrom ? mailFrom.address : '', to: rcptTo.map((r) => r.address) },
+    envelope: {
+      from: mailFrom ? mailFrom.address : '',
+      to: rcptTo.map((r) => r.address),
+      smtpUtf8: session.envelope.smtpUtf8 === true,
+    },
     raw,
     receivedAt: new Date(),
     ...(typeof user === 'string' ? { user } : {}),

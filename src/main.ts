@@ -22,6 +22,7 @@ import type { Logger } from './shared/logger.js';
 import { SecretSealer } from './shared/sealed-secrets.js';
 import { createTemplates, type Templates } from './templates/index.js';
 import { Store } from './store/store.js';
+import { openMessageSources } from './store/sources/open-sources.js';
 
 /**
  * The composition root: config → secrets → store → services → API. Nothing runs at import;
@@ -61,6 +62,9 @@ export async function openServices(config: Config, logger: Logger): Promise<Serv
     { databaseUrl: config.databaseUrl, pgliteDir: config.databaseUrl ? undefined : join(config.dataDir, 'pglite') },
     logger,
   );
+  // Raw sources: PostgreSQL unless MAILROOM_BLOB_STORE (or MAILROOM_BLOB_DIR, MAILROOM_S3_*) says otherwise.
+  await store.useSources((query) => openMessageSources(config.sources, query)).close();
+  logger.info({ sources: config.sources.store }, 'message sources ready');
   const accounts = createAccounts(store, sealer, logger, {
     proxies: config.mailProxies,
     webhookAddresses: config.webhookAddresses,

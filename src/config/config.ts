@@ -6,6 +6,7 @@ import { DEFAULT_MESSAGE_ID_DOMAIN } from '../shared/mail-headers.js';
 import { NO_PROXY, PROXY_NAME, type MailProxies } from '../shared/mail-proxies.js';
 import { isHost } from '../shared/validation.js';
 import { ProxyBypass, ProxyBypassError, type WebProxy } from '../shared/web-proxy.js';
+import { loadSourceConfig, type SourceConfig } from './source-config.js';
 
 /** The engine's configuration, validated once at start and then passed around as typed values. */
 export interface Config {
@@ -94,6 +95,8 @@ export interface Config {
    * (outbound writes it, inbound takes mail naming it for a loop candidate).
    */
   messageIdDomain: string;
+  /** Where raw message sources are kept (see SourceConfig). */
+  sources: SourceConfig;
   /** Inbound tunables; absent ones keep the engine's defaults. */
   imap: {
     /** MAILROOM_IMAP_POLL_INTERVAL_MS [60000]: polling on servers without IDLE. */
@@ -305,6 +308,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     instanceId: nonEmpty(env, 'MAILROOM_INSTANCE_ID') ?? hostname(),
     leaseTtlMs: intVar(env, 'MAILROOM_LEASE_TTL_MS', 20_000, 1_000, 600_000),
     messageIdDomain: nonEmpty(env, 'MAILROOM_MESSAGE_ID_DOMAIN') ?? DEFAULT_MESSAGE_ID_DOMAIN,
+    sources: loadSourceConfig(env, cwd),
     imap: {
       ...optionalInt(env, 'MAILROOM_IMAP_POLL_INTERVAL_MS', 'pollIntervalMs', 100, 86_400_000),
       ...optionalInt(env, 'MAILROOM_IMAP_SAFETY_POLL_MS', 'safetyPollMs', 1_000, 3_600_000),

@@ -21,7 +21,9 @@ import { ResponseFileSettingsRepository } from './response-file-settings.js';
 import type { ApiTokenRow, DestinationRow, EmailServerRow, TenantRow } from './rows.js';
 import { WebhookDeliveryRepository } from './webhook-deliveries.js';
 import { LeaseRepository } from './leases.js';
+import { LifecycleRepository } from './lifecycle-repositories.js';
 import { noNotifications, PostgresNotifications, type Notifications } from './notifications.js';
+import { MessageSources } from './sources/message-sources.js';
 
 export type { StoreKind } from './data-source.js';
 
@@ -205,6 +207,7 @@ export class StoreSession {
   readonly responseFiles: ResponseFileSettingsRepository;
   readonly webhooks: WebhookDeliveryRepository;
   readonly leases: LeaseRepository;
+  readonly lifecycle: LifecycleRepository;
 
   constructor(protected readonly em: EntityManager) {
     this.tenants = new TenantRepository(em);
@@ -223,6 +226,7 @@ export class StoreSession {
     this.responseFiles = new ResponseFileSettingsRepository(em);
     this.webhooks = new WebhookDeliveryRepository(em);
     this.leases = new LeaseRepository(em);
+    this.lifecycle = new LifecycleRepository(em);
   }
 }
 
@@ -232,6 +236,8 @@ export class StoreSession {
  */
 export class Store extends StoreSession {
   private closed = false;
+  /** The raw sources of inbound messages (PostgreSQL alone until the engine hands in its choice). */
+  private messageSources: MessageSources;
 
   private constructor(
     private readonly dataSource: DataSource,
@@ -239,6 +245,22 @@ export class Store extends StoreSession {
     private readonly databaseUrl: string | undefined,
   ) {
     super(dataSource.manager);
+    this.messageSources = MessageSources.inDatabase((sql, params) => this.query(sql, params));
+  }
+
+  /** Where the raw sources of inbound messages are written and read. */
+  get sources(): MessageSources {
+    return this.messageSources;
+  }
+
+  /**
+   * Sets the source backends (the engine once at start, from MAILROOM_BLOB_STORE and friends; a
+   * test per case). Answers the ones they replace, which the caller closes.
+   */
+  useSources(make: (query: <T>(sql: string, params?: unknown[]) => Promise<T[]>) => MessageSources): MessageSources {
+    const previous = this.messageSources;
+    this.messageSources = make((sql, params) => this.query(sql, params));
+    return previous;
   }
 
   /**
@@ -283,6 +305,7 @@ export class Store extends StoreSession {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.messageSources.close().catch(() => undefined);
     await this.dataSource.destroy();
   }
 }

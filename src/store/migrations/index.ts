@@ -15,6 +15,8 @@ import { ServerProxy1764000000014 } from './0014-server-proxy.js';
 import { GrantAccountPlace1764000000015 } from './0015-grant-account-place.js';
 import { WebhookPendingSeq1764000000016 } from './0016-webhook-pending-seq.js';
 import { RefusedRecipients1764000000017 } from './0017-refused-recipients.js';
+import { MessageSources1764000000022 } from './0022-message-sources.js';
+import { Retention1764000000023 } from './0023-retention.js';
 
 /** Every migration, oldest first. A new one is a new file here plus one line below. */
 export const MIGRATIONS = [
@@ -35,4 +37,6 @@ export const MIGRATIONS = [
   GrantAccountPlace1764000000015,
   WebhookPendingSeq1764000000016,
   RefusedRecipients1764000000017,
+  MessageSources1764000000022,
+  Retention1764000000023,
 ];

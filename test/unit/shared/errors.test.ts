@@ -11,6 +11,7 @@ describe('error codes', () => {
       NOT_FOUND: 404,
       TENANT_NOT_FOUND: 404,
       SERVER_NOT_FOUND: 404,
+      SOURCE_STORE_UNAVAILABLE: 503,
       DESTINATION_NOT_FOUND: 404,
       TOKEN_NOT_FOUND: 404,
       TOO_MANY_WAITS: 429,

@@ -97,6 +97,12 @@ export interface Config {
   messageIdDomain: string;
   /** Where raw message sources are kept (see SourceConfig). */
   sources: SourceConfig;
+  retention: {
+    /** MAILROOM_RETENTION_INTERVAL_MS [3600000]: how often the retention job runs. */
+    intervalMs: number;
+    /** MAILROOM_RETENTION_WAITING_FLOOR_DAYS [30]: unclaimed mail younger than this is never deleted. */
+    waitingFloorDays: number;
+  };
   /** Inbound tunables; absent ones keep the engine's defaults. */
   imap: {
     /** MAILROOM_IMAP_POLL_INTERVAL_MS [60000]: polling on servers without IDLE. */
@@ -309,6 +315,10 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     leaseTtlMs: intVar(env, 'MAILROOM_LEASE_TTL_MS', 20_000, 1_000, 600_000),
     messageIdDomain: nonEmpty(env, 'MAILROOM_MESSAGE_ID_DOMAIN') ?? DEFAULT_MESSAGE_ID_DOMAIN,
     sources: loadSourceConfig(env, cwd),
+    retention: {
+      intervalMs: intVar(env, 'MAILROOM_RETENTION_INTERVAL_MS', 3_600_000, 1_000, 604_800_000),
+      waitingFloorDays: intVar(env, 'MAILROOM_RETENTION_WAITING_FLOOR_DAYS', 30, 0, 36_500),
+    },
     imap: {
       ...optionalInt(env, 'MAILROOM_IMAP_POLL_INTERVAL_MS', 'pollIntervalMs', 100, 86_400_000),
       ...optionalInt(env, 'MAILROOM_IMAP_SAFETY_POLL_MS', 'safetyPollMs', 1_000, 3_600_000),

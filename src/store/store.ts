@@ -21,7 +21,7 @@ import { ResponseFileSettingsRepository } from './response-file-settings.js';
 import type { ApiTokenRow, DestinationRow, EmailServerRow, TenantRow } from './rows.js';
 import { WebhookDeliveryRepository } from './webhook-deliveries.js';
 import { LeaseRepository } from './leases.js';
-import { LifecycleRepository } from './lifecycle-repositories.js';
+import { ErasureRepository, LifecycleRepository } from './lifecycle-repositories.js';
 import { noNotifications, PostgresNotifications, type Notifications } from './notifications.js';
 import { MessageSources } from './sources/message-sources.js';
 
@@ -208,6 +208,7 @@ export class StoreSession {
   readonly webhooks: WebhookDeliveryRepository;
   readonly leases: LeaseRepository;
   readonly lifecycle: LifecycleRepository;
+  readonly erasures: ErasureRepository;
 
   constructor(protected readonly em: EntityManager) {
     this.tenants = new TenantRepository(em);
@@ -227,6 +228,7 @@ export class StoreSession {
     this.webhooks = new WebhookDeliveryRepository(em);
     this.leases = new LeaseRepository(em);
     this.lifecycle = new LifecycleRepository(em);
+    this.erasures = new ErasureRepository(em);
   }
 }
 

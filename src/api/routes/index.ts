@@ -3,6 +3,7 @@ import { consoleRoutes } from './console.js';
 import { destinationRoutes } from './destinations.js';
 import { eventRoutes } from './events.js';
 import { healthRoutes } from './health.js';
+import { lifecycleRoutes } from './lifecycle.js';
 import { messageRoutes } from './messages.js';
 import { oauthRoutes } from './oauth.js';
 import { outboundRoutes } from './outbound.js';
@@ -25,5 +26,6 @@ export const ROUTES: readonly RouteDef[] = [
   ...outboundRoutes,
   ...oauthRoutes,
   ...webhookRoutes,
+  ...lifecycleRoutes,
   ...consoleRoutes,
 ];

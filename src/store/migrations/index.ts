@@ -17,6 +17,7 @@ import { WebhookPendingSeq1764000000016 } from './0016-webhook-pending-seq.js';
 import { RefusedRecipients1764000000017 } from './0017-refused-recipients.js';
 import { MessageSources1764000000022 } from './0022-message-sources.js';
 import { Retention1764000000023 } from './0023-retention.js';
+import { Erasures1764000000024 } from './0024-erasures.js';
 
 /** Every migration, oldest first. A new one is a new file here plus one line below. */
 export const MIGRATIONS = [
@@ -39,4 +40,5 @@ export const MIGRATIONS = [
   RefusedRecipients1764000000017,
   MessageSources1764000000022,
   Retention1764000000023,
+  Erasures1764000000024,
 ];

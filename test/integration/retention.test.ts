@@ -2,12 +2,11 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { RetentionJob } from '../../src/lifecycle/retention-job.js';
 import { metricsRegistry } from '../../src/shared/metrics.js';
-import { quietLogger } from '../support/database.js';
+import { quietLogger, sharedStore } from '../support/database.js';
 import { addRouteTarget, forEachBackend, openApiHarness, type ApiHarness } from '../support/api-harness.js';
 import { routeMessages, type RouteTarget } from '../support/routed-messages.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON answers in tests
-
 
 async function deletedTotal(kind: string): Promise<number> {
   const metric = (await metricsRegistry.getSingleMetric('mailroom_retention_deleted_total')?.get()) as
@@ -20,6 +19,10 @@ forEachBackend('retention per tenant', (kind) => {
   let target: RouteTarget;
   let other: RouteTarget;
 
+  before(async function () {
+    this.timeout(180_000); // the first open of the embedded database takes long on a loaded machine
+    await sharedStore(kind);
+  });
   beforeEach(async () => {
     // Unclaimed mail is kept for 30 days (the operator's floor) whatever the tenant's retention.
     h = await openApiHarness(kind);

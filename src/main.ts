@@ -24,6 +24,10 @@ import type { Logger } from './shared/logger.js';
 import { SecretSealer } from './shared/sealed-secrets.js';
 import { createTemplates, type Templates } from './templates/index.js';
 import { Store } from './store/store.js';
+import { createLifecycle, type Lifecycle } from './lifecycle/index.js';
+import type { RetentionOptions } from './lifecycle/retention-job.js';
+import { isMailroomError } from './shared/errors.js';
+import { openMessageSources } from './store/sources/open-sources.js';
 
 /**
  * The composition root: config → secrets → store → services → API. Nothing runs at import;
@@ -63,6 +67,9 @@ export async function openServices(config: Config, logger: Logger): Promise<Serv
     { databaseUrl: config.databaseUrl, pgliteDir: config.databaseUrl ? undefined : join(config.dataDir, 'pglite') },
     logger,
   );
+  // Raw sources: PostgreSQL unless MAILROOM_BLOB_STORE (or MAILROOM_BLOB_DIR, MAILROOM_S3_*) says otherwise.
+  await store.useSources((query) => openMessageSources(config.sources, query)).close();
+  logger.info({ sources: config.sources.store }, 'message sources ready');
   const accounts = createAccounts(store, sealer, logger, {
     proxies: config.mailProxies,
     webhookAddresses: config.webhookAddresses,
@@ -109,6 +116,8 @@ export interface ServiceSettings {
   webProxy?: WebProxy | undefined;
   /** The addresses webhooks may be posted to (MAILROOM_WEBHOOK_ALLOW_PRIVATE); public ones only when absent. */
   webhookAddresses?: AddressPolicy | undefined;
+  /** The retention job's timings and the floor of waiting mail. */
+  retention?: Partial<RetentionOptions> | undefined;
 }
 
 /**
@@ -129,6 +138,7 @@ export interface EngineServices {
   outbound: OutboundService;
   inbound: Inbound;
   webhooks: Webhooks;
+  lifecycle: Lifecycle;
 }
 
 /** The settings the configuration (and the engine's tuning on top) gives the services. */
@@ -151,6 +161,29 @@ export function serviceSettingsOf(config: Config, tuning: EngineTuning = {}): Se
     webhooks: { requestTimeoutMs: config.webhookTimeoutMs, ...tuning.webhooks },
     webProxy,
     webhookAddresses: config.webhookAddresses,
+    retention: { ...config.retention, ...tuning.retention },
+  };
+}
+
+/**
+ * Outbound as the data lifecycle sees it (lifecycle never imports outbound): a cancel or a
+ * dead letter's deletion is done here, or asked of the instance holding the file (false until
+ * that instance has done it; the erasure or retention run after it finishes the job).
+ */
+function outboundEraserOf(outbound: OutboundService): Parameters<typeof createLifecycle>[0]['outbound'] {
+  const doneOrLater = async (act: () => Promise<{ state: string }>): Promise<boolean> => {
+    try {
+      return (await act()).state === 'done';
+    } catch (err) {
+      if (isMailroomError(err, 'OUTBOUND_NOT_WAITING') || isMailroomError(err, 'OUTBOUND_NOT_FOUND')) return false;
+      throw err;
+    }
+  };
+  return {
+    cancel: (t) => doneOrLater(() => outbound.cancel(t.tenantId, t.destinationId, t.id)),
+    deleteDeadLetter: (t) => doneOrLater(() => outbound.deleteDeadLetter(t)),
+    dropDeadLetter: (t) => doneOrLater(() => outbound.deleteDeadLetter(t)),
+    forgetRecycledFiles: () => outbound.forgetRecycledFiles(),
   };
 }
 
@@ -233,7 +266,13 @@ export function buildServices(
     proxy: settings.webProxy,
     addresses: settings.webhookAddresses,
   });
-  return { templates, oauth, credentials, outbound, inbound, webhooks };
+  const lifecycle = createLifecycle({
+    store,
+    logger,
+    outbound: outboundEraserOf(outbound),
+    options: settings.retention,
+  });
+  return { templates, oauth, credentials, outbound, inbound, webhooks, lifecycle };
 }
 
 /** Tunables on top of the configuration (tests, benchmarks). */
@@ -244,6 +283,7 @@ export interface EngineTuning {
   oauth?: OAuthOptions;
   webhooks?: Partial<WebhookOptions>;
   leases?: Partial<LeaseOptions>;
+  retention?: Partial<RetentionOptions>;
 }
 
 /** [5] the steps of a stop that wait for work in flight: each gets at least this share of the timeout. */
@@ -260,6 +300,7 @@ export class Engine {
   private templates: Templates | undefined;
   private outbound: OutboundService | undefined;
   private webhooks: Webhooks | undefined;
+  private lifecycle: Lifecycle | undefined;
   private notifications: Notifications | undefined;
   private leases: LeaseKeeper | undefined;
   private api: FastifyInstance | undefined;
@@ -346,6 +387,8 @@ export class Engine {
         spoolStats: () => outbound.spoolStats(),
       });
       onCollect(this.collector);
+      this.lifecycle = wired.lifecycle;
+      onCollect(this.lifecycle.collectStorage);
       this.api = await buildApi({
         accounts,
         store,
@@ -356,6 +399,7 @@ export class Engine {
         templates: this.templates,
         oauth: this.oauth,
         webhooks: this.webhooks,
+        lifecycle: this.lifecycle,
         operations: this.operations(),
         waitsPerToken: this.config.waitsPerToken,
         waitsPerTenant: this.config.waitsPerTenant,
@@ -364,6 +408,8 @@ export class Engine {
       await this.api.listen({ host: this.config.httpHost, port: this.config.httpPort });
       await this.inbound.start();
       this.webhooks.start();
+      // Retention: one instance at a time (the job lease), in the background.
+      this.lifecycle.job.start();
       const bound = this.api.server.address();
       this.address = {
         host: this.config.httpHost,
@@ -428,9 +474,10 @@ export class Engine {
     const timeoutMs = this.config.shutdownTimeoutMs;
     const deadline = performance.now() + timeoutMs;
     const share = (): number => Math.max(deadline - performance.now(), timeoutMs / SHUTDOWN_SHARES);
-    const { api, inbound, leases, webhooks, outbound } = this;
+    const { api, inbound, leases, webhooks, outbound, lifecycle } = this;
     try {
       if (api) await this.awaitStep('api', () => api.close(), share());
+      if (lifecycle) await this.awaitStep('retention', () => lifecycle.job.stop(), share());
       if (inbound) await this.awaitStep('inbound', () => inbound.stop(), share());
       // Watchers are stopped: hand the servers to the other instances now rather than at expiry.
       if (leases) await this.awaitStep('leases', () => leases.stop(), share());
@@ -443,6 +490,7 @@ export class Engine {
       await this.notifications?.close();
     } finally {
       if (this.collector) offCollect(this.collector);
+      if (lifecycle) offCollect(lifecycle.collectStorage);
       await this.services?.close();
       this.logger.debug('database closed');
       this.state = 'stopped';

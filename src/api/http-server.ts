@@ -42,6 +42,7 @@ export interface ApiOptions {
   oauth?: OAuthApi;
   /** Webhook status and test sends; without them the webhook routes answer UNAVAILABLE. */
   webhooks?: RouteContext['webhooks'];
+  lifecycle?: RouteContext['lifecycle'];
   /** Readiness, metrics and cluster view; without them those routes answer UNAVAILABLE. */
   operations?: RouteContext['operations'];
   logger: Logger;
@@ -190,6 +191,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     ...(options.templates && { templates: options.templates }),
     ...(options.oauth && { oauth: options.oauth }),
     ...(options.webhooks && { webhooks: options.webhooks }),
+    ...(options.lifecycle && { lifecycle: options.lifecycle }),
     ...(options.operations && { operations: options.operations }),
     openapi: () => app.swagger(),
     trace: new TraceService(options.store),

@@ -11,6 +11,7 @@ import type { ErrorCode } from '../shared/errors.js';
 import type { Templates } from '../templates/index.js';
 import type { OutboundService } from '../outbound/outbound-service.js';
 import type { TraceService } from '../trace/trace-service.js';
+import type { Lifecycle } from '../lifecycle/index.js';
 import type { WaitSlots } from './wait-slots.js';
 
 /**
@@ -51,6 +52,8 @@ export interface RouteContext {
   webhooks?: Pick<Webhooks, 'status' | 'test'>;
   /** Absent in an API built without an engine (readiness and metrics answer UNAVAILABLE). */
   operations?: OperationsApi;
+  /** Retention, erasures, storage figures; their routes answer UNAVAILABLE without it. */
+  lifecycle?: Lifecycle;
   /** The OpenAPI document of every declared route. */
   openapi: () => unknown;
   /** Long polls and event streams open per API token. */

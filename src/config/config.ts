@@ -5,6 +5,7 @@ import { MailroomError } from '../shared/errors.js';
 import { NO_PROXY, PROXY_NAME, type MailProxies } from '../shared/mail-proxies.js';
 import { isHost } from '../shared/validation.js';
 import { ProxyBypass, ProxyBypassError, type WebProxy } from '../shared/web-proxy.js';
+import { loadSourceConfig, type SourceConfig } from './source-config.js';
 
 /** The engine's configuration, validated once at start and then passed around as typed values. */
 export interface Config {
@@ -105,6 +106,14 @@ export interface Config {
    * loop candidate).
    */
   messageIdDomain: string | null;
+  /** Where raw message sources are kept (see SourceConfig). */
+  sources: SourceConfig;
+  retention: {
+    /** MAILROOM_RETENTION_INTERVAL_MS [3600000]: how often the retention job runs. */
+    intervalMs: number;
+    /** MAILROOM_RETENTION_WAITING_FLOOR_DAYS [30]: unclaimed mail younger than this is never deleted. */
+    waitingFloorDays: number;
+  };
   /** Inbound tunables; absent ones keep the engine's defaults. */
   imap: {
     /** MAILROOM_IMAP_POLL_INTERVAL_MS [60000]: polling on servers without IDLE. */
@@ -319,6 +328,11 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     instanceId: nonEmpty(env, 'MAILROOM_INSTANCE_ID') ?? hostname(),
     leaseTtlMs: intVar(env, 'MAILROOM_LEASE_TTL_MS', 20_000, 1_000, 600_000),
     messageIdDomain: nonEmpty(env, 'MAILROOM_MESSAGE_ID_DOMAIN') ?? null,
+    sources: loadSourceConfig(env, cwd),
+    retention: {
+      intervalMs: intVar(env, 'MAILROOM_RETENTION_INTERVAL_MS', 3_600_000, 1_000, 604_800_000),
+      waitingFloorDays: intVar(env, 'MAILROOM_RETENTION_WAITING_FLOOR_DAYS', 30, 0, 36_500),
+    },
     imap: {
       ...optionalInt(env, 'MAILROOM_IMAP_POLL_INTERVAL_MS', 'pollIntervalMs', 100, 86_400_000),
       ...optionalInt(env, 'MAILROOM_IMAP_SAFETY_POLL_MS', 'safetyPollMs', 1_000, 3_600_000),

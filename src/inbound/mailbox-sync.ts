@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { ByteBudget, ByteHold } from '../shared/byte-budget.js';
 import type { Logger } from '../shared/logger.js';
+import { isMailroomError } from '../shared/errors.js';
 import { inboundMessages, ingestBatchSeconds } from '../shared/metrics.js';
 import type { DestinationRow, EmailServerRow, InboundMessageRow, InboundStatus } from '../store/rows.js';
 import { mapLimited } from '../shared/map-limited.js';
@@ -412,6 +413,9 @@ export class MailboxSync {
     try {
       inserted = await this.store(server, mailbox, uidValidity, built, fetched, lastUid);
     } catch (err) {
+      // The source store (directory, object store) failing is no answer about these messages:
+      // the pass fails and is tried again, with nothing committed.
+      if (isMailroomError(err, 'SOURCE_STORE_UNAVAILABLE')) throw err;
       log.warn({ err, uids: fetched.map((f) => f.meta.uid) }, 'batch could not be stored; storing message by message');
       inserted = new Set();
       for (const [i, message] of built.entries()) {
@@ -420,7 +424,7 @@ export class MailboxSync {
           for (const id of await this.store(server, mailbox, uidValidity, [message], [f], f.meta.uid)) inserted.add(id);
         } catch (single) {
           // The database failing is no answer about this message: the pass is tried again.
-          if (isTransientStoreError(single)) throw single;
+          if (isTransientStoreError(single) || isMailroomError(single, 'SOURCE_STORE_UNAVAILABLE')) throw single;
           log.error({ err: single, uid: f.meta.uid }, 'message could not be stored; quarantining it');
           const fallback = quarantineForStoreError(message, single);
           built[i] = fallback;
@@ -428,7 +432,8 @@ export class MailboxSync {
             for (const id of await this.store(server, mailbox, uidValidity, [fallback], [f], f.meta.uid))
               inserted.add(id);
           } catch (quarantine) {
-            if (isTransientStoreError(quarantine)) throw quarantine;
+            if (isTransientStoreError(quarantine) || isMailroomError(quarantine, 'SOURCE_STORE_UNAVAILABLE'))
+              throw quarantine;
             await this.skipUnstorable(server, mailbox, uidValidity, f.meta.uid, quarantine, log);
           }
         }
@@ -509,10 +514,24 @@ export class MailboxSync {
     lastUid: number,
   ): Promise<Set<string>> {
     const gone = new Set<string>();
+    const sources = this.deps.store.sources;
+    // A backend outside the database is written first (durably); the rows that name it commit after.
+    const places = await sources.writeAhead(
+      built.map((b, i) => ({
+        ref: { tenantId: b.row.tenantId, messageId: b.row.id },
+        raw: fetched[i]?.source ?? null,
+      })),
+    );
+    const inline = sources.writeKind === 'postgres';
     const inserted = await this.deps.store.transaction(async (tx) => {
       gone.clear();
       const inserted = await tx.messages.insertBatch(
-        built.map((b, i) => ({ row: b.row, raw: fetched[i]?.source ?? null, trace: b.trace })),
+        built.map((b, i) => ({
+          row: b.row,
+          raw: inline ? (fetched[i]?.source ?? null) : null,
+          place: places[i] ?? null,
+          trace: b.trace,
+        })),
       );
       const perDestination = new Map<string, string[]>();
       for (const b of built) {
@@ -536,6 +555,16 @@ export class MailboxSync {
       await tx.checkpoints.put(server.id, mailbox, uidValidity, lastUid);
       return inserted;
     });
+    // Written ahead for messages stored before (a duplicate UID): no row will ever name them.
+    const unused = built.filter((b, i) => places[i] && !inserted.has(b.row.id));
+    if (!inline && unused.length > 0) {
+      await sources
+        .discard(
+          sources.writeKind,
+          unused.map((b) => ({ tenantId: b.row.tenantId, messageId: b.row.id })),
+        )
+        .catch(() => undefined); // the sweeper removes them later
+    }
     if (gone.size > 0) {
       for (const b of built) {
         if (routedOnlyTo(b, gone)) b.row.status = 'unrouted';

@@ -160,8 +160,8 @@ export class MessageFeed {
   }
 
   async raw(tenantId: string, destinationId: string, messageId: string): Promise<Buffer> {
-    await this.requireMessage(tenantId, destinationId, messageId);
-    const raw = await this.store.messages.raw(messageId);
+    const m = await this.requireMessage(tenantId, destinationId, messageId);
+    const raw = await this.store.sources.read({ tenantId, messageId }, m.sourceStore);
     if (!raw) throw new MailroomError('MESSAGE_NOT_FOUND', 'the raw source of this message was not kept (too large)');
     return raw;
   }

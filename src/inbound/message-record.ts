@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { HEARTBEAT_HEADER, LOOP_HEADER } from '../shared/mail-headers.js';
+import type { NewInboundMessage } from '../store/inbound-repositories.js';
 import type { DestinationRow, EmailServerRow, InboundMessageRow } from '../store/rows.js';
 import type { InboundTrace } from '../store/trace-events.js';
 import { newId } from '../store/store.js';
@@ -67,7 +68,7 @@ export function lookupKeysOf(parsed: ParseResult): { dedupeKey: string | null; t
 }
 
 export interface BuiltMessage {
-  row: Omit<InboundMessageRow, 'ingestedAt'>;
+  row: NewInboundMessage;
   destinationIds: string[];
   heartbeatToken: string | null;
   /** The trace event stored with the row: how it was routed (the row holds the rest). */

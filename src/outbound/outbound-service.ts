@@ -321,6 +321,11 @@ export class OutboundService {
     return this.actions.deleteDead(target);
   }
 
+  /** Deletes the delivered spool files kept for reuse (they hold sent messages' bytes); answers how many. */
+  forgetRecycledFiles(): Promise<number> {
+    return this.spool.forgetRecycled();
+  }
+
   /** Cancels a message still waiting to be sent (it becomes a dead letter), here or through its instance. */
   cancel(tenantId: string, destinationId: string, id: string): Promise<ActionOutcome> {
     return this.actions.cancel({ tenantId, destinationId, id });

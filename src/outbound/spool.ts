@@ -575,6 +575,17 @@ export class Spool {
     return true;
   }
 
+  /**
+   * Deletes the delivered files kept in `free/` for reuse: they still hold the bytes of messages
+   * sent before (an erasure must leave none). New messages get new files until some are freed again.
+   */
+  async forgetRecycled(): Promise<number> {
+    const files = this.free.splice(0, this.free.length);
+    this.freeBytes = 0;
+    for (const file of files) await rm(file.path, { force: true });
+    return files.length;
+  }
+
   /** Whether a delivered file of `bytes` may wait in `free/` within maxFreeBytes. */
   private hasFreeRoomFor(bytes: number): boolean {
     return this.freeBytes + diskBytes(bytes) <= this.maxFreeBytes;

@@ -58,6 +58,11 @@ export const ERROR_CODES = {
     status: 503,
     text: 'The database cannot be reached (stopped, restarting or unreachable); try again shortly.',
   },
+  ERASURE_NOT_FOUND: { status: 404, text: 'The erasure does not exist in this tenant.' },
+  SOURCE_STORE_UNAVAILABLE: {
+    status: 503,
+    text: 'The store of raw message sources (directory or object store) cannot be reached; try again shortly.',
+  },
   SPOOL_FULL: { status: 507, text: 'The spool disk is full; the message was not accepted.' },
   SPOOL_UNAVAILABLE: { status: 503, text: 'The spool cannot be written; the message was not accepted.' },
   SPOOL_LOCKED: { status: 500, text: 'Another process holds the spool folder.' },

@@ -177,3 +177,19 @@ export async function renderMetrics(): Promise<{ contentType: string; body: stri
   for (const collect of collectors) await collect();
   return { contentType: metricsRegistry.contentType, body: await metricsRegistry.metrics() };
 }
+
+/** What the retention job and erasures removed, by kind (sources, bodies, messages, outbound, dead_letters, webhook_log, send_log, orphans). */
+export const retentionDeleted = new Counter({
+  name: 'mailroom_retention_deleted_total',
+  help: 'Rows and sources removed by the retention job, by kind.',
+  labelNames: ['kind'] as const,
+  registers,
+});
+
+/** Stored inbound messages and their sources per tenant (filled at scrape time). */
+export const storedMessages = new Gauge({
+  name: 'mailroom_stored_messages',
+  help: 'Inbound messages stored per tenant (count) and their sources (source_count, source_bytes).',
+  labelNames: ['tenant_id', 'kind'] as const,
+  registers,
+});

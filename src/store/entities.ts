@@ -228,6 +228,8 @@ export const InboundMessageEntity = new EntitySchema<InboundMessageRow>({
     bodyText: text('body_text', true),
     bodyHtml: text('body_html', true),
     attachments: json('attachments'),
+    sourceStore: text('source_store', true),
+    sourceSize: { type: 'integer', name: 'source_size', nullable: true },
   },
   relations: {
     server: {
@@ -242,6 +244,13 @@ export const InboundMessageEntity = new EntitySchema<InboundMessageRow>({
     { name: 'inbound_messages_dedupe_idx', columns: ['serverId', 'dedupeKey'] },
     { name: 'inbound_messages_message_id_idx', columns: ['tenantId', 'messageIdHeader'] },
     { name: 'inbound_messages_status_idx', columns: ['serverId', 'status'] },
+    { name: 'inbound_messages_age_idx', columns: ['tenantId', 'ingestedAt'] },
+    { name: 'inbound_messages_source_age_idx', columns: ['tenantId', 'ingestedAt'], where: 'source_store IS NOT NULL' },
+    {
+      name: 'inbound_messages_body_age_idx',
+      columns: ['tenantId', 'ingestedAt'],
+      where: 'body_text IS NOT NULL OR body_html IS NOT NULL',
+    },
   ],
 });
 
@@ -294,7 +303,10 @@ export const DeliveryEntity = new EntitySchema<DeliveryRow>({
       onDelete: 'CASCADE',
     },
   } as object,
-  indices: [{ name: 'inbound_deliveries_message_uq', columns: ['destinationId', 'messageId'], unique: true }],
+  indices: [
+    { name: 'inbound_deliveries_message_uq', columns: ['destinationId', 'messageId'], unique: true },
+    { name: 'inbound_deliveries_message_idx', columns: ['messageId'] },
+  ],
 });
 
 export const AlertEntity = new EntitySchema<AlertRow>({
@@ -351,6 +363,7 @@ export const OutboundMessageEntity = new EntitySchema<OutboundMessageRow>({
     { name: 'outbound_messages_server_idx', columns: ['serverId', 'status'] },
     { name: 'outbound_messages_message_id_idx', columns: ['tenantId', 'messageIdHeader'] },
     { name: 'outbound_messages_dead_idx', columns: ['tenantId', 'serverId'], where: 'dead_lettered_at IS NOT NULL' },
+    { name: 'outbound_messages_age_idx', columns: ['tenantId', 'createdAt'] },
   ],
 });
 

@@ -1,5 +1,6 @@
 import { In, type EntityManager } from 'typeorm';
-import { AlertEntity, CheckpointEntity, DeliveryEntity, InboundMessageEntity, InboundRawEntity } from './entities.js';
+import { AlertEntity, CheckpointEntity, DeliveryEntity, InboundMessageEntity } from './entities.js';
+import type { SourcePlace } from './sources/message-sources.js';
 import type { AlertRow, CheckpointRow, DeliveryRow, FeedRow, InboundMessageRow } from './rows.js';
 import type { InboundTrace } from './trace-events.js';
 
@@ -33,7 +34,19 @@ export class CheckpointRepository {
   }
 }
 
-export type NewInboundMessage = Omit<InboundMessageRow, 'ingestedAt'>;
+export type NewInboundMessage = Omit<InboundMessageRow, 'ingestedAt' | 'sourceStore' | 'sourceSize'>;
+
+/**
+ * A message to insert: its row, and its raw source when it goes to `inbound_raw` in this
+ * transaction, or `place` when it was written ahead to a backend outside the database.
+ */
+export interface NewInboundItem {
+  row: NewInboundMessage;
+  raw: Buffer | null;
+  place?: SourcePlace | null;
+  /** The message's trace event (routed, unrouted, quarantined …), written by the same statement. */
+  trace?: InboundTrace;
+}
 
 /** String methods of ES2024 that Node 20 has (the project's lib is ES2023). */
 type Es2024String = string & { isWellFormed(): boolean; toWellFormed(): string };
@@ -110,6 +123,8 @@ const MESSAGE_COLUMNS = [
   ['body_text', 'text', 'v'],
   ['body_html', 'text', 'w'],
   ['attachments', 'jsonb', 'x'],
+  ['source_store', 'text', 'y'],
+  ['source_size', 'integer', 'z'],
 ] as const;
 
 type MessageKey = (typeof MESSAGE_COLUMNS)[number][2];
@@ -139,7 +154,8 @@ const INSERT_MESSAGES_TRACED = `WITH ins AS (${INSERT_MESSAGES}, tenant_id, inge
 const RAW_ROWS_PER_STATEMENT = 500;
 
 /** A message row as `json_to_recordset` reads it: keyed as in MESSAGE_COLUMNS, dates as ISO strings. */
-function messageRecord(row: NewInboundMessage): Record<MessageKey, unknown> {
+function messageRecord(item: NewInboundItem, row: NewInboundMessage = item.row): Record<MessageKey, unknown> {
+  const place = item.raw !== null ? { kind: 'postgres', bytes: item.raw.length } : (item.place ?? null);
   return {
     a: row.id, // id
     b: row.tenantId, // tenant_id
@@ -165,6 +181,8 @@ function messageRecord(row: NewInboundMessage): Record<MessageKey, unknown> {
     v: row.bodyText, // body_text
     w: row.bodyHtml, // body_html
     x: row.attachments, // attachments
+    y: place?.kind ?? null, // source_store
+    z: place?.bytes ?? null, // source_size
   };
 }
 
@@ -187,10 +205,10 @@ function hasRefusedEscape(json: string): boolean {
  * The rows as one JSON document. Nearly every batch is clean: one scan of the document finds out,
  * instead of a walk through every string of every row; a batch that is not is cleaned row by row.
  */
-function messagesJson(items: Array<{ row: NewInboundMessage }>): string {
-  const json = JSON.stringify(items.map((i) => messageRecord(i.row)));
+function messagesJson(items: readonly NewInboundItem[]): string {
+  const json = JSON.stringify(items.map((i) => messageRecord(i)));
   if (!hasRefusedEscape(json)) return json;
-  return JSON.stringify(items.map((i) => messageRecord(withoutNul(i.row))));
+  return JSON.stringify(items.map((i) => messageRecord(i, withoutNul(i.row))));
 }
 
 /** The trace events of a batch (one per message), keyed as INSERT_MESSAGES_TRACED reads them. */
@@ -216,9 +234,7 @@ export class InboundMessageRepository {
    * batch size: the rows travel as one JSON document (`json_to_recordset`, the same on PostgreSQL
    * and PGlite), the raw sources as binary parameters of one multi-row VALUES list.
    */
-  async insertBatch(
-    items: Array<{ row: NewInboundMessage; raw: Buffer | null; trace?: InboundTrace }>,
-  ): Promise<Set<string>> {
+  async insertBatch(items: readonly NewInboundItem[]): Promise<Set<string>> {
     if (items.length === 0) return new Set();
     const traced = items.filter((i) => i.trace !== undefined);
     const result: Array<{ id: string }> =
@@ -266,10 +282,6 @@ export class InboundMessageRepository {
     if (ids.length === 0) return new Map();
     const rows = await this.em.findBy(InboundMessageEntity, { tenantId, id: In([...ids]) });
     return new Map(rows.map((r) => [r.id, r]));
-  }
-  async raw(id: string): Promise<Buffer | null> {
-    const row = await this.em.findOneBy(InboundRawEntity, { messageId: id });
-    return row ? row.raw : null;
   }
   /** Whether this server already stored a message with this dedupe key (Message-ID or header hash). */
   async existsByDedupeKey(serverId: string, dedupeKey: string): Promise<boolean> {

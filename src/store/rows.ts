@@ -180,6 +180,10 @@ export interface InboundMessageRow {
   bodyText: string | null;
   bodyHtml: string | null;
   attachments: AttachmentInfo[];
+  /** Where the raw source is kept (null: none was kept, e.g. too large to fetch). */
+  sourceStore: 'postgres' | 'directory' | 's3' | null;
+  /** The raw source's length, bytes (null without one). */
+  sourceSize: number | null;
 }
 
 export interface DeliveryRow {

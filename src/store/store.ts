@@ -27,7 +27,9 @@ import { LeaseRepository } from './leases.js';
 import { AuditLogRepository } from './audit-log.js';
 import { TraceRepository } from './trace-events.js';
 import { TraceSearchRepository } from './trace-search.js';
+import { ErasureRepository, LifecycleRepository } from './lifecycle-repositories.js';
 import { noNotifications, PostgresNotifications, type Notifications } from './notifications.js';
+import { MessageSources } from './sources/message-sources.js';
 
 export type { StoreKind } from './data-source.js';
 
@@ -214,6 +216,8 @@ export class StoreSession {
   readonly audit: AuditLogRepository;
   readonly trace: TraceRepository;
   readonly traceSearch: TraceSearchRepository;
+  readonly lifecycle: LifecycleRepository;
+  readonly erasures: ErasureRepository;
 
   constructor(protected readonly em: EntityManager) {
     this.tenants = new TenantRepository(em);
@@ -235,6 +239,8 @@ export class StoreSession {
     this.audit = new AuditLogRepository(em);
     this.trace = new TraceRepository(em);
     this.traceSearch = new TraceSearchRepository(em);
+    this.lifecycle = new LifecycleRepository(em);
+    this.erasures = new ErasureRepository(em);
   }
 }
 
@@ -244,6 +250,8 @@ export class StoreSession {
  */
 export class Store extends StoreSession {
   private closed = false;
+  /** The raw sources of inbound messages (PostgreSQL alone until the engine hands in its choice). */
+  private messageSources: MessageSources;
 
   private constructor(
     private readonly dataSource: DataSource,
@@ -253,6 +261,22 @@ export class Store extends StoreSession {
     private readonly lockFile: string | undefined,
   ) {
     super(dataSource.manager);
+    this.messageSources = MessageSources.inDatabase((sql, params) => this.query(sql, params));
+  }
+
+  /** Where the raw sources of inbound messages are written and read. */
+  get sources(): MessageSources {
+    return this.messageSources;
+  }
+
+  /**
+   * Sets the source backends (the engine once at start, from MAILROOM_BLOB_STORE and friends; a
+   * test per case). Answers the ones they replace, which the caller closes.
+   */
+  useSources(make: (query: <T>(sql: string, params?: unknown[]) => Promise<T[]>) => MessageSources): MessageSources {
+    const previous = this.messageSources;
+    this.messageSources = make((sql, params) => this.query(sql, params));
+    return previous;
   }
 
   /**
@@ -313,6 +337,7 @@ export class Store extends StoreSession {
     } finally {
       if (this.lockFile) await releasePidLock(this.lockFile);
     }
+    await this.messageSources.close().catch(() => undefined);
   }
 }
 

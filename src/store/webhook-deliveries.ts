@@ -67,6 +67,8 @@ export const WebhookDeliveryEntity = new EntitySchema<WebhookDeliveryRow>({
   indices: [
     { name: 'webhook_deliveries_due_idx', columns: ['nextAttemptAt'], where: 'delivered_at IS NULL' },
     { name: 'webhook_deliveries_pending_seq_idx', columns: ['destinationId', 'seq'], where: 'delivered_at IS NULL' },
+    { name: 'webhook_deliveries_done_age_idx', columns: ['tenantId', 'createdAt'], where: 'delivered_at IS NOT NULL' },
+    { name: 'webhook_deliveries_message_idx', columns: ['messageId'] },
   ],
 });
 

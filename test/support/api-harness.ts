@@ -16,6 +16,7 @@ import { buildServices, wireInbound, type ServiceSettings } from '../../src/main
 import { AddressPolicy } from '../../src/shared/address-policy.js';
 import { SecretSealer } from '../../src/shared/sealed-secrets.js';
 import type { Templates } from '../../src/templates/index.js';
+import type { Lifecycle } from '../../src/lifecycle/index.js';
 import type { Store, StoreKind } from '../../src/store/store.js';
 import { resetStore, sharedStore } from './database.js';
 import { destinationBody, serverBody } from './fixtures.js';
@@ -49,6 +50,8 @@ export interface ApiHarness {
   templates: Templates;
   /** Webhook push delivery with FAST_WEBHOOKS timings (not started: call `webhooks.start()`). */
   webhooks: Webhooks;
+  /** Retention, erasures, storage figures (the retention job not started: call `lifecycle.job.runOnce()`). */
+  lifecycle: Lifecycle;
   /** A second inbound side over the same database, as after an engine restart. */
   restartInbound(): Inbound;
   call<T = Record<string, unknown>>(
@@ -140,7 +143,7 @@ export async function openApiHarness(
     outboundClock,
   };
   const base = { store, sealer, logger, accounts };
-  const { templates, oauth, outbound, inbound, webhooks, credentials } = buildServices(base, settings);
+  const { templates, oauth, outbound, inbound, webhooks, credentials, lifecycle } = buildServices(base, settings);
   await templates.start();
   const app = await buildApi({
     accounts,
@@ -152,6 +155,7 @@ export async function openApiHarness(
     templates,
     oauth,
     webhooks,
+    lifecycle,
     ...(operator.rateLimits && { rateLimits: operator.rateLimits }),
   });
   return {
@@ -176,6 +180,7 @@ export async function openApiHarness(
     },
     inbound,
     webhooks,
+    lifecycle,
     restartInbound: () => wireInbound(base, settings, { credentials, outbound }),
     oauth,
     sealer,
@@ -184,6 +189,7 @@ export async function openApiHarness(
     templates,
     async close() {
       await app.close();
+      await lifecycle.job.stop();
       await inbound.stop();
       await webhooks.stop();
       await outbound.stop();
@@ -213,13 +219,15 @@ export function forEachBackend(title: string, suite: (kind: StoreKind) => void):
 export async function addRouteTarget(
   h: ApiHarness,
   name: string,
+  /** [1] which fixture account (two targets in one test need two). */
+  n = 1,
 ): Promise<{ tenantId: string; serverId: string; destinationId: string }> {
   const tenant = await h.call<{ id: string }>('POST', '/api/v1/tenants', { name });
-  const server = await h.call<{ id: string }>('POST', `/api/v1/tenants/${tenant.body.id}/servers`, serverBody(1));
+  const server = await h.call<{ id: string }>('POST', `/api/v1/tenants/${tenant.body.id}/servers`, serverBody(n));
   const destination = await h.call<{ id: string }>(
     'POST',
     `/api/v1/tenants/${tenant.body.id}/destinations`,
-    destinationBody(1, server.body.id),
+    destinationBody(n, server.body.id),
   );
   if (destination.status !== 201) throw new Error(`destination not created: ${destination.raw}`);
   return { tenantId: tenant.body.id, serverId: server.body.id, destinationId: destination.body.id };

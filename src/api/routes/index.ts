@@ -4,6 +4,7 @@ import { consoleRoutes } from './console.js';
 import { destinationRoutes } from './destinations.js';
 import { eventRoutes } from './events.js';
 import { healthRoutes } from './health.js';
+import { lifecycleRoutes } from './lifecycle.js';
 import { messageRoutes } from './messages.js';
 import { oauthRoutes } from './oauth.js';
 import { outboundRoutes } from './outbound.js';
@@ -29,5 +30,6 @@ export const ROUTES: readonly RouteDef[] = [
   ...webhookRoutes,
   ...auditRoutes,
   ...traceRoutes,
+  ...lifecycleRoutes,
   ...consoleRoutes,
 ];

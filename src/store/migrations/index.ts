@@ -17,6 +17,9 @@ import { WebhookPendingSeq1764000000016 } from './0016-webhook-pending-seq.js';
 import { RefusedRecipients1764000000017 } from './0017-refused-recipients.js';
 import { InstanceProcessAndAcceptedRecipients1764000000018 } from './0018-instance-process-and-accepted-recipients.js';
 import { ServerTls1764000000021 } from './0021-server-tls.js';
+import { MessageSources1764000000022 } from './0022-message-sources.js';
+import { Retention1764000000023 } from './0023-retention.js';
+import { Erasures1764000000024 } from './0024-erasures.js';
 import { AuditLog1764000000025 } from './0025-audit-log.js';
 import { TraceEvents1764000000026 } from './0026-trace-events.js';
 import { WebhookDestinationLeases1764000000030 } from './0030-webhook-destination-leases.js';
@@ -42,6 +45,9 @@ export const MIGRATIONS = [
   RefusedRecipients1764000000017,
   InstanceProcessAndAcceptedRecipients1764000000018,
   ServerTls1764000000021,
+  MessageSources1764000000022,
+  Retention1764000000023,
+  Erasures1764000000024,
   AuditLog1764000000025,
   TraceEvents1764000000026,
   WebhookDestinationLeases1764000000030,

@@ -1,0 +1,84 @@
+import { MailroomError } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import { storedMessages } from '../shared/metrics.js';
+import type { RetentionPolicy, StorageUse } from '../store/lifecycle-repositories.js';
+import type { Store } from '../store/store.js';
+import { ErasureService, type OutboundEraser } from './erasure.js';
+import { RetentionJob, type DeadLetterDropper, type RetentionOptions } from './retention-job.js';
+
+export type { ErasureInput, ErasureReceipt, OutboundEraser } from './erasure.js';
+export type { RetentionPolicy, StorageUse } from '../store/lifecycle-repositories.js';
+export { RetentionJob } from './retention-job.js';
+
+/** [36500] the longest retention one may set, days (a hundred years; null keeps forever). */
+export const MAX_RETENTION_DAYS = 36_500;
+/** [300000] how long the per-tenant storage figures of /metrics are reused, ms (they cost a scan). */
+const STORAGE_METRICS_TTL_MS = 300_000;
+
+const POLICY_FIELDS = ['rawSourceDays', 'messageBodyDays', 'messageDays', 'outboundDays', 'logDays'] as const;
+
+/** The data lifecycle: retention per tenant, erasure on request, storage figures. */
+export interface Lifecycle {
+  retention(tenantId: string): Promise<RetentionPolicy>;
+  /** Changes the fields given (a number of days, or null: forever); the others stay. */
+  setRetention(tenantId: string, patch: Partial<RetentionPolicy>): Promise<RetentionPolicy>;
+  erasures: ErasureService;
+  storage(tenantId: string): Promise<StorageUse>;
+  /** Fills the per-tenant storage gauges (a collector of /metrics). */
+  collectStorage(): Promise<void>;
+  job: RetentionJob;
+}
+
+export interface LifecycleDeps {
+  store: Store;
+  logger: Logger;
+  outbound: OutboundEraser & { dropDeadLetter: DeadLetterDropper };
+  options?: Partial<RetentionOptions>;
+}
+
+export function createLifecycle(deps: LifecycleDeps): Lifecycle {
+  const { store } = deps;
+  const logger = deps.logger.child({ component: 'lifecycle' });
+  let storageAt = 0;
+  return {
+    retention: (tenantId) => store.lifecycle.policy(tenantId),
+    async setRetention(tenantId, patch) {
+      for (const field of POLICY_FIELDS) {
+        const days = patch[field];
+        if (days === undefined || days === null) continue;
+        if (!Number.isInteger(days) || days < 1 || days > MAX_RETENTION_DAYS) {
+          throw new MailroomError(
+            'VALIDATION_FAILED',
+            `${field} must be a whole number of days from 1 to ${MAX_RETENTION_DAYS}, or null (forever)`,
+            {
+              field,
+            },
+          );
+        }
+      }
+      const policy = { ...(await store.lifecycle.policy(tenantId)) };
+      for (const field of POLICY_FIELDS) if (patch[field] !== undefined) policy[field] = patch[field] as number | null;
+      await store.lifecycle.setPolicy(tenantId, policy);
+      logger.info({ tenantId, retention: policy }, 'retention changed');
+      return policy;
+    },
+    erasures: new ErasureService(store, deps.outbound, logger),
+    async storage(tenantId) {
+      const use = await store.lifecycle.storage(tenantId);
+      return use.get(tenantId) ?? { messages: 0, messageBytes: 0, sources: 0, sourceBytes: 0, sourcesByStore: {} };
+    },
+    async collectStorage() {
+      if (Date.now() - storageAt < STORAGE_METRICS_TTL_MS) return;
+      storageAt = Date.now();
+      const use = await store.lifecycle.storage();
+      storedMessages.reset();
+      for (const [tenantId, u] of use) {
+        storedMessages.set({ tenant_id: tenantId, kind: 'messages' }, u.messages);
+        storedMessages.set({ tenant_id: tenantId, kind: 'message_bytes' }, u.messageBytes);
+        storedMessages.set({ tenant_id: tenantId, kind: 'sources' }, u.sources);
+        storedMessages.set({ tenant_id: tenantId, kind: 'source_bytes' }, u.sourceBytes);
+      }
+    },
+    job: new RetentionJob({ store, logger, dropDeadLetter: deps.outbound.dropDeadLetter, options: deps.options }),
+  };
+}

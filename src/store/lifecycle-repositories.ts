@@ -1,0 +1,474 @@
+import type { EntityManager } from 'typeorm';
+import type { SourceKind } from './sources/source-backend.js';
+
+/** Days each kind of a tenant's data is kept; null keeps it forever. */
+export interface RetentionPolicy {
+  rawSourceDays: number | null;
+  messageBodyDays: number | null;
+  messageDays: number | null;
+  outboundDays: number | null;
+  logDays: number | null;
+}
+
+/** Today's behaviour: everything is kept. */
+export const KEEP_EVERYTHING: RetentionPolicy = {
+  rawSourceDays: null,
+  messageBodyDays: null,
+  messageDays: null,
+  outboundDays: null,
+  logDays: null,
+};
+
+/** A message whose source a deletion took away from the database row (to delete from its backend). */
+export interface RemovedSource {
+  tenantId: string;
+  messageId: string;
+  sourceStore: SourceKind | null;
+}
+
+/** A dead letter due for deletion: its spool file goes first (through outbound), then its row. */
+export interface DueDeadLetter {
+  id: string;
+  tenantId: string;
+  destinationId: string;
+}
+
+/**
+ * A message is still waiting while a delivery of it is neither claimed nor acknowledged and was
+ * made after `$floor` (the operator's floor, MAILROOM_RETENTION_WAITING_FLOOR_DAYS): retention
+ * leaves it alone whatever its age. Found through inbound_deliveries_message_idx.
+ */
+const NOT_WAITING = `NOT EXISTS (
+  SELECT 1 FROM inbound_deliveries d
+   WHERE d.message_id = m.id AND d.claimed_by IS NULL AND d.acked_at IS NULL AND d.created_at > $3)`;
+
+/** [2] hours of the send log always kept: the hourly rate limit counts the last hour's sends. */
+const SEND_LOG_KEEP_HOURS = 2;
+
+type Row = Record<string, unknown>;
+
+/**
+ * The rows an UPDATE or DELETE … RETURNING answered: TypeORM hands those back as
+ * `[rows, affected]` (INSERT and SELECT as the rows alone).
+ */
+async function returned(result: Promise<unknown>): Promise<Row[]> {
+  const value = await result;
+  if (Array.isArray(value) && value.length === 2 && Array.isArray(value[0]) && typeof value[1] === 'number') {
+    return value[0] as Row[];
+  }
+  return value as Row[];
+}
+
+function removedOf(rows: Row[]): RemovedSource[] {
+  return rows.map((r) => ({
+    tenantId: r.tenant_id as string,
+    messageId: r.id as string,
+    sourceStore: (r.source_store as SourceKind | null) ?? null,
+  }));
+}
+
+/**
+ * What the retention job and erasures read and delete. Every deletion takes a small batch, oldest
+ * first, along an index (the `*_age_idx` of migration 0023), skips rows another deletion holds
+ * (`SKIP LOCKED`) and answers what it removed, so callers loop until a batch comes back short.
+ */
+export class LifecycleRepository {
+  constructor(private readonly em: EntityManager) {}
+
+  async policy(tenantId: string): Promise<RetentionPolicy> {
+    const rows: Row[] = await this.em.query('SELECT * FROM tenant_retention WHERE tenant_id = $1', [tenantId]);
+    return rows[0] ? policyOf(rows[0]) : { ...KEEP_EVERYTHING };
+  }
+
+  async setPolicy(tenantId: string, p: RetentionPolicy): Promise<void> {
+    await this.em.query(
+      `INSERT INTO tenant_retention (tenant_id, raw_source_days, message_body_days, message_days, outbound_days, log_days)
+       VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (tenant_id) DO UPDATE SET raw_source_days = $2, message_body_days = $3, message_days = $4,
+         outbound_days = $5, log_days = $6, updated_at = now()`,
+      [tenantId, p.rawSourceDays, p.messageBodyDays, p.messageDays, p.outboundDays, p.logDays],
+    );
+  }
+
+  /** Tenants with a policy that deletes something. */
+  async policies(): Promise<Array<{ tenantId: string; policy: RetentionPolicy }>> {
+    const rows: Row[] = await this.em.query(
+      `SELECT * FROM tenant_retention
+        WHERE COALESCE(raw_source_days, message_body_days, message_days, outbound_days, log_days) IS NOT NULL
+        ORDER BY tenant_id`,
+    );
+    return rows.map((r) => ({ tenantId: r.tenant_id as string, policy: policyOf(r) }));
+  }
+
+  /** Takes away the sources of messages ingested before `cutoff` (the rows stay); PostgreSQL's are deleted here. */
+  async stripSources(tenantId: string, cutoff: Date, floor: Date, limit: number): Promise<RemovedSource[]> {
+    const rows: Row[] = await returned(
+      this.em.query(
+        `WITH due AS (
+         SELECT m.id, m.tenant_id, m.source_store FROM inbound_messages m
+          WHERE m.tenant_id = $1 AND m.ingested_at < $2 AND m.source_store IS NOT NULL AND ${NOT_WAITING}
+          ORDER BY m.ingested_at LIMIT $4 FOR UPDATE SKIP LOCKED),
+       raw AS (DELETE FROM inbound_raw r USING due WHERE r.message_id = due.id)
+       UPDATE inbound_messages m SET source_store = NULL, source_size = NULL FROM due WHERE m.id = due.id
+       RETURNING due.id, due.tenant_id, due.source_store`,
+        [tenantId, cutoff, floor, limit],
+      ),
+    );
+    return removedOf(rows);
+  }
+
+  /** Empties the bodies (text and HTML) of messages ingested before `cutoff`; answers how many. */
+  async stripBodies(tenantId: string, cutoff: Date, floor: Date, limit: number): Promise<number> {
+    const rows: Row[] = await returned(
+      this.em.query(
+        `WITH due AS (
+         SELECT m.id FROM inbound_messages m
+          WHERE m.tenant_id = $1 AND m.ingested_at < $2 AND (m.body_text IS NOT NULL OR m.body_html IS NOT NULL)
+            AND ${NOT_WAITING}
+          ORDER BY m.ingested_at LIMIT $4 FOR UPDATE SKIP LOCKED)
+       UPDATE inbound_messages m SET body_text = NULL, body_html = NULL FROM due WHERE m.id = due.id
+       RETURNING m.id`,
+        [tenantId, cutoff, floor, limit],
+      ),
+    );
+    return rows.length;
+  }
+
+  /**
+   * Deletes messages ingested before `cutoff` with their deliveries, webhook rows and PostgreSQL
+   * sources (cascades); answers them, for their sources elsewhere.
+   */
+  async deleteMessages(tenantId: string, cutoff: Date, floor: Date, limit: number): Promise<RemovedSource[]> {
+    const rows: Row[] = await returned(
+      this.em.query(
+        `WITH due AS (
+         SELECT m.id FROM inbound_messages m
+          WHERE m.tenant_id = $1 AND m.ingested_at < $2 AND ${NOT_WAITING}
+          ORDER BY m.ingested_at LIMIT $4 FOR UPDATE SKIP LOCKED)
+       DELETE FROM inbound_messages m USING due WHERE m.id = due.id
+       RETURNING m.id, m.tenant_id, m.source_store`,
+        [tenantId, cutoff, floor, limit],
+      ),
+    );
+    return removedOf(rows);
+  }
+
+  /** Deletes sent and failed outgoing records (not dead letters, not mail still waiting) created before `cutoff`. */
+  async deleteOutbound(tenantId: string, cutoff: Date, limit: number): Promise<number> {
+    const rows: Row[] = await returned(
+      this.em.query(
+        `DELETE FROM outbound_messages WHERE id IN (
+         SELECT id FROM outbound_messages
+          WHERE tenant_id = $1 AND created_at < $2 AND status IN ('sent', 'failed') AND dead_lettered_at IS NULL
+          ORDER BY created_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+       RETURNING id`,
+        [tenantId, cutoff, limit],
+      ),
+    );
+    return rows.length;
+  }
+
+  /** Dead letters created before `cutoff`, oldest first. */
+  async dueDeadLetters(tenantId: string, cutoff: Date, limit: number): Promise<DueDeadLetter[]> {
+    const rows: Row[] = await this.em.query(
+      `SELECT id, tenant_id, destination_id FROM outbound_messages
+        WHERE tenant_id = $1 AND created_at < $2 AND dead_lettered_at IS NOT NULL
+        ORDER BY created_at LIMIT $3`,
+      [tenantId, cutoff, limit],
+    );
+    return rows.map((r) => ({
+      id: r.id as string,
+      tenantId: r.tenant_id as string,
+      destinationId: r.destination_id as string,
+    }));
+  }
+
+  /** Deletes outgoing records by id (their spool files already gone); answers how many. */
+  async deleteOutboundRows(tenantId: string, ids: readonly string[]): Promise<number> {
+    if (ids.length === 0) return 0;
+    const rows: Row[] = await returned(
+      this.em.query(
+        `DELETE FROM outbound_messages WHERE tenant_id = $1 AND id = ANY($2::uuid[]) AND status IN ('sent', 'failed')
+       RETURNING id`,
+        [tenantId, ids],
+      ),
+    );
+    return rows.length;
+  }
+
+  /** Deletes delivered webhook rows created before `cutoff`; answers how many. */
+  async deleteWebhookLog(tenantId: string, cutoff: Date, limit: number): Promise<number> {
+    const rows: Row[] = await returned(
+      this.em.query(
+        `DELETE FROM webhook_deliveries w USING (
+         SELECT destination_id, seq FROM webhook_deliveries
+          WHERE tenant_id = $1 AND created_at < $2 AND delivered_at IS NOT NULL
+          ORDER BY created_at LIMIT $3 FOR UPDATE SKIP LOCKED) due
+        WHERE w.destination_id = due.destination_id AND w.seq = due.seq
+       RETURNING w.seq`,
+        [tenantId, cutoff, limit],
+      ),
+    );
+    return rows.length;
+  }
+
+  /**
+   * Deletes the send log of the tenant's servers before `cutoff`, but never the last
+   * SEND_LOG_KEEP_HOURS (what the hourly rate limit counts) nor a place still reserved.
+   */
+  async deleteSendLog(tenantId: string, cutoff: Date, now: Date, limit: number): Promise<number> {
+    const keepFrom = new Date(now.getTime() - SEND_LOG_KEEP_HOURS * 3_600_000);
+    const rows: Row[] = await returned(
+      this.em.query(
+        `DELETE FROM smtp_send_log WHERE id IN (
+         SELECT l.id FROM smtp_send_log l
+          WHERE l.server_id IN (SELECT id FROM email_servers WHERE tenant_id = $1)
+            AND l.sent_at < LEAST($2::timestamptz, $3::timestamptz) AND l.recorded
+          LIMIT $4)
+       RETURNING id`,
+        [tenantId, cutoff, keepFrom, limit],
+      ),
+    );
+    return rows.length;
+  }
+
+  /** Takes or renews the lease of a background job; answers whether this owner holds it. */
+  async holdJob(name: string, owner: string, ttlMs: number): Promise<boolean> {
+    const rows: Row[] = await this.em.query(
+      `INSERT INTO job_leases (name, owner, expires_at) VALUES ($1, $2, now() + make_interval(secs => $3::double precision / 1000))
+       ON CONFLICT (name) DO UPDATE SET owner = $2, expires_at = EXCLUDED.expires_at
+        WHERE job_leases.owner = $2 OR job_leases.expires_at < now()
+       RETURNING owner`,
+      [name, owner, ttlMs],
+    );
+    return rows.length > 0;
+  }
+
+  /** Counts and bytes of stored messages and sources, of one tenant or of each. */
+  storage(tenantId?: string): Promise<Map<string, StorageUse>> {
+    return storageUse(this.em, tenantId);
+  }
+
+  async releaseJob(name: string, owner: string): Promise<void> {
+    await this.em.query('DELETE FROM job_leases WHERE name = $1 AND owner = $2', [name, owner]);
+  }
+}
+
+function policyOf(r: Row): RetentionPolicy {
+  const n = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+  return {
+    rawSourceDays: n(r.raw_source_days),
+    messageBodyDays: n(r.message_body_days),
+    messageDays: n(r.message_days),
+    outboundDays: n(r.outbound_days),
+    logDays: n(r.log_days),
+  };
+}
+
+/** An erasure's receipt as stored (no address: its salted hash). */
+export interface ErasureRow {
+  id: string;
+  tenantId: string;
+  addressHash: string;
+  salt: string;
+  since: Date | null;
+  until: Date | null;
+  counts: Record<string, number>;
+  createdAt: Date;
+  finishedAt: Date | null;
+}
+
+/**
+ * Whether a message is from or to `$2` (lower-case): its sender, a To or Cc address, a
+ * Delivered-To or X-Original-To. Within the tenant `$1` and the ingest range `$3`..`$4`.
+ */
+const MESSAGE_OF_ADDRESS = `m.tenant_id = $1
+  AND ($3::timestamptz IS NULL OR m.ingested_at >= $3) AND ($4::timestamptz IS NULL OR m.ingested_at < $4)
+  AND (lower(m.from_address) = $2
+    OR EXISTS (SELECT 1 FROM jsonb_array_elements(m.recipients -> 'to') a WHERE lower(a ->> 'address') = $2)
+    OR EXISTS (SELECT 1 FROM jsonb_array_elements(m.recipients -> 'cc') a WHERE lower(a ->> 'address') = $2)
+    OR EXISTS (SELECT 1 FROM jsonb_array_elements_text(m.recipients -> 'deliveredTo') a WHERE lower(a) = $2)
+    OR EXISTS (SELECT 1 FROM jsonb_array_elements_text(m.recipients -> 'xOriginalTo') a WHERE lower(a) = $2))`;
+
+/** Whether an outgoing message is to `$2`, within the tenant and the creation range. */
+const OUTBOUND_TO_ADDRESS = `o.tenant_id = $1
+  AND ($3::timestamptz IS NULL OR o.created_at >= $3) AND ($4::timestamptz IS NULL OR o.created_at < $4)
+  AND EXISTS (SELECT 1 FROM jsonb_array_elements_text(o.recipients) r WHERE lower(r) = $2)`;
+
+function erasureOf(r: Row): ErasureRow {
+  return {
+    id: r.id as string,
+    tenantId: r.tenant_id as string,
+    addressHash: r.address_hash as string,
+    salt: r.salt as string,
+    since: r.since ? new Date(r.since as string) : null,
+    until: r.until ? new Date(r.until as string) : null,
+    counts: (typeof r.counts === 'string' ? JSON.parse(r.counts) : r.counts) as Record<string, number>,
+    createdAt: new Date(r.created_at as string),
+    finishedAt: r.finished_at ? new Date(r.finished_at as string) : null,
+  };
+}
+
+/** Erasures: the receipts, and the deletions they make. */
+export class ErasureRepository {
+  constructor(private readonly em: EntityManager) {}
+
+  async insert(row: Omit<ErasureRow, 'createdAt' | 'finishedAt' | 'counts'>): Promise<ErasureRow> {
+    const rows: Row[] = await this.em.query(
+      `INSERT INTO erasures (id, tenant_id, address_hash, salt, since, until) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *`,
+      [row.id, row.tenantId, row.addressHash, row.salt, row.since, row.until],
+    );
+    return erasureOf(rows[0] as Row);
+  }
+
+  async get(tenantId: string, id: string): Promise<ErasureRow | null> {
+    const rows: Row[] = await this.em.query('SELECT * FROM erasures WHERE tenant_id = $1 AND id = $2', [tenantId, id]);
+    return rows[0] ? erasureOf(rows[0]) : null;
+  }
+
+  async list(tenantId: string): Promise<ErasureRow[]> {
+    const rows: Row[] = await this.em.query('SELECT * FROM erasures WHERE tenant_id = $1 ORDER BY created_at', [
+      tenantId,
+    ]);
+    return rows.map(erasureOf);
+  }
+
+  /** Adds to the counts (kept as the erasure goes: a crash loses none of what was done). */
+  async addCounts(id: string, counts: Record<string, number>): Promise<void> {
+    await this.em.query(
+      `UPDATE erasures SET counts = (
+         SELECT jsonb_object_agg(k, COALESCE((counts ->> k)::bigint, 0) + COALESCE((($2::jsonb) ->> k)::bigint, 0))
+           FROM (SELECT jsonb_object_keys(counts || $2::jsonb) AS k) keys)
+        WHERE id = $1`,
+      [id, JSON.stringify(counts)],
+    );
+  }
+
+  async finish(id: string, at: Date): Promise<void> {
+    await this.em.query('UPDATE erasures SET finished_at = $2 WHERE id = $1', [id, at]);
+  }
+
+  /**
+   * Deletes up to `limit` of the tenant's messages from or to the address (lower-case) with their
+   * deliveries, webhook rows and PostgreSQL sources; answers them and what went with them.
+   */
+  async deleteMessages(
+    tenantId: string,
+    address: string,
+    since: Date | null,
+    until: Date | null,
+    limit: number,
+  ): Promise<{ removed: RemovedSource[]; deliveries: number; webhookRows: number }> {
+    const due: Row[] = await this.em.query(`SELECT m.id FROM inbound_messages m WHERE ${MESSAGE_OF_ADDRESS} LIMIT $5`, [
+      tenantId,
+      address,
+      since,
+      until,
+      limit,
+    ]);
+    if (due.length === 0) return { removed: [], deliveries: 0, webhookRows: 0 };
+    const ids = due.map((r) => r.id as string);
+    const [counted] = (await this.em.query(
+      `SELECT (SELECT count(*) FROM inbound_deliveries WHERE message_id = ANY($1::uuid[])) AS deliveries,
+              (SELECT count(*) FROM webhook_deliveries WHERE message_id = ANY($1::uuid[])) AS webhook_rows`,
+      [ids],
+    )) as Row[];
+    const rows: Row[] = await returned(
+      this.em.query(
+        `DELETE FROM inbound_messages m WHERE m.id = ANY($1::uuid[]) RETURNING m.id, m.tenant_id, m.source_store`,
+        [ids],
+      ),
+    );
+    return {
+      removed: removedOf(rows),
+      deliveries: Number(counted?.deliveries ?? 0),
+      webhookRows: Number(counted?.webhook_rows ?? 0),
+    };
+  }
+
+  /** The tenant's outgoing messages to the address (lower-case), up to `limit`. */
+  async outboundTo(
+    tenantId: string,
+    address: string,
+    since: Date | null,
+    until: Date | null,
+    limit: number,
+  ): Promise<Array<{ id: string; destinationId: string; status: string; deadLettered: boolean }>> {
+    const rows: Row[] = await this.em.query(
+      `SELECT o.id, o.destination_id, o.status, o.dead_lettered_at IS NOT NULL AS dead
+         FROM outbound_messages o WHERE ${OUTBOUND_TO_ADDRESS} ORDER BY o.created_at LIMIT $5`,
+      [tenantId, address, since, until, limit],
+    );
+    return rows.map((r) => ({
+      id: r.id as string,
+      destinationId: r.destination_id as string,
+      status: r.status as string,
+      deadLettered: r.dead === true,
+    }));
+  }
+
+  /** Deletes outgoing records by id, whatever their status (the caller made sure none is on its way). */
+  async deleteOutbound(tenantId: string, ids: readonly string[]): Promise<number> {
+    if (ids.length === 0) return 0;
+    await this.em.query('DELETE FROM outbound_requests WHERE outbound_id = ANY($1::uuid[]) AND done_at IS NOT NULL', [
+      ids,
+    ]);
+    const rows: Row[] = await returned(
+      this.em.query(
+        `DELETE FROM outbound_messages WHERE tenant_id = $1 AND id = ANY($2::uuid[]) AND status <> 'sending' RETURNING id`,
+        [tenantId, ids],
+      ),
+    );
+    return rows.length;
+  }
+
+  /** Deletes the tenant's alerts that quote the address (an alert may name a message's sender). */
+  async deleteAlerts(tenantId: string, address: string): Promise<number> {
+    const rows: Row[] = await returned(
+      this.em.query(
+        `DELETE FROM alerts WHERE tenant_id = $1 AND (strpos(lower(message), $2) > 0 OR strpos(lower(details::text), $2) > 0)
+       RETURNING id`,
+        [tenantId, address],
+      ),
+    );
+    return rows.length;
+  }
+}
+
+/** A tenant's stored inbound messages and their sources. */
+export interface StorageUse {
+  messages: number;
+  /** Bytes of the messages' bodies (text and HTML) in the database. */
+  messageBytes: number;
+  sources: number;
+  sourceBytes: number;
+  /** Sources per backend. */
+  sourcesByStore: Record<string, { count: number; bytes: number }>;
+}
+
+/** Counts and bytes of stored messages and sources, of one tenant or (grouped) all. */
+export async function storageUse(em: EntityManager, tenantId?: string): Promise<Map<string, StorageUse>> {
+  const rows: Row[] = await em.query(
+    `SELECT tenant_id, source_store, count(*) AS messages,
+            COALESCE(sum(COALESCE(octet_length(body_text), 0) + COALESCE(octet_length(body_html), 0)), 0) AS message_bytes,
+            COALESCE(sum(source_size), 0) AS source_bytes
+       FROM inbound_messages ${tenantId === undefined ? '' : 'WHERE tenant_id = $1'}
+      GROUP BY tenant_id, source_store`,
+    tenantId === undefined ? [] : [tenantId],
+  );
+  const use = new Map<string, StorageUse>();
+  for (const r of rows) {
+    const id = r.tenant_id as string;
+    const u = use.get(id) ?? { messages: 0, messageBytes: 0, sources: 0, sourceBytes: 0, sourcesByStore: {} };
+    const count = Number(r.messages);
+    u.messages += count;
+    u.messageBytes += Number(r.message_bytes);
+    if (r.source_store !== null) {
+      u.sources += count;
+      u.sourceBytes += Number(r.source_bytes);
+      u.sourcesByStore[r.source_store as string] = { count, bytes: Number(r.source_bytes) };
+    }
+    use.set(id, u);
+  }
+  return use;
+}

@@ -8,8 +8,10 @@ import { tenantNotFound } from './tenant-writes.js';
 import { apiTokenView } from './views.js';
 
 /** Who a request acts for: the administrator (every tenant) or one tenant's administrator. */
+/** Who a request is: the administrator or a tenant, by the token it carries (its name for logs, never its value). */
 export type Principal =
-  { kind: 'admin'; tokenId: string | null } | { kind: 'tenant'; tenantId: string; tokenId: string };
+  | { kind: 'admin'; tokenId: string | null; tokenName?: string }
+  | { kind: 'tenant'; tenantId: string; tokenId: string; tokenName?: string };
 
 export function hashToken(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('hex');
@@ -63,7 +65,7 @@ export class ApiTokenService {
       await this.store.apiTokens.touch(row.id, now);
     }
     return row.tenantId === null
-      ? { kind: 'admin', tokenId: row.id }
-      : { kind: 'tenant', tenantId: row.tenantId, tokenId: row.id };
+      ? { kind: 'admin', tokenId: row.id, tokenName: row.name }
+      : { kind: 'tenant', tenantId: row.tenantId, tokenId: row.id, tokenName: row.name };
   }
 }

@@ -147,7 +147,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       throw new MailroomError('UNAUTHORIZED', 'send the API token as "Authorization: Bearer <token>"');
     }
     const token = match[1] as string;
-    if (timingSafeEqual(sha256(token), adminHash)) return { kind: 'admin', tokenId: null };
+    if (timingSafeEqual(sha256(token), adminHash))
+      return { kind: 'admin', tokenId: null, tokenName: 'MAILROOM_API_TOKEN' };
     const principal = await accounts.apiTokens.resolve(token);
     if (!principal) throw new MailroomError('UNAUTHORIZED', 'the API token is not valid (revoked or mistyped)');
     return principal;
@@ -190,6 +191,28 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       );
     }
     return sendError(reply, error);
+  });
+  // The access log: one line per answered request, with the route (not the URL: no ids or query
+  // values), the status, the time taken and the token's name (never the token).
+  app.addHook('onResponse', (request: RouteRequest, reply, done) => {
+    const principal = request.principal;
+    const params = (request.params ?? {}) as { tenantId?: string };
+    app.log.info(
+      {
+        reqId: request.id,
+        method: request.method,
+        route: request.routeOptions.url ?? '(no route)',
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime * 10) / 10,
+        ...(principal && {
+          tokenName: principal.tokenName ?? principal.tokenId,
+          ...(principal.kind === 'tenant' && { tenantId: principal.tenantId }),
+        }),
+        ...(params.tenantId !== undefined && { tenantId: params.tenantId }),
+      },
+      'request',
+    );
+    done();
   });
   app.setNotFoundHandler((request, reply) =>
     sendError(reply, new MailroomError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)),

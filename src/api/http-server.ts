@@ -70,8 +70,9 @@ function toMailroomError(err: FastifyError | Error): MailroomError {
   const fe = err as FastifyError & { validation?: ErrorObject[]; validationContext?: string };
   if (fe.validation) {
     const converted = validationError(fe.validation);
+    // The body itself at fault (missing, an array, a string): named as `body`, never as "".
     if (fe.validationContext === 'body' && converted.field === '') {
-      return new MailroomError('VALIDATION_FAILED', 'the request body must be a JSON object', { field: '' });
+      return new MailroomError('VALIDATION_FAILED', 'the request body must be a JSON object', { field: 'body' });
     }
     return converted;
   }

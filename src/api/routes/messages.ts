@@ -229,9 +229,17 @@ export const messageRoutes: RouteDef[] = [
     },
     handler: async (req, _reply, { accounts, inbound, outbound, operations }) => {
       const p = req.params as ServerParams;
-      await accounts.servers.get(p.tenantId, p.serverId);
+      const server = await accounts.servers.get(p.tenantId, p.serverId);
       const watchedBy = operations ? await operations.watcherOf(p.serverId) : null;
-      return { watchedBy, inbound: inbound.status(p.serverId), outbound: outbound.status(p.serverId) };
+      const seen = inbound.status(p.serverId);
+      // An enabled server this instance does not watch yet (just added or enabled; its watcher
+      // starts with the next reconcile) is connecting, not disabled.
+      const starting = server.enabled && seen.state === 'disabled' && (watchedBy === null || watchedBy.thisInstance);
+      return {
+        watchedBy,
+        inbound: starting ? { ...seen, state: 'connecting' } : seen,
+        outbound: outbound.status(p.serverId),
+      };
     },
   },
 ];

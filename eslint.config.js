@@ -6,7 +6,7 @@ import tseslint from 'typescript-eslint';
  * (STYLE.md, "The shape we want"). From the top:
  *   composition root  main.ts, engine-metrics.ts, cli/: may import anything (not listed here)
  *   api/              the HTTP routes over the feature modules
- *   features          accounts/, inbound/, outbound/, templates/, cluster/: never each other
+ *   features          accounts/, inbound/, outbound/, templates/, cluster/, trace/: never each other
  *                     (inbound and outbound share what they must through shared/, and are handed
  *                     each other's functions by main.ts)
  *   auth/             credentials the features log in with
@@ -19,12 +19,13 @@ import tseslint from 'typescript-eslint';
  */
 const FEATURE_LAYER = ['auth', 'store', 'shared'];
 export const LAYERS = {
-  api: ['accounts', 'inbound', 'outbound', 'templates', 'cluster', ...FEATURE_LAYER],
+  api: ['accounts', 'inbound', 'outbound', 'templates', 'cluster', 'trace', ...FEATURE_LAYER],
   accounts: FEATURE_LAYER,
   inbound: FEATURE_LAYER,
   outbound: FEATURE_LAYER,
   templates: FEATURE_LAYER,
   cluster: FEATURE_LAYER,
+  trace: FEATURE_LAYER,
   auth: ['store', 'shared'],
   store: ['shared'],
   config: ['shared'],

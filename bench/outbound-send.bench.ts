@@ -235,7 +235,7 @@ async function main(): Promise<void> {
   });
   const inbound = createInbound({ store, credentials, logger: quietLogger });
   const adminToken = randomBytes(16).toString('hex');
-  const app = await buildApi({ accounts, inbound, outbound, logger: quietLogger, adminToken });
+  const app = await buildApi({ accounts, store, inbound, outbound, logger: quietLogger, adminToken });
   addCleanup(() => app.close(), 'first');
   addCleanup(() => outbound.stop(), 'first');
 

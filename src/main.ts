@@ -1,3 +1,4 @@
+import type { Clock } from './shared/clock.js';
 import type { FastifyInstance } from 'fastify';
 import { join } from 'node:path';
 import { createAccounts, type Accounts } from './accounts/index.js';
@@ -13,6 +14,7 @@ import type { OutboundOptions } from './outbound/options.js';
 import { OutboundService, type ResponseRenderer } from './outbound/outbound-service.js';
 import { remoteSrcOptionsOf, webProxyOf, type Config } from './config/config.js';
 import type { AddressPolicy } from './shared/address-policy.js';
+import { DEFAULT_MESSAGE_ID_DOMAIN } from './shared/mail-headers.js';
 import type { WebProxy } from './shared/web-proxy.js';
 import { resolveSecrets } from './config/local-secrets.js';
 import { engineStateCollector } from './engine-metrics.js';
@@ -82,7 +84,8 @@ function inboundOptionsOf(config: Config): Partial<InboundOptions> {
   const { maxMessageBytes, ...rest } = config.imap;
   return {
     ...rest,
-    messageIdDomain: config.messageIdDomain,
+    // Mail naming the override (or the domain of old, when none is set) is a loop candidate.
+    messageIdDomain: config.messageIdDomain ?? DEFAULT_MESSAGE_ID_DOMAIN,
     ...(maxMessageBytes !== undefined && { parseLimits: { ...DEFAULT_PARSE_LIMITS, maxBytes: maxMessageBytes } }),
     proxies: config.mailProxies,
   };
@@ -98,6 +101,8 @@ export interface ServiceSettings {
   oauth: OAuthOptions | null;
   inbound: Partial<InboundOptions>;
   outbound: Partial<OutboundOptions>;
+  /** [the system clock] the clock outbound's queues and retries run on (a test's injected one). */
+  outboundClock?: Clock | undefined;
   webhooks?: Partial<WebhookOptions> | undefined;
   /** The proxy of the engine's own HTTP(S) requests (webhooks here); none when absent. */
   webProxy?: WebProxy | undefined;
@@ -200,6 +205,7 @@ export function buildServices(
     instanceId: settings.instanceId,
     renderResponse: renderWith(templates),
     options: settings.outbound,
+    ...(settings.outboundClock && { clock: settings.outboundClock }),
     ...(cluster && {
       // Heartbeats go from the instance watching the mailbox they must arrive in.
       owns: (serverId: string) => cluster.owns(serverId),
@@ -207,8 +213,12 @@ export function buildServices(
       announce: cluster.announce,
     }),
   });
-  oauth?.onSignIn((serverId) => outbound.credentialsRenewed(serverId));
   const inbound = wireInbound(base, settings, { credentials, outbound }, cluster);
+  // A completed sign-in wakes both sides at once: a queue held and a watcher waiting out its retry delay.
+  oauth?.onSignIn((serverId) => {
+    outbound.credentialsRenewed(serverId);
+    inbound.service.credentialsRenewed(serverId);
+  });
   const webhooks = createWebhooks({
     store,
     sealer,
@@ -333,6 +343,7 @@ export class Engine {
       onCollect(this.collector);
       this.api = await buildApi({
         accounts,
+        store,
         inbound: this.inbound,
         outbound,
         logger: this.logger,
@@ -343,6 +354,7 @@ export class Engine {
         operations: this.operations(),
         waitsPerToken: this.config.waitsPerToken,
         waitsPerTenant: this.config.waitsPerTenant,
+        rateLimits: { perToken: this.config.rateLimitPerToken, perAddress: this.config.rateLimitPerAddress },
       });
       await this.api.listen({ host: this.config.httpHost, port: this.config.httpPort });
       await this.inbound.start();

@@ -60,6 +60,7 @@ export async function startAgentApi(destinations: number): Promise<AgentApi> {
   const token = `bench-${randomBytes(12).toString('hex')}`;
   const app = await buildApi({
     accounts,
+    store,
     inbound,
     outbound,
     logger: quietLogger,

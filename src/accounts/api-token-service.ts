@@ -5,13 +5,17 @@ import { validate } from '../shared/validation.js';
 import { newId, type Store } from '../store/store.js';
 import { ApiTokenInput, type ApiTokenView } from './schemas.js';
 import { tenantNotFound } from './tenant-writes.js';
+import { auditedView } from './audit-changes.js';
 import { apiTokenView } from './views.js';
 
 /** Who a request acts for: the administrator (every tenant) or one tenant's administrator. */
 /** Who a request is: the administrator or a tenant, by the token it carries (its name for logs, never its value). */
 export type Principal =
-  | { kind: 'admin'; tokenId: string | null; tokenName?: string }
-  | { kind: 'tenant'; tenantId: string; tokenId: string; tokenName?: string };
+  | { kind: 'admin'; tokenId: string | null; name: string }
+  | { kind: 'tenant'; tenantId: string; tokenId: string; name: string };
+
+/** The name the audit log gives the administrator token of the configuration (MAILROOM_API_TOKEN). */
+export const CONFIGURED_ADMIN_NAME = 'administrator (MAILROOM_API_TOKEN)';
 
 export function hashToken(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('hex');
@@ -33,11 +37,21 @@ export class ApiTokenService {
     const input = validate(ApiTokenInput, body);
     if (tenantId !== null && !(await this.store.tenants.get(tenantId))) throw tenantNotFound(tenantId);
     const token = `mr_${randomBytes(24).toString('base64url')}`;
-    const row = await this.store.apiTokens.insert({
-      id: newId(),
-      tenantId,
-      name: input.name.trim(),
-      tokenHash: hashToken(token),
+    const row = await this.store.transaction(async (tx) => {
+      const created = await tx.apiTokens.insert({
+        id: newId(),
+        tenantId,
+        name: input.name.trim(),
+        tokenHash: hashToken(token),
+      });
+      await tx.audit.record({
+        tenantId,
+        action: 'token.created',
+        targetKind: 'token',
+        targetId: created.id,
+        detail: { after: auditedView(apiTokenView(created)) },
+      });
+      return created;
     });
     this.logger.info({ tenantId, tokenId: row.id }, 'API token created');
     return { ...apiTokenView(row), token };
@@ -48,11 +62,19 @@ export class ApiTokenService {
   }
 
   async revoke(tokenId: string, tenantId?: string): Promise<void> {
-    const rows = await this.store.apiTokens.list(tenantId);
-    if (!rows.some((r) => r.id === tokenId)) {
-      throw new MailroomError('TOKEN_NOT_FOUND', `API token ${tokenId} does not exist`);
-    }
-    await this.store.apiTokens.delete(tokenId);
+    await this.store.transaction(async (tx) => {
+      const rows = await tx.apiTokens.list(tenantId);
+      const row = rows.find((r) => r.id === tokenId);
+      if (!row) throw new MailroomError('TOKEN_NOT_FOUND', `API token ${tokenId} does not exist`);
+      await tx.apiTokens.delete(tokenId);
+      await tx.audit.record({
+        tenantId: row.tenantId,
+        action: 'token.revoked',
+        targetKind: 'token',
+        targetId: tokenId,
+        detail: { before: auditedView(apiTokenView(row)) },
+      });
+    });
     this.logger.info({ tenantId, tokenId }, 'API token revoked');
   }
 
@@ -65,7 +87,7 @@ export class ApiTokenService {
       await this.store.apiTokens.touch(row.id, now);
     }
     return row.tenantId === null
-      ? { kind: 'admin', tokenId: row.id, tokenName: row.name }
-      : { kind: 'tenant', tenantId: row.tenantId, tokenId: row.id, tokenName: row.name };
+      ? { kind: 'admin', tokenId: row.id, name: row.name }
+      : { kind: 'tenant', tenantId: row.tenantId, tokenId: row.id, name: row.name };
   }
 }

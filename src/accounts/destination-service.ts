@@ -9,7 +9,23 @@ import { newId, type NewRow, type Store, type StoreSession } from '../store/stor
 import { DestinationCopy, DestinationInput, DestinationPatch, type DestinationView } from './schemas.js';
 import { normalizeKey } from './server-form.js';
 import { tenantNotFound, writeUnderTenantLock, type UniqueCollisions } from './tenant-writes.js';
+import { auditedView, changedFields, secretChanges } from './audit-changes.js';
 import { destinationView } from './views.js';
+
+/** A destination's webhook secret as the audit log shows it: changed or unchanged. */
+function destinationSecrets(
+  body: unknown,
+  before: DestinationRow | null,
+  after: DestinationRow,
+): Record<string, 'changed' | 'unchanged'> {
+  return secretChanges(body, {
+    webhookSecret: [
+      'webhookSecret',
+      (before?.webhookSecretSealed ?? null) !== null,
+      after.webhookSecretSealed !== null,
+    ],
+  });
+}
 import { checkWebhookAddress, webhookColumnsOf } from './destination-webhook.js';
 
 /** The errors of a destination's unique-index collisions (another transaction won the race). */
@@ -85,7 +101,15 @@ export class DestinationService {
       const fields = await this.check(tx, tenantId, undefined, fieldsOf(input));
       const id = newId();
       const webhook = webhookColumnsOf(this.sealer, { tenantId, rowId: id }, input, null);
-      return tx.destinations.insert({ id, tenantId, ...fields, ...webhook });
+      const created = await tx.destinations.insert({ id, tenantId, ...fields, ...webhook });
+      await tx.audit.record({
+        tenantId,
+        action: 'destination.created',
+        targetKind: 'destination',
+        targetId: id,
+        detail: { after: auditedView(destinationView(created)), secrets: destinationSecrets(body, null, created) },
+      });
+      return created;
     });
     this.logger.info({ tenantId, destinationId: row.id, destination: row.name }, 'destination created');
     return destinationView(row);
@@ -103,7 +127,18 @@ export class DestinationService {
       if (fields.serverId !== current.serverId) {
         await tx.servers.clearDefaultDestinationUnlessUsed(destinationId, fields.serverId);
       }
-      return tx.destinations.replace({ id: destinationId, tenantId, ...fields, ...webhook });
+      const updated = await tx.destinations.replace({ id: destinationId, tenantId, ...fields, ...webhook });
+      await tx.audit.record({
+        tenantId,
+        action: 'destination.updated',
+        targetKind: 'destination',
+        targetId: destinationId,
+        detail: {
+          ...changedFields(destinationView(current), destinationView(updated)),
+          secrets: destinationSecrets(patch, current, updated),
+        },
+      });
+      return updated;
     });
     this.logger.info({ tenantId, destinationId, destination: row.name }, 'destination updated');
     return destinationView(row);
@@ -119,7 +154,19 @@ export class DestinationService {
       const fields = await this.check(tx, tenantId, undefined, fieldsOf(input));
       const id = newId();
       const webhook = webhookColumnsOf(this.sealer, { tenantId, rowId: id }, input, null);
-      return tx.destinations.insert({ id, tenantId, ...fields, ...webhook });
+      const created = await tx.destinations.insert({ id, tenantId, ...fields, ...webhook });
+      await tx.audit.record({
+        tenantId,
+        action: 'destination.copied',
+        targetKind: 'destination',
+        targetId: id,
+        detail: {
+          copiedFrom: destinationId,
+          after: auditedView(destinationView(created)),
+          secrets: destinationSecrets(overrides, null, created),
+        },
+      });
+      return created;
     });
     this.logger.info({ tenantId, destinationId: row.id, copiedFrom: destinationId }, 'destination copied');
     return destinationView(row);
@@ -127,8 +174,15 @@ export class DestinationService {
 
   async delete(tenantId: string, destinationId: string): Promise<void> {
     await this.write(tenantId, async (tx) => {
-      await this.require(tx, tenantId, destinationId);
+      const row = await this.require(tx, tenantId, destinationId);
       await tx.destinations.delete(tenantId, destinationId);
+      await tx.audit.record({
+        tenantId,
+        action: 'destination.deleted',
+        targetKind: 'destination',
+        targetId: destinationId,
+        detail: { before: auditedView(destinationView(row)) },
+      });
     });
     this.logger.info({ tenantId, destinationId }, 'destination deleted');
   }

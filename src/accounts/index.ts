@@ -4,11 +4,12 @@ import type { MailProxies } from '../shared/mail-proxies.js';
 import type { SecretSealer } from '../shared/sealed-secrets.js';
 import type { Store } from '../store/store.js';
 import { ApiTokenService } from './api-token-service.js';
+import { AuditService } from './audit-service.js';
 import { DestinationService } from './destination-service.js';
 import { ServerService } from './server-service.js';
 import { TenantService } from './tenant-service.js';
 
-export type { Principal } from './api-token-service.js';
+export { CONFIGURED_ADMIN_NAME, type Principal } from './api-token-service.js';
 
 /** The administrator's model: tenants, their e-mail servers and destinations, API tokens. */
 export interface Accounts {
@@ -16,6 +17,8 @@ export interface Accounts {
   servers: ServerService;
   destinations: DestinationService;
   apiTokens: ApiTokenService;
+  /** Who changed what (reading; each service writes its own entries). */
+  audit: AuditService;
 }
 
 /** @param options.proxies the engine's mail proxies, which e-mail servers choose from */
@@ -27,7 +30,7 @@ export function createAccounts(
     proxies?: MailProxies | undefined;
     /** [public addresses only] where webhook URLs may lead (MAILROOM_WEBHOOK_ALLOW_PRIVATE). */
     webhookAddresses?: AddressPolicy | undefined;
-    /** [none: no CA file accepted] the directory `imap.caFile` must name a file in (MAILROOM_CA_DIR). */
+    /** [none: no CA file accepted] the directory `imap.caFile` and `smtp.caFile` must name a file in (MAILROOM_CA_DIR). */
     caDir?: string | undefined;
   } = {},
 ): Accounts {
@@ -38,5 +41,6 @@ export function createAccounts(
       addresses: options.webhookAddresses ?? AddressPolicy.strict(),
     }),
     apiTokens: new ApiTokenService(store, logger),
+    audit: new AuditService(store),
   };
 }

@@ -27,7 +27,31 @@ import {
   type StoredSecrets,
 } from './server-form.js';
 import { tenantNotFound, writeUnderTenantLock, type UniqueCollisions } from './tenant-writes.js';
+import { auditedView, changedFields, secretChanges } from './audit-changes.js';
 import { serverView } from './views.js';
+
+/** A server's secrets as the audit log names them: [path in a request body, stored before, stored after]. */
+function serverSecrets(
+  body: unknown,
+  before: SealedColumns | null,
+  after: SealedColumns | null,
+): Record<string, 'changed' | 'unchanged'> {
+  const has = (row: SealedColumns | null, key: keyof SealedColumns): boolean => row !== null && row[key] !== null;
+  return secretChanges(body, {
+    'imap.password': ['imap.auth.password', has(before, 'imapPasswordSealed'), has(after, 'imapPasswordSealed')],
+    'imap.clientSecret': [
+      'imap.auth.clientSecret',
+      has(before, 'imapClientSecretSealed'),
+      has(after, 'imapClientSecretSealed'),
+    ],
+    'smtp.password': ['smtp.auth.password', has(before, 'smtpPasswordSealed'), has(after, 'smtpPasswordSealed')],
+    'smtp.clientSecret': [
+      'smtp.auth.clientSecret',
+      has(before, 'smtpClientSecretSealed'),
+      has(after, 'smtpClientSecretSealed'),
+    ],
+  });
+}
 
 /** The errors of a server's unique-index collisions (another transaction won the race). */
 const SERVER_COLLISIONS: UniqueCollisions = {
@@ -67,7 +91,7 @@ export class ServerService {
   /** @param proxies the proxies this engine is configured with, which a server chooses from */
   /**
    * @param proxies the engine's mail proxies, which servers choose from
-   * @param caDir MAILROOM_CA_DIR: the only directory `imap.caFile` may name a file in; none: no CA file is accepted
+   * @param caDir MAILROOM_CA_DIR: the only directory `imap.caFile` and `smtp.caFile` may name a file in; none: no CA file is accepted
    */
   constructor(
     private readonly store: Store,
@@ -135,7 +159,20 @@ export class ServerService {
       const fields = rowFieldsOf(input);
       await this.checkUnique(tx, tenantId, id, fields);
       await this.checkLinks(tx, tenantId, id, fields);
-      return tx.servers.insert({ id, tenantId, ...fields, ...this.sealAll(tenantId, id, input, NO_STORED_SECRETS) });
+      const created = await tx.servers.insert({
+        id,
+        tenantId,
+        ...fields,
+        ...this.sealAll(tenantId, id, input, NO_STORED_SECRETS),
+      });
+      await tx.audit.record({
+        tenantId,
+        action: 'server.created',
+        targetKind: 'server',
+        targetId: id,
+        detail: { after: auditedView(serverView(created)), secrets: serverSecrets(body, null, created) },
+      });
+      return created;
     });
     this.logger.info({ tenantId, serverId: row.id, server: row.name }, 'e-mail server created');
     return serverView(row);
@@ -149,8 +186,8 @@ export class ServerService {
       const input = withInheritedSmtpApp(validate(ServerInput, mergeServer(formOf(current), patch)));
       const fields = rowFieldsOf(input);
       const keep = keepableSecrets(current, fields);
+      this.checkProxy(fields.proxy, current.proxy); // an unknown proxy first: entering a password would not help
       checkServerInput(input, keep);
-      this.checkProxy(fields.proxy, current.proxy);
       await this.checkUnique(tx, tenantId, serverId, fields);
       await this.checkLinks(tx, tenantId, serverId, fields);
       const sealed = this.sealAll(tenantId, serverId, input, keep, current);
@@ -158,7 +195,19 @@ export class ServerService {
       // with the change, so the side shows INCOMPLETE and its tokens reach no new host.
       voided = voidedSignIns(current, fields);
       for (const purpose of voided) await tx.oauthGrants.delete(serverId, purpose);
-      return tx.servers.replace({ id: serverId, tenantId, ...fields, ...sealed });
+      const updated = await tx.servers.replace({ id: serverId, tenantId, ...fields, ...sealed });
+      await tx.audit.record({
+        tenantId,
+        action: 'server.updated',
+        targetKind: 'server',
+        targetId: serverId,
+        detail: {
+          ...changedFields(serverView(current), serverView(updated)),
+          secrets: serverSecrets(patch, current, updated),
+          ...(voided.length > 0 && { signInsVoided: voided }),
+        },
+      });
+      return updated;
     });
     // Once committed (a change rolled back voids nothing). A sign-in or refresh still under way
     // elsewhere saves under the old place's key, which no longer counts (grantKeyOf).
@@ -178,12 +227,29 @@ export class ServerService {
       const input = withInheritedSmtpApp(validate(ServerInput, mergeServer(form, overrides)));
       const fields = rowFieldsOf(input);
       const keep = keepableSecrets(source, fields);
+      this.checkProxy(fields.proxy, source.proxy); // an unknown proxy first: entering a password would not help
       checkServerInput(input, keep);
-      this.checkProxy(fields.proxy, source.proxy);
       const id = newId();
       await this.checkUnique(tx, tenantId, id, fields);
       await this.checkLinks(tx, tenantId, id, fields);
-      return tx.servers.insert({ id, tenantId, ...fields, ...this.sealAll(tenantId, id, input, keep, source) });
+      const created = await tx.servers.insert({
+        id,
+        tenantId,
+        ...fields,
+        ...this.sealAll(tenantId, id, input, keep, source),
+      });
+      await tx.audit.record({
+        tenantId,
+        action: 'server.copied',
+        targetKind: 'server',
+        targetId: id,
+        detail: {
+          copiedFrom: serverId,
+          after: auditedView(serverView(created)),
+          secrets: serverSecrets(overrides, null, created),
+        },
+      });
+      return created;
     });
     this.logger.info({ tenantId, serverId: row.id, copiedFrom: serverId, server: row.name }, 'e-mail server copied');
     return serverView(row);
@@ -226,6 +292,13 @@ export class ServerService {
       }
       // Its grants go with the row (foreign key).
       await tx.servers.delete(tenantId, serverId);
+      await tx.audit.record({
+        tenantId,
+        action: 'server.deleted',
+        targetKind: 'server',
+        targetId: serverId,
+        detail: { before: auditedView(serverView(row)), discardedQueued: discarded },
+      });
     });
     // A sign-in in progress must not outlive it.
     this.signInsVoided(serverId, ['imap', 'smtp']);
@@ -294,39 +367,45 @@ export class ServerService {
         'ACCOUNT_IN_USE',
         `${account} is already configured in tenant '${other?.name ?? sameAccount.tenantId}'; ` +
           `an account may belong to one tenant only`,
-        { field: 'imap.user', details: { tenantId: sameAccount.tenantId, tenantName: other?.name ?? null } },
+        {
+          field: 'imap.user',
+          details: { tenantId: sameAccount.tenantId, tenantName: other?.name ?? null },
+          forTenants: { message: `${account} is already in use elsewhere; an account may belong to one tenant only` },
+        },
+      );
+    }
+  }
+
+  /** A side's CA file (`field`) must be a readable file of PEM certificates in MAILROOM_CA_DIR. */
+  private async checkCaFile(tenantId: string, serverId: string, field: string, caFile: string | null): Promise<void> {
+    if (caFile === null) return;
+    try {
+      await readCaFileIn(this.caDir, caFile);
+    } catch (err) {
+      // One answer whatever the reason: which paths exist, are folders or hold no certificate
+      // is the engine's machine's business. The operator reads the reason in the log.
+      this.logger.warn({ tenantId, serverId, field, caFile, reason: (err as Error).message }, 'a CA file was refused');
+      throw new MailroomError(
+        'VALIDATION_FAILED',
+        `'${field}' must name a readable file of PEM CA certificates in the engine's CA directory ` +
+          `(MAILROOM_CA_DIR; ask its operator)`,
+        { field },
       );
     }
   }
 
   /**
-   * What the server refers to must be usable: the CA file exists and holds PEM certificates, and
+   * What the server refers to must be usable: each CA file exists and holds PEM certificates, and
    * the default destination is a destination of this tenant that uses this server.
    */
   private async checkLinks(
     tx: StoreSession,
     tenantId: string,
     serverId: string,
-    fields: Pick<EmailServerRow, 'imapCaFile' | 'defaultDestinationId'>,
+    fields: Pick<EmailServerRow, 'imapCaFile' | 'smtpCaFile' | 'defaultDestinationId'>,
   ): Promise<void> {
-    if (fields.imapCaFile !== null) {
-      try {
-        await readCaFileIn(this.caDir, fields.imapCaFile);
-      } catch (err) {
-        // One answer whatever the reason: which paths exist, are folders or hold no certificate
-        // is the engine's machine's business. The operator reads the reason in the log.
-        this.logger.warn(
-          { tenantId, serverId, caFile: fields.imapCaFile, reason: (err as Error).message },
-          'a CA file was refused',
-        );
-        throw new MailroomError(
-          'VALIDATION_FAILED',
-          `'imap.caFile' must name a readable file of PEM CA certificates in the engine's CA directory ` +
-            `(MAILROOM_CA_DIR; ask its operator)`,
-          { field: 'imap.caFile' },
-        );
-      }
-    }
+    await this.checkCaFile(tenantId, serverId, 'imap.caFile', fields.imapCaFile);
+    await this.checkCaFile(tenantId, serverId, 'smtp.caFile', fields.smtpCaFile);
     if (fields.defaultDestinationId !== null) {
       const destination = await tx.destinations.get(tenantId, fields.defaultDestinationId);
       if (!destination || destination.serverId !== serverId) {

@@ -5,10 +5,15 @@ import { newId, uniqueViolationOf, type Store } from '../store/store.js';
 import { TenantInput, TenantPatch, type TenantView } from './schemas.js';
 import { normalizeKey } from './server-form.js';
 import { tenantNotFound } from './tenant-writes.js';
+import { auditedView, changedFields } from './audit-changes.js';
 import { tenantView } from './views.js';
 
 function duplicateName(name: string): MailroomError {
-  return new MailroomError('DUPLICATE_NAME', `a tenant named '${name}' already exists`, { field: 'name' });
+  return new MailroomError('DUPLICATE_NAME', `a tenant named '${name}' already exists`, {
+    field: 'name',
+    // Other tenants' names are not a tenant's business: the name cannot be had, nothing more.
+    forTenants: { message: 'this name cannot be used; choose another' },
+  });
 }
 
 /** Tenants (business units). A tenant is deleted only once it has no servers and destinations. */
@@ -33,7 +38,17 @@ export class TenantService {
     const input = validate(TenantInput, body);
     const name = input.name.trim();
     try {
-      const row = await this.store.tenants.insert({ id: newId(), name, nameKey: normalizeKey(name) });
+      const row = await this.store.transaction(async (tx) => {
+        const created = await tx.tenants.insert({ id: newId(), name, nameKey: normalizeKey(name) });
+        await tx.audit.record({
+          tenantId: created.id,
+          action: 'tenant.created',
+          targetKind: 'tenant',
+          targetId: created.id,
+          detail: { after: auditedView(tenantView(created)) },
+        });
+        return created;
+      });
       this.logger.info({ tenantId: row.id, tenant: row.name }, 'tenant created');
       return tenantView(row);
     } catch (err) {
@@ -48,7 +63,19 @@ export class TenantService {
     if (patch.name !== undefined) {
       const name = patch.name.trim();
       try {
-        await this.store.tenants.update(tenantId, { name, nameKey: normalizeKey(name) });
+        await this.store.transaction(async (tx) => {
+          const before = await tx.tenants.get(tenantId);
+          if (!before) throw tenantNotFound(tenantId);
+          await tx.tenants.update(tenantId, { name, nameKey: normalizeKey(name) });
+          const after = (await tx.tenants.get(tenantId)) ?? before;
+          await tx.audit.record({
+            tenantId,
+            action: 'tenant.updated',
+            targetKind: 'tenant',
+            targetId: tenantId,
+            detail: changedFields(tenantView(before), tenantView(after)),
+          });
+        });
       } catch (err) {
         if (uniqueViolationOf(err) === 'tenants_name_key_uq') throw duplicateName(name);
         throw err;
@@ -60,6 +87,7 @@ export class TenantService {
   async delete(tenantId: string): Promise<void> {
     await this.store.transaction(async (tx) => {
       if (!(await tx.tenants.lock(tenantId))) throw tenantNotFound(tenantId);
+      const before = await tx.tenants.get(tenantId);
       const servers = await tx.servers.countByTenant(tenantId);
       const destinations = await tx.destinations.countByTenant(tenantId);
       if (servers > 0 || destinations > 0) {
@@ -70,6 +98,13 @@ export class TenantService {
         );
       }
       await tx.tenants.delete(tenantId);
+      await tx.audit.record({
+        tenantId,
+        action: 'tenant.deleted',
+        targetKind: 'tenant',
+        targetId: tenantId,
+        detail: { before: before ? auditedView(tenantView(before)) : {} },
+      });
     });
     this.logger.info({ tenantId }, 'tenant deleted');
   }

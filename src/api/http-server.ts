@@ -8,15 +8,19 @@ import Fastify, {
   type FastifyReply,
 } from 'fastify';
 import type { ErrorObject } from 'ajv';
-import type { Accounts, Principal } from '../accounts/index.js';
+import { CONFIGURED_ADMIN_NAME, type Accounts, type Principal } from '../accounts/index.js';
+import { runAs, type Actor } from '../shared/actor.js';
 import type { OutboundService } from '../outbound/outbound-service.js';
 import { ERROR_CODES, isMailroomError, MailroomError, type ErrorCode } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { isDatabaseUnreachable } from '../store/transient-errors.js';
 import { bodyAjv, paramsAjv, validationError, withStorableText } from '../shared/validation.js';
 import type { Templates } from '../templates/index.js';
+import type { Store } from '../store/store.js';
+import { TraceService } from '../trace/trace-service.js';
 import { registerJsonBodyParser } from './json-body.js';
 import { documentedSchema } from './openapi.js';
+import { registerRateLimits, type RateLimiter, type RateLimits } from './rate-limits.js';
 import { ROUTES } from './routes/index.js';
 import type { InboundApi, OAuthApi, RouteContext, RouteDef, RouteRequest } from './route.js';
 import { WaitSlots } from './wait-slots.js';
@@ -28,6 +32,8 @@ export const DEFAULT_WAITS_PER_TENANT = 1000;
 
 export interface ApiOptions {
   accounts: Accounts;
+  /** The database, for the message trace's reads. */
+  store: Store;
   inbound: InboundApi;
   outbound: OutboundService;
   /** Response files (issue 6); without them the responses routes answer UNAVAILABLE. */
@@ -47,6 +53,11 @@ export interface ApiOptions {
   waitsPerToken?: number;
   /** [1000] long polls and event streams all of one tenant's tokens may hold open at once (MAILROOM_WAITS_PER_TENANT). */
   waitsPerTenant?: number;
+  /**
+   * Request rate limits per token and per address (MAILROOM_RATE_LIMIT_PER_TOKEN, …_PER_ADDRESS);
+   * none: no limits (the engine always passes its configuration's).
+   */
+  rateLimits?: RateLimits;
 }
 
 function sha256(text: string): Buffer {
@@ -141,15 +152,33 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     },
   });
 
+  const limits = options.rateLimits ? await registerRateLimits(app, options.rateLimits) : null;
+
   const authenticate = async (request: RouteRequest): Promise<Principal> => {
+    if (!limits) return authenticateToken(request);
+    // An address over its limit for requests without a valid token is answered before its token
+    // is looked up: a wrong-token flood costs no database reads.
+    await limits.addressAlreadyLimited(request);
+    let principal: Principal;
+    try {
+      principal = await authenticateToken(request);
+    } catch (err) {
+      if (isMailroomError(err, 'UNAUTHORIZED')) await limits.address(request);
+      throw err;
+    }
+    // The configuration's administrator token (the operator's own) is not limited.
+    if (principal.tokenId !== null) await limits.token(request, principal.tokenId);
+    return principal;
+  };
+
+  const authenticateToken = async (request: RouteRequest): Promise<Principal> => {
     const header = request.headers.authorization;
     const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
     if (!match) {
       throw new MailroomError('UNAUTHORIZED', 'send the API token as "Authorization: Bearer <token>"');
     }
     const token = match[1] as string;
-    if (timingSafeEqual(sha256(token), adminHash))
-      return { kind: 'admin', tokenId: null, tokenName: 'MAILROOM_API_TOKEN' };
+    if (timingSafeEqual(sha256(token), adminHash)) return { kind: 'admin', tokenId: null, name: CONFIGURED_ADMIN_NAME };
     const principal = await accounts.apiTokens.resolve(token);
     if (!principal) throw new MailroomError('UNAUTHORIZED', 'the API token is not valid (revoked or mistyped)');
     return principal;
@@ -164,6 +193,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     ...(options.webhooks && { webhooks: options.webhooks }),
     ...(options.operations && { operations: options.operations }),
     openapi: () => app.swagger(),
+    trace: new TraceService(options.store),
     waits: new WaitSlots(
       options.waitsPerToken ?? DEFAULT_WAITS_PER_TOKEN,
       options.waitsPerTenant ?? DEFAULT_WAITS_PER_TENANT,
@@ -171,7 +201,9 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   };
 
   app.setErrorHandler((err: FastifyError, request, reply) => {
-    const error = toMailroomError(err);
+    const full = toMailroomError(err);
+    // Only an administrator token learns what other tenants have (names, ids, accounts).
+    const error = (request as RouteRequest).principal?.kind === 'admin' ? full : full.forTenantToken();
     if (error.code === 'INTERNAL') {
       request.log.error(
         { err, reqId: request.id, method: request.method, url: request.routeOptions.url },
@@ -206,7 +238,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
         status: reply.statusCode,
         ms: Math.round(reply.elapsedTime * 10) / 10,
         ...(principal && {
-          tokenName: principal.tokenName ?? principal.tokenId,
+          tokenName: principal.name,
           ...(principal.kind === 'tenant' && { tenantId: principal.tenantId }),
         }),
         ...(params.tenantId !== undefined && { tenantId: params.tenantId }),
@@ -219,9 +251,14 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     sendError(reply, new MailroomError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)),
   );
 
-  for (const route of ROUTES) registerRoute(app, route, ctx, authenticate);
+  for (const route of ROUTES) registerRoute(app, route, ctx, authenticate, limits);
   await app.ready();
   return app;
+}
+
+/** The audit log's "who" of a request: its token's id and name. */
+export function actorOfPrincipal(principal: Principal): Actor {
+  return { kind: 'token', tokenId: principal.tokenId, name: principal.name };
 }
 
 function registerRoute(
@@ -229,6 +266,7 @@ function registerRoute(
   route: RouteDef,
   ctx: RouteContext,
   authenticate: (request: RouteRequest) => Promise<Principal>,
+  limits: RateLimiter | null,
 ): void {
   app.route({
     method: route.method,
@@ -246,7 +284,9 @@ function registerRoute(
     // Authentication runs before body validation: an anonymous caller learns nothing of the schema.
     onRequest:
       route.access === 'public'
-        ? undefined
+        ? limits
+          ? async (request: RouteRequest) => limits.address(request)
+          : undefined
         : async (request: RouteRequest) => {
             request.principal = await authenticate(request);
             if (route.access === 'admin' && request.principal.kind !== 'admin') {
@@ -264,6 +304,11 @@ function registerRoute(
             }
           }
         : undefined,
-    handler: (request, reply) => route.handler(request as RouteRequest, reply, ctx),
+    // Changes a handler makes are audited as the token's (src/shared/actor.ts).
+    handler: (request, reply) => {
+      const principal = (request as RouteRequest).principal;
+      const run = () => route.handler(request as RouteRequest, reply, ctx);
+      return principal ? runAs(actorOfPrincipal(principal), run) : run();
+    },
   });
 }

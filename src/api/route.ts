@@ -10,6 +10,7 @@ import type { ConnectionTestResult } from '../shared/connection-test.js';
 import type { ErrorCode } from '../shared/errors.js';
 import type { Templates } from '../templates/index.js';
 import type { OutboundService } from '../outbound/outbound-service.js';
+import type { TraceService } from '../trace/trace-service.js';
 import type { WaitSlots } from './wait-slots.js';
 
 /**
@@ -54,6 +55,8 @@ export interface RouteContext {
   openapi: () => unknown;
   /** Long polls and event streams open per API token. */
   waits: WaitSlots;
+  /** The message trace: search and timelines. */
+  trace: TraceService;
 }
 
 export interface RouteRequest extends FastifyRequest {

@@ -1,4 +1,6 @@
+import { userInfo } from 'node:os';
 import type { Accounts } from '../accounts/index.js';
+import { runAs, type Actor } from '../shared/actor.js';
 import { loadConfig } from '../config/config.js';
 import { MailroomError } from '../shared/errors.js';
 import { createLogger } from '../shared/logger.js';
@@ -54,8 +56,20 @@ export async function withServices<T>(fn: (services: Services) => Promise<T>): P
   });
   const services = await openServices(config, logger);
   try {
-    return await fn(services);
+    // Changes a command makes are audited as the CLI's, naming the operating-system user.
+    return await runAs(cliActor(), () => fn(services));
   } finally {
     await services.close();
   }
+}
+
+/** The audit log's "who" of a CLI command: "CLI" with the operating-system user running it. */
+export function cliActor(): Actor {
+  let user: string;
+  try {
+    user = userInfo().username;
+  } catch {
+    user = process.env.USER ?? `uid ${process.getuid?.() ?? '?'}`;
+  }
+  return { kind: 'cli', name: `CLI (${user})` };
 }

@@ -45,6 +45,8 @@ export interface SmtpHarness {
   readonly messages: ReceivedMessage[];
   /** AUTH commands answered so far, oldest first (to see a refused token and the retry). */
   readonly authentications: AuthAttempt[];
+  /** Connections accepted so far (counted before the greeting is sent). */
+  readonly connections: number;
   /** Runtime fault injection; see `SmtpFaults`. */
   readonly faults: SmtpFaults;
   /** True while the listener accepts connections. */
@@ -84,6 +86,7 @@ class LocalSmtpHarness implements SmtpHarness {
   readonly host: string;
   readonly messages: ReceivedMessage[] = [];
   readonly authentications: AuthAttempt[] = [];
+  connections = 0;
   readonly faults = new SmtpFaults();
   private boundPort: number;
   private server: SMTPServer | undefined;
@@ -205,6 +208,7 @@ class LocalSmtpHarness implements SmtpHarness {
       destroySession: (session) => this.destroySession(session),
       record: (message) => this.record(message),
       recordAuth: (attempt) => this.authentications.push(attempt),
+      recordConnect: () => (this.connections += 1),
     });
     return {
       ...handlers,

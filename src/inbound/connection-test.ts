@@ -1,5 +1,6 @@
 import type { CredentialService } from '../auth/credentials.js';
 import { readCaFile } from '../shared/ca-file.js';
+import { certificateAdvice } from '../shared/certificate-advice.js';
 import { CONNECTION_TEST_TIMEOUT_MS, timedTest, type ConnectionTestResult } from '../shared/connection-test.js';
 import { isMailroomError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
@@ -24,7 +25,7 @@ export function testImapConnection(
       const session = await ImapSession.connect({
         host: server.imapHost,
         port: server.imapPort,
-        secure: server.imapSecure,
+        tls: server.imapTls,
         login,
         ...(ca !== undefined && { ca }),
         logger: deps.logger,
@@ -38,6 +39,7 @@ export function testImapConnection(
       return `connected and logged in as ${login.user}; ${idle ? 'new mail is announced (IDLE)' : 'no IDLE: the mailbox will be polled'}`;
     },
     (err) =>
+      certificateAdvice(err, 'imap.caFile', server.imapCaFile) ??
       describeError(
         err,
         isAuthFailure(err) || isMailroomError(err, 'CREDENTIALS_UNAVAILABLE') ? 'authError' : 'connectError',

@@ -519,7 +519,7 @@ export class MailboxSync {
     const inserted = await this.deps.store.transaction(async (tx) => {
       gone.clear();
       const inserted = await tx.messages.insertBatch(
-        built.map((b, i) => ({ row: b.row, raw: fetched[i]?.source ?? null })),
+        built.map((b, i) => ({ row: b.row, raw: fetched[i]?.source ?? null, trace: b.trace })),
       );
       const perDestination = new Map<string, string[]>();
       for (const b of built) {

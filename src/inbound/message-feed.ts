@@ -1,4 +1,5 @@
 import { setMaxListeners } from 'node:events';
+import { actorDetail } from '../store/trace-events.js';
 import { MailroomError } from '../shared/errors.js';
 import type { DeliveryRow, FeedRow, InboundMessageRow } from '../store/rows.js';
 import type { Store } from '../store/store.js';
@@ -180,7 +181,7 @@ export class MessageFeed {
   /** Claims the message for `agent`; a second claim by another agent is refused (409). */
   async claim(tenantId: string, destinationId: string, messageId: string, agent: string): Promise<FeedItemView> {
     const m = await this.requireMessage(tenantId, destinationId, messageId);
-    const d = await this.store.deliveries.claim(destinationId, messageId, agent, new Date());
+    const d = await this.store.deliveries.claim(destinationId, messageId, agent, new Date(), actorDetail());
     if (!d) throw notFound(messageId);
     if (d.claimedBy !== agent) {
       throw new MailroomError(
@@ -196,7 +197,7 @@ export class MessageFeed {
 
   async ack(tenantId: string, destinationId: string, messageId: string): Promise<FeedItemView> {
     const m = await this.requireMessage(tenantId, destinationId, messageId);
-    await this.store.deliveries.ack(destinationId, messageId, new Date());
+    await this.store.deliveries.ack(destinationId, messageId, new Date(), actorDetail());
     const d = await this.store.deliveries.get(destinationId, messageId);
     if (!d) throw notFound(messageId);
     return feedItemView(d, m);

@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
 import { HEARTBEAT_HEADER, LOOP_HEADER } from '../shared/mail-headers.js';
 import type { DestinationRow, EmailServerRow, InboundMessageRow } from '../store/rows.js';
+import type { InboundTrace } from '../store/trace-events.js';
 import { newId } from '../store/store.js';
 import type { MessageMeta } from './imap-session.js';
-import { recipientAddresses } from './message/addresses.js';
+import { headerNaming, recipientAddresses } from './message/addresses.js';
 import { classifyMessage } from './message/classify.js';
 import type { ParseResult } from './message/parse.js';
 import { isStorableDate } from './message/parsed-message.js';
@@ -69,6 +70,8 @@ export interface BuiltMessage {
   row: Omit<InboundMessageRow, 'ingestedAt'>;
   destinationIds: string[];
   heartbeatToken: string | null;
+  /** The trace event stored with the row: how it was routed (the row holds the rest). */
+  trace: InboundTrace;
 }
 
 const NOT_CLASSIFIED = { autoReply: false, bounce: false, loop: false, reasons: [] };
@@ -120,6 +123,7 @@ export function buildMessageRow(input: BuildInput): BuiltMessage {
       },
       destinationIds: [],
       heartbeatToken: null,
+      trace: { type: 'quarantined', detail: null },
     };
   }
 
@@ -134,10 +138,13 @@ export function buildMessageRow(input: BuildInput): BuiltMessage {
   const duplicate = input.lookups.isDuplicate(dedupeKey);
   let destinationIds: string[] = [];
   let status: InboundMessageRow['status'];
+  let trace: InboundTrace;
   if (heartbeatToken !== null) {
     status = 'heartbeat';
+    trace = { type: 'heartbeat', detail: null };
   } else if (duplicate) {
     status = 'duplicate';
+    trace = { type: 'duplicate', detail: null };
   } else {
     const decision = routeMessage(
       recipientAddresses(m),
@@ -146,6 +153,21 @@ export function buildMessageRow(input: BuildInput): BuiltMessage {
     );
     destinationIds = decision.destinationIds;
     status = decision.unrouted ? 'unrouted' : 'routed';
+    trace = decision.unrouted
+      ? { type: 'unrouted', detail: null }
+      : {
+          type: 'routed',
+          detail: {
+            destinations:
+              decision.matched.length > 0
+                ? decision.matched.map((d) => ({
+                    id: d.destinationId,
+                    header: headerNaming(m, d.address),
+                    address: d.address,
+                  }))
+                : destinationIds.map((id) => ({ id, default: true })),
+          },
+        };
   }
   const conversationId = input.lookups.conversationOf(threadIds) ?? newId();
   return {
@@ -177,6 +199,7 @@ export function buildMessageRow(input: BuildInput): BuiltMessage {
     },
     destinationIds,
     heartbeatToken,
+    trace,
   };
 }
 
@@ -222,6 +245,7 @@ export function quarantineForStoreError(message: BuiltMessage, err: unknown): Bu
     },
     destinationIds: [],
     heartbeatToken: null,
+    trace: { type: 'quarantined', detail: null },
   };
 }
 

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { actorDetail } from '../store/trace-events.js';
 import type { Clock } from '../shared/clock.js';
 import { isMailroomError, MailroomError } from '../shared/errors.js';
+import { ownMessageId } from '../shared/mail-headers.js';
 import { validate } from '../shared/validation.js';
 import { queuedRow, type EmailServerRow, type OutboundMessageRow } from '../store/rows.js';
 import type { Store } from '../store/store.js';
@@ -56,6 +58,8 @@ const DESTINATION_CACHE_SIZE = 10_000;
 /** A send request checked and composed, before its status row and spool file are written. */
 interface PreparedAccept {
   row: OutboundMessageRow;
+  /** Its trace events (accepted, rendered; the answered message's reply-accepted), written with the row. */
+  trace: NonNullable<AcceptedRow['trace']>;
   raw: Buffer;
   envelope: { from: string; to: string[] };
   queue: AccountQueue;
@@ -146,13 +150,13 @@ export class Acceptor {
     version: string | null,
   ): Promise<OutboundView | null> {
     const { store } = this.deps;
-    const { row, raw, envelope, queue } = await this.prepareAccept(tenantId, input, destination);
+    const { row, raw, envelope, queue, trace } = await this.prepareAccept(tenantId, input, destination);
     const { id, destinationId, serverId, messageIdHeader: messageId } = row;
     // The status row and the spool file are written at the same time; the file enters the queue
     // (where the drainer may take it at once) only once the row is in. If the row is not inserted
     // (the destination changed meanwhile), the file is given up; if the spool refuses the
     // message, the row goes again: nothing was accepted.
-    const inserting = this.accepted.add({ row, destinationVersion: version });
+    const inserting = this.accepted.add({ row, destinationVersion: version, trace });
     // Its failure is handled below, once the spool write is over: a database that fails first
     // (an outage) must not be an unhandled rejection meanwhile, which ends the process.
     inserting.catch(() => undefined);
@@ -289,7 +293,7 @@ export class Acceptor {
     }
 
     const id = randomUUID();
-    const messageId = `${id}@${this.options.messageIdDomain}`;
+    const messageId = ownMessageId(id, destination.address, this.options.messageIdDomain);
     const { raw, envelope } = await composeMessage({
       // The From text is the alias customers see; without one the address stands alone (the
       // destination's name is an administrator's label, not meant for customers).
@@ -321,7 +325,34 @@ export class Acceptor {
       },
       new Date(this.clock.now()),
     );
-    return { row, raw, envelope, queue };
+    const trace: Array<PreparedAccept['trace'][number]> = [
+      {
+        messageId: null,
+        type: 'accepted',
+        detail: {
+          ...actorDetail(),
+          destinationId,
+          serverId: destination.serverId,
+          recipients: recipients.length,
+          ...(input.inReplyTo && { inReplyTo: input.inReplyTo }),
+        },
+      },
+    ];
+    if (input.response) {
+      trace.push({
+        messageId: null,
+        type: 'rendered',
+        detail: {
+          file: input.response.file,
+          name: input.response.name,
+          ...(input.response.group !== undefined && { group: input.response.group }),
+        },
+      });
+    }
+    if (input.inReplyTo) {
+      trace.push({ messageId: input.inReplyTo, type: 'reply-accepted', detail: { outboundId: id, ...actorDetail() } });
+    }
+    return { row, raw, envelope, queue, trace };
   }
 
   private queueFor(server: EmailServerRow): AccountQueue {

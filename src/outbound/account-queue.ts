@@ -1,4 +1,5 @@
 import type { CredentialService, LoginCredentials } from '../auth/credentials.js';
+import { actorDetail } from '../store/trace-events.js';
 import { backoffDelay, type BackoffOptions } from '../shared/backoff.js';
 import type { Clock } from '../shared/clock.js';
 import { isMailroomError } from '../shared/errors.js';
@@ -31,14 +32,24 @@ export type QueueState = 'ok' | 'paused' | 'held';
  */
 const FAILED_PASS_RETRY: BackoffOptions = { minMs: 1_000, maxMs: 5_000 };
 
+/**
+ * A queue's state. It shows either the current problem (`paused` or `held`: `lastErrorAt` and
+ * `resumeAt` set, `lastProblemEndedAt` null) or, once `ok` again, when the last problem ended
+ * (`lastErrorAt` and `resumeAt` null): never a mix (issue 30, item 4).
+ */
 export interface QueueStatus {
   /** ok: delivering; paused: relay unreachable, probing; held: credentials refused. */
   state: QueueState;
   depth: number;
   oldestQueuedAt: string | null;
+  /** The server's last reply (while paused or held: why), or null when a problem just ended. */
   lastReply: string | null;
+  /** While paused or held: when the account last failed. */
   lastErrorAt: string | null;
+  /** While paused or held: when the relay is tried again. */
   resumeAt: string | null;
+  /** While ok: when the last pause or hold ended (null when there was none). */
+  lastProblemEndedAt: string | null;
   /** Set while the hourly rate limit holds messages back. */
   rateLimitedUntil: string | null;
 }
@@ -96,6 +107,7 @@ export class AccountQueue {
     lastReply: null,
     lastErrorAt: null,
     resumeAt: null,
+    lastProblemEndedAt: null,
     rateLimitedUntil: null,
   };
   private resumeAt = 0;
@@ -250,7 +262,7 @@ export class AccountQueue {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'absent'; // sent or removed meanwhile
       throw err;
     }
-    await store.outbound.failUnlessSent(id, reply, new Date(now));
+    await store.outbound.failUnlessSent(id, reply, new Date(now), { type: 'cancelled', detail: actorDetail() });
     this.removePending(item);
     this.notBefore.delete(id);
     this.facts.delete(id);
@@ -288,7 +300,8 @@ export class AccountQueue {
     if (this.attemptingId !== null) this.transportStale = true;
     else this.dropTransport();
     this.resumeAt = 0;
-    this.status.state = 'ok';
+    // New settings: whatever held the queue is over (should they fail too, the next try says so).
+    this.endProblem();
     this.kick();
   }
 
@@ -380,8 +393,23 @@ export class AccountQueue {
         // respects: two engines delivering for this account never both take the last one.
         const allowedAt = await this.places.take(this.server.id, item.id, limit, now);
         if (allowedAt > now) {
-          if (this.status.rateLimitedUntil === null)
+          if (this.status.rateLimitedUntil === null) {
             rateLimitWaits.inc({ tenant_id: this.server.tenantId, server_id: this.server.id });
+            // The message at the head waits: its trace says until when, and why (once per wait).
+            await this.deps.store.trace
+              .append([
+                {
+                  tenantId: this.server.tenantId,
+                  messageId: item.id,
+                  type: 'rate-limited',
+                  detail: { serverId: this.server.id, limitPerHour: limit, until: new Date(allowedAt).toISOString() },
+                  at: new Date(now),
+                },
+              ])
+              .catch((err: unknown) =>
+                this.log.warn({ err, outboundId: item.id }, 'could not trace a rate-limit wait'),
+              );
+          }
           this.status.rateLimitedUntil = new Date(allowedAt).toISOString();
           return this.schedule(allowedAt);
         }
@@ -499,8 +527,9 @@ export class AccountQueue {
         });
       }
       const failure = classifyDeliveryError(err);
+      // One message's refusal is that message's (its status and the dead letters say so); only
+      // an account that cannot send is the queue's problem (`enterProblem`).
       this.status.lastReply = failure.reply;
-      this.status.lastErrorAt = new Date(clock.now()).toISOString();
       return this.handleFailure(item, failure, attempts, firstAttemptAt, err);
     } finally {
       this.sendingId = null;
@@ -567,13 +596,17 @@ export class AccountQueue {
     this.notBefore.set(item.id, retryAt);
     // Should the row not be written (the database away), the retry time is kept here all the same.
     await store.outbound
-      .deferUnlessFailed(item.id, {
-        nextAttemptAt: new Date(retryAt),
-        lastReply: reply,
-        lastResponseCode: temporary[0]?.responseCode ?? null,
-        attempts,
-        firstAttemptAt,
-      })
+      .deferUnlessFailed(
+        item.id,
+        {
+          nextAttemptAt: new Date(retryAt),
+          lastReply: reply,
+          lastResponseCode: temporary[0]?.responseCode ?? null,
+          attempts,
+          firstAttemptAt,
+        },
+        { type: 'smtp-attempt', at: new Date(now) },
+      )
       .catch((err: unknown) => this.log.error({ err, outboundId: item.id }, 'could not record a partly sent message'));
     this.status.lastReply = reply;
     outboundMessages.inc(this.outcomeLabels('deferred'));
@@ -618,12 +651,7 @@ export class AccountQueue {
         firstAttemptAt: firstAttemptAt.toISOString(),
         failedAt: new Date(now).toISOString(),
       });
-      await store.outbound.update(item.id, {
-        status: 'failed',
-        nextAttemptAt: null,
-        deadLetteredAt: new Date(now),
-        ...common,
-      });
+      await store.outbound.deadLetter(item.id, common, new Date(now));
       this.removePending(item);
       this.notBefore.delete(item.id);
       this.facts.delete(item.id);
@@ -637,7 +665,11 @@ export class AccountQueue {
     if (failure.kind === 'transient') {
       const at = now + retryDelayMs(attempts, failure.throttled);
       this.notBefore.set(item.id, at);
-      await store.outbound.deferUnlessFailed(item.id, { nextAttemptAt: new Date(at), ...common });
+      await store.outbound.deferUnlessFailed(
+        item.id,
+        { nextAttemptAt: new Date(at), ...common },
+        { type: 'smtp-attempt', at: new Date(now) },
+      );
       outboundMessages.inc(this.outcomeLabels('deferred'));
       this.log.info(
         { outboundId: item.id, reply: failure.reply, retryAt: new Date(at).toISOString() },
@@ -649,10 +681,12 @@ export class AccountQueue {
     const held = failure.kind === 'auth';
     const resumeAt = now + (held ? options.authRetryMs : options.probeIntervalMs);
     // The message's row first: whoever sees the queue paused or held sees the message deferred.
-    await store.outbound.deferUnlessFailed(item.id, { nextAttemptAt: new Date(resumeAt), ...common });
-    this.status.state = held ? 'held' : 'paused';
-    this.resumeAt = resumeAt;
-    this.status.resumeAt = new Date(resumeAt).toISOString();
+    await store.outbound.deferUnlessFailed(
+      item.id,
+      { nextAttemptAt: new Date(resumeAt), ...common },
+      { type: 'smtp-attempt', at: new Date(now) },
+    );
+    this.enterProblem(held ? 'held' : 'paused', failure.reply, now, resumeAt);
     outboundMessages.inc(this.outcomeLabels('deferred'));
     this.dropTransport();
     this.log.warn(
@@ -663,23 +697,44 @@ export class AccountQueue {
     return false;
   }
 
+  /** The account cannot send (`paused` or `held`) until `resumeAt`; the status says why and since when. */
+  private enterProblem(state: 'paused' | 'held', reply: string, now: number, resumeAt: number): void {
+    this.status.state = state;
+    this.status.lastReply = reply;
+    this.status.lastErrorAt = new Date(now).toISOString();
+    this.resumeAt = resumeAt;
+    this.status.resumeAt = new Date(resumeAt).toISOString();
+    this.status.lastProblemEndedAt = null;
+  }
+
+  /** Back to `ok`: the problem's fields go, and when it ended is kept (nothing changes when there was none). */
+  private endProblem(): void {
+    if (this.status.state === 'ok') return;
+    this.status.state = 'ok';
+    this.status.lastReply = null;
+    this.status.lastErrorAt = null;
+    this.status.resumeAt = null;
+    this.status.lastProblemEndedAt = new Date(this.deps.clock.now()).toISOString();
+  }
+
   /** Connects and logs in without sending; on success the queue resumes. */
   private async probe(): Promise<boolean> {
     const { clock, options } = this.deps;
     try {
       await this.withLogin((transport) => transport.verify());
       this.log.info({ was: this.status.state }, 'relay reachable again; resuming');
-      this.status.state = 'ok';
-      this.status.resumeAt = null;
+      this.endProblem();
       return true;
     } catch (err) {
       const failure = classifyDeliveryError(err);
       const held = failure.kind === 'auth';
-      this.status.state = held ? 'held' : 'paused';
-      this.status.lastReply = failure.reply;
-      this.status.lastErrorAt = new Date(clock.now()).toISOString();
-      this.resumeAt = clock.now() + (held ? options.authRetryMs : options.probeIntervalMs);
-      this.status.resumeAt = new Date(this.resumeAt).toISOString();
+      const now = clock.now();
+      this.enterProblem(
+        held ? 'held' : 'paused',
+        failure.reply,
+        now,
+        now + (held ? options.authRetryMs : options.probeIntervalMs),
+      );
       this.dropTransport();
       this.schedule(this.resumeAt);
       return false;

@@ -1,4 +1,5 @@
 import type { CredentialService } from '../auth/credentials.js';
+import { certificateAdvice } from '../shared/certificate-advice.js';
 import { CONNECTION_TEST_TIMEOUT_MS, timedTest, type ConnectionTestResult } from '../shared/connection-test.js';
 import { isMailroomError } from '../shared/errors.js';
 import type { MailProxies } from '../shared/mail-proxies.js';
@@ -14,31 +15,37 @@ export function testSmtpConnection(
   server: EmailServerRow,
   deps: { credentials: CredentialService; proxies?: MailProxies | undefined },
 ): Promise<ConnectionTestResult> {
-  return timedTest(async () => {
-    const login = await deps.credentials.smtpLogin(server);
-    const transport = new SmtpTransport(
-      smtpTransportOptions(
-        server,
-        login,
-        {
-          connectionMs: CONNECTION_TEST_TIMEOUT_MS,
-          greetingMs: CONNECTION_TEST_TIMEOUT_MS,
-          socketMs: CONNECTION_TEST_TIMEOUT_MS,
-        },
-        deps.proxies,
-      ),
-    );
-    let loggedIn: boolean;
-    try {
-      loggedIn = await transport.verify();
-    } finally {
-      transport.close();
-    }
-    if (loggedIn && login) return `connected and logged in as ${login.user}`;
-    return login
-      ? `connected, but the server offers no login (AUTH): the user name and password are not used`
-      : 'connected (no login: the relay takes mail as it is)';
-  }, describeSmtpTestError);
+  return timedTest(
+    async () => {
+      const login = await deps.credentials.smtpLogin(server);
+      const transport = new SmtpTransport(
+        smtpTransportOptions(
+          server,
+          login,
+          {
+            connectionMs: CONNECTION_TEST_TIMEOUT_MS,
+            greetingMs: CONNECTION_TEST_TIMEOUT_MS,
+            socketMs: CONNECTION_TEST_TIMEOUT_MS,
+          },
+          deps.proxies,
+        ),
+      );
+      let loggedIn: boolean;
+      try {
+        loggedIn = await transport.verify();
+      } finally {
+        transport.close();
+      }
+      if (loggedIn && login) return `connected and logged in as ${login.user}`;
+      return login
+        ? `connected, but the server offers no login (AUTH): the user name and password are not used`
+        : 'connected (no login: the relay takes mail as it is)';
+    },
+    (err) =>
+      isMailroomError(err)
+        ? err.message
+        : (certificateAdvice(err, 'smtp.caFile', server.smtpCaFile) ?? describeSmtpTestError(err)),
+  );
 }
 
 /** The SMTP side's failure in plain words, as the IMAP side says its own (no library jargon alone). */

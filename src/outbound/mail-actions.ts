@@ -1,4 +1,5 @@
 import type { Clock } from '../shared/clock.js';
+import { actorDetail } from '../store/trace-events.js';
 import { isMailroomError, MailroomError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { OutboundAction, OutboundRequestRecord } from '../store/outbound-repositories.js';
@@ -202,8 +203,15 @@ export class MailActions {
     // A message is cancelled here only by the process that delivers it (its queue must skip it);
     // a tool over the same spool (the CLI) leaves the engine a request.
     const here = row.instanceId === instanceId && (action !== 'cancel' || this.deps.delivering());
-    if (here) return { state: 'done', row: await this.carryOut(action, row) };
+    if (here) {
+      const after = await this.carryOut(action, row);
+      // After the spool file moved (a file system change, no transaction to share): the action is
+      // on record once it was carried out.
+      await this.audit(action, row, { outcome: 'done', statusBefore: row.status, statusAfter: after.status });
+      return { state: 'done', row: after };
+    }
     const requestId = await store.outboundRequests.add(row.instanceId, row.id, action);
+    await this.audit(action, row, { outcome: 'requested', requestId, holder: row.instanceId });
     // Whether the holder runs now (it announces itself while it does): within seconds, or at its next start.
     const holderRunning = (await store.leases.instances()).some((i) => i.instanceId === row.instanceId);
     logger.info(
@@ -211,6 +219,22 @@ export class MailActions {
       'outbound request left for the instance holding the spool file',
     );
     return { state: 'requested', requestId, instanceId: row.instanceId, holderRunning };
+  }
+
+  /** The audit log's entry of an action on an outgoing message (who: the current actor). */
+  private async audit(action: OutboundAction, row: OutboundMessageRow, detail: Record<string, unknown>): Promise<void> {
+    const names: Record<OutboundAction, string> = {
+      requeue: 'dead-letter.requeued',
+      delete: 'dead-letter.deleted',
+      cancel: 'outbound.cancelled',
+    };
+    await this.deps.store.audit.record({
+      tenantId: row.tenantId,
+      action: names[action],
+      targetKind: 'outbound',
+      targetId: row.id,
+      detail: { serverId: row.serverId, destinationId: row.destinationId, ...detail },
+    });
   }
 
   /** The action, on this instance's own spool file; the row afterwards. */
@@ -233,18 +257,28 @@ export class MailActions {
         );
       }
       if (!(await spool.requeueDead(row.serverId, row.id))) throw await notInSpool();
-      await store.outbound.update(row.id, {
-        status: 'queued',
-        nextAttemptAt: null,
-        firstAttemptAt: null,
-        attempts: 0,
-        deadLetteredAt: null,
+      await store.transaction(async (tx) => {
+        await tx.outbound.update(row.id, {
+          status: 'queued',
+          nextAttemptAt: null,
+          firstAttemptAt: null,
+          attempts: 0,
+          deadLetteredAt: null,
+        });
+        await tx.trace.append([
+          { tenantId: row.tenantId, messageId: row.id, type: 'requeued', detail: { ...actorDetail() } },
+        ]);
       });
       this.deps.queueOf(row.serverId)?.refresh();
     } else if (action === 'delete') {
       // Gone already (removed by hand): deleted all the same.
       await spool.deleteDead(row.serverId, row.id);
-      await store.outbound.update(row.id, { deadLetteredAt: null });
+      await store.transaction(async (tx) => {
+        await tx.outbound.update(row.id, { deadLetteredAt: null });
+        await tx.trace.append([
+          { tenantId: row.tenantId, messageId: row.id, type: 'dead-letter-deleted', detail: { ...actorDetail() } },
+        ]);
+      });
     } else {
       const result = await this.cancelHere(row);
       if (result !== 'cancelled') {
@@ -276,7 +310,7 @@ export class MailActions {
       firstAttemptAt: row.firstAttemptAt?.toISOString() ?? null,
       failedAt: now.toISOString(),
     });
-    await store.outbound.failUnlessSent(row.id, CANCELLED_REPLY, now);
+    await store.outbound.failUnlessSent(row.id, CANCELLED_REPLY, now, { type: 'cancelled', detail: actorDetail() });
     return 'cancelled';
   }
 }

@@ -3,9 +3,11 @@ import { rootCertificates } from 'node:tls';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import XOAuth2 from 'nodemailer/lib/xoauth2';
 import type { LoginCredentials } from '../auth/credentials.js';
+import { readCaFile } from '../shared/ca-file.js';
 import { openHttpTunnel } from '../shared/http-tunnel.js';
 import { proxyFor, type MailProxies } from '../shared/mail-proxies.js';
 import { spokePlainText } from '../shared/tls-fallback.js';
+import type { TlsMode } from '../shared/tls-mode.js';
 import type { EmailServerRow } from '../store/rows.js';
 import type { SmtpTimeouts } from './options.js';
 
@@ -24,12 +26,21 @@ export interface SmtpTransportOptions {
   host: string;
   port: number;
   /**
-   * "Use SSL": TLS from the first byte, or, when the server answers that in plain text, STARTTLS
-   * required (see `tls-fallback.ts`). Without it STARTTLS is used when the server offers it.
+   * How the connection is encrypted (`shared/tls-mode.ts`), as nodemailer's SMTPConnection options
+   * (https://nodemailer.com/smtp/ "TLS options"): `implicit` is `secure: true` (falling back to
+   * STARTTLS, required, when the server answers TLS in plain text: `tls-fallback.ts`);
+   * `starttls-required` is `requireTLS: true` (no STARTTLS offered: refused before AUTH);
+   * `starttls-when-offered` is nodemailer's default (STARTTLS whenever EHLO offers it); `none` is
+   * `ignoreTLS: true` (plain text even where STARTTLS is offered).
    */
-  secure: boolean;
+  tls: TlsMode;
   /** Certificates trusted besides the system's (PEM), e.g. a private CA. */
   ca?: string | Buffer;
+  /**
+   * A PEM file of such certificates (the server's `smtp.caFile`), read for each new connection: a
+   * file that went missing or bad fails the connection with code `ECAFILE`, naming the file.
+   */
+  caFile?: string | undefined;
   /** An HTTP proxy the connection goes through (HTTP CONNECT tunnel; TLS inside it, end to end). */
   proxy?: URL | undefined;
   login: LoginCredentials | null;
@@ -72,7 +83,7 @@ const CONNECTION_CODES = new Set(['ECONNECTION', 'ESOCKET', 'ETIMEDOUT']);
  * the engine does not have).
  */
 export function smtpTransportOptions(
-  server: Pick<EmailServerRow, 'smtpHost' | 'smtpPort' | 'smtpSecure' | 'proxy'>,
+  server: Pick<EmailServerRow, 'smtpHost' | 'smtpPort' | 'smtpTls' | 'smtpCaFile' | 'proxy'>,
   login: LoginCredentials | null,
   timeouts: SmtpTimeouts,
   proxies?: MailProxies,
@@ -81,7 +92,8 @@ export function smtpTransportOptions(
   return {
     host: server.smtpHost,
     port: server.smtpPort,
-    secure: server.smtpSecure,
+    tls: server.smtpTls,
+    ...(server.smtpCaFile !== null && { caFile: server.smtpCaFile }),
     login,
     ...(proxy && { proxy }),
     ...(timeouts.connectionMs !== undefined && { connectionTimeoutMs: timeouts.connectionMs }),
@@ -111,7 +123,7 @@ export class SmtpTransport {
   private closed = false;
   /** Connections that logged in (the others had no credentials, or the server offered no AUTH). */
   private readonly loggedIn = new WeakSet<SMTPConnection>();
-  /** With `secure`: the server answered TLS in plain text once, so connections use STARTTLS (required). */
+  /** With `tls: implicit`: the server answered TLS in plain text once, so connections use STARTTLS (required). */
   private startTls = false;
 
   constructor(private readonly options: SmtpTransportOptions) {}
@@ -215,14 +227,14 @@ export class SmtpTransport {
 
   /**
    * A new connection, greeted and logged in (when there are credentials and the server offers
-   * AUTH). With `secure`, TLS from the first byte; should the server answer that in plain text,
-   * STARTTLS, required (and from then on for this transport).
+   * AUTH). With `tls: implicit`, TLS from the first byte; should the server answer that in plain
+   * text, STARTTLS, required (and from then on for this transport).
    */
   private async open(): Promise<SMTPConnection> {
     try {
       return await this.openOnce();
     } catch (err) {
-      if (!this.options.secure || this.startTls || !spokePlainText(err)) throw err;
+      if (this.options.tls !== 'implicit' || this.startTls || !spokePlainText(err)) throw err;
       this.startTls = true;
       return this.openOnce();
     }
@@ -230,8 +242,9 @@ export class SmtpTransport {
 
   private async openOnce(): Promise<SMTPConnection> {
     const { options } = this;
-    const startTls = options.secure && this.startTls;
+    const mode = options.tls === 'implicit' && this.startTls ? 'starttls-required' : options.tls;
     const connectionTimeoutMs = options.connectionTimeoutMs ?? 30_000;
+    const ca = options.caFile === undefined ? options.ca : await readCaFileAsConnectionError(options.caFile);
     // Through a proxy: the tunnel is the connection; nodemailer speaks SMTP (and TLS) over it.
     const tunnel = options.proxy
       ? await openHttpTunnel(options.proxy, options.host, options.port, connectionTimeoutMs)
@@ -240,14 +253,13 @@ export class SmtpTransport {
       host: options.host,
       port: options.port,
       ...(tunnel && { connection: tunnel }),
-      secure: options.secure && !startTls,
-      ...(startTls && { requireTLS: true }),
+      secure: mode === 'implicit',
+      ...(mode === 'starttls-required' && { requireTLS: true }),
+      ...(mode === 'none' && { ignoreTLS: true }),
       connectionTimeout: connectionTimeoutMs,
       greetingTimeout: options.greetingTimeoutMs ?? 30_000,
       socketTimeout: options.socketTimeoutMs ?? 120_000,
-      tls: options.ca
-        ? { ca: [...rootCertificates, String(options.ca)], rejectUnauthorized: true }
-        : { rejectUnauthorized: true },
+      tls: ca ? { ca: [...rootCertificates, String(ca)], rejectUnauthorized: true } : { rejectUnauthorized: true },
       logger: false,
     });
     return new Promise((resolve, reject) => {
@@ -289,6 +301,15 @@ export class SmtpTransport {
     const connection = this.connection;
     this.connection = null;
     connection?.close();
+  }
+}
+
+/** The CA file's certificates; a file that cannot be used fails the connection (`ECAFILE`), naming it. */
+async function readCaFileAsConnectionError(path: string): Promise<string> {
+  try {
+    return await readCaFile(path);
+  } catch (err) {
+    throw Object.assign(new Error(`${(err as Error).message} ('smtp.caFile')`), { code: 'ECAFILE' });
   }
 }
 

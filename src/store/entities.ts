@@ -1,7 +1,7 @@
 import { EntitySchema, type EntitySchemaColumnOptions } from 'typeorm';
 import { OAuthGrantEntity } from './oauth-grants.js';
 import { ResponseFileSettingsEntity } from './response-file-settings.js';
-import { WebhookDeliveryEntity } from './webhook-deliveries.js';
+import { WebhookDeliveryEntity, WebhookLeaseEntity } from './webhook-deliveries.js';
 import { EngineInstanceEntity, ServerLeaseEntity } from './leases.js';
 import type {
   AlertRow,
@@ -78,6 +78,11 @@ export const EmailServerEntity = new EntitySchema<
     defaultDestinationId: { type: 'uuid', name: 'default_destination_id', nullable: true },
     // Migration 0014: the proxy of its IMAP and SMTP connections.
     proxy: text('proxy', true),
+    // Migration 0021: a CA file trusted for SMTP TLS.
+    smtpCaFile: text('smtp_ca_file', true),
+    // Migration 0021: how each side is encrypted (imap_secure / smtp_secure follow: `tls = implicit`).
+    imapTls: text('imap_tls'),
+    smtpTls: text('smtp_tls'),
     createdAt: created,
     updatedAt: updated,
   },
@@ -383,6 +388,7 @@ export const ENTITIES = [
   OAuthGrantEntity,
   ResponseFileSettingsEntity,
   WebhookDeliveryEntity,
+  WebhookLeaseEntity,
   EngineInstanceEntity,
   ServerLeaseEntity,
 ];

@@ -1,6 +1,7 @@
 import { In, type EntityManager } from 'typeorm';
 import { AlertEntity, CheckpointEntity, DeliveryEntity, InboundMessageEntity, InboundRawEntity } from './entities.js';
 import type { AlertRow, CheckpointRow, DeliveryRow, FeedRow, InboundMessageRow } from './rows.js';
+import type { InboundTrace } from './trace-events.js';
 
 export class CheckpointRepository {
   constructor(private readonly em: EntityManager) {}
@@ -123,6 +124,17 @@ const INSERT_MESSAGES = `INSERT INTO inbound_messages (${MESSAGE_COLUMNS.map(([n
   ON CONFLICT DO NOTHING
   RETURNING id`;
 
+/**
+ * The same, with each inserted message's trace event (how it was routed) in the same statement:
+ * the events travel as a second, small JSON document (id, type, detail), joined to the rows the
+ * insert returns, so that a message skipped as already stored gets no second event.
+ */
+const INSERT_MESSAGES_TRACED = `WITH ins AS (${INSERT_MESSAGES}, tenant_id, ingested_at),
+  tr AS (INSERT INTO trace_events (tenant_id, message_id, at, type, detail)
+         SELECT ins.tenant_id, ins.id, ins.ingested_at, t.y, t.z
+           FROM ins JOIN json_to_recordset($2::json) AS t(a uuid, y text, z jsonb) ON t.a = ins.id)
+  SELECT id FROM ins`;
+
 /** [500] raw sources per INSERT statement (two parameters each; PostgreSQL allows 65,535). */
 const RAW_ROWS_PER_STATEMENT = 500;
 
@@ -181,6 +193,14 @@ function messagesJson(items: Array<{ row: NewInboundMessage }>): string {
   return JSON.stringify(items.map((i) => messageRecord(withoutNul(i.row))));
 }
 
+/** The trace events of a batch (one per message), keyed as INSERT_MESSAGES_TRACED reads them. */
+function traceJson(items: Array<{ row: NewInboundMessage; trace?: InboundTrace }>): string {
+  const json = JSON.stringify(
+    items.map((i) => ({ a: i.row.id, y: (i.trace as InboundTrace).type, z: (i.trace as InboundTrace).detail })),
+  );
+  return hasRefusedEscape(json) ? JSON.stringify(withoutNul(JSON.parse(json) as unknown)) : json;
+}
+
 export class InboundMessageRepository {
   constructor(private readonly em: EntityManager) {}
 
@@ -196,9 +216,15 @@ export class InboundMessageRepository {
    * batch size: the rows travel as one JSON document (`json_to_recordset`, the same on PostgreSQL
    * and PGlite), the raw sources as binary parameters of one multi-row VALUES list.
    */
-  async insertBatch(items: Array<{ row: NewInboundMessage; raw: Buffer | null }>): Promise<Set<string>> {
+  async insertBatch(
+    items: Array<{ row: NewInboundMessage; raw: Buffer | null; trace?: InboundTrace }>,
+  ): Promise<Set<string>> {
     if (items.length === 0) return new Set();
-    const result: Array<{ id: string }> = await this.em.query(INSERT_MESSAGES, [messagesJson(items)]);
+    const traced = items.filter((i) => i.trace !== undefined);
+    const result: Array<{ id: string }> =
+      traced.length === 0
+        ? await this.em.query(INSERT_MESSAGES, [messagesJson(items)])
+        : await this.em.query(INSERT_MESSAGES_TRACED, [messagesJson(items), traceJson(traced)]);
     const inserted = new Set(result.map((r) => r.id));
     const raws = items.filter((i) => i.raw !== null && inserted.has(i.row.id));
     for (let start = 0; start < raws.length; start += RAW_ROWS_PER_STATEMENT) {
@@ -283,7 +309,11 @@ export class InboundMessageRepository {
   async markUnrouted(ids: string[]): Promise<void> {
     if (ids.length === 0) return;
     await this.em.query(
-      `UPDATE inbound_messages SET status = 'unrouted' WHERE id = ANY($1::uuid[]) AND status = 'routed'`,
+      `WITH u AS (UPDATE inbound_messages SET status = 'unrouted' WHERE id = ANY($1::uuid[]) AND status = 'routed'
+                  RETURNING id, tenant_id)
+       INSERT INTO trace_events (tenant_id, message_id, type, detail)
+       SELECT tenant_id, id, 'unrouted', '{"reason":"its destination was deleted while it was being routed"}'::jsonb
+         FROM u`,
       [ids],
     );
   }
@@ -399,18 +429,38 @@ export class DeliveryRepository {
     return this.em.findOneBy(DeliveryEntity, { destinationId, messageId });
   }
   /** Claims for `agent` unless someone else holds it; returns the row after the attempt. */
-  async claim(destinationId: string, messageId: string, agent: string, at: Date): Promise<DeliveryRow | null> {
+  /**
+   * Claims for `agent` unless someone else holds it; returns the row after the attempt. A claim
+   * that took (a first one, not a repeat) is traced with `by` (the token), in the same statement.
+   */
+  async claim(
+    destinationId: string,
+    messageId: string,
+    agent: string,
+    at: Date,
+    by: Record<string, unknown> = {},
+  ): Promise<DeliveryRow | null> {
     await this.em.query(
-      `UPDATE inbound_deliveries SET claimed_by = $3, claimed_at = $4
-        WHERE destination_id = $1 AND message_id = $2 AND (claimed_by IS NULL OR claimed_by = $3)`,
-      [destinationId, messageId, agent, at],
+      `WITH c AS (UPDATE inbound_deliveries SET claimed_by = $3, claimed_at = $4
+                   WHERE destination_id = $1 AND message_id = $2 AND claimed_by IS NULL
+                   RETURNING tenant_id),
+            r AS (UPDATE inbound_deliveries SET claimed_at = $4
+                   WHERE destination_id = $1 AND message_id = $2 AND claimed_by = $3)
+       INSERT INTO trace_events (tenant_id, message_id, at, type, detail)
+       SELECT tenant_id, $2, $4, 'claimed', $5::jsonb FROM c`,
+      [destinationId, messageId, agent, at, JSON.stringify(withoutNul({ destinationId, agent, ...by }))],
     );
     return this.get(destinationId, messageId);
   }
-  async ack(destinationId: string, messageId: string, at: Date): Promise<void> {
+  /** Acknowledges (once: a repeat changes nothing and is not traced again). */
+  async ack(destinationId: string, messageId: string, at: Date, by: Record<string, unknown> = {}): Promise<void> {
     await this.em.query(
-      `UPDATE inbound_deliveries SET acked_at = COALESCE(acked_at, $3) WHERE destination_id = $1 AND message_id = $2`,
-      [destinationId, messageId, at],
+      `WITH a AS (UPDATE inbound_deliveries SET acked_at = $3
+                   WHERE destination_id = $1 AND message_id = $2 AND acked_at IS NULL
+                   RETURNING tenant_id)
+       INSERT INTO trace_events (tenant_id, message_id, at, type, detail)
+       SELECT tenant_id, $2, $3, 'acknowledged', $4::jsonb FROM a`,
+      [destinationId, messageId, at, JSON.stringify(withoutNul({ destinationId, ...by }))],
     );
   }
   listForMessage(messageId: string): Promise<DeliveryRow[]> {

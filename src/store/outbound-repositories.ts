@@ -31,6 +31,11 @@ export interface SendingDestination {
 export interface AcceptedRow {
   row: Omit<OutboundMessageRow, 'updatedAt'>;
   destinationVersion: string | null;
+  /**
+   * Trace events written with the row, in the same statement (the message's `accepted` and
+   * `rendered`, the `reply-accepted` of the message it answers): `messageId` null means this one.
+   */
+  trace?: ReadonlyArray<{ messageId: string | null; type: string; detail: Record<string, unknown> | null }>;
 }
 
 export class OutboundMessageRepository {
@@ -80,8 +85,9 @@ export class OutboundMessageRepository {
     if (rows.length === 0) return new Set();
     // The batch goes as one JSON parameter (one JSON.stringify) rather than 18 parameters a row,
     // each converted by the driver: a third of the database work of an accept on the event loop.
-    const batch = rows.map(({ row: r, destinationVersion }) =>
+    const batch = rows.map(({ row: r, destinationVersion, trace }) =>
       withoutNul({
+        trace: (trace ?? []).map((t) => ({ m: t.messageId ?? r.id, y: t.type, z: t.detail })),
         id: r.id,
         tenant_id: r.tenantId,
         destination_id: r.destinationId,
@@ -103,21 +109,27 @@ export class OutboundMessageRepository {
       }),
     );
     const inserted: Array<{ id: string }> = await this.em.query(
-      `INSERT INTO outbound_messages (id, tenant_id, destination_id, server_id, status, message_id_header,
+      `WITH v AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS v (id uuid, tenant_id uuid, destination_id uuid,
+         server_id uuid, status text, message_id_header text, conversation_id uuid, subject text, recipients jsonb,
+         attempts integer, last_reply text, last_response_code integer, next_attempt_at timestamptz,
+         created_at timestamptz, first_attempt_at timestamptz, sent_at timestamptz, instance_id text,
+         destination_version text, trace jsonb)),
+       ins AS (INSERT INTO outbound_messages (id, tenant_id, destination_id, server_id, status, message_id_header,
          conversation_id, subject, recipients, attempts, last_reply, last_response_code, next_attempt_at,
          created_at, first_attempt_at, sent_at, instance_id)
        SELECT id, tenant_id, destination_id, server_id, status, message_id_header, conversation_id, subject,
          recipients, attempts, last_reply, last_response_code, next_attempt_at, created_at, first_attempt_at,
          sent_at, instance_id
-       FROM jsonb_to_recordset($1::jsonb) AS v (id uuid, tenant_id uuid, destination_id uuid, server_id uuid,
-         status text, message_id_header text, conversation_id uuid, subject text, recipients jsonb,
-         attempts integer, last_reply text, last_response_code integer, next_attempt_at timestamptz,
-         created_at timestamptz, first_attempt_at timestamptz, sent_at timestamptz, instance_id text,
-         destination_version text)
+       FROM v
        WHERE v.destination_version IS NULL
           OR EXISTS (SELECT 1 FROM destinations d
                       WHERE d.id = v.destination_id AND d.xmin::text = v.destination_version)
-       RETURNING id`,
+       RETURNING id),
+       tr AS (INSERT INTO trace_events (tenant_id, message_id, at, type, detail)
+              SELECT v.tenant_id, t.m, v.created_at, t.y, t.z
+                FROM ins JOIN v ON v.id = ins.id
+                CROSS JOIN LATERAL jsonb_to_recordset(v.trace) AS t(m uuid, y text, z jsonb))
+       SELECT id FROM ins`,
       [JSON.stringify(batch)],
     );
     return new Set(inserted.map((r) => r.id));
@@ -151,8 +163,13 @@ export class OutboundMessageRepository {
            last_response_code = v.code, attempts = v.attempts, first_attempt_at = v.first_attempt_at,
            next_attempt_at = NULL, updated_at = now()
          FROM v WHERE o.id = v.id
-         RETURNING o.id, o.server_id, v.sent_at),
-       released AS (DELETE FROM smtp_send_log l USING v WHERE l.outbound_id = v.id AND NOT l.recorded)
+         RETURNING o.id, o.tenant_id, o.server_id, v.sent_at),
+       released AS (DELETE FROM smtp_send_log l USING v WHERE l.outbound_id = v.id AND NOT l.recorded),
+       tr AS (INSERT INTO trace_events (tenant_id, message_id, at, type, detail)
+              SELECT done.tenant_id, done.id, done.sent_at, 'sent',
+                     jsonb_build_object('serverId', done.server_id, 'attempt', v.attempts, 'code', v.code,
+                                        'reply', v.reply)
+                FROM done JOIN v ON v.id = done.id)
        INSERT INTO smtp_send_log (server_id, sent_at, outbound_id) SELECT server_id, sent_at, id FROM done`,
       [JSON.stringify(batch)],
     );
@@ -237,8 +254,35 @@ export class OutboundMessageRepository {
   async deferUnlessFailed(
     id: string,
     patch: Pick<OutboundMessageRow, 'nextAttemptAt' | 'lastReply' | 'lastResponseCode' | 'attempts' | 'firstAttemptAt'>,
+    trace?: { type: string; at: Date },
   ): Promise<void> {
-    await this.em.update(OutboundMessageEntity, { id, status: Not('failed') }, { ...patch, status: 'deferred' });
+    if (!trace) {
+      await this.em.update(OutboundMessageEntity, { id, status: Not('failed') }, { ...patch, status: 'deferred' });
+      return;
+    }
+    // The attempt's event in the same statement: a row that was failed meanwhile gets neither.
+    await this.em.query(
+      `WITH d AS (
+         UPDATE outbound_messages SET status = 'deferred', next_attempt_at = $2, last_reply = $3,
+                last_response_code = $4, attempts = $5, first_attempt_at = $6, updated_at = now()
+          WHERE id = $1 AND status <> 'failed'
+          RETURNING id, tenant_id, server_id)
+       INSERT INTO trace_events (tenant_id, message_id, at, type, detail)
+       SELECT tenant_id, id, $7, $8,
+              jsonb_build_object('serverId', server_id, 'attempt', $5::integer, 'code', $4::integer,
+                                 'reply', $3::text, 'nextAttemptAt', $2::timestamptz)
+         FROM d`,
+      [
+        id,
+        patch.nextAttemptAt,
+        withoutNul(patch.lastReply),
+        patch.lastResponseCode,
+        patch.attempts,
+        patch.firstAttemptAt,
+        trace.at,
+        trace.type,
+      ],
+    );
   }
 
   /** Adds recipients the server refused for good while it took the message for the others. */
@@ -251,12 +295,43 @@ export class OutboundMessageRepository {
     );
   }
 
-  async failUnlessSent(id: string, reply: string, deadLetteredAt: Date | null = null): Promise<void> {
+  /** Marks one message failed unless it was sent meanwhile; traced as `type` (with `detail`) when it was. */
+  async failUnlessSent(
+    id: string,
+    reply: string,
+    deadLetteredAt: Date | null = null,
+    trace: { type: string; detail?: Record<string, unknown> } = { type: 'failed' },
+  ): Promise<void> {
     await this.em.query(
-      `UPDATE outbound_messages SET status = 'failed', last_reply = $2, next_attempt_at = NULL, updated_at = now(),
-              dead_lettered_at = $3
-        WHERE id = $1 AND status <> 'sent'`,
-      [id, reply, deadLetteredAt],
+      `WITH f AS (
+         UPDATE outbound_messages SET status = 'failed', last_reply = $2, next_attempt_at = NULL, updated_at = now(),
+                dead_lettered_at = $3
+          WHERE id = $1 AND status <> 'sent'
+          RETURNING id, tenant_id, server_id)
+       INSERT INTO trace_events (tenant_id, message_id, at, type, detail)
+       SELECT tenant_id, id, COALESCE($3, now()), $4, jsonb_build_object('serverId', server_id, 'reply', $2::text) || $5::jsonb
+         FROM f`,
+      [id, reply, deadLetteredAt, trace.type, JSON.stringify(withoutNul(trace.detail ?? {}))],
+    );
+  }
+
+  /** A message given up after an attempt (a permanent reply, or retried too long): failed and dead-lettered. */
+  async deadLetter(
+    id: string,
+    patch: Pick<OutboundMessageRow, 'lastReply' | 'lastResponseCode' | 'attempts' | 'firstAttemptAt'>,
+    at: Date,
+  ): Promise<void> {
+    await this.em.query(
+      `WITH f AS (
+         UPDATE outbound_messages SET status = 'failed', next_attempt_at = NULL, dead_lettered_at = $2,
+                last_reply = $3, last_response_code = $4, attempts = $5, first_attempt_at = $6, updated_at = now()
+          WHERE id = $1
+          RETURNING id, tenant_id, server_id)
+       INSERT INTO trace_events (tenant_id, message_id, at, type, detail)
+       SELECT tenant_id, id, $2, 'dead-lettered',
+              jsonb_build_object('serverId', server_id, 'attempt', $5::integer, 'code', $4::integer, 'reply', $3::text)
+         FROM f`,
+      [id, at, withoutNul(patch.lastReply), patch.lastResponseCode, patch.attempts, patch.firstAttemptAt],
     );
   }
 }

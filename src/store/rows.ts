@@ -2,6 +2,7 @@
  * Plain row shapes of the tables. The rest of the engine sees these, never TypeORM.
  * Sealed columns hold `SecretSealer` envelopes, never plaintext.
  */
+import type { TlsMode } from '../shared/tls-mode.js';
 
 export interface TenantRow {
   id: string;
@@ -38,7 +39,10 @@ export interface EmailServerRow {
   enabled: boolean;
   imapHost: string;
   imapPort: number;
+  /** `imapTls === 'implicit'` (written with it; the mode decides). */
   imapSecure: boolean;
+  /** How the IMAP connection is encrypted (migration 0021). */
+  imapTls: TlsMode;
   imapUser: string;
   imapAuthMethod: ImapAuthMethod;
   imapPasswordSealed: string | null;
@@ -49,7 +53,10 @@ export interface EmailServerRow {
   accountKey: string;
   smtpHost: string;
   smtpPort: number;
+  /** `smtpTls === 'implicit'` (written with it; the mode decides). */
   smtpSecure: boolean;
+  /** How the SMTP connection is encrypted (migration 0021). */
+  smtpTls: TlsMode;
   smtpAuthMode: SmtpAuthMode;
   smtpAuthMethod: ImapAuthMethod | null;
   smtpUser: string | null;
@@ -62,6 +69,8 @@ export interface EmailServerRow {
   postProcess: string;
   /** Absolute path of a PEM file of CA certificates trusted (besides the usual roots) for IMAP TLS; null = none. */
   imapCaFile: string | null;
+  /** The same for SMTP TLS (STARTTLS or implicit); null = none. */
+  smtpCaFile: string | null;
   /** Destination (of this server) receiving messages that match no monitored destination; null = the unrouted list. */
   defaultDestinationId: string | null;
   /** Proxy of its IMAP and SMTP connections: null = the engine's default, `none` = direct, else a configured name. */

@@ -24,6 +24,9 @@ import { ResponseFileSettingsRepository } from './response-file-settings.js';
 import type { ApiTokenRow, DestinationRow, EmailServerRow, TenantRow } from './rows.js';
 import { WebhookDeliveryRepository } from './webhook-deliveries.js';
 import { LeaseRepository } from './leases.js';
+import { AuditLogRepository } from './audit-log.js';
+import { TraceRepository } from './trace-events.js';
+import { TraceSearchRepository } from './trace-search.js';
 import { noNotifications, PostgresNotifications, type Notifications } from './notifications.js';
 
 export type { StoreKind } from './data-source.js';
@@ -213,6 +216,9 @@ export class StoreSession {
   readonly responseFiles: ResponseFileSettingsRepository;
   readonly webhooks: WebhookDeliveryRepository;
   readonly leases: LeaseRepository;
+  readonly audit: AuditLogRepository;
+  readonly trace: TraceRepository;
+  readonly traceSearch: TraceSearchRepository;
 
   constructor(protected readonly em: EntityManager) {
     this.tenants = new TenantRepository(em);
@@ -231,6 +237,9 @@ export class StoreSession {
     this.responseFiles = new ResponseFileSettingsRepository(em);
     this.webhooks = new WebhookDeliveryRepository(em);
     this.leases = new LeaseRepository(em);
+    this.audit = new AuditLogRepository(em);
+    this.trace = new TraceRepository(em);
+    this.traceSearch = new TraceSearchRepository(em);
   }
 }
 

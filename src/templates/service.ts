@@ -101,11 +101,25 @@ export class TemplateService {
       timeZone: input.timeZone === undefined ? (current?.timeZone ?? null) : input.timeZone,
     };
     validLocale(row.locale ?? 'en-US', row.timeZone ?? 'UTC');
-    if (row.files === null && row.locale === null && row.timeZone === null) {
-      await this.store.responseFiles.delete(tenantId, destinationId);
-    } else {
-      await this.store.responseFiles.put(row);
-    }
+    await this.store.transaction(async (tx) => {
+      if (row.files === null && row.locale === null && row.timeZone === null) {
+        await tx.responseFiles.delete(tenantId, destinationId);
+      } else {
+        await tx.responseFiles.put(row);
+      }
+      const before = {
+        files: current?.files ?? null,
+        locale: current?.locale ?? null,
+        timeZone: current?.timeZone ?? null,
+      };
+      await tx.audit.record({
+        tenantId,
+        action: 'response-files.configured',
+        targetKind: 'destination',
+        targetId: destinationId,
+        detail: { before, after: { files: row.files, locale: row.locale, timeZone: row.timeZone } },
+      });
+    });
     return settingsView({ ...row, updatedAt: new Date() });
   }
 

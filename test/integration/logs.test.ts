@@ -69,7 +69,7 @@ describe('logs a person can follow', function () {
     const refused = requests.find((e) => e.route === '/api/v1/tenants' && e.status === 401);
     assert.ok(refused && refused.tokenName === undefined, 'an unknown token is not named');
     const admin = requests.find((e) => e.method === 'POST' && e.route === '/api/v1/tenants/:tenantId/tokens');
-    assert.equal(admin?.tokenName, 'MAILROOM_API_TOKEN');
+    assert.equal(admin?.tokenName, 'administrator (MAILROOM_API_TOKEN)');
     for (const line of h.logLines) {
       assert.ok(!line.includes(token) && !line.includes(h.adminToken) && !line.includes('wrong-token'), line);
     }

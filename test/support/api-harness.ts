@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { Clock } from '../../src/shared/clock.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +8,7 @@ import type { OutboundService } from '../../src/outbound/outbound-service.js';
 import type { FastifyInstance } from 'fastify';
 import { createAccounts, type Accounts } from '../../src/accounts/index.js';
 import { buildApi } from '../../src/api/http-server.js';
+import type { RateLimits } from '../../src/api/rate-limits.js';
 import type { OAuthOptions, OAuthService } from '../../src/auth/oauth/index.js';
 import type { Inbound, InboundOptions } from '../../src/inbound/index.js';
 import type { Webhooks } from '../../src/inbound/webhooks/index.js';
@@ -92,6 +94,8 @@ export interface OperatorAllowances {
   webhookAddresses?: AddressPolicy;
   /** [os.tmpdir()] MAILROOM_CA_DIR: tests write their CA files into temporary folders. */
   caDir?: string;
+  /** [none] request rate limits (MAILROOM_RATE_LIMIT_PER_TOKEN, …_PER_ADDRESS): tests choose their own. */
+  rateLimits?: RateLimits;
 }
 
 export async function openApiHarness(
@@ -101,6 +105,8 @@ export async function openApiHarness(
   templateOptions: { dir?: string; now?: () => Date } = {},
   oauthOptions?: OAuthOptions,
   operator: OperatorAllowances = {},
+  /** [the system clock] outbound's clock (a FakeClock drives retries without waiting). */
+  outboundClock?: Clock,
 ): Promise<ApiHarness> {
   const store = await sharedStore(kind);
   await resetStore(store);
@@ -127,11 +133,23 @@ export async function openApiHarness(
     outbound: { fsync: false, probeIntervalMs: 300, authRetryMs: 500, heartbeatIntervalMs: 0, ...outboundOptions },
     webhooks: FAST_WEBHOOKS,
     webhookAddresses,
+    outboundClock,
   };
   const base = { store, sealer, logger, accounts };
   const { templates, oauth, outbound, inbound, webhooks, credentials } = buildServices(base, settings);
   await templates.start();
-  const app = await buildApi({ accounts, inbound, outbound, logger, adminToken, templates, oauth, webhooks });
+  const app = await buildApi({
+    accounts,
+    store,
+    inbound,
+    outbound,
+    logger,
+    adminToken,
+    templates,
+    oauth,
+    webhooks,
+    ...(operator.rateLimits && { rateLimits: operator.rateLimits }),
+  });
   return {
     kind,
     store,

@@ -1,4 +1,5 @@
 import type { RouteDef } from '../route.js';
+import { auditRoutes } from './audit.js';
 import { consoleRoutes } from './console.js';
 import { destinationRoutes } from './destinations.js';
 import { eventRoutes } from './events.js';
@@ -10,6 +11,7 @@ import { responseRoutes } from './responses.js';
 import { serverRoutes } from './servers.js';
 import { tenantRoutes } from './tenants.js';
 import { tokenRoutes } from './tokens.js';
+import { traceRoutes } from './trace.js';
 import { webhookRoutes } from './webhooks.js';
 
 /** Every route of the API. A route is added to one of these files and nowhere else. */
@@ -25,5 +27,7 @@ export const ROUTES: readonly RouteDef[] = [
   ...outboundRoutes,
   ...oauthRoutes,
   ...webhookRoutes,
+  ...auditRoutes,
+  ...traceRoutes,
   ...consoleRoutes,
 ];

@@ -191,10 +191,20 @@ export const messageRoutes: RouteDef[] = [
             Type.Object({ instanceId: Type.String(), thisInstance: Type.Boolean() }),
             Type.Null(),
           ]),
+          /** How each side's connection is encrypted (`tls` of the settings). */
+          tls: Type.Object({ imap: Type.String(), smtp: Type.String() }),
+          /** The settings' warnings (a side sending in plain text), as in the server's view. */
+          warnings: Type.Array(Type.String()),
           inbound: Type.Object({
             state: Type.String(),
             lastError: Type.Union([Type.String(), Type.Null()]),
             lastErrorAt: Type.Union([Type.String(), Type.Null()]),
+            lastProblemEndedAt: Type.Union([Type.String(), Type.Null()]),
+            /** How new mail is learned: `idle` (pushed, plus a safety sync every `pollIntervalMs`) or `poll`. */
+            newMail: Type.Object({
+              by: Type.Union([Type.Literal('idle'), Type.Literal('poll'), Type.Null()]),
+              pollIntervalMs: Type.Union([Type.Integer(), Type.Null()]),
+            }),
             lastContactAt: Type.Union([Type.String(), Type.Null()]),
             lastUid: Type.Record(Type.String(), Type.Integer()),
             idleSupported: Type.Union([Type.Boolean(), Type.Null()]),
@@ -210,6 +220,7 @@ export const messageRoutes: RouteDef[] = [
                 lastReply: Type.Union([Type.String(), Type.Null()]),
                 lastErrorAt: Type.Union([Type.String(), Type.Null()]),
                 resumeAt: Type.Union([Type.String(), Type.Null()]),
+                lastProblemEndedAt: Type.Union([Type.String(), Type.Null()]),
                 rateLimitedUntil: Type.Union([Type.String(), Type.Null()]),
               }),
               Type.Null(),
@@ -237,6 +248,8 @@ export const messageRoutes: RouteDef[] = [
       const starting = server.enabled && seen.state === 'disabled' && (watchedBy === null || watchedBy.thisInstance);
       return {
         watchedBy,
+        tls: { imap: server.imap.tls, smtp: server.smtp.tls },
+        warnings: server.warnings,
         inbound: starting ? { ...seen, state: 'connecting' } : seen,
         outbound: outbound.status(p.serverId),
       };

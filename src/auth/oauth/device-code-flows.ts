@@ -36,7 +36,7 @@ export interface DeviceCodeFlowsDeps {
   /** [900] longest a code is polled for, seconds (the reference's "expires in 900 seconds"). */
   lifetimeSeconds?: number;
   /** Told after a sign-in completed and its grant was stored (e.g. to resume a held queue at once). */
-  onSignedIn?: (key: GrantKey) => void;
+  onSignedIn?: (key: GrantKey, account: string | null) => void;
 }
 
 interface Flow {
@@ -131,7 +131,7 @@ export class DeviceCodeFlows {
               expiresAt: result?.expiresOn ?? null,
             });
             log.info({ account }, 'OAuth 2.0 sign-in complete');
-            this.deps.onSignedIn?.(key);
+            this.deps.onSignedIn?.(key, account);
           },
           async (err: unknown) => {
             if (abort.signal.aborted) return endedBeforeCode();

@@ -71,18 +71,37 @@ export class OAuthService {
       clock: options.clock ?? systemClock,
       logger,
       lifetimeSeconds: options.deviceCodeLifetimeSeconds,
-      onSignedIn: (key) => {
+      // Runs in the context of the request that started the sign-in: the audit names its starter.
+      onSignedIn: (key, account) => {
+        void this.recordSignIn(key.serverId, key.purpose, account).catch((err: unknown) =>
+          logger.error({ err, serverId: key.serverId }, 'the audit entry of a completed sign-in could not be written'),
+        );
         for (const listener of this.signInListeners) listener(key.serverId, key.purpose);
       },
     });
   }
 
   /**
-   * Calls `listener` after each completed device-code sign-in (SMTP with `mode: imap` signs in as
-   * `imap`): the composition root resumes that server's held outbound queue without waiting.
+   * Calls `listener` after each completed sign-in: a device-code sign-in, or a token acquired on
+   * request (`test`, the client-credentials flow's sign-in); SMTP with `mode: imap` signs in as
+   * `imap`. The composition root wakes that server's held outbound queue and its inbound watcher.
    */
   onSignIn(listener: (serverId: string, purpose: OAuthPurpose) => void): void {
     this.signInListeners.add(listener);
+  }
+
+  private async recordSignIn(serverId: string, purpose: OAuthPurpose, account: string | null): Promise<void> {
+    const [row] = await this.store.query<{ tenant_id: string }>('SELECT tenant_id FROM email_servers WHERE id = $1', [
+      serverId,
+    ]);
+    if (!row) return; // deleted meanwhile: its deletion is on record
+    await this.store.audit.record({
+      tenantId: row.tenant_id,
+      action: 'oauth.sign-in-completed',
+      targetKind: 'server',
+      targetId: serverId,
+      detail: { purpose, account },
+    });
   }
 
   private async server(tenantId: string, serverId: string): Promise<EmailServerRow> {
@@ -104,7 +123,16 @@ export class OAuthService {
       );
     }
     try {
-      return await this.flows.start(grantKeyOf(row, target), target);
+      const started = await this.flows.start(grantKeyOf(row, target), target);
+      // The code itself is short-lived and shown to whoever asked; the audit keeps only that it was asked.
+      await this.store.audit.record({
+        tenantId,
+        action: 'oauth.sign-in-started',
+        targetKind: 'server',
+        targetId: serverId,
+        detail: { purpose, flow: 'device-code' },
+      });
+      return started;
     } catch (err) {
       if (err instanceof MailroomError) throw err;
       const failure = describeOAuthError(err);
@@ -151,7 +179,14 @@ export class OAuthService {
   /** Acquires a token now and reports the result (the "test connection" of the sign-in part). */
   async test(tenantId: string, serverId: string, purpose: OAuthPurpose): Promise<OAuthPurposeView | null> {
     const row = await this.server(tenantId, serverId);
-    await this.tokens.accessToken(row, purpose, { forceRefresh: true }).catch(() => undefined);
+    const target = oauthTarget(row, purpose);
+    const fresh = await this.tokens.accessToken(row, purpose, { forceRefresh: true }).then(
+      () => true,
+      () => false, // the status read below says what failed
+    );
+    // A token acquired with the client secret is the client-credentials flow's sign-in: the
+    // server's sides waiting to retry try again now, as after a device-code sign-in.
+    if (fresh && target) for (const listener of this.signInListeners) listener(serverId, target.purpose);
     return this.purposeView(row, purpose);
   }
 

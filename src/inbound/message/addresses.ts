@@ -74,6 +74,19 @@ export function recipientAddresses(parsed: RecipientSource, envelopeRecipients: 
   return [...seen];
 }
 
+/**
+ * The header in which a (normalized) address appears first: `to`, `cc`, `delivered-to`,
+ * `x-original-to`, or `envelope` when only the envelope named it. For the trace's "routed because".
+ */
+export function headerNaming(parsed: RecipientSource, address: string): string {
+  const same = (candidate: string): boolean => normalizeAddress(candidate) === address;
+  if (parsed.to.some((e) => same(e.address))) return 'to';
+  if (parsed.cc.some((e) => same(e.address))) return 'cc';
+  if (parsed.deliveredTo.flatMap(splitAddressList).some(same)) return 'delivered-to';
+  if (parsed.xOriginalTo.flatMap(splitAddressList).some(same)) return 'x-original-to';
+  return 'envelope';
+}
+
 /** Splits a header value at commas that are outside quotes, comments and angle brackets. */
 function splitAddressList(value: string): string[] {
   const items: string[] = [];

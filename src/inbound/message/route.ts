@@ -14,6 +14,8 @@ export interface RouteDecision {
   destinationIds: string[];
   /** True when no destination matched and the server has no default destination. */
   unrouted: boolean;
+  /** The address (normalized) that matched each destination; empty when the default took it. */
+  matched: Array<{ destinationId: string; address: string }>;
 }
 
 /**
@@ -32,12 +34,16 @@ export function routeMessage(
     if (normalized !== null) wanted.add(normalized);
   }
   const destinationIds: string[] = [];
+  const matched: RouteDecision['matched'] = [];
   for (const destination of destinations) {
     if (!destination.monitored || destinationIds.includes(destination.id)) continue;
     const key = normalizeAddress(destination.addressKey);
-    if (key !== null && wanted.has(key)) destinationIds.push(destination.id);
+    if (key !== null && wanted.has(key)) {
+      destinationIds.push(destination.id);
+      matched.push({ destinationId: destination.id, address: key });
+    }
   }
-  if (destinationIds.length > 0) return { destinationIds, unrouted: false };
-  if (defaultDestinationId !== null) return { destinationIds: [defaultDestinationId], unrouted: false };
-  return { destinationIds: [], unrouted: true };
+  if (destinationIds.length > 0) return { destinationIds, unrouted: false, matched };
+  if (defaultDestinationId !== null) return { destinationIds: [defaultDestinationId], unrouted: false, matched };
+  return { destinationIds: [], unrouted: true, matched };
 }

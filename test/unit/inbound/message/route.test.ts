@@ -13,6 +13,7 @@ describe('inbound routing', () => {
     assert.deepEqual(routeMessage(['support@example.com'], destinations, null), {
       destinationIds: ['d-support'],
       unrouted: false,
+      matched: [{ destinationId: 'd-support', address: 'support@example.com' }],
     });
   });
 
@@ -22,7 +23,14 @@ describe('inbound routing', () => {
       destinations,
       'd-default',
     );
-    assert.deepEqual(decision, { destinationIds: ['d-support', 'd-sales'], unrouted: false });
+    assert.deepEqual(decision, {
+      destinationIds: ['d-support', 'd-sales'],
+      unrouted: false,
+      matched: [
+        { destinationId: 'd-support', address: 'support@example.com' },
+        { destinationId: 'd-sales', address: 'sales@example.com' },
+      ],
+    });
   });
 
   it('lists a destination once even when the list repeats it', () => {
@@ -41,8 +49,13 @@ describe('inbound routing', () => {
     assert.deepEqual(routeMessage(['paused@example.com'], destinations, 'd-default'), {
       destinationIds: ['d-default'],
       unrouted: false,
+      matched: [],
     });
-    assert.deepEqual(routeMessage(['paused@example.com'], destinations, null), { destinationIds: [], unrouted: true });
+    assert.deepEqual(routeMessage(['paused@example.com'], destinations, null), {
+      destinationIds: [],
+      unrouted: true,
+      matched: [],
+    });
   });
 
   it('never matches by substring', () => {
@@ -56,7 +69,7 @@ describe('inbound routing', () => {
     for (const recipient of lookalikes.slice(0, 4)) {
       assert.deepEqual(
         routeMessage([recipient], destinations, null),
-        { destinationIds: [], unrouted: true },
+        { destinationIds: [], unrouted: true, matched: [] },
         recipient,
       );
     }
@@ -68,8 +81,9 @@ describe('inbound routing', () => {
     assert.deepEqual(routeMessage(['someone@else.org'], destinations, 'd-default'), {
       destinationIds: ['d-default'],
       unrouted: false,
+      matched: [],
     });
-    assert.deepEqual(routeMessage([], destinations, null), { destinationIds: [], unrouted: true });
-    assert.deepEqual(routeMessage(['garbage', ''], [], null), { destinationIds: [], unrouted: true });
+    assert.deepEqual(routeMessage([], destinations, null), { destinationIds: [], unrouted: true, matched: [] });
+    assert.deepEqual(routeMessage(['garbage', ''], [], null), { destinationIds: [], unrouted: true, matched: [] });
   });
 });

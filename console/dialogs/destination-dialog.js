@@ -38,7 +38,8 @@ export function openDestinationDialog({ tenantId, mode, destination = null, serv
     select({
       label: 'E-mail server',
       name: 'serverId',
-      value: d?.serverId ?? servers[0]?.id ?? '',
+      // A new destination starts with no server chosen: the administrator picks one (or none).
+      value: d?.serverId ?? '',
       options: [['', '(none)'], ...servers.map((s) => [s.id, s.name])],
     }),
     h(
@@ -71,7 +72,10 @@ export function openDestinationDialog({ tenantId, mode, destination = null, serv
   function check() {
     const errors = [];
     if (!text('name')) errors.push({ field: 'name', message: 'Enter a name for the destination.' });
-    if (!EMAIL.test(text('address'))) errors.push({ field: 'address', message: 'Enter the e-mail address.' });
+    if (!text('address')) errors.push({ field: 'address', message: 'Enter the e-mail address.' });
+    else if (!EMAIL.test(text('address'))) {
+      errors.push({ field: 'address', message: 'Enter a valid e-mail address, such as support@example.com.' });
+    }
     if ((value(form, 'monitored') || value(form, 'outgoing')) && !text('serverId')) {
       errors.push({ field: 'serverId', message: 'A monitored or outgoing destination needs an e-mail server.' });
     }

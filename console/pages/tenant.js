@@ -9,6 +9,8 @@ import { openDestinationDialog } from '../dialogs/destination-dialog.js';
 import { openServerDialog } from '../dialogs/server-dialog.js';
 
 const MAX_SERVERS = 5;
+/** [5000] ms between two readings of the servers' connection states while the page is shown. */
+const REFRESH_MS = 5000;
 
 export async function renderTenant(main, { tenantId }) {
   const base = path('tenants', tenantId);
@@ -87,6 +89,31 @@ export async function renderTenant(main, { tenantId }) {
         : destinationTable(tenantId, destinations, servers, serverName, reload),
     ),
   );
+  refreshConnections(main, base, servers);
+}
+
+/**
+ * Reads the servers' connection states again every REFRESH_MS while this page is shown, and
+ * updates their badges in place: a watcher that connects, or fails, shows without a reload.
+ */
+function refreshConnections(main, base, servers) {
+  const badges = [...main.querySelectorAll('[data-connection]')];
+  if (badges.length === 0) return;
+  const timer = setInterval(async () => {
+    if (!badges.every((b) => b.isConnected)) {
+      clearInterval(timer); // the page was left or rebuilt
+      return;
+    }
+    for (const s of servers) {
+      const badge = badges.find((b) => b.dataset.connection === s.id);
+      const st = await api('GET', `${base}/servers${path(s.id)}/status`).catch(() => null);
+      if (!badge || !st) continue;
+      const state = st.inbound.state;
+      badge.className = tone(state);
+      badge.title = st.inbound.lastError ?? '';
+      badge.textContent = CONNECTION[state] ?? state;
+    }
+  }, REFRESH_MS);
 }
 
 function actions(label, handlers) {
@@ -151,7 +178,11 @@ function serverTable(tenantId, servers, destinations, proxies, statuses, signIns
         h(
           'td',
           {},
-          h('span', { class: tone(state), title: st?.inbound.lastError ?? '' }, CONNECTION[state] ?? state),
+          h(
+            'span',
+            { class: tone(state), title: st?.inbound.lastError ?? '', 'data-connection': s.id },
+            CONNECTION[state] ?? state,
+          ),
           signInBadges(signIns[i]),
         ),
         h(

@@ -8,18 +8,22 @@ import { go, href } from '../lib/router.js';
 
 export async function renderTenants(main) {
   breadcrumbs([['Tenants']]);
-  heading(
-    main,
-    'Tenants',
-    h('button', { type: 'button', class: 'primary', onclick: () => createTenant() }, 'Add tenant'),
-  );
-  let tenants;
+  let tenants, scope;
   try {
-    ({ tenants } = await api('GET', '/tenants'));
+    ({ tenants, scope } = await api('GET', '/tenants'));
   } catch (err) {
+    heading(main, 'Tenants');
     failure(main, err);
     return;
   }
+  // Only the administrator adds tenants: a tenant token is not offered what it may not do.
+  heading(
+    main,
+    'Tenants',
+    scope === 'admin'
+      ? h('button', { type: 'button', class: 'primary', onclick: () => createTenant() }, 'Add tenant')
+      : null,
+  );
   if (tenants.length === 0) {
     main.append(h('p', { class: 'empty' }, 'No tenants yet. Add one to configure its e-mail servers.'));
     return;

@@ -9,6 +9,7 @@ import { auditedView } from './audit-changes.js';
 import { apiTokenView } from './views.js';
 
 /** Who a request acts for: the administrator (every tenant) or one tenant's administrator. */
+/** Who a request is: the administrator or a tenant, by the token it carries (its name for logs, never its value). */
 export type Principal =
   | { kind: 'admin'; tokenId: string | null; name: string }
   | { kind: 'tenant'; tenantId: string; tokenId: string; name: string };

@@ -82,8 +82,9 @@ function toMailroomError(err: FastifyError | Error): MailroomError {
   const fe = err as FastifyError & { validation?: ErrorObject[]; validationContext?: string };
   if (fe.validation) {
     const converted = validationError(fe.validation);
+    // The body itself at fault (missing, an array, a string): named as `body`, never as "".
     if (fe.validationContext === 'body' && converted.field === '') {
-      return new MailroomError('VALIDATION_FAILED', 'the request body must be a JSON object', { field: '' });
+      return new MailroomError('VALIDATION_FAILED', 'the request body must be a JSON object', { field: 'body' });
     }
     return converted;
   }
@@ -225,6 +226,28 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       );
     }
     return sendError(reply, error);
+  });
+  // The access log: one line per answered request, with the route (not the URL: no ids or query
+  // values), the status, the time taken and the token's name (never the token).
+  app.addHook('onResponse', (request: RouteRequest, reply, done) => {
+    const principal = request.principal;
+    const params = (request.params ?? {}) as { tenantId?: string };
+    app.log.info(
+      {
+        reqId: request.id,
+        method: request.method,
+        route: request.routeOptions.url ?? '(no route)',
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime * 10) / 10,
+        ...(principal && {
+          tokenName: principal.name,
+          ...(principal.kind === 'tenant' && { tenantId: principal.tenantId }),
+        }),
+        ...(params.tenantId !== undefined && { tenantId: params.tenantId }),
+      },
+      'request',
+    );
+    done();
   });
   app.setNotFoundHandler((request, reply) =>
     sendError(reply, new MailroomError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)),

@@ -12,7 +12,8 @@ import type { RouteDef } from './route.js';
 
 /** The codes a route answers without declaring them: its access, its inputs, the engine's state. */
 function commonCodesOf(route: RouteDef): ErrorCode[] {
-  const codes: ErrorCode[] = ['INTERNAL'];
+  // Every request counts against a rate limit: its token's, or its address's (api/rate-limits.ts).
+  const codes: ErrorCode[] = ['INTERNAL', 'RATE_LIMITED'];
   if (route.access !== 'public') codes.push('UNAUTHORIZED');
   if (route.access === 'admin') codes.push('FORBIDDEN');
   // A tenant token naming another tenant's id is told that tenant does not exist (as is a deleted one).

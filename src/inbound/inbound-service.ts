@@ -111,6 +111,7 @@ export class InboundService {
     const fingerprint = await this.deps.store.servers.fingerprint();
     if (ifChanged && fingerprint === this.appliedFingerprint) return;
     const servers = await this.deps.store.servers.listAll();
+    const tenantNames = await this.deps.store.tenants.names();
     const wanted = new Map<string, EmailServerRow>(
       servers.filter((s) => s.enabled && owns(s.id)).map((s) => [s.id, s]),
     );
@@ -124,6 +125,7 @@ export class InboundService {
         logger: this.deps.logger,
         options: this.options,
         connectGate: this.connectGate,
+        tenantName: tenantNames.get(row.tenantId),
       });
       this.watchers.set(id, { watcher, version: row.updatedAt.getTime() });
       watcher.start();

@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { ByteBudget, ByteHold } from '../shared/byte-budget.js';
-import type { Logger } from '../shared/logger.js';
 import { isMailroomError } from '../shared/errors.js';
+import { serverLogFields, type Logger } from '../shared/logger.js';
 import { inboundMessages, ingestBatchSeconds } from '../shared/metrics.js';
 import type { DestinationRow, EmailServerRow, InboundMessageRow, InboundStatus } from '../store/rows.js';
 import { mapLimited } from '../shared/map-limited.js';
@@ -154,9 +154,16 @@ export interface MailboxSyncDeps {
 export class MailboxSync {
   constructor(private readonly deps: MailboxSyncDeps) {}
 
-  async run(session: ImapSession, server: EmailServerRow, mailbox: string, stop?: AbortSignal): Promise<SyncResult> {
+  /** `serverLog`: the watcher's logger, which names the tenant and the server. */
+  async run(
+    session: ImapSession,
+    server: EmailServerRow,
+    mailbox: string,
+    stop?: AbortSignal,
+    serverLog?: Logger,
+  ): Promise<SyncResult> {
     const { store, logger } = this.deps;
-    const log = logger.child({ tenantId: server.tenantId, serverId: server.id, mailbox });
+    const log = (serverLog ?? logger.child(serverLogFields(server))).child({ mailbox });
     const state = await session.openMailbox(mailbox);
     const result: SyncResult = {
       mailbox,

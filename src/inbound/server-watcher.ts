@@ -3,7 +3,7 @@ import { backoffDelay } from '../shared/backoff.js';
 import { readCaFile } from '../shared/ca-file.js';
 import type { ConnectGate } from './connect-gate.js';
 import { isMailroomError } from '../shared/errors.js';
-import type { Logger } from '../shared/logger.js';
+import { serverLogFields, type Logger } from '../shared/logger.js';
 import { proxyFor } from '../shared/mail-proxies.js';
 import { imapReconnects } from '../shared/metrics.js';
 import type { EmailServerRow } from '../store/rows.js';
@@ -73,6 +73,8 @@ export interface WatcherDeps {
   options: InboundOptions;
   /** Bounds concurrent connection set-ups (all watchers of the engine share one). */
   connectGate?: ConnectGate;
+  /** The tenant's name, for log lines (they name tenant and server by name as well as id). */
+  tenantName?: string | undefined;
 }
 
 /**
@@ -108,7 +110,7 @@ export class ServerWatcher {
     readonly server: EmailServerRow,
     private readonly deps: WatcherDeps,
   ) {
-    this.log = deps.logger.child({ tenantId: server.tenantId, serverId: server.id, component: 'inbound' });
+    this.log = deps.logger.child({ ...serverLogFields(server, deps.tenantName), component: 'inbound' });
   }
 
   snapshot(): WatcherStatus {
@@ -340,7 +342,7 @@ export class ServerWatcher {
   private async syncAll(session: ImapSession): Promise<void> {
     for (const mailbox of this.deps.options.mailboxes) {
       if (this.stopped) return;
-      const result = await this.deps.sync.run(session, this.server, mailbox, this.stopping.signal);
+      const result = await this.deps.sync.run(session, this.server, mailbox, this.stopping.signal, this.log);
       this.status.lastUid[mailbox] = result.lastUid;
       this.markContact();
     }

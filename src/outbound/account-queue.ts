@@ -3,7 +3,7 @@ import { actorDetail } from '../store/trace-events.js';
 import { backoffDelay, type BackoffOptions } from '../shared/backoff.js';
 import type { Clock } from '../shared/clock.js';
 import { isMailroomError } from '../shared/errors.js';
-import type { Logger } from '../shared/logger.js';
+import { serverLogFields, type Logger } from '../shared/logger.js';
 import { outboundMessages, rateLimitWaits } from '../shared/metrics.js';
 import type { SentRecord } from '../store/outbound-repositories.js';
 import type { EmailServerRow } from '../store/rows.js';
@@ -89,6 +89,8 @@ export interface QueueDeps {
    * accepted by this process is sent from the bytes it was spooled with instead of being read back.
    */
   memory: SpooledInMemory;
+  /** The tenant's name, for log lines (they name tenant and server by name as well as id). */
+  tenantName?: string | undefined;
   /** Makes the transport; tests may count or wrap it. */
   transportFactory?: (
     server: EmailServerRow,
@@ -168,7 +170,7 @@ export class AccountQueue {
     private readonly deps: QueueDeps,
   ) {
     this.server = server;
-    this.log = deps.logger.child({ tenantId: server.tenantId, serverId: server.id, component: 'outbound' });
+    this.log = deps.logger.child({ ...serverLogFields(server, deps.tenantName), component: 'outbound' });
     this.places = new RateLimitPlaces(deps.store.sendLog);
     this.waiting = new WaitingWarning({
       clock: deps.clock,
@@ -517,6 +519,7 @@ export class AccountQueue {
       this.facts.delete(item.id);
       this.status.lastReply = result.response;
       outboundMessages.inc(this.outcomeLabels('sent'));
+      this.log.info({ outboundId: item.id, attempts, reply: result.response }, 'message sent');
       return true;
     } catch (err) {
       if ((err as { code?: unknown }).code === NOT_BEGUN || this.isCancelled(item)) {
@@ -696,7 +699,10 @@ export class AccountQueue {
       this.notBefore.delete(item.id);
       this.facts.delete(item.id);
       outboundMessages.inc(this.outcomeLabels('dead_lettered'));
-      this.log.warn({ outboundId: item.id, reply: failure.reply, attempts }, 'message dead-lettered');
+      this.log.warn(
+        { outboundId: item.id, reply: failure.reply, attempts },
+        failure.kind === 'permanent' ? 'message refused for good; dead-lettered' : 'message expired; dead-lettered',
+      );
       return true;
     }
     if (failure.kind === 'transient') {

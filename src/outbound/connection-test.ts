@@ -76,7 +76,34 @@ export function testSmtpConnection(
       if (refusedFresh !== undefined) return oauthRefused('SMTP', refusedFresh, err);
       return isMailroomError(err)
         ? err.message
-        : (certificateAdvice(err, 'smtp.caFile', server.smtpCaFile) ?? classifyDeliveryError(err).reply);
+        : (certificateAdvice(err, 'smtp.caFile', server.smtpCaFile) ?? describeSmtpTestError(err));
     },
   );
+}
+
+/** The SMTP side's failure in plain words, as the IMAP side says its own (no library jargon alone). */
+export function describeSmtpTestError(err: unknown): string {
+  if (isMailroomError(err)) return err.message;
+  const e = (typeof err === 'object' && err !== null ? err : {}) as { code?: unknown; message?: unknown };
+  const text = typeof e.message === 'string' ? e.message : String(err);
+  const code = typeof e.code === 'string' ? e.code : '';
+  const dns = /getaddrinfo (ENOTFOUND|EAI_AGAIN|ENODATA) (\S+)/.exec(text);
+  if (dns) {
+    return dns[1] === 'EAI_AGAIN'
+      ? `the host name '${dns[2]}' could not be looked up just now (the name server did not answer): try again, or check the SMTP host (${dns[1]})`
+      : `the host name '${dns[2]}' does not resolve: check the SMTP host (${dns[1]})`;
+  }
+  if (code === 'ECONNREFUSED' || /\bECONNREFUSED\b/.test(text)) {
+    return 'the server refused the connection: check the SMTP host and port (ECONNREFUSED)';
+  }
+  if (['EHOSTUNREACH', 'ENETUNREACH'].includes(code) || /\bE(HOST|NET)UNREACH\b/.test(text)) {
+    return `the server cannot be reached from here: check the SMTP host and the network (${code || 'unreachable'})`;
+  }
+  if (code === 'ETIMEDOUT' || /timeout/i.test(text)) {
+    return 'the server did not answer in time: check the SMTP host, the port and any firewall on the way (ETIMEDOUT)';
+  }
+  const failure = classifyDeliveryError(err);
+  if (failure.kind === 'auth')
+    return `the server refused the login: ${failure.reply} (check the user name and password)`;
+  return failure.reply;
 }

@@ -71,6 +71,8 @@ export class OutboundService {
   readonly spool: Spool;
   private readonly clock: Clock;
   private readonly queues = new Map<string, AccountQueue>();
+  /** Tenants' names by id, read with the servers: log lines name the tenant as well as its id. */
+  private readonly tenantNames = new Map<string, string>();
   private readonly heartbeats = new Map<string, Heartbeat>();
   private reconciles = 0;
   private appliedFingerprint: string | undefined;
@@ -224,6 +226,7 @@ export class OutboundService {
     const fingerprint = await this.deps.store.servers.fingerprint();
     if (!sweep && fingerprint === this.appliedFingerprint) return;
     const servers = await this.deps.store.servers.listAll();
+    for (const [id, name] of await this.deps.store.tenants.names()) this.tenantNames.set(id, name);
     const owns = this.deps.owns ?? (() => true);
     const present = new Set<string>();
     for (const server of servers) {
@@ -401,6 +404,7 @@ export class OutboundService {
         options: this.options,
         recordSent: (record) => this.delivered.add(record),
         memory: this.inMemory,
+        tenantName: this.tenantNames.get(server.tenantId),
         ...(this.deps.transportFactory && { transportFactory: this.deps.transportFactory }),
       });
       this.queues.set(server.id, queue);
@@ -411,7 +415,7 @@ export class OutboundService {
   private startHeartbeat(server: EmailServerRow): void {
     const beat = new Heartbeat(server, {
       clock: this.clock,
-      logger: this.deps.logger,
+      logger: this.deps.logger.child({ serverName: server.name, tenantName: this.tenantNames.get(server.tenantId) }),
       intervalMs: this.options.heartbeatIntervalMs,
       messageIdDomain: this.options.messageIdDomain,
       loopValue: this.deps.instanceId,

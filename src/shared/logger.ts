@@ -27,6 +27,22 @@ export const REDACT_PATHS = [
   'headers.authorization',
 ];
 
+/**
+ * The fields that name an e-mail server in a log line: ids for machines, names for the person
+ * reading (the tenant's name when the caller knows it).
+ */
+export function serverLogFields(
+  server: { id: string; name: string; tenantId: string },
+  tenantName?: string,
+): { tenantId: string; tenantName?: string; serverId: string; serverName: string } {
+  return {
+    tenantId: server.tenantId,
+    ...(tenantName !== undefined && { tenantName }),
+    serverId: server.id,
+    serverName: server.name,
+  };
+}
+
 export interface LoggerOptions {
   /** [level='info'] pino level name. */
   level?: string;

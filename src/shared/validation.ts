@@ -26,11 +26,13 @@ export function isHost(value: string): boolean {
 }
 
 /**
- * One ajv instance for every input: no type coercion, no silent removal of unknown fields. `allErrors` is off so the first fault is reported, naming its field.
+ * One ajv instance for every input: no type coercion, no silent removal of unknown fields.
+ * `allErrors` is on so that a form with three mistakes is told of all three at once (see
+ * `validationError`), not one per attempt.
  */
 function buildAjv(coerceTypes: boolean): Ajv {
   const ajv = new Ajv({
-    allErrors: false,
+    allErrors: true,
     removeAdditional: false,
     coerceTypes,
     strict: false,
@@ -108,11 +110,45 @@ export function isUserName(value: string): boolean {
   return !/[\u0000-\u001f\u007f]/.test(value) && value.trim() === value;
 }
 
+/**
+ * One fault per field, in the order found. Under a union (`anyOf`/`oneOf`: an auth method that is
+ * a password or OAuth) every alternative reports what it missed; the first alternative's first
+ * fault stands for the union, as it did when only the first fault was reported.
+ */
+function faultsOf(errors: ErrorObject[]): ErrorObject[] {
+  const unions = errors.filter((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf').map((e) => e.instancePath);
+  const within = (path: string, union: string): boolean => path === union || path.startsWith(`${union}/`);
+  const seenUnions = new Set<string>();
+  const kept: ErrorObject[] = [];
+  for (const error of errors) {
+    const union = unions.find((u) => within(error.instancePath, u));
+    if (union !== undefined) {
+      if (seenUnions.has(union)) continue;
+      seenUnions.add(union);
+    }
+    kept.push(error);
+  }
+  return kept;
+}
+
+/**
+ * VALIDATION_FAILED for every field at fault: `field` and the message start with the first, the
+ * message names them all, and `details.errors` lists each with its own message.
+ */
 export function validationError(errors: ErrorObject[] | null | undefined, prefix?: string): MailroomError {
-  const first = errors?.[0];
-  if (!first) return new MailroomError('VALIDATION_FAILED', 'the request is invalid');
-  const field = fieldOf(first, prefix);
-  return new MailroomError('VALIDATION_FAILED', messageOf(first, field), { field });
+  if (!errors || errors.length === 0) return new MailroomError('VALIDATION_FAILED', 'the request is invalid');
+  const faults: Array<{ field: string; message: string }> = [];
+  for (const error of faultsOf(errors)) {
+    const field = fieldOf(error, prefix);
+    if (faults.some((f) => f.field === field)) continue;
+    faults.push({ field, message: messageOf(error, field) });
+  }
+  const [first] = faults as [{ field: string; message: string }];
+  if (faults.length === 1) return new MailroomError('VALIDATION_FAILED', first.message, { field: first.field });
+  return new MailroomError('VALIDATION_FAILED', faults.map((f) => f.message).join('; '), {
+    field: first.field,
+    details: { errors: faults },
+  });
 }
 
 /**

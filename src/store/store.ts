@@ -53,6 +53,11 @@ export class TenantRepository {
   list(): Promise<TenantRow[]> {
     return this.em.find(TenantEntity, { order: { nameKey: 'ASC' } });
   }
+  /** Every tenant's name by id (for log lines that name a tenant). */
+  async names(): Promise<Map<string, string>> {
+    const rows: Array<{ id: string; name: string }> = await this.em.query('SELECT id, name FROM tenants');
+    return new Map(rows.map((r) => [r.id, r.name]));
+  }
   get(id: string): Promise<TenantRow | null> {
     return this.em.findOneBy(TenantEntity, { id });
   }

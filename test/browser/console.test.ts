@@ -192,6 +192,8 @@ describe('web console (headless Chromium)', function () {
     await add.getByRole('button', { name: 'Add' }).click();
     await add.waitFor({ state: 'detached' });
     await serverRow('Main mailbox').waitFor();
+    // Added enabled: its watcher starts with the next reconcile, meanwhile it is connecting (not "Disabled").
+    assert.equal(await textOf(serverRow('Main mailbox').locator('[data-connection]')), 'Connecting');
     const { body } = await api().call<Obj>('GET', `/api/v1/tenants/${tenantId}/servers`);
     assert.equal(body.servers.length, 1);
     const server = body.servers[0];
@@ -207,7 +209,14 @@ describe('web console (headless Chromium)', function () {
   it('adds a destination that uses the server', async () => {
     await page.getByRole('button', { name: 'Add destination' }).click();
     const add = dialog('Add destination');
+    assert.equal(await add.getByLabel('E-mail server').inputValue(), '', 'no server is chosen for the administrator');
     await add.getByLabel('Destination name').fill('Support');
+    await add.getByLabel('E-mail address').fill('support-at-example.com');
+    await add.getByRole('button', { name: 'Add' }).click();
+    assert.equal(
+      await textOf(errorOf(add.getByLabel('E-mail address'))),
+      'Enter a valid e-mail address, such as support@example.com.',
+    );
     await add.getByLabel('E-mail address').fill('support@example.com');
     await add.getByLabel('From text').fill('ACME Support');
     await add.getByLabel('E-mail server').selectOption({ label: 'Main mailbox' });
@@ -506,7 +515,12 @@ describe('web console (headless Chromium)', function () {
   it('lists a destination’s recent inbound messages', async () => {
     mailbox().append('support@example.com', 'INBOX', rawMail({ subject: 'Where is my order?' }));
     mailbox().append('support@example.com', 'INBOX', rawMail({ subject: 'And my invoice?' }));
+    await openTenant();
+    const connection = serverRow('Main mailbox').locator('[data-connection]');
+    assert.equal(await textOf(connection), 'Connecting');
     await api().inbound.start();
+    // The tenant page reads the states again by itself: the watcher's connection shows without a reload.
+    await connection.filter({ hasText: /^Connected \((IDLE|polling)\)$/ }).waitFor();
     const { body } = await api().call<Obj>('GET', `/api/v1/tenants/${tenantId}/destinations`);
     const support = body.destinations.find((d: Obj) => d.name === 'Support');
     const feed = `/api/v1/tenants/${tenantId}/destinations/${support.id}/messages`;
@@ -526,6 +540,23 @@ describe('web console (headless Chromium)', function () {
     await page.getByRole('link', { name: 'Main mailbox' }).click();
     await page.getByText(/^Connected \((IDLE|polling)\)$/).waitFor();
     await shot('09-server-connected');
+  });
+
+  it('does not offer a tenant token "Add tenant"', async () => {
+    const created = await api().call<Obj>('POST', `/api/v1/tenants/${tenantId}/tokens`, { name: 'EMEA desk' });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const tenantPage = await (browser as Browser).newPage();
+    try {
+      await tenantPage.goto(`${baseUrl}/`);
+      await tenantPage.getByLabel('API token').fill(created.body.token);
+      await tenantPage.getByRole('button', { name: 'Sign in' }).click();
+      await tenantPage.getByRole('link', { name: 'Support EMEA' }).waitFor();
+      assert.equal(await tenantPage.getByRole('button', { name: 'Add tenant' }).count(), 0);
+    } finally {
+      await tenantPage.close();
+    }
+    await page.goto(`${baseUrl}/?load=${Date.now()}#/`);
+    await page.getByRole('button', { name: 'Add tenant' }).waitFor(); // the administrator still has it
   });
 
   it('ran without script errors or Content-Security-Policy violations', () => {

@@ -70,7 +70,26 @@ describe('mailroom CLI (against PostgreSQL, over the services)', function () {
     assert.match(refused.stderr, /error SERVER_IN_USE: e-mail server 'Server 1' is used by destination 'Support'/);
     const invalid = await runCli(['servers', 'create', 'CLI tenant', '--data', '{"name":"x"}'], env);
     assert.equal(invalid.code, 2);
-    assert.match(invalid.stderr, /error VALIDATION_FAILED: 'imap' is required \[field: imap\]/);
+    // Every field at fault at once, the first named as the field.
+    assert.match(invalid.stderr, /error VALIDATION_FAILED: 'imap' is required; 'smtp' is required \[field: imap\]/);
+  });
+
+  it("creates the README's example server from its file (--file examples/server.json)", async () => {
+    const tenant = await runCli(['tenants', 'create', 'Example tenant'], env);
+    assert.equal(tenant.code, 0, tenant.stderr);
+    const created = await runCli(
+      ['--json', 'servers', 'create', 'Example tenant', '--file', 'examples/server.json'],
+      env,
+      PROJECT_ROOT,
+    );
+    assert.equal(created.code, 0, created.stderr);
+    const server = JSON.parse(created.stdout) as {
+      name: string;
+      imap: { port: number; auth: { hasPassword: boolean } };
+    };
+    assert.equal(server.name, 'Main mailbox');
+    assert.equal(server.imap.port, 1143);
+    assert.equal(server.imap.auth.hasPassword, true);
   });
 
   it('asks for the stored password again when an update changes the port or TLS setting', async () => {

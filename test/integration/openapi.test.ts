@@ -82,6 +82,7 @@ describe('OpenAPI document (GET /api/v1/openapi.json)', function () {
         assert.ok(codesOf(op, 415).includes('UNSUPPORTED_MEDIA_TYPE'), key);
       }
       assert.ok(codesOf(op, 500).includes('INTERNAL'), key);
+      assert.ok(codesOf(op, 429).includes('RATE_LIMITED'), `${key}: every request counts against a rate limit`);
       if (!['/healthz', '/readyz', '/api/v1/openapi.json'].includes(route.url)) {
         assert.ok(codesOf(op, 503).includes('DATABASE_UNAVAILABLE'), `${key}: a database away answers 503`);
       }

@@ -53,4 +53,29 @@ forEachBackend('request bodies', (kind) => {
     assert.equal(empty.body.error.code, 'VALIDATION_FAILED');
     assert.doesNotMatch(empty.body.error.message, /Body cannot be empty/);
   });
+
+  it('names the body as the field when a body is missing or not an object, never an empty field', async () => {
+    const tenant = await send('POST', '/api/v1/tenants', JSON.stringify({ name: 'Bodies' }));
+    const server = await h.call<Obj>('POST', `/api/v1/tenants/${tenant.body.id}/servers`, {
+      name: 'Box',
+      enabled: false,
+      imap: { host: '127.0.0.1', port: 1, user: 'box@example.com', auth: { method: 'password', password: 'x' } },
+      smtp: { host: '127.0.0.1', port: 1, auth: { mode: 'none' } },
+    });
+    assert.equal(server.status, 201, server.raw);
+    const test = `/api/v1/tenants/${tenant.body.id}/servers/${server.body.id}/test`;
+    for (const [url, payload] of [
+      ['/api/v1/tenants', ''],
+      ['/api/v1/tenants', undefined],
+      ['/api/v1/tenants', '[]'],
+      [test, '[]'],
+      [test, '"x"'],
+      [test, 'null'],
+    ] as const) {
+      const res = await send('POST', url, payload);
+      assert.equal(res.status, 400, `${url} ${String(payload)}: ${res.raw}`);
+      assert.equal(res.body.error.field, 'body', res.raw);
+      assert.match(res.body.error.message, /the request body must be a JSON object/, res.raw);
+    }
+  });
 });

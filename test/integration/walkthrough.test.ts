@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { simpleParser } from 'mailparser';
 import nodemailer from 'nodemailer';
 import { loadConfig } from '../../src/config/config.js';
@@ -66,6 +68,21 @@ describe('README walkthrough (whole engine, harness mail server)', function () {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
+  const del = { method: 'DELETE', headers: { authorization: `Bearer ${token}` } };
+
+  /** Removes what the README's commands configured, so that the next test may configure the same account. */
+  async function removeWalkthroughTenant(): Promise<void> {
+    for (const tenant of (await api('GET', '/tenants')).body.tenants as Obj[]) {
+      for (const d of (await api('GET', `/tenants/${tenant.id}/destinations`)).body.destinations as Obj[]) {
+        await fetch(`${base}/tenants/${tenant.id}/destinations/${d.id}`, del);
+      }
+      for (const v of (await api('GET', `/tenants/${tenant.id}/servers`)).body.servers as Obj[]) {
+        await fetch(`${base}/tenants/${tenant.id}/servers/${v.id}?discardQueued=true`, del);
+      }
+      await fetch(`${base}/tenants/${tenant.id}`, del);
+    }
+  }
+
   async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: Obj }> {
     const res = await fetch(`${base}${path}`, {
       method,
@@ -75,8 +92,51 @@ describe('README walkthrough (whole engine, harness mail server)', function () {
     return { status: res.status, body: (await res.json()) as Obj };
   }
 
+  it("runs the README's walkthrough as written: install first, what it uses, the third terminal's commands", async () => {
+    const readme = await readFile(join(PROJECT_ROOT, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## Five-minute walkthrough'), readme.indexOf('## Delivery to agents'));
+    const blocks = [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1] as string);
+    // Followed literally on a fresh clone: the install comes before anything that needs it.
+    assert.equal(blocks[0]?.trim(), 'npm ci', 'the first command is the install');
+    assert.match(blocks[1] ?? '', /npm run mailroom -- harness/);
+    for (const tool of ['curl', 'jq', 'python3']) {
+      assert.ok(section.indexOf(`\`${tool}\``) < section.indexOf('```sh'), `${tool} is listed before the steps`);
+    }
+    const third = blocks.find((b) => b.startsWith('TOKEN=$(cat data/api-token)'));
+    assert.ok(third, "the third terminal's commands");
+
+    // The README's commands, against this engine and harness (their ports instead of the fixed ones).
+    const origin = base.replace(/\/api\/v1$/, '');
+    const script = third
+      .replaceAll('http://127.0.0.1:8025', origin)
+      .replaceAll('"port": 1143', `"port": ${imap.port}`)
+      .replaceAll('"port": 2525', `"port": ${smtp.port}`)
+      .replaceAll('SMTP("127.0.0.1", 2525)', `SMTP("127.0.0.1", ${smtp.port})`);
+    assert.notEqual(script, third);
+    const commands = script.split('\n').filter((l) => !l.trimStart().startsWith('#'));
+    assert.ok(!commands.some((l) => /8025|1143|2525/.test(l)), 'every fixed port was replaced');
+    const cwd = join(dir, 'clone');
+    await mkdir(join(cwd, 'data'), { recursive: true });
+    await writeFile(join(cwd, 'data', 'api-token'), `${token}\n`);
+    const { stdout } = await promisify(execFile)('bash', ['-euo', 'pipefail', '-c', script], {
+      cwd,
+      timeout: 100_000,
+    }).finally(removeWalkthroughTenant);
+    const lines = stdout.split('\n');
+    // 2. Test connection: both logins, in plain words.
+    assert.match(stdout, /"detail": "connected and logged in as support@example.com"/);
+    // 5. The message arrived at the destination.
+    assert.match(stdout, /"subject": "Where is my order\?"/);
+    // 6. "queued" read at once (or "sending", or already "sent"), then "sent" with the server's reply.
+    const firstRead = lines.find((l) => /^"(queued|sending|sent)"$/.test(l));
+    assert.ok(firstRead, stdout);
+    assert.match(stdout, /"status": "sent",\s*"lastReply": "250/);
+    // The rules an administrator relies on: a server in use is not deleted.
+    assert.match(stdout, /"code":"SERVER_IN_USE"/);
+  });
+
   it('adds a tenant and an account, sees a message arrive, replies with a response file', async () => {
-    const tenant = (await api('POST', '/tenants', { name: 'Support EMEA' })).body.id as string;
+    const tenant = (await api('POST', '/tenants', { name: 'Support EMEA (through the API)' })).body.id as string;
     const server = await api('POST', `/tenants/${tenant}/servers`, {
       name: 'Main mailbox',
       imap: {
@@ -129,7 +189,7 @@ describe('README walkthrough (whole engine, harness mail server)', function () {
       return s.body.status === 'sent' ? s.body : undefined;
     }, 20_000);
     assert.match(sent.lastReply, /^250/);
-    const reply = smtp.messages.find((m) => m.envelope.to.includes('jane@example.net'));
+    const reply = smtp.messages.filter((m) => m.envelope.to.includes('jane@example.net')).at(-1);
     const parsed = await simpleParser(reply?.raw as Buffer);
     const text = parsed.text ?? '';
     assert.equal(parsed.subject, 'Re: Where is my order?');

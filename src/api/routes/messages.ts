@@ -269,11 +269,15 @@ export const messageRoutes: RouteDef[] = [
       const p = req.params as ServerParams;
       const server = await accounts.servers.get(p.tenantId, p.serverId);
       const watchedBy = operations ? await operations.watcherOf(p.serverId) : null;
+      const seen = inbound.status(p.serverId);
+      // An enabled server this instance does not watch yet (just added or enabled; its watcher
+      // starts with the next reconcile) is connecting, not disabled.
+      const starting = server.enabled && seen.state === 'disabled' && (watchedBy === null || watchedBy.thisInstance);
       return {
         watchedBy,
         tls: { imap: server.imap.tls, smtp: server.smtp.tls },
         warnings: server.warnings,
-        inbound: inbound.status(p.serverId),
+        inbound: starting ? { ...seen, state: 'connecting' } : seen,
         outbound: outbound.status(p.serverId),
       };
     },

@@ -23,12 +23,24 @@ export const tenantRoutes: RouteDef[] = [
     method: 'GET',
     url: '/api/v1/tenants',
     access: 'tenant',
-    summary: 'List tenants (a tenant-scoped token sees its own only).',
+    summary:
+      'List tenants (a tenant-scoped token sees its own only); `scope` says which kind of token asked ' +
+      '(`admin`: may add tenants; `tenant`: its own tenant only).',
     tags,
-    schema: { response: { 200: Type.Object({ tenants: Type.Array(TenantView) }) } },
+    schema: {
+      response: {
+        200: Type.Object({
+          tenants: Type.Array(TenantView),
+          scope: Type.Union([Type.Literal('admin'), Type.Literal('tenant')]),
+        }),
+      },
+    },
     handler: async (req, _reply, { accounts }) => {
       const principal = principalOf(req);
-      return { tenants: await accounts.tenants.list(principal.kind === 'tenant' ? principal.tenantId : undefined) };
+      return {
+        tenants: await accounts.tenants.list(principal.kind === 'tenant' ? principal.tenantId : undefined),
+        scope: principal.kind,
+      };
     },
   },
   {

@@ -40,6 +40,33 @@ describe('validation', () => {
     assert.match(unknown.message, /'extra' is not a known field/);
   });
 
+  it('reports every field at fault at once, each with its message, the first found as `field`', () => {
+    const all = failure(() => validate(schema, { port: 0, nested: { host: 'bad host' }, extra: true }));
+    assert.equal(all.field, 'extra');
+    assert.deepEqual(all.details?.errors, [
+      { field: 'extra', message: "'extra' is not a known field" },
+      { field: 'port', message: "'port' must be >= 1" },
+      { field: 'nested.host', message: "'nested.host' must be a valid host name or IP address" },
+    ]);
+    assert.equal(
+      all.message,
+      "'extra' is not a known field; 'port' must be >= 1; 'nested.host' must be a valid host name or IP address",
+    );
+    const Auth = Type.Object({
+      auth: Type.Union([
+        Type.Object({ method: Type.Literal('password'), password: Type.String() }),
+        Type.Object({ method: Type.Literal('oauth2'), clientId: Type.String() }),
+      ]),
+      name: Type.String({ minLength: 1 }),
+    });
+    const union = failure(() => validate(Auth, { auth: { method: 'password' }, name: '' }));
+    assert.deepEqual(
+      (union.details?.errors as Array<{ field: string }>).map((e) => e.field),
+      ['auth.password', 'name'],
+      'one fault for the union (its first alternative’s), one for each other field',
+    );
+  });
+
   it('does not check again a body the route checked with the same schema, and checks any other', () => {
     const Send = Type.Object({ to: Type.Array(Type.String({ format: 'email' })) });
     const Other = Type.Object({ to: Type.Array(Type.String({ maxLength: 3 })) });

@@ -4,6 +4,7 @@ import { consoleRoutes } from './console.js';
 import { destinationRoutes } from './destinations.js';
 import { eventRoutes } from './events.js';
 import { healthRoutes } from './health.js';
+import { heldMailRoutes } from './held-mail.js';
 import { messageRoutes } from './messages.js';
 import { oauthRoutes } from './oauth.js';
 import { outboundRoutes } from './outbound.js';
@@ -22,6 +23,7 @@ export const ROUTES: readonly RouteDef[] = [
   ...destinationRoutes,
   ...tokenRoutes,
   ...messageRoutes,
+  ...heldMailRoutes,
   ...eventRoutes,
   ...responseRoutes,
   ...outboundRoutes,

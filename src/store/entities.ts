@@ -340,6 +340,7 @@ export const OutboundMessageEntity = new EntitySchema<OutboundMessageRow>({
     { name: 'outbound_messages_server_idx', columns: ['serverId', 'status'] },
     { name: 'outbound_messages_message_id_idx', columns: ['tenantId', 'messageIdHeader'] },
     { name: 'outbound_messages_dead_idx', columns: ['tenantId', 'serverId'], where: 'dead_lettered_at IS NOT NULL' },
+    { name: 'outbound_messages_tenant_created_idx', columns: ['tenantId', 'createdAt'] },
   ],
 });
 

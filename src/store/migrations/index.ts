@@ -17,6 +17,7 @@ import { WebhookPendingSeq1764000000016 } from './0016-webhook-pending-seq.js';
 import { RefusedRecipients1764000000017 } from './0017-refused-recipients.js';
 import { AuditLog1764000000025 } from './0025-audit-log.js';
 import { TraceEvents1764000000026 } from './0026-trace-events.js';
+import { TraceSearch1764000000027 } from './0027-trace-search.js';
 
 /** Every migration, oldest first. A new one is a new file here plus one line below. */
 export const MIGRATIONS = [
@@ -39,4 +40,5 @@ export const MIGRATIONS = [
   RefusedRecipients1764000000017,
   AuditLog1764000000025,
   TraceEvents1764000000026,
+  TraceSearch1764000000027,
 ];

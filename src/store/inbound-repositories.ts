@@ -269,7 +269,9 @@ export class InboundMessageRepository {
   }
   async raw(id: string): Promise<Buffer | null> {
     const row = await this.em.findOneBy(InboundRawEntity, { messageId: id });
-    return row ? row.raw : null;
+    if (!row) return null;
+    // PGlite answers bytea as a Uint8Array: a Buffer for every reader (the parser streams it).
+    return Buffer.isBuffer(row.raw) ? row.raw : Buffer.from(row.raw as Uint8Array);
   }
   /** Whether this server already stored a message with this dedupe key (Message-ID or header hash). */
   async existsByDedupeKey(serverId: string, dedupeKey: string): Promise<boolean> {

@@ -100,6 +100,7 @@ export default tseslint.config(
           'navigator',
           'sessionStorage',
           'fetch',
+          'URL',
           'setInterval',
           'clearInterval',
           'Node',

@@ -14,6 +14,7 @@ import type { OutboundOptions } from './outbound/options.js';
 import { OutboundService, type ResponseRenderer } from './outbound/outbound-service.js';
 import { remoteSrcOptionsOf, webProxyOf, type Config } from './config/config.js';
 import type { AddressPolicy } from './shared/address-policy.js';
+import { DEFAULT_MESSAGE_ID_DOMAIN } from './shared/mail-headers.js';
 import type { WebProxy } from './shared/web-proxy.js';
 import { resolveSecrets } from './config/local-secrets.js';
 import { engineStateCollector } from './engine-metrics.js';
@@ -65,6 +66,7 @@ export async function openServices(config: Config, logger: Logger): Promise<Serv
   const accounts = createAccounts(store, sealer, logger, {
     proxies: config.mailProxies,
     webhookAddresses: config.webhookAddresses,
+    authorityAddresses: config.oauthAddresses,
     caDir: config.caDir,
   });
   return { config, logger, store, sealer, accounts, apiToken: secrets.apiToken, close: () => store.close() };
@@ -83,7 +85,8 @@ function inboundOptionsOf(config: Config): Partial<InboundOptions> {
   const { maxMessageBytes, ...rest } = config.imap;
   return {
     ...rest,
-    messageIdDomain: config.messageIdDomain,
+    // Mail naming the override (or the domain of old, when none is set) is a loop candidate.
+    messageIdDomain: config.messageIdDomain ?? DEFAULT_MESSAGE_ID_DOMAIN,
     ...(maxMessageBytes !== undefined && { parseLimits: { ...DEFAULT_PARSE_LIMITS, maxBytes: maxMessageBytes } }),
     proxies: config.mailProxies,
   };
@@ -138,7 +141,11 @@ export function serviceSettingsOf(config: Config, tuning: EngineTuning = {}): Se
     templates: {
       catalog: { dir: config.templatesDir, remoteSrc: config.templatesRemoteSrc, ...remoteSrcOptionsOf(config) },
     },
-    oauth: { ...(webProxy && { httpsProxy: webProxy }), ...tuning.oauth },
+    oauth: {
+      ...(webProxy && { httpsProxy: webProxy }),
+      identityProviderAddresses: config.oauthAddresses,
+      ...tuning.oauth,
+    },
     inbound: { ...inboundOptionsOf(config), ...tuning.inbound },
     outbound: { messageIdDomain: config.messageIdDomain, proxies: config.mailProxies, ...tuning.outbound },
     webhooks: { requestTimeoutMs: config.webhookTimeoutMs, ...tuning.webhooks },
@@ -211,8 +218,12 @@ export function buildServices(
       announce: cluster.announce,
     }),
   });
-  oauth?.onSignIn((serverId) => outbound.credentialsRenewed(serverId));
   const inbound = wireInbound(base, settings, { credentials, outbound }, cluster);
+  // A completed sign-in wakes both sides at once: a queue held and a watcher waiting out its retry delay.
+  oauth?.onSignIn((serverId) => {
+    outbound.credentialsRenewed(serverId);
+    inbound.service.credentialsRenewed(serverId);
+  });
   const webhooks = createWebhooks({
     store,
     sealer,
@@ -348,6 +359,7 @@ export class Engine {
         operations: this.operations(),
         waitsPerToken: this.config.waitsPerToken,
         waitsPerTenant: this.config.waitsPerTenant,
+        rateLimits: { perToken: this.config.rateLimitPerToken, perAddress: this.config.rateLimitPerAddress },
       });
       await this.api.listen({ host: this.config.httpHost, port: this.config.httpPort });
       await this.inbound.start();

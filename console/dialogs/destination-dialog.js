@@ -23,7 +23,9 @@ export function openDestinationDialog({ tenantId, mode, destination = null, serv
       required: true,
       hint: copy ? `A new name for the copy of '${d.name}'.` : undefined,
     }),
-    input({ label: 'E-mail address', name: 'address', type: 'email', value: copy ? '' : d?.address, required: true }),
+    // type text: the browser's e-mail type refuses Unicode local parts (WHATWG's valid e-mail
+    // address is ASCII); the engine checks the address and names what is wrong.
+    input({ label: 'E-mail address', name: 'address', type: 'text', value: copy ? '' : d?.address, required: true }),
     input({ label: 'Description', name: 'description', type: 'textarea', value: d?.description }),
     input({
       label: 'From text',

@@ -5,6 +5,7 @@
  */
 import { api, path } from '../lib/api.js';
 import { h, replace } from '../lib/dom.js';
+import { signInLink } from '../lib/sign-in-link.js';
 
 /** [2000] how often the status is asked for while a sign-in is pending, in milliseconds. */
 const POLL_MS = 2000;
@@ -60,6 +61,10 @@ export function deviceCodePanel({ tenantId, purpose, saveFirst }) {
     statusValue.dataset.status = code;
     let words = WORDS[code] ?? '';
     if (code === 'COMPLETE' && state.account) words = `signed in as ${state.account}`;
+    // A delegate (or a service account) signed in for another mailbox: say for which.
+    if (code === 'COMPLETE' && state.mailbox && state.account && !sameAddress(state.account, state.mailbox)) {
+      words += ` for mailbox ${state.mailbox}`;
+    }
     if (state?.sharesImapSignIn) words += ' (shares the IMAP sign-in)';
     if (state?.error) words += `: ${state.error}`;
     statusWords.textContent = words ? `(${words})` : '';
@@ -88,7 +93,10 @@ export function deviceCodePanel({ tenantId, purpose, saveFirst }) {
       if (!id) return;
       serverId = id;
       const code = await api('POST', `${path('tenants', tenantId, 'servers', id)}/oauth/device-code`, { purpose });
-      showCode(code);
+      // The authority the code came from: its host is the one sign-in page that may be linked.
+      const server = await api('GET', path('tenants', tenantId, 'servers', id));
+      const authority = server[purpose]?.auth?.oauth2?.authorityHost ?? server.imap?.auth?.oauth2?.authorityHost;
+      showCode(code, authority);
     } catch (err) {
       error.textContent = err.message;
       error.hidden = false;
@@ -97,7 +105,8 @@ export function deviceCodePanel({ tenantId, purpose, saveFirst }) {
     }
   }
 
-  function showCode(code) {
+  function showCode(code, authorityHost) {
+    const link = signInLink(code.verificationUri, authorityHost);
     stop();
     const expiresAt = Date.now() + code.expiresIn * 1000;
     const countdown = h('span', { class: 'countdown' }, String(code.expiresIn));
@@ -116,11 +125,11 @@ export function deviceCodePanel({ tenantId, purpose, saveFirst }) {
       h(
         'p',
         {},
-        h(
-          'a',
-          { href: code.verificationUri, target: '_blank', rel: 'noopener noreferrer', class: 'sign-in-link' },
-          'Authenticate',
-        ),
+        // Linked only when it is an https page of the authority's host or Microsoft's device
+        // login (sign-in-link.js); otherwise the address is shown as text for a person to judge.
+        link
+          ? h('a', { href: link, target: '_blank', rel: 'noopener noreferrer', class: 'sign-in-link' }, 'Authenticate')
+          : 'Authenticate',
         ` at ${code.verificationUri} and enter the code.`,
       ),
       h(
@@ -154,4 +163,8 @@ export function deviceCodePanel({ tenantId, purpose, saveFirst }) {
       await refresh();
     },
   };
+}
+
+function sameAddress(a, b) {
+  return String(a).toLowerCase() === String(b).toLowerCase();
 }

@@ -9,6 +9,34 @@ import { checkbox, input, select, value } from '../lib/forms.js';
 
 const EMAIL = /^[^\s@]+@[^\s@]+$/;
 
+/** A side's encryption (`tls` of the API; shared/tls-mode.ts says what each does). */
+const TLS_OPTIONS = [
+  ['implicit', 'SSL/TLS from the start ("Use SSL")'],
+  ['starttls-required', 'STARTTLS, required'],
+  ['starttls-when-offered', 'STARTTLS when the server offers it, else unencrypted'],
+  ['none', 'None: unencrypted'],
+];
+
+/** The encryption select of a side, with the warning shown while `none` is chosen. */
+function tlsField(side, mode) {
+  return h(
+    'div',
+    {},
+    select({
+      label: 'Encryption',
+      name: `${side}.tls`,
+      value: mode,
+      options: TLS_OPTIONS,
+      hint: 'Certificates are always verified; a private CA is named below.',
+    }),
+    h(
+      'p',
+      { class: 'warning', 'data-tls-none': side, role: 'alert' },
+      'Unencrypted: the password and every message cross the network in plain text.',
+    ),
+  );
+}
+
 function authFields(prefix, auth, mode, panelSlot) {
   const oauth = auth?.oauth2 ?? null;
   const stored = mode !== 'add' && auth?.hasPassword;
@@ -20,7 +48,9 @@ function authFields(prefix, auth, mode, panelSlot) {
       name: `${prefix}.password`,
       type: 'password',
       placeholder: stored ? 'unchanged' : undefined,
-      hint: stored ? 'Leave empty to keep the stored password (while host and user name stay the same).' : undefined,
+      hint: stored
+        ? 'Leave empty to keep the stored password (while the user name, host, port, TLS mode, CA file and proxy stay the same).'
+        : undefined,
     }),
     input({ label: 'Confirm password', name: `${prefix}.confirmPassword`, type: 'password' }),
   );
@@ -142,10 +172,10 @@ export function serverForm(server, mode, panels, destinations = [], proxies = { 
           min: 1,
           max: 65535,
           value: imap?.port,
-          hint: 'Empty: 993 with SSL, 143 without.',
+          hint: 'Empty: 993 with SSL/TLS from the start, else 143.',
         }),
       ),
-      checkbox({ label: 'Use SSL', name: 'imap.secure', checked: imap?.secure ?? true }),
+      tlsField('imap', imap?.tls ?? 'implicit'),
       input({ label: 'User name', name: 'imap.user', value: imap?.user, required: true }),
       select({
         label: 'Authentication',
@@ -192,7 +222,7 @@ export function serverForm(server, mode, panels, destinations = [], proxies = { 
           required: true,
         }),
       ),
-      checkbox({ label: 'Use SSL', name: 'smtp.secure', checked: smtp?.secure ?? false }),
+      tlsField('smtp', smtp?.tls ?? 'starttls-when-offered'),
       select({
         label: 'Authentication',
         name: 'smtp.auth.mode',
@@ -221,7 +251,8 @@ export function serverForm(server, mode, panels, destinations = [], proxies = { 
       input({
         label: 'Heartbeat e-mail address',
         name: 'smtp.heartbeatAddress',
-        type: 'email',
+        // text: the browser's e-mail type refuses Unicode local parts; the engine checks it.
+        type: 'text',
         value: smtp?.heartbeatAddress,
         hint: 'A test message goes here every 15 minutes to check the connection.',
       }),
@@ -232,6 +263,13 @@ export function serverForm(server, mode, panels, destinations = [], proxies = { 
         min: 0,
         value: smtp?.rateLimitPerHour ?? 0,
         hint: '0 = no limit.',
+      }),
+      input({
+        label: 'Trusted CA file',
+        name: 'smtp.caFile',
+        value: smtp?.caFile,
+        placeholder: '/etc/mailroom/private-ca.pem',
+        hint: "Optional: a PEM file on the engine's host, for a relay with a private CA. Certificates are always verified.",
       }),
     ),
     h(
@@ -288,6 +326,7 @@ export function serverForm(server, mode, panels, destinations = [], proxies = { 
       'smtp.auth:oauth2': smtpMethod === 'oauth2',
     };
     for (const el of form.querySelectorAll('[data-auth]')) el.hidden = !shown[el.dataset.auth];
+    for (const el of form.querySelectorAll('[data-tls-none]')) el.hidden = v(`${el.dataset.tlsNone}.tls`) !== 'none';
     for (const el of form.querySelectorAll('[data-flow]')) {
       const [prefix, flow] = el.dataset.flow.split(':');
       el.hidden = v(`${prefix}.flow`) !== flow;
@@ -297,7 +336,7 @@ export function serverForm(server, mode, panels, destinations = [], proxies = { 
   }
   form.addEventListener('change', (event) => {
     if (event.target.name === 'smtp.port' && event.target.value === '465')
-      form.elements.namedItem('smtp.secure').checked = true;
+      form.elements.namedItem('smtp.tls').value = 'implicit';
     sync();
   });
   sync();
@@ -330,7 +369,7 @@ export function serverForm(server, mode, panels, destinations = [], proxies = { 
         : { mode };
     const imapBody = {
       host: text('imap.host'),
-      secure: v('imap.secure'),
+      tls: v('imap.tls'),
       user: text('imap.user'),
       auth: authBody('imap.auth', v('imap.auth.method')),
       maxSessions: integer('imap.maxSessions', 0),
@@ -345,10 +384,11 @@ export function serverForm(server, mode, panels, destinations = [], proxies = { 
       smtp: {
         host: text('smtp.host'),
         port: integer('smtp.port'),
-        secure: v('smtp.secure'),
+        tls: v('smtp.tls'),
         auth: smtpAuthBody,
         heartbeatAddress: text('smtp.heartbeatAddress') || null,
         rateLimitPerHour: integer('smtp.rateLimitPerHour', 0),
+        caFile: text('smtp.caFile') || null,
       },
       postProcess: post === 'move' ? `move:${text('moveFolder')}` : post,
       proxy: v('proxy') || null,
@@ -357,18 +397,40 @@ export function serverForm(server, mode, panels, destinations = [], proxies = { 
   }
 
   /**
-   * A password is needed unless a stored one stays valid (same host and user name): the edited
+   * Whether the form still points a side at the endpoint its stored secret was entered for: the
+   * same host, port, TLS mode, CA file and proxy. The engine sends a stored secret nowhere
+   * else, so any change asks for it again (as the API does, naming the password field).
+   */
+  function sameEndpoint(side) {
+    const a = stored[side];
+    const tls = v(`${side}.tls`);
+    const port =
+      text(`${side}.port`) === '' && side === 'imap' ? (tls === 'implicit' ? 993 : 143) : integer(`${side}.port`);
+    return (
+      a.host.toLowerCase() === text(`${side}.host`).toLowerCase() &&
+      a.port === port &&
+      a.tls === tls &&
+      (a.caFile ?? null) === (text(`${side}.caFile`) || null) &&
+      (stored.proxy ?? null) === (v('proxy') || null)
+    );
+  }
+
+  /**
+   * A password is needed unless a stored one stays valid (same user name and endpoint, see
+   * sameEndpoint; for IMAP also the SMTP endpoint when SMTP logs in with it): the edited
    * server's, or for a copy the original's.
    */
   function needsPassword(side, currentMode) {
     if (currentMode === 'add' || !stored) return true;
     if (side === 'imap') {
       const a = stored.imap;
+      const smtpShares = v('smtp.auth.mode') === 'imap';
       return !(
         a.auth.method === 'password' &&
         a.auth.hasPassword &&
-        a.host === text('imap.host') &&
-        a.user === text('imap.user')
+        a.user === text('imap.user') &&
+        sameEndpoint('imap') &&
+        (!smtpShares || (stored.smtp.auth.mode === 'imap' && sameEndpoint('smtp')))
       );
     }
     const a = stored.smtp;
@@ -376,8 +438,8 @@ export function serverForm(server, mode, panels, destinations = [], proxies = { 
       a.auth.mode === 'custom' &&
       a.auth.method === 'password' &&
       a.auth.hasPassword &&
-      a.host === text('smtp.host') &&
-      a.auth.user === text('smtp.auth.user')
+      a.auth.user === text('smtp.auth.user') &&
+      sameEndpoint('smtp')
     );
   }
 

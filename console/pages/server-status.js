@@ -33,6 +33,23 @@ function signIn(state) {
   return h('span', {}, badge(state.status, {}), words ? ` ${words}` : '');
 }
 
+/** How new mail is learned, in words: pushed (IDLE) with a safety check, or polled. */
+function newMailWords({ by, pollIntervalMs }) {
+  const every =
+    pollIntervalMs >= 60_000 ? `${Math.round(pollIntervalMs / 60_000)} min` : `${Math.round(pollIntervalMs / 1000)} s`;
+  return by === 'idle'
+    ? `announced by the server (IDLE), and checked every ${every} besides`
+    : `checked every ${every} (the server has no IDLE)`;
+}
+
+/** What each `tls` mode means, as the server form names it. */
+const TLS_WORDS = {
+  implicit: 'SSL/TLS from the start',
+  'starttls-required': 'STARTTLS, required',
+  'starttls-when-offered': 'STARTTLS when offered, else unencrypted',
+  none: 'None: unencrypted',
+};
+
 export async function renderServerStatus(main, { tenantId, serverId }) {
   const base = path('tenants', tenantId, 'servers', serverId);
   let tenant, server;
@@ -101,8 +118,8 @@ export async function renderServerStatus(main, { tenantId, serverId }) {
         withDeadLetters ? api('GET', `${path('tenants', tenantId, 'outbound-requests')}?serverId=${serverId}`) : null,
       ]);
       problem.hidden = true;
-      showConnection(status.inbound, oauth, status.watchedBy);
-      showOutbound(status.outbound);
+      showConnection(status.inbound, oauth, status.watchedBy, status);
+      showOutbound(status.outbound, status);
       if (dead) showDeadLetters(dead.deadLetters);
       if (waiting) showRequests(waiting.requests);
     } catch (err) {
@@ -111,7 +128,13 @@ export async function renderServerStatus(main, { tenantId, serverId }) {
     }
   }
 
-  function showConnection(inbound, oauth, watchedBy) {
+  /** A side's encryption in words, with the warning of one that sends unencrypted. */
+  function encryption(side, { tls, warnings }) {
+    const warning = warnings.find((w) => w.startsWith(`'${side}.tls'`));
+    return warning ? h('span', { class: 'warning' }, `${TLS_WORDS[tls] ?? tls}: ${warning}`) : (TLS_WORDS[tls] ?? tls);
+  }
+
+  function showConnection(inbound, oauth, watchedBy, status) {
     // With several engine instances, the mailbox is watched by the one holding its lease.
     const elsewhere = watchedBy && !watchedBy.thisInstance;
     replace(
@@ -119,6 +142,7 @@ export async function renderServerStatus(main, { tenantId, serverId }) {
       h('h2', { id: 'connection-title' }, 'Mailbox (IMAP)'),
       facts([
         ['Account', `${server.imap.user} at ${server.imap.host}:${server.imap.port}`],
+        ['Encryption', encryption('imap', { tls: status.tls.imap, warnings: status.warnings })],
         watchedBy && [
           'Watched by',
           elsewhere
@@ -128,6 +152,8 @@ export async function renderServerStatus(main, { tenantId, serverId }) {
         ['Connection', badge(inbound.state, CONNECTION)],
         ['Last error', inbound.lastError ? h('span', { class: 'last-error' }, inbound.lastError) : 'none'],
         inbound.lastErrorAt && ['Last error at', when(inbound.lastErrorAt)],
+        inbound.lastProblemEndedAt && ['Last problem ended', when(inbound.lastProblemEndedAt)],
+        inbound.newMail?.by && ['New mail', newMailWords(inbound.newMail)],
         ['Last contact', when(inbound.lastContactAt)],
         ['Reconnects', String(inbound.reconnects)],
         inbound.nextAttemptAt && ['Next attempt', when(inbound.nextAttemptAt)],
@@ -137,16 +163,19 @@ export async function renderServerStatus(main, { tenantId, serverId }) {
     );
   }
 
-  function showOutbound({ queue, heartbeat }) {
+  function showOutbound({ queue, heartbeat }, status) {
     replace(
       outbound,
       h('h2', { id: 'outbound-title' }, 'Sending (SMTP)'),
       facts([
+        ['Encryption', encryption('smtp', { tls: status.tls.smtp, warnings: status.warnings })],
         ['Queue', queue ? badge(queue.state, QUEUE) : 'Not started'],
         ['Spool depth', h('span', { class: 'spool-depth' }, String(queue?.depth ?? 0))],
         queue?.oldestQueuedAt && ['Oldest queued', when(queue.oldestQueuedAt)],
         queue?.lastReply && ['Last SMTP reply', queue.lastReply],
+        queue?.lastErrorAt && ['Failing since', when(queue.lastErrorAt)],
         queue?.resumeAt && ['Resumes at', when(queue.resumeAt)],
+        queue?.lastProblemEndedAt && ['Last problem ended', when(queue.lastProblemEndedAt)],
         queue?.rateLimitedUntil && ['Rate limited until', when(queue.rateLimitedUntil)],
         [
           'Heartbeat',

@@ -110,8 +110,15 @@ function signInBadges(oauth) {
         { class: 'sub' },
         `${side.toUpperCase()} sign-in: `,
         h('span', { class: tone(oauth[side].status) }, oauth[side].status),
+        signedInFor(oauth[side]),
       ),
     );
+}
+
+/** " (alice@… for support@…)": who signed in, when it is not the mailbox itself (a delegate, an app). */
+function signedInFor(side) {
+  if (!side.account || !side.mailbox || side.account.toLowerCase() === side.mailbox.toLowerCase()) return '';
+  return ` (${side.account} for ${side.mailbox})`;
 }
 
 function serverTable(tenantId, servers, destinations, proxies, statuses, signIns, reload) {

@@ -1,6 +1,7 @@
 import type { ResolveAll } from '../shared/address-lookup.js';
 import type { AddressPolicy } from '../shared/address-policy.js';
 import { MailroomError } from '../shared/errors.js';
+import { canonicalMailAddress, mailAddressKey } from '../shared/mail-address.js';
 import type { Logger } from '../shared/logger.js';
 import type { SecretSealer } from '../shared/sealed-secrets.js';
 import { validate } from '../shared/validation.js';
@@ -44,8 +45,10 @@ function fieldsOf(input: DestinationInput): Fields {
   return {
     name: input.name.trim(),
     nameKey: normalizeKey(input.name),
-    address: input.address.trim(),
-    addressKey: normalizeKey(input.address),
+    // One stored form for every way of writing an address (NFC, the domain in Unicode), and the
+    // key that finds the same mailbox written with a punycode domain or in other case.
+    address: canonicalMailAddress(input.address) ?? input.address.trim(),
+    addressKey: mailAddressKey(input.address) ?? normalizeKey(input.address),
     description: input.description ?? '',
     fromText: input.fromText ?? '',
     monitored: input.monitored ?? true,

@@ -30,13 +30,22 @@ export function createAccounts(
     proxies?: MailProxies | undefined;
     /** [public addresses only] where webhook URLs may lead (MAILROOM_WEBHOOK_ALLOW_PRIVATE). */
     webhookAddresses?: AddressPolicy | undefined;
-    /** [none: no CA file accepted] the directory `imap.caFile` must name a file in (MAILROOM_CA_DIR). */
+    /** [public addresses only] where an OAuth 2.0 `authorityHost` may lead (MAILROOM_OAUTH_ALLOW_PRIVATE). */
+    authorityAddresses?: AddressPolicy | undefined;
+    /** [none: no CA file accepted] the directory `imap.caFile` and `smtp.caFile` must name a file in (MAILROOM_CA_DIR). */
     caDir?: string | undefined;
   } = {},
 ): Accounts {
   return {
     tenants: new TenantService(store, logger),
-    servers: new ServerService(store, sealer, logger, options.proxies, options.caDir),
+    servers: new ServerService(
+      store,
+      sealer,
+      logger,
+      options.proxies,
+      options.caDir,
+      options.authorityAddresses ?? AddressPolicy.strict(),
+    ),
     destinations: new DestinationService(store, logger, sealer, {
       addresses: options.webhookAddresses ?? AddressPolicy.strict(),
     }),

@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { PROXY_NAME } from '../shared/mail-proxies.js';
+import { TLS_MODES } from '../shared/tls-mode.js';
 
 /**
  * Input and output shapes of tenants, e-mail servers and destinations. The API declares them
@@ -13,12 +14,14 @@ const Name = Type.String({ minLength: 1, maxLength: 100, pattern: '\\S' });
 const Host = Type.String({ format: 'host', maxLength: 253 });
 const UserName = Type.String({ format: 'user-name', minLength: 1, maxLength: 320 });
 const Port = Type.Integer({ minimum: 1, maximum: 65535 });
-const Email = Type.String({ format: 'email', maxLength: 320 });
+const Email = Type.String({ format: 'mail-address', maxLength: 320 });
 const Secret = Type.String({ minLength: 1, maxLength: 4096 });
 const Id = Type.String({ format: 'uuid' });
 
 export const MAX_SERVERS_PER_TENANT = 5;
 export const DEFAULT_AUTHORITY_HOST = 'https://login.microsoftonline.com';
+/** Google's OAuth 2.0 server, whose `/token` takes the service account's signed JWT. */
+export const GOOGLE_AUTHORITY_HOST = 'https://oauth2.googleapis.com';
 
 // ---- tenants ---------------------------------------------------------------------------------
 
@@ -42,7 +45,14 @@ const OAuthFields = {
   clientId: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
   /** Directory (tenant) ID: a GUID or a verified domain. Never `common` when known. */
   directoryId: Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9.-]+$' })),
-  flow: Type.Optional(Type.Union([Type.Literal('device-code'), Type.Literal('client-credentials')])),
+  /**
+   * device-code (a person signs in), client-credentials (the app, Microsoft 365), service-account
+   * (Google Workspace: `clientId` is the service account's e-mail, `clientSecret` its JSON key file
+   * or PEM private key, `authorityHost` defaults to https://oauth2.googleapis.com).
+   */
+  flow: Type.Optional(
+    Type.Union([Type.Literal('device-code'), Type.Literal('client-credentials'), Type.Literal('service-account')]),
+  ),
   clientSecret: Type.Optional(Secret),
   authorityHost: Type.Optional(Type.String({ format: 'uri', pattern: '^https://', maxLength: 500 })),
   /** The Office 365 server the tokens are for (custom or sovereign clouds); default Exchange Online's. */
@@ -72,6 +82,17 @@ export const SmtpAuthInput = Type.Object(
   strict,
 );
 
+/**
+ * How the side's connection is encrypted (see `shared/tls-mode.ts`): `implicit` (TLS from the first
+ * byte; STARTTLS, required, should the port answer in plain text), `starttls-required`,
+ * `starttls-when-offered`, or `none` (plain text, never by default, always warned about). Without
+ * it, `secure` decides as it always did: true `implicit`, false `starttls-when-offered`.
+ */
+const Tls = Type.Union(TLS_MODES.map((mode) => Type.Literal(mode)));
+
+/** An absolute path of a PEM file of CA certificates, inside the engine's MAILROOM_CA_DIR; null = none. */
+const CaFile = Type.Union([Type.String({ minLength: 1, maxLength: 4096, pattern: '^/' }), Type.Null()]);
+
 export const ServerInput = Type.Object(
   {
     name: Name,
@@ -79,9 +100,11 @@ export const ServerInput = Type.Object(
     imap: Type.Object(
       {
         host: Host,
-        /** Default 993 with `secure`, 143 without. */
+        /** Default 993 with `tls: implicit`, 143 with the other modes. */
         port: Type.Optional(Port),
-        /** Implicit TLS; without it STARTTLS is used when the server offers it. */
+        /** Default `implicit` (or what `secure` says). */
+        tls: Type.Optional(Tls),
+        /** "Use SSL", the setting of old: true = `tls: implicit`, false = `tls: starttls-when-offered`. */
         secure: Type.Optional(Type.Boolean()),
         user: UserName,
         auth: ImapAuthInput,
@@ -91,7 +114,7 @@ export const ServerInput = Type.Object(
          * Absolute path of a PEM file with CA certificates to trust for this server's TLS, besides
          * the usual roots (a private CA); null = none. Certificate verification always stays on.
          */
-        caFile: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 4096, pattern: '^/' }), Type.Null()])),
+        caFile: Type.Optional(CaFile),
       },
       strict,
     ),
@@ -99,12 +122,16 @@ export const ServerInput = Type.Object(
       {
         host: Host,
         port: Port,
-        /** Implicit TLS (port 465 style); default true for port 465, else false (STARTTLS when offered). */
+        /** Default `implicit` on port 465, else `starttls-when-offered` (or what `secure` says). */
+        tls: Type.Optional(Tls),
+        /** "Use SSL", the setting of old: true = `tls: implicit`, false = `tls: starttls-when-offered`. */
         secure: Type.Optional(Type.Boolean()),
         auth: SmtpAuthInput,
         heartbeatAddress: Type.Optional(Type.Union([Email, Type.Null()])),
         /** Messages per sliding hour; 0 = no limit. */
         rateLimitPerHour: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
+        /** As `imap.caFile`, for the SMTP side's TLS (implicit or STARTTLS); null = none. */
+        caFile: Type.Optional(CaFile),
       },
       strict,
     ),
@@ -162,6 +189,8 @@ export const ServerView = Type.Object({
   imap: Type.Object({
     host: Type.String(),
     port: Type.Integer(),
+    tls: Type.String(),
+    /** `tls` is `implicit` (kept for clients of old). */
     secure: Type.Boolean(),
     user: Type.String(),
     auth: Type.Object({
@@ -175,6 +204,7 @@ export const ServerView = Type.Object({
   smtp: Type.Object({
     host: Type.String(),
     port: Type.Integer(),
+    tls: Type.String(),
     secure: Type.Boolean(),
     auth: Type.Object({
       mode: Type.String(),
@@ -185,10 +215,13 @@ export const ServerView = Type.Object({
     }),
     heartbeatAddress: Type.Union([Type.String(), Type.Null()]),
     rateLimitPerHour: Type.Integer(),
+    caFile: Type.Union([Type.String(), Type.Null()]),
   }),
   postProcess: Type.String(),
   defaultDestinationId: Type.Union([Type.String(), Type.Null()]),
   proxy: Type.Union([Type.String(), Type.Null()]),
+  /** What an administrator should know about these settings, e.g. a side that sends in plain text. */
+  warnings: Type.Array(Type.String()),
   createdAt: Type.String({ format: 'date-time' }),
   updatedAt: Type.String({ format: 'date-time' }),
 });

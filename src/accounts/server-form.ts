@@ -1,7 +1,9 @@
 import { MailroomError } from '../shared/errors.js';
+import { tlsModeOfSecure, type TlsMode } from '../shared/tls-mode.js';
 import type { OAuthPurpose } from '../store/oauth-grants.js';
 import type { EmailServerRow, OAuthSettings } from '../store/rows.js';
-import { DEFAULT_AUTHORITY_HOST, type ServerInput, type ServerPatch } from './schemas.js';
+import { parseServiceAccountKey, type ServiceAccountKey } from '../shared/service-account-key.js';
+import { DEFAULT_AUTHORITY_HOST, GOOGLE_AUTHORITY_HOST, type ServerInput, type ServerPatch } from './schemas.js';
 
 /**
  * Pure rules of the e-mail server form: cross-field checks the schema cannot express, defaults,
@@ -42,6 +44,7 @@ function checkCredentials(
     return;
   }
   refuse(auth, prefix, PASSWORD_FIELDS, 'is only used with method password');
+  if (auth.flow === 'service-account') return checkServiceAccount(auth, prefix, stored.clientSecret, again);
   if (auth.clientId === undefined)
     throw fieldError(`${prefix}.clientId`, `'${prefix}.clientId' is required for OAuth 2.0`);
   if (auth.directoryId === undefined) {
@@ -60,6 +63,48 @@ function checkCredentials(
   } else if (auth.clientSecret !== undefined) {
     throw fieldError(`${prefix}.clientSecret`, `'${prefix}.clientSecret' is only used with flow client-credentials`);
   }
+}
+
+/**
+ * Google Workspace: the service account's e-mail (the JWT's `iss`) and its key (a JSON key file or
+ * a PEM private key, sealed as the client secret). No directory: Google has none to name.
+ */
+function checkServiceAccount(auth: AuthFields, prefix: string, storedKey: boolean, again: string): void {
+  if (auth.clientId === undefined) {
+    throw fieldError(
+      `${prefix}.clientId`,
+      `'${prefix}.clientId' is required for flow service-account (the service account's e-mail, client_email of its key file)`,
+    );
+  }
+  refuse(auth, prefix, ['directoryId', 'serverUrl'], 'is not used with flow service-account (Google Workspace)');
+  if (auth.clientSecret === undefined) {
+    if (storedKey) return;
+    throw fieldError(
+      `${prefix}.clientSecret`,
+      `'${prefix}.clientSecret' is required for flow service-account: the service account's JSON key file (or its PEM private key)${again}`,
+    );
+  }
+  let key: ServiceAccountKey;
+  try {
+    key = parseServiceAccountKey(auth.clientSecret);
+  } catch (err) {
+    throw fieldError(`${prefix}.clientSecret`, `'${prefix}.clientSecret' ${(err as Error).message}`);
+  }
+  if (key.clientEmail !== undefined && key.clientEmail.toLowerCase() !== auth.clientId.toLowerCase()) {
+    throw fieldError(
+      `${prefix}.clientId`,
+      `'${prefix}.clientId' is ${auth.clientId}, but the key file belongs to ${key.clientEmail}`,
+    );
+  }
+}
+
+/** [15] Gmail's limit of simultaneous IMAP connections per account (Google Workspace Admin Help, "IMAP connection limits"). */
+export const GMAIL_MAX_SESSIONS = 15;
+
+/** A Gmail mailbox: Google's IMAP host, or a Google service account's sign-in. */
+function isGmail(input: ServerInput): boolean {
+  const host = input.imap.host.toLowerCase().replace(/\.$/, '');
+  return host === 'imap.gmail.com' || host === 'imap.googlemail.com' || input.imap.auth.flow === 'service-account';
 }
 
 export interface StoredSecrets {
@@ -106,9 +151,39 @@ export function withInheritedSmtpApp(input: ServerInput): ServerInput {
   };
 }
 
+/** The IMAP side's TLS mode: `tls`, else what `secure` says, else `implicit`. */
+export function imapTlsOf(imap: Pick<ServerInput['imap'], 'tls' | 'secure'>): TlsMode {
+  return imap.tls ?? tlsModeOfSecure(imap.secure ?? true);
+}
+
+/** The SMTP side's TLS mode: `tls`, else what `secure` says, else `implicit` on port 465 only. */
+export function smtpTlsOf(smtp: Pick<ServerInput['smtp'], 'tls' | 'secure' | 'port'>): TlsMode {
+  return smtp.tls ?? tlsModeOfSecure(smtp.secure ?? smtp.port === 465);
+}
+
+/** `secure` and `tls` both given must say the same (`secure: true` is `tls: implicit`). */
+function checkTls(side: 'imap' | 'smtp', fields: { tls?: TlsMode | undefined; secure?: boolean | undefined }): void {
+  if (fields.tls === undefined || fields.secure === undefined) return;
+  if ((fields.tls === 'implicit') !== fields.secure) {
+    throw fieldError(
+      `${side}.tls`,
+      `'${side}.tls' is '${fields.tls}' but '${side}.secure' is ${fields.secure}: give only 'tls' ` +
+        `('secure: true' means 'tls: implicit', 'secure: false' means 'tls: starttls-when-offered')`,
+    );
+  }
+}
+
 /** Cross-field rules; `stored` says which secrets the server already has and may keep. */
 export function checkServerInput(input: ServerInput, stored: StoredSecrets = NO_STORED_SECRETS): void {
+  checkTls('imap', input.imap);
+  checkTls('smtp', input.smtp);
   const imap = input.imap.auth;
+  if (isGmail(input) && (input.imap.maxSessions ?? 0) > GMAIL_MAX_SESSIONS) {
+    throw fieldError(
+      'imap.maxSessions',
+      `'imap.maxSessions' must be at most ${GMAIL_MAX_SESSIONS} for Gmail, which allows ${GMAIL_MAX_SESSIONS} simultaneous IMAP connections per account`,
+    );
+  }
   checkCredentials(imap, imap.method, 'imap.auth', {
     password: stored.imapPassword,
     clientSecret: stored.imapClientSecret,
@@ -137,11 +212,15 @@ export function accountKeyOf(imapHost: string, imapUser: string): string {
 }
 
 function oauthOf(auth: AuthFields): OAuthSettings {
+  const google = auth.flow === 'service-account';
   return {
     clientId: auth.clientId as string,
-    directoryId: auth.directoryId as string,
+    directoryId: google ? '' : (auth.directoryId as string),
     flow: auth.flow ?? 'device-code',
-    authorityHost: (auth.authorityHost ?? DEFAULT_AUTHORITY_HOST).replace(/\/+$/, ''),
+    authorityHost: (auth.authorityHost ?? (google ? GOOGLE_AUTHORITY_HOST : DEFAULT_AUTHORITY_HOST)).replace(
+      /\/+$/,
+      '',
+    ),
     ...(auth.serverUrl !== undefined && { serverUrl: auth.serverUrl.replace(/\/+$/, '') }),
   };
 }
@@ -160,7 +239,8 @@ export function rowFieldsOf(
   | 'smtpPasswordSealed'
   | 'smtpClientSecretSealed'
 > {
-  const imapSecure = input.imap.secure ?? true;
+  const imapTls = imapTlsOf(input.imap);
+  const smtpTls = smtpTlsOf(input.smtp);
   const smtpAuth = input.smtp.auth;
   const custom = smtpAuth.mode === 'custom';
   const smtpMethod = custom ? (smtpAuth.method ?? 'password') : null;
@@ -169,8 +249,9 @@ export function rowFieldsOf(
     nameKey: normalizeKey(input.name),
     enabled: input.enabled ?? true,
     imapHost: input.imap.host,
-    imapPort: input.imap.port ?? (imapSecure ? 993 : 143),
-    imapSecure,
+    imapPort: input.imap.port ?? (imapTls === 'implicit' ? 993 : 143),
+    imapSecure: imapTls === 'implicit',
+    imapTls,
     imapUser: input.imap.user,
     imapAuthMethod: input.imap.auth.method,
     imapOAuth: input.imap.auth.method === 'oauth2' ? oauthOf(input.imap.auth) : null,
@@ -178,7 +259,8 @@ export function rowFieldsOf(
     accountKey: accountKeyOf(input.imap.host, input.imap.user),
     smtpHost: input.smtp.host,
     smtpPort: input.smtp.port,
-    smtpSecure: input.smtp.secure ?? input.smtp.port === 465,
+    smtpSecure: smtpTls === 'implicit',
+    smtpTls,
     smtpAuthMode: smtpAuth.mode,
     smtpAuthMethod: smtpMethod,
     smtpUser: custom ? (smtpAuth.user ?? null) : null,
@@ -187,6 +269,7 @@ export function rowFieldsOf(
     smtpRateLimitPerHour: input.smtp.rateLimitPerHour ?? 0,
     postProcess: input.postProcess ?? 'seen',
     imapCaFile: input.imap.caFile ?? null,
+    smtpCaFile: input.smtp.caFile ?? null,
     defaultDestinationId: input.defaultDestinationId ?? null,
     proxy: input.proxy ?? null,
   };
@@ -196,7 +279,7 @@ function oauthInputOf(o: OAuthSettings | null): Partial<AuthFields> {
   return o
     ? {
         clientId: o.clientId,
-        directoryId: o.directoryId,
+        ...(o.flow !== 'service-account' && { directoryId: o.directoryId }),
         flow: o.flow,
         authorityHost: o.authorityHost,
         ...(o.serverUrl !== undefined && { serverUrl: o.serverUrl }),
@@ -221,7 +304,7 @@ export function formOf(row: EmailServerRow): ServerInput {
     imap: {
       host: row.imapHost,
       port: row.imapPort,
-      secure: row.imapSecure,
+      tls: row.imapTls,
       user: row.imapUser,
       auth: { method: row.imapAuthMethod, ...oauthInputOf(row.imapOAuth) },
       maxSessions: row.imapMaxSessions,
@@ -230,10 +313,11 @@ export function formOf(row: EmailServerRow): ServerInput {
     smtp: {
       host: row.smtpHost,
       port: row.smtpPort,
-      secure: row.smtpSecure,
+      tls: row.smtpTls,
       auth: smtpAuth,
       heartbeatAddress: row.smtpHeartbeatAddress,
       rateLimitPerHour: row.smtpRateLimitPerHour,
+      caFile: row.smtpCaFile,
     },
     postProcess: row.postProcess,
     defaultDestinationId: row.defaultDestinationId,
@@ -266,17 +350,26 @@ export function mergeServer(current: ServerInput, patch: ServerPatch): ServerInp
     imap: { ...current.imap, ...imapPatch, auth: mergeAuth(current.imap.auth, imapPatch.auth, 'method') },
     smtp: { ...current.smtp, ...smtpPatch, auth: mergeAuth(current.smtp.auth, smtpPatch.auth, 'mode') },
   };
-  // A port that was only the default follows a change of `secure`.
-  if (imapPatch.secure !== undefined && imapPatch.port === undefined && [993, 143].includes(current.imap.port ?? 0)) {
-    merged.imap.port = imapPatch.secure ? 993 : 143;
+  // `secure` alone (the setting of old) chooses the mode, as on create; `tls` alone replaces it.
+  if (imapPatch.secure !== undefined && imapPatch.tls === undefined) delete merged.imap.tls;
+  if (imapPatch.tls !== undefined && imapPatch.secure === undefined) delete merged.imap.secure;
+  if (smtpPatch.secure !== undefined && smtpPatch.tls === undefined) delete merged.smtp.tls;
+  if (smtpPatch.tls !== undefined && smtpPatch.secure === undefined) delete merged.smtp.secure;
+  // A port that was only the default follows a change between implicit TLS and the other modes.
+  const wasImplicit = imapTlsOf(current.imap) === 'implicit';
+  const implicit = imapTlsOf(merged.imap) === 'implicit';
+  if (imapPatch.port === undefined && implicit !== wasImplicit && [993, 143].includes(current.imap.port ?? 0)) {
+    merged.imap.port = implicit ? 993 : 143;
   }
-  // SMTP has no default port, but `secure` defaults from it (465: implicit TLS): a `secure` that
-  // was only that default follows a change of the port, as it does when the server is created.
+  // SMTP has no default port, but its mode defaults from it (465: implicit TLS): a mode that was
+  // only that default follows a change of the port, as it does when the server is created.
   if (
     smtpPatch.port !== undefined &&
     smtpPatch.secure === undefined &&
-    current.smtp.secure === (current.smtp.port === 465)
+    smtpPatch.tls === undefined &&
+    smtpTlsOf(current.smtp) === smtpTlsOf({ port: current.smtp.port })
   ) {
+    delete merged.smtp.tls;
     delete merged.smtp.secure;
   }
   return merged;
@@ -300,26 +393,81 @@ function sameApp(a: OAuthSettings | null, b: OAuthSettings | null): boolean {
 }
 
 /**
+ * Where and how a side's credentials travel: the host, port and transport security they were
+ * entered for, and the proxy they pass through. A stored secret (password, client secret, or the
+ * tokens of a sign-in) is only ever sent to the exact endpoint it was entered for; a change of any
+ * part asks for it again, so that no one can turn a stored password to another port, to clear text
+ * or through another proxy (issue #24). A new transport setting joins here.
+ */
+interface Endpoint {
+  host: string;
+  port: number;
+  /** How the side is encrypted (implicit, STARTTLS required or when offered, none). */
+  tls: TlsMode;
+  /** The side's CA file (which certificates are trusted). */
+  caFile: string | null;
+  /** The server's proxy choice (null: the engine's default). */
+  proxy: string | null;
+}
+
+function imapEndpoint(f: ServerFields): Endpoint {
+  return { host: f.imapHost, port: f.imapPort, tls: f.imapTls, caFile: f.imapCaFile, proxy: f.proxy };
+}
+
+function smtpEndpoint(f: ServerFields): Endpoint {
+  return { host: f.smtpHost, port: f.smtpPort, tls: f.smtpTls, caFile: f.smtpCaFile, proxy: f.proxy };
+}
+
+/** What differs between two endpoints, in words ("port and TLS"), or null when they are the same. */
+function endpointChange(a: Endpoint, b: Endpoint): string | null {
+  const changed = [
+    !sameHost(a.host, b.host) && 'host',
+    a.port !== b.port && 'port',
+    a.tls !== b.tls && 'TLS setting',
+    a.caFile !== b.caFile && 'CA file',
+    a.proxy !== b.proxy && 'proxy',
+  ].filter((c): c is string => c !== false);
+  if (changed.length === 0) return null;
+  return changed.length === 1 ? changed[0]! : `${changed.slice(0, -1).join(', ')} and ${changed.at(-1)!}`;
+}
+
+const NEVER_FOLLOWS =
+  'and a stored secret is only sent to the endpoint and transport security it was entered for; enter it again';
+
+function describe(e: Endpoint): string {
+  return `${e.host}:${e.port}`;
+}
+
+/**
  * Why the IMAP credentials (password, client secret or sign-in) would now be presented somewhere
- * they were not before, or null when they stay put: another IMAP host or user name, or an SMTP
- * host that logs in with them (`mode: imap`) and did not before.
+ * they were not before, or null when they stay put: another IMAP user name or endpoint (host,
+ * port, TLS, CA, proxy), or an SMTP endpoint that logs in with them (`mode: imap`) and did not before.
  */
 function imapMoved(row: ServerFields, next: ServerFields): string | null {
-  if (!sameHost(row.imapHost, next.imapHost) || row.imapUser !== next.imapUser) {
-    return 'the IMAP host or user name changed, and stored credentials never follow an account to a new place';
+  if (row.imapUser !== next.imapUser) {
+    return 'the IMAP user name changed, and stored credentials never follow an account to a new place';
   }
-  if (next.smtpAuthMode === 'imap' && (row.smtpAuthMode !== 'imap' || !sameHost(row.smtpHost, next.smtpHost))) {
-    return `SMTP (auth mode imap) logs in to ${next.smtpHost} with the IMAP credentials, which were not sent there before`;
+  const imap = endpointChange(imapEndpoint(row), imapEndpoint(next));
+  if (imap !== null) return `the IMAP ${imap} changed, ${NEVER_FOLLOWS}`;
+  if (next.smtpAuthMode === 'imap') {
+    const smtp = row.smtpAuthMode === 'imap' ? endpointChange(smtpEndpoint(row), smtpEndpoint(next)) : 'auth mode';
+    if (smtp !== null) {
+      return (
+        `SMTP (auth mode imap) logs in to ${describe(smtpEndpoint(next))} with the IMAP credentials, which were not ` +
+        `sent there before (its ${smtp} changed), ${NEVER_FOLLOWS}`
+      );
+    }
   }
   return null;
 }
 
-/** The same for the SMTP side's own credentials (`mode: custom`): another SMTP host or user name. */
+/** The same for the SMTP side's own credentials (`mode: custom`): another SMTP user name or endpoint. */
 function smtpMoved(row: ServerFields, next: ServerFields): string | null {
-  if (!sameHost(row.smtpHost, next.smtpHost) || row.smtpUser !== next.smtpUser) {
-    return 'the SMTP host or user name changed, and stored credentials never follow an account to a new place';
+  if (row.smtpUser !== next.smtpUser) {
+    return 'the SMTP user name changed, and stored credentials never follow an account to a new place';
   }
-  return null;
+  const smtp = endpointChange(smtpEndpoint(row), smtpEndpoint(next));
+  return smtp === null ? null : `the SMTP ${smtp} changed, ${NEVER_FOLLOWS}`;
 }
 
 /**
@@ -328,7 +476,7 @@ function smtpMoved(row: ServerFields, next: ServerFields): string | null {
  * registration). Pointing an account elsewhere needs the secret entered again, so that no one
  * can redirect a stored password to a host of their choosing. With SMTP `mode: imap` the IMAP
  * credentials also go to the SMTP host: a new SMTP host (or switching to `mode: imap`) needs
- * them again too. The port is not part of the place (the same host, as for IMAP).
+ * them again too. The place is the whole endpoint: host, port, TLS, CA and proxy (see `Endpoint`).
  */
 export function keepableSecrets(row: EmailServerRow, next: ServerFields): StoredSecrets {
   const imapWhy = imapMoved(row, next);

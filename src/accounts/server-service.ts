@@ -1,3 +1,4 @@
+import { AddressPolicy } from '../shared/address-policy.js';
 import { readCaFileIn } from '../shared/ca-file.js';
 import { MailroomError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
@@ -26,6 +27,7 @@ import {
   voidedSignIns,
   type StoredSecrets,
 } from './server-form.js';
+import { checkAuthorityHosts } from './authority-host.js';
 import { tenantNotFound, writeUnderTenantLock, type UniqueCollisions } from './tenant-writes.js';
 import { auditedView, changedFields, secretChanges } from './audit-changes.js';
 import { serverView } from './views.js';
@@ -91,7 +93,8 @@ export class ServerService {
   /** @param proxies the proxies this engine is configured with, which a server chooses from */
   /**
    * @param proxies the engine's mail proxies, which servers choose from
-   * @param caDir MAILROOM_CA_DIR: the only directory `imap.caFile` may name a file in; none: no CA file is accepted
+   * @param caDir MAILROOM_CA_DIR: the only directory `imap.caFile` and `smtp.caFile` may name a file in; none: no CA file is accepted
+   * @param authorityAddresses MAILROOM_OAUTH_ALLOW_PRIVATE: where an OAuth 2.0 `authorityHost` may lead
    */
   constructor(
     private readonly store: Store,
@@ -99,6 +102,7 @@ export class ServerService {
     private readonly logger: Logger,
     private readonly proxies: MailProxies = { named: new Map() },
     private readonly caDir?: string | undefined,
+    private readonly authorityAddresses: AddressPolicy = AddressPolicy.strict(),
   ) {}
 
   /**
@@ -153,6 +157,7 @@ export class ServerService {
     const input = withInheritedSmtpApp(validate(ServerInput, body));
     checkServerInput(input);
     this.checkProxy(input.proxy ?? null, null);
+    await checkAuthorityHosts(this.authorityAddresses, rowFieldsOf(input), null);
     const row = await this.write(tenantId, async (tx) => {
       await this.checkLimit(tx, tenantId);
       const id = newId();
@@ -186,8 +191,9 @@ export class ServerService {
       const input = withInheritedSmtpApp(validate(ServerInput, mergeServer(formOf(current), patch)));
       const fields = rowFieldsOf(input);
       const keep = keepableSecrets(current, fields);
+      this.checkProxy(fields.proxy, current.proxy); // an unknown proxy first: entering a password would not help
       checkServerInput(input, keep);
-      this.checkProxy(fields.proxy, current.proxy);
+      await checkAuthorityHosts(this.authorityAddresses, fields, current);
       await this.checkUnique(tx, tenantId, serverId, fields);
       await this.checkLinks(tx, tenantId, serverId, fields);
       const sealed = this.sealAll(tenantId, serverId, input, keep, current);
@@ -227,8 +233,9 @@ export class ServerService {
       const input = withInheritedSmtpApp(validate(ServerInput, mergeServer(form, overrides)));
       const fields = rowFieldsOf(input);
       const keep = keepableSecrets(source, fields);
+      this.checkProxy(fields.proxy, source.proxy); // an unknown proxy first: entering a password would not help
       checkServerInput(input, keep);
-      this.checkProxy(fields.proxy, source.proxy);
+      await checkAuthorityHosts(this.authorityAddresses, fields, source);
       const id = newId();
       await this.checkUnique(tx, tenantId, id, fields);
       await this.checkLinks(tx, tenantId, id, fields);
@@ -367,39 +374,45 @@ export class ServerService {
         'ACCOUNT_IN_USE',
         `${account} is already configured in tenant '${other?.name ?? sameAccount.tenantId}'; ` +
           `an account may belong to one tenant only`,
-        { field: 'imap.user', details: { tenantId: sameAccount.tenantId, tenantName: other?.name ?? null } },
+        {
+          field: 'imap.user',
+          details: { tenantId: sameAccount.tenantId, tenantName: other?.name ?? null },
+          forTenants: { message: `${account} is already in use elsewhere; an account may belong to one tenant only` },
+        },
+      );
+    }
+  }
+
+  /** A side's CA file (`field`) must be a readable file of PEM certificates in MAILROOM_CA_DIR. */
+  private async checkCaFile(tenantId: string, serverId: string, field: string, caFile: string | null): Promise<void> {
+    if (caFile === null) return;
+    try {
+      await readCaFileIn(this.caDir, caFile);
+    } catch (err) {
+      // One answer whatever the reason: which paths exist, are folders or hold no certificate
+      // is the engine's machine's business. The operator reads the reason in the log.
+      this.logger.warn({ tenantId, serverId, field, caFile, reason: (err as Error).message }, 'a CA file was refused');
+      throw new MailroomError(
+        'VALIDATION_FAILED',
+        `'${field}' must name a readable file of PEM CA certificates in the engine's CA directory ` +
+          `(MAILROOM_CA_DIR; ask its operator)`,
+        { field },
       );
     }
   }
 
   /**
-   * What the server refers to must be usable: the CA file exists and holds PEM certificates, and
+   * What the server refers to must be usable: each CA file exists and holds PEM certificates, and
    * the default destination is a destination of this tenant that uses this server.
    */
   private async checkLinks(
     tx: StoreSession,
     tenantId: string,
     serverId: string,
-    fields: Pick<EmailServerRow, 'imapCaFile' | 'defaultDestinationId'>,
+    fields: Pick<EmailServerRow, 'imapCaFile' | 'smtpCaFile' | 'defaultDestinationId'>,
   ): Promise<void> {
-    if (fields.imapCaFile !== null) {
-      try {
-        await readCaFileIn(this.caDir, fields.imapCaFile);
-      } catch (err) {
-        // One answer whatever the reason: which paths exist, are folders or hold no certificate
-        // is the engine's machine's business. The operator reads the reason in the log.
-        this.logger.warn(
-          { tenantId, serverId, caFile: fields.imapCaFile, reason: (err as Error).message },
-          'a CA file was refused',
-        );
-        throw new MailroomError(
-          'VALIDATION_FAILED',
-          `'imap.caFile' must name a readable file of PEM CA certificates in the engine's CA directory ` +
-            `(MAILROOM_CA_DIR; ask its operator)`,
-          { field: 'imap.caFile' },
-        );
-      }
-    }
+    await this.checkCaFile(tenantId, serverId, 'imap.caFile', fields.imapCaFile);
+    await this.checkCaFile(tenantId, serverId, 'smtp.caFile', fields.smtpCaFile);
     if (fields.defaultDestinationId !== null) {
       const destination = await tx.destinations.get(tenantId, fields.defaultDestinationId);
       if (!destination || destination.serverId !== serverId) {
@@ -454,7 +467,7 @@ export class ServerService {
       imapClientSecretSealed: pick(
         'imap.clientSecret',
         imap.clientSecret,
-        imap.method === 'oauth2' && imap.flow === 'client-credentials',
+        imap.method === 'oauth2' && (imap.flow === 'client-credentials' || imap.flow === 'service-account'),
         keep.imapClientSecret,
         source?.imapClientSecretSealed,
       ),
@@ -468,7 +481,9 @@ export class ServerService {
       smtpClientSecretSealed: pick(
         'smtp.clientSecret',
         smtp.clientSecret,
-        smtpCustom && smtpMethod === 'oauth2' && smtp.flow === 'client-credentials',
+        smtpCustom &&
+          smtpMethod === 'oauth2' &&
+          (smtp.flow === 'client-credentials' || smtp.flow === 'service-account'),
         keep.smtpClientSecret,
         source?.smtpClientSecretSealed,
       ),

@@ -9,7 +9,11 @@ import { auditedView, changedFields } from './audit-changes.js';
 import { tenantView } from './views.js';
 
 function duplicateName(name: string): MailroomError {
-  return new MailroomError('DUPLICATE_NAME', `a tenant named '${name}' already exists`, { field: 'name' });
+  return new MailroomError('DUPLICATE_NAME', `a tenant named '${name}' already exists`, {
+    field: 'name',
+    // Other tenants' names are not a tenant's business: the name cannot be had, nothing more.
+    forTenants: { message: 'this name cannot be used; choose another' },
+  });
 }
 
 /** Tenants (business units). A tenant is deleted only once it has no servers and destinations. */

@@ -1,4 +1,5 @@
 import type { ApiTokenRow, DestinationRow, EmailServerRow, OAuthSettings, TenantRow } from '../store/rows.js';
+import { plainTextWarning } from '../shared/tls-mode.js';
 import type { ApiTokenView, DestinationView, ServerView, TenantView } from './schemas.js';
 
 /** What the API and the CLI show of stored rows. Secrets appear only as `has…: true`. */
@@ -20,7 +21,8 @@ export function serverView(row: EmailServerRow): ServerView {
     imap: {
       host: row.imapHost,
       port: row.imapPort,
-      secure: row.imapSecure,
+      tls: row.imapTls,
+      secure: row.imapTls === 'implicit',
       user: row.imapUser,
       auth: {
         method: row.imapAuthMethod,
@@ -33,7 +35,8 @@ export function serverView(row: EmailServerRow): ServerView {
     smtp: {
       host: row.smtpHost,
       port: row.smtpPort,
-      secure: row.smtpSecure,
+      tls: row.smtpTls,
+      secure: row.smtpTls === 'implicit',
       auth: {
         mode: row.smtpAuthMode,
         method: row.smtpAuthMethod,
@@ -43,13 +46,22 @@ export function serverView(row: EmailServerRow): ServerView {
       },
       heartbeatAddress: row.smtpHeartbeatAddress,
       rateLimitPerHour: row.smtpRateLimitPerHour,
+      caFile: row.smtpCaFile,
     },
     postProcess: row.postProcess,
     defaultDestinationId: row.defaultDestinationId,
     proxy: row.proxy,
+    warnings: serverWarnings(row),
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
   };
+}
+
+/** The warnings shown with a server's settings (a side that sends in plain text). */
+export function serverWarnings(row: Pick<EmailServerRow, 'imapTls' | 'smtpTls'>): string[] {
+  return [plainTextWarning('imap', row.imapTls), plainTextWarning('smtp', row.smtpTls)].filter(
+    (w): w is string => w !== null,
+  );
 }
 
 export function destinationView(row: DestinationRow): DestinationView {

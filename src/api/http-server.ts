@@ -19,6 +19,8 @@ import type { Templates } from '../templates/index.js';
 import type { Store } from '../store/store.js';
 import { TraceService } from '../trace/trace-service.js';
 import { registerJsonBodyParser } from './json-body.js';
+import { documentedSchema } from './openapi.js';
+import { registerRateLimits, type RateLimiter, type RateLimits } from './rate-limits.js';
 import { ROUTES } from './routes/index.js';
 import type { InboundApi, OAuthApi, RouteContext, RouteDef, RouteRequest } from './route.js';
 import { WaitSlots } from './wait-slots.js';
@@ -51,6 +53,11 @@ export interface ApiOptions {
   waitsPerToken?: number;
   /** [1000] long polls and event streams all of one tenant's tokens may hold open at once (MAILROOM_WAITS_PER_TENANT). */
   waitsPerTenant?: number;
+  /**
+   * Request rate limits per token and per address (MAILROOM_RATE_LIMIT_PER_TOKEN, …_PER_ADDRESS);
+   * none: no limits (the engine always passes its configuration's).
+   */
+  rateLimits?: RateLimits;
 }
 
 function sha256(text: string): Buffer {
@@ -125,6 +132,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     >;
   });
 
+  const routesByKey = new Map(ROUTES.map((r) => [`${r.method} ${r.url}`, r]));
   await app.register(fastifySwagger, {
     openapi: {
       openapi: '3.0.3',
@@ -135,9 +143,34 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
     },
+    // Each route's error responses, media type and headers (api/openapi.ts); the document only.
+    transform: ({ schema, url, route }) => {
+      const method = Array.isArray(route.method) ? route.method[0] : route.method;
+      const def = routesByKey.get(`${String(method)} ${url}`);
+      return { schema: def && schema ? documentedSchema(def, schema) : schema, url };
+    },
   });
 
+  const limits = options.rateLimits ? await registerRateLimits(app, options.rateLimits) : null;
+
   const authenticate = async (request: RouteRequest): Promise<Principal> => {
+    if (!limits) return authenticateToken(request);
+    // An address over its limit for requests without a valid token is answered before its token
+    // is looked up: a wrong-token flood costs no database reads.
+    await limits.addressAlreadyLimited(request);
+    let principal: Principal;
+    try {
+      principal = await authenticateToken(request);
+    } catch (err) {
+      if (isMailroomError(err, 'UNAUTHORIZED')) await limits.address(request);
+      throw err;
+    }
+    // The configuration's administrator token (the operator's own) is not limited.
+    if (principal.tokenId !== null) await limits.token(request, principal.tokenId);
+    return principal;
+  };
+
+  const authenticateToken = async (request: RouteRequest): Promise<Principal> => {
     const header = request.headers.authorization;
     const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
     if (!match) {
@@ -167,7 +200,9 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   };
 
   app.setErrorHandler((err: FastifyError, request, reply) => {
-    const error = toMailroomError(err);
+    const full = toMailroomError(err);
+    // Only an administrator token learns what other tenants have (names, ids, accounts).
+    const error = (request as RouteRequest).principal?.kind === 'admin' ? full : full.forTenantToken();
     if (error.code === 'INTERNAL') {
       request.log.error(
         { err, reqId: request.id, method: request.method, url: request.routeOptions.url },
@@ -193,7 +228,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     sendError(reply, new MailroomError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)),
   );
 
-  for (const route of ROUTES) registerRoute(app, route, ctx, authenticate);
+  for (const route of ROUTES) registerRoute(app, route, ctx, authenticate, limits);
   await app.ready();
   return app;
 }
@@ -208,6 +243,7 @@ function registerRoute(
   route: RouteDef,
   ctx: RouteContext,
   authenticate: (request: RouteRequest) => Promise<Principal>,
+  limits: RateLimiter | null,
 ): void {
   app.route({
     method: route.method,
@@ -225,7 +261,9 @@ function registerRoute(
     // Authentication runs before body validation: an anonymous caller learns nothing of the schema.
     onRequest:
       route.access === 'public'
-        ? undefined
+        ? limits
+          ? async (request: RouteRequest) => limits.address(request)
+          : undefined
         : async (request: RouteRequest) => {
             request.principal = await authenticate(request);
             if (route.access === 'admin' && request.principal.kind !== 'admin') {

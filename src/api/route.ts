@@ -8,6 +8,7 @@ import type { HeldMail } from '../inbound/held-mail.js';
 import type { MessageFeed } from '../inbound/message-feed.js';
 import type { Webhooks } from '../inbound/webhooks/index.js';
 import type { ConnectionTestResult } from '../shared/connection-test.js';
+import type { ErrorCode } from '../shared/errors.js';
 import type { Templates } from '../templates/index.js';
 import type { OutboundService } from '../outbound/outbound-service.js';
 import type { TraceService } from '../trace/trace-service.js';
@@ -73,6 +74,17 @@ export interface RouteDef {
   tags: string[];
   /** Left out of the OpenAPI document (the web console's files are not part of the API). */
   hidden?: boolean;
+  /**
+   * The error codes this route's own work can answer (a name taken, a server still in use), for the
+   * OpenAPI document; those of its access, its inputs and the database are added (api/openapi.ts).
+   */
+  errors?: readonly ErrorCode[];
+  /** Answers without the database (liveness, the OpenAPI document): never 503 DATABASE_UNAVAILABLE. */
+  withoutDatabase?: true;
+  /** The media type of a success answer that is not JSON (an event stream, a raw message), for the document. */
+  produces?: string;
+  /** Request headers the handler reads and checks itself (documented, not validated by the schema). */
+  headers?: TSchema;
   schema: {
     params?: TSchema;
     querystring?: TSchema;

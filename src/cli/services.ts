@@ -8,8 +8,8 @@ import { openServices, type Services } from '../main.js';
 import { isUuid } from '../shared/validation.js';
 
 /**
- * Runs a CLI command against the services directly (not over HTTP). With the embedded
- * database the engine must not be running at the same time: PGlite is single-process.
+ * Runs a CLI command against the services directly (not over HTTP). The embedded database is
+ * one process's: while the engine runs on it, opening it is refused at once (DATABASE_LOCKED).
  */
 export function withAccounts<T>(fn: (accounts: Accounts) => Promise<T>): Promise<T> {
   return withServices((services) => fn(services.accounts));

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../shared/logger.js';
 import { leaseChanges } from '../shared/metrics.js';
+import { processGone, processPlace } from '../shared/process-place.js';
 import type { Store } from '../store/store.js';
 
 /** The instances sharing the database and the lease of each e-mail server. */
@@ -32,6 +33,13 @@ export interface LeaseKeeperDeps {
    */
   onChange: (owned: ReadonlySet<string>) => Promise<void>;
   options?: Partial<LeaseOptions>;
+  /**
+   * [processPlace()] where this process's pid is meaningful (host, kernel boot, PID namespace);
+   * null: a predecessor's leases are never taken back early, they lapse after the ttl.
+   */
+  place?: string | null;
+  /** [processGone] whether no process holds this pid here (tests hand in their own). */
+  isGone?: (pid: number) => boolean;
 }
 
 /**
@@ -49,6 +57,8 @@ export class LeaseKeeper {
   /** Unique per process: a restarted instance never mistakes its predecessor's leases for its own. */
   readonly owner: string;
   readonly options: LeaseOptions;
+  /** Where this process's pid is meaningful, or null (see LeaseKeeperDeps.place). */
+  private readonly place: string | null;
   private owned = new Set<string>();
   /** `owned` changed but `onChange` has not applied it yet (it failed): tried again every tick. */
   private unapplied = false;
@@ -67,6 +77,7 @@ export class LeaseKeeper {
       ...deps.options,
     };
     this.owner = `${deps.instanceId}:${process.pid}:${randomUUID().slice(0, 8)}`;
+    this.place = deps.place === undefined ? processPlace() : deps.place;
   }
 
   /** Whether this instance holds the server's lease now. */
@@ -112,12 +123,39 @@ export class LeaseKeeper {
 
   /** Announces this instance and takes its first share; then renews on a timer. */
   async start(): Promise<void> {
+    await this.reclaimFromPredecessors().catch((err: unknown) =>
+      this.deps.logger.warn({ err, owner: this.owner }, 'could not look for a previous process of this instance'),
+    );
     await this.tick();
     this.schedule();
     // A renewal that hangs (database unreachable, no answer) must not keep the watchers running
     // after the leases lapsed: checked on its own timer, not only when a renewal fails.
     this.watchdog = setInterval(() => void this.giveUpIfLapsing(), this.options.renewIntervalMs);
     this.watchdog.unref();
+  }
+
+  /**
+   * A process started again under the same instance id (after a crash or a SIGKILL) would wait up
+   * to a ttl for the leases of the process it replaces. They are taken back at once only when that
+   * process is proven gone: it announced the same place (the same host, kernel boot and PID
+   * namespace, so its pid names a process in our own process table) and no process holds its pid
+   * now. A pid that is alive, whatever runs under it now (it may have been reused), proves nothing:
+   * those leases lapse on their own. Two processes sharing an instance id on one machine are left
+   * alone, as is anything announced from another machine or container.
+   */
+  private async reclaimFromPredecessors(): Promise<void> {
+    const place = this.place;
+    if (place === null) return;
+    const isGone = this.deps.isGone ?? processGone;
+    for (const before of await this.deps.store.leases.predecessors(this.owner, this.deps.instanceId, place)) {
+      if (!isGone(before.pid)) continue;
+      if ((await this.deps.store.leases.lapse(before.owner)) > 0) {
+        this.deps.logger.info(
+          { owner: this.owner, previous: before.owner, pid: before.pid },
+          'took back the e-mail servers of a previous process of this instance (its pid is gone)',
+        );
+      }
+    }
   }
 
   /** Stops watching everything when the last renewal is about to be a ttl old. */
@@ -154,7 +192,7 @@ export class LeaseKeeper {
     const { store, logger } = this.deps;
     const { ttlMs } = this.options;
     try {
-      await store.leases.announce(this.owner, this.deps.instanceId, ttlMs);
+      await store.leases.announce(this.owner, this.deps.instanceId, ttlMs, { place: this.place, pid: process.pid });
       this.lastRenewedAt = performance.now();
       if (++this.ticks % 720 === 1) await store.leases.forgetDeparted();
       const held = new Set(await store.leases.held(this.owner));
@@ -162,8 +200,16 @@ export class LeaseKeeper {
       // Leases in the database we do not know of (a release that failed halfway) are kept: they are ours.
       const found = [...held].filter((id) => !this.owned.has(id));
       if (lost.length > 0) {
-        leaseChanges.inc({ change: 'lost' }, lost.length);
-        logger.warn({ owner: this.owner, servers: lost }, 'leases lost to another instance (not renewed in time)');
+        // A server disabled or deleted meanwhile is let go of, not lost: only an enabled one was taken.
+        const taken = await store.leases.enabledAmong(lost);
+        const gone = lost.filter((id) => !taken.includes(id));
+        if (gone.length > 0) {
+          logger.info({ owner: this.owner, servers: gone }, 'e-mail servers disabled or deleted: no longer watched');
+        }
+        if (taken.length > 0) {
+          leaseChanges.inc({ change: 'lost' }, taken.length);
+          logger.warn({ owner: this.owner, servers: taken }, 'leases lost to another instance (not renewed in time)');
+        }
       }
       // Also when the last change was not applied: its watchers would run (or not run) for good.
       if (lost.length > 0 || found.length > 0 || this.unapplied) await this.setOwned(held);

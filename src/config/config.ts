@@ -2,7 +2,6 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { AddressPolicy, AddressPolicyError } from '../shared/address-policy.js';
 import { MailroomError } from '../shared/errors.js';
-import { DEFAULT_MESSAGE_ID_DOMAIN } from '../shared/mail-headers.js';
 import { NO_PROXY, PROXY_NAME, type MailProxies } from '../shared/mail-proxies.js';
 import { isHost } from '../shared/validation.js';
 import { ProxyBypass, ProxyBypassError, type WebProxy } from '../shared/web-proxy.js';
@@ -18,8 +17,8 @@ export interface Config {
   /** [./templates] response files. */
   templatesDir: string;
   /**
-   * MAILROOM_CA_DIR [none]: the directory whose PEM files an e-mail server's `imap.caFile` may
-   * name; without it no CA file is accepted.
+   * MAILROOM_CA_DIR [none]: the directory whose PEM files an e-mail server's `imap.caFile` and
+   * `smtp.caFile` may name; without it no CA file is accepted.
    */
   caDir: string | undefined;
   /** [false] MAILROOM_TEMPLATES_REMOTE_SRC: fetch http/https `Src` of response files (off: such responses are unavailable). */
@@ -38,6 +37,13 @@ export interface Config {
    * public ones: `true` (all but cloud metadata) or a list of CIDR ranges.
    */
   webhookAddresses: AddressPolicy;
+  /**
+   * MAILROOM_OAUTH_ALLOW_PRIVATE [false]: the addresses an e-mail server's OAuth 2.0 `authorityHost`
+   * (which a tenant sets, and the engine sends its sign-ins and client secrets to) may lead to
+   * besides public ones: `true` (all but cloud metadata) or a list of CIDR ranges, for an
+   * identity provider on the operator's own network.
+   */
+  oauthAddresses: AddressPolicy;
   /**
    * MAILROOM_HTTPS_PROXY: `http://[user:password@]host:port` of the proxy the engine's own HTTP(S)
    * requests go through, with HTTP CONNECT (the identity provider's sign-ins and tokens, webhooks,
@@ -76,6 +82,10 @@ export interface Config {
   waitsPerToken: number;
   /** MAILROOM_WAITS_PER_TENANT [1000]: the same, for all of one tenant's tokens together. */
   waitsPerTenant: number;
+  /** MAILROOM_RATE_LIMIT_PER_TOKEN [6000]: requests one API token may make per minute; 0: no limit. */
+  rateLimitPerToken: number;
+  /** MAILROOM_RATE_LIMIT_PER_ADDRESS [300]: requests without a valid token one address may make per minute; 0: no limit. */
+  rateLimitPerAddress: number;
   /**
    * MAILROOM_WEBHOOK_TIMEOUT_MS [10000]: how long one webhook POST may take. A crashed instance's
    * webhook events are taken over about this long plus 10 s after its last claim.
@@ -90,10 +100,11 @@ export interface Config {
    */
   leaseTtlMs: number;
   /**
-   * MAILROOM_MESSAGE_ID_DOMAIN [mailroom.invalid]: domain of the Message-IDs Mailroom generates
-   * (outbound writes it, inbound takes mail naming it for a loop candidate).
+   * MAILROOM_MESSAGE_ID_DOMAIN [none: the sending address's domain]: the domain of every Message-ID
+   * Mailroom writes, overriding the sending address's (inbound also takes mail naming it for a
+   * loop candidate).
    */
-  messageIdDomain: string;
+  messageIdDomain: string | null;
   /** Inbound tunables; absent ones keep the engine's defaults. */
   imap: {
     /** MAILROOM_IMAP_POLL_INTERVAL_MS [60000]: polling on servers without IDLE. */
@@ -285,6 +296,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     remoteSrcAddresses: addressPolicyVar(env, 'MAILROOM_REMOTE_SRC_ALLOW_PRIVATE'),
     remoteSrcAllowHttp: boolVar(env, 'MAILROOM_REMOTE_SRC_ALLOW_HTTP', false),
     webhookAddresses: addressPolicyVar(env, 'MAILROOM_WEBHOOK_ALLOW_PRIVATE'),
+    oauthAddresses: addressPolicyVar(env, 'MAILROOM_OAUTH_ALLOW_PRIVATE'),
     httpsProxy: proxyVar(env, 'MAILROOM_HTTPS_PROXY'),
     noProxy: proxyBypassVar(env, 'MAILROOM_NO_PROXY'),
     mailProxies: { default: proxyVar(env, 'MAILROOM_MAIL_PROXY'), named: namedProxiesVar(env, 'MAILROOM_PROXIES') },
@@ -301,10 +313,12 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     shutdownTimeoutMs: intVar(env, 'MAILROOM_SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     waitsPerToken: intVar(env, 'MAILROOM_WAITS_PER_TOKEN', 200, 1, 1_000_000),
     waitsPerTenant: intVar(env, 'MAILROOM_WAITS_PER_TENANT', 1_000, 1, 1_000_000),
+    rateLimitPerToken: intVar(env, 'MAILROOM_RATE_LIMIT_PER_TOKEN', 6_000, 0, 100_000_000),
+    rateLimitPerAddress: intVar(env, 'MAILROOM_RATE_LIMIT_PER_ADDRESS', 300, 0, 100_000_000),
     webhookTimeoutMs: intVar(env, 'MAILROOM_WEBHOOK_TIMEOUT_MS', 10_000, 100, 120_000),
     instanceId: nonEmpty(env, 'MAILROOM_INSTANCE_ID') ?? hostname(),
     leaseTtlMs: intVar(env, 'MAILROOM_LEASE_TTL_MS', 20_000, 1_000, 600_000),
-    messageIdDomain: nonEmpty(env, 'MAILROOM_MESSAGE_ID_DOMAIN') ?? DEFAULT_MESSAGE_ID_DOMAIN,
+    messageIdDomain: nonEmpty(env, 'MAILROOM_MESSAGE_ID_DOMAIN') ?? null,
     imap: {
       ...optionalInt(env, 'MAILROOM_IMAP_POLL_INTERVAL_MS', 'pollIntervalMs', 100, 86_400_000),
       ...optionalInt(env, 'MAILROOM_IMAP_SAFETY_POLL_MS', 'safetyPollMs', 1_000, 3_600_000),

@@ -45,6 +45,13 @@ export interface SmtpHarness {
   readonly messages: ReceivedMessage[];
   /** AUTH commands answered so far, oldest first (to see a refused token and the retry). */
   readonly authentications: AuthAttempt[];
+  /**
+   * Every MAIL FROM and RCPT TO line as the client wrote it, on cleartext sessions (smtp-server
+   * hands its handlers the address with a punycode domain already turned into Unicode).
+   */
+  readonly envelopeCommands: string[];
+  /** Connections accepted so far (counted before the greeting is sent). */
+  readonly connections: number;
   /** Runtime fault injection; see `SmtpFaults`. */
   readonly faults: SmtpFaults;
   /** True while the listener accepts connections. */
@@ -84,6 +91,8 @@ class LocalSmtpHarness implements SmtpHarness {
   readonly host: string;
   readonly messages: ReceivedMessage[] = [];
   readonly authentications: AuthAttempt[] = [];
+  readonly envelopeCommands: string[] = [];
+  connections = 0;
   readonly faults = new SmtpFaults();
   private boundPort: number;
   private server: SMTPServer | undefined;
@@ -139,6 +148,7 @@ class LocalSmtpHarness implements SmtpHarness {
     const connect = server.connect.bind(server);
     server.connect = (socket, socketOptions) => {
       slowDownWrites(socket, () => this.faults.slowness, this.timers);
+      tapEnvelopeCommands(socket, this.envelopeCommands);
       connect(socket, socketOptions);
     };
     server.server.on('connection', (socket: Socket) => {
@@ -205,6 +215,7 @@ class LocalSmtpHarness implements SmtpHarness {
       destroySession: (session) => this.destroySession(session),
       record: (message) => this.record(message),
       recordAuth: (attempt) => this.authentications.push(attempt),
+      recordConnect: () => (this.connections += 1),
     });
     return {
       ...handlers,
@@ -218,7 +229,20 @@ class LocalSmtpHarness implements SmtpHarness {
         (users.length === 0 && Object.keys(accessTokens).length === 0 && !this.options.verifyAccessToken),
       socketTimeout: this.options.socketTimeoutMs ?? DEFAULT_SOCKET_TIMEOUT_MS,
       ...(this.options.size !== undefined ? { size: this.options.size, rejectOversized: true } : {}),
+      // smtp-server offers SMTPUTF8 (RFC 6531) unless told to hide it.
+      ...(this.options.smtpUtf8 === false && { hideSMTPUTF8: true }),
       ...(tls ? { key: tls.key, cert: tls.cert, secure: tls.secure ?? false } : { disabledCommands: ['STARTTLS'] }),
     };
   }
+}
+
+/** Copies the MAIL FROM and RCPT TO lines a client sends (cleartext) into `into`, as written. */
+function tapEnvelopeCommands(socket: Socket, into: string[]): void {
+  let pending = '';
+  socket.on('data', (chunk: Buffer) => {
+    pending += chunk.toString('utf8');
+    const lines = pending.split('\r\n');
+    pending = (lines.pop() ?? '').slice(-4096);
+    for (const line of lines) if (/^(MAIL FROM|RCPT TO):/i.test(line)) into.push(line);
+  });
 }

@@ -1,6 +1,12 @@
 import type { CredentialService } from '../auth/credentials.js';
 import { readCaFile } from '../shared/ca-file.js';
-import { CONNECTION_TEST_TIMEOUT_MS, timedTest, type ConnectionTestResult } from '../shared/connection-test.js';
+import { certificateAdvice } from '../shared/certificate-advice.js';
+import {
+  CONNECTION_TEST_TIMEOUT_MS,
+  oauthRefused,
+  timedTest,
+  type ConnectionTestResult,
+} from '../shared/connection-test.js';
 import { isMailroomError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { proxyFor, type MailProxies } from '../shared/mail-proxies.js';
@@ -16,31 +22,55 @@ export function testImapConnection(
   server: EmailServerRow,
   deps: { credentials: CredentialService; logger: Logger; proxies?: MailProxies | undefined },
 ): Promise<ConnectionTestResult> {
+  const oauth = server.imapAuthMethod === 'oauth2';
+  /** Whether the server refused the access token even after a fresh one (for the wording). */
+  let refusedFresh = false;
+  const attempt = async (forceRefresh: boolean): Promise<string> => {
+    const proxy = proxyFor(server.proxy, deps.proxies);
+    const login = await deps.credentials.imapLogin(server, { forceRefresh });
+    const ca = server.imapCaFile === null ? undefined : await readCaFile(server.imapCaFile);
+    const session = await ImapSession.connect({
+      host: server.imapHost,
+      port: server.imapPort,
+      tls: server.imapTls,
+      login,
+      ...(ca !== undefined && { ca }),
+      logger: deps.logger,
+      connectionTimeoutMs: CONNECTION_TEST_TIMEOUT_MS,
+      greetingTimeoutMs: CONNECTION_TEST_TIMEOUT_MS,
+      socketTimeoutMs: CONNECTION_TEST_TIMEOUT_MS,
+      ...(proxy && { proxy }),
+    });
+    const idle = session.supportsIdle;
+    await session.close();
+    const how = oauth ? ' with an OAuth 2.0 access token' : '';
+    return `connected and logged in as ${login.user}${how}; ${idle ? 'new mail is announced (IDLE)' : 'no IDLE: the mailbox will be polled'}`;
+  };
   return timedTest(
     async () => {
-      const proxy = proxyFor(server.proxy, deps.proxies);
-      const login = await deps.credentials.imapLogin(server);
-      const ca = server.imapCaFile === null ? undefined : await readCaFile(server.imapCaFile);
-      const session = await ImapSession.connect({
-        host: server.imapHost,
-        port: server.imapPort,
-        secure: server.imapSecure,
-        login,
-        ...(ca !== undefined && { ca }),
-        logger: deps.logger,
-        connectionTimeoutMs: CONNECTION_TEST_TIMEOUT_MS,
-        greetingTimeoutMs: CONNECTION_TEST_TIMEOUT_MS,
-        socketTimeoutMs: CONNECTION_TEST_TIMEOUT_MS,
-        ...(proxy && { proxy }),
-      });
-      const idle = session.supportsIdle;
-      await session.close();
-      return `connected and logged in as ${login.user}; ${idle ? 'new mail is announced (IDLE)' : 'no IDLE: the mailbox will be polled'}`;
+      try {
+        return await attempt(false);
+      } catch (err) {
+        // As the watcher does: an access token the server refused may just have expired or been
+        // revoked since it was cached; a fresh one from the identity provider, once.
+        if (!oauth || !isAuthFailure(err)) throw err;
+        try {
+          return await attempt(true);
+        } catch (again) {
+          refusedFresh = isAuthFailure(again);
+          throw again;
+        }
+      }
     },
-    (err) =>
-      describeError(
-        err,
-        isAuthFailure(err) || isMailroomError(err, 'CREDENTIALS_UNAVAILABLE') ? 'authError' : 'connectError',
-      ),
+    (err) => {
+      if (refusedFresh) return oauthRefused('IMAP', server.imapUser, err);
+      return (
+        certificateAdvice(err, 'imap.caFile', server.imapCaFile) ??
+        describeError(
+          err,
+          isAuthFailure(err) || isMailroomError(err, 'CREDENTIALS_UNAVAILABLE') ? 'authError' : 'connectError',
+        )
+      );
+    },
   );
 }

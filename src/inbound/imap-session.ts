@@ -4,6 +4,7 @@ import { ImapFlow, type ImapFlowOptions } from 'imapflow';
 import type { LoginCredentials } from '../auth/credentials.js';
 import type { Logger } from '../shared/logger.js';
 import { spokePlainText } from '../shared/tls-fallback.js';
+import type { TlsMode } from '../shared/tls-mode.js';
 import { isStorableDate } from './message/parsed-message.js';
 
 /**
@@ -14,9 +15,15 @@ import { isStorableDate } from './message/parsed-message.js';
 export interface ImapSessionOptions {
   host: string;
   port: number;
-  /** Implicit TLS; without it imapflow upgrades with STARTTLS whenever the server offers it. */
-  /** "Use SSL": TLS from the first byte, or STARTTLS (required) when the server answers that in plain text. */
-  secure: boolean;
+  /**
+   * How the connection is encrypted (`shared/tls-mode.ts`), as imapflow's options (its
+   * `ImapFlowOptions` documentation of `secure` and `doSTARTTLS`): `implicit` is `secure: true`
+   * (falling back to `doSTARTTLS: true` when the server answers TLS in plain text:
+   * `tls-fallback.ts`); `starttls-required` is `doSTARTTLS: true` (no STARTTLS offered: the
+   * connection fails before LOGIN); `starttls-when-offered` leaves `doSTARTTLS` unset (imapflow
+   * upgrades whenever the server offers it); `none` is `doSTARTTLS: false` (plain text).
+   */
+  tls: TlsMode;
   login: LoginCredentials;
   /** Extra CA certificates (PEM) to trust for this server, besides the usual roots; verification always stays on. */
   ca?: string;
@@ -80,7 +87,9 @@ export class ImapSession extends EventEmitter<{ exists: [count: number]; close: 
     const flowOptions: ImapFlowOptions = {
       host: options.host,
       port: options.port,
-      secure: options.secure,
+      secure: options.tls === 'implicit',
+      ...(options.tls === 'starttls-required' && { doSTARTTLS: true }),
+      ...(options.tls === 'none' && { doSTARTTLS: false }),
       auth,
       logger: false,
       disableAutoIdle: true,
@@ -99,7 +108,7 @@ export class ImapSession extends EventEmitter<{ exists: [count: number]; close: 
     } catch (err) {
       // "Use SSL" on a STARTTLS port (143): the server answered TLS in plain text. STARTTLS,
       // required (see tls-fallback.ts).
-      if (!options.secure || !spokePlainText(err)) throw err;
+      if (options.tls !== 'implicit' || !spokePlainText(err)) throw err;
       return ImapSession.open({ ...flowOptions, secure: false, doSTARTTLS: true });
     }
   }

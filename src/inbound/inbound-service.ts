@@ -172,6 +172,11 @@ export class InboundService {
     this.watchers.get(serverId)?.watcher.poke();
   }
 
+  /** A server's credentials were renewed (an OAuth 2.0 sign-in completed): its watcher retries now. */
+  credentialsRenewed(serverId: string): void {
+    this.watchers.get(serverId)?.watcher.credentialsRenewed();
+  }
+
   /** Stops every watcher (each finishes the message in hand and logs out). Idempotent. */
   async stop(): Promise<void> {
     this.stopped = true;

@@ -13,11 +13,31 @@ import type { InboundOptions } from './options.js';
 
 export type WatcherState = 'connecting' | 'idle' | 'polling' | 'authError' | 'connectError' | 'disabled' | 'stopped';
 
+/**
+ * How the engine learns of new mail on a watched server (issue 30, item 5): `idle`, the server
+ * announces it (IMAP IDLE, push) and a safety sync runs every `pollIntervalMs` besides (so a
+ * server whose announcements come late, or never, is still read within that time); `poll`, the
+ * server has no IDLE and is asked every `pollIntervalMs`. Null until a session has logged in.
+ */
+export interface NewMailWatch {
+  by: 'idle' | 'poll' | null;
+  /** With `idle` the safety sync's interval (MAILROOM_IMAP_SAFETY_POLL_MS), else the poll's (MAILROOM_IMAP_POLL_INTERVAL_MS), ms. */
+  pollIntervalMs: number | null;
+}
+
+/**
+ * A watcher's state. It shows either the current problem (`lastError` and `lastErrorAt` set while
+ * the connection fails and is retried) or, once watching again, when the last problem ended
+ * (`lastProblemEndedAt`): never a mix (issue 30, item 4).
+ */
 export interface WatcherStatus {
   state: WatcherState;
-  /** The last error in words an administrator can act on, with its time. */
+  /** The current error in words an administrator can act on, with its time; null while watching. */
   lastError: string | null;
   lastErrorAt: string | null;
+  /** While watching: when the last error's problem ended (null when there was none). */
+  lastProblemEndedAt: string | null;
+  newMail: NewMailWatch;
   /** Last successful exchange with the server. */
   lastContactAt: string | null;
   /** Highest UID ingested, per mailbox. */
@@ -33,6 +53,8 @@ export function idleStatus(state: WatcherState): WatcherStatus {
     state,
     lastError: null,
     lastErrorAt: null,
+    lastProblemEndedAt: null,
+    newMail: { by: null, pollIntervalMs: null },
     lastContactAt: null,
     lastUid: {},
     idleSupported: null,
@@ -66,6 +88,8 @@ export class ServerWatcher {
   private stopped = false;
   /** The next login asks the identity provider for a new token (the last one was refused). */
   private forceRefresh = false;
+  /** Credentials were renewed while waiting to retry (see credentialsRenewed). */
+  private renewed = false;
   private session: ImapSession | undefined;
   /** The second connection, which only idles (absent with one session allowed, or without IDLE). */
   private idler: ImapSession | undefined;
@@ -88,7 +112,7 @@ export class ServerWatcher {
   }
 
   snapshot(): WatcherStatus {
-    return { ...this.status, lastUid: { ...this.status.lastUid } };
+    return { ...this.status, lastUid: { ...this.status.lastUid }, newMail: { ...this.status.newMail } };
   }
 
   start(): void {
@@ -110,6 +134,18 @@ export class ServerWatcher {
   /** Asks for a sync now (e.g. after an append we know of). */
   poke(): void {
     this.requestSync();
+  }
+
+  /**
+   * New credentials (a completed OAuth 2.0 sign-in): a retry waiting out its delay (up to
+   * `authRetryMaxMs` after refused logins) is made now, its backoff started over. A watcher that
+   * is connected or connecting has nothing to wait out.
+   */
+  credentialsRenewed(): void {
+    if (this.status.nextAttemptAt === null || this.stopped) return;
+    this.renewed = true;
+    clearTimeout(this.timer);
+    this.wake?.();
   }
 
   private async loop(): Promise<void> {
@@ -139,6 +175,12 @@ export class ServerWatcher {
         this.status.nextAttemptAt = new Date(Date.now() + delay).toISOString();
         await this.sleep(delay);
         this.status.nextAttemptAt = null;
+        if (this.renewed) {
+          // Signed in meanwhile: the new tokens are in the cache, no refresh needed; a new count.
+          this.renewed = false;
+          this.forceRefresh = false;
+          attempt = 0;
+        }
         if (!this.stopped) this.status.reconnects += 1;
       }
     }
@@ -159,7 +201,7 @@ export class ServerWatcher {
       return ImapSession.connect({
         host: server.imapHost,
         port: server.imapPort,
-        secure: server.imapSecure,
+        tls: server.imapTls,
         login,
         ...(ca !== undefined && { ca }),
         logger: this.log,
@@ -188,10 +230,15 @@ export class ServerWatcher {
       // Only now does the reconnect backoff start over: a session that fails after its login (a
       // mailbox gone, the database down) must back off as a refused connection does.
       worked();
-      this.status.state = session.supportsIdle ? 'idle' : 'polling';
-      this.status.lastError = null;
-      this.log.info({ idle: session.supportsIdle }, 'watching mailbox');
       const every = session.supportsIdle ? options.safetyPollMs : options.pollIntervalMs;
+      this.status.state = session.supportsIdle ? 'idle' : 'polling';
+      this.status.newMail = { by: session.supportsIdle ? 'idle' : 'poll', pollIntervalMs: every };
+      if (this.status.lastError !== null) {
+        this.status.lastError = null;
+        this.status.lastErrorAt = null;
+        this.status.lastProblemEndedAt = new Date().toISOString();
+      }
+      this.log.info({ idle: session.supportsIdle, pollIntervalMs: every }, 'watching mailbox');
       const tick = (): void => {
         this.timer = setTimeout(() => {
           this.requestSync();
@@ -307,6 +354,7 @@ export class ServerWatcher {
     this.status.state = state;
     this.status.lastError = describeError(err, state);
     this.status.lastErrorAt = new Date().toISOString();
+    this.status.lastProblemEndedAt = null;
     this.log.warn({ state, error: this.status.lastError }, 'mailbox connection failed');
   }
 

@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { actorDetail } from '../store/trace-events.js';
 import type { Clock } from '../shared/clock.js';
 import { isMailroomError, MailroomError } from '../shared/errors.js';
+import { canonicalMailAddress } from '../shared/mail-address.js';
+import { ownMessageId } from '../shared/mail-headers.js';
 import { validate } from '../shared/validation.js';
 import { queuedRow, type EmailServerRow, type OutboundMessageRow } from '../store/rows.js';
 import type { Store } from '../store/store.js';
@@ -245,7 +247,12 @@ export class Acceptor {
       const base = input.subject ?? original.subject;
       subject = /^\s*re\s*:/i.test(base) ? base : `Re: ${base}`;
     }
-    const recipients = [...to, ...(input.cc ?? []), ...(input.bcc ?? [])];
+    // Addresses in their stored form (NFC, the domain in Unicode): the transport writes each
+    // domain as punycode for a server without SMTPUTF8.
+    to = to.map(storedAddress);
+    const cc = (input.cc ?? []).map(storedAddress);
+    const bcc = (input.bcc ?? []).map(storedAddress);
+    const recipients = [...to, ...cc, ...bcc];
     if (recipients.length === 0)
       throw new MailroomError('VALIDATION_FAILED', `'to' needs at least one address`, { field: 'to' });
 
@@ -292,14 +299,14 @@ export class Acceptor {
     }
 
     const id = randomUUID();
-    const messageId = `${id}@${this.options.messageIdDomain}`;
+    const messageId = ownMessageId(id, destination.address, this.options.messageIdDomain);
     const { raw, envelope } = await composeMessage({
       // The From text is the alias customers see; without one the address stands alone (the
       // destination's name is an administrator's label, not meant for customers).
       from: { name: destination.fromText, address: destination.address },
       to,
-      cc: input.cc ?? [],
-      bcc: input.bcc ?? [],
+      cc,
+      bcc,
       subject,
       text,
       html,
@@ -357,4 +364,9 @@ export class Acceptor {
   private queueFor(server: EmailServerRow): AccountQueue {
     return this.deps.queueFor(server);
   }
+}
+
+/** An address in the form Mailroom stores (see shared/mail-address.ts); one it cannot read as it came. */
+function storedAddress(address: string): string {
+  return canonicalMailAddress(address) ?? address;
 }

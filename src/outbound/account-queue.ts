@@ -32,16 +32,38 @@ export type QueueState = 'ok' | 'paused' | 'held';
  */
 const FAILED_PASS_RETRY: BackoffOptions = { minMs: 1_000, maxMs: 5_000 };
 
+/**
+ * A queue's state. It shows either the current problem (`paused` or `held`: `lastErrorAt` and
+ * `resumeAt` set, `lastProblemEndedAt` null) or, once `ok` again, when the last problem ended
+ * (`lastErrorAt` and `resumeAt` null): never a mix (issue 30, item 4).
+ */
 export interface QueueStatus {
   /** ok: delivering; paused: relay unreachable, probing; held: credentials refused. */
   state: QueueState;
   depth: number;
   oldestQueuedAt: string | null;
+  /** The server's last reply (while paused or held: why), or null when a problem just ended. */
   lastReply: string | null;
+  /** While paused or held: when the account last failed. */
   lastErrorAt: string | null;
+  /** While paused or held: when the relay is tried again. */
   resumeAt: string | null;
+  /** While ok: when the last pause or hold ended (null when there was none). */
+  lastProblemEndedAt: string | null;
   /** Set while the hourly rate limit holds messages back. */
   rateLimitedUntil: string | null;
+  /**
+   * Recipients the server refused while it took a message for the others, since this engine
+   * started: for good (5xx, recorded on the message, which is partially sent) and for now (4xx,
+   * tried again for them alone), with the last refusal.
+   */
+  recipientRefusals: RecipientRefusals;
+}
+
+export interface RecipientRefusals {
+  permanent: number;
+  temporary: number;
+  last: { outboundId: string; address: string; reply: string; responseCode: number | null; at: string } | null;
 }
 
 /** What the metrics collector reads per account: queued messages and the age of the oldest. */
@@ -95,7 +117,9 @@ export class AccountQueue {
     lastReply: null,
     lastErrorAt: null,
     resumeAt: null,
+    lastProblemEndedAt: null,
     rateLimitedUntil: null,
+    recipientRefusals: { permanent: 0, temporary: 0, last: null },
   };
   private resumeAt = 0;
   /** Passes that failed in a row (the next one waits longer). */
@@ -287,7 +311,8 @@ export class AccountQueue {
     if (this.attemptingId !== null) this.transportStale = true;
     else this.dropTransport();
     this.resumeAt = 0;
-    this.status.state = 'ok';
+    // New settings: whatever held the queue is over (should they fail too, the next try says so).
+    this.endProblem();
     this.kick();
   }
 
@@ -476,7 +501,7 @@ export class AccountQueue {
       this.queued.readAhead(item, (i) => (this.notBefore.get(i.id) ?? 0) <= clock.now());
       const result = await sending;
       if (result.refused.length > 0) {
-        const waits = await this.recordRefusals(item, read, result.refused, attempts, firstAttemptAt);
+        const waits = await this.recordRefusals(item, read, result, attempts, firstAttemptAt);
         if (waits) return true; // the file waits for the recipients refused for now, they alone
       }
       this.sent.track(item, {
@@ -512,8 +537,9 @@ export class AccountQueue {
         });
       }
       const failure = classifyDeliveryError(err);
+      // One message's refusal is that message's (its status and the dead letters say so); only
+      // an account that cannot send is the queue's problem (`enterProblem`).
       this.status.lastReply = failure.reply;
-      this.status.lastErrorAt = new Date(clock.now()).toISOString();
       return this.handleFailure(item, failure, attempts, firstAttemptAt, err);
     } finally {
       this.sendingId = null;
@@ -537,13 +563,29 @@ export class AccountQueue {
   private async recordRefusals(
     item: SpoolItem,
     read: { header: SpoolHeader; raw: Buffer },
-    refused: RecipientRefusal[],
+    result: { refused: RecipientRefusal[]; response: string },
     attempts: number,
     firstAttemptAt: Date,
   ): Promise<boolean> {
     const { clock, spool, store } = this.deps;
+    const { refused } = result;
     const now = clock.now();
     const { permanent, temporary } = splitRefusals(refused);
+    const counts = this.status.recipientRefusals;
+    const last = permanent.at(-1) ?? temporary.at(-1);
+    this.status.recipientRefusals = {
+      permanent: counts.permanent + permanent.length,
+      temporary: counts.temporary + temporary.length,
+      last: last
+        ? {
+            outboundId: item.id,
+            address: last.address,
+            reply: last.reply,
+            responseCode: last.responseCode,
+            at: new Date(now).toISOString(),
+          }
+        : counts.last,
+    };
     const describe = (list: RecipientRefusal[]): string => list.map((r) => `${r.address} (${r.reply})`).join(', ');
     if (permanent.length > 0) {
       const at = new Date(now).toISOString();
@@ -562,6 +604,20 @@ export class AccountQueue {
     }
     if (temporary.length === 0) return false;
     const waiting = temporary.map((r) => r.address);
+    // Those who got it now leave the spool file: the row remembers them (a dead letter of what
+    // is left still names every recipient with what became of each).
+    const refusedNow = new Set(refused.map((r) => r.address.toLowerCase()));
+    const at = new Date(now).toISOString();
+    await store.outbound
+      .addAcceptedRecipients(
+        item.id,
+        read.header.envelope.to
+          .filter((address) => !refusedNow.has(address.toLowerCase()))
+          .map((address) => ({ address, reply: result.response, at })),
+      )
+      .catch((err: unknown) =>
+        this.log.error({ err, outboundId: item.id }, 'could not record the recipients the server took the message for'),
+      );
     try {
       await spool.narrow(item, read.header, read.raw, waiting);
     } catch (err) {
@@ -667,9 +723,7 @@ export class AccountQueue {
       { nextAttemptAt: new Date(resumeAt), ...common },
       { type: 'smtp-attempt', at: new Date(now) },
     );
-    this.status.state = held ? 'held' : 'paused';
-    this.resumeAt = resumeAt;
-    this.status.resumeAt = new Date(resumeAt).toISOString();
+    this.enterProblem(held ? 'held' : 'paused', failure.reply, now, resumeAt);
     outboundMessages.inc(this.outcomeLabels('deferred'));
     this.dropTransport();
     this.log.warn(
@@ -680,23 +734,44 @@ export class AccountQueue {
     return false;
   }
 
+  /** The account cannot send (`paused` or `held`) until `resumeAt`; the status says why and since when. */
+  private enterProblem(state: 'paused' | 'held', reply: string, now: number, resumeAt: number): void {
+    this.status.state = state;
+    this.status.lastReply = reply;
+    this.status.lastErrorAt = new Date(now).toISOString();
+    this.resumeAt = resumeAt;
+    this.status.resumeAt = new Date(resumeAt).toISOString();
+    this.status.lastProblemEndedAt = null;
+  }
+
+  /** Back to `ok`: the problem's fields go, and when it ended is kept (nothing changes when there was none). */
+  private endProblem(): void {
+    if (this.status.state === 'ok') return;
+    this.status.state = 'ok';
+    this.status.lastReply = null;
+    this.status.lastErrorAt = null;
+    this.status.resumeAt = null;
+    this.status.lastProblemEndedAt = new Date(this.deps.clock.now()).toISOString();
+  }
+
   /** Connects and logs in without sending; on success the queue resumes. */
   private async probe(): Promise<boolean> {
     const { clock, options } = this.deps;
     try {
       await this.withLogin((transport) => transport.verify());
       this.log.info({ was: this.status.state }, 'relay reachable again; resuming');
-      this.status.state = 'ok';
-      this.status.resumeAt = null;
+      this.endProblem();
       return true;
     } catch (err) {
       const failure = classifyDeliveryError(err);
       const held = failure.kind === 'auth';
-      this.status.state = held ? 'held' : 'paused';
-      this.status.lastReply = failure.reply;
-      this.status.lastErrorAt = new Date(clock.now()).toISOString();
-      this.resumeAt = clock.now() + (held ? options.authRetryMs : options.probeIntervalMs);
-      this.status.resumeAt = new Date(this.resumeAt).toISOString();
+      const now = clock.now();
+      this.enterProblem(
+        held ? 'held' : 'paused',
+        failure.reply,
+        now,
+        now + (held ? options.authRetryMs : options.probeIntervalMs),
+      );
       this.dropTransport();
       this.schedule(this.resumeAt);
       return false;

@@ -42,6 +42,8 @@ const UNREACHABLE_CODES = new Set([
   'EPROXY',
   // Mailroom's own: the server chooses a proxy the engine is not configured with.
   'PROXY_NOT_CONFIGURED',
+  // Mailroom's own: the server's `smtp.caFile` went missing or bad (no connection is made).
+  'ECAFILE',
 ]);
 
 export function classifyDeliveryError(err: unknown): DeliveryFailure {
@@ -54,7 +56,12 @@ export function classifyDeliveryError(err: unknown): DeliveryFailure {
 
   // Mailroom's own: the account's credentials cannot be had (e.g. a person must sign in again).
   if (code === 'CREDENTIALS_UNAVAILABLE') return result('auth');
+  // Mailroom's own: a Unicode local part and a server without SMTPUTF8 (smtp-envelope.ts).
+  if (code === 'ESMTPUTF8') return result('permanent');
   if (code === 'EAUTH' || responseCode === 535 || responseCode === 534 || responseCode === 530) return result('auth');
+  // STARTTLS refused or failed (with `tls: starttls-required`, a server that offers none answers
+  // 500 to it): no message was offered, so its reply code says nothing about the message.
+  if (code === 'ETLS') return { ...result('unreachable'), reply: tlsReply(e, reply) };
   if (responseCode !== null) {
     // A 421 greeting or shutdown notice means the service is not there right now.
     if (responseCode === 421) return result('unreachable');
@@ -64,6 +71,13 @@ export function classifyDeliveryError(err: unknown): DeliveryFailure {
   if (UNREACHABLE_CODES.has(code)) return result('unreachable');
   // Anything else (an unexpected library error): retry rather than lose the message.
   return result('transient');
+}
+
+/** A failed STARTTLS in words: nodemailer's message says what it tried, the reply what the server said. */
+function tlsReply(e: SmtpErrorLike, reply: string): string {
+  return e.command === 'STARTTLS' && typeof e.response === 'string'
+    ? `the server did not take STARTTLS: ${reply}`.slice(0, 1000)
+    : reply;
 }
 
 /**
@@ -78,6 +92,7 @@ export function retryDelayMs(attempt: number, throttled: boolean): number {
 /** Error codes of a connection that was never made: nothing of a message can have reached a server. */
 const NOTHING_SENT_CODES = new Set([
   'CREDENTIALS_UNAVAILABLE',
+  'ESMTPUTF8',
   'EAUTH',
   'ECONNREFUSED',
   'EDNS',
@@ -87,6 +102,7 @@ const NOTHING_SENT_CODES = new Set([
   'EAI_AGAIN',
   'EPROXY',
   'PROXY_NOT_CONFIGURED',
+  'ECAFILE',
 ]);
 
 /**

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
-import { HEARTBEAT_HEADER } from '../shared/mail-headers.js';
+import { HEARTBEAT_HEADER, ownMessageId } from '../shared/mail-headers.js';
 import { heartbeatRoundTrip } from '../shared/metrics.js';
 import type { EmailServerRow } from '../store/rows.js';
 import { composeMessage } from './compose.js';
@@ -52,7 +52,7 @@ export class Heartbeat {
       clock: Clock;
       logger: Logger;
       intervalMs: number;
-      messageIdDomain: string;
+      messageIdDomain: string | null;
       loopValue: string;
       /**
        * Sends a heartbeat (`token` names it, e.g. in the send log); resolves with the server's
@@ -104,15 +104,16 @@ export class Heartbeat {
     const address = this.server.smtpHeartbeatAddress;
     if (!address) return this.state.health;
     const token = randomUUID();
+    const from = heartbeatSender(this.server, address);
     const { raw, envelope } = await composeMessage({
-      from: { name: 'Mailroom heartbeat', address: heartbeatSender(this.server, address) },
+      from: { name: 'Mailroom heartbeat', address: from },
       to: [address],
       cc: [],
       bcc: [],
       subject: `Mailroom heartbeat ${token}`,
       text: 'This message checks that the account can send mail. It is removed when it arrives.',
       attachments: [],
-      messageId: `${token}@${this.deps.messageIdDomain}`,
+      messageId: ownMessageId(token, from, this.deps.messageIdDomain),
       date: new Date(this.deps.clock.now()),
       loopValue: this.deps.loopValue,
       extraHeaders: { [HEARTBEAT_HEADER]: token },

@@ -1,4 +1,3 @@
-import { DEFAULT_MESSAGE_ID_DOMAIN } from '../shared/mail-headers.js';
 import type { MailProxies } from '../shared/mail-proxies.js';
 
 /** SMTP client time budgets, ms; each unset one keeps the transport's default. */
@@ -25,8 +24,8 @@ export interface OutboundOptions {
   heartbeatIntervalMs: number;
   /** [10485760] largest sum of attachment bytes accepted by the send API. */
   maxAttachmentBytes: number;
-  /** ['mailroom.invalid'] domain of the Message-IDs Mailroom generates. */
-  messageIdDomain: string;
+  /** [null: the sending address's domain] MAILROOM_MESSAGE_ID_DOMAIN: the domain of every Message-ID written. */
+  messageIdDomain: string | null;
   /** [true] fsync spool files (off only for throwaway test spools). */
   fsync: boolean;
   /** [{}] SMTP client timeouts (the transport's defaults: 30 s connect, 30 s greeting, 120 s socket). */
@@ -42,7 +41,7 @@ export const DEFAULT_OUTBOUND_OPTIONS: Readonly<OutboundOptions> = Object.freeze
   warnAfterMs: 4 * 3600_000,
   heartbeatIntervalMs: 900_000,
   maxAttachmentBytes: 10 * 1024 * 1024,
-  messageIdDomain: DEFAULT_MESSAGE_ID_DOMAIN,
+  messageIdDomain: null,
   fsync: true,
   smtpTimeouts: Object.freeze({}),
 });

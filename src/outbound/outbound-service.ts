@@ -18,7 +18,7 @@ import type { SpooledInMemory } from './queued-messages.js';
 import { SpoolRetirement } from './retirement.js';
 import type { DeadLetterView, OutboundView, RequestView, RetiredView } from './schemas.js';
 import { Spool } from './spool.js';
-import { deadLetterView, outboundView, requestView } from './views.js';
+import { deadLetterView, outboundView, requestView, waitingOf } from './views.js';
 
 export type { ResponseRenderer } from './accept.js';
 
@@ -288,7 +288,9 @@ export class OutboundService {
     }
     // `sending` is not written (it lasts milliseconds); the queue knows which message is on its way.
     const sending = row.status !== 'sent' && this.queues.get(row.serverId)?.isSending(id) === true;
-    return outboundView(sending ? { ...row, status: 'sending' } : row);
+    if (sending) return outboundView({ ...row, status: 'sending' });
+    const queue = this.queues.get(row.serverId)?.snapshot() ?? null;
+    return outboundView(row, waitingOf(row, queue, this.clock.now()));
   }
 
   /** Per account: messages waiting in the spool and the age of the oldest, from memory (for /metrics). */

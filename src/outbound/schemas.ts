@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 
-const Email = Type.String({ format: 'email', maxLength: 320 });
+const Email = Type.String({ format: 'mail-address', maxLength: 320 });
 const Recipients = Type.Array(Email, { maxItems: 100 });
 
 export const SendInput = Type.Object(
@@ -63,6 +63,21 @@ export const RefusedRecipientView = Type.Object({
   at: Type.String(),
 });
 
+/**
+ * What became of one recipient: `sent` (the server took it for this recipient), `refused` (for
+ * good, 5xx at RCPT TO), `failed` (the message was dead-lettered while it still waited for this
+ * recipient), `pending` (still to be sent to it, or cancelled before). `reply` is the server's
+ * answer that decided it (null while nothing did); `at` when.
+ */
+export const RecipientOutcomeView = Type.Object({
+  address: Type.String(),
+  outcome: Type.Union([Type.Literal('sent'), Type.Literal('refused'), Type.Literal('failed'), Type.Literal('pending')]),
+  reply: Type.Union([Type.String(), Type.Null()]),
+  responseCode: Type.Union([Type.Integer(), Type.Null()]),
+  at: Type.Union([Type.String(), Type.Null()]),
+});
+export type RecipientOutcomeView = Static<typeof RecipientOutcomeView>;
+
 export const OutboundView = Type.Object({
   id: Type.String(),
   destinationId: Type.String(),
@@ -83,6 +98,26 @@ export const OutboundView = Type.Object({
    * message's status is `partially-sent`.
    */
   refusedRecipients: Type.Array(RefusedRecipientView),
+  /** Every recipient and what became of it (a partly sent message's are not all alike). */
+  recipientOutcomes: Type.Array(RecipientOutcomeView),
+  /**
+   * Why a message that is not sent yet waits, as the instance answering sees it: `retry` (its
+   * own next attempt, after a 4xx or a lost connection), `rate-limit` (the account's hourly limit
+   * is reached), `relay` (the relay is unreachable and probed) or `credentials` (the login was
+   * refused: held); null when it just waits its turn, is done, or its queue is on another instance.
+   */
+  waitingFor: Type.Union([
+    Type.Literal('retry'),
+    Type.Literal('rate-limit'),
+    Type.Literal('relay'),
+    Type.Literal('credentials'),
+    Type.Null(),
+  ]),
+  /**
+   * Not before this time: the retry time, the moment the hourly window frees its next place
+   * (messages ahead in the queue take the first places), or the next probe or login attempt.
+   */
+  waitingUntil: Type.Union([Type.String(), Type.Null()]),
 });
 export type OutboundView = Static<typeof OutboundView>;
 
@@ -100,6 +135,12 @@ export const DeadLetterView = Type.Object({
   instanceId: Type.String(),
   /** Recipients refused for good before (the others of these got the message): not sent again on a re-queue. */
   refusedRecipients: Type.Array(RefusedRecipientView),
+  /**
+   * Every recipient the message was sent to and what became of each: those the server took it
+   * for at an earlier attempt (`sent`), refused for good (`refused`), and those the dead letter is
+   * for (`failed`, with the reply that dead-lettered it; a re-queue sends it to them alone).
+   */
+  recipientOutcomes: Type.Array(RecipientOutcomeView),
 });
 export type DeadLetterView = Static<typeof DeadLetterView>;
 

@@ -3,11 +3,14 @@ import { rootCertificates } from 'node:tls';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import XOAuth2 from 'nodemailer/lib/xoauth2';
 import type { LoginCredentials } from '../auth/credentials.js';
+import { readCaFile } from '../shared/ca-file.js';
 import { openHttpTunnel } from '../shared/http-tunnel.js';
 import { proxyFor, type MailProxies } from '../shared/mail-proxies.js';
 import { spokePlainText } from '../shared/tls-fallback.js';
+import type { TlsMode } from '../shared/tls-mode.js';
 import type { EmailServerRow } from '../store/rows.js';
 import type { SmtpTimeouts } from './options.js';
+import { envelopeFor, offersSmtpUtf8 } from './smtp-envelope.js';
 
 /**
  * The one place Mailroom talks SMTP: one kept-open connection to an account's relay (nodemailer's
@@ -24,12 +27,21 @@ export interface SmtpTransportOptions {
   host: string;
   port: number;
   /**
-   * "Use SSL": TLS from the first byte, or, when the server answers that in plain text, STARTTLS
-   * required (see `tls-fallback.ts`). Without it STARTTLS is used when the server offers it.
+   * How the connection is encrypted (`shared/tls-mode.ts`), as nodemailer's SMTPConnection options
+   * (https://nodemailer.com/smtp/ "TLS options"): `implicit` is `secure: true` (falling back to
+   * STARTTLS, required, when the server answers TLS in plain text: `tls-fallback.ts`);
+   * `starttls-required` is `requireTLS: true` (no STARTTLS offered: refused before AUTH);
+   * `starttls-when-offered` is nodemailer's default (STARTTLS whenever EHLO offers it); `none` is
+   * `ignoreTLS: true` (plain text even where STARTTLS is offered).
    */
-  secure: boolean;
+  tls: TlsMode;
   /** Certificates trusted besides the system's (PEM), e.g. a private CA. */
   ca?: string | Buffer;
+  /**
+   * A PEM file of such certificates (the server's `smtp.caFile`), read for each new connection: a
+   * file that went missing or bad fails the connection with code `ECAFILE`, naming the file.
+   */
+  caFile?: string | undefined;
   /** An HTTP proxy the connection goes through (HTTP CONNECT tunnel; TLS inside it, end to end). */
   proxy?: URL | undefined;
   login: LoginCredentials | null;
@@ -72,7 +84,7 @@ const CONNECTION_CODES = new Set(['ECONNECTION', 'ESOCKET', 'ETIMEDOUT']);
  * the engine does not have).
  */
 export function smtpTransportOptions(
-  server: Pick<EmailServerRow, 'smtpHost' | 'smtpPort' | 'smtpSecure' | 'proxy'>,
+  server: Pick<EmailServerRow, 'smtpHost' | 'smtpPort' | 'smtpTls' | 'smtpCaFile' | 'proxy'>,
   login: LoginCredentials | null,
   timeouts: SmtpTimeouts,
   proxies?: MailProxies,
@@ -81,7 +93,8 @@ export function smtpTransportOptions(
   return {
     host: server.smtpHost,
     port: server.smtpPort,
-    secure: server.smtpSecure,
+    tls: server.smtpTls,
+    ...(server.smtpCaFile !== null && { caFile: server.smtpCaFile }),
     login,
     ...(proxy && { proxy }),
     ...(timeouts.connectionMs !== undefined && { connectionTimeoutMs: timeouts.connectionMs }),
@@ -111,7 +124,9 @@ export class SmtpTransport {
   private closed = false;
   /** Connections that logged in (the others had no credentials, or the server offered no AUTH). */
   private readonly loggedIn = new WeakSet<SMTPConnection>();
-  /** With `secure`: the server answered TLS in plain text once, so connections use STARTTLS (required). */
+  /** Connections whose server offered SMTPUTF8 in its (last) EHLO reply. */
+  private readonly smtpUtf8 = new WeakSet<SMTPConnection>();
+  /** With `tls: implicit`: the server answered TLS in plain text once, so connections use STARTTLS (required). */
   private startTls = false;
 
   constructor(private readonly options: SmtpTransportOptions) {}
@@ -164,6 +179,9 @@ export class SmtpTransport {
     if (options.mayBegin?.() === false) {
       throw Object.assign(new Error('given up before the transaction began'), { code: NOT_BEGUN });
     }
+    // Unicode domains as punycode for a server without SMTPUTF8; a Unicode local part refused
+    // there (ESMTPUTF8) before anything is sent, the connection kept for the next message.
+    const wire = envelopeFor(envelope, this.smtpUtf8.has(connection), this.options.host);
     const body = messageStream(raw, options.beforeDot);
     this.sending = connection;
     try {
@@ -179,17 +197,19 @@ export class SmtpTransport {
         connection.once('end', closed);
         // A copy: nodemailer writes its state into the envelope it is given (a refused MAIL FROM
         // as `mailError`), which would fail the same message again when it is retried.
-        connection.send({ from: envelope.from, to: [...envelope.to] }, body.stream, (err, result) => {
+        connection.send(wire, body.stream, (err, result) => {
           connection.removeListener('end', closed);
           if (err) reject(err);
           else resolve(result);
         });
       });
+      // The addresses as the caller gave them (a punycode domain on the wire is the stored Unicode one).
+      const asGiven = (address: string): string => envelope.to[wire.to.indexOf(address)] ?? address;
       return {
         response: info.response ?? '',
-        accepted: addresses(info.accepted),
-        rejected: addresses(info.rejected),
-        refused: refusalsOf(info),
+        accepted: addresses(info.accepted).map(asGiven),
+        rejected: addresses(info.rejected).map(asGiven),
+        refused: refusalsOf(info).map((r) => ({ ...r, address: asGiven(r.address) })),
       };
     } catch (err) {
       this.sending = null;
@@ -215,14 +235,14 @@ export class SmtpTransport {
 
   /**
    * A new connection, greeted and logged in (when there are credentials and the server offers
-   * AUTH). With `secure`, TLS from the first byte; should the server answer that in plain text,
-   * STARTTLS, required (and from then on for this transport).
+   * AUTH). With `tls: implicit`, TLS from the first byte; should the server answer that in plain
+   * text, STARTTLS, required (and from then on for this transport).
    */
   private async open(): Promise<SMTPConnection> {
     try {
       return await this.openOnce();
     } catch (err) {
-      if (!this.options.secure || this.startTls || !spokePlainText(err)) throw err;
+      if (this.options.tls !== 'implicit' || this.startTls || !spokePlainText(err)) throw err;
       this.startTls = true;
       return this.openOnce();
     }
@@ -230,8 +250,9 @@ export class SmtpTransport {
 
   private async openOnce(): Promise<SMTPConnection> {
     const { options } = this;
-    const startTls = options.secure && this.startTls;
+    const mode = options.tls === 'implicit' && this.startTls ? 'starttls-required' : options.tls;
     const connectionTimeoutMs = options.connectionTimeoutMs ?? 30_000;
+    const ca = options.caFile === undefined ? options.ca : await readCaFileAsConnectionError(options.caFile);
     // Through a proxy: the tunnel is the connection; nodemailer speaks SMTP (and TLS) over it.
     const tunnel = options.proxy
       ? await openHttpTunnel(options.proxy, options.host, options.port, connectionTimeoutMs)
@@ -240,14 +261,13 @@ export class SmtpTransport {
       host: options.host,
       port: options.port,
       ...(tunnel && { connection: tunnel }),
-      secure: options.secure && !startTls,
-      ...(startTls && { requireTLS: true }),
+      secure: mode === 'implicit',
+      ...(mode === 'starttls-required' && { requireTLS: true }),
+      ...(mode === 'none' && { ignoreTLS: true }),
       connectionTimeout: connectionTimeoutMs,
       greetingTimeout: options.greetingTimeoutMs ?? 30_000,
       socketTimeout: options.socketTimeoutMs ?? 120_000,
-      tls: options.ca
-        ? { ca: [...rootCertificates, String(options.ca)], rejectUnauthorized: true }
-        : { rejectUnauthorized: true },
+      tls: ca ? { ca: [...rootCertificates, String(ca)], rejectUnauthorized: true } : { rejectUnauthorized: true },
       logger: false,
     });
     return new Promise((resolve, reject) => {
@@ -270,6 +290,8 @@ export class SmtpTransport {
       });
       connection.connect((err?: Error | null) => {
         if (err) return fail(err);
+        // Before logging in: the last reply is still the EHLO (after STARTTLS, the second one).
+        if (offersSmtpUtf8(connection.lastServerResponse)) this.smtpUtf8.add(connection);
         const auth = authOf(options.login);
         if (!auth || !connection.allowsAuth) {
           settled = true;
@@ -289,6 +311,15 @@ export class SmtpTransport {
     const connection = this.connection;
     this.connection = null;
     connection?.close();
+  }
+}
+
+/** The CA file's certificates; a file that cannot be used fails the connection (`ECAFILE`), naming it. */
+async function readCaFileAsConnectionError(path: string): Promise<string> {
+  try {
+    return await readCaFile(path);
+  } catch (err) {
+    throw Object.assign(new Error(`${(err as Error).message} ('smtp.caFile')`), { code: 'ECAFILE' });
   }
 }
 

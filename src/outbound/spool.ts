@@ -15,7 +15,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { SentLog } from './sent-log.js';
 import { SPOOL_DIR_MODE, SPOOL_FILE_MODE, tightenSpoolModes } from './spool-modes.js';
-import { MailroomError } from '../shared/errors.js';
+import { isMailroomError, MailroomError } from '../shared/errors.js';
+import { releasePidLock, takePidLock } from '../shared/pid-lock.js';
 
 /**
  * The outbound disk spool, Maildir style (after Haraka's qfile): a message is written to `tmp/`
@@ -157,15 +158,6 @@ export function seqTimeOf(item: Pick<SpoolItem, 'name'>): string | null {
   return ms === null ? null : new Date(ms).toISOString();
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 export class Spool {
   private lastMs = 0;
   private locked = false;
@@ -210,17 +202,13 @@ export class Spool {
   async open(): Promise<{ modesTightened: number }> {
     for (const sub of ['tmp', 'queue', 'dead', 'corrupt', 'free', 'sent'])
       await mkdir(join(this.dir, sub), { recursive: true, mode: SPOOL_DIR_MODE });
-    const lock = join(this.dir, 'LOCK');
-    try {
-      await writeFile(lock, `${process.pid}\n`, { flag: 'wx', mode: SPOOL_FILE_MODE });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw spoolError(err, 'lock');
-      const holder = Number((await readFile(lock, 'utf8')).trim());
-      if (Number.isInteger(holder) && holder !== process.pid && isAlive(holder)) {
-        throw new MailroomError('SPOOL_LOCKED', `the spool ${this.dir} is in use by process ${holder}`);
-      }
-      await writeFile(lock, `${process.pid}\n`);
-    }
+    await takePidLock(
+      join(this.dir, 'LOCK'),
+      (holder) => new MailroomError('SPOOL_LOCKED', `the spool ${this.dir} is in use by process ${holder}`),
+      { mode: SPOOL_FILE_MODE },
+    ).catch((err: unknown) => {
+      throw isMailroomError(err) ? err : spoolError(err, 'lock');
+    });
     this.locked = true;
     const modesTightened = await tightenSpoolModes(this.dir);
     await rm(join(this.dir, 'tmp'), { recursive: true, force: true });
@@ -255,7 +243,7 @@ export class Spool {
     if (!this.locked) return;
     this.locked = false;
     this.sentLog.close();
-    await rm(join(this.dir, 'LOCK'), { force: true });
+    await releasePidLock(join(this.dir, 'LOCK'));
   }
 
   /**

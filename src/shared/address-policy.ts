@@ -139,6 +139,9 @@ export function refusedKind(address: string): RefusedKind | undefined {
   return bytes && kindOf(bytes);
 }
 
+/** [1024] addresses whose judgement a policy keeps. */
+const JUDGED_ADDRESSES = 1024;
+
 /** A setting's value that is neither true/false nor a list of CIDR ranges; the caller names the variable. */
 export class AddressPolicyError extends Error {}
 
@@ -148,6 +151,13 @@ export class AddressPolicyError extends Error {}
  * or the listed ranges.
  */
 export class AddressPolicy {
+  /**
+   * Judgements already made, by address: a webhook run posts to one address thousands of times
+   * a second, and parsing and judging it each time was ~3 % of the run's CPU. Bounded: emptied
+   * when full (addresses are few; a flood of distinct ones just judges afresh).
+   */
+  private readonly judged = new Map<string, RefusedKind | null>();
+
   private constructor(
     private readonly all: boolean,
     private readonly allowed: readonly Range[],
@@ -181,6 +191,15 @@ export class AddressPolicy {
 
   /** Why a connection to `address` (an IP address) is refused, or undefined when it is allowed. */
   refuses(address: string): RefusedKind | undefined {
+    const known = this.judged.get(address);
+    if (known !== undefined) return known ?? undefined;
+    const kind = this.judge(address);
+    if (this.judged.size >= JUDGED_ADDRESSES) this.judged.clear();
+    this.judged.set(address, kind ?? null);
+    return kind;
+  }
+
+  private judge(address: string): RefusedKind | undefined {
     const bytes = judgedBytes(address);
     const kind = bytes && kindOf(bytes);
     if (bytes === undefined || kind === undefined) return undefined;

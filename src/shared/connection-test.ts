@@ -24,3 +24,18 @@ export async function timedTest(
     return { ok: false, detail: describe(err), ms: ms() };
   }
 }
+
+/**
+ * A server that refused an OAuth 2.0 access token fresh from the identity provider: the sign-in
+ * works, but the account or app may not open this mailbox that way. Words for that, not for a password.
+ */
+export function oauthRefused(side: 'IMAP' | 'SMTP', user: string, err: unknown): string {
+  const e = err as { responseText?: string; response?: string };
+  const said = e.responseText ?? e.response;
+  return (
+    `the ${side} server refused the OAuth 2.0 access token for ${user}, also a fresh one from the identity ` +
+    `provider${said ? ` (the server said: ${String(said).slice(0, 200)})` : ''}: check that the account signed in ` +
+    `(or the app, for client credentials) may open this mailbox over ${side} with OAuth 2.0 (its permissions, and ` +
+    `${side} with OAuth enabled for the mailbox), and that the user name is that mailbox`
+  );
+}

@@ -9,6 +9,10 @@ export const ERROR_CODES = {
     status: 429,
     text: 'The API token holds as many long polls and event streams open as it may; retry after the time given.',
   },
+  RATE_LIMITED: {
+    status: 429,
+    text: 'The API token (or, without a valid token, the address) made more requests than it may; retry after the time given.',
+  },
   FORBIDDEN: { status: 403, text: 'The API token may not perform this operation.' },
   NOT_FOUND: { status: 404, text: 'No such route.' },
   TENANT_NOT_FOUND: { status: 404, text: 'The tenant does not exist or is not visible to this token.' },
@@ -62,6 +66,10 @@ export const ERROR_CODES = {
   SPOOL_FULL: { status: 507, text: 'The spool disk is full; the message was not accepted.' },
   SPOOL_UNAVAILABLE: { status: 503, text: 'The spool cannot be written; the message was not accepted.' },
   SPOOL_LOCKED: { status: 500, text: 'Another process holds the spool folder.' },
+  DATABASE_LOCKED: {
+    status: 500,
+    text: 'Another process (a running engine) holds the embedded database; stop it, or use its API or console.',
+  },
   SPOOL_CORRUPT: { status: 500, text: 'A spool file failed its checksum and was set aside.' },
   NOT_AVAILABLE_FOR_OUTGOING: { status: 409, text: 'The destination is not available for outgoing mail.' },
   OUTBOUND_NOT_FOUND: { status: 404, text: 'The outgoing message does not exist.' },
@@ -94,6 +102,12 @@ export interface MailroomErrorOptions {
   details?: Record<string, unknown>;
   /** Seconds after which the request may succeed (sent as `Retry-After`). */
   retryAfterSeconds?: number;
+  /**
+   * What a tenant token is told instead, when the message or details name other tenants (their
+   * names, ids, or what they configured): the API answers tenant tokens with this message and
+   * these details (none when left out); administrator tokens get the full error.
+   */
+  forTenants?: { message: string; details?: Record<string, unknown> };
   cause?: unknown;
 }
 
@@ -103,6 +117,8 @@ export class MailroomError extends Error {
   readonly details?: Record<string, unknown>;
   /** Sent as `Retry-After` (seconds) with the answer. */
   readonly retryAfterSeconds?: number;
+  /** See MailroomErrorOptions.forTenants. */
+  readonly forTenants?: { message: string; details?: Record<string, unknown> };
 
   constructor(code: ErrorCode, message: string, options: MailroomErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -111,6 +127,17 @@ export class MailroomError extends Error {
     if (options.field !== undefined) this.field = options.field;
     if (options.details !== undefined) this.details = options.details;
     if (options.retryAfterSeconds !== undefined) this.retryAfterSeconds = options.retryAfterSeconds;
+    if (options.forTenants !== undefined) this.forTenants = options.forTenants;
+  }
+
+  /** The error as a tenant token may see it: without what it says of other tenants. */
+  forTenantToken(): MailroomError {
+    if (this.forTenants === undefined) return this;
+    return new MailroomError(this.code, this.forTenants.message, {
+      ...(this.field !== undefined && { field: this.field }),
+      ...(this.forTenants.details !== undefined && { details: this.forTenants.details }),
+      ...(this.retryAfterSeconds !== undefined && { retryAfterSeconds: this.retryAfterSeconds }),
+    });
   }
 
   get status(): number {

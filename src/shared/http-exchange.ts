@@ -8,7 +8,7 @@ import {
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import { checkHost, policyLookup } from './address-lookup.js';
+import { checkHost, firstRefused, policyLookup } from './address-lookup.js';
 import type { AddressPolicy } from './address-policy.js';
 import { openHttpTunnel, proxyAuthorization } from './http-tunnel.js';
 import { webProxyFor, type WebProxy } from './web-proxy.js';
@@ -68,6 +68,19 @@ function answerHeaders(res: IncomingMessage): Record<string, string> {
   return headers;
 }
 
+/** The answer; its headers are copied only when read (a webhook POST reads the status alone). */
+function answerOf(res: IncomingMessage, body: Buffer): HttpAnswer {
+  let headers: Record<string, string> | undefined;
+  return {
+    status: res.statusCode ?? 0,
+    get headers(): Record<string, string> {
+      headers ??= answerHeaders(res);
+      return headers;
+    },
+    body,
+  };
+}
+
 /**
  * Keep-alive agents whose every socket was connected through the policy's lookup: a socket made
  * without the check (another caller's, on the global agent) is never reused for a checked request.
@@ -93,14 +106,31 @@ function agentsOf(policy: AddressPolicy): { http: HttpAgent; https: HttpsAgent }
  * too. A name this machine cannot resolve (networks where only the proxy resolves outside names)
  * is left to the proxy, whose own rules are then what keeps internal addresses out.
  */
-async function checkTarget(
+function checkTarget(
   policy: AddressPolicy,
   hostname: string,
   proxied: boolean,
   label: string,
   timeoutMs: number,
+): Promise<void> | undefined {
+  if (!proxied) {
+    // Directly, a name is checked by the agents' lookup as the socket connects; an IP address
+    // (which a socket does not look up) is judged here, synchronously: no resolution to wait for.
+    if (isIP(hostname) === 0) return;
+    const refused = firstRefused(policy, hostname, [hostname]);
+    if (refused) throw new HttpExchangeError(`${label}: ${refused.message}`, refused.code);
+    return;
+  }
+  return checkThroughProxy(policy, hostname, label, timeoutMs);
+}
+
+/** Through the proxy: the target's name resolved here (bounded by the request's budget) and judged. */
+async function checkThroughProxy(
+  policy: AddressPolicy,
+  hostname: string,
+  label: string,
+  timeoutMs: number,
 ): Promise<void> {
-  if (!proxied && isIP(hostname) === 0) return;
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(
@@ -133,7 +163,10 @@ export async function httpExchange(url: URL, req: HttpRequest): Promise<HttpAnsw
   // https goes through a tunnel (TLS end to end); plain http is handed to the proxy to forward,
   // as proxies expect (many allow CONNECT to the TLS ports only).
   const forwarding = proxy !== undefined && !secure;
-  if (req.addresses) await checkTarget(req.addresses, hostname, proxy !== undefined, label, req.timeoutMs);
+  if (req.addresses) {
+    const checked = checkTarget(req.addresses, hostname, proxy !== undefined, label, req.timeoutMs);
+    if (checked) await checked;
+  }
   let tunnel: Socket | undefined;
   if (proxy && secure) {
     try {
@@ -205,7 +238,7 @@ export async function httpExchange(url: URL, req: HttpRequest): Promise<HttpAnsw
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        resolve({ status: res.statusCode ?? 0, headers: answerHeaders(res), body: Buffer.concat(chunks) });
+        resolve(answerOf(res, Buffer.concat(chunks)));
       };
       res.on('data', (chunk: Buffer) => {
         if (size + chunk.length <= req.maxBytes) {

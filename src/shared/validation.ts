@@ -3,6 +3,7 @@ import addFormatsModule from 'ajv-formats';
 import { isIP } from 'node:net';
 import type { TSchema, Static } from '@sinclair/typebox';
 import { MailroomError } from './errors.js';
+import { isMailAddress } from './mail-address.js';
 
 // ajv-formats ships CommonJS with a default export.
 const addFormats = addFormatsModule as unknown as (ajv: Ajv, formats?: string[]) => Ajv;
@@ -37,6 +38,7 @@ function buildAjv(coerceTypes: boolean): Ajv {
   addFormats(ajv, ['email', 'uri', 'date-time', 'uuid']);
   ajv.addFormat('host', { type: 'string', validate: isHost });
   ajv.addFormat('user-name', { type: 'string', validate: isUserName });
+  ajv.addFormat('mail-address', { type: 'string', validate: isMailAddress });
   return ajv;
 }
 
@@ -93,6 +95,7 @@ export function messageOf(error: ErrorObject, field: string): string {
 /** How a failed format is named in messages, when not by its own name. */
 const FORMAT_NAMES: Record<string, string> = {
   host: 'a valid host name or IP address',
+  'mail-address': 'a valid e-mail address (name@domain; Unicode allowed, e.g. info@bücher.example)',
   'user-name': 'a user name without control characters (line breaks, tabs) or spaces at either end',
 };
 

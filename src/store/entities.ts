@@ -1,7 +1,7 @@
 import { EntitySchema, type EntitySchemaColumnOptions } from 'typeorm';
 import { OAuthGrantEntity } from './oauth-grants.js';
 import { ResponseFileSettingsEntity } from './response-file-settings.js';
-import { WebhookDeliveryEntity } from './webhook-deliveries.js';
+import { WebhookDeliveryEntity, WebhookLeaseEntity } from './webhook-deliveries.js';
 import { EngineInstanceEntity, ServerLeaseEntity } from './leases.js';
 import type {
   AlertRow,
@@ -78,6 +78,11 @@ export const EmailServerEntity = new EntitySchema<
     defaultDestinationId: { type: 'uuid', name: 'default_destination_id', nullable: true },
     // Migration 0014: the proxy of its IMAP and SMTP connections.
     proxy: text('proxy', true),
+    // Migration 0021: a CA file trusted for SMTP TLS.
+    smtpCaFile: text('smtp_ca_file', true),
+    // Migration 0021: how each side is encrypted (imap_secure / smtp_secure follow: `tls = implicit`).
+    imapTls: text('imap_tls'),
+    smtpTls: text('smtp_tls'),
     createdAt: created,
     updatedAt: updated,
   },
@@ -100,6 +105,11 @@ export const EmailServerEntity = new EntitySchema<
     { name: 'email_servers_account_key_uq', columns: ['accountKey'], unique: true },
     { name: 'email_servers_tenant_name_uq', columns: ['tenantId', 'nameKey'], unique: true },
   ],
+  // Migration 0021: each side's TLS mode is one of four names.
+  checks: ['imap', 'smtp'].map((side) => ({
+    name: `email_servers_${side}_tls_check`,
+    expression: `${side}_tls IN ('implicit', 'starttls-required', 'starttls-when-offered', 'none')`,
+  })),
 });
 
 export const DestinationEntity = new EntitySchema<DestinationRow & { tenant?: TenantRow; server?: EmailServerRow }>({
@@ -335,6 +345,7 @@ export const OutboundMessageEntity = new EntitySchema<OutboundMessageRow>({
     instanceId: text('instance_id'),
     deadLetteredAt: time('dead_lettered_at', true),
     refusedRecipients: { type: 'jsonb', name: 'refused_recipients', default: () => "'[]'" },
+    acceptedRecipients: { type: 'jsonb', name: 'accepted_recipients', default: () => "'[]'" },
   },
   indices: [
     { name: 'outbound_messages_server_idx', columns: ['serverId', 'status'] },
@@ -384,6 +395,7 @@ export const ENTITIES = [
   OAuthGrantEntity,
   ResponseFileSettingsEntity,
   WebhookDeliveryEntity,
+  WebhookLeaseEntity,
   EngineInstanceEntity,
   ServerLeaseEntity,
 ];

@@ -14,6 +14,9 @@ export interface EngineInstanceRow {
   instanceId: string;
   startedAt: Date;
   expiresAt: Date;
+  /** Where `pid` is meaningful (host, kernel boot, PID namespace: shared/process-place.ts); null when unknown. */
+  place?: string | null;
+  pid?: number | null;
 }
 
 /** The instance (`owner`) that watches an e-mail server, as long as that instance is alive. */
@@ -31,6 +34,8 @@ export const EngineInstanceEntity = new EntitySchema<EngineInstanceRow>({
     instanceId: { type: 'text', name: 'instance_id' },
     startedAt: { type: 'timestamptz', name: 'started_at', default: () => 'now()' },
     expiresAt: { type: 'timestamptz', name: 'expires_at' },
+    place: { type: 'text', nullable: true },
+    pid: { type: 'integer', nullable: true },
   },
 });
 
@@ -66,12 +71,40 @@ export class LeaseRepository {
    * Says this process is alive until now + ttl (this renews all its leases at once); forgets
    * processes gone for more than a day, with their leases.
    */
-  async announce(owner: string, instanceId: string, ttlMs: number): Promise<void> {
+  async announce(
+    owner: string,
+    instanceId: string,
+    ttlMs: number,
+    self: { place: string | null; pid: number } = { place: null, pid: 0 },
+  ): Promise<void> {
     await this.em.query(
-      `INSERT INTO engine_instances (owner, instance_id, expires_at) VALUES ($1, $2, ${UNTIL('$3')})
-       ON CONFLICT (owner) DO UPDATE SET expires_at = EXCLUDED.expires_at`,
-      [owner, instanceId, ttlMs],
+      `INSERT INTO engine_instances (owner, instance_id, expires_at, place, pid) VALUES ($1, $2, ${UNTIL('$3')}, $4, $5)
+       ON CONFLICT (owner) DO UPDATE SET expires_at = EXCLUDED.expires_at,
+         place = COALESCE(EXCLUDED.place, engine_instances.place), pid = COALESCE(EXCLUDED.pid, engine_instances.pid)`,
+      [owner, instanceId, ttlMs, self.place, self.place === null ? null : self.pid],
     );
+  }
+
+  /**
+   * The live processes that announced themselves under `instanceId` from the same `place` (the
+   * same process table) other than `owner`: earlier incarnations of this instance on this machine.
+   */
+  async predecessors(owner: string, instanceId: string, place: string): Promise<Array<{ owner: string; pid: number }>> {
+    const rows: Array<{ owner: string; pid: number }> = await this.em.query(
+      `SELECT owner, pid FROM engine_instances
+        WHERE instance_id = $1 AND place = $2 AND owner <> $3 AND pid IS NOT NULL AND expires_at > now()`,
+      [instanceId, place, owner],
+    );
+    return rows.map((r) => ({ owner: r.owner, pid: Number(r.pid) }));
+  }
+
+  /** Ends a process that is known to be gone: its row lapses now, and with it all its leases. */
+  async lapse(owner: string): Promise<number> {
+    const rows: Array<{ owner: string }> = await this.em.query(
+      `UPDATE engine_instances SET expires_at = now() WHERE owner = $1 AND expires_at > now() RETURNING owner`,
+      [owner],
+    );
+    return rows.length;
   }
 
   /** Removes instances gone for more than a day and their leases (occasional housekeeping). */
@@ -97,6 +130,15 @@ export class LeaseRepository {
       [owner],
     );
     return rows.map((r) => r.server_id);
+  }
+
+  /** Of these servers, the ones that still exist and are enabled (a lease of one of them lost was taken). */
+  async enabledAmong(serverIds: readonly string[]): Promise<string[]> {
+    const rows: Array<{ id: string }> = await this.em.query(
+      `SELECT id FROM email_servers WHERE enabled AND id = ANY($1::uuid[])`,
+      [serverIds],
+    );
+    return rows.map((r) => r.id);
   }
 
   /**

@@ -2,7 +2,7 @@ import { In, IsNull, Not, type EntityManager } from 'typeorm';
 import { OutboundMessageEntity, SendLogEntity } from './entities.js';
 import { withoutNul } from './inbound-repositories.js';
 import { LeaseRepository } from './leases.js';
-import type { OutboundMessageRow, RefusedRecipient } from './rows.js';
+import type { AcceptedRecipient, OutboundMessageRow, RefusedRecipient } from './rows.js';
 
 /** One delivery the server acknowledged with 250, as `recordSent` writes it. */
 export interface SentRecord {
@@ -292,6 +292,16 @@ export class OutboundMessageRepository {
       `UPDATE outbound_messages SET refused_recipients = refused_recipients || $2::jsonb, updated_at = now()
         WHERE id = $1`,
       [id, JSON.stringify(withoutNul(refused))],
+    );
+  }
+
+  /** Remembers the recipients an attempt delivered to while others wait (the file is narrowed to those). */
+  async addAcceptedRecipients(id: string, accepted: readonly AcceptedRecipient[]): Promise<void> {
+    if (accepted.length === 0) return;
+    await this.em.query(
+      `UPDATE outbound_messages SET accepted_recipients = accepted_recipients || $2::jsonb, updated_at = now()
+        WHERE id = $1`,
+      [id, JSON.stringify(withoutNul(accepted))],
     );
   }
 

@@ -2,6 +2,7 @@
  * Plain row shapes of the tables. The rest of the engine sees these, never TypeORM.
  * Sealed columns hold `SecretSealer` envelopes, never plaintext.
  */
+import type { TlsMode } from '../shared/tls-mode.js';
 
 export interface TenantRow {
   id: string;
@@ -14,7 +15,8 @@ export interface TenantRow {
 
 export type ImapAuthMethod = 'password' | 'oauth2';
 export type SmtpAuthMode = 'none' | 'imap' | 'custom';
-export type OAuthFlow = 'device-code' | 'client-credentials';
+/** service-account: Google Workspace, a service account with domain-wide delegation (JWT bearer grant, RFC 7523). */
+export type OAuthFlow = 'device-code' | 'client-credentials' | 'service-account';
 
 /** Non-secret OAuth 2.0 settings of one side (IMAP or SMTP) of a server. */
 export interface OAuthSettings {
@@ -38,7 +40,10 @@ export interface EmailServerRow {
   enabled: boolean;
   imapHost: string;
   imapPort: number;
+  /** `imapTls === 'implicit'` (written with it; the mode decides). */
   imapSecure: boolean;
+  /** How the IMAP connection is encrypted (migration 0021). */
+  imapTls: TlsMode;
   imapUser: string;
   imapAuthMethod: ImapAuthMethod;
   imapPasswordSealed: string | null;
@@ -49,7 +54,10 @@ export interface EmailServerRow {
   accountKey: string;
   smtpHost: string;
   smtpPort: number;
+  /** `smtpTls === 'implicit'` (written with it; the mode decides). */
   smtpSecure: boolean;
+  /** How the SMTP connection is encrypted (migration 0021). */
+  smtpTls: TlsMode;
   smtpAuthMode: SmtpAuthMode;
   smtpAuthMethod: ImapAuthMethod | null;
   smtpUser: string | null;
@@ -62,6 +70,8 @@ export interface EmailServerRow {
   postProcess: string;
   /** Absolute path of a PEM file of CA certificates trusted (besides the usual roots) for IMAP TLS; null = none. */
   imapCaFile: string | null;
+  /** The same for SMTP TLS (STARTTLS or implicit); null = none. */
+  smtpCaFile: string | null;
   /** Destination (of this server) receiving messages that match no monitored destination; null = the unrouted list. */
   defaultDestinationId: string | null;
   /** Proxy of its IMAP and SMTP connections: null = the engine's default, `none` = direct, else a configured name. */
@@ -249,6 +259,7 @@ export function queuedRow(
     instanceId: fields.instanceId,
     deadLetteredAt: null,
     refusedRecipients: [],
+    acceptedRecipients: [],
     // A spread last costs nothing like one first.
     ...(createdAt !== undefined && { createdAt, updatedAt: createdAt }),
   };
@@ -281,6 +292,21 @@ export interface OutboundMessageRow {
    * others, with its reply to each: the message was partly sent. Empty for most messages.
    */
   refusedRecipients: RefusedRecipient[];
+  /**
+   * Recipients the server took the message for while it refused others for now (4xx): the spool
+   * file was narrowed to those others, so this is where the first ones are remembered. Empty
+   * unless a message was partly sent and deferred.
+   */
+  acceptedRecipients: AcceptedRecipient[];
+}
+
+/** A recipient the server took the message for at an attempt that left others waiting. */
+export interface AcceptedRecipient {
+  address: string;
+  /** The server's reply to the final dot. */
+  reply: string;
+  /** When, ISO 8601. */
+  at: string;
 }
 
 /** A recipient refused for good while the message went to the others. */

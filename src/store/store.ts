@@ -1,6 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { DataSource, EntityManager, QueryFailedError } from 'typeorm';
 import { MailroomError } from '../shared/errors.js';
+import { releasePidLock, takePidLock } from '../shared/pid-lock.js';
 import type { Logger } from '../shared/logger.js';
 import { createDataSource, migrate, type DataSourceOptions, type StoreKind } from './data-source.js';
 import { ApiTokenEntity, DestinationEntity, EmailServerEntity, TenantEntity } from './entities.js';
@@ -246,6 +249,8 @@ export class Store extends StoreSession {
     private readonly dataSource: DataSource,
     readonly kind: StoreKind,
     private readonly databaseUrl: string | undefined,
+    /** The embedded database's lock file, held while this store is open. */
+    private readonly lockFile: string | undefined,
   ) {
     super(dataSource.manager);
   }
@@ -259,18 +264,29 @@ export class Store extends StoreSession {
     return new PostgresNotifications(this.databaseUrl, (sql, params) => this.dataSource.query(sql, params), logger);
   }
 
-  /** Connects and runs pending migrations. */
+  /**
+   * Connects and runs pending migrations. An embedded database in a folder is locked first: PGlite
+   * is one process's database, and a second process opening the same folder (the CLI beside a
+   * running engine) would write where the first never looks, and lose it when the first writes
+   * back. So it is refused at once with DATABASE_LOCKED instead.
+   */
   static async open(options: DataSourceOptions, logger: Logger): Promise<Store> {
-    const { dataSource, kind } = createDataSource(options);
-    await dataSource.initialize();
+    const lockFile = options.databaseUrl || !options.pgliteDir ? undefined : await lockEmbedded(options.pgliteDir);
     try {
-      await migrate(dataSource, kind, logger);
+      const { dataSource, kind } = createDataSource(options);
+      await dataSource.initialize();
+      try {
+        await migrate(dataSource, kind, logger);
+      } catch (err) {
+        await dataSource.destroy();
+        throw err;
+      }
+      logger.info({ store: kind }, 'database ready');
+      return new Store(dataSource, kind, options.databaseUrl, lockFile);
     } catch (err) {
-      await dataSource.destroy();
+      if (lockFile) await releasePidLock(lockFile);
       throw err;
     }
-    logger.info({ store: kind }, 'database ready');
-    return new Store(dataSource, kind, options.databaseUrl);
   }
 
   /** Runs `fn` in one transaction; repositories of the session it gets see and write only inside it. */
@@ -292,6 +308,28 @@ export class Store extends StoreSession {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.dataSource.destroy();
+    try {
+      await this.dataSource.destroy();
+    } finally {
+      if (this.lockFile) await releasePidLock(this.lockFile);
+    }
   }
+}
+
+/** Takes the lock of the embedded database in `dir` (the file `<dir>.lock` beside it); returns its path. */
+async function lockEmbedded(dir: string): Promise<string> {
+  const file = `${resolve(dir)}.lock`;
+  await mkdir(dirname(file), { recursive: true });
+  await takePidLock(
+    file,
+    (holder) =>
+      new MailroomError(
+        'DATABASE_LOCKED',
+        `the embedded database ${resolve(dir)} is in use by process ${holder} (a running engine?): ` +
+          'stop it first, or make the change through its HTTP API or web console, since the CLI works on the ' +
+          `database directly (if no Mailroom runs as process ${holder}, delete ${file})`,
+        { details: { pid: holder, lockFile: file } },
+      ),
+  );
+  return file;
 }

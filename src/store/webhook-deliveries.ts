@@ -65,9 +65,47 @@ export const WebhookDeliveryEntity = new EntitySchema<WebhookDeliveryRow>({
     },
   } as object,
   indices: [
-    { name: 'webhook_deliveries_pending_idx', columns: ['deliveredAt', 'nextAttemptAt'] },
+    { name: 'webhook_deliveries_due_idx', columns: ['nextAttemptAt'], where: 'delivered_at IS NULL' },
     { name: 'webhook_deliveries_pending_seq_idx', columns: ['destinationId', 'seq'], where: 'delivered_at IS NULL' },
   ],
+});
+
+/** What a webhook run needs of an outbox row (read lean: a run reads thousands a second). */
+export type WebhookRunRow = Pick<WebhookDeliveryRow, 'destinationId' | 'seq' | 'tenantId' | 'messageId' | 'attempts'>;
+
+const RUN_COLUMNS = 'w.destination_id, w.seq, w.tenant_id, w.message_id, w.attempts';
+
+function runRowOf(r: RawRow): WebhookRunRow {
+  return {
+    destinationId: r.destination_id as string,
+    seq: Number(r.seq),
+    tenantId: r.tenant_id as string,
+    messageId: r.message_id as string,
+    attempts: Number(r.attempts),
+  };
+}
+
+/** The destination a webhook run holds: one engine posts a destination's events at a time, in seq order. */
+export interface WebhookLeaseRow {
+  destinationId: string;
+  leaseUntil: Date;
+}
+
+export const WebhookLeaseEntity = new EntitySchema<WebhookLeaseRow>({
+  name: 'WebhookLease',
+  tableName: 'webhook_leases',
+  columns: {
+    destinationId: { type: 'uuid', name: 'destination_id', primary: true },
+    leaseUntil: { type: 'timestamptz', name: 'lease_until' },
+  },
+  relations: {
+    destination: {
+      type: 'many-to-one',
+      target: 'Destination',
+      joinColumn: { name: 'destination_id', foreignKeyConstraintName: 'webhook_leases_destination_fk' },
+      onDelete: 'CASCADE',
+    },
+  } as object,
 });
 
 type RawRow = Record<string, unknown>;
@@ -124,75 +162,87 @@ export class WebhookDeliveryRepository {
   }
 
   /**
-   * Leases runs of consecutive pending rows, at most `runLength` each, of up to `destinations`
-   * destinations whose oldest pending row is due and free (so a destination's events go out in
-   * seq order, by one dispatcher at a time). `SKIP LOCKED` on the head and the lease on the whole
-   * run keep two engines off the same destination: the next head is leased too. Rows of each run
-   * in seq order, runs by when their head fell due.
+   * Claims up to `destinations` destinations whose oldest pending row is due and that no run
+   * holds, round-robin over tenants and at most `perTenant` runs of one tenant at once (counting
+   * the runs other instances hold), leasing each destination (not its rows) until `leaseUntil`, and reads the first
+   * `runLength` pending rows of each. Two statements on purpose: the rows are read after the
+   * lease is taken, so a run that ended just before (its deliveries committed, then its lease
+   * given back) is seen whole. A lease is taken by one engine alone: the insert of a lapsed or
+   * absent lease waits for a concurrent one and then finds it live. Rows of each run in seq
+   * order; runs each tenant's first, then each tenant's second, … by when their head fell due.
    */
   async claimRuns(
     now: Date,
     leaseUntil: Date,
     destinations: number,
     runLength: number,
-  ): Promise<WebhookDeliveryRow[][]> {
-    const rows: RawRow[] = await this.em.query(
-      `WITH heads AS (
-         SELECT h.destination_id, h.seq FROM destinations t
+    perTenant: number,
+  ): Promise<WebhookRunRow[][]> {
+    const leased: RawRow[] = await this.em.query(
+      `WITH busy AS (
+         SELECT t.tenant_id, count(*) AS runs FROM webhook_leases l JOIN destinations t ON t.id = l.destination_id
+          WHERE l.lease_until > $1 GROUP BY t.tenant_id),
+       due AS (
+         SELECT t.id AS destination_id, t.tenant_id, h.next_attempt_at, h.seq,
+                row_number() OVER (PARTITION BY t.tenant_id ORDER BY h.next_attempt_at, h.seq) AS place
+           FROM destinations t
           CROSS JOIN LATERAL (${HEAD_OF_DESTINATION}) h
-          WHERE t.webhook_url IS NOT NULL AND h.next_attempt_at <= $1 AND (h.lease_until IS NULL OR h.lease_until <= $1)
-          ORDER BY h.next_attempt_at, h.seq
+           LEFT JOIN webhook_leases l ON l.destination_id = t.id
+          WHERE t.webhook_url IS NOT NULL AND h.next_attempt_at <= $1
+            AND (l.lease_until IS NULL OR l.lease_until <= $1)
+            -- a row lease of an engine from before destination leases (migration 0030)
+            AND (h.lease_until IS NULL OR h.lease_until <= $1)),
+       heads AS (
+         SELECT d.destination_id, d.next_attempt_at, d.seq, d.place FROM due d LEFT JOIN busy b USING (tenant_id)
+          WHERE d.place + COALESCE(b.runs, 0) <= $4
+          ORDER BY d.place, d.next_attempt_at, d.seq
           LIMIT $3),
-       locked AS (
-         SELECT c.destination_id, c.seq, c.next_attempt_at FROM webhook_deliveries c
-          WHERE (c.destination_id, c.seq) IN (SELECT destination_id, seq FROM heads)
-            AND c.delivered_at IS NULL AND (c.lease_until IS NULL OR c.lease_until <= $1)
-          FOR UPDATE OF c SKIP LOCKED),
-       run AS (
-         SELECT r.destination_id, r.seq, h.next_attempt_at AS head_due FROM locked h
-          CROSS JOIN LATERAL (
-            SELECT w.destination_id, w.seq FROM webhook_deliveries w
-             WHERE w.destination_id = h.destination_id AND w.delivered_at IS NULL AND w.seq >= h.seq
-             ORDER BY w.seq LIMIT $4) r),
-       claimed AS (
-         UPDATE webhook_deliveries w SET lease_until = $2
-           FROM run WHERE w.destination_id = run.destination_id AND w.seq = run.seq
-         RETURNING w.*, run.head_due)
-       SELECT * FROM claimed ORDER BY head_due, destination_id, seq`,
-      [now, leaseUntil, destinations, runLength],
+       leased AS (
+         INSERT INTO webhook_leases (destination_id, lease_until)
+         SELECT destination_id, $2 FROM heads
+         ON CONFLICT (destination_id) DO UPDATE SET lease_until = EXCLUDED.lease_until
+          WHERE webhook_leases.lease_until <= $1
+         RETURNING destination_id)
+       SELECT h.destination_id FROM heads h JOIN leased USING (destination_id)
+        ORDER BY h.place, h.next_attempt_at, h.seq`,
+      [now, leaseUntil, destinations, perTenant],
     );
-    const runs = new Map<string, WebhookDeliveryRow[]>();
+    if (leased.length === 0) return [];
+    const rows: RawRow[] = await this.em.query(
+      `SELECT r.* FROM unnest($1::uuid[]) WITH ORDINALITY AS d(id, n)
+        CROSS JOIN LATERAL (
+          SELECT ${RUN_COLUMNS} FROM webhook_deliveries w
+           WHERE w.destination_id = d.id AND w.delivered_at IS NULL
+           ORDER BY w.seq LIMIT $2) r
+        ORDER BY d.n, r.seq`,
+      [leased.map((r) => r.destination_id), runLength],
+    );
+    const runs = new Map<string, WebhookRunRow[]>();
     for (const r of rows) {
-      const row = rowOf(r);
+      const row = runRowOf(r);
       const run = runs.get(row.destinationId);
       if (run) run.push(row);
       else runs.set(row.destinationId, [row]);
     }
+    // A destination leased with nothing left to post (delivered meanwhile) is given back at once.
+    const empty = leased.map((r) => r.destination_id as string).filter((id) => !runs.has(id));
+    for (const id of empty) await this.releaseRun(id, leaseUntil);
     return [...runs.values()];
   }
 
   /**
-   * Leases the next `limit` pending rows of a destination after `afterSeq`, for a run that holds
-   * the destination already (its head is leased by the caller, so no one else posts them).
+   * The next `limit` pending rows of a destination after `afterSeq`, for the run that holds the
+   * destination's lease `leaseUntil` (none once the lease is no longer that run's).
    */
-  async extendRun(
-    destinationId: string,
-    afterSeq: number,
-    leaseUntil: Date,
-    limit: number,
-  ): Promise<WebhookDeliveryRow[]> {
+  async extendRun(destinationId: string, afterSeq: number, leaseUntil: Date, limit: number): Promise<WebhookRunRow[]> {
     const rows: RawRow[] = await this.em.query(
-      `WITH leased AS (
-         UPDATE webhook_deliveries w SET lease_until = $3
-          WHERE w.destination_id = $1 AND w.seq IN (
-            SELECT n.seq FROM webhook_deliveries n
-             WHERE n.destination_id = $1 AND n.delivered_at IS NULL AND n.seq > $2
-             ORDER BY n.seq LIMIT $4)
-         RETURNING w.*)
-       SELECT * FROM leased ORDER BY seq`,
+      `SELECT ${RUN_COLUMNS} FROM webhook_deliveries w
+        WHERE w.destination_id = $1 AND w.delivered_at IS NULL AND w.seq > $2
+          AND EXISTS (SELECT 1 FROM webhook_leases l WHERE l.destination_id = $1 AND l.lease_until = $3)
+        ORDER BY w.seq LIMIT $4`,
       [destinationId, afterSeq, leaseUntil, limit],
     );
-    return rows.map(rowOf);
+    return rows.map(runRowOf);
   }
 
   /**
@@ -213,8 +263,7 @@ export class WebhookDeliveryRepository {
       await em.query(
         `WITH d AS (
            UPDATE webhook_deliveries w
-              SET attempts = w.attempts + 1, delivered_at = u.at, last_attempt_at = u.at, last_status = u.status,
-                  lease_until = NULL
+              SET attempts = w.attempts + 1, delivered_at = u.at, last_attempt_at = u.at, last_status = u.status
              FROM unnest($2::bigint[], $3::timestamptz[], $4::integer[]) AS u(seq, at, status)
             WHERE w.destination_id = $1 AND w.seq = u.seq
             RETURNING w.tenant_id, w.message_id, u.at, w.attempts, u.status)
@@ -227,14 +276,12 @@ export class WebhookDeliveryRepository {
     });
   }
 
-  /** Gives back rows of a run that were not posted, if this lease still holds them. */
-  async release(destinationId: string, seqs: readonly number[], leaseUntil: Date): Promise<void> {
-    if (seqs.length === 0) return;
-    await this.em.query(
-      `UPDATE webhook_deliveries SET lease_until = NULL
-        WHERE destination_id = $1 AND seq = ANY($2::bigint[]) AND lease_until = $3 AND delivered_at IS NULL`,
-      [destinationId, seqs, leaseUntil],
-    );
+  /** Gives a destination back at the end of a run, if the lease is still that run's. */
+  async releaseRun(destinationId: string, leaseUntil: Date): Promise<void> {
+    await this.em.query(`DELETE FROM webhook_leases WHERE destination_id = $1 AND lease_until = $2`, [
+      destinationId,
+      leaseUntil,
+    ]);
   }
 
   async recordFailure(
@@ -246,7 +293,7 @@ export class WebhookDeliveryRepository {
       `WITH f AS (
          UPDATE webhook_deliveries
             SET attempts = attempts + 1, last_attempt_at = $3, last_status = $4, last_error = $5, last_error_at = $3,
-                next_attempt_at = $6, lease_until = NULL
+                next_attempt_at = $6
           WHERE destination_id = $1 AND seq = $2
           RETURNING tenant_id, message_id, attempts)
        INSERT INTO trace_events (tenant_id, message_id, at, type, detail)
@@ -261,8 +308,9 @@ export class WebhookDeliveryRepository {
   /** When the earliest claimable row (a destination's oldest pending one) falls due; null when none. */
   async nextDueAt(): Promise<Date | null> {
     const rows: RawRow[] = await this.em.query(
-      `SELECT MIN(GREATEST(h.next_attempt_at, COALESCE(h.lease_until, h.next_attempt_at))) AS due
+      `SELECT MIN(GREATEST(h.next_attempt_at, l.lease_until, h.lease_until)) AS due
          FROM destinations t CROSS JOIN LATERAL (${HEAD_OF_DESTINATION}) h
+         LEFT JOIN webhook_leases l ON l.destination_id = t.id
         WHERE t.webhook_url IS NOT NULL`,
     );
     return dateOrNull(rows[0]?.due);

@@ -172,7 +172,7 @@ describe('web console (headless Chromium)', function () {
     const imap = section(add, 'IMAP settings');
     await imap.getByLabel('Host name').fill('127.0.0.1');
     await imap.getByLabel('Port number').fill(String(mailbox().port));
-    await imap.getByLabel('Use SSL').uncheck();
+    await imap.getByLabel('Encryption').selectOption('starttls-when-offered');
     await imap.getByLabel('User name').fill('support@example.com');
     await imap.getByLabel('Password', { exact: true }).fill('support');
     await imap.getByLabel('Confirm password').fill('supprot');
@@ -196,6 +196,7 @@ describe('web console (headless Chromium)', function () {
     assert.equal(body.servers.length, 1);
     const server = body.servers[0];
     assert.equal(server.imap.auth.hasPassword, true);
+    assert.equal(server.imap.tls, 'starttls-when-offered');
     assert.equal(server.imap.secure, false);
     assert.deepEqual(
       [server.smtp.auth.mode, server.smtp.auth.user, server.smtp.heartbeatAddress, server.smtp.rateLimitPerHour],

@@ -139,6 +139,27 @@ forEachBackend('accounts API', (kind) => {
       assert.equal(dup.body.error.details.tenantName, 'Alpha');
     });
 
+    it('names no other tenant to a tenant token (account in use, a taken tenant name)', async () => {
+      const a = await tenant('Alpha');
+      const b = await tenant('Beta');
+      await server(a, 1);
+      const token = (await call('POST', `/api/v1/tenants/${b}/tokens`, { name: 'beta' })).body.token as string;
+      const dup = await call('POST', `/api/v1/tenants/${b}/servers`, serverBody(1), token);
+      assert.equal(dup.status, 409, dup.raw);
+      assert.equal(dup.body.error.code, 'ACCOUNT_IN_USE');
+      assert.equal(dup.body.error.field, 'imap.user');
+      assert.match(dup.body.error.message, /already in use elsewhere/);
+      assert.equal(dup.body.error.details, undefined, dup.raw);
+      assert.ok(!dup.raw.includes('Alpha') && !dup.raw.includes(a), dup.raw);
+      const rename = await call('PATCH', `/api/v1/tenants/${b}`, { name: 'alpha' }, token);
+      assert.equal(rename.status, 409, rename.raw);
+      assert.equal(rename.body.error.code, 'DUPLICATE_NAME');
+      assert.equal(rename.body.error.field, 'name');
+      assert.ok(!/alpha/i.test(rename.body.error.message), rename.raw);
+      const admin = await call('PATCH', `/api/v1/tenants/${b}`, { name: 'alpha' });
+      assert.match(admin.body.error.message, /a tenant named 'alpha' already exists/, 'administrators keep the detail');
+    });
+
     it('allows the same server twice in a tenant with different user names, not with the same one', async () => {
       const id = await tenant('Twice');
       await server(id, 1);
@@ -205,11 +226,11 @@ forEachBackend('accounts API', (kind) => {
       const id = await tenant('Edit');
       const s = await server(id, 1);
       const edited = await call('PATCH', `/api/v1/tenants/${id}/servers/${s.id}`, {
-        imap: { port: 9993 },
+        smtp: { rateLimitPerHour: 50 },
         enabled: false,
       });
       assert.equal(edited.status, 200, edited.raw);
-      assert.equal(edited.body.imap.port, 9993);
+      assert.equal(edited.body.smtp.rateLimitPerHour, 50);
       assert.equal(edited.body.enabled, false);
       assert.equal((await h.accounts.servers.credentials(id, s.id as string)).imapPassword, CANARY_PASSWORD);
       const moved = await call('PATCH', `/api/v1/tenants/${id}/servers/${s.id}`, {
@@ -239,8 +260,6 @@ forEachBackend('accounts API', (kind) => {
       const id = await tenant('Relay');
       const s = await server(id, 1); // smtp: mode imap, the IMAP password
       const url = `/api/v1/tenants/${id}/servers/${s.id}`;
-      const port = await call('PATCH', url, { smtp: { port: 2525 } });
-      assert.equal(port.status, 200, port.raw);
       for (const smtp of [{ host: 'evil.example.net' }, { host: 'Smtp.Example.com', auth: { mode: 'none' } }]) {
         const res = await call('PATCH', url, { smtp });
         if (smtp.auth) {
@@ -249,7 +268,7 @@ forEachBackend('accounts API', (kind) => {
         }
         assert.equal(res.status, 400, res.raw);
         assert.equal(res.body.error.field, 'imap.auth.password');
-        assert.match(res.body.error.message, /SMTP \(auth mode imap\) logs in to evil\.example\.net with the IMAP/);
+        assert.match(res.body.error.message, /SMTP \(auth mode imap\) logs in to evil\.example\.net:587 with the IMAP/);
       }
       // From mode none, SMTP may not start logging in to its (meanwhile changed) host with the IMAP password either.
       assert.equal((await call('PATCH', url, { smtp: { host: 'evil.example.net' } })).status, 200);
@@ -273,9 +292,52 @@ forEachBackend('accounts API', (kind) => {
       assert.equal(moved.body.error.field, 'smtp.auth.password');
     });
 
+    it('asks for a stored secret again when the port or TLS setting changes (never clear text to a new port)', async () => {
+      const id = await tenant('Endpoints');
+      const s = await server(id, 1); // imaps: secure, port 993; SMTP mode imap on 587
+      assert.deepEqual([s.imap.port, s.imap.secure], [993, true]);
+      const url = `/api/v1/tenants/${id}/servers/${s.id}`;
+      const plain = await call('PATCH', url, { imap: { secure: false, port: 10143 } });
+      assert.equal(plain.status, 400, plain.raw);
+      assert.equal(plain.body.error.code, 'VALIDATION_FAILED');
+      assert.equal(plain.body.error.field, 'imap.auth.password');
+      assert.match(plain.body.error.message, /IMAP port and TLS setting changed/);
+      for (const smtp of [{ port: 2525 }, { secure: true }]) {
+        const res = await call('PATCH', url, { smtp });
+        assert.equal(res.status, 400, res.raw);
+        assert.equal(res.body.error.field, 'imap.auth.password', 'SMTP logs in with the IMAP password');
+      }
+      assert.equal((await h.accounts.servers.credentials(id, s.id as string)).imapPassword, CANARY_PASSWORD);
+      const given = await call('PATCH', url, {
+        imap: { secure: false, port: 10143, auth: { method: 'password', password: 'entered-for-10143' } },
+      });
+      assert.equal(given.status, 200, given.raw);
+      assert.equal((await h.accounts.servers.credentials(id, s.id as string)).imapPassword, 'entered-for-10143');
+
+      const custom = await server(id, 2, {
+        smtp: { host: 'smtp.example.com', port: 465, auth: { mode: 'custom', user: 'relay', password: 'relay-pass' } },
+      });
+      const starttls = await call('PATCH', `/api/v1/tenants/${id}/servers/${custom.id}`, { smtp: { port: 587 } });
+      assert.equal(starttls.status, 400, starttls.raw);
+      assert.equal(starttls.body.error.field, 'smtp.auth.password');
+
+      const app = await server(id, 3, {
+        imap: {
+          host: 'imap.example.com',
+          user: 'app@example.com',
+          auth: { method: 'oauth2', clientId: 'c', directoryId: 'd', flow: 'client-credentials', clientSecret: 's' },
+        },
+      });
+      const moved = await call('PATCH', `/api/v1/tenants/${id}/servers/${app.id}`, { imap: { port: 1993 } });
+      assert.equal(moved.status, 400, moved.raw);
+      assert.equal(moved.body.error.field, 'imap.auth.clientSecret');
+    });
+
     it('lets an SMTP secure setting that was only the default follow a new port, as on create', async () => {
       const id = await tenant('Ports');
-      const s = await server(id, 1);
+      const s = await server(id, 1, {
+        smtp: { host: 'smtp.example.com', port: 587, auth: { mode: 'none' } },
+      });
       const url = `/api/v1/tenants/${id}/servers/${s.id}`;
       assert.equal(s.smtp.secure, false);
       const implicit = await call('PATCH', url, { smtp: { port: 465 } });

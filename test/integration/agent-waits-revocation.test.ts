@@ -55,6 +55,17 @@ forEachBackend('agent waits after a revocation, cursors out of range, tenant lim
     assert.doesNotMatch(answer.raw, /Message 1/);
   });
 
+  it('answers 401 to a long poll of a token revoked while it waited, also when nothing arrived', async () => {
+    const { token, id } = await tenantToken();
+    const poll = h.call<Obj>('GET', `${base}/messages?after=0&wait=2`, undefined, token);
+    await eventually(async () => (h.inbound.signals.waiting === 1 ? true : undefined));
+    const revoked = await h.call<Obj>('DELETE', `/api/v1/tenants/${target.tenantId}/tokens/${id}`);
+    assert.equal(revoked.status, 204, revoked.raw);
+    const answer = await poll;
+    assert.equal(answer.status, 401, answer.raw);
+    assert.equal(answer.body.error.code, 'UNAUTHORIZED');
+  });
+
   it('ends the event stream of a token revoked while it was open, sending nothing routed after', async () => {
     const { token, id } = await tenantToken();
     await h.app.listen({ host: '127.0.0.1', port: 0 });

@@ -73,6 +73,21 @@ describe('mailroom CLI (against PostgreSQL, over the services)', function () {
     assert.match(invalid.stderr, /error VALIDATION_FAILED: 'imap' is required \[field: imap\]/);
   });
 
+  it('asks for the stored password again when an update changes the port or TLS setting', async () => {
+    const update = (patch: unknown) =>
+      runCli(['servers', 'update', 'CLI tenant', 'Server 1', '--data', JSON.stringify(patch)], env);
+    const plain = await update({ imap: { secure: false, port: 10143 } });
+    assert.equal(plain.code, 2, plain.stderr);
+    assert.match(
+      plain.stderr,
+      /error VALIDATION_FAILED: .*IMAP port and TLS setting .* \[field: imap\.auth\.password\]/,
+    );
+    const given = await update({
+      imap: { secure: false, port: 10143, auth: { method: 'password', password: 'again' } },
+    });
+    assert.equal(given.code, 0, given.stderr);
+  });
+
   it('has help for every command', async () => {
     const help = await runCli(['servers', '--help'], env);
     assert.equal(help.code, 0);

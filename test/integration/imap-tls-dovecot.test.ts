@@ -35,7 +35,7 @@ describe('IMAP "Use SSL" on a STARTTLS port (Dovecot)', function () {
     ImapSession.connect({
       host: '127.0.0.1',
       port,
-      secure: true,
+      tls: 'implicit',
       login: { user: 'box@example.com', pass: 'pw' },
       ca: certificates.ca,
       logger: quietLogger,

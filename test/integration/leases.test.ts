@@ -5,7 +5,9 @@ import { LeaseKeeper } from '../../src/cluster/lease-keeper.js';
 import { SecretSealer } from '../../src/shared/sealed-secrets.js';
 import type { Store } from '../../src/store/store.js';
 import { forEachBackend } from '../support/api-harness.js';
+import type { Logger } from '../../src/shared/logger.js';
 import { quietLogger, resetStore, sharedStore } from '../support/database.js';
+import { capturingLogger } from '../support/log-capture.js';
 
 const SERVERS = 12;
 const TTL_MS = 1_500;
@@ -48,11 +50,11 @@ forEachBackend('server leases between instances', (kind) => {
   });
 
   /** A keeper whose ownership changes are recorded; renewals only when the test calls tick(). */
-  function keeper(name: string): { keeper: LeaseKeeper; changes: number } {
+  function keeper(name: string, logger: Logger = quietLogger): { keeper: LeaseKeeper; changes: number } {
     const entry = { keeper: undefined as unknown as LeaseKeeper, changes: 0 };
     entry.keeper = new LeaseKeeper({
       store,
-      logger: quietLogger,
+      logger,
       instanceId: name,
       options: { ttlMs: TTL_MS, renewIntervalMs: 60_000, rebalanceStep: 10 },
       onChange: async () => {
@@ -132,6 +134,48 @@ forEachBackend('server leases between instances', (kind) => {
     await a.stop();
     await b.stop();
     assert.deepEqual(await store.leases.holders(), []);
+  });
+
+  it('takes back at once the servers of a previous process of the same instance proven gone, and only then', async () => {
+    const place = 'host-a/boot-1/pid:[4026531836]';
+    const incarnation = (p: string | null, gone: boolean): LeaseKeeper =>
+      new LeaseKeeper({
+        store,
+        logger: quietLogger,
+        instanceId: 'same',
+        options: { ttlMs: 60_000, renewIntervalMs: 60_000, rebalanceStep: 10 },
+        onChange: async () => undefined,
+        place: p,
+        isGone: () => gone,
+      });
+    // The first process takes every server, then is killed (it never renews nor gives back).
+    const killed = incarnation(place, true);
+    await killed.tick();
+    assert.equal(killed.ownedServers.size, SERVERS);
+
+    // Its pid is alive (maybe reused by something else): nothing is proven, its leases stand.
+    const whilePidAlive = incarnation(place, false);
+    await whilePidAlive.start();
+    assert.equal(whilePidAlive.ownedServers.size, 0, 'a live pid proves nothing');
+    await whilePidAlive.stop();
+    // Announced from another host, boot or container: its pid means nothing here.
+    const elsewhere = incarnation('host-b/boot-1/pid:[4026531836]', true);
+    await elsewhere.start();
+    assert.equal(elsewhere.ownedServers.size, 0, 'another place proves nothing');
+    await elsewhere.stop();
+    const unknownPlace = incarnation(null, true);
+    await unknownPlace.start();
+    assert.equal(unknownPlace.ownedServers.size, 0, 'without a place nothing is inferred');
+    await unknownPlace.stop();
+
+    // Same place, pid gone: the new process takes the servers at its start, not a ttl later.
+    const restarted = incarnation(place, true);
+    await restarted.start();
+    assert.equal(restarted.ownedServers.size, SERVERS, 'taken back at once');
+    await killed.tick(); // were it alive after all, it would learn that it lost them
+    assert.equal(killed.ownedServers.size, 0);
+    await assertExclusive([killed, restarted]);
+    await restarted.stop();
   });
 
   it('never gives one server to two instances that renew at the same moment', async () => {
@@ -249,7 +293,8 @@ forEachBackend('server leases between instances', (kind) => {
   });
 
   it('lets go of a disabled server and tells its owner when a lease was taken', async () => {
-    const a = keeper('a');
+    const { logger, lines } = capturingLogger('info');
+    const a = keeper('a', logger);
     await a.keeper.tick();
     assert.equal(a.keeper.ownedServers.size, SERVERS);
     const [first] = serverIds as [string];
@@ -257,6 +302,9 @@ forEachBackend('server leases between instances', (kind) => {
     await a.keeper.tick();
     assert.equal(a.keeper.ownedServers.has(first), false);
     assert.equal(a.keeper.ownedServers.size, SERVERS - 1);
+    // One instance alone: nobody took the lease, and the log does not say so.
+    assert.ok(!lines.some((l) => l.includes('leases lost')), lines.join('\n'));
+    assert.ok(lines.some((l) => l.includes('disabled or deleted: no longer watched') && l.includes(first)));
 
     // Another instance steals a lease (as after a long pause of this one): the owner notices.
     const [second] = serverIds.slice(1) as [string];
@@ -267,6 +315,7 @@ forEachBackend('server leases between instances', (kind) => {
     const before = a.changes;
     await a.keeper.tick();
     assert.equal(a.keeper.owns(second), false);
+    assert.ok(lines.some((l) => l.includes('leases lost to another instance') && l.includes(second)));
     assert.ok(a.changes > before, 'the owner was told of the change');
     await a.keeper.stop();
   });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createAccounts } from '../../src/accounts/index.js';
+import { AddressPolicy } from '../../src/shared/address-policy.js'; // the test identity provider is on 127.0.0.1
 import { CredentialService } from '../../src/auth/credentials.js';
 import { OAuthGrants } from '../../src/auth/oauth/grants.js';
 import { HttpClient } from '../../src/auth/oauth/http-client.js';
@@ -41,7 +42,7 @@ forEachBackend('OAuth 2.0 refresh across instances sharing one token cache', (ki
   async function open(options: FakeIdpOptions): Promise<void> {
     idp = await startFakeIdp({ pollIntervalSeconds: 1, ...options });
     ({ logger, lines: logLines } = capturingLogger('debug'));
-    const accounts = createAccounts(store, sealer, logger);
+    const accounts = createAccounts(store, sealer, logger, { authorityAddresses: AddressPolicy.allowPrivate() });
     tenantId = (await accounts.tenants.create({ name: `Race ${randomBytes(3).toString('hex')}` })).id;
     serverId = (
       await accounts.servers.create(tenantId, {

@@ -240,8 +240,11 @@ forEachBackend('outbound actions across instances', (kind) => {
       assert.equal(res.status, 202, res.raw);
       return res.body.id;
     };
-    const cancel = async (id: string): Promise<void> => {
-      await new Promise((resolve) => setTimeout(resolve, 200)); // the queue has taken it and waits for the greeting
+    // The queue has taken the message and waits for the (delayed) greeting.
+    const connected = (before: number): Promise<unknown> =>
+      eventually(async () => (smtp.connections > before ? true : undefined));
+    const cancel = async (id: string, before: number): Promise<void> => {
+      await connected(before);
       const cancelled = await h.call<Obj>('POST', `${outboundUrl(destinationId, id)}/cancel`, {});
       assert.equal(cancelled.status, 200, cancelled.raw);
       assert.equal(cancelled.body.status, 'failed');
@@ -249,19 +252,21 @@ forEachBackend('outbound actions across instances', (kind) => {
     await h.outbound.start();
 
     // The relay greets late and then refuses: the cancelled message stays failed, not deferred.
-    smtp.faults.slow({ delayMs: 700 });
+    smtp.faults.slow({ delayMs: 1_500 });
     smtp.faults.replyAt('connect', 421, '4.3.2 not now', { times: 1 });
+    let before = smtp.connections;
     const refused = await send('refused');
-    await cancel(refused);
-    await new Promise((resolve) => setTimeout(resolve, 1_200));
+    await cancel(refused, before);
+    await new Promise((resolve) => setTimeout(resolve, 2_000)); // the greeting's refusal has come
     const afterRefusal = (await h.call<Obj>('GET', outboundUrl(destinationId, refused))).body;
     assert.equal(afterRefusal.status, 'failed', JSON.stringify(afterRefusal));
     assert.match(afterRefusal.lastReply, /cancelled/);
 
     // The relay greets late and then accepts: the cancelled message is given up before MAIL FROM,
     // also when it is cancelled twice at once (the second joins the first).
+    before = smtp.connections;
     const dropped = await send('dropped');
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await connected(before);
     const both = await Promise.all(
       [1, 2].map(() => h.call<Obj>('POST', `${outboundUrl(destinationId, dropped)}/cancel`, {})),
     );

@@ -81,6 +81,57 @@ describe('outbound: recipients refused while others accept the message [pglite]'
     assert.equal(view.refusedRecipients[0]?.responseCode, 550);
     assert.match(view.refusedRecipients[0]?.reply ?? '', /no such user/);
     assert.deepEqual(view.recipients, ['ok@example.net', 'x550@example.net']);
+    // The account's status shows it too, not only the message.
+    const refusals = service.status(account.serverId).queue?.recipientRefusals;
+    assert.equal(refusals?.permanent, 1);
+    assert.equal(refusals?.temporary, 0);
+    assert.equal(refusals?.last?.address, 'x550@example.net');
+    assert.equal(refusals?.last?.outboundId, sent.id);
+    assert.equal(refusals?.last?.responseCode, 550);
+    assert.deepEqual(
+      view.recipientOutcomes.map((r) => [r.address, r.outcome, r.responseCode]),
+      [
+        ['ok@example.net', 'sent', 250],
+        ['x550@example.net', 'refused', 550],
+      ],
+    );
+  });
+
+  it('a dead letter of a message narrowed to the recipients refused for now names every recipient with its outcome', async () => {
+    smtp.faults.rejectRecipient('x452@example.net', 452, '4.2.2 mailbox full', { times: 1 });
+    const service = await start();
+    const { tenantId, destinationId, serverId } = account;
+    const sent = await service.accept(tenantId, destinationId, {
+      to: ['ok@example.net', 'x452@example.net'],
+      text: 'hello',
+    });
+    await eventually(async () => {
+      const v = await service.get(tenantId, destinationId, sent.id);
+      return v.status === 'deferred' ? v : undefined;
+    });
+    assert.deepEqual(envelopes(), [['ok@example.net']]);
+    // The retry (to the one still waiting) is refused for good after DATA: a dead letter.
+    smtp.faults.replyAt('data', 554, '5.7.1 message refused');
+    const [dead] = await eventually(async () => {
+      clock.advance(SECOND * 10);
+      const list = await service.deadLetters(tenantId, serverId);
+      return list.length > 0 ? list : undefined;
+    }, 30_000);
+    assert.ok(dead);
+    assert.deepEqual(dead.recipients, ['ok@example.net', 'x452@example.net'], 'every original recipient');
+    assert.deepEqual(
+      dead.recipientOutcomes.map((r) => [r.address, r.outcome, r.responseCode]),
+      [
+        ['ok@example.net', 'sent', 250],
+        ['x452@example.net', 'failed', 554],
+      ],
+    );
+    assert.match(dead.recipientOutcomes[1]?.reply ?? '', /message refused/);
+    const view = await service.get(tenantId, destinationId, sent.id);
+    assert.deepEqual(
+      view.recipientOutcomes.map((r) => r.outcome),
+      ['sent', 'failed'],
+    );
   });
 
   it('tries a recipient refused for now again, alone, also after a restart', async () => {

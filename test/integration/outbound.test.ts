@@ -69,7 +69,8 @@ forEachBackend('outbound', (kind) => {
     assert.deepEqual(received?.envelope.to, ['customer@example.net']);
     const parsed = await simpleParser(received?.raw as Buffer);
     assert.equal(parsed.from?.text, '"ACME Support" <support1@example.com>');
-    assert.equal(parsed.messageId, `<${accepted.body.id}@mailroom.invalid>`);
+    // The sending address's domain, as mail clients write it (issue 30): not `@mailroom.invalid`.
+    assert.equal(parsed.messageId, `<mailroom.${accepted.body.id}@example.com>`);
     assert.equal(parsed.headers.get('x-mailroom-loop'), 'test-instance');
     const done = await eventually(async () => {
       const s = await statusOf(destinationId, accepted.body.id);
@@ -505,7 +506,7 @@ forEachBackend('outbound', (kind) => {
       assert.equal(first?.acknowledged, false, 'the server kept the first copy but never answered 250');
       assert.equal(second?.acknowledged, true);
       const messageIdOf = (m: typeof first) => (m?.raw as Buffer).toString('utf8').match(/^Message-ID: (.*)$/im)?.[1];
-      assert.equal(messageIdOf(first), `<${res.body.id}@mailroom.invalid>`, 'the same message both times');
+      assert.equal(messageIdOf(first), `<mailroom.${res.body.id}@example.com>`, 'the same message both times');
       assert.equal(messageIdOf(second), messageIdOf(first));
       const done = await eventually(async () => {
         const s = await statusOf(destinationId, res.body.id);

@@ -54,18 +54,29 @@ describe('hourly rate limit across a restart and across instances [pglite]', () 
   after(() => closeOutboundFixture({ smtp, spoolDir }));
 
   it('never sends more than 30 in any 60-minute window', async () => {
-    const { serverId, clock, engine, send } = await limitedAccount(store, smtp, 'Rate', 30);
+    const { serverId, tenantId, destinationId, clock, engine, send } = await limitedAccount(store, smtp, 'Rate', 30);
     const make = (): OutboundService => engine(spoolDir, 'rate-test');
     let outbound = make();
     await outbound.start();
-    for (let i = 0; i < 100; i++) await send(outbound, `#${i}`);
+    const accepted: string[] = [];
+    for (let i = 0; i < 100; i++) accepted.push((await send(outbound, `#${i}`)).id);
     const settle = async (count: number): Promise<void> => {
       await smtp.waitFor(count, 20_000);
       await new Promise((resolve) => setTimeout(resolve, 300)); // nothing more may follow
       assert.equal(smtp.messages.length, count);
     };
     await settle(30);
-    assert.ok(outbound.status(serverId).queue?.rateLimitedUntil, 'the status says why mail waits');
+    const limitedUntil = outbound.status(serverId).queue?.rateLimitedUntil;
+    assert.ok(limitedUntil, 'the status says why mail waits');
+    // And so does each message held back: why, and not before when (no `nextAttemptAt` of its own).
+    const held = await outbound.get(tenantId, destinationId, accepted[30] as string);
+    assert.equal(held.status, 'queued');
+    assert.equal(held.nextAttemptAt, null);
+    assert.equal(held.waitingFor, 'rate-limit');
+    assert.equal(held.waitingUntil, limitedUntil);
+    assert.equal(new Date(limitedUntil).getTime(), clock.now() + RATE_WINDOW_MS, 'when the first send leaves the hour');
+    const gone = await outbound.get(tenantId, destinationId, accepted[0] as string);
+    assert.equal(gone.waitingFor, null);
     clock.advance(30 * 60_000);
     await settle(30);
     clock.advance(30 * 60_000 + 1000);

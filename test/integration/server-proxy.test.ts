@@ -71,7 +71,16 @@ describe('e-mail server proxy choice, outbound [pglite]', () => {
     assert.match(paused.lastReply, /proxy 'gone'.*not configured/);
     assert.equal(smtp.messages.length, 1, 'nothing sent another way');
 
-    const direct = await h.call<Obj>('PATCH', `/api/v1/tenants/${tenantId}/servers/${serverId}`, { proxy: 'none' });
+    // The IMAP password was entered for connections through the proxy: it does not follow a change of proxy.
+    const url = `/api/v1/tenants/${tenantId}/servers/${serverId}`;
+    const unsaid = await h.call<Obj>('PATCH', url, { proxy: 'none' });
+    assert.equal(unsaid.status, 400, unsaid.raw);
+    assert.equal(unsaid.body.error.field, 'imap.auth.password');
+    assert.match(unsaid.body.error.message, /the IMAP proxy changed/);
+    const direct = await h.call<Obj>('PATCH', url, {
+      proxy: 'none',
+      imap: { auth: { method: 'password', password: 'x' } },
+    });
     assert.equal(direct.status, 200, direct.raw);
     await h.outbound.reconcile();
     await smtp.waitFor(2, 10_000);

@@ -199,7 +199,8 @@ forEachBackend('webhook pipeline', (kind) => {
     try {
       await eventually(
         async () => (receiver && new Set(receiver.posts.map((p) => p.seq)).size === 120 ? true : undefined),
-        20_000,
+        // Waits for the deliveries, decides nothing: generous for the embedded database on a loaded machine.
+        60_000,
       );
     } finally {
       clearInterval(wakes);
@@ -245,5 +246,58 @@ forEachBackend('webhook pipeline', (kind) => {
     await eventually(async () => (receiver?.posts.length === 25 ? true : undefined));
     assertDeliveredInOrder(receiver.posts, seqs, target.destinationId);
     await eventually(async () => ((await statusOf()).state === 'ok' ? true : undefined));
+  });
+  it("keeps one tenant's slow receivers from holding up another tenant's webhooks", async () => {
+    // Tenant A: three destinations whose receiver holds every answer until released.
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const slow = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => void held.then(() => res.writeHead(200).end()));
+    });
+    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+    const slowUrl = `http://127.0.0.1:${(slow.address() as AddressInfo).port}/slow`;
+    try {
+      const targetsA: RouteTarget[] = [];
+      for (let n = 1; n <= 3; n += 1) {
+        const res = await h.call<Obj>(
+          'POST',
+          `/api/v1/tenants/${target.tenantId}/destinations`,
+          destinationBody(`a${n}`, target.serverId, { webhookUrl: slowUrl, webhookSecret: SECRET }),
+        );
+        assert.equal(res.status, 201, res.raw);
+        targetsA.push({ ...target, destinationId: res.body.id as string });
+      }
+      for (const t of targetsA) await routeMessages(h.store, t, 2);
+      // Tenant B, routed after A (A's events are older): one destination, a receiver that answers at once.
+      receiver = await startReceiver();
+      const tenantB = (await h.call<Obj>('POST', '/api/v1/tenants', { name: 'Other tenant' })).body.id as string;
+      const serverB = await h.call<Obj>('POST', `/api/v1/tenants/${tenantB}/servers`, serverBody(2));
+      assert.equal(serverB.status, 201, serverB.raw);
+      const destinationB = await h.call<Obj>(
+        'POST',
+        `/api/v1/tenants/${tenantB}/destinations`,
+        destinationBody('b', serverB.body.id as string, { webhookUrl: receiver.url, webhookSecret: SECRET }),
+      );
+      assert.equal(destinationB.status, 201, destinationB.raw);
+      const seqsB = await routeMessages(
+        h.store,
+        { tenantId: tenantB, serverId: serverB.body.id as string, destinationId: destinationB.body.id as string },
+        1,
+      );
+
+      // Two slots, one per tenant at most: A's oldest destination takes one, B gets the other at
+      // once, while A's receiver still holds its answer (by age alone, A would fill both).
+      dispatcher({ maxInFlight: 2, maxInFlightPerTenant: 1, requestTimeoutMs: 20_000 }).start();
+      await eventually(async () => (receiver?.posts.length === 1 ? true : undefined), 10_000);
+      assert.deepEqual(
+        receiver.posts.map((p) => p.seq),
+        seqsB,
+      );
+    } finally {
+      release();
+      slow.closeAllConnections();
+      await new Promise<void>((resolve) => slow.close(() => resolve()));
+    }
   });
 });

@@ -8,6 +8,7 @@ import type { OutboundService } from '../../src/outbound/outbound-service.js';
 import type { FastifyInstance } from 'fastify';
 import { createAccounts, type Accounts } from '../../src/accounts/index.js';
 import { buildApi } from '../../src/api/http-server.js';
+import type { RateLimits } from '../../src/api/rate-limits.js';
 import type { OAuthOptions, OAuthService } from '../../src/auth/oauth/index.js';
 import type { Inbound, InboundOptions } from '../../src/inbound/index.js';
 import type { Webhooks } from '../../src/inbound/webhooks/index.js';
@@ -93,6 +94,10 @@ export interface OperatorAllowances {
   webhookAddresses?: AddressPolicy;
   /** [os.tmpdir()] MAILROOM_CA_DIR: tests write their CA files into temporary folders. */
   caDir?: string;
+  /** [allow private] where an OAuth 2.0 authorityHost may lead (MAILROOM_OAUTH_ALLOW_PRIVATE). */
+  authorityAddresses?: AddressPolicy;
+  /** [none] request rate limits (MAILROOM_RATE_LIMIT_PER_TOKEN, …_PER_ADDRESS): tests choose their own. */
+  rateLimits?: RateLimits;
 }
 
 export async function openApiHarness(
@@ -113,6 +118,8 @@ export async function openApiHarness(
   const accounts = createAccounts(store, sealer, logger, {
     proxies: outboundOptions.proxies,
     webhookAddresses,
+    // The tests' identity providers are on 127.0.0.1.
+    authorityAddresses: operator.authorityAddresses ?? AddressPolicy.allowPrivate(),
     caDir: operator.caDir ?? tmpdir(),
   });
   const adminToken = `admin-${randomBytes(8).toString('hex')}`;
@@ -135,7 +142,18 @@ export async function openApiHarness(
   const base = { store, sealer, logger, accounts };
   const { templates, oauth, outbound, inbound, webhooks, credentials } = buildServices(base, settings);
   await templates.start();
-  const app = await buildApi({ accounts, store, inbound, outbound, logger, adminToken, templates, oauth, webhooks });
+  const app = await buildApi({
+    accounts,
+    store,
+    inbound,
+    outbound,
+    logger,
+    adminToken,
+    templates,
+    oauth,
+    webhooks,
+    ...(operator.rateLimits && { rateLimits: operator.rateLimits }),
+  });
   return {
     kind,
     store,

@@ -60,6 +60,13 @@ export interface DovecotInstance {
   addUser(user: DovecotUser): Promise<void>;
   /** The instance's log so far (useful in an assertion message). */
   readLog(): Promise<string>;
+  /**
+   * Stops the server (SIGTERM, as `systemctl stop dovecot` does), keeping its mail, config and
+   * port: clients see their connections end and new ones refused until `start()`.
+   */
+  stop(): Promise<void>;
+  /** Starts it again after `stop()` on the same port; resolves once it greets. No-op while running. */
+  start(): Promise<void>;
   /** Stops Dovecot and removes the temp dir. Idempotent. */
   close(): Promise<void>;
 }
@@ -118,19 +125,23 @@ export async function startDovecot(options: StartDovecotOptions = {}): Promise<D
       options.oauth2IntrospectionUrl ? withSsl + (await oauth2Passdb(dir, options.oauth2IntrospectionUrl)) : withSsl,
     );
 
-    child = spawn(binary, ['-F', '-c', paths.config], { stdio: ['ignore', 'ignore', 'pipe'] });
-    const running = child;
-    let stderr = '';
-    running.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    const exited = new Promise<number | null>((resolve) => running.once('exit', (code) => resolve(code)));
-    running.once('error', () => undefined); // reported through 'exit' / the greeting timeout
+    const launch = async (): Promise<{ child: ChildProcess; exited: Promise<number | null> }> => {
+      const running = spawn(binary, ['-F', '-c', paths.config], { stdio: ['ignore', 'ignore', 'pipe'] });
+      child = running;
+      let stderr = '';
+      running.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+      const exited = new Promise<number | null>((resolve) => running.once('exit', (code) => resolve(code)));
+      running.once('error', () => undefined); // reported through 'exit' / the greeting timeout
 
-    const failure = exited.then(async (code) => {
-      const log = await readFile(paths.log, 'utf8').catch(() => '');
-      throw new Error(`dovecot exited (code ${code}) before greeting: ${stderr.trim()} ${log.trim()}`);
-    });
-    await Promise.race([waitForGreeting(port, START_TIMEOUT_MS), failure]);
-    failure.catch(() => undefined); // exit after close() is expected
+      const failure = exited.then(async (code) => {
+        const log = await readFile(paths.log, 'utf8').catch(() => '');
+        throw new Error(`dovecot exited (code ${code}) before greeting: ${stderr.trim()} ${log.trim()}`);
+      });
+      await Promise.race([waitForGreeting(port, START_TIMEOUT_MS), failure]);
+      failure.catch(() => undefined); // exit after close() is expected
+      return { child: running, exited };
+    };
+    let current: { child: ChildProcess; exited: Promise<number | null> } | undefined = await launch();
 
     let closing: Promise<void> | undefined;
     return {
@@ -143,7 +154,22 @@ export async function startDovecot(options: StartDovecotOptions = {}): Promise<D
         await sleep(1_000 - (Date.now() % 1_000) + PASSWD_SYNC_MARGIN_MS);
       },
       readLog: () => readFile(paths.log, 'utf8').catch(() => ''),
-      close: () => (closing ??= stop(running, exited, dir)),
+      stop: async () => {
+        if (!current || closing) return;
+        const { child: running, exited } = current;
+        current = undefined;
+        await stop(running, exited);
+      },
+      start: async () => {
+        if (current || closing) return;
+        current = await launch();
+      },
+      close: () =>
+        (closing ??= (async () => {
+          if (current) await stop(current.child, current.exited);
+          current = undefined;
+          await rm(dir, { recursive: true, force: true });
+        })()),
     };
   } catch (err) {
     if (child && child.exitCode === null) child.kill('SIGKILL');
@@ -152,7 +178,7 @@ export async function startDovecot(options: StartDovecotOptions = {}): Promise<D
   }
 }
 
-async function stop(child: ChildProcess, exited: Promise<unknown>, dir: string): Promise<void> {
+async function stop(child: ChildProcess, exited: Promise<unknown>): Promise<void> {
   if (child.exitCode === null && child.signalCode === null) {
     child.kill('SIGTERM');
     const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
@@ -162,7 +188,6 @@ async function stop(child: ChildProcess, exited: Promise<unknown>, dir: string):
       clearTimeout(timer);
     }
   }
-  await rm(dir, { recursive: true, force: true });
 }
 
 function passwdLine({ user, password }: DovecotUser): string {

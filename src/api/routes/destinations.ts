@@ -13,6 +13,7 @@ export const destinationRoutes: RouteDef[] = [
     access: 'tenant',
     summary: 'Add a destination (a monitored address) and the e-mail server it uses.',
     tags,
+    errors: ['DUPLICATE_NAME', 'DUPLICATE_ADDRESS'],
     schema: { params: TenantParams, body: DestinationInput, response: { 201: DestinationView } },
     handler: async (req, reply, { accounts }) => {
       reply.code(201);
@@ -36,6 +37,7 @@ export const destinationRoutes: RouteDef[] = [
     access: 'tenant',
     summary: 'Get a destination.',
     tags,
+    errors: ['DESTINATION_NOT_FOUND'],
     schema: { params: DestinationParams, response: { 200: DestinationView } },
     handler: async (req, _reply, { accounts }) => {
       const p = req.params as DestinationParams;
@@ -48,6 +50,7 @@ export const destinationRoutes: RouteDef[] = [
     access: 'tenant',
     summary: 'Change any settings of a destination.',
     tags,
+    errors: ['DESTINATION_NOT_FOUND', 'DUPLICATE_NAME', 'DUPLICATE_ADDRESS'],
     schema: { params: DestinationParams, body: DestinationPatch, response: { 200: DestinationView } },
     handler: async (req, _reply, { accounts }) => {
       const p = req.params as DestinationParams;
@@ -60,6 +63,7 @@ export const destinationRoutes: RouteDef[] = [
     access: 'tenant',
     summary: 'Delete a destination.',
     tags,
+    errors: ['DESTINATION_NOT_FOUND'],
     schema: { params: DestinationParams, response: { 204: NoContent } },
     handler: async (req, reply, { accounts }) => {
       const p = req.params as DestinationParams;
@@ -74,6 +78,7 @@ export const destinationRoutes: RouteDef[] = [
     access: 'tenant',
     summary: 'Copy a destination under a new name and address.',
     tags,
+    errors: ['DESTINATION_NOT_FOUND', 'DUPLICATE_NAME', 'DUPLICATE_ADDRESS'],
     schema: { params: DestinationParams, body: DestinationCopy, response: { 201: DestinationView } },
     handler: async (req, reply, { accounts }) => {
       const p = req.params as DestinationParams;

@@ -2,11 +2,29 @@ import { Type } from '@sinclair/typebox';
 import { MailroomError } from '../../shared/errors.js';
 import { DestinationParams } from '../params.js';
 import { principalOf, stillAuthorized, type RouteDef } from '../route.js';
+import { SharedChecks } from '../shared-checks.js';
 
 /** [15000] ms between two keep-alive comments of an idle stream (proxies close silent connections). */
 const KEEP_ALIVE_MS = 15_000;
+
+/**
+ * Keep-alive re-authorisations, one answer shared by the streams of a token and destination for
+ * half a keep-alive period. Each batch handed out is still authorised afresh.
+ */
+const keepAliveChecks = new SharedChecks(KEEP_ALIVE_MS / 2);
+
 /** [3000] ms a browser's EventSource waits before it reconnects (the stream's `retry:`). */
 const RECONNECT_MS = 3_000;
+
+/** The header a reconnecting client sends (checked by the handler, which names it when it is wrong). */
+const LastEventIdHeader = Type.Object({
+  'last-event-id': Type.Optional(
+    Type.String({
+      pattern: '^[0-9]{1,15}$',
+      description: 'the seq of the last event received: the stream continues after it (instead of `after`)',
+    }),
+  ),
+});
 
 export const eventRoutes: RouteDef[] = [
   {
@@ -19,6 +37,9 @@ export const eventRoutes: RouteDef[] = [
       '`after`, or after the `Last-Event-ID` header when a client reconnects. A comment every 15 s keeps ' +
       'an idle stream open. Counts as a wait of its token (429 TOO_MANY_WAITS beyond the limit).',
     tags: ['inbound messages'],
+    errors: ['DESTINATION_NOT_FOUND', 'TOO_MANY_WAITS'],
+    produces: 'text/event-stream',
+    headers: LastEventIdHeader,
     schema: {
       params: DestinationParams,
       querystring: Type.Object(
@@ -64,9 +85,11 @@ export const eventRoutes: RouteDef[] = [
         // with each keep-alive).
         const allowed = async (): Promise<boolean> =>
           (await stillAuthorized(req, accounts)) && (await inbound.feed.stillVisible(p.tenantId, p.destinationId));
+        const principal = principalOf(req);
         keepAlive = setInterval(() => {
           res.write(': keep-alive\n\n');
-          allowed().then(
+          // Shared by the streams of one token and destination (one read for all of them).
+          keepAliveChecks.check(`${principal.tokenId ?? 'config'}:${p.destinationId}`, allowed).then(
             (ok) => {
               if (!ok) abort.abort();
             },

@@ -41,6 +41,7 @@ export const healthRoutes: RouteDef[] = [
     access: 'public',
     summary: 'Liveness: the process answers HTTP.',
     tags: ['operations'],
+    withoutDatabase: true,
     schema: { response: { 200: Type.Object({ status: Type.Literal('ok') }) } },
     handler: async () => ({ status: 'ok' as const }),
   },
@@ -51,6 +52,7 @@ export const healthRoutes: RouteDef[] = [
     summary:
       'Readiness: the engine runs, the database answers and this instance holds its leases (503 with the failing checks otherwise).',
     tags: ['operations'],
+    errors: ['UNAVAILABLE'],
     schema: { response: { 200: Readiness, 503: Readiness } },
     handler: async (_req, reply, ctx) => {
       const { ready, checks } = await operationsOf(ctx).readiness();
@@ -63,6 +65,8 @@ export const healthRoutes: RouteDef[] = [
     access: 'admin',
     summary: 'Prometheus metrics of this instance (text exposition format).',
     tags: ['operations'],
+    errors: ['UNAVAILABLE'],
+    produces: 'text/plain',
     schema: { response: { 200: Type.String({ description: 'Prometheus text exposition format 0.0.4' }) } },
     handler: async (_req, reply, ctx) => {
       const { contentType, body } = await operationsOf(ctx).metrics();
@@ -75,6 +79,7 @@ export const healthRoutes: RouteDef[] = [
     access: 'admin',
     summary: 'The engine instances sharing this database and which one watches each e-mail server.',
     tags: ['operations'],
+    errors: ['UNAVAILABLE'],
     schema: { response: { 200: ClusterView } },
     handler: async (_req, _reply, ctx) => operationsOf(ctx).cluster(),
   },
@@ -84,7 +89,10 @@ export const healthRoutes: RouteDef[] = [
     access: 'public',
     summary: 'This API as an OpenAPI 3 document.',
     tags: ['operations'],
-    schema: { response: {} },
+    withoutDatabase: true,
+    schema: {
+      response: { 200: Type.Object({}, { additionalProperties: true, description: 'an OpenAPI 3.0.3 document' }) },
+    },
     handler: async (_req, _reply, ctx) => ctx.openapi(),
   },
 ];

@@ -3,6 +3,10 @@ import { MailroomError } from '../../shared/errors.js';
 import { FeedItemView, MessageDetailView, MessageSummaryView } from '../../inbound/views.js';
 import { DestinationParams, ServerParams } from '../params.js';
 import { principalOf, stillAuthorized, type RouteDef } from '../route.js';
+import { SharedChecks } from '../shared-checks.js';
+
+/** Whether a token still stands at the end of an empty wait: one read per token and second. */
+const emptyWaitChecks = new SharedChecks(1_000);
 
 const tags = ['inbound messages'];
 const base = '/api/v1/tenants/:tenantId/destinations/:destinationId/messages';
@@ -25,6 +29,7 @@ export const messageRoutes: RouteDef[] = [
       '`wait` long-polls up to that many seconds when nothing is new. With `order=desc`, the newest ' +
       'first, below the cursor `before` (`next` is the cursor of the next, older page).',
     tags,
+    errors: ['DESTINATION_NOT_FOUND', 'TOO_MANY_WAITS'],
     schema: {
       params: DestinationParams,
       querystring: Type.Object(
@@ -63,10 +68,14 @@ export const messageRoutes: RouteDef[] = [
       const release = waits.take(principalOf(req), p.tenantId);
       try {
         const found = await inbound.feed.list(p.tenantId, p.destinationId, q.after ?? 0, q.limit ?? 100, waitMs);
-        // What arrived while it waited goes only to a token that still stands.
-        if (found.messages.length > 0 && !(await stillAuthorized(req, accounts))) {
-          throw new MailroomError('UNAUTHORIZED', 'the API token was revoked while the request waited');
-        }
+        // What arrived while it waited goes only to a token that still stands (checked afresh); a
+        // wait that ends empty answers 401 too once the token is revoked (one check shared by the
+        // token's waits ending within a second: nothing is handed out on it).
+        const standing =
+          found.messages.length > 0
+            ? await stillAuthorized(req, accounts)
+            : await emptyWaitChecks.check(principalOf(req).tokenId ?? 'config', () => stillAuthorized(req, accounts));
+        if (!standing) throw new MailroomError('UNAUTHORIZED', 'the API token was revoked while the request waited');
         return found;
       } finally {
         release();
@@ -79,6 +88,7 @@ export const messageRoutes: RouteDef[] = [
     access: 'tenant',
     summary: 'One message: headers, text, HTML, attachment list, classification, conversation.',
     tags,
+    errors: ['DESTINATION_NOT_FOUND', 'MESSAGE_NOT_FOUND'],
     schema: { params: MessageParams, response: { 200: MessageDetailView } },
     handler: async (req, _reply, { inbound }) => {
       const p = req.params as MessageParams;
@@ -91,6 +101,8 @@ export const messageRoutes: RouteDef[] = [
     access: 'tenant',
     summary: 'The message as received (RFC 822).',
     tags,
+    errors: ['DESTINATION_NOT_FOUND', 'MESSAGE_NOT_FOUND'],
+    produces: 'message/rfc822',
     schema: { params: MessageParams, response: { 200: Type.Any({ description: 'message/rfc822' }) } },
     handler: async (req, reply, { inbound }) => {
       const p = req.params as MessageParams;
@@ -105,6 +117,8 @@ export const messageRoutes: RouteDef[] = [
     access: 'tenant',
     summary: 'One attachment of the message, by its index in the attachment list.',
     tags,
+    errors: ['DESTINATION_NOT_FOUND', 'MESSAGE_NOT_FOUND'],
+    produces: 'application/octet-stream',
     schema: { params: AttachmentParams, response: { 200: Type.Any({ description: 'the attachment' }) } },
     handler: async (req, reply, { inbound }) => {
       const p = req.params as MessageParams & { index: number };
@@ -120,6 +134,7 @@ export const messageRoutes: RouteDef[] = [
     access: 'tenant',
     summary: 'Claim the message for an agent system; another claimant gets 409 ALREADY_CLAIMED.',
     tags,
+    errors: ['DESTINATION_NOT_FOUND', 'MESSAGE_NOT_FOUND', 'ALREADY_CLAIMED'],
     schema: { params: MessageParams, body: Agent, response: { 200: FeedItemView } },
     handler: async (req, _reply, { inbound }) => {
       const p = req.params as MessageParams;
@@ -132,6 +147,7 @@ export const messageRoutes: RouteDef[] = [
     access: 'tenant',
     summary: 'Acknowledge that the message was taken over.',
     tags,
+    errors: ['DESTINATION_NOT_FOUND', 'MESSAGE_NOT_FOUND', 'ALREADY_CLAIMED'],
     schema: {
       params: MessageParams,
       body: Type.Object({}, { additionalProperties: false }),
@@ -148,6 +164,7 @@ export const messageRoutes: RouteDef[] = [
     access: 'tenant',
     summary: "A server's quarantined, unrouted or duplicate messages (newest first).",
     tags,
+    errors: ['SERVER_NOT_FOUND'],
     schema: {
       params: ServerParams,
       querystring: Type.Object(
@@ -172,6 +189,7 @@ export const messageRoutes: RouteDef[] = [
     summary:
       "The server's connection state, last error in plain words, last contact and UID progress; which instance watches it.",
     tags: ['e-mail servers'],
+    errors: ['SERVER_NOT_FOUND'],
     schema: {
       params: ServerParams,
       response: {
@@ -181,10 +199,20 @@ export const messageRoutes: RouteDef[] = [
             Type.Object({ instanceId: Type.String(), thisInstance: Type.Boolean() }),
             Type.Null(),
           ]),
+          /** How each side's connection is encrypted (`tls` of the settings). */
+          tls: Type.Object({ imap: Type.String(), smtp: Type.String() }),
+          /** The settings' warnings (a side sending in plain text), as in the server's view. */
+          warnings: Type.Array(Type.String()),
           inbound: Type.Object({
             state: Type.String(),
             lastError: Type.Union([Type.String(), Type.Null()]),
             lastErrorAt: Type.Union([Type.String(), Type.Null()]),
+            lastProblemEndedAt: Type.Union([Type.String(), Type.Null()]),
+            /** How new mail is learned: `idle` (pushed, plus a safety sync every `pollIntervalMs`) or `poll`. */
+            newMail: Type.Object({
+              by: Type.Union([Type.Literal('idle'), Type.Literal('poll'), Type.Null()]),
+              pollIntervalMs: Type.Union([Type.Integer(), Type.Null()]),
+            }),
             lastContactAt: Type.Union([Type.String(), Type.Null()]),
             lastUid: Type.Record(Type.String(), Type.Integer()),
             idleSupported: Type.Union([Type.Boolean(), Type.Null()]),
@@ -200,7 +228,27 @@ export const messageRoutes: RouteDef[] = [
                 lastReply: Type.Union([Type.String(), Type.Null()]),
                 lastErrorAt: Type.Union([Type.String(), Type.Null()]),
                 resumeAt: Type.Union([Type.String(), Type.Null()]),
+                lastProblemEndedAt: Type.Union([Type.String(), Type.Null()]),
                 rateLimitedUntil: Type.Union([Type.String(), Type.Null()]),
+                /**
+                 * Recipients the server refused while it took a message for the others, since this
+                 * engine started: for good (the message is partially sent) and for now (tried again),
+                 * with the last one.
+                 */
+                recipientRefusals: Type.Object({
+                  permanent: Type.Integer(),
+                  temporary: Type.Integer(),
+                  last: Type.Union([
+                    Type.Object({
+                      outboundId: Type.String(),
+                      address: Type.String(),
+                      reply: Type.String(),
+                      responseCode: Type.Union([Type.Integer(), Type.Null()]),
+                      at: Type.String(),
+                    }),
+                    Type.Null(),
+                  ]),
+                }),
               }),
               Type.Null(),
             ]),
@@ -219,9 +267,15 @@ export const messageRoutes: RouteDef[] = [
     },
     handler: async (req, _reply, { accounts, inbound, outbound, operations }) => {
       const p = req.params as ServerParams;
-      await accounts.servers.get(p.tenantId, p.serverId);
+      const server = await accounts.servers.get(p.tenantId, p.serverId);
       const watchedBy = operations ? await operations.watcherOf(p.serverId) : null;
-      return { watchedBy, inbound: inbound.status(p.serverId), outbound: outbound.status(p.serverId) };
+      return {
+        watchedBy,
+        tls: { imap: server.imap.tls, smtp: server.smtp.tls },
+        warnings: server.warnings,
+        inbound: inbound.status(p.serverId),
+        outbound: outbound.status(p.serverId),
+      };
     },
   },
 ];

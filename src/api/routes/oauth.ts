@@ -27,8 +27,11 @@ const PurposeStatus = Type.Object({
   status: Type.Union(
     ['INCOMPLETE', 'PENDING', 'COMPLETE', 'EXPIRED', 'REAUTH_REQUIRED', 'ERROR'].map((s) => Type.Literal(s)),
   ),
-  flow: Type.Union([Type.Literal('device-code'), Type.Literal('client-credentials')]),
+  flow: Type.Union([Type.Literal('device-code'), Type.Literal('client-credentials'), Type.Literal('service-account')]),
+  /** Who signed in: a person, `app <client id>` or `service account <e-mail>`. */
   account: Nullable(Type.String()),
+  /** The mailbox the tokens open (a shared mailbox when a delegate signed in). */
+  mailbox: Type.String(),
   expiresAt: Nullable(Type.String({ format: 'date-time' })),
   error: Nullable(Type.String()),
   sharesImapSignIn: Type.Boolean(),
@@ -51,6 +54,14 @@ export const oauthRoutes: RouteDef[] = [
     summary:
       'Get Code: start a device-code sign-in for IMAP or SMTP (a new request cancels the one in progress). SMTP with mode imap uses the IMAP sign-in.',
     tags,
+    errors: [
+      'SERVER_NOT_FOUND',
+      'OAUTH_NOT_CONFIGURED',
+      'OAUTH_FAILED',
+      'CONFLICT',
+      'SECRET_UNREADABLE',
+      'UNAVAILABLE',
+    ],
     schema: { params: ServerParams, body: PurposeBody, response: { 200: DeviceCodeView } },
     handler: async (req, _reply, ctx) => {
       const p = req.params as ServerParams;
@@ -63,6 +74,7 @@ export const oauthRoutes: RouteDef[] = [
     access: 'tenant',
     summary: 'OAuth 2.0 status per purpose: INCOMPLETE, PENDING, COMPLETE, EXPIRED, REAUTH_REQUIRED or ERROR.',
     tags,
+    errors: ['SERVER_NOT_FOUND', 'UNAVAILABLE'],
     schema: { params: ServerParams, response: { 200: StatusView } },
     handler: async (req, _reply, ctx) => {
       const p = req.params as ServerParams;
@@ -76,6 +88,14 @@ export const oauthRoutes: RouteDef[] = [
     summary:
       'Acquire a fresh access token now and report the status (what failed, in words an administrator can act on).',
     tags,
+    errors: [
+      'SERVER_NOT_FOUND',
+      'OAUTH_NOT_CONFIGURED',
+      'OAUTH_FAILED',
+      'CREDENTIALS_UNAVAILABLE',
+      'SECRET_UNREADABLE',
+      'UNAVAILABLE',
+    ],
     schema: { params: ServerParams, body: PurposeBody, response: { 200: Type.Union([PurposeStatus, Type.Null()]) } },
     handler: async (req, _reply, ctx) => {
       const p = req.params as ServerParams;

@@ -30,6 +30,16 @@ export const outboundRoutes: RouteDef[] = [
       'Send a reply or notification from the destination. Answers 202 once the message is safe in the disk spool; ' +
       'delivery follows in order under the account’s rate limit.',
     tags,
+    errors: [
+      'DESTINATION_NOT_FOUND',
+      'SERVER_NOT_FOUND',
+      'NOT_AVAILABLE_FOR_OUTGOING',
+      'MESSAGE_NOT_FOUND',
+      'TEMPLATE_NOT_FOUND',
+      'TEMPLATE_UNAVAILABLE',
+      'SPOOL_FULL',
+      'SPOOL_UNAVAILABLE',
+    ],
     schema: { params: DestinationParams, body: SendInput, response: { 202: OutboundView } },
     handler: async (req, reply, { outbound }) => {
       const p = req.params as DestinationParams;
@@ -44,6 +54,7 @@ export const outboundRoutes: RouteDef[] = [
     summary:
       'Status of an outgoing message: queued, sending, sent, deferred or failed, with attempts and the last SMTP reply.',
     tags,
+    errors: ['DESTINATION_NOT_FOUND', 'OUTBOUND_NOT_FOUND'],
     schema: { params: OutboundParams, response: { 200: OutboundView } },
     handler: async (req, _reply, { outbound }) => {
       const p = req.params as { tenantId: string; destinationId: string; outboundId: string };
@@ -58,6 +69,7 @@ export const outboundRoutes: RouteDef[] = [
       'Cancel a message still waiting to be sent (queued or deferred): it becomes a dead letter (status failed), ' +
       'which can be re-queued. 200 when done; 202 when the instance holding its spool file will do it (within seconds).',
     tags,
+    errors: ['DESTINATION_NOT_FOUND', 'OUTBOUND_NOT_FOUND', 'OUTBOUND_NOT_WAITING', 'SPOOL_UNAVAILABLE'],
     schema: {
       params: OutboundParams,
       body: Type.Object({}, strict),
@@ -78,6 +90,7 @@ export const outboundRoutes: RouteDef[] = [
       'Messages the server refused for good (5xx), that outlived their retries, or that were cancelled; ' +
       'from every instance.',
     tags,
+    errors: ['SERVER_NOT_FOUND'],
     schema: { params: ServerParams, response: { 200: DeadLetterList } },
     handler: async (req, _reply, { accounts, outbound }) => {
       const p = req.params as ServerParams;
@@ -92,6 +105,7 @@ export const outboundRoutes: RouteDef[] = [
     summary:
       'Put a dead letter back at the end of the queue. 204 when done; 202 when the instance holding its file will do it.',
     tags,
+    errors: ['SERVER_NOT_FOUND', 'OUTBOUND_NOT_FOUND', 'SPOOL_FULL', 'SPOOL_UNAVAILABLE'],
     schema: { params: DeadParams, body: Type.Object({}, strict), response: { 202: RequestedView, 204: NoContent } },
     handler: async (req, reply, { accounts, outbound }) => {
       const p = req.params as { tenantId: string; serverId: string; outboundId: string };
@@ -105,6 +119,7 @@ export const outboundRoutes: RouteDef[] = [
     access: 'tenant',
     summary: 'Delete a dead letter. 204 when done; 202 when the instance holding its file will do it.',
     tags,
+    errors: ['SERVER_NOT_FOUND', 'OUTBOUND_NOT_FOUND', 'SPOOL_UNAVAILABLE'],
     schema: { params: DeadParams, response: { 202: RequestedView, 204: NoContent } },
     handler: async (req, reply, { accounts, outbound }) => {
       const p = req.params as { tenantId: string; serverId: string; outboundId: string };
@@ -120,6 +135,7 @@ export const outboundRoutes: RouteDef[] = [
       'A cancel, re-queue or delete left for the instance holding the message (a 202 answer): requested, ' +
       'in-progress, done, refused with why, or withdrawn.',
     tags,
+    errors: ['OUTBOUND_NOT_FOUND'],
     schema: {
       params: RequestParams,
       response: { 200: RequestView },
@@ -170,6 +186,7 @@ export const outboundRoutes: RouteDef[] = [
       'Withdraw a request its instance has not taken up yet (for an instance that is not coming back): it is ' +
       'never carried out. 409 while a running instance carries it out, or when it is settled.',
     tags,
+    errors: ['OUTBOUND_NOT_FOUND', 'OUTBOUND_REQUEST_NOT_WAITING'],
     schema: { params: RequestParams, response: { 200: RequestView } },
     handler: async (req, _reply, { outbound }) => {
       const p = req.params as { tenantId: string; requestId: string };
@@ -185,6 +202,7 @@ export const outboundRoutes: RouteDef[] = [
       'waiting become failed, its dead letters are no longer listed, requests waiting for it are withdrawn. ' +
       '409 INSTANCE_RUNNING while it runs. Should it start again, it sets its spool aside as dead letters, unsent.',
     tags: ['operations'],
+    errors: ['INSTANCE_RUNNING'],
     schema: {
       params: Type.Object({ instanceId: Type.String({ minLength: 1, maxLength: 255 }) }, strict),
       body: Type.Object({}, strict),
@@ -223,6 +241,7 @@ export const outboundRoutes: RouteDef[] = [
       'Delete a dead letter of any server of the tenant, a deleted one too. 204 when done; 202 when the instance ' +
       'holding its file will do it.',
     tags,
+    errors: ['OUTBOUND_NOT_FOUND', 'SPOOL_UNAVAILABLE'],
     schema: { params: TenantDeadParams, response: { 202: RequestedView, 204: NoContent } },
     handler: async (req, reply, { outbound }) => {
       const p = req.params as { tenantId: string; outboundId: string };

@@ -67,6 +67,7 @@ export const responseRoutes: RouteDef[] = [
       'its file selection, and the problems of those files (file, line, reason). `usableOnly=true`: ' +
       'as agents are shown it, without responses that cannot be used and the groups they leave empty.',
     tags,
+    errors: ['DESTINATION_NOT_FOUND', 'UNAVAILABLE'],
     schema: {
       params: DestinationParams,
       querystring: Type.Object({ usableOnly: Type.Optional(Type.Boolean()) }, strict),
@@ -86,6 +87,7 @@ export const responseRoutes: RouteDef[] = [
       'Render a response with its identifiers filled: from the incoming message (`messageId`), the destination, ' +
       'the agent and now. Text or HTML; images come as inline attachments referenced by `cid:`.',
     tags,
+    errors: ['DESTINATION_NOT_FOUND', 'MESSAGE_NOT_FOUND', 'TEMPLATE_NOT_FOUND', 'TEMPLATE_UNAVAILABLE', 'UNAVAILABLE'],
     schema: { params: DestinationParams, body: RenderBody, response: { 200: RenderView } },
     handler: async (req, _reply, ctx) => {
       const p = req.params as DestinationParams;
@@ -103,6 +105,7 @@ export const responseRoutes: RouteDef[] = [
       "Choose the destination's response files (`null`: every file, the default) and optionally its locale " +
       'and time zone for dates (`null`: engine default; omitted: unchanged).',
     tags,
+    errors: ['DESTINATION_NOT_FOUND', 'TEMPLATE_NOT_FOUND', 'UNAVAILABLE'],
     schema: { params: DestinationParams, body: FilesBody, response: { 200: SettingsView } },
     handler: async (req, _reply, ctx) => {
       const p = req.params as DestinationParams;

@@ -30,6 +30,7 @@ export const serverRoutes: RouteDef[] = [
     access: 'tenant',
     summary: 'Add an e-mail server (IMAP + SMTP account); at most five per tenant.',
     tags,
+    errors: ['SERVER_LIMIT_REACHED', 'ACCOUNT_IN_USE', 'DUPLICATE_NAME', 'PROXY_NOT_CONFIGURED', 'SECRET_UNREADABLE'],
     schema: { params: TenantParams, body: ServerInput, response: { 201: ServerView } },
     handler: async (req, reply, { accounts }) => {
       reply.code(201);
@@ -53,6 +54,7 @@ export const serverRoutes: RouteDef[] = [
     access: 'tenant',
     summary: 'Get an e-mail server (secrets appear only as hasPassword / hasClientSecret).',
     tags,
+    errors: ['SERVER_NOT_FOUND'],
     schema: { params: ServerParams, response: { 200: ServerView } },
     handler: async (req, _reply, { accounts }) => {
       const p = req.params as ServerParams;
@@ -65,6 +67,7 @@ export const serverRoutes: RouteDef[] = [
     access: 'tenant',
     summary: 'Change any settings of an e-mail server. A changed host or user name needs the password again.',
     tags,
+    errors: ['SERVER_NOT_FOUND', 'ACCOUNT_IN_USE', 'DUPLICATE_NAME', 'PROXY_NOT_CONFIGURED', 'SECRET_UNREADABLE'],
     schema: { params: ServerParams, body: ServerPatch, response: { 200: ServerView } },
     handler: async (req, _reply, { accounts }) => {
       const p = req.params as ServerParams;
@@ -79,6 +82,7 @@ export const serverRoutes: RouteDef[] = [
       '"Test connection": connect to the IMAP and the SMTP server as the stored settings say and log in, ' +
       'without reading or sending mail; each side says what happened in plain words (ok or why not).',
     tags,
+    errors: ['SERVER_NOT_FOUND', 'PROXY_NOT_CONFIGURED', 'SECRET_UNREADABLE'],
     schema: {
       params: ServerParams,
       body: Type.Optional(Type.Object({}, { additionalProperties: false })),
@@ -102,6 +106,7 @@ export const serverRoutes: RouteDef[] = [
       'refuses the deletion (409 SERVER_HAS_QUEUED_MAIL) unless `discardQueued=true` gives that mail up ' +
       '(each message marked failed, its file kept as a dead letter).',
     tags,
+    errors: ['SERVER_NOT_FOUND', 'SERVER_IN_USE', 'SERVER_HAS_QUEUED_MAIL'],
     schema: {
       params: ServerParams,
       querystring: Type.Object({ discardQueued: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
@@ -121,6 +126,7 @@ export const serverRoutes: RouteDef[] = [
     access: 'tenant',
     summary: 'Copy an e-mail server under a new name, with optional changes (usually user name and password).',
     tags,
+    errors: ['SERVER_NOT_FOUND', 'SERVER_LIMIT_REACHED', 'ACCOUNT_IN_USE', 'DUPLICATE_NAME', 'SECRET_UNREADABLE'],
     schema: { params: ServerParams, body: ServerCopy, response: { 201: ServerView } },
     handler: async (req, reply, { accounts }) => {
       const p = req.params as ServerParams;

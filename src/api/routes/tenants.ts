@@ -12,6 +12,7 @@ export const tenantRoutes: RouteDef[] = [
     access: 'admin',
     summary: 'Create a tenant (business unit).',
     tags,
+    errors: ['DUPLICATE_NAME'],
     schema: { body: TenantInput, response: { 201: TenantView } },
     handler: async (req, reply, { accounts }) => {
       reply.code(201);
@@ -45,6 +46,7 @@ export const tenantRoutes: RouteDef[] = [
     access: 'tenant',
     summary: 'Rename a tenant.',
     tags,
+    errors: ['DUPLICATE_NAME'],
     schema: { params: TenantParams, body: TenantPatch, response: { 200: TenantView } },
     handler: async (req, _reply, { accounts }) =>
       accounts.tenants.update((req.params as TenantParams).tenantId, req.body),
@@ -55,6 +57,7 @@ export const tenantRoutes: RouteDef[] = [
     access: 'admin',
     summary: 'Delete an empty tenant.',
     tags,
+    errors: ['TENANT_NOT_EMPTY'],
     schema: { params: TenantParams, response: { 204: NoContent } },
     handler: async (req, reply, { accounts }) => {
       await accounts.tenants.delete((req.params as TenantParams).tenantId);

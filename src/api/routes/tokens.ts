@@ -37,6 +37,7 @@ export const tokenRoutes: RouteDef[] = [
     access: 'tenant',
     summary: "Revoke one of this tenant's tokens.",
     tags,
+    errors: ['TOKEN_NOT_FOUND'],
     schema: { params: TenantTokenParams, response: { 204: NoContent } },
     handler: async (req, reply, { accounts }) => {
       const p = req.params as { tenantId: string; tokenId: string };
@@ -63,6 +64,7 @@ export const tokenRoutes: RouteDef[] = [
     access: 'admin',
     summary: 'Revoke any stored token.',
     tags,
+    errors: ['TOKEN_NOT_FOUND'],
     schema: { params: TokenParams, response: { 204: NoContent } },
     handler: async (req, reply, { accounts }) => {
       await accounts.apiTokens.revoke((req.params as { tokenId: string }).tokenId);

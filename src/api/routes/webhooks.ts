@@ -20,6 +20,7 @@ export const webhookRoutes: RouteDef[] = [
       "A destination's webhook: state (`disabled`, `ok`, `failing`), events pending and delivered, " +
       'the oldest pending event with its next attempt, and recent failures.',
     tags,
+    errors: ['DESTINATION_NOT_FOUND', 'UNAVAILABLE'],
     schema: { params: DestinationParams, response: { 200: WebhookStatusView } },
     handler: async (req, _reply, ctx) => {
       const p = req.params as DestinationParams;
@@ -33,6 +34,7 @@ export const webhookRoutes: RouteDef[] = [
     access: 'tenant',
     summary: 'Posts a signed `webhook.test` event to the webhook URL now and reports the answer; nothing is queued.',
     tags,
+    errors: ['DESTINATION_NOT_FOUND', 'SECRET_UNREADABLE', 'UNAVAILABLE'],
     schema: { params: DestinationParams, response: { 200: WebhookTestView } },
     handler: async (req, _reply, ctx) => {
       const p = req.params as DestinationParams;

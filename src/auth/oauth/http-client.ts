@@ -1,5 +1,6 @@
 import type { INetworkModule, NetworkRequestOptions, NetworkResponse } from '@azure/msal-node';
 import { httpExchange } from '../../shared/http-exchange.js';
+import type { AddressPolicy } from '../../shared/address-policy.js';
 import type { WebProxy } from '../../shared/web-proxy.js';
 
 export interface HttpClientOptions {
@@ -9,6 +10,8 @@ export interface HttpClientOptions {
   timeoutMs?: number;
   /** An HTTP proxy: each request goes through a tunnel it opens (HTTP CONNECT); TLS stays end to end. */
   proxy?: WebProxy | undefined;
+  /** The addresses the identity provider may be at (a tenant chooses the authority host); any when absent. */
+  addresses?: AddressPolicy | undefined;
 }
 
 const MAX_RESPONSE_BYTES = 1_048_576;
@@ -42,6 +45,7 @@ export class HttpClient implements INetworkModule {
       maxBytes: MAX_RESPONSE_BYTES,
       proxy: this.options.proxy,
       ca: this.options.ca,
+      addresses: this.options.addresses,
     });
     const text = answer.body.toString('utf8');
     let parsed: unknown;

@@ -17,7 +17,8 @@ import { authorityOf } from './settings.js';
  */
 export class MsalApps {
   constructor(
-    private readonly network: INetworkModule,
+    /** The HTTP client of every request to an identity provider (its CA and proxy); also the service-account grant's. */
+    readonly network: INetworkModule,
     private readonly logger: Logger,
   ) {}
 

@@ -3,6 +3,7 @@ import { systemClock } from '../../shared/clock.js';
 import { MailroomError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { SecretSealer } from '../../shared/sealed-secrets.js';
+import type { AddressPolicy } from '../../shared/address-policy.js';
 import type { WebProxy } from '../../shared/web-proxy.js';
 import type { OAuthPurpose, OAuthStatus } from '../../store/oauth-grants.js';
 import type { EmailServerRow, OAuthFlow } from '../../store/rows.js';
@@ -20,6 +21,11 @@ export interface OAuthOptions {
   identityProviderCa?: string;
   /** The HTTP proxy the identity provider is reached through (HTTP CONNECT), unless it bypasses its host. */
   httpsProxy?: WebProxy | undefined;
+  /**
+   * The addresses identity providers may be reached at (MAILROOM_OAUTH_ALLOW_PRIVATE): an
+   * authority host is a tenant's setting, checked as each connection is made; any when absent.
+   */
+  identityProviderAddresses?: AddressPolicy | undefined;
   /** [900] longest a device code is polled for, seconds. */
   deviceCodeLifetimeSeconds?: number;
   /** [systemClock] time for device-code polling. */
@@ -30,8 +36,16 @@ export interface OAuthOptions {
 export interface OAuthPurposeView {
   status: OAuthStatus;
   flow: OAuthFlow;
-  /** The signed-in account, or `app <client id>` for client credentials. */
+  /**
+   * The signed-in account, `app <client id>` for client credentials, `service account <e-mail>`
+   * for a Google service account.
+   */
   account: string | null;
+  /**
+   * The mailbox the tokens are presented for (the XOAUTH2 user): a shared mailbox when a delegate
+   * signed in (`account` differs), the delegating user for a service account.
+   */
+  mailbox: string;
   /** PENDING: when the code expires; otherwise when the current access token expires. */
   expiresAt: string | null;
   error: string | null;
@@ -60,7 +74,11 @@ export class OAuthService {
     logger: Logger,
     options: OAuthOptions = {},
   ) {
-    const network = new HttpClient({ ca: options.identityProviderCa, proxy: options.httpsProxy });
+    const network = new HttpClient({
+      ca: options.identityProviderCa,
+      proxy: options.httpsProxy,
+      addresses: options.identityProviderAddresses,
+    });
     const apps = new MsalApps(network, logger);
     this.grants = new OAuthGrants(store, sealer);
     this.tokens = new TokenProvider({ apps, grants: this.grants, sealer, logger });
@@ -82,8 +100,9 @@ export class OAuthService {
   }
 
   /**
-   * Calls `listener` after each completed device-code sign-in (SMTP with `mode: imap` signs in as
-   * `imap`): the composition root resumes that server's held outbound queue without waiting.
+   * Calls `listener` after each completed sign-in: a device-code sign-in, or a token acquired on
+   * request (`test`, the client-credentials flow's sign-in); SMTP with `mode: imap` signs in as
+   * `imap`. The composition root wakes that server's held outbound queue and its inbound watcher.
    */
   onSignIn(listener: (serverId: string, purpose: OAuthPurpose) => void): void {
     this.signInListeners.add(listener);
@@ -116,7 +135,7 @@ export class OAuthService {
       throw new MailroomError(
         'OAUTH_NOT_CONFIGURED',
         target
-          ? `${purpose.toUpperCase()} of '${row.name}' uses client credentials: no sign-in is needed`
+          ? `${purpose.toUpperCase()} of '${row.name}' uses ${target.settings.flow === 'service-account' ? 'a service account' : 'client credentials'}: no sign-in is needed`
           : `${purpose.toUpperCase()} of '${row.name}' does not use OAuth 2.0`,
         { field: 'purpose' },
       );
@@ -157,6 +176,7 @@ export class OAuthService {
       status: grant?.status ?? 'INCOMPLETE',
       flow: target.settings.flow,
       account: grant?.account ?? null,
+      mailbox: target.user,
       expiresAt: grant?.expiresAt?.toISOString() ?? null,
       error: grant?.error ?? null,
       sharesImapSignIn: purpose === 'smtp' && target.purpose === 'imap',
@@ -178,7 +198,14 @@ export class OAuthService {
   /** Acquires a token now and reports the result (the "test connection" of the sign-in part). */
   async test(tenantId: string, serverId: string, purpose: OAuthPurpose): Promise<OAuthPurposeView | null> {
     const row = await this.server(tenantId, serverId);
-    await this.tokens.accessToken(row, purpose, { forceRefresh: true }).catch(() => undefined);
+    const target = oauthTarget(row, purpose);
+    const fresh = await this.tokens.accessToken(row, purpose, { forceRefresh: true }).then(
+      () => true,
+      () => false, // the status read below says what failed
+    );
+    // A token acquired with the client secret is the client-credentials flow's sign-in: the
+    // server's sides waiting to retry try again now, as after a device-code sign-in.
+    if (fresh && target) for (const listener of this.signInListeners) listener(serverId, target.purpose);
     return this.purposeView(row, purpose);
   }
 

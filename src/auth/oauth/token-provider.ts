@@ -16,6 +16,15 @@ import type { GrantKey, OAuthGrants } from './grants.js';
 import type { MsalApps } from './msal-apps.js';
 import { KeyedLock } from './keyed-lock.js';
 import { RefreshGate } from './refresh-gate.js';
+import {
+  describeServiceAccountError,
+  GMAIL_SCOPE,
+  requestServiceAccountToken,
+  ServiceAccountRefused,
+  signedAssertion,
+  tokenEndpointOf,
+} from './service-account.js';
+import { parseServiceAccountKey } from '../../shared/service-account-key.js';
 import { accountPlaceOf, appKeyOf, appScopes, oauthTarget, scopesFor, type OAuthTarget } from './settings.js';
 
 /** An access token for XOAUTH2, with the mailbox user name it is presented for. */
@@ -38,6 +47,8 @@ interface GatedApp {
 }
 
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'ETIMEDOUT', 'ECONNRESET']);
+/** [300000] a kept service-account token is renewed this long before it expires, ms (msal-node's margin). */
+const TOKEN_RENEW_BEFORE_MS = 5 * 60_000;
 
 /** A grant's key: its server and purpose, the app it was made with and the place its tokens go. */
 export function grantKeyOf(row: EmailServerRow, target: OAuthTarget): GrantKey {
@@ -72,6 +83,8 @@ export class TokenProvider {
   private readonly perGrant = new KeyedLock();
   private readonly confidentialApps = new Map<string, { fingerprint: string; app: ConfidentialClientApplication }>();
   private readonly inFlight = new Map<string, Promise<AccessToken>>();
+  /** Service-account tokens per server and purpose, with the fingerprint of what they were made for. */
+  private readonly serviceAccountTokens = new Map<string, { fingerprint: string; token: AccessToken }>();
   /** Last status written per client-credentials grant, to write only changes. */
   private readonly appStatus = new Map<string, string>();
 
@@ -87,7 +100,9 @@ export class TokenProvider {
     const work = (
       target.settings.flow === 'client-credentials'
         ? this.appToken(row, key, target, options)
-        : this.userToken(row, key, target, purpose, options)
+        : target.settings.flow === 'service-account'
+          ? this.serviceAccountToken(row, key, target, options)
+          : this.userToken(row, key, target, purpose, options)
     ).finally(() => this.inFlight.delete(id));
     this.inFlight.set(id, work);
     return work;
@@ -95,7 +110,7 @@ export class TokenProvider {
 
   /** Drops the in-memory applications of a server (its settings changed or it was deleted). */
   forget(serverId: string): void {
-    for (const map of [this.publicApps, this.confidentialApps, this.appStatus]) {
+    for (const map of [this.publicApps, this.confidentialApps, this.appStatus, this.serviceAccountTokens]) {
       for (const id of map.keys()) if (id.startsWith(`${serverId}|`)) map.delete(id);
     }
   }
@@ -258,13 +273,80 @@ export class TokenProvider {
     }
   }
 
+  /**
+   * Google Workspace: a token for the mailbox (`sub`) through the JWT bearer grant, signed with
+   * the service account's sealed key (opened here, held only while signing). Kept until five
+   * minutes before it expires, as msal-node keeps its own; there is no refresh token, a new
+   * assertion is signed instead.
+   */
+  private async serviceAccountToken(
+    row: EmailServerRow,
+    key: GrantKey,
+    target: OAuthTarget,
+    options: TokenOptions,
+  ): Promise<AccessToken> {
+    const sealed = key.purpose === 'imap' ? row.imapClientSecretSealed : row.smtpClientSecretSealed;
+    if (sealed === null) throw unavailable(row, key.purpose, 'no service account key is stored', 'INCOMPLETE');
+    const id = `${key.serverId}|${key.purpose}`;
+    const fingerprint = `${key.appKey}|${target.user}|${createHash('sha256').update(sealed).digest('hex')}`;
+    const known = this.serviceAccountTokens.get(id);
+    const now = Date.now();
+    if (
+      options.forceRefresh !== true &&
+      known?.fingerprint === fingerprint &&
+      (known.token.expiresAt?.getTime() ?? 0) - now > TOKEN_RENEW_BEFORE_MS
+    ) {
+      return known.token;
+    }
+    const serviceAccount = target.settings.clientId;
+    const account = `service account ${serviceAccount}`;
+    try {
+      const secret = this.deps.sealer.open(sealed, {
+        tenantId: row.tenantId,
+        rowId: row.id,
+        field: `${key.purpose}.clientSecret`,
+      });
+      const endpoint = tokenEndpointOf(target.settings.authorityHost);
+      const assertion = signedAssertion(parseServiceAccountKey(secret), {
+        issuer: serviceAccount,
+        subject: target.user,
+        audience: endpoint,
+        scope: GMAIL_SCOPE,
+        nowSeconds: Math.floor(now / 1000),
+      });
+      const answer = await requestServiceAccountToken(this.deps.apps.network, endpoint, assertion);
+      const expiresAt = new Date(now + answer.expiresInSeconds * 1000);
+      const token: AccessToken = { user: target.user, accessToken: answer.accessToken, expiresAt };
+      this.serviceAccountTokens.set(id, { fingerprint, token });
+      if (this.appStatus.get(id) !== 'COMPLETE') {
+        this.appStatus.set(id, 'COMPLETE');
+        await this.deps.grants.setStatus(key, { status: 'COMPLETE', account, error: null, expiresAt });
+      }
+      return token;
+    } catch (err) {
+      this.serviceAccountTokens.delete(id);
+      const described =
+        err instanceof ServiceAccountRefused
+          ? describeServiceAccountError(err, serviceAccount, target.user)
+          : undefined;
+      throw await this.failed(row, key, err, account, described);
+    }
+  }
+
   /** Records a failed acquisition and turns it into the error the caller acts on. */
-  private async failed(row: EmailServerRow, key: GrantKey, thrown: unknown, account?: string): Promise<MailroomError> {
+  private async failed(
+    row: EmailServerRow,
+    key: GrantKey,
+    thrown: unknown,
+    account?: string,
+    /** The failure already put in words (Google's refusals), instead of msal-node's. */
+    described?: OAuthFailure,
+  ): Promise<MailroomError> {
     // A refresh's verdict holds only for the token cache it refreshed from.
     const refreshedFrom = thrown instanceof RefreshFailed ? thrown.sealed : undefined;
     const err = thrown instanceof RefreshFailed ? thrown.cause : thrown;
     if (err instanceof MailroomError) return err;
-    const failure: OAuthFailure = describeOAuthError(err);
+    const failure: OAuthFailure = described ?? describeOAuthError(err);
     const network = NETWORK_CODES.has(failure.code);
     const statusId = `${key.serverId}|${key.purpose}`;
     const seen = `${failure.status}|${failure.message}`;

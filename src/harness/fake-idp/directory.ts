@@ -90,6 +90,14 @@ export class Directory {
   private readonly refreshTokens = new Map<string, RefreshTokenInfo>();
   private slowDowns = 0;
   private readonly refreshFailures = new Set<string>();
+  /**
+   * Full Access to a mailbox other than one's own (lower-cased mailbox → delegates): Exchange
+   * Online lets a person with Full Access open a shared mailbox over IMAP with their own token, the
+   * shared mailbox named as the XOAUTH2 user ("Authenticate an IMAP, POP or SMTP connection using
+   * OAuth", https://learn.microsoft.com/exchange/client-developer/legacy-protocols/how-to-authenticate-an-imap-pop-smtp-application-by-using-oauth,
+   * "shared mailbox access").
+   */
+  private readonly mailboxDelegates = new Map<string, Set<string>>();
 
   constructor(private readonly settings: DirectorySettings) {}
 
@@ -273,6 +281,11 @@ export class Directory {
     };
   }
 
+  /** An access token opening `user`'s mailbox (the fake Google endpoint's, for a service account). */
+  issueDelegatedToken(user: string, clientId: string): string {
+    return this.issueAccessToken(user, clientId, false);
+  }
+
   private issueAccessToken(principal: string, clientId: string, app: boolean): string {
     const token = opaqueToken(app ? 'app-at' : 'at');
     this.issued.push(token);
@@ -338,6 +351,14 @@ export class Directory {
     for (const info of this.accessTokens.values()) info.expiresAt = Math.min(info.expiresAt, this.settings.now());
   }
 
+  /** Gives `delegate` Full Access (and Send As) to `mailbox`, as an Exchange administrator would. */
+  grantMailboxAccess(mailbox: string, delegate: string): void {
+    const key = mailbox.toLowerCase();
+    const delegates = this.mailboxDelegates.get(key) ?? new Set<string>();
+    delegates.add(delegate.toLowerCase());
+    this.mailboxDelegates.set(key, delegates);
+  }
+
   /** Who a still-valid access token belongs to (`app:<clientId>` for app-only tokens), or undefined. */
   principalOf(token: string): string | undefined {
     const info = this.accessTokens.get(token);
@@ -348,7 +369,10 @@ export class Directory {
   allows(user: string, token: string): boolean {
     const info = this.accessTokens.get(token);
     if (!info || info.expiresAt <= this.settings.now()) return false;
-    if (!info.app) return info.principal.toLowerCase() === user.toLowerCase();
+    if (!info.app) {
+      const principal = info.principal.toLowerCase();
+      return principal === user.toLowerCase() || this.mailboxDelegates.get(user.toLowerCase())?.has(principal) === true;
+    }
     const mailboxes = this.apps.get(info.clientId)?.mailboxes;
     return mailboxes === undefined || mailboxes.some((m) => m.toLowerCase() === user.toLowerCase());
   }

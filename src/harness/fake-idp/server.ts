@@ -7,6 +7,7 @@ import {
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { makeTestCertificates } from './certificates.js';
+import { GoogleServiceAccounts, type FakeServiceAccount } from './google-service-accounts.js';
 import { Directory, type DeviceCodeInfo, type FakeIdpApp, type Reply, type TokenRequestRecord } from './directory.js';
 
 export interface FakeIdpOptions {
@@ -51,6 +52,15 @@ export interface FakeIdp {
   /** Every access and refresh token issued so far. */
   readonly issuedTokens: readonly string[];
   addApp(app: FakeIdpApp): void;
+  /** Gives `delegate` Full Access and Send As to `mailbox` (a shared mailbox): their tokens open it. */
+  grantMailboxAccess(mailbox: string, delegate: string): void;
+  /**
+   * `https://127.0.0.1:<port>/token`: Google's token endpoint for service accounts (JWT bearer
+   * grant); its tokens open mailboxes like the others. The authority host to configure is `url`.
+   */
+  readonly googleTokenUrl: string;
+  /** Registers a Google service account (and the scopes its domain-wide delegation grants). */
+  addServiceAccount(account: FakeServiceAccount): void;
   /** Device codes waiting for a person, oldest first. */
   pendingCodes(): DeviceCodeInfo[];
   /** Resolves with the next (or a current) pending device code. */
@@ -95,8 +105,26 @@ function send(res: ServerResponse, reply: Reply): void {
 const ROUTE =
   /^\/([A-Za-z0-9.-]+)\/(v2\.0\/\.well-known\/openid-configuration|oauth2\/v2\.0\/devicecode|oauth2\/v2\.0\/token|discovery\/v2\.0\/keys)$/;
 
-async function route(directory: Directory, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function route(
+  directory: Directory,
+  google: GoogleServiceAccounts,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
   const path = new URL(req.url ?? '/', 'https://idp.invalid').pathname;
+  if (path === '/token') {
+    // Google's token endpoint (https://oauth2.googleapis.com/token), for service accounts.
+    if (req.method !== 'POST') return send(res, { status: 405, body: { error: 'invalid_request' } });
+    const form = await readForm(req);
+    const reply = google.token(form);
+    directory.tokenRequests.push({
+      grantType: form.get('grant_type') ?? '',
+      at: Date.now(),
+      clientId: 'google',
+      ...(typeof reply.body.error === 'string' && { error: reply.body.error }),
+    });
+    return send(res, reply);
+  }
   const match = ROUTE.exec(path);
   if (!match) return send(res, { status: 404, body: { error: 'not_found', error_description: `no route ${path}` } });
   const [, directoryId = '', endpoint] = match;
@@ -117,7 +145,8 @@ async function route(directory: Directory, req: IncomingMessage, res: ServerResp
 /**
  * Starts a fake Microsoft identity platform (v2.0 endpoints) over HTTPS on loopback, with its
  * own CA made at start. It serves the OpenID configuration, the device-code endpoint and the
- * token endpoint (device code, refresh token and client-credentials grants).
+ * token endpoint (device code, refresh token and client-credentials grants); and, at `/token`,
+ * Google's token endpoint for service accounts (`google-service-accounts.ts`).
  */
 export async function startFakeIdp(options: FakeIdpOptions = {}): Promise<FakeIdp> {
   const certs = makeTestCertificates();
@@ -133,9 +162,14 @@ export async function startFakeIdp(options: FakeIdpOptions = {}): Promise<FakeId
     now: options.now ?? Date.now,
   });
   for (const app of options.apps ?? []) directory.apps.set(app.clientId, app);
+  const google = new GoogleServiceAccounts({
+    tokenUrl: () => `https://${host}:${port()}/token`,
+    now: options.now ?? Date.now,
+    issue: (user, clientId) => directory.issueDelegatedToken(user, clientId),
+  });
 
   const https = createServer({ key: certs.key, cert: certs.cert }, (req, res) => {
-    route(directory, req, res).catch((err: unknown) =>
+    route(directory, google, req, res).catch((err: unknown) =>
       send(res, { status: 500, body: { error: 'server_error', error_description: String(err) } }),
     );
   });
@@ -155,6 +189,9 @@ export async function startFakeIdp(options: FakeIdpOptions = {}): Promise<FakeId
     tokenRequests: directory.tokenRequests,
     issuedTokens: directory.issued,
     addApp: (app) => directory.apps.set(app.clientId, app),
+    grantMailboxAccess: (mailbox, delegate) => directory.grantMailboxAccess(mailbox, delegate),
+    googleTokenUrl: `https://${host}:${port()}/token`,
+    addServiceAccount: (account) => google.add(account),
     pendingCodes: () => directory.pendingCodes(),
     async waitForCode(timeoutMs = 10_000) {
       const deadline = Date.now() + timeoutMs;

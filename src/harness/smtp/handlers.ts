@@ -24,6 +24,8 @@ export interface HandlerContext {
   record(message: ReceivedMessage): void;
   /** Records an AUTH attempt and whether it was accepted. */
   recordAuth(attempt: AuthAttempt): void;
+  /** A client connected (before the greeting, which a slow-down may delay). */
+  recordConnect(): void;
 }
 
 /** The smtp-server callbacks (`onConnect`, `onAuth`, …) that implement the harness. */
@@ -46,6 +48,7 @@ export function createHandlers(ctx: HandlerContext): SmtpHandlers {
   const { faults } = ctx;
   return {
     onConnect(session, callback) {
+      ctx.recordConnect();
       if (faults.takeDrop('connect') !== undefined) return ctx.destroySession(session);
       const reply = faults.takeReply('connect');
       callback(reply ? smtpError(reply.code, reply.message) : null);
@@ -124,7 +127,11 @@ function toReceived(session: SMTPServerSession, raw: Buffer): ReceivedMessage {
   const { mailFrom, rcptTo } = session.envelope;
   const user: unknown = session.user;
   return {
-    envelope: { from: mailFrom ? mailFrom.address : '', to: rcptTo.map((r) => r.address) },
+    envelope: {
+      from: mailFrom ? mailFrom.address : '',
+      to: rcptTo.map((r) => r.address),
+      smtpUtf8: session.envelope.smtpUtf8 === true,
+    },
     raw,
     receivedAt: new Date(),
     ...(typeof user === 'string' ? { user } : {}),

@@ -32,6 +32,8 @@ export interface SmtpHarnessOptions {
   authOptional?: boolean;
   /** Largest message accepted, in bytes; larger ones get `552`. Unset: no limit. */
   size?: number;
+  /** Offer SMTPUTF8 (RFC 6531) in the EHLO reply. [smtpUtf8=true] */
+  smtpUtf8?: boolean;
   /** Key and certificate to offer STARTTLS (or implicit TLS). Unset: cleartext only. */
   tls?: SmtpHarnessTls;
   /** Host name in the greeting and EHLO reply. [name='mailroom-smtp-harness'] */
@@ -47,6 +49,8 @@ export interface ReceivedMessage {
     from: string;
     /** RCPT TO addresses that were accepted, in order. */
     to: string[];
+    /** Whether MAIL FROM carried the SMTPUTF8 parameter (RFC 6531). */
+    smtpUtf8: boolean;
   };
   /** The message exactly as sent after DATA, dot-unstuffed, without the final dot. */
   raw: Buffer;

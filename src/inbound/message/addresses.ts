@@ -22,7 +22,7 @@ export interface RecipientSource {
 /**
  * Parses one address, with or without a display name and angle brackets
  * (`"Doe, John" <John@Exämple.com>`, `<a@b>`, `a@b (comment)`), and returns it in the form
- * Mailroom compares: local part and domain lower-cased, the domain as ASCII (IDN to punycode),
+ * Mailroom compares: local part (NFC) and domain lower-cased, the domain as ASCII (IDN to punycode),
  * no trailing dot. Returns null when the input is not one parseable address.
  */
 export function normalizeAddress(input: string): string | null {
@@ -43,7 +43,8 @@ const NORMALIZED_CACHE_SIZE = 4096;
 const normalized = new Map<string, string | null>();
 
 function normalizeUncached(input: string): string | null {
-  const bare = extractAddrSpec(stripComments(input).trim());
+  // NFC: a local part written with combining characters is the same mailbox as its composed form.
+  const bare = extractAddrSpec(stripComments(input.normalize('NFC')).trim());
   if (bare === null) return null;
   const at = bare.lastIndexOf('@');
   if (at <= 0 || at === bare.length - 1) return null;

@@ -1,4 +1,5 @@
 import type { Classification as StoredClassification } from '../../store/rows.js';
+import { isOwnMessageId } from '../../shared/mail-headers.js';
 import type { ParsedMessage } from './parsed-message.js';
 
 /** `Precedence` values that mark mass or automatic mail. */
@@ -82,8 +83,12 @@ export function classifyMessage(
     const own = options.ownInstanceLoopValue;
     if (own !== undefined && loopValue.split(/[\s,]+/).includes(own)) add('loop-header:own-instance');
     if (ownDomain !== '' && idDomain(envelope.inReplyTo) === ownDomain) add('in-reply-to:own-domain');
+    if (isOwnMessageId(envelope.inReplyTo)) add('in-reply-to:own');
   }
   if (ownDomain !== '' && idDomain(envelope.messageId) === ownDomain) loop = add('message-id:own-domain');
+  // Mailroom's Message-IDs carry the sending address's domain, shared with real people: its own
+  // are known by their form instead (see ownMessageId).
+  else if (isOwnMessageId(envelope.messageId)) loop = add('message-id:own');
 
   return { autoReply, bounce, loop, reasons };
 }

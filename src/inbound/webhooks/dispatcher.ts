@@ -4,7 +4,7 @@ import { webhookDeliveries, webhookFailures } from '../../shared/metrics.js';
 import type { SecretSealer } from '../../shared/sealed-secrets.js';
 import type { DestinationRow } from '../../store/rows.js';
 import type { Store } from '../../store/store.js';
-import { WEBHOOK_SECRET_FIELD, type WebhookDeliveryRow } from '../../store/webhook-deliveries.js';
+import { WEBHOOK_SECRET_FIELD, type WebhookRunRow } from '../../store/webhook-deliveries.js';
 import { routedEventsOf, type MessageRoutedEvent, type WebhookTestEvent } from './event.js';
 import type { PostOutcome, WebhookPoster } from './http-post.js';
 import type { WebhookOptions } from './options.js';
@@ -33,9 +33,9 @@ function describe(o: PostOutcome): string {
   return o.status === null ? o.error : `HTTP ${o.status}`;
 }
 
-/** Leased outbox rows of one destination and their events, by seq. */
+/** Outbox rows of one destination (whose lease the run holds) and their events, by seq. */
 interface Chunk {
-  rows: WebhookDeliveryRow[];
+  rows: WebhookRunRow[];
   events: Map<number, MessageRoutedEvent>;
 }
 
@@ -47,12 +47,13 @@ interface Delivered {
 }
 
 /**
- * Posts the webhook outbox. Each destination's events go out as a pipeline: a run of up to
- * `runLength` consecutive pending events is claimed in one statement, POSTed one after the other
+ * Posts the webhook outbox. Each destination's events go out as a pipeline: a run leases the
+ * destination (one row, not one per event) and reads its pending events `runLength` at a time,
+ * POSTed one after the other
  * in `seq` order over a kept-alive connection (each waits for the answer to the one before, so a
  * receiver never has a later event before an earlier one succeeded), and the 2xx answers are
  * recorded `flushEvery` at a time while the next POSTs go out. The first failure ends the run:
- * it is recorded with its retry time and the rest of the run is given back, to wait behind it.
+ * it is recorded with its retry time and the destination is given back, the rest waiting behind it.
  * At least once: an outcome lost to a crash or an outage is posted again with the same
  * `Idempotency-Key` once the run's lease has lapsed. Up to `maxInFlight` destinations at once.
  *
@@ -154,7 +155,13 @@ export class WebhookDispatcher {
     const now = clock.now();
     const budgetEnd = now + options.runBudgetMs;
     const leaseUntil = new Date(budgetEnd + options.requestTimeoutMs + LEASE_MARGIN_MS);
-    const runs = await store.webhooks.claimRuns(new Date(now), leaseUntil, free, options.runLength);
+    const runs = await store.webhooks.claimRuns(
+      new Date(now),
+      leaseUntil,
+      free,
+      options.runLength,
+      options.maxInFlightPerTenant,
+    );
     for (const run of runs) this.track(run, leaseUntil, budgetEnd);
     if (this.stopping) return;
     if (runs.length === free) return this.schedule(options.pollIntervalMs);
@@ -163,8 +170,8 @@ export class WebhookDispatcher {
     this.schedule(Math.min(options.pollIntervalMs, Math.max(MIN_WAIT_MS, wait)));
   }
 
-  private track(run: WebhookDeliveryRow[], leaseUntil: Date, budgetEnd: number): void {
-    const head = run[0] as WebhookDeliveryRow;
+  private track(run: WebhookRunRow[], leaseUntil: Date, budgetEnd: number): void {
+    const head = run[0] as WebhookRunRow;
     const running = this.deliver(run, leaseUntil, budgetEnd).then(
       () => undefined,
       (err: unknown) => {
@@ -185,21 +192,17 @@ export class WebhookDispatcher {
   /**
    * Posts one claimed run in order until it ends, fails, runs out of time or the engine stops.
    * While a full chunk goes out, the next one (the destination's following pending events) is
-   * leased and read, so the receiver never waits on the database between two chunks.
+   * read, so the receiver never waits on the database between two chunks.
    */
-  private async deliver(first: WebhookDeliveryRow[], leaseUntil: Date, budgetEnd: number): Promise<void> {
+  private async deliver(first: WebhookRunRow[], leaseUntil: Date, budgetEnd: number): Promise<void> {
     const { store, clock, options } = this.deps;
-    const head = first[0] as WebhookDeliveryRow;
+    const head = first[0] as WebhookRunRow;
     const { tenantId, destinationId } = head;
     const destination = await store.destinations.get(tenantId, destinationId);
     const secret = destination ? this.secretOf(destination) : null;
     if (!destination?.webhookUrl || secret === null) {
       // The webhook was removed after the claim: the rows wait for a new URL.
-      await store.webhooks.release(
-        destinationId,
-        first.map((r) => r.seq),
-        leaseUntil,
-      );
+      await store.webhooks.releaseRun(destinationId, leaseUntil);
       return;
     }
     const url = destination.webhookUrl;
@@ -207,13 +210,11 @@ export class WebhookDispatcher {
     const delivered: Delivered[] = [];
     // The previous batch's record, made while the next POSTs go out; never rejects.
     let recording: Promise<boolean> = Promise.resolve(true);
-    let failed: { row: WebhookDeliveryRow; outcome: PostOutcome; at: Date } | undefined;
-    /** Leased rows not posted: given back at the end. */
-    let unposted: WebhookDeliveryRow[] = [];
+    let failed: { row: WebhookRunRow; outcome: PostOutcome; at: Date } | undefined;
     let ended = false;
     while (chunk) {
       const { rows, events }: Chunk = chunk;
-      const last = rows[rows.length - 1] as WebhookDeliveryRow;
+      const last = rows[rows.length - 1] as WebhookRunRow;
       // Never rejects: null when there is no more, or the database failed (the run ends there).
       const next: Promise<Chunk | null> | null =
         rows.length >= options.runLength ? this.nextChunk(head, last.seq, leaseUntil) : null;
@@ -238,33 +239,27 @@ export class WebhookDispatcher {
           recording = this.record(head, delivered.splice(0));
         }
       }
-      unposted = unposted.concat(rows.slice(posted));
       if (posted < rows.length) ended = true;
       chunk = next ? await next : null;
-      if (chunk && ended) {
-        unposted = unposted.concat(chunk.rows);
-        chunk = null;
-      }
+      if (ended) chunk = null;
     }
+    // The database is away: the lease lapses and all that was not recorded goes again.
     if (!(await recording)) return;
     if (!(await this.record(head, delivered))) return;
     if (failed) await this.recordFailure(failed.row, failed.outcome, failed.at);
-    await store.webhooks.release(
-      destinationId,
-      unposted.map((r) => r.seq),
-      leaseUntil,
-    );
+    // What was read and not posted waits for the next run, which the end of this one wakes.
+    await store.webhooks.releaseRun(destinationId, leaseUntil);
   }
 
-  /** The destination's next pending rows after `afterSeq`, leased and read; null when none or on failure. */
-  private async nextChunk(head: WebhookDeliveryRow, afterSeq: number, leaseUntil: Date): Promise<Chunk | null> {
+  /** The destination's next pending rows after `afterSeq` (the run holds the destination); null when none or on failure. */
+  private async nextChunk(head: WebhookRunRow, afterSeq: number, leaseUntil: Date): Promise<Chunk | null> {
     const { store, options } = this.deps;
     try {
       const rows = await store.webhooks.extendRun(head.destinationId, afterSeq, leaseUntil, options.runLength);
       if (rows.length === 0) return null;
       return { rows, events: await routedEventsOf(store, rows) };
     } catch (err) {
-      // What was leased lapses; the next run takes it.
+      // The run ends after the rows it has; the next run reads the rest.
       this.log.warn(
         { err, tenantId: head.tenantId, destinationId: head.destinationId },
         'the next webhook events could not be read; the run ends here',
@@ -274,7 +269,7 @@ export class WebhookDispatcher {
   }
 
   /** Records 2xx answers; false (logged) when the database refused, which ends the run. */
-  private async record(head: WebhookDeliveryRow, delivered: Delivered[]): Promise<boolean> {
+  private async record(head: WebhookRunRow, delivered: Delivered[]): Promise<boolean> {
     if (delivered.length === 0) return true;
     try {
       await this.deps.store.webhooks.recordSuccesses(head.destinationId, delivered);
@@ -289,7 +284,7 @@ export class WebhookDispatcher {
     }
   }
 
-  private async recordFailure(row: WebhookDeliveryRow, outcome: PostOutcome, at: Date): Promise<void> {
+  private async recordFailure(row: WebhookRunRow, outcome: PostOutcome, at: Date): Promise<void> {
     const { store, options } = this.deps;
     const attempts = row.attempts + 1;
     const delay = retryDelayMs(attempts, options, this.deps.random);

@@ -1,5 +1,5 @@
 import type { Store } from '../../store/store.js';
-import type { WebhookDeliveryRow } from '../../store/webhook-deliveries.js';
+import type { WebhookRunRow } from '../../store/webhook-deliveries.js';
 import { feedItemView, type FeedItemView } from '../views.js';
 
 /** The JSON body of a webhook POST. `id` is also the `Idempotency-Key`: the same for every retry. */
@@ -29,7 +29,7 @@ export function idempotencyKeyOf(destinationId: string, seq: number): string {
  */
 export async function routedEventsOf(
   store: Store,
-  run: readonly WebhookDeliveryRow[],
+  run: readonly WebhookRunRow[],
 ): Promise<Map<number, MessageRoutedEvent>> {
   const events = new Map<number, MessageRoutedEvent>();
   const first = run[0];

@@ -49,9 +49,16 @@ export function describeError(err: unknown): string {
  * not followed (a 3xx is a failure the administrator should fix).
  */
 export function httpPoster(options: { addresses: AddressPolicy; proxy?: WebProxy | undefined }): WebhookPoster {
+  // A run posts to one URL many times: parsed once, not per POST.
+  let lastUrl = '';
+  let parsed: URL | undefined;
   return async (url, headers, body, timeoutMs) => {
     try {
-      const answer = await httpExchange(new URL(url), {
+      if (url !== lastUrl || !parsed) {
+        parsed = new URL(url);
+        lastUrl = url;
+      }
+      const answer = await httpExchange(parsed, {
         method: 'POST',
         headers,
         body,

@@ -12,6 +12,12 @@ export interface WebhookOptions {
   pollIntervalMs: number;
   /** [16] destinations posted to at once (one POST in flight each: a destination's events go in order). */
   maxInFlight: number;
+  /**
+   * [4] runs one tenant may have at once, on all instances together: a tenant whose receivers are
+   * slow (or many) cannot take every slot and hold up other tenants' webhooks. Slots are handed
+   * out round-robin over tenants (each tenant's oldest due destination first).
+   */
+  maxInFlightPerTenant: number;
   /** [256] consecutive pending events of one destination claimed at once (one statement). */
   runLength: number;
   /**
@@ -31,6 +37,7 @@ export const DEFAULT_WEBHOOK_OPTIONS: WebhookOptions = {
   requestTimeoutMs: 10_000,
   pollIntervalMs: 5_000,
   maxInFlight: 16,
+  maxInFlightPerTenant: 4,
   runLength: 256,
   runBudgetMs: 5_000,
   flushEvery: 64,

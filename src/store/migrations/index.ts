@@ -15,9 +15,12 @@ import { ServerProxy1764000000014 } from './0014-server-proxy.js';
 import { GrantAccountPlace1764000000015 } from './0015-grant-account-place.js';
 import { WebhookPendingSeq1764000000016 } from './0016-webhook-pending-seq.js';
 import { RefusedRecipients1764000000017 } from './0017-refused-recipients.js';
+import { InstanceProcessAndAcceptedRecipients1764000000018 } from './0018-instance-process-and-accepted-recipients.js';
+import { ServerTls1764000000021 } from './0021-server-tls.js';
 import { AuditLog1764000000025 } from './0025-audit-log.js';
 import { TraceEvents1764000000026 } from './0026-trace-events.js';
 import { TraceSearch1764000000027 } from './0027-trace-search.js';
+import { WebhookDestinationLeases1764000000030 } from './0030-webhook-destination-leases.js';
 
 /** Every migration, oldest first. A new one is a new file here plus one line below. */
 export const MIGRATIONS = [
@@ -38,7 +41,10 @@ export const MIGRATIONS = [
   GrantAccountPlace1764000000015,
   WebhookPendingSeq1764000000016,
   RefusedRecipients1764000000017,
+  InstanceProcessAndAcceptedRecipients1764000000018,
+  ServerTls1764000000021,
   AuditLog1764000000025,
   TraceEvents1764000000026,
   TraceSearch1764000000027,
+  WebhookDestinationLeases1764000000030,
 ];

@@ -74,21 +74,53 @@ describe('server form', () => {
     assert.equal(keepableSecrets(row, rowFieldsOf(otherUser)).imapPassword, false);
   });
 
+  it('keeps a stored secret only for the exact endpoint and transport security it was entered for', () => {
+    const row = rowOf(input); // imaps on 993, SMTP mode imap on 465 with implicit TLS
+    const change = (patch: Parameters<typeof mergeServer>[1]) =>
+      keepableSecrets(row, rowFieldsOf(mergeServer(formOf(row), patch)));
+    assert.equal(change({ name: 'Renamed', enabled: false }).imapPassword, true, 'nothing about the endpoint');
+    const cases: [Parameters<typeof mergeServer>[1], RegExp][] = [
+      [{ imap: { port: 10993 } }, /the IMAP port changed/],
+      [{ imap: { secure: false, port: 993 } }, /the IMAP TLS setting changed/],
+      [{ imap: { secure: false } }, /the IMAP port and TLS setting changed/],
+      [{ proxy: 'none' }, /the IMAP proxy changed/],
+      [{ imap: { caFile: 'other.pem' } }, /the IMAP CA file changed/],
+      [{ smtp: { port: 2525 } }, /logs in to smtp\.example\.com:2525 with the IMAP credentials.*its port and TLS/],
+      [{ smtp: { secure: false } }, /\(its TLS setting changed\)/],
+    ];
+    for (const [patch, why] of cases) {
+      const kept = change(patch);
+      assert.equal(kept.imapPassword, false, JSON.stringify(patch));
+      assert.match(kept.imapDropped ?? '', why);
+    }
+    const custom: ServerInput = {
+      ...input,
+      smtp: { host: 'smtp.example.com', port: 587, auth: { mode: 'custom', user: 'relay', password: 'r' } },
+    };
+    const customRow = { ...rowOf(custom), smtpPasswordSealed: 'sealed' };
+    const smtpChange = (patch: Parameters<typeof mergeServer>[1]) =>
+      keepableSecrets(customRow, rowFieldsOf(mergeServer(formOf(customRow), patch)));
+    assert.equal(smtpChange({ smtp: { rateLimitPerHour: 10 } }).smtpPassword, true);
+    for (const patch of [{ smtp: { port: 25 } }, { smtp: { secure: true } }, { proxy: 'lab' }]) {
+      const kept = smtpChange(patch);
+      assert.equal(kept.smtpPassword, false, JSON.stringify(patch));
+      assert.match(kept.smtpDropped ?? '', /the SMTP (port|TLS setting|proxy) changed/);
+    }
+  });
+
   it('keeps the IMAP password from an SMTP host that logs in with it (mode imap) only while that host stays', () => {
     const row = rowOf(input); // smtp: mode imap
-    const port = { ...input, smtp: { ...input.smtp, port: 587 } };
-    assert.equal(keepableSecrets(row, rowFieldsOf(port)).imapPassword, true, 'the same host');
     const moved = { ...input, smtp: { ...input.smtp, host: 'evil.example.net' } };
     const kept = keepableSecrets(row, rowFieldsOf(moved));
     assert.equal(kept.imapPassword, false);
-    assert.match(kept.imapDropped ?? '', /logs in to evil\.example\.net with the IMAP credentials/);
+    assert.match(kept.imapDropped ?? '', /logs in to evil\.example\.net:465 with the IMAP credentials/);
     const none: ServerInput = { ...input, smtp: { ...input.smtp, auth: { mode: 'none' } } };
     assert.equal(keepableSecrets(row, rowFieldsOf(none)).imapPassword, true, 'SMTP no longer uses it');
     const sharing = keepableSecrets({ ...row, ...rowFieldsOf(none) }, rowFieldsOf(input));
     assert.equal(sharing.imapPassword, false, 'SMTP starts logging in with it');
   });
 
-  it('voids the OAuth 2.0 sign-ins whose app, user name or hosts change', () => {
+  it('voids the OAuth 2.0 sign-ins whose app, user name or endpoints change', () => {
     const oauth: ServerInput = {
       ...input,
       imap: { ...input.imap, auth: { method: 'oauth2', clientId: 'app-1', directoryId: 'dir-1' } },
@@ -96,8 +128,10 @@ describe('server form', () => {
     const row = rowOf(oauth);
     const change = (patch: Parameters<typeof mergeServer>[1]) =>
       voidedSignIns(row, rowFieldsOf(mergeServer(formOf(row), patch)));
-    assert.deepEqual(change({ name: 'Renamed', imap: { port: 1993 }, smtp: { port: 587 } }), []);
+    assert.deepEqual(change({ name: 'Renamed', smtp: { rateLimitPerHour: 5 } }), []);
     assert.deepEqual(change({ imap: { host: 'elsewhere.example.net' } }), ['imap']);
+    assert.deepEqual(change({ imap: { port: 1993 } }), ['imap'], 'its tokens would go to another port');
+    assert.deepEqual(change({ smtp: { port: 587 } }), ['imap'], 'SMTP presents the IMAP sign-in on another port');
     assert.deepEqual(change({ imap: { user: 'b@example.com' } }), ['imap']);
     assert.deepEqual(change({ smtp: { host: 'evil.example.net' } }), ['imap'], 'SMTP uses the IMAP sign-in');
     assert.deepEqual(change({ imap: { auth: { method: 'oauth2', clientId: 'app-2' } } }), ['imap']);
@@ -110,6 +144,42 @@ describe('server form', () => {
     assert.equal(rowFieldsOf(mergeServer(formOf(rowOf(input)), { smtp: { port: 587 } })).smtpSecure, false);
     const chosen = formOf(rowOf({ ...input, smtp: { ...input.smtp, port: 587, secure: true } }));
     assert.equal(rowFieldsOf(mergeServer(chosen, { smtp: { port: 25 } })).smtpSecure, true, 'a choice stays');
+  });
+
+  it('says the TLS mode plainly: today’s behaviour by default, `secure` as of old, `tls` by name (issue 30)', () => {
+    const f = rowFieldsOf(input);
+    assert.equal(f.imapTls, 'implicit');
+    assert.equal(f.smtpTls, 'implicit', 'port 465');
+    const on587 = rowFieldsOf({ ...input, smtp: { ...input.smtp, port: 587 } });
+    assert.equal(on587.smtpTls, 'starttls-when-offered', 'STARTTLS when offered: what port 587 always did');
+    assert.equal(rowFieldsOf({ ...input, imap: { ...input.imap, secure: false } }).imapTls, 'starttls-when-offered');
+    const required = rowFieldsOf({
+      ...input,
+      imap: { ...input.imap, tls: 'starttls-required' },
+      smtp: { ...input.smtp, port: 587, tls: 'none' },
+    });
+    assert.equal(required.imapTls, 'starttls-required');
+    assert.equal(required.imapPort, 143, 'the default port of a STARTTLS mode');
+    assert.equal(required.imapSecure, false);
+    assert.equal(required.smtpTls, 'none');
+    assert.throws(
+      () => checkServerInput({ ...input, smtp: { ...input.smtp, tls: 'starttls-required', secure: true } }),
+      /'smtp.tls' is 'starttls-required' but 'smtp.secure' is true/,
+    );
+    checkServerInput({ ...input, smtp: { ...input.smtp, tls: 'implicit', secure: true } });
+
+    const form = formOf(rowOf(input));
+    assert.equal(form.imap.tls, 'implicit');
+    const starttls = mergeServer(form, { imap: { tls: 'starttls-required' } });
+    assert.equal(rowFieldsOf(starttls).imapPort, 143, 'a default port follows the mode');
+    assert.equal(rowFieldsOf(mergeServer(formOf(rowOf(starttls)), { imap: { secure: true } })).imapTls, 'implicit');
+    const none = mergeServer(formOf(rowOf({ ...input, smtp: { ...input.smtp, port: 25 } })), { smtp: { tls: 'none' } });
+    assert.equal(rowFieldsOf(none).smtpTls, 'none');
+    assert.equal(
+      rowFieldsOf(mergeServer(formOf(rowOf(none)), { smtp: { port: 465 } })).smtpTls,
+      'none',
+      'a choice stays',
+    );
   });
 
   it('lets a kept password satisfy the password rule', () => {

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createAccounts, type Accounts } from '../../../src/accounts/index.js';
+import { AddressPolicy } from '../../../src/shared/address-policy.js'; // the test identity provider is on 127.0.0.1
 import { OAuthService } from '../../../src/auth/oauth/index.js';
 import { startFakeIdp, type FakeIdp } from '../../../src/harness/fake-idp/index.js';
 import type { Logger } from '../../../src/shared/logger.js';
@@ -39,7 +40,7 @@ export async function openOAuthFixture(): Promise<OAuthFixture> {
   const idp = await startFakeIdp({ apps: [{ clientId: APP_CLIENT_ID, clientSecret: CLIENT_SECRET }] });
   const sealer = new SecretSealer(randomBytes(32));
   const { logger, lines } = capturingLogger('debug');
-  const accounts = createAccounts(store, sealer, logger);
+  const accounts = createAccounts(store, sealer, logger, { authorityAddresses: AddressPolicy.allowPrivate() });
   const clock = new FakeClock();
   const make = (): OAuthService => new OAuthService(store, sealer, logger, { identityProviderCa: idp.ca, clock });
   const oauth = make();

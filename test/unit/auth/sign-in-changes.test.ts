@@ -34,11 +34,14 @@ describe('OAuth 2.0 sign-ins when a server changes or goes (fake identity provid
   const notSignedIn = (err: unknown): boolean =>
     isMailroomError(err, 'CREDENTIALS_UNAVAILABLE') && err.details?.reason === 'INCOMPLETE';
 
-  it('keeps the sign-in on unrelated edits, and voids it when the IMAP host or user name changes', async () => {
+  it('keeps the sign-in on unrelated edits, and voids it when the IMAP endpoint or user name changes', async () => {
     const server = await f.addServer('Main', USER, { clientId: 'public-client' });
     await signIn(server.id, USER);
-    await f.accounts.servers.update(f.tenantId, server.id, { name: 'Renamed', imap: { port: 1143 } });
-    assert.equal(await imapStatus(server.id), 'COMPLETE', 'same host and user: the sign-in stays');
+    await f.accounts.servers.update(f.tenantId, server.id, { name: 'Renamed', enabled: false });
+    assert.equal(await imapStatus(server.id), 'COMPLETE', 'same endpoint and user: the sign-in stays');
+    await f.accounts.servers.update(f.tenantId, server.id, { imap: { port: 1143 } });
+    assert.equal(await imapStatus(server.id), 'INCOMPLETE', 'its tokens go to no other port');
+    await signIn(server.id, USER);
 
     await f.accounts.servers.update(f.tenantId, server.id, { imap: { host: 'imap.elsewhere.test' } });
     assert.equal(await imapStatus(server.id), 'INCOMPLETE');
@@ -54,8 +57,11 @@ describe('OAuth 2.0 sign-ins when a server changes or goes (fake identity provid
   it('voids the IMAP sign-in that SMTP uses (mode imap) when the SMTP host changes', async () => {
     const server = await f.addServer('Main', USER, { clientId: 'public-client' });
     await signIn(server.id, USER);
+    await f.accounts.servers.update(f.tenantId, server.id, { smtp: { rateLimitPerHour: 10 } });
+    assert.equal(await imapStatus(server.id), 'COMPLETE', 'the same SMTP endpoint');
     await f.accounts.servers.update(f.tenantId, server.id, { smtp: { port: 25 } });
-    assert.equal(await imapStatus(server.id), 'COMPLETE', 'another port of the same host');
+    assert.equal(await imapStatus(server.id), 'INCOMPLETE', 'another port of the same host');
+    await signIn(server.id, USER);
     await f.accounts.servers.update(f.tenantId, server.id, { smtp: { auth: { mode: 'none' } } });
     assert.equal(await imapStatus(server.id), 'COMPLETE', 'SMTP no longer using it: the IMAP sign-in stays');
     await f.accounts.servers.update(f.tenantId, server.id, { smtp: { auth: { mode: 'imap' } } });

@@ -16,7 +16,14 @@ describe('config', () => {
     assert.equal(config.httpPort, 8025);
     assert.equal(config.logLevel, 'info');
     assert.equal(config.leaseTtlMs, 20_000);
-    assert.equal(config.messageIdDomain, 'mailroom.invalid');
+    assert.equal(config.messageIdDomain, null, "no override: each Message-ID takes its sending address's domain");
+    assert.equal(
+      loadConfig({ MAILROOM_MESSAGE_ID_DOMAIN: 'mail.example.org' }, '/').messageIdDomain,
+      'mail.example.org',
+    );
+    assert.equal(config.rateLimitPerToken, 6_000, 'requests per minute per token');
+    assert.equal(config.rateLimitPerAddress, 300, 'requests without a valid token per minute per address');
+    assert.equal(loadConfig({ MAILROOM_RATE_LIMIT_PER_TOKEN: '0' }, '/x').rateLimitPerToken, 0, '0: no limit');
     assert.equal(config.imap.connectLimits, undefined, 'the inbound defaults apply');
     assert.equal(config.imap.fetchMemoryBytes, undefined, 'the inbound defaults apply');
     assert.equal(config.httpsProxy, undefined, 'no proxy');

@@ -74,7 +74,7 @@ describe('SMTP harness', function () {
       const [message] = await smtp.waitFor(1, 1_000);
       assert.ok(message);
       assert.deepEqual(message.raw, RAW);
-      assert.deepEqual(message.envelope, { from: FROM, to: TO });
+      assert.deepEqual(message.envelope, { from: FROM, to: TO, smtpUtf8: false });
       assert.equal(message.acknowledged, true);
       assert.equal(message.user, undefined);
       assert.ok(message.receivedAt instanceof Date);

@@ -22,6 +22,12 @@ describe('delivery error classification', () => {
     ],
     ['421 greeting', { code: 'EPROTOCOL', responseCode: 421, response: '421 service not available' }, 'unreachable'],
     ['535 auth', { code: 'EAUTH', responseCode: 535, response: '535 5.7.8 bad credentials' }, 'auth'],
+    [
+      'STARTTLS required but not offered (500 to STARTTLS): no message was offered, nothing to dead-letter',
+      { code: 'ETLS', responseCode: 500, response: '500 command not recognized', command: 'STARTTLS' },
+      'unreachable',
+    ],
+    ['a CA file gone bad (no connection made)', { code: 'ECAFILE', message: 'the CA file /ca.pem …' }, 'unreachable'],
     ['EAUTH without code', { code: 'EAUTH' }, 'auth'],
     [
       'credentials unavailable (sign in again)',

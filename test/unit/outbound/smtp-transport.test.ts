@@ -11,7 +11,7 @@ describe('SMTP transport (one kept connection to the relay)', () => {
   let transport: SmtpTransport;
   beforeEach(async () => {
     smtp = await startSmtpHarness();
-    transport = new SmtpTransport({ host: smtp.host, port: smtp.port, secure: false, login: null });
+    transport = new SmtpTransport({ host: smtp.host, port: smtp.port, tls: 'starttls-when-offered', login: null });
   });
   afterEach(async () => {
     transport.close();
@@ -39,7 +39,13 @@ describe('SMTP transport (one kept connection to the relay)', () => {
     const proxy = await startConnectProxy();
     try {
       for (const via of [undefined, proxy.url]) {
-        const t = new SmtpTransport({ host: smtp.host, port: smtp.port, secure: false, login: null, proxy: via });
+        const t = new SmtpTransport({
+          host: smtp.host,
+          port: smtp.port,
+          tls: 'starttls-when-offered',
+          login: null,
+          proxy: via,
+        });
         smtp.faults.slow({ delayMs: 100 }); // every reply 100 ms late: the transaction is under way at 350 ms
         const sending = t.send(envelope, message(1));
         setTimeout(() => t.close(), 350);
@@ -176,7 +182,7 @@ describe('SMTP transport (one kept connection to the relay)', () => {
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const port = (server.address() as { port: number }).port;
-    const relay = new SmtpTransport({ host: '127.0.0.1', port, secure: false, login: null });
+    const relay = new SmtpTransport({ host: '127.0.0.1', port, tls: 'starttls-when-offered', login: null });
     try {
       await relay.send(envelope, message(1));
       const second = await relay.send(envelope, message(2));
@@ -197,8 +203,8 @@ describe('SMTP transport (one kept connection to the relay)', () => {
     const login = { user: 'relay', pass: 'pw' };
     const noAuthPort = (noAuth.server.address() as AddressInfo).port;
     const transports = [
-      new SmtpTransport({ host: '127.0.0.1', port: withUsers.port, secure: false, login }),
-      new SmtpTransport({ host: '127.0.0.1', port: noAuthPort, secure: false, login }),
+      new SmtpTransport({ host: '127.0.0.1', port: withUsers.port, tls: 'starttls-when-offered', login }),
+      new SmtpTransport({ host: '127.0.0.1', port: noAuthPort, tls: 'starttls-when-offered', login }),
     ];
     try {
       assert.deepEqual(await Promise.all(transports.map((t) => t.verify())), [true, false]);
@@ -214,7 +220,7 @@ describe('SMTP transport (one kept connection to the relay)', () => {
     const tlsHarness = (secure: boolean): Promise<SmtpHarness> =>
       startSmtpHarness({ tls: { key: certificates.key, cert: certificates.cert, secure } });
     const secureTransport = (port: number): SmtpTransport =>
-      new SmtpTransport({ host: '127.0.0.1', port, secure: true, login: null, ca: certificates.ca });
+      new SmtpTransport({ host: '127.0.0.1', port, tls: 'implicit', login: null, ca: certificates.ca });
     let other: SmtpHarness | undefined;
     let otherTransport: SmtpTransport | undefined;
     afterEach(async () => {
@@ -263,14 +269,14 @@ describe('SMTP transport (one kept connection to the relay)', () => {
       const plain = new SmtpTransport({
         host: '127.0.0.1',
         port: smtp.port,
-        secure: false,
+        tls: 'starttls-when-offered',
         login: null,
         proxy: greetingProxy.url,
       });
       const secure = new SmtpTransport({
         host: '127.0.0.1',
         port: tlsSmtp.port,
-        secure: true,
+        tls: 'implicit',
         login: null,
         ca: certificates.ca,
         proxy: proxy.url,
@@ -298,7 +304,7 @@ describe('SMTP transport (one kept connection to the relay)', () => {
       const refused = new SmtpTransport({
         host: '127.0.0.1',
         port: smtp.port,
-        secure: false,
+        tls: 'starttls-when-offered',
         login: null,
         proxy: wrong,
       });

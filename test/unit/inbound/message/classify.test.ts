@@ -104,6 +104,16 @@ const cases: Case[] = [
     expect: { loop: true, reasons: ['message-id:own-domain'] },
   },
   {
+    name: "our own Message-ID on the sending address's domain came back",
+    envelope: { messageId: '<mailroom.3f2b1c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d@support.example.org>' },
+    expect: { loop: true, reasons: ['message-id:own'] },
+  },
+  {
+    name: 'a person on the same domain (any other Message-ID) is no loop',
+    envelope: { messageId: '3f2b1c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d@support.example.org' },
+    expect: { reasons: [] },
+  },
+  {
     name: 'a Message-ID on a sub-domain of ours',
     envelope: { messageId: 'abc@x.mailroom.example.com' },
     expect: { reasons: [] },

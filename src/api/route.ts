@@ -4,6 +4,7 @@ import type { Accounts, Principal } from '../accounts/index.js';
 import type { OAuthService } from '../auth/oauth/index.js';
 import type { ClusterView } from '../cluster/lease-keeper.js';
 import type { WatcherStatus } from '../inbound/server-watcher.js';
+import type { HeldMail } from '../inbound/held-mail.js';
 import type { MessageFeed } from '../inbound/message-feed.js';
 import type { Webhooks } from '../inbound/webhooks/index.js';
 import type { ConnectionTestResult } from '../shared/connection-test.js';
@@ -24,6 +25,8 @@ export type Access = 'public' | 'admin' | 'tenant';
 export interface InboundApi {
   status(serverId: string): WatcherStatus;
   feed: MessageFeed;
+  /** Unrouted and quarantined mail: route, release, delete. */
+  held: HeldMail;
   /** "Test connection", IMAP side (connect, log in, log out). */
   testConnection(tenantId: string, serverId: string): Promise<ConnectionTestResult>;
 }

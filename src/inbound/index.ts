@@ -4,6 +4,7 @@ import type { ConnectionTestResult } from '../shared/connection-test.js';
 import { noNotifications, type Notifications } from '../store/notifications.js';
 import type { Store } from '../store/store.js';
 import { InboundService } from './inbound-service.js';
+import { HeldMail } from './held-mail.js';
 import { MessageFeed } from './message-feed.js';
 import { ParsePool } from './message/parse-pool.js';
 import { RoutedSignals } from './routed-signals.js';
@@ -18,6 +19,8 @@ export type { RoutedListener, RoutedSignals } from './routed-signals.js';
 export interface Inbound {
   service: InboundService;
   feed: MessageFeed;
+  /** Unrouted and quarantined mail an operator acts on. */
+  held: HeldMail;
   /** Messages routed here or on another instance: wakes long polls, event streams and webhooks. */
   signals: RoutedSignals;
   status(serverId: string): WatcherStatus;
@@ -58,9 +61,11 @@ export function createInbound(deps: {
   });
   service.events.on('routed', (event) => signals.routed(event.destinationIds));
   const feed = new MessageFeed(deps.store, parser, signals);
+  const held = new HeldMail(deps.store, parser, signals, deps.options?.messageIdDomain);
   return {
     service,
     feed,
+    held,
     signals,
     status: (serverId) => service.status(serverId),
     testConnection: (tenantId, serverId) => service.testConnection(tenantId, serverId),

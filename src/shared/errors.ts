@@ -37,6 +37,11 @@ export const ERROR_CODES = {
     text: 'The account has no usable credentials yet (for OAuth 2.0: the sign-in is not complete).',
   },
   MESSAGE_NOT_FOUND: { status: 404, text: 'The message does not exist for this destination.' },
+  MESSAGE_NOT_HELD: { status: 409, text: 'The message is neither unrouted nor quarantined: nothing to act on.' },
+  MESSAGE_NOT_RELEASABLE: {
+    status: 409,
+    text: 'The message would still be held if released (it cannot be parsed, or matches no destination).',
+  },
   ALREADY_CLAIMED: { status: 409, text: 'Another agent has already claimed the message.' },
   TEMPLATE_NOT_FOUND: {
     status: 404,

@@ -329,6 +329,39 @@ export class InboundMessageRepository {
       [ids],
     );
   }
+  /** A server's message, its row locked until the transaction ends (an operator's action on it). */
+  async lockHeld(tenantId: string, serverId: string, id: string): Promise<InboundMessageRow | null> {
+    const rows: unknown[] = await this.em.query(
+      'SELECT id FROM inbound_messages WHERE tenant_id = $1 AND server_id = $2 AND id = $3 FOR UPDATE',
+      [tenantId, serverId, id],
+    );
+    return rows.length === 0 ? null : this.get(tenantId, id);
+  }
+  /** A new status; a quarantine reason stays as history (the trace shows it with its event). */
+  async setStatus(id: string, status: InboundMessageRow['status']): Promise<void> {
+    await this.em.update(InboundMessageEntity, { id }, { status });
+  }
+  /** The fields a new parse gives a stored message (a quarantined one released after a fix). */
+  async replaceParsed(id: string, row: NewInboundMessage): Promise<void> {
+    const clean = withoutNul(row);
+    await this.em.update(InboundMessageEntity, { id }, {
+      messageIdHeader: clean.messageIdHeader,
+      subject: clean.subject,
+      fromAddress: clean.fromAddress,
+      fromName: clean.fromName,
+      recipients: clean.recipients,
+      sentAt: clean.sentAt,
+      classification: clean.classification,
+      inReplyTo: clean.inReplyTo,
+      references: clean.references,
+      bodyText: clean.bodyText,
+      bodyHtml: clean.bodyHtml,
+      attachments: clean.attachments,
+    } as Parameters<EntityManager['update']>[2]);
+  }
+  async delete(id: string): Promise<void> {
+    await this.em.delete(InboundMessageEntity, { id });
+  }
   listByStatus(tenantId: string, serverId: string, status: string, limit: number): Promise<InboundMessageRow[]> {
     return this.em.find(InboundMessageEntity, {
       where: { tenantId, serverId, status: status as InboundMessageRow['status'] },

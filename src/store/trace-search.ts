@@ -75,14 +75,20 @@ export class TraceSearchRepository {
     const outboundTo = (address: string): string => `o.recipients @> jsonb_build_array(${address}::text)`;
     const outboundFrom = (address: string): string =>
       `o.destination_id IN (SELECT d.id FROM destinations d WHERE d.tenant_id = $1 AND lower(d.address) = ${address})`;
+    // A sender as written or lower-cased (the index on from_address serves both).
+    const sender = (address: string): string => {
+      const given = p(address.trim());
+      const lower = p(address.trim().toLowerCase());
+      return `m.from_address IN (${given}, ${lower})`;
+    };
     if (f.address !== undefined) {
       const a = p(f.address.trim().toLowerCase());
-      inbound.push(`(lower(m.from_address) = ${a} OR ${inboundTo(a)})`);
+      inbound.push(`(${sender(f.address)} OR ${inboundTo(a)})`);
       outbound.push(`(${outboundTo(a)} OR ${outboundFrom(a)})`);
     }
     if (f.from !== undefined) {
       const a = p(f.from.trim().toLowerCase());
-      inbound.push(`lower(m.from_address) = ${a}`);
+      inbound.push(sender(f.from));
       outbound.push(outboundFrom(a));
     }
     if (f.to !== undefined) {

@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startFakeImap, type FakeImapServer } from '../../src/harness/fake-imap/index.js';
 import { startSmtpHarness, type SmtpHarness } from '../../src/harness/smtp-harness.js';
 import { forEachBackend, openApiHarness, type ApiHarness } from '../support/api-harness.js';
 import { FakeClock } from '../support/fake-clock.js';
+import { routedMessageRow } from '../support/routed-messages.js';
 import { eventually, rawMail } from '../support/mail.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON answers in tests
@@ -278,5 +280,170 @@ forEachBackend('message trace', (kind) => {
     );
     assert.equal(timeline.status, 404);
     assert.ok(!timeline.raw.includes('private to alpha'));
+  });
+});
+
+forEachBackend('unrouted and quarantined mail', (kind) => {
+  let h: ApiHarness;
+  let imap: FakeImapServer;
+
+  beforeEach(async function () {
+    this.timeout(120_000); // the first opens the embedded database
+    h = await openApiHarness(kind);
+    imap = await startFakeImap({ users: [{ user: 'support@example.com', password: 'imap-pass' }] });
+  });
+  afterEach(async () => {
+    await h.close();
+    await imap.close();
+  });
+
+  async function setUp(): Promise<{ tenantId: string; serverId: string; token: string; tokenId: string }> {
+    const tenantId = (await h.call<Obj>('POST', '/api/v1/tenants', { name: 'Held' })).body.id as string;
+    const token = await h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/tokens`, { name: 'Held desk' });
+    const server = await h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/servers`, {
+      name: 'Main',
+      imap: {
+        host: '127.0.0.1',
+        port: imap.port,
+        secure: false,
+        user: 'support@example.com',
+        auth: { method: 'password', password: 'imap-pass' },
+      },
+      smtp: { host: '127.0.0.1', port: 2525, auth: { mode: 'none' } },
+    });
+    assert.equal(server.status, 201, server.raw);
+    return { tenantId, serverId: server.body.id, token: token.body.token, tokenId: token.body.id };
+  }
+
+  it('releases a message quarantined for a parse failure, and the timeline shows both', async () => {
+    const { tenantId, serverId, token } = await setUp();
+    const destination = await h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/destinations`, {
+      name: 'Support',
+      address: 'support@example.com',
+      serverId,
+    });
+    // Stored as ingest stores a message whose parser worker crashed: quarantined, with its source.
+    const id = randomUUID();
+    const raw = Buffer.from(
+      rawMail({ to: 'support@example.com', subject: 'crashed the parser' }).replace(/\r?\n/g, '\r\n'),
+    );
+    await h.store.transaction(async (tx) => {
+      await tx.messages.insertBatch([
+        {
+          row: {
+            ...routedMessageRow({ tenantId, serverId, destinationId: destination.body.id }, 1),
+            id,
+            status: 'quarantined',
+            quarantineReason: 'worker-crashed: the parser worker ended',
+            subject: '',
+            messageIdHeader: null,
+          },
+          raw,
+          trace: { type: 'quarantined', detail: null },
+        },
+      ]);
+    });
+    const released = await h.call<Obj>(
+      'POST',
+      `/api/v1/tenants/${tenantId}/servers/${serverId}/messages/${id}/release`,
+      {},
+      token,
+    );
+    assert.equal(released.status, 200, released.raw);
+    assert.deepEqual(released.body.destinationIds, [destination.body.id]);
+    const feed = await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/destinations/${destination.body.id}/messages`);
+    assert.deepEqual(
+      feed.body.messages.map((m: Obj) => [m.id, m.subject]),
+      [[id, 'crashed the parser']],
+    );
+    const timeline = await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/trace/inbound/${id}`, undefined, token);
+    const types = timeline.body.events.map((e: Obj) => e.type);
+    assert.deepEqual(types.slice(-3), ['quarantined', 'released', 'routed']);
+    const events = timeline.body.events as Obj[];
+    assert.match(events[types.indexOf('quarantined')]?.detail.reason, /worker-crashed/);
+    assert.equal(events[types.indexOf('released')]?.detail.by, 'Held desk');
+    assert.deepEqual(events[types.length - 1]?.detail.destinations, [
+      { id: destination.body.id, header: 'to', address: 'support@example.com' },
+    ]);
+    const audit = await h.call<Obj>('GET', '/api/v1/audit', undefined, token);
+    assert.equal(audit.body.entries[0].action, 'message.released');
+    assert.equal(audit.body.entries[0].target.id, id);
+    // Acted on once: a second release finds nothing held.
+    const again = await h.call<Obj>(
+      'POST',
+      `/api/v1/tenants/${tenantId}/servers/${serverId}/messages/${id}/release`,
+      {},
+    );
+    assert.equal(again.body.error.code, 'MESSAGE_NOT_HELD');
+  });
+
+  it('routes an unrouted message to a chosen destination and deletes another, each traced and audited', async () => {
+    const { tenantId, serverId, token, tokenId } = await setUp();
+    const elsewhere = await h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/destinations`, {
+      name: 'Sales',
+      address: 'sales@example.com',
+      serverId,
+    });
+    await h.inbound.start();
+    imap.append('support@example.com', 'INBOX', rawMail({ to: 'nobody@example.com', subject: 'lost one' }));
+    imap.append('support@example.com', 'INBOX', rawMail({ to: 'nobody@example.com', subject: 'spam one' }));
+    const held = await eventually(async () => {
+      const res = await h.call<Obj>(
+        'GET',
+        `/api/v1/tenants/${tenantId}/servers/${serverId}/messages?status=unrouted`,
+        undefined,
+        token,
+      );
+      return res.body.messages?.length === 2 ? (res.body.messages as Obj[]) : undefined;
+    }, 20_000);
+    const lost = held.find((m) => m.subject === 'lost one') as Obj;
+    const spam = held.find((m) => m.subject === 'spam one') as Obj;
+    const notYet = await h.call<Obj>(
+      'POST',
+      `/api/v1/tenants/${tenantId}/servers/${serverId}/messages/${lost.id}/release`,
+      {},
+      token,
+    );
+    assert.equal(notYet.body.error.code, 'MESSAGE_NOT_RELEASABLE');
+    const routed = await h.call<Obj>(
+      'POST',
+      `/api/v1/tenants/${tenantId}/servers/${serverId}/messages/${lost.id}/route`,
+      { destinationId: elsewhere.body.id },
+      token,
+    );
+    assert.equal(routed.status, 200, routed.raw);
+    const deleted = await h.call<Obj>(
+      'DELETE',
+      `/api/v1/tenants/${tenantId}/servers/${serverId}/messages/${spam.id}`,
+      undefined,
+      token,
+    );
+    assert.equal(deleted.status, 200, deleted.raw);
+    assert.equal((await h.store.query('SELECT 1 FROM inbound_messages WHERE id = $1', [spam.id])).length, 0);
+
+    const timeline = await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/trace/inbound/${lost.id}`, undefined, token);
+    const types = timeline.body.events.map((e: Obj) => e.type);
+    assert.deepEqual(types, ['fetched', 'classified', 'unrouted', 'routed']);
+    assert.match(timeline.body.events[2].detail.reason, /no monitored destination/);
+    assert.deepEqual(timeline.body.events[3].detail.destinations, [{ id: elsewhere.body.id, operator: true }]);
+    assert.equal(timeline.body.events[3].detail.tokenId, tokenId);
+    const audit = await h.call<Obj>('GET', '/api/v1/audit', undefined, token);
+    assert.deepEqual(
+      audit.body.entries.slice(0, 2).map((e: Obj) => [e.action, e.target.id, e.actor.tokenId]),
+      [
+        ['message.deleted', spam.id, tokenId],
+        ['message.routed', lost.id, tokenId],
+      ],
+    );
+    // Another tenant's token cannot act on it.
+    const other = await h.call<Obj>('POST', '/api/v1/tenants', { name: 'Other' });
+    const otherToken = (await h.call<Obj>('POST', `/api/v1/tenants/${other.body.id}/tokens`, { name: 'x' })).body.token;
+    const refused = await h.call<Obj>(
+      'DELETE',
+      `/api/v1/tenants/${tenantId}/servers/${serverId}/messages/${lost.id}`,
+      undefined,
+      otherToken,
+    );
+    assert.equal(refused.status, 404);
   });
 });

@@ -87,6 +87,6 @@ export function sharedStore(kind: StoreKind): Promise<Store> {
 /** Empties every table (the schema stays). */
 export async function resetStore(store: Store): Promise<void> {
   await store.query(
-    'TRUNCATE erasures, tenant_retention, job_leases, server_leases, engine_instances, webhook_deliveries, smtp_send_log, outbound_requests, outbound_messages, alerts, inbound_deliveries, inbound_raw, inbound_messages, mailbox_checkpoints, api_tokens, destinations, email_servers, tenants CASCADE',
+    'TRUNCATE audit_log, trace_events, erasures, tenant_retention, job_leases, server_leases, engine_instances, webhook_deliveries, smtp_send_log, outbound_requests, outbound_messages, alerts, inbound_deliveries, inbound_raw, inbound_messages, mailbox_checkpoints, api_tokens, destinations, email_servers, tenants CASCADE',
   );
 }

@@ -5,6 +5,7 @@ import { destinationRoutes } from './destinations.js';
 import { eventRoutes } from './events.js';
 import { healthRoutes } from './health.js';
 import { lifecycleRoutes } from './lifecycle.js';
+import { heldMailRoutes } from './held-mail.js';
 import { messageRoutes } from './messages.js';
 import { oauthRoutes } from './oauth.js';
 import { outboundRoutes } from './outbound.js';
@@ -23,6 +24,7 @@ export const ROUTES: readonly RouteDef[] = [
   ...destinationRoutes,
   ...tokenRoutes,
   ...messageRoutes,
+  ...heldMailRoutes,
   ...eventRoutes,
   ...responseRoutes,
   ...outboundRoutes,

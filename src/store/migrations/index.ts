@@ -22,6 +22,7 @@ import { Retention1764000000023 } from './0023-retention.js';
 import { Erasures1764000000024 } from './0024-erasures.js';
 import { AuditLog1764000000025 } from './0025-audit-log.js';
 import { TraceEvents1764000000026 } from './0026-trace-events.js';
+import { TraceSearch1764000000027 } from './0027-trace-search.js';
 import { WebhookDestinationLeases1764000000030 } from './0030-webhook-destination-leases.js';
 
 /** Every migration, oldest first. A new one is a new file here plus one line below. */
@@ -50,5 +51,6 @@ export const MIGRATIONS = [
   Erasures1764000000024,
   AuditLog1764000000025,
   TraceEvents1764000000026,
+  TraceSearch1764000000027,
   WebhookDestinationLeases1764000000030,
 ];

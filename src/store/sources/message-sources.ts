@@ -99,10 +99,13 @@ export class MessageSources {
   /** Reads a message's source from the backend its row names (null: `inbound_raw`, as before 0022). */
   async read(ref: SourceRef, kind: SourceKind | null): Promise<Buffer | null> {
     if (kind === null || kind === 'postgres') {
-      const rows = await this.query<{ raw: Buffer }>('SELECT raw FROM inbound_raw WHERE message_id = $1', [
+      const rows = await this.query<{ raw: Buffer | Uint8Array }>('SELECT raw FROM inbound_raw WHERE message_id = $1', [
         ref.messageId,
       ]);
-      return rows[0]?.raw ?? null;
+      const raw = rows[0]?.raw;
+      if (raw === undefined) return null;
+      // PGlite answers bytea as a Uint8Array: a Buffer for every reader (the parser streams it).
+      return Buffer.isBuffer(raw) ? raw : Buffer.from(raw);
     }
     try {
       return await this.backend(kind).get(ref);

@@ -268,7 +268,7 @@ describe('web console (headless Chromium)', function () {
     assert.equal(second.smtp.rateLimitPerHour, 600, 'the rest is copied');
   });
 
-  it('edits a server, keeping the stored passwords while host and user name stay', async () => {
+  it('edits a server, keeping the stored passwords while its endpoints stay, asking for them when the proxy changes', async () => {
     await page.getByRole('button', { name: 'Edit e-mail server Main mailbox' }).click();
     const edit = dialog('Edit e-mail server');
     const smtpSide = section(edit, 'SMTP settings');
@@ -284,6 +284,18 @@ describe('web console (headless Chromium)', function () {
       'lab (http://127.0.0.1:9)',
     ]);
     await proxy.selectOption({ label: 'No proxy (directly)' });
+    await edit.getByRole('button', { name: 'Save' }).click();
+    // Another proxy is another path for the passwords: they are asked for again (issue #24).
+    const imapSide = section(edit, 'IMAP settings');
+    assert.match(await textOf(errorOf(imapSide.getByLabel('Password', { exact: true }))), /Enter the password/);
+    for (const [side, password] of [
+      [imapSide, 'support'],
+      [smtpSide, 'relay-pass'],
+    ] as const) {
+      if (!(await side.getByLabel('Password', { exact: true }).isVisible())) continue;
+      await side.getByLabel('Password', { exact: true }).fill(password);
+      await side.getByLabel('Confirm password').fill(password);
+    }
     await edit.getByRole('button', { name: 'Save' }).click();
     await edit.waitFor({ state: 'detached' });
     const { body } = await api().call<Obj>('GET', `/api/v1/tenants/${tenantId}/servers`);

@@ -224,7 +224,11 @@ export class StoreSession {
   readonly lifecycle: LifecycleRepository;
   readonly erasures: ErasureRepository;
 
-  constructor(protected readonly em: EntityManager) {
+  constructor(
+    protected readonly em: EntityManager,
+    /** Where the lease repository runs (the store's own connection pool for the cluster; `em` in a transaction). */
+    leasesEm: EntityManager = em,
+  ) {
     this.tenants = new TenantRepository(em);
     this.servers = new ServerRepository(em);
     this.destinations = new DestinationRepository(em);
@@ -240,7 +244,7 @@ export class StoreSession {
     this.sendLog = new SendLogRepository(em);
     this.responseFiles = new ResponseFileSettingsRepository(em);
     this.webhooks = new WebhookDeliveryRepository(em);
-    this.leases = new LeaseRepository(em);
+    this.leases = new LeaseRepository(leasesEm);
     this.audit = new AuditLogRepository(em);
     this.trace = new TraceRepository(em);
     this.traceSearch = new TraceSearchRepository(em);
@@ -253,6 +257,9 @@ export class StoreSession {
  * The database: PostgreSQL when a URL is given, embedded PGlite otherwise. The only place
  * TypeORM is visible; everything else works with the row types and repositories.
  */
+/** [2] connections of the pool the cluster's leases use (renewal and the watchdog's reads). */
+const CLUSTER_POOL_SIZE = 2;
+
 export class Store extends StoreSession {
   private closed = false;
   /** The raw sources of inbound messages (PostgreSQL alone until the engine hands in its choice). */
@@ -264,8 +271,14 @@ export class Store extends StoreSession {
     private readonly databaseUrl: string | undefined,
     /** The embedded database's lock file, held while this store is open. */
     private readonly lockFile: string | undefined,
+    /**
+     * PostgreSQL: a small pool of its own for the leases that keep this instance's servers (and
+     * its health): requests that fill the main pool (a thousand event streams opening) must not
+     * hold up their renewal, or every tenant's watchers are given up when the leases lapse.
+     */
+    private readonly clusterDataSource: DataSource | undefined,
   ) {
-    super(dataSource.manager);
+    super(dataSource.manager, (clusterDataSource ?? dataSource).manager);
     this.messageSources = MessageSources.inDatabase((sql, params) => this.query(sql, params));
   }
 
@@ -310,8 +323,18 @@ export class Store extends StoreSession {
         await dataSource.destroy();
         throw err;
       }
+      let cluster: DataSource | undefined;
+      if (kind === 'postgres') {
+        cluster = createDataSource({ ...options, poolSize: CLUSTER_POOL_SIZE }).dataSource;
+        try {
+          await cluster.initialize();
+        } catch (err) {
+          await dataSource.destroy();
+          throw err;
+        }
+      }
       logger.info({ store: kind }, 'database ready');
-      return new Store(dataSource, kind, options.databaseUrl, lockFile);
+      return new Store(dataSource, kind, options.databaseUrl, lockFile, cluster);
     } catch (err) {
       if (lockFile) await releasePidLock(lockFile);
       throw err;
@@ -338,6 +361,7 @@ export class Store extends StoreSession {
     if (this.closed) return;
     this.closed = true;
     try {
+      await this.clusterDataSource?.destroy().catch(() => undefined);
       await this.dataSource.destroy();
     } finally {
       if (this.lockFile) await releasePidLock(this.lockFile);

@@ -3,7 +3,7 @@ import { MailroomError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { validate } from '../shared/validation.js';
 import { newId, type Store } from '../store/store.js';
-import { ApiTokenInput, type ApiTokenView } from './schemas.js';
+import { ApiTokenInput, MAX_TOKENS_PER_TENANT, type ApiTokenView } from './schemas.js';
 import { tenantNotFound } from './tenant-writes.js';
 import { auditedView } from './audit-changes.js';
 import { apiTokenView } from './views.js';
@@ -38,6 +38,13 @@ export class ApiTokenService {
     if (tenantId !== null && !(await this.store.tenants.get(tenantId))) throw tenantNotFound(tenantId);
     const token = `mr_${randomBytes(24).toString('base64url')}`;
     const row = await this.store.transaction(async (tx) => {
+      if (tenantId !== null && (await tx.apiTokens.countOfTenant(tenantId)) >= MAX_TOKENS_PER_TENANT) {
+        throw new MailroomError(
+          'TOKEN_LIMIT_REACHED',
+          `the tenant already has ${MAX_TOKENS_PER_TENANT} API tokens, the most it may hold; revoke one before creating another`,
+          { details: { limit: MAX_TOKENS_PER_TENANT } },
+        );
+      }
       const created = await tx.apiTokens.insert({
         id: newId(),
         tenantId,

@@ -19,6 +19,11 @@ const Secret = Type.String({ minLength: 1, maxLength: 4096 });
 const Id = Type.String({ format: 'uuid' });
 
 export const MAX_SERVERS_PER_TENANT = 5;
+/**
+ * API tokens a tenant may hold: the request and wait limits are per token, so an unbounded number
+ * of tokens would leave a tenant's load unbounded (an outside review made 48 without a refusal).
+ */
+export const MAX_TOKENS_PER_TENANT = 50;
 export const DEFAULT_AUTHORITY_HOST = 'https://login.microsoftonline.com';
 /** Google's OAuth 2.0 server, whose `/token` takes the service account's signed JWT. */
 export const GOOGLE_AUTHORITY_HOST = 'https://oauth2.googleapis.com';

@@ -22,6 +22,7 @@ export const ERROR_CODES = {
   PAYLOAD_TOO_LARGE: { status: 413, text: 'The request body is larger than the engine accepts.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, text: 'The request body must be JSON (Content-Type: application/json).' },
   SERVER_LIMIT_REACHED: { status: 409, text: 'The tenant already has the maximum number of e-mail servers.' },
+  TOKEN_LIMIT_REACHED: { status: 409, text: 'The tenant already has the maximum number of API tokens.' },
   ACCOUNT_IN_USE: { status: 409, text: 'The same account (IMAP host and user name) is already configured.' },
   SERVER_IN_USE: { status: 409, text: 'The e-mail server is used by destinations and cannot be deleted.' },
   SERVER_HAS_QUEUED_MAIL: {

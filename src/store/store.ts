@@ -188,6 +188,9 @@ export class ApiTokenRepository {
       order: { createdAt: 'ASC' },
     });
   }
+  countOfTenant(tenantId: string): Promise<number> {
+    return this.em.countBy(ApiTokenEntity, { tenantId });
+  }
   async insert(row: Omit<ApiTokenRow, 'createdAt' | 'lastUsedAt'>): Promise<ApiTokenRow> {
     await this.em.insert(ApiTokenEntity, row);
     return (await this.em.findOneBy(ApiTokenEntity, { id: row.id })) as ApiTokenRow;

@@ -581,6 +581,22 @@ forEachBackend('accounts API', (kind) => {
       assert.equal((await call('GET', '/api/v1/tenants', undefined, token)).status, 401, 'revoked');
     });
 
+    it('holds a tenant to 50 API tokens (limits are per token: unbounded tokens would be unbounded load)', async () => {
+      const mine = await tenant('Many tokens');
+      const first = await call('POST', `/api/v1/tenants/${mine}/tokens`, { name: 'token 0' });
+      const token = first.body.token as string;
+      for (let n = 1; n < 50; n += 1) {
+        const res = await call('POST', `/api/v1/tenants/${mine}/tokens`, { name: `token ${n}` }, token);
+        assert.equal(res.status, 201, res.raw);
+      }
+      const refused = await call('POST', `/api/v1/tenants/${mine}/tokens`, { name: 'one too many' }, token);
+      assert.equal(refused.status, 409, refused.raw);
+      assert.equal(refused.body.error.code, 'TOKEN_LIMIT_REACHED');
+      await call('DELETE', `/api/v1/tenants/${mine}/tokens/${first.body.id}`);
+      const again = await call('POST', `/api/v1/tenants/${mine}/tokens`, { name: 'after a revocation' });
+      assert.equal(again.status, 201, again.raw);
+    });
+
     it('answers 400 naming the field for text PostgreSQL cannot store (NUL, lone surrogate)', async () => {
       const id = await tenant('Text');
       const oauth = serverBody(2);

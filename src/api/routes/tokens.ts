@@ -14,6 +14,7 @@ export const tokenRoutes: RouteDef[] = [
     access: 'tenant',
     summary: 'Create a token scoped to this tenant; the token is in this answer only.',
     tags,
+    errors: ['TOKEN_LIMIT_REACHED'],
     schema: { params: TenantParams, body: ApiTokenInput, response: { 201: Created } },
     handler: async (req, reply, { accounts }) => {
       reply.code(201);

@@ -166,7 +166,15 @@ describe('container files (docker/)', () => {
       const published = (s.ports ?? []).map((p) => Number(p.split(':').at(-1)));
       assert.deepEqual(published, [config.httpPort], `${name} publishes the port it listens on`);
       const probe = JSON.stringify(s.healthcheck?.test ?? '');
-      assert.match(probe, new RegExp(`127\\.0\\.0\\.1:${config.httpPort}/readyz`), `${name} probes /readyz`);
+      // The port written out, or read in the container from MAILROOM_HTTP_PORT (the engine's own
+      // setting, so the same port) with the engine's default as the fallback.
+      const byVariable = /127\.0\.0\.1:'\+\(process\.env\.MAILROOM_HTTP_PORT\|\|(\d+)\)\+'\/readyz/.exec(probe);
+      if (byVariable) {
+        const port = env.MAILROOM_HTTP_PORT === undefined ? Number(byVariable[1]) : Number(env.MAILROOM_HTTP_PORT);
+        assert.equal(port, config.httpPort, `${name} probes the port it listens on`);
+      } else {
+        assert.match(probe, new RegExp(`127\\.0\\.0\\.1:${config.httpPort}/readyz`), `${name} probes /readyz`);
+      }
       const url = new URL(config.databaseUrl ?? '');
       assert.deepEqual(
         [url.hostname, url.username, url.password, url.pathname.slice(1)],

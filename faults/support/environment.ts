@@ -284,7 +284,7 @@ export function answerKey(answer: Answer): string {
 
 /** The Message-ID's local part of a raw message the engine sent (its outbound id). */
 export function outboundIdOf(raw: Buffer | string): string | null {
-  return /^Message-ID: <([^@>]+)@/im.exec(raw.toString())?.[1] ?? null;
+  return /^Message-ID: <(?:mailroom\.)?([^@>]+)@/im.exec(raw.toString())?.[1] ?? null;
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -200,7 +200,7 @@ describe('database outage under traffic (whole engine, private PostgreSQL cluste
     const copies = (): Map<string, number> => {
       const counts = new Map<string, number>();
       for (const m of smtp.messages) {
-        const id = /^Message-ID: <([^@>]+)@/im.exec(m.raw.toString())?.[1];
+        const id = /^Message-ID: <(?:mailroom\.)?([^@>]+)@/im.exec(m.raw.toString())?.[1];
         if (id && accepted.has(id)) counts.set(id, (counts.get(id) ?? 0) + 1);
       }
       return counts;

@@ -143,5 +143,5 @@ describe('outbound crash safety (SIGKILL while accepting and delivering)', funct
 });
 
 function idOf(raw: Buffer): string {
-  return raw.toString('utf8').match(/^Message-ID: <([^@>]+)@/im)?.[1] ?? '';
+  return raw.toString('utf8').match(/^Message-ID: <(?:mailroom\.)?([^@>]+)@/im)?.[1] ?? '';
 }

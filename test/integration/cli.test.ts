@@ -140,7 +140,9 @@ describe('mailroom CLI (against PostgreSQL, over the services)', function () {
     }
   });
 
-  it('cancels a waiting message through the engine instance holding it, and lists the tenant’s dead letters', async () => {
+  it('cancels a waiting message through the engine instance holding it, and lists the tenant’s dead letters', async function () {
+    // Twelve CLI processes, ~4 s each here (tsx compiles the program each time): more than the file's minute.
+    this.timeout(180_000);
     const spoolDir = await mkdtemp(join(tmpdir(), 'mailroom-cli-spool-'));
     const store = await Store.open({ databaseUrl: env.MAILROOM_DATABASE_URL as string }, quietLogger);
     try {

@@ -65,10 +65,14 @@ export class HeldMail {
    * be held (the reason is in the answer).
    */
   async release(tenantId: string, serverId: string, messageId: string): Promise<HeldOutcome> {
+    // The source is read before the transaction: its backend may be the database itself, whose
+    // embedded form has one connection, which the transaction would hold (a read inside it waited
+    // for the transaction's end: forever).
+    const before = await this.requireHeld(this.store, tenantId, serverId, messageId);
+    const raw = await this.store.sources.read({ tenantId, messageId }, before.sourceStore);
     const outcome = await this.store.transaction(async (tx) => {
       const message = await this.requireHeld(tx, tenantId, serverId, messageId);
       const server = await tx.servers.require(tenantId, serverId);
-      const raw = await this.store.sources.read({ tenantId, messageId }, message.sourceStore);
       if (raw === null) {
         throw new MailroomError(
           'MESSAGE_NOT_RELEASABLE',

@@ -196,9 +196,11 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
 
   const authenticate = async (request: RouteRequest): Promise<Principal> => {
     if (!limits) return authenticateToken(request);
-    // An address over its limit for requests without a valid token is answered before its token
-    // is looked up: a wrong-token flood costs no database reads.
-    await limits.addressAlreadyLimited(request);
+    // An address over its limit for requests without a valid token is answered at once when the
+    // request carries no token at all; one that carries a token has it looked up first (a wrong
+    // one that repeats costs no database read: ApiTokenService remembers it), so that a valid
+    // token behind the same address (a NAT, a reverse proxy) is never locked out by others.
+    if (!/^Bearer\s+\S/i.test(request.headers.authorization ?? '')) await limits.addressAlreadyLimited(request);
     let principal: Principal;
     try {
       principal = await authenticateToken(request);
@@ -325,7 +327,7 @@ function registerRoute(
     // Authentication runs before body validation: an anonymous caller learns nothing of the schema.
     onRequest:
       route.access === 'public'
-        ? limits
+        ? limits && !route.probe
           ? async (request: RouteRequest) => limits.address(request)
           : undefined
         : async (request: RouteRequest) => {

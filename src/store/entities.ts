@@ -112,7 +112,9 @@ export const EmailServerEntity = new EntitySchema<
   })),
 });
 
-export const DestinationEntity = new EntitySchema<DestinationRow & { tenant?: TenantRow; server?: EmailServerRow }>({
+export const DestinationEntity = new EntitySchema<
+  DestinationRow & { lastSeq?: number; tenant?: TenantRow; server?: EmailServerRow }
+>({
   name: 'Destination',
   tableName: 'destinations',
   columns: {
@@ -130,6 +132,8 @@ export const DestinationEntity = new EntitySchema<DestinationRow & { tenant?: Te
     // Webhooks (migration 0006): the URL events are POSTed to and the sealed signing secret.
     webhookUrl: text('webhook_url', true),
     webhookSecretSealed: text('webhook_secret_sealed', true),
+    // Migration 0033: the last seq given to a delivery of this destination (never reused; see DeliveryRepository.append).
+    lastSeq: { type: 'bigint', name: 'last_seq', default: 0, select: false },
     createdAt: created,
     updatedAt: updated,
   },

@@ -3,6 +3,7 @@ import { AlertEntity, CheckpointEntity, DeliveryEntity, InboundMessageEntity } f
 import type { SourcePlace } from './sources/message-sources.js';
 import type { AlertRow, CheckpointRow, DeliveryRow, FeedRow, InboundMessageRow } from './rows.js';
 import type { InboundTrace } from './trace-events.js';
+import { returned } from './returned-rows.js';
 
 export class CheckpointRepository {
   constructor(private readonly em: EntityManager) {}
@@ -404,24 +405,29 @@ export class DeliveryRepository {
   constructor(private readonly em: EntityManager) {}
 
   /**
-   * Appends messages to a destination's queue with the next sequence numbers. The destination
-   * row is locked for the transaction, so numbers are gap-free and in commit order. Answers null,
-   * appending nothing, when the destination is gone (deleted since the messages were routed).
+   * Appends messages to a destination's queue with the next sequence numbers, counted on from the
+   * destination's `last_seq` (migration 0033), never from the deliveries still stored: an erasure
+   * or retention that removed the newest ones must not make their numbers given again. The update
+   * locks the destination row for the transaction, so numbers are gap-free and in commit order.
+   * Answers null, appending nothing, when the destination is gone (deleted since the messages were routed).
    */
   async append(destinationId: string, tenantId: string, messageIds: string[]): Promise<number[] | null> {
     if (messageIds.length === 0) return [];
-    const found: unknown[] = await this.em.query('SELECT id FROM destinations WHERE id = $1 FOR UPDATE', [
-      destinationId,
-    ]);
-    if (found.length === 0) return null;
+    const [last] = await returned<{ last_seq: string | number }>(
+      this.em.query('UPDATE destinations SET last_seq = last_seq + $2 WHERE id = $1 RETURNING last_seq', [
+        destinationId,
+        messageIds.length,
+      ]),
+    );
+    if (!last) return null;
+    const first = Number(last.last_seq) - messageIds.length;
     const rows: Array<{ seq: string | number }> = await this.em.query(
       `INSERT INTO inbound_deliveries (destination_id, seq, message_id, tenant_id)
-       SELECT $1, last.seq + m.ord, m.message_id, $2
-         FROM (SELECT COALESCE(MAX(seq), 0) AS seq FROM inbound_deliveries WHERE destination_id = $1) AS last,
-              unnest($3::uuid[]) WITH ORDINALITY AS m(message_id, ord)
+       SELECT $1, $4::bigint + m.ord, m.message_id, $2
+         FROM unnest($3::uuid[]) WITH ORDINALITY AS m(message_id, ord)
         ORDER BY m.ord
        RETURNING seq`,
-      [destinationId, tenantId, messageIds],
+      [destinationId, tenantId, messageIds, first],
     );
     return rows.map((r) => Number(r.seq)).sort((a, b) => a - b);
   }

@@ -1,5 +1,6 @@
 import type { EntityManager } from 'typeorm';
 import type { SourceKind } from './sources/source-backend.js';
+import { returned } from './returned-rows.js';
 
 /** Days each kind of a tenant's data is kept; null keeps it forever. */
 export interface RetentionPolicy {
@@ -46,18 +47,6 @@ const NOT_WAITING = `NOT EXISTS (
 const SEND_LOG_KEEP_HOURS = 2;
 
 type Row = Record<string, unknown>;
-
-/**
- * The rows an UPDATE or DELETE … RETURNING answered: TypeORM hands those back as
- * `[rows, affected]` (INSERT and SELECT as the rows alone).
- */
-async function returned(result: Promise<unknown>): Promise<Row[]> {
-  const value = await result;
-  if (Array.isArray(value) && value.length === 2 && Array.isArray(value[0]) && typeof value[1] === 'number') {
-    return value[0] as Row[];
-  }
-  return value as Row[];
-}
 
 function removedOf(rows: Row[]): RemovedSource[] {
   return rows.map((r) => ({

@@ -5,9 +5,29 @@
  * with mocha's own exit code (mocha sets it in its 'exit' listener).
  */
 import type { ChildProcess } from 'node:child_process';
-import type { Server } from 'node:net';
+import { Server } from 'node:net';
 
-const GRACE_MS = 30_000;
+/** [30000] ms after the last test; MAILROOM_TEST_EXIT_GRACE_MS shortens it (a run of a few files). */
+const GRACE_MS = Number(process.env.MAILROOM_TEST_EXIT_GRACE_MS ?? 30_000);
+
+const origin = Symbol('listenedFrom');
+
+/**
+ * Remembers where each server of the run started listening (the test's and the project's frames
+ * of the stack), so that one left open is named by the code that opened it.
+ */
+export function traceServerOrigins(): void {
+  const listen = Server.prototype.listen as (...args: unknown[]) => Server;
+  Server.prototype.listen = function (this: Server & { [origin]?: string }, ...args: unknown[]) {
+    this[origin] = (new Error().stack ?? '')
+      .split('\n')
+      .filter((line) => /\/(test|src|faults|bench)\//.test(line) && !line.includes('exit-watchdog'))
+      .slice(0, 4)
+      .map((line) => line.trim())
+      .join(' < ');
+    return listen.apply(this, args);
+  } as typeof Server.prototype.listen;
+}
 
 interface HandleLike {
   constructor?: { name?: string };
@@ -20,8 +40,10 @@ function describe(handle: HandleLike): string {
     return `child process ${child.pid ?? '?'}: ${child.spawnargs.join(' ')}`;
   }
   if (kind === 'Server') {
-    const address = (handle as unknown as Server).address();
-    return `server ${typeof address === 'string' ? address : `${address?.address ?? '?'}:${address?.port ?? '?'}`}`;
+    const server = handle as unknown as Server & { [origin]?: string };
+    const address = server.address();
+    const where = typeof address === 'string' ? address : `${address?.address ?? '?'}:${address?.port ?? '?'}`;
+    return `server ${where}${server[origin] ? `, listening since ${server[origin]}` : ''}`;
   }
   if (kind === 'Socket' || kind === 'TLSSocket') {
     const socket = handle as unknown as {

@@ -1,5 +1,7 @@
 import { runCleanups } from './cleanup.js';
-import { startExitWatchdog } from './exit-watchdog.js';
+import { startExitWatchdog, traceServerOrigins } from './exit-watchdog.js';
+
+traceServerOrigins();
 
 /** Mocha root hooks: whatever a test file registered with addCleanup is stopped at the very end. */
 export const mochaHooks = {

@@ -359,6 +359,12 @@ forEachBackend('inbound with the fake IMAP server', (kind) => {
       'Content-Transfer-Encoding: base64',
       '',
       Buffer.from('%PDF-1.4 fake').toString('base64'),
+      '--XX',
+      // RFC 2231 name beyond Latin-1: Node refuses it raw in a header value (it was a 500).
+      "Content-Type: application/pdf; name*=UTF-8''Rechnung%E2%80%94%E2%82%AC%20%E6%97%A5.pdf",
+      "Content-Disposition: attachment; filename*=UTF-8''Rechnung%E2%80%94%E2%82%AC%20%E6%97%A5.pdf",
+      '',
+      'second',
       '--XX--',
       '',
     ].join('\r\n');
@@ -383,6 +389,22 @@ forEachBackend('inbound with the fake IMAP server', (kind) => {
     });
     assert.equal(attachment.headers['content-type'], 'application/pdf');
     assert.equal(attachment.body, '%PDF-1.4 fake');
+    assert.equal(
+      attachment.headers['content-disposition'],
+      `attachment; filename="invoice.pdf"; filename*=UTF-8''invoice.pdf`,
+    );
+    assert.equal(attachment.headers['x-content-type-options'], 'nosniff');
+    const named = await h.app.inject({
+      method: 'GET',
+      url: `${base}/attachments/1`,
+      headers: { authorization: `Bearer ${h.adminToken}` },
+    });
+    assert.equal(named.statusCode, 200, named.body);
+    assert.equal(
+      named.headers['content-disposition'],
+      `attachment; filename="Rechnung__ _.pdf"; filename*=UTF-8''Rechnung%E2%80%94%E2%82%AC%20%E6%97%A5.pdf`,
+    );
+    assert.equal(named.body, 'second');
     assert.equal((await h.call<Obj>('POST', `${base}/claim`, { agent: 'desk-1' })).status, 200);
     assert.equal(
       (await h.call<Obj>('POST', `${base}/claim`, { agent: 'desk-1' })).status,

@@ -4,6 +4,7 @@ import { FeedItemView, MessageDetailView, MessageSummaryView } from '../../inbou
 import { DestinationParams, ServerParams } from '../params.js';
 import { principalOf, stillAuthorized, type RouteDef } from '../route.js';
 import { SharedChecks } from '../shared-checks.js';
+import { sendAsDownload } from '../download-headers.js';
 
 /** Whether a token still stands at the end of an empty wait: one read per token and second. */
 const emptyWaitChecks = new SharedChecks(1_000);
@@ -107,7 +108,7 @@ export const messageRoutes: RouteDef[] = [
     handler: async (req, reply, { inbound }) => {
       const p = req.params as MessageParams;
       const raw = await inbound.feed.raw(p.tenantId, p.destinationId, p.messageId);
-      reply.type('message/rfc822').header('content-disposition', `attachment; filename="${p.messageId}.eml"`);
+      sendAsDownload(reply, 'message/rfc822', `${p.messageId}.eml`);
       return raw;
     },
   },
@@ -123,8 +124,7 @@ export const messageRoutes: RouteDef[] = [
     handler: async (req, reply, { inbound }) => {
       const p = req.params as MessageParams & { index: number };
       const found = await inbound.feed.attachment(p.tenantId, p.destinationId, p.messageId, p.index);
-      const filename = (found.filename ?? `attachment-${p.index}`).replace(/["\r\n\\]/g, '_');
-      reply.type(found.contentType).header('content-disposition', `attachment; filename="${filename}"`);
+      sendAsDownload(reply, found.contentType, found.filename ?? `attachment-${p.index}`);
       return found.content;
     },
   },

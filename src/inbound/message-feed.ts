@@ -40,6 +40,8 @@ export class MessageFeed {
     after: number,
     limit: number,
     waitMs: number,
+    /** Ends the wait early (the client hung up): what was read so far is answered. */
+    abort?: AbortSignal,
   ): Promise<{ messages: FeedItemView[]; next: number }> {
     await this.requireDestination(tenantId, destinationId);
     // Watching before the first read: a message routed between the read and the wait wakes it.
@@ -48,12 +50,13 @@ export class MessageFeed {
     try {
       rows = await this.read(destinationId, after, limit);
       if (watch) {
+        const stop = abort ? AbortSignal.any([abort, this.ending.signal]) : this.ending.signal;
         const deadline = Date.now() + waitMs;
         while (rows.length === 0) {
           const remaining = deadline - Date.now();
           if (remaining <= 0) break;
           // Only a signal reads again: a wait that times out answers "nothing new" as it is.
-          if ((await watch.next(remaining, this.ending.signal)) !== 'signal') break;
+          if ((await watch.next(remaining, stop)) !== 'signal') break;
           rows = await this.read(destinationId, after, limit);
         }
       }

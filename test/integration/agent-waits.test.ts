@@ -123,6 +123,20 @@ forEachBackend('agent waits: long polls, event streams', (kind) => {
     }
   });
 
+  it('ends a long poll whose client hung up, freeing its slot at once', async () => {
+    await h.app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = h.app.server.address() as AddressInfo;
+    const req = request(`http://127.0.0.1:${port}${feedUrl}?after=0&wait=60`, {
+      headers: { authorization: `Bearer ${h.adminToken}` },
+    });
+    req.on('error', () => undefined); // destroyed below on purpose
+    req.end();
+    await eventually(async () => (h.inbound.signals.waiting === 1 ? true : undefined));
+    req.destroy();
+    // Within moments, not after the 60 s the poll asked for (the slot was held until then).
+    await eventually(async () => (h.inbound.signals.waiting === 0 ? true : undefined), 5_000);
+  });
+
   it('limits the waits one token holds open: 429 with Retry-After beyond the limit, others unaffected', async () => {
     const issued = await h.call<Obj>('POST', `/api/v1/tenants/${target.tenantId}/tokens`, { name: 'agents' });
     const tenantToken = issued.body.token as string;

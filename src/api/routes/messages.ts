@@ -45,7 +45,7 @@ export const messageRoutes: RouteDef[] = [
       ),
       response: { 200: Type.Object({ messages: Type.Array(FeedItemView), next: Type.Integer() }) },
     },
-    handler: async (req, _reply, { accounts, inbound, waits }) => {
+    handler: async (req, reply, { accounts, inbound, waits }) => {
       const p = req.params as DestinationParams;
       const q = req.query as { after?: number; before?: number; order?: 'asc' | 'desc'; limit?: number; wait?: number };
       if (q.order === 'desc') {
@@ -67,8 +67,21 @@ export const messageRoutes: RouteDef[] = [
       const waitMs = (q.wait ?? 0) * 1000;
       if (waitMs === 0) return inbound.feed.list(p.tenantId, p.destinationId, q.after ?? 0, q.limit ?? 100, 0);
       const release = waits.take(principalOf(req), p.tenantId);
+      // A client that hangs up ends its wait at once: its slot is free for the next request.
+      const hungUp = new AbortController();
+      const onClose = (): void => {
+        if (!reply.raw.writableFinished) hungUp.abort();
+      };
+      reply.raw.once('close', onClose);
       try {
-        const found = await inbound.feed.list(p.tenantId, p.destinationId, q.after ?? 0, q.limit ?? 100, waitMs);
+        const found = await inbound.feed.list(
+          p.tenantId,
+          p.destinationId,
+          q.after ?? 0,
+          q.limit ?? 100,
+          waitMs,
+          hungUp.signal,
+        );
         // What arrived while it waited goes only to a token that still stands (checked afresh); a
         // wait that ends empty answers 401 too once the token is revoked (one check shared by the
         // token's waits ending within a second: nothing is handed out on it).
@@ -79,6 +92,7 @@ export const messageRoutes: RouteDef[] = [
         if (!standing) throw new MailroomError('UNAUTHORIZED', 'the API token was revoked while the request waited');
         return found;
       } finally {
+        reply.raw.off('close', onClose);
         release();
       }
     },

@@ -3,12 +3,14 @@ import type { ByteBudget, ByteHold } from '../shared/byte-budget.js';
 import { isMailroomError } from '../shared/errors.js';
 import { serverLogFields, type Logger } from '../shared/logger.js';
 import { inboundMessages, ingestBatchSeconds } from '../shared/metrics.js';
-import type { DestinationRow, EmailServerRow, InboundMessageRow, InboundStatus } from '../store/rows.js';
+import type { DestinationRow, EmailServerRow, InboundStatus } from '../store/rows.js';
 import { mapLimited } from '../shared/map-limited.js';
 import { newId, type Store } from '../store/store.js';
 import { isTransientStoreError } from '../store/transient-errors.js';
 import { planBatches } from './batches.js';
-import type { ImapSession, MailboxState, MessageMeta, MessageSource } from './imap-session.js';
+import { readCheckpoint } from './mailbox-checkpoint.js';
+import { PostProcessing, type StoredMessage } from './post-processing.js';
+import type { ImapSession, MessageMeta, MessageSource } from './imap-session.js';
 import type { ParseResult } from './message/parse.js';
 import {
   buildMessageRow,
@@ -20,14 +22,8 @@ import {
 } from './message-record.js';
 import type { InboundOptions } from './options.js';
 
-/** [500] messages post-processed per pass after an interrupted one (the rest on the next passes). */
-const LEFTOVER_POST_PROCESS_LIMIT = 500;
-
 /** [4] messages of a batch being parsed at once (enough to keep the parse workers busy). */
 const PARSE_CONCURRENCY = 4;
-
-/** What post-processing needs of a stored message. */
-type StoredMessage = Pick<InboundMessageRow, 'id' | 'uid' | 'status'>;
 
 /** What one sync pass did, for logs, status and tests. */
 export interface SyncResult {
@@ -152,7 +148,11 @@ export interface MailboxSyncDeps {
  * the next pass: a stopping engine does not ingest a whole backlog first).
  */
 export class MailboxSync {
-  constructor(private readonly deps: MailboxSyncDeps) {}
+  private readonly postProcessing: PostProcessing;
+
+  constructor(private readonly deps: MailboxSyncDeps) {
+    this.postProcessing = new PostProcessing(deps.store);
+  }
 
   /** `serverLog`: the watcher's logger, which names the tenant and the server. */
   async run(
@@ -175,9 +175,16 @@ export class MailboxSync {
       duplicates: 0,
       uidValidityChanged: false,
     };
-    const progress = await this.checkpoint(server, mailbox, state, result, log);
+    const progress = await readCheckpoint(store, server, mailbox, state, result, log);
     let lastUid = progress.lastUid;
-    const caughtUp = await this.finishPostProcessing(session, server, mailbox, state.uidValidity, progress, log);
+    const caughtUp = await this.postProcessing.finishLeftovers(
+      session,
+      server,
+      mailbox,
+      state.uidValidity,
+      progress,
+      log,
+    );
     if (state.exists === 0 || state.uidNext <= lastUid + 1) {
       result.lastUid = lastUid;
       return result;
@@ -226,7 +233,7 @@ export class MailboxSync {
         lastUid = (prepared.fetched[prepared.fetched.length - 1] as Fetched).meta.uid;
         const fine = await posting;
         const upTo = { mailbox, uidValidity: state.uidValidity, uid: lastUid };
-        posting = this.postProcess(session, server, done, fine ? upTo : null, log).then((ok) => fine && ok);
+        posting = this.postProcessing.run(session, server, done, fine ? upTo : null, log).then((ok) => fine && ok);
         if (stop?.aborted) break; // the batch being fetched meanwhile is left for the next pass
       }
     } finally {
@@ -274,40 +281,6 @@ export class MailboxSync {
       }
       yield* planBatches(listed, limits);
     }
-  }
-
-  /** Reads the checkpoint; on a UIDVALIDITY change starts a rescan (dedupe keeps it harmless) and raises an alert. */
-  private async checkpoint(
-    server: EmailServerRow,
-    mailbox: string,
-    state: MailboxState,
-    result: SyncResult,
-    log: Logger,
-  ): Promise<{ lastUid: number; postProcessedUid: number }> {
-    const { store } = this.deps;
-    const cp = await store.checkpoints.get(server.id, mailbox);
-    if (!cp) {
-      await store.checkpoints.put(server.id, mailbox, state.uidValidity, 0);
-      return { lastUid: 0, postProcessedUid: 0 };
-    }
-    if (cp.uidValidity === state.uidValidity) return { lastUid: cp.lastUid, postProcessedUid: cp.postProcessedUid };
-    result.uidValidityChanged = true;
-    const message =
-      `UIDVALIDITY of ${mailbox} changed from ${cp.uidValidity} to ${state.uidValidity}: ` +
-      'the mailbox was recreated or restored; rescanning it, messages already stored are not routed again';
-    log.warn({ previous: cp.uidValidity, current: state.uidValidity }, 'UIDVALIDITY changed');
-    await store.transaction(async (tx) => {
-      await tx.alerts.insert({
-        id: newId(),
-        tenantId: server.tenantId,
-        serverId: server.id,
-        kind: 'uidvalidity-changed',
-        message,
-        details: { mailbox, previous: cp.uidValidity, current: state.uidValidity },
-      });
-      await tx.checkpoints.put(server.id, mailbox, state.uidValidity, 0);
-    });
-    return { lastUid: 0, postProcessedUid: 0 };
   }
 
   /** Fetches a batch, parses it (in the worker pool) and looks up what the database knows of its keys. */
@@ -579,64 +552,5 @@ export class MailboxSync {
       }
     }
     return inserted;
-  }
-
-  /**
-   * Runs post-processing left over by an interrupted pass (stored, but the action never ran, or
-   * failed): the messages above the mailbox's progress mark, up to 500 a pass. Answers whether
-   * none is left behind (only then may this pass move the mark further).
-   */
-  private async finishPostProcessing(
-    session: ImapSession,
-    server: EmailServerRow,
-    mailbox: string,
-    uidValidity: number,
-    progress: { lastUid: number; postProcessedUid: number },
-    log: Logger,
-  ): Promise<boolean> {
-    if (progress.postProcessedUid >= progress.lastUid) return true;
-    const limit = LEFTOVER_POST_PROCESS_LIMIT;
-    const rows = await this.deps.store.messages.storedAfter(
-      server.id,
-      mailbox,
-      uidValidity,
-      progress.postProcessedUid,
-      limit,
-    );
-    // All of them, or up to the last one listed when there are more.
-    const uid = rows.length < limit ? progress.lastUid : (rows[rows.length - 1] as StoredMessage).uid;
-    const done = await this.postProcess(session, server, rows, { mailbox, uidValidity, uid }, log);
-    return done && rows.length < limit;
-  }
-
-  /**
-   * Runs the server's action (`seen`, `move:`, `delete`; heartbeats are deleted) on stored
-   * messages, quarantined ones left where they are. On success, and when `upTo` is given, records
-   * that every message up to `upTo.uid` is done. Never rejects; answers whether it succeeded.
-   */
-  private async postProcess(
-    session: ImapSession,
-    server: EmailServerRow,
-    rows: StoredMessage[],
-    upTo: { mailbox: string; uidValidity: number; uid: number } | null,
-    log: Logger,
-  ): Promise<boolean> {
-    const eligible = rows.filter((r) => r.status !== 'quarantined');
-    const heartbeats = eligible.filter((r) => r.status === 'heartbeat').map((r) => r.uid);
-    const others = eligible.filter((r) => r.status !== 'heartbeat').map((r) => r.uid);
-    try {
-      if (heartbeats.length > 0) await session.delete(heartbeats);
-      const action = server.postProcess;
-      if (action === 'seen') await session.markSeen(others);
-      else if (action === 'delete') await session.delete(others);
-      else if (action.startsWith('move:')) await session.move(others, action.slice('move:'.length));
-      if (upTo)
-        await this.deps.store.checkpoints.postProcessedUpTo(server.id, upTo.mailbox, upTo.uidValidity, upTo.uid);
-      return true;
-    } catch (err) {
-      // The messages are stored; the action is retried on the next pass (running it twice is harmless).
-      log.warn({ err, action: server.postProcess, count: eligible.length }, 'post-processing failed; will retry');
-      return false;
-    }
   }
 }

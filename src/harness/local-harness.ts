@@ -143,7 +143,7 @@ function directoryIdOf(user: string): string {
 
 function oauthServerBody(user: string, imapPort: number, smtpPort: number, authorityHost: string) {
   return {
-    name: 'Harness mailbox (OAuth)',
+    name: 'OAuth mailbox',
     imap: {
       host: '127.0.0.1',
       port: imapPort,

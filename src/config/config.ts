@@ -289,9 +289,13 @@ function caFileVar(env: Env, name: string, cwd: string): string | undefined {
     if (blocks.length === 0) throw new Error('no PEM certificate in it');
     for (const block of blocks) new X509Certificate(block);
   } catch (err) {
-    throw new MailroomError('CONFIG_INVALID', `${name}: ${path} is not a PEM certificate file (${(err as Error).message})`, {
-      field: name,
-    });
+    throw new MailroomError(
+      'CONFIG_INVALID',
+      `${name}: ${path} is not a PEM certificate file (${(err as Error).message})`,
+      {
+        field: name,
+      },
+    );
   }
   return blocks.join('\n');
 }

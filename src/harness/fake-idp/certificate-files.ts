@@ -48,7 +48,10 @@ function readKept(caFile: string, certFile: string, keyFile: string, nowMs: numb
     const lastsLongEnough = (c: X509Certificate): boolean => Date.parse(c.validTo) - nowMs > RENEW_BEFORE_MS;
     if (
       !serverCert.verify(caCert.publicKey) ||
-      !serverCert.checkPrivateKey(createPrivateKey(key)) || !lastsLongEnough(caCert) || !lastsLongEnough(serverCert)) {
+      !serverCert.checkPrivateKey(createPrivateKey(key)) ||
+      !lastsLongEnough(caCert) ||
+      !lastsLongEnough(serverCert)
+    ) {
       return undefined;
     }
     return { ca, cert, key };

@@ -179,7 +179,12 @@ export class SignInPage {
       return { status: 400, ok: false, field: 'code', message: 'That code is not known: check it and try again.' };
     }
     if (code.state !== 'pending') {
-      return { status: 400, ok: false, field: 'code', message: 'That code was used already: get a new one in the app.' };
+      return {
+        status: 400,
+        ok: false,
+        field: 'code',
+        message: 'That code was used already: get a new one in the app.',
+      };
     }
     if (directory.isExpired(code)) {
       return { status: 400, ok: false, field: 'code', message: 'That code has expired: get a new one in the app.' };

@@ -112,7 +112,11 @@ describe('fake identity provider: the sign-in page at verificationUri', () => {
     assert.match(html.headers['content-type'] ?? '', /^text\/html/);
     assert.match(html.body, /<p class="error" role="status">That code is not known/);
     // Another site's form (a person's browser sends its Origin) approves nothing.
-    for (const headers of [{ origin: 'https://attacker.example' }, { origin: ORIGIN, 'sec-fetch-site': 'cross-site' }]) {
+    const forgeries: Array<Record<string, string>> = [
+      { origin: 'https://attacker.example' },
+      { origin: ORIGIN, 'sec-fetch-site': 'cross-site' },
+    ];
+    for (const headers of forgeries) {
       const forged = await post('/devicelogin', { code: userCode, account: 'office@example.com' }, headers);
       assert.equal(forged.status, 403);
     }
@@ -123,7 +127,11 @@ describe('fake identity provider: the sign-in page at verificationUri', () => {
 
   it('cancels a sign-in (authorization_declined) and refuses an expired code', async () => {
     const first = newCode();
-    const cancelled = await post('/devicelogin', { code: first.userCode, account: 'office@example.com', action: 'cancel' });
+    const cancelled = await post('/devicelogin', {
+      code: first.userCode,
+      account: 'office@example.com',
+      action: 'cancel',
+    });
     assert.equal(cancelled.status, 200);
     assert.equal(poll(first.deviceCode).error, 'authorization_declined');
 
@@ -159,7 +167,11 @@ describe('fake identity provider: the sign-in page at verificationUri', () => {
     assert.equal(directory.allows('office@example.com', tokens.access_token as string), false);
     assert.deepEqual(ended, [undefined]);
 
-    const revoked = await post('/devicelogin/revoke', { account: 'Office@Example.com' }, { accept: 'application/json' });
+    const revoked = await post(
+      '/devicelogin/revoke',
+      { account: 'Office@Example.com' },
+      { accept: 'application/json' },
+    );
     assert.equal(revoked.status, 200);
     assert.match(JSON.parse(revoked.body).message, /Revoked office@example\.com's sign-in/);
     assert.deepEqual(ended, [undefined, 'office@example.com']);

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { request } from 'node:https';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import nodemailer from 'nodemailer';
@@ -11,7 +12,7 @@ import { loadConfig, type Config } from '../../src/config/config.js';
 import { Engine } from '../../src/main.js';
 import { createTestDatabase, isPostgresReachable, quietLogger } from '../support/database.js';
 import { eventually } from '../support/mail.js';
-import { CLI_ENTRY, PROJECT_ROOT } from '../support/processes.js';
+import { CLI_ENTRY, PROJECT_ROOT, runCli } from '../support/processes.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON answers in tests
 
@@ -302,5 +303,28 @@ describe('mailroom harness --oauth (sign-in page, engine over XOAUTH2)', functio
     });
     assert.equal(late.status, 400);
     assert.match(late.body, /That code has expired/);
+  });
+
+  it('answers bad options with one line `error …` and exits at once, leaving nothing running', async () => {
+    const busy = createServer().listen(0, '127.0.0.1');
+    await once(busy, 'listening');
+    const busyPort = String((busy.address() as AddressInfo).port);
+    const cases: Array<[string[], RegExp]> = [
+      [['--oauth', '--idp-port', '99999'], /^error VALIDATION_FAILED: --idp-port must be a port number/],
+      [['--user', 'nobody'], /^error VALIDATION_FAILED: --user must be an e-mail address/],
+      // The identity provider and IMAP start, SMTP cannot: neither may keep the process up.
+      [['--oauth', '--idp-port', '0', '--imap-port', '0', '--smtp-port', busyPort], /^error: listen EADDRINUSE/],
+    ];
+    try {
+      for (const [args, expected] of cases) {
+        const result = await runCli(['harness', ...args, '--dir', join(dir, 'refused')], {}, PROJECT_ROOT, 30_000);
+        const what = `${args.join(' ')}: ${result.stderr}`;
+        assert.ok(result.code !== null && result.code !== 0, `exits non-zero promptly: ${what}`);
+        assert.match(result.stderr, expected, what);
+        assert.equal(result.stderr.trim().split('\n').length, 1, `one line: ${what}`);
+      }
+    } finally {
+      busy.close();
+    }
   });
 });

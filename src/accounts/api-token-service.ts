@@ -17,6 +17,11 @@ export type Principal =
 /** The name the audit log gives the administrator token of the configuration (MAILROOM_API_TOKEN). */
 export const CONFIGURED_ADMIN_NAME = 'administrator (MAILROOM_API_TOKEN)';
 
+/** [10000] wrong tokens remembered (see ApiTokenService.unknownHashes). */
+const UNKNOWN_TOKENS_KEPT = 10_000;
+/** [60000] how long a wrong token is remembered, ms. */
+const UNKNOWN_TOKEN_TTL_MS = 60_000;
+
 export function hashToken(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('hex');
 }
@@ -86,9 +91,27 @@ export class ApiTokenService {
   }
 
   /** The principal of a stored token, or undefined. */
+  /**
+   * Hashes of tokens recently found unknown (wrong or revoked), with when they were, so that the
+   * same wrong token sent again and again costs no database read. Bounded (oldest dropped first);
+   * a hash is forgotten after UNKNOWN_TOKEN_TTL_MS (a token is never created with a known hash:
+   * they are 256 random bits).
+   */
+  private readonly unknownHashes = new Map<string, number>();
+
   async resolve(token: string): Promise<Principal | undefined> {
-    const row = await this.store.apiTokens.findByHash(hashToken(token));
-    if (!row) return undefined;
+    const hash = hashToken(token);
+    const seen = this.unknownHashes.get(hash);
+    if (seen !== undefined && Date.now() - seen < UNKNOWN_TOKEN_TTL_MS) return undefined;
+    const row = await this.store.apiTokens.findByHash(hash);
+    if (!row) {
+      this.unknownHashes.delete(hash);
+      this.unknownHashes.set(hash, Date.now());
+      if (this.unknownHashes.size > UNKNOWN_TOKENS_KEPT) {
+        this.unknownHashes.delete(this.unknownHashes.keys().next().value as string);
+      }
+      return undefined;
+    }
     const now = new Date();
     if (!row.lastUsedAt || now.getTime() - row.lastUsedAt.getTime() > 60_000) {
       await this.store.apiTokens.touch(row.id, now);

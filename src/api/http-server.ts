@@ -1,5 +1,7 @@
 import fastifySwagger from '@fastify/swagger';
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import Fastify, {
   LogController,
   type FastifyBaseLogger,
@@ -76,6 +78,40 @@ export function sendError(reply: FastifyReply, err: MailroomError): FastifyReply
   return reply.code(err.status).send({ error: body });
 }
 
+/** A URL fastify cannot route (bad percent-encoding, a path segment over 100 characters). */
+function frameworkError(err: FastifyError): MailroomError {
+  if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    return new MailroomError('VALIDATION_FAILED', 'a path segment is longer than 100 characters: no id is', {
+      field: 'url',
+    });
+  }
+  return new MailroomError('MALFORMED_REQUEST', 'the URL cannot be decoded (malformed percent-encoding)', {
+    field: 'url',
+  });
+}
+
+/**
+ * A request Node's HTTP parser refused (malformed, headers too large, too slow): answered in the
+ * API's error shape, then the connection is closed, as Node and fastify do by default.
+ */
+function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const error =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? new MailroomError('HEADERS_TOO_LARGE', 'the request headers are larger than 16 KiB')
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? new MailroomError('REQUEST_TIMEOUT', 'the request was not received in time')
+        : new MailroomError('MALFORMED_REQUEST', 'the request is not valid HTTP/1.1');
+  const body = JSON.stringify({ error: { code: error.code, message: error.message } });
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? ''}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `Content-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(err);
+}
+
 /** Turns whatever a handler or fastify threw into the API's error shape. */
 function toMailroomError(err: FastifyError | Error): MailroomError {
   if (isMailroomError(err)) return err;
@@ -122,6 +158,9 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     bodyLimit: options.bodyLimit ?? 1_048_576,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    // What fastify refuses before any route runs answers in the API's error shape too.
+    frameworkErrors: (err, _request, reply) => sendError(reply, frameworkError(err)),
+    clientErrorHandler: answerClientError,
   });
 
   registerJsonBodyParser(app);
@@ -157,9 +196,11 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
 
   const authenticate = async (request: RouteRequest): Promise<Principal> => {
     if (!limits) return authenticateToken(request);
-    // An address over its limit for requests without a valid token is answered before its token
-    // is looked up: a wrong-token flood costs no database reads.
-    await limits.addressAlreadyLimited(request);
+    // An address over its limit for requests without a valid token is answered at once when the
+    // request carries no token at all; one that carries a token has it looked up first (a wrong
+    // one that repeats costs no database read: ApiTokenService remembers it), so that a valid
+    // token behind the same address (a NAT, a reverse proxy) is never locked out by others.
+    if (!/^Bearer\s+\S/i.test(request.headers.authorization ?? '')) await limits.addressAlreadyLimited(request);
     let principal: Principal;
     try {
       principal = await authenticateToken(request);
@@ -286,7 +327,7 @@ function registerRoute(
     // Authentication runs before body validation: an anonymous caller learns nothing of the schema.
     onRequest:
       route.access === 'public'
-        ? limits
+        ? limits && !route.probe
           ? async (request: RouteRequest) => limits.address(request)
           : undefined
         : async (request: RouteRequest) => {

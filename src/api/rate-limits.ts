@@ -12,9 +12,10 @@ import { MailroomError } from '../shared/errors.js';
  *   (MAILROOM_API_TOKEN) is not limited: it is the operator's own, and the engine's tools and
  *   benchmarks drive it at full speed.
  * - Per address: a failed authentication (no token, a wrong or revoked one) and each request to a
- *   public route count; once an address is over its limit, its requests are answered 429 before
- *   any token is looked up, until its window ends: guesses are not even tried, and a flood of
- *   wrong tokens costs no database reads (a valid token from that address waits too).
+ *   public route but the health probes count; once an address is over its limit, its requests
+ *   without a valid token are answered 429 until its window ends. A request with a valid token is
+ *   never refused for its address (many clients share one behind a NAT or a reverse proxy), and
+ *   `/healthz` and `/readyz` are never limited (a load balancer's probes must always get through).
  */
 export interface RateLimits {
   /** Requests one API token may make per window; 0: no limit. */

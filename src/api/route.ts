@@ -82,6 +82,8 @@ export interface RouteDef {
    * OpenAPI document; those of its access, its inputs and the database are added (api/openapi.ts).
    */
   errors?: readonly ErrorCode[];
+  /** A health probe (liveness, readiness): never rate limited, a load balancer's checks always get through. */
+  probe?: true;
   /** Answers without the database (liveness, the OpenAPI document): never 503 DATABASE_UNAVAILABLE. */
   withoutDatabase?: true;
   /** The media type of a success answer that is not JSON (an event stream, a raw message), for the document. */

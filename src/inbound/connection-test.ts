@@ -1,5 +1,4 @@
 import type { CredentialService } from '../auth/credentials.js';
-import { readCaFile } from '../shared/ca-file.js';
 import { certificateAdvice } from '../shared/certificate-advice.js';
 import {
   CONNECTION_TEST_TIMEOUT_MS,
@@ -9,10 +8,10 @@ import {
 } from '../shared/connection-test.js';
 import { isMailroomError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
-import { proxyFor, type MailProxies } from '../shared/mail-proxies.js';
+import type { MailProxies } from '../shared/mail-proxies.js';
 import type { EmailServerRow } from '../store/rows.js';
-import { ImapSession, isAuthFailure } from './imap-session.js';
-import { describeError } from './server-watcher.js';
+import { connectImap } from './imap-connect.js';
+import { describeImapError, isAuthFailure } from './imap-errors.js';
 
 /**
  * "Test connection", IMAP side: connects to the server as its settings say, logs in and logs out
@@ -26,25 +25,16 @@ export function testImapConnection(
   /** Whether the server refused the access token even after a fresh one (for the wording). */
   let refusedFresh = false;
   const attempt = async (forceRefresh: boolean): Promise<string> => {
-    const proxy = proxyFor(server.proxy, deps.proxies);
-    const login = await deps.credentials.imapLogin(server, { forceRefresh });
-    const ca = server.imapCaFile === null ? undefined : await readCaFile(server.imapCaFile);
-    const session = await ImapSession.connect({
-      host: server.imapHost,
-      port: server.imapPort,
-      tls: server.imapTls,
-      login,
-      ...(ca !== undefined && { ca }),
-      logger: deps.logger,
+    const session = await connectImap(server, deps, {
+      forceRefresh,
       connectionTimeoutMs: CONNECTION_TEST_TIMEOUT_MS,
       greetingTimeoutMs: CONNECTION_TEST_TIMEOUT_MS,
       socketTimeoutMs: CONNECTION_TEST_TIMEOUT_MS,
-      ...(proxy && { proxy }),
     });
     const idle = session.supportsIdle;
     await session.close();
     const how = oauth ? ' with an OAuth 2.0 access token' : '';
-    return `connected and logged in as ${login.user}${how}; ${idle ? 'new mail is announced (IDLE)' : 'no IDLE: the mailbox will be polled'}`;
+    return `connected and logged in as ${session.user}${how}; ${idle ? 'new mail is announced (IDLE)' : 'no IDLE: the mailbox will be polled'}`;
   };
   return timedTest(
     async () => {
@@ -66,7 +56,7 @@ export function testImapConnection(
       if (refusedFresh) return oauthRefused('IMAP', server.imapUser, err);
       return (
         certificateAdvice(err, 'imap.caFile', server.imapCaFile) ??
-        describeError(
+        describeImapError(
           err,
           isAuthFailure(err) || isMailroomError(err, 'CREDENTIALS_UNAVAILABLE') ? 'authError' : 'connectError',
         )

@@ -5,11 +5,13 @@ import type { LoginCredentials } from '../auth/credentials.js';
 import type { Logger } from '../shared/logger.js';
 import { spokePlainText } from '../shared/tls-fallback.js';
 import type { TlsMode } from '../shared/tls-mode.js';
+import { ImapCommandError } from './imap-errors.js';
 import { isStorableDate } from './message/parsed-message.js';
 
 /**
  * The one place imapflow is used: a connection to one mailbox server, reduced to what the
  * inbound pipeline needs. Everything is by UID; nothing relies on \Seen or sequence numbers.
+ * A command that fails throws an ImapCommandError naming it (`imap-errors.ts`).
  */
 
 export interface ImapSessionOptions {
@@ -58,18 +60,15 @@ export interface MessageSource {
   internalDate: Date;
 }
 
-/** imapflow's error facts the watcher needs to tell a bad password from a bad network. */
-export function isAuthFailure(err: unknown): boolean {
-  if (typeof err !== 'object' || err === null) return false;
-  const e = err as { authenticationFailed?: boolean; serverResponseCode?: string };
-  return e.authenticationFailed === true || e.serverResponseCode === 'AUTHENTICATIONFAILED';
-}
-
 export class ImapSession extends EventEmitter<{ exists: [count: number]; close: [] }> {
   private closed = false;
 
+  /** The user name the session logged in as. */
+  readonly user: string;
+
   private constructor(private readonly client: ImapFlow) {
     super();
+    this.user = client.options.auth?.user ?? '';
     client.on('exists', (event: { count: number }) => this.emit('exists', event.count));
     client.on('close', () => {
       this.closed = true;
@@ -140,12 +139,14 @@ export class ImapSession extends EventEmitter<{ exists: [count: number]; close: 
   async openMailbox(path: string): Promise<MailboxState> {
     const current = this.client.mailbox;
     if (current && current.path === path) {
-      const status = await this.client.status(path, { uidValidity: true, uidNext: true, messages: true });
+      const status = await command(`STATUS ${path}`, () =>
+        this.client.status(path, { uidValidity: true, uidNext: true, messages: true }),
+      );
       if (status && status.uidValidity !== undefined && status.uidNext !== undefined) {
         return { uidValidity: Number(status.uidValidity), uidNext: status.uidNext, exists: status.messages ?? 0 };
       }
     }
-    const box = await this.client.mailboxOpen(path);
+    const box = await command(`SELECT ${path}`, () => this.client.mailboxOpen(path));
     return { uidValidity: Number(box.uidValidity), uidNext: box.uidNext, exists: box.exists };
   }
 
@@ -155,7 +156,7 @@ export class ImapSession extends EventEmitter<{ exists: [count: number]; close: 
    */
   async uidsSince(afterUid: number, largerThan?: number): Promise<number[]> {
     const query = { uid: `${afterUid + 1}:*`, ...(largerThan !== undefined && { larger: largerThan }) };
-    const found = await this.client.search(query, { uid: true });
+    const found = await command('UID SEARCH', () => this.client.search(query, { uid: true }));
     // `N:*` also names the highest message when N is above it: keep only what is new.
     return (found || []).filter((uid) => uid > afterUid).sort((a, b) => a - b);
   }
@@ -164,13 +165,15 @@ export class ImapSession extends EventEmitter<{ exists: [count: number]; close: 
   async describe(uids: number[]): Promise<MessageMeta[]> {
     if (uids.length === 0) return [];
     const found: MessageMeta[] = [];
-    for await (const m of this.client.fetch(
-      uidSet(uids),
-      { uid: true, size: true, internalDate: true },
-      { uid: true },
-    )) {
-      found.push({ uid: m.uid, size: m.size ?? 0, internalDate: toDate(m.internalDate) });
-    }
+    await command('UID FETCH (RFC822.SIZE INTERNALDATE)', async () => {
+      for await (const m of this.client.fetch(
+        uidSet(uids),
+        { uid: true, size: true, internalDate: true },
+        { uid: true },
+      )) {
+        found.push({ uid: m.uid, size: m.size ?? 0, internalDate: toDate(m.internalDate) });
+      }
+    });
     return found.sort((a, b) => a.uid - b.uid);
   }
 
@@ -182,19 +185,23 @@ export class ImapSession extends EventEmitter<{ exists: [count: number]; close: 
     if (uids.length === 0) return;
     const fetched: MessageSource[] = [];
     const query = { uid: true, internalDate: true, source: true };
-    for await (const m of this.client.fetch(uidSet(uids), query, { uid: true })) {
-      if (m.source) fetched.push({ uid: m.uid, source: m.source, internalDate: toDate(m.internalDate) });
-    }
+    await command('UID FETCH (BODY.PEEK[])', async () => {
+      for await (const m of this.client.fetch(uidSet(uids), query, { uid: true })) {
+        if (m.source) fetched.push({ uid: m.uid, source: m.source, internalDate: toDate(m.internalDate) });
+      }
+    });
     fetched.sort((a, b) => a.uid - b.uid);
     yield* fetched;
   }
 
   /** The header block only, for messages too large to fetch whole. */
   async fetchHeader(uid: number): Promise<Buffer | null> {
-    for await (const m of this.client.fetch(String(uid), { uid: true, headers: true }, { uid: true })) {
-      if (m.uid === uid && m.headers) return m.headers;
-    }
-    return null;
+    return command('UID FETCH (BODY.PEEK[HEADER])', async () => {
+      for await (const m of this.client.fetch(String(uid), { uid: true, headers: true }, { uid: true })) {
+        if (m.uid === uid && m.headers) return m.headers;
+      }
+      return null;
+    });
   }
 
   // imapflow answers a refused STORE, MOVE or EXPUNGE with `false` rather than an error: these
@@ -202,24 +209,28 @@ export class ImapSession extends EventEmitter<{ exists: [count: number]; close: 
   async markSeen(uids: number[]): Promise<void> {
     // .SILENT: no FETCH response per message back (a batch is hundreds of them).
     if (uids.length === 0) return;
-    const done = await this.client.messageFlagsAdd(uidSet(uids), ['\\Seen'], { uid: true, silent: true });
+    const done = await command('UID STORE +FLAGS.SILENT (\\Seen)', () =>
+      this.client.messageFlagsAdd(uidSet(uids), ['\\Seen'], { uid: true, silent: true }),
+    );
     if (done === false) throw new Error('the server refused to flag the messages \\Seen');
   }
 
   async move(uids: number[], folder: string): Promise<void> {
     if (uids.length === 0) return;
-    const done = await this.client.messageMove(uidSet(uids), folder, { uid: true });
+    const done = await command(`UID MOVE ${folder}`, () =>
+      this.client.messageMove(uidSet(uids), folder, { uid: true }),
+    );
     if (done === false) throw new Error(`the server refused to move the messages to ${folder}`);
   }
 
   async delete(uids: number[]): Promise<void> {
     if (uids.length === 0) return;
-    const done = await this.client.messageDelete(uidSet(uids), { uid: true });
+    const done = await command('UID EXPUNGE', () => this.client.messageDelete(uidSet(uids), { uid: true }));
     if (done === false) throw new Error('the server refused to delete the messages');
   }
 
   async noop(): Promise<void> {
-    await this.client.noop();
+    await command('NOOP', () => this.client.noop());
   }
 
   /** Starts IDLE in the background; the next command ends it. New mail arrives as 'exists'. */
@@ -261,6 +272,15 @@ export class ImapSession extends EventEmitter<{ exists: [count: number]; close: 
       clearTimeout(timer);
       this.client.close();
     }
+  }
+}
+
+/** Runs one IMAP command; its failure is an ImapCommandError naming the command. */
+async function command<T>(name: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    throw new ImapCommandError(name, err);
   }
 }
 

@@ -1,13 +1,13 @@
 import type { CredentialService } from '../auth/credentials.js';
 import { backoffDelay } from '../shared/backoff.js';
-import { readCaFile } from '../shared/ca-file.js';
 import type { ConnectGate } from './connect-gate.js';
 import { isMailroomError } from '../shared/errors.js';
 import { serverLogFields, type Logger } from '../shared/logger.js';
-import { proxyFor } from '../shared/mail-proxies.js';
 import { imapReconnects } from '../shared/metrics.js';
 import type { EmailServerRow } from '../store/rows.js';
-import { ImapSession, isAuthFailure, type ImapSessionOptions } from './imap-session.js';
+import { connectImap } from './imap-connect.js';
+import { describeImapError, isAuthFailure } from './imap-errors.js';
+import type { ImapSession, ImapSessionOptions } from './imap-session.js';
 import type { MailboxSync } from './mailbox-sync.js';
 import type { InboundOptions } from './options.js';
 
@@ -195,22 +195,11 @@ export class ServerWatcher {
     this.status.state = 'connecting';
     const setUp = async (extra: Partial<ImapSessionOptions> = {}): Promise<ImapSession | undefined> => {
       if (this.stopped) return undefined; // stopped while waiting for a connect slot
-      // A proxy the server chooses but the engine lacks shows as a connection error naming it.
-      const proxy = proxyFor(server.proxy, options.proxies);
-      const login = await this.deps.credentials.imapLogin(server, { forceRefresh: this.forceRefresh });
-      // A CA file that went missing or bad shows as a connection error naming the file.
-      const ca = server.imapCaFile === null ? undefined : await readCaFile(server.imapCaFile);
-      return ImapSession.connect({
-        host: server.imapHost,
-        port: server.imapPort,
-        tls: server.imapTls,
-        login,
-        ...(ca !== undefined && { ca }),
-        logger: this.log,
-        socketTimeoutMs: options.socketTimeoutMs,
-        ...(proxy && { proxy }),
-        ...extra,
-      });
+      return connectImap(
+        server,
+        { credentials: this.deps.credentials, logger: this.log, proxies: options.proxies },
+        { forceRefresh: this.forceRefresh, socketTimeoutMs: options.socketTimeoutMs, ...extra },
+      );
     };
     const gated = (extra?: Partial<ImapSessionOptions>): Promise<ImapSession | undefined> =>
       this.deps.connectGate ? this.deps.connectGate.run(server.imapHost, () => setUp(extra)) : setUp(extra);
@@ -354,7 +343,7 @@ export class ServerWatcher {
 
   private fail(state: 'authError' | 'connectError', err: unknown): void {
     this.status.state = state;
-    this.status.lastError = describeError(err, state);
+    this.status.lastError = describeImapError(err, state);
     this.status.lastErrorAt = new Date().toISOString();
     this.status.lastProblemEndedAt = null;
     this.log.warn({ state, error: this.status.lastError }, 'mailbox connection failed');
@@ -365,31 +354,5 @@ export class ServerWatcher {
       this.timer = setTimeout(resolve, ms);
       this.wake = resolve;
     });
-  }
-}
-
-/** An error in plain words, without secrets. */
-export function describeError(err: unknown, state: string): string {
-  if (isMailroomError(err)) return err.message;
-  const e = err as { message?: string; code?: string; responseText?: string; serverResponseCode?: string };
-  if (state === 'authError') {
-    return `the server refused the login${e.responseText ? `: ${e.responseText}` : ''} (check the user name and password)`;
-  }
-  const code = e.code ? ` (${e.code})` : '';
-  switch (e.code) {
-    case 'ECONNREFUSED':
-      return 'the server refused the connection: check the host name and port' + code;
-    case 'ENOTFOUND':
-      return 'the host name does not resolve' + code;
-    case 'ETIMEDOUT':
-    case 'CONNECT_TIMEOUT':
-    case 'GREETING_TIMEOUT':
-      return 'the server did not answer in time' + code;
-    default: {
-      // imapflow's "Command failed" says nothing of why; the server's own words do (a mailbox
-      // that does not exist, a quota, a server in maintenance).
-      const said = e.responseText ? ` (the server said: ${e.responseText.slice(0, 200)})` : '';
-      return `${e.message ?? String(err)}${said}${code}`;
-    }
   }
 }

@@ -77,6 +77,12 @@ export async function checkHost(
     const refused = firstRefused(policy, bare, [bare]);
     return refused ? { refused } : {};
   }
+  // RFC 6761 section 6.3: "localhost" and names under it are loopback, whatever a resolver
+  // answers (or fails to answer: "localhost." is often not resolved at all).
+  if (/^(?:[^.]+\.)*localhost\.?$/i.test(bare)) {
+    const refused = firstRefused(policy, bare, ['127.0.0.1', '::1']);
+    return refused ? { refused } : {};
+  }
   try {
     const refused = firstRefused(
       policy,

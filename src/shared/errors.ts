@@ -4,6 +4,12 @@
  */
 export const ERROR_CODES = {
   VALIDATION_FAILED: { status: 400, text: 'A field of the request is missing or invalid.' },
+  MALFORMED_REQUEST: {
+    status: 400,
+    text: 'The request is not valid HTTP or its URL cannot be decoded; nothing was done.',
+  },
+  REQUEST_TIMEOUT: { status: 408, text: 'The request was not received in time; nothing was done.' },
+  HEADERS_TOO_LARGE: { status: 431, text: 'The request headers are larger than the engine accepts.' },
   UNAUTHORIZED: { status: 401, text: 'The request carries no valid API token.' },
   TOO_MANY_WAITS: {
     status: 429,

@@ -60,6 +60,8 @@ export interface GrantKey {
   purpose: OAuthPurpose;
   tenantId: string;
   appKey: string;
+  /** The server's name when the key was made, for log lines a person reads; not part of the key. */
+  serverName?: string;
 }
 
 export class OAuthGrantRepository {

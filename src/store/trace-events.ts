@@ -50,6 +50,9 @@ export function traceInsert(source: string, atExpression = 'at'): string {
           SELECT tenant_id, message_id, ${atExpression}, type, detail FROM ${source}`;
 }
 
+/** Id of events derived from other rows: after every stored event of the same instant. */
+const DERIVED_ID = '9223372036854775807::bigint';
+
 function rowOf(r: Record<string, unknown>): TraceEventRow {
   return {
     id: Number(r.id),
@@ -86,6 +89,8 @@ export class TraceRepository {
   /**
    * The events of a tenant's message, oldest first; with `withReplies`, also those of the replies
    * accepted to it (their `reply-accepted` events name them), so that one timeline shows them.
+   * An inbound message's `webhook-delivered` events come from its webhook rows (delivered_at,
+   * attempts, last_status): the delivery's own record, written once on the hot path.
    */
   async timeline(tenantId: string, messageId: string, withReplies: boolean): Promise<TraceEventRow[]> {
     const rows: Array<Record<string, unknown>> = await this.em.query(
@@ -94,6 +99,12 @@ export class TraceRepository {
             WHERE tenant_id = $1 AND (message_id = $2 OR message_id IN (
               SELECT (detail->>'outboundId')::uuid FROM trace_events
                WHERE tenant_id = $1 AND message_id = $2 AND type = 'reply-accepted'))
+           UNION ALL
+           SELECT ${DERIVED_ID} AS id, message_id, delivered_at AS at, 'webhook-delivered' AS type,
+                  jsonb_build_object('destinationId', destination_id::text, 'attempt', attempts,
+                                     'status', last_status) AS detail
+             FROM webhook_deliveries
+            WHERE tenant_id = $1 AND message_id = $2 AND delivered_at IS NOT NULL
             ORDER BY at, id`
         : `SELECT id, message_id, at, type, detail FROM trace_events
             WHERE tenant_id = $1 AND message_id = $2 ORDER BY at, id`,

@@ -253,7 +253,8 @@ export class WebhookDeliveryRepository {
    * commit that waits costs one flush of the disk (~10 ms here, measured), as long as posting
    * ~60 events. What such a commit can lose is only this record, in a crash of PostgreSQL
    * itself: the events are then posted again under the same `Idempotency-Key`, which the
-   * at-least-once promise already allows. Leases and failures stay synchronous.
+   * at-least-once promise already allows. Leases and failures stay synchronous. The trace's
+   * `webhook-delivered` event is read from these rows (TraceRepository.timeline), not copied.
    */
   async recordSuccesses(
     destinationId: string,
@@ -263,16 +264,10 @@ export class WebhookDeliveryRepository {
     await this.em.transaction(async (em) => {
       await em.query('SET LOCAL synchronous_commit TO OFF');
       await em.query(
-        `WITH d AS (
-           UPDATE webhook_deliveries w
-              SET attempts = w.attempts + 1, delivered_at = u.at, last_attempt_at = u.at, last_status = u.status
-             FROM unnest($2::bigint[], $3::timestamptz[], $4::integer[]) AS u(seq, at, status)
-            WHERE w.destination_id = $1 AND w.seq = u.seq
-            RETURNING w.tenant_id, w.message_id, u.at, w.attempts, u.status)
-         INSERT INTO trace_events (tenant_id, message_id, at, type, detail)
-         SELECT tenant_id, message_id, at, 'webhook-delivered',
-                jsonb_build_object('destinationId', $1::text, 'attempt', attempts, 'status', status)
-           FROM d`,
+        `UPDATE webhook_deliveries w
+            SET attempts = w.attempts + 1, delivered_at = u.at, last_attempt_at = u.at, last_status = u.status
+           FROM unnest($2::bigint[], $3::timestamptz[], $4::integer[]) AS u(seq, at, status)
+          WHERE w.destination_id = $1 AND w.seq = u.seq`,
         [destinationId, done.map((d) => d.seq), done.map((d) => d.at), done.map((d) => d.status)],
       );
     });

@@ -114,6 +114,9 @@ forEachBackend('OAuth 2.0 device code through the API, then IMAP XOAUTH2', (kind
     for (const token of idp.issuedTokens) {
       assert.ok(!shown.includes(token) && !dump.includes(token) && !logs.includes(token), 'a token leaked');
     }
+    // The sign-in's log lines name the server as well as its id.
+    const signedIn = h.logLines.map((l) => JSON.parse(l) as Obj).find((l) => l.msg === 'OAuth 2.0 sign-in complete');
+    assert.equal(signedIn?.serverName, 'Office 365');
   });
 
   it('answers 409 for a server side without a device-code flow, and 404 for another tenant', async () => {

@@ -145,6 +145,14 @@ forEachBackend('webhooks', (kind) => {
     assert.equal(status.recentFailures[0].attempts, 4);
     assert.equal(status.recentFailures[0].seq, 1);
     assert.notEqual(status.recentFailures[0].deliveredAt, null);
+    // Delivered since: the failure still shows the status it failed with, not the later 200.
+    assert.equal(status.recentFailures[0].status, 500);
+    // The failure's log line names the tenant and the destination, not only their ids.
+    const failureLine = h.logLines
+      .map((l) => JSON.parse(l) as Obj)
+      .find((l) => l.msg === 'webhook POST failed; will retry');
+    assert.equal(failureLine?.tenantName, 'Hooks');
+    assert.equal(failureLine?.destinationName, 'Support');
     const [row] = await h.store.query<{ attempts: number; last_status: number }>(
       'SELECT attempts, last_status FROM webhook_deliveries WHERE destination_id = $1',
       [destination.id],

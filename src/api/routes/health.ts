@@ -39,6 +39,7 @@ export const healthRoutes: RouteDef[] = [
     method: 'GET',
     url: '/healthz',
     access: 'public',
+    probe: true,
     summary: 'Liveness: the process answers HTTP.',
     tags: ['operations'],
     withoutDatabase: true,
@@ -49,6 +50,7 @@ export const healthRoutes: RouteDef[] = [
     method: 'GET',
     url: '/readyz',
     access: 'public',
+    probe: true,
     summary:
       'Readiness: the engine runs, the database answers and this instance holds its leases (503 with the failing checks otherwise).',
     tags: ['operations'],

@@ -75,6 +75,7 @@ export class DeviceCodeFlows {
     const log = this.deps.logger.child({
       tenantId: key.tenantId,
       serverId: key.serverId,
+      ...(key.serverName !== undefined && { serverName: key.serverName }),
       purpose: key.purpose,
       component: 'oauth',
     });

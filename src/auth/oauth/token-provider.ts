@@ -57,6 +57,7 @@ export function grantKeyOf(row: EmailServerRow, target: OAuthTarget): GrantKey {
     tenantId: row.tenantId,
     purpose: target.purpose,
     appKey: `${appKeyOf(target.settings)}|${accountPlaceOf(row, target.purpose)}`,
+    serverName: row.name,
   };
 }
 
@@ -119,6 +120,7 @@ export class TokenProvider {
     return this.deps.logger.child({
       tenantId: key.tenantId,
       serverId: key.serverId,
+      ...(key.serverName !== undefined && { serverName: key.serverName }),
       purpose: key.purpose,
       component: 'oauth',
     });

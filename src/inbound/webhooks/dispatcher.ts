@@ -246,7 +246,7 @@ export class WebhookDispatcher {
     // The database is away: the lease lapses and all that was not recorded goes again.
     if (!(await recording)) return;
     if (!(await this.record(head, delivered))) return;
-    if (failed) await this.recordFailure(failed.row, failed.outcome, failed.at);
+    if (failed) await this.recordFailure(failed.row, failed.outcome, failed.at, destination.name);
     // What was read and not posted waits for the next run, which the end of this one wakes.
     await store.webhooks.releaseRun(destinationId, leaseUntil);
   }
@@ -284,7 +284,12 @@ export class WebhookDispatcher {
     }
   }
 
-  private async recordFailure(row: WebhookRunRow, outcome: PostOutcome, at: Date): Promise<void> {
+  private async recordFailure(
+    row: WebhookRunRow,
+    outcome: PostOutcome,
+    at: Date,
+    destinationName: string,
+  ): Promise<void> {
     const { store, options } = this.deps;
     const attempts = row.attempts + 1;
     const delay = retryDelayMs(attempts, options, this.deps.random);
@@ -296,10 +301,14 @@ export class WebhookDispatcher {
       nextAttemptAt: new Date(at.getTime() + delay),
     });
     webhookFailures.inc({ tenant_id: row.tenantId, destination_id: row.destinationId });
+    // Names as well as ids, for a person reading the log (a failure is rare: one read is cheap).
+    const tenant = await store.tenants.get(row.tenantId).catch(() => null);
     this.log.warn(
       {
         tenantId: row.tenantId,
+        ...(tenant && { tenantName: tenant.name }),
         destinationId: row.destinationId,
+        destinationName,
         seq: row.seq,
         attempts,
         status: outcome.status,

@@ -81,6 +81,17 @@ export function shownError(stored: string): string {
   return status ? describeStatus(Number(status[1])) : stored;
 }
 
+/**
+ * The status of a row's last failure: its last answer while it failed, or (once a later attempt
+ * was delivered and the row's status is that 2xx) the status its stored error names; null when the
+ * failure had no answer (refused, timed out).
+ */
+function failedStatus(row: WebhookDeliveryRow): number | null {
+  if (row.lastStatus !== null && (row.lastStatus < 200 || row.lastStatus > 299)) return row.lastStatus;
+  const named = /^HTTP (\d{3})(?=$|[:\s])/.exec(row.lastError ?? '');
+  return named ? Number(named[1]) : null;
+}
+
 export function webhookStatusView(
   destination: { id: string; webhookUrl: string | null },
   summary: WebhookQueueSummary,
@@ -108,7 +119,7 @@ export function webhookStatusView(
       seq: f.seq,
       messageId: f.messageId,
       attempts: f.attempts,
-      status: f.lastStatus !== null && (f.lastStatus < 200 || f.lastStatus > 299) ? f.lastStatus : null,
+      status: failedStatus(f),
       error: shownError(f.lastError ?? ''),
       at: (f.lastErrorAt ?? f.createdAt).toISOString(),
       deliveredAt: f.deliveredAt?.toISOString() ?? null,

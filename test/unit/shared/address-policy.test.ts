@@ -88,5 +88,10 @@ describe('address policy: where webhooks and remote Src may connect', () => {
     assert.deepEqual(await checkHost(strict, 'public.example', resolve), {});
     assert.equal((await checkHost(strict, 'nowhere.example', resolve)).unresolved?.code, 'ENOTFOUND');
     assert.equal((await checkHost(strict, '[::1]', resolve)).refused?.kind, 'loopback');
+    // RFC 6761 6.3: localhost names are loopback whatever the resolver says (here: nothing).
+    for (const name of ['localhost', 'localhost.', 'LocalHost', 'api.localhost', 'a.b.localhost.']) {
+      assert.equal((await checkHost(strict, name, resolve)).refused?.kind, 'loopback', name);
+    }
+    assert.equal((await checkHost(strict, 'notlocalhost.example', resolve)).unresolved?.code, 'ENOTFOUND');
   });
 });

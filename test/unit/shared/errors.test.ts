@@ -6,6 +6,9 @@ describe('error codes', () => {
     const pinned = Object.fromEntries(Object.entries(ERROR_CODES).map(([code, { status }]) => [code, status]));
     assert.deepEqual(pinned, {
       VALIDATION_FAILED: 400,
+      MALFORMED_REQUEST: 400,
+      REQUEST_TIMEOUT: 408,
+      HEADERS_TOO_LARGE: 431,
       UNAUTHORIZED: 401,
       FORBIDDEN: 403,
       NOT_FOUND: 404,

@@ -6,7 +6,8 @@ import { printError } from './output.js';
 interface HarnessOptions {
   imapPort: string;
   smtpPort: string;
-  user: string[];
+  /** Absent unless given: the help shows the real default, not an empty list. */
+  user?: string[];
   password: string;
   oauth?: boolean;
   idpPort: string;
@@ -30,8 +31,7 @@ export function addHarnessCommand(program: Command): void {
     .option(
       '--user <user>',
       `a mailbox user; repeat for more (with --oauth, the accounts of the sign-in page) (default: "${DEFAULT_USER}")`,
-      (value: string, previous: string[]) => [...previous, value],
-      [],
+      (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
     )
     .option('--password <password>', 'the password of every mailbox', 'support')
     .option('--oauth', 'also run a fake Microsoft identity provider (device code, XOAUTH2) with a sign-in page')
@@ -40,7 +40,7 @@ export function addHarnessCommand(program: Command): void {
     .action(async (opts: HarnessOptions) => {
       let harness: LocalHarness | undefined;
       try {
-        const users = opts.user.length > 0 ? opts.user : [DEFAULT_USER];
+        const users = opts.user ?? [DEFAULT_USER];
         for (const user of users) {
           if (!/^[^\s@]+@[^\s@]+$/.test(user)) {
             throw new MailroomError('VALIDATION_FAILED', `--user must be an e-mail address (got '${user}')`, {

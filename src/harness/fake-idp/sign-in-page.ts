@@ -22,8 +22,8 @@ import type { Directory } from './directory.js';
  * (an `accept` naming text/html) and in JSON otherwise.
  *
  * No script at all, no resource from anywhere: the Content-Security-Policy allows only the page's
- * one inline style (by its hash) and forms posting to this origin, and a POST whose Origin is
- * another site's is refused (a page elsewhere cannot approve codes through a person's browser).
+ * one inline style (by its hash) and forms posting to this origin, and a POST from another
+ * site's page is refused (a page elsewhere cannot approve codes through a person's browser).
  */
 
 export interface SignInPageOptions {
@@ -72,7 +72,8 @@ const SECURITY_HEADERS: Record<string, string> = {
   'cache-control': 'no-store',
   'x-content-type-options': 'nosniff',
   'x-frame-options': 'DENY',
-  'referrer-policy': 'no-referrer',
+  // Not no-referrer: with it, Chromium sends `Origin: null` on the page's own form posts.
+  'referrer-policy': 'same-origin',
 };
 
 const ACTIONS = ['', '/revoke', '/expire', '/expire-tokens'] as const;
@@ -99,6 +100,19 @@ function header(req: PageRequest, name: string): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
+/**
+ * Whether a POST may act: a browser says where the form was with `Sec-Fetch-Site` (which a page
+ * cannot set), and it must be this origin (`same-origin`; `same-site` would let any other
+ * service on 127.0.0.1 in) or the person's own doing (`none`). Without that header (curl, older
+ * browsers) an `Origin` sent must be this one.
+ */
+function fromThisPage(req: PageRequest): boolean {
+  const site = header(req, 'sec-fetch-site');
+  if (site !== undefined) return site === 'same-origin' || site === 'none';
+  const origin = header(req, 'origin');
+  return origin === undefined || origin === `https://${header(req, 'host') ?? ''}`;
+}
+
 export class SignInPage {
   constructor(private readonly options: SignInPageOptions) {}
 
@@ -114,9 +128,7 @@ export class SignInPage {
       return this.reply(true, undefined);
     }
     if (req.method !== 'POST') return this.reply(html, { status: 405, ok: false, message: 'use GET or POST' });
-    const origin = header(req, 'origin');
-    const site = header(req, 'sec-fetch-site');
-    if ((origin !== undefined && origin !== `https://${header(req, 'host') ?? ''}`) || site === 'cross-site') {
+    if (!fromThisPage(req)) {
       return this.reply(html, { status: 403, ok: false, message: 'a form of another site cannot post here' });
     }
     for (const [name, value] of req.form) {

@@ -115,12 +115,21 @@ describe('fake identity provider: the sign-in page at verificationUri', () => {
     const forgeries: Array<Record<string, string>> = [
       { origin: 'https://attacker.example' },
       { origin: ORIGIN, 'sec-fetch-site': 'cross-site' },
+      // Another service on 127.0.0.1 (another port) is the same site, not the same origin.
+      { origin: 'https://127.0.0.1:9999', 'sec-fetch-site': 'same-site' },
     ];
     for (const headers of forgeries) {
       const forged = await post('/devicelogin', { code: userCode, account: 'office@example.com' }, headers);
       assert.equal(forged.status, 403);
     }
     assert.equal(poll(deviceCode).error, 'authorization_pending');
+    // The page's own form as a browser posts it (Origin null where a referrer policy hides it).
+    const own = await post(
+      '/devicelogin',
+      { code: userCode, account: 'office@example.com' },
+      { origin: 'null', 'sec-fetch-site': 'same-origin' },
+    );
+    assert.equal(own.status, 200, own.body);
     const get = await page.answer({ method: 'PUT', path: '/devicelogin', form: new URLSearchParams(), headers: {} });
     assert.equal(get.status, 405);
   });

@@ -1,6 +1,7 @@
 import type { Clock } from './shared/clock.js';
 import type { FastifyInstance } from 'fastify';
 import { join } from 'node:path';
+import { rootCertificates } from 'node:tls';
 import { createAccounts, type Accounts } from './accounts/index.js';
 import { buildApi } from './api/http-server.js';
 import { LeaseKeeper, type LeaseOptions } from './cluster/lease-keeper.js';
@@ -153,6 +154,8 @@ export function serviceSettingsOf(config: Config, tuning: EngineTuning = {}): Se
     },
     oauth: {
       ...(webProxy && { httpsProxy: webProxy }),
+      // Trusting a CA replaces the system's list for a request: both, so Microsoft's hosts stay trusted.
+      ...(config.oauthCa !== undefined && { identityProviderCa: [...rootCertificates, config.oauthCa] }),
       identityProviderAddresses: config.oauthAddresses,
       ...tuning.oauth,
     },

@@ -1,20 +1,26 @@
 import type { Command } from 'commander';
-import { startFakeImap, type FakeImapServer } from '../harness/fake-imap/index.js';
-import { startSmtpHarness } from '../harness/smtp-harness.js';
+import { startLocalHarness, type LocalHarness } from '../harness/local-harness.js';
 import { MailroomError } from '../shared/errors.js';
 import { printError } from './output.js';
 
 interface HarnessOptions {
   imapPort: string;
   smtpPort: string;
-  user: string;
+  /** Absent unless given: the help shows the real default, not an empty list. */
+  user?: string[];
   password: string;
+  oauth?: boolean;
+  idpPort: string;
+  dir: string;
 }
+
+const DEFAULT_USER = 'support@example.com';
 
 /**
  * `mailroom harness`: a local fake IMAP server and SMTP server in one command, so an administrator
- * can try routing without a real mail server. Mail received over SMTP is appended to the user's
- * INBOX, so a reply sent through Mailroom shows up in the watched mailbox too.
+ * can try routing without a real mail server. Mail received over SMTP is appended to the
+ * recipient's INBOX, so a reply sent through Mailroom shows up in the watched mailbox too. With
+ * `--oauth`, the fake Microsoft identity provider runs beside them (see `harness/local-harness.ts`).
  */
 export function addHarnessCommand(program: Command): void {
   program
@@ -22,43 +28,44 @@ export function addHarnessCommand(program: Command): void {
     .description('run a local fake IMAP server and SMTP server for trying routing (Ctrl-C stops)')
     .option('--imap-port <port>', 'IMAP port on 127.0.0.1', '1143')
     .option('--smtp-port <port>', 'SMTP port on 127.0.0.1', '2525')
-    .option('--user <user>', 'the mailbox user', 'support@example.com')
-    .option('--password <password>', 'its password', 'support')
+    .option(
+      '--user <user>',
+      `a mailbox user; repeat for more (with --oauth, the accounts of the sign-in page) (default: "${DEFAULT_USER}")`,
+      (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
+    )
+    .option('--password <password>', 'the password of every mailbox', 'support')
+    .option('--oauth', 'also run a fake Microsoft identity provider (device code, XOAUTH2) with a sign-in page')
+    .option('--idp-port <port>', 'with --oauth: HTTPS port of the identity provider on 127.0.0.1', '8443')
+    .option('--dir <path>', "with --oauth: folder of the identity provider's certificates", 'data/harness')
     .action(async (opts: HarnessOptions) => {
-      let imapStarted: FakeImapServer | undefined;
+      let harness: LocalHarness | undefined;
       try {
-        const imapPort = portOf(opts.imapPort, '--imap-port');
-        const smtpPort = portOf(opts.smtpPort, '--smtp-port');
-        const imap = await startFakeImap({ port: imapPort, users: [{ user: opts.user, password: opts.password }] });
-        imapStarted = imap;
-        const smtp = await startSmtpHarness({ port: smtpPort, users: [{ user: opts.user, password: opts.password }] });
-        let delivered = 0;
-        const timer = setInterval(() => {
-          for (const message of smtp.messages.slice(delivered)) imap.append(opts.user, 'INBOX', message.raw);
-          delivered = smtp.messages.length;
-        }, 200);
-        process.stdout.write(
-          [
-            'Mailroom test harness running on 127.0.0.1 (plain text, no TLS):',
-            `  IMAP  port ${imap.port}   user ${opts.user}   password ${opts.password}`,
-            `  SMTP  port ${smtp.port}   same credentials; received mail is appended to the INBOX`,
-            'An e-mail server for it: {"imap": {"host": "127.0.0.1", "port": ' +
-              `${imap.port}, "secure": false, ...}, "smtp": {"host": "127.0.0.1", "port": ${smtp.port}, ...}}`,
-            'Ctrl-C stops.',
-            '',
-          ].join('\n'),
-        );
+        const users = opts.user ?? [DEFAULT_USER];
+        for (const user of users) {
+          if (!/^[^\s@]+@[^\s@]+$/.test(user)) {
+            throw new MailroomError('VALIDATION_FAILED', `--user must be an e-mail address (got '${user}')`, {
+              field: '--user',
+            });
+          }
+        }
+        harness = await startLocalHarness({
+          imapPort: portOf(opts.imapPort, '--imap-port'),
+          smtpPort: portOf(opts.smtpPort, '--smtp-port'),
+          users,
+          password: opts.password,
+          ...(opts.oauth && { oauth: { port: portOf(opts.idpPort, '--idp-port'), dir: opts.dir } }),
+          report: (line) => process.stdout.write(`${new Date().toISOString()}  ${line}\n`),
+        });
+        process.stdout.write(harness.describe());
+        const running = harness;
         const stop = async (): Promise<void> => {
-          clearInterval(timer);
-          await smtp.close();
-          await imap.close();
+          await running.close();
           process.exit(0);
         };
         process.once('SIGINT', () => void stop());
         process.once('SIGTERM', () => void stop());
       } catch (err) {
-        // A server that did start would keep the process up with nothing to show for it.
-        await imapStarted?.close();
+        // startLocalHarness stops what it started before a failure.
         process.exitCode = printError(err);
       }
     });

@@ -1,3 +1,5 @@
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { AddressPolicy, AddressPolicyError } from '../shared/address-policy.js';
@@ -45,6 +47,12 @@ export interface Config {
    * identity provider on the operator's own network.
    */
   oauthAddresses: AddressPolicy;
+  /**
+   * MAILROOM_OAUTH_CA_FILE [none]: a PEM file of CA certificates the engine trusts for identity
+   * providers besides the system's (a private provider, or the harness's fake one); its text, read
+   * once at start.
+   */
+  oauthCa: string | undefined;
   /**
    * MAILROOM_HTTPS_PROXY: `http://[user:password@]host:port` of the proxy the engine's own HTTP(S)
    * requests go through, with HTTP CONNECT (the identity provider's sign-ins and tokens, webhooks,
@@ -263,6 +271,35 @@ function proxyUrl(raw: string, name: string, label: string = name): URL {
   return url;
 }
 
+/** The PEM text of a CA file the operator names: read now, and refused unless it holds a certificate. */
+function caFileVar(env: Env, name: string, cwd: string): string | undefined {
+  const file = nonEmpty(env, name);
+  if (file === undefined) return undefined;
+  const path = resolve(cwd, file);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new MailroomError('CONFIG_INVALID', `${name}: ${path} cannot be read (${(err as Error).message})`, {
+      field: name,
+    });
+  }
+  const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  try {
+    if (blocks.length === 0) throw new Error('no PEM certificate in it');
+    for (const block of blocks) new X509Certificate(block);
+  } catch (err) {
+    throw new MailroomError(
+      'CONFIG_INVALID',
+      `${name}: ${path} is not a PEM certificate file (${(err as Error).message})`,
+      {
+        field: name,
+      },
+    );
+  }
+  return blocks.join('\n');
+}
+
 function nonEmpty(env: Env, name: string): string | undefined {
   const raw = env[name]?.trim();
   return raw === undefined || raw === '' ? undefined : raw;
@@ -306,6 +343,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     remoteSrcAllowHttp: boolVar(env, 'MAILROOM_REMOTE_SRC_ALLOW_HTTP', false),
     webhookAddresses: addressPolicyVar(env, 'MAILROOM_WEBHOOK_ALLOW_PRIVATE'),
     oauthAddresses: addressPolicyVar(env, 'MAILROOM_OAUTH_ALLOW_PRIVATE'),
+    oauthCa: caFileVar(env, 'MAILROOM_OAUTH_CA_FILE', cwd),
     httpsProxy: proxyVar(env, 'MAILROOM_HTTPS_PROXY'),
     noProxy: proxyBypassVar(env, 'MAILROOM_NO_PROXY'),
     mailProxies: { default: proxyVar(env, 'MAILROOM_MAIL_PROXY'), named: namedProxiesVar(env, 'MAILROOM_PROXIES') },

@@ -17,8 +17,11 @@ import { oauthTarget } from './settings.js';
 import { grantKeyOf, TokenProvider, type AccessToken, type TokenOptions } from './token-provider.js';
 
 export interface OAuthOptions {
-  /** Extra CA certificates (PEM) trusted for the identity provider only (a private or test provider). */
-  identityProviderCa?: string;
+  /**
+   * CA certificates (PEM) trusted for the identity provider only (a private or test provider),
+   * in place of the system's: list those too to keep them (MAILROOM_OAUTH_CA_FILE does).
+   */
+  identityProviderCa?: string | string[];
   /** The HTTP proxy the identity provider is reached through (HTTP CONNECT), unless it bypasses its host. */
   httpsProxy?: WebProxy | undefined;
   /**

@@ -15,9 +15,9 @@ export interface TestCertificates {
 
 /**
  * Makes a fresh CA and server certificate (for `subjectAltName`) with the `openssl` command (node:crypto cannot write
- * X.509 certificates). Valid for two days; the files live in a temporary folder only while made.
+ * X.509 certificates). Valid for `days` days [2]; the files live in a temporary folder only while made.
  */
-export function makeTestCertificates(subjectAltName = 'IP:127.0.0.1, DNS:localhost'): TestCertificates {
+export function makeTestCertificates(subjectAltName = 'IP:127.0.0.1, DNS:localhost', days = 2): TestCertificates {
   const dir = mkdtempSync(join(tmpdir(), 'mailroom-idp-certs-'));
   const file = (name: string): string => join(dir, name);
   const openssl = (...args: string[]): void => {
@@ -26,7 +26,7 @@ export function makeTestCertificates(subjectAltName = 'IP:127.0.0.1, DNS:localho
   try {
     const ecKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
     openssl(
-      ...['req', '-x509', ...ecKey, '-keyout', file('ca.key'), '-out', file('ca.pem'), '-days', '2'],
+      ...['req', '-x509', ...ecKey, '-keyout', file('ca.key'), '-out', file('ca.pem'), '-days', String(days)],
       ...['-subj', '/CN=Mailroom fake identity provider CA'],
       ...['-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'],
     );
@@ -52,7 +52,7 @@ export function makeTestCertificates(subjectAltName = 'IP:127.0.0.1, DNS:localho
       file('ca.key'),
       '-CAcreateserial',
       '-days',
-      '2',
+      String(days),
       '-extfile',
       file('server.ext'),
       '-out',

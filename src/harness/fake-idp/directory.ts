@@ -148,6 +148,7 @@ export class Directory {
       expiresAt: this.settings.now() + this.settings.deviceCodeLifetimeSeconds * 1000,
     };
     this.deviceCodes.set(info.userCode, info);
+    // The sign-in page (sign-in-page.ts) is served there.
     const verificationUri = `${this.settings.baseUrl()}/devicelogin`;
     return {
       status: 200,
@@ -304,10 +305,42 @@ export class Directory {
     return [...this.deviceCodes.values()].map((c) => ({ ...c, scopes: [...c.scopes] }));
   }
 
-  /** The person signs in as `user` and enters the code. False when there is no such pending code. */
+  /**
+   * The device code a person typed on the sign-in page: letters only, any case, spaces and dashes
+   * ignored (the codes are nine letters; people copy them with a space or in lower case).
+   */
+  codeAsTyped(typed: string): DeviceCodeInfo | undefined {
+    const info = this.deviceCodes.get(typed.replace(/[\s-]/g, '').toUpperCase());
+    return info && { ...info, scopes: [...info.scopes] };
+  }
+
+  /** Whether the code's lifetime (`expires_in` of its device-code answer) has passed. */
+  isExpired(info: DeviceCodeInfo): boolean {
+    return this.settings.now() >= info.expiresAt;
+  }
+
+  /**
+   * The people with a grant (a refresh token not yet spent or revoked), with the apps they signed
+   * in to: what the sign-in page offers to revoke.
+   */
+  signedIn(): Array<{ user: string; clientIds: string[] }> {
+    const byUser = new Map<string, Set<string>>();
+    for (const info of this.refreshTokens.values()) {
+      const apps = byUser.get(info.user) ?? new Set<string>();
+      apps.add(info.clientId);
+      byUser.set(info.user, apps);
+    }
+    return [...byUser].map(([user, apps]) => ({ user, clientIds: [...apps].sort() }));
+  }
+
+  /**
+   * The person signs in as `user` and enters the code. False when there is no such pending code,
+   * or it has expired (the device-code flow gives the person `expires_in`, 15 minutes, to sign in:
+   * https://learn.microsoft.com/entra/identity-platform/v2-oauth2-device-code).
+   */
   approve(code: string, user: string): boolean {
     const info = this.deviceCodes.get(code);
-    if (!info || info.state !== 'pending') return false;
+    if (!info || info.state !== 'pending' || this.isExpired(info)) return false;
     info.state = 'approved';
     info.user = user;
     return true;

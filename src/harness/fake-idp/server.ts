@@ -6,9 +6,10 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { makeTestCertificates } from './certificates.js';
+import { makeTestCertificates, type TestCertificates } from './certificates.js';
 import { GoogleServiceAccounts, type FakeServiceAccount } from './google-service-accounts.js';
 import { Directory, type DeviceCodeInfo, type FakeIdpApp, type Reply, type TokenRequestRecord } from './directory.js';
+import { SignInPage, SIGN_IN_PATH, type PageReply, type SignInPageOptions } from './sign-in-page.js';
 
 export interface FakeIdpOptions {
   /** Address to listen on. [host='127.0.0.1'] */
@@ -32,11 +33,27 @@ export interface FakeIdpOptions {
    * passdb asks, `introspection_mode = post`), at `introspectionUrl`. [introspection=false]
    */
   introspection?: boolean;
+  /** The server certificate and its CA [a new pair, valid two days]. */
+  certificates?: TestCertificates;
+  /**
+   * The people who can sign in on the page at `verificationUri` (`/devicelogin`); empty: any
+   * e-mail address typed in. [accounts=[]]
+   */
+  accounts?: readonly string[];
+  /**
+   * Called once a person's grant is revoked (with the user) or every access token ended (without
+   * one) on the sign-in page: the harness ends the mail connections that used them.
+   */
+  endSessions?: SignInPageOptions['endSessions'];
+  /** Told of what people do on the sign-in page, one line each (no secret). */
+  report?: SignInPageOptions['report'];
 }
 
 export interface FakeIdp {
   /** `https://127.0.0.1:<port>`: the authority host to configure. */
   readonly url: string;
+  /** `https://127.0.0.1:<port>/devicelogin`: the device-code answers' `verification_uri`, a page for people. */
+  readonly verificationUri: string;
   /** `127.0.0.1:<port>`. */
   readonly hostPort: string;
   /** PEM of the CA that signed the server certificate: what clients must trust. */
@@ -96,6 +113,11 @@ async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
   return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
 }
 
+function sendPage(req: IncomingMessage, res: ServerResponse, reply: PageReply): void {
+  res.writeHead(reply.status, reply.headers);
+  res.end(req.method === 'HEAD' ? undefined : reply.body);
+}
+
 function send(res: ServerResponse, reply: Reply): void {
   const body = JSON.stringify(reply.body);
   res.writeHead(reply.status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
@@ -108,10 +130,15 @@ const ROUTE =
 async function route(
   directory: Directory,
   google: GoogleServiceAccounts,
+  page: SignInPage,
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
   const path = new URL(req.url ?? '/', 'https://idp.invalid').pathname;
+  if (page.handles(path)) {
+    const form = req.method === 'POST' ? await readForm(req) : new URLSearchParams();
+    return sendPage(req, res, await page.answer({ method: req.method ?? 'GET', path, form, headers: req.headers }));
+  }
   if (path === '/token') {
     // Google's token endpoint (https://oauth2.googleapis.com/token), for service accounts.
     if (req.method !== 'POST') return send(res, { status: 405, body: { error: 'invalid_request' } });
@@ -149,7 +176,7 @@ async function route(
  * Google's token endpoint for service accounts (`google-service-accounts.ts`).
  */
 export async function startFakeIdp(options: FakeIdpOptions = {}): Promise<FakeIdp> {
-  const certs = makeTestCertificates();
+  const certs = options.certificates ?? makeTestCertificates();
   const host = options.host ?? '127.0.0.1';
   const holder: { server?: Server } = {};
   const port = (): number => (holder.server?.address() as AddressInfo | null)?.port ?? 0;
@@ -168,8 +195,15 @@ export async function startFakeIdp(options: FakeIdpOptions = {}): Promise<FakeId
     issue: (user, clientId) => directory.issueDelegatedToken(user, clientId),
   });
 
+  const page = new SignInPage({
+    directory,
+    accounts: options.accounts ?? [],
+    endSessions: options.endSessions,
+    report: options.report,
+  });
+
   const https = createServer({ key: certs.key, cert: certs.cert }, (req, res) => {
-    route(directory, google, req, res).catch((err: unknown) =>
+    route(directory, google, page, req, res).catch((err: unknown) =>
       send(res, { status: 500, body: { error: 'server_error', error_description: String(err) } }),
     );
   });
@@ -183,6 +217,7 @@ export async function startFakeIdp(options: FakeIdpOptions = {}): Promise<FakeId
 
   return {
     url: `https://${host}:${port()}`,
+    verificationUri: `https://${host}:${port()}${SIGN_IN_PATH}`,
     hostPort: `${host}:${port()}`,
     ca: certs.ca,
     introspectionUrl: introspection?.url,

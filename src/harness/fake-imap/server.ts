@@ -79,6 +79,11 @@ export interface FakeImapServer {
   mailbox(user: string, mailbox: string): MailboxInfo;
   mailboxes(user: string): string[];
   messages(user: string, mailbox: string): FakeMessage[];
+  /**
+   * Says BYE to the clients logged in as `user` (every client when absent) and closes their
+   * connections; the listener stays. Resolves with how many were ended.
+   */
+  disconnect(user?: string): Promise<number>;
   /** Says BYE to every client, closes their sockets and the listener. Safe to call twice. */
   close(): Promise<void>;
 }
@@ -169,6 +174,15 @@ class FakeImap implements FakeImapServer {
       internalDate: new Date(message.internalDate),
       raw: Buffer.from(message.raw),
     }));
+  }
+
+  async disconnect(user?: string): Promise<number> {
+    const ending = [...this.sessions].filter(
+      (session) => user === undefined || session.user?.name.toLowerCase() === user.toLowerCase(),
+    );
+    const graceMs = this.options.closeGraceMs ?? 200;
+    await Promise.all(ending.map((session) => session.shutdown(graceMs, 'Session ended by the server')));
+    return ending.length;
   }
 
   close(): Promise<void> {

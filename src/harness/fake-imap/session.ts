@@ -99,14 +99,14 @@ export class Session implements CommandContext {
   }
 
   /** Says goodbye and ends the connection; destroys it if the client does not close within `graceMs`. */
-  shutdown(graceMs: number): Promise<void> {
+  shutdown(graceMs: number, reason = 'Server shutting down'): Promise<void> {
     if (this.closed) {
       return Promise.resolve();
     }
     const closed = new Promise<void>((resolve) => this.socket.once('close', () => resolve()));
     const timer = setTimeout(() => this.socket.destroy(), graceMs);
     this.socket.once('close', () => clearTimeout(timer));
-    this.write(['* BYE Server shutting down']);
+    this.write([`* BYE ${reason}`]);
     this.socket.end();
     return closed;
   }

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../../src/config/config.js';
 import { resolveSecrets } from '../../../src/config/local-secrets.js';
+import { makeTestCertificates } from '../../../src/harness/fake-idp/index.js';
 import { isMailroomError } from '../../../src/shared/errors.js';
 
 describe('config', () => {
@@ -120,6 +121,29 @@ describe('config', () => {
   it('accepts CA files from MAILROOM_CA_DIR only when it is set', () => {
     assert.equal(loadConfig({}, '/srv').caDir, undefined);
     assert.equal(loadConfig({ MAILROOM_CA_DIR: 'ca' }, '/srv').caDir, '/srv/ca');
+  });
+
+  it('reads the CA certificates of MAILROOM_OAUTH_CA_FILE at start, refusing a file without one', async () => {
+    assert.equal(loadConfig({}, '/srv').oauthCa, undefined);
+    const dir = await mkdtemp(join(tmpdir(), 'mailroom-oauth-ca-'));
+    try {
+      const { ca, key } = makeTestCertificates();
+      await writeFile(join(dir, 'ca.pem'), `# the harness's CA\n${ca}`);
+      await writeFile(join(dir, 'key.pem'), key);
+      assert.equal(loadConfig({ MAILROOM_OAUTH_CA_FILE: 'ca.pem' }, dir).oauthCa, ca.trim());
+      for (const file of ['key.pem', 'missing.pem', '.']) {
+        assert.throws(
+          () => loadConfig({ MAILROOM_OAUTH_CA_FILE: file }, dir),
+          (err: unknown) =>
+            isMailroomError(err, 'CONFIG_INVALID') &&
+            err.field === 'MAILROOM_OAUTH_CA_FILE' &&
+            err.message.includes(join(dir, file)),
+          file,
+        );
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('takes whole numbers in plain decimal digits only, blank as unset', () => {

@@ -442,6 +442,23 @@ describe('fake IMAP server', function () {
     }
   });
 
+  it("ends one user's connections on disconnect(user), with BYE, and keeps listening", async function () {
+    server.addUser({ user: 'other@example.com', password: 'other' });
+    const imap = await connected();
+    const other = await connected({ auth: { user: 'other@example.com', pass: 'other' } });
+    assert.equal(server.connections, 2);
+    const bye = serverSends(/^\* BYE Session ended by the server/);
+    const closed = once(imap, 'close');
+    assert.equal(await server.disconnect(USER.toUpperCase()), 1);
+    await Promise.all([bye, closed]);
+    assert.equal(server.connections, 1);
+    assert.equal(other.usable, true, "another user's connection stays");
+    assert.equal(await server.disconnect(), 1);
+    assert.equal(server.connections, 0);
+    const again = await connected();
+    assert.equal(again.usable, true, 'the listener stays');
+  });
+
   it('closes client connections and the listener on close()', async function () {
     const imap = await connected();
     await imap.mailboxOpen('INBOX');

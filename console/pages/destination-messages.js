@@ -1,16 +1,20 @@
 /**
  * A destination's mail: inbound newest first with paging, new mail added as it arrives (the
- * destination's server-sent events, src/api/routes/events.ts), and outbound with its status.
+ * destination's server-sent events, src/api/routes/events.ts), and outbound with its status
+ * (read again every few seconds: no event stream offers it).
  */
 import { api, path, withParams } from '../lib/api.js';
 import { openEventStream } from '../lib/event-stream.js';
 import { h, listTable, when } from '../lib/dom.js';
 import { breadcrumbs, failure, heading } from '../lib/layout.js';
-import { href } from '../lib/router.js';
+import { href, withQuery } from '../lib/router.js';
 import { HIT_HEADINGS, hitRow } from './trace.js';
 
 /** [50] inbound messages a page. */
 const PAGE = 50;
+
+/** [5000] ms between two readings of the outbound statuses while the page is shown (no event stream offers them). */
+const OUTBOUND_REFRESH_MS = 5000;
 
 function sender(m) {
   if (!m.from) return '—';
@@ -151,7 +155,28 @@ function outboundSection(tenantId, destinationId) {
     }
   }
   more.addEventListener('click', () => void load(next));
-  return { section, load };
+
+  /** The newest page read again: statuses updated in place, messages sent meanwhile added on top. */
+  async function refreshStatuses() {
+    let answer;
+    try {
+      answer = await api('GET', withParams(path('tenants', tenantId, 'trace'), { destinationId, kind: 'outbound' }));
+    } catch {
+      return; // the next reading tries again; the Refresh button says what fails
+    }
+    const fresh = [];
+    for (const m of answer.messages) {
+      const row = rows.querySelector(`tr[data-hit="${m.id}"]`);
+      if (!row) fresh.push(hitRow(tenantId, m));
+      else if (row.querySelector('.status [data-status]')?.dataset.status !== m.status) {
+        row.querySelector('.status').replaceChildren(hitRow(tenantId, m).querySelector('.status [data-status]'));
+      }
+    }
+    rows.prepend(...fresh);
+    empty.hidden = rows.children.length > 0;
+    table.hidden = rows.children.length === 0;
+  }
+  return { section, load, refreshStatuses };
 }
 
 export async function renderDestinationMessages(main, { tenantId, destinationId }) {
@@ -165,12 +190,20 @@ export async function renderDestinationMessages(main, { tenantId, destinationId 
     return;
   }
   breadcrumbs([['Tenants', '#/'], [tenant.name, href('tenants', tenantId)], [destination.name]]);
-  heading(main, `${destination.name}: recent messages`);
+  heading(
+    main,
+    `${destination.name}: recent messages`,
+    h('a', { href: withQuery(href('tenants', tenantId, 'trace'), { destinationId }) }, 'Trace its mail'),
+  );
   main.append(h('p', {}, `${destination.address}${destination.monitored ? '' : ' (not monitored)'}`));
   const inbound = inboundSection(tenantId, base);
   const outbound = outboundSection(tenantId, destinationId);
   main.append(inbound.section, outbound.section);
   await Promise.all([inbound.page(null), outbound.load(null)]);
   const stream = inbound.start();
-  return () => stream.close();
+  const timer = setInterval(() => void outbound.refreshStatuses(), OUTBOUND_REFRESH_MS);
+  return () => {
+    stream.close();
+    clearInterval(timer);
+  };
 }

@@ -8,7 +8,7 @@ import { api, path } from '../lib/api.js';
 import { h, listTable, replace, when } from '../lib/dom.js';
 import { confirmDialog } from '../lib/dialog.js';
 import { breadcrumbs, failure, heading } from '../lib/layout.js';
-import { href } from '../lib/router.js';
+import { href, withQuery } from '../lib/router.js';
 import { CONNECTION, HEALTH, QUEUE, tone } from '../lib/words.js';
 import { heldMailSection } from './held-mail.js';
 
@@ -69,7 +69,8 @@ export async function renderServerStatus(main, { tenantId, serverId }) {
   breadcrumbs([['Tenants', '#/'], [tenant.name, href('tenants', tenantId)], [server.name]]);
   const refreshButton = h('button', { type: 'button', onclick: () => void refresh() }, 'Refresh');
   const testButton = h('button', { type: 'button', onclick: () => void testConnection() }, 'Test connection');
-  heading(main, `${server.name}: status`, h('span', {}, testButton, ' ', refreshButton));
+  const traceLink = h('a', { href: withQuery(href('tenants', tenantId, 'trace'), { serverId }) }, 'Trace its mail');
+  heading(main, `${server.name}: status`, h('span', { class: 'page-links' }, traceLink, testButton, refreshButton));
 
   const connection = h('section', { 'aria-labelledby': 'connection-title' });
   const outbound = h('section', { 'aria-labelledby': 'outbound-title' });

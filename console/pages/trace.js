@@ -63,7 +63,7 @@ export function hitRow(tenantId, m, serverName = new Map()) {
     h('td', {}, m.from ?? '—'),
     h('td', {}, m.to.join(', ') || '—'),
     h('td', {}, h('a', { href: href('tenants', tenantId, 'trace', m.kind, m.id) }, m.subject || '(no subject)')),
-    h('td', {}, statusBadge(m.status)),
+    h('td', { class: 'status' }, statusBadge(m.status)),
     h('td', {}, serverName.get(m.serverId) ?? ''),
   );
 }

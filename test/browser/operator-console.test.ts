@@ -442,6 +442,11 @@ describe('operator console (headless Chromium)', function () {
     await page.getByText('The message was deleted.').waitFor();
     await page.getByRole('heading', { name: 'Unrouted and quarantined mail (0)' }).waitFor();
 
+    await page.getByRole('link', { name: 'Trace its mail' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Message trace' }).waitFor();
+    assert.equal(await page.getByLabel('E-mail server').inputValue(), serverId, 'the trace of this server');
+    await page.getByText(/messages shown/).waitFor();
+
     const timeline = await api().call<Obj>('GET', `/api/v1/tenants/${tenantId}/trace/inbound/${quarantinedId}`);
     assert.deepEqual(timeline.body.events.map((e: Obj) => e.type).slice(-3), ['quarantined', 'released', 'routed']);
     const audit = await api().call<Obj>('GET', `/api/v1/audit?tenantId=${tenantId}`);
@@ -482,6 +487,15 @@ describe('operator console (headless Chromium)', function () {
     await rows.first().filter({ hasText: 'Arrived while you looked' }).waitFor({ timeout: 30_000 });
     assert.equal(await rows.count(), before + 1, 'added without a reload');
     assert.match(await textOf('p.arrived'), /1 new message arrived/);
+    // An outgoing message sent while the page is open shows up with its status, without a reload.
+    const second = await api().call<Obj>('POST', `/api/v1/tenants/${tenantId}/destinations/${supportId}/outbound`, {
+      to: ['customer@example.net'],
+      subject: 'Second reply',
+      text: 'One more thing.',
+    });
+    assert.equal(second.status, 202, second.raw);
+    await outgoing.locator(`tr[data-hit="${second.body.id}"] [data-status="sent"]`).waitFor({ timeout: 30_000 });
+    assert.equal(await rows.count(), before + 1, 'still the same page');
     await shot('23-destination-live');
   });
 

@@ -166,10 +166,12 @@ function cleanStyleSheet(text, options, counts) {
 /** Elements whose content is text up to their end tag (the HTML standard's raw text and RCDATA elements). */
 const RAW_TEXT = new Set(['script', 'style', 'textarea', 'title', 'xmp', 'iframe', 'noembed', 'noframes']);
 
-/** Where the end tag of a raw text element starts (or the end of the input). */
+/** Where the end tag of a raw text element starts (or the end of the input); reads no further. */
 function closeTagAt(html, name, from) {
-  const found = html.toLowerCase().indexOf(`</${name}`, from);
-  return found === -1 ? html.length : found;
+  const end = new RegExp(`</${name}`, 'gi');
+  end.lastIndex = from;
+  const found = end.exec(html);
+  return found ? found.index : html.length;
 }
 
 /**

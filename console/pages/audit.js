@@ -7,7 +7,8 @@
 import { api, path, withParams } from '../lib/api.js';
 import { h, listTable, when } from '../lib/dom.js';
 import { breadcrumbs, failure, heading } from '../lib/layout.js';
-import { href } from '../lib/router.js';
+import { select } from '../lib/forms.js';
+import { go, href, withQuery } from '../lib/router.js';
 
 function actorWords(actor) {
   if (actor.kind === 'token') return actor.tokenId ? `${actor.name} (token ${actor.tokenId})` : actor.name;
@@ -41,10 +42,12 @@ function detailList(detail) {
   return h('ul', { class: 'audit-detail' }, items);
 }
 
-export async function renderAudit(main, { tenantId }) {
+export async function renderAudit(main, { tenantId: pageTenant, query }) {
+  // A tenant's page shows its own; the administrator's page may be narrowed to one (`#/audit?tenantId=`).
+  const tenantId = pageTenant ?? (query.get('tenantId') || undefined);
   let tenant = null;
   try {
-    tenant = tenantId ? await api('GET', path('tenants', tenantId)) : null;
+    tenant = pageTenant ? await api('GET', path('tenants', pageTenant)) : null;
   } catch (err) {
     breadcrumbs([['Tenants', '#/'], ['Audit log']]);
     failure(main, err);
@@ -60,6 +63,15 @@ export async function renderAudit(main, { tenantId }) {
   if (!tenant) {
     const { tenants } = await api('GET', '/tenants').catch(() => ({ tenants: [] }));
     for (const t of tenants) names.set(t.id, t.name);
+    main.append(
+      select({
+        label: 'Tenant',
+        name: 'tenantId',
+        value: tenantId ?? '',
+        options: [['', 'All tenants'], ...tenants.map((t) => [t.id, t.name])],
+        onchange: (event) => go(withQuery('#/audit', { tenantId: event.currentTarget.value })),
+      }),
+    );
   }
   const table = listTable(
     'Audit log',

@@ -238,6 +238,21 @@ describe('operator console (headless Chromium)', function () {
     }, 20_000);
   }
 
+  it('serves the mail viewer frame with a policy of its own: no script, framed by the console only', async () => {
+    const res = await fetch(`${baseUrl}/console/viewer.html`);
+    assert.equal(res.status, 200);
+    const policy = res.headers.get('content-security-policy') ?? '';
+    assert.match(policy, /default-src 'none'/);
+    assert.doesNotMatch(policy, /script-src/, 'scripts fall back to none');
+    assert.match(policy, /frame-ancestors 'self'/);
+    const consolePage = await fetch(`${baseUrl}/`);
+    assert.match(
+      consolePage.headers.get('content-security-policy') ?? '',
+      /style-src 'self';/,
+      'the console stays strict',
+    );
+  });
+
   it('ingests the mail the pages show (hostile HTML, unrouted, 55 routed)', async function () {
     this.timeout(60_000);
     await routeMessages(api().store, { tenantId, serverId, destinationId: salesId }, 55);
@@ -517,6 +532,18 @@ describe('operator console (headless Chromium)', function () {
     assert.match(text, /name: Main mailbox → Main mailbox \(EMEA\)/);
     assert.match(text, /smtp\.password: changed/);
     assert.ok(!(await page.content()).includes('new-relay-secret'), 'no secret on the page');
+    // Narrowed to another tenant (its only entry: its creation), the server change is not listed.
+    const other = await api().call<Obj>('POST', '/api/v1/tenants', { name: 'Quiet tenant' });
+    await open('/audit');
+    await page.getByLabel('Tenant').selectOption({ label: 'Quiet tenant' });
+    await page.waitForURL(new RegExp(`#/audit\\?tenantId=${other.body.id}$`));
+    await page.locator('tr[data-audit]').first().waitFor();
+    const narrowed = await page.locator('tr[data-audit]').allTextContents();
+    assert.ok(
+      narrowed.every((t) => t.includes('Quiet tenant')),
+      narrowed.join('\n'),
+    );
+    assert.ok(!narrowed.some((t) => t.includes('Main mailbox (EMEA)')));
     await shot('24-audit');
   });
 

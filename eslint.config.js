@@ -112,6 +112,7 @@ export default tseslint.config(
           'setTimeout',
           'clearTimeout',
           'CSSStyleSheet',
+          'CSSFontFaceRule',
           'DOMParser',
           'NodeFilter',
           'FileReader',

@@ -121,8 +121,12 @@ function imageUrl(url, { cidImages, remoteImages }, counts) {
 function cleanDeclarations(style, options, counts) {
   for (const name of [...style]) {
     const value = style.getPropertyValue(name);
-    if (!/url\(|image-set\(/i.test(value)) continue;
-    let dropped = /image-set\(/i.test(value); // bare strings as URLs: not worth telling apart
+    if (/image-set\(/i.test(value)) {
+      style.removeProperty(name); // its URLs may be bare strings: not worth telling apart
+      continue;
+    }
+    if (!/url\(/i.test(value)) continue;
+    let dropped = false;
     const rewritten = value.replace(CSS_URL, (_m, escaped) => {
       const url = imageUrl(escaped.replace(/\\(.)/g, '$1'), options, counts);
       if (url === null) dropped = true;
@@ -155,6 +159,11 @@ function cleanStyleSheet(text, options, counts) {
   }
   const walk = (rules) => {
     for (const rule of [...rules]) {
+      // Fonts come from data: only (the frame's font-src), before and after the click alike.
+      if (rule instanceof CSSFontFaceRule && /url\(/i.test(rule.style.getPropertyValue('src'))) {
+        const urls = [...rule.style.getPropertyValue('src').matchAll(CSS_URL)];
+        if (urls.length === 0 || urls.some(([, u]) => !u.startsWith('data:font/'))) rule.style.removeProperty('src');
+      }
       if (rule.style) cleanDeclarations(rule.style, options, counts);
       if (rule.cssRules) walk(rule.cssRules);
     }

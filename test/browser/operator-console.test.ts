@@ -46,6 +46,15 @@ function hostileMail(web: string): string {
     `<iframe src="${web}/frame"></iframe>`,
     `<svg><image href="${web}/svg.png"></image><script>fetch('${web}/svg-script')</script></svg>`,
     `<object data="${web}/object"></object>`,
+    // Spelled other ways: entities, protocol-relative, srcset, sources, posters, fonts, image inputs.
+    `<a id="js-link-3" href="&#106;avascript:fetch('${web}/js-link-3')">Entity</a>`,
+    `<a id="data-link" href="data:text/html,<script>fetch('${web}/data-link')</script>">Data</a>`,
+    `<img alt="relative" src="${web.replace('http:', '')}/protocol-relative.png">`,
+    `<img alt="srcset" srcset="${web}/srcset.png 1x">`,
+    `<picture><source srcset="${web}/source.png"><img alt="picture"></picture>`,
+    `<video poster="${web}/poster.png"></video><input type="image" src="${web}/input.png">`,
+    `<style>@font-face { font-family: x; src: url(${web}/font.woff) } @media screen { @import url(${web}/nested.css); .m { background: url(${web}/media-bg.png) } }</style>`,
+    `<p style="font-family: x; background-image: image-set('${web}/image-set.png' 1x)">fonts</p>`,
     '</body></html>',
   ].join('\r\n');
   return [
@@ -379,14 +388,14 @@ describe('operator console (headless Chromium)', function () {
     );
     assert.equal(await doc.locator('[onerror]').count(), 0);
     assert.equal(await doc.locator('#tracker').getAttribute('src'), null);
-    for (const id of ['#js-link', '#js-link-2']) {
+    for (const id of ['#js-link', '#js-link-2', '#js-link-3', '#data-link']) {
       assert.equal(await doc.locator(id).getAttribute('href'), null, `${id} is inert`);
       await doc.locator(id).click();
     }
     assert.equal(await doc.locator('#web-link').getAttribute('target'), '_blank');
     assert.notEqual(await page.title(), 'pwned');
-    assert.match(await textOf('.note'), /3 remote images were not loaded/);
-    assert.match(await textOf('.note'), /2 links to scripts or other unsafe addresses were disabled/);
+    assert.match(await textOf('.note'), /4 remote images were not loaded/);
+    assert.match(await textOf('.note'), /4 links to scripts or other unsafe addresses were disabled/);
     await page.waitForTimeout(500); // a beacon would have arrived by now
     assert.deepEqual(hits(), [], 'the mail reached nothing before the click');
     await shot('21-hostile-mail');
@@ -396,7 +405,7 @@ describe('operator console (headless Chromium)', function () {
     await eventually(async () => (hits().includes('/inline-bg.png') ? true : undefined));
     await doc.locator('#tracker[src$="/remote.png"]').waitFor({ state: 'attached' });
     await page.waitForTimeout(300);
-    const allowed = new Set(['/remote.png', '/inline-bg.png', '/sheet-bg.png']);
+    const allowed = new Set(['/remote.png', '/inline-bg.png', '/sheet-bg.png', '/media-bg.png']);
     assert.deepEqual(
       hits().filter((path) => !allowed.has(path)),
       [],

@@ -224,7 +224,29 @@ async function renderInbound(main, tenantId, id, timeline, m) {
   const partBase = path('tenants', tenantId, 'messages', id);
   const problem = h('p', { class: 'error', role: 'alert', hidden: true });
   const notice = h('p', { role: 'status', hidden: true });
+  const facts = h('div', {}, headerFacts(m));
+  const events = h('div', {}, timelineTable(tenantId, timeline.events));
   main.append(problem, notice);
+
+  /** After an action: the status, reason and timeline as the engine now has them. */
+  async function reread() {
+    try {
+      const [now, again] = await Promise.all([
+        api('GET', partBase),
+        api('GET', path('tenants', tenantId, 'trace', 'inbound', id)),
+      ]);
+      replace(facts, headerFacts(now));
+      replace(events, timelineTable(tenantId, again.events));
+      main.querySelector('.page-head [data-status]')?.replaceWith(statusBadge(now.status));
+    } catch (err) {
+      // deleted: nothing left to read; the notice says what happened
+      if (err.status !== 404) {
+        problem.textContent = err.message;
+        problem.hidden = false;
+      }
+    }
+  }
+
   if (m.status === 'quarantined' || m.status === 'unrouted') {
     const { destinations } = await api('GET', `${path('tenants', tenantId)}/destinations`);
     const actions = heldActions({
@@ -236,7 +258,8 @@ async function renderInbound(main, tenantId, id, timeline, m) {
         problem.hidden = true;
         notice.textContent = outcomeWords(outcome, verb, destinations);
         notice.hidden = false;
-        actions.remove();
+        actions.closest('.held-actions')?.remove();
+        void reread();
       },
       onError: (err) => {
         problem.textContent = err.message;
@@ -246,13 +269,8 @@ async function renderInbound(main, tenantId, id, timeline, m) {
     main.append(h('div', { class: 'held-actions' }, 'This message is held. ', actions));
   }
   main.append(
-    h('section', { 'aria-labelledby': 'headers-title' }, h('h2', { id: 'headers-title' }, 'Headers'), headerFacts(m)),
-    h(
-      'section',
-      { 'aria-labelledby': 'timeline-title' },
-      h('h2', { id: 'timeline-title' }, 'Timeline'),
-      timelineTable(tenantId, timeline.events),
-    ),
+    h('section', { 'aria-labelledby': 'headers-title' }, h('h2', { id: 'headers-title' }, 'Headers'), facts),
+    h('section', { 'aria-labelledby': 'timeline-title' }, h('h2', { id: 'timeline-title' }, 'Timeline'), events),
   );
   if (m.text !== null) {
     main.append(

@@ -441,6 +441,10 @@ describe('operator console (headless Chromium)', function () {
     assert.match((await held.textContent()) ?? '', /Lost order.*No destination has one of its recipient addresses/);
     await shot('22-held-mail');
 
+    // From the message's own page: routed there, its timeline and status follow.
+    await held.getByRole('link', { name: 'Lost order' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Lost order' }).waitFor();
+    assert.match(await textOf('.held-actions'), /This message is held/);
     await page.getByRole('button', { name: 'Route message Lost order' }).click();
     const route = page.getByRole('dialog', { name: 'Route message' });
     await route.getByRole('button', { name: 'Route' }).click();
@@ -448,6 +452,14 @@ describe('operator console (headless Chromium)', function () {
     await route.getByLabel('Destination').selectOption({ label: 'Support (support@example.com)' });
     await route.getByRole('button', { name: 'Route' }).click();
     await page.getByText('The message was routed to Support.').waitFor();
+    await page.locator('tr[data-event="routed"]').waitFor();
+    const routed = (await page.locator('tr[data-event="routed"]').textContent()) ?? '';
+    assert.match(routed, new RegExp(`"id":"${supportId}","operator":true`), routed);
+    assert.match(routed, /previouslyunrouted/, routed);
+    await page.locator('.page-head [data-status="routed"]').waitFor();
+    assert.equal(await page.locator('.held-actions').count(), 0, 'no more actions on a routed message');
+
+    await open(`/tenants/${tenantId}/servers/${serverId}`);
     await page.getByRole('heading', { name: 'Unrouted and quarantined mail (2)' }).waitFor();
 
     await page.getByRole('button', { name: 'Release message Crashed the parser' }).click();

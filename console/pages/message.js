@@ -58,7 +58,28 @@ function details(detail) {
   );
 }
 
-function timelineTable(tenantId, events) {
+/**
+ * A sentence for the events an operator reads most (where it came from, where it went and why),
+ * naming servers and destinations; the detail list below it keeps every field.
+ */
+function summary(e, names) {
+  const d = e.detail ?? {};
+  if (e.type === 'fetched') {
+    return `From ${names.servers.get(d.serverId) ?? 'the e-mail server'}, mailbox ${d.mailbox}, UID ${d.uid}.`;
+  }
+  if (e.type === 'routed' && Array.isArray(d.destinations)) {
+    const each = d.destinations.map((x) => {
+      const name = names.destinations.get(x.id) ?? x.id;
+      if (x.operator) return `${name} (chosen by ${d.by ?? 'an operator'})`;
+      if (x.default) return `${name} (the server's default destination)`;
+      return `${name} (${x.address} in ${x.header ?? 'a recipient header'})`;
+    });
+    return `To ${each.join(', ')}.`;
+  }
+  return null;
+}
+
+function timelineTable(tenantId, events, names = { servers: new Map(), destinations: new Map() }) {
   return listTable(
     'Timeline',
     ['When', 'Event', 'Detail'],
@@ -79,7 +100,7 @@ function timelineTable(tenantId, events) {
               )
             : '',
         ),
-        h('td', {}, details(e.detail)),
+        h('td', {}, summary(e, names) ? h('p', { class: 'event-summary' }, summary(e, names)) : '', details(e.detail)),
       ),
     ),
   );
@@ -220,12 +241,12 @@ async function htmlSection(partBase, m) {
   return section;
 }
 
-async function renderInbound(main, tenantId, id, timeline, m) {
+async function renderInbound(main, { tenantId, id, timeline, m, names, destinations }) {
   const partBase = path('tenants', tenantId, 'messages', id);
   const problem = h('p', { class: 'error', role: 'alert', hidden: true });
   const notice = h('p', { role: 'status', hidden: true });
   const facts = h('div', {}, headerFacts(m));
-  const events = h('div', {}, timelineTable(tenantId, timeline.events));
+  const events = h('div', {}, timelineTable(tenantId, timeline.events, names));
   main.append(problem, notice);
 
   /** After an action: the status, reason and timeline as the engine now has them. */
@@ -236,7 +257,7 @@ async function renderInbound(main, tenantId, id, timeline, m) {
         api('GET', path('tenants', tenantId, 'trace', 'inbound', id)),
       ]);
       replace(facts, headerFacts(now));
-      replace(events, timelineTable(tenantId, again.events));
+      replace(events, timelineTable(tenantId, again.events, names));
       main.querySelector('.page-head [data-status]')?.replaceWith(statusBadge(now.status));
     } catch (err) {
       // deleted: nothing left to read; the notice says what happened
@@ -248,7 +269,6 @@ async function renderInbound(main, tenantId, id, timeline, m) {
   }
 
   if (m.status === 'quarantined' || m.status === 'unrouted') {
-    const { destinations } = await api('GET', `${path('tenants', tenantId)}/destinations`);
     const actions = heldActions({
       tenantId,
       serverId: m.serverId,
@@ -296,12 +316,14 @@ async function renderInbound(main, tenantId, id, timeline, m) {
 }
 
 export async function renderMessage(main, { tenantId, kind, id }) {
-  let tenant, timeline, message;
+  let tenant, timeline, message, servers, destinations;
   try {
-    [tenant, timeline, message] = await Promise.all([
+    [tenant, timeline, message, { servers }, { destinations }] = await Promise.all([
       api('GET', path('tenants', tenantId)),
       api('GET', path('tenants', tenantId, 'trace', kind, id)),
       kind === 'inbound' ? api('GET', path('tenants', tenantId, 'messages', id)) : null,
+      api('GET', path('tenants', tenantId, 'servers')),
+      api('GET', path('tenants', tenantId, 'destinations')),
     ]);
   } catch (err) {
     breadcrumbs([['Tenants', '#/'], ['Message']]);
@@ -316,8 +338,12 @@ export async function renderMessage(main, { tenantId, kind, id }) {
   ]);
   heading(main, timeline.subject || '(no subject)', statusBadge(timeline.status));
   main.append(h('p', { class: 'hint' }, kind === 'inbound' ? 'Inbound message' : 'Outbound message'));
+  const names = {
+    servers: new Map(servers.map((x) => [x.id, x.name])),
+    destinations: new Map(destinations.map((x) => [x.id, x.name])),
+  };
   if (kind === 'inbound') {
-    await renderInbound(main, tenantId, id, timeline, message);
+    await renderInbound(main, { tenantId, id, timeline, m: message, names, destinations });
     return;
   }
   main.append(
@@ -325,7 +351,7 @@ export async function renderMessage(main, { tenantId, kind, id }) {
       'section',
       { 'aria-labelledby': 'timeline-title' },
       h('h2', { id: 'timeline-title' }, 'Timeline'),
-      timelineTable(tenantId, timeline.events),
+      timelineTable(tenantId, timeline.events, names),
     ),
   );
 }

@@ -333,8 +333,12 @@ describe('operator console (headless Chromium)', function () {
     assert.deepEqual(events.slice(0, 3), ['fetched', 'classified', 'routed']);
     assert.match(
       (await page.locator('tr[data-event="routed"]').textContent()) ?? '',
-      /support@example\.com/,
-      'routed because of which address',
+      /To Support \(support@example\.com in to\)/i,
+      'routed where, because of which address in which header',
+    );
+    assert.match(
+      (await page.locator('tr[data-event="fetched"]').textContent()) ?? '',
+      /From Main mailbox, mailbox INBOX, UID \d+/,
     );
     assert.match(await textOf('pre.mail-text'), /please look at this \(text part\)/);
     const download = page.waitForEvent('download');
@@ -456,6 +460,7 @@ describe('operator console (headless Chromium)', function () {
     const routed = (await page.locator('tr[data-event="routed"]').textContent()) ?? '';
     assert.match(routed, new RegExp(`"id":"${supportId}","operator":true`), routed);
     assert.match(routed, /previouslyunrouted/, routed);
+    assert.match(routed, /To Support \(chosen by /, routed);
     await page.locator('.page-head [data-status="routed"]').waitFor();
     assert.equal(await page.locator('.held-actions').count(), 0, 'no more actions on a routed message');
 

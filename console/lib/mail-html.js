@@ -1,15 +1,15 @@
 /**
  * A mail's HTML made into a document that shows inertly: what the console's message page puts in
- * a sandboxed frame (no scripts, no forms, no same origin; see pages/message-body.js).
+ * a sandboxed frame (no scripts, no forms, no same origin; see lib/mail-frame.js).
  *
  * The HTML is first tokenised once to take out what the console's own Content-Security-Policy
  * would report while merely parsing it (event handler attributes, `style` attributes and
  * elements, which are kept aside and parsed as CSS), then parsed by the browser's DOMParser (an
- * inert document: nothing runs or loads) and rebuilt from an allow-list: elements outside it are unwrapped (their text kept) or, for scripts,
- * frames, plugins, forms' controls, SVG and MathML, dropped with their content; only listed
- * attributes stay (no `on…` handler, no `srcset`). Links keep http(s) and mailto targets and open
- * in a new tab; any other scheme (`javascript:`, `data:`, `vbscript:`) is removed, so the link is
- * inert text. Images: `cid:` ones become the data: URL of their part, remote ones (and CSS
+ * inert document: nothing runs or loads) and rebuilt from an allow-list: elements outside it are
+ * unwrapped (their text kept) or, for scripts, frames, plugins, forms' controls, SVG and MathML,
+ * dropped with their content; only listed attributes stay (no `on…` handler, no `srcset`). Links
+ * keep http(s) and mailto targets and open in a new tab; any other scheme (`javascript:`, `data:`,
+ * `vbscript:`) is removed, so the link is inert text. Images: `cid:` ones become the data: URL of their part, remote ones (and CSS
  * `url(…)`s) are left out until the operator asks for them, everything else is removed. The frame
  * document's own Content-Security-Policy says the same again, so anything the rebuild missed
  * still cannot run or load.
@@ -362,7 +362,8 @@ export function mailDocument(html, { cidImages = new Map(), remoteImages = false
   const comments = [];
   while (walker.nextNode()) comments.push(walker.currentNode);
   for (const c of comments) c.remove();
-  const bodyStyle = body.getAttribute('bgcolor') ? ` bgcolor="${body.getAttribute('bgcolor').replace(/"/g, '')}"` : '';
+  const bgcolor = (body.getAttribute('bgcolor') ?? '').replace(/[^#a-zA-Z0-9]/g, '');
+  const bodyStyle = bgcolor ? ` bgcolor="${bgcolor}"` : '';
   const policy = framePolicy(remoteImages);
   const srcdoc =
     '<!doctype html><html><head><meta charset="utf-8">' +

@@ -1,14 +1,18 @@
 /**
- * The Mailroom web console: sign-in, tenants, e-mail servers, destinations, status. Plain ES
+ * The Mailroom web console: sign-in, tenants, e-mail servers, destinations, status, message
+ * trace, held mail, audit log. Plain ES
  * modules served as they are by the engine (src/api/routes/console.ts); see README "Web console".
  */
 import { signOut, token, whenUnauthorized } from './lib/api.js';
 import { route, show } from './lib/router.js';
+import { renderAudit } from './pages/audit.js';
 import { renderDestinationMessages } from './pages/destination-messages.js';
+import { renderMessage } from './pages/message.js';
 import { renderServerStatus } from './pages/server-status.js';
 import { renderSignIn } from './pages/sign-in.js';
 import { renderTenant } from './pages/tenant.js';
 import { renderTenants } from './pages/tenants.js';
+import { renderTrace } from './pages/trace.js';
 
 const main = document.getElementById('main');
 const signOutButton = document.getElementById('sign-out');
@@ -17,6 +21,10 @@ route('/', renderTenants);
 route('/tenants/:tenantId', renderTenant);
 route('/tenants/:tenantId/servers/:serverId', renderServerStatus);
 route('/tenants/:tenantId/destinations/:destinationId', renderDestinationMessages);
+route('/tenants/:tenantId/trace', renderTrace);
+route('/tenants/:tenantId/trace/:kind/:id', renderMessage);
+route('/tenants/:tenantId/audit', renderAudit);
+route('/audit', renderAudit);
 
 function start() {
   if (!token()) {

@@ -69,3 +69,32 @@ export async function api(method, path, body, authToken = token()) {
 export function path(...segments) {
   return segments.map((s) => `/${encodeURIComponent(s)}`).join('');
 }
+
+/** Reads a file of the API (an attachment) as a Blob, with the bearer token; rejects with an ApiError. */
+export async function apiBlob(apiPath) {
+  let res;
+  try {
+    res = await fetch(BASE + apiPath, { headers: { authorization: `Bearer ${token() ?? ''}` }, cache: 'no-store' });
+  } catch (err) {
+    throw new ApiError(0, { code: 'NETWORK', message: `the engine cannot be reached (${err.message})` });
+  }
+  if (!res.ok) {
+    let error = { code: `HTTP_${res.status}`, message: res.statusText };
+    try {
+      error = (await res.json()).error ?? error;
+    } catch {
+      // not JSON: the status says it
+    }
+    if (res.status === 401) onUnauthorized(new ApiError(401, error));
+    throw new ApiError(res.status, error);
+  }
+  return res.blob();
+}
+
+/** The API path with a query of the non-empty values. */
+export function withParams(apiPath, values) {
+  const query = new URLSearchParams(
+    Object.entries(values).filter(([, v]) => v !== undefined && v !== null && v !== ''),
+  ).toString();
+  return query ? `${apiPath}?${query}` : apiPath;
+}

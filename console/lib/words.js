@@ -32,3 +32,36 @@ export function smtpAuthWords(auth) {
   if (auth.mode === 'imap') return 'IMAP settings';
   return `${auth.user} (${auth.method === 'oauth2' ? 'OAuth 2.0' : 'password'})`;
 }
+
+/** A message's status (inbound or outbound) in words. */
+export const MESSAGE_STATUS = {
+  routed: 'Routed',
+  unrouted: 'Unrouted',
+  quarantined: 'Quarantined',
+  duplicate: 'Duplicate',
+  heartbeat: 'Heartbeat',
+  queued: 'Queued',
+  sending: 'Sending',
+  deferred: 'Deferred (will retry)',
+  sent: 'Sent',
+  failed: 'Failed',
+  deleted: 'Deleted',
+};
+
+const STATUS_TONE = {
+  routed: 'good',
+  sent: 'good',
+  quarantined: 'bad',
+  failed: 'bad',
+  unrouted: 'warn',
+  deferred: 'warn',
+};
+
+/** A badge for a message's status, its raw value in `data-status` for tests and styles. */
+export function statusBadge(status) {
+  const el = document.createElement('span');
+  el.className = STATUS_TONE[status] ? `badge ${STATUS_TONE[status]}` : 'badge';
+  el.dataset.status = status;
+  el.textContent = MESSAGE_STATUS[status] ?? status;
+  return el;
+}

@@ -1,14 +1,16 @@
 /**
  * A server's status: IMAP connection state and last error in plain words, OAuth 2.0 sign-in,
- * outbound queue (spool depth), heartbeat round trip, dead letters with re-queue / delete, and
+ * outbound queue (spool depth), heartbeat round trip, unrouted and quarantined mail with route /
+ * release / delete (pages/held-mail.js), dead letters with re-queue / delete, and
  * the requests waiting for other engine instances (withdrawn when their instance is not coming back).
  */
 import { api, path } from '../lib/api.js';
 import { h, listTable, replace, when } from '../lib/dom.js';
 import { confirmDialog } from '../lib/dialog.js';
 import { breadcrumbs, failure, heading } from '../lib/layout.js';
-import { href } from '../lib/router.js';
+import { href, withQuery } from '../lib/router.js';
 import { CONNECTION, HEALTH, QUEUE, tone } from '../lib/words.js';
+import { heldMailSection } from './held-mail.js';
 
 /** [5000] how often connection and queue refresh while the page is open, in milliseconds. */
 const REFRESH_MS = 5000;
@@ -52,9 +54,13 @@ const TLS_WORDS = {
 
 export async function renderServerStatus(main, { tenantId, serverId }) {
   const base = path('tenants', tenantId, 'servers', serverId);
-  let tenant, server;
+  let tenant, server, destinations;
   try {
-    [tenant, server] = await Promise.all([api('GET', path('tenants', tenantId)), api('GET', base)]);
+    [tenant, server, { destinations }] = await Promise.all([
+      api('GET', path('tenants', tenantId)),
+      api('GET', base),
+      api('GET', path('tenants', tenantId, 'destinations')),
+    ]);
   } catch (err) {
     breadcrumbs([['Tenants', '#/'], ['E-mail server']]);
     failure(main, err);
@@ -63,7 +69,8 @@ export async function renderServerStatus(main, { tenantId, serverId }) {
   breadcrumbs([['Tenants', '#/'], [tenant.name, href('tenants', tenantId)], [server.name]]);
   const refreshButton = h('button', { type: 'button', onclick: () => void refresh() }, 'Refresh');
   const testButton = h('button', { type: 'button', onclick: () => void testConnection() }, 'Test connection');
-  heading(main, `${server.name}: status`, h('span', {}, testButton, ' ', refreshButton));
+  const traceLink = h('a', { href: withQuery(href('tenants', tenantId, 'trace'), { serverId }) }, 'Trace its mail');
+  heading(main, `${server.name}: status`, h('span', { class: 'page-links' }, traceLink, testButton, refreshButton));
 
   const connection = h('section', { 'aria-labelledby': 'connection-title' });
   const outbound = h('section', { 'aria-labelledby': 'outbound-title' });
@@ -72,7 +79,16 @@ export async function renderServerStatus(main, { tenantId, serverId }) {
   const problem = h('p', { class: 'error', role: 'alert', hidden: true });
   const notice = h('p', { role: 'status', hidden: true });
   const tested = h('section', { 'aria-labelledby': 'test-title', class: 'connection-test', hidden: true });
-  main.append(problem, notice, tested, h('div', { class: 'cards' }, connection, outbound), dead, requests);
+  const held = heldMailSection({ tenantId, serverId, destinations });
+  main.append(
+    problem,
+    notice,
+    tested,
+    h('div', { class: 'cards' }, connection, outbound),
+    held.section,
+    dead,
+    requests,
+  );
 
   /** After a re-queue or delete: another instance holds the file and does it within seconds (202). */
   function noticeRequested(result, what) {
@@ -300,7 +316,7 @@ export async function renderServerStatus(main, { tenantId, serverId }) {
     );
   }
 
-  await refresh();
+  await Promise.all([refresh(), held.refresh()]);
   const timer = setInterval(() => {
     if (!document.querySelector('dialog[open]')) void refresh({ withDeadLetters: false });
   }, REFRESH_MS);

@@ -32,7 +32,16 @@ export async function renderTenant(main, { tenantId }) {
     void renderTenant(main, { tenantId });
   };
   breadcrumbs([['Tenants', '#/'], [tenant.name]]);
-  heading(main, tenant.name);
+  heading(
+    main,
+    tenant.name,
+    h(
+      'nav',
+      { class: 'page-links', 'aria-label': 'Tenant pages' },
+      h('a', { href: href('tenants', tenantId, 'trace') }, 'Message trace'),
+      h('a', { href: href('tenants', tenantId, 'audit') }, 'Audit log'),
+    ),
+  );
 
   const usesOAuth = (s) => s.imap.auth.method === 'oauth2' || s.smtp.auth.method === 'oauth2';
   const [statuses, signIns] = await Promise.all([

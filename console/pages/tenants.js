@@ -21,7 +21,12 @@ export async function renderTenants(main) {
     main,
     'Tenants',
     scope === 'admin'
-      ? h('button', { type: 'button', class: 'primary', onclick: () => createTenant() }, 'Add tenant')
+      ? h(
+          'span',
+          { class: 'page-links' },
+          h('a', { href: '#/audit' }, 'Audit log'),
+          h('button', { type: 'button', class: 'primary', onclick: () => createTenant() }, 'Add tenant'),
+        )
       : null,
   );
   if (tenants.length === 0) {

@@ -181,6 +181,24 @@ export class MessageFeed {
     return found;
   }
 
+  /**
+   * One message of the tenant whatever became of it (routed, unrouted, quarantined, duplicate):
+   * what the operator's console opens from the trace, where a held message has no destination.
+   */
+  async getInTenant(tenantId: string, messageId: string): Promise<ReturnType<typeof messageDetailView>> {
+    return messageDetailView(await this.requireInTenant(tenantId, messageId));
+  }
+
+  /** One attachment of a message of the tenant, by its index in the attachment list. */
+  async attachmentInTenant(tenantId: string, messageId: string, index: number): Promise<ExtractedAttachment> {
+    const m = await this.requireInTenant(tenantId, messageId);
+    const raw = await this.store.sources.read({ tenantId, messageId }, m.sourceStore);
+    if (!raw) throw new MailroomError('MESSAGE_NOT_FOUND', 'the raw source of this message was not kept (too large)');
+    const found = await this.attachments.extractAttachment(raw, index);
+    if (!found) throw new MailroomError('MESSAGE_NOT_FOUND', `the message has no attachment ${index}`);
+    return found;
+  }
+
   /** Claims the message for `agent`; a second claim by another agent is refused (409). */
   async claim(tenantId: string, destinationId: string, messageId: string, agent: string): Promise<FeedItemView> {
     const m = await this.requireMessage(tenantId, destinationId, messageId);
@@ -225,6 +243,12 @@ export class MessageFeed {
     if (!(await this.store.destinations.get(tenantId, destinationId))) {
       throw new MailroomError('DESTINATION_NOT_FOUND', `destination ${destinationId} does not exist in this tenant`);
     }
+  }
+
+  private async requireInTenant(tenantId: string, messageId: string): Promise<InboundMessageRow> {
+    const message = await this.store.messages.get(tenantId, messageId);
+    if (!message) throw new MailroomError('MESSAGE_NOT_FOUND', `no message ${messageId} in this tenant`);
+    return message;
   }
 
   private async requireMessage(tenantId: string, destinationId: string, messageId: string): Promise<InboundMessageRow> {

@@ -15,6 +15,8 @@ export interface TraceFilters {
   status?: string | undefined;
   since?: Date | undefined;
   until?: Date | undefined;
+  /** Only inbound or only outbound mail (a destination's outbound list). */
+  kind?: 'inbound' | 'outbound' | undefined;
 }
 
 export interface TraceHit {
@@ -123,6 +125,8 @@ export class TraceSearchRepository {
       inbound.push(`m.ingested_at < ${u}`);
       outbound.push(`o.created_at < ${u}`);
     }
+    if (f.kind === 'inbound') outbound.push('false');
+    if (f.kind === 'outbound') inbound.push('false');
     if (cursor !== null) {
       const at = p(cursor.at);
       const id = p(cursor.id);

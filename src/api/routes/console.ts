@@ -28,6 +28,16 @@ const CSP =
   "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
   "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
+/**
+ * The frame a mail's HTML is shown in (`viewer.html`): the console writes a sandboxed frame into
+ * it (no scripts, opaque origin), and that frame's `srcdoc` inherits this policy, not the
+ * console's: the mail's inline styles apply, images come from data: (its `cid:` parts) or, once
+ * the operator asks, from the web; nothing else loads and no script of its own runs here.
+ */
+const VIEWER_CSP =
+  "default-src 'none'; style-src 'unsafe-inline'; img-src data: http: https:; font-src data:; " +
+  "base-uri 'none'; form-action 'none'; frame-ancestors 'self'";
+
 /** A relative file name the console may serve: plain segments, no dot files, no `..`. */
 const SAFE_PATH = /^(?:[A-Za-z0-9_-][A-Za-z0-9._-]*\/)*[A-Za-z0-9_-][A-Za-z0-9._-]*$/;
 
@@ -59,7 +69,7 @@ async function send(reply: FastifyReply, relative: string): Promise<Buffer> {
   const { body, type } = await readConsoleFile(relative);
   reply
     .type(type)
-    .header('content-security-policy', CSP)
+    .header('content-security-policy', relative === 'viewer.html' ? VIEWER_CSP : CSP)
     .header('x-content-type-options', 'nosniff')
     .header('referrer-policy', 'no-referrer')
     .header('cache-control', 'no-cache');

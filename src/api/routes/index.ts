@@ -11,6 +11,7 @@ import { oauthRoutes } from './oauth.js';
 import { outboundRoutes } from './outbound.js';
 import { responseRoutes } from './responses.js';
 import { serverRoutes } from './servers.js';
+import { tenantMessageRoutes } from './tenant-messages.js';
 import { tenantRoutes } from './tenants.js';
 import { tokenRoutes } from './tokens.js';
 import { traceRoutes } from './trace.js';
@@ -24,6 +25,7 @@ export const ROUTES: readonly RouteDef[] = [
   ...destinationRoutes,
   ...tokenRoutes,
   ...messageRoutes,
+  ...tenantMessageRoutes,
   ...heldMailRoutes,
   ...eventRoutes,
   ...responseRoutes,

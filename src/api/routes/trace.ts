@@ -20,6 +20,7 @@ const SearchQuery = Type.Object(
     status: Type.Optional(Type.String({ minLength: 1, maxLength: 40 })),
     since: Type.Optional(Type.String({ format: 'date-time' })),
     until: Type.Optional(Type.String({ format: 'date-time' })),
+    kind: Type.Optional(Type.Union([Type.Literal('inbound'), Type.Literal('outbound')])),
     cursor: Type.Optional(Type.String({ maxLength: 200 })),
   },
   strict,
@@ -27,7 +28,7 @@ const SearchQuery = Type.Object(
 type SearchQuery = {
   [K in 'messageId' | 'address' | 'subject' | 'from' | 'to' | 'destinationId' | 'serverId' | 'status' | 'cursor']?:
     string | undefined;
-} & { since?: string; until?: string };
+} & { since?: string; until?: string; kind?: TraceKind };
 
 export const traceRoutes: RouteDef[] = [
   {
@@ -37,7 +38,7 @@ export const traceRoutes: RouteDef[] = [
     summary:
       "Search a tenant's inbound and outbound mail, newest first (50 a page; `next` is the cursor of the next): " +
       'by Message-ID, an address (sender or recipient), a part of the subject, sender, recipient, destination, ' +
-      'e-mail server, status, and a time range.',
+      'e-mail server, status, a time range, and inbound or outbound only (`kind`).',
     tags,
     schema: { params: TenantParams, querystring: SearchQuery, response: { 200: TracePage } },
     handler: async (req, _reply, { trace }) => {

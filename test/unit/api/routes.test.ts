@@ -45,6 +45,11 @@ describe('API route table', () => {
       'PATCH /api/v1/tenants/:tenantId/destinations/:destinationId',
       'DELETE /api/v1/tenants/:tenantId/destinations/:destinationId',
       'POST /api/v1/tenants/:tenantId/destinations/:destinationId/copy',
+      // Issue 26: the console opens a trace hit (held mail has no destination) and its parts.
+      'GET /api/v1/tenants/:tenantId/trace',
+      'GET /api/v1/tenants/:tenantId/trace/:kind/:id',
+      'GET /api/v1/tenants/:tenantId/messages/:messageId',
+      'GET /api/v1/tenants/:tenantId/messages/:messageId/attachments/:index',
     ]) {
       assert.ok(keys.has(expected), expected);
     }

@@ -109,7 +109,10 @@ forEachBackend('a tenant’s message by id (the console’s message page)', (kin
     });
     assert.equal(part.statusCode, 200, part.body);
     assert.equal(part.body.trim(), 'Receipt 42');
-    assert.match(String(part.headers['content-disposition']), /^attachment; filename="receipt\.txt"$/);
+    assert.match(
+      String(part.headers['content-disposition']),
+      /^attachment; filename="receipt\.txt"; filename\*=UTF-8''receipt\.txt$/,
+    );
     assert.match(String(part.headers['content-security-policy']), /sandbox/);
     assert.equal(part.headers['x-content-type-options'], 'nosniff');
     const missing = await h.call<Obj>('GET', `${base}/attachments/1`, undefined, a.token);

@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { MessageDetailView } from '../../inbound/views.js';
+import { sendAsDownload } from '../download-headers.js';
 import type { RouteDef } from '../route.js';
 
 /**
@@ -48,13 +49,8 @@ export const tenantMessageRoutes: RouteDef[] = [
     handler: async (req, reply, { inbound }) => {
       const p = req.params as Params & { index: number };
       const found = await inbound.feed.attachmentInTenant(p.tenantId, p.messageId, p.index);
-      const filename = (found.filename ?? `attachment-${p.index}`).replace(/["\r\n\\]/g, '_');
       // Always a download, never rendered by the browser on the engine's origin.
-      reply
-        .type(found.contentType)
-        .header('content-disposition', `attachment; filename="${filename}"`)
-        .header('x-content-type-options', 'nosniff')
-        .header('content-security-policy', "default-src 'none'; sandbox");
+      sendAsDownload(reply, found.contentType, found.filename ?? `attachment-${p.index}`);
       return found.content;
     },
   },

@@ -88,6 +88,11 @@ export interface FakeIdp {
   expireDeviceCode(userCode: string): void;
   /** The next `count` device-code polls answer `slow_down`. */
   slowDown(count?: number): void;
+  /**
+   * Device-code requests wait (unanswered) until `release` is called: a slow provider, for tests
+   * of what happens meanwhile; `waiting` counts the requests held.
+   */
+  holdDeviceCodes(): { waiting: () => number; release: () => void };
   /** Revokes the user's refresh and access tokens: the next refresh gets `invalid_grant`. */
   revoke(user: string): void;
   refuseRefresh(user: string): void;
@@ -128,6 +133,7 @@ const ROUTE =
   /^\/([A-Za-z0-9.-]+)\/(v2\.0\/\.well-known\/openid-configuration|oauth2\/v2\.0\/devicecode|oauth2\/v2\.0\/token|discovery\/v2\.0\/keys)$/;
 
 async function route(
+  held: { until: Promise<void> | null; waiting: number },
   directory: Directory,
   google: GoogleServiceAccounts,
   page: SignInPage,
@@ -163,6 +169,11 @@ async function route(
     return send(res, { status: 405, body: { error: 'invalid_request', error_description: 'use POST' } });
   }
   const form = await readForm(req);
+  if (endpoint?.endsWith('devicecode') && held.until) {
+    held.waiting += 1;
+    await held.until;
+    held.waiting -= 1;
+  }
   send(
     res,
     endpoint?.endsWith('devicecode') ? directory.deviceCode(directoryId, form) : directory.token(directoryId, form),
@@ -179,6 +190,7 @@ export async function startFakeIdp(options: FakeIdpOptions = {}): Promise<FakeId
   const certs = options.certificates ?? makeTestCertificates();
   const host = options.host ?? '127.0.0.1';
   const holder: { server?: Server } = {};
+  const held: { until: Promise<void> | null; waiting: number } = { until: null, waiting: 0 };
   const port = (): number => (holder.server?.address() as AddressInfo | null)?.port ?? 0;
   const directory = new Directory({
     baseUrl: () => `https://${host}:${port()}`,
@@ -203,7 +215,7 @@ export async function startFakeIdp(options: FakeIdpOptions = {}): Promise<FakeId
   });
 
   const https = createServer({ key: certs.key, cert: certs.cert }, (req, res) => {
-    route(directory, google, page, req, res).catch((err: unknown) =>
+    route(held, directory, google, page, req, res).catch((err: unknown) =>
       send(res, { status: 500, body: { error: 'server_error', error_description: String(err) } }),
     );
   });
@@ -241,6 +253,17 @@ export async function startFakeIdp(options: FakeIdpOptions = {}): Promise<FakeId
     deny: (code) => directory.deny(code),
     expireDeviceCode: (code) => directory.expireDeviceCode(code),
     slowDown: (count) => directory.slowDown(count),
+    holdDeviceCodes() {
+      let resolve = (): void => undefined;
+      held.until = new Promise<void>((done) => (resolve = done));
+      return {
+        waiting: () => held.waiting,
+        release: () => {
+          held.until = null;
+          resolve();
+        },
+      };
+    },
     revoke: (user) => directory.revoke(user),
     refuseRefresh: (user) => directory.refuseRefresh(user),
     allowRefresh: (user) => directory.allowRefresh(user),

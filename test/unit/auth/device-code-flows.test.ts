@@ -20,13 +20,25 @@ describe('OAuth 2.0 device-code sign-in (fake identity provider, fake clock)', f
 
   it('answers a Get Code cancelled before the provider issued its code (by another Get Code) instead of hanging', async () => {
     const server = await f.addServer('Main', USER, { clientId: 'public-client' });
+    // The provider is slow to issue codes: the first Get Code is surely still waiting for its
+    // code when the second one comes (each reads the database first: unheld, either could win).
+    const hold = f.idp.holdDeviceCodes();
+    const until = async (ok: () => boolean, what: string): Promise<void> => {
+      for (let i = 0; i < 500 && !ok(); i += 1) await new Promise((resolve) => setTimeout(resolve, 10));
+      assert.ok(ok(), what);
+    };
     const first = f.oauth.startDeviceCode(f.tenantId, server.id, 'imap');
     const firstOutcome = first.then(
       () => 'a code',
       (err: unknown) => (isMailroomError(err, 'CONFLICT') ? err.message : String(err)),
     );
-    const code = await f.oauth.startDeviceCode(f.tenantId, server.id, 'imap');
+    await until(() => hold.waiting() === 1, 'the first Get Code has asked the provider');
+    const second = f.oauth.startDeviceCode(f.tenantId, server.id, 'imap');
+    await until(() => hold.waiting() === 2, 'the second Get Code has asked the provider (replacing the first)');
+    // The provider answers both now: the first code comes for a Get Code already replaced.
+    hold.release();
     assert.match(await firstOutcome, /cancelled before the identity provider issued a code.*ask for a code again/);
+    const code = await second;
     await f.clock.nextTimer();
     assert.ok(f.idp.approve(code.userCode, USER));
     await f.clock.fireNext();

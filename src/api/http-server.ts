@@ -132,7 +132,7 @@ function toMailroomError(err: FastifyError | Error): MailroomError {
   };
   const code = fe.statusCode !== undefined ? byStatus[fe.statusCode] : undefined;
   if (code === 'VALIDATION_FAILED') {
-    return new MailroomError(code, `the request body is not valid JSON: ${fe.message}`);
+    return new MailroomError(code, `the request body is not valid JSON: ${fe.message}`, { field: 'body' });
   }
   if (code) return new MailroomError(code, ERROR_CODES[code].text);
   if (isDatabaseUnreachable(err)) {

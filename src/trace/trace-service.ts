@@ -47,6 +47,20 @@ export type TimelineView = Static<typeof TimelineView>;
 
 export type TraceKind = 'inbound' | 'outbound';
 
+/** The statuses a trace search may ask for: an inbound message's, then an outgoing one's. */
+export const TRACE_STATUSES = [
+  'routed',
+  'unrouted',
+  'quarantined',
+  'duplicate',
+  'heartbeat',
+  'queued',
+  'sending',
+  'sent',
+  'deferred',
+  'failed',
+] as const satisfies ReadonlyArray<InboundMessageRow['status'] | OutboundMessageRow['status']>;
+
 /** Why a message was left unrouted, in words (the decision itself is the event). */
 const UNROUTED_REASON =
   "no monitored destination has one of the message's recipient addresses, and the e-mail server has no default destination";

@@ -18,6 +18,7 @@ import type { AddressPolicy } from './shared/address-policy.js';
 import { DEFAULT_MESSAGE_ID_DOMAIN } from './shared/mail-headers.js';
 import type { WebProxy } from './shared/web-proxy.js';
 import { resolveSecrets } from './config/local-secrets.js';
+import { checkCaDir, listenErrorOf } from './config/start-checks.js';
 import { engineStateCollector } from './engine-metrics.js';
 import type { OperationsApi } from './api/route.js';
 import { offCollect, onCollect, renderMetrics } from './shared/metrics.js';
@@ -347,6 +348,7 @@ export class Engine {
     if (this.state !== 'new') return;
     this.state = 'starting';
     try {
+      await checkCaDir(this.config.caDir);
       this.services = await openServices(this.config, this.logger);
       const { store, accounts } = this.services;
       // Which servers this instance watches: those it holds the lease of (all, when it is alone).
@@ -408,7 +410,10 @@ export class Engine {
         waitsPerTenant: this.config.waitsPerTenant,
         rateLimits: { perToken: this.config.rateLimitPerToken, perAddress: this.config.rateLimitPerAddress },
       });
-      await this.api.listen({ host: this.config.httpHost, port: this.config.httpPort });
+      const { httpHost, httpPort } = this.config;
+      await this.api.listen({ host: httpHost, port: httpPort }).catch((err: unknown) => {
+        throw listenErrorOf(err, httpHost, httpPort);
+      });
       await this.inbound.start();
       this.webhooks.start();
       // Retention: one instance at a time (the job lease), in the background.

@@ -1,4 +1,4 @@
-import { MailroomError } from '../shared/errors.js';
+import { isMailroomError, MailroomError } from '../shared/errors.js';
 import { tlsModeOfSecure, type TlsMode } from '../shared/tls-mode.js';
 import type { OAuthPurpose } from '../store/oauth-grants.js';
 import type { EmailServerRow, OAuthSettings } from '../store/rows.js';
@@ -173,34 +173,92 @@ function checkTls(side: 'imap' | 'smtp', fields: { tls?: TlsMode | undefined; se
   }
 }
 
-/** Cross-field rules; `stored` says which secrets the server already has and may keep. */
+/**
+ * The cross-field rules, each on its own: `stored` says which secrets the server already has and
+ * may keep. Each rule names the first fault of its part (one side's credentials, one side's TLS).
+ */
+function crossChecks(input: ServerInput, stored: StoredSecrets): Array<() => void> {
+  return [
+    () => checkTls('imap', input.imap),
+    () => checkTls('smtp', input.smtp),
+    () => {
+      if (isGmail(input) && (input.imap.maxSessions ?? 0) > GMAIL_MAX_SESSIONS) {
+        throw fieldError(
+          'imap.maxSessions',
+          `'imap.maxSessions' must be at most ${GMAIL_MAX_SESSIONS} for Gmail, which allows ${GMAIL_MAX_SESSIONS} simultaneous IMAP connections per account`,
+        );
+      }
+    },
+    () =>
+      checkCredentials(input.imap.auth, input.imap.auth.method, 'imap.auth', {
+        password: stored.imapPassword,
+        clientSecret: stored.imapClientSecret,
+        dropped: stored.imapDropped,
+      }),
+    () => {
+      const smtp = input.smtp.auth;
+      if (smtp.mode === 'custom') {
+        if (smtp.user === undefined) {
+          throw fieldError('smtp.auth.user', `'smtp.auth.user' is required when mode is custom`);
+        }
+      } else if (smtp.mode === 'imap' || smtp.mode === 'none') {
+        const why = `is only used with mode custom (mode '${smtp.mode}' ${smtp.mode === 'imap' ? 'uses the IMAP credentials' : 'sends without authentication'})`;
+        refuse(smtp, 'smtp.auth', ['method', 'user', ...PASSWORD_FIELDS, ...OAUTH_FIELDS], why);
+      }
+    },
+    () => {
+      const smtp = input.smtp.auth;
+      if (smtp.mode !== 'custom') return;
+      checkCredentials(smtp, smtp.method ?? 'password', 'smtp.auth', {
+        password: stored.smtpPassword,
+        clientSecret: stored.smtpClientSecret,
+        dropped: stored.smtpDropped,
+      });
+    },
+  ];
+}
+
+/** Every field at fault of the cross-field rules, in the form's order (see `crossChecks`). */
+function faultsOf(checks: Array<() => void>, strict: boolean): Array<{ field: string; message: string }> {
+  const faults: Array<{ field: string; message: string }> = [];
+  for (const check of checks) {
+    try {
+      check();
+    } catch (err) {
+      // On a body the schema refused, a rule that meets a malformed part has nothing to add.
+      if (!isMailroomError(err)) {
+        if (strict) throw err;
+        continue;
+      }
+      const field = err.field ?? '';
+      if (!faults.some((f) => f.field === field)) faults.push({ field, message: err.message });
+    }
+  }
+  return faults;
+}
+
+/** Cross-field rules; `stored` says which secrets the server already has and may keep. Every fault at once. */
 export function checkServerInput(input: ServerInput, stored: StoredSecrets = NO_STORED_SECRETS): void {
-  checkTls('imap', input.imap);
-  checkTls('smtp', input.smtp);
-  const imap = input.imap.auth;
-  if (isGmail(input) && (input.imap.maxSessions ?? 0) > GMAIL_MAX_SESSIONS) {
-    throw fieldError(
-      'imap.maxSessions',
-      `'imap.maxSessions' must be at most ${GMAIL_MAX_SESSIONS} for Gmail, which allows ${GMAIL_MAX_SESSIONS} simultaneous IMAP connections per account`,
-    );
-  }
-  checkCredentials(imap, imap.method, 'imap.auth', {
-    password: stored.imapPassword,
-    clientSecret: stored.imapClientSecret,
-    dropped: stored.imapDropped,
+  const faults = faultsOf(crossChecks(input, stored), true);
+  const [first] = faults;
+  if (!first) return;
+  if (faults.length === 1) throw fieldError(first.field, first.message);
+  throw new MailroomError('VALIDATION_FAILED', faults.map((f) => f.message).join('; '), {
+    field: first.field,
+    details: { errors: faults },
   });
-  const smtp = input.smtp.auth;
-  if (smtp.mode === 'custom') {
-    if (smtp.user === undefined) throw fieldError('smtp.auth.user', `'smtp.auth.user' is required when mode is custom`);
-    checkCredentials(smtp, smtp.method ?? 'password', 'smtp.auth', {
-      password: stored.smtpPassword,
-      clientSecret: stored.smtpClientSecret,
-      dropped: stored.smtpDropped,
-    });
-  } else {
-    const why = `is only used with mode custom (mode '${smtp.mode}' ${smtp.mode === 'imap' ? 'uses the IMAP credentials' : 'sends without authentication'})`;
-    refuse(smtp, 'smtp.auth', ['method', 'user', ...PASSWORD_FIELDS, ...OAUTH_FIELDS], why);
-  }
+}
+
+/**
+ * The cross-field faults of a new server's body that its schema refused (a port out of range):
+ * told with the schema's, so that one answer names every field at fault. Best effort: the rules
+ * run on the raw body, and one that meets a part of the wrong shape says nothing.
+ */
+export function serverBodyFaults(body: unknown): Array<{ field: string; message: string }> {
+  const b = body as { imap?: { auth?: unknown }; smtp?: { auth?: unknown } } | null;
+  if (typeof b !== 'object' || b === null) return [];
+  if (typeof b.imap?.auth !== 'object' || typeof b.smtp?.auth !== 'object') return [];
+  return faultsOf(crossChecks(b as ServerInput, NO_STORED_SECRETS), false);
 }
 
 export function normalizeKey(value: string): string {

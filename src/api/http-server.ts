@@ -132,7 +132,7 @@ function toMailroomError(err: FastifyError | Error): MailroomError {
   };
   const code = fe.statusCode !== undefined ? byStatus[fe.statusCode] : undefined;
   if (code === 'VALIDATION_FAILED') {
-    return new MailroomError(code, `the request body is not valid JSON: ${fe.message}`);
+    return new MailroomError(code, `the request body is not valid JSON: ${fe.message}`, { field: 'body' });
   }
   if (code) return new MailroomError(code, ERROR_CODES[code].text);
   if (isDatabaseUnreachable(err)) {
@@ -143,6 +143,31 @@ function toMailroomError(err: FastifyError | Error): MailroomError {
     );
   }
   return new MailroomError('INTERNAL', 'an internal error occurred; the engine log has the details', { cause: err });
+}
+
+/**
+ * A refused body's schema faults and the route's cross-field faults (`bodyFaults`), together in
+ * the shape of `validationError`: `field` the first, `details.errors` each. Params or a query
+ * string at fault: as it is.
+ */
+function withBodyFaults(
+  err: MailroomError,
+  invalid: { validationContext?: string },
+  route: RouteDef,
+  body: unknown,
+): MailroomError {
+  if (invalid.validationContext !== 'body' || !route.bodyFaults || err.code !== 'VALIDATION_FAILED') return err;
+  const listed = (err.details?.errors as Array<{ field: string; message: string }> | undefined) ?? [
+    { field: err.field ?? 'body', message: err.message },
+  ];
+  const faults = [...listed];
+  for (const f of route.bodyFaults(body)) if (!faults.some((g) => g.field === f.field)) faults.push(f);
+  if (faults.length === listed.length) return err;
+  const [first] = faults as [{ field: string; message: string }];
+  return new MailroomError('VALIDATION_FAILED', faults.map((f) => f.message).join('; '), {
+    field: first.field,
+    details: { errors: faults },
+  });
 }
 
 /** Builds the HTTP API: every route of ROUTES with its schema, access rule and error mapping. */
@@ -347,8 +372,12 @@ function registerRoute(
             }
           }
         : undefined,
+    // A body the schema refused is checked by the route's cross-field rules too (one answer, every fault).
+    ...(route.bodyFaults && { attachValidation: true }),
     // Changes a handler makes are audited as the token's (src/shared/actor.ts).
     handler: (request, reply) => {
+      const invalid = (request as { validationError?: FastifyError & { validationContext?: string } }).validationError;
+      if (invalid) throw withBodyFaults(toMailroomError(invalid), invalid, route, request.body);
       const principal = (request as RouteRequest).principal;
       const run = () => route.handler(request as RouteRequest, reply, ctx);
       return principal ? runAs(actorOfPrincipal(principal), run) : run();

@@ -63,6 +63,7 @@ export function registerJsonBodyParser(app: FastifyInstance): void {
         new MailroomError(
           'VALIDATION_FAILED',
           `the request body nests objects and arrays deeper than ${MAX_JSON_DEPTH} levels`,
+          { field: 'body' },
         ),
         undefined,
       );

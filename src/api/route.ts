@@ -90,6 +90,11 @@ export interface RouteDef {
   produces?: string;
   /** Request headers the handler reads and checks itself (documented, not validated by the schema). */
   headers?: TSchema;
+  /**
+   * Cross-field checks of the body (rules its schema cannot say), run on the raw body also when
+   * the schema refused it, so that one answer names every field at fault; best effort.
+   */
+  bodyFaults?: (body: unknown) => Array<{ field: string; message: string }>;
   schema: {
     params?: TSchema;
     querystring?: TSchema;

@@ -4,6 +4,7 @@ import { Engine } from '../main.js';
 import { CredentialService } from '../auth/credentials.js';
 import { testImapConnection } from '../inbound/connection-test.js';
 import { testSmtpConnection } from '../outbound/connection-test.js';
+import { isMailroomError } from '../shared/errors.js';
 import { createLogger } from '../shared/logger.js';
 import { generateSecretKey } from '../shared/sealed-secrets.js';
 import { readBody, type BodyOptions } from './input.js';
@@ -70,8 +71,15 @@ async function startEngine(): Promise<void> {
   try {
     await engine.start();
   } catch (err) {
-    logger.error({ err }, 'mailroom could not start');
-    process.exitCode = printError(err);
+    // Said once: a known cause (a setting, the database, a port) as one line on standard error;
+    // anything else in the log with its stack, and its message on standard error.
+    if (isMailroomError(err)) {
+      process.exitCode = printError(err);
+    } else {
+      logger.error({ err }, 'mailroom could not start');
+      process.stderr.write(`error: mailroom could not start: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exitCode = 1;
+    }
     process.exit();
   }
 }

@@ -1,5 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { AddressPolicy, AddressPolicyError } from '../shared/address-policy.js';
@@ -300,6 +301,20 @@ function caFileVar(env: Env, name: string, cwd: string): string | undefined {
   return blocks.join('\n');
 }
 
+/** A domain name for the right of `@` in Message-IDs: dot-separated labels, not an IP address (RFC 5322 dot-atom). */
+function messageIdDomainVar(env: Env, name: string): string | null {
+  const raw = nonEmpty(env, name);
+  if (raw === undefined) return null;
+  if (isIP(raw) !== 0 || !raw.includes('.') || raw.endsWith('.') || !isHost(raw)) {
+    throw new MailroomError(
+      'CONFIG_INVALID',
+      `${name} must be a domain name such as mail.example.com (letters, digits and '-' in dot-separated labels; got '${raw}')`,
+      { field: name },
+    );
+  }
+  return raw;
+}
+
 function nonEmpty(env: Env, name: string): string | undefined {
   const raw = env[name]?.trim();
   return raw === undefined || raw === '' ? undefined : raw;
@@ -365,7 +380,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     webhookTimeoutMs: intVar(env, 'MAILROOM_WEBHOOK_TIMEOUT_MS', 10_000, 100, 120_000),
     instanceId: nonEmpty(env, 'MAILROOM_INSTANCE_ID') ?? hostname(),
     leaseTtlMs: intVar(env, 'MAILROOM_LEASE_TTL_MS', 20_000, 1_000, 600_000),
-    messageIdDomain: nonEmpty(env, 'MAILROOM_MESSAGE_ID_DOMAIN') ?? null,
+    messageIdDomain: messageIdDomainVar(env, 'MAILROOM_MESSAGE_ID_DOMAIN'),
     sources: loadSourceConfig(env, cwd),
     retention: {
       intervalMs: intVar(env, 'MAILROOM_RETENTION_INTERVAL_MS', 3_600_000, 1_000, 604_800_000),

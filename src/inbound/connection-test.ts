@@ -2,6 +2,7 @@ import type { CredentialService } from '../auth/credentials.js';
 import { certificateAdvice } from '../shared/certificate-advice.js';
 import {
   CONNECTION_TEST_TIMEOUT_MS,
+  inClear,
   oauthRefused,
   timedTest,
   type ConnectionTestResult,
@@ -32,9 +33,10 @@ export function testImapConnection(
       socketTimeoutMs: CONNECTION_TEST_TIMEOUT_MS,
     });
     const idle = session.supportsIdle;
+    const encrypted = session.encrypted;
     await session.close();
     const how = oauth ? ' with an OAuth 2.0 access token' : '';
-    return `connected and logged in as ${session.user}${how}; ${idle ? 'new mail is announced (IDLE)' : 'no IDLE: the mailbox will be polled'}`;
+    return `connected and logged in as ${session.user}${how}${inClear(encrypted, server.imapTls)}; ${idle ? 'new mail is announced (IDLE)' : 'no IDLE: the mailbox will be polled'}`;
   };
   return timedTest(
     async () => {

@@ -134,11 +134,8 @@ export class HeldMail {
       await tx.trace.append([
         { tenantId, messageId, type: 'deleted', detail: { previously: message.status, ...actorDetail() } },
       ]);
-      await this.audit(tx, message, 'message.deleted', {
-        previously: message.status,
-        subject: message.subject,
-        from: message.fromAddress,
-      });
+      // The message id only: the audit log outlives mail (and erasure) and keeps no mail content.
+      await this.audit(tx, message, 'message.deleted', { previously: message.status });
       return { id: messageId, status: 'deleted' as const, destinationIds: [] };
     });
   }

@@ -128,6 +128,11 @@ export class ImapSession extends EventEmitter<{ exists: [count: number]; close: 
     return !this.closed && this.client.usable;
   }
 
+  /** Whether the session is encrypted (TLS from the start, or upgraded by STARTTLS): imapflow's `secureConnection`. */
+  get encrypted(): boolean {
+    return this.client.secureConnection;
+  }
+
   get supportsIdle(): boolean {
     return this.client.capabilities.has('IDLE');
   }

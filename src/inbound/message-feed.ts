@@ -216,11 +216,22 @@ export class MessageFeed {
     return feedItemView(d, m);
   }
 
-  async ack(tenantId: string, destinationId: string, messageId: string): Promise<FeedItemView> {
+  /**
+   * Acknowledges a delivered message. With `agent`, refused (409 ALREADY_CLAIMED) while another
+   * agent holds the claim; without it, as before: whoever holds the tenant's token may.
+   */
+  async ack(tenantId: string, destinationId: string, messageId: string, agent?: string): Promise<FeedItemView> {
     const m = await this.requireMessage(tenantId, destinationId, messageId);
-    await this.store.deliveries.ack(destinationId, messageId, new Date(), actorDetail());
+    await this.store.deliveries.ack(destinationId, messageId, new Date(), actorDetail(), agent);
     const d = await this.store.deliveries.get(destinationId, messageId);
     if (!d) throw notFound(messageId);
+    if (agent !== undefined && d.claimedBy !== null && d.claimedBy !== agent) {
+      throw new MailroomError(
+        'ALREADY_CLAIMED',
+        `the message was claimed by '${d.claimedBy}' at ${d.claimedAt?.toISOString()}; only that agent may acknowledge it`,
+        { details: { claimedBy: d.claimedBy } },
+      );
+    }
     return feedItemView(d, m);
   }
 

@@ -1,4 +1,5 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import type { Actor } from '../shared/actor.js';
 import { MailroomError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { ErasureRow } from '../store/lifecycle-repositories.js';
@@ -31,12 +32,14 @@ export interface ErasureReceipt {
   createdAt: string;
   /** Null while the erasure is not complete (repeat the request to carry it on). */
   finishedAt: string | null;
+  /** Who asked (from the audit log's `erasure.requested`); null once that entry is gone. */
+  requestedBy: { kind: Actor['kind']; tokenId: string | null; name: string } | null;
 }
 
 /** [200] messages deleted per statement. */
 const BATCH = 200;
 
-export function receiptOf(row: ErasureRow): ErasureReceipt {
+export function receiptOf(row: ErasureRow, by: Actor | null = null): ErasureReceipt {
   return {
     id: row.id,
     tenantId: row.tenantId,
@@ -45,6 +48,7 @@ export function receiptOf(row: ErasureRow): ErasureReceipt {
     counts: row.counts,
     createdAt: row.createdAt.toISOString(),
     finishedAt: row.finishedAt?.toISOString() ?? null,
+    requestedBy: by && { kind: by.kind, tokenId: by.kind === 'token' ? by.tokenId : null, name: by.name },
   };
 }
 
@@ -65,9 +69,13 @@ function dateOf(value: string | undefined, field: string): Date | null {
  * Erasure on request: every inbound message from or to an address (its source in whatever
  * backend, its deliveries and webhook rows), the outgoing mail to it (waiting mail cancelled
  * first, dead letters' spool files deleted), the alerts that quote it and the spool's recycled
- * files. Every step is idempotent and the counts are saved as it goes, so a run cut short (a
- * crash) is completed by repeating the request: the same address and range find the same
- * receipt, which never holds the address, only a salted hash of it.
+ * files; the trace events of what it deleted, and the address wherever the remaining trace
+ * events and audit entries quote it (replaced by `[erased]`). Every step is idempotent and the
+ * counts are saved as it goes, so a run cut short (a crash) is completed by repeating the
+ * request: the same address and range find the same unfinished receipt, which never holds the
+ * address, only a salted hash of it. Repeating a finished one erases again, under a new receipt,
+ * what matches now (mail that arrived since). Each request and each run is audited (the erasure
+ * id and counts, never the address).
  */
 export class ErasureService {
   constructor(
@@ -84,8 +92,16 @@ export class ErasureService {
     const since = dateOf(input.since, 'since');
     const until = dateOf(input.until, 'until');
     const same = (a: Date | null, b: Date | null): boolean => (a?.getTime() ?? null) === (b?.getTime() ?? null);
+    if (since !== null && until !== null && until.getTime() <= since.getTime()) {
+      throw new MailroomError('VALIDATION_FAILED', 'until must be later than since', { field: 'until' });
+    }
+    // Only an unfinished erasure is carried on; a finished one stays the record of what it did.
     const known = (await this.store.erasures.list(tenantId)).find(
-      (e) => e.addressHash === hashOf(e.salt, address) && same(e.since, since) && same(e.until, until),
+      (e) =>
+        e.finishedAt === null &&
+        e.addressHash === hashOf(e.salt, address) &&
+        same(e.since, since) &&
+        same(e.until, until),
     );
     const salt = randomBytes(16).toString('hex');
     const row =
@@ -99,19 +115,29 @@ export class ErasureService {
         until,
       }));
     const log = this.logger.child({ tenantId, erasureId: row.id });
-    if (row.finishedAt === null) {
-      log.info({ resumed: known !== undefined }, 'erasure started');
-      await this.run(row, address, log);
+    const audit = (action: string, detail: Record<string, unknown>): Promise<void> =>
+      this.store.audit.record({ tenantId, action, targetKind: 'erasure', targetId: row.id, detail });
+    if (!known) {
+      await audit('erasure.requested', {
+        since: row.since?.toISOString() ?? null,
+        until: row.until?.toISOString() ?? null,
+      });
     }
+    log.info({ resumed: known !== undefined }, 'erasure started');
+    await this.run(row, address, log);
     const done = (await this.store.erasures.get(tenantId, row.id)) as ErasureRow;
+    await audit(done.finishedAt !== null ? 'erasure.finished' : 'erasure.unfinished', {
+      resumed: known !== undefined,
+      counts: done.counts,
+    });
     if (done.finishedAt !== null) log.info({ counts: done.counts }, 'erasure finished');
-    return receiptOf(done);
+    return receiptOf(done, await this.store.audit.actorOf(tenantId, 'erasure.requested', row.id));
   }
 
   async get(tenantId: string, id: string): Promise<ErasureReceipt> {
     const row = await this.store.erasures.get(tenantId, id);
     if (!row) throw new MailroomError('ERASURE_NOT_FOUND', `erasure ${id} does not exist in this tenant`);
-    return receiptOf(row);
+    return receiptOf(row, await this.store.audit.actorOf(tenantId, 'erasure.requested', id));
   }
 
   private async run(row: ErasureRow, address: string, log: Logger): Promise<void> {
@@ -166,7 +192,8 @@ export class ErasureService {
     }
     const alerts = await store.erasures.deleteAlerts(tenantId, address);
     const recycled = await this.outbound.forgetRecycledFiles();
-    await store.erasures.addCounts(id, { alerts, spoolFiles: recycled });
+    const scrubbed = await store.erasures.scrubDetails(tenantId, address);
+    await store.erasures.addCounts(id, { alerts, spoolFiles: recycled, scrubbedEntries: scrubbed });
     if (pending) {
       log.warn('erasure not complete (mail on its way, or a source store away); repeat the request to carry it on');
       return;

@@ -56,9 +56,34 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
           );
         }
       }
-      const policy = { ...(await store.lifecycle.policy(tenantId)) };
+      const before = await store.lifecycle.policy(tenantId);
+      const policy = { ...before };
       for (const field of POLICY_FIELDS) if (patch[field] !== undefined) policy[field] = patch[field] as number | null;
-      await store.lifecycle.setPolicy(tenantId, policy);
+      // A part kept longer than the whole message would never be kept that long: refused, not guessed.
+      for (const field of ['messageBodyDays', 'rawSourceDays'] as const) {
+        const days = policy[field];
+        if (days !== null && policy.messageDays !== null && days > policy.messageDays) {
+          throw new MailroomError(
+            'VALIDATION_FAILED',
+            `${field} (${days}) must not exceed messageDays (${policy.messageDays}): whole messages go after messageDays`,
+            { field },
+          );
+        }
+      }
+      await store.transaction(async (tx) => {
+        await tx.lifecycle.setPolicy(tenantId, policy);
+        const changed = POLICY_FIELDS.filter((f) => before[f] !== policy[f]);
+        await tx.audit.record({
+          tenantId,
+          action: 'retention.changed',
+          targetKind: 'tenant',
+          targetId: tenantId,
+          detail: {
+            before: Object.fromEntries(changed.map((f) => [f, before[f]])),
+            after: Object.fromEntries(changed.map((f) => [f, policy[f]])),
+          },
+        });
+      });
       logger.info({ tenantId, retention: policy }, 'retention changed');
       return policy;
     },

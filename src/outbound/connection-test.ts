@@ -2,6 +2,7 @@ import type { CredentialService } from '../auth/credentials.js';
 import { certificateAdvice } from '../shared/certificate-advice.js';
 import {
   CONNECTION_TEST_TIMEOUT_MS,
+  inClear,
   oauthRefused,
   timedTest,
   type ConnectionTestResult,
@@ -42,13 +43,16 @@ export function testSmtpConnection(
       ),
     );
     let loggedIn: boolean;
+    let encrypted: boolean;
     try {
-      loggedIn = await transport.verify();
+      ({ loggedIn, encrypted } = await transport.probe());
     } finally {
       transport.close();
     }
     const how = oauthUser !== undefined ? ' with an OAuth 2.0 access token' : '';
-    if (loggedIn && login) return { detail: `connected and logged in as ${login.user}${how}` };
+    if (loggedIn && login) {
+      return { detail: `connected and logged in as ${login.user}${how}${inClear(encrypted, server.smtpTls)}` };
+    }
     return {
       detail: login
         ? `connected, but the server offers no login (AUTH): the user name and password are not used`

@@ -149,10 +149,17 @@ export class SmtpTransport {
    * Resolves with whether it logged in (false: no credentials, or the server offers no AUTH).
    */
   verify(): Promise<boolean> {
+    return this.probe().then((p) => p.loggedIn);
+  }
+
+  /** As `verify`, also telling whether the session was encrypted (TLS from the start, or STARTTLS). */
+  probe(): Promise<{ loggedIn: boolean; encrypted: boolean }> {
     return this.inTurn(async () => {
       const connection = await this.open();
+      // nodemailer's SMTPConnection `secure`: true once TLS is on, upgraded by STARTTLS included.
+      const encrypted = connection.secure;
       connection.quit();
-      return this.loggedIn.has(connection);
+      return { loggedIn: this.loggedIn.has(connection), encrypted };
     });
   }
 

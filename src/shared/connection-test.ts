@@ -1,3 +1,4 @@
+import type { TlsMode } from './tls-mode.js';
 /** The outcome of one side of an e-mail server's connection test ("Test connection"). */
 export interface ConnectionTestResult {
   ok: boolean;
@@ -38,4 +39,12 @@ export function oauthRefused(side: 'IMAP' | 'SMTP', user: string, err: unknown):
     `(or the app, for client credentials) may open this mailbox over ${side} with OAuth 2.0 (its permissions, and ` +
     `${side} with OAuth enabled for the mailbox), and that the user name is that mailbox`
   );
+}
+
+/** What the administrator should know of a login that went without TLS (the password in clear). */
+export function inClear(encrypted: boolean, tls: TlsMode): string {
+  if (encrypted) return '';
+  return tls === 'none'
+    ? ' (without TLS: tls is none, the credentials went in clear)'
+    : ' (without TLS: the server offered no STARTTLS, the credentials went in clear)';
 }

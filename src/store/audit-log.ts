@@ -63,6 +63,17 @@ export class AuditLogRepository {
     );
   }
 
+  /** Who made the tenant's first entry of `action` on `targetId` (along audit_log_tenant_idx); null if none is left. */
+  async actorOf(tenantId: string, action: string, targetId: string): Promise<Actor | null> {
+    const rows: Array<Record<string, unknown>> = await this.em.query(
+      `SELECT actor_kind, actor_id, actor_name FROM audit_log
+        WHERE tenant_id = $1 AND action = $2 AND target_id = $3 ORDER BY id LIMIT 1`,
+      [tenantId, action, targetId],
+    );
+    const r = rows[0];
+    return r ? actorOf(r.actor_kind as string, (r.actor_id as string | null) ?? null, r.actor_name as string) : null;
+  }
+
   /**
    * Entries newest first, below `beforeId` (the cursor), at or after `since`. `tenantId`
    * undefined: every entry (administrators); a tenant id: that tenant's only.

@@ -504,14 +504,31 @@ export class DeliveryRepository {
     return this.get(destinationId, messageId);
   }
   /** Acknowledges (once: a repeat changes nothing and is not traced again). */
-  async ack(destinationId: string, messageId: string, at: Date, by: Record<string, unknown> = {}): Promise<void> {
+  /**
+   * Acknowledges a delivery once. With `agent`, only while the delivery is unclaimed or claimed by
+   * that agent (the caller tells a refusal by the row's claimedBy).
+   */
+  async ack(
+    destinationId: string,
+    messageId: string,
+    at: Date,
+    by: Record<string, unknown> = {},
+    agent?: string,
+  ): Promise<void> {
     await this.em.query(
       `WITH a AS (UPDATE inbound_deliveries SET acked_at = $3
                    WHERE destination_id = $1 AND message_id = $2 AND acked_at IS NULL
+                     AND ($5::text IS NULL OR claimed_by IS NULL OR claimed_by = $5)
                    RETURNING tenant_id)
        INSERT INTO trace_events (tenant_id, message_id, at, type, detail)
        SELECT tenant_id, $2, $3, 'acknowledged', $4::jsonb FROM a`,
-      [destinationId, messageId, at, JSON.stringify(withoutNul({ destinationId, ...by }))],
+      [
+        destinationId,
+        messageId,
+        at,
+        JSON.stringify(withoutNul({ destinationId, ...(agent !== undefined && { agent }), ...by })),
+        agent ?? null,
+      ],
     );
   }
   listForMessage(messageId: string): Promise<DeliveryRow[]> {

@@ -368,6 +368,11 @@ export class ErasureRepository {
         [ids],
       ),
     );
+    // Their trace goes with them (trace_events has no foreign key: a deleted message keeps its own).
+    await this.em.query('DELETE FROM trace_events WHERE tenant_id = $1 AND message_id = ANY($2::uuid[])', [
+      tenantId,
+      rows.map((r) => r.id),
+    ]);
     return {
       removed: removedOf(rows),
       deliveries: Number(counted?.deliveries ?? 0),
@@ -408,7 +413,36 @@ export class ErasureRepository {
         [tenantId, ids],
       ),
     );
+    await this.em.query('DELETE FROM trace_events WHERE tenant_id = $1 AND message_id = ANY($2::uuid[])', [
+      tenantId,
+      rows.map((r) => r.id),
+    ]);
     return rows.length;
+  }
+
+  /**
+   * Replaces the address (lower-case) wherever it is quoted in the details of the tenant's
+   * remaining trace events and audit entries (an SMTP reply quoting a recipient, an older entry)
+   * by `[erased]`; answers how many rows changed. Done on the parsed JSON, string by string, so
+   * the details stay valid whatever the address holds.
+   */
+  async scrubDetails(tenantId: string, address: string): Promise<number> {
+    let changed = 0;
+    for (const table of ['trace_events', 'audit_log'] as const) {
+      const rows: Row[] = await this.em.query(
+        `SELECT id, detail FROM ${table} WHERE tenant_id = $1 AND strpos(lower(detail::text), $2) > 0`,
+        [tenantId, address],
+      );
+      for (const r of rows) {
+        const detail: unknown = typeof r.detail === 'string' ? JSON.parse(r.detail) : r.detail;
+        await this.em.query(`UPDATE ${table} SET detail = $2::jsonb WHERE id = $1`, [
+          r.id,
+          JSON.stringify(scrubbed(detail, address)),
+        ]);
+        changed += 1;
+      }
+    }
+    return changed;
   }
 
   /** Deletes the tenant's alerts that quote the address (an alert may name a message's sender). */
@@ -422,6 +456,18 @@ export class ErasureRepository {
     );
     return rows.length;
   }
+}
+
+/** `value` with every occurrence of `address` (lower-case) in its strings, keys included, replaced. */
+export function scrubbed(value: unknown, address: string): unknown {
+  const pattern = new RegExp(address.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'), 'giu');
+  const erase = (text: string): string => text.replace(pattern, '[erased]');
+  if (typeof value === 'string') return erase(value);
+  if (Array.isArray(value)) return value.map((v) => scrubbed(v, address));
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [erase(k), scrubbed(v, address)]));
+  }
+  return value;
 }
 
 /** A tenant's stored inbound messages and their sources. */

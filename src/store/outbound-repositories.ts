@@ -305,7 +305,11 @@ export class OutboundMessageRepository {
     );
   }
 
-  /** Marks one message failed unless it was sent meanwhile; traced as `type` (with `detail`) when it was. */
+  /**
+   * Marks one message failed unless it was sent meanwhile; traced as `type` (with `detail`) when it
+   * was. `reply` is Mailroom's own (a cancel, a deleted server): no SMTP code goes with it, so an
+   * earlier attempt's (a 451 deferral) is cleared rather than shown beside it.
+   */
   async failUnlessSent(
     id: string,
     reply: string,
@@ -314,8 +318,8 @@ export class OutboundMessageRepository {
   ): Promise<void> {
     await this.em.query(
       `WITH f AS (
-         UPDATE outbound_messages SET status = 'failed', last_reply = $2, next_attempt_at = NULL, updated_at = now(),
-                dead_lettered_at = $3
+         UPDATE outbound_messages SET status = 'failed', last_reply = $2, last_response_code = NULL,
+                next_attempt_at = NULL, updated_at = now(), dead_lettered_at = $3
           WHERE id = $1 AND status <> 'sent'
           RETURNING id, tenant_id, server_id)
        INSERT INTO trace_events (tenant_id, message_id, at, type, detail)

@@ -38,13 +38,28 @@ export type TraceEventView = Static<typeof TraceEventView>;
 export const TimelineView = Type.Object({
   kind: Type.Union([Type.Literal('inbound'), Type.Literal('outbound')]),
   id: Type.String(),
-  subject: Type.String(),
+  /** Null for an inbound message deleted since (its row went; its events stay). */
+  subject: Type.Union([Type.String(), Type.Null()]),
   status: Type.String(),
   events: Type.Array(TraceEventView),
 });
 export type TimelineView = Static<typeof TimelineView>;
 
 export type TraceKind = 'inbound' | 'outbound';
+
+/** The statuses a trace search may ask for: an inbound message's, then an outgoing one's. */
+export const TRACE_STATUSES = [
+  'routed',
+  'unrouted',
+  'quarantined',
+  'duplicate',
+  'heartbeat',
+  'queued',
+  'sending',
+  'sent',
+  'deferred',
+  'failed',
+] as const satisfies ReadonlyArray<InboundMessageRow['status'] | OutboundMessageRow['status']>;
 
 /** Why a message was left unrouted, in words (the decision itself is the event). */
 const UNROUTED_REASON =
@@ -136,8 +151,13 @@ export class TraceService {
   async timeline(tenantId: string, kind: TraceKind, id: string): Promise<TimelineView> {
     if (kind === 'inbound') {
       const m = await this.store.messages.get(tenantId, id);
-      if (!m) throw notFound(kind, id);
       const events = await this.store.trace.timeline(tenantId, id, true);
+      if (!m) {
+        // Deleted (an operator's delete, or retention): the events tell what happened, the row's
+        // details (subject, arrival) went with it. An erased message has no events left: 404.
+        if (!events.some((e) => e.messageId === id)) throw notFound(kind, id);
+        return { kind, id, subject: null, status: 'deleted', events: events.map((e) => eventView(e, id)) };
+      }
       return {
         kind,
         id,

@@ -277,6 +277,46 @@ describe('mailroom CLI (against PostgreSQL, over the services)', function () {
     }
   });
 
+  it('refuses to start on a setting that cannot work, naming it once: the key, the CA folder, the port', async () => {
+    const busy = createServer().listen(0, '127.0.0.1');
+    await once(busy, 'listening');
+    const busyPort = String((busy.address() as { port: number }).port);
+    const spoolDir = await mkdtemp(join(tmpdir(), 'mailroom-cli-start-'));
+    const cases: Array<[Record<string, string>, RegExp]> = [
+      [{ MAILROOM_SECRET_KEY: 'c2hvcnQ=' }, /^error CONFIG_INVALID: MAILROOM_SECRET_KEY must be 32 random bytes/],
+      [
+        { MAILROOM_CA_DIR: '/nonexistent' },
+        /^error CONFIG_INVALID: MAILROOM_CA_DIR must be a directory .* does not exist/,
+      ],
+      [
+        { MAILROOM_HTTP_PORT: busyPort, MAILROOM_HTTP_HOST: '127.0.0.1' },
+        new RegExp(`^error CONFIG_INVALID: MAILROOM_HTTP_PORT: port ${busyPort} is already in use on 127\\.0\\.0\\.1`),
+      ],
+      [
+        { MAILROOM_MESSAGE_ID_DOMAIN: 'a b@c' },
+        /^error CONFIG_INVALID: MAILROOM_MESSAGE_ID_DOMAIN must be a domain name/,
+      ],
+    ];
+    try {
+      for (const [extra, expected] of cases) {
+        const result = await runCli(
+          ['start'],
+          { ...env, MAILROOM_SPOOL_DIR: spoolDir, ...extra },
+          PROJECT_ROOT,
+          60_000,
+        );
+        const what = `${JSON.stringify(extra)}: ${result.stderr}${result.stdout}`;
+        assert.equal(result.code, 1, what);
+        assert.match(result.stderr, expected, what);
+        assert.equal(result.stderr.trim().split('\n').length, 1, `one line: ${what}`);
+        assert.doesNotMatch(result.stdout, /could not start|"stack"/, `said once, without a stack: ${what}`);
+      }
+    } finally {
+      busy.close();
+      await rm(spoolDir, { recursive: true, force: true });
+    }
+  });
+
   it('uses the validated log level: a blank or padded MAILROOM_LOG_LEVEL works', async () => {
     for (const level of ['', ' warn ']) {
       const listed = await runCli(['tenants', 'list'], { ...env, MAILROOM_LOG_LEVEL: level });

@@ -156,6 +156,26 @@ forEachBackend('erasure on request', (kind) => {
       metrics,
       new RegExp(`mailroom_stored_messages\\{tenant_id="${tenantId}",kind="source_bytes"\\} ${bytes}`),
     );
+    // Details that quote the address outside the message rows: an SMTP reply in the trace of
+    // another message, an audit entry as an older version wrote it (subject and sender).
+    const otherOutbound = (
+      await h.store.query<{ id: string }>(`SELECT id FROM outbound_messages WHERE recipients ? 'other@example.net'`)
+    )[0]?.id as string;
+    await h.store.trace.append([
+      {
+        tenantId,
+        messageId: otherOutbound,
+        type: 'smtp-attempt',
+        detail: { response: `550 5.1.1 <${CUSTOMER.toUpperCase()}>: forwarding refused`, other: 'other@example.net' },
+      },
+    ]);
+    await h.store.audit.record({
+      tenantId,
+      action: 'message.deleted',
+      targetKind: 'inbound-message',
+      targetId: randomUUID(),
+      detail: { subject: 'my order', from: CUSTOMER, [CUSTOMER]: ['again', 'Customer@Example.net'] },
+    });
     const res = await h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/erasures`, { address: 'Customer@example.net' });
     assert.equal(res.status, 200, res.raw);
     assert.equal(res.body.counts.messages, 2);
@@ -163,7 +183,18 @@ forEachBackend('erasure on request', (kind) => {
     assert.equal(res.body.counts.deliveries, 2);
     assert.equal(res.body.counts.outbound, 2);
     assert.ok(res.body.finishedAt);
+    assert.equal(res.body.counts.scrubbedEntries, 2);
+    assert.deepEqual(res.body.requestedBy, {
+      kind: 'token',
+      tokenId: null,
+      name: 'administrator (MAILROOM_API_TOKEN)',
+    });
     assert.deepEqual(await tablesMentioning(CUSTOMER), []);
+    const [scrubbedTrace] = await h.store.trace.timeline(tenantId, otherOutbound, false);
+    assert.deepEqual(scrubbedTrace?.detail, {
+      response: '550 5.1.1 <[erased]>: forwarding refused',
+      other: 'other@example.net',
+    });
     assert.deepEqual(await filesMentioning(dir, CUSTOMER), []);
     assert.deepEqual(await filesMentioning(h.spoolDir, CUSTOMER), []);
     // The rest stays.
@@ -178,13 +209,55 @@ forEachBackend('erasure on request', (kind) => {
     assert.equal(got.status, 200);
     assert.deepEqual(got.body, res.body);
     assert.ok(!JSON.stringify(got.body).toLowerCase().includes('customer'));
-    // Idempotent: the same request answers the same receipt.
+    // Safe to repeat, and it erases again what matches now: nothing at first (a new receipt: the
+    // first stays the record of what it did), then mail that arrived since.
     const again = await h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/erasures`, { address: CUSTOMER });
-    assert.equal(again.body.id, res.body.id);
-    assert.deepEqual(again.body.counts, res.body.counts);
+    assert.equal(again.status, 200, again.raw);
+    assert.notEqual(again.body.id, res.body.id);
+    assert.equal(again.body.counts.messages, 0);
+    assert.ok(again.body.finishedAt);
+    imap.append('support@example.com', 'INBOX', rawMail({ from: `Customer <${CUSTOMER}>`, subject: 'one more' }));
+    const restarted = h.restartInbound();
+    await restarted.start();
+    await eventually(async () => {
+      const n = await h.store.query<{ n: string }>('SELECT count(*) AS n FROM inbound_messages WHERE tenant_id = $1', [
+        tenantId,
+      ]);
+      return Number(n[0]?.n) === 3 ? true : undefined;
+    }, 20_000);
+    await restarted.stop();
+    assert.ok((await tablesMentioning(CUSTOMER)).length > 0, 'the new mail holds the address');
+    const third = await h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/erasures`, { address: CUSTOMER });
+    assert.equal(third.body.counts.messages, 1);
+    assert.equal(third.body.counts.sources, 1);
+    assert.deepEqual(await tablesMentioning(CUSTOMER), []);
+    assert.deepEqual(await filesMentioning(dir, CUSTOMER), []);
+    // Audited: who asked, the erasure id and counts; never the address.
+    const audit = await h.call<Obj>('GET', `/api/v1/audit?tenantId=${tenantId}`);
+    const erasures = audit.body.entries.filter((e: Obj) => e.target.kind === 'erasure');
+    assert.deepEqual(erasures.map((e: Obj) => [e.action, e.target.id, e.actor.name]).reverse(), [
+      ['erasure.requested', res.body.id, 'administrator (MAILROOM_API_TOKEN)'],
+      ['erasure.finished', res.body.id, 'administrator (MAILROOM_API_TOKEN)'],
+      ['erasure.requested', again.body.id, 'administrator (MAILROOM_API_TOKEN)'],
+      ['erasure.finished', again.body.id, 'administrator (MAILROOM_API_TOKEN)'],
+      ['erasure.requested', third.body.id, 'administrator (MAILROOM_API_TOKEN)'],
+      ['erasure.finished', third.body.id, 'administrator (MAILROOM_API_TOKEN)'],
+    ]);
+    assert.deepEqual(erasures[0].detail.counts, third.body.counts);
+    assert.ok(!JSON.stringify(audit.body).toLowerCase().includes('customer@'));
     // Another tenant's id is not found.
     const other = (await h.call<Obj>('POST', '/api/v1/tenants', { name: 'Other' })).body.id;
     assert.equal((await h.call<Obj>('GET', `/api/v1/tenants/${other}/erasures/${res.body.id}`)).status, 404);
+  });
+
+  it('refuses an until that is not later than since, naming it', async () => {
+    const res = await h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/erasures`, {
+      address: CUSTOMER,
+      since: '2026-05-02T00:00:00Z',
+      until: '2026-05-01T00:00:00Z',
+    });
+    assert.equal(res.status, 400, res.raw);
+    assert.equal(res.body.error.field, 'until');
   });
 
   it('is completed by repeating the request after it was cut short half way', async () => {

@@ -414,7 +414,18 @@ forEachBackend('inbound with the fake IMAP server', (kind) => {
     const second = await h.call<Obj>('POST', `${base}/claim`, { agent: 'desk-2' });
     assert.equal(second.status, 409);
     assert.equal(second.body.error.code, 'ALREADY_CLAIMED');
-    const acked = await h.call<Obj>('POST', `${base}/ack`, {});
+    // Another agent cannot acknowledge what desk-1 claimed; desk-1 can.
+    const otherAck = await h.call<Obj>('POST', `${base}/ack`, { agent: 'desk-2' });
+    assert.equal(otherAck.status, 409, otherAck.raw);
+    assert.equal(otherAck.body.error.code, 'ALREADY_CLAIMED');
+    assert.equal(otherAck.body.error.details.claimedBy, 'desk-1');
+    const stillOpen = await h.store.query<{ acked_at: Date | null }>(
+      'SELECT acked_at FROM inbound_deliveries WHERE message_id = $1',
+      [item?.id],
+    );
+    assert.equal(stillOpen[0]?.acked_at, null, 'the refused acknowledgement changed nothing');
+    const acked = await h.call<Obj>('POST', `${base}/ack`, { agent: 'desk-1' });
+    assert.equal(acked.status, 200, acked.raw);
     assert.ok(acked.body.ackedAt);
   });
 });

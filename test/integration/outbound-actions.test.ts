@@ -173,6 +173,13 @@ forEachBackend('outbound actions across instances', (kind) => {
     assert.equal(cancelled.status, 200, cancelled.raw);
     assert.equal(cancelled.body.status, 'failed');
     assert.match(cancelled.body.lastReply, /cancelled/);
+    // A cancel is no SMTP reply: the 451 of the deferral is not shown with it.
+    assert.equal(cancelled.body.lastResponseCode, null, cancelled.raw);
+    assert.deepEqual(
+      cancelled.body.recipientOutcomes.map((r: Obj) => [r.address, r.reply, r.responseCode]),
+      [['customer@example.net', 'not sent: cancelled through the API', null]],
+      cancelled.raw,
+    );
     assert.equal((await deadFiles(h.spoolDir, serverId)).length, 1);
     assert.equal((await h.outbound.spool.list(serverId)).length, 0, 'out of the queue');
 

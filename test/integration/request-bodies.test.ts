@@ -72,6 +72,79 @@ forEachBackend('request bodies', (kind) => {
     assert.doesNotMatch(empty.body.error.message, /Body cannot be empty/);
   });
 
+  it('names the body as the field of a body that is not JSON', async () => {
+    const res = await send('POST', '/api/v1/tenants', '{"name": "Half');
+    assert.equal(res.status, 400, res.raw);
+    assert.equal(res.body.error.code, 'VALIDATION_FAILED');
+    assert.equal(res.body.error.field, 'body');
+    assert.match(res.body.error.message, /the request body is not valid JSON/);
+  });
+
+  it('lists the allowed values of a choice, in a body and in a query string', async () => {
+    const tenant = await send('POST', '/api/v1/tenants', JSON.stringify({ name: 'Choices' }));
+    const server = await h.call<Obj>('POST', `/api/v1/tenants/${tenant.body.id}/servers`, {
+      name: 'Box',
+      enabled: false,
+      imap: {
+        host: '127.0.0.1',
+        user: 'box@example.com',
+        tls: 'sometimes',
+        auth: { method: 'password', password: 'x' },
+      },
+      smtp: { host: '127.0.0.1', port: 1, auth: { mode: 'plain' } },
+    });
+    assert.equal(server.status, 400, server.raw);
+    assert.deepEqual(server.body.error.details.errors, [
+      {
+        field: 'imap.tls',
+        message: "'imap.tls' must be one of: implicit, starttls-required, starttls-when-offered, none",
+      },
+      { field: 'smtp.auth.mode', message: "'smtp.auth.mode' must be one of: none, imap, custom" },
+    ]);
+    const trace = await h.call<Obj>('GET', `/api/v1/tenants/${tenant.body.id}/trace?status=bogus`);
+    assert.equal(trace.status, 400, trace.raw);
+    assert.equal(trace.body.error.field, 'status');
+    assert.match(trace.body.error.message, /'status' must be one of: routed, unrouted, .*, sent, deferred, failed$/);
+  });
+
+  it("names every field at fault of a new server at once, the schema's and the cross-field rules", async () => {
+    const tenant = await send('POST', '/api/v1/tenants', JSON.stringify({ name: 'All at once' }));
+    const url = `/api/v1/tenants/${tenant.body.id}/servers`;
+    const body = {
+      name: 'Box',
+      imap: {
+        host: '127.0.0.1',
+        port: 70000,
+        user: 'box@example.com',
+        auth: { method: 'password', password: 'one', confirmPassword: 'two' },
+      },
+      smtp: { host: '127.0.0.1', port: 25, auth: { mode: 'custom', password: 'x' } },
+    };
+    const res = await h.call<Obj>('POST', url, body);
+    assert.equal(res.status, 400, res.raw);
+    assert.equal(res.body.error.field, 'imap.port');
+    assert.deepEqual(
+      res.body.error.details.errors.map((e: Obj) => e.field),
+      ['imap.port', 'imap.auth.confirmPassword', 'smtp.auth.user'],
+      res.raw,
+    );
+    // The schema satisfied: the cross-field rules still tell every fault together.
+    const rules = await h.call<Obj>('POST', url, { ...body, imap: { ...body.imap, port: 993 } });
+    assert.equal(rules.status, 400, rules.raw);
+    assert.deepEqual(
+      rules.body.error.details.errors.map((e: Obj) => e.field),
+      ['imap.auth.confirmPassword', 'smtp.auth.user'],
+      rules.raw,
+    );
+    // A body of the wrong shape still answers the schema's faults alone.
+    const shapeless = await h.call<Obj>('POST', url, { name: 'Box', imap: 'x', smtp: 7 });
+    assert.equal(shapeless.status, 400, shapeless.raw);
+    assert.deepEqual(
+      shapeless.body.error.details.errors.map((e: Obj) => e.field),
+      ['imap', 'smtp'],
+    );
+  });
+
   it('names the body as the field when a body is missing or not an object, never an empty field', async () => {
     const tenant = await send('POST', '/api/v1/tenants', JSON.stringify({ name: 'Bodies' }));
     const server = await h.call<Obj>('POST', `/api/v1/tenants/${tenant.body.id}/servers`, {

@@ -113,6 +113,43 @@ forEachBackend('retention per tenant', (kind) => {
     assert.match(bad.body.error.field, /messageDays/);
   });
 
+  it('refuses a body or source kept longer than its message, and audits each change (who, before, after)', async () => {
+    const url = `/api/v1/tenants/${target.tenantId}/retention`;
+    assert.equal((await h.call<Obj>('PUT', url, { messageDays: 90, outboundDays: 30 })).status, 200);
+    const longer = await h.call<Obj>('PUT', url, { messageBodyDays: 180 });
+    assert.equal(longer.status, 400, longer.raw);
+    assert.equal(longer.body.error.field, 'messageBodyDays');
+    assert.match(longer.body.error.message, /messageDays \(90\)/);
+    const source = await h.call<Obj>('PUT', url, { rawSourceDays: 30, messageDays: 20 });
+    assert.equal(source.body.error.field, 'rawSourceDays');
+    // PUT changes the fields given; the others stay.
+    const merged = await h.call<Obj>('PUT', url, { messageBodyDays: 60 });
+    assert.deepEqual(merged.body, {
+      rawSourceDays: null,
+      messageBodyDays: 60,
+      messageDays: 90,
+      outboundDays: 30,
+      logDays: null,
+    });
+    const audit = await h.call<Obj>('GET', `/api/v1/audit?tenantId=${target.tenantId}`);
+    const changes = audit.body.entries.filter((e: Obj) => e.action === 'retention.changed');
+    assert.deepEqual(
+      changes.map((e: Obj) => [e.actor.name, e.target.id, e.detail]),
+      [
+        [
+          'administrator (MAILROOM_API_TOKEN)',
+          target.tenantId,
+          { before: { messageBodyDays: null }, after: { messageBodyDays: 60 } },
+        ],
+        [
+          'administrator (MAILROOM_API_TOKEN)',
+          target.tenantId,
+          { before: { messageDays: null, outboundDays: null }, after: { messageDays: 90, outboundDays: 30 } },
+        ],
+      ],
+    );
+  });
+
   it('removes exactly what is due, in small batches, and nothing still waiting', async () => {
     const put = await h.call<Obj>('PUT', `/api/v1/tenants/${target.tenantId}/retention`, {
       rawSourceDays: 7,

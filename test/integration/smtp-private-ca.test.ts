@@ -111,7 +111,11 @@ describe('SMTP relay with a private CA (smtp.caFile) [pglite]', function () {
 
     const trusted = await h.call<Obj>('POST', `${base}/test`, {});
     assert.equal(trusted.body.smtp.ok, true, trusted.raw);
-    assert.match(trusted.body.smtp.detail, /logged in as relay@example\.com/);
+    assert.match(
+      trusted.body.smtp.detail,
+      /logged in as relay@example\.com$/,
+      'over STARTTLS: nothing said of clear text',
+    );
 
     const [message] = await smtp.waitFor(1, 20_000);
     assert.equal(message?.secure, true, 'sent over STARTTLS');

@@ -435,6 +435,23 @@ forEachBackend('unrouted and quarantined mail', (kind) => {
         ['message.routed', lost.id, tokenId],
       ],
     );
+    // The audit log names the message, never its content (it outlives mail and erasure).
+    assert.deepEqual(audit.body.entries[0].detail, { serverId, previously: 'unrouted' });
+    // A deleted message's timeline is read from its events.
+    const gone = await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/trace/inbound/${spam.id}`, undefined, token);
+    assert.equal(gone.status, 200, gone.raw);
+    assert.equal(gone.body.status, 'deleted');
+    assert.equal(gone.body.subject, null);
+    const goneTypes = gone.body.events.map((e: Obj) => e.type);
+    assert.equal(goneTypes[goneTypes.length - 1], 'deleted');
+    assert.equal(gone.body.events[goneTypes.length - 1].detail.tokenId, tokenId);
+    const never = await h.call<Obj>(
+      'GET',
+      `/api/v1/tenants/${tenantId}/trace/inbound/${randomUUID()}`,
+      undefined,
+      token,
+    );
+    assert.equal(never.status, 404);
     // Another tenant's token cannot act on it.
     const other = await h.call<Obj>('POST', '/api/v1/tenants', { name: 'Other' });
     const otherToken = (await h.call<Obj>('POST', `/api/v1/tenants/${other.body.id}/tokens`, { name: 'x' })).body.token;

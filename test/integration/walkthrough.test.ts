@@ -124,7 +124,10 @@ describe('README walkthrough (whole engine, harness mail server)', function () {
     }).finally(removeWalkthroughTenant);
     const lines = stdout.split('\n');
     // 2. Test connection: both logins, in plain words.
-    assert.match(stdout, /"detail": "connected and logged in as support@example.com"/);
+    assert.match(
+      stdout,
+      /"detail": "connected and logged in as support@example.com \(without TLS: the server offered no STARTTLS/,
+    );
     // 5. The message arrived at the destination.
     assert.match(stdout, /"subject": "Where is my order\?"/);
     // 6. "queued" read at once (or "sending", or already "sent"), then "sent" with the server's reply.

@@ -89,6 +89,14 @@ describe('packaging: one supported Node line for package.json, the lock file and
     assert.match(read('docker/Dockerfile'), /^COPY templates \/etc\/mailroom\/templates$/m);
   });
 
+  it('tracks nothing in the spool folder: the engine makes it, 0700, at its first start', async () => {
+    // A tracked spool/.gitkeep came out of a clone 0644 in a 0755 folder: the first start then
+    // logged that spool files were readable by other users, about a file of the repository.
+    const { stdout } = await promisify(execFile)('git', ['ls-files', '--', 'spool'], { cwd: PROJECT_ROOT });
+    assert.equal(stdout, '');
+    assert.match(read('.gitignore'), /^spool\/$/m);
+  });
+
   it('checks health on the port the engine is configured with', async () => {
     const command = /^HEALTHCHECK .* CMD node -e "(.*)"$/m.exec(read('docker/Dockerfile'))?.[1];
     assert.ok(command, 'HEALTHCHECK runs node -e');

@@ -33,6 +33,15 @@ const ErasureReceipt = Type.Object({
   counts: Type.Record(Type.String(), Type.Integer()),
   createdAt: Type.String(),
   finishedAt: Type.Union([Type.String(), Type.Null()]),
+  /** Who asked: an API token (its id; none for the administrator token), the CLI's user, or null once the audit entry is gone. */
+  requestedBy: Type.Union([
+    Type.Object({
+      kind: Type.Union([Type.Literal('token'), Type.Literal('cli'), Type.Literal('engine')]),
+      tokenId: Type.Union([Type.String(), Type.Null()]),
+      name: Type.String(),
+    }),
+    Type.Null(),
+  ]),
 });
 const ErasureParams = Type.Object(
   { tenantId: Type.String({ format: 'uuid' }), erasureId: Type.String({ format: 'uuid' }) },
@@ -83,7 +92,7 @@ export const lifecycleRoutes: RouteDef[] = [
     url: '/api/v1/tenants/:tenantId/erasures',
     access: 'tenant',
     summary:
-      'Erase every message from or to an address (sources, deliveries, webhook rows, outgoing mail, spool files); answers the receipt. Repeating it carries an unfinished erasure on.',
+      'Erase every message from or to an address (sources, deliveries, webhook rows, outgoing mail, spool files, their trace; the address in audit and trace details); answers the receipt. Repeating it carries an unfinished erasure on, or erases again (a new receipt) what matches now.',
     tags,
     schema: { params: TenantParams, body: ErasureInput, response: { 200: ErasureReceipt } },
     handler: async (req, _reply, ctx) => {

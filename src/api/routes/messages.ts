@@ -159,17 +159,19 @@ export const messageRoutes: RouteDef[] = [
     method: 'POST',
     url: `${base}/:messageId/ack`,
     access: 'tenant',
-    summary: 'Acknowledge that the message was taken over.',
+    summary:
+      'Acknowledge that the message was taken over. With `agent`, refused (409 ALREADY_CLAIMED) when another agent claimed it.',
     tags,
     errors: ['DESTINATION_NOT_FOUND', 'MESSAGE_NOT_FOUND', 'ALREADY_CLAIMED'],
     schema: {
       params: MessageParams,
-      body: Type.Object({}, { additionalProperties: false }),
+      body: Type.Partial(Agent, { additionalProperties: false }),
       response: { 200: FeedItemView },
     },
     handler: async (req, _reply, { inbound }) => {
       const p = req.params as MessageParams;
-      return inbound.feed.ack(p.tenantId, p.destinationId, p.messageId);
+      const body = req.body as { agent?: string } | undefined;
+      return inbound.feed.ack(p.tenantId, p.destinationId, p.messageId, body?.agent);
     },
   },
   {

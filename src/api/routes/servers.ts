@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { ProxyChoices, ServerCopy, ServerInput, ServerPatch, ServerView } from '../../accounts/schemas.js';
+import { serverBodyFaults } from '../../accounts/server-form.js';
 import { NoContent, ServerParams, TenantParams } from '../params.js';
 import type { RouteDef } from '../route.js';
 
@@ -32,6 +33,7 @@ export const serverRoutes: RouteDef[] = [
     tags,
     errors: ['SERVER_LIMIT_REACHED', 'ACCOUNT_IN_USE', 'DUPLICATE_NAME', 'PROXY_NOT_CONFIGURED', 'SECRET_UNREADABLE'],
     schema: { params: TenantParams, body: ServerInput, response: { 201: ServerView } },
+    bodyFaults: serverBodyFaults,
     handler: async (req, reply, { accounts }) => {
       reply.code(201);
       return accounts.servers.create((req.params as TenantParams).tenantId, req.body);

@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { TimelineView, TracePage, type TraceKind } from '../../trace/trace-service.js';
+import { TimelineView, TRACE_STATUSES, TracePage, type TraceKind } from '../../trace/trace-service.js';
 import { TenantParams } from '../params.js';
 import type { RouteDef } from '../route.js';
 
@@ -17,7 +17,7 @@ const SearchQuery = Type.Object(
     to: Type.Optional(Address),
     destinationId: Type.Optional(Id),
     serverId: Type.Optional(Id),
-    status: Type.Optional(Type.String({ minLength: 1, maxLength: 40 })),
+    status: Type.Optional(Type.Union(TRACE_STATUSES.map((s) => Type.Literal(s)))),
     since: Type.Optional(Type.String({ format: 'date-time' })),
     until: Type.Optional(Type.String({ format: 'date-time' })),
     kind: Type.Optional(Type.Union([Type.Literal('inbound'), Type.Literal('outbound')])),

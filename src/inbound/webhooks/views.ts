@@ -19,8 +19,12 @@ export const WebhookFailureView = Type.Object({
 export const WebhookStatusView = Type.Object({
   destinationId: Type.String(),
   url: Nullable(Type.String()),
-  /** disabled: no webhook URL; ok: events flow; failing: the oldest pending event failed too often. */
-  state: Type.Union([Type.Literal('disabled'), Type.Literal('ok'), Type.Literal('failing')]),
+  /**
+   * disabled: no webhook URL; ok: events flow; retrying: the oldest pending event failed at least
+   * once and is being retried (the receiver may be down); failing: it failed too often
+   * (`failingAfterAttempts`, 8: retries now every 15 minutes).
+   */
+  state: Type.Union([Type.Literal('disabled'), Type.Literal('ok'), Type.Literal('retrying'), Type.Literal('failing')]),
   pending: Type.Integer(),
   delivered: Type.Integer(),
   lastDeliveredAt: Nullable(DateTime),
@@ -102,7 +106,14 @@ export function webhookStatusView(
   return {
     destinationId: destination.id,
     url: destination.webhookUrl,
-    state: destination.webhookUrl === null ? 'disabled' : failing ? 'failing' : 'ok',
+    state:
+      destination.webhookUrl === null
+        ? 'disabled'
+        : failing
+          ? 'failing'
+          : summary.head !== null && summary.head.attempts > 0
+            ? 'retrying'
+            : 'ok',
     pending: summary.pending,
     delivered: summary.delivered,
     lastDeliveredAt: summary.lastDeliveredAt?.toISOString() ?? null,

@@ -108,6 +108,10 @@ describe('config', () => {
       [{ MAILROOM_WEBHOOK_ALLOW_PRIVATE: '10.0.0.0/33' }, 'MAILROOM_WEBHOOK_ALLOW_PRIVATE'],
       [{ MAILROOM_REMOTE_SRC_ALLOW_PRIVATE: 'intranet.example' }, 'MAILROOM_REMOTE_SRC_ALLOW_PRIVATE'],
       [{ MAILROOM_REMOTE_SRC_ALLOW_HTTP: 'sometimes' }, 'MAILROOM_REMOTE_SRC_ALLOW_HTTP'],
+      [{ MAILROOM_MESSAGE_ID_DOMAIN: 'a b@c' }, 'MAILROOM_MESSAGE_ID_DOMAIN'],
+      [{ MAILROOM_MESSAGE_ID_DOMAIN: 'example' }, 'MAILROOM_MESSAGE_ID_DOMAIN'],
+      [{ MAILROOM_MESSAGE_ID_DOMAIN: '192.0.2.1' }, 'MAILROOM_MESSAGE_ID_DOMAIN'],
+      [{ MAILROOM_MESSAGE_ID_DOMAIN: 'mail.-example.org' }, 'MAILROOM_MESSAGE_ID_DOMAIN'],
     ];
     for (const [env, field] of cases) {
       assert.throws(

@@ -79,6 +79,34 @@ describe('validation', () => {
     assert.equal(failure(() => validate(Send, { to: ['not an address'] })).field, 'to.0', 'a body nobody checked');
   });
 
+  it('lists the allowed values of a union of constants, and says what a pattern expects', () => {
+    const Settings = Type.Object({
+      tls: Type.Union([Type.Literal('implicit'), Type.Literal('none')]),
+      mode: Type.Optional(Type.Union([Type.Literal('a'), Type.Literal('b'), Type.Null()])),
+      caFile: Type.Optional(Type.Union([Type.String({ pattern: '^/' }), Type.Null()])),
+      postProcess: Type.Optional(Type.String({ pattern: '^(seen|delete|move:[^\\r\\n]{1,200})$' })),
+      code: Type.Optional(Type.String({ pattern: '^x+$' })),
+    });
+    const bad = failure(() =>
+      validate(Settings, { tls: 'sometimes', mode: 'c', caFile: 'ca.pem', postProcess: 'archive', code: 'y' }),
+    );
+    assert.deepEqual(bad.details?.errors, [
+      { field: 'tls', message: "'tls' must be one of: implicit, none" },
+      { field: 'mode', message: "'mode' must be one of: a, b, null" },
+      {
+        field: 'caFile',
+        message:
+          "'caFile' must be an absolute path (starting with /) of a PEM file inside the MAILROOM_CA_DIR folder, or null",
+      },
+      {
+        field: 'postProcess',
+        message:
+          "'postProcess' must be 'seen', 'delete' or 'move:<folder>' (a folder name of 1 to 200 characters, no line breaks)",
+      },
+      { field: 'code', message: "'code' must match the pattern ^x+$" },
+    ]);
+  });
+
   it('does not coerce types', () => {
     assert.equal(failure(() => validate(schema, { port: '993', nested: { host: 'a' } })).field, 'port');
   });

@@ -3,6 +3,7 @@ import { MailroomError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { ErasureRow } from '../store/lifecycle-repositories.js';
 import type { Store } from '../store/store.js';
+import { addressArg } from './export.js';
 
 /** What erasure needs of the outbound side (handed in by main.ts: lifecycle never imports outbound). */
 export interface OutboundEraser {
@@ -77,10 +78,7 @@ export class ErasureService {
   ) {}
 
   async erase(tenantId: string, input: ErasureInput): Promise<ErasureReceipt> {
-    const address = input.address.trim().toLowerCase();
-    if (!/^[^\s@]+@[^\s@]+$/.test(address)) {
-      throw new MailroomError('VALIDATION_FAILED', 'address must be an e-mail address', { field: 'address' });
-    }
+    const address = addressArg(input.address);
     const since = dateOf(input.since, 'since');
     const until = dateOf(input.until, 'until');
     const same = (a: Date | null, b: Date | null): boolean => (a?.getTime() ?? null) === (b?.getTime() ?? null);

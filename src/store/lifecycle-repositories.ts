@@ -51,7 +51,7 @@ type Row = Record<string, unknown>;
  * The rows an UPDATE or DELETE … RETURNING answered: TypeORM hands those back as
  * `[rows, affected]` (INSERT and SELECT as the rows alone).
  */
-async function returned(result: Promise<unknown>): Promise<Row[]> {
+export async function returned(result: Promise<unknown>): Promise<Row[]> {
   const value = await result;
   if (Array.isArray(value) && value.length === 2 && Array.isArray(value[0]) && typeof value[1] === 'number') {
     return value[0] as Row[];
@@ -282,7 +282,7 @@ export interface ErasureRow {
  * Whether a message is from or to `$2` (lower-case): its sender, a To or Cc address, a
  * Delivered-To or X-Original-To. Within the tenant `$1` and the ingest range `$3`..`$4`.
  */
-const MESSAGE_OF_ADDRESS = `m.tenant_id = $1
+export const MESSAGE_OF_ADDRESS = `m.tenant_id = $1
   AND ($3::timestamptz IS NULL OR m.ingested_at >= $3) AND ($4::timestamptz IS NULL OR m.ingested_at < $4)
   AND (lower(m.from_address) = $2
     OR EXISTS (SELECT 1 FROM jsonb_array_elements(m.recipients -> 'to') a WHERE lower(a ->> 'address') = $2)
@@ -291,7 +291,7 @@ const MESSAGE_OF_ADDRESS = `m.tenant_id = $1
     OR EXISTS (SELECT 1 FROM jsonb_array_elements_text(m.recipients -> 'xOriginalTo') a WHERE lower(a) = $2))`;
 
 /** Whether an outgoing message is to `$2`, within the tenant and the creation range. */
-const OUTBOUND_TO_ADDRESS = `o.tenant_id = $1
+export const OUTBOUND_TO_ADDRESS = `o.tenant_id = $1
   AND ($3::timestamptz IS NULL OR o.created_at >= $3) AND ($4::timestamptz IS NULL OR o.created_at < $4)
   AND EXISTS (SELECT 1 FROM jsonb_array_elements_text(o.recipients) r WHERE lower(r) = $2)`;
 

@@ -66,8 +66,8 @@ function targetOf(store: Store, to: string): SourceKind {
  * `mailroom blobs migrate --to <backend>`: moves every message source held elsewhere into one
  * backend, while the engine runs. Each batch copies the sources (written durably, as ingest
  * writes them), switches their rows in one transaction where they still name the old backend,
- * then deletes the old copies, one batch later (a reader that took the row's old backend just
- * before the switch still finds its source). A run cut short (a crash, an outage) leaves every
+ * then deletes the old copies one batch later (and a reader that took the row's old backend just
+ * before the switch and finds nothing there follows the row to the new one: MessageSources.read). A run cut short (a crash, an outage) leaves every
  * row naming a backend that holds its source, and at most copies no row names, which the
  * retention job's sweep removes; running it again carries on where it stopped (the rows are the
  * state). Readers follow the row, so sources stay readable throughout.
@@ -109,38 +109,42 @@ export async function migrateSources(
     }
   };
   let cursor: string | null = null;
-  for (;;) {
-    const page = await store.sourceMoves.pending(to, cursor, batchSize);
-    if (page.length === 0) break;
-    cursor = page[page.length - 1]?.messageId ?? null;
-    const raw = new Map<string, Buffer>();
-    await mapLimited(page, CONCURRENCY, async (move) => {
-      const bytes = await store.sources.read(move, move.from);
-      if (bytes === null) {
-        progress.missing += 1;
-        if (missingIds.length < 100) missingIds.push(move.messageId);
-        return;
-      }
-      if (to !== 'postgres') {
-        try {
-          await store.sources.backend(to).put(move, bytes);
-        } catch (err) {
-          throw unavailable(to, 'written', err);
+  try {
+    for (;;) {
+      const page = await store.sourceMoves.pending(to, cursor, batchSize);
+      if (page.length === 0) break;
+      cursor = page[page.length - 1]?.messageId ?? null;
+      const raw = new Map<string, Buffer>();
+      await mapLimited(page, CONCURRENCY, async (move) => {
+        const bytes = await store.sources.read(move, move.from);
+        if (bytes === null) {
+          progress.missing += 1;
+          if (missingIds.length < 100) missingIds.push(move.messageId);
+          return;
         }
-      }
-      raw.set(move.messageId, bytes);
-    });
-    const copied = page.filter((m) => raw.has(m.messageId));
-    const switched = new Set(await store.transaction((tx) => tx.sourceMoves.switchTo(to, copied, raw)));
-    const moved = copied.filter((m) => switched.has(m.messageId));
-    progress.moved += moved.length;
-    progress.movedBytes += moved.reduce((sum, m) => sum + (raw.get(m.messageId)?.length ?? 0), 0);
-    progress.skipped += copied.length - moved.length;
+        if (to !== 'postgres') {
+          try {
+            await store.sources.backend(to).put(move, bytes);
+          } catch (err) {
+            throw unavailable(to, 'written', err);
+          }
+        }
+        raw.set(move.messageId, bytes);
+      });
+      const copied = page.filter((m) => raw.has(m.messageId));
+      const switched = new Set(await store.transaction((tx) => tx.sourceMoves.switchTo(to, copied, raw)));
+      const moved = copied.filter((m) => switched.has(m.messageId));
+      progress.moved += moved.length;
+      progress.movedBytes += moved.reduce((sum, m) => sum + (raw.get(m.messageId)?.length ?? 0), 0);
+      progress.skipped += copied.length - moved.length;
+      await removeOld(oldCopies);
+      oldCopies = moved;
+      request.onProgress?.({ ...progress });
+    }
+  } finally {
+    // Also when a batch failed: the rows of the batches before it name the new backend already.
     await removeOld(oldCopies);
-    oldCopies = moved;
-    request.onProgress?.({ ...progress });
   }
-  await removeOld(oldCopies);
   const report: MigrationReport = { to, ...progress, missingIds };
   if (store.sources.writeKind !== to) {
     report.note =

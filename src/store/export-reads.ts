@@ -1,5 +1,5 @@
 import type { EntityManager } from 'typeorm';
-import { MESSAGE_OF_ADDRESS, OUTBOUND_TO_ADDRESS } from './lifecycle-repositories.js';
+import { MESSAGE_OF_ADDRESS, OUTBOUND_TO_ADDRESS } from './erasure-repository.js';
 import type { SourceKind } from './sources/source-backend.js';
 
 /** Where a page of an export starts: after this row (time, then id). */

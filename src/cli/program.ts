@@ -11,6 +11,7 @@ import { readBody, type BodyOptions } from './input.js';
 import { print, printError, type OutputOptions } from './output.js';
 import { destinationIdOf, serverIdOf, tenantIdOf, withAccounts, withServices } from './services.js';
 import { addHarnessCommand } from './harness-command.js';
+import { addLifecycleCommands } from './lifecycle-command.js';
 import { addOAuthCommands } from './oauth-command.js';
 import { addOutboundCommands } from './outbound-command.js';
 import { addTemplatesCommands } from './templates-command.js';
@@ -305,5 +306,6 @@ export function buildProgram(): Command {
   addHarnessCommand(program);
   addOAuthCommands(program);
   addOutboundCommands(program);
+  addLifecycleCommands(program);
   return program;
 }

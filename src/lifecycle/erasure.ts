@@ -2,8 +2,9 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { Actor } from '../shared/actor.js';
 import { MailroomError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
-import type { ErasureRow } from '../store/lifecycle-repositories.js';
+import type { ErasureRow } from '../store/erasure-repository.js';
 import type { Store } from '../store/store.js';
+import { addressArg } from './export.js';
 
 /** What erasure needs of the outbound side (handed in by main.ts: lifecycle never imports outbound). */
 export interface OutboundEraser {
@@ -85,10 +86,7 @@ export class ErasureService {
   ) {}
 
   async erase(tenantId: string, input: ErasureInput): Promise<ErasureReceipt> {
-    const address = input.address.trim().toLowerCase();
-    if (!/^[^\s@]+@[^\s@]+$/.test(address)) {
-      throw new MailroomError('VALIDATION_FAILED', 'address must be an e-mail address', { field: 'address' });
-    }
+    const address = addressArg(input.address);
     const since = dateOf(input.since, 'since');
     const until = dateOf(input.until, 'until');
     const same = (a: Date | null, b: Date | null): boolean => (a?.getTime() ?? null) === (b?.getTime() ?? null);
@@ -140,6 +138,37 @@ export class ErasureService {
     return receiptOf(row, await this.store.audit.actorOf(tenantId, 'erasure.requested', id));
   }
 
+  /**
+   * Deletes the sources the erasure listed (outside the database; their rows are gone) and takes
+   * them off the list, counted. False when a backend could not delete them now (they stay listed,
+   * and the sweeper removes them as orphans meanwhile).
+   */
+  private async removeListedSources(row: ErasureRow, log: Logger): Promise<boolean> {
+    const { store } = this;
+    for (;;) {
+      const listed = await store.erasures.listedSources(row.id, BATCH);
+      if (listed.length === 0) return true;
+      for (const kind of ['directory', 's3'] as const) {
+        const refs = listed.filter((r) => r.sourceStore === kind);
+        if (refs.length === 0) continue;
+        try {
+          await store.sources.remove(kind, refs);
+        } catch (err) {
+          log.warn({ err, backend: kind }, 'erasure could not delete sources now; repeat the request to carry on');
+          return false;
+        }
+      }
+      await store.transaction(async (tx) => {
+        await tx.erasures.forgetSources(
+          row.id,
+          listed.map((r) => r.messageId),
+        );
+        await tx.erasures.addCounts(row.id, { sources: listed.length });
+      });
+      if (listed.length < BATCH) return true;
+    }
+  }
+
   private async run(row: ErasureRow, address: string, log: Logger): Promise<void> {
     const { store } = this;
     const { id, tenantId, since, until } = row;
@@ -161,40 +190,37 @@ export class ErasureService {
         }
         removable.push(o.id);
       }
-      const outbound = await store.erasures.deleteOutbound(tenantId, removable);
-      await store.erasures.addCounts(id, { outbound, spoolFiles });
+      const outbound = await store.transaction(async (tx) => {
+        const deleted = await tx.erasures.deleteOutbound(tenantId, removable);
+        await tx.erasures.addCounts(id, { outbound: deleted, spoolFiles });
+        return deleted;
+      });
       if (outbound < found.length) pending = found.length > 0;
       if (found.length < BATCH || outbound === 0) break;
     }
-    // Inbound messages: the rows (cascading to deliveries, webhook rows, PostgreSQL sources)
-    // commit first, then the sources elsewhere go (a crash between leaves orphans, swept).
+    // Inbound messages: the rows (cascading to deliveries, webhook rows, PostgreSQL sources) go
+    // in one transaction with their counts and the list of their sources elsewhere, then those
+    // sources go and leave the list. A crash between leaves them listed: deleted first next time.
+    let sourcesLeft = !(await this.removeListedSources(row, log));
     for (;;) {
-      const batch = await store.erasures.deleteMessages(tenantId, address, since, until, BATCH);
-      let sources = batch.removed.filter((r) => r.sourceStore !== null).length;
-      for (const kind of ['directory', 's3'] as const) {
-        const refs = batch.removed.filter((r) => r.sourceStore === kind);
-        try {
-          await store.sources.remove(kind, refs);
-        } catch (err) {
-          // The rows are gone: the sweeper removes these orphans, but the erasure is not done yet.
-          log.warn({ err, backend: kind }, 'erasure could not delete sources now; the sweeper will');
-          sources -= refs.length;
-          pending = true;
-        }
-      }
-      await store.erasures.addCounts(id, {
-        messages: batch.removed.length,
-        sources,
-        deliveries: batch.deliveries,
-        webhookRows: batch.webhookRows,
+      const removed = await store.transaction(async (tx) => {
+        const batch = await tx.erasures.deleteMessages(id, tenantId, address, since, until, BATCH);
+        await tx.erasures.addCounts(id, {
+          messages: batch.removed.length,
+          sources: batch.removed.filter((r) => r.sourceStore === 'postgres').length,
+          deliveries: batch.deliveries,
+          webhookRows: batch.webhookRows,
+        });
+        return batch.removed.length;
       });
-      if (batch.removed.length < BATCH) break;
+      if (!sourcesLeft) sourcesLeft = !(await this.removeListedSources(row, log));
+      if (removed < BATCH) break;
     }
     const alerts = await store.erasures.deleteAlerts(tenantId, address);
     const recycled = await this.outbound.forgetRecycledFiles();
     const scrubbed = await store.erasures.scrubDetails(tenantId, address);
     await store.erasures.addCounts(id, { alerts, spoolFiles: recycled, scrubbedEntries: scrubbed });
-    if (pending) {
+    if (pending || sourcesLeft) {
       log.warn('erasure not complete (mail on its way, or a source store away); repeat the request to carry it on');
       return;
     }

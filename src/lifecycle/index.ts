@@ -9,13 +9,69 @@ import { RetentionJob, type DeadLetterDropper, type RetentionOptions } from './r
 export type { ErasureInput, ErasureReceipt, OutboundEraser } from './erasure.js';
 export type { RetentionPolicy, StorageUse } from '../store/lifecycle-repositories.js';
 export { RetentionJob } from './retention-job.js';
+export { exportTenant, type ExportReport, type ConfigurationReader } from './export.js';
 
 /** [36500] the longest retention one may set, days (a hundred years; null keeps forever). */
 export const MAX_RETENTION_DAYS = 36_500;
 /** [300000] how long the per-tenant storage figures of /metrics are reused, ms (they cost a scan). */
 const STORAGE_METRICS_TTL_MS = 300_000;
 
-const POLICY_FIELDS = ['rawSourceDays', 'messageBodyDays', 'messageDays', 'outboundDays', 'logDays'] as const;
+/** The fields of a retention policy, in the order they are shown. */
+export const POLICY_FIELDS = ['rawSourceDays', 'messageBodyDays', 'messageDays', 'outboundDays', 'logDays'] as const;
+
+/**
+ * Changes the fields of a tenant's retention that `patch` gives (a number of days, or null:
+ * forever); the others stay. The API and `mailroom retention set` both come here.
+ */
+export async function setRetention(
+  deps: { store: Store; logger: Logger },
+  tenantId: string,
+  patch: Partial<RetentionPolicy>,
+): Promise<RetentionPolicy> {
+  for (const field of POLICY_FIELDS) {
+    const days = patch[field];
+    if (days === undefined || days === null) continue;
+    if (!Number.isInteger(days) || days < 1 || days > MAX_RETENTION_DAYS) {
+      throw new MailroomError(
+        'VALIDATION_FAILED',
+        `${field} must be a whole number of days from 1 to ${MAX_RETENTION_DAYS}, or null (forever)`,
+        {
+          field,
+        },
+      );
+    }
+  }
+  const before = await deps.store.lifecycle.policy(tenantId);
+  const policy = { ...before };
+  for (const field of POLICY_FIELDS) if (patch[field] !== undefined) policy[field] = patch[field] as number | null;
+  // A part kept longer than the whole message would never be kept that long: refused, not guessed.
+  for (const field of ['messageBodyDays', 'rawSourceDays'] as const) {
+    const days = policy[field];
+    if (days !== null && policy.messageDays !== null && days > policy.messageDays) {
+      throw new MailroomError(
+        'VALIDATION_FAILED',
+        `${field} (${days}) must not exceed messageDays (${policy.messageDays}): whole messages go after messageDays`,
+        { field },
+      );
+    }
+  }
+  await deps.store.transaction(async (tx) => {
+    await tx.lifecycle.setPolicy(tenantId, policy);
+    const changed = POLICY_FIELDS.filter((f) => before[f] !== policy[f]);
+    await tx.audit.record({
+      tenantId,
+      action: 'retention.changed',
+      targetKind: 'tenant',
+      targetId: tenantId,
+      detail: {
+        before: Object.fromEntries(changed.map((f) => [f, before[f]])),
+        after: Object.fromEntries(changed.map((f) => [f, policy[f]])),
+      },
+    });
+  });
+  deps.logger.info({ tenantId, retention: policy }, 'retention changed');
+  return policy;
+}
 
 /** The data lifecycle: retention per tenant, erasure on request, storage figures. */
 export interface Lifecycle {
@@ -42,51 +98,7 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
   let storageAt = 0;
   return {
     retention: (tenantId) => store.lifecycle.policy(tenantId),
-    async setRetention(tenantId, patch) {
-      for (const field of POLICY_FIELDS) {
-        const days = patch[field];
-        if (days === undefined || days === null) continue;
-        if (!Number.isInteger(days) || days < 1 || days > MAX_RETENTION_DAYS) {
-          throw new MailroomError(
-            'VALIDATION_FAILED',
-            `${field} must be a whole number of days from 1 to ${MAX_RETENTION_DAYS}, or null (forever)`,
-            {
-              field,
-            },
-          );
-        }
-      }
-      const before = await store.lifecycle.policy(tenantId);
-      const policy = { ...before };
-      for (const field of POLICY_FIELDS) if (patch[field] !== undefined) policy[field] = patch[field] as number | null;
-      // A part kept longer than the whole message would never be kept that long: refused, not guessed.
-      for (const field of ['messageBodyDays', 'rawSourceDays'] as const) {
-        const days = policy[field];
-        if (days !== null && policy.messageDays !== null && days > policy.messageDays) {
-          throw new MailroomError(
-            'VALIDATION_FAILED',
-            `${field} (${days}) must not exceed messageDays (${policy.messageDays}): whole messages go after messageDays`,
-            { field },
-          );
-        }
-      }
-      await store.transaction(async (tx) => {
-        await tx.lifecycle.setPolicy(tenantId, policy);
-        const changed = POLICY_FIELDS.filter((f) => before[f] !== policy[f]);
-        await tx.audit.record({
-          tenantId,
-          action: 'retention.changed',
-          targetKind: 'tenant',
-          targetId: tenantId,
-          detail: {
-            before: Object.fromEntries(changed.map((f) => [f, before[f]])),
-            after: Object.fromEntries(changed.map((f) => [f, policy[f]])),
-          },
-        });
-      });
-      logger.info({ tenantId, retention: policy }, 'retention changed');
-      return policy;
-    },
+    setRetention: (tenantId, patch) => setRetention({ store, logger }, tenantId, patch),
     erasures: new ErasureService(store, deps.outbound, logger),
     async storage(tenantId) {
       const use = await store.lifecycle.storage(tenantId);

@@ -27,7 +27,10 @@ import { LeaseRepository } from './leases.js';
 import { AuditLogRepository } from './audit-log.js';
 import { TraceRepository } from './trace-events.js';
 import { TraceSearchRepository } from './trace-search.js';
-import { ErasureRepository, LifecycleRepository } from './lifecycle-repositories.js';
+import { ErasureRepository } from './erasure-repository.js';
+import { LifecycleRepository } from './lifecycle-repositories.js';
+import { ExportReads } from './export-reads.js';
+import { SourceMoves } from './source-moves.js';
 import { noNotifications, PostgresNotifications, type Notifications } from './notifications.js';
 import { MessageSources } from './sources/message-sources.js';
 
@@ -226,6 +229,8 @@ export class StoreSession {
   readonly traceSearch: TraceSearchRepository;
   readonly lifecycle: LifecycleRepository;
   readonly erasures: ErasureRepository;
+  readonly exports: ExportReads;
+  readonly sourceMoves: SourceMoves;
 
   constructor(
     protected readonly em: EntityManager,
@@ -253,6 +258,8 @@ export class StoreSession {
     this.traceSearch = new TraceSearchRepository(em);
     this.lifecycle = new LifecycleRepository(em);
     this.erasures = new ErasureRepository(em);
+    this.exports = new ExportReads(em);
+    this.sourceMoves = new SourceMoves(em);
   }
 }
 

@@ -96,9 +96,25 @@ export class MessageSources {
     await this.remove(kind, refs);
   }
 
-  /** Reads a message's source from the backend its row names (null: `inbound_raw`, as before 0022). */
+  /**
+   * Reads a message's source from the backend its row names (null: `inbound_raw`, as before 0022).
+   * When it is not there, the row is asked again: `mailroom blobs migrate` may have moved it between
+   * the caller's read of the row and this one (the row then names the new backend).
+   */
   async read(ref: SourceRef, kind: SourceKind | null): Promise<Buffer | null> {
-    if (kind === null || kind === 'postgres') {
+    const found = await this.readFrom(ref, kind ?? 'postgres');
+    if (found !== null) return found;
+    const rows = await this.query<{ source_store: SourceKind | null }>(
+      'SELECT source_store FROM inbound_messages WHERE id = $1',
+      [ref.messageId],
+    );
+    const now = rows[0]?.source_store ?? null;
+    if (now === null || now === (kind ?? 'postgres')) return null;
+    return this.readFrom(ref, now);
+  }
+
+  private async readFrom(ref: SourceRef, kind: SourceKind): Promise<Buffer | null> {
+    if (kind === 'postgres') {
       const rows = await this.query<{ raw: Buffer | Uint8Array }>('SELECT raw FROM inbound_raw WHERE message_id = $1', [
         ref.messageId,
       ]);

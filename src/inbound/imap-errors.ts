@@ -71,7 +71,9 @@ export class ImapCommandError extends Error {
 
   constructor(command: string, cause: unknown) {
     const e = factsOf(cause);
-    super(`${command} failed: ${e.message ?? String(cause)}`, { cause });
+    // imapflow's "Command failed" adds nothing to "<command> failed"; the server's words follow (describeImapError).
+    const said = e.message ?? String(cause);
+    super(said === 'Command failed' ? `${command} failed` : `${command} failed: ${said}`, { cause });
     this.name = 'ImapCommandError';
     this.command = command;
     this.code = e.code;

@@ -90,6 +90,7 @@ forEachBackend('inbound watchers: servers no longer held, mailboxes the server r
     await inbound.start();
     const watched = inbound;
     const lastError = await eventually(async () => watched.status(server.id).lastError ?? undefined);
-    assert.match(lastError, /^Command failed \(the server said: Mailbox "?Archive"? does not exist\)/);
+    // The command that failed, and the server's own words.
+    assert.match(lastError, /^SELECT Archive failed \(the server said: Mailbox "?Archive"? does not exist\)/);
   });
 });

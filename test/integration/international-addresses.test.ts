@@ -106,10 +106,13 @@ describe('international addresses [postgres]', function () {
     let withUtf8: SmtpHarness;
     let withoutUtf8: SmtpHarness;
     beforeEach(async () => {
-      withUtf8 = await startSmtpHarness({});
-      withoutUtf8 = await startSmtpHarness({ smtpUtf8: false });
-      addCleanup(() => withUtf8.close());
-      addCleanup(() => withoutUtf8.close());
+      // Each test's own pair (a closure over the variables would close only the last pair).
+      const utf8 = await startSmtpHarness({});
+      const plain = await startSmtpHarness({ smtpUtf8: false });
+      withUtf8 = utf8;
+      withoutUtf8 = plain;
+      addCleanup(() => utf8.close());
+      addCleanup(() => plain.close());
     });
 
     const sendAndWait = async (account: { tenantId: string; destinationId: string }, to: string[], want: string) => {

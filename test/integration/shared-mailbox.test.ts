@@ -28,15 +28,22 @@ describe('shared mailbox signed in by a delegate (device code, XOAUTH2 as the sh
   let h: ApiHarness;
 
   beforeEach(async () => {
-    idp = await startFakeIdp({ pollIntervalSeconds: 1 });
-    addCleanup(() => idp.close());
-    imap = await startFakeImap({ users: [{ user: SHARED }], verifyAccessToken: idp.verifyAccessToken });
-    addCleanup(() => imap.close());
-    smtp = await startSmtpHarness({ verifyAccessToken: (user, token) => idp.verifyAccessToken(user, token) });
-    addCleanup(() => smtp.close());
+    // Each test's own servers are closed (a closure over the variables would close only the last test's).
+    const provider = await startFakeIdp({ pollIntervalSeconds: 1 });
+    idp = provider;
+    addCleanup(() => provider.close());
+    const mailbox = await startFakeImap({ users: [{ user: SHARED }], verifyAccessToken: provider.verifyAccessToken });
+    imap = mailbox;
+    addCleanup(() => mailbox.close());
+    const relay = await startSmtpHarness({
+      verifyAccessToken: (user, token) => provider.verifyAccessToken(user, token),
+    });
+    smtp = relay;
+    addCleanup(() => relay.close());
     const kind = (await isPostgresReachable()) ? 'postgres' : 'pglite';
-    h = await openApiHarness(kind, FAST_INBOUND, {}, {}, { identityProviderCa: idp.ca });
-    addCleanup(() => h.close(), 'first');
+    const harness = await openApiHarness(kind, FAST_INBOUND, {}, {}, { identityProviderCa: provider.ca });
+    h = harness;
+    addCleanup(() => harness.close(), 'first');
   });
 
   async function signedInServer(): Promise<{ tenantId: string; serverId: string; destinationId: string }> {

@@ -35,14 +35,15 @@ describe('IMAP errors', () => {
   it('keeps the facts of the error a command failed with, and names the command', () => {
     const wrapped = new ImapCommandError('UID FETCH (BODY.PEEK[])', said('Server in maintenance'));
     assert.equal(wrapped.command, 'UID FETCH (BODY.PEEK[])');
-    assert.equal(wrapped.message, 'UID FETCH (BODY.PEEK[]) failed: Command failed');
+    assert.equal(wrapped.message, 'UID FETCH (BODY.PEEK[]) failed');
     assert.equal(classifyImapError(wrapped), 'server');
     assert.equal(
       describeImapError(wrapped, 'connectError'),
-      'UID FETCH (BODY.PEEK[]) failed: Command failed (the server said: Server in maintenance)',
+      'UID FETCH (BODY.PEEK[]) failed (the server said: Server in maintenance)',
     );
     assert.equal(isAuthFailure(new ImapCommandError('LOGIN', said('no', 'AUTHENTICATIONFAILED'))), true);
     assert.equal(classifyImapError(new ImapCommandError('NOOP', sock('ETIMEDOUT'))), 'timeout');
+    assert.equal(new ImapCommandError('NOOP', sock('ETIMEDOUT')).message, 'NOOP failed: connect ETIMEDOUT');
   });
 
   it('says what happened in plain words', () => {

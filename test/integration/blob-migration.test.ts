@@ -8,7 +8,13 @@ import { isMailroomError } from '../../src/shared/errors.js';
 import { DirectoryBackend } from '../../src/store/sources/directory-backend.js';
 import { MessageSources } from '../../src/store/sources/message-sources.js';
 import type { BlobBackend, SourceKind, SourceRef } from '../../src/store/sources/source-backend.js';
-import { forEachBackend, openApiHarness, type ApiHarness } from '../support/api-harness.js';
+import {
+  addPlainServer,
+  addSupportDestination,
+  forEachBackend,
+  openApiHarness,
+  type ApiHarness,
+} from '../support/api-harness.js';
 import { quietLogger, sharedStore } from '../support/database.js';
 import { eventually, rawMail } from '../support/mail.js';
 import { startTestS3, type TestS3 } from '../support/s3-server.js';
@@ -51,24 +57,8 @@ forEachBackend('mailroom blobs migrate while the engine runs', (kind) => {
     directory = new FillingDirectory(dir, false);
     sent.clear();
     tenantId = (await h.call<Obj>('POST', '/api/v1/tenants', { name: 'Migrate' })).body.id;
-    const server = await h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/servers`, {
-      name: 'Main',
-      imap: {
-        host: '127.0.0.1',
-        port: imap.port,
-        secure: false,
-        user: 'support@example.com',
-        auth: { method: 'password', password: 'imap-pass' },
-      },
-      smtp: { host: '127.0.0.1', port: 2525, auth: { mode: 'none' } },
-    });
-    destinationId = (
-      await h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/destinations`, {
-        name: 'Support',
-        address: 'support@example.com',
-        serverId: server.body.id,
-      })
-    ).body.id;
+    const serverId = await addPlainServer(h, tenantId, imap.port);
+    destinationId = await addSupportDestination(h, tenantId, serverId);
   });
   afterEach(async function () {
     if (this.currentTest?.state === 'failed') {

@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { startFakeImap, type FakeImapServer } from '../../src/harness/fake-imap/index.js';
-import { forEachBackend, openApiHarness, type ApiHarness } from '../support/api-harness.js';
+import {
+  addPlainServer,
+  addSupportDestination,
+  forEachBackend,
+  openApiHarness,
+  type ApiHarness,
+} from '../support/api-harness.js';
 import { sharedStore } from '../support/database.js';
 import { eventually, rawMail } from '../support/mail.js';
 
@@ -25,23 +31,9 @@ forEachBackend("a destination's seq numbers", (kind) => {
 
   it('are never given again after the newest messages were erased (pull cursors and webhook keys stay right)', async () => {
     const tenantId = (await h.call<Obj>('POST', '/api/v1/tenants', { name: 'Seq' })).body.id as string;
-    const server = await h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/servers`, {
-      name: 'Main',
-      imap: {
-        host: '127.0.0.1',
-        port: imap.port,
-        secure: false,
-        user: 'support@example.com',
-        auth: { method: 'password', password: 'imap-pass' },
-      },
-      smtp: { host: '127.0.0.1', port: 2525, auth: { mode: 'none' } },
-    });
-    const destination = await h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/destinations`, {
-      name: 'Support',
-      address: 'support@example.com',
-      serverId: server.body.id,
-    });
-    const feed = `/api/v1/tenants/${tenantId}/destinations/${destination.body.id}/messages`;
+    const serverId = await addPlainServer(h, tenantId, imap.port);
+    const destinationId = await addSupportDestination(h, tenantId, serverId);
+    const feed = `/api/v1/tenants/${tenantId}/destinations/${destinationId}/messages`;
     const seqsAfter = async (after: number): Promise<Array<{ seq: number; subject: string }>> => {
       const res = await h.call<Obj>('GET', `${feed}?after=${after}`);
       return (res.body.messages as Obj[]).map((m) => ({ seq: m.seq as number, subject: m.subject as string }));

@@ -8,7 +8,13 @@ import { metricsRegistry } from '../../src/shared/metrics.js';
 import { DirectoryBackend } from '../../src/store/sources/directory-backend.js';
 import { MessageSources } from '../../src/store/sources/message-sources.js';
 import type { BlobBackend, SourceRef } from '../../src/store/sources/source-backend.js';
-import { forEachBackend, openApiHarness, type ApiHarness } from '../support/api-harness.js';
+import {
+  addPlainServer,
+  addSupportDestination,
+  forEachBackend,
+  openApiHarness,
+  type ApiHarness,
+} from '../support/api-harness.js';
 import { sharedStore } from '../support/database.js';
 import { eventually, rawMail } from '../support/mail.js';
 
@@ -69,22 +75,8 @@ forEachBackend('erasure on request', (kind) => {
   });
 
   async function ingest(): Promise<{ serverId: string; destinationId: string }> {
-    const server = await h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/servers`, {
-      name: 'Main',
-      imap: {
-        host: '127.0.0.1',
-        port: imap.port,
-        secure: false,
-        user: 'support@example.com',
-        auth: { method: 'password', password: 'imap-pass' },
-      },
-      smtp: { host: '127.0.0.1', port: 2525, auth: { mode: 'none' } },
-    });
-    const destination = await h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/destinations`, {
-      name: 'Support',
-      address: 'support@example.com',
-      serverId: server.body.id,
-    });
+    const serverId = await addPlainServer(h, tenantId, imap.port);
+    const destinationId = await addSupportDestination(h, tenantId, serverId);
     imap.append('support@example.com', 'INBOX', rawMail({ from: `Customer <${CUSTOMER}>`, subject: 'my order' }));
     imap.append('support@example.com', 'INBOX', rawMail({ from: 'Other <other@example.net>', subject: 'kept' }));
     imap.append(
@@ -95,7 +87,7 @@ forEachBackend('erasure on request', (kind) => {
     imap.append('support@example.com', 'INBOX', rawMail({ from: 'Other <other@example.net>', subject: 'kept too' }));
     await h.inbound.start();
     await eventually(async () => {
-      const res = await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/destinations/${destination.body.id}/messages`);
+      const res = await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/destinations/${destinationId}/messages`);
       return res.body.messages?.length === 4 ? true : undefined;
     }, 20_000);
     await h.inbound.stop();
@@ -109,10 +101,10 @@ forEachBackend('erasure on request', (kind) => {
       await h.store.query(
         `INSERT INTO outbound_messages (id, tenant_id, destination_id, server_id, status, message_id_header, subject, recipients, instance_id)
          VALUES ($1, $2, $3, $4, $5, $6, 'Re: your order', $7::jsonb, 'test-instance')`,
-        [id, tenantId, destination.body.id, server.body.id, status, `<${id}@example.com>`, JSON.stringify([to])],
+        [id, tenantId, destinationId, serverId, status, `<${id}@example.com>`, JSON.stringify([to])],
       );
     }
-    return { serverId: server.body.id, destinationId: destination.body.id };
+    return { serverId: serverId, destinationId: destinationId };
   }
 
   /** Rows of every table of the schema whose text mentions the address. */

@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startFakeImap, type FakeImapServer } from '../../src/harness/fake-imap/index.js';
 import { startSmtpHarness, type SmtpHarness } from '../../src/harness/smtp-harness.js';
-import { forEachBackend, openApiHarness, type ApiHarness } from '../support/api-harness.js';
+import { addPlainServer, forEachBackend, openApiHarness, type ApiHarness } from '../support/api-harness.js';
 import { FakeClock } from '../support/fake-clock.js';
 import { routedMessageRow } from '../support/routed-messages.js';
 import { eventually, rawMail } from '../support/mail.js';
@@ -300,19 +300,8 @@ forEachBackend('unrouted and quarantined mail', (kind) => {
   async function setUp(): Promise<{ tenantId: string; serverId: string; token: string; tokenId: string }> {
     const tenantId = (await h.call<Obj>('POST', '/api/v1/tenants', { name: 'Held' })).body.id as string;
     const token = await h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/tokens`, { name: 'Held desk' });
-    const server = await h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/servers`, {
-      name: 'Main',
-      imap: {
-        host: '127.0.0.1',
-        port: imap.port,
-        secure: false,
-        user: 'support@example.com',
-        auth: { method: 'password', password: 'imap-pass' },
-      },
-      smtp: { host: '127.0.0.1', port: 2525, auth: { mode: 'none' } },
-    });
-    assert.equal(server.status, 201, server.raw);
-    return { tenantId, serverId: server.body.id, token: token.body.token, tokenId: token.body.id };
+    const serverId = await addPlainServer(h, tenantId, imap.port);
+    return { tenantId, serverId, token: token.body.token, tokenId: token.body.id };
   }
 
   it('releases a message quarantined for a parse failure, and the timeline shows both', async () => {

@@ -239,3 +239,44 @@ export async function routeAndSignal(h: ApiHarness, target: RouteTarget, n: numb
   h.inbound.signals.routed([target.destinationId]);
   return seqs;
 }
+
+/**
+ * The usual e-mail server of an integration test, through the API: IMAP `support@example.com`
+ * (password `imap-pass`, plain text) on the fake IMAP server's `imapPort`, SMTP without login on
+ * 2525; answers its id (the test fails at once if the API refuses it).
+ */
+export async function addPlainServer(
+  h: Pick<ApiHarness, 'call'>,
+  tenantId: string,
+  imapPort: number,
+  name = 'Main',
+): Promise<string> {
+  const server = await h.call<{ id: string }>('POST', `/api/v1/tenants/${tenantId}/servers`, {
+    name,
+    imap: {
+      host: '127.0.0.1',
+      port: imapPort,
+      secure: false,
+      user: 'support@example.com',
+      auth: { method: 'password', password: 'imap-pass' },
+    },
+    smtp: { host: '127.0.0.1', port: 2525, auth: { mode: 'none' } },
+  });
+  if (server.status !== 201) throw new Error(`the e-mail server was refused: ${server.raw}`);
+  return server.body.id;
+}
+
+/** The usual destination `support@example.com` (named Support) using `serverId`; answers its id. */
+export async function addSupportDestination(
+  h: Pick<ApiHarness, 'call'>,
+  tenantId: string,
+  serverId: string,
+): Promise<string> {
+  const destination = await h.call<{ id: string }>('POST', `/api/v1/tenants/${tenantId}/destinations`, {
+    name: 'Support',
+    address: 'support@example.com',
+    serverId,
+  });
+  if (destination.status !== 201) throw new Error(`the destination was refused: ${destination.raw}`);
+  return destination.body.id;
+}

@@ -3,6 +3,7 @@ import { tlsModeOfSecure, type TlsMode } from '../shared/tls-mode.js';
 import type { OAuthPurpose } from '../store/oauth-grants.js';
 import type { EmailServerRow, OAuthSettings } from '../store/rows.js';
 import { parseServiceAccountKey, type ServiceAccountKey } from '../shared/service-account-key.js';
+import { accountKeyOf } from '../shared/host-key.js';
 import { DEFAULT_AUTHORITY_HOST, GOOGLE_AUTHORITY_HOST, type ServerInput, type ServerPatch } from './schemas.js';
 
 /**
@@ -207,9 +208,8 @@ export function normalizeKey(value: string): string {
   return value.trim().toLowerCase();
 }
 
-export function accountKeyOf(imapHost: string, imapUser: string): string {
-  return `${normalizeKey(imapHost).replace(/\.$/, '')}\n${normalizeKey(imapUser)}`;
-}
+/** The key of one mail account, unique across tenants: its canonical IMAP host and user name (shared/host-key.ts). */
+export { accountKeyOf };
 
 function oauthOf(auth: AuthFields): OAuthSettings {
   const google = auth.flow === 'service-account';
@@ -238,6 +238,7 @@ export function rowFieldsOf(
   | 'imapClientSecretSealed'
   | 'smtpPasswordSealed'
   | 'smtpClientSecretSealed'
+  | 'hostsByTenant'
 > {
   const imapTls = imapTlsOf(input.imap);
   const smtpTls = smtpTlsOf(input.smtp);

@@ -1,7 +1,8 @@
 import { Type } from '@sinclair/typebox';
 import { ProxyChoices, ServerCopy, ServerInput, ServerPatch, ServerView } from '../../accounts/schemas.js';
 import { NoContent, ServerParams, TenantParams } from '../params.js';
-import type { RouteDef } from '../route.js';
+import { principalOf, type RouteDef, type RouteRequest } from '../route.js';
+import type { ChangedBy } from '../../accounts/mail-hosts.js';
 
 const tags = ['e-mail servers'];
 
@@ -12,6 +13,11 @@ const ConnectionTestView = Type.Object({
   ms: Type.Integer(),
 });
 const base = '/api/v1/tenants/:tenantId/servers';
+
+/** A tenant's token, or the operator (an administrator token): where a tenant's hosts may lead is limited. */
+function changedBy(req: RouteRequest): ChangedBy {
+  return principalOf(req).kind === 'tenant' ? 'tenant' : 'operator';
+}
 
 export const serverRoutes: RouteDef[] = [
   {
@@ -34,7 +40,7 @@ export const serverRoutes: RouteDef[] = [
     schema: { params: TenantParams, body: ServerInput, response: { 201: ServerView } },
     handler: async (req, reply, { accounts }) => {
       reply.code(201);
-      return accounts.servers.create((req.params as TenantParams).tenantId, req.body);
+      return accounts.servers.create((req.params as TenantParams).tenantId, req.body, changedBy(req));
     },
   },
   {
@@ -71,7 +77,7 @@ export const serverRoutes: RouteDef[] = [
     schema: { params: ServerParams, body: ServerPatch, response: { 200: ServerView } },
     handler: async (req, _reply, { accounts }) => {
       const p = req.params as ServerParams;
-      return accounts.servers.update(p.tenantId, p.serverId, req.body);
+      return accounts.servers.update(p.tenantId, p.serverId, req.body, changedBy(req));
     },
   },
   {
@@ -131,7 +137,7 @@ export const serverRoutes: RouteDef[] = [
     handler: async (req, reply, { accounts }) => {
       const p = req.params as ServerParams;
       reply.code(201);
-      return accounts.servers.copy(p.tenantId, p.serverId, req.body);
+      return accounts.servers.copy(p.tenantId, p.serverId, req.body, changedBy(req));
     },
   },
 ];

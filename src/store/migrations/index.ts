@@ -24,6 +24,7 @@ import { AuditLog1764000000025 } from './0025-audit-log.js';
 import { TraceEvents1764000000026 } from './0026-trace-events.js';
 import { TraceSearch1764000000027 } from './0027-trace-search.js';
 import { WebhookDestinationLeases1764000000030 } from './0030-webhook-destination-leases.js';
+import { ServerHostsByTenant1764000000034 } from './0034-server-hosts-by-tenant.js';
 
 /** Every migration, oldest first. A new one is a new file here plus one line below. */
 export const MIGRATIONS = [
@@ -53,4 +54,5 @@ export const MIGRATIONS = [
   TraceEvents1764000000026,
   TraceSearch1764000000027,
   WebhookDestinationLeases1764000000030,
+  ServerHostsByTenant1764000000034,
 ];

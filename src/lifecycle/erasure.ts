@@ -64,8 +64,8 @@ function dateOf(value: string | undefined, field: string): Date | null {
 /**
  * Erasure on request: every inbound message from or to an address (its source in whatever
  * backend, its deliveries and webhook rows), the outgoing mail to it (waiting mail cancelled
- * first, dead letters' spool files deleted), the alerts that quote it and the spool's recycled
- * files. Every step is idempotent and the counts are saved as it goes, so a run cut short (a
+ * first, dead letters' spool files deleted; the receipt's `spoolFiles` counts those, the tenant's
+ * own), the alerts that quote it and the spool's recycled files (uncounted: see `run`). Every step is idempotent and the counts are saved as it goes, so a run cut short (a
  * crash) is completed by repeating the request: the same address and range find the same
  * receipt, which never holds the address, only a salted hash of it.
  */
@@ -165,8 +165,13 @@ export class ErasureService {
       if (batch.removed.length < BATCH) break;
     }
     const alerts = await store.erasures.deleteAlerts(tenantId, address);
+    await store.erasures.addCounts(id, { alerts });
+    // The spool's recycled files (free/) may still hold the bytes of any delivered message, this
+    // address's included, so they go too; but they are every tenant's (a file is not told by
+    // whose message it held last), so their number is the operator's, in the log, never in this
+    // tenant's receipt: an outside review read other tenants' traffic from it (issue 24).
     const recycled = await this.outbound.forgetRecycledFiles();
-    await store.erasures.addCounts(id, { alerts, spoolFiles: recycled });
+    log.info({ recycledSpoolFiles: recycled }, "erasure wiped the spool's recycled files");
     if (pending) {
       log.warn('erasure not complete (mail on its way, or a source store away); repeat the request to carry it on');
       return;

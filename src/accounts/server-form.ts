@@ -45,6 +45,7 @@ function checkCredentials(
     return;
   }
   refuse(auth, prefix, PASSWORD_FIELDS, 'is only used with method password');
+  checkAuthorityHost(auth.authorityHost, `${prefix}.authorityHost`);
   if (auth.flow === 'service-account') return checkServiceAccount(auth, prefix, stored.clientSecret, again);
   if (auth.clientId === undefined)
     throw fieldError(`${prefix}.clientId`, `'${prefix}.clientId' is required for OAuth 2.0`);
@@ -63,6 +64,36 @@ function checkCredentials(
     }
   } else if (auth.clientSecret !== undefined) {
     throw fieldError(`${prefix}.clientSecret`, `'${prefix}.clientSecret' is only used with flow client-credentials`);
+  }
+}
+
+/**
+ * An OAuth 2.0 authority is `https://` and a host (and a port): nothing else. A user name and
+ * password, a path, a query or a fragment were accepted and shown back in views and the audit
+ * log (issue 24 review); the engine builds the paths itself. A trailing `/` is left out when stored.
+ */
+export function checkAuthorityHost(value: string | undefined, field: string): void {
+  if (value === undefined) return;
+  let url: URL | undefined;
+  try {
+    url = /^https:\/\/[^/?#@\\\s]+\/*$/i.test(value) ? new URL(value) : undefined;
+  } catch {
+    url = undefined;
+  }
+  if (
+    url === undefined ||
+    url.username !== '' ||
+    url.password !== '' ||
+    url.pathname !== '/' ||
+    url.search !== '' ||
+    url.hash !== '' ||
+    url.port === '0'
+  ) {
+    throw fieldError(
+      field,
+      `'${field}' must be https:// and a host name, with a port if needed (e.g. https://login.microsoftonline.com): ` +
+        'no user name or password, path, query or fragment',
+    );
   }
 }
 

@@ -21,6 +21,9 @@ import type { WaitSlots } from './wait-slots.js';
  */
 export type Access = 'public' | 'admin' | 'tenant';
 
+/** [1048576] largest request body a route takes unless it says otherwise (`RouteDef.bodyLimit`), bytes. */
+export const DEFAULT_BODY_LIMIT = 1_048_576;
+
 /** What the API needs of the inbound side. */
 export interface InboundApi {
   status(serverId: string): WatcherStatus;
@@ -82,6 +85,11 @@ export interface RouteDef {
    * OpenAPI document; those of its access, its inputs and the database are added (api/openapi.ts).
    */
   errors?: readonly ErrorCode[];
+  /**
+   * [DEFAULT_BODY_LIMIT] largest request body this route takes, bytes; larger answers 413
+   * PAYLOAD_TOO_LARGE (the OpenAPI document says which).
+   */
+  bodyLimit?: number;
   /** Answers without the database (liveness, the OpenAPI document): never 503 DATABASE_UNAVAILABLE. */
   withoutDatabase?: true;
   /** The media type of a success answer that is not JSON (an event stream, a raw message), for the document. */

@@ -111,8 +111,8 @@ const FORMAT_NAMES: Record<string, string> = {
  * differently from what it is, "Trojan Source"), and zero-width characters (two names that look
  * the same). An outside review named a tenant with them (issue 24).
  */
-// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const HIDDEN_IN_NAMES =
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point
   /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c\u200b-\u200d\u2060\ufeff]/;
 
 /** A name of a tenant, server, destination or token: something visible, nothing hidden (see HIDDEN_IN_NAMES). */

@@ -109,11 +109,12 @@ const FORMAT_NAMES: Record<string, string> = {
  * What a name shown to people may not hold: control characters (C0, DEL, C1, line and paragraph
  * separators), bidirectional overrides, embeddings, isolates and marks (a name that reads
  * differently from what it is, "Trojan Source"), and zero-width characters (two names that look
- * the same). An outside review named a tenant with them (issue 24).
+ * the same). An outside review named a tenant with them (issue 24). NUL is left to the check of
+ * text that cannot be stored (`textFault`), which says so.
  */
 const HIDDEN_IN_NAMES =
   // eslint-disable-next-line no-control-regex -- matching control characters is the point
-  /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c\u200b-\u200d\u2060\ufeff]/;
+  /[\u0001-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c\u200b-\u200d\u2060\ufeff]/;
 
 /** A name of a tenant, server, destination or token: something visible, nothing hidden (see HIDDEN_IN_NAMES). */
 export function isDisplayName(value: string): boolean {

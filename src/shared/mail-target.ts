@@ -38,7 +38,10 @@ export async function mailTarget(
   if (isIP(canonical) !== 0) {
     const kind = policy.refuses(canonical);
     if (kind !== undefined) throw new AddressNotAllowedError(host, canonical, kind);
-    return { host: canonical };
+    // `localhost` (and names under it) is loopback without asking a resolver; TLS still checks
+    // the certificate against the name.
+    const name = host.trim().replace(/\.$/, '').toLowerCase();
+    return /(?:^|\.)localhost$/.test(name) ? { host: canonical, servername: name } : { host: canonical };
   }
   let addresses: string[];
   try {

@@ -52,6 +52,16 @@ describe('mail target: where a tenant-chosen IMAP/SMTP host may lead', () => {
     assert.deepEqual(resolve.asked, ['mail.example.com']);
   });
 
+  it('keeps a localhost name for TLS where loopback is allowed', async () => {
+    const resolve = resolver({});
+    assert.deepEqual(await mailTarget('Mail.LocalHost', AddressPolicy.allowPrivate(), { resolve }), {
+      host: '127.0.0.1',
+      servername: 'mail.localhost',
+    });
+    assert.deepEqual(await mailTarget('127.1', AddressPolicy.allowPrivate(), { resolve }), { host: '127.0.0.1' });
+    assert.deepEqual(resolve.asked, []);
+  });
+
   it('refuses a name with any refused address among its addresses', async () => {
     const resolve = resolver({ 'mixed.example.com': ['203.0.113.5', '10.0.0.7'] });
     await assert.rejects(mailTarget('mixed.example.com', strict, { resolve }), /10\.0\.0\.7.*private/);

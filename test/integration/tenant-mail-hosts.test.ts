@@ -164,6 +164,30 @@ describe('IMAP/SMTP hosts a tenant chooses [pglite]', function () {
     }
   });
 
+  it('the watcher does not connect to a tenant-chosen host the policy refuses, and says why in the status', async () => {
+    const imap = await listener('* OK internal IMAP ready\r\n');
+    try {
+      const created = await h.call<Obj>('POST', base(), body('127.0.0.1', '127.0.0.1', { imap: imap.port }));
+      const row = await h.store.servers.require(tenantId, created.body.id);
+      await h.store.servers.replace({ ...row, enabled: true, hostsByTenant: true });
+      await h.inbound.start();
+      let status: Obj = {};
+      for (let i = 0; i < 100 && !status.inbound?.lastError; i++) {
+        status = (await h.call<Obj>('GET', `${base()}/${row.id}/status`, undefined, token)).body;
+        if (!status.inbound?.lastError) await new Promise((done) => setTimeout(done, 100));
+      }
+      assert.match(
+        String(status.inbound?.lastError),
+        /IMAP host leads to an address .*MAILROOM_MAIL_ALLOW_PRIVATE/,
+        JSON.stringify(status),
+      );
+      assert.equal(imap.connections, 0, 'no connection was made');
+    } finally {
+      await h.inbound.stop();
+      await imap.close();
+    }
+  });
+
   it("Test connection names what answered on the SMTP side, never echoing a foreign server's bytes", async () => {
     const banners: [Buffer | string, RegExp, string][] = [
       ['* OK [CAPABILITY IMAP4rev1] secret-imap.internal ready\r\n', /greets as an IMAP server/, 'secret-imap'],

@@ -5,6 +5,7 @@ import type { EmailServerRow, OAuthSettings } from '../store/rows.js';
 import { parseServiceAccountKey, type ServiceAccountKey } from '../shared/service-account-key.js';
 import { accountKeyOf } from '../shared/host-key.js';
 import { DEFAULT_AUTHORITY_HOST, GOOGLE_AUTHORITY_HOST, type ServerInput, type ServerPatch } from './schemas.js';
+import { nameKeyOf } from '../shared/name-key.js';
 
 /**
  * Pure rules of the e-mail server form: cross-field checks the schema cannot express, defaults,
@@ -278,7 +279,7 @@ export function rowFieldsOf(
   const smtpMethod = custom ? (smtpAuth.method ?? 'password') : null;
   return {
     name: input.name.trim(),
-    nameKey: normalizeKey(input.name),
+    nameKey: nameKeyOf(input.name),
     enabled: input.enabled ?? true,
     imapHost: input.imap.host,
     imapPort: input.imap.port ?? (imapTls === 'implicit' ? 993 : 143),

@@ -55,6 +55,31 @@ describe('hidden characters in names [pglite]', function () {
     });
   }
 
+  it('takes a name that reads like a taken one as taken (fullwidth, ligatures, doubled blanks)', async () => {
+    await h.call<Obj>('POST', '/api/v1/tenants', { name: 'Globex Corp' });
+    for (const name of ['ＧＬＯＢＥＸ Corp', 'Globex  Corp', ' globex corp ']) {
+      const res = await h.call<Obj>('PATCH', `/api/v1/tenants/${tenantId}`, { name }, token);
+      assert.equal(res.status, 409, `${name}: ${res.raw}`);
+      assert.equal(res.body.error.code, 'DUPLICATE_NAME');
+      assert.equal(res.body.error.message, 'this name cannot be used; choose another', 'no other tenant confirmed');
+    }
+    const first = await h.call<Obj>(
+      'POST',
+      `/api/v1/tenants/${tenantId}/servers`,
+      serverBody(1, { name: 'Oﬃce' }),
+      token,
+    );
+    assert.equal(first.status, 201, first.raw);
+    const again = await h.call<Obj>(
+      'POST',
+      `/api/v1/tenants/${tenantId}/servers`,
+      serverBody(2, { name: 'OFFICE' }),
+      token,
+    );
+    assert.equal(again.status, 409, again.raw);
+    assert.equal(again.body.error.field, 'name');
+  });
+
   it('takes names in any script, with marks and spaces', async () => {
     for (const name of ['Bücher & Co', 'شركة أكمي', 'Ωμέγα', 'مرحبا 123', '日本語の名前']) {
       const res = await h.call<Obj>('PATCH', `/api/v1/tenants/${tenantId}`, { name }, token);

@@ -83,6 +83,10 @@ forEachBackend('store', (kind) => {
       '0x7f.0.0.1\nb@example.com',
       other,
     ]);
+    // Names keyed as before: fullwidth letters were another name.
+    const wide = await accounts.tenants.create({ name: 'Ｗｉｄｅ  Co' });
+    await store.query(`UPDATE tenants SET name_key = $1 WHERE id = $2`, ['ｗｉｄｅ  co', wide.id]);
+    await store.query(`UPDATE email_servers SET name = 'Ｍａｉｎ', name_key = 'ｍａｉｎ' WHERE id = $1`, [other]);
     await store.query(`ALTER TABLE email_servers DROP COLUMN hosts_by_tenant`);
     await new ServerHostsByTenant1764000000034().up({
       query: (sql: string, params?: unknown[]) => store.query(sql, params),
@@ -98,6 +102,14 @@ forEachBackend('store', (kind) => {
     assert.deepEqual(keys[other], ['127.0.0.1\nb@example.com', false]);
     // The same account twice already: the later keeps its key (the unique index allows one).
     assert.deepEqual(keys[alias], ['127.1\na@example.com', false]);
+    const [tenantKey] = await store.query<{ name_key: string }>('SELECT name_key FROM tenants WHERE id = $1', [
+      wide.id,
+    ]);
+    assert.equal(tenantKey?.name_key, 'wide co');
+    const [serverKey] = await store.query<{ name_key: string }>('SELECT name_key FROM email_servers WHERE id = $1', [
+      other,
+    ]);
+    assert.equal(serverKey?.name_key, 'main');
   });
 
   it('reports unique-index collisions by index name', async () => {

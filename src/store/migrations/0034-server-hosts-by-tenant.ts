@@ -1,5 +1,6 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
 import { accountKeyOf } from '../../shared/host-key.js';
+import { nameKeyOf } from '../../shared/name-key.js';
 
 /**
  * Issue 24 hardening (an outside review holding a tenant's token):
@@ -13,6 +14,9 @@ import { accountKeyOf } from '../../shared/host-key.js';
  *   `::ffff:127.0.0.1` no longer make another account of `127.0.0.1`. A key two stored servers
  *   would now share is left as it was on the later one (the unique index would refuse it; its
  *   operator sees both in the administrator's list).
+ * - `name_key` of tenants, e-mail servers and destinations in its new form (`shared/name-key.ts`:
+ *   NFKC, blanks collapsed), so that `Ａｃｍｅ` is `Acme`; a key taken already in its scope is left
+ *   as it was, as above.
  */
 export class ServerHostsByTenant1764000000034 implements MigrationInterface {
   name = 'ServerHostsByTenant1764000000034';
@@ -29,6 +33,23 @@ export class ServerHostsByTenant1764000000034 implements MigrationInterface {
       await q.query(`UPDATE email_servers SET account_key = $1 WHERE id = $2`, [key, row.id]);
       taken.delete(row.account_key);
       taken.add(key);
+    }
+    for (const [table, scope] of [
+      ['tenants', null],
+      ['email_servers', 'tenant_id'],
+      ['destinations', 'tenant_id'],
+    ] as const) {
+      const named = (await q.query(
+        `SELECT id, name, name_key, ${scope ?? `''`} AS scope FROM ${table} ORDER BY created_at, id`,
+      )) as Array<{ id: string; name: string; name_key: string; scope: string }>;
+      const keys = new Set(named.map((r) => `${r.scope}\n${r.name_key}`));
+      for (const row of named) {
+        const key = nameKeyOf(row.name);
+        if (key === row.name_key || keys.has(`${row.scope}\n${key}`)) continue;
+        await q.query(`UPDATE ${table} SET name_key = $1 WHERE id = $2`, [key, row.id]);
+        keys.delete(`${row.scope}\n${row.name_key}`);
+        keys.add(`${row.scope}\n${key}`);
+      }
     }
   }
 

@@ -76,6 +76,7 @@ export async function openServices(config: Config, logger: Logger): Promise<Serv
     proxies: config.mailProxies,
     webhookAddresses: config.webhookAddresses,
     authorityAddresses: config.oauthAddresses,
+    mailAddresses: config.mailAddresses,
     caDir: config.caDir,
   });
   return { config, logger, store, sealer, accounts, apiToken: secrets.apiToken, close: () => store.close() };
@@ -98,6 +99,7 @@ function inboundOptionsOf(config: Config): Partial<InboundOptions> {
     messageIdDomain: config.messageIdDomain ?? DEFAULT_MESSAGE_ID_DOMAIN,
     ...(maxMessageBytes !== undefined && { parseLimits: { ...DEFAULT_PARSE_LIMITS, maxBytes: maxMessageBytes } }),
     proxies: config.mailProxies,
+    mailAddresses: config.mailAddresses,
   };
 }
 
@@ -161,7 +163,12 @@ export function serviceSettingsOf(config: Config, tuning: EngineTuning = {}): Se
       ...tuning.oauth,
     },
     inbound: { ...inboundOptionsOf(config), ...tuning.inbound },
-    outbound: { messageIdDomain: config.messageIdDomain, proxies: config.mailProxies, ...tuning.outbound },
+    outbound: {
+      messageIdDomain: config.messageIdDomain,
+      proxies: config.mailProxies,
+      mailAddresses: config.mailAddresses,
+      ...tuning.outbound,
+    },
     webhooks: { requestTimeoutMs: config.webhookTimeoutMs, ...tuning.webhooks },
     webProxy,
     webhookAddresses: config.webhookAddresses,

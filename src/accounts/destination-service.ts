@@ -28,6 +28,7 @@ function destinationSecrets(
   });
 }
 import { checkWebhookAddress, webhookColumnsOf } from './destination-webhook.js';
+import { nameKeyOf } from '../shared/name-key.js';
 
 /** The errors of a destination's unique-index collisions (another transaction won the race). */
 const DESTINATION_COLLISIONS: UniqueCollisions = {
@@ -44,7 +45,7 @@ type Fields = Omit<NewRow<DestinationRow>, 'id' | 'tenantId' | 'webhookUrl' | 'w
 function fieldsOf(input: DestinationInput): Fields {
   return {
     name: input.name.trim(),
-    nameKey: normalizeKey(input.name),
+    nameKey: nameKeyOf(input.name),
     // One stored form for every way of writing an address (NFC, the domain in Unicode), and the
     // key that finds the same mailbox written with a punycode domain or in other case.
     address: canonicalMailAddress(input.address) ?? input.address.trim(),

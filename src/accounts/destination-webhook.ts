@@ -55,6 +55,14 @@ export function checkWebhookUrl(url: string): void {
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
     throw invalid('webhookUrl', `'webhookUrl' must be an http:// or https:// URL`);
   }
+  // `https:///x` parses as https://x/ (the URL standard skips the extra slashes): the text itself
+  // must name a host, and a port must be one a server can listen on (issue 24 review).
+  if (!/^https?:\/\/[^/?#\\]/i.test(url) || parsed.hostname === '') {
+    throw invalid('webhookUrl', `'webhookUrl' must name a host after http:// or https://`);
+  }
+  if (parsed.port === '0') {
+    throw invalid('webhookUrl', `'webhookUrl' must not name port 0`);
+  }
   if (parsed.username || parsed.password) {
     throw invalid('webhookUrl', `'webhookUrl' must not carry a user name or password; the events are signed instead`);
   }

@@ -32,6 +32,8 @@ export function createAccounts(
     webhookAddresses?: AddressPolicy | undefined;
     /** [public addresses only] where an OAuth 2.0 `authorityHost` may lead (MAILROOM_OAUTH_ALLOW_PRIVATE). */
     authorityAddresses?: AddressPolicy | undefined;
+    /** [public addresses only] where IMAP and SMTP hosts a tenant's token sets may lead (MAILROOM_MAIL_ALLOW_PRIVATE). */
+    mailAddresses?: AddressPolicy | undefined;
     /** [none: no CA file accepted] the directory `imap.caFile` and `smtp.caFile` must name a file in (MAILROOM_CA_DIR). */
     caDir?: string | undefined;
   } = {},
@@ -45,6 +47,7 @@ export function createAccounts(
       options.proxies,
       options.caDir,
       options.authorityAddresses ?? AddressPolicy.strict(),
+      options.mailAddresses ?? AddressPolicy.strict(),
     ),
     destinations: new DestinationService(store, logger, sealer, {
       addresses: options.webhookAddresses ?? AddressPolicy.strict(),

@@ -10,7 +10,8 @@ import { TLS_MODES } from '../shared/tls-mode.js';
  */
 
 const strict = { additionalProperties: false } as const;
-const Name = Type.String({ minLength: 1, maxLength: 100, pattern: '\\S' });
+/** A name people read: a visible character, no control, bidirectional-override or zero-width characters (validation.ts). */
+const Name = Type.String({ minLength: 1, maxLength: 100, pattern: '\\S', format: 'display-name' });
 const Host = Type.String({ format: 'host', maxLength: 253 });
 const UserName = Type.String({ format: 'user-name', minLength: 1, maxLength: 320 });
 const Port = Type.Integer({ minimum: 1, maximum: 65535 });

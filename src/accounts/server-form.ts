@@ -3,7 +3,9 @@ import { tlsModeOfSecure, type TlsMode } from '../shared/tls-mode.js';
 import type { OAuthPurpose } from '../store/oauth-grants.js';
 import type { EmailServerRow, OAuthSettings } from '../store/rows.js';
 import { parseServiceAccountKey, type ServiceAccountKey } from '../shared/service-account-key.js';
+import { accountKeyOf } from '../shared/host-key.js';
 import { DEFAULT_AUTHORITY_HOST, GOOGLE_AUTHORITY_HOST, type ServerInput, type ServerPatch } from './schemas.js';
+import { nameKeyOf } from '../shared/name-key.js';
 
 /**
  * Pure rules of the e-mail server form: cross-field checks the schema cannot express, defaults,
@@ -44,6 +46,7 @@ function checkCredentials(
     return;
   }
   refuse(auth, prefix, PASSWORD_FIELDS, 'is only used with method password');
+  checkAuthorityHost(auth.authorityHost, `${prefix}.authorityHost`);
   if (auth.flow === 'service-account') return checkServiceAccount(auth, prefix, stored.clientSecret, again);
   if (auth.clientId === undefined)
     throw fieldError(`${prefix}.clientId`, `'${prefix}.clientId' is required for OAuth 2.0`);
@@ -62,6 +65,36 @@ function checkCredentials(
     }
   } else if (auth.clientSecret !== undefined) {
     throw fieldError(`${prefix}.clientSecret`, `'${prefix}.clientSecret' is only used with flow client-credentials`);
+  }
+}
+
+/**
+ * An OAuth 2.0 authority is `https://` and a host (and a port): nothing else. A user name and
+ * password, a path, a query or a fragment were accepted and shown back in views and the audit
+ * log (issue 24 review); the engine builds the paths itself. A trailing `/` is left out when stored.
+ */
+export function checkAuthorityHost(value: string | undefined, field: string): void {
+  if (value === undefined) return;
+  let url: URL | undefined;
+  try {
+    url = /^https:\/\/[^/?#@\\\s]+\/*$/i.test(value) ? new URL(value) : undefined;
+  } catch {
+    url = undefined;
+  }
+  if (
+    url === undefined ||
+    url.username !== '' ||
+    url.password !== '' ||
+    url.pathname !== '/' ||
+    url.search !== '' ||
+    url.hash !== '' ||
+    url.port === '0'
+  ) {
+    throw fieldError(
+      field,
+      `'${field}' must be https:// and a host name, with a port if needed (e.g. https://login.microsoftonline.com): ` +
+        'no user name or password, path, query or fragment',
+    );
   }
 }
 
@@ -265,9 +298,8 @@ export function normalizeKey(value: string): string {
   return value.trim().toLowerCase();
 }
 
-export function accountKeyOf(imapHost: string, imapUser: string): string {
-  return `${normalizeKey(imapHost).replace(/\.$/, '')}\n${normalizeKey(imapUser)}`;
-}
+/** The key of one mail account, unique across tenants: its canonical IMAP host and user name (shared/host-key.ts). */
+export { accountKeyOf };
 
 function oauthOf(auth: AuthFields): OAuthSettings {
   const google = auth.flow === 'service-account';
@@ -296,6 +328,7 @@ export function rowFieldsOf(
   | 'imapClientSecretSealed'
   | 'smtpPasswordSealed'
   | 'smtpClientSecretSealed'
+  | 'hostsByTenant'
 > {
   const imapTls = imapTlsOf(input.imap);
   const smtpTls = smtpTlsOf(input.smtp);
@@ -304,7 +337,7 @@ export function rowFieldsOf(
   const smtpMethod = custom ? (smtpAuth.method ?? 'password') : null;
   return {
     name: input.name.trim(),
-    nameKey: normalizeKey(input.name),
+    nameKey: nameKeyOf(input.name),
     enabled: input.enabled ?? true,
     imapHost: input.imap.host,
     imapPort: input.imap.port ?? (imapTls === 'implicit' ? 993 : 143),

@@ -28,6 +28,7 @@ import {
   type StoredSecrets,
 } from './server-form.js';
 import { checkAuthorityHosts } from './authority-host.js';
+import { checkMailHosts, hostsChoice, type ChangedBy } from './mail-hosts.js';
 import { tenantNotFound, writeUnderTenantLock, type UniqueCollisions } from './tenant-writes.js';
 import { auditedView, changedFields, secretChanges } from './audit-changes.js';
 import { serverView } from './views.js';
@@ -95,6 +96,7 @@ export class ServerService {
    * @param proxies the engine's mail proxies, which servers choose from
    * @param caDir MAILROOM_CA_DIR: the only directory `imap.caFile` and `smtp.caFile` may name a file in; none: no CA file is accepted
    * @param authorityAddresses MAILROOM_OAUTH_ALLOW_PRIVATE: where an OAuth 2.0 `authorityHost` may lead
+   * @param mailAddresses MAILROOM_MAIL_ALLOW_PRIVATE: where IMAP and SMTP hosts a tenant's token sets may lead
    */
   constructor(
     private readonly store: Store,
@@ -103,6 +105,7 @@ export class ServerService {
     private readonly proxies: MailProxies = { named: new Map() },
     private readonly caDir?: string | undefined,
     private readonly authorityAddresses: AddressPolicy = AddressPolicy.strict(),
+    private readonly mailAddresses: AddressPolicy = AddressPolicy.strict(),
   ) {}
 
   /**
@@ -153,15 +156,18 @@ export class ServerService {
     };
   }
 
-  async create(tenantId: string, body: unknown): Promise<ServerView> {
+  /** @param by who asks: a tenant's token (its hosts then follow MAILROOM_MAIL_ALLOW_PRIVATE) or the operator */
+  async create(tenantId: string, body: unknown, by: ChangedBy = 'operator'): Promise<ServerView> {
     const input = withInheritedSmtpApp(validate(ServerInput, body));
     checkServerInput(input);
     this.checkProxy(input.proxy ?? null, null);
+    const choice = hostsChoice(by, null, rowFieldsOf(input), body);
+    if (choice.check) await checkMailHosts(this.mailAddresses, rowFieldsOf(input));
     await checkAuthorityHosts(this.authorityAddresses, rowFieldsOf(input), null);
     const row = await this.write(tenantId, async (tx) => {
       await this.checkLimit(tx, tenantId);
       const id = newId();
-      const fields = rowFieldsOf(input);
+      const fields = { ...rowFieldsOf(input), hostsByTenant: choice.hostsByTenant };
       await this.checkUnique(tx, tenantId, id, fields);
       await this.checkLinks(tx, tenantId, id, fields);
       const created = await tx.servers.insert({
@@ -183,16 +189,18 @@ export class ServerService {
     return serverView(row);
   }
 
-  async update(tenantId: string, serverId: string, body: unknown): Promise<ServerView> {
+  async update(tenantId: string, serverId: string, body: unknown, by: ChangedBy = 'operator'): Promise<ServerView> {
     const patch = validate(ServerPatch, body);
     let voided: OAuthPurpose[] = [];
     const row = await this.write(tenantId, async (tx) => {
       const current = await this.requireServer(tx, tenantId, serverId);
       const input = withInheritedSmtpApp(validate(ServerInput, mergeServer(formOf(current), patch)));
-      const fields = rowFieldsOf(input);
+      const choice = hostsChoice(by, current, rowFieldsOf(input), patch);
+      const fields = { ...rowFieldsOf(input), hostsByTenant: choice.hostsByTenant };
       const keep = keepableSecrets(current, fields);
       this.checkProxy(fields.proxy, current.proxy); // an unknown proxy first: entering a password would not help
       checkServerInput(input, keep);
+      if (choice.check) await checkMailHosts(this.mailAddresses, fields);
       await checkAuthorityHosts(this.authorityAddresses, fields, current);
       await this.checkUnique(tx, tenantId, serverId, fields);
       await this.checkLinks(tx, tenantId, serverId, fields);
@@ -223,7 +231,7 @@ export class ServerService {
   }
 
   /** A new server with the source's settings, a new name and the given changes. */
-  async copy(tenantId: string, serverId: string, body: unknown): Promise<ServerView> {
+  async copy(tenantId: string, serverId: string, body: unknown, by: ChangedBy = 'operator'): Promise<ServerView> {
     const overrides = validate(ServerCopy, body);
     const row = await this.write(tenantId, async (tx) => {
       const source = await this.requireServer(tx, tenantId, serverId);
@@ -231,10 +239,12 @@ export class ServerService {
       // The source's default destination uses the source, not the copy: a copy starts without one.
       const form = { ...formOf(source), defaultDestinationId: null };
       const input = withInheritedSmtpApp(validate(ServerInput, mergeServer(form, overrides)));
-      const fields = rowFieldsOf(input);
+      const choice = hostsChoice(by, source, rowFieldsOf(input), overrides);
+      const fields = { ...rowFieldsOf(input), hostsByTenant: choice.hostsByTenant };
       const keep = keepableSecrets(source, fields);
       this.checkProxy(fields.proxy, source.proxy); // an unknown proxy first: entering a password would not help
       checkServerInput(input, keep);
+      if (choice.check) await checkMailHosts(this.mailAddresses, fields);
       await checkAuthorityHosts(this.authorityAddresses, fields, source);
       const id = newId();
       await this.checkUnique(tx, tenantId, id, fields);

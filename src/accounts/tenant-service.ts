@@ -3,10 +3,10 @@ import type { Logger } from '../shared/logger.js';
 import { validate } from '../shared/validation.js';
 import { newId, uniqueViolationOf, type Store } from '../store/store.js';
 import { TenantInput, TenantPatch, type TenantView } from './schemas.js';
-import { normalizeKey } from './server-form.js';
 import { tenantNotFound } from './tenant-writes.js';
 import { auditedView, changedFields } from './audit-changes.js';
 import { tenantView } from './views.js';
+import { nameKeyOf } from '../shared/name-key.js';
 
 function duplicateName(name: string): MailroomError {
   return new MailroomError('DUPLICATE_NAME', `a tenant named '${name}' already exists`, {
@@ -39,7 +39,7 @@ export class TenantService {
     const name = input.name.trim();
     try {
       const row = await this.store.transaction(async (tx) => {
-        const created = await tx.tenants.insert({ id: newId(), name, nameKey: normalizeKey(name) });
+        const created = await tx.tenants.insert({ id: newId(), name, nameKey: nameKeyOf(name) });
         await tx.audit.record({
           tenantId: created.id,
           action: 'tenant.created',
@@ -66,7 +66,7 @@ export class TenantService {
         await this.store.transaction(async (tx) => {
           const before = await tx.tenants.get(tenantId);
           if (!before) throw tenantNotFound(tenantId);
-          await tx.tenants.update(tenantId, { name, nameKey: normalizeKey(name) });
+          await tx.tenants.update(tenantId, { name, nameKey: nameKeyOf(name) });
           const after = (await tx.tenants.get(tenantId)) ?? before;
           await tx.audit.record({
             tenantId,

@@ -24,7 +24,14 @@ import { registerJsonBodyParser } from './json-body.js';
 import { documentedSchema } from './openapi.js';
 import { registerRateLimits, type RateLimiter, type RateLimits } from './rate-limits.js';
 import { ROUTES } from './routes/index.js';
-import type { InboundApi, OAuthApi, RouteContext, RouteDef, RouteRequest } from './route.js';
+import {
+  DEFAULT_BODY_LIMIT,
+  type InboundApi,
+  type OAuthApi,
+  type RouteContext,
+  type RouteDef,
+  type RouteRequest,
+} from './route.js';
 import { WaitSlots } from './wait-slots.js';
 
 /** [200] long polls and event streams one API token may hold open at once. */
@@ -180,7 +187,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     // No child logger per request (pino makes one for every request: 9 µs, about 1 % of an
     // accepted message); the one line a request logs carries the request id itself.
     childLoggerFactory: (logger) => logger,
-    bodyLimit: options.bodyLimit ?? 1_048_576,
+    bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     // What fastify refuses before any route runs answers in the API's error shape too.
@@ -339,6 +346,7 @@ function registerRoute(
   app.route({
     method: route.method,
     url: route.url,
+    ...(route.bodyLimit !== undefined && { bodyLimit: route.bodyLimit }),
     schema: {
       summary: route.summary,
       tags: route.tags,

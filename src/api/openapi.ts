@@ -1,6 +1,6 @@
 import type { FastifySchema } from 'fastify';
 import { ERROR_CODES, type ErrorCode } from '../shared/errors.js';
-import type { RouteDef } from './route.js';
+import { DEFAULT_BODY_LIMIT, type RouteDef } from './route.js';
 
 /**
  * What the OpenAPI document says of a route besides its own schema: every error status it can
@@ -68,7 +68,11 @@ export function errorResponsesOf(route: RouteDef): Record<string, object> {
   const responses: Record<string, object> = {};
   for (const [status, codes] of [...byStatus].sort(([a], [b]) => a - b)) {
     responses[String(status)] = {
-      description: codes.map((code) => `${code}: ${ERROR_CODES[code].text}`).join(' '),
+      description:
+        codes.map((code) => `${code}: ${ERROR_CODES[code].text}`).join(' ') +
+        (status === 413
+          ? ` This route takes request bodies of up to ${route.bodyLimit ?? DEFAULT_BODY_LIMIT} bytes.`
+          : ''),
       content: { 'application/json': { schema: errorBody(codes) } },
       ...(RETRY_AFTER_STATUSES.has(status) && {
         headers: { 'retry-after': { type: 'integer', description: 'seconds after which to try again (when given)' } },

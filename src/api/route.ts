@@ -21,6 +21,9 @@ import type { WaitSlots } from './wait-slots.js';
  */
 export type Access = 'public' | 'admin' | 'tenant';
 
+/** [1048576] largest request body a route takes unless it says otherwise (`RouteDef.bodyLimit`), bytes. */
+export const DEFAULT_BODY_LIMIT = 1_048_576;
+
 /** What the API needs of the inbound side. */
 export interface InboundApi {
   status(serverId: string): WatcherStatus;
@@ -84,6 +87,11 @@ export interface RouteDef {
   errors?: readonly ErrorCode[];
   /** A health probe (liveness, readiness): never rate limited, a load balancer's checks always get through. */
   probe?: true;
+  /**
+   * [DEFAULT_BODY_LIMIT] largest request body this route takes, bytes; larger answers 413
+   * PAYLOAD_TOO_LARGE (the OpenAPI document says which).
+   */
+  bodyLimit?: number;
   /** Answers without the database (liveness, the OpenAPI document): never 503 DATABASE_UNAVAILABLE. */
   withoutDatabase?: true;
   /** The media type of a success answer that is not JSON (an event stream, a raw message), for the document. */

@@ -55,6 +55,13 @@ export interface Config {
    */
   oauthCa: string | undefined;
   /**
+   * MAILROOM_MAIL_ALLOW_PRIVATE [false]: the addresses the IMAP and SMTP hosts a tenant's token
+   * sets (or whose port or proxy it changes) may lead to besides public ones: `true` (all but
+   * cloud metadata) or a list of CIDR ranges, for tenants' mail servers on the operator's own
+   * network. Hosts the operator sets (administrator token, CLI) are not limited.
+   */
+  mailAddresses: AddressPolicy;
+  /**
    * MAILROOM_HTTPS_PROXY: `http://[user:password@]host:port` of the proxy the engine's own HTTP(S)
    * requests go through, with HTTP CONNECT (the identity provider's sign-ins and tokens, webhooks,
    * remote `Src` of response files); none when absent.
@@ -359,6 +366,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     webhookAddresses: addressPolicyVar(env, 'MAILROOM_WEBHOOK_ALLOW_PRIVATE'),
     oauthAddresses: addressPolicyVar(env, 'MAILROOM_OAUTH_ALLOW_PRIVATE'),
     oauthCa: caFileVar(env, 'MAILROOM_OAUTH_CA_FILE', cwd),
+    mailAddresses: addressPolicyVar(env, 'MAILROOM_MAIL_ALLOW_PRIVATE'),
     httpsProxy: proxyVar(env, 'MAILROOM_HTTPS_PROXY'),
     noProxy: proxyBypassVar(env, 'MAILROOM_NO_PROXY'),
     mailProxies: { default: proxyVar(env, 'MAILROOM_MAIL_PROXY'), named: namedProxiesVar(env, 'MAILROOM_PROXIES') },

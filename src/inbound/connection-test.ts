@@ -1,4 +1,3 @@
-import type { CredentialService } from '../auth/credentials.js';
 import { certificateAdvice } from '../shared/certificate-advice.js';
 import {
   CONNECTION_TEST_TIMEOUT_MS,
@@ -8,20 +7,15 @@ import {
   type ConnectionTestResult,
 } from '../shared/connection-test.js';
 import { isMailroomError } from '../shared/errors.js';
-import type { Logger } from '../shared/logger.js';
-import type { MailProxies } from '../shared/mail-proxies.js';
 import type { EmailServerRow } from '../store/rows.js';
-import { connectImap } from './imap-connect.js';
+import { connectImap, type ImapConnectDeps } from './imap-connect.js';
 import { describeImapError, isAuthFailure } from './imap-errors.js';
 
 /**
  * "Test connection", IMAP side: connects to the server as its settings say, logs in and logs out
  * (whether or not it is enabled or watched anywhere); the outcome in plain words.
  */
-export function testImapConnection(
-  server: EmailServerRow,
-  deps: { credentials: CredentialService; logger: Logger; proxies?: MailProxies | undefined },
-): Promise<ConnectionTestResult> {
+export function testImapConnection(server: EmailServerRow, deps: ImapConnectDeps): Promise<ConnectionTestResult> {
   const oauth = server.imapAuthMethod === 'oauth2';
   /** Whether the server refused the access token even after a fresh one (for the wording). */
   let refusedFresh = false;

@@ -1,4 +1,5 @@
 import { isMailroomError } from '../shared/errors.js';
+import { describeRefusedAddress } from '../shared/mail-target.js';
 
 /**
  * What an IMAP failure was, from the facts imapflow puts on its errors (`authenticationFailed`,
@@ -90,6 +91,8 @@ export class ImapCommandError extends Error {
  */
 export function describeImapError(err: unknown, state: 'authError' | 'connectError'): string {
   if (isMailroomError(err)) return err.message;
+  const refused = describeRefusedAddress(err, 'IMAP');
+  if (refused !== undefined) return refused;
   const e = factsOf(err);
   if (state === 'authError') {
     return `the server refused the login${e.responseText ? `: ${e.responseText}` : ''} (check the user name and password)`;

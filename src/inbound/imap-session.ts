@@ -16,6 +16,8 @@ import { isStorableDate } from './message/parsed-message.js';
 
 export interface ImapSessionOptions {
   host: string;
+  /** The name TLS presents and checks the certificate against, when `host` is an address standing for it. */
+  servername?: string;
   port: number;
   /**
    * How the connection is encrypted (`shared/tls-mode.ts`), as imapflow's options (its
@@ -85,6 +87,7 @@ export class ImapSession extends EventEmitter<{ exists: [count: number]; close: 
         : { user: options.login.user, accessToken: options.login.accessToken };
     const flowOptions: ImapFlowOptions = {
       host: options.host,
+      ...(options.servername !== undefined && { servername: options.servername }),
       port: options.port,
       secure: options.tls === 'implicit',
       ...(options.tls === 'starttls-required' && { doSTARTTLS: true }),

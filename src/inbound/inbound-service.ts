@@ -159,7 +159,11 @@ export class InboundService {
    */
   async testConnection(tenantId: string, serverId: string): Promise<ConnectionTestResult> {
     const server = await this.deps.store.servers.require(tenantId, serverId);
-    return testImapConnection(server, { ...this.deps, proxies: this.options.proxies });
+    return testImapConnection(server, {
+      ...this.deps,
+      proxies: this.options.proxies,
+      mailAddresses: this.options.mailAddresses,
+    });
   }
 
   /** The watcher's status; `disabled` for a server that is not watched. */

@@ -1,4 +1,5 @@
 import { DEFAULT_MESSAGE_ID_DOMAIN } from '../shared/mail-headers.js';
+import type { AddressPolicy } from '../shared/address-policy.js';
 import type { MailProxies } from '../shared/mail-proxies.js';
 import { DEFAULT_CONNECT_LIMITS, type ConnectLimits } from './connect-gate.js';
 import { DEFAULT_PARSE_LIMITS, type ParseLimits } from './message/parse.js';
@@ -43,6 +44,11 @@ export interface InboundOptions {
   connectLimits: ConnectLimits;
   /** [none] MAILROOM_MAIL_PROXY and MAILROOM_PROXIES: the HTTP proxies IMAP connections go through (each server's choice). */
   proxies?: MailProxies | undefined;
+  /**
+   * [public addresses only] MAILROOM_MAIL_ALLOW_PRIVATE: the addresses IMAP connections of a server
+   * whose hosts a tenant's token chose (`hostsByTenant`) may reach; the operator's servers reach any.
+   */
+  mailAddresses?: AddressPolicy | undefined;
 }
 
 export const DEFAULT_INBOUND_OPTIONS: Readonly<InboundOptions> = Object.freeze({

@@ -197,7 +197,12 @@ export class ServerWatcher {
       if (this.stopped) return undefined; // stopped while waiting for a connect slot
       return connectImap(
         server,
-        { credentials: this.deps.credentials, logger: this.log, proxies: options.proxies },
+        {
+          credentials: this.deps.credentials,
+          logger: this.log,
+          proxies: options.proxies,
+          mailAddresses: options.mailAddresses,
+        },
         { forceRefresh: this.forceRefresh, socketTimeoutMs: options.socketTimeoutMs, ...extra },
       );
     };

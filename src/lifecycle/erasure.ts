@@ -69,8 +69,8 @@ function dateOf(value: string | undefined, field: string): Date | null {
 /**
  * Erasure on request: every inbound message from or to an address (its source in whatever
  * backend, its deliveries and webhook rows), the outgoing mail to it (waiting mail cancelled
- * first, dead letters' spool files deleted), the alerts that quote it and the spool's recycled
- * files; the trace events of what it deleted, and the address wherever the remaining trace
+ * first, dead letters' spool files deleted; the receipt's `spoolFiles` counts those, the tenant's
+ * own), the alerts that quote it and the spool's recycled files (uncounted: see `run`); the trace events of what it deleted, and the address wherever the remaining trace
  * events and audit entries quote it (replaced by `[erased]`). Every step is idempotent and the
  * counts are saved as it goes, so a run cut short (a crash) is completed by repeating the
  * request: the same address and range find the same unfinished receipt, which never holds the
@@ -217,9 +217,15 @@ export class ErasureService {
       if (removed < BATCH) break;
     }
     const alerts = await store.erasures.deleteAlerts(tenantId, address);
+    await store.erasures.addCounts(id, { alerts });
+    // The spool's recycled files (free/) may still hold the bytes of any delivered message, this
+    // address's included, so they go too; but they are every tenant's (a file is not told by
+    // whose message it held last), so their number is the operator's, in the log, never in this
+    // tenant's receipt: an outside review read other tenants' traffic from it (issue 24).
     const recycled = await this.outbound.forgetRecycledFiles();
+    log.info({ recycledSpoolFiles: recycled }, "erasure wiped the spool's recycled files");
     const scrubbed = await store.erasures.scrubDetails(tenantId, address);
-    await store.erasures.addCounts(id, { alerts, spoolFiles: recycled, scrubbedEntries: scrubbed });
+    await store.erasures.addCounts(id, { scrubbedEntries: scrubbed });
     if (pending || sourcesLeft) {
       log.warn('erasure not complete (mail on its way, or a source store away); repeat the request to carry it on');
       return;

@@ -807,7 +807,13 @@ export class AccountQueue {
     this.transport = this.deps.transportFactory
       ? this.deps.transportFactory(this.server, login)
       : new SmtpTransport(
-          smtpTransportOptions(this.server, login, this.deps.options.smtpTimeouts, this.deps.options.proxies),
+          smtpTransportOptions(
+            this.server,
+            login,
+            this.deps.options.smtpTimeouts,
+            this.deps.options.proxies,
+            this.deps.options.mailAddresses,
+          ),
         );
     return this.transport;
   }

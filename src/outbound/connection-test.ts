@@ -8,7 +8,9 @@ import {
   type ConnectionTestResult,
 } from '../shared/connection-test.js';
 import { isMailroomError } from '../shared/errors.js';
+import type { AddressPolicy } from '../shared/address-policy.js';
 import type { MailProxies } from '../shared/mail-proxies.js';
+import { describeRefusedAddress } from '../shared/mail-target.js';
 import type { EmailServerRow } from '../store/rows.js';
 import { classifyDeliveryError } from './delivery-error.js';
 import { SmtpTransport, smtpTransportOptions } from './smtp-transport.js';
@@ -19,7 +21,12 @@ import { SmtpTransport, smtpTransportOptions } from './smtp-transport.js';
  */
 export function testSmtpConnection(
   server: EmailServerRow,
-  deps: { credentials: CredentialService; proxies?: MailProxies | undefined },
+  deps: {
+    credentials: CredentialService;
+    proxies?: MailProxies | undefined;
+    /** [public addresses only] MAILROOM_MAIL_ALLOW_PRIVATE: where a host a tenant chose may lead. */
+    mailAddresses?: AddressPolicy | undefined;
+  },
 ): Promise<ConnectionTestResult> {
   /** The user whose fresh access token the server refused too (for the wording), if it did. */
   let refusedFresh: string | undefined;
@@ -40,6 +47,7 @@ export function testSmtpConnection(
           socketMs: CONNECTION_TEST_TIMEOUT_MS,
         },
         deps.proxies,
+        deps.mailAddresses,
       ),
     );
     let loggedIn: boolean;
@@ -85,12 +93,39 @@ export function testSmtpConnection(
   );
 }
 
+/** The start of an SMTP reply (RFC 5321 section 4.2): a three-digit code, then a space, a hyphen or the end. */
+const SMTP_REPLY = /^[2-5]\d\d(?:[ -]|\r?$)/;
+
+/** What a server that answered something other than SMTP looks like, in a few words (never its bytes). */
+export function foreignAnswer(answer: string): string {
+  if (answer === '') return 'no answer it could read';
+  if (/^\* (?:OK|PREAUTH|BYE)\b/i.test(answer)) return 'it greets as an IMAP server';
+  if (/^\+OK\b/.test(answer)) return 'it greets as a POP3 server';
+  if (/^SSH-/.test(answer)) return 'it greets as an SSH server';
+  if (/^HTTP\/\d/.test(answer)) return 'it answers as a web server';
+  if (SMTP_REPLY.test(answer)) return 'an SMTP reply out of place';
+  // eslint-disable-next-line no-control-regex -- looking for bytes that are not text
+  return /[\x00-\x08\x0e-\x1f\x7f]/.test(answer) ? 'it answers in a binary protocol' : 'its answer is not SMTP';
+}
+
 /** The SMTP side's failure in plain words, as the IMAP side says its own (no library jargon alone). */
 export function describeSmtpTestError(err: unknown): string {
   if (isMailroomError(err)) return err.message;
-  const e = (typeof err === 'object' && err !== null ? err : {}) as { code?: unknown; message?: unknown };
+  const refused = describeRefusedAddress(err, 'SMTP');
+  if (refused !== undefined) return refused;
+  const e = (typeof err === 'object' && err !== null ? err : {}) as {
+    code?: unknown;
+    message?: unknown;
+    response?: unknown;
+  };
   const text = typeof e.message === 'string' ? e.message : String(err);
   const code = typeof e.code === 'string' ? e.code : '';
+  // What answered is no SMTP server: say what it looks like, never its bytes (an outside review
+  // read an IMAP greeting and a database's handshake through this detail: issue 24).
+  const answer = typeof e.response === 'string' ? e.response : /response=([\s\S]*)$/.exec(text)?.[1];
+  if (code === 'EPROTOCOL' || (answer !== undefined && !SMTP_REPLY.test(answer))) {
+    return `the server at this host and port does not answer as an SMTP server (${foreignAnswer(answer ?? '')}): check the SMTP host and port`;
+  }
   const dns = /getaddrinfo (ENOTFOUND|EAI_AGAIN|ENODATA) (\S+)/.exec(text);
   if (dns) {
     return dns[1] === 'EAI_AGAIN'

@@ -44,6 +44,8 @@ const UNREACHABLE_CODES = new Set([
   'PROXY_NOT_CONFIGURED',
   // Mailroom's own: the server's `smtp.caFile` went missing or bad (no connection is made).
   'ECAFILE',
+  // Mailroom's own: a host a tenant chose leads where MAILROOM_MAIL_ALLOW_PRIVATE forbids (no connection is made).
+  'EADDRNOTALLOWED',
 ]);
 
 export function classifyDeliveryError(err: unknown): DeliveryFailure {
@@ -103,6 +105,7 @@ const NOTHING_SENT_CODES = new Set([
   'EPROXY',
   'PROXY_NOT_CONFIGURED',
   'ECAFILE',
+  'EADDRNOTALLOWED',
 ]);
 
 /**

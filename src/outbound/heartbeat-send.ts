@@ -13,7 +13,7 @@ export interface HeartbeatSendDeps {
   credentials: CredentialService;
   clock: Clock;
   logger: Logger;
-  options: Pick<OutboundOptions, 'smtpTimeouts' | 'proxies'>;
+  options: Pick<OutboundOptions, 'smtpTimeouts' | 'proxies' | 'mailAddresses'>;
 }
 
 /**
@@ -51,7 +51,13 @@ export class HeartbeatSender {
       throw err;
     });
     const transport = new SmtpTransport(
-      smtpTransportOptions(row, login, this.deps.options.smtpTimeouts, this.deps.options.proxies),
+      smtpTransportOptions(
+        row,
+        login,
+        this.deps.options.smtpTimeouts,
+        this.deps.options.proxies,
+        this.deps.options.mailAddresses,
+      ),
     );
     let response: string;
     try {

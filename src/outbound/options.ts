@@ -1,3 +1,4 @@
+import type { AddressPolicy } from '../shared/address-policy.js';
 import type { MailProxies } from '../shared/mail-proxies.js';
 
 /** SMTP client time budgets, ms; each unset one keeps the transport's default. */
@@ -32,6 +33,11 @@ export interface OutboundOptions {
   smtpTimeouts: SmtpTimeouts;
   /** [none] MAILROOM_MAIL_PROXY and MAILROOM_PROXIES: the HTTP proxies SMTP connections go through (each server's choice). */
   proxies?: MailProxies | undefined;
+  /**
+   * [public addresses only] MAILROOM_MAIL_ALLOW_PRIVATE: the addresses SMTP connections of a server
+   * whose hosts a tenant's token chose (`hostsByTenant`) may reach; the operator's servers reach any.
+   */
+  mailAddresses?: AddressPolicy | undefined;
 }
 
 export const DEFAULT_OUTBOUND_OPTIONS: Readonly<OutboundOptions> = Object.freeze({

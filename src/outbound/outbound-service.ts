@@ -259,7 +259,11 @@ export class OutboundService {
    */
   async testConnection(tenantId: string, serverId: string): Promise<ConnectionTestResult> {
     const server = await this.deps.store.servers.require(tenantId, serverId);
-    return testSmtpConnection(server, { credentials: this.deps.credentials, proxies: this.options.proxies });
+    return testSmtpConnection(server, {
+      credentials: this.deps.credentials,
+      proxies: this.options.proxies,
+      mailAddresses: this.options.mailAddresses,
+    });
   }
 
   /** Accepts a message for sending: 202 semantics — it is on disk when this resolves. */

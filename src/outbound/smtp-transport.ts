@@ -6,6 +6,8 @@ import type { LoginCredentials } from '../auth/credentials.js';
 import { readCaFile } from '../shared/ca-file.js';
 import { openHttpTunnel } from '../shared/http-tunnel.js';
 import { proxyFor, type MailProxies } from '../shared/mail-proxies.js';
+import { AddressPolicy } from '../shared/address-policy.js';
+import { mailTarget, type MailTarget } from '../shared/mail-target.js';
 import { spokePlainText } from '../shared/tls-fallback.js';
 import type { TlsMode } from '../shared/tls-mode.js';
 import type { EmailServerRow } from '../store/rows.js';
@@ -44,6 +46,11 @@ export interface SmtpTransportOptions {
   caFile?: string | undefined;
   /** An HTTP proxy the connection goes through (HTTP CONNECT tunnel; TLS inside it, end to end). */
   proxy?: URL | undefined;
+  /**
+   * The addresses `host` may lead to, checked at each connection and connected to as checked
+   * (`shared/mail-target.ts`): for a host a tenant chose (MAILROOM_MAIL_ALLOW_PRIVATE). None: any.
+   */
+  addresses?: AddressPolicy | undefined;
   login: LoginCredentials | null;
   /** [30000] connect budget, ms. */
   connectionTimeoutMs?: number;
@@ -81,16 +88,21 @@ const CONNECTION_CODES = new Set(['ECONNECTION', 'ESOCKET', 'ETIMEDOUT']);
 /**
  * The transport options of an account's SMTP settings, with the engine's timeouts where set,
  * through the proxy the account chooses of `proxies` (PROXY_NOT_CONFIGURED when it names one
- * the engine does not have).
+ * the engine does not have); a host a tenant chose only where `mailAddresses`
+ * (MAILROOM_MAIL_ALLOW_PRIVATE) allows.
  */
+const PUBLIC_ONLY = AddressPolicy.strict();
+
 export function smtpTransportOptions(
-  server: Pick<EmailServerRow, 'smtpHost' | 'smtpPort' | 'smtpTls' | 'smtpCaFile' | 'proxy'>,
+  server: Pick<EmailServerRow, 'smtpHost' | 'smtpPort' | 'smtpTls' | 'smtpCaFile' | 'proxy' | 'hostsByTenant'>,
   login: LoginCredentials | null,
   timeouts: SmtpTimeouts,
   proxies?: MailProxies,
+  mailAddresses: AddressPolicy = PUBLIC_ONLY,
 ): SmtpTransportOptions {
   const proxy = proxyFor(server.proxy, proxies);
   return {
+    ...(server.hostsByTenant && { addresses: mailAddresses }),
     host: server.smtpHost,
     port: server.smtpPort,
     tls: server.smtpTls,
@@ -260,12 +272,14 @@ export class SmtpTransport {
     const mode = options.tls === 'implicit' && this.startTls ? 'starttls-required' : options.tls;
     const connectionTimeoutMs = options.connectionTimeoutMs ?? 30_000;
     const ca = options.caFile === undefined ? options.ca : await readCaFileAsConnectionError(options.caFile);
+    const target = await checkedTarget(options);
     // Through a proxy: the tunnel is the connection; nodemailer speaks SMTP (and TLS) over it.
     const tunnel = options.proxy
-      ? await openHttpTunnel(options.proxy, options.host, options.port, connectionTimeoutMs)
+      ? await openHttpTunnel(options.proxy, target.host, options.port, connectionTimeoutMs)
       : undefined;
     const connection = new SMTPConnection({
-      host: options.host,
+      host: target.host,
+      ...(target.servername !== undefined && { servername: target.servername }),
       port: options.port,
       ...(tunnel && { connection: tunnel }),
       secure: mode === 'implicit',
@@ -318,6 +332,20 @@ export class SmtpTransport {
     const connection = this.connection;
     this.connection = null;
     connection?.close();
+  }
+}
+
+/**
+ * Where a connection goes: the host as it is, or (a host a tenant chose) the address checked
+ * against the policy. A name that does not resolve fails as nodemailer's own lookup does (EDNS).
+ */
+async function checkedTarget(options: SmtpTransportOptions): Promise<MailTarget> {
+  try {
+    return await mailTarget(options.host, options.addresses, { viaProxy: options.proxy !== undefined });
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') throw Object.assign(err as Error, { code: 'EDNS' });
+    throw err;
   }
 }
 

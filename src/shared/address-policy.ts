@@ -105,26 +105,39 @@ const REFUSED: readonly [RefusedKind, Range][] = (
     ['reserved', '198.18.0.0/15'], // benchmarking
     ['reserved', '240.0.0.0/4'], // future use and 255.255.255.255
     ['reserved', 'fec0::/10'], // deprecated site-local
+    // IPv4 carried where its place depends on a local prefix length (local-use NAT64, RFC 8215)
+    // or obfuscated (Teredo, RFC 4380: the client's address XOR-ed): refused unless allowed.
+    ['reserved', '64:ff9b:1::/48'],
+    ['reserved', '2001::/32'],
   ] as const
 ).map(([kind, cidr]) => [kind, range(cidr)]);
 
 /**
- * IPv6 forms that carry an IPv4 address the packet ends up at: IPv4-mapped (::ffff:0:0/96, which
- * is how IPv4 is kept here), IPv4-compatible (::/96, deprecated) and the NAT64 well-known prefix
- * (64:ff9b::/96). Their last four bytes are judged as IPv4.
+ * IPv6 forms that carry an IPv4 address the packet ends up at, judged as that IPv4 address:
+ * IPv4-mapped (::ffff:0:0/96, which is how IPv4 is kept here), IPv4-compatible (::/96,
+ * deprecated), IPv4-translated (::ffff:0:0:0/96, RFC 2765) and the NAT64 well-known prefix
+ * (64:ff9b::/96, RFC 6052) carry it in their last four bytes; 6to4 (2002::/16, RFC 3056) in the
+ * four after the prefix (2002:7f00:1:: is 127.0.0.1's).
  */
-const EMBEDS_IPV4 = ['::/96', '64:ff9b::/96'].map(range);
+const EMBEDS_IPV4_LAST = ['::/96', '64:ff9b::/96', '::ffff:0:0:0/96'].map(range);
+const SIX_TO_FOUR = range('2002::/16');
 
 /** The address's bytes, an IPv4 address carried in an IPv6 form given as IPv4 (mapped). */
 function judgedBytes(address: string): Uint8Array | undefined {
   const bytes = addressBytes(address);
   if (!bytes) return undefined;
   const loopbackOrUnspecified = bytes.subarray(0, 15).every((b) => b === 0) && (bytes[15] as number) <= 1;
-  if (loopbackOrUnspecified || !EMBEDS_IPV4.some((r) => inRange(bytes, r))) return bytes;
+  if (loopbackOrUnspecified) return bytes;
+  const embedded = EMBEDS_IPV4_LAST.some((r) => inRange(bytes, r))
+    ? bytes.subarray(12, 16)
+    : inRange(bytes, SIX_TO_FOUR)
+      ? bytes.subarray(2, 6)
+      : undefined;
+  if (embedded === undefined) return bytes;
   const mapped = new Uint8Array(16);
   mapped[10] = 0xff;
   mapped[11] = 0xff;
-  mapped.set(bytes.subarray(12), 12);
+  mapped.set(embedded, 12);
   return mapped;
 }
 

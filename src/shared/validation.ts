@@ -41,6 +41,7 @@ function buildAjv(coerceTypes: boolean): Ajv {
   addFormats(ajv, ['email', 'uri', 'date-time', 'uuid']);
   ajv.addFormat('host', { type: 'string', validate: isHost });
   ajv.addFormat('user-name', { type: 'string', validate: isUserName });
+  ajv.addFormat('display-name', { type: 'string', validate: isDisplayName });
   ajv.addFormat('mail-address', { type: 'string', validate: isMailAddress });
   return ajv;
 }
@@ -124,7 +125,26 @@ const FORMAT_NAMES: Record<string, string> = {
   host: 'a valid host name or IP address',
   'mail-address': 'a valid e-mail address (name@domain; Unicode allowed, e.g. info@bücher.example)',
   'user-name': 'a user name without control characters (line breaks, tabs) or spaces at either end',
+  'display-name':
+    'a name with a visible character and without control characters, bidirectional overrides or isolates ' +
+    '(U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C) or zero-width characters (U+200B-U+200D, U+2060, U+FEFF)',
 };
+
+/**
+ * What a name shown to people may not hold: control characters (C0, DEL, C1, line and paragraph
+ * separators), bidirectional overrides, embeddings, isolates and marks (a name that reads
+ * differently from what it is, "Trojan Source"), and zero-width characters (two names that look
+ * the same). An outside review named a tenant with them (issue 24). NUL is left to the check of
+ * text that cannot be stored (`textFault`), which says so.
+ */
+const HIDDEN_IN_NAMES =
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point
+  /[\u0001-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c\u200b-\u200d\u2060\ufeff]/;
+
+/** A name of a tenant, server, destination or token: something visible, nothing hidden (see HIDDEN_IN_NAMES). */
+export function isDisplayName(value: string): boolean {
+  return /\S/.test(value) && !HIDDEN_IN_NAMES.test(value);
+}
 
 /**
  * A mail account's user name: no control characters (a line break would end an IMAP or SMTP

@@ -83,6 +83,8 @@ export const EmailServerEntity = new EntitySchema<
     // Migration 0021: how each side is encrypted (imap_secure / smtp_secure follow: `tls = implicit`).
     imapTls: text('imap_tls'),
     smtpTls: text('smtp_tls'),
+    // Migration 0034: a tenant's token chose its hosts (connections then follow MAILROOM_MAIL_ALLOW_PRIVATE).
+    hostsByTenant: { type: 'boolean', name: 'hosts_by_tenant', default: false },
     createdAt: created,
     updatedAt: updated,
   },

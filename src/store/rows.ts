@@ -50,7 +50,7 @@ export interface EmailServerRow {
   imapOAuth: OAuthSettings | null;
   imapClientSecretSealed: string | null;
   imapMaxSessions: number;
-  /** lower(imap host) + '\n' + lower(imap user): one account, one row, across all tenants. */
+  /** canonical imap host + '\n' + lower(imap user) (shared/host-key.ts): one account, one row, across all tenants. */
   accountKey: string;
   smtpHost: string;
   smtpPort: number;
@@ -76,6 +76,11 @@ export interface EmailServerRow {
   defaultDestinationId: string | null;
   /** Proxy of its IMAP and SMTP connections: null = the engine's default, `none` = direct, else a configured name. */
   proxy: string | null;
+  /**
+   * A tenant's token chose where its connections go (hosts, ports or proxy; migration 0034): they
+   * reach only the addresses MAILROOM_MAIL_ALLOW_PRIVATE allows. False: the operator's settings.
+   */
+  hostsByTenant: boolean;
   createdAt: Date;
   updatedAt: Date;
 }

@@ -11,6 +11,7 @@ import { oauthTarget, appKeyOf } from '../../src/auth/oauth/settings.js';
 import { grantKeyOf } from '../../src/auth/oauth/token-provider.js';
 import { GrantAccountPlace1764000000015 } from '../../src/store/migrations/0015-grant-account-place.js';
 import { MIGRATIONS } from '../../src/store/migrations/index.js';
+import { ServerHostsByTenant1764000000034 } from '../../src/store/migrations/0034-server-hosts-by-tenant.js';
 import { newId, uniqueViolationOf, type Store } from '../../src/store/store.js';
 
 forEachBackend('store', (kind) => {
@@ -58,6 +59,57 @@ forEachBackend('store', (kind) => {
       query: (sql: string) => store.query(sql),
     } as unknown as QueryRunner);
     assert.equal((await store.oauthGrants.get(row.id, 'imap'))?.appKey, grantKeyOf(row, target).appKey);
+  });
+
+  it('gives stored account keys their canonical host: migration 0034 (one account, one tenant)', async () => {
+    const accounts = createAccounts(store, new SecretSealer(randomBytes(32)), quietLogger);
+    const tenant = await accounts.tenants.create({ name: 'Upgrade' });
+    const make = async (n: number, host: string, user: string): Promise<string> =>
+      (
+        await accounts.servers.create(
+          tenant.id,
+          serverBody(n, { imap: { host, user, auth: { method: 'password', password: 'pw' } } }),
+        )
+      ).id;
+    const first = await make(1, '127.0.0.1', 'a@example.com');
+    const alias = await make(2, '127.0.0.2', 'a@example.com');
+    const other = await make(3, '127.0.0.3', 'b@example.com');
+    // As an earlier version stored them: the host as typed, lower-cased.
+    await store.query(`UPDATE email_servers SET imap_host = '127.1', account_key = $1 WHERE id = $2`, [
+      '127.1\na@example.com',
+      alias,
+    ]);
+    await store.query(`UPDATE email_servers SET imap_host = '0x7F.0.0.1', account_key = $1 WHERE id = $2`, [
+      '0x7f.0.0.1\nb@example.com',
+      other,
+    ]);
+    // Names keyed as before: fullwidth letters were another name.
+    const wide = await accounts.tenants.create({ name: 'Ｗｉｄｅ  Co' });
+    await store.query(`UPDATE tenants SET name_key = $1 WHERE id = $2`, ['ｗｉｄｅ  co', wide.id]);
+    await store.query(`UPDATE email_servers SET name = 'Ｍａｉｎ', name_key = 'ｍａｉｎ' WHERE id = $1`, [other]);
+    await store.query(`ALTER TABLE email_servers DROP COLUMN hosts_by_tenant`);
+    await new ServerHostsByTenant1764000000034().up({
+      query: (sql: string, params?: unknown[]) => store.query(sql, params),
+    } as unknown as QueryRunner);
+    const keys = Object.fromEntries(
+      (
+        await store.query<{ id: string; account_key: string; hosts_by_tenant: boolean }>(
+          'SELECT id, account_key, hosts_by_tenant FROM email_servers',
+        )
+      ).map((r) => [r.id, [r.account_key, r.hosts_by_tenant]]),
+    );
+    assert.deepEqual(keys[first], ['127.0.0.1\na@example.com', false]);
+    assert.deepEqual(keys[other], ['127.0.0.1\nb@example.com', false]);
+    // The same account twice already: the later keeps its key (the unique index allows one).
+    assert.deepEqual(keys[alias], ['127.1\na@example.com', false]);
+    const [tenantKey] = await store.query<{ name_key: string }>('SELECT name_key FROM tenants WHERE id = $1', [
+      wide.id,
+    ]);
+    assert.equal(tenantKey?.name_key, 'wide co');
+    const [serverKey] = await store.query<{ name_key: string }>('SELECT name_key FROM email_servers WHERE id = $1', [
+      other,
+    ]);
+    assert.equal(serverKey?.name_key, 'main');
   });
 
   it('reports unique-index collisions by index name', async () => {

@@ -99,6 +99,11 @@ export interface OperatorAllowances {
   caDir?: string;
   /** [allow private] where an OAuth 2.0 authorityHost may lead (MAILROOM_OAUTH_ALLOW_PRIVATE). */
   authorityAddresses?: AddressPolicy;
+  /**
+   * [AddressPolicy.allowPrivate()] where IMAP and SMTP hosts a tenant's token sets may lead
+   * (MAILROOM_MAIL_ALLOW_PRIVATE): tests' mail servers are on 127.0.0.1.
+   */
+  mailAddresses?: AddressPolicy;
   /** [none] request rate limits (MAILROOM_RATE_LIMIT_PER_TOKEN, …_PER_ADDRESS): tests choose their own. */
   rateLimits?: RateLimits;
 }
@@ -118,8 +123,10 @@ export async function openApiHarness(
   const { logger, lines } = capturingLogger('debug');
   const sealer = new SecretSealer(randomBytes(32));
   const webhookAddresses = operator.webhookAddresses ?? AddressPolicy.allowPrivate();
+  const mailAddresses = operator.mailAddresses ?? AddressPolicy.allowPrivate();
   const accounts = createAccounts(store, sealer, logger, {
     proxies: outboundOptions.proxies,
+    mailAddresses,
     webhookAddresses,
     // The tests' identity providers are on 127.0.0.1.
     authorityAddresses: operator.authorityAddresses ?? AddressPolicy.allowPrivate(),
@@ -136,8 +143,15 @@ export async function openApiHarness(
       options: { ...(templateOptions.now && { now: templateOptions.now }) },
     },
     oauth: oauthOptions ?? null,
-    inbound: inboundOptions,
-    outbound: { fsync: false, probeIntervalMs: 300, authRetryMs: 500, heartbeatIntervalMs: 0, ...outboundOptions },
+    inbound: { mailAddresses, ...inboundOptions },
+    outbound: {
+      fsync: false,
+      probeIntervalMs: 300,
+      authRetryMs: 500,
+      heartbeatIntervalMs: 0,
+      mailAddresses,
+      ...outboundOptions,
+    },
     webhooks: FAST_WEBHOOKS,
     webhookAddresses,
     outboundClock,

@@ -2,7 +2,8 @@ import { Type } from '@sinclair/typebox';
 import { ProxyChoices, ServerCopy, ServerInput, ServerPatch, ServerView } from '../../accounts/schemas.js';
 import { serverBodyFaults } from '../../accounts/server-form.js';
 import { NoContent, ServerParams, TenantParams } from '../params.js';
-import type { RouteDef } from '../route.js';
+import { principalOf, type RouteDef, type RouteRequest } from '../route.js';
+import type { ChangedBy } from '../../accounts/mail-hosts.js';
 
 const tags = ['e-mail servers'];
 
@@ -13,6 +14,11 @@ const ConnectionTestView = Type.Object({
   ms: Type.Integer(),
 });
 const base = '/api/v1/tenants/:tenantId/servers';
+
+/** A tenant's token, or the operator (an administrator token): where a tenant's hosts may lead is limited. */
+function changedBy(req: RouteRequest): ChangedBy {
+  return principalOf(req).kind === 'tenant' ? 'tenant' : 'operator';
+}
 
 export const serverRoutes: RouteDef[] = [
   {
@@ -36,7 +42,7 @@ export const serverRoutes: RouteDef[] = [
     bodyFaults: serverBodyFaults,
     handler: async (req, reply, { accounts }) => {
       reply.code(201);
-      return accounts.servers.create((req.params as TenantParams).tenantId, req.body);
+      return accounts.servers.create((req.params as TenantParams).tenantId, req.body, changedBy(req));
     },
   },
   {
@@ -73,7 +79,7 @@ export const serverRoutes: RouteDef[] = [
     schema: { params: ServerParams, body: ServerPatch, response: { 200: ServerView } },
     handler: async (req, _reply, { accounts }) => {
       const p = req.params as ServerParams;
-      return accounts.servers.update(p.tenantId, p.serverId, req.body);
+      return accounts.servers.update(p.tenantId, p.serverId, req.body, changedBy(req));
     },
   },
   {
@@ -133,7 +139,7 @@ export const serverRoutes: RouteDef[] = [
     handler: async (req, reply, { accounts }) => {
       const p = req.params as ServerParams;
       reply.code(201);
-      return accounts.servers.copy(p.tenantId, p.serverId, req.body);
+      return accounts.servers.copy(p.tenantId, p.serverId, req.body, changedBy(req));
     },
   },
 ];

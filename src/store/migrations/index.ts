@@ -26,6 +26,7 @@ import { TraceSearch1764000000027 } from './0027-trace-search.js';
 import { WebhookDestinationLeases1764000000030 } from './0030-webhook-destination-leases.js';
 import { ErasureSources1764000000031 } from './0031-erasure-sources.js';
 import { DestinationLastSeq1764000000033 } from './0033-destination-last-seq.js';
+import { ServerHostsByTenant1764000000034 } from './0034-server-hosts-by-tenant.js';
 
 /** Every migration, oldest first. A new one is a new file here plus one line below. */
 export const MIGRATIONS = [
@@ -57,4 +58,5 @@ export const MIGRATIONS = [
   WebhookDestinationLeases1764000000030,
   ErasureSources1764000000031,
   DestinationLastSeq1764000000033,
+  ServerHostsByTenant1764000000034,
 ];

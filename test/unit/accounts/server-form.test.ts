@@ -27,6 +27,7 @@ function rowOf(i: ServerInput): EmailServerRow {
     imapClientSecretSealed: null,
     smtpPasswordSealed: null,
     smtpClientSecretSealed: null,
+    hostsByTenant: false,
     createdAt: new Date(),
     updatedAt: new Date(),
   };

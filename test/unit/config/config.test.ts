@@ -29,6 +29,11 @@ describe('config', () => {
     assert.equal(config.imap.fetchMemoryBytes, undefined, 'the inbound defaults apply');
     assert.equal(config.httpsProxy, undefined, 'no proxy');
     assert.equal(config.mailProxies.default, undefined, 'no proxy');
+    assert.equal(config.mailAddresses.refuses('127.0.0.1'), 'loopback', "a tenant's mail hosts: public only");
+    assert.equal(
+      loadConfig({ MAILROOM_MAIL_ALLOW_PRIVATE: '10.20.0.0/16' }, '/').mailAddresses.refuses('10.20.1.1'),
+      undefined,
+    );
     assert.equal(config.mailProxies.named.size, 0, 'no named proxies');
     const proxies = loadConfig(
       {
@@ -107,6 +112,7 @@ describe('config', () => {
       [{ MAILROOM_WEBHOOK_ALLOW_PRIVATE: 'maybe' }, 'MAILROOM_WEBHOOK_ALLOW_PRIVATE'],
       [{ MAILROOM_WEBHOOK_ALLOW_PRIVATE: '10.0.0.0/33' }, 'MAILROOM_WEBHOOK_ALLOW_PRIVATE'],
       [{ MAILROOM_REMOTE_SRC_ALLOW_PRIVATE: 'intranet.example' }, 'MAILROOM_REMOTE_SRC_ALLOW_PRIVATE'],
+      [{ MAILROOM_MAIL_ALLOW_PRIVATE: 'mail.corp.example' }, 'MAILROOM_MAIL_ALLOW_PRIVATE'],
       [{ MAILROOM_REMOTE_SRC_ALLOW_HTTP: 'sometimes' }, 'MAILROOM_REMOTE_SRC_ALLOW_HTTP'],
       [{ MAILROOM_MESSAGE_ID_DOMAIN: 'a b@c' }, 'MAILROOM_MESSAGE_ID_DOMAIN'],
       [{ MAILROOM_MESSAGE_ID_DOMAIN: 'example' }, 'MAILROOM_MESSAGE_ID_DOMAIN'],

@@ -40,6 +40,18 @@ describe('address policy: where webhooks and remote Src may connect', () => {
     ['::127.0.0.1', 'loopback'],
     ['64:ff9b::192.168.0.1', 'private'],
     ['64:ff9b::8.8.8.8', undefined],
+    // Issue 24 review E: the other IPv6 forms that carry an IPv4 address.
+    ['2002:7f00:1::', 'loopback'], // 6to4 of 127.0.0.1
+    ['2002:a9fe:a9fe::1', 'cloud metadata'], // 6to4 of 169.254.169.254
+    ['2002:c0a8:101::', 'private'], // 6to4 of 192.168.1.1
+    ['2002:808:808::1', undefined], // 6to4 of 8.8.8.8
+    ['::ffff:0:127.0.0.1', 'loopback'], // IPv4-translated (RFC 2765)
+    ['::ffff:0:a9fe:a9fe', 'cloud metadata'],
+    ['::ffff:0:8.8.8.8', undefined],
+    ['64:ff9b:1::7f00:1', 'reserved'], // local-use NAT64 (RFC 8215)
+    ['64:ff9b:1:7f00:0:100::', 'reserved'],
+    ['2001:0:4136:e378:8000:63bf:3fff:fdd2', 'reserved'], // Teredo
+    ['2001:db8::1', undefined], // not Teredo (2001::/32 only)
     ['not-an-address', undefined],
   ];
   for (const [address, kind] of table) {

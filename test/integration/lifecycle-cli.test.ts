@@ -1,64 +1,39 @@
 import assert from 'node:assert/strict';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createAccounts } from '../../src/accounts/index.js';
-import { SecretSealer } from '../../src/shared/sealed-secrets.js';
-import { DirectoryBackend } from '../../src/store/sources/directory-backend.js';
-import type { SourceKind } from '../../src/store/sources/source-backend.js';
 import { Store, type StoreKind } from '../../src/store/store.js';
 import { createTestDatabase, isPostgresReachable, quietLogger } from '../support/database.js';
-import { CANARY_PASSWORD, serverBody } from '../support/fixtures.js';
-import { rawMail } from '../support/mail.js';
-import { runCli } from '../support/processes.js';
+import { CANARY_PASSWORD } from '../support/fixtures.js';
+import { CUSTOMER, seedExportTenant, type Seeded } from '../support/lifecycle-seed.js';
+import { PROJECT_ROOT, runCli } from '../support/processes.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON output in tests
 
-const CUSTOMER = 'customer@example.net';
-
-interface Seeded {
-  tenantId: string;
-  /** The sources by message id, as stored. */
-  sources: Map<string, string>;
-  customerIds: string[];
-  outboundToCustomer: string;
-}
-
-/**
- * A message as ingest stores it (row, delivery, source in `kind`): the rows are written here, in
- * SQL, so that the CLI under test finds a tenant with mail without an engine having run.
- */
-async function seedMessage(
-  store: Store,
-  at: { tenantId: string; serverId: string; destinationId: string; dir: string },
-  raw: string,
-  from: string,
-  kind: SourceKind | null,
-  uid: number,
-): Promise<string> {
-  const id = randomUUID();
-  await store.query(
-    `INSERT INTO inbound_messages (id, tenant_id, server_id, mailbox, uid_validity, uid, status, message_id_header,
-       dedupe_key, conversation_id, subject, from_address, from_name, recipients, received_at, ingested_at, size,
-       classification, message_references, body_text, attachments, source_store, source_size)
-     VALUES ($1, $2, $3, 'INBOX', 1, $4::int, 'routed', $5, $5, $6, 'Question ' || $4::int, $7, 'Someone',
-       jsonb_build_object('to', jsonb_build_array(jsonb_build_object('address', 'support@example.com', 'name', '')),
-                          'cc', '[]'::jsonb, 'deliveredTo', '[]'::jsonb, 'xOriginalTo', '[]'::jsonb),
-       now(), now() - make_interval(secs => 100 - $4::int), $8::int, '{"autoReply":false,"bounce":false,"loop":false,"reasons":[]}',
-       '[]', 'Hello', '[]', $9::text, CASE WHEN $9::text IS NULL THEN NULL ELSE $8::int END)`,
-    [id, at.tenantId, at.serverId, uid, `m${uid}@example.net`, randomUUID(), from, Buffer.byteLength(raw), kind],
+/** The export tenant seeded into an embedded database by a process of its own (see lifecycle-seed.ts). */
+async function seedEmbeddedInChild(pgliteDir: string, key: Buffer, blobDir: string): Promise<Seeded> {
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      import.meta.resolve('tsx'),
+      join(PROJECT_ROOT, 'test/support/lifecycle-seed.ts'),
+      pgliteDir,
+      key.toString('base64'),
+      blobDir,
+    ],
+    { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
   );
-  await store.query(
-    `INSERT INTO inbound_deliveries (destination_id, seq, message_id, tenant_id) VALUES ($1, $2, $3, $4)`,
-    [at.destinationId, uid, id, at.tenantId],
-  );
-  if (kind === 'postgres') {
-    await store.query('INSERT INTO inbound_raw (message_id, raw) VALUES ($1, $2)', [id, Buffer.from(raw)]);
-  } else if (kind === 'directory') {
-    await new DirectoryBackend(at.dir, false).put({ tenantId: at.tenantId, messageId: id }, Buffer.from(raw));
-  }
-  return id;
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const [code] = (await once(child, 'exit')) as [number | null];
+  assert.equal(code, 0, `seeding the embedded database failed: ${stderr}`);
+  return JSON.parse(stdout) as Seeded;
 }
 
 for (const kind of ['pglite', 'postgres'] as StoreKind[]) {
@@ -85,49 +60,15 @@ for (const kind of ['pglite', 'postgres'] as StoreKind[]) {
           ? { MAILROOM_DATABASE_URL: await createTestDatabase() }
           : { MAILROOM_DATA_DIR: join(work, 'data') }),
       };
-      const store = await Store.open(
-        kind === 'postgres' ? { databaseUrl: env.MAILROOM_DATABASE_URL } : { pgliteDir: join(work, 'data', 'pglite') },
-        quietLogger,
-      );
-      try {
-        const accounts = createAccounts(store, new SecretSealer(key), quietLogger);
-        const tenant = await accounts.tenants.create({ name: 'Export tenant' });
-        const server = await accounts.servers.create(tenant.id, serverBody(1));
-        const destination = await accounts.destinations.create(tenant.id, {
-          name: 'Support',
-          address: 'support@example.com',
-          serverId: server.id,
-        });
-        const at = { tenantId: tenant.id, serverId: server.id, destinationId: destination.id, dir: blobDir };
-        const sources = new Map<string, string>();
-        const customerIds: string[] = [];
-        const mails: Array<[string, SourceKind | null]> = [
-          [CUSTOMER, 'postgres'],
-          ['other@example.net', 'postgres'],
-          [CUSTOMER, 'directory'],
-          ['other@example.net', 'directory'],
-          [CUSTOMER, null], // its source removed by retention
-        ];
-        for (const [i, [from, where]] of mails.entries()) {
-          const raw = rawMail({ from: `Someone <${from}>`, body: `body ${i} \u00e9\u0000 of ${from}` });
-          const id = await seedMessage(store, at, raw, from, where, i + 1);
-          if (where !== null) sources.set(id, raw);
-          if (from === CUSTOMER) customerIds.push(id);
+      if (kind === 'pglite') {
+        seeded = await seedEmbeddedInChild(join(work, 'data', 'pglite'), key, blobDir);
+      } else {
+        const store = await Store.open({ databaseUrl: env.MAILROOM_DATABASE_URL }, quietLogger);
+        try {
+          seeded = await seedExportTenant(store, key, blobDir);
+        } finally {
+          await store.close();
         }
-        const outboundToCustomer = randomUUID();
-        for (const [id, to] of [
-          [outboundToCustomer, CUSTOMER],
-          [randomUUID(), 'other@example.net'],
-        ] as const) {
-          await store.query(
-            `INSERT INTO outbound_messages (id, tenant_id, destination_id, server_id, status, message_id_header, subject, recipients, instance_id)
-             VALUES ($1, $2, $3, $4, 'sent', $5, 'Re: your question', $6::jsonb, 'test-instance')`,
-            [id, tenant.id, destination.id, server.id, `<${id}@example.com>`, JSON.stringify([to])],
-          );
-        }
-        seeded = { tenantId: tenant.id, sources, customerIds, outboundToCustomer };
-      } finally {
-        await store.close();
       }
     });
     after(async () => {
@@ -153,7 +94,7 @@ for (const kind of ['pglite', 'postgres'] as StoreKind[]) {
       assert.equal(index.tenantId, seeded.tenantId);
       assert.equal(index.messages.length, 5);
       for (const entry of index.messages as Obj[]) {
-        const source = seeded.sources.get(entry.id as string);
+        const source = seeded.sources[entry.id as string];
         if (source === undefined) {
           assert.equal(entry.eml, null);
           assert.equal(entry.emlMissing, 'removed by retention');
@@ -254,7 +195,7 @@ for (const kind of ['pglite', 'postgres'] as StoreKind[]) {
       const out = join(work, 'export-after-move');
       const exported = await runCli(['--json', 'export', '--tenant', seeded.tenantId, '--out', out], env);
       assert.equal(exported.code, 0, exported.stderr);
-      for (const [id, source] of seeded.sources) {
+      for (const [id, source] of Object.entries(seeded.sources)) {
         assert.equal(
           (await readFile(join(out, 'messages', `${id}.eml`))).toString('latin1'),
           Buffer.from(source).toString('latin1'),

@@ -162,6 +162,15 @@ export class WebhookDispatcher {
       options.runLength,
       options.maxInFlightPerTenant,
     );
+    // Slots the round-robin share left free go to tenants with more due (one tenant with many
+    // destinations is not held to its share while nobody else waits), keeping a share's worth
+    // free for other tenants whose mail comes meanwhile.
+    const spare = free - runs.length - options.maxInFlightPerTenant;
+    if (spare > 0 && !this.stopping) {
+      runs.push(
+        ...(await store.webhooks.claimRuns(new Date(now), leaseUntil, spare, options.runLength, options.maxInFlight)),
+      );
+    }
     for (const run of runs) this.track(run, leaseUntil, budgetEnd);
     if (this.stopping) return;
     if (runs.length === free) return this.schedule(options.pollIntervalMs);

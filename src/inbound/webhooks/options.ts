@@ -13,9 +13,11 @@ export interface WebhookOptions {
   /** [16] destinations posted to at once (one POST in flight each: a destination's events go in order). */
   maxInFlight: number;
   /**
-   * [4] runs one tenant may have at once, on all instances together: a tenant whose receivers are
-   * slow (or many) cannot take every slot and hold up other tenants' webhooks. Slots are handed
-   * out round-robin over tenants (each tenant's oldest due destination first).
+   * [4] runs one tenant is sure of at once, on all instances together: slots are handed out
+   * round-robin over tenants (each tenant's oldest due destination first), this many each. Slots
+   * nobody else claims then go to tenants with more due (work-conserving), but `maxInFlightPerTenant`
+   * slots of an instance always stay free for others: a tenant whose receivers are slow (or many)
+   * cannot take every slot and hold up other tenants' webhooks.
    */
   maxInFlightPerTenant: number;
   /** [256] consecutive pending events of one destination claimed at once (one statement). */

@@ -81,8 +81,14 @@ export function describeStatus(status: number): string {
  * receiver's answer after the status (`HTTP 500: <body>`): those rows show the status alone too.
  */
 export function shownError(stored: string): string {
+  const status = statusNamedIn(stored);
+  return status === null ? stored : describeStatus(status);
+}
+
+/** The HTTP status a stored failure starts with (`HTTP 500…`), or null (refused, timed out). */
+function statusNamedIn(stored: string): number | null {
   const status = /^HTTP (\d{3})(?=$|[:\s])/.exec(stored);
-  return status ? describeStatus(Number(status[1])) : stored;
+  return status ? Number(status[1]) : null;
 }
 
 /**
@@ -92,8 +98,7 @@ export function shownError(stored: string): string {
  */
 function failedStatus(row: WebhookDeliveryRow): number | null {
   if (row.lastStatus !== null && (row.lastStatus < 200 || row.lastStatus > 299)) return row.lastStatus;
-  const named = /^HTTP (\d{3})(?=$|[:\s])/.exec(row.lastError ?? '');
-  return named ? Number(named[1]) : null;
+  return statusNamedIn(row.lastError ?? '');
 }
 
 export function webhookStatusView(

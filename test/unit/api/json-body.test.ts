@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { nestsDeeperThan } from '../../../src/api/json-body.js';
+import { jsonShapeFault, nestsDeeperThan } from '../../../src/api/json-body.js';
 
 describe('JSON body depth', () => {
   const table: [string, number, boolean][] = [
@@ -21,4 +21,14 @@ describe('JSON body depth', () => {
     it(`${text.length > 40 ? `${text.slice(0, 20)}… (${text.length} chars)` : text} deeper than ${max}: ${deeper}`, () =>
       assert.equal(nestsDeeperThan(text, max), deeper));
   }
+});
+
+describe('JSON body size in members and elements', () => {
+  it('counts commas outside strings, and stops at the limit', () => {
+    assert.equal(jsonShapeFault('[1,2,3]', 32, 3), null);
+    assert.equal(jsonShapeFault('[1,2,3,4]', 32, 3), 'items');
+    assert.equal(jsonShapeFault('{"a":"x,y,z,w,v"}', 32, 3), null);
+    assert.equal(jsonShapeFault(`{"attachments":[${'{},'.repeat(1_000_000)}{}]}`, 32, 10_000), 'items');
+    assert.equal(jsonShapeFault('['.repeat(40), 32, 10_000), 'depth');
+  });
 });

@@ -228,12 +228,24 @@ export class WebhookDispatcher {
       const next: Promise<Chunk | null> | null =
         rows.length >= options.runLength ? this.nextChunk(head, last.seq, leaseUntil) : null;
       let posted = 0;
-      for (const row of rows) {
+      // Each POST's body and signature are made while the one before is on the wire.
+      let ready = this.signed(secret, events.get((rows[0] as WebhookRunRow).seq));
+      for (let i = 0; i < rows.length; i += 1) {
+        const row = rows[i] as WebhookRunRow;
         if (ended || this.stopping || clock.now() >= budgetEnd) break;
-        const event = events.get(row.seq);
-        const outcome: PostOutcome = event
-          ? await this.post(url, secret, event.id, event.type, JSON.stringify(event))
-          : { status: null, error: 'the message is no longer stored' };
+        const request = ready;
+        const following = rows[i + 1];
+        let outcome: PostOutcome;
+        if (request) {
+          const answer = this.send(url, request);
+          // The request is written on the next tick (when the agent hands it its socket).
+          await writtenOut();
+          ready = following && this.signed(secret, events.get(following.seq));
+          outcome = await answer;
+        } else {
+          outcome = { status: null, error: 'the message is no longer stored' };
+          ready = following && this.signed(secret, events.get(following.seq));
+        }
         posted += 1;
         const at = new Date(clock.now());
         if (!succeeded(outcome)) {
@@ -338,8 +350,16 @@ export class WebhookDispatcher {
   }
 
   private post(url: string, secret: string, key: string, type: string, body: string): Promise<PostOutcome> {
-    const { clock, options, poster } = this.deps;
-    const timestamp = Math.floor(clock.now() / 1000);
+    return this.send(url, this.sign(secret, key, type, body));
+  }
+
+  /** The signed request of a routed event; undefined when its message is no longer stored. */
+  private signed(secret: string, event: MessageRoutedEvent | undefined): SignedRequest | undefined {
+    return event && this.sign(secret, event.id, event.type, JSON.stringify(event));
+  }
+
+  private sign(secret: string, key: string, type: string, body: string): SignedRequest {
+    const timestamp = Math.floor(this.deps.clock.now() / 1000);
     const headers = {
       'content-type': 'application/json',
       'user-agent': 'Mailroom-Webhooks/1',
@@ -348,6 +368,26 @@ export class WebhookDispatcher {
       [TIMESTAMP_HEADER]: String(timestamp),
       [SIGNATURE_HEADER]: signPayload(secret, timestamp, body),
     };
-    return poster(url, headers, body, options.requestTimeoutMs);
+    return { headers, body };
   }
+
+  /** Never rejects: a poster that throws is a POST with no answer (retried like one). */
+  private send(url: string, request: SignedRequest): Promise<PostOutcome> {
+    const { options, poster } = this.deps;
+    return poster(url, request.headers, request.body, options.requestTimeoutMs).catch((err: unknown): PostOutcome => {
+      this.log.error({ err }, 'the webhook poster failed');
+      return { status: null, error: 'internal error' };
+    });
+  }
+}
+
+/** A POST ready to go: its body and headers, signed. */
+interface SignedRequest {
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** Resolves once the ticks queued so far (a request's write among them) have run. */
+function writtenOut(): Promise<void> {
+  return new Promise((resolve) => process.nextTick(resolve));
 }

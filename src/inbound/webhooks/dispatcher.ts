@@ -54,8 +54,12 @@ interface Run {
   /** clock time after which the run makes no new POST. */
   budgetEnd: number;
   delivered: Delivered[];
-  /** The previous batch's record, made while the next POSTs go out; never rejects. */
+  /** The last record of 2xx answers, made while the next POSTs go out; never rejects. */
   recording: Promise<boolean>;
+  /** The last record is still being made (the answers since wait for it to end, and go in the next). */
+  recordBusy: boolean;
+  /** A record failed: the database is away, and the run ends. */
+  recordFailed: boolean;
   failed?: { row: WebhookRunRow; outcome: PostOutcome; at: Date };
   ended: boolean;
 }
@@ -170,23 +174,21 @@ export class WebhookDispatcher {
 
   private async pass(): Promise<void> {
     const { store, clock, options } = this.deps;
+    const share = options.maxInFlightPerTenant;
+    // `maxInFlight` slots for everyone, and `share` more above them that only a tenant under its
+    // share may take: one tenant may use every slot while nobody else waits, and a tenant whose
+    // mail comes meanwhile still starts at once, without waiting for a run to end.
     const free = options.maxInFlight - this.runs.size;
+    const headroom = free + share;
     // Full: each run's end wakes the dispatcher; the poll stays as the safety net.
-    if (free <= 0) return this.schedule(options.pollIntervalMs);
+    if (headroom <= 0) return this.schedule(options.pollIntervalMs);
     const now = clock.now();
     const budgetEnd = now + options.runBudgetMs;
     const leaseUntil = new Date(budgetEnd + options.requestTimeoutMs + LEASE_MARGIN_MS);
-    const runs = await store.webhooks.claimRuns(
-      new Date(now),
-      leaseUntil,
-      free,
-      options.runLength,
-      options.maxInFlightPerTenant,
-    );
-    // Slots the round-robin share left free go to tenants with more due (one tenant with many
-    // destinations is not held to its share while nobody else waits), keeping a share's worth
-    // free for other tenants whose mail comes meanwhile.
-    const spare = free - runs.length - options.maxInFlightPerTenant;
+    // Round-robin over tenants, each up to its share (counting its runs on every instance).
+    const runs = await store.webhooks.claimRuns(new Date(now), leaseUntil, headroom, options.runLength, share);
+    // Slots the shares left free go to tenants with more due (work-conserving).
+    const spare = free - runs.length;
     if (spare > 0 && !this.stopping) {
       runs.push(
         ...(await store.webhooks.claimRuns(new Date(now), leaseUntil, spare, options.runLength, options.maxInFlight)),
@@ -194,7 +196,7 @@ export class WebhookDispatcher {
     }
     for (const run of runs) this.track(run, leaseUntil, budgetEnd);
     if (this.stopping) return;
-    if (runs.length === free) return this.schedule(options.pollIntervalMs);
+    if (this.runs.size >= options.maxInFlight) return this.schedule(options.pollIntervalMs);
     const due = await store.webhooks.nextDueAt();
     const wait = due === null ? options.pollIntervalMs : due.getTime() - clock.now();
     this.schedule(Math.min(options.pollIntervalMs, Math.max(MIN_WAIT_MS, wait)));
@@ -245,6 +247,8 @@ export class WebhookDispatcher {
       budgetEnd,
       delivered: [],
       recording: Promise.resolve(true),
+      recordBusy: false,
+      recordFailed: false,
       ended: false,
     };
     const chunkSize = run.batch?.maxEvents ?? this.deps.options.runLength;
@@ -298,7 +302,7 @@ export class WebhookDispatcher {
         ready = following && this.signed(run.secret, events.get(following.seq));
       }
       posted += 1;
-      if (!(await this.settle(run, [row], outcome))) return null;
+      if (!this.settle(run, [row], outcome)) return null;
     }
     return posted;
   }
@@ -322,15 +326,17 @@ export class WebhookDispatcher {
       };
       outcome = await this.send(run.url, this.sign(run.secret, batch.id, batch.type, JSON.stringify(batch)));
     }
-    return (await this.settle(run, rows, outcome)) ? rows.length : null;
+    return this.settle(run, rows, outcome) ? rows.length : null;
   }
 
   /**
-   * Takes a POST's outcome for its rows: a 2xx is recorded with others (`flushEvery` at a time,
-   * while the next POSTs go out), a failure ends the run (recorded on the first row, which the
-   * others wait behind). False when the database is away.
+   * Takes a POST's outcome for its rows: a 2xx is recorded with others (at least `flushEvery` at
+   * a time, while the next POSTs go out: the POSTs never wait for a record; answers that come
+   * while one is being made go in the next), a failure ends the run (recorded on the first row,
+   * which the others wait behind). False when the database is away.
    */
-  private async settle(run: Run, rows: readonly WebhookRunRow[], outcome: PostOutcome): Promise<boolean> {
+  private settle(run: Run, rows: readonly WebhookRunRow[], outcome: PostOutcome): boolean {
+    if (run.recordFailed) return false;
     const at = new Date(this.deps.clock.now());
     if (!succeeded(outcome)) {
       run.failed = { row: rows[0] as WebhookRunRow, outcome, at };
@@ -338,9 +344,13 @@ export class WebhookDispatcher {
       return true;
     }
     for (const row of rows) run.delivered.push({ seq: row.seq, at, status: outcome.status as number });
-    if (run.delivered.length >= this.deps.options.flushEvery) {
-      if (!(await run.recording)) return false;
-      run.recording = this.record(run.head, run.delivered.splice(0));
+    if (run.delivered.length >= this.deps.options.flushEvery && !run.recordBusy) {
+      run.recordBusy = true;
+      run.recording = this.record(run.head, run.delivered.splice(0)).then((ok) => {
+        run.recordBusy = false;
+        run.recordFailed ||= !ok;
+        return ok;
+      });
     }
     return true;
   }

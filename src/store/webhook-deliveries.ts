@@ -73,9 +73,17 @@ export const WebhookDeliveryEntity = new EntitySchema<WebhookDeliveryRow>({
 });
 
 /** What a webhook run needs of an outbox row (read lean: a run reads thousands a second). */
-export type WebhookRunRow = Pick<WebhookDeliveryRow, 'destinationId' | 'seq' | 'tenantId' | 'messageId' | 'attempts'>;
+export type WebhookRunRow = Pick<
+  WebhookDeliveryRow,
+  'destinationId' | 'seq' | 'tenantId' | 'messageId' | 'attempts'
+> & {
+  /** Its `next_attempt_at` had come when the run read it (a batch shorter than `maxEvents` goes only then). */
+  due: boolean;
+};
 
-const RUN_COLUMNS = 'w.destination_id, w.seq, w.tenant_id, w.message_id, w.attempts';
+/** The run's columns; `$now` is the reading's time parameter. */
+const runColumns = (now: string): string =>
+  `w.destination_id, w.seq, w.tenant_id, w.message_id, w.attempts, w.next_attempt_at <= ${now} AS due`;
 
 function runRowOf(r: RawRow): WebhookRunRow {
   return {
@@ -84,6 +92,7 @@ function runRowOf(r: RawRow): WebhookRunRow {
     tenantId: r.tenant_id as string,
     messageId: r.message_id as string,
     attempts: Number(r.attempts),
+    due: r.due === true,
   };
 }
 
@@ -120,6 +129,13 @@ type RawRow = Record<string, unknown>;
 const HEAD_OF_DESTINATION = `SELECT w.destination_id, w.seq, w.next_attempt_at, w.lease_until, w.attempts
    FROM webhook_deliveries w
    WHERE w.destination_id = t.id AND w.delivered_at IS NULL ORDER BY w.seq LIMIT 1`;
+
+/**
+ * How many rows a run of destination `t` reads at once, `$2` being `runLength`: for a batching
+ * destination whole batches, as many as fit in `runLength` (at least one).
+ */
+const RUN_LIMIT = `COALESCE((t.webhook_batch->>'maxEvents')::int
+    * GREATEST(1, $2 / (t.webhook_batch->>'maxEvents')::int), $2)`;
 
 /**
  * Whether batching destination `t`'s head `h`, never tried, has a full batch waiting behind it
@@ -183,7 +199,7 @@ export class WebhookDeliveryRepository {
    * Claims up to `destinations` destinations whose oldest pending row is due and that no run
    * holds, round-robin over tenants and at most `perTenant` runs of one tenant at once (counting
    * the runs other instances hold), leasing each destination (not its rows) until `leaseUntil`, and reads the first
-   * `runLength` pending rows of each (a batching destination's `maxEvents`; its head is due at
+   * `runLength` pending rows of each (a batching destination's whole batches; its head is due at
    * `next_attempt_at`, or sooner when never tried and a full batch waits). Two statements on purpose: the rows are read after the
    * lease is taken, so a run that ended just before (its deliveries committed, then its lease
    * given back) is seen whole. A lease is taken by one engine alone: the insert of a lapsed or
@@ -231,11 +247,11 @@ export class WebhookDeliveryRepository {
       `SELECT r.* FROM unnest($1::uuid[]) WITH ORDINALITY AS d(id, n)
         JOIN destinations t ON t.id = d.id
         CROSS JOIN LATERAL (
-          SELECT ${RUN_COLUMNS} FROM webhook_deliveries w
+          SELECT ${runColumns('$3')} FROM webhook_deliveries w
            WHERE w.destination_id = d.id AND w.delivered_at IS NULL
-           ORDER BY w.seq LIMIT COALESCE((t.webhook_batch->>'maxEvents')::int, $2)) r
+           ORDER BY w.seq LIMIT ${RUN_LIMIT}) r
         ORDER BY d.n, r.seq`,
-      [leased.map((r) => r.destination_id), runLength],
+      [leased.map((r) => r.destination_id), runLength, now],
     );
     const runs = new Map<string, WebhookRunRow[]>();
     for (const r of rows) {
@@ -254,13 +270,19 @@ export class WebhookDeliveryRepository {
    * The next `limit` pending rows of a destination after `afterSeq`, for the run that holds the
    * destination's lease `leaseUntil` (none once the lease is no longer that run's).
    */
-  async extendRun(destinationId: string, afterSeq: number, leaseUntil: Date, limit: number): Promise<WebhookRunRow[]> {
+  async extendRun(
+    destinationId: string,
+    afterSeq: number,
+    leaseUntil: Date,
+    limit: number,
+    now: Date,
+  ): Promise<WebhookRunRow[]> {
     const rows: RawRow[] = await this.em.query(
-      `SELECT ${RUN_COLUMNS} FROM webhook_deliveries w
+      `SELECT ${runColumns('$5')} FROM webhook_deliveries w
         WHERE w.destination_id = $1 AND w.delivered_at IS NULL AND w.seq > $2
           AND EXISTS (SELECT 1 FROM webhook_leases l WHERE l.destination_id = $1 AND l.lease_until = $3)
         ORDER BY w.seq LIMIT $4`,
-      [destinationId, afterSeq, leaseUntil, limit],
+      [destinationId, afterSeq, leaseUntil, limit, now],
     );
     return rows.map(runRowOf);
   }

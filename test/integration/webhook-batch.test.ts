@@ -190,6 +190,24 @@ forEachBackend('batched webhook delivery (webhookBatch)', (kind) => {
     assert.equal(status.body.pending, 0, status.raw);
   });
 
+  it('posts several batches from one read (as many as fit in runLength), across reads', async () => {
+    const r = await receiver();
+    await batchingDestination(r.url, { maxEvents: 3, maxWaitMs: 30_000 });
+    const seqs = await routeMessages(h.store, target, 20);
+    const clock = new FakeClock(Date.now());
+    // Reads of 9 rows (three batches): 9 + 9 + 2, the last two waiting for maxWaitMs.
+    dispatcher(clock, { runLength: 10 }).start();
+    await eventually(async () => (r.posts.length === 6 ? true : undefined));
+    await settle();
+    assert.equal(r.posts.length, 6);
+    clock.advance(31_000);
+    await eventually(async () => (r.posts.length === 7 ? true : undefined));
+    assert.deepEqual(
+      r.posts.map((p) => p.seqs),
+      [0, 3, 6, 9, 12, 15, 18].map((i) => seqs.slice(i, i + 3)),
+    );
+  });
+
   it('retries a failed batch from its first event, never skipping or reordering', async () => {
     const r = await receiver((n) => (n === 1 || n === 3 ? 503 : 200));
     await batchingDestination(r.url, { maxEvents: 4, maxWaitMs: 0 });

@@ -225,8 +225,9 @@ export class WebhookDispatcher {
    * Posts one claimed run in order until it ends, fails, runs out of time or the engine stops.
    * While a full chunk goes out, the next one (the destination's following pending events) is
    * read, so the receiver never waits on the database between two chunks. A batching destination
-   * (`webhookBatch`) reads chunks of `maxEvents` and POSTs each as one batch; a run goes on to the
-   * next batch only while batches are full (a short one waits until its oldest event is due).
+   * (`webhookBatch`) reads chunks of whole batches (as many as fit in `runLength`) and POSTs each
+   * batch as one; a batch shorter than `maxEvents` goes only once its first event is due (it has
+   * waited `maxWaitMs`, or is a retry), else the run ends there.
    */
   private async deliver(first: WebhookRunRow[], leaseUntil: Date, budgetEnd: number): Promise<void> {
     const { store } = this.deps;
@@ -251,7 +252,11 @@ export class WebhookDispatcher {
       recordFailed: false,
       ended: false,
     };
-    const chunkSize = run.batch?.maxEvents ?? this.deps.options.runLength;
+    const { runLength } = this.deps.options;
+    // As the store reads a run's first chunk (RUN_LIMIT): whole batches.
+    const chunkSize = run.batch
+      ? run.batch.maxEvents * Math.max(1, Math.floor(runLength / run.batch.maxEvents))
+      : runLength;
     let chunk: Chunk | null = { rows: first, events: await routedEventsOf(store, first) };
     while (chunk) {
       const { rows }: Chunk = chunk;
@@ -264,7 +269,7 @@ export class WebhookDispatcher {
       if (posted === null) return;
       if (posted < rows.length) run.ended = true;
       chunk = next ? await next : null;
-      if (run.ended || (run.batch && chunk && chunk.rows.length < run.batch.maxEvents)) chunk = null;
+      if (run.ended) chunk = null;
     }
     // The database is away: the lease lapses and all that was not recorded goes again.
     if (!(await run.recording)) return;
@@ -307,26 +312,36 @@ export class WebhookDispatcher {
     return posted;
   }
 
-  /** POSTs a chunk (at most `maxEvents` rows) as one batch. As `postEach`. */
+  /**
+   * POSTs a chunk as batches of `maxEvents` rows; a shorter last batch only if its first event is
+   * due (else it waits, and the run ends). As `postEach`.
+   */
   private async postBatch(run: Run, { rows, events }: Chunk): Promise<number | null> {
-    if (!this.mayPost(run)) return 0;
-    const head = rows[0] as WebhookRunRow;
-    const last = rows[rows.length - 1] as WebhookRunRow;
-    const included = rows.flatMap((r) => events.get(r.seq) ?? []);
-    let outcome: PostOutcome;
-    if (included.length === 0) {
-      outcome = { status: null, error: 'the message is no longer stored' };
-    } else {
-      const batch: MessageRoutedBatch = {
-        type: 'message.routed.batch',
-        id: batchKeyOf(head.destinationId, head.seq, last.seq),
-        tenantId: head.tenantId,
-        destinationId: head.destinationId,
-        events: included,
-      };
-      outcome = await this.send(run.url, this.sign(run.secret, batch.id, batch.type, JSON.stringify(batch)));
+    const size = (run.batch as WebhookBatch).maxEvents;
+    let posted = 0;
+    for (let from = 0; from < rows.length && this.mayPost(run); from += size) {
+      const slice = rows.slice(from, from + size);
+      const head = slice[0] as WebhookRunRow;
+      if (slice.length < size && !head.due) break;
+      const last = slice[slice.length - 1] as WebhookRunRow;
+      const included = slice.flatMap((r) => events.get(r.seq) ?? []);
+      let outcome: PostOutcome;
+      if (included.length === 0) {
+        outcome = { status: null, error: 'the message is no longer stored' };
+      } else {
+        const batch: MessageRoutedBatch = {
+          type: 'message.routed.batch',
+          id: batchKeyOf(head.destinationId, head.seq, last.seq),
+          tenantId: head.tenantId,
+          destinationId: head.destinationId,
+          events: included,
+        };
+        outcome = await this.send(run.url, this.sign(run.secret, batch.id, batch.type, JSON.stringify(batch)));
+      }
+      posted += slice.length;
+      if (!this.settle(run, slice, outcome)) return null;
     }
-    return this.settle(run, rows, outcome) ? rows.length : null;
+    return posted;
   }
 
   /**
@@ -364,7 +379,8 @@ export class WebhookDispatcher {
   ): Promise<Chunk | null> {
     const { store } = this.deps;
     try {
-      const rows = await store.webhooks.extendRun(head.destinationId, afterSeq, leaseUntil, limit);
+      const now = new Date(this.deps.clock.now());
+      const rows = await store.webhooks.extendRun(head.destinationId, afterSeq, leaseUntil, limit, now);
       if (rows.length === 0) return null;
       return { rows, events: await routedEventsOf(store, rows) };
     } catch (err) {

@@ -46,7 +46,7 @@ export function batchKeyOf(destinationId: string, firstSeq: number, lastSeq: num
  */
 export async function routedEventsOf(
   store: Store,
-  run: readonly WebhookRunRow[],
+  run: ReadonlyArray<Pick<WebhookRunRow, 'destinationId' | 'tenantId' | 'seq'>>,
 ): Promise<Map<number, MessageRoutedEvent>> {
   const events = new Map<number, MessageRoutedEvent>();
   const first = run[0];

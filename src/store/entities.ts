@@ -259,6 +259,10 @@ export const InboundMessageEntity = new EntitySchema<InboundMessageRow>({
       columns: ['tenantId', 'ingestedAt'],
       where: 'body_text IS NOT NULL OR body_html IS NOT NULL',
     },
+    // The trace search's (migration 0041): GIN indexes TypeORM cannot describe, left to the migration.
+    { name: 'inbound_messages_subject_trgm_idx', columns: ['subject'], synchronize: false },
+    { name: 'inbound_messages_recipients_idx', columns: ['recipients'], synchronize: false },
+    { name: 'inbound_messages_sender_idx', columns: ['tenantId', 'fromAddress'] },
   ],
 });
 
@@ -372,6 +376,9 @@ export const OutboundMessageEntity = new EntitySchema<OutboundMessageRow>({
     { name: 'outbound_messages_message_id_idx', columns: ['tenantId', 'messageIdHeader'] },
     { name: 'outbound_messages_dead_idx', columns: ['tenantId', 'serverId'], where: 'dead_lettered_at IS NOT NULL' },
     { name: 'outbound_messages_age_idx', columns: ['tenantId', 'createdAt'] },
+    // The trace search's (migration 0041): GIN indexes TypeORM cannot describe, left to the migration.
+    { name: 'outbound_messages_subject_trgm_idx', columns: ['subject'], synchronize: false },
+    { name: 'outbound_messages_recipients_idx', columns: ['recipients'], synchronize: false },
   ],
 });
 

@@ -269,7 +269,7 @@ export class ServerWatcher {
     connect: (extra: Partial<ImapSessionOptions>) => Promise<ImapSession | undefined>,
   ): Promise<ImapSession | undefined> {
     const allowed = this.server.imapMaxSessions === 0 ? DEFAULT_MAX_SESSIONS : this.server.imapMaxSessions;
-    const mailbox = this.deps.options.mailboxes[0];
+    const mailbox = this.folders[0];
     if (allowed < 2 || mailbox === undefined || this.stopped) return undefined;
     let idler: ImapSession | undefined;
     try {
@@ -333,8 +333,13 @@ export class ServerWatcher {
     return pass;
   }
 
+  /** The folders watched: the server's own list, else the engine's default (INBOX). */
+  private get folders(): string[] {
+    return this.server.imapFolders.length > 0 ? this.server.imapFolders : this.deps.options.mailboxes;
+  }
+
   private async syncAll(session: ImapSession): Promise<void> {
-    for (const mailbox of this.deps.options.mailboxes) {
+    for (const mailbox of this.folders) {
       if (this.stopped) return;
       const result = await this.deps.sync.run(session, this.server, mailbox, this.stopping.signal, this.log);
       this.status.lastUid[mailbox] = result.lastUid;

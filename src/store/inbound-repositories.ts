@@ -35,7 +35,10 @@ export class CheckpointRepository {
   }
 }
 
-export type NewInboundMessage = Omit<InboundMessageRow, 'ingestedAt' | 'sourceStore' | 'sourceSize'>;
+export type NewInboundMessage = Omit<InboundMessageRow, 'ingestedAt' | 'sourceStore' | 'sourceSize' | 'emailId'> & {
+  /** Absent: the server gave none. */
+  emailId?: string | null;
+};
 
 /**
  * A message to insert: its row, and its raw source when it goes to `inbound_raw` in this
@@ -126,6 +129,7 @@ const MESSAGE_COLUMNS = [
   ['attachments', 'jsonb', 'x'],
   ['source_store', 'text', 'y'],
   ['source_size', 'integer', 'z'],
+  ['email_id', 'text', 'za'],
 ] as const;
 
 type MessageKey = (typeof MESSAGE_COLUMNS)[number][2];
@@ -184,6 +188,7 @@ function messageRecord(item: NewInboundItem, row: NewInboundMessage = item.row):
     x: row.attachments, // attachments
     y: place?.kind ?? null, // source_store
     z: place?.bytes ?? null, // source_size
+    za: row.emailId ?? null, // email_id
   };
 }
 
@@ -284,6 +289,19 @@ export class InboundMessageRepository {
     const rows = await this.em.findBy(InboundMessageEntity, { tenantId, id: In([...ids]) });
     return new Map(rows.map((r) => [r.id, r]));
   }
+  /**
+   * Which of these server ids of messages (X-GM-MSGID, EMAILID) this server has stored already, in
+   * any folder: a copy in another watched folder is the same message.
+   */
+  async existingEmailIds(serverId: string, emailIds: string[]): Promise<Set<string>> {
+    if (emailIds.length === 0) return new Set();
+    const rows: Array<{ email_id: string }> = await this.em.query(
+      'SELECT email_id FROM inbound_messages WHERE server_id = $1 AND email_id = ANY($2::text[])',
+      [serverId, emailIds],
+    );
+    return new Set(rows.map((r) => r.email_id));
+  }
+
   /** Whether this server already stored a message with this dedupe key (Message-ID or header hash). */
   async existsByDedupeKey(serverId: string, dedupeKey: string): Promise<boolean> {
     return (await this.em.countBy(InboundMessageEntity, { serverId, dedupeKey })) > 0;

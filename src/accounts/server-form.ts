@@ -151,13 +151,13 @@ const ALL_MAIL = /^\[(gmail|google mail)\]\/all mail$/i;
 /** The watched folders: each once, none of them Gmail's All Mail. */
 function checkFolders(folders: readonly string[]): void {
   const seen = new Set<string>();
-  for (const [i, folder] of folders.entries()) {
+  for (const folder of folders) {
     const key = folder.toUpperCase() === 'INBOX' ? 'INBOX' : folder;
-    if (seen.has(key)) throw fieldError(`imap.folders.${i}`, `'imap.folders' names '${folder}' twice`);
+    if (seen.has(key)) throw fieldError('imap.folders', `'imap.folders' names '${folder}' twice`);
     seen.add(key);
     if (ALL_MAIL.test(folder.trim())) {
       throw fieldError(
-        `imap.folders.${i}`,
+        'imap.folders',
         `'imap.folders' cannot watch '${folder}': it holds every message of the mailbox, its sent mail and drafts too; ` +
           'watch INBOX and the labels mail arrives in (a message in several of them is routed once)',
       );

@@ -129,7 +129,7 @@ describe('Gmail: a mailbox watched in several folders', function () {
       }),
     );
     assert.equal(refused.status, 400, refused.raw);
-    assert.equal(refused.body.error.field, 'imap.folders.1');
+    assert.equal(refused.body.error.field, 'imap.folders');
     assert.match(refused.body.error.message, /sent mail/);
 
     // All Mail under another name (the mailbox's language): known by its special use.

@@ -260,13 +260,8 @@ export class InboundMessageRepository {
   }
 
   /** Which of these dedupe keys this server has stored already. */
-  async existingDedupeKeys(serverId: string, keys: string[]): Promise<Set<string>> {
-    if (keys.length === 0) return new Set();
-    const rows: Array<{ dedupe_key: string }> = await this.em.query(
-      'SELECT dedupe_key FROM inbound_messages WHERE server_id = $1 AND dedupe_key = ANY($2::text[])',
-      [serverId, keys],
-    );
-    return new Set(rows.map((r) => r.dedupe_key));
+  existingDedupeKeys(serverId: string, keys: string[]): Promise<Set<string>> {
+    return this.existing('dedupe_key', serverId, keys);
   }
 
   /** Conversation of the newest stored message of the tenant per Message-ID, for these ids. */
@@ -293,13 +288,18 @@ export class InboundMessageRepository {
    * Which of these server ids of messages (X-GM-MSGID, EMAILID) this server has stored already, in
    * any folder: a copy in another watched folder is the same message.
    */
-  async existingEmailIds(serverId: string, emailIds: string[]): Promise<Set<string>> {
-    if (emailIds.length === 0) return new Set();
-    const rows: Array<{ email_id: string }> = await this.em.query(
-      'SELECT email_id FROM inbound_messages WHERE server_id = $1 AND email_id = ANY($2::text[])',
-      [serverId, emailIds],
+  existingEmailIds(serverId: string, emailIds: string[]): Promise<Set<string>> {
+    return this.existing('email_id', serverId, emailIds);
+  }
+
+  /** Which of these values of an indexed column this server's messages have. */
+  private async existing(column: 'dedupe_key' | 'email_id', serverId: string, values: string[]): Promise<Set<string>> {
+    if (values.length === 0) return new Set();
+    const rows: Array<{ v: string }> = await this.em.query(
+      `SELECT ${column} AS v FROM inbound_messages WHERE server_id = $1 AND ${column} = ANY($2::text[])`,
+      [serverId, values],
     );
-    return new Set(rows.map((r) => r.email_id));
+    return new Set(rows.map((r) => r.v));
   }
 
   /** Whether this server already stored a message with this dedupe key (Message-ID or header hash). */

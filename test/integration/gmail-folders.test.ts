@@ -146,6 +146,9 @@ describe('Gmail: a mailbox watched in several folders', function () {
       rows.map((r) => r.subject),
       ['inbound'],
     );
-    assert.notEqual(h.inbound.status(serverId).state, 'connectError');
+    const status = await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/servers/${serverId}/status`);
+    assert.equal(status.status, 200, status.raw);
+    assert.equal(status.body.inbound.state, 'idle');
+    assert.match(status.body.inbound.notWatched['Alle Nachrichten'], /All Mail \(\\All\): it holds sent mail/);
   });
 });

@@ -96,7 +96,9 @@ describe('console: a Google service account server (headless Chromium)', functio
     assert.equal(await imapSide.getByLabel('OAuth tenant ID').isVisible(), false);
     assert.equal(await imapSide.getByLabel('Office 365 server URL').isVisible(), false);
     await imapSide.getByLabel('Authority host').fill(idp?.url ?? '');
-    await imapSide.getByLabel('Folders watched').fill('INBOX\nSupport');
+    // The mailbox's All Mail under its French name: found by its special use, not read.
+    imap?.createMailbox(MAILBOX, 'Tous les messages', { specialUse: '\\All' });
+    await imapSide.getByLabel('Folders watched').fill('INBOX\nSupport\nTous les messages');
     const smtpSide = section(add, 'SMTP settings');
     await smtpSide.getByLabel('Host name').fill('127.0.0.1');
     await smtpSide.getByLabel('Port number').fill('2525');
@@ -131,10 +133,16 @@ describe('console: a Google service account server (headless Chromium)', functio
       serverUrl: null,
       hasClientSecret: true,
     });
-    assert.deepEqual(server.imap.folders, ['INBOX', 'Support']);
+    assert.deepEqual(server.imap.folders, ['INBOX', 'Support', 'Tous les messages']);
     // Signed in with the key: the mailbox is watched.
     await (h as ApiHarness).inbound.start();
     await eventually(async () => ((h as ApiHarness).inbound.status(server.id).state === 'idle' ? true : undefined));
+    await page.getByRole('link', { name: 'Gmail' }).click();
+    assert.match(
+      await textOf(page.locator('[data-not-watched="Tous les messages"]')),
+      /^not read: the mailbox's All Mail/,
+    );
+    await page.goBack();
 
     // Edited: the stored key stays stored and is not shown.
     await page.getByRole('button', { name: 'Edit e-mail server Gmail' }).click();

@@ -253,6 +253,19 @@ export type ProxyChoices = Static<typeof ProxyChoices>;
 
 // ---- destinations ----------------------------------------------------------------------------
 
+/** [1000] most events in one batched webhook POST. */
+export const WEBHOOK_BATCH_MAX_EVENTS = 1000;
+/** [60000] longest a batching destination may let an event wait for others, ms. */
+export const WEBHOOK_BATCH_MAX_WAIT_MS = 60_000;
+
+export const WebhookBatch = Type.Object(
+  {
+    maxEvents: Type.Integer({ minimum: 1, maximum: WEBHOOK_BATCH_MAX_EVENTS }),
+    maxWaitMs: Type.Integer({ minimum: 0, maximum: WEBHOOK_BATCH_MAX_WAIT_MS }),
+  },
+  strict,
+);
+
 export const DestinationInput = Type.Object(
   {
     name: Name,
@@ -270,6 +283,11 @@ export const DestinationInput = Type.Object(
     ),
     /** Write-only HMAC-SHA256 signing secret, required with the first `webhookUrl`; sealed, never shown. */
     webhookSecret: Type.Optional(Type.String({ minLength: 16, maxLength: 4096 })),
+    /**
+     * Opt-in batched delivery: one POST carries up to `maxEvents` events in order, sent when that
+     * many wait or when the oldest has waited `maxWaitMs`; null: one POST per event.
+     */
+    webhookBatch: Type.Optional(Type.Union([WebhookBatch, Type.Null()])),
   },
   strict,
 );
@@ -294,6 +312,7 @@ export const DestinationView = Type.Object({
   serverId: Type.Union([Type.String(), Type.Null()]),
   webhookUrl: Type.Union([Type.String(), Type.Null()]),
   hasWebhookSecret: Type.Boolean(),
+  webhookBatch: Type.Union([WebhookBatch, Type.Null()]),
   createdAt: Type.String({ format: 'date-time' }),
   updatedAt: Type.String({ format: 'date-time' }),
 });

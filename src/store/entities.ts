@@ -136,6 +136,8 @@ export const DestinationEntity = new EntitySchema<
     // Webhooks (migration 0006): the URL events are POSTed to and the sealed signing secret.
     webhookUrl: text('webhook_url', true),
     webhookSecretSealed: text('webhook_secret_sealed', true),
+    // Migration 0045: batched webhook delivery ({maxEvents, maxWaitMs}), opt-in.
+    webhookBatch: { type: 'jsonb', name: 'webhook_batch', nullable: true },
     // Migration 0033: the last seq given to a delivery of this destination (never reused; see DeliveryRepository.append).
     lastSeq: { type: 'bigint', name: 'last_seq', default: 0, select: false },
     createdAt: created,

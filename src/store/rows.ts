@@ -104,8 +104,16 @@ export interface DestinationRow {
   webhookUrl: string | null;
   /** HMAC-SHA256 signing secret of the webhook, sealed (`SecretSealer`, field `webhookSecret`). */
   webhookSecretSealed: string | null;
+  /** Events POSTed together, opt-in (migration 0045); null: one POST per event. */
+  webhookBatch: WebhookBatch | null;
   createdAt: Date;
   updatedAt: Date;
+}
+
+/** A destination's batched webhook delivery: up to `maxEvents` events a POST, none waiting longer than `maxWaitMs`. */
+export interface WebhookBatch {
+  maxEvents: number;
+  maxWaitMs: number;
 }
 
 export interface ApiTokenRow {

@@ -117,8 +117,19 @@ type RawRow = Record<string, unknown>;
  * `webhook_deliveries_pending_seq_idx`, so reading every destination's head costs one probe per
  * destination with a webhook, not a scan of every pending row.
  */
-const HEAD_OF_DESTINATION = `SELECT w.destination_id, w.seq, w.next_attempt_at, w.lease_until FROM webhook_deliveries w
+const HEAD_OF_DESTINATION = `SELECT w.destination_id, w.seq, w.next_attempt_at, w.lease_until, w.attempts
+   FROM webhook_deliveries w
    WHERE w.destination_id = t.id AND w.delivered_at IS NULL ORDER BY w.seq LIMIT 1`;
+
+/**
+ * Whether batching destination `t`'s head `h`, never tried, has a full batch waiting behind it
+ * (it then falls due before its `maxWaitMs`): counts at most `maxEvents` pending rows, by the
+ * pending-seq index.
+ */
+const FULL_BATCH = `(h.attempts = 0 AND t.webhook_batch IS NOT NULL AND (
+     SELECT count(*) FROM (SELECT 1 FROM webhook_deliveries b
+       WHERE b.destination_id = t.id AND b.delivered_at IS NULL
+       ORDER BY b.seq LIMIT (t.webhook_batch->>'maxEvents')::int) f) >= (t.webhook_batch->>'maxEvents')::int)`;
 const dateOrNull = (v: unknown): Date | null => (v === null || v === undefined ? null : new Date(v as string));
 
 function rowOf(r: RawRow): WebhookDeliveryRow {
@@ -150,12 +161,17 @@ export interface WebhookQueueSummary {
 export class WebhookDeliveryRepository {
   constructor(private readonly em: EntityManager) {}
 
-  /** Queues the given deliveries of a destination, if (and only if) it has a webhook URL. */
+  /**
+   * Queues the given deliveries of a destination, if (and only if) it has a webhook URL. A
+   * batching destination's rows fall due `maxWaitMs` from now (sooner when `maxEvents` wait: see
+   * claimRuns).
+   */
   async enqueue(destinationId: string, seqs: number[]): Promise<void> {
     if (seqs.length === 0) return;
     await this.em.query(
-      `INSERT INTO webhook_deliveries (destination_id, seq, tenant_id, message_id)
-       SELECT d.destination_id, d.seq, d.tenant_id, d.message_id
+      `INSERT INTO webhook_deliveries (destination_id, seq, tenant_id, message_id, next_attempt_at)
+       SELECT d.destination_id, d.seq, d.tenant_id, d.message_id,
+              now() + make_interval(secs => COALESCE((t.webhook_batch->>'maxWaitMs')::int, 0) / 1000.0)
          FROM inbound_deliveries d JOIN destinations t ON t.id = d.destination_id
         WHERE d.destination_id = $1 AND d.seq = ANY($2::bigint[]) AND t.webhook_url IS NOT NULL
        ON CONFLICT (destination_id, seq) DO NOTHING`,
@@ -167,7 +183,8 @@ export class WebhookDeliveryRepository {
    * Claims up to `destinations` destinations whose oldest pending row is due and that no run
    * holds, round-robin over tenants and at most `perTenant` runs of one tenant at once (counting
    * the runs other instances hold), leasing each destination (not its rows) until `leaseUntil`, and reads the first
-   * `runLength` pending rows of each. Two statements on purpose: the rows are read after the
+   * `runLength` pending rows of each (a batching destination's `maxEvents`; its head is due at
+   * `next_attempt_at`, or sooner when never tried and a full batch waits). Two statements on purpose: the rows are read after the
    * lease is taken, so a run that ended just before (its deliveries committed, then its lease
    * given back) is seen whole. A lease is taken by one engine alone: the insert of a lapsed or
    * absent lease waits for a concurrent one and then finds it live. Rows of each run in seq
@@ -190,7 +207,7 @@ export class WebhookDeliveryRepository {
            FROM destinations t
           CROSS JOIN LATERAL (${HEAD_OF_DESTINATION}) h
            LEFT JOIN webhook_leases l ON l.destination_id = t.id
-          WHERE t.webhook_url IS NOT NULL AND h.next_attempt_at <= $1
+          WHERE t.webhook_url IS NOT NULL AND (h.next_attempt_at <= $1 OR ${FULL_BATCH})
             AND (l.lease_until IS NULL OR l.lease_until <= $1)
             -- a row lease of an engine from before destination leases (migration 0030)
             AND (h.lease_until IS NULL OR h.lease_until <= $1)),
@@ -212,10 +229,11 @@ export class WebhookDeliveryRepository {
     if (leased.length === 0) return [];
     const rows: RawRow[] = await this.em.query(
       `SELECT r.* FROM unnest($1::uuid[]) WITH ORDINALITY AS d(id, n)
+        JOIN destinations t ON t.id = d.id
         CROSS JOIN LATERAL (
           SELECT ${RUN_COLUMNS} FROM webhook_deliveries w
            WHERE w.destination_id = d.id AND w.delivered_at IS NULL
-           ORDER BY w.seq LIMIT $2) r
+           ORDER BY w.seq LIMIT COALESCE((t.webhook_batch->>'maxEvents')::int, $2)) r
         ORDER BY d.n, r.seq`,
       [leased.map((r) => r.destination_id), runLength],
     );

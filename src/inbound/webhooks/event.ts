@@ -12,6 +12,19 @@ export interface MessageRoutedEvent {
   message: FeedItemView;
 }
 
+/**
+ * The JSON body of a batched webhook POST (`webhookBatch`): consecutive events of one destination
+ * in `seq` order. `id` (also the `Idempotency-Key`) names the first and last `seq`; a retry may
+ * carry more events than the POST it repeats, so receivers deduplicate by each event's own `id`.
+ */
+export interface MessageRoutedBatch {
+  type: 'message.routed.batch';
+  id: string;
+  tenantId: string;
+  destinationId: string;
+  events: MessageRoutedEvent[];
+}
+
 export interface WebhookTestEvent {
   type: 'webhook.test';
   id: string;
@@ -21,6 +34,10 @@ export interface WebhookTestEvent {
 
 export function idempotencyKeyOf(destinationId: string, seq: number): string {
   return `${destinationId}:${seq}`;
+}
+
+export function batchKeyOf(destinationId: string, firstSeq: number, lastSeq: number): string {
+  return `${destinationId}:${firstSeq}-${lastSeq}`;
 }
 
 /**

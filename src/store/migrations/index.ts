@@ -28,6 +28,7 @@ import { ErasureSources1764000000031 } from './0031-erasure-sources.js';
 import { DestinationLastSeq1764000000033 } from './0033-destination-last-seq.js';
 import { ServerHostsByTenant1764000000034 } from './0034-server-hosts-by-tenant.js';
 import { WatchedFolders1764000000038 } from './0038-watched-folders.js';
+import { WebhookBatch1764000000045 } from './0045-webhook-batch.js';
 
 /** Every migration, oldest first. A new one is a new file here plus one line below. */
 export const MIGRATIONS = [
@@ -61,4 +62,5 @@ export const MIGRATIONS = [
   DestinationLastSeq1764000000033,
   ServerHostsByTenant1764000000034,
   WatchedFolders1764000000038,
+  WebhookBatch1764000000045,
 ];

@@ -118,7 +118,8 @@ describe('console: a Google service account server (headless Chromium)', functio
     await imapSide
       .getByLabel('Service account key file')
       .setInputFiles({ name: 'key.json', mimeType: 'application/json', buffer: Buffer.from(keyFile) });
-    assert.match(await key.inputValue(), /"client_email"/);
+    // Read by the page asynchronously (File.text()).
+    await eventually(async () => (/"client_email"/.test(await key.inputValue()) ? true : undefined));
     await add.getByRole('button', { name: 'Add' }).click();
     await add.waitFor({ state: 'detached' });
 

@@ -121,6 +121,13 @@ export const ServerInput = Type.Object(
          * the usual roots (a private CA); null = none. Certificate verification always stays on.
          */
         caFile: Type.Optional(CaFile),
+        /**
+         * The folders watched, in this order; absent or empty: the engine's default (INBOX). On
+         * Gmail a label is a folder: a message in several watched folders is routed once.
+         */
+        folders: Type.Optional(
+          Type.Array(Type.String({ minLength: 1, maxLength: 200, pattern: '^[^\\r\\n]+$' }), { maxItems: 20 }),
+        ),
       },
       strict,
     ),
@@ -206,6 +213,8 @@ export const ServerView = Type.Object({
     }),
     maxSessions: Type.Integer(),
     caFile: Type.Union([Type.String(), Type.Null()]),
+    /** The folders watched; empty: the engine's default (INBOX). */
+    folders: Type.Array(Type.String()),
   }),
   smtp: Type.Object({
     host: Type.String(),

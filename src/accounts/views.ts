@@ -31,6 +31,7 @@ export function serverView(row: EmailServerRow): ServerView {
       },
       maxSessions: row.imapMaxSessions,
       caFile: row.imapCaFile,
+      folders: row.imapFolders,
     },
     smtp: {
       host: row.smtpHost,

@@ -85,6 +85,8 @@ export const EmailServerEntity = new EntitySchema<
     smtpTls: text('smtp_tls'),
     // Migration 0034: a tenant's token chose its hosts (connections then follow MAILROOM_MAIL_ALLOW_PRIVATE).
     hostsByTenant: { type: 'boolean', name: 'hosts_by_tenant', default: false },
+    // Migration 0038: the folders watched (empty: the engine's default).
+    imapFolders: { type: 'jsonb', name: 'imap_folders', default: () => "'[]'" },
     createdAt: created,
     updatedAt: updated,
   },
@@ -238,6 +240,8 @@ export const InboundMessageEntity = new EntitySchema<InboundMessageRow>({
     attachments: json('attachments'),
     sourceStore: text('source_store', true),
     sourceSize: { type: 'integer', name: 'source_size', nullable: true },
+    // Migration 0038: the server's own id of the message (X-GM-MSGID, EMAILID).
+    emailId: text('email_id', true),
   },
   relations: {
     server: {
@@ -250,6 +254,7 @@ export const InboundMessageEntity = new EntitySchema<InboundMessageRow>({
   indices: [
     { name: 'inbound_messages_uid_uq', columns: ['serverId', 'mailbox', 'uidValidity', 'uid'], unique: true },
     { name: 'inbound_messages_dedupe_idx', columns: ['serverId', 'dedupeKey'] },
+    { name: 'inbound_messages_email_id_idx', columns: ['serverId', 'emailId'], where: 'email_id IS NOT NULL' },
     { name: 'inbound_messages_message_id_idx', columns: ['tenantId', 'messageIdHeader'] },
     { name: 'inbound_messages_status_idx', columns: ['serverId', 'status'] },
     { name: 'inbound_messages_age_idx', columns: ['tenantId', 'ingestedAt'] },

@@ -81,6 +81,8 @@ export interface EmailServerRow {
    * reach only the addresses MAILROOM_MAIL_ALLOW_PRIVATE allows. False: the operator's settings.
    */
   hostsByTenant: boolean;
+  /** The folders watched, in order (migration 0038); empty: the engine's default (INBOX). */
+  imapFolders: string[];
   createdAt: Date;
   updatedAt: Date;
 }
@@ -197,6 +199,11 @@ export interface InboundMessageRow {
   sourceStore: 'postgres' | 'directory' | 's3' | null;
   /** The raw source's length, bytes (null without one). */
   sourceSize: number | null;
+  /**
+   * The server's own id of the message, the same in each folder it is in (Gmail's X-GM-MSGID, RFC
+   * 8474 EMAILID; migration 0038); null when the server gives none.
+   */
+  emailId: string | null;
 }
 
 export interface DeliveryRow {

@@ -77,6 +77,8 @@ export class LeaseKeeper {
   private timer: NodeJS.Timeout | undefined;
   private watchdog: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
+  /** `onChange` calls in progress (see keepAliveOrGiveUp). */
+  private applying = 0;
   private stopped = false;
 
   constructor(private readonly deps: LeaseKeeperDeps) {
@@ -140,8 +142,32 @@ export class LeaseKeeper {
     this.schedule();
     // A renewal that hangs (database unreachable, no answer) must not keep the watchers running
     // after the leases lapsed: checked on its own timer, not only when a renewal fails.
-    this.watchdog = setInterval(() => void this.giveUpIfLapsing(), this.options.renewIntervalMs);
+    this.watchdog = setInterval(() => void this.keepAliveOrGiveUp(), this.options.renewIntervalMs);
     this.watchdog.unref();
+  }
+
+  /**
+   * While a renewal waits on `onChange` (stopping the watchers of thousands of servers handed
+   * over, starting those taken), this instance stays announced: the renewal's own announcement is
+   * not made again until it ends, and after a ttl the instance would count as gone and its
+   * servers be taken (seen with 10,000 servers on a busy machine: all of them moved to the other
+   * instance, then half back). Then checks whether the leases are lapsing.
+   */
+  private async keepAliveOrGiveUp(): Promise<void> {
+    const { store, instanceId } = this.deps;
+    const due = performance.now() - this.lastRenewedAt >= this.options.renewIntervalMs;
+    if (this.ticking && this.applying > 0 && due && !this.stopped) {
+      try {
+        await store.leases.announce(this.owner, instanceId, this.options.ttlMs, {
+          place: this.place,
+          pid: process.pid,
+        });
+        this.lastRenewedAt = performance.now();
+      } catch {
+        // The database does not answer: the check below decides whether to give up.
+      }
+    }
+    await this.giveUpIfLapsing();
   }
 
   /**
@@ -262,7 +288,12 @@ export class LeaseKeeper {
   private async setOwned(next: Set<string>): Promise<void> {
     this.owned = next;
     this.unapplied = true;
-    await this.deps.onChange(next);
+    this.applying += 1;
+    try {
+      await this.deps.onChange(next);
+    } finally {
+      this.applying -= 1;
+    }
     // A newer change made meanwhile is still to be applied.
     if (this.owned === next) this.unapplied = false;
   }

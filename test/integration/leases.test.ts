@@ -255,6 +255,48 @@ forEachBackend('server leases between instances', (kind) => {
     await k.stop();
   });
 
+  it('stays announced while a renewal waits on its watchers for longer than a ttl', async () => {
+    let unblock: (() => void) | undefined;
+    let block = false;
+    const slow = new LeaseKeeper({
+      store,
+      logger: quietLogger,
+      instanceId: 'slow',
+      options: { ttlMs: TTL_MS, renewIntervalMs: 300 },
+      onChange: async () => {
+        if (block) await new Promise<void>((resolve) => (unblock = resolve));
+      },
+    });
+    await slow.start();
+    assert.equal(slow.ownedServers.size, SERVERS);
+    const b = keeper('b').keeper;
+    block = true;
+    await b.tick(); // b is short of its share: slow's next renewal hands 6 over, stopping their watchers slowly
+    try {
+      const started = Date.now();
+      while (unblock === undefined && Date.now() - started < 5_000) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(unblock, 'the hand-over began');
+      // Stopping the watchers takes two ttls; b renews meanwhile, as its timer would.
+      while (Date.now() - started < 2 * TTL_MS) {
+        await b.tick();
+        assert.equal(b.ownedServers.size, 0, 'slow is alive: none of its servers is taken');
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    } finally {
+      block = false;
+      unblock?.();
+    }
+    const started = Date.now();
+    while (b.ownedServers.size < SERVERS / 2 && Date.now() - started < 5_000) {
+      await b.tick();
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.deepEqual(sizes([slow, b]), [6, 6]);
+    await assertExclusive([slow, b]);
+    await slow.stop();
+    await b.stop();
+  });
+
   it('applies a change of the servers again at the next renewal when applying it failed', async () => {
     const applied: Array<ReadonlySet<string>> = [];
     let failing = true;

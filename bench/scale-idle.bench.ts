@@ -296,6 +296,18 @@ runBench(BENCH, async () => {
   // instances hold even shares of the leases, and until every account idles again.
   const live: EngineInstance[] = [first];
   const settle = async (event: string, since: number): Promise<void> => {
+    try {
+      await settled(event, since);
+    } catch (err) {
+      for (const i of live)
+        progress(BENCH, `${i.name}'s last log lines:\n${i.output().split('\n').slice(-15).join('\n')}`);
+      const held = await leasesByInstance(store);
+      const idle = await Promise.all(live.map(async (i) => `${i.name}=${await idleCount(i, TOKEN)}`));
+      progress(BENCH, `leases: ${[...held].map(([n, c]) => `${n}=${c}`).join(' ')}; idling: ${idle.join(' ')}`);
+      throw err;
+    }
+  };
+  const settled = async (event: string, since: number): Promise<void> => {
     const names = live.map((i) => i.name);
     const evenS = await secondsUntil(
       since,

@@ -6,20 +6,14 @@
  */
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import type { Store } from '../../src/store/store.js';
 import { addCleanup } from '../../test/support/cleanup.js';
-import { freePort, startEngineProcess } from '../../test/support/processes.js';
+import { startEngineInstance, type EngineInstance } from '../../test/support/processes.js';
+
+export type { EngineInstance };
 
 const CLOCK_TICKS = 100; // USER_HZ on Linux
-
-export interface EngineInstance {
-  name: string;
-  port: number;
-  child: ChildProcess;
-  output: () => string;
-}
 
 /** Resident set size of a process, MB. */
 export async function rssMb(pid: number): Promise<number> {
@@ -64,29 +58,16 @@ export async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'S
   clearTimeout(timer);
 }
 
-/** Starts one engine process `name` with `env` (database, key, token) in a folder of its own under `dir`. */
+/** Starts engine instance `name` with `env` (database, key, token) in a folder of its own under `dir`. */
 export async function startInstance(
   name: string,
   env: Record<string, string>,
   dir: string,
   built: boolean,
 ): Promise<EngineInstance> {
-  const port = await freePort();
-  const home = join(dir, name);
-  await mkdir(home, { recursive: true });
-  const { child, output } = startEngineProcess(
-    {
-      ...env,
-      MAILROOM_INSTANCE_ID: name,
-      MAILROOM_HTTP_PORT: String(port),
-      MAILROOM_DATA_DIR: join(home, 'data'),
-      MAILROOM_SPOOL_DIR: join(home, 'spool'),
-    },
-    home,
-    { built },
-  );
-  addCleanup(() => stopChild(child));
-  return { name, port, child, output };
+  const instance = await startEngineInstance(name, env, dir, { built });
+  addCleanup(() => stopChild(instance.child));
+  return instance;
 }
 
 /** Accounts whose watcher is in IDLE according to the instance's `/metrics` (0 while it does not answer). */

@@ -37,6 +37,11 @@ export interface SyncResult {
   uidValidityChanged: boolean;
   /** The folder is Gmail's All Mail (special use `\All`): not read (see `run`). */
   notWatched?: boolean;
+  /**
+   * The mailbox as the pass found it (UIDNEXT), when the pass left nothing to do below it: every
+   * message stored and post-processed. Null otherwise (stopped early, an action to retry).
+   */
+  settledUidNext: number | null;
 }
 
 interface Fetched {
@@ -158,16 +163,21 @@ export class MailboxSync {
     this.postProcessing = new PostProcessing(deps.store);
   }
 
-  /** `serverLog`: the watcher's logger, which names the tenant and the server. */
+  /**
+   * `serverLog`: the watcher's logger, which names the tenant and the server. `previous`: this
+   * watcher's last pass over the mailbox; when it settled and the mailbox's UIDVALIDITY and UIDNEXT
+   * are unchanged, nothing arrived since and nothing is left to do, so the pass ends without the
+   * database (the safety sync of 10,000 idle mailboxes, 33 a second, would read a checkpoint each).
+   */
   async run(
     session: ImapSession,
     server: EmailServerRow,
     mailbox: string,
     stop?: AbortSignal,
     serverLog?: Logger,
+    previous?: SyncResult,
   ): Promise<SyncResult> {
     const { store, logger } = this.deps;
-    const log = (serverLog ?? logger.child(serverLogFields(server))).child({ mailbox });
     const state = await session.openMailbox(mailbox);
     const result: SyncResult = {
       mailbox,
@@ -178,7 +188,17 @@ export class MailboxSync {
       quarantined: 0,
       duplicates: 0,
       uidValidityChanged: false,
+      settledUidNext: null,
     };
+    if (
+      previous?.settledUidNext !== null &&
+      previous?.settledUidNext === state.uidNext &&
+      previous.uidValidity === state.uidValidity &&
+      previous.mailbox === mailbox
+    ) {
+      return { ...result, lastUid: previous.lastUid, settledUidNext: state.uidNext };
+    }
+    const log = (serverLog ?? logger.child(serverLogFields(server))).child({ mailbox });
     if (state.specialUse === '\\All') {
       // Gmail's All Mail (whatever its name in the mailbox's language): every message of the
       // mailbox, its sent mail and drafts too. Not watched (`accounts/server-form.ts` refuses its
@@ -199,6 +219,7 @@ export class MailboxSync {
     );
     if (state.exists === 0 || state.uidNext <= lastUid + 1) {
       result.lastUid = lastUid;
+      if (caughtUp) result.settledUidNext = state.uidNext;
       return result;
     }
     const routing = routingOf(server, await store.destinations.listByServer(server.id));
@@ -230,6 +251,7 @@ export class MailboxSync {
     // (or left-overs not all done) is retried on the next pass, so no later batch of this pass may
     // move the mark past it: `posting` answers whether every action of the pass so far succeeded.
     let posting: Promise<boolean> = Promise.resolve(caughtUp);
+    let stoppedEarly = false;
     try {
       for (let prepared = await next; prepared; prepared = await next) {
         next = prepareNext();
@@ -252,13 +274,17 @@ export class MailboxSync {
         const fine = await posting;
         const upTo = { mailbox, uidValidity: state.uidValidity, uid: lastUid };
         posting = this.postProcessing.run(session, server, done, fine ? upTo : null, log).then((ok) => fine && ok);
-        if (stop?.aborted) break; // the batch being fetched meanwhile is left for the next pass
+        if (stop?.aborted) {
+          stoppedEarly = true;
+          break; // the batch being fetched meanwhile is left for the next pass
+        }
       }
     } finally {
       // A pass that ends early (an error, the connection lost) gives back what its next batch holds.
       next.then((prepared) => prepared?.hold.release()).catch(() => undefined);
     }
-    await posting;
+    // Every UID below the UIDNEXT read at the start was listed by the searches after it.
+    if ((await posting) && !stoppedEarly) result.settledUidNext = state.uidNext;
     result.lastUid = lastUid;
     if (result.stored > 0) {
       log.info(

@@ -8,7 +8,7 @@ import type { EmailServerRow } from '../store/rows.js';
 import { connectImap } from './imap-connect.js';
 import { describeImapError, isAuthFailure } from './imap-errors.js';
 import type { ImapSession, ImapSessionOptions } from './imap-session.js';
-import type { MailboxSync } from './mailbox-sync.js';
+import type { MailboxSync, SyncResult } from './mailbox-sync.js';
 import type { InboundOptions } from './options.js';
 
 export type WatcherState = 'connecting' | 'idle' | 'polling' | 'authError' | 'connectError' | 'disabled' | 'stopped';
@@ -112,6 +112,8 @@ export class ServerWatcher {
   private readonly stopping = new AbortController();
   private readonly log: Logger;
   private readonly status: WatcherStatus = idleStatus('connecting');
+  /** Each mailbox's last completed pass: a safety sync finding it unchanged needs no database. */
+  private readonly lastPass = new Map<string, SyncResult>();
 
   constructor(
     readonly server: EmailServerRow,
@@ -353,7 +355,10 @@ export class ServerWatcher {
   private async syncAll(session: ImapSession): Promise<void> {
     for (const mailbox of this.folders) {
       if (this.stopped) return;
-      const result = await this.deps.sync.run(session, this.server, mailbox, this.stopping.signal, this.log);
+      const previous = this.lastPass.get(mailbox);
+      this.lastPass.delete(mailbox); // a pass that fails proves nothing for the next one
+      const result = await this.deps.sync.run(session, this.server, mailbox, this.stopping.signal, this.log, previous);
+      this.lastPass.set(mailbox, result);
       this.status.lastUid[mailbox] = result.lastUid;
       if (result.notWatched) this.status.notWatched[mailbox] = NOT_WATCHED_ALL_MAIL;
       this.markContact();

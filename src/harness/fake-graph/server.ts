@@ -30,6 +30,7 @@ export interface FakeGraphOptions {
 export interface GraphFault {
   method?: string;
   path: RegExp;
+  /** HTTP status; 0 resets the connection without an answer (the service or the network failing mid-page). */
   status: number;
   /** Graph error code of the body. [TooManyRequests for 429, else 'ServiceUnavailable'] */
   code?: string;
@@ -135,6 +136,10 @@ export async function startFakeGraph(options: FakeGraphOptions = {}): Promise<Fa
     const fault = faults.find((f) => f.left > 0 && f.path.test(target.pathname) && (!f.method || f.method === method));
     if (fault) {
       fault.left -= 1;
+      if (fault.status === 0) {
+        req.socket.destroy();
+        return;
+      }
       const code = fault.code ?? (fault.status === 429 ? 'TooManyRequests' : 'ServiceUnavailable');
       // Throttled: 429 with a suggested wait in Retry-After (https://learn.microsoft.com/graph/throttling).
       const headers = fault.retryAfterSeconds !== undefined ? { 'retry-after': String(fault.retryAfterSeconds) } : {};

@@ -1,4 +1,5 @@
 import type { AddressPolicy } from '../address-policy.js';
+import { readCaFile } from '../ca-file.js';
 import { httpExchange, type HttpAnswer, type HttpRequest } from '../http-exchange.js';
 import type { WebProxy } from '../web-proxy.js';
 
@@ -56,7 +57,8 @@ export interface DeltaPage {
  * `Retry-After` header of a 429 or 503, when given
  * (https://learn.microsoft.com/graph/throttling: "a suggested wait time is returned in the
  * response header of the failed request"). `responseCode` maps the status onto SMTP-like codes
- * for the delivery classifier: 421 for 429/503 (try later), 4xx→550 (refused for good), 5xx→451.
+ * for the delivery classifier: 535 for 401 and 530 for 403 (the account's credentials or
+ * permissions), 421 for 429/503 (the service asks to wait), other 4xx→550 (refused for good), 5xx→451.
  */
 export class GraphError extends Error {
   readonly responseCode: number;
@@ -89,6 +91,9 @@ export class GraphError extends Error {
 
 function smtpLikeCode(status: number): number {
   if (status === 401) return 535;
+  // Forbidden: the app or account may not send as this mailbox (permissions, an application
+  // access policy): the account's problem, not the message's.
+  if (status === 403) return 530;
   if (status === 429 || status === 503) return 421;
   if (status >= 500) return 451;
   return 550;
@@ -257,4 +262,34 @@ function errorOf(answer: HttpAnswer, method: string, url: string): GraphError {
     retryAfterMsOf(answer.headers['retry-after']),
     `Graph ${response}`,
   );
+}
+
+/** Where a Graph server's requests go, from its settings (`imap.host`, `imap.port`, `imap.user`, `imap.caFile`). */
+export interface GraphPlace {
+  host: string;
+  port: number;
+  mailbox: string;
+  caFile: string | null;
+  proxy: URL | undefined;
+  addresses: AddressPolicy | undefined;
+}
+
+/** A client for a server's Graph place and access token; its CA file is read now (a bad one fails here, naming it). */
+export async function openGraphClient(
+  place: GraphPlace,
+  accessToken: string,
+  limits: { maxSourceBytes: number; timeoutMs?: number | undefined },
+): Promise<GraphClient> {
+  const ca = place.caFile === null ? undefined : await readCaFile(place.caFile);
+  const host = place.host.includes(':') ? `[${place.host}]` : place.host;
+  return new GraphClient({
+    baseUrl: `https://${host}${place.port === 443 ? '' : `:${place.port}`}`,
+    mailbox: place.mailbox,
+    accessToken,
+    maxSourceBytes: limits.maxSourceBytes,
+    ca,
+    proxy: place.proxy && { url: place.proxy },
+    addresses: place.addresses,
+    ...(limits.timeoutMs !== undefined && { timeoutMs: limits.timeoutMs }),
+  });
 }

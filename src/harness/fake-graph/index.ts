@@ -3,6 +3,6 @@
  * move, delete, sendMail with MIME, 429 throttling and 410 resets on demand. Start one with
  * `startFakeGraph()`.
  */
-export { startFakeGraph, headerRecipients } from './server.js';
+export { startFakeGraph } from './server.js';
 export type { FakeGraph, FakeGraphOptions, GraphFault, GraphRequestRecord } from './server.js';
 export type { FakeMessage } from './mail-store.js';

@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { headerAddresses } from '../../shared/graph/mime-recipients.js';
 import { makeTestCertificates, type TestCertificates } from '../fake-idp/certificates.js';
 import { decodeState, encodeState, MailStore, WELL_KNOWN_FOLDERS, type FakeMessage } from './mail-store.js';
 
@@ -101,21 +102,6 @@ function deltaItem(m: FakeMessage): Record<string, unknown> {
   };
 }
 
-/** The addresses of a MIME message's To, Cc and Bcc headers (unfolded; angle brackets or bare). */
-export function headerRecipients(raw: Buffer): string[] {
-  const head = raw.toString('latin1').split(/\r?\n\r?\n/)[0] ?? '';
-  const unfolded = head.replace(/\r?\n[ \t]+/g, ' ');
-  const out: string[] = [];
-  for (const line of unfolded.split(/\r?\n/)) {
-    const m = /^(to|cc|bcc):(.*)$/i.exec(line);
-    if (!m) continue;
-    for (const a of (m[2] as string).matchAll(/<([^<>\s]+@[^<>\s]+)>|([^\s,<>"]+@[^\s,<>"]+)/g)) {
-      out.push((a[1] ?? a[2] ?? '').toLowerCase());
-    }
-  }
-  return out;
-}
-
 export async function startFakeGraph(options: FakeGraphOptions = {}): Promise<FakeGraph> {
   const certificates = options.certificates ?? makeTestCertificates();
   const store = new MailStore(new Set((options.users ?? []).map((u) => u.toLowerCase())));
@@ -181,7 +167,7 @@ export async function startFakeGraph(options: FakeGraphOptions = {}): Promise<Fa
       const raw = Buffer.from(body, 'base64');
       sent.push({ user, raw, at: Date.now() });
       store.deliver(user, raw, 'sentitems');
-      for (const to of new Set(headerRecipients(raw))) if (store.hasUser(to)) store.deliver(to, raw, 'inbox');
+      for (const to of new Set(headerAddresses(raw))) if (store.hasUser(to)) store.deliver(to, raw, 'inbox');
       res.writeHead(202);
       res.end();
       return;

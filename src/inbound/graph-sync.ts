@@ -78,10 +78,48 @@ export class GraphMailboxSync {
       uidValidityChanged: false,
     };
     const checkpoint = await store.checkpoints.get(server.id, mailbox);
-    let link = checkpoint?.uidValidity === GRAPH_UID_VALIDITY ? checkpoint.deltaLink : null;
-    link ??= client.deltaStart(folder);
+    const link =
+      (checkpoint?.uidValidity === GRAPH_UID_VALIDITY ? checkpoint.deltaLink : null) ?? client.deltaStart(folder);
     const routing = routingOf(server, await store.destinations.listByServer(server.id));
     const memory: PassMemory = { keys: new Set(), conversations: new Map() };
+    // Post-processing of a committed batch runs while the next one is fetched (one at a time, in
+    // order); the pass ends only once it is done.
+    let posting: Promise<void> = Promise.resolve();
+    try {
+      await this.pages(client, server, mailbox, { link, folder, stop, routing, memory, result }, folderLog, (p) => {
+        posting = posting.then(p);
+      });
+    } finally {
+      await posting;
+    }
+    if (result.stored > 0) {
+      folderLog.info(
+        { stored: result.stored, routed: result.routed, quarantined: result.quarantined },
+        'mailbox synchronised',
+      );
+    }
+    return result;
+  }
+
+  /** The pages of the round from `pass.link`, each batch committed with its link; `post` queues post-processing. */
+  private async pages(
+    client: GraphClient,
+    server: EmailServerRow,
+    mailbox: string,
+    pass: {
+      link: string;
+      folder: string;
+      stop: AbortSignal;
+      routing: ReturnType<typeof routingOf>;
+      memory: PassMemory;
+      result: SyncResult;
+    },
+    folderLog: Logger,
+    post: (run: () => Promise<void>) => void,
+  ): Promise<void> {
+    const { store } = this.deps;
+    const { folder, stop, routing, memory, result } = pass;
+    let link = pass.link;
     let resets = 0;
     for (;;) {
       let page;
@@ -119,24 +157,17 @@ export class GraphMailboxSync {
           { routing, memory, result, log: folderLog },
           (tx) => tx.checkpoints.putDeltaLink(server.id, mailbox, commitLink, batch.fetched.length),
         );
-        await this.postProcess(client, server, done, ids, folderLog);
-        if (stop.aborted && !last) return result; // the rest of the page waits for the next pass
+        post(() => this.postProcess(client, server, done, ids, folderLog));
+        if (stop.aborted && !last) return; // the rest of the page waits for the next pass
       }
       if (fresh.length === 0 && next !== null && next !== link) {
         await store.checkpoints.putDeltaLink(server.id, mailbox, next, 0);
       }
       if (next === null) throw new Error('Microsoft Graph sent a delta page with neither a next nor a delta link');
       result.lastUid += fresh.length;
-      if (page.deltaLink !== null || stop.aborted) break;
+      if (page.deltaLink !== null || stop.aborted) return;
       link = next;
     }
-    if (result.stored > 0) {
-      folderLog.info(
-        { stored: result.stored, routed: result.routed, quarantined: result.quarantined },
-        'mailbox synchronised',
-      );
-    }
-    return result;
   }
 
   /**

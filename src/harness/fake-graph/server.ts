@@ -18,7 +18,7 @@ export interface FakeGraphOptions {
   /** [port=0] a free one */
   port?: number;
   /** The mailboxes (user principal names) it serves. [users=[]] */
-  users?: string[];
+  users?: readonly string[];
   /** Whether `token` opens `user`'s mailbox. [any non-empty token] */
   verifyToken?: (user: string, token: string) => boolean;
   /** [a new pair] */

@@ -11,6 +11,7 @@ interface HarnessOptions {
   password: string;
   oauth?: boolean;
   idpPort: string;
+  graph?: boolean;
   graphPort: string;
   dir: string;
 }
@@ -37,7 +38,8 @@ export function addHarnessCommand(program: Command): void {
     .option('--password <password>', 'the password of every mailbox', 'support')
     .option('--oauth', 'also run a fake Microsoft identity provider (device code, XOAUTH2) with a sign-in page')
     .option('--idp-port <port>', 'with --oauth: HTTPS port of the identity provider on 127.0.0.1', '8443')
-    .option('--graph-port <port>', 'with --oauth: HTTPS port of a fake Microsoft Graph on 127.0.0.1', '8444')
+    .option('--graph', 'with --oauth: also run a fake Microsoft Graph (mail) taking its tokens')
+    .option('--graph-port <port>', 'with --graph: its HTTPS port on 127.0.0.1', '8444')
     .option('--dir <path>', "with --oauth: folder of the identity provider's certificates", 'data/harness')
     .action(async (opts: HarnessOptions) => {
       let harness: LocalHarness | undefined;
@@ -59,7 +61,7 @@ export function addHarnessCommand(program: Command): void {
             oauth: {
               port: portOf(opts.idpPort, '--idp-port'),
               dir: opts.dir,
-              graphPort: portOf(opts.graphPort, '--graph-port'),
+              ...(opts.graph && { graphPort: portOf(opts.graphPort, '--graph-port') }),
             },
           }),
           report: (line) => process.stdout.write(`${new Date().toISOString()}  ${line}\n`),

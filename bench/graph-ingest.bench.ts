@@ -7,14 +7,10 @@
  * also marks each message read (its default post-processing, one PATCH each); the baseline does not.
  */
 import { request, Agent } from 'node:https';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
 import { simpleParser } from 'mailparser';
 import { createAccounts } from '../src/accounts/index.js';
-import { CredentialService } from '../src/auth/credentials.js';
 import { startFakeGraph, type FakeGraph } from '../src/harness/fake-graph/index.js';
 import { createInbound } from '../src/inbound/index.js';
 import { SecretSealer } from '../src/shared/sealed-secrets.js';
@@ -24,6 +20,7 @@ import { addCleanup } from '../test/support/cleanup.js';
 import { createTestDatabase, quietLogger } from '../test/support/database.js';
 import { rawMail } from '../test/support/mail.js';
 import { runBench, within } from './support/environment.js';
+import { graphCaFile, graphCredentials, graphServerInput } from './support/graph.js';
 import { compare, emit, progress } from './support/report.js';
 
 const BENCH = 'graph-ingest';
@@ -41,9 +38,7 @@ runBench(BENCH, async () => {
   for (let n = 0; n < MESSAGES; n++) {
     graph.deliver(USER, rawMail({ to: ADDRESS, subject: `Ingest ${n}`, messageId: `graph-ingest-${n}@bench.example` }));
   }
-  const caDir = await mkdtemp(join(tmpdir(), 'mailroom-bench-graph-'));
-  const caFile = join(caDir, 'graph-ca.pem');
-  await writeFile(caFile, graph.ca);
+  const { caDir, caFile } = await graphCaFile(graph);
   const agent = new Agent({ keepAlive: true, ca: graph.ca, maxSockets: IN_FLIGHT });
   addCleanup(async () => agent.destroy());
 
@@ -131,29 +126,9 @@ runBench(BENCH, async () => {
     const sealer = new SecretSealer(randomBytes(32));
     const accounts = createAccounts(store, sealer, quietLogger, { caDir });
     const tenant = await accounts.tenants.create({ name: 'Bench' });
-    const server = await accounts.servers.create(tenant.id, {
-      name: 'Graph',
-      protocol: 'graph',
-      imap: {
-        host: '127.0.0.1',
-        port: graph.port,
-        user: USER,
-        caFile,
-        auth: {
-          method: 'oauth2',
-          flow: 'client-credentials',
-          clientId: 'bench',
-          directoryId: 'bench',
-          clientSecret: 's',
-        },
-      },
-      smtp: { host: '127.0.0.1', port: graph.port, auth: { mode: 'imap' } },
-    });
+    const server = await accounts.servers.create(tenant.id, graphServerInput(graph, USER, caFile));
     await accounts.destinations.create(tenant.id, { name: ADDRESS, address: ADDRESS, serverId: server.id });
-    // Tokens from a stand-in for the identity provider: the fake Graph takes any.
-    const credentials = new CredentialService(sealer, {
-      accessToken: () => Promise.resolve({ user: USER, accessToken: 'bench' }),
-    });
+    const credentials = graphCredentials(sealer, USER);
     const inbound = createInbound({ store, credentials, logger: quietLogger });
     let routed = 0;
     const allRouted = new Promise<void>((resolve) => {

@@ -1,10 +1,10 @@
 import type { CredentialService } from '../auth/credentials.js';
-import { AddressPolicy } from '../shared/address-policy.js';
+import type { AddressPolicy } from '../shared/address-policy.js';
 import { certificateAdvice } from '../shared/certificate-advice.js';
 import { CONNECTION_TEST_TIMEOUT_MS, timedTest, type ConnectionTestResult } from '../shared/connection-test.js';
 import { isMailroomError } from '../shared/errors.js';
-import { GraphError, openGraphClient, type GraphClient } from '../shared/graph/graph-client.js';
-import { proxyFor, type MailProxies } from '../shared/mail-proxies.js';
+import { GraphError, graphPlaceOf, openGraphClient, type GraphClient } from '../shared/graph/graph-client.js';
+import type { MailProxies } from '../shared/mail-proxies.js';
 import type { EmailServerRow } from '../store/rows.js';
 
 export interface GraphConnectDeps {
@@ -16,8 +16,6 @@ export interface GraphConnectDeps {
   maxSourceBytes: number;
   timeoutMs?: number;
 }
-
-const PUBLIC_ONLY = AddressPolicy.strict();
 
 /**
  * The one place a Graph server's row becomes a Graph client (the watcher, Test connection): the
@@ -32,14 +30,7 @@ export async function connectGraph(
 ): Promise<GraphClient> {
   const login = await deps.credentials.imapLogin(server, { forceRefresh });
   if (!('accessToken' in login)) throw new Error('Microsoft Graph needs an OAuth 2.0 sign-in');
-  const place = {
-    host: server.imapHost,
-    port: server.imapPort,
-    mailbox: server.imapUser,
-    caFile: server.imapCaFile,
-    proxy: proxyFor(server.proxy, deps.proxies),
-    addresses: server.hostsByTenant ? (deps.mailAddresses ?? PUBLIC_ONLY) : undefined,
-  };
+  const place = graphPlaceOf(server, deps.proxies, deps.mailAddresses);
   return openGraphClient(place, login.accessToken, deps);
 }
 

@@ -5,7 +5,7 @@ import { mapLimited } from '../shared/map-limited.js';
 import type { EmailServerRow } from '../store/rows.js';
 import { newId, type Store } from '../store/store.js';
 import type { Fetched, MailboxSync, PassMemory, SyncResult } from './mailbox-sync.js';
-import { routingOf } from './mailbox-sync.js';
+import { emptySyncResult, routingOf } from './mailbox-sync.js';
 import type { ParseResult } from './message/parse.js';
 import type { StoredMessage } from './post-processing.js';
 
@@ -67,16 +67,7 @@ export class GraphMailboxSync {
     const { store } = this.deps;
     const folderLog = log.child({ mailbox });
     const folder = graphFolderOf(mailbox);
-    const result: SyncResult = {
-      mailbox,
-      uidValidity: GRAPH_UID_VALIDITY,
-      lastUid: 0,
-      stored: 0,
-      routed: 0,
-      quarantined: 0,
-      duplicates: 0,
-      uidValidityChanged: false,
-    };
+    const result = emptySyncResult(mailbox, GRAPH_UID_VALIDITY);
     const checkpoint = await store.checkpoints.get(server.id, mailbox);
     const link =
       (checkpoint?.uidValidity === GRAPH_UID_VALIDITY ? checkpoint.deltaLink : null) ?? client.deltaStart(folder);

@@ -37,6 +37,20 @@ export interface SyncResult {
   uidValidityChanged: boolean;
 }
 
+/** A pass's result before it did anything. */
+export function emptySyncResult(mailbox: string, uidValidity: number): SyncResult {
+  return {
+    mailbox,
+    uidValidity,
+    lastUid: 0,
+    stored: 0,
+    routed: 0,
+    quarantined: 0,
+    duplicates: 0,
+    uidValidityChanged: false,
+  };
+}
+
 /** A message read from the mailbox: its source, or the header alone of one too large to fetch. */
 export interface Fetched {
   meta: MessageMeta;
@@ -172,16 +186,7 @@ export class MailboxSync {
     const { store, logger } = this.deps;
     const log = (serverLog ?? logger.child(serverLogFields(server))).child({ mailbox });
     const state = await session.openMailbox(mailbox);
-    const result: SyncResult = {
-      mailbox,
-      uidValidity: state.uidValidity,
-      lastUid: 0,
-      stored: 0,
-      routed: 0,
-      quarantined: 0,
-      duplicates: 0,
-      uidValidityChanged: false,
-    };
+    const result = emptySyncResult(mailbox, state.uidValidity);
     const progress = await readCheckpoint(store, server, mailbox, state, result, log);
     let lastUid = progress.lastUid;
     const caughtUp = await this.postProcessing.finishLeftovers(

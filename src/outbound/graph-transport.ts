@@ -1,8 +1,8 @@
 import type { LoginCredentials } from '../auth/credentials.js';
-import { AddressPolicy } from '../shared/address-policy.js';
-import { openGraphClient, type GraphClient } from '../shared/graph/graph-client.js';
+import type { AddressPolicy } from '../shared/address-policy.js';
+import { graphPlaceOf, openGraphClient, type GraphClient } from '../shared/graph/graph-client.js';
 import { headerAddresses } from '../shared/graph/mime-recipients.js';
-import { proxyFor, type MailProxies } from '../shared/mail-proxies.js';
+import type { MailProxies } from '../shared/mail-proxies.js';
 import type { EmailServerRow } from '../store/rows.js';
 import { NOT_BEGUN, SmtpTransport, type SendOptions, type SendResult } from './smtp-transport.js';
 
@@ -16,8 +16,6 @@ export interface GraphTransportDeps {
   /** [30000] budget of one request, ms. */
   timeoutMs?: number;
 }
-
-const PUBLIC_ONLY = AddressPolicy.strict();
 
 /**
  * The MIME message Graph is given: Graph sends to the recipients its headers name, not to an SMTP
@@ -75,14 +73,7 @@ export async function graphTransportFor(
   deps: GraphTransportDeps,
 ): Promise<GraphTransport> {
   if (login === null || !('accessToken' in login)) throw new Error('Microsoft Graph needs an OAuth 2.0 sign-in');
-  const place = {
-    host: server.imapHost,
-    port: server.imapPort,
-    mailbox: server.imapUser,
-    caFile: server.imapCaFile,
-    proxy: proxyFor(server.proxy, deps.proxies),
-    addresses: server.hostsByTenant ? (deps.mailAddresses ?? PUBLIC_ONLY) : undefined,
-  };
+  const place = graphPlaceOf(server, deps.proxies, deps.mailAddresses);
   // sendMail answers with no body: a small read limit.
   return new GraphTransport(
     await openGraphClient(place, login.accessToken, { maxSourceBytes: 1024 * 1024, timeoutMs: deps.timeoutMs }),

@@ -1,10 +1,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startFakeGraph, type FakeGraph } from '../../src/harness/fake-graph/index.js';
-import { startFakeIdp, type FakeIdp } from '../../src/harness/fake-idp/index.js';
+import type { FakeGraph } from '../../src/harness/fake-graph/index.js';
+import type { FakeIdp } from '../../src/harness/fake-idp/index.js';
+import { openGraphFixture, type GraphFixture } from '../support/graph-fixture.js';
 import { FAST_INBOUND, forEachBackend, openApiHarness, type ApiHarness } from '../support/api-harness.js';
 import { eventually } from '../support/mail.js';
 
@@ -37,17 +35,13 @@ forEachBackend('Microsoft Graph inbound (delta queries)', (kind) => {
   let h: ApiHarness;
   let idp: FakeIdp;
   let graph: FakeGraph;
-  let caDir: string;
+  let fixture: GraphFixture;
   let tenantId: string;
   let serverId: string;
 
   beforeEach(async () => {
-    idp = await startFakeIdp({ apps: [{ clientId: APP, clientSecret: SECRET, mailboxes: [MAILBOX] }] });
-    graph = await startFakeGraph({
-      users: [MAILBOX],
-      verifyToken: (user, token) => idp.verifyAccessToken(user, token),
-    });
-    caDir = await mkdtemp(join(tmpdir(), 'mailroom-graph-ca-'));
+    fixture = await openGraphFixture(MAILBOX, APP, SECRET);
+    ({ idp, graph } = fixture);
     // Small batches: a page of 20 commits in 4 transactions.
     h = await openApiHarness(kind, { ...FAST_INBOUND, batchMaxCount: 5 }, {}, {}, { identityProviderCa: idp.ca });
     tenantId = (await h.call<Obj>('POST', '/api/v1/tenants', { name: 'Graph' })).body.id;
@@ -57,34 +51,15 @@ forEachBackend('Microsoft Graph inbound (delta queries)', (kind) => {
       process.stdout.write(`--- engine log of the failed test:\n${h.logLines.slice(-40).join('\n')}\n`);
     }
     await h.close();
-    await graph.close();
-    await idp.close();
-    await rm(caDir, { recursive: true, force: true });
+    await fixture.close();
   });
 
   async function addServer(postProcess = 'seen'): Promise<void> {
-    const caFile = join(caDir, 'graph-ca.pem');
-    await writeFile(caFile, graph.ca);
-    const server = await h.call<Obj>('POST', `/api/v1/tenants/${tenantId}/servers`, {
-      name: 'M365 desk',
-      protocol: 'graph',
-      imap: {
-        host: '127.0.0.1',
-        port: graph.port,
-        user: MAILBOX,
-        caFile,
-        auth: {
-          method: 'oauth2',
-          flow: 'client-credentials',
-          clientId: APP,
-          directoryId: 'contoso-directory',
-          authorityHost: idp.url,
-          clientSecret: SECRET,
-        },
-      },
-      smtp: { host: '127.0.0.1', port: graph.port, auth: { mode: 'imap' } },
-      postProcess,
-    });
+    const server = await h.call<Obj>(
+      'POST',
+      `/api/v1/tenants/${tenantId}/servers`,
+      fixture.serverBody('M365 desk', { postProcess }),
+    );
     assert.equal(server.status, 201, server.raw);
     assert.equal(server.body.protocol, 'graph');
     assert.equal(server.body.imap.port, graph.port);

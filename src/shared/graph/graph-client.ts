@@ -1,4 +1,5 @@
-import type { AddressPolicy } from '../address-policy.js';
+import { AddressPolicy } from '../address-policy.js';
+import { proxyFor, type MailProxies } from '../mail-proxies.js';
 import { readCaFile } from '../ca-file.js';
 import { httpExchange, type HttpAnswer, type HttpRequest } from '../http-exchange.js';
 import type { WebProxy } from '../web-proxy.js';
@@ -272,6 +273,33 @@ export interface GraphPlace {
   caFile: string | null;
   proxy: URL | undefined;
   addresses: AddressPolicy | undefined;
+}
+
+/**
+ * The Graph place of a server's settings: `imap.host` and `imap.port` the Graph endpoint,
+ * `imap.user` the mailbox, `imap.caFile` and `proxy` as for IMAP; a host a tenant chose
+ * (`hostsByTenant`) reaches only what MAILROOM_MAIL_ALLOW_PRIVATE allows (public addresses by default).
+ */
+export function graphPlaceOf(
+  server: {
+    imapHost: string;
+    imapPort: number;
+    imapUser: string;
+    imapCaFile: string | null;
+    proxy: string | null;
+    hostsByTenant: boolean;
+  },
+  proxies: MailProxies | undefined,
+  mailAddresses: AddressPolicy | undefined,
+): GraphPlace {
+  return {
+    host: server.imapHost,
+    port: server.imapPort,
+    mailbox: server.imapUser,
+    caFile: server.imapCaFile,
+    proxy: proxyFor(server.proxy, proxies),
+    addresses: server.hostsByTenant ? (mailAddresses ?? AddressPolicy.strict()) : undefined,
+  };
 }
 
 /** A client for a server's Graph place and access token; its CA file is read now (a bad one fails here, naming it). */

@@ -16,19 +16,19 @@ import { classifyDeliveryError } from './delivery-error.js';
 import { SmtpTransport, smtpTransportOptions } from './smtp-transport.js';
 import { graphTransportFor } from './graph-transport.js';
 
+/** What a sending side's connection test needs besides the server's row. */
+export interface SendTestDeps {
+  credentials: CredentialService;
+  proxies?: MailProxies | undefined;
+  /** [public addresses only] MAILROOM_MAIL_ALLOW_PRIVATE: where a host a tenant chose may lead. */
+  mailAddresses?: AddressPolicy | undefined;
+}
+
 /**
  * "Test connection", SMTP side: connects to the account's relay as its settings say and logs in
  * (when it has a login), without sending; the outcome in plain words. No queue is touched.
  */
-export function testSmtpConnection(
-  server: EmailServerRow,
-  deps: {
-    credentials: CredentialService;
-    proxies?: MailProxies | undefined;
-    /** [public addresses only] MAILROOM_MAIL_ALLOW_PRIVATE: where a host a tenant chose may lead. */
-    mailAddresses?: AddressPolicy | undefined;
-  },
-): Promise<ConnectionTestResult> {
+export function testSmtpConnection(server: EmailServerRow, deps: SendTestDeps): Promise<ConnectionTestResult> {
   if (server.protocol === 'graph') return testGraphSend(server, deps);
   /** The user whose fresh access token the server refused too (for the wording), if it did. */
   let refusedFresh: string | undefined;
@@ -153,14 +153,7 @@ export function describeSmtpTestError(err: unknown): string {
  * "Test connection", sending side of a Microsoft Graph server: an access token of its sign-in
  * opens the mailbox (nothing is sent; sendMail has no dry run).
  */
-function testGraphSend(
-  server: EmailServerRow,
-  deps: {
-    credentials: CredentialService;
-    proxies?: MailProxies | undefined;
-    mailAddresses?: AddressPolicy | undefined;
-  },
-): Promise<ConnectionTestResult> {
+function testGraphSend(server: EmailServerRow, deps: SendTestDeps): Promise<ConnectionTestResult> {
   return timedTest(
     async () => {
       const verify = async (forceRefresh: boolean): Promise<void> => {

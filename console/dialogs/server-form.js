@@ -222,6 +222,16 @@ export function serverForm(server, mode, panels, destinations = [], proxies = { 
       hint: mode === 'copy' ? `A new name for the copy of '${server.name}'.` : undefined,
     }),
     checkbox({ label: 'Enabled (watch the mailbox and send)', name: 'enabled', checked: server?.enabled ?? true }),
+    select({
+      label: 'Protocol',
+      name: 'protocol',
+      value: server?.protocol ?? 'imap',
+      options: [
+        ['imap', 'IMAP and SMTP'],
+        ['graph', 'Microsoft Graph (Microsoft 365 without IMAP/SMTP)'],
+      ],
+      hint: 'Graph: the IMAP host is the Graph host (graph.microsoft.com, port 443), the user the mailbox; sign in with OAuth 2.0; SMTP authentication "same as IMAP".',
+    }),
     h(
       'fieldset',
       {},
@@ -473,6 +483,7 @@ export function serverForm(server, mode, panels, destinations = [], proxies = { 
     return {
       name: text('name'),
       enabled: v('enabled'),
+      protocol: v('protocol'),
       imap: imapBody,
       smtp: {
         host: text('smtp.host'),

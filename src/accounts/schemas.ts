@@ -99,10 +99,21 @@ const Tls = Type.Union(TLS_MODES.map((mode) => Type.Literal(mode)));
 /** An absolute path of a PEM file of CA certificates, inside the engine's MAILROOM_CA_DIR; null = none. */
 const CaFile = Type.Union([Type.String({ minLength: 1, maxLength: 4096, pattern: '^/' }), Type.Null()]);
 
+/**
+ * How the engine reads and sends the mailbox's mail: `imap` (IMAP and SMTP, the default) or `graph`
+ * (Microsoft Graph: delta queries and sendMail; `imap.host` is the Graph host, e.g.
+ * graph.microsoft.com, `imap.user` the mailbox, `imap.auth` an OAuth 2.0 sign-in, `smtp.auth.mode`
+ * `imap`; `smtp.host` and `smtp.port` are not used).
+ */
+export const SERVER_PROTOCOLS = ['imap', 'graph'] as const;
+const Protocol = Type.Union(SERVER_PROTOCOLS.map((p) => Type.Literal(p)));
+
 export const ServerInput = Type.Object(
   {
     name: Name,
     enabled: Type.Optional(Type.Boolean()),
+    /** Default `imap`. */
+    protocol: Type.Optional(Protocol),
     imap: Type.Object(
       {
         host: Host,
@@ -171,6 +182,7 @@ export const ServerPatch = Type.Object(
   {
     name: Type.Optional(Name),
     enabled: Type.Optional(Type.Boolean()),
+    protocol: Type.Optional(Protocol),
     imap: Type.Optional(Type.Partial(ServerInput.properties.imap, strict)),
     smtp: Type.Optional(Type.Partial(ServerInput.properties.smtp, strict)),
     postProcess: Type.Optional(ServerInput.properties.postProcess),
@@ -199,6 +211,8 @@ export const ServerView = Type.Object({
   tenantId: Type.String(),
   name: Type.String(),
   enabled: Type.Boolean(),
+  /** `imap` or `graph` (Microsoft Graph). */
+  protocol: Type.String(),
   imap: Type.Object({
     host: Type.String(),
     port: Type.Integer(),

@@ -232,11 +232,36 @@ function checkTls(side: 'imap' | 'smtp', fields: { tls?: TlsMode | undefined; se
 }
 
 /**
+ * Microsoft Graph (`protocol: graph`) signs in with OAuth 2.0 only (Graph takes no password) and
+ * sends with the same sign-in (sendMail), over HTTPS: `imap.auth.method` oauth2 with a Microsoft
+ * flow, `smtp.auth.mode` imap, `imap.tls` implicit.
+ */
+function checkGraph(input: ServerInput): void {
+  if (input.protocol !== 'graph') return;
+  if (input.imap.auth.method !== 'oauth2' || input.imap.auth.flow === 'service-account') {
+    throw fieldError(
+      'imap.auth.method',
+      `'imap.auth.method' must be oauth2 with flow device-code or client-credentials for protocol graph (Microsoft Graph takes no password)`,
+    );
+  }
+  if (input.smtp.auth.mode !== 'imap') {
+    throw fieldError(
+      'smtp.auth.mode',
+      `'smtp.auth.mode' must be imap for protocol graph (sendMail goes through Graph with the same sign-in)`,
+    );
+  }
+  if (imapTlsOf(input.imap) !== 'implicit') {
+    throw fieldError('imap.tls', `'imap.tls' must be implicit for protocol graph (Graph is HTTPS)`);
+  }
+}
+
+/**
  * The cross-field rules, each on its own: `stored` says which secrets the server already has and
  * may keep. Each rule names the first fault of its part (one side's credentials, one side's TLS).
  */
 function crossChecks(input: ServerInput, stored: StoredSecrets): Array<() => void> {
   return [
+    () => checkGraph(input),
     () => checkTls('imap', input.imap),
     () => checkTls('smtp', input.smtp),
     () => checkFolders(input.imap.folders ?? []),
@@ -365,8 +390,9 @@ export function rowFieldsOf(
     name: input.name.trim(),
     nameKey: nameKeyOf(input.name),
     enabled: input.enabled ?? true,
+    protocol: input.protocol ?? 'imap',
     imapHost: input.imap.host,
-    imapPort: input.imap.port ?? (imapTls === 'implicit' ? 993 : 143),
+    imapPort: input.imap.port ?? (input.protocol === 'graph' ? 443 : imapTls === 'implicit' ? 993 : 143),
     imapSecure: imapTls === 'implicit',
     imapTls,
     imapUser: input.imap.user,
@@ -419,6 +445,7 @@ export function formOf(row: EmailServerRow): ServerInput {
   return {
     name: row.name,
     enabled: row.enabled,
+    protocol: row.protocol,
     imap: {
       host: row.imapHost,
       port: row.imapPort,
@@ -463,6 +490,7 @@ export function mergeServer(current: ServerInput, patch: ServerPatch): ServerInp
     ...current,
     ...(patch.name !== undefined && { name: patch.name }),
     ...(patch.enabled !== undefined && { enabled: patch.enabled }),
+    ...(patch.protocol !== undefined && { protocol: patch.protocol }),
     ...(patch.postProcess !== undefined && { postProcess: patch.postProcess }),
     ...(patch.defaultDestinationId !== undefined && { defaultDestinationId: patch.defaultDestinationId }),
     ...(patch.proxy !== undefined && { proxy: patch.proxy }),

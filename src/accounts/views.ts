@@ -18,6 +18,7 @@ export function serverView(row: EmailServerRow): ServerView {
     tenantId: row.tenantId,
     name: row.name,
     enabled: row.enabled,
+    protocol: row.protocol,
     imap: {
       host: row.imapHost,
       port: row.imapPort,

@@ -11,6 +11,8 @@ interface HarnessOptions {
   password: string;
   oauth?: boolean;
   idpPort: string;
+  graph?: boolean;
+  graphPort: string;
   dir: string;
 }
 
@@ -36,6 +38,8 @@ export function addHarnessCommand(program: Command): void {
     .option('--password <password>', 'the password of every mailbox', 'support')
     .option('--oauth', 'also run a fake Microsoft identity provider (device code, XOAUTH2) with a sign-in page')
     .option('--idp-port <port>', 'with --oauth: HTTPS port of the identity provider on 127.0.0.1', '8443')
+    .option('--graph', 'with --oauth: also run a fake Microsoft Graph (mail) taking its tokens')
+    .option('--graph-port <port>', 'with --graph: its HTTPS port on 127.0.0.1', '8444')
     .option('--dir <path>', "with --oauth: folder of the identity provider's certificates", 'data/harness')
     .action(async (opts: HarnessOptions) => {
       let harness: LocalHarness | undefined;
@@ -53,7 +57,13 @@ export function addHarnessCommand(program: Command): void {
           smtpPort: portOf(opts.smtpPort, '--smtp-port'),
           users,
           password: opts.password,
-          ...(opts.oauth && { oauth: { port: portOf(opts.idpPort, '--idp-port'), dir: opts.dir } }),
+          ...(opts.oauth && {
+            oauth: {
+              port: portOf(opts.idpPort, '--idp-port'),
+              dir: opts.dir,
+              ...(opts.graph && { graphPort: portOf(opts.graphPort, '--graph-port') }),
+            },
+          }),
           report: (line) => process.stdout.write(`${new Date().toISOString()}  ${line}\n`),
         });
         process.stdout.write(harness.describe());

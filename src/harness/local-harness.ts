@@ -12,6 +12,7 @@
 import { resolve } from 'node:path';
 import { loadOrMakeCertificates } from './fake-idp/certificate-files.js';
 import { startFakeIdp, type FakeIdp } from './fake-idp/index.js';
+import { startFakeGraph, type FakeGraph } from './fake-graph/index.js';
 import { startFakeImap, type FakeImapServer } from './fake-imap/index.js';
 import { startSmtpHarness, type SmtpHarness } from './smtp-harness.js';
 
@@ -35,6 +36,11 @@ export interface LocalHarnessOptions {
     port: number;
     /** Folder its certificates are kept in (made when missing; the CA is `idp-ca.pem`). */
     dir: string;
+    /**
+     * Also a fake Microsoft Graph (mail) on this HTTPS port (0 picks a free one), with the same
+     * certificate, taking the identity provider's tokens: for servers with `protocol: graph`.
+     */
+    graphPort?: number;
   };
   /** Told what people do on the sign-in page, one line each. */
   report?: (line: string) => void;
@@ -45,6 +51,8 @@ export interface LocalHarness {
   readonly smtp: SmtpHarness;
   /** With `oauth`: the identity provider. */
   readonly idp: FakeIdp | undefined;
+  /** With `oauth.graphPort`: the fake Microsoft Graph. */
+  readonly graph: FakeGraph | undefined;
   /** With `oauth`: the CA file to trust (MAILROOM_OAUTH_CA_FILE), absolute. */
   readonly caFile: string | undefined;
   /** The e-mail server (API body) for the first mailbox signing in at the identity provider. */
@@ -91,6 +99,16 @@ export async function startLocalHarness(options: LocalHarnessOptions): Promise<L
       ...(idp && { verifyAccessToken: idp.verifyAccessToken }),
     });
     started.push(smtp);
+    const graph =
+      idp && certificates && options.oauth?.graphPort !== undefined
+        ? await startFakeGraph({
+            port: options.oauth.graphPort,
+            certificates,
+            users: options.users,
+            verifyToken: idp.verifyAccessToken,
+          })
+        : undefined;
+    if (graph) started.push(graph);
     holder.imap = imap;
     holder.smtp = smtp;
     const relay = relayInto(imap, smtp, options.users);
@@ -99,6 +117,7 @@ export async function startLocalHarness(options: LocalHarnessOptions): Promise<L
       imap,
       smtp,
       idp,
+      graph,
       caFile: certificates?.caFile,
       oauthServerBody: () => idp && oauthServerBody(first, imap.port, smtp.port, idp.url),
       describe: () => describe(harness, options),
@@ -107,6 +126,7 @@ export async function startLocalHarness(options: LocalHarnessOptions): Promise<L
           clearInterval(relay);
           await smtp.close();
           await imap.close();
+          await graph?.close();
           await idp?.close();
         })();
         return closing;
@@ -182,6 +202,32 @@ function describe(harness: LocalHarness, options: LocalHarnessOptions): string {
       `                           curl --cacert ${ca} -d code=<CODE> ${idp.verificationUri}/expire`,
       `                           curl --cacert ${ca} -X POST ${idp.verificationUri}/expire-tokens`,
       'Sign-ins live in this process: stopping the harness forgets them (the engine then asks for a new one).',
+    );
+  }
+  if (harness.graph && idp && caFile) {
+    const [first = ''] = options.users;
+    lines.push(
+      '',
+      `Fake Microsoft Graph on ${harness.graph.url} (delta queries, $value, sendMail; same CA, takes the provider's tokens):`,
+      '  a server with "protocol": "graph" (put the CA file in MAILROOM_CA_DIR, or trust it with NODE_EXTRA_CA_CERTS):',
+      `  ${JSON.stringify({
+        name: `Graph ${first}`,
+        protocol: 'graph',
+        imap: {
+          host: '127.0.0.1',
+          port: harness.graph.port,
+          user: first,
+          caFile,
+          auth: {
+            method: 'oauth2',
+            clientId: HARNESS_CLIENT_ID,
+            directoryId: directoryIdOf(first),
+            authorityHost: idp.url,
+          },
+        },
+        smtp: { host: '127.0.0.1', port: harness.graph.port, auth: { mode: 'imap' } },
+      })}`,
+      '  mail sent to a harness mailbox through Graph lands in its Graph Inbox.',
     );
   }
   lines.push('Ctrl-C stops.', '');

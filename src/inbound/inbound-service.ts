@@ -11,6 +11,10 @@ import type { MessageParser } from './message-record.js';
 import { DEFAULT_INBOUND_OPTIONS, type InboundOptions } from './options.js';
 import { testImapConnection } from './connection-test.js';
 import { idleStatus, ServerWatcher, type WatcherStatus } from './server-watcher.js';
+import { testGraphConnection } from './graph-connect.js';
+import { GraphMailboxSync } from './graph-sync.js';
+import { GraphWatcher } from './graph-watcher.js';
+import { DEFAULT_DELTA_PAGE_SIZE } from '../shared/graph/graph-client.js';
 
 export interface InboundDeps {
   store: Store;
@@ -35,10 +39,12 @@ export class InboundService {
   /** 'routed' fires after each commit that delivered a message to destinations. */
   readonly events = new EventEmitter<{ routed: [RoutedEvent] }>();
   readonly options: InboundOptions;
-  private readonly watchers = new Map<string, { watcher: ServerWatcher; version: number }>();
+  private readonly watchers = new Map<string, { watcher: ServerWatcher | GraphWatcher; version: number }>();
   /** Memory for fetched message sources, shared by every mailbox pass of this engine. */
   readonly fetchBudget: ByteBudget;
   private readonly sync: MailboxSync;
+  /** Microsoft Graph servers' passes (delta queries), storing through `sync`. */
+  private readonly graphSync: GraphMailboxSync;
   private readonly connectGate: ConnectGate;
   private timer: NodeJS.Timeout | undefined;
   private reconciling: Promise<void> | undefined;
@@ -60,6 +66,13 @@ export class InboundService {
       options: this.options,
       onRouted: (event) => this.events.emit('routed', event),
       ...(deps.onHeartbeat && { onHeartbeat: deps.onHeartbeat }),
+    });
+    this.graphSync = new GraphMailboxSync({
+      store: deps.store,
+      sync: this.sync,
+      batchMaxCount: this.options.batchMaxCount,
+      maxMessageBytes: this.options.parseLimits.maxBytes,
+      pageSize: DEFAULT_DELTA_PAGE_SIZE,
     });
   }
 
@@ -119,14 +132,23 @@ export class InboundService {
     for (const [id, row] of wanted) {
       // owns() again: a lease may have lapsed while the servers were read.
       if (this.watchers.has(id) || this.stopped || !owns(id)) continue;
-      const watcher = new ServerWatcher(row, {
-        credentials: this.deps.credentials,
-        sync: this.sync,
-        logger: this.deps.logger,
-        options: this.options,
-        connectGate: this.connectGate,
-        tenantName: tenantNames.get(row.tenantId),
-      });
+      const watcher =
+        row.protocol === 'graph'
+          ? new GraphWatcher(row, {
+              credentials: this.deps.credentials,
+              sync: this.graphSync,
+              logger: this.deps.logger,
+              options: this.options,
+              tenantName: tenantNames.get(row.tenantId),
+            })
+          : new ServerWatcher(row, {
+              credentials: this.deps.credentials,
+              sync: this.sync,
+              logger: this.deps.logger,
+              options: this.options,
+              connectGate: this.connectGate,
+              tenantName: tenantNames.get(row.tenantId),
+            });
       this.watchers.set(id, { watcher, version: row.updatedAt.getTime() });
       watcher.start();
     }
@@ -159,6 +181,14 @@ export class InboundService {
    */
   async testConnection(tenantId: string, serverId: string): Promise<ConnectionTestResult> {
     const server = await this.deps.store.servers.require(tenantId, serverId);
+    if (server.protocol === 'graph') {
+      return testGraphConnection(server, {
+        credentials: this.deps.credentials,
+        proxies: this.options.proxies,
+        mailAddresses: this.options.mailAddresses,
+        maxSourceBytes: this.options.parseLimits.maxBytes,
+      });
+    }
     return testImapConnection(server, {
       ...this.deps,
       proxies: this.options.proxies,

@@ -5,7 +5,7 @@ import { serverLogFields, type Logger } from '../shared/logger.js';
 import { inboundMessages, ingestBatchSeconds } from '../shared/metrics.js';
 import type { DestinationRow, EmailServerRow, InboundStatus } from '../store/rows.js';
 import { mapLimited } from '../shared/map-limited.js';
-import { newId, type Store } from '../store/store.js';
+import { newId, type Store, type StoreSession } from '../store/store.js';
 import { isTransientStoreError } from '../store/transient-errors.js';
 import { planBatches } from './batches.js';
 import { readCheckpoint } from './mailbox-checkpoint.js';
@@ -44,7 +44,23 @@ export interface SyncResult {
   settledUidNext: number | null;
 }
 
-interface Fetched {
+/** A pass's result before it did anything. */
+export function emptySyncResult(mailbox: string, uidValidity: number): SyncResult {
+  return {
+    mailbox,
+    uidValidity,
+    lastUid: 0,
+    stored: 0,
+    routed: 0,
+    quarantined: 0,
+    duplicates: 0,
+    uidValidityChanged: false,
+    settledUidNext: null,
+  };
+}
+
+/** A message read from the mailbox: its source, or the header alone of one too large to fetch. */
+export interface Fetched {
   meta: MessageMeta;
   source: Buffer | null;
   header: Buffer | null;
@@ -91,7 +107,7 @@ interface Prepared {
  * batch before it is still being committed, so the keys of earlier batches of the pass are
  * remembered here (this watcher is the only writer for its server).
  */
-interface PassMemory {
+export interface PassMemory {
   keys: Set<string>;
   conversations: Map<string, string>;
 }
@@ -106,7 +122,7 @@ const OUTCOME_OF_STATUS: Record<InboundStatus, 'routed' | 'unrouted' | 'quaranti
 };
 
 /** Where the messages of a pass may go: the server's monitored destinations and its default one. */
-interface Routing {
+export interface Routing {
   destinations: DestinationRow[];
   defaultDestinationId: string | null;
 }
@@ -115,10 +131,16 @@ interface Routing {
  * The routing of a pass, from the server's destinations as stored now: the default destination
  * counts only while it exists and still uses this server (the watcher's server row may be older).
  */
-function routingOf(server: EmailServerRow, destinations: DestinationRow[]): Routing {
+export function routingOf(server: EmailServerRow, destinations: DestinationRow[]): Routing {
   const fallback = destinations.find((d) => d.id === server.defaultDestinationId && d.serverId === server.id);
   return { destinations: destinations.filter((d) => d.monitored), defaultDestinationId: fallback?.id ?? null };
 }
+
+/**
+ * The checkpoint a batch commits with, in its transaction: IMAP's is the last UID of the batch;
+ * Microsoft Graph's the delta link (graph-sync.ts).
+ */
+export type CommitCheckpoint = (tx: StoreSession) => Promise<void>;
 
 /** Whether a routed message's destinations are all among `gone`. */
 function routedOnlyTo(message: BuiltMessage, gone: Set<string>): boolean {
@@ -179,17 +201,7 @@ export class MailboxSync {
   ): Promise<SyncResult> {
     const { store, logger } = this.deps;
     const state = await session.openMailbox(mailbox);
-    const result: SyncResult = {
-      mailbox,
-      uidValidity: state.uidValidity,
-      lastUid: 0,
-      stored: 0,
-      routed: 0,
-      quarantined: 0,
-      duplicates: 0,
-      uidValidityChanged: false,
-      settledUidNext: null,
-    };
+    const result = emptySyncResult(mailbox, state.uidValidity);
     if (
       previous?.settledUidNext !== null &&
       previous?.settledUidNext === state.uidNext &&
@@ -296,6 +308,27 @@ export class MailboxSync {
   }
 
   /**
+   * Parses, decides and stores messages read by another source (Microsoft Graph, graph-sync.ts) in
+   * one transaction with `commit`'s checkpoint: the same classification, dedupe, routing and
+   * storage as an IMAP batch. `memory` carries the keys of the pass's earlier batches.
+   */
+  async ingestFetched(
+    server: EmailServerRow,
+    mailbox: string,
+    uidValidity: number,
+    batch: { fetched: Fetched[]; failures: ReadonlyMap<number, ParseResult> },
+    pass: { routing: Routing; memory: PassMemory; result: SyncResult; log: Logger },
+    commit: CommitCheckpoint,
+  ): Promise<StoredMessage[]> {
+    const startedAt = performance.now();
+    const lookedUp = await this.lookUp(server, batch.fetched, batch.failures, startedAt);
+    const built = this.decideBatch(server, mailbox, uidValidity, lookedUp, pass.memory, pass.routing);
+    // Graph's UIDs are ids' hashes, not in order: the checkpoint there is the delta link (upTo unused).
+    const prepared = { startedAt, upTo: 0, fetched: batch.fetched, built };
+    return this.ingestBatch(server, mailbox, uidValidity, prepared, pass.result, pass.log, commit);
+  }
+
+  /**
    * The batches of messages above `lastUid`, in UID order. Two `UID SEARCH`es list them: all of
    * them, and those over the small-message bound (`batchMaxBytes / batchMaxCount`), whose sizes
    * and dates are then asked for per chunk as the pass gets to it; a small one's date comes with
@@ -357,7 +390,6 @@ export class MailboxSync {
 
   /** Fetches a batch, parses it (in the worker pool) and looks up what the database knows of its keys. */
   private async lookUpBatch(session: ImapSession, server: EmailServerRow, batch: Batch): Promise<LookedUp> {
-    const { store, options } = this.deps;
     const startedAt = performance.now();
     const sources = new Map<number, MessageSource>();
     for await (const m of session.fetchSources(batch.fetch.map((x) => x.uid))) sources.set(m.uid, m);
@@ -387,6 +419,20 @@ export class MailboxSync {
         fetched.push({ meta, source: null, header: await session.fetchHeader(listed.uid) });
       }
     }
+    return this.lookUp(server, fetched, failures, startedAt);
+  }
+
+  /**
+   * Parses fetched messages (`failures` say why a message has no source) and looks up what the
+   * database knows of their keys.
+   */
+  private async lookUp(
+    server: EmailServerRow,
+    fetched: Fetched[],
+    failures: ReadonlyMap<number, ParseResult>,
+    startedAt: number,
+  ): Promise<LookedUp> {
+    const { store, options } = this.deps;
     // A few at a time: small messages parse on this thread, large ones in the pool's workers.
     const parsed = await mapLimited(
       fetched,
@@ -455,15 +501,16 @@ export class MailboxSync {
     server: EmailServerRow,
     mailbox: string,
     uidValidity: number,
-    prepared: Prepared,
+    prepared: Pick<Prepared, 'startedAt' | 'upTo' | 'fetched' | 'built'>,
     result: SyncResult,
     log: Logger,
+    commit?: CommitCheckpoint,
   ): Promise<StoredMessage[]> {
     const { fetched, built } = prepared;
     const lastUid = Math.max((fetched[fetched.length - 1] as Fetched).meta.uid, prepared.upTo);
     let inserted: Set<string>;
     try {
-      inserted = await this.store(server, mailbox, uidValidity, built, fetched, lastUid);
+      inserted = await this.store(server, mailbox, uidValidity, built, fetched, lastUid, commit);
     } catch (err) {
       // The source store (directory, object store) failing is no answer about these messages:
       // the pass fails and is tried again, with nothing committed.
@@ -473,7 +520,8 @@ export class MailboxSync {
       for (const [i, message] of built.entries()) {
         const f = fetched[i] as Fetched;
         try {
-          for (const id of await this.store(server, mailbox, uidValidity, [message], [f], f.meta.uid)) inserted.add(id);
+          const one = await this.store(server, mailbox, uidValidity, [message], [f], f.meta.uid, commit);
+          for (const id of one) inserted.add(id);
         } catch (single) {
           // The database failing is no answer about this message: the pass is tried again.
           if (isTransientStoreError(single) || isMailroomError(single, 'SOURCE_STORE_UNAVAILABLE')) throw single;
@@ -481,7 +529,7 @@ export class MailboxSync {
           const fallback = quarantineForStoreError(message, single);
           built[i] = fallback;
           try {
-            for (const id of await this.store(server, mailbox, uidValidity, [fallback], [f], f.meta.uid))
+            for (const id of await this.store(server, mailbox, uidValidity, [fallback], [f], f.meta.uid, commit))
               inserted.add(id);
           } catch (quarantine) {
             if (isTransientStoreError(quarantine) || isMailroomError(quarantine, 'SOURCE_STORE_UNAVAILABLE'))
@@ -564,6 +612,7 @@ export class MailboxSync {
     built: BuiltMessage[],
     fetched: Fetched[],
     lastUid: number,
+    commit?: CommitCheckpoint,
   ): Promise<Set<string>> {
     const gone = new Set<string>();
     const sources = this.deps.store.sources;
@@ -604,7 +653,8 @@ export class MailboxSync {
           built.filter((b) => inserted.has(b.row.id) && routedOnlyTo(b, gone)).map((b) => b.row.id),
         );
       }
-      await tx.checkpoints.put(server.id, mailbox, uidValidity, lastUid);
+      if (commit) await commit(tx);
+      else await tx.checkpoints.put(server.id, mailbox, uidValidity, lastUid);
       return inserted;
     });
     // Written ahead for messages stored before (a duplicate UID): no row will ever name them.

@@ -20,6 +20,7 @@ import { RateLimitPlaces } from './rate-limit-places.js';
 import { QueuedMessages, type SpooledInMemory, type SpooledMessage } from './queued-messages.js';
 import { SentBookkeeping, statusRowFromHeader } from './sent-bookkeeping.js';
 import { NOT_BEGUN, SmtpTransport, smtpTransportOptions, type RecipientRefusal } from './smtp-transport.js';
+import { graphTransportFor, type MailTransport } from './graph-transport.js';
 import { queuedAtOf, seqTimeOf, type Spool, type SpoolHeader, type SpoolItem } from './spool.js';
 import { WaitingWarning } from './waiting-warning.js';
 
@@ -95,7 +96,7 @@ export interface QueueDeps {
   transportFactory?: (
     server: EmailServerRow,
     login: Awaited<ReturnType<CredentialService['smtpLogin']>>,
-  ) => SmtpTransport;
+  ) => MailTransport;
 }
 
 /**
@@ -106,7 +107,7 @@ export interface QueueDeps {
  */
 export class AccountQueue {
   private server: EmailServerRow;
-  private transport: SmtpTransport | undefined;
+  private transport: MailTransport | undefined;
   private timer: unknown;
   private draining: Promise<void> | undefined;
   private again = false;
@@ -706,7 +707,7 @@ export class AccountQueue {
       return true;
     }
     if (failure.kind === 'transient') {
-      const at = now + retryDelayMs(attempts, failure.throttled);
+      const at = now + Math.max(retryDelayMs(attempts, failure.throttled), failure.retryAfterMs ?? 0);
       this.notBefore.set(item.id, at);
       await store.outbound.deferUnlessFailed(
         item.id,
@@ -722,7 +723,8 @@ export class AccountQueue {
     }
     // The account itself cannot send: nothing is dead-lettered, the whole queue waits.
     const held = failure.kind === 'auth';
-    const resumeAt = now + (held ? options.authRetryMs : options.probeIntervalMs);
+    // A server that said how long to wait (Graph's 429 Retry-After) is not asked again sooner.
+    const resumeAt = now + Math.max(held ? options.authRetryMs : options.probeIntervalMs, failure.retryAfterMs ?? 0);
     // The message's row first: whoever sees the queue paused or held sees the message deferred.
     await store.outbound.deferUnlessFailed(
       item.id,
@@ -788,7 +790,7 @@ export class AccountQueue {
    * Runs `op` on the account's transport. When the server refuses an OAuth 2.0 access token, the
    * token may just have expired: get a fresh one once and try again before the caller holds the queue.
    */
-  private async withLogin<T>(op: (transport: SmtpTransport) => Promise<T>): Promise<T> {
+  private async withLogin<T>(op: (transport: MailTransport) => Promise<T>): Promise<T> {
     const transport = await this.transportFor();
     try {
       return await op(transport);
@@ -800,21 +802,24 @@ export class AccountQueue {
     }
   }
 
-  private async transportFor(loginOptions: { forceRefresh?: boolean } = {}): Promise<SmtpTransport> {
+  private async transportFor(loginOptions: { forceRefresh?: boolean } = {}): Promise<MailTransport> {
     if (this.transport) return this.transport;
     const login = await this.deps.credentials.smtpLogin(this.server, loginOptions);
     this.login = login;
+    const { options } = this.deps;
     this.transport = this.deps.transportFactory
       ? this.deps.transportFactory(this.server, login)
-      : new SmtpTransport(
-          smtpTransportOptions(
-            this.server,
-            login,
-            this.deps.options.smtpTimeouts,
-            this.deps.options.proxies,
-            this.deps.options.mailAddresses,
-          ),
-        );
+      : this.server.protocol === 'graph'
+        ? await graphTransportFor(this.server, login, options)
+        : new SmtpTransport(
+            smtpTransportOptions(
+              this.server,
+              login,
+              this.deps.options.smtpTimeouts,
+              this.deps.options.proxies,
+              this.deps.options.mailAddresses,
+            ),
+          );
     return this.transport;
   }
 

@@ -14,20 +14,22 @@ import { describeRefusedAddress } from '../shared/mail-target.js';
 import type { EmailServerRow } from '../store/rows.js';
 import { classifyDeliveryError } from './delivery-error.js';
 import { SmtpTransport, smtpTransportOptions } from './smtp-transport.js';
+import { graphTransportFor } from './graph-transport.js';
+
+/** What a sending side's connection test needs besides the server's row. */
+export interface SendTestDeps {
+  credentials: CredentialService;
+  proxies?: MailProxies | undefined;
+  /** [public addresses only] MAILROOM_MAIL_ALLOW_PRIVATE: where a host a tenant chose may lead. */
+  mailAddresses?: AddressPolicy | undefined;
+}
 
 /**
  * "Test connection", SMTP side: connects to the account's relay as its settings say and logs in
  * (when it has a login), without sending; the outcome in plain words. No queue is touched.
  */
-export function testSmtpConnection(
-  server: EmailServerRow,
-  deps: {
-    credentials: CredentialService;
-    proxies?: MailProxies | undefined;
-    /** [public addresses only] MAILROOM_MAIL_ALLOW_PRIVATE: where a host a tenant chose may lead. */
-    mailAddresses?: AddressPolicy | undefined;
-  },
-): Promise<ConnectionTestResult> {
+export function testSmtpConnection(server: EmailServerRow, deps: SendTestDeps): Promise<ConnectionTestResult> {
+  if (server.protocol === 'graph') return testGraphSend(server, deps);
   /** The user whose fresh access token the server refused too (for the wording), if it did. */
   let refusedFresh: string | undefined;
   /** The user of the access token the last attempt presented (none: a password or no login). */
@@ -145,4 +147,31 @@ export function describeSmtpTestError(err: unknown): string {
   if (failure.kind === 'auth')
     return `the server refused the login: ${failure.reply} (check the user name and password)`;
   return failure.reply;
+}
+
+/**
+ * "Test connection", sending side of a Microsoft Graph server: an access token of its sign-in
+ * opens the mailbox (nothing is sent; sendMail has no dry run).
+ */
+function testGraphSend(server: EmailServerRow, deps: SendTestDeps): Promise<ConnectionTestResult> {
+  return timedTest(
+    async () => {
+      const verify = async (forceRefresh: boolean): Promise<void> => {
+        const login = await deps.credentials.smtpLogin(server, { forceRefresh });
+        const transport = await graphTransportFor(server, login, { ...deps, timeoutMs: CONNECTION_TEST_TIMEOUT_MS });
+        await transport.verify();
+      };
+      try {
+        await verify(false);
+      } catch (err) {
+        if (classifyDeliveryError(err).kind !== 'auth' || isMailroomError(err)) throw err;
+        await verify(true);
+      }
+      return `Microsoft Graph accepts the sign-in for ${server.imapUser}: mail is sent with sendMail (MIME)`;
+    },
+    (err) =>
+      isMailroomError(err)
+        ? err.message
+        : (certificateAdvice(err, 'imap.caFile', server.imapCaFile) ?? String((err as Error).message ?? err)),
+  );
 }

@@ -17,6 +17,11 @@ export interface DeliveryFailure {
   reply: string;
   /** 4.7.x: throttling or policy; retried after a longer delay. */
   throttled: boolean;
+  /**
+   * How long the server asked to wait before the next try (Microsoft Graph's `Retry-After` on a
+   * 429 or 503, https://learn.microsoft.com/graph/throttling), ms; absent when it said nothing.
+   */
+  retryAfterMs?: number;
 }
 
 interface SmtpErrorLike {
@@ -25,6 +30,8 @@ interface SmtpErrorLike {
   response?: unknown;
   command?: unknown;
   message?: unknown;
+  /** Microsoft Graph's `Retry-After` (shared/graph/graph-client.ts GraphError), ms. */
+  retryAfterMs?: unknown;
 }
 
 const UNREACHABLE_CODES = new Set([
@@ -53,8 +60,15 @@ export function classifyDeliveryError(err: unknown): DeliveryFailure {
   const responseCode = typeof e.responseCode === 'number' ? e.responseCode : null;
   const reply = String(e.response ?? e.message ?? err).slice(0, 1000);
   const code = typeof e.code === 'string' ? e.code : '';
-  const throttled = /\b4\.7\.\d+\b/.test(reply);
-  const result = (kind: FailureKind): DeliveryFailure => ({ kind, responseCode, reply, throttled });
+  const retryAfterMs = typeof e.retryAfterMs === 'number' ? e.retryAfterMs : null;
+  const throttled = /\b4\.7\.\d+\b/.test(reply) || retryAfterMs !== null;
+  const result = (kind: FailureKind): DeliveryFailure => ({
+    kind,
+    responseCode,
+    reply,
+    throttled,
+    ...(retryAfterMs !== null && { retryAfterMs }),
+  });
 
   // Mailroom's own: the account's credentials cannot be had (e.g. a person must sign in again).
   if (code === 'CREDENTIALS_UNAVAILABLE') return result('auth');

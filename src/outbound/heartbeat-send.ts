@@ -7,6 +7,7 @@ import { HeartbeatDeferred } from './heartbeat.js';
 import type { OutboundOptions } from './options.js';
 import { RateLimitPlaces } from './rate-limit-places.js';
 import { SmtpTransport, smtpTransportOptions } from './smtp-transport.js';
+import { graphTransportFor, type MailTransport } from './graph-transport.js';
 
 export interface HeartbeatSendDeps {
   store: Store;
@@ -50,15 +51,21 @@ export class HeartbeatSender {
       if (limit > 0) await this.places.release(token).catch(() => undefined);
       throw err;
     });
-    const transport = new SmtpTransport(
-      smtpTransportOptions(
-        row,
-        login,
-        this.deps.options.smtpTimeouts,
-        this.deps.options.proxies,
-        this.deps.options.mailAddresses,
-      ),
-    );
+    const transport: MailTransport =
+      row.protocol === 'graph'
+        ? await graphTransportFor(row, login, this.deps.options).catch(async (err: unknown) => {
+            if (limit > 0) await this.places.release(token).catch(() => undefined);
+            throw err;
+          })
+        : new SmtpTransport(
+            smtpTransportOptions(
+              row,
+              login,
+              this.deps.options.smtpTimeouts,
+              this.deps.options.proxies,
+              this.deps.options.mailAddresses,
+            ),
+          );
     let response: string;
     try {
       response = (await transport.send(envelope, raw)).response;

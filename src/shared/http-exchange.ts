@@ -16,7 +16,7 @@ import { webProxyFor, type WebProxy } from './web-proxy.js';
 /** One HTTP(S) request of the engine's own (identity provider, webhooks, remote Src). */
 export interface HttpRequest {
   /** [GET] */
-  method?: 'GET' | 'POST';
+  method?: 'GET' | 'POST' | 'PATCH' | 'DELETE';
   headers?: Record<string, string>;
   body?: string;
   /** Budget of the whole exchange (proxy tunnel, connection, answer and body), ms. */

@@ -87,6 +87,8 @@ export const EmailServerEntity = new EntitySchema<
     hostsByTenant: { type: 'boolean', name: 'hosts_by_tenant', default: false },
     // Migration 0038: the folders watched (empty: the engine's default).
     imapFolders: { type: 'jsonb', name: 'imap_folders', default: () => "'[]'" },
+    // Migration 0035: IMAP and SMTP, or Microsoft Graph.
+    protocol: { type: 'text', name: 'protocol', default: 'imap' },
     createdAt: created,
     updatedAt: updated,
   },
@@ -110,10 +112,14 @@ export const EmailServerEntity = new EntitySchema<
     { name: 'email_servers_tenant_name_uq', columns: ['tenantId', 'nameKey'], unique: true },
   ],
   // Migration 0021: each side's TLS mode is one of four names.
-  checks: ['imap', 'smtp'].map((side) => ({
-    name: `email_servers_${side}_tls_check`,
-    expression: `${side}_tls IN ('implicit', 'starttls-required', 'starttls-when-offered', 'none')`,
-  })),
+  checks: [
+    ...['imap', 'smtp'].map((side) => ({
+      name: `email_servers_${side}_tls_check`,
+      expression: `${side}_tls IN ('implicit', 'starttls-required', 'starttls-when-offered', 'none')`,
+    })),
+    // Migration 0035.
+    { name: 'email_servers_protocol_check', expression: `protocol IN ('imap', 'graph')` },
+  ],
 });
 
 export const DestinationEntity = new EntitySchema<
@@ -197,6 +203,8 @@ export const CheckpointEntity = new EntitySchema<CheckpointRow>({
     uidValidity: int8('uid_validity'),
     lastUid: int8('last_uid'),
     postProcessedUid: int8('post_processed_uid'),
+    // Migration 0035: Microsoft Graph's next or delta link.
+    deltaLink: { type: 'text', name: 'delta_link', nullable: true },
     updatedAt: updated,
   },
   relations: {

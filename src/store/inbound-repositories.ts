@@ -25,6 +25,21 @@ export class CheckpointRepository {
       [serverId, mailbox, uidValidity, lastUid],
     );
   }
+  /**
+   * Microsoft Graph: the link a folder's synchronisation asks next (null: start over), and how many
+   * messages were stored under it (added to `last_uid`, which counts them for Graph). UIDVALIDITY
+   * is 0, which IMAP never uses.
+   */
+  async putDeltaLink(serverId: string, mailbox: string, link: string | null, stored = 0): Promise<void> {
+    await this.em.query(
+      `INSERT INTO mailbox_checkpoints (server_id, mailbox, uid_validity, last_uid, post_processed_uid, delta_link, updated_at)
+       VALUES ($1, $2, 0, $4, 0, $3, now())
+       ON CONFLICT (server_id, mailbox) DO UPDATE SET delta_link = $3, updated_at = now(),
+         last_uid = CASE WHEN mailbox_checkpoints.uid_validity = 0 THEN mailbox_checkpoints.last_uid + $4 ELSE $4 END,
+         uid_validity = 0, post_processed_uid = 0`,
+      [serverId, mailbox, link, stored],
+    );
+  }
   /** Records that every message up to `uid` had its post-processing action run (never moves back). */
   async postProcessedUpTo(serverId: string, mailbox: string, uidValidity: number, uid: number): Promise<void> {
     await this.em.query(
@@ -260,6 +275,17 @@ export class InboundMessageRepository {
   }
 
   /** Which of these dedupe keys this server has stored already. */
+  /** Which of these UIDs of a mailbox (under one UIDVALIDITY) are stored already. */
+  async storedUids(serverId: string, mailbox: string, uidValidity: number, uids: number[]): Promise<Set<number>> {
+    if (uids.length === 0) return new Set();
+    const rows: Array<{ uid: string }> = await this.em.query(
+      `SELECT uid FROM inbound_messages
+        WHERE server_id = $1 AND mailbox = $2 AND uid_validity = $3 AND uid = ANY($4::bigint[])`,
+      [serverId, mailbox, uidValidity, uids],
+    );
+    return new Set(rows.map((r) => Number(r.uid)));
+  }
+
   existingDedupeKeys(serverId: string, keys: string[]): Promise<Set<string>> {
     return this.existing('dedupe_key', serverId, keys);
   }

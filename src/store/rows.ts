@@ -32,12 +32,16 @@ export interface OAuthSettings {
   serverUrl?: string;
 }
 
+export type ServerProtocol = 'imap' | 'graph';
+
 export interface EmailServerRow {
   id: string;
   tenantId: string;
   name: string;
   nameKey: string;
   enabled: boolean;
+  /** `imap` (IMAP and SMTP) or `graph` (Microsoft Graph: delta queries and sendMail; migration 0035). */
+  protocol: ServerProtocol;
   imapHost: string;
   imapPort: number;
   /** `imapTls === 'implicit'` (written with it; the mode decides). */
@@ -134,6 +138,11 @@ export interface CheckpointRow {
   lastUid: number;
   /** Every message up to this UID had its post-processing action run (or needs none). */
   postProcessedUid: number;
+  /**
+   * Microsoft Graph: the URL to ask next (a delta round's next link, or the delta link of the last
+   * round), committed with the messages it listed (migration 0035); null for IMAP.
+   */
+  deltaLink: string | null;
   updatedAt: Date;
 }
 

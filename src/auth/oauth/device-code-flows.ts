@@ -105,7 +105,7 @@ export class DeviceCodeFlows {
       };
       const done = app
         .acquireTokenByDeviceCode({
-          scopes: deviceCodeScopes(target.settings),
+          scopes: deviceCodeScopes(target),
           deviceCodeCallback: (answer) => {
             if (abort.signal.aborted) return; // a code for a sign-in already given up: never shown
             issued = true;

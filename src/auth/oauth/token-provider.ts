@@ -160,7 +160,7 @@ export class TokenProvider {
         throw unavailable(row, key.purpose, grant.error ?? 'sign in again with a new device code', 'REAUTH_REQUIRED');
       }
       const client = this.publicApp(key, target);
-      const scopes = scopesFor(purpose, target.settings);
+      const scopes = scopesFor(purpose, target);
       let result: AuthenticationResult;
       try {
         result =
@@ -260,7 +260,7 @@ export class TokenProvider {
     const account = `app ${target.settings.clientId}`;
     try {
       const result = await known.app.acquireTokenByClientCredential({
-        scopes: appScopes(target.settings),
+        scopes: appScopes(target),
         skipCache: options.forceRefresh === true,
       });
       if (!result) throw new Error('the identity provider returned no token');

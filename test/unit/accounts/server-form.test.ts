@@ -44,6 +44,47 @@ describe('server form', () => {
     assert.equal(rowFieldsOf({ ...input, imap: { ...input.imap, secure: false } }).imapPort, 143);
   });
 
+  describe('protocol graph', () => {
+    const graph: ServerInput = {
+      name: 'M365',
+      protocol: 'graph',
+      imap: {
+        host: 'graph.microsoft.com',
+        user: 'desk@contoso.example',
+        auth: { method: 'oauth2', clientId: 'c', directoryId: 'd', flow: 'device-code' },
+      },
+      smtp: { host: 'graph.microsoft.com', port: 443, auth: { mode: 'imap' } },
+    };
+
+    it('defaults to imap, and a graph server to port 443, and round-trips the protocol', () => {
+      assert.equal(rowFieldsOf(input).protocol, 'imap');
+      const f = rowFieldsOf(graph);
+      assert.equal(f.protocol, 'graph');
+      assert.equal(f.imapPort, 443);
+      assert.equal(formOf(rowOf(graph)).protocol, 'graph');
+      assert.equal(mergeServer(formOf(rowOf(input)), { protocol: 'graph' }).protocol, 'graph');
+      checkServerInput(graph);
+    });
+
+    it('refuses a password, SMTP credentials of its own, or plain text, naming the field', () => {
+      const password: ServerInput = { ...graph, imap: { ...graph.imap, auth: { method: 'password', password: 'p' } } };
+      assert.throws(
+        () => checkServerInput(password),
+        (e: { field?: string }) => e.field === 'imap.auth.method',
+      );
+      const smtp: ServerInput = { ...graph, smtp: { ...graph.smtp, auth: { mode: 'none' } } };
+      assert.throws(
+        () => checkServerInput(smtp),
+        (e: { field?: string }) => e.field === 'smtp.auth.mode',
+      );
+      const plain: ServerInput = { ...graph, imap: { ...graph.imap, tls: 'none' } };
+      assert.throws(
+        () => checkServerInput(plain),
+        (e: { field?: string }) => e.field === 'imap.tls',
+      );
+    });
+  });
+
   it('keys an account by host and user, ignoring case and a trailing dot', () => {
     assert.equal(accountKeyOf('IMAP.Example.com.', 'A@Example.com'), accountKeyOf('imap.example.com', 'a@example.com'));
     assert.notEqual(accountKeyOf('imap.example.com', 'a'), accountKeyOf('imap.example.com', 'b'));

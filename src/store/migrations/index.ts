@@ -27,6 +27,7 @@ import { WebhookDestinationLeases1764000000030 } from './0030-webhook-destinatio
 import { ErasureSources1764000000031 } from './0031-erasure-sources.js';
 import { DestinationLastSeq1764000000033 } from './0033-destination-last-seq.js';
 import { ServerHostsByTenant1764000000034 } from './0034-server-hosts-by-tenant.js';
+import { RetentionRuns1764000000040 } from './0040-retention-runs.js';
 
 /** Every migration, oldest first. A new one is a new file here plus one line below. */
 export const MIGRATIONS = [
@@ -59,4 +60,5 @@ export const MIGRATIONS = [
   ErasureSources1764000000031,
   DestinationLastSeq1764000000033,
   ServerHostsByTenant1764000000034,
+  RetentionRuns1764000000040,
 ];

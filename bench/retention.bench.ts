@@ -7,8 +7,10 @@
  *   0. a warm-up ingest of a first mailbox (not measured);
  *   1. ingest alone: a second mailbox, from start() until every message is routed;
  *   2. ingest during retention: a third mailbox likewise, the retention job started with it.
- * Lines: `ingest-during-retention` (msg/s during deletion against ingest alone, target ratio >= 0.8)
- * and `deletion-rate` (msg/s of the retention run; no baseline: the line's baseline is 0).
+ * Lines: `ingest-during-retention` (msg/s during deletion against ingest alone, target ratio >= 0.8),
+ * `deletion-rate` (msg/s of the retention run; no baseline: the line's baseline is 0), and
+ * `ingest-wait-p99` / `ingest-wait-max`: ingest's latency, the waits between one routing commit and
+ * the next (ms) during the deletion against ingest alone (no target).
  * `details.overlap` < 1 says the deletion ended before the ingest (the ratio is then optimistic:
  * raise BENCH_RETENTION_MESSAGES or lower BENCH_RETENTION_INGEST).
  */
@@ -40,6 +42,8 @@ const SEED_CHUNK = 2_000;
 /** A warm-up mailbox (JIT, connections: not measured), then one per measured phase. */
 const USERS = ['warmup@bench.example', 'alone@bench.example', 'during@bench.example'];
 const ROUTE_TIMEOUT_MS = 30 * 60_000;
+/** [1] routed events closer than this are one commit's, ms. */
+const BURST_MS = 1;
 
 runBench(BENCH, async () => {
   const dovecot = await startBenchDovecot(USERS);
@@ -100,7 +104,7 @@ runBench(BENCH, async () => {
 
   // A warm-up ingest, then each phase with a fresh inbound side watching the mailboxes so far
   // (the earlier ones have nothing new): both measured phases start alike.
-  const warmUpMs = await ingest(mailroom.inbound);
+  const { ms: warmUpMs } = await ingest(mailroom.inbound);
   await mailroom.inbound.stop();
   progress(BENCH, `warm-up: ${INGEST} in ${Math.round(warmUpMs)} ms`);
   const accounts = createAccounts(store, mailroom.sealer, quietLogger);
@@ -124,7 +128,7 @@ runBench(BENCH, async () => {
 
   // 1. Ingest alone.
   const first = await watching(USERS[1] as string);
-  const aloneMs = await ingest(first);
+  const { ms: aloneMs, gaps: aloneGaps } = await ingest(first);
   await first.stop();
   progress(BENCH, `ingest alone: ${INGEST} in ${Math.round(aloneMs)} ms`);
 
@@ -133,7 +137,7 @@ runBench(BENCH, async () => {
   const job = new RetentionJob({ store, logger: quietLogger, dropDeadLetter: async () => true });
   let retentionMs = 0;
   let deletion: Promise<Awaited<ReturnType<RetentionJob['runOnce']>>> | undefined;
-  const duringMs = await ingest(inbound, () => {
+  const { ms: duringMs, gaps: duringGaps } = await ingest(inbound, () => {
     const start = performance.now();
     deletion = job.runOnce().then((report) => {
       retentionMs = performance.now() - start;
@@ -177,12 +181,47 @@ runBench(BENCH, async () => {
     ),
   );
   emit(compare(BENCH, 'deletion-rate', 'msg/s', (report.messages / retentionMs) * 1000, 0, null, details));
+  // Ingest latency: the waits between consecutive routing commits, during the deletion against
+  // ingest alone (a batch that held a lock ingest waits for shows in the p99 and the longest).
+  for (const [metric, q] of [
+    ['ingest-wait-p99', 0.99],
+    ['ingest-wait-max', 1],
+  ] as const) {
+    emit(
+      compare(BENCH, metric, 'ms', quantile(duringGaps, q), quantile(aloneGaps, q), null, {
+        duringP50: quantile(duringGaps, 0.5),
+        duringP99: quantile(duringGaps, 0.99),
+        duringMax: quantile(duringGaps, 1),
+        aloneP50: quantile(aloneGaps, 0.5),
+        aloneP99: quantile(aloneGaps, 0.99),
+        aloneMax: quantile(aloneGaps, 1),
+        commitsDuring: duringGaps.length + 1,
+        commitsAlone: aloneGaps.length + 1,
+        stored: STORED,
+      }),
+    );
+  }
 
-  /** Starts `side` (and calls `onStart` just before); ms until INGEST messages are routed. */
-  async function ingest(side: Inbound, onStart?: () => void): Promise<number> {
+  function quantile(xs: number[], q: number): number {
+    const sorted = [...xs].sort((a, b) => a - b);
+    return Number((sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0).toFixed(1));
+  }
+
+  /**
+   * Starts `side` (and calls `onStart` just before); ms until INGEST messages are routed, and the
+   * waits between one routing commit and the next (ms, from the first: a deletion holding a lock
+   * ingest needs shows as a long one).
+   */
+  async function ingest(side: Inbound, onStart?: () => void): Promise<{ ms: number; gaps: number[] }> {
     let routed = 0;
+    const gaps: number[] = [];
+    let last = 0;
     const done = new Promise<void>((resolve) => {
       side.service.events.on('routed', () => {
+        const now = performance.now();
+        // Messages routed by one commit arrive together: a wait is counted from one commit to the next.
+        if (routed > 0 && now - last >= BURST_MS) gaps.push(now - last);
+        last = now;
         routed += 1;
         if (routed === INGEST) resolve();
       });
@@ -191,6 +230,6 @@ runBench(BENCH, async () => {
     onStart?.();
     await side.start();
     await within(done, ROUTE_TIMEOUT_MS, `routing ${INGEST} messages`);
-    return performance.now() - started;
+    return { ms: performance.now() - started, gaps };
   }
 });

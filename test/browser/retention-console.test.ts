@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { addRouteTarget, openApiHarness, type ApiHarness } from '../support/api-harness.js';
+import { signInAsAdministrator } from '../support/console-sign-in.js';
 import { skipWithout } from '../support/requirements.js';
 import { routeMessages, type RouteTarget } from '../support/routed-messages.js';
 
@@ -45,10 +46,7 @@ describe('console: retention and erasure page (headless Chromium)', function () 
       if (/Content.Security.Policy|Blocked/i.test(message.text())) scriptErrors.push(message.text());
     });
     page.setDefaultTimeout(20_000);
-    await page.goto(`${baseUrl}/`);
-    await page.getByLabel('API token').fill(h.adminToken);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('heading', { level: 1, name: 'Tenants' }).waitFor();
+    await signInAsAdministrator(page, baseUrl, h.adminToken);
   });
 
   after(async () => {

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createAccounts } from '../../src/accounts/index.js';
@@ -11,7 +10,7 @@ import { SecretSealer } from '../../src/shared/sealed-secrets.js';
 import { Store } from '../../src/store/store.js';
 import { createTestDatabase, quietLogger } from '../support/database.js';
 import { eventually, rawMail } from '../support/mail.js';
-import { freePort, startEngineProcess, waitForHttp } from '../support/processes.js';
+import { startEngineInstance, waitForHttp, type EngineInstance } from '../support/processes.js';
 import { postgresMissing, skipWithout } from '../support/requirements.js';
 
 const ACCOUNTS = 60;
@@ -19,12 +18,7 @@ const INSTANCES = ['node-a', 'node-b', 'node-c'] as const;
 const TAKEOVER_LIMIT_MS = 30_000;
 const TOKEN = 'cluster-test-token';
 
-interface Instance {
-  name: string;
-  port: number;
-  child: ChildProcess;
-  output: () => string;
-}
+type Instance = EngineInstance;
 
 /**
  * Issue 7's acceptance: three engine processes on one PostgreSQL share 60 accounts of the fake
@@ -79,22 +73,9 @@ describe('several instances on one database (3 processes, 60 accounts, SIGKILL)'
   });
 
   async function start(name: string): Promise<Instance> {
-    const port = await freePort();
-    const home = join(dir, name);
-    await mkdir(home, { recursive: true });
-    const { child, output } = startEngineProcess(
-      {
-        ...env,
-        MAILROOM_INSTANCE_ID: name,
-        MAILROOM_HTTP_PORT: String(port),
-        MAILROOM_DATA_DIR: join(home, 'data'),
-        MAILROOM_SPOOL_DIR: join(home, 'spool'),
-      },
-      home,
-    );
-    const instance = { name, port, child, output };
+    const instance = await startEngineInstance(name, env, dir);
     instances.set(name, instance);
-    await waitForHttp(`http://127.0.0.1:${port}/healthz`, 90_000, child);
+    await waitForHttp(`http://127.0.0.1:${instance.port}/healthz`, 90_000, instance.child);
     return instance;
   }
 

@@ -225,4 +225,31 @@ describe('inbound passes and sessions under trouble', function () {
       await again.stop();
     }
   });
+  it('ends a safety sync that finds the mailbox unchanged without the database, and still reads new mail', async () => {
+    const h = await open({ safetyPollMs: 200 });
+    const serverId = await addServer(h, { postProcess: 'seen' });
+    const support = await addDestination(h, serverId, 'Support', USER);
+    imap.append(USER, 'INBOX', rawMail({ subject: 'first' }));
+    // One failed \Seen: the first pass leaves an action to retry, so the next pass may not skip.
+    imap.faults.reply('UID STORE', 'NO', { times: 1 });
+    const checkpoints = h.store.checkpoints;
+    const get = checkpoints.get.bind(checkpoints);
+    let reads = 0;
+    checkpoints.get = (id, mailbox) => {
+      if (id === serverId) reads += 1;
+      return get(id, mailbox);
+    };
+    await h.inbound.start();
+    await eventually(async () => ((await feed(h, support)).length === 1 ? true : undefined));
+    await eventually(async () => ((await postProcessedUid(h, serverId)) === 1 ? true : undefined));
+    // Settled now: the safety syncs (every 200 ms) keep asking the server, not the database.
+    const settledAt = reads;
+    const contactBefore = h.inbound.status(serverId).lastContactAt;
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    assert.notEqual(h.inbound.status(serverId).lastContactAt, contactBefore, 'the safety syncs ran');
+    assert.ok(reads <= settledAt + 1, `${reads - settledAt} checkpoint reads after the mailbox settled`);
+    imap.append(USER, 'INBOX', rawMail({ subject: 'second' }));
+    await eventually(async () => ((await feed(h, support)).length === 2 ? true : undefined));
+    assert.ok(reads > settledAt, 'a new message is read past the checkpoint');
+  });
 });

@@ -27,12 +27,17 @@ forEachBackend('server leases between instances', (kind) => {
 
   beforeEach(async () => {
     await resetStore(store);
-    const accounts = createAccounts(store, new SecretSealer(randomBytes(32)), quietLogger);
     serverIds = [];
-    // Five servers per tenant at most: three tenants.
-    for (let t = 0; t * 5 < SERVERS; t++) {
-      const tenant = await accounts.tenants.create({ name: `Lease tenant ${t}` });
-      for (let i = t * 5; i < Math.min(SERVERS, t * 5 + 5); i++) {
+    await addServers(SERVERS);
+  });
+
+  /** Adds `count` servers, five per tenant at most (new tenants), to `serverIds`. */
+  async function addServers(count: number): Promise<void> {
+    const accounts = createAccounts(store, new SecretSealer(randomBytes(32)), quietLogger);
+    const end = serverIds.length + count;
+    for (let start = serverIds.length; start < end; start += 5) {
+      const tenant = await accounts.tenants.create({ name: `Lease tenant ${start / 5}` });
+      for (let i = start; i < Math.min(end, start + 5); i++) {
         const server = await accounts.servers.create(tenant.id, {
           name: `Box ${i}`,
           imap: {
@@ -47,7 +52,7 @@ forEachBackend('server leases between instances', (kind) => {
         serverIds.push(server.id);
       }
     }
-  });
+  }
 
   /** A keeper whose ownership changes are recorded; renewals only when the test calls tick(). */
   function keeper(name: string, logger: Logger = quietLogger): { keeper: LeaseKeeper; changes: number } {
@@ -134,6 +139,29 @@ forEachBackend('server leases between instances', (kind) => {
     await a.stop();
     await b.stop();
     assert.deepEqual(await store.leases.holders(), []);
+  });
+
+  it('hands over everything above its share in one renewal by default, however many servers', async () => {
+    await addServers(3 * SERVERS); // 48: 24 to hand over, more than any small fixed step
+    const make = (name: string): LeaseKeeper =>
+      new LeaseKeeper({
+        store,
+        logger: quietLogger,
+        instanceId: name,
+        options: { ttlMs: 60_000, renewIntervalMs: 60_000 },
+        onChange: async () => undefined,
+      });
+    const a = make('a');
+    const b = make('b');
+    await a.tick();
+    await b.tick();
+    assert.deepEqual(sizes([a, b]), [48, 0]);
+    await a.tick(); // b is short of its share: a keeps its share only
+    await b.tick();
+    assert.deepEqual(sizes([a, b]), [24, 24]);
+    await assertExclusive([a, b]);
+    await a.stop();
+    await b.stop();
   });
 
   it('takes back at once the servers of a previous process of the same instance proven gone, and only then', async () => {
@@ -225,6 +253,48 @@ forEachBackend('server leases between instances', (kind) => {
     while (k.ownedServers.size < SERVERS && Date.now() - started < 5_000) await new Promise((r) => setTimeout(r, 50));
     assert.equal(k.ownedServers.size, SERVERS);
     await k.stop();
+  });
+
+  it('stays announced while a renewal waits on its watchers for longer than a ttl', async () => {
+    let unblock: (() => void) | undefined;
+    let block = false;
+    const slow = new LeaseKeeper({
+      store,
+      logger: quietLogger,
+      instanceId: 'slow',
+      options: { ttlMs: TTL_MS, renewIntervalMs: 300 },
+      onChange: async () => {
+        if (block) await new Promise<void>((resolve) => (unblock = resolve));
+      },
+    });
+    await slow.start();
+    assert.equal(slow.ownedServers.size, SERVERS);
+    const b = keeper('b').keeper;
+    block = true;
+    await b.tick(); // b is short of its share: slow's next renewal hands 6 over, stopping their watchers slowly
+    try {
+      const started = Date.now();
+      while (unblock === undefined && Date.now() - started < 5_000) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(unblock, 'the hand-over began');
+      // Stopping the watchers takes two ttls; b renews meanwhile, as its timer would.
+      while (Date.now() - started < 2 * TTL_MS) {
+        await b.tick();
+        assert.equal(b.ownedServers.size, 0, 'slow is alive: none of its servers is taken');
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    } finally {
+      block = false;
+      unblock?.();
+    }
+    const started = Date.now();
+    while (b.ownedServers.size < SERVERS / 2 && Date.now() - started < 5_000) {
+      await b.tick();
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.deepEqual(sizes([slow, b]), [6, 6]);
+    await assertExclusive([slow, b]);
+    await slow.stop();
+    await b.stop();
   });
 
   it('applies a change of the servers again at the next renewal when applying it failed', async () => {

@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -73,6 +75,41 @@ export function startEngineProcess(
   child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
   return { child, output: () => output };
+}
+
+/** An engine process started as one instance of several sharing a database. */
+export interface EngineInstance {
+  name: string;
+  port: number;
+  child: ChildProcess;
+  output: () => string;
+}
+
+/**
+ * Starts `mailroom start` as instance `name` (its MAILROOM_INSTANCE_ID) with `env`, on a free HTTP
+ * port, with its data and spool folders and working directory under `dir/name`.
+ */
+export async function startEngineInstance(
+  name: string,
+  env: Record<string, string>,
+  dir: string,
+  options: { built?: boolean } = {},
+): Promise<EngineInstance> {
+  const port = await freePort();
+  const home = join(dir, name);
+  await mkdir(home, { recursive: true });
+  const { child, output } = startEngineProcess(
+    {
+      ...env,
+      MAILROOM_INSTANCE_ID: name,
+      MAILROOM_HTTP_PORT: String(port),
+      MAILROOM_DATA_DIR: join(home, 'data'),
+      MAILROOM_SPOOL_DIR: join(home, 'spool'),
+    },
+    home,
+    options,
+  );
+  return { name, port, child, output };
 }
 
 /** Polls `url` until it answers 200, or fails after `timeoutMs`. */

@@ -7,8 +7,10 @@
  *   0. a warm-up ingest of a first mailbox (not measured);
  *   1. ingest alone: a second mailbox, from start() until every message is routed;
  *   2. ingest during retention: a third mailbox likewise, the retention job started with it.
- * Lines: `ingest-during-retention` (msg/s during deletion against ingest alone, target ratio >= 0.8)
- * and `deletion-rate` (msg/s of the retention run; no baseline: the line's baseline is 0).
+ * Lines: `ingest-during-retention` (msg/s during deletion against ingest alone, target ratio >= 0.8),
+ * `deletion-rate` (msg/s of the retention run; no baseline: the line's baseline is 0), and
+ * `ingest-latency-p50` / `-p99`: ingest's latency, append to routed of single messages appended one
+ * after another to a fourth mailbox while the deletion goes on, against at rest (no target).
  * `details.overlap` < 1 says the deletion ended before the ingest (the ratio is then optimistic:
  * raise BENCH_RETENTION_MESSAGES or lower BENCH_RETENTION_INGEST).
  */
@@ -23,6 +25,7 @@ import { rawMail } from '../test/support/mail.js';
 import {
   PASSWORD,
   appendMessages,
+  imapClient,
   prepareMailroom,
   runBench,
   startBenchDovecot,
@@ -39,10 +42,16 @@ const MAX_KB = Number(process.env.BENCH_RETENTION_MAX_KB ?? 200);
 const SEED_CHUNK = 2_000;
 /** A warm-up mailbox (JIT, connections: not measured), then one per measured phase. */
 const USERS = ['warmup@bench.example', 'alone@bench.example', 'during@bench.example'];
+/** A mailbox of single messages, appended one at a time: ingest's latency at rest and during the deletion. */
+const PROBE = 'probe@bench.example';
+/** [20] latency samples at rest (during the deletion: as many as it lasts). */
+const PROBES_AT_REST = Number(process.env.BENCH_RETENTION_PROBES ?? 20);
+/** [100] pause between one probe message routed and the next appended, ms. */
+const PROBE_PAUSE_MS = 100;
 const ROUTE_TIMEOUT_MS = 30 * 60_000;
 
 runBench(BENCH, async () => {
-  const dovecot = await startBenchDovecot(USERS);
+  const dovecot = await startBenchDovecot([...USERS, PROBE]);
   // Each mailbox's mail is addressed to its user, the address of its destination.
   for (const user of USERS) {
     await appendMessages(dovecot, user, INGEST, (n) =>
@@ -100,11 +109,11 @@ runBench(BENCH, async () => {
 
   // A warm-up ingest, then each phase with a fresh inbound side watching the mailboxes so far
   // (the earlier ones have nothing new): both measured phases start alike.
-  const warmUpMs = await ingest(mailroom.inbound);
+  const { ms: warmUpMs } = await ingest(mailroom.inbound);
   await mailroom.inbound.stop();
   progress(BENCH, `warm-up: ${INGEST} in ${Math.round(warmUpMs)} ms`);
   const accounts = createAccounts(store, mailroom.sealer, quietLogger);
-  const watching = async (user: string): Promise<Inbound> => {
+  const watch = async (user: string): Promise<string> => {
     const server = await accounts.servers.create(tenantId, {
       name: user,
       imap: {
@@ -116,15 +125,45 @@ runBench(BENCH, async () => {
       },
       smtp: { host: '127.0.0.1', port: 2525, auth: { mode: 'none' } },
     });
-    await accounts.destinations.create(tenantId, { name: user, address: user, serverId: server.id });
+    return (await accounts.destinations.create(tenantId, { name: user, address: user, serverId: server.id })).id;
+  };
+  const watching = async (user: string): Promise<Inbound> => {
+    await watch(user);
     const side = createInbound({ store, credentials: new CredentialService(mailroom.sealer), logger: quietLogger });
     addCleanup(() => side.stop(), 'first');
     return side;
   };
+  // Watched by both measured sides (one at a time).
+  const probeDestination = await watch(PROBE);
+  const prober = await imapClient(dovecot, PROBE);
+  let probeSeq = 0;
+  /** Append-to-routed latencies of single probe messages, one after another, while `more()` says so. */
+  const probe = async (side: Inbound, more: (samples: number) => boolean): Promise<number[]> => {
+    const latencies: number[] = [];
+    while (more(latencies.length)) {
+      const routed = new Promise<void>((resolve) => {
+        const onRouted = (event: { destinationIds: string[] }): void => {
+          if (!event.destinationIds.includes(probeDestination)) return;
+          side.service.events.off('routed', onRouted);
+          resolve();
+        };
+        side.service.events.on('routed', onRouted);
+      });
+      probeSeq += 1;
+      const raw = rawMail({ to: PROBE, subject: `Probe ${probeSeq}`, messageId: `probe-${probeSeq}@bench.example` });
+      const sent = performance.now();
+      await prober.append('INBOX', raw);
+      await within(routed, 60_000, `routing probe ${probeSeq}`);
+      latencies.push(performance.now() - sent);
+      await new Promise((resolve) => setTimeout(resolve, PROBE_PAUSE_MS));
+    }
+    return latencies;
+  };
 
   // 1. Ingest alone.
   const first = await watching(USERS[1] as string);
-  const aloneMs = await ingest(first);
+  const { ms: aloneMs } = await ingest(first);
+  const atRest = await probe(first, (n) => n < PROBES_AT_REST);
   await first.stop();
   progress(BENCH, `ingest alone: ${INGEST} in ${Math.round(aloneMs)} ms`);
 
@@ -133,13 +172,17 @@ runBench(BENCH, async () => {
   const job = new RetentionJob({ store, logger: quietLogger, dropDeadLetter: async () => true });
   let retentionMs = 0;
   let deletion: Promise<Awaited<ReturnType<RetentionJob['runOnce']>>> | undefined;
-  const duringMs = await ingest(inbound, () => {
+  let deleting = true;
+  const { ms: duringMs } = await ingest(inbound, () => {
     const start = performance.now();
     deletion = job.runOnce().then((report) => {
       retentionMs = performance.now() - start;
+      deleting = false;
       return report;
     });
   });
+  // Then ingest's latency for as long as the deletion goes on.
+  const whileDeleting = await probe(inbound, () => deleting);
   const report = await deletion;
   if (!report) throw new Error('the retention job did not run (its lease is held elsewhere)');
   progress(
@@ -177,9 +220,30 @@ runBench(BENCH, async () => {
     ),
   );
   emit(compare(BENCH, 'deletion-rate', 'msg/s', (report.messages / retentionMs) * 1000, 0, null, details));
+  // Ingest latency: single messages appended one after another, append to routed, while the
+  // deletion goes on against at rest (the same inbound side's mailbox, Dovecot's IDLE notice included).
+  for (const [metric, q] of [
+    ['ingest-latency-p50', 0.5],
+    ['ingest-latency-p99', 0.99],
+  ] as const) {
+    emit(
+      compare(BENCH, metric, 'ms', quantile(whileDeleting, q), quantile(atRest, q), null, {
+        samplesDeleting: whileDeleting.length,
+        samplesAtRest: atRest.length,
+        maxDeleting: quantile(whileDeleting, 1),
+        maxAtRest: quantile(atRest, 1),
+        stored: STORED,
+      }),
+    );
+  }
+
+  function quantile(xs: number[], q: number): number {
+    const sorted = [...xs].sort((a, b) => a - b);
+    return Number((sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0).toFixed(1));
+  }
 
   /** Starts `side` (and calls `onStart` just before); ms until INGEST messages are routed. */
-  async function ingest(side: Inbound, onStart?: () => void): Promise<number> {
+  async function ingest(side: Inbound, onStart?: () => void): Promise<{ ms: number }> {
     let routed = 0;
     const done = new Promise<void>((resolve) => {
       side.service.events.on('routed', () => {
@@ -191,6 +255,6 @@ runBench(BENCH, async () => {
     onStart?.();
     await side.start();
     await within(done, ROUTE_TIMEOUT_MS, `routing ${INGEST} messages`);
-    return performance.now() - started;
+    return { ms: performance.now() - started };
   }
 });

@@ -1,6 +1,6 @@
 /**
  * The Mailroom web console: sign-in, tenants, e-mail servers, destinations, status, message
- * trace, held mail, audit log. Plain ES
+ * trace, held mail, audit log, retention and erasure. Plain ES
  * modules served as they are by the engine (src/api/routes/console.ts); see README "Web console".
  */
 import { signOut, token, whenUnauthorized } from './lib/api.js';
@@ -8,6 +8,7 @@ import { route, show } from './lib/router.js';
 import { renderAudit } from './pages/audit.js';
 import { renderDestinationMessages } from './pages/destination-messages.js';
 import { renderMessage } from './pages/message.js';
+import { renderRetention } from './pages/retention.js';
 import { renderServerStatus } from './pages/server-status.js';
 import { renderSignIn } from './pages/sign-in.js';
 import { renderTenant } from './pages/tenant.js';
@@ -24,6 +25,7 @@ route('/tenants/:tenantId/destinations/:destinationId', renderDestinationMessage
 route('/tenants/:tenantId/trace', renderTrace);
 route('/tenants/:tenantId/trace/:kind/:id', renderMessage);
 route('/tenants/:tenantId/audit', renderAudit);
+route('/tenants/:tenantId/retention', renderRetention);
 route('/audit', renderAudit);
 
 function start() {

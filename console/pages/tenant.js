@@ -40,6 +40,7 @@ export async function renderTenant(main, { tenantId }) {
       { class: 'page-links', 'aria-label': 'Tenant pages' },
       h('a', { href: href('tenants', tenantId, 'trace') }, 'Message trace'),
       h('a', { href: href('tenants', tenantId, 'audit') }, 'Audit log'),
+      h('a', { href: href('tenants', tenantId, 'retention') }, 'Retention and erasure'),
     ),
   );
 

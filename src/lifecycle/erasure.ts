@@ -132,6 +132,14 @@ export class ErasureService {
     return receiptOf(done, await this.store.audit.actorOf(tenantId, 'erasure.requested', row.id));
   }
 
+  /** The tenant's receipts, newest first (at most `limit`). */
+  async list(tenantId: string, limit: number): Promise<ErasureReceipt[]> {
+    const rows = (await this.store.erasures.list(tenantId)).reverse().slice(0, limit);
+    return Promise.all(
+      rows.map(async (row) => receiptOf(row, await this.store.audit.actorOf(tenantId, 'erasure.requested', row.id))),
+    );
+  }
+
   async get(tenantId: string, id: string): Promise<ErasureReceipt> {
     const row = await this.store.erasures.get(tenantId, id);
     if (!row) throw new MailroomError('ERASURE_NOT_FOUND', `erasure ${id} does not exist in this tenant`);

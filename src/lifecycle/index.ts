@@ -1,18 +1,20 @@
 import { MailroomError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { storedMessages } from '../shared/metrics.js';
-import type { RetentionPolicy, StorageUse } from '../store/lifecycle-repositories.js';
+import type { RetentionPolicy, RetentionRun, StorageUse } from '../store/lifecycle-repositories.js';
 import type { Store } from '../store/store.js';
 import { ErasureService, type OutboundEraser } from './erasure.js';
 import { RetentionJob, type DeadLetterDropper, type RetentionOptions } from './retention-job.js';
 
 export type { ErasureInput, ErasureReceipt, OutboundEraser } from './erasure.js';
-export type { RetentionPolicy, StorageUse } from '../store/lifecycle-repositories.js';
+export type { RetentionPolicy, RetentionRun, StorageUse } from '../store/lifecycle-repositories.js';
 export { RetentionJob } from './retention-job.js';
 export { exportTenant, type ExportReport, type ConfigurationReader } from './export.js';
 
 /** [36500] the longest retention one may set, days (a hundred years; null keeps forever). */
 export const MAX_RETENTION_DAYS = 36_500;
+/** [50] retention runs and erasure receipts listed per tenant, newest first. */
+export const LISTED_RUNS = 50;
 /** [300000] how long the per-tenant storage figures of /metrics are reused, ms (they cost a scan). */
 const STORAGE_METRICS_TTL_MS = 300_000;
 
@@ -79,6 +81,8 @@ export interface Lifecycle {
   /** Changes the fields given (a number of days, or null: forever); the others stay. */
   setRetention(tenantId: string, patch: Partial<RetentionPolicy>): Promise<RetentionPolicy>;
   erasures: ErasureService;
+  /** What the retention job deleted of the tenant at each of its last runs, newest first. */
+  retentionRuns(tenantId: string): Promise<RetentionRun[]>;
   storage(tenantId: string): Promise<StorageUse>;
   /** Fills the per-tenant storage gauges (a collector of /metrics). */
   collectStorage(): Promise<void>;
@@ -100,6 +104,7 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
     retention: (tenantId) => store.lifecycle.policy(tenantId),
     setRetention: (tenantId, patch) => setRetention({ store, logger }, tenantId, patch),
     erasures: new ErasureService(store, deps.outbound, logger),
+    retentionRuns: (tenantId) => store.lifecycle.runs(tenantId, LISTED_RUNS),
     async storage(tenantId) {
       const use = await store.lifecycle.storage(tenantId);
       return use.get(tenantId) ?? { messages: 0, messageBytes: 0, sources: 0, sourceBytes: 0, sourcesByStore: {} };

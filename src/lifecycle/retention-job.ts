@@ -20,6 +20,8 @@ export interface RetentionOptions {
   orphanGraceMs: number;
   /** [60000] the job lease's time to live (renewed between batches), ms. */
   leaseTtlMs: number;
+  /** [50] runs kept per tenant in `retention_runs` (what each deleted, for the console). */
+  keepRuns: number;
 }
 
 export const DEFAULT_RETENTION_OPTIONS: RetentionOptions = {
@@ -28,12 +30,28 @@ export const DEFAULT_RETENTION_OPTIONS: RetentionOptions = {
   waitingFloorDays: 30,
   orphanGraceMs: 3_600_000,
   leaseTtlMs: 60_000,
+  keepRuns: 50,
 };
 
 export type RetentionKind =
   'sources' | 'bodies' | 'messages' | 'outbound' | 'dead_letters' | 'webhook_log' | 'send_log' | 'orphans';
 
 export type RetentionReport = Record<RetentionKind, number>;
+
+const KINDS: RetentionKind[] = [
+  'sources',
+  'bodies',
+  'messages',
+  'outbound',
+  'dead_letters',
+  'webhook_log',
+  'send_log',
+  'orphans',
+];
+
+function emptyReport(): RetentionReport {
+  return Object.fromEntries(KINDS.map((k) => [k, 0])) as RetentionReport;
+}
 
 /** Dead letters live in one instance's spool: outbound deletes them (handed in by main.ts). */
 export type DeadLetterDropper = (letter: DueDeadLetter) => Promise<boolean>;
@@ -109,19 +127,24 @@ export class RetentionJob {
     const { store, logger } = this.deps;
     if (!(await this.hold())) return null;
     const startedAt = this.clock.now();
-    const report: RetentionReport = {
-      sources: 0,
-      bodies: 0,
-      messages: 0,
-      outbound: 0,
-      dead_letters: 0,
-      webhook_log: 0,
-      send_log: 0,
-      orphans: 0,
-    };
+    const report = emptyReport();
     for (const { tenantId, policy } of await store.lifecycle.policies()) {
       if (this.stopped) break;
-      await this.runTenant(tenantId, policy, report);
+      const mine = emptyReport();
+      const tenantStart = new Date(this.clock.now());
+      try {
+        await this.runTenant(tenantId, policy, mine);
+      } finally {
+        // What was deleted is recorded, also when the run stopped half way.
+        for (const kind of KINDS) report[kind] += mine[kind];
+        const removed = Object.fromEntries(KINDS.filter((k) => mine[k] > 0).map((k) => [k, mine[k]]));
+        await store.lifecycle
+          .recordRun(
+            { tenantId, startedAt: tenantStart, finishedAt: new Date(this.clock.now()), removed },
+            this.options.keepRuns,
+          )
+          .catch((err: unknown) => logger.warn({ err, tenantId }, 'retention run not recorded'));
+      }
     }
     if (!this.stopped && store.sources.external.length > 0) {
       const swept = await store.sources.sweep(new Date(this.clock.now() - this.options.orphanGraceMs));

@@ -30,9 +30,10 @@ import { releasePidLock, takePidLock } from '../shared/pid-lock.js';
  * 0.9 ms of CPU on the CI machine, against 20 µs), and every message paid it. A recycled file is
  * overwritten from its start and keeps its length, again as WAL segments are: emptying it first
  * freed its blocks (40 µs to 0.5 ms), and a write that changes a file's size makes the kernel
- * commit its metadata as well. So a file may hold, after the message its header describes, bytes
- * left over from an earlier one; the header's `size` says where the message ends, and the
- * checksum covers exactly those bytes.
+ * commit its metadata as well. Past the new message the same write fills the file with zeros to
+ * its old end (at most RECYCLE_MAX_BYTES): an earlier message's tail would otherwise stay on disk
+ * for as long as the file is reused, where no erasure reaches it. The header's `size` says where
+ * the message ends, and the checksum covers exactly those bytes.
  *
  * The quick metadata calls of a message's way through the spool (the open of a recycled file,
  * the close of its file, the renames into the queue and into `free/`, the mark in the sent log)
@@ -278,8 +279,12 @@ export class Spool {
       size: raw.length,
       sha256: createHash('sha256').update(raw).digest('hex'),
     };
-    const data = Buffer.concat([Buffer.from(`${JSON.stringify(full)}\n`), raw]);
+    const head = Buffer.from(`${JSON.stringify(full)}\n`);
     const { path: tmp, fd, bytes } = await this.openFile(header.id);
+    // A recycled file longer than this message: zeros to its old end, in the same write (see the
+    // class comment), so that none of the earlier message's bytes outlive it.
+    const tail = bytes - head.length - raw.length;
+    const data = Buffer.concat(tail > 0 ? [head, raw, Buffer.alloc(tail)] : [head, raw]);
     try {
       // With fsync on, the file is opened O_DSYNC: each write returns once its data and the file
       // size are on disk (as write + fdatasync, one call fewer). The name becomes durable with
@@ -293,7 +298,7 @@ export class Spool {
       await rm(tmp, { force: true }).catch(() => undefined);
       throw spoolError(err, 'enqueue');
     }
-    return { header: full, tmp, bytes: Math.max(bytes, data.length) };
+    return { header: full, tmp, bytes: data.length };
   }
 
   /** The second half of {@link enqueue}: a written message renamed into its account's queue, the folder synced. */
@@ -416,7 +421,7 @@ export class Spool {
     try {
       if (nl < 0) throw new Error('no header line');
       const header = JSON.parse(data.subarray(0, nl).toString('utf8')) as SpoolHeader;
-      // A recycled file may go on past the message with an earlier message's bytes.
+      // A recycled file may go on past the message (zeros to the length it keeps).
       const raw = data.subarray(nl + 1, nl + 1 + header.size);
       const sum = createHash('sha256').update(raw).digest('hex');
       if (header.v !== 1 || raw.length !== header.size || sum !== header.sha256) throw new Error('checksum mismatch');

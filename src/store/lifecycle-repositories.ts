@@ -241,6 +241,41 @@ export class LifecycleRepository {
   async releaseJob(name: string, owner: string): Promise<void> {
     await this.em.query('DELETE FROM job_leases WHERE name = $1 AND owner = $2', [name, owner]);
   }
+
+  /** Records what a retention run deleted of a tenant, keeping the tenant's `keep` newest runs. */
+  async recordRun(run: RetentionRun, keep: number): Promise<void> {
+    await this.em.query(
+      `INSERT INTO retention_runs (tenant_id, started_at, finished_at, removed) VALUES ($1, $2, $3, $4::jsonb)`,
+      [run.tenantId, run.startedAt, run.finishedAt, JSON.stringify(run.removed)],
+    );
+    await this.em.query(
+      `DELETE FROM retention_runs WHERE tenant_id = $1 AND id NOT IN (
+         SELECT id FROM retention_runs WHERE tenant_id = $1 ORDER BY started_at DESC LIMIT $2)`,
+      [run.tenantId, keep],
+    );
+  }
+
+  /** A tenant's retention runs, newest first. */
+  async runs(tenantId: string, limit: number): Promise<RetentionRun[]> {
+    const rows: Row[] = await this.em.query(
+      'SELECT * FROM retention_runs WHERE tenant_id = $1 ORDER BY started_at DESC LIMIT $2',
+      [tenantId, limit],
+    );
+    return rows.map((r) => ({
+      tenantId: r.tenant_id as string,
+      startedAt: new Date(r.started_at as string),
+      finishedAt: new Date(r.finished_at as string),
+      removed: r.removed as Record<string, number>,
+    }));
+  }
+}
+
+/** What one retention run deleted of one tenant (counts per kind). */
+export interface RetentionRun {
+  tenantId: string;
+  startedAt: Date;
+  finishedAt: Date;
+  removed: Record<string, number>;
 }
 
 function policyOf(r: Row): RetentionPolicy {

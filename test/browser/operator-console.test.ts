@@ -10,6 +10,7 @@ import { startFakeImap, type FakeImapServer } from '../../src/harness/fake-imap/
 import { startSmtpHarness, type SmtpHarness } from '../../src/harness/smtp-harness.js';
 import { FAST_INBOUND, openApiHarness, type ApiHarness } from '../support/api-harness.js';
 import { eventually, rawMail } from '../support/mail.js';
+import { signInAsAdministrator } from '../support/console-sign-in.js';
 import { skipWithout } from '../support/requirements.js';
 import { routedMessageRow, routeMessages } from '../support/routed-messages.js';
 
@@ -203,10 +204,7 @@ describe('operator console (headless Chromium)', function () {
     });
     page.setDefaultTimeout(20_000);
     await mkdir(SCREENSHOTS, { recursive: true });
-    await page.goto(`${baseUrl}/`);
-    await page.getByLabel('API token').fill(h.adminToken);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('heading', { level: 1, name: 'Tenants' }).waitFor();
+    await signInAsAdministrator(page, baseUrl, h.adminToken);
   });
 
   after(async () => {

@@ -237,9 +237,14 @@ forEachBackend('erasure on request', (kind) => {
     ]);
     assert.deepEqual(erasures[0].detail.counts, third.body.counts);
     assert.ok(!JSON.stringify(audit.body).toLowerCase().includes('customer@'));
+    // The receipts, newest first (the console's retention page lists them); none in another tenant.
+    const list = await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/erasures`);
+    assert.equal(list.status, 200, list.raw);
+    assert.deepEqual(list.body.erasures, [third.body, again.body, res.body]);
     // Another tenant's id is not found.
     const other = (await h.call<Obj>('POST', '/api/v1/tenants', { name: 'Other' })).body.id;
     assert.equal((await h.call<Obj>('GET', `/api/v1/tenants/${other}/erasures/${res.body.id}`)).status, 404);
+    assert.deepEqual((await h.call<Obj>('GET', `/api/v1/tenants/${other}/erasures`)).body, { erasures: [] });
   });
 
   it('refuses an until that is not later than since, naming it', async () => {

@@ -1,7 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,31 +7,19 @@ import { Store, type StoreKind } from '../../src/store/store.js';
 import { createTestDatabase, isPostgresReachable, quietLogger } from '../support/database.js';
 import { CANARY_PASSWORD } from '../support/fixtures.js';
 import { CUSTOMER, seedExportTenant, type Seeded } from '../support/lifecycle-seed.js';
-import { PROJECT_ROOT, runCli } from '../support/processes.js';
+import { PROJECT_ROOT, runCli, runScript } from '../support/processes.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON output in tests
 
 /** The export tenant seeded into an embedded database by a process of its own (see lifecycle-seed.ts). */
 async function seedEmbeddedInChild(pgliteDir: string, key: Buffer, blobDir: string): Promise<Seeded> {
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      import.meta.resolve('tsx'),
-      join(PROJECT_ROOT, 'test/support/lifecycle-seed.ts'),
-      pgliteDir,
-      key.toString('base64'),
-      blobDir,
-    ],
-    { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const [code] = (await once(child, 'exit')) as [number | null];
-  assert.equal(code, 0, `seeding the embedded database failed: ${stderr}`);
-  return JSON.parse(stdout) as Seeded;
+  const res = await runScript(join(PROJECT_ROOT, 'test/support/lifecycle-seed.ts'), [
+    pgliteDir,
+    key.toString('base64'),
+    blobDir,
+  ]);
+  assert.equal(res.code, 0, `seeding the embedded database failed: ${res.stderr}`);
+  return JSON.parse(res.stdout) as Seeded;
 }
 
 for (const kind of ['pglite', 'postgres'] as StoreKind[]) {

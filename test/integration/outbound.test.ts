@@ -547,7 +547,7 @@ forEachBackend('outbound', (kind) => {
       assert.ok(badItem, 'the message is spooled');
       const bytes = await readFile(badItem.file);
       // In the message body: before the end of what the header line says the message is (a
-      // recycled file may go on with an earlier message's bytes).
+      // recycled file may go on with zeros to the length it keeps).
       const headerLine = bytes.indexOf(0x0a);
       const at = headerLine + (JSON.parse(bytes.subarray(0, headerLine).toString('utf8')) as { size: number }).size - 3;
       bytes[at] = (bytes[at] as number) ^ 0x01;

@@ -235,6 +235,30 @@ forEachBackend('retention per tenant', (kind) => {
       Object.values(again ?? {}).reduce((a, b) => a + b, 0),
       0,
     );
+
+    // Each run is recorded per tenant, newest first, with what it deleted (kinds with none left out).
+    const runs = await h.call<Obj>('GET', `/api/v1/tenants/${target.tenantId}/retention/runs`);
+    assert.equal(runs.status, 200, runs.raw);
+    assert.equal(runs.body.runs.length, 2);
+    assert.deepEqual(runs.body.runs[0].removed, {});
+    assert.deepEqual(
+      runs.body.runs[1].removed,
+      Object.fromEntries(Object.entries(report).filter(([k, n]) => n > 0 && k !== 'orphans')),
+    );
+    assert.ok(runs.body.runs[0].startedAt >= runs.body.runs[1].finishedAt);
+    // A tenant that keeps everything has no runs; the job keeps a tenant's newest `keepRuns`.
+    const none = await h.call<Obj>('GET', `/api/v1/tenants/${other.tenantId}/retention/runs`);
+    assert.deepEqual(none.body, { runs: [] });
+    const keepingOne = new RetentionJob({
+      store: h.store,
+      logger: quietLogger,
+      dropDeadLetter: async () => true,
+      options: { keepRuns: 1 },
+    });
+    await job.stop(); // releases the job's lease
+    assert.ok(await keepingOne.runOnce());
+    const kept = await h.call<Obj>('GET', `/api/v1/tenants/${target.tenantId}/retention/runs`);
+    assert.equal(kept.body.runs.length, 1);
   });
 
   it('runs on one instance at a time', async () => {

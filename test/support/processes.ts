@@ -22,13 +22,27 @@ export interface RunResult {
  * a command still running then is killed (exit code null): one that hangs fails its test instead
  * of stalling the run.
  */
-export async function runCli(
+export function runCli(
   args: string[],
   env: Record<string, string>,
   cwd = PROJECT_ROOT,
   killAfterMs?: number,
 ): Promise<RunResult> {
-  const child = spawn(process.execPath, ['--import', TSX_LOADER, CLI_ENTRY, ...args], {
+  return runScript(CLI_ENTRY, args, env, cwd, killAfterMs);
+}
+
+/**
+ * Runs a TypeScript file through tsx as a process of its own and collects its output (a test's
+ * embedded database is opened that way: PGlite is one instance per process).
+ */
+export async function runScript(
+  file: string,
+  args: string[],
+  env: Record<string, string> = {},
+  cwd = PROJECT_ROOT,
+  killAfterMs?: number,
+): Promise<RunResult> {
+  const child = spawn(process.execPath, ['--import', TSX_LOADER, file, ...args], {
     cwd,
     env: { ...process.env, MAILROOM_LOG_PRETTY: 'false', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

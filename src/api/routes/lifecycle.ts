@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { MAX_RETENTION_DAYS, type Lifecycle } from '../../lifecycle/index.js';
+import { LISTED_RUNS, MAX_RETENTION_DAYS, type Lifecycle } from '../../lifecycle/index.js';
 import { MailroomError } from '../../shared/errors.js';
 import { TenantParams } from '../params.js';
 import type { RouteContext, RouteDef } from '../route.js';
@@ -43,6 +43,15 @@ const ErasureReceipt = Type.Object({
     Type.Null(),
   ]),
 });
+const RetentionRunView = Type.Object({
+  startedAt: Type.String(),
+  finishedAt: Type.String(),
+  /** Counts per kind deleted (kinds with none left out). */
+  removed: Type.Record(Type.String(), Type.Integer()),
+});
+const RetentionRunList = Type.Object({ runs: Type.Array(RetentionRunView) });
+const ErasureList = Type.Object({ erasures: Type.Array(ErasureReceipt) });
+
 const ErasureParams = Type.Object(
   { tenantId: Type.String({ format: 'uuid' }), erasureId: Type.String({ format: 'uuid' }) },
   strict,
@@ -85,6 +94,37 @@ export const lifecycleRoutes: RouteDef[] = [
     handler: async (req, _reply, ctx) => {
       const { tenantId } = req.params as TenantParams;
       return (await lifecycleFor(ctx, tenantId)).setRetention(tenantId, req.body as Record<string, number | null>);
+    },
+  },
+  {
+    method: 'GET',
+    url: '/api/v1/tenants/:tenantId/retention/runs',
+    access: 'tenant',
+    summary: `What the retention job deleted of the tenant at each of its last ${LISTED_RUNS} runs, newest first.`,
+    tags,
+    schema: { params: TenantParams, response: { 200: RetentionRunList } },
+    handler: async (req, _reply, ctx) => {
+      const { tenantId } = req.params as TenantParams;
+      const runs = await (await lifecycleFor(ctx, tenantId)).retentionRuns(tenantId);
+      return {
+        runs: runs.map((r) => ({
+          startedAt: r.startedAt.toISOString(),
+          finishedAt: r.finishedAt.toISOString(),
+          removed: r.removed,
+        })),
+      };
+    },
+  },
+  {
+    method: 'GET',
+    url: '/api/v1/tenants/:tenantId/erasures',
+    access: 'tenant',
+    summary: `The tenant's last ${LISTED_RUNS} erasure receipts, newest first (no address: only its salted hash is kept).`,
+    tags,
+    schema: { params: TenantParams, response: { 200: ErasureList } },
+    handler: async (req, _reply, ctx) => {
+      const { tenantId } = req.params as TenantParams;
+      return { erasures: await (await lifecycleFor(ctx, tenantId)).erasures.list(tenantId, LISTED_RUNS) };
     },
   },
   {

@@ -29,6 +29,7 @@ import { DestinationLastSeq1764000000033 } from './0033-destination-last-seq.js'
 import { ServerHostsByTenant1764000000034 } from './0034-server-hosts-by-tenant.js';
 import { GraphProtocol1764000000035 } from './0035-graph-protocol.js';
 import { WatchedFolders1764000000038 } from './0038-watched-folders.js';
+import { RetentionRuns1764000000040 } from './0040-retention-runs.js';
 import { TraceSearchIndexes1764000000041 } from './0041-trace-search-indexes.js';
 import { WebhookBatch1764000000045 } from './0045-webhook-batch.js';
 
@@ -65,6 +66,7 @@ export const MIGRATIONS = [
   ServerHostsByTenant1764000000034,
   GraphProtocol1764000000035,
   WatchedFolders1764000000038,
+  RetentionRuns1764000000040,
   TraceSearchIndexes1764000000041,
   WebhookBatch1764000000045,
 ];

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Spool } from '../../../src/outbound/spool.js';
@@ -31,9 +31,16 @@ describe('spool file recycling', () => {
     const read = await spool.read(second.item);
     assert.deepEqual(read.raw, short);
     assert.equal(read.header.id, 'm2');
-    // Overwritten from its start, not emptied: the earlier message's tail stays after the new one.
+    // Overwritten from its start, not emptied: it keeps its length, zeros past the new message,
+    // none of the earlier message's bytes (an erasure could not reach them there).
+    const end = read.header.size + Buffer.byteLength(`${JSON.stringify(read.header)}\n`);
+    const bytes = await readFile(second.item.file);
+    assert.ok(bytes.length > end, 'the file keeps its length');
+    assert.ok(!bytes.includes('xxxx'), 'nothing of the earlier message is left');
+    assert.ok(!bytes.includes('first'), 'nothing of the earlier message is left');
     assert.ok(
-      (await stat(second.item.file)).size > read.header.size + Buffer.byteLength(`${JSON.stringify(read.header)}\n`),
+      bytes.subarray(end).every((b) => b === 0),
+      'zeros past the new message',
     );
     await spool.close();
   });

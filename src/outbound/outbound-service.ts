@@ -5,7 +5,7 @@ import { MailroomError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { EmailServerRow, OutboundMessageRow } from '../store/rows.js';
 import type { Store } from '../store/store.js';
-import type { SentRecord } from '../store/outbound-repositories.js';
+import type { SentRecord } from '../store/outbound-messages.js';
 import { Acceptor, type ResponseRenderer } from './accept.js';
 import { AccountQueue, type QueueStats, type QueueStatus } from './account-queue.js';
 import { GroupCommit } from './group-commit.js';

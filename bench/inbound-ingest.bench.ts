@@ -24,6 +24,14 @@ const MESSAGES = Number(process.env.BENCH_INGEST_MESSAGES ?? 10_000);
 const ROUNDS = Number(process.env.BENCH_INGEST_ROUNDS ?? 5);
 const USER = 'ingest@bench.example';
 const ADDRESS = 'support@bench.example';
+/**
+ * Indexes to drop from each fresh database before Mailroom's run (comma-separated names), to
+ * measure what they cost at ingest: e.g. the trace search's of migration 0041 (bench/README.md).
+ */
+const DROP_INDEXES = (process.env.BENCH_INGEST_DROP_INDEXES ?? '')
+  .split(',')
+  .map((name) => name.trim())
+  .filter((name) => /^[a-z0-9_]+$/.test(name));
 /** Longest wait for Mailroom to route everything, ms. */
 const ROUTE_TIMEOUT_MS = 15 * 60_000;
 
@@ -72,6 +80,7 @@ runBench(BENCH, async () => {
       {
         messages: MESSAGES,
         rounds: ROUNDS,
+        ...(DROP_INDEXES.length > 0 && { droppedIndexes: DROP_INDEXES.join(' ') }),
         mailroomMs: Math.round(median.mailroomMs),
         baselineMs: Math.round(median.baselineMs),
         roundRatios: rounds.map((x) => x.ratio.toFixed(3)).join(' '),
@@ -86,6 +95,7 @@ runBench(BENCH, async () => {
   /** A fresh database and inbound side; ms from start() until every message is routed. */
   async function mailroomRun(): Promise<number> {
     const mailroom = await prepareMailroom(dovecot, USER, ADDRESS);
+    for (const name of DROP_INDEXES) await mailroom.store.query(`DROP INDEX ${name}`);
     let routed = 0;
     const allRouted = new Promise<void>((resolve) => {
       mailroom.inbound.service.events.on('routed', () => {

@@ -1,7 +1,7 @@
 /**
  * A plain webhook receiver in a process of its own (so that neither side measured shares its
  * event loop): node:http on 127.0.0.1, keep-alive, answers every POST `200` with an empty body at
- * once and counts distinct `Idempotency-Key`s. Driven over IPC by the parent:
+ * once and counts distinct `Idempotency-Key`s (a batch's events by their own keys). Driven over IPC by the parent:
  *
  *   parent → { type: 'expect', count }   start counting anew; report when `count` keys arrived
  *   child  → { type: 'listening', port } once, at start
@@ -20,11 +20,18 @@ let connections = 0;
 let expected = Number.POSITIVE_INFINITY;
 
 const server = createServer({ keepAliveTimeout: 30_000 }, (req, res) => {
-  req.resume();
+  // A batch (`message.routed.batch`) counts each of its events by the event's own key.
+  const batch = req.headers['x-mailroom-event'] === 'message.routed.batch';
+  const chunks: Buffer[] = [];
+  if (batch) req.on('data', (c: Buffer) => chunks.push(c));
+  else req.resume();
   req.on('end', () => {
     posts += 1;
     const key = req.headers['idempotency-key'];
-    if (typeof key === 'string') keys.add(key);
+    if (batch) {
+      const { events } = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { events: Array<{ id: string }> };
+      for (const e of events) keys.add(e.id);
+    } else if (typeof key === 'string') keys.add(key);
     res.writeHead(200, { 'content-length': '0' }).end();
     if (keys.size >= expected) {
       expected = Number.POSITIVE_INFINITY;

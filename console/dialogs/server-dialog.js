@@ -2,7 +2,7 @@
 import { api, path } from '../lib/api.js';
 import { h } from '../lib/dom.js';
 import { openDialog } from '../lib/dialog.js';
-import { clearErrors, generalError, showApiError, showErrors } from '../lib/forms.js';
+import { clearErrors, generalError, showErrors } from '../lib/forms.js';
 import { deviceCodePanel } from './device-code.js';
 import { serverForm } from './server-form.js';
 
@@ -62,7 +62,7 @@ export function openServerDialog({ tenantId, mode, server = null, destinations =
       changed = true;
       return result;
     } catch (err) {
-      showApiError(f.form, general, err);
+      showErrors(f.form, general, [{ field: f.fieldOf(err.field), message: err.message }]);
       return null;
     } finally {
       submit.disabled = false;

@@ -9,6 +9,16 @@ import { checkbox, input, select, value } from '../lib/forms.js';
 
 const EMAIL = /^[^\s@]+@[^\s@]+$/;
 
+/** The `client_email` of a pasted service account key file, or '' (not JSON, or none). */
+function keyEmail(key) {
+  try {
+    const parsed = JSON.parse(key);
+    return typeof parsed?.client_email === 'string' ? parsed.client_email : '';
+  } catch {
+    return '';
+  }
+}
+
 /** A side's encryption (`tls` of the API; shared/tls-mode.ts says what each does). */
 const TLS_OPTIONS = [
   ['implicit', 'SSL/TLS from the start ("Use SSL")'],
@@ -55,6 +65,7 @@ function authFields(prefix, auth, mode, panelSlot) {
     input({ label: 'Confirm password', name: `${prefix}.confirmPassword`, type: 'password' }),
   );
   const flow = oauth?.flow ?? 'device-code';
+  const keptSecret = mode !== 'add' && oauth?.hasClientSecret;
   const clientSecret = h(
     'div',
     { class: 'group', 'data-flow': `${prefix}:client-credentials` },
@@ -62,29 +73,47 @@ function authFields(prefix, auth, mode, panelSlot) {
       label: 'Client secret',
       name: `${prefix}.clientSecret`,
       type: 'password',
-      placeholder: mode !== 'add' && oauth?.hasClientSecret ? 'unchanged' : undefined,
+      placeholder: keptSecret && flow === 'client-credentials' ? 'unchanged' : undefined,
     }),
   );
+  // A Google service account signs in with its key file: pasted, or read from a file here (it
+  // never leaves the browser but in the request; the engine seals it and never shows it again).
+  const keyText = input({
+    label: 'Service account key (JSON key file)',
+    name: `${prefix}.serviceAccountKey`,
+    type: 'textarea',
+    placeholder:
+      keptSecret && flow === 'service-account' ? 'unchanged (a key is stored)' : '{"type": "service_account", …}',
+    hint: 'Paste the JSON key file (or its PEM private key), or choose the file below.',
+  });
+  const keyFile = h('input', {
+    type: 'file',
+    accept: '.json,.pem,application/json',
+    'aria-label': 'Service account key file',
+    onchange: async (event) => {
+      const file = event.target.files?.[0];
+      if (!file) return;
+      keyText.querySelector('textarea').value = await file.text();
+      event.target.value = '';
+    },
+  });
+  const serviceAccount = h(
+    'div',
+    { class: 'group', 'data-flow': `${prefix}:service-account` },
+    keyText,
+    h('div', { class: 'field' }, keyFile),
+    h(
+      'p',
+      { class: 'hint' },
+      "Google Workspace: the mailbox is the IMAP user name; an administrator grants the service account's client ID " +
+        'the scope https://mail.google.com/ (domain-wide delegation).',
+    ),
+  );
+  const microsoftOnly = (...children) =>
+    h('div', { class: 'group', 'data-flow-not': `${prefix}:service-account` }, ...children);
   const oauthGroup = h(
     'div',
     { class: 'group', 'data-auth': `${prefix}:oauth2` },
-    input({
-      label: 'OAuth client ID',
-      name: `${prefix}.clientId`,
-      value: oauth?.clientId,
-      required: prefix === 'imap.auth',
-      hint: prefix === 'imap.auth' ? undefined : 'Leave empty to use the IMAP side’s app registration.',
-    }),
-    input({
-      label: 'OAuth tenant ID',
-      name: `${prefix}.directoryId`,
-      value: oauth?.directoryId,
-      required: prefix === 'imap.auth',
-      hint:
-        prefix === 'imap.auth'
-          ? 'The Directory (tenant) ID of the app registration, or a verified domain.'
-          : 'Leave empty to use the IMAP side’s.',
-    }),
     select({
       label: 'Flow',
       name: `${prefix}.flow`,
@@ -92,24 +121,60 @@ function authFields(prefix, auth, mode, panelSlot) {
       options: [
         ['device-code', 'Sign in with a code (Get Code)'],
         ['client-credentials', 'Application (client secret)'],
+        ['service-account', 'Google service account (key file)'],
       ],
     }),
+    input({
+      label: 'OAuth client ID',
+      name: `${prefix}.clientId`,
+      value: oauth?.clientId,
+      required: prefix === 'imap.auth',
+      hint:
+        prefix === 'imap.auth'
+          ? 'Microsoft: the Application (client) ID. Google service account: its e-mail (client_email; taken from the key file when empty).'
+          : 'Leave empty to use the IMAP side’s app registration.',
+    }),
+    microsoftOnly(
+      input({
+        label: 'OAuth tenant ID',
+        name: `${prefix}.directoryId`,
+        value: oauth?.directoryId || undefined,
+        required: prefix === 'imap.auth',
+        hint:
+          prefix === 'imap.auth'
+            ? 'The Directory (tenant) ID of the app registration, or a verified domain.'
+            : 'Leave empty to use the IMAP side’s.',
+      }),
+    ),
     clientSecret,
+    serviceAccount,
     input({
       label: 'Authority host',
       name: `${prefix}.authorityHost`,
       value: oauth?.authorityHost,
       placeholder: 'https://login.microsoftonline.com',
-      hint: 'Only for sovereign or custom clouds.',
+      hint: 'Only for sovereign or custom clouds (Google: https://oauth2.googleapis.com, the default).',
     }),
-    input({
-      label: 'Office 365 server URL',
-      name: `${prefix}.serverUrl`,
-      value: oauth?.serverUrl ?? undefined,
-      placeholder: 'https://outlook.office365.com',
-      hint: 'Only for a custom Office 365 URL (the server the tokens are for).',
-    }),
-    h('div', { class: 'group', 'data-flow': `${prefix}:device-code` }, panelSlot),
+    microsoftOnly(
+      input({
+        label: 'Office 365 server URL',
+        name: `${prefix}.serverUrl`,
+        value: oauth?.serverUrl ?? undefined,
+        placeholder: 'https://outlook.office365.com',
+        hint: 'Only for a custom Office 365 URL (the server the tokens are for).',
+      }),
+    ),
+    h(
+      'div',
+      { class: 'group', 'data-flow': `${prefix}:device-code` },
+      h(
+        'p',
+        { class: 'hint' },
+        'A Microsoft 365 shared mailbox: give its address as the user name, and sign in as a person with Full Access ' +
+          '(and Send As) on it.',
+      ),
+      panelSlot,
+    ),
   );
   return [password, oauthGroup];
 }
@@ -202,6 +267,14 @@ export function serverForm(server, mode, panels, destinations = [], proxies = { 
         max: 50,
         value: imap?.maxSessions ?? 0,
         hint: "0 = the engine's default.",
+      }),
+      input({
+        label: 'Folders watched',
+        name: 'imap.folders',
+        type: 'textarea',
+        value: (imap?.folders ?? []).join('\n'),
+        placeholder: 'INBOX',
+        hint: 'One a line; empty: INBOX. Gmail: labels are folders; a message in several is routed once. All Mail is not watched.',
       }),
     ),
     h(
@@ -331,6 +404,10 @@ export function serverForm(server, mode, panels, destinations = [], proxies = { 
       const [prefix, flow] = el.dataset.flow.split(':');
       el.hidden = v(`${prefix}.flow`) !== flow;
     }
+    for (const el of form.querySelectorAll('[data-flow-not]')) {
+      const [prefix, flow] = el.dataset.flowNot.split(':');
+      el.hidden = v(`${prefix}.flow`) === flow;
+    }
     for (const el of form.querySelectorAll('[data-mode]')) el.hidden = v('smtp.auth.mode') !== el.dataset.mode;
     for (const el of form.querySelectorAll('[data-post]')) el.hidden = v('postProcess') !== el.dataset.post;
   }
@@ -351,12 +428,24 @@ export function serverForm(server, mode, panels, destinations = [], proxies = { 
       return out;
     }
     const out = { method: 'oauth2', flow: v(`${prefix}.flow`) };
+    if (out.flow === 'service-account') {
+      const key = text(`${prefix}.serviceAccountKey`);
+      const clientId = text(`${prefix}.clientId`) || keyEmail(key);
+      if (clientId) out.clientId = clientId;
+      if (text(`${prefix}.authorityHost`)) out.authorityHost = text(`${prefix}.authorityHost`);
+      if (key) out.clientSecret = key;
+      return out;
+    }
     for (const key of ['clientId', 'directoryId', 'authorityHost', 'serverUrl'])
       if (text(`${prefix}.${key}`)) out[key] = text(`${prefix}.${key}`);
     if (out.flow === 'client-credentials' && v(`${prefix}.clientSecret`))
       out.clientSecret = v(`${prefix}.clientSecret`);
     return out;
   }
+
+  /** The mode of the check in progress ('add', 'edit', 'copy'). */
+  let checking = mode;
+  const currentModeOf = () => checking;
 
   const integer = (name, fallback) => (text(name) === '' ? fallback : Number(text(name)));
 
@@ -374,6 +463,10 @@ export function serverForm(server, mode, panels, destinations = [], proxies = { 
       auth: authBody('imap.auth', v('imap.auth.method')),
       maxSessions: integer('imap.maxSessions', 0),
       caFile: text('imap.caFile') || null,
+      folders: text('imap.folders')
+        .split('\n')
+        .map((f) => f.trim())
+        .filter(Boolean),
     };
     if (text('imap.port') !== '') imapBody.port = integer('imap.port');
     const post = v('postProcess');
@@ -443,8 +536,16 @@ export function serverForm(server, mode, panels, destinations = [], proxies = { 
     );
   }
 
+  /** Whether the side has a service account key stored that this form may keep (same flow). */
+  function storedKey(side) {
+    if (currentModeOf() === 'add' || !stored) return false;
+    const auth = side === 'imap' ? stored.imap.auth : stored.smtp.auth;
+    return auth.oauth2?.flow === 'service-account' && auth.oauth2.hasClientSecret;
+  }
+
   /** Checks made before sending: required fields, numbers, the password confirmation. */
   function check(currentMode) {
+    checking = currentMode;
     const errors = [];
     const required = (name, message) => {
       if (text(name) === '') errors.push({ field: name, message });
@@ -465,6 +566,16 @@ export function serverForm(server, mode, panels, destinations = [], proxies = { 
             field: `${prefix}.confirmPassword`,
             message: v(`${prefix}.confirmPassword`) ? 'The passwords do not match.' : 'Confirm the password.',
           });
+        }
+        return;
+      }
+      if (v(`${prefix}.flow`) === 'service-account') {
+        const key = text(`${prefix}.serviceAccountKey`);
+        if (!key && !storedKey(side)) {
+          errors.push({ field: `${prefix}.serviceAccountKey`, message: 'Paste the JSON key file or choose it.' });
+        }
+        if (!text(`${prefix}.clientId`) && !keyEmail(key)) {
+          errors.push({ field: `${prefix}.clientId`, message: "Enter the service account's e-mail (client_email)." });
         }
         return;
       }
@@ -507,10 +618,21 @@ export function serverForm(server, mode, panels, destinations = [], proxies = { 
     return errors;
   }
 
+  /**
+   * The form field an API error's `field` stands for: a service account's key travels as
+   * `clientSecret` but is typed in `serviceAccountKey`.
+   */
+  function fieldOf(apiField) {
+    const key = /^(imap|smtp)\.auth\.clientSecret$/.exec(apiField ?? '');
+    if (key && v(`${key[1]}.auth.flow`) === 'service-account') return `${key[1]}.auth.serviceAccountKey`;
+    return apiField;
+  }
+
   return {
     form,
     body,
     check,
+    fieldOf,
     /** The server as saved now (after a Get Code saved it), for the password rules. */
     setStored(view) {
       stored = view;

@@ -5,9 +5,10 @@
  * the engine never answers more.
  */
 import { api, path, withParams } from '../lib/api.js';
-import { h, listTable, when } from '../lib/dom.js';
+import { h, when } from '../lib/dom.js';
 import { breadcrumbs, failure, heading } from '../lib/layout.js';
 import { select } from '../lib/forms.js';
+import { pagedTable } from '../lib/paged-table.js';
 import { go, href, withQuery } from '../lib/router.js';
 
 function actorWords(actor) {
@@ -73,48 +74,29 @@ export async function renderAudit(main, { tenantId: pageTenant, query }) {
       }),
     );
   }
-  const table = listTable(
-    'Audit log',
-    tenant ? ['When', 'Who', 'Action', 'Target', 'What'] : ['When', 'Tenant', 'Who', 'Action', 'Target', 'What'],
-    [],
-  );
-  const rows = table.querySelector('tbody');
-  const problem = h('p', { class: 'error', role: 'alert', hidden: true });
-  const empty = h('p', { class: 'empty', hidden: true }, 'Nothing was changed yet.');
-  const more = h('button', { type: 'button', hidden: true }, 'Older entries');
-  main.append(problem, empty, table, more);
-  let next = null;
-
-  async function load(cursor) {
-    more.disabled = true;
-    try {
+  const list = pagedTable({
+    label: 'Audit log',
+    headings: tenant
+      ? ['When', 'Who', 'Action', 'Target', 'What']
+      : ['When', 'Tenant', 'Who', 'Action', 'Target', 'What'],
+    more: 'Older entries',
+    empty: 'Nothing was changed yet.',
+    fetchPage: async (cursor) => {
       const page = await api('GET', withParams('/audit', { tenantId, cursor }));
-      for (const e of page.entries) {
-        rows.append(
-          h(
-            'tr',
-            { 'data-audit': e.id },
-            h('td', {}, when(e.at)),
-            tenant ? null : h('td', {}, e.tenantId ? (names.get(e.tenantId) ?? e.tenantId) : '—'),
-            h('td', {}, actorWords(e.actor)),
-            h('td', {}, e.action),
-            h('td', {}, e.target.id ? `${e.target.kind} ${e.target.id}` : e.target.kind),
-            h('td', {}, detailList(e.detail)),
-          ),
-        );
-      }
-      next = page.next;
-      more.hidden = next === null;
-      problem.hidden = true;
-    } catch (err) {
-      problem.textContent = err.message;
-      problem.hidden = false;
-    } finally {
-      more.disabled = false;
-      empty.hidden = rows.children.length > 0;
-      table.hidden = rows.children.length === 0;
-    }
-  }
-  more.addEventListener('click', () => void load(next));
-  await load(null);
+      return { items: page.entries, next: page.next };
+    },
+    row: (e) =>
+      h(
+        'tr',
+        { 'data-audit': e.id },
+        h('td', {}, when(e.at)),
+        tenant ? null : h('td', {}, e.tenantId ? (names.get(e.tenantId) ?? e.tenantId) : '—'),
+        h('td', {}, actorWords(e.actor)),
+        h('td', {}, e.action),
+        h('td', {}, e.target.id ? `${e.target.kind} ${e.target.id}` : e.target.kind),
+        h('td', {}, detailList(e.detail)),
+      ),
+  });
+  main.append(list.problem, list.empty, list.table, list.more);
+  await list.load(null);
 }

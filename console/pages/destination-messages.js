@@ -5,8 +5,9 @@
  */
 import { api, path, withParams } from '../lib/api.js';
 import { openEventStream } from '../lib/event-stream.js';
-import { h, listTable, when } from '../lib/dom.js';
+import { h, when } from '../lib/dom.js';
 import { breadcrumbs, failure, heading } from '../lib/layout.js';
+import { pagedTable } from '../lib/paged-table.js';
 import { href, withQuery } from '../lib/router.js';
 import { HIT_HEADINGS, hitRow } from './trace.js';
 
@@ -35,13 +36,27 @@ function inboundRow(tenantId, m, fresh = false) {
 
 /** Inbound: pages of the newest first, and the live stream of what arrives after the newest shown. */
 function inboundSection(tenantId, base) {
-  const table = listTable('Recent messages', ['Received', 'From', 'Subject', 'Claimed by', 'Acknowledged'], []);
-  const rows = table.querySelector('tbody');
-  const empty = h('p', { class: 'empty', hidden: true }, 'No messages have arrived at this destination yet.');
+  let newest = 0;
+  let fresh = 0;
+  const list = pagedTable({
+    label: 'Recent messages',
+    headings: ['Received', 'From', 'Subject', 'Claimed by', 'Acknowledged'],
+    more: 'Older messages',
+    empty: 'No messages have arrived at this destination yet.',
+    fetchPage: async (before) => {
+      const answer = await api(
+        'GET',
+        withParams(`${base}/messages`, { order: 'desc', limit: PAGE, ...(before !== null && { before }) }),
+      );
+      if (answer.messages.length > 0) newest = Math.max(newest, answer.messages[0].seq);
+      const last = answer.messages.length < PAGE || answer.next <= 1;
+      return { items: answer.messages, next: last ? null : answer.next };
+    },
+    row: (m) => inboundRow(tenantId, m),
+  });
+  const { rows, problem } = list;
   const live = h('p', { class: 'hint live', role: 'status' });
   const arrived = h('p', { role: 'status', class: 'arrived', hidden: true });
-  const problem = h('p', { class: 'error', role: 'alert', hidden: true });
-  const more = h('button', { type: 'button', hidden: true }, 'Older messages');
   const section = h(
     'section',
     { 'aria-labelledby': 'inbound-title' },
@@ -49,38 +64,10 @@ function inboundSection(tenantId, base) {
     live,
     arrived,
     problem,
-    empty,
-    table,
-    more,
+    list.empty,
+    list.table,
+    list.more,
   );
-  let oldest = null;
-  let newest = 0;
-  let fresh = 0;
-
-  async function page(before) {
-    more.disabled = true;
-    try {
-      const answer = await api(
-        'GET',
-        withParams(`${base}/messages`, { order: 'desc', limit: PAGE, ...(before !== null && { before }) }),
-      );
-      for (const m of answer.messages) rows.append(inboundRow(tenantId, m));
-      if (answer.messages.length > 0) {
-        newest = Math.max(newest, answer.messages[0].seq);
-        oldest = answer.next;
-      }
-      more.hidden = answer.messages.length < PAGE || oldest <= 1;
-      problem.hidden = true;
-    } catch (err) {
-      problem.textContent = err.message;
-      problem.hidden = false;
-    } finally {
-      more.disabled = false;
-      empty.hidden = rows.children.length > 0;
-      table.hidden = rows.children.length === 0;
-    }
-  }
-  more.addEventListener('click', () => void page(oldest));
 
   function start() {
     return openEventStream(withParams(`${base}/events`, { after: newest }), {
@@ -98,8 +85,7 @@ function inboundSection(tenantId, base) {
         fresh += 1;
         arrived.textContent = `${fresh} new message${fresh === 1 ? '' : 's'} arrived while the page was open.`;
         arrived.hidden = false;
-        empty.hidden = true;
-        table.hidden = false;
+        list.settle();
       },
       onState: (state) => {
         live.dataset.state = state;
@@ -112,49 +98,36 @@ function inboundSection(tenantId, base) {
       },
     });
   }
-  return { section, page, start };
+  return { section, page: list.load, start };
 }
 
 /** Outbound: the destination's outgoing mail from the trace, newest first, with its status. */
 function outboundSection(tenantId, destinationId) {
-  const table = listTable('Outgoing messages', HIT_HEADINGS, []);
-  const rows = table.querySelector('tbody');
-  const empty = h('p', { class: 'empty', hidden: true }, 'Nothing was sent from this destination yet.');
-  const problem = h('p', { class: 'error', role: 'alert', hidden: true });
-  const more = h('button', { type: 'button', hidden: true }, 'Older outgoing messages');
+  const list = pagedTable({
+    label: 'Outgoing messages',
+    headings: HIT_HEADINGS,
+    more: 'Older outgoing messages',
+    empty: 'Nothing was sent from this destination yet.',
+    fetchPage: async (cursor) => {
+      const answer = await api(
+        'GET',
+        withParams(path('tenants', tenantId, 'trace'), { destinationId, kind: 'outbound', cursor }),
+      );
+      return { items: answer.messages, next: answer.next };
+    },
+    row: (m) => hitRow(tenantId, m),
+  });
+  const { rows, load } = list;
   const refresh = h('button', { type: 'button', class: 'small', onclick: () => void load(null) }, 'Refresh');
   const section = h(
     'section',
     { 'aria-labelledby': 'outbound-title' },
     h('div', { class: 'section-head' }, h('h2', { id: 'outbound-title' }, 'Outbound'), refresh),
-    problem,
-    empty,
-    table,
-    more,
+    list.problem,
+    list.empty,
+    list.table,
+    list.more,
   );
-  let next = null;
-  async function load(cursor) {
-    more.disabled = true;
-    try {
-      const answer = await api(
-        'GET',
-        withParams(path('tenants', tenantId, 'trace'), { destinationId, kind: 'outbound', cursor }),
-      );
-      if (cursor === null) rows.replaceChildren();
-      for (const m of answer.messages) rows.append(hitRow(tenantId, m));
-      next = answer.next;
-      more.hidden = next === null;
-      problem.hidden = true;
-    } catch (err) {
-      problem.textContent = err.message;
-      problem.hidden = false;
-    } finally {
-      more.disabled = false;
-      empty.hidden = rows.children.length > 0;
-      table.hidden = rows.children.length === 0;
-    }
-  }
-  more.addEventListener('click', () => void load(next));
 
   /** The newest page read again: statuses updated in place, messages sent meanwhile added on top. */
   async function refreshStatuses() {
@@ -173,8 +146,7 @@ function outboundSection(tenantId, destinationId) {
       }
     }
     rows.prepend(...fresh);
-    empty.hidden = rows.children.length > 0;
-    table.hidden = rows.children.length === 0;
+    list.settle();
   }
   return { section, load, refreshStatuses };
 }

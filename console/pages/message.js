@@ -110,6 +110,15 @@ function address(a) {
   return a.name ? `${a.name} <${a.address}>` : a.address;
 }
 
+/** [term, detail] pairs (falsy ones left out) as the page's list of facts. */
+function factList(rows) {
+  return h(
+    'dl',
+    { class: 'facts headers' },
+    rows.filter(Boolean).map(([term, detail]) => [h('dt', {}, term), h('dd', {}, detail)]),
+  );
+}
+
 function headerFacts(m) {
   const rows = [
     ['From', m.from ? address(m.from) : '—'],
@@ -126,11 +135,7 @@ function headerFacts(m) {
     (m.status === 'quarantined' || m.status === 'unrouted') && ['Why', heldReason(m)],
     m.classification.reasons.length > 0 && ['Classified because', m.classification.reasons.join('; ')],
   ];
-  return h(
-    'dl',
-    { class: 'facts headers' },
-    rows.filter(Boolean).map(([term, detail]) => [h('dt', {}, term), h('dd', {}, detail)]),
-  );
+  return factList(rows);
 }
 
 function readAsDataUrl(blob) {
@@ -346,7 +351,51 @@ export async function renderMessage(main, { tenantId, kind, id }) {
     await renderInbound(main, { tenantId, id, timeline, m: message, names, destinations });
     return;
   }
+  await renderOutbound(main, { tenantId, id, timeline, names, destinations });
+}
+
+/** Why an outgoing message that is not sent yet waits (the API's `waitingFor`), in words. */
+const WAITING_FOR = {
+  retry: 'its next attempt',
+  'rate-limit': "the account's hourly message limit",
+  relay: 'the SMTP server to answer again',
+  credentials: 'a working sign-in to the SMTP server',
+};
+
+function outboundFacts(o, names, destinations) {
+  const from = destinations.find((d) => d.id === o.destinationId);
+  const failing = o.lastReply && o.status !== 'sent';
+  const rows = [
+    ['From', from ? `${from.name} <${from.address}>` : o.destinationId],
+    ['To', o.recipients.join(', ') || '—'],
+    ['Subject', o.subject || '(no subject)'],
+    ['Status', statusBadge(o.status)],
+    ['Attempts', String(o.attempts)],
+    [failing ? 'Last error' : 'Last SMTP reply', o.lastReply ?? '—'],
+    o.waitingFor && ['Waiting for', `${WAITING_FOR[o.waitingFor] ?? o.waitingFor} (until ${when(o.waitingUntil)})`],
+    o.refusedRecipients.length > 0 && [
+      'Refused',
+      o.refusedRecipients.map((r) => `${r.address}: ${r.reply ?? r.responseCode ?? ''}`).join('; '),
+    ],
+    ['E-mail server', names.servers.get(o.serverId) ?? o.serverId],
+    ['Message-ID', o.messageId],
+    ['Accepted', when(o.createdAt)],
+    ['Sent', when(o.sentAt)],
+  ];
+  return factList(rows);
+}
+
+/** An outgoing message: what an operator asks first (to whom, how far it got, why not), then its timeline. */
+async function renderOutbound(main, { tenantId, id, timeline, names, destinations }) {
+  const section = h('section', { 'aria-labelledby': 'outbound-title' }, h('h2', { id: 'outbound-title' }, 'Message'));
+  try {
+    const o = await api('GET', path('tenants', tenantId, 'destinations', timeline.destinationId, 'outbound', id));
+    section.append(outboundFacts(o, names, destinations));
+  } catch (err) {
+    section.append(h('p', { class: 'error', role: 'alert' }, err.message));
+  }
   main.append(
+    section,
     h(
       'section',
       { 'aria-labelledby': 'timeline-title' },

@@ -170,6 +170,10 @@ export async function renderServerStatus(main, { tenantId, serverId }) {
         inbound.lastErrorAt && ['Last error at', when(inbound.lastErrorAt)],
         inbound.lastProblemEndedAt && ['Last problem ended', when(inbound.lastProblemEndedAt)],
         inbound.newMail?.by && ['New mail', newMailWords(inbound.newMail)],
+        ...Object.entries(inbound.notWatched ?? {}).map(([folder, why]) => [
+          `Folder ${folder}`,
+          h('span', { class: 'warning', 'data-not-watched': folder }, `not read: ${why}`),
+        ]),
         ['Last contact', when(inbound.lastContactAt)],
         ['Reconnects', String(inbound.reconnects)],
         inbound.nextAttemptAt && ['Next attempt', when(inbound.nextAttemptAt)],

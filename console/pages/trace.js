@@ -4,9 +4,10 @@
  * (`#/tenants/<id>/trace?subject=…`), so a search is bookmarked, shared and gone back to.
  */
 import { api, path, withParams } from '../lib/api.js';
-import { h, listTable, replace, when } from '../lib/dom.js';
+import { h, replace, when } from '../lib/dom.js';
 import { clearErrors, generalError, input, select, showApiError } from '../lib/forms.js';
 import { breadcrumbs, failure, heading } from '../lib/layout.js';
+import { pagedTable } from '../lib/paged-table.js';
 import { go, href, withQuery } from '../lib/router.js';
 import { statusBadge } from '../lib/words.js';
 
@@ -134,40 +135,32 @@ export async function renderTrace(main, { tenantId, query }) {
   const results = h('section', { 'aria-labelledby': 'results-title' });
   main.append(form, results);
 
-  const table = listTable('Trace results', HIT_HEADINGS, []);
-  const rows = table.querySelector('tbody');
   const status = h('p', { role: 'status', class: 'hint' });
-  const more = h('button', { type: 'button', hidden: true }, 'Older messages');
-  let next = null;
-  let shown = 0;
-
-  async function load(cursor) {
-    more.disabled = true;
-    clearErrors(form, general);
-    try {
+  const list = pagedTable({
+    label: 'Trace results',
+    headings: HIT_HEADINGS,
+    more: 'Older messages',
+    fetchPage: async (cursor) => {
       const page = await api('GET', withParams(`${base}/trace`, { ...given, ...(cursor && { cursor }) }));
-      for (const m of page.messages) rows.append(hitRow(tenantId, m, serverName));
-      shown += page.messages.length;
-      next = page.next;
-      more.hidden = next === null;
+      return { items: page.messages, next: page.next };
+    },
+    row: (m) => hitRow(tenantId, m, serverName),
+    onStart: () => clearErrors(form, general),
+    onPage: ({ shown, next }) => {
       status.textContent =
         shown === 0
           ? 'No message matches.'
           : `${shown} message${shown === 1 ? '' : 's'} shown${next === null ? '' : ', older ones follow'}.`;
-    } catch (err) {
-      showApiError(form, general, err);
-    } finally {
-      more.disabled = false;
-    }
-  }
-  more.addEventListener('click', () => void load(next));
+    },
+    onError: (err) => showApiError(form, general, err),
+  });
 
   replace(
     results,
     h('h2', { id: 'results-title' }, 'Messages, newest first'),
     status,
-    h('div', { class: 'table-wrap' }, table),
-    more,
+    h('div', { class: 'table-wrap' }, list.table),
+    list.more,
   );
-  await load(null);
+  await list.load(null);
 }

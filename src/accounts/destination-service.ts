@@ -40,7 +40,7 @@ const DESTINATION_COLLISIONS: UniqueCollisions = {
     }),
 };
 
-type Fields = Omit<NewRow<DestinationRow>, 'id' | 'tenantId' | 'webhookUrl' | 'webhookSecretSealed'>;
+type Fields = Omit<NewRow<DestinationRow>, 'id' | 'tenantId' | 'webhookUrl' | 'webhookSecretSealed' | 'webhookBatch'>;
 
 function fieldsOf(input: DestinationInput): Fields {
   return {

@@ -6,7 +6,7 @@ import type { DestinationRow } from '../store/rows.js';
 import { WEBHOOK_SECRET_FIELD } from '../store/webhook-deliveries.js';
 import type { DestinationInput } from './schemas.js';
 
-export type WebhookColumns = Pick<DestinationRow, 'webhookUrl' | 'webhookSecretSealed'>;
+export type WebhookColumns = Pick<DestinationRow, 'webhookUrl' | 'webhookSecretSealed' | 'webhookBatch'>;
 
 const invalid = (field: string, message: string): MailroomError =>
   new MailroomError('VALIDATION_FAILED', message, { field });
@@ -16,11 +16,13 @@ const invalid = (field: string, message: string): MailroomError =>
  * it is required with the first URL (there is no generated secret to show), kept when a later
  * change omits it, and dropped with the URL (`webhookUrl: null`). A copy starts without a webhook
  * unless the copy request names one (with its secret): the sealed secret is bound to its row.
+ * Batched delivery (`webhookBatch`) goes with the URL in the same way: kept when a change omits
+ * it, dropped with the URL, refused without one.
  */
 export function webhookColumnsOf(
   sealer: SecretSealer,
   target: { tenantId: string; rowId: string },
-  input: Pick<DestinationInput, 'webhookUrl' | 'webhookSecret'>,
+  input: Pick<DestinationInput, 'webhookUrl' | 'webhookSecret' | 'webhookBatch'>,
   stored: WebhookColumns | null,
 ): WebhookColumns {
   const url = input.webhookUrl !== undefined ? input.webhookUrl : (stored?.webhookUrl ?? null);
@@ -28,7 +30,10 @@ export function webhookColumnsOf(
     if (input.webhookSecret !== undefined) {
       throw invalid('webhookSecret', `'webhookSecret' is only accepted together with a 'webhookUrl'`);
     }
-    return { webhookUrl: null, webhookSecretSealed: null };
+    if (input.webhookBatch) {
+      throw invalid('webhookBatch', `'webhookBatch' is only accepted together with a 'webhookUrl'`);
+    }
+    return { webhookUrl: null, webhookSecretSealed: null, webhookBatch: null };
   }
   checkWebhookUrl(url);
   const sealed =
@@ -41,7 +46,12 @@ export function webhookColumnsOf(
       `'webhookSecret' is required with a 'webhookUrl': every event is signed with it (HMAC-SHA256)`,
     );
   }
-  return { webhookUrl: url, webhookSecretSealed: sealed };
+  const batch = input.webhookBatch !== undefined ? input.webhookBatch : (stored?.webhookBatch ?? null);
+  return {
+    webhookUrl: url,
+    webhookSecretSealed: sealed,
+    webhookBatch: batch && { maxEvents: batch.maxEvents, maxWaitMs: batch.maxWaitMs },
+  };
 }
 
 /** An absolute http(s) URL without credentials (they would be shown in the API and logs). */

@@ -121,6 +121,13 @@ export const ServerInput = Type.Object(
          * the usual roots (a private CA); null = none. Certificate verification always stays on.
          */
         caFile: Type.Optional(CaFile),
+        /**
+         * The folders watched, in this order; absent or empty: the engine's default (INBOX). On
+         * Gmail a label is a folder: a message in several watched folders is routed once.
+         */
+        folders: Type.Optional(
+          Type.Array(Type.String({ minLength: 1, maxLength: 200, pattern: '^[^\\r\\n]+$' }), { maxItems: 20 }),
+        ),
       },
       strict,
     ),
@@ -206,6 +213,8 @@ export const ServerView = Type.Object({
     }),
     maxSessions: Type.Integer(),
     caFile: Type.Union([Type.String(), Type.Null()]),
+    /** The folders watched; empty: the engine's default (INBOX). */
+    folders: Type.Array(Type.String()),
   }),
   smtp: Type.Object({
     host: Type.String(),
@@ -244,6 +253,19 @@ export type ProxyChoices = Static<typeof ProxyChoices>;
 
 // ---- destinations ----------------------------------------------------------------------------
 
+/** [1000] most events in one batched webhook POST. */
+export const WEBHOOK_BATCH_MAX_EVENTS = 1000;
+/** [60000] longest a batching destination may let an event wait for others, ms. */
+export const WEBHOOK_BATCH_MAX_WAIT_MS = 60_000;
+
+export const WebhookBatch = Type.Object(
+  {
+    maxEvents: Type.Integer({ minimum: 1, maximum: WEBHOOK_BATCH_MAX_EVENTS }),
+    maxWaitMs: Type.Integer({ minimum: 0, maximum: WEBHOOK_BATCH_MAX_WAIT_MS }),
+  },
+  strict,
+);
+
 export const DestinationInput = Type.Object(
   {
     name: Name,
@@ -261,6 +283,11 @@ export const DestinationInput = Type.Object(
     ),
     /** Write-only HMAC-SHA256 signing secret, required with the first `webhookUrl`; sealed, never shown. */
     webhookSecret: Type.Optional(Type.String({ minLength: 16, maxLength: 4096 })),
+    /**
+     * Opt-in batched delivery: one POST carries up to `maxEvents` events in order, sent when that
+     * many wait or when the oldest has waited `maxWaitMs`; null: one POST per event.
+     */
+    webhookBatch: Type.Optional(Type.Union([WebhookBatch, Type.Null()])),
   },
   strict,
 );
@@ -285,6 +312,7 @@ export const DestinationView = Type.Object({
   serverId: Type.Union([Type.String(), Type.Null()]),
   webhookUrl: Type.Union([Type.String(), Type.Null()]),
   hasWebhookSecret: Type.Boolean(),
+  webhookBatch: Type.Union([WebhookBatch, Type.Null()]),
   createdAt: Type.String({ format: 'date-time' }),
   updatedAt: Type.String({ format: 'date-time' }),
 });

@@ -140,6 +140,31 @@ function isGmail(input: ServerInput): boolean {
   return host === 'imap.gmail.com' || host === 'imap.googlemail.com' || input.imap.auth.flow === 'service-account';
 }
 
+/**
+ * Gmail's folder of every message (RFC 6154 `\\All`: https://developers.google.com/gmail/imap/imap-extensions
+ * lists it as `[Gmail]/All Mail`; `[Google Mail]` in some countries). Not watched: it also holds
+ * the mailbox's sent mail (the engine's own replies) and drafts. A localised name is found by its
+ * special use when the folder is opened (`inbound/mailbox-sync.ts`).
+ */
+const ALL_MAIL = /^\[(gmail|google mail)\]\/all mail$/i;
+
+/** The watched folders: each once, none of them Gmail's All Mail. */
+function checkFolders(folders: readonly string[]): void {
+  const seen = new Set<string>();
+  for (const folder of folders) {
+    const key = folder.toUpperCase() === 'INBOX' ? 'INBOX' : folder;
+    if (seen.has(key)) throw fieldError('imap.folders', `'imap.folders' names '${folder}' twice`);
+    seen.add(key);
+    if (ALL_MAIL.test(folder.trim())) {
+      throw fieldError(
+        'imap.folders',
+        `'imap.folders' cannot watch '${folder}': it holds every message of the mailbox, its sent mail and drafts too; ` +
+          'watch INBOX and the labels mail arrives in (a message in several of them is routed once)',
+      );
+    }
+  }
+}
+
 export interface StoredSecrets {
   imapPassword: boolean;
   imapClientSecret: boolean;
@@ -214,6 +239,7 @@ function crossChecks(input: ServerInput, stored: StoredSecrets): Array<() => voi
   return [
     () => checkTls('imap', input.imap),
     () => checkTls('smtp', input.smtp),
+    () => checkFolders(input.imap.folders ?? []),
     () => {
       if (isGmail(input) && (input.imap.maxSessions ?? 0) > GMAIL_MAX_SESSIONS) {
         throw fieldError(
@@ -347,6 +373,7 @@ export function rowFieldsOf(
     imapAuthMethod: input.imap.auth.method,
     imapOAuth: input.imap.auth.method === 'oauth2' ? oauthOf(input.imap.auth) : null,
     imapMaxSessions: input.imap.maxSessions ?? 0,
+    imapFolders: input.imap.folders ?? [],
     accountKey: accountKeyOf(input.imap.host, input.imap.user),
     smtpHost: input.smtp.host,
     smtpPort: input.smtp.port,
@@ -400,6 +427,7 @@ export function formOf(row: EmailServerRow): ServerInput {
       auth: { method: row.imapAuthMethod, ...oauthInputOf(row.imapOAuth) },
       maxSessions: row.imapMaxSessions,
       caFile: row.imapCaFile,
+      folders: row.imapFolders,
     },
     smtp: {
       host: row.smtpHost,

@@ -31,6 +31,7 @@ export function serverView(row: EmailServerRow): ServerView {
       },
       maxSessions: row.imapMaxSessions,
       caFile: row.imapCaFile,
+      folders: row.imapFolders,
     },
     smtp: {
       host: row.smtpHost,
@@ -77,6 +78,7 @@ export function destinationView(row: DestinationRow): DestinationView {
     serverId: row.serverId,
     webhookUrl: row.webhookUrl,
     hasWebhookSecret: row.webhookSecretSealed !== null,
+    webhookBatch: row.webhookBatch,
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
   };

@@ -7,7 +7,7 @@ import { testSmtpConnection } from '../outbound/connection-test.js';
 import { isMailroomError } from '../shared/errors.js';
 import { createLogger } from '../shared/logger.js';
 import { generateSecretKey } from '../shared/sealed-secrets.js';
-import { readBody, type BodyOptions } from './input.js';
+import { readBody, withKeyFile, type BodyOptions } from './input.js';
 import { print, printError, type OutputOptions } from './output.js';
 import { destinationIdOf, serverIdOf, tenantIdOf, withAccounts, withServices } from './services.js';
 import { addHarnessCommand } from './harness-command.js';
@@ -39,6 +39,13 @@ function withBody(cmd: Command): Command {
   return cmd
     .option('-d, --data <json>', 'settings as a JSON object (the API body)')
     .option('-f, --file <path>', "settings from a JSON file ('-' for standard input)");
+}
+
+function withKey(cmd: Command): Command {
+  return cmd.option(
+    '--key-file <path>',
+    "a Google service account's JSON key file: the IMAP side signs in with it (flow service-account, client ID its client_email)",
+  );
 }
 
 async function startEngine(): Promise<void> {
@@ -150,14 +157,23 @@ export function buildProgram(): Command {
         }),
       ),
     );
-  withBody(servers.command('create <tenant>').description('add an e-mail server (settings as in the API)')).action(
-    run(([t], opts) => withAccounts(async (a) => a.servers.create(await tenantIdOf(a, t), await readBody(opts)))),
+  withKey(
+    withBody(servers.command('create <tenant>').description('add an e-mail server (settings as in the API)')),
+  ).action(
+    run(([t], opts) =>
+      withAccounts(async (a) =>
+        a.servers.create(await tenantIdOf(a, t), await withKeyFile(await readBody(opts), opts.keyFile)),
+      ),
+    ),
   );
-  withBody(servers.command('update <tenant> <server>').description('change settings of an e-mail server')).action(
+  withKey(
+    withBody(servers.command('update <tenant> <server>').description('change settings of an e-mail server')),
+  ).action(
     run(([t, s], opts) =>
       withAccounts(async (a) => {
         const tenantId = await tenantIdOf(a, t);
-        return a.servers.update(tenantId, await serverIdOf(a, tenantId, s), await readBody(opts));
+        const body = await withKeyFile(await readBody(opts, opts.keyFile === undefined), opts.keyFile);
+        return a.servers.update(tenantId, await serverIdOf(a, tenantId, s), body);
       }),
     ),
   );

@@ -84,7 +84,7 @@ export class HeldMail {
         server,
         mailbox: message.mailbox,
         uidValidity: message.uidValidity,
-        meta: { uid: message.uid, size: message.size, internalDate: message.receivedAt },
+        meta: { uid: message.uid, size: message.size, internalDate: message.receivedAt, emailId: message.emailId },
         source: raw,
         header: null,
         parsed: await this.parser.parse(raw),

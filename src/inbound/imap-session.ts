@@ -48,18 +48,27 @@ export interface MailboxState {
   uidValidity: number;
   uidNext: number;
   exists: number;
+  /** The folder's RFC 6154 special use as the server lists it (`\\All`, `\\Sent`…), if any. */
+  specialUse?: string | undefined;
 }
 
 export interface MessageMeta {
   uid: number;
   size: number;
   internalDate: Date;
+  /**
+   * The server's own id of the message, the same in every folder (Gmail's X-GM-MSGID, RFC 8474
+   * EMAILID; imapflow's `emailId`, asked for with every FETCH when the server offers either), or
+   * null when the server gives none.
+   */
+  emailId: string | null;
 }
 
 export interface MessageSource {
   uid: number;
   source: Buffer;
   internalDate: Date;
+  emailId: string | null;
 }
 
 export class ImapSession extends EventEmitter<{ exists: [count: number]; close: [] }> {
@@ -141,6 +150,16 @@ export class ImapSession extends EventEmitter<{ exists: [count: number]; close: 
   }
 
   /**
+   * Whether the server gives each message an id of its own, the same in every folder: RFC 8474
+   * OBJECTID (EMAILID) or Gmail's X-GM-EXT-1 (X-GM-MSGID, "a unique ID of each email":
+   * https://developers.google.com/gmail/imap/imap-extensions). imapflow asks for it with every
+   * FETCH then (`emailId`).
+   */
+  get hasEmailIds(): boolean {
+    return this.client.capabilities.has('OBJECTID') || this.client.capabilities.has('X-GM-EXT-1');
+  }
+
+  /**
    * Selects the mailbox, or when it is selected already, asks STATUS for fresh values: a
    * selected mailbox's cached UIDVALIDITY would hide a mailbox that was recreated meanwhile.
    */
@@ -151,11 +170,21 @@ export class ImapSession extends EventEmitter<{ exists: [count: number]; close: 
         this.client.status(path, { uidValidity: true, uidNext: true, messages: true }),
       );
       if (status && status.uidValidity !== undefined && status.uidNext !== undefined) {
-        return { uidValidity: Number(status.uidValidity), uidNext: status.uidNext, exists: status.messages ?? 0 };
+        return {
+          uidValidity: Number(status.uidValidity),
+          uidNext: status.uidNext,
+          exists: status.messages ?? 0,
+          specialUse: current.specialUse,
+        };
       }
     }
     const box = await command(`SELECT ${path}`, () => this.client.mailboxOpen(path));
-    return { uidValidity: Number(box.uidValidity), uidNext: box.uidNext, exists: box.exists };
+    return {
+      uidValidity: Number(box.uidValidity),
+      uidNext: box.uidNext,
+      exists: box.exists,
+      specialUse: box.specialUse,
+    };
   }
 
   /**
@@ -179,7 +208,7 @@ export class ImapSession extends EventEmitter<{ exists: [count: number]; close: 
         { uid: true, size: true, internalDate: true },
         { uid: true },
       )) {
-        found.push({ uid: m.uid, size: m.size ?? 0, internalDate: toDate(m.internalDate) });
+        found.push({ uid: m.uid, size: m.size ?? 0, internalDate: toDate(m.internalDate), emailId: m.emailId ?? null });
       }
     });
     return found.sort((a, b) => a.uid - b.uid);
@@ -195,7 +224,14 @@ export class ImapSession extends EventEmitter<{ exists: [count: number]; close: 
     const query = { uid: true, internalDate: true, source: true };
     await command('UID FETCH (BODY.PEEK[])', async () => {
       for await (const m of this.client.fetch(uidSet(uids), query, { uid: true })) {
-        if (m.source) fetched.push({ uid: m.uid, source: m.source, internalDate: toDate(m.internalDate) });
+        if (m.source) {
+          fetched.push({
+            uid: m.uid,
+            source: m.source,
+            internalDate: toDate(m.internalDate),
+            emailId: m.emailId ?? null,
+          });
+        }
       }
     });
     fetched.sort((a, b) => a.uid - b.uid);

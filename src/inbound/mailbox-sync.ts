@@ -35,6 +35,8 @@ export interface SyncResult {
   quarantined: number;
   duplicates: number;
   uidValidityChanged: boolean;
+  /** The folder is Gmail's All Mail (special use `\All`): not read (see `run`). */
+  notWatched?: boolean;
 }
 
 interface Fetched {
@@ -71,6 +73,8 @@ interface LookedUp {
 interface Prepared {
   /** When its fetch began (`performance.now()`), for the batch duration metric. */
   startedAt: number;
+  /** The highest UID the batch accounts for (copies of stored messages skipped included). */
+  upTo: number;
   fetched: Fetched[];
   built: BuiltMessage[];
   /** Its share of the fetch memory budget (the fetched sources' bytes), given back once stored. */
@@ -175,6 +179,14 @@ export class MailboxSync {
       duplicates: 0,
       uidValidityChanged: false,
     };
+    if (state.specialUse === '\\All') {
+      // Gmail's All Mail (whatever its name in the mailbox's language): every message of the
+      // mailbox, its sent mail and drafts too. Not watched (`accounts/server-form.ts` refuses its
+      // English names); the labels mail arrives in are.
+      log.warn("not watching this folder: it is the mailbox's All Mail (\\All), which holds sent mail and drafts too");
+      result.notWatched = true;
+      return result;
+    }
     const progress = await readCheckpoint(store, server, mailbox, state, result, log);
     let lastUid = progress.lastUid;
     const caughtUp = await this.postProcessing.finishLeftovers(
@@ -190,7 +202,7 @@ export class MailboxSync {
       return result;
     }
     const routing = routingOf(server, await store.destinations.listByServer(server.id));
-    const batches = this.batchesAfter(session, lastUid);
+    const batches = this.batchesAfter(session, server, lastUid);
     // Pipelined: batch k+1 is listed, fetched, parsed, looked up and decided while batch k is
     // stored, and batch k is post-processed while batch k+1 is stored. Commits stay strictly in UID
     // order (the checkpoint only moves forward); a batch's post-processing starts only after its commit.
@@ -207,7 +219,7 @@ export class MailboxSync {
         const lookedUp = await this.lookUpBatch(session, server, step.value);
         hold.shrinkTo(lookedUp.fetched.reduce((sum, f) => sum + (f.source?.length ?? 0), 0));
         const built = this.decideBatch(server, mailbox, state.uidValidity, lookedUp, memory, routing);
-        return { startedAt: lookedUp.startedAt, fetched: lookedUp.fetched, built, hold };
+        return { startedAt: lookedUp.startedAt, upTo: step.value.upTo, fetched: lookedUp.fetched, built, hold };
       } catch (err) {
         hold.release();
         throw err;
@@ -225,12 +237,18 @@ export class MailboxSync {
         next.catch(() => undefined);
         let done: StoredMessage[];
         try {
-          if (prepared.fetched.length === 0) continue; // every message of it was expunged meanwhile
+          if (prepared.fetched.length === 0) {
+            // Every message of it was expunged meanwhile, or a copy of one stored already.
+            if (prepared.upTo > lastUid)
+              await store.checkpoints.put(server.id, mailbox, state.uidValidity, prepared.upTo);
+            lastUid = Math.max(lastUid, prepared.upTo);
+            continue;
+          }
           done = await this.ingestBatch(server, mailbox, state.uidValidity, prepared, result, log);
         } finally {
           prepared.hold.release(); // stored (or failed): its sources are no longer needed
         }
-        lastUid = (prepared.fetched[prepared.fetched.length - 1] as Fetched).meta.uid;
+        lastUid = Math.max((prepared.fetched[prepared.fetched.length - 1] as Fetched).meta.uid, prepared.upTo);
         const fine = await posting;
         const upTo = { mailbox, uidValidity: state.uidValidity, uid: lastUid };
         posting = this.postProcessing.run(session, server, done, fine ? upTo : null, log).then((ok) => fine && ok);
@@ -257,8 +275,19 @@ export class MailboxSync {
    * and dates are then asked for per chunk as the pass gets to it; a small one's date comes with
    * its source. The first batch is fetched at once however long the backlog, and a backlog of small
    * messages costs no metadata round at all.
+   *
+   * A server that gives each message an id of its own (Gmail's X-GM-MSGID, RFC 8474 EMAILID) is
+   * asked for the ids of the whole chunk first: a message this server stored already, found in
+   * another watched folder (on Gmail a label is a folder, and one message is in each of its labels),
+   * is neither fetched nor stored again, and nothing is done to it in this folder (Gmail keeps
+   * \Seen per message, not per label). Each batch carries `upTo`, the highest UID it accounts for,
+   * skipped copies included: the checkpoint moves past them.
    */
-  private async *batchesAfter(session: ImapSession, lastUid: number): AsyncGenerator<Batch> {
+  private async *batchesAfter(
+    session: ImapSession,
+    server: EmailServerRow,
+    lastUid: number,
+  ): AsyncGenerator<Batch & { upTo: number }> {
     const { options } = this.deps;
     const limits = {
       maxCount: options.batchMaxCount,
@@ -268,19 +297,36 @@ export class MailboxSync {
     const smallBound = Math.max(1, Math.min(limits.maxMessageBytes, Math.floor(limits.maxBytes / limits.maxCount)));
     const uids = await session.uidsSince(lastUid);
     if (uids.length === 0) return;
-    const large = new Set(await session.uidsSince(lastUid, smallBound));
+    const byId = session.hasEmailIds;
+    const large = byId ? null : new Set(await session.uidsSince(lastUid, smallBound));
     for (let start = 0; start < uids.length; start += limits.maxCount) {
       const chunk = uids.slice(start, start + limits.maxCount);
-      const described = new Map((await session.describe(chunk.filter((uid) => large.has(uid)))).map((m) => [m.uid, m]));
+      const described = new Map(
+        (await session.describe(large ? chunk.filter((uid) => large.has(uid)) : chunk)).map((m) => [m.uid, m]),
+      );
+      const stored = byId ? await this.storedCopies(server, [...described.values()]) : new Set<string>();
       const listed: Listed[] = [];
       for (const uid of chunk) {
         const meta = described.get(uid);
+        if (meta?.emailId && stored.has(meta.emailId)) continue; // a copy of a stored message
         if (meta) listed.push({ uid, size: meta.size, meta });
-        else if (!large.has(uid)) listed.push({ uid, size: smallBound, meta: null });
-        // A large one that could not be described is gone (expunged meanwhile).
+        else if (large && !large.has(uid)) listed.push({ uid, size: smallBound, meta: null });
+        // A large one (or with ids, any one) that could not be described is gone (expunged meanwhile).
       }
-      yield* planBatches(listed, limits);
+      const planned = planBatches(listed, limits);
+      const upTo = chunk[chunk.length - 1] as number;
+      if (planned.length === 0) yield { fetch: [], tooLarge: [], upTo };
+      for (const [i, batch] of planned.entries()) {
+        const last = [...batch.fetch, ...batch.tooLarge].reduce((max, m) => Math.max(max, m.uid), 0);
+        yield { ...batch, upTo: i === planned.length - 1 ? upTo : last };
+      }
     }
+  }
+
+  /** The ids (X-GM-MSGID, EMAILID) among these messages' that this server has stored already. */
+  private async storedCopies(server: EmailServerRow, metas: MessageMeta[]): Promise<Set<string>> {
+    const ids = metas.map((m) => m.emailId).filter((id): id is string => id !== null);
+    return this.deps.store.messages.existingEmailIds(server.id, ids);
   }
 
   /** Fetches a batch, parses it (in the worker pool) and looks up what the database knows of its keys. */
@@ -300,7 +346,7 @@ export class MailboxSync {
     for (const listed of ordered) {
       const got = sources.get(listed.uid);
       if (got) {
-        const meta = { uid: got.uid, size: got.source.length, internalDate: got.internalDate };
+        const meta = { uid: got.uid, size: got.source.length, internalDate: got.internalDate, emailId: got.emailId };
         fetched.push({ meta, source: got.source, header: null });
       } else if (tooLarge.has(listed.uid) && listed.meta) {
         fetched.push({ meta: listed.meta, source: null, header: await session.fetchHeader(listed.uid) });
@@ -388,7 +434,7 @@ export class MailboxSync {
     log: Logger,
   ): Promise<StoredMessage[]> {
     const { fetched, built } = prepared;
-    const lastUid = (fetched[fetched.length - 1] as Fetched).meta.uid;
+    const lastUid = Math.max((fetched[fetched.length - 1] as Fetched).meta.uid, prepared.upTo);
     let inserted: Set<string>;
     try {
       inserted = await this.store(server, mailbox, uidValidity, built, fetched, lastUid);

@@ -43,6 +43,8 @@ export interface WatcherStatus {
   lastContactAt: string | null;
   /** Highest UID ingested, per mailbox. */
   lastUid: Record<string, number>;
+  /** Folders of the server's list that are not read, with why (Gmail's All Mail: `mailbox-sync.ts`). */
+  notWatched: Record<string, string>;
   idleSupported: boolean | null;
   reconnects: number;
   nextAttemptAt: string | null;
@@ -58,11 +60,16 @@ export function idleStatus(state: WatcherState): WatcherStatus {
     newMail: { by: null, pollIntervalMs: null },
     lastContactAt: null,
     lastUid: {},
+    notWatched: {},
     idleSupported: null,
     reconnects: 0,
     nextAttemptAt: null,
   };
 }
+
+/** Why a folder the server lists as `\All` (Gmail's All Mail) is not read. */
+const NOT_WATCHED_ALL_MAIL =
+  "the mailbox's All Mail (\\All): it holds sent mail and drafts too; watch INBOX and the labels mail arrives in";
 
 /** [2] IMAP sessions per server when its "maximum IMAP sessions" is 0 (the engine's default). */
 export const DEFAULT_MAX_SESSIONS = 2;
@@ -119,7 +126,12 @@ export class ServerWatcher {
   }
 
   snapshot(): WatcherStatus {
-    return { ...this.status, lastUid: { ...this.status.lastUid }, newMail: { ...this.status.newMail } };
+    return {
+      ...this.status,
+      lastUid: { ...this.status.lastUid },
+      notWatched: { ...this.status.notWatched },
+      newMail: { ...this.status.newMail },
+    };
   }
 
   start(): void {
@@ -274,7 +286,7 @@ export class ServerWatcher {
     connect: (extra: Partial<ImapSessionOptions>) => Promise<ImapSession | undefined>,
   ): Promise<ImapSession | undefined> {
     const allowed = this.server.imapMaxSessions === 0 ? DEFAULT_MAX_SESSIONS : this.server.imapMaxSessions;
-    const mailbox = this.deps.options.mailboxes[0];
+    const mailbox = this.folders[0];
     if (allowed < 2 || mailbox === undefined || this.stopped) return undefined;
     let idler: ImapSession | undefined;
     try {
@@ -338,11 +350,17 @@ export class ServerWatcher {
     return pass;
   }
 
+  /** The folders watched: the server's own list, else the engine's default (INBOX). */
+  private get folders(): string[] {
+    return this.server.imapFolders.length > 0 ? this.server.imapFolders : this.deps.options.mailboxes;
+  }
+
   private async syncAll(session: ImapSession): Promise<void> {
-    for (const mailbox of this.deps.options.mailboxes) {
+    for (const mailbox of this.folders) {
       if (this.stopped) return;
       const result = await this.deps.sync.run(session, this.server, mailbox, this.stopping.signal, this.log);
       this.status.lastUid[mailbox] = result.lastUid;
+      if (result.notWatched) this.status.notWatched[mailbox] = NOT_WATCHED_ALL_MAIL;
       this.markContact();
     }
   }

@@ -25,6 +25,12 @@ export interface HttpRequest {
   maxBytes: number;
   /** [false] keep the first `maxBytes` of a longer body instead of failing. */
   truncate?: boolean;
+  /**
+   * [false] read the body and drop it (the caller needs the status alone): up to `maxBytes`, so
+   * that the kept-alive connection can carry the next request; a longer body closes the
+   * connection. The answer's `body` is empty.
+   */
+  discardBody?: boolean;
   /** Through this proxy (HTTP CONNECT; TLS to the server stays end to end), unless it bypasses the host. */
   proxy?: WebProxy | undefined;
   /** Extra CA certificates (PEM) trusted for this request alone; verification always stays on. */
@@ -79,6 +85,29 @@ function answerOf(res: IncomingMessage, body: Buffer): HttpAnswer {
     },
     body,
   };
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** Where a direct request goes, as node:http's options: made once per URL object (a webhook run posts to one URL thousands of times). */
+const targets = new WeakMap<URL, RequestOptions>();
+
+function targetOf(url: URL): RequestOptions {
+  let target = targets.get(url);
+  if (!target) {
+    // What node:http takes from a URL given as its first argument (url.urlToHttpOptions).
+    target = {
+      protocol: url.protocol,
+      hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+      path: `${url.pathname}${url.search}`,
+      ...(url.port !== '' && { port: Number(url.port) }),
+      ...((url.username || url.password) && {
+        auth: `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`,
+      }),
+    };
+    targets.set(url, target);
+  }
+  return target;
 }
 
 /**
@@ -238,10 +267,16 @@ export async function httpExchange(url: URL, req: HttpRequest): Promise<HttpAnsw
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        resolve(answerOf(res, Buffer.concat(chunks)));
+        resolve(answerOf(res, chunks.length === 0 ? EMPTY : Buffer.concat(chunks)));
       };
       res.on('data', (chunk: Buffer) => {
-        if (size + chunk.length <= req.maxBytes) {
+        if (req.discardBody) {
+          size += chunk.length;
+          if (size > req.maxBytes) {
+            finish();
+            client.destroy();
+          }
+        } else if (size + chunk.length <= req.maxBytes) {
           size += chunk.length;
           chunks.push(chunk);
         } else if (req.truncate) {
@@ -259,7 +294,7 @@ export async function httpExchange(url: URL, req: HttpRequest): Promise<HttpAnsw
     };
     const client: ClientRequest = forwarding
       ? httpRequest(options, onAnswer)
-      : (secure ? httpsRequest : httpRequest)(url, options, onAnswer);
+      : (secure ? httpsRequest : httpRequest)({ ...targetOf(url), ...options }, onAnswer);
     let reachedProxy = false;
     if (forwarding) {
       client.once('socket', (socket: Socket) => {

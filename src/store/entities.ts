@@ -85,6 +85,8 @@ export const EmailServerEntity = new EntitySchema<
     smtpTls: text('smtp_tls'),
     // Migration 0034: a tenant's token chose its hosts (connections then follow MAILROOM_MAIL_ALLOW_PRIVATE).
     hostsByTenant: { type: 'boolean', name: 'hosts_by_tenant', default: false },
+    // Migration 0038: the folders watched (empty: the engine's default).
+    imapFolders: { type: 'jsonb', name: 'imap_folders', default: () => "'[]'" },
     createdAt: created,
     updatedAt: updated,
   },
@@ -134,6 +136,8 @@ export const DestinationEntity = new EntitySchema<
     // Webhooks (migration 0006): the URL events are POSTed to and the sealed signing secret.
     webhookUrl: text('webhook_url', true),
     webhookSecretSealed: text('webhook_secret_sealed', true),
+    // Migration 0045: batched webhook delivery ({maxEvents, maxWaitMs}), opt-in.
+    webhookBatch: { type: 'jsonb', name: 'webhook_batch', nullable: true },
     // Migration 0033: the last seq given to a delivery of this destination (never reused; see DeliveryRepository.append).
     lastSeq: { type: 'bigint', name: 'last_seq', default: 0, select: false },
     createdAt: created,
@@ -236,6 +240,8 @@ export const InboundMessageEntity = new EntitySchema<InboundMessageRow>({
     attachments: json('attachments'),
     sourceStore: text('source_store', true),
     sourceSize: { type: 'integer', name: 'source_size', nullable: true },
+    // Migration 0038: the server's own id of the message (X-GM-MSGID, EMAILID).
+    emailId: text('email_id', true),
   },
   relations: {
     server: {
@@ -248,6 +254,7 @@ export const InboundMessageEntity = new EntitySchema<InboundMessageRow>({
   indices: [
     { name: 'inbound_messages_uid_uq', columns: ['serverId', 'mailbox', 'uidValidity', 'uid'], unique: true },
     { name: 'inbound_messages_dedupe_idx', columns: ['serverId', 'dedupeKey'] },
+    { name: 'inbound_messages_email_id_idx', columns: ['serverId', 'emailId'], where: 'email_id IS NOT NULL' },
     { name: 'inbound_messages_message_id_idx', columns: ['tenantId', 'messageIdHeader'] },
     { name: 'inbound_messages_status_idx', columns: ['serverId', 'status'] },
     { name: 'inbound_messages_age_idx', columns: ['tenantId', 'ingestedAt'] },
@@ -257,6 +264,10 @@ export const InboundMessageEntity = new EntitySchema<InboundMessageRow>({
       columns: ['tenantId', 'ingestedAt'],
       where: 'body_text IS NOT NULL OR body_html IS NOT NULL',
     },
+    // The trace search's (migration 0041): GIN indexes TypeORM cannot describe, left to the migration.
+    { name: 'inbound_messages_subject_trgm_idx', columns: ['subject'], synchronize: false },
+    { name: 'inbound_messages_recipients_idx', columns: ['recipients'], synchronize: false },
+    { name: 'inbound_messages_sender_idx', columns: ['tenantId', 'fromAddress'] },
   ],
 });
 
@@ -370,6 +381,9 @@ export const OutboundMessageEntity = new EntitySchema<OutboundMessageRow>({
     { name: 'outbound_messages_message_id_idx', columns: ['tenantId', 'messageIdHeader'] },
     { name: 'outbound_messages_dead_idx', columns: ['tenantId', 'serverId'], where: 'dead_lettered_at IS NOT NULL' },
     { name: 'outbound_messages_age_idx', columns: ['tenantId', 'createdAt'] },
+    // The trace search's (migration 0041): GIN indexes TypeORM cannot describe, left to the migration.
+    { name: 'outbound_messages_subject_trgm_idx', columns: ['subject'], synchronize: false },
+    { name: 'outbound_messages_recipients_idx', columns: ['recipients'], synchronize: false },
   ],
 });
 

@@ -35,7 +35,10 @@ export class CheckpointRepository {
   }
 }
 
-export type NewInboundMessage = Omit<InboundMessageRow, 'ingestedAt' | 'sourceStore' | 'sourceSize'>;
+export type NewInboundMessage = Omit<InboundMessageRow, 'ingestedAt' | 'sourceStore' | 'sourceSize' | 'emailId'> & {
+  /** Absent: the server gave none. */
+  emailId?: string | null;
+};
 
 /**
  * A message to insert: its row, and its raw source when it goes to `inbound_raw` in this
@@ -126,6 +129,7 @@ const MESSAGE_COLUMNS = [
   ['attachments', 'jsonb', 'x'],
   ['source_store', 'text', 'y'],
   ['source_size', 'integer', 'z'],
+  ['email_id', 'text', 'za'],
 ] as const;
 
 type MessageKey = (typeof MESSAGE_COLUMNS)[number][2];
@@ -184,6 +188,7 @@ function messageRecord(item: NewInboundItem, row: NewInboundMessage = item.row):
     x: row.attachments, // attachments
     y: place?.kind ?? null, // source_store
     z: place?.bytes ?? null, // source_size
+    za: row.emailId ?? null, // email_id
   };
 }
 
@@ -255,13 +260,8 @@ export class InboundMessageRepository {
   }
 
   /** Which of these dedupe keys this server has stored already. */
-  async existingDedupeKeys(serverId: string, keys: string[]): Promise<Set<string>> {
-    if (keys.length === 0) return new Set();
-    const rows: Array<{ dedupe_key: string }> = await this.em.query(
-      'SELECT dedupe_key FROM inbound_messages WHERE server_id = $1 AND dedupe_key = ANY($2::text[])',
-      [serverId, keys],
-    );
-    return new Set(rows.map((r) => r.dedupe_key));
+  existingDedupeKeys(serverId: string, keys: string[]): Promise<Set<string>> {
+    return this.existing('dedupe_key', serverId, keys);
   }
 
   /** Conversation of the newest stored message of the tenant per Message-ID, for these ids. */
@@ -284,6 +284,24 @@ export class InboundMessageRepository {
     const rows = await this.em.findBy(InboundMessageEntity, { tenantId, id: In([...ids]) });
     return new Map(rows.map((r) => [r.id, r]));
   }
+  /**
+   * Which of these server ids of messages (X-GM-MSGID, EMAILID) this server has stored already, in
+   * any folder: a copy in another watched folder is the same message.
+   */
+  existingEmailIds(serverId: string, emailIds: string[]): Promise<Set<string>> {
+    return this.existing('email_id', serverId, emailIds);
+  }
+
+  /** Which of these values of an indexed column this server's messages have. */
+  private async existing(column: 'dedupe_key' | 'email_id', serverId: string, values: string[]): Promise<Set<string>> {
+    if (values.length === 0) return new Set();
+    const rows: Array<{ v: string }> = await this.em.query(
+      `SELECT ${column} AS v FROM inbound_messages WHERE server_id = $1 AND ${column} = ANY($2::text[])`,
+      [serverId, values],
+    );
+    return new Set(rows.map((r) => r.v));
+  }
+
   /** Whether this server already stored a message with this dedupe key (Message-ID or header hash). */
   async existsByDedupeKey(serverId: string, dedupeKey: string): Promise<boolean> {
     return (await this.em.countBy(InboundMessageEntity, { serverId, dedupeKey })) > 0;

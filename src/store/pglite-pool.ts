@@ -1,4 +1,5 @@
 import type { Results } from '@electric-sql/pglite';
+import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm';
 import { PGliteDriver } from 'typeorm-pglite';
 import { PGlitePool } from 'typeorm-pglite/dist/pglite-pool.js';
 
@@ -56,7 +57,11 @@ class ExclusivePGlitePool extends PGlitePool {
 
 /** The `driver` option for a TypeORM postgres DataSource backed by PGlite in `dataDir`. */
 export function pgliteDriver(dataDir: string | undefined): object {
-  // PGliteDriver registers the instance options (and a boolean serializer) globally.
-  new PGliteDriver(dataDir === undefined ? {} : { dataDir });
+  // PGliteDriver registers the instance options (and a boolean serializer) globally. pg_trgm, for
+  // the trace search's trigram indexes (migration 0041), is a contrib module PGlite ships apart:
+  // it must be named when the instance is made (https://pglite.dev/extensions/), then
+  // CREATE EXTENSION installs it as in PostgreSQL.
+  const extensions = { pg_trgm };
+  new PGliteDriver(dataDir === undefined ? { extensions } : { dataDir, extensions });
   return { Pool: ExclusivePGlitePool };
 }

@@ -81,6 +81,8 @@ export interface EmailServerRow {
    * reach only the addresses MAILROOM_MAIL_ALLOW_PRIVATE allows. False: the operator's settings.
    */
   hostsByTenant: boolean;
+  /** The folders watched, in order (migration 0038); empty: the engine's default (INBOX). */
+  imapFolders: string[];
   createdAt: Date;
   updatedAt: Date;
 }
@@ -102,8 +104,16 @@ export interface DestinationRow {
   webhookUrl: string | null;
   /** HMAC-SHA256 signing secret of the webhook, sealed (`SecretSealer`, field `webhookSecret`). */
   webhookSecretSealed: string | null;
+  /** Events POSTed together, opt-in (migration 0045); null: one POST per event. */
+  webhookBatch: WebhookBatch | null;
   createdAt: Date;
   updatedAt: Date;
+}
+
+/** A destination's batched webhook delivery: up to `maxEvents` events a POST, none waiting longer than `maxWaitMs`. */
+export interface WebhookBatch {
+  maxEvents: number;
+  maxWaitMs: number;
 }
 
 export interface ApiTokenRow {
@@ -189,6 +199,11 @@ export interface InboundMessageRow {
   sourceStore: 'postgres' | 'directory' | 's3' | null;
   /** The raw source's length, bytes (null without one). */
   sourceSize: number | null;
+  /**
+   * The server's own id of the message, the same in each folder it is in (Gmail's X-GM-MSGID, RFC
+   * 8474 EMAILID; migration 0038); null when the server gives none.
+   */
+  emailId: string | null;
 }
 
 export interface DeliveryRow {

@@ -73,9 +73,17 @@ export const WebhookDeliveryEntity = new EntitySchema<WebhookDeliveryRow>({
 });
 
 /** What a webhook run needs of an outbox row (read lean: a run reads thousands a second). */
-export type WebhookRunRow = Pick<WebhookDeliveryRow, 'destinationId' | 'seq' | 'tenantId' | 'messageId' | 'attempts'>;
+export type WebhookRunRow = Pick<
+  WebhookDeliveryRow,
+  'destinationId' | 'seq' | 'tenantId' | 'messageId' | 'attempts'
+> & {
+  /** Its `next_attempt_at` had come when the run read it (a batch shorter than `maxEvents` goes only then). */
+  due: boolean;
+};
 
-const RUN_COLUMNS = 'w.destination_id, w.seq, w.tenant_id, w.message_id, w.attempts';
+/** The run's columns; `$now` is the reading's time parameter. */
+const runColumns = (now: string): string =>
+  `w.destination_id, w.seq, w.tenant_id, w.message_id, w.attempts, w.next_attempt_at <= ${now} AS due`;
 
 function runRowOf(r: RawRow): WebhookRunRow {
   return {
@@ -84,6 +92,7 @@ function runRowOf(r: RawRow): WebhookRunRow {
     tenantId: r.tenant_id as string,
     messageId: r.message_id as string,
     attempts: Number(r.attempts),
+    due: r.due === true,
   };
 }
 
@@ -117,8 +126,26 @@ type RawRow = Record<string, unknown>;
  * `webhook_deliveries_pending_seq_idx`, so reading every destination's head costs one probe per
  * destination with a webhook, not a scan of every pending row.
  */
-const HEAD_OF_DESTINATION = `SELECT w.destination_id, w.seq, w.next_attempt_at, w.lease_until FROM webhook_deliveries w
+const HEAD_OF_DESTINATION = `SELECT w.destination_id, w.seq, w.next_attempt_at, w.lease_until, w.attempts
+   FROM webhook_deliveries w
    WHERE w.destination_id = t.id AND w.delivered_at IS NULL ORDER BY w.seq LIMIT 1`;
+
+/**
+ * How many rows a run of destination `t` reads at once, `$2` being `runLength`: for a batching
+ * destination whole batches, as many as fit in `runLength` (at least one).
+ */
+const RUN_LIMIT = `COALESCE((t.webhook_batch->>'maxEvents')::int
+    * GREATEST(1, $2 / (t.webhook_batch->>'maxEvents')::int), $2)`;
+
+/**
+ * Whether batching destination `t`'s head `h`, never tried, has a full batch waiting behind it
+ * (it then falls due before its `maxWaitMs`): counts at most `maxEvents` pending rows, by the
+ * pending-seq index.
+ */
+const FULL_BATCH = `(h.attempts = 0 AND t.webhook_batch IS NOT NULL AND (
+     SELECT count(*) FROM (SELECT 1 FROM webhook_deliveries b
+       WHERE b.destination_id = t.id AND b.delivered_at IS NULL
+       ORDER BY b.seq LIMIT (t.webhook_batch->>'maxEvents')::int) f) >= (t.webhook_batch->>'maxEvents')::int)`;
 const dateOrNull = (v: unknown): Date | null => (v === null || v === undefined ? null : new Date(v as string));
 
 function rowOf(r: RawRow): WebhookDeliveryRow {
@@ -150,12 +177,17 @@ export interface WebhookQueueSummary {
 export class WebhookDeliveryRepository {
   constructor(private readonly em: EntityManager) {}
 
-  /** Queues the given deliveries of a destination, if (and only if) it has a webhook URL. */
+  /**
+   * Queues the given deliveries of a destination, if (and only if) it has a webhook URL. A
+   * batching destination's rows fall due `maxWaitMs` from now (sooner when `maxEvents` wait: see
+   * claimRuns).
+   */
   async enqueue(destinationId: string, seqs: number[]): Promise<void> {
     if (seqs.length === 0) return;
     await this.em.query(
-      `INSERT INTO webhook_deliveries (destination_id, seq, tenant_id, message_id)
-       SELECT d.destination_id, d.seq, d.tenant_id, d.message_id
+      `INSERT INTO webhook_deliveries (destination_id, seq, tenant_id, message_id, next_attempt_at)
+       SELECT d.destination_id, d.seq, d.tenant_id, d.message_id,
+              now() + make_interval(secs => COALESCE((t.webhook_batch->>'maxWaitMs')::int, 0) / 1000.0)
          FROM inbound_deliveries d JOIN destinations t ON t.id = d.destination_id
         WHERE d.destination_id = $1 AND d.seq = ANY($2::bigint[]) AND t.webhook_url IS NOT NULL
        ON CONFLICT (destination_id, seq) DO NOTHING`,
@@ -167,7 +199,8 @@ export class WebhookDeliveryRepository {
    * Claims up to `destinations` destinations whose oldest pending row is due and that no run
    * holds, round-robin over tenants and at most `perTenant` runs of one tenant at once (counting
    * the runs other instances hold), leasing each destination (not its rows) until `leaseUntil`, and reads the first
-   * `runLength` pending rows of each. Two statements on purpose: the rows are read after the
+   * `runLength` pending rows of each (a batching destination's whole batches; its head is due at
+   * `next_attempt_at`, or sooner when never tried and a full batch waits). Two statements on purpose: the rows are read after the
    * lease is taken, so a run that ended just before (its deliveries committed, then its lease
    * given back) is seen whole. A lease is taken by one engine alone: the insert of a lapsed or
    * absent lease waits for a concurrent one and then finds it live. Rows of each run in seq
@@ -190,7 +223,7 @@ export class WebhookDeliveryRepository {
            FROM destinations t
           CROSS JOIN LATERAL (${HEAD_OF_DESTINATION}) h
            LEFT JOIN webhook_leases l ON l.destination_id = t.id
-          WHERE t.webhook_url IS NOT NULL AND h.next_attempt_at <= $1
+          WHERE t.webhook_url IS NOT NULL AND (h.next_attempt_at <= $1 OR ${FULL_BATCH})
             AND (l.lease_until IS NULL OR l.lease_until <= $1)
             -- a row lease of an engine from before destination leases (migration 0030)
             AND (h.lease_until IS NULL OR h.lease_until <= $1)),
@@ -212,12 +245,13 @@ export class WebhookDeliveryRepository {
     if (leased.length === 0) return [];
     const rows: RawRow[] = await this.em.query(
       `SELECT r.* FROM unnest($1::uuid[]) WITH ORDINALITY AS d(id, n)
+        JOIN destinations t ON t.id = d.id
         CROSS JOIN LATERAL (
-          SELECT ${RUN_COLUMNS} FROM webhook_deliveries w
+          SELECT ${runColumns('$3')} FROM webhook_deliveries w
            WHERE w.destination_id = d.id AND w.delivered_at IS NULL
-           ORDER BY w.seq LIMIT $2) r
+           ORDER BY w.seq LIMIT ${RUN_LIMIT}) r
         ORDER BY d.n, r.seq`,
-      [leased.map((r) => r.destination_id), runLength],
+      [leased.map((r) => r.destination_id), runLength, now],
     );
     const runs = new Map<string, WebhookRunRow[]>();
     for (const r of rows) {
@@ -236,13 +270,19 @@ export class WebhookDeliveryRepository {
    * The next `limit` pending rows of a destination after `afterSeq`, for the run that holds the
    * destination's lease `leaseUntil` (none once the lease is no longer that run's).
    */
-  async extendRun(destinationId: string, afterSeq: number, leaseUntil: Date, limit: number): Promise<WebhookRunRow[]> {
+  async extendRun(
+    destinationId: string,
+    afterSeq: number,
+    leaseUntil: Date,
+    limit: number,
+    now: Date,
+  ): Promise<WebhookRunRow[]> {
     const rows: RawRow[] = await this.em.query(
-      `SELECT ${RUN_COLUMNS} FROM webhook_deliveries w
+      `SELECT ${runColumns('$5')} FROM webhook_deliveries w
         WHERE w.destination_id = $1 AND w.delivered_at IS NULL AND w.seq > $2
           AND EXISTS (SELECT 1 FROM webhook_leases l WHERE l.destination_id = $1 AND l.lease_until = $3)
         ORDER BY w.seq LIMIT $4`,
-      [destinationId, afterSeq, leaseUntil, limit],
+      [destinationId, afterSeq, leaseUntil, limit, now],
     );
     return rows.map(runRowOf);
   }

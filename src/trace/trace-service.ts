@@ -41,6 +41,11 @@ export const TimelineView = Type.Object({
   /** Null for an inbound message deleted since (its row went; its events stay). */
   subject: Type.Union([Type.String(), Type.Null()]),
   status: Type.String(),
+  /**
+   * An outgoing message's destination (it was sent from its address); its fields (recipients,
+   * attempts, last SMTP reply, server) are at `…/destinations/{destinationId}/outbound/{id}`.
+   */
+  destinationId: Type.Optional(Type.String()),
   events: Type.Array(TraceEventView),
 });
 export type TimelineView = Static<typeof TimelineView>;
@@ -169,7 +174,14 @@ export class TraceService {
     const o: OutboundMessageRow | null = await this.store.outbound.get(tenantId, id);
     if (!o) throw notFound(kind, id);
     const events = await this.store.trace.timeline(tenantId, id, false);
-    return { kind, id, subject: o.subject, status: o.status, events: events.map((e) => eventView(e, id)) };
+    return {
+      kind,
+      id,
+      subject: o.subject,
+      status: o.status,
+      destinationId: o.destinationId,
+      events: events.map((e) => eventView(e, id)),
+    };
   }
 }
 

@@ -540,6 +540,28 @@ describe('operator console (headless Chromium)', function () {
     await shot('23-destination-live');
   });
 
+  it('opens an outgoing message: from, to, subject, status, attempts, last reply, e-mail server, then its timeline', async () => {
+    await open(`/tenants/${tenantId}/destinations/${supportId}`);
+    await page
+      .getByRole('table', { name: 'Outgoing messages' })
+      .getByRole('link', { name: 'Your order shipped' })
+      .click();
+    await page.getByRole('heading', { level: 1, name: 'Your order shipped' }).waitFor();
+    const facts = page.locator('dl.headers');
+    await facts.waitFor();
+    const text = (await facts.textContent()) ?? '';
+    assert.match(text, /FromSupport <support@example\.com>/);
+    assert.match(text, /Tocustomer@example\.net/);
+    assert.match(text, /SubjectYour order shipped/);
+    assert.match(text, /StatusSent/);
+    assert.match(text, /Attempts1/);
+    assert.match(text, /Last SMTP reply250/);
+    assert.match(text, /E-mail serverMain mailbox/);
+    const events = await page.getByRole('table', { name: 'Timeline' }).locator('tbody tr').allTextContents();
+    assert.match(events.join('\n'), /Sent/);
+    await shot('25-outgoing-message');
+  });
+
   it('shows the audit log: a tenant token’s server change with before/after and no secret', async () => {
     const changed = await api().call<Obj>(
       'PATCH',

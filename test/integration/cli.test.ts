@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { makeServiceAccountKeyFile } from '../../src/harness/fake-idp/index.js';
 import { startFakeImap } from '../../src/harness/fake-imap/index.js';
 import { startSmtpHarness } from '../../src/harness/smtp-harness.js';
 import { queuedRow } from '../../src/store/rows.js';
@@ -105,6 +106,69 @@ describe('mailroom CLI (against PostgreSQL, over the services)', function () {
       imap: { secure: false, port: 10143, auth: { method: 'password', password: 'again' } },
     });
     assert.equal(given.code, 0, given.stderr);
+  });
+
+  it('creates a Gmail server signing in with a service account key file (--key-file), never printing the key', async () => {
+    const tenant = await runCli(['tenants', 'create', 'Workspace tenant'], env);
+    assert.equal(tenant.code, 0, tenant.stderr);
+    const dir = await mkdtemp(join(tmpdir(), 'mailroom-key-'));
+    try {
+      const clientEmail = 'mailroom@project.iam.gserviceaccount.com';
+      const keyPath = join(dir, 'key.json');
+      await writeFile(keyPath, makeServiceAccountKeyFile(clientEmail).keyFile, { mode: 0o600 });
+      const body = {
+        name: 'Gmail',
+        imap: { host: 'imap.gmail.com', user: 'support@workspace.test', folders: ['INBOX', 'Support'] },
+        smtp: { host: 'smtp.gmail.com', port: 465, auth: { mode: 'imap' } },
+      };
+      const created = await runCli(
+        ['--json', 'servers', 'create', 'Workspace tenant', '--data', JSON.stringify(body), '--key-file', keyPath],
+        env,
+      );
+      assert.equal(created.code, 0, created.stderr);
+      assert.ok(!created.stdout.includes('PRIVATE KEY'), 'the key is never printed');
+      const server = JSON.parse(created.stdout) as {
+        imap: {
+          folders: string[];
+          auth: { method: string; oauth2: { flow: string; clientId: string; hasClientSecret: boolean } };
+        };
+      };
+      assert.equal(server.imap.auth.method, 'oauth2');
+      assert.deepEqual(
+        [server.imap.auth.oauth2.flow, server.imap.auth.oauth2.clientId, server.imap.auth.oauth2.hasClientSecret],
+        ['service-account', clientEmail, true],
+      );
+      assert.deepEqual(server.imap.folders, ['INBOX', 'Support']);
+
+      // A new key with only --key-file; a key of another account, or no file, refused naming the field.
+      const rotated = await runCli(['servers', 'update', 'Workspace tenant', 'Gmail', '--key-file', keyPath], env);
+      assert.equal(rotated.code, 0, rotated.stderr);
+      await writeFile(keyPath, makeServiceAccountKeyFile('other@project.iam.gserviceaccount.com').keyFile);
+      const other = await runCli(
+        [
+          'servers',
+          'update',
+          'Workspace tenant',
+          'Gmail',
+          '--data',
+          JSON.stringify({ imap: { auth: { clientId: clientEmail } } }),
+          '--key-file',
+          keyPath,
+        ],
+        env,
+      );
+      assert.equal(other.code, 2);
+      assert.match(other.stderr, /belongs to other@project\.iam\.gserviceaccount\.com \[field: imap\.auth\.clientId\]/);
+      const missing = await runCli(
+        ['servers', 'update', 'Workspace tenant', 'Gmail', '--key-file', join(dir, 'none.json')],
+        env,
+      );
+      assert.equal(missing.code, 2);
+      assert.match(missing.stderr, /the key file cannot be read: .*\[field: key-file\]/);
+      assert.ok(!other.stderr.includes('PRIVATE KEY') && !missing.stderr.includes('PRIVATE KEY'));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('has help for every command', async () => {

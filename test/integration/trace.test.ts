@@ -205,6 +205,12 @@ forEachBackend('message trace', (kind) => {
       out.body.events.map((e: Obj) => e.type),
       ['accepted', 'smtp-attempt', 'sent'],
     );
+    assert.equal(out.body.destinationId, destinationId, 'where its fields are read (the console shows them)');
+    assert.equal(
+      'destinationId' in
+        (await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/trace/inbound/${messageId}`, undefined, token)).body,
+      false,
+    );
     const search = (q: string) => h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/trace?${q}`, undefined, token);
     const byAddress = await search('address=customer@example.net');
     assert.deepEqual(

@@ -231,6 +231,8 @@ export const messageRoutes: RouteDef[] = [
             }),
             lastContactAt: Type.Union([Type.String(), Type.Null()]),
             lastUid: Type.Record(Type.String(), Type.Integer()),
+            /** Folders of `imap.folders` not read, with why (Gmail's All Mail). */
+            notWatched: Type.Record(Type.String(), Type.String()),
             idleSupported: Type.Union([Type.Boolean(), Type.Null()]),
             reconnects: Type.Integer(),
             nextAttemptAt: Type.Union([Type.String(), Type.Null()]),

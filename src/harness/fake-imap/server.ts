@@ -33,12 +33,20 @@ export interface FakeImapOptions {
   closeGraceMs?: number;
   /** Receives every protocol line (credentials hidden, long lines cut). */
   trace?: (entry: TraceEntry) => void;
+  /**
+   * Behave like Gmail [default false]: X-GM-EXT-1 advertised, X-GM-MSGID and X-GM-THRID fetched,
+   * `[Gmail]/All Mail` (`\All`) holding every message, a message in several folders (labels) the
+   * same message (`append`'s `alsoIn`, COPY).
+   */
+  gmail?: boolean;
 }
 
 export interface AppendOptions {
   flags?: string[];
   /** Internal date [default now]. */
   date?: Date;
+  /** Gmail mode: more folders (labels) the same message is in, with the same X-GM-MSGID. */
+  alsoIn?: string[];
 }
 
 export interface AppendResult {
@@ -52,6 +60,8 @@ export interface FakeMessage {
   flags: string[];
   internalDate: Date;
   raw: Buffer;
+  /** Gmail mode: its X-GM-MSGID. */
+  gmMsgId?: string;
 }
 
 export interface MailboxInfo {
@@ -90,7 +100,7 @@ export interface FakeImapServer {
 
 class FakeImap implements FakeImapServer {
   readonly faults: FaultInjector;
-  private readonly store = new MailStore();
+  private readonly store: MailStore;
   private readonly sessions = new Set<Session>();
   private nextSessionId = 1;
   private closing: Promise<void> | undefined;
@@ -100,6 +110,7 @@ class FakeImap implements FakeImapServer {
     private readonly options: FakeImapOptions,
   ) {
     this.faults = new FaultInjector({ idle: options.idle });
+    this.store = new MailStore(options.gmail ?? false);
     for (const user of options.users ?? []) {
       this.addUser(user);
     }
@@ -136,7 +147,12 @@ class FakeImap implements FakeImapServer {
     const account = this.store.user(user);
     const target = this.store.mailbox(account, mailbox);
     const bytes = typeof raw === 'string' ? Buffer.from(raw) : raw;
-    const message = this.store.append(account, target, bytes, options);
+    const { alsoIn = [], ...input } = options;
+    const message = this.store.append(account, target, bytes, input);
+    for (const name of alsoIn) {
+      if (message.gmMsgId === undefined) throw new Error('alsoIn needs a fake IMAP server in Gmail mode');
+      this.store.append(account, this.store.mailbox(account, name), bytes, { ...input, gmMsgId: message.gmMsgId });
+    }
     return { uid: message.uid, uidValidity: target.uidValidity };
   }
 
@@ -173,6 +189,7 @@ class FakeImap implements FakeImapServer {
       flags: [...message.flags],
       internalDate: new Date(message.internalDate),
       raw: Buffer.from(message.raw),
+      ...(message.gmMsgId !== undefined && { gmMsgId: message.gmMsgId }),
     }));
   }
 
@@ -209,7 +226,11 @@ class FakeImap implements FakeImapServer {
       id: this.nextSessionId++,
       store: this.store,
       faults: this.faults,
-      settings: { saslIr: this.options.saslIr ?? true, verifyAccessToken: this.options.verifyAccessToken },
+      settings: {
+        saslIr: this.options.saslIr ?? true,
+        verifyAccessToken: this.options.verifyAccessToken,
+        gmail: this.options.gmail ?? false,
+      },
       trace: this.options.trace,
     });
     this.sessions.add(session);

@@ -126,6 +126,8 @@ export class Session implements CommandContext {
     if (!this.faults.idleDisabled) {
       capabilities.push('IDLE');
     }
+    // Gmail advertises its extensions as X-GM-EXT-1 (https://developers.google.com/gmail/imap/imap-extensions).
+    if (this.settings.gmail) capabilities.push('X-GM-EXT-1');
     if (this.state === 'not-authenticated') {
       capabilities.push(...(this.settings.saslIr ? ['SASL-IR'] : []), 'AUTH=PLAIN', 'AUTH=XOAUTH2');
     }

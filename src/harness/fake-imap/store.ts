@@ -14,6 +14,8 @@ export interface StoredMessage {
   raw: Buffer;
   /** Not yet reported as \Recent to a session that selected the mailbox read-write. */
   recent: boolean;
+  /** Gmail mode: the message's X-GM-MSGID, the same in every folder (label) it is in. */
+  gmMsgId?: string;
 }
 
 export interface Mailbox {
@@ -37,7 +39,15 @@ export interface UserAccount {
 export interface AppendInput {
   flags?: readonly string[];
   date?: Date;
+  /** Gmail mode: this message is already in the mailbox (another label): keep its X-GM-MSGID. */
+  gmMsgId?: string;
 }
+
+/**
+ * Gmail's folder of every message, listed with the RFC 6154 attribute `\All`
+ * (https://developers.google.com/gmail/imap/imap-extensions, "Special-Use Extension of the LIST command").
+ */
+export const GMAIL_ALL_MAIL = '[Gmail]/All Mail';
 
 export type ChangeListener = (user: UserAccount, mailbox: Mailbox) => void;
 
@@ -48,6 +58,15 @@ export function mailboxKey(name: string): string {
 
 export class MailStore {
   private readonly users = new Map<string, UserAccount>();
+  /** Gmail mode: the last X-GM-MSGID given (a 64-bit number, as Gmail's are). */
+  private lastGmMsgId = 1278455344230334865n;
+
+  /**
+   * `gmail`: behave like Gmail (https://developers.google.com/gmail/imap/imap-extensions): every user
+   * has `[Gmail]/All Mail` (`\All`), each new message gets an X-GM-MSGID and is in All Mail too,
+   * and a copy to another folder (a label) is the same message, with the same id.
+   */
+  constructor(readonly gmail = false) {}
   private readonly listeners = new Set<ChangeListener>();
   /** Seconds since the epoch at start, then counting up: every new UIDVALIDITY is larger. */
   private lastUidValidity = Math.floor(Date.now() / 1000);
@@ -64,6 +83,7 @@ export class MailStore {
     };
     this.users.set(name, user);
     this.createMailbox(user, 'INBOX');
+    if (this.gmail) this.createMailbox(user, GMAIL_ALL_MAIL, '\\All');
     return user;
   }
 
@@ -143,6 +163,13 @@ export class MailStore {
       raw,
       recent: true,
     };
+    if (this.gmail) {
+      // A new message lands in All Mail as well; a copy (a label added) already is there.
+      message.gmMsgId = input.gmMsgId ?? String(++this.lastGmMsgId);
+      const all = this.findMailbox(user, GMAIL_ALL_MAIL);
+      if (input.gmMsgId === undefined && all && all !== mailbox)
+        this.append(user, all, raw, { ...input, gmMsgId: message.gmMsgId });
+    }
     mailbox.messages.push(message);
     this.changed(user, mailbox);
     return message;

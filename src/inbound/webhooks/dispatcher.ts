@@ -2,10 +2,16 @@ import type { Clock } from '../../shared/clock.js';
 import type { Logger } from '../../shared/logger.js';
 import { webhookDeliveries, webhookFailures } from '../../shared/metrics.js';
 import type { SecretSealer } from '../../shared/sealed-secrets.js';
-import type { DestinationRow } from '../../store/rows.js';
+import type { DestinationRow, WebhookBatch } from '../../store/rows.js';
 import type { Store } from '../../store/store.js';
 import { WEBHOOK_SECRET_FIELD, type WebhookRunRow } from '../../store/webhook-deliveries.js';
-import { routedEventsOf, type MessageRoutedEvent, type WebhookTestEvent } from './event.js';
+import {
+  batchKeyOf,
+  routedEventsOf,
+  type MessageRoutedBatch,
+  type MessageRoutedEvent,
+  type WebhookTestEvent,
+} from './event.js';
 import type { PostOutcome, WebhookPoster } from './http-post.js';
 import type { WebhookOptions } from './options.js';
 import { retryDelayMs } from './retry-schedule.js';
@@ -37,6 +43,25 @@ function describe(o: PostOutcome): string {
 interface Chunk {
   rows: WebhookRunRow[];
   events: Map<number, MessageRoutedEvent>;
+}
+
+/** One destination's run as it goes: where it posts, and its outcomes not yet recorded. */
+interface Run {
+  head: WebhookRunRow;
+  url: string;
+  secret: string;
+  batch: WebhookBatch | null;
+  /** clock time after which the run makes no new POST. */
+  budgetEnd: number;
+  delivered: Delivered[];
+  /** The last record of 2xx answers, made while the next POSTs go out; never rejects. */
+  recording: Promise<boolean>;
+  /** The last record is still being made (the answers since wait for it to end, and go in the next). */
+  recordBusy: boolean;
+  /** A record failed: the database is away, and the run ends. */
+  recordFailed: boolean;
+  failed?: { row: WebhookRunRow; outcome: PostOutcome; at: Date };
+  ended: boolean;
 }
 
 /** A 2xx answer, waiting to be recorded with others of its run. */
@@ -149,23 +174,21 @@ export class WebhookDispatcher {
 
   private async pass(): Promise<void> {
     const { store, clock, options } = this.deps;
+    const share = options.maxInFlightPerTenant;
+    // `maxInFlight` slots for everyone, and `share` more above them that only a tenant under its
+    // share may take: one tenant may use every slot while nobody else waits, and a tenant whose
+    // mail comes meanwhile still starts at once, without waiting for a run to end.
     const free = options.maxInFlight - this.runs.size;
+    const headroom = free + share;
     // Full: each run's end wakes the dispatcher; the poll stays as the safety net.
-    if (free <= 0) return this.schedule(options.pollIntervalMs);
+    if (headroom <= 0) return this.schedule(options.pollIntervalMs);
     const now = clock.now();
     const budgetEnd = now + options.runBudgetMs;
     const leaseUntil = new Date(budgetEnd + options.requestTimeoutMs + LEASE_MARGIN_MS);
-    const runs = await store.webhooks.claimRuns(
-      new Date(now),
-      leaseUntil,
-      free,
-      options.runLength,
-      options.maxInFlightPerTenant,
-    );
-    // Slots the round-robin share left free go to tenants with more due (one tenant with many
-    // destinations is not held to its share while nobody else waits), keeping a share's worth
-    // free for other tenants whose mail comes meanwhile.
-    const spare = free - runs.length - options.maxInFlightPerTenant;
+    // Round-robin over tenants, each up to its share (counting its runs on every instance).
+    const runs = await store.webhooks.claimRuns(new Date(now), leaseUntil, headroom, options.runLength, share);
+    // Slots the shares left free go to tenants with more due (work-conserving).
+    const spare = free - runs.length;
     if (spare > 0 && !this.stopping) {
       runs.push(
         ...(await store.webhooks.claimRuns(new Date(now), leaseUntil, spare, options.runLength, options.maxInFlight)),
@@ -173,7 +196,7 @@ export class WebhookDispatcher {
     }
     for (const run of runs) this.track(run, leaseUntil, budgetEnd);
     if (this.stopping) return;
-    if (runs.length === free) return this.schedule(options.pollIntervalMs);
+    if (this.runs.size >= options.maxInFlight) return this.schedule(options.pollIntervalMs);
     const due = await store.webhooks.nextDueAt();
     const wait = due === null ? options.pollIntervalMs : due.getTime() - clock.now();
     this.schedule(Math.min(options.pollIntervalMs, Math.max(MIN_WAIT_MS, wait)));
@@ -201,10 +224,13 @@ export class WebhookDispatcher {
   /**
    * Posts one claimed run in order until it ends, fails, runs out of time or the engine stops.
    * While a full chunk goes out, the next one (the destination's following pending events) is
-   * read, so the receiver never waits on the database between two chunks.
+   * read, so the receiver never waits on the database between two chunks. A batching destination
+   * (`webhookBatch`) reads chunks of whole batches (as many as fit in `runLength`) and POSTs each
+   * batch as one; a batch shorter than `maxEvents` goes only once its first event is due (it has
+   * waited `maxWaitMs`, or is a retry), else the run ends there.
    */
   private async deliver(first: WebhookRunRow[], leaseUntil: Date, budgetEnd: number): Promise<void> {
-    const { store, clock, options } = this.deps;
+    const { store } = this.deps;
     const head = first[0] as WebhookRunRow;
     const { tenantId, destinationId } = head;
     const destination = await store.destinations.get(tenantId, destinationId);
@@ -214,57 +240,147 @@ export class WebhookDispatcher {
       await store.webhooks.releaseRun(destinationId, leaseUntil);
       return;
     }
-    const url = destination.webhookUrl;
+    const run: Run = {
+      head,
+      url: destination.webhookUrl,
+      secret,
+      batch: destination.webhookBatch,
+      budgetEnd,
+      delivered: [],
+      recording: Promise.resolve(true),
+      recordBusy: false,
+      recordFailed: false,
+      ended: false,
+    };
+    const { runLength } = this.deps.options;
+    // As the store reads a run's first chunk (RUN_LIMIT): whole batches.
+    const chunkSize = run.batch
+      ? run.batch.maxEvents * Math.max(1, Math.floor(runLength / run.batch.maxEvents))
+      : runLength;
     let chunk: Chunk | null = { rows: first, events: await routedEventsOf(store, first) };
-    const delivered: Delivered[] = [];
-    // The previous batch's record, made while the next POSTs go out; never rejects.
-    let recording: Promise<boolean> = Promise.resolve(true);
-    let failed: { row: WebhookRunRow; outcome: PostOutcome; at: Date } | undefined;
-    let ended = false;
     while (chunk) {
-      const { rows, events }: Chunk = chunk;
+      const { rows }: Chunk = chunk;
       const last = rows[rows.length - 1] as WebhookRunRow;
       // Never rejects: null when there is no more, or the database failed (the run ends there).
       const next: Promise<Chunk | null> | null =
-        rows.length >= options.runLength ? this.nextChunk(head, last.seq, leaseUntil) : null;
-      let posted = 0;
-      for (const row of rows) {
-        if (ended || this.stopping || clock.now() >= budgetEnd) break;
-        const event = events.get(row.seq);
-        const outcome: PostOutcome = event
-          ? await this.post(url, secret, event.id, event.type, JSON.stringify(event))
-          : { status: null, error: 'the message is no longer stored' };
-        posted += 1;
-        const at = new Date(clock.now());
-        if (!succeeded(outcome)) {
-          failed = { row, outcome, at };
-          ended = true;
-          break;
-        }
-        delivered.push({ seq: row.seq, at, status: outcome.status as number });
-        if (delivered.length >= options.flushEvery) {
-          // The database is away: the lease lapses and all that was not recorded goes again.
-          if (!(await recording)) return;
-          recording = this.record(head, delivered.splice(0));
-        }
-      }
-      if (posted < rows.length) ended = true;
+        rows.length >= chunkSize ? this.nextChunk(head, last.seq, leaseUntil, chunkSize) : null;
+      const posted = run.batch ? await this.postBatch(run, chunk) : await this.postEach(run, chunk);
+      // The database is away: the lease lapses and all that was not recorded goes again.
+      if (posted === null) return;
+      if (posted < rows.length) run.ended = true;
       chunk = next ? await next : null;
-      if (ended) chunk = null;
+      if (run.ended) chunk = null;
     }
     // The database is away: the lease lapses and all that was not recorded goes again.
-    if (!(await recording)) return;
-    if (!(await this.record(head, delivered))) return;
-    if (failed) await this.recordFailure(failed.row, failed.outcome, failed.at, destination.name);
+    if (!(await run.recording)) return;
+    if (!(await this.record(head, run.delivered))) return;
+    if (run.failed) await this.recordFailure(run.failed.row, run.failed.outcome, run.failed.at, destination.name);
     // What was read and not posted waits for the next run, which the end of this one wakes.
     await store.webhooks.releaseRun(destinationId, leaseUntil);
   }
 
+  /** Whether the run may make another POST now. */
+  private mayPost(run: Run): boolean {
+    return !run.ended && !this.stopping && this.deps.clock.now() < run.budgetEnd;
+  }
+
+  /**
+   * POSTs a chunk's events one by one; each POST's body and signature are made while the one
+   * before is on the wire. The number of rows settled, or null when the database is away.
+   */
+  private async postEach(run: Run, { rows, events }: Chunk): Promise<number | null> {
+    let posted = 0;
+    let ready = this.signed(run.secret, events.get((rows[0] as WebhookRunRow).seq));
+    for (let i = 0; i < rows.length && this.mayPost(run); i += 1) {
+      const row = rows[i] as WebhookRunRow;
+      const request = ready;
+      const following = rows[i + 1];
+      let outcome: PostOutcome;
+      if (request) {
+        const answer = this.send(run.url, request);
+        // The request is written on the next tick (when the agent hands it its socket).
+        await writtenOut();
+        ready = following && this.signed(run.secret, events.get(following.seq));
+        outcome = await answer;
+      } else {
+        outcome = { status: null, error: 'the message is no longer stored' };
+        ready = following && this.signed(run.secret, events.get(following.seq));
+      }
+      posted += 1;
+      if (!this.settle(run, [row], outcome)) return null;
+    }
+    return posted;
+  }
+
+  /**
+   * POSTs a chunk as batches of `maxEvents` rows; a shorter last batch only if its first event is
+   * due (else it waits, and the run ends). As `postEach`.
+   */
+  private async postBatch(run: Run, { rows, events }: Chunk): Promise<number | null> {
+    const size = (run.batch as WebhookBatch).maxEvents;
+    let posted = 0;
+    for (let from = 0; from < rows.length && this.mayPost(run); from += size) {
+      const slice = rows.slice(from, from + size);
+      const head = slice[0] as WebhookRunRow;
+      if (slice.length < size && !head.due) break;
+      const last = slice[slice.length - 1] as WebhookRunRow;
+      const included = slice.flatMap((r) => events.get(r.seq) ?? []);
+      let outcome: PostOutcome;
+      if (included.length === 0) {
+        outcome = { status: null, error: 'the message is no longer stored' };
+      } else {
+        const batch: MessageRoutedBatch = {
+          type: 'message.routed.batch',
+          id: batchKeyOf(head.destinationId, head.seq, last.seq),
+          tenantId: head.tenantId,
+          destinationId: head.destinationId,
+          events: included,
+        };
+        outcome = await this.send(run.url, this.sign(run.secret, batch.id, batch.type, JSON.stringify(batch)));
+      }
+      posted += slice.length;
+      if (!this.settle(run, slice, outcome)) return null;
+    }
+    return posted;
+  }
+
+  /**
+   * Takes a POST's outcome for its rows: a 2xx is recorded with others (at least `flushEvery` at
+   * a time, while the next POSTs go out: the POSTs never wait for a record; answers that come
+   * while one is being made go in the next), a failure ends the run (recorded on the first row,
+   * which the others wait behind). False when the database is away.
+   */
+  private settle(run: Run, rows: readonly WebhookRunRow[], outcome: PostOutcome): boolean {
+    if (run.recordFailed) return false;
+    const at = new Date(this.deps.clock.now());
+    if (!succeeded(outcome)) {
+      run.failed = { row: rows[0] as WebhookRunRow, outcome, at };
+      run.ended = true;
+      return true;
+    }
+    for (const row of rows) run.delivered.push({ seq: row.seq, at, status: outcome.status as number });
+    if (run.delivered.length >= this.deps.options.flushEvery && !run.recordBusy) {
+      run.recordBusy = true;
+      run.recording = this.record(run.head, run.delivered.splice(0)).then((ok) => {
+        run.recordBusy = false;
+        run.recordFailed ||= !ok;
+        return ok;
+      });
+    }
+    return true;
+  }
+
   /** The destination's next pending rows after `afterSeq` (the run holds the destination); null when none or on failure. */
-  private async nextChunk(head: WebhookRunRow, afterSeq: number, leaseUntil: Date): Promise<Chunk | null> {
-    const { store, options } = this.deps;
+  private async nextChunk(
+    head: WebhookRunRow,
+    afterSeq: number,
+    leaseUntil: Date,
+    limit: number,
+  ): Promise<Chunk | null> {
+    const { store } = this.deps;
     try {
-      const rows = await store.webhooks.extendRun(head.destinationId, afterSeq, leaseUntil, options.runLength);
+      const now = new Date(this.deps.clock.now());
+      const rows = await store.webhooks.extendRun(head.destinationId, afterSeq, leaseUntil, limit, now);
       if (rows.length === 0) return null;
       return { rows, events: await routedEventsOf(store, rows) };
     } catch (err) {
@@ -338,8 +454,16 @@ export class WebhookDispatcher {
   }
 
   private post(url: string, secret: string, key: string, type: string, body: string): Promise<PostOutcome> {
-    const { clock, options, poster } = this.deps;
-    const timestamp = Math.floor(clock.now() / 1000);
+    return this.send(url, this.sign(secret, key, type, body));
+  }
+
+  /** The signed request of a routed event; undefined when its message is no longer stored. */
+  private signed(secret: string, event: MessageRoutedEvent | undefined): SignedRequest | undefined {
+    return event && this.sign(secret, event.id, event.type, JSON.stringify(event));
+  }
+
+  private sign(secret: string, key: string, type: string, body: string): SignedRequest {
+    const timestamp = Math.floor(this.deps.clock.now() / 1000);
     const headers = {
       'content-type': 'application/json',
       'user-agent': 'Mailroom-Webhooks/1',
@@ -348,6 +472,26 @@ export class WebhookDispatcher {
       [TIMESTAMP_HEADER]: String(timestamp),
       [SIGNATURE_HEADER]: signPayload(secret, timestamp, body),
     };
-    return poster(url, headers, body, options.requestTimeoutMs);
+    return { headers, body };
   }
+
+  /** Never rejects: a poster that throws is a POST with no answer (retried like one). */
+  private send(url: string, request: SignedRequest): Promise<PostOutcome> {
+    const { options, poster } = this.deps;
+    return poster(url, request.headers, request.body, options.requestTimeoutMs).catch((err: unknown): PostOutcome => {
+      this.log.error({ err }, 'the webhook poster failed');
+      return { status: null, error: 'internal error' };
+    });
+  }
+}
+
+/** A POST ready to go: its body and headers, signed. */
+interface SignedRequest {
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** Resolves once the ticks queued so far (a request's write among them) have run. */
+function writtenOut(): Promise<void> {
+  return new Promise((resolve) => process.nextTick(resolve));
 }

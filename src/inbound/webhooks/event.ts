@@ -12,6 +12,19 @@ export interface MessageRoutedEvent {
   message: FeedItemView;
 }
 
+/**
+ * The JSON body of a batched webhook POST (`webhookBatch`): consecutive events of one destination
+ * in `seq` order. `id` (also the `Idempotency-Key`) names the first and last `seq`; a retry may
+ * carry more events than the POST it repeats, so receivers deduplicate by each event's own `id`.
+ */
+export interface MessageRoutedBatch {
+  type: 'message.routed.batch';
+  id: string;
+  tenantId: string;
+  destinationId: string;
+  events: MessageRoutedEvent[];
+}
+
 export interface WebhookTestEvent {
   type: 'webhook.test';
   id: string;
@@ -23,13 +36,17 @@ export function idempotencyKeyOf(destinationId: string, seq: number): string {
   return `${destinationId}:${seq}`;
 }
 
+export function batchKeyOf(destinationId: string, firstSeq: number, lastSeq: number): string {
+  return `${destinationId}:${firstSeq}-${lastSeq}`;
+}
+
 /**
  * The events of a run of one destination's outbox rows, by `seq`, read in one statement. A row whose message or delivery is gone (deleted since) has
  * no event.
  */
 export async function routedEventsOf(
   store: Store,
-  run: readonly WebhookRunRow[],
+  run: ReadonlyArray<Pick<WebhookRunRow, 'destinationId' | 'tenantId' | 'seq'>>,
 ): Promise<Map<number, MessageRoutedEvent>> {
   const events = new Map<number, MessageRoutedEvent>();
   const first = run[0];

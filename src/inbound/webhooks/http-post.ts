@@ -66,7 +66,7 @@ export function httpPoster(options: { addresses: AddressPolicy; proxy?: WebProxy
         // Only the status is used; an answer's body is read (and dropped) so that its kept-alive
         // connection can carry the next POST, up to a bound past which the connection is closed.
         maxBytes: DRAINED_BYTES,
-        truncate: true,
+        discardBody: true,
         proxy: options.proxy,
         addresses: options.addresses,
       });

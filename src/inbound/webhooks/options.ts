@@ -10,14 +10,18 @@ export interface WebhookOptions {
   requestTimeoutMs: number;
   /** [5000] how often the outbox is read even without a `routed` event (other engines, restarts). */
   pollIntervalMs: number;
-  /** [16] destinations posted to at once (one POST in flight each: a destination's events go in order). */
+  /**
+   * [16] destinations posted to at once by an instance (one POST in flight each: a destination's
+   * events go in order), plus up to `maxInFlightPerTenant` more for tenants under their share.
+   */
   maxInFlight: number;
   /**
    * [4] runs one tenant is sure of at once, on all instances together: slots are handed out
    * round-robin over tenants (each tenant's oldest due destination first), this many each. Slots
-   * nobody else claims then go to tenants with more due (work-conserving), but `maxInFlightPerTenant`
-   * slots of an instance always stay free for others: a tenant whose receivers are slow (or many)
-   * cannot take every slot and hold up other tenants' webhooks.
+   * nobody else claims then go to tenants with more due (work-conserving: one tenant may use all
+   * `maxInFlight`), and a tenant under its share whose mail comes while every slot is busy starts
+   * at once in this many slots above `maxInFlight`: a tenant whose receivers are slow (or many)
+   * cannot hold up other tenants' webhooks.
    */
   maxInFlightPerTenant: number;
   /** [256] consecutive pending events of one destination claimed at once (one statement). */

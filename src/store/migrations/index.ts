@@ -27,6 +27,9 @@ import { WebhookDestinationLeases1764000000030 } from './0030-webhook-destinatio
 import { ErasureSources1764000000031 } from './0031-erasure-sources.js';
 import { DestinationLastSeq1764000000033 } from './0033-destination-last-seq.js';
 import { ServerHostsByTenant1764000000034 } from './0034-server-hosts-by-tenant.js';
+import { WatchedFolders1764000000038 } from './0038-watched-folders.js';
+import { TraceSearchIndexes1764000000041 } from './0041-trace-search-indexes.js';
+import { WebhookBatch1764000000045 } from './0045-webhook-batch.js';
 
 /** Every migration, oldest first. A new one is a new file here plus one line below. */
 export const MIGRATIONS = [
@@ -59,4 +62,7 @@ export const MIGRATIONS = [
   ErasureSources1764000000031,
   DestinationLastSeq1764000000033,
   ServerHostsByTenant1764000000034,
+  WatchedFolders1764000000038,
+  TraceSearchIndexes1764000000041,
+  WebhookBatch1764000000045,
 ];

@@ -413,6 +413,38 @@ describe('fake IMAP server', function () {
     });
   });
 
+  it('behaves like Gmail when asked: X-GM-EXT-1, one X-GM-MSGID in every label, All Mail listed as \\All', async function () {
+    await start({ gmail: true });
+    server.createMailbox(USER, 'Support');
+    server.append(USER, 'INBOX', message(1), { alsoIn: ['Support'] });
+    server.append(USER, 'Support', message(2));
+    const imap = await connected();
+    assert.ok(imap.capabilities.has('X-GM-EXT-1'));
+    const all = (await imap.list()).find((box) => box.specialUse === '\\All');
+    assert.equal(all?.path, '[Gmail]/All Mail');
+    const ids = async (path: string): Promise<string[]> => {
+      await imap.mailboxOpen(path);
+      const found: string[] = [];
+      for await (const m of imap.fetch('1:*', { uid: true, threadId: true })) found.push(`${m.emailId}/${m.threadId}`);
+      return found;
+    };
+    const [inbox, support, allMail] = [await ids('INBOX'), await ids('Support'), await ids('[Gmail]/All Mail')];
+    assert.equal(inbox.length, 1);
+    assert.match(inbox[0] as string, /^\d{19}\/\d{19}$/);
+    assert.equal(support[0], inbox[0], 'the same message in INBOX and its label');
+    assert.notEqual(support[1], inbox[0]);
+    assert.deepEqual([...allMail].sort(), [...support].sort(), 'every message is in All Mail, once');
+    // A copy to another label is the same message.
+    await imap.mailboxOpen('INBOX');
+    await imap.messageCopy('1', 'Support');
+    assert.equal((await ids('Support'))[2], inbox[0]);
+    assert.equal((await ids('[Gmail]/All Mail')).length, 2);
+    // Without Gmail mode, its items are unknown.
+    await start();
+    const plain = await connected();
+    assert.ok(!plain.capabilities.has('X-GM-EXT-1'));
+  });
+
   it('accepts synchronising literals sent in pieces', async function () {
     const socket = net.connect(server.port, server.host);
     const raw = new RawClient(socket);

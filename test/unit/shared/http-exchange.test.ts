@@ -137,6 +137,41 @@ describe('httpExchange: the engine’s own HTTP requests, directly or through th
     assert.equal(cut.body.length, 1_000);
   });
 
+  it('drops the body with discardBody, reusing the connection for a short one and closing it after a long one', async () => {
+    const sockets = new Set<unknown>();
+    const count = (socket: unknown): void => void sockets.add(socket);
+    server.on('connection', count);
+    try {
+      for (let i = 0; i < 3; i += 1) {
+        const answer = await httpExchange(new URL('/hook', base), {
+          method: 'POST',
+          body: 'x',
+          timeoutMs: 5_000,
+          maxBytes: 1_000,
+          discardBody: true,
+        });
+        assert.equal(answer.status, 201);
+        assert.equal(answer.body.length, 0);
+      }
+      assert.equal(sockets.size, 1, 'three POSTs over one kept-alive connection');
+      const big = await httpExchange(new URL('/big', base), { timeoutMs: 5_000, maxBytes: 1_000, discardBody: true });
+      assert.equal(big.status, 200);
+      await httpExchange(new URL('/hook', base), { method: 'POST', body: 'y', timeoutMs: 5_000, maxBytes: 1_000 });
+      assert.equal(sockets.size, 2, 'the connection of a long answer is not reused');
+    } finally {
+      server.off('connection', count);
+    }
+  });
+
+  it("sends the URL's path, query and credentials as node:http does with a URL", async () => {
+    const url = new URL('/hook?a=1&b=two', base);
+    url.username = 'us er';
+    url.password = 'p@ss';
+    await httpExchange(url, { method: 'POST', body: 'q', timeoutMs: 5_000, maxBytes: 1_000 });
+    assert.equal(received[0]?.url, '/hook?a=1&b=two');
+    assert.equal(received[0]?.authorization, `Basic ${Buffer.from('us er:p@ss').toString('base64')}`);
+  });
+
   it('bounds the time, and names the URL without its query', async () => {
     const started = Date.now();
     await assert.rejects(

@@ -22,6 +22,8 @@ export interface ServerSettings {
   saslIr: boolean;
   /** Accepts XOAUTH2 tokens beyond the users' static lists (e.g. the fake identity provider's). */
   verifyAccessToken?: (user: string, token: string) => boolean;
+  /** Gmail mode: X-GM-EXT-1 advertised, X-GM-MSGID and X-GM-THRID fetched. */
+  gmail?: boolean;
 }
 
 export interface CommandContext {

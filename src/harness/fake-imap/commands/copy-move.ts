@@ -31,6 +31,8 @@ function transfer(kind: 'COPY' | 'MOVE'): CommandSpec {
         ctx.store.append(user, destination, message.raw, {
           flags: [...message.flags],
           date: message.internalDate,
+          // Gmail: a copy is the message with one more label, the same X-GM-MSGID.
+          ...(message.gmMsgId !== undefined && { gmMsgId: message.gmMsgId }),
         }),
       );
       const code = [

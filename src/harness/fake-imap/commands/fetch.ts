@@ -2,7 +2,7 @@
  * FETCH and UID FETCH: UID, FLAGS, RFC822.SIZE, INTERNALDATE, ENVELOPE, the ALL and FAST
  * macros, and body sections ([], HEADER, TEXT, HEADER.FIELDS (...), HEADER.FIELDS.NOT (...), and
  * 1 for a single-part message) with optional <partial>, as BODY, BODY.PEEK, BINARY(.PEEK) or the
- * RFC822 forms. BODYSTRUCTURE is not implemented.
+ * RFC822 forms; in Gmail mode also X-GM-MSGID and X-GM-THRID. BODYSTRUCTURE is not implemented.
  */
 import { envelope, selectHeaderFields, splitMessage } from '../message-parts.js';
 import { argText, type ImapArg } from '../parser.js';
@@ -15,7 +15,7 @@ type Section =
   { part: 'full' } | { part: 'header' } | { part: 'text' } | { part: 'fields'; names: string[]; exclude: boolean };
 
 type FetchItem =
-  | { kind: 'UID' | 'FLAGS' | 'RFC822.SIZE' | 'INTERNALDATE' | 'ENVELOPE' }
+  | { kind: 'UID' | 'FLAGS' | 'RFC822.SIZE' | 'INTERNALDATE' | 'ENVELOPE' | 'X-GM-MSGID' | 'X-GM-THRID' }
   | { kind: 'section'; label: string; section: Section; peek: boolean; start?: number; length?: number };
 
 const MACROS: Record<string, string[]> = {
@@ -24,6 +24,13 @@ const MACROS: Record<string, string[]> = {
 };
 
 const SIMPLE_ITEMS = new Set(['UID', 'FLAGS', 'RFC822.SIZE', 'INTERNALDATE', 'ENVELOPE']);
+
+/**
+ * Gmail's FETCH items, in Gmail mode: X-GM-MSGID, "a unique ID of each email" (the same in every
+ * label), and X-GM-THRID, its thread's id; both 64-bit numbers written as atoms
+ * (https://developers.google.com/gmail/imap/imap-extensions).
+ */
+const GMAIL_ITEMS = new Set(['X-GM-MSGID', 'X-GM-THRID']);
 
 const SECTION_ITEM = /^(BODY|BINARY)(\.PEEK)?\[([^\]]*)\](?:<(\d+)(?:\.(\d+))?>)?$/i;
 
@@ -47,9 +54,9 @@ function parseSection(text: string): Section | undefined {
 }
 
 /** Parses one fetch attribute; a string is an error message. */
-function parseItem(text: string): FetchItem | string {
+function parseItem(text: string, gmail: boolean): FetchItem | string {
   const upper = text.toUpperCase();
-  if (SIMPLE_ITEMS.has(upper)) {
+  if (SIMPLE_ITEMS.has(upper) || (gmail && GMAIL_ITEMS.has(upper))) {
     return { kind: upper as 'UID' };
   }
   switch (upper) {
@@ -77,7 +84,7 @@ function parseItem(text: string): FetchItem | string {
   };
 }
 
-function parseItems(arg: ImapArg | undefined): FetchItem[] | string {
+function parseItems(arg: ImapArg | undefined, gmail: boolean): FetchItem[] | string {
   const texts = arg?.kind === 'list' ? arg.items.map(argText) : [argText(arg)];
   const items: FetchItem[] = [];
   for (const text of texts) {
@@ -86,7 +93,7 @@ function parseItems(arg: ImapArg | undefined): FetchItem[] | string {
     }
     const expanded = MACROS[text.toUpperCase()] ?? [text];
     for (const name of expanded) {
-      const item = parseItem(name);
+      const item = parseItem(name, gmail);
       if (typeof item === 'string') {
         return item;
       }
@@ -123,6 +130,10 @@ function itemParts(item: FetchItem, message: StoredMessage): ResponsePart[] {
       return [`INTERNALDATE ${formatDateTime(message.internalDate)}`];
     case 'ENVELOPE':
       return ['ENVELOPE ', ...envelope(message.raw)];
+    // Each message is a thread of its own here.
+    case 'X-GM-MSGID':
+    case 'X-GM-THRID':
+      return [`${item.kind} ${message.gmMsgId ?? '0'}`];
     case 'section': {
       let bytes = sectionBytes(message, item.section);
       if (item.start !== undefined) {
@@ -140,7 +151,7 @@ export const fetch: CommandSpec = {
   run(ctx, { uid, args }) {
     const view = ctx.selected;
     const ranges = parseSequenceSet(argText(args[0]) ?? '');
-    const items = parseItems(args[1]);
+    const items = parseItems(args[1], ctx.settings.gmail ?? false);
     if (!view || !ctx.user || !ranges || args.length > 2) {
       return bad('FETCH expects a sequence set and items');
     }

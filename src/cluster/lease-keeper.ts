@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { systemClock, type Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import { leaseChanges } from '../shared/metrics.js';
 import { processGone, processPlace } from '../shared/process-place.js';
@@ -50,6 +51,8 @@ export interface LeaseKeeperDeps {
   place?: string | null;
   /** [processGone] whether no process holds this pid here (tests hand in their own). */
   isGone?: (pid: number) => boolean;
+  /** [the system clock] the timers of renewals and of the lapse watchdog (a test's fake clock). */
+  clock?: Clock;
 }
 
 /**
@@ -74,8 +77,9 @@ export class LeaseKeeper {
   private unapplied = false;
   private lastRenewedAt = 0;
   private ticks = 0;
-  private timer: NodeJS.Timeout | undefined;
-  private watchdog: NodeJS.Timeout | undefined;
+  private timer: unknown;
+  private watchdog: unknown;
+  private readonly clock: Clock;
   private ticking: Promise<void> | undefined;
   /** `onChange` calls in progress (see keepAliveOrGiveUp). */
   private applying = 0;
@@ -90,6 +94,7 @@ export class LeaseKeeper {
     };
     this.owner = `${deps.instanceId}:${process.pid}:${randomUUID().slice(0, 8)}`;
     this.place = deps.place === undefined ? processPlace() : deps.place;
+    this.clock = deps.clock ?? systemClock;
   }
 
   /** Whether this instance holds the server's lease now. */
@@ -142,8 +147,7 @@ export class LeaseKeeper {
     this.schedule();
     // A renewal that hangs (database unreachable, no answer) must not keep the watchers running
     // after the leases lapsed: checked on its own timer, not only when a renewal fails.
-    this.watchdog = setInterval(() => void this.keepAliveOrGiveUp(), this.options.renewIntervalMs);
-    this.watchdog.unref();
+    this.watchLapse();
   }
 
   /**
@@ -212,15 +216,23 @@ export class LeaseKeeper {
     );
   }
 
+  /** Checks every renewal interval whether the leases are about to lapse (see giveUpIfLapsing). */
+  private watchLapse(): void {
+    if (this.stopped) return;
+    this.watchdog = this.clock.setTimeout(() => {
+      this.watchLapse();
+      void this.keepAliveOrGiveUp();
+    }, this.options.renewIntervalMs);
+  }
+
   private schedule(): void {
     if (this.stopped) return;
-    this.timer = setTimeout(() => {
+    this.timer = this.clock.setTimeout(() => {
       this.ticking = this.tick().finally(() => {
         this.ticking = undefined;
         this.schedule();
       });
     }, this.options.renewIntervalMs);
-    this.timer.unref();
   }
 
   /** One renewal: say we are alive, keep our leases, take or hand over to reach the fair share. */
@@ -304,8 +316,8 @@ export class LeaseKeeper {
    */
   async stop(): Promise<void> {
     this.stopped = true;
-    clearTimeout(this.timer);
-    clearInterval(this.watchdog);
+    this.clock.clearTimeout(this.timer);
+    this.clock.clearTimeout(this.watchdog);
     await this.ticking?.catch(() => undefined);
     this.owned = new Set();
     try {

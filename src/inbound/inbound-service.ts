@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { CredentialService } from '../auth/credentials.js';
 import { ByteBudget } from '../shared/byte-budget.js';
+import { systemClock, type Clock } from '../shared/clock.js';
 import type { ConnectionTestResult } from '../shared/connection-test.js';
 import type { Logger } from '../shared/logger.js';
 import type { EmailServerRow } from '../store/rows.js';
@@ -29,6 +30,8 @@ export interface InboundDeps {
   owns?: (serverId: string) => boolean;
   /** A heartbeat token arrived in a watched mailbox (the outbound side measures the round trip). */
   onHeartbeat?: (event: { serverId: string; token: string; receivedAt: Date }) => void;
+  /** [the system clock] the timers of the reconcile and of each watcher's polls and reconnects. */
+  clock?: Clock;
 }
 
 /**
@@ -46,7 +49,8 @@ export class InboundService {
   /** Microsoft Graph servers' passes (delta queries), storing through `sync`. */
   private readonly graphSync: GraphMailboxSync;
   private readonly connectGate: ConnectGate;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: unknown;
+  private readonly clock: Clock;
   private reconciling: Promise<void> | undefined;
   private reconcileQueued: Promise<void> | undefined;
   /** The server list's fingerprint at the last full reconcile. */
@@ -55,6 +59,7 @@ export class InboundService {
 
   constructor(private readonly deps: InboundDeps) {
     this.options = { ...DEFAULT_INBOUND_OPTIONS, ...deps.options };
+    this.clock = deps.clock ?? systemClock;
     this.events.setMaxListeners(0);
     this.connectGate = new ConnectGate(this.options.connectLimits);
     this.fetchBudget = new ByteBudget(this.options.fetchMemoryBytes);
@@ -79,14 +84,13 @@ export class InboundService {
   async start(): Promise<void> {
     await this.reconcile();
     const tick = (): void => {
-      this.timer = setTimeout(() => {
+      this.timer = this.clock.setTimeout(() => {
         this.reconcile({ ifChanged: true })
           .catch((err: unknown) => this.deps.logger.error({ err }, 'reconcile failed'))
           .finally(() => {
             if (!this.stopped) tick();
           });
       }, this.options.reconcileIntervalMs);
-      this.timer.unref();
     };
     tick();
   }
@@ -145,6 +149,7 @@ export class InboundService {
               credentials: this.deps.credentials,
               sync: this.sync,
               logger: this.deps.logger,
+              clock: this.clock,
               options: this.options,
               connectGate: this.connectGate,
               tenantName: tenantNames.get(row.tenantId),
@@ -216,7 +221,7 @@ export class InboundService {
   /** Stops every watcher (each finishes the message in hand and logs out). Idempotent. */
   async stop(): Promise<void> {
     this.stopped = true;
-    clearTimeout(this.timer);
+    this.clock.clearTimeout(this.timer);
     await this.reconciling?.catch(() => undefined);
     const all = [...this.watchers.values()];
     this.watchers.clear();

@@ -1,4 +1,5 @@
 import type { CredentialService } from '../auth/credentials.js';
+import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import type { ConnectionTestResult } from '../shared/connection-test.js';
 import { noNotifications, type Notifications } from '../store/notifications.js';
@@ -44,6 +45,8 @@ export function createInbound(deps: {
   notifications?: Notifications;
   /** This instance's id in its announcements (so that it ignores its own). */
   instanceId?: string;
+  /** [the system clock] the timers of reconciles, polls and reconnects (a test's fake clock). */
+  clock?: Clock;
 }): Inbound {
   const parser = new ParsePool({ size: deps.parserThreads ?? 2, limits: deps.options?.parseLimits });
   const service = new InboundService({
@@ -54,6 +57,7 @@ export function createInbound(deps: {
     options: deps.options,
     ...(deps.onHeartbeat && { onHeartbeat: deps.onHeartbeat }),
     ...(deps.owns && { owns: deps.owns }),
+    ...(deps.clock && { clock: deps.clock }),
   });
   const signals = new RoutedSignals(deps.notifications ?? noNotifications, deps.logger, {
     instanceId: deps.instanceId,

@@ -1,5 +1,6 @@
 import type { CredentialService } from '../auth/credentials.js';
 import { backoffDelay } from '../shared/backoff.js';
+import { systemClock, type Clock } from '../shared/clock.js';
 import type { ConnectGate } from './connect-gate.js';
 import { isMailroomError } from '../shared/errors.js';
 import { serverLogFields, type Logger } from '../shared/logger.js';
@@ -82,6 +83,8 @@ export interface WatcherDeps {
   connectGate?: ConnectGate;
   /** The tenant's name, for log lines (they name tenant and server by name as well as id). */
   tenantName?: string | undefined;
+  /** [the system clock] the timers of polls and reconnect backoff. */
+  clock?: Clock;
 }
 
 /**
@@ -105,7 +108,8 @@ export class ServerWatcher {
   /** The passes in flight and the session they run on: a pass is never handed to another session. */
   private syncing: { session: ImapSession; pass: Promise<void> } | undefined;
   private dirty = false;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: unknown;
+  private readonly clock: Clock;
   private wake: (() => void) | undefined;
   private running: Promise<void> | undefined;
   /** Aborted by `stop()`: a pass in progress stops after the batch it is storing. */
@@ -119,6 +123,7 @@ export class ServerWatcher {
     readonly server: EmailServerRow,
     private readonly deps: WatcherDeps,
   ) {
+    this.clock = deps.clock ?? systemClock;
     this.log = deps.logger.child({ ...serverLogFields(server, deps.tenantName), component: 'inbound' });
   }
 
@@ -140,7 +145,7 @@ export class ServerWatcher {
     this.stopped = true;
     this.stopping.abort();
     this.status.state = 'stopped';
-    clearTimeout(this.timer);
+    this.clock.clearTimeout(this.timer);
     this.wake?.();
     await this.syncing?.pass.catch(() => undefined);
     await Promise.all([this.session?.close(), this.idler?.close()]);
@@ -160,7 +165,7 @@ export class ServerWatcher {
   credentialsRenewed(): void {
     if (this.status.nextAttemptAt === null || this.stopped) return;
     this.renewed = true;
-    clearTimeout(this.timer);
+    this.clock.clearTimeout(this.timer);
     this.wake?.();
   }
 
@@ -188,7 +193,7 @@ export class ServerWatcher {
           : auth
             ? backoffDelay(attempt, { minMs: options.authRetryMinMs, maxMs: options.authRetryMaxMs })
             : backoffDelay(attempt, { minMs: options.reconnectMinMs, maxMs: options.reconnectMaxMs });
-        this.status.nextAttemptAt = new Date(Date.now() + delay).toISOString();
+        this.status.nextAttemptAt = new Date(this.clock.now() + delay).toISOString();
         await this.sleep(delay);
         this.status.nextAttemptAt = null;
         if (this.renewed) {
@@ -250,7 +255,7 @@ export class ServerWatcher {
       }
       this.log.info({ idle: session.supportsIdle, pollIntervalMs: every }, 'watching mailbox');
       const tick = (): void => {
-        this.timer = setTimeout(() => {
+        this.timer = this.clock.setTimeout(() => {
           this.requestSync();
           tick();
         }, every);
@@ -262,7 +267,7 @@ export class ServerWatcher {
       await Promise.race([closed, new Promise<void>((resolve) => (this.wake = resolve))]);
       if (!this.stopped) throw new Error('the server closed the connection');
     } finally {
-      clearTimeout(this.timer);
+      this.clock.clearTimeout(this.timer);
       this.session = undefined;
       const idler = this.idler;
       this.idler = undefined;
@@ -379,7 +384,7 @@ export class ServerWatcher {
 
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      this.timer = setTimeout(resolve, ms);
+      this.timer = this.clock.setTimeout(resolve, ms);
       this.wake = resolve;
     });
   }

@@ -7,7 +7,7 @@ import { ownMessageId } from '../shared/mail-headers.js';
 import { validate } from '../shared/validation.js';
 import { queuedRow, type EmailServerRow, type OutboundMessageRow } from '../store/rows.js';
 import type { Store } from '../store/store.js';
-import type { AcceptedRow, SendingDestination } from '../store/outbound-repositories.js';
+import type { AcceptedRow, SendingDestination } from '../store/outbound-messages.js';
 import type { AccountQueue } from './account-queue.js';
 import { composeMessage } from './compose.js';
 import { GroupCommit } from './group-commit.js';

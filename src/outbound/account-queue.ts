@@ -5,7 +5,7 @@ import type { Clock } from '../shared/clock.js';
 import { isMailroomError } from '../shared/errors.js';
 import { serverLogFields, type Logger } from '../shared/logger.js';
 import { outboundMessages, rateLimitWaits } from '../shared/metrics.js';
-import type { SentRecord } from '../store/outbound-repositories.js';
+import type { SentRecord } from '../store/outbound-messages.js';
 import type { EmailServerRow } from '../store/rows.js';
 import type { Store } from '../store/store.js';
 import {

@@ -2,7 +2,7 @@ import type { Clock } from '../shared/clock.js';
 import { actorDetail } from '../store/trace-events.js';
 import { isMailroomError, MailroomError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
-import type { OutboundAction, OutboundRequestRecord } from '../store/outbound-repositories.js';
+import type { OutboundAction, OutboundRequestRecord } from '../store/outbound-requests.js';
 import type { OutboundMessageRow } from '../store/rows.js';
 import type { Store } from '../store/store.js';
 import type { AccountQueue } from './account-queue.js';

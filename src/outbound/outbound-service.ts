@@ -5,7 +5,7 @@ import { MailroomError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { EmailServerRow, OutboundMessageRow } from '../store/rows.js';
 import type { Store } from '../store/store.js';
-import type { SentRecord } from '../store/outbound-repositories.js';
+import type { SentRecord } from '../store/outbound-messages.js';
 import { Acceptor, type ResponseRenderer } from './accept.js';
 import { AccountQueue, type QueueStats, type QueueStatus } from './account-queue.js';
 import { GroupCommit } from './group-commit.js';
@@ -59,6 +59,12 @@ const RECORD_DELAY_MS = 20;
 /** [67108864] most bytes of accepted messages held in memory for their delivery, in all (64 MiB). */
 const SPOOLED_IN_MEMORY_BYTES = 64 * 1024 * 1024;
 
+/**
+ * [5000] how often, in ms, the servers, retirements and requests for this instance are looked at
+ * again (on the injected clock: a test's fake clock decides when).
+ */
+const RECONCILE_INTERVAL_MS = 5_000;
+
 /** Idle queues look at their spool folder again every this many reconciles (files put back by the CLI). */
 const SWEEP_EVERY = 12;
 
@@ -76,7 +82,7 @@ export class OutboundService {
   private readonly heartbeats = new Map<string, Heartbeat>();
   private reconciles = 0;
   private appliedFingerprint: string | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: unknown;
   private started = false;
   private stopped = false;
   /** Dead letters and cancellations, whichever instance holds the file. */
@@ -157,7 +163,7 @@ export class OutboundService {
       renewing.stop();
     }
     const tick = (): void => {
-      this.timer = setTimeout(() => {
+      this.timer = this.clock.setTimeout(() => {
         this.noticeRetirement()
           .then(() => this.reconcile({ ifChanged: true }))
           .then(() => this.actions.carryOutRequests())
@@ -165,8 +171,7 @@ export class OutboundService {
           .finally(() => {
             if (!this.stopped) tick();
           });
-      }, 5_000);
-      this.timer.unref();
+      }, RECONCILE_INTERVAL_MS);
     };
     tick();
   }
@@ -390,7 +395,7 @@ export class OutboundService {
   /** Finishes each account's message in flight, stops. Accepted mail stays in the spool. */
   async stop(): Promise<void> {
     this.stopped = true;
-    clearTimeout(this.timer);
+    this.clock.clearTimeout(this.timer);
     for (const beat of this.heartbeats.values()) beat.stop();
     await Promise.all([...this.queues.values()].map((q) => q.stop()));
     await this.spool.close();

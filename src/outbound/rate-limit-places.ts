@@ -1,4 +1,4 @@
-import type { SendLogRepository } from '../store/outbound-repositories.js';
+import type { SendLogRepository } from '../store/send-log.js';
 import { certainlyNotDelivered } from './delivery-error.js';
 import { nextPlaceAt, PLACE_HOLD_MS, RATE_WINDOW_MS } from './rate-limit.js';
 

@@ -1,4 +1,4 @@
-import type { SendLogEntry } from '../store/outbound-repositories.js';
+import type { SendLogEntry } from '../store/send-log.js';
 
 /** [3600000] the window of "messages per hour", ms. */
 export const RATE_WINDOW_MS = 60 * 60 * 1000;

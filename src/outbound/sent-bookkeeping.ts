@@ -1,5 +1,5 @@
 import type { Logger } from '../shared/logger.js';
-import type { SentRecord } from '../store/outbound-repositories.js';
+import type { SentRecord } from '../store/outbound-messages.js';
 import { queuedRow } from '../store/rows.js';
 import type { Store } from '../store/store.js';
 import type { Spool, SpoolHeader, SpoolItem } from './spool.js';

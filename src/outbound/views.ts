@@ -1,5 +1,5 @@
-import type { OutboundRequestRecord } from '../store/outbound-repositories.js';
-import { WITHDRAWN_OUTCOME } from '../store/outbound-repositories.js';
+import type { OutboundRequestRecord } from '../store/outbound-requests.js';
+import { WITHDRAWN_OUTCOME } from '../store/outbound-requests.js';
 import type { OutboundMessageRow } from '../store/rows.js';
 import type { DeadLetterView, OutboundView, RecipientOutcomeView, RequestView } from './schemas.js';
 

@@ -13,12 +13,10 @@ import {
   DeliveryRepository,
   InboundMessageRepository,
 } from './inbound-repositories.js';
-import {
-  OutboundMessageRepository,
-  OutboundRequestRepository,
-  RetiredInstanceRepository,
-  SendLogRepository,
-} from './outbound-repositories.js';
+import { OutboundMessageRepository } from './outbound-messages.js';
+import { OutboundRequestRepository } from './outbound-requests.js';
+import { RetiredInstanceRepository } from './retired-instances.js';
+import { SendLogRepository } from './send-log.js';
 import { OAuthGrantRepository } from './oauth-grants.js';
 import { ResponseFileSettingsRepository } from './response-file-settings.js';
 import type { ApiTokenRow, DestinationRow, EmailServerRow, TenantRow } from './rows.js';

@@ -10,6 +10,7 @@ import { startSmtpHarness, type SmtpHarness } from '../../src/harness/smtp-harne
 import { Engine } from '../../src/main.js';
 import { createTestDatabase } from '../support/database.js';
 import { capturingLogger } from '../support/log-capture.js';
+import { eventually } from '../support/mail.js';
 import { postgresMissing, skipWithout } from '../support/requirements.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON answers in tests
@@ -90,7 +91,8 @@ describe('engine stop with a long poll open (whole engine, PostgreSQL)', functio
     const polled = fetch(`${base}/tenants/${tenant}/destinations/${dest.id}/messages?after=999&wait=30`, {
       headers: { authorization: `Bearer ${token}` },
     });
-    await new Promise((resolve) => setTimeout(resolve, 300)); // the poll is waiting
+    const signals = engine.inboundService.signals;
+    await eventually(async () => (signals.waiting > 0 ? true : undefined)); // the poll is waiting
     const stopping = engine.stop();
     const poll = await polled;
     assert.equal(poll.status, 200);

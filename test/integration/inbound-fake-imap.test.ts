@@ -258,11 +258,13 @@ forEachBackend('inbound with the fake IMAP server', (kind) => {
     const t0 = Date.now();
     const all = await feedUntil(support, 4);
     assert.ok(Date.now() - t0 < 3000, 'the reset is noticed through IDLE, not a safety poll');
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    const again = await feed(support);
+    // A later message as a barrier: passes over a mailbox run one after another, so once it is
+    // routed a wrong second copy would be in the feed before it (no pause needed to let one show).
+    imap.append('support@example.com', 'INBOX', rawMail({ subject: 'barrier' }));
+    const again = await feedUntil(support, 5);
     assert.deepEqual(
-      again.messages.map((m) => m.subject),
-      ['before 0', 'before 1', 'before 2', 'after'],
+      again.map((m) => m.subject),
+      ['before 0', 'before 1', 'before 2', 'after', 'barrier'],
     );
     assert.equal(all.length, 4);
     const alerts = await h.store.alerts.listByServer(serverId);

@@ -105,12 +105,16 @@ describe('inbound UIDVALIDITY reset against Dovecot', function () {
         return list.length >= 4 ? list : undefined;
       }, 30_000);
       await eventually(async () => (restarted.status(serverId).lastUid[MAILBOX] === 4 ? true : undefined), 30_000);
-      // Give a second (wrongly) routed copy time to show up before counting.
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      const final = await feed();
+      // A later message as a barrier: passes over a mailbox run one after another, so once it is
+      // routed a second (wrongly) routed copy would be in the feed before it (no pause needed).
+      await client.append(MAILBOX, message(4));
+      const final = await eventually(async () => {
+        const list = await feed();
+        return list.length >= 5 ? list : undefined;
+      }, 30_000);
       assert.deepEqual(
         final.map((m) => m.subject),
-        ['message 0', 'message 1', 'message 2', 'message 3'],
+        ['message 0', 'message 1', 'message 2', 'message 3', 'message 4'],
       );
       assert.deepEqual(
         routed.map((m) => m.seq),

@@ -9,6 +9,7 @@ import type { Store } from '../../src/store/store.js';
 import { loopbackServerBody } from '../support/fixtures.js';
 import { forEachBackend } from '../support/api-harness.js';
 import { quietLogger, resetStore, sharedStore } from '../support/database.js';
+import { FakeClock } from '../support/fake-clock.js';
 import { eventually } from '../support/mail.js';
 
 /**
@@ -32,10 +33,10 @@ forEachBackend('inbound watchers: servers no longer held, mailboxes the server r
     await imap.close();
   });
 
-  async function addServer(sealer: SecretSealer): Promise<{ id: string }> {
+  async function addServer(sealer: SecretSealer, user = 'support@example.com'): Promise<{ id: string }> {
     const accounts = createAccounts(store, sealer, quietLogger);
     const tenant = await accounts.tenants.create({ name: 'Leases' });
-    return accounts.servers.create(tenant.id, loopbackServerBody('Main', imap.port, 'support@example.com', 'pw'));
+    return accounts.servers.create(tenant.id, loopbackServerBody('Main', imap.port, user, 'pw'));
   }
 
   it('stops watching a server it no longer holds at once, while a reconcile waits on the database', async () => {
@@ -92,5 +93,37 @@ forEachBackend('inbound watchers: servers no longer held, mailboxes the server r
     const lastError = await eventually(async () => watched.status(server.id).lastError ?? undefined);
     // The command that failed, and the server's own words.
     assert.match(lastError, /^SELECT Archive failed \(the server said: Mailbox "?Archive"? does not exist\)/);
+  });
+
+  it('looks for new servers and retries a refused login when its injected clock says so', async () => {
+    const sealer = new SecretSealer(randomBytes(32));
+    const clock = new FakeClock();
+    const minute = 60_000; // real timers of this length would not fire during the test
+    inbound = createInbound({
+      store,
+      credentials: new CredentialService(sealer),
+      logger: quietLogger,
+      clock,
+      options: { reconcileIntervalMs: minute, authRetryMinMs: minute, authRetryMaxMs: minute },
+    });
+    await inbound.start();
+    const watched = inbound;
+    const server = await addServer(sealer, 'late@example.com'); // no such user yet: its login is refused
+    assert.equal(watched.status(server.id).state, 'disabled', 'not watched before the next look');
+    await eventually(async () => (clock.pendingTimers === 1 ? true : undefined)); // the next look is timed
+    clock.advance(minute);
+    const refused = await eventually(async () => {
+      const status = watched.status(server.id);
+      return status.state === 'authError' && status.nextAttemptAt !== null ? status : undefined;
+    });
+    // Retried after the backoff (half of it at least, with jitter), on the clock.
+    const waitMs = Date.parse(String(refused.nextAttemptAt)) - clock.now();
+    assert.ok(waitMs >= minute / 2 && waitMs <= minute, `retries in ${waitMs} ms`);
+    imap.addUser({ user: 'late@example.com', password: 'pw' });
+    clock.advance(waitMs - 1);
+    assert.equal(watched.status(server.id).reconnects, 0, 'not before its time');
+    clock.advance(1);
+    await eventually(async () => (['idle', 'polling'].includes(watched.status(server.id).state) ? true : undefined));
+    assert.equal(watched.status(server.id).reconnects, 1);
   });
 });

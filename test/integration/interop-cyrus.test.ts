@@ -164,11 +164,16 @@ describe('interop: Cyrus IMAP (STARTTLS with a private CA, SASL login)', functio
       await restarted.start();
       await eventually(async () => ((await feed()).length >= 6 ? true : undefined), 60_000);
       await eventually(async () => ((await count(watched)) === 0 ? true : undefined), 30_000);
-      await new Promise((resolve) => setTimeout(resolve, 500)); // time for a wrong second copy to show
-      const routed = await feed();
+      // A later message as a barrier: passes over a mailbox run one after another, so once it is
+      // routed a wrong second copy would be in the feed before it (no pause needed to let one show).
+      await client.append(watched, message(7));
+      const routed = await eventually(async () => {
+        const list = await feed();
+        return list.length >= 7 ? list : undefined;
+      }, 60_000);
       assert.deepEqual(
         routed.map((m) => m.subject),
-        [0, 1, 2, 3, 4, 5].map((n) => (n % 2 === 0 ? `Frage Nr. ${n}: Größe` : `question ${n}`)),
+        [0, 1, 2, 3, 4, 5, 7].map((n) => (n % 2 === 0 ? `Frage Nr. ${n}: Größe` : `question ${n}`)),
         'each routed once, in order; the copies after the reset are recognised',
       );
       const alerts = await h.store.alerts.listByServer(serverId);

@@ -7,7 +7,9 @@ import type { Store } from '../../src/store/store.js';
 import { forEachBackend } from '../support/api-harness.js';
 import type { Logger } from '../../src/shared/logger.js';
 import { quietLogger, resetStore, sharedStore } from '../support/database.js';
+import { FakeClock } from '../support/fake-clock.js';
 import { capturingLogger } from '../support/log-capture.js';
+import { eventually } from '../support/mail.js';
 
 const SERVERS = 12;
 const TTL_MS = 1_500;
@@ -295,6 +297,44 @@ forEachBackend('server leases between instances', (kind) => {
     await assertExclusive([slow, b]);
     await slow.stop();
     await b.stop();
+  });
+
+  it('renews on its injected clock: a fake clock decides when, not the wall clock', async () => {
+    const clock = new FakeClock();
+    const renewIntervalMs = 60_000; // a real timer would not fire during the test
+    const k = new LeaseKeeper({
+      store,
+      logger: quietLogger,
+      instanceId: 'clocked',
+      options: { ttlMs: 4 * renewIntervalMs, renewIntervalMs },
+      onChange: async () => undefined,
+      clock,
+    });
+    let renewals = 0;
+    const announce = store.leases.announce.bind(store.leases);
+    store.leases.announce = async (...args) => {
+      renewals++;
+      return announce(...args);
+    };
+    /** The renewal and the lapse watchdog are both waiting on the clock (a renewal in progress re-arms when done). */
+    const armed = (): Promise<unknown> => eventually(async () => (clock.pendingTimers === 2 ? true : undefined));
+    try {
+      await k.start();
+      assert.equal(renewals, 1, 'the first renewal at the start');
+      await armed();
+      clock.advance(renewIntervalMs - 1);
+      assert.equal(renewals, 1, 'not before the interval is over');
+      clock.advance(1);
+      assert.equal(renewals, 2, 'renewed when the interval is over');
+      await armed();
+      clock.advance(renewIntervalMs);
+      assert.equal(renewals, 3);
+      await armed();
+    } finally {
+      store.leases.announce = announce;
+      await k.stop();
+    }
+    assert.equal(clock.pendingTimers, 0, 'a stopped keeper leaves no timer behind');
   });
 
   it('applies a change of the servers again at the next renewal when applying it failed', async () => {

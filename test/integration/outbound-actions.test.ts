@@ -81,6 +81,14 @@ forEachBackend('outbound actions across instances', (kind) => {
     });
   }
 
+  /**
+   * Waits until `engine` holds nothing more to send for the server: what a cancellation took out
+   * of its queue can no longer go, so a count of the relay's messages taken then is final.
+   */
+  async function nothingQueued(engine: OutboundService, serverId: string): Promise<void> {
+    await eventually(async () => (engine.status(serverId).queue?.depth === 0 ? true : undefined));
+  }
+
   async function deadFiles(spoolDir: string, serverId: string): Promise<string[]> {
     return (await readdir(join(spoolDir, 'dead', serverId)).catch(() => [])).filter((f) => f.endsWith('.msg'));
   }
@@ -231,7 +239,7 @@ forEachBackend('outbound actions across instances', (kind) => {
     const [received] = await smtp.waitFor(1);
     assert.deepEqual(received?.envelope.to, ['a@example.net'], 'the other message goes');
     await statusUntil(destinationId, kept.body.id, 'sent');
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await nothingQueued(h.outbound, serverId);
     assert.equal(smtp.messages.length, 1, 'the cancelled one does not');
     assert.deepEqual(
       (await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/dead-letters`)).body.deadLetters.map((d: Obj) => d.id),
@@ -289,7 +297,7 @@ forEachBackend('outbound actions across instances', (kind) => {
     const [received] = await smtp.waitFor(1);
     assert.match(received?.raw.toString() ?? '', /Subject: kept/);
     await statusUntil(destinationId, kept, 'sent');
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await nothingQueued(h.outbound, serverId);
     assert.equal(smtp.messages.length, 1, 'only the message not cancelled went');
     assert.equal((await h.call<Obj>('GET', outboundUrl(destinationId, dropped))).body.status, 'failed');
     assert.deepEqual((await deadFiles(h.spoolDir, serverId)).length, 2, 'both kept as dead letters');
@@ -315,9 +323,10 @@ forEachBackend('outbound actions across instances', (kind) => {
       await new Promise((resolve) => setTimeout(resolve, 1_500));
       return found;
     };
+    const before = smtp.connections;
     const sent = await h.call<Obj>('POST', outboundUrl(destinationId), { to: ['c@example.net'], text: 'x' });
     assert.equal(sent.status, 202, sent.raw);
-    await new Promise((resolve) => setTimeout(resolve, 100)); // its connection is being made
+    await eventually(async () => (smtp.connections > before ? true : undefined)); // its connection is being made
     const cancelled = await h.call<Obj>('POST', `${outboundUrl(destinationId, sent.body.id)}/cancel`, {});
     assert.equal(cancelled.status, 200, cancelled.raw);
     assert.equal(cancelled.body.status, 'failed');
@@ -352,7 +361,7 @@ forEachBackend('outbound actions across instances', (kind) => {
     assert.equal((await deadFiles(otherSpool, serverId)).length, 1);
 
     await smtp.start();
-    await new Promise((resolve) => setTimeout(resolve, 1_000)); // longer than the relay probe
+    await nothingQueued(other, serverId);
     assert.equal(smtp.messages.length, 0, 'the relay is back and the cancelled message stays unsent');
   });
 
@@ -603,7 +612,7 @@ forEachBackend('outbound actions across instances', (kind) => {
   });
 
   it('retired while it ran on unannounced, sets aside unsent what the retirement gave up and keeps what it accepted since', async () => {
-    const { destinationId } = await account();
+    const { serverId, destinationId } = await account();
     await smtp.stop();
     await other.start(); // announces nothing (no lease keeper): to the others it is gone
     const givenUp = await other.accept(tenantId, destinationId, { to: ['customer@example.net'], text: 'given up' });
@@ -616,7 +625,7 @@ forEachBackend('outbound actions across instances', (kind) => {
     assert.equal(await h.store.retiredInstances.has('instance-b'), false, 'its name is free again');
     await smtp.start();
     await statusUntil(destinationId, since.id, 'sent');
-    await new Promise((resolve) => setTimeout(resolve, 500)); // another probe interval: nothing more comes
+    await nothingQueued(other, serverId);
     assert.deepEqual(
       smtp.messages.map((m) => m.raw.includes('accepted since')),
       [true],

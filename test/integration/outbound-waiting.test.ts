@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createAccounts } from '../../src/accounts/index.js';
 import { CredentialService } from '../../src/auth/credentials.js';
 import type { SmtpHarness } from '../../src/harness/smtp-harness.js';
@@ -100,5 +103,41 @@ describe('outbound: a warning after 4 hours of waiting [pglite]', () => {
     assert.equal(stats?.depth, 2);
     assert.equal(stats?.tenantId, tenantId);
     assert.ok((stats?.oldestAgeMs ?? 0) >= 10 * HOUR - 1_000, JSON.stringify(stats));
+  });
+
+  it('looks at its servers again every 5 s of its injected clock, not of the wall clock', async () => {
+    const clock = new FakeClock();
+    const ownSpool = await mkdtemp(join(tmpdir(), 'mailroom-reconcile-clock-'));
+    const service = new OutboundService({
+      store,
+      credentials: new CredentialService(new SecretSealer(randomBytes(32))),
+      logger: quietLogger,
+      spoolDir: ownSpool,
+      instanceId: 'reconcile-clock-test',
+      clock,
+      options: { fsync: false, heartbeatIntervalMs: 0 },
+    });
+    // Each look begins with whether this instance was retired meanwhile.
+    let looks = 0;
+    const noticeRetirement = service.noticeRetirement.bind(service);
+    service.noticeRetirement = () => {
+      looks++;
+      return noticeRetirement();
+    };
+    try {
+      await service.start();
+      clock.advance(4_999);
+      assert.equal(looks, 0, 'not before 5 s');
+      clock.advance(1);
+      assert.equal(looks, 1, 'at 5 s');
+      // The next look is timed once this one is over: only the clock brings it.
+      await eventually(async () => {
+        clock.advance(5_000);
+        return looks === 2 ? true : undefined;
+      });
+    } finally {
+      await service.stop();
+      await rm(ownSpool, { recursive: true, force: true });
+    }
   });
 });

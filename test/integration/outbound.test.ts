@@ -153,7 +153,8 @@ forEachBackend('outbound', (kind) => {
 
     await smtp.start();
     await h.outbound.reconcile();
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // No queue is left to send from (a count after a pause would prove less).
+    assert.equal(h.outbound.status(serverId).queue, null, 'the deleted server has no queue');
     assert.equal(smtp.messages.length, 0, 'nothing given up is sent');
   });
 
@@ -295,7 +296,9 @@ forEachBackend('outbound', (kind) => {
         );
         assert.equal(Number(logged[0]?.n), 1, 'in the send log, so the hourly limit counts it');
         assert.deepEqual(await again.spool.listSent(serverId), []);
-        await new Promise((resolve) => setTimeout(resolve, 300));
+        // Nothing is queued to send again (a count after a pause would prove less).
+        assert.deepEqual(await again.spool.list(serverId), []);
+        assert.equal(again.status(serverId).queue?.depth ?? 0, 0);
         assert.equal(smtp.messages.length, 0, 'not sent a second time');
       } finally {
         await again.stop();
@@ -303,7 +306,7 @@ forEachBackend('outbound', (kind) => {
     });
 
   it('refuses a subject holding U+0000 or a lone surrogate with 400 naming the field, and sends nothing', async () => {
-    const { destinationId } = await account(1);
+    const { serverId, destinationId } = await account(1);
     await h.outbound.start();
     for (const subject of ['a\u0000b', 'b \ud800c']) {
       const res = await send(destinationId, { to: ['customer@example.net'], subject, text: 'x' });
@@ -312,7 +315,7 @@ forEachBackend('outbound', (kind) => {
     }
     const [rows] = await h.store.query<{ n: string }>('SELECT count(*) AS n FROM outbound_messages');
     assert.equal(Number(rows?.n), 0, 'nothing accepted');
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.deepEqual(await h.outbound.spool.list(serverId), [], 'nothing spooled to send');
     assert.equal(smtp.messages.length, 0, 'nothing sent');
   });
 

@@ -42,6 +42,30 @@ async function limitedAccount(store: Store, smtp: SmtpHarness, name: string, lim
   return { ...ids, clock, engine, send };
 }
 
+/**
+ * Resolves once the account's queue in each engine has stopped by itself: waiting for a place
+ * under the limit until a time the fake clock has not reached (it moves only when the test says),
+ * or, with `mayBeEmpty`, empty (not for a queue just started: it is empty until it has listed its
+ * spool). Then nothing more is sent, and a count taken now is final: no waiting on the wall clock.
+ */
+async function atRest(
+  engines: OutboundService[],
+  serverId: string,
+  clock: FakeClock,
+  mayBeEmpty: boolean,
+): Promise<void> {
+  await eventually(async () =>
+    engines.every((engine) => {
+      const queue = engine.status(serverId).queue;
+      if (!queue) return false;
+      const limitedUntil = queue.rateLimitedUntil === null ? 0 : Date.parse(queue.rateLimitedUntil);
+      return (mayBeEmpty && queue.depth === 0) || limitedUntil > clock.now();
+    })
+      ? true
+      : undefined,
+  );
+}
+
 /** 30 messages an hour, 100 queued, a fake clock, a restart in the middle. */
 describe('hourly rate limit across a restart and across instances [pglite]', () => {
   let store: Store;
@@ -62,7 +86,7 @@ describe('hourly rate limit across a restart and across instances [pglite]', () 
     for (let i = 0; i < 100; i++) accepted.push((await send(outbound, `#${i}`)).id);
     const settle = async (count: number): Promise<void> => {
       await smtp.waitFor(count, 20_000);
-      await new Promise((resolve) => setTimeout(resolve, 300)); // nothing more may follow
+      await atRest([outbound], serverId, clock, count === accepted.length);
       assert.equal(smtp.messages.length, count);
     };
     await settle(30);
@@ -122,7 +146,7 @@ describe('hourly rate limit across a restart and across instances [pglite]', () 
       await smtp.waitFor(before + 4, 20_000);
       for (let i = 0; i < 4; i++) await send(b, `b${i}`);
       await smtp.waitFor(before + 5, 20_000);
-      await new Promise((resolve) => setTimeout(resolve, 500)); // nothing more may follow
+      await atRest([a, b], serverId, clock, true); // a sent all of its four
       assert.equal(smtp.messages.length - before, 5, 'five an hour, both instances together');
       assert.ok(b.status(serverId).queue?.rateLimitedUntil, 'the second instance says why its mail waits');
       clock.advance(RATE_WINDOW_MS + 1000);
@@ -170,16 +194,20 @@ for (const kind of await testBackends()) {
         await smtp.start();
         clock.advance(100); // both probes are due: the relay answers, both queues drain
         await smtp.waitFor(4, 20_000);
-        await new Promise((resolve) => setTimeout(resolve, 1_000)); // nothing more may follow
+        await atRest(engines, serverId, clock, true);
         assert.equal(smtp.messages.length, 4, 'four an hour, both instances together');
-        const sends = await store.sendLog.since(serverId, new Date(0));
+        // Sends are recorded in groups a moment after the relay's answer: waited for, not slept on.
+        const sends = await eventually(async () => {
+          const recorded = await store.sendLog.since(serverId, new Date(0));
+          return recorded.length >= 4 ? recorded : undefined;
+        });
         assert.equal(sends.length, 4);
         const places = await store.query<{ n: string }>('SELECT count(*) AS n FROM smtp_send_log WHERE NOT recorded');
         assert.equal(Number(places[0]?.n), 0, 'every place taken was replaced by its record');
 
         clock.advance(RATE_WINDOW_MS + 1000);
         await smtp.waitFor(8, 20_000);
-        await new Promise((resolve) => setTimeout(resolve, 1_000));
+        await atRest(engines, serverId, clock, true);
         assert.equal(smtp.messages.length, 8, 'four more in the next hour');
       } finally {
         for (const engine of engines) await engine.stop();

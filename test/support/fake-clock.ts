@@ -24,6 +24,11 @@ export class FakeClock implements Clock {
     if (typeof handle === 'number') this.timers.delete(handle);
   }
 
+  /** How many timers are waiting to fire (a test waits until the code under test armed its next one). */
+  get pendingTimers(): number {
+    return this.timers.size;
+  }
+
   /** Moves time forward, firing every timer that falls due on the way. */
   advance(ms: number): void {
     const target = this.current + ms;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { PLACE_HOLD_MS, RATE_WINDOW_MS } from '../../../src/outbound/rate-limit.js';
 import { RateLimitPlaces, type SendLogPlaces } from '../../../src/outbound/rate-limit-places.js';
-import type { SendLogEntry } from '../../../src/store/outbound-repositories.js';
+import type { SendLogEntry } from '../../../src/store/send-log.js';
 
 /** A send log that hands `entries` to the decision and writes down what it was asked to do. */
 function sendLogWith(entries: SendLogEntry[]): { log: SendLogPlaces; calls: string[] } {

@@ -1,3 +1,4 @@
+import { folderKey, moveTarget, movesIntoWatched } from '../shared/imap-folders.js';
 import { isMailroomError, MailroomError } from '../shared/errors.js';
 import { tlsModeOfSecure, type TlsMode } from '../shared/tls-mode.js';
 import type { OAuthPurpose } from '../store/oauth-grants.js';
@@ -148,11 +149,27 @@ function isGmail(input: ServerInput): boolean {
  */
 const ALL_MAIL = /^\[(gmail|google mail)\]\/all mail$/i;
 
+/** The folders a server without `imap.folders` watches (the engine's default). */
+const DEFAULT_FOLDERS = ['INBOX'];
+
+/** Mail is not moved into a folder the server watches: it would be read there again, and moved again. */
+function checkMoveTarget(input: ServerInput): void {
+  const postProcess = input.postProcess ?? 'seen';
+  const folders = input.imap.folders?.length ? input.imap.folders : DEFAULT_FOLDERS;
+  if (movesIntoWatched(postProcess, folders)) {
+    throw fieldError(
+      'postProcess',
+      `'postProcess' cannot move mail into '${moveTarget(postProcess) ?? ''}', a folder this server watches ` +
+        `(${folders.join(', ')}): the moved mail would be read there again and moved again; move it to a folder not watched`,
+    );
+  }
+}
+
 /** The watched folders: each once, none of them Gmail's All Mail. */
 function checkFolders(folders: readonly string[]): void {
   const seen = new Set<string>();
   for (const folder of folders) {
-    const key = folder.toUpperCase() === 'INBOX' ? 'INBOX' : folder;
+    const key = folderKey(folder);
     if (seen.has(key)) throw fieldError('imap.folders', `'imap.folders' names '${folder}' twice`);
     seen.add(key);
     if (ALL_MAIL.test(folder.trim())) {
@@ -265,6 +282,7 @@ function crossChecks(input: ServerInput, stored: StoredSecrets): Array<() => voi
     () => checkTls('imap', input.imap),
     () => checkTls('smtp', input.smtp),
     () => checkFolders(input.imap.folders ?? []),
+    () => checkMoveTarget(input),
     () => {
       if (isGmail(input) && (input.imap.maxSessions ?? 0) > GMAIL_MAX_SESSIONS) {
         throw fieldError(

@@ -1,3 +1,4 @@
+import { movesIntoWatched } from '../shared/imap-folders.js';
 import type { Logger } from '../shared/logger.js';
 import type { EmailServerRow, InboundMessageRow } from '../store/rows.js';
 import type { Store } from '../store/store.js';
@@ -62,7 +63,13 @@ export class PostProcessing {
     const others = eligible.filter((r) => r.status !== 'heartbeat').map((r) => r.uid);
     try {
       if (heartbeats.length > 0) await session.delete(heartbeats);
-      const action = server.postProcess;
+      let action = server.postProcess;
+      if (movesIntoWatched(action, server.imapFolders.length > 0 ? server.imapFolders : ['INBOX'])) {
+        // Refused when saved (accounts/server-form.ts); a server saved before that check would
+        // move its mail round in a circle, each turn stored again: marked read instead.
+        log.warn({ action }, 'not moving mail into a folder this server watches; marking it read instead');
+        action = 'seen';
+      }
       if (action === 'seen') await session.markSeen(others);
       else if (action === 'delete') await session.delete(others);
       else if (action.startsWith('move:')) await session.move(others, action.slice('move:'.length));

@@ -85,6 +85,21 @@ describe('server form', () => {
     });
   });
 
+  it('refuses to move mail into a folder the server watches (it would be read there again, without end)', () => {
+    const refused = (i: ServerInput): void =>
+      assert.throws(
+        () => checkServerInput(i),
+        (e: { field?: string; message?: string }) =>
+          e.field === 'postProcess' && /a folder this server watches/.test(e.message ?? ''),
+      );
+    refused({ ...input, postProcess: 'move:inbox' });
+    refused({ ...input, postProcess: 'move:INBOX' });
+    refused({ ...input, imap: { ...input.imap, folders: ['INBOX', 'Work'] }, postProcess: 'move:Work' });
+    checkServerInput({ ...input, imap: { ...input.imap, folders: ['INBOX', 'Work'] }, postProcess: 'move:work' });
+    checkServerInput({ ...input, postProcess: 'move:Archive' });
+    checkServerInput({ ...input, imap: { ...input.imap, folders: ['Work'] }, postProcess: 'move:INBOX' });
+  });
+
   it('keys an account by host and user, ignoring case and a trailing dot', () => {
     assert.equal(accountKeyOf('IMAP.Example.com.', 'A@Example.com'), accountKeyOf('imap.example.com', 'a@example.com'));
     assert.notEqual(accountKeyOf('imap.example.com', 'a'), accountKeyOf('imap.example.com', 'b'));

@@ -15,6 +15,10 @@ export const ERROR_CODES = {
     status: 429,
     text: 'The API token holds as many long polls and event streams open as it may; retry after the time given.',
   },
+  TOO_MANY_SEARCHES: {
+    status: 429,
+    text: 'The tenant (or the whole engine) is already running as many message trace searches as it may; retry after the time given.',
+  },
   RATE_LIMITED: {
     status: 429,
     text: 'The API token (or, without a valid token, the address) made more requests than it may; retry after the time given.',

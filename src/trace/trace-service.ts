@@ -130,11 +130,44 @@ function withRowDetail(view: TraceEventView, m: InboundMessageRow): TraceEventVi
  * timeline of one message (with the replies sent to it), from the message rows and their events.
  */
 export class TraceService {
-  constructor(private readonly store: Store) {}
+  /** Searches running on this instance, per tenant. */
+  private readonly running = new Map<string, number>();
+  private total = 0;
+
+  /**
+   * @param limits.perTenant [2] searches one tenant may run at once on this instance
+   * @param limits.total [4] searches all tenants together may run at once on this instance: a
+   *   search over a large mailbox holds a database connection for up to a second, and the pool is
+   *   shared with routing, webhooks and every other tenant
+   */
+  constructor(
+    private readonly store: Store,
+    private readonly limits = { perTenant: 2, total: 4 },
+  ) {}
 
   async search(tenantId: string, filters: TraceFilters & { cursor?: string | undefined }): Promise<TracePage> {
     const cursor = filters.cursor === undefined ? null : decodeCursor(filters.cursor);
-    const hits = await this.store.traceSearch.search(tenantId, filters, cursor, PAGE + 1);
+    const held = this.running.get(tenantId) ?? 0;
+    if (held >= this.limits.perTenant || this.total >= this.limits.total) {
+      throw new MailroomError(
+        'TOO_MANY_SEARCHES',
+        held >= this.limits.perTenant
+          ? `this tenant already runs ${held} trace searches (at most ${this.limits.perTenant} at once); try again when one has answered`
+          : 'the engine already runs as many trace searches as it may at once; try again in a moment',
+        { retryAfterSeconds: 1 },
+      );
+    }
+    this.running.set(tenantId, held + 1);
+    this.total += 1;
+    let hits: Awaited<ReturnType<Store['traceSearch']['search']>>;
+    try {
+      hits = await this.store.traceSearch.search(tenantId, filters, cursor, PAGE + 1);
+    } finally {
+      this.total -= 1;
+      const now = (this.running.get(tenantId) ?? 1) - 1;
+      if (now <= 0) this.running.delete(tenantId);
+      else this.running.set(tenantId, now);
+    }
     const page = hits.slice(0, PAGE);
     const last = page[page.length - 1];
     return {

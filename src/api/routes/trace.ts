@@ -12,7 +12,8 @@ const SearchQuery = Type.Object(
   {
     messageId: Type.Optional(Type.String({ minLength: 1, maxLength: 998 })),
     address: Type.Optional(Address),
-    subject: Type.Optional(Type.String({ minLength: 1, maxLength: 998 })),
+    // At least 3 characters: the subject index is of trigrams; a shorter part would read every subject.
+    subject: Type.Optional(Type.String({ minLength: 3, maxLength: 998 })),
     from: Type.Optional(Address),
     to: Type.Optional(Address),
     destinationId: Type.Optional(Id),

@@ -18,6 +18,7 @@ describe('error codes', () => {
       DESTINATION_NOT_FOUND: 404,
       TOKEN_NOT_FOUND: 404,
       TOO_MANY_WAITS: 429,
+      TOO_MANY_SEARCHES: 429,
       RATE_LIMITED: 429,
       PAYLOAD_TOO_LARGE: 413,
       UNSUPPORTED_MEDIA_TYPE: 415,

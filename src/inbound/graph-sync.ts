@@ -36,7 +36,7 @@ export interface GraphSyncDeps {
   store: Store;
   /** The IMAP path's parse, classify, route and store (`ingestFetched`). */
   sync: MailboxSync;
-  /** Messages per batch (one transaction each): MAILROOM_IMAP_BATCH_MAX_COUNT. */
+  /** Messages per batch (one transaction each): MAILROOM_IMAP_BATCH_MESSAGES. */
   batchMaxCount: number;
   /** Largest message fetched; a larger one is stored quarantined (too large). */
   maxMessageBytes: number;

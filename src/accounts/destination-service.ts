@@ -132,6 +132,10 @@ export class DestinationService {
         await tx.servers.clearDefaultDestinationUnlessUsed(destinationId, fields.serverId);
       }
       const updated = await tx.destinations.replace({ id: destinationId, tenantId, ...fields, ...webhook });
+      // Events waiting for a batch under the old setting go as the new one says (at once, or as batches).
+      if (JSON.stringify(current.webhookBatch) !== JSON.stringify(updated.webhookBatch)) {
+        await tx.webhooks.dueNow(destinationId);
+      }
       await tx.audit.record({
         tenantId,
         action: 'destination.updated',

@@ -313,6 +313,18 @@ export class WebhookDeliveryRepository {
     });
   }
 
+  /**
+   * Makes a destination's events that wait for a batch (never tried, due later) due now: after
+   * its `webhookBatch` changed, nothing waits for a `maxWaitMs` no longer asked for.
+   */
+  async dueNow(destinationId: string): Promise<void> {
+    await this.em.query(
+      `UPDATE webhook_deliveries SET next_attempt_at = now()
+        WHERE destination_id = $1 AND delivered_at IS NULL AND attempts = 0 AND next_attempt_at > now()`,
+      [destinationId],
+    );
+  }
+
   /** Gives a destination back at the end of a run, if the lease is still that run's. */
   async releaseRun(destinationId: string, leaseUntil: Date): Promise<void> {
     await this.em.query(`DELETE FROM webhook_leases WHERE destination_id = $1 AND lease_until = $2`, [

@@ -208,6 +208,30 @@ forEachBackend('batched webhook delivery (webhookBatch)', (kind) => {
     );
   });
 
+  it('sends the events waiting for a batch at once when batching is turned off', async () => {
+    const r = await receiver();
+    await batchingDestination(r.url, { maxEvents: 100, maxWaitMs: 60_000 });
+    await routeMessages(h.store, target, 2);
+    const waitingMs = async (): Promise<number[]> =>
+      (
+        await h.store.query<{ ms: string }>(
+          `SELECT EXTRACT(EPOCH FROM (next_attempt_at - now())) * 1000 AS ms FROM webhook_deliveries
+            WHERE destination_id = $1 ORDER BY seq`,
+          [target.destinationId],
+        )
+      ).map((row) => Number(row.ms));
+    assert.ok(
+      (await waitingMs()).every((ms) => ms > 50_000),
+      'they wait for more events',
+    );
+    const off = await h.call<Obj>('PATCH', `${destinations()}/${target.destinationId}`, { webhookBatch: null });
+    assert.equal(off.status, 200, off.raw);
+    assert.ok(
+      (await waitingMs()).every((ms) => ms <= 0),
+      'due now',
+    );
+  });
+
   it('retries a failed batch from its first event, never skipping or reordering', async () => {
     const r = await receiver((n) => (n === 1 || n === 3 ? 503 : 200));
     await batchingDestination(r.url, { maxEvents: 4, maxWaitMs: 0 });

@@ -113,13 +113,3 @@ export function describeImapError(err: unknown, state: 'authError' | 'connectErr
     }
   }
 }
-
-/**
- * The server has no such folder: SELECT answered NO with RFC 5530's `NONEXISTENT` code. About
- * that folder alone: the session goes on, and so do the server's other folders.
- */
-export function isMissingFolder(err: unknown): boolean {
-  return (
-    err instanceof ImapCommandError && err.command.startsWith('SELECT ') && err.serverResponseCode === 'NONEXISTENT'
-  );
-}

@@ -7,7 +7,7 @@ import { serverLogFields, type Logger } from '../shared/logger.js';
 import { imapReconnects } from '../shared/metrics.js';
 import type { EmailServerRow } from '../store/rows.js';
 import { connectImap } from './imap-connect.js';
-import { describeImapError, isAuthFailure, isMissingFolder } from './imap-errors.js';
+import { describeImapError, isAuthFailure } from './imap-errors.js';
 import type { ImapSession, ImapSessionOptions } from './imap-session.js';
 import type { MailboxSync, SyncResult } from './mailbox-sync.js';
 import type { InboundOptions } from './options.js';
@@ -70,8 +70,6 @@ export function idleStatus(state: WatcherState): WatcherStatus {
 /** Why a folder the server lists as `\All` (Gmail's All Mail) is not read. */
 const NOT_WATCHED_ALL_MAIL =
   "the mailbox's All Mail (\\All): it holds sent mail and drafts too; watch INBOX and the labels mail arrives in";
-
-const NOT_WATCHED_MISSING = 'the server has no folder of this name (looked for again at each pass)';
 
 /** [2] IMAP sessions per server when its "maximum IMAP sessions" is 0 (the engine's default). */
 export const DEFAULT_MAX_SESSIONS = 2;
@@ -364,23 +362,10 @@ export class ServerWatcher {
       if (this.stopped) return;
       const previous = this.lastPass.get(mailbox);
       this.lastPass.delete(mailbox); // a pass that fails proves nothing for the next one
-      let result: SyncResult;
-      try {
-        result = await this.deps.sync.run(session, this.server, mailbox, this.stopping.signal, this.log, previous);
-      } catch (err) {
-        // A folder the server does not have (misspelt, deleted since) holds up no other folder:
-        // it is reported and looked for again at the next pass.
-        if (!isMissingFolder(err)) throw err;
-        if (this.status.notWatched[mailbox] === undefined) {
-          this.log.warn({ mailbox }, 'not watching this folder: the server has no folder of this name');
-        }
-        this.status.notWatched[mailbox] = NOT_WATCHED_MISSING;
-        continue;
-      }
+      const result = await this.deps.sync.run(session, this.server, mailbox, this.stopping.signal, this.log, previous);
       this.lastPass.set(mailbox, result);
       this.status.lastUid[mailbox] = result.lastUid;
       if (result.notWatched) this.status.notWatched[mailbox] = NOT_WATCHED_ALL_MAIL;
-      else delete this.status.notWatched[mailbox];
       this.markContact();
     }
   }

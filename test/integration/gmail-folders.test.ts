@@ -119,27 +119,6 @@ describe('Gmail: a mailbox watched in several folders', function () {
     assert.equal(Number(count[0]?.n), 3);
   });
 
-  it('watches the other folders when one does not exist, and says so in the status', async () => {
-    const { h, imap, tenantId } = await setUp(after);
-    imap.append(USER, 'INBOX', rawMail({ subject: 'first' }));
-    const serverId = await addServer(h, imap, tenantId, ['Nope', 'INBOX']);
-    await h.inbound.start();
-    await eventually(async () => (h.inbound.status(serverId).lastUid.INBOX === 1 ? true : undefined));
-    // New mail after the first pass is found too (the missing folder stops nothing).
-    imap.append(USER, 'INBOX', rawMail({ subject: 'second' }));
-    await eventually(async () => (h.inbound.status(serverId).lastUid.INBOX === 2 ? true : undefined));
-    const status = await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/servers/${serverId}/status`);
-    assert.equal(status.body.inbound.state, 'idle', status.raw);
-    assert.match(status.body.inbound.notWatched.Nope, /no folder of this name/);
-    // Created later: watched from the next pass on, and no longer reported.
-    imap.createMailbox(USER, 'Nope');
-    imap.append(USER, 'Nope', rawMail({ subject: 'in nope' }));
-    imap.append(USER, 'INBOX', rawMail({ subject: 'third' }));
-    await eventually(async () => (h.inbound.status(serverId).lastUid.Nope === 1 ? true : undefined), 30_000);
-    const later = await h.call<Obj>('GET', `/api/v1/tenants/${tenantId}/servers/${serverId}/status`);
-    assert.equal(later.body.inbound.notWatched.Nope, undefined, later.raw);
-  });
-
   it('refuses to watch [Gmail]/All Mail, and skips a folder the server lists as \\All', async () => {
     const { h, imap, tenantId } = await setUp(after);
     const refused = await h.call<Obj>(

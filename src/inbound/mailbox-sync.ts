@@ -235,7 +235,7 @@ export class MailboxSync {
       return result;
     }
     const routing = routingOf(server, await store.destinations.listByServer(server.id));
-    const batches = this.batchesAfter(session, server, lastUid);
+    const batches = this.batchesAfter(session, server, mailbox, lastUid);
     // Pipelined: batch k+1 is listed, fetched, parsed, looked up and decided while batch k is
     // stored, and batch k is post-processed while batch k+1 is stored. Commits stay strictly in UID
     // order (the checkpoint only moves forward); a batch's post-processing starts only after its commit.
@@ -345,6 +345,7 @@ export class MailboxSync {
   private async *batchesAfter(
     session: ImapSession,
     server: EmailServerRow,
+    mailbox: string,
     lastUid: number,
   ): AsyncGenerator<Batch & { upTo: number }> {
     const { options } = this.deps;
@@ -363,7 +364,7 @@ export class MailboxSync {
       const described = new Map(
         (await session.describe(large ? chunk.filter((uid) => large.has(uid)) : chunk)).map((m) => [m.uid, m]),
       );
-      const stored = byId ? await this.storedCopies(server, [...described.values()]) : new Set<string>();
+      const stored = byId ? await this.storedCopies(server, mailbox, [...described.values()]) : new Set<string>();
       const listed: Listed[] = [];
       for (const uid of chunk) {
         const meta = described.get(uid);
@@ -382,10 +383,10 @@ export class MailboxSync {
     }
   }
 
-  /** The ids (X-GM-MSGID, EMAILID) among these messages' that this server has stored already. */
-  private async storedCopies(server: EmailServerRow, metas: MessageMeta[]): Promise<Set<string>> {
+  /** The ids (X-GM-MSGID, EMAILID) among these messages' that this server has stored already from another folder. */
+  private async storedCopies(server: EmailServerRow, mailbox: string, metas: MessageMeta[]): Promise<Set<string>> {
     const ids = metas.map((m) => m.emailId).filter((id): id is string => id !== null);
-    return this.deps.store.messages.existingEmailIds(server.id, ids);
+    return this.deps.store.messages.existingEmailIds(server.id, mailbox, ids);
   }
 
   /** Fetches a batch, parses it (in the worker pool) and looks up what the database knows of its keys. */

@@ -311,15 +311,23 @@ export class InboundMessageRepository {
     return new Map(rows.map((r) => [r.id, r]));
   }
   /**
-   * Which of these server ids of messages (X-GM-MSGID, EMAILID) this server has stored already, in
-   * any folder: a copy in another watched folder is the same message.
+   * Which of these server ids of messages (X-GM-MSGID, EMAILID) this server has stored already from
+   * another folder than `mailbox`: a copy in another watched folder is the same message. In the
+   * same folder (appended again after a new UIDVALIDITY: Cyrus derives EMAILID from the content)
+   * it is read as any message and recognised by its Message-ID, and post-processed there.
    */
-  existingEmailIds(serverId: string, emailIds: string[]): Promise<Set<string>> {
-    return this.existing('email_id', serverId, emailIds);
+  async existingEmailIds(serverId: string, mailbox: string, emailIds: string[]): Promise<Set<string>> {
+    if (emailIds.length === 0) return new Set();
+    const rows: Array<{ v: string }> = await this.em.query(
+      `SELECT email_id AS v FROM inbound_messages
+        WHERE server_id = $1 AND email_id = ANY($2::text[]) AND mailbox <> $3`,
+      [serverId, emailIds, mailbox],
+    );
+    return new Set(rows.map((r) => r.v));
   }
 
   /** Which of these values of an indexed column this server's messages have. */
-  private async existing(column: 'dedupe_key' | 'email_id', serverId: string, values: string[]): Promise<Set<string>> {
+  private async existing(column: 'dedupe_key', serverId: string, values: string[]): Promise<Set<string>> {
     if (values.length === 0) return new Set();
     const rows: Array<{ v: string }> = await this.em.query(
       `SELECT ${column} AS v FROM inbound_messages WHERE server_id = $1 AND ${column} = ANY($2::text[])`,
